@@ -1,1 +1,27 @@
-//! (being written)
+//! rapat's write side: commands in, events out.
+//!
+//! [`CommandBus`] runs a command on its aggregate (cqrs-es `Aggregate::handle`) and
+//! appends the resulting events through [`JetStreamEventStore`], which keeps them in
+//! NATS JetStream, the only source of truth. The services commands need (argon2id
+//! hashing) live here too, so the domain stays free of I/O.
+
+mod bus;
+mod cache;
+mod codec;
+mod config;
+mod error;
+mod metadata;
+mod password;
+mod setup;
+mod snapshot;
+mod store;
+
+pub use bus::{CommandBus, CommandOutcome, RetryPolicy};
+pub use cache::Cached;
+pub use codec::EVENT_TYPES_HEADER;
+pub use config::EventStoreConfig;
+pub use error::{CommandError, StoreError};
+pub use metadata::CommandMetadata;
+pub use password::Argon2idHasher;
+pub use setup::{connect, ensure_event_store};
+pub use store::{Appended, JetStreamEventStore, Loaded, StoredAggregate};

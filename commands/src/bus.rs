@@ -1,0 +1,150 @@
+//! Command dispatch: load, decide, append, and retry a lost race on fresh state.
+
+use std::time::Duration;
+
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use rand::Rng;
+use rapat_domain::envelope::Upcast;
+
+use crate::cache::KeyedLocks;
+use crate::error::{CommandError, StoreError};
+use crate::metadata::CommandMetadata;
+use crate::store::{JetStreamEventStore, StoredAggregate};
+
+/// How often a command that lost a concurrency race is tried again.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    /// Upper bound of the random pause before the n-th retry is n × this.
+    pub backoff_step: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_attempts: 16, backoff_step: Duration::from_millis(2) }
+    }
+}
+
+/// What a successful command did.
+#[derive(Clone, Debug)]
+pub struct CommandOutcome<A: Aggregate> {
+    /// The new events; empty when the command changed nothing (a repeated join).
+    pub events: Vec<A::Event>,
+    /// The aggregate after the command.
+    pub state: A,
+    pub version: u64,
+    /// Stream sequence a reader must wait for to see this write: the message just
+    /// appended, or the aggregate's last one when nothing was appended.
+    pub stream_sequence: u64,
+    /// The command id had been stored before; nothing new was written.
+    pub duplicate: bool,
+    /// How many attempts the command took (1 unless it lost a race).
+    pub attempts: u32,
+}
+
+/// Runs commands of one aggregate type against the event store.
+///
+/// Commands on the same aggregate in one process are serialised by a per-aggregate
+/// lock, so they do not race each other; races with other processes (a second
+/// gateway) are caught by the store's expected-sequence check and retried here.
+pub struct CommandBus<A: StoredAggregate>
+where
+    A::Event: Upcast,
+{
+    store: JetStreamEventStore<A>,
+    services: A::Services,
+    locks: KeyedLocks,
+    retry: RetryPolicy,
+}
+
+impl<A: StoredAggregate> CommandBus<A>
+where
+    A::Event: Upcast,
+    A::Command: Clone,
+{
+    pub fn new(store: JetStreamEventStore<A>, services: A::Services) -> Self {
+        Self { store, services, locks: KeyedLocks::default(), retry: RetryPolicy::default() }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn store(&self) -> &JetStreamEventStore<A> {
+        &self.store
+    }
+
+    #[tracing::instrument(
+        name = "command",
+        skip_all,
+        fields(aggregate = A::TYPE, aggregate_id, command_id = %metadata.command_id),
+    )]
+    pub async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: CommandMetadata,
+    ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
+        tracing::Span::current().record("aggregate_id", aggregate_id);
+        let _serialised = self.locks.lock(aggregate_id).await;
+        let mut attempt = 1;
+        loop {
+            match self.attempt(aggregate_id, command.clone(), &metadata).await {
+                Ok(mut outcome) => {
+                    outcome.attempts = attempt;
+                    return Ok(outcome);
+                }
+                Err(AttemptError::Store(StoreError::Conflict { .. })) if attempt < self.retry.max_attempts => {
+                    tracing::debug!(attempt, "lost a concurrency race; retrying on fresh state");
+                    self.store.evict(aggregate_id);
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(AttemptError::Store(StoreError::Conflict { .. })) => {
+                    return Err(CommandError::Conflict { attempts: attempt });
+                }
+                Err(AttemptError::Store(error)) => return Err(CommandError::Store(error)),
+                Err(AttemptError::Rejected(error)) => return Err(CommandError::Rejected(error)),
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &CommandMetadata,
+    ) -> Result<CommandOutcome<A>, AttemptError<A::Error>> {
+        let mut loaded = self.store.load(aggregate_id).await.map_err(AttemptError::Store)?;
+        let sink = EventSink::default();
+        // `handle` works on the cached copy; a rejected command must not leave its
+        // half-applied events in the cache, so it is evicted on rejection.
+        if let Err(error) = loaded.state.aggregate.handle(command, &self.services, &sink).await {
+            self.store.evict(aggregate_id);
+            return Err(AttemptError::Rejected(error));
+        }
+        let events = sink.collect().await;
+        let state = loaded.state.aggregate.clone();
+        let appended = self.store.append(loaded, &events, metadata).await.map_err(AttemptError::Store)?;
+        Ok(CommandOutcome {
+            events,
+            state,
+            version: appended.version,
+            stream_sequence: appended.stream_sequence,
+            duplicate: appended.duplicate,
+            attempts: 1,
+        })
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self.retry.backoff_step * attempt;
+        rand::rng().random_range(Duration::ZERO..=ceiling)
+    }
+}
+
+enum AttemptError<E> {
+    Rejected(E),
+    Store(StoreError),
+}

@@ -1,0 +1,61 @@
+//! Who asked for a command and why: the envelope fields that do not come from the
+//! aggregate.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+/// Metadata of one command. `command_id` becomes the message's `Nats-Msg-Id`: a
+/// client that retries a command with the same id gets it stored once.
+#[derive(Clone, Debug)]
+pub struct CommandMetadata {
+    pub command_id: Uuid,
+    /// The acting user's id; `None` when the system acts on its own.
+    pub actor: Option<String>,
+    pub correlation_id: Option<String>,
+    /// W3C trace context (`traceparent`, `tracestate`) to carry in NATS headers.
+    pub trace_context: Vec<(String, String)>,
+}
+
+impl CommandMetadata {
+    /// A command with a fresh id on behalf of `actor`.
+    pub fn by(actor: impl Into<String>) -> Self {
+        Self { actor: Some(actor.into()), ..Self::system() }
+    }
+
+    /// A command the system issues on its own.
+    pub fn system() -> Self {
+        Self { command_id: Uuid::new_v4(), actor: None, correlation_id: None, trace_context: Vec::new() }
+    }
+
+    pub fn with_command_id(mut self, command_id: Uuid) -> Self {
+        self.command_id = command_id;
+        self
+    }
+
+    pub fn with_correlation_id(mut self, correlation_id: impl Into<String>) -> Self {
+        self.correlation_id = Some(correlation_id.into());
+        self
+    }
+
+    pub fn with_trace_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.trace_context.push((name.to_string(), value.into()));
+        self
+    }
+
+    /// Keys cqrs-es metadata maps use, so `CqrsFramework::execute_with_metadata`
+    /// reaches the same envelope fields.
+    pub fn from_cqrs_map(map: &HashMap<String, String>) -> Self {
+        let command_id = map.get("command_id").and_then(|id| Uuid::parse_str(id).ok()).unwrap_or_else(Uuid::new_v4);
+        let trace_context = ["traceparent", "tracestate"]
+            .iter()
+            .filter_map(|name| map.get(*name).map(|value| (name.to_string(), value.clone())))
+            .collect();
+        Self {
+            command_id,
+            actor: map.get("actor").cloned(),
+            correlation_id: map.get("correlation_id").cloned(),
+            trace_context,
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Connecting to NATS and making sure the stream and snapshot bucket exist.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv, stream};
+
+use crate::config::EventStoreConfig;
+use crate::error::StoreError;
+
+/// Connects to NATS, failing fast (no endless retry) when nobody answers, so a
+/// server that starts without NATS says so instead of hanging.
+pub async fn connect(nats_url: &str) -> Result<async_nats::Client, StoreError> {
+    async_nats::ConnectOptions::new()
+        .name("rapat")
+        .connection_timeout(Duration::from_secs(3))
+        .request_timeout(Some(Duration::from_secs(5)))
+        .connect(nats_url)
+        .await
+        .map_err(|error| StoreError::unavailable(format!("cannot connect to NATS at {nats_url}: {error}")))
+}
+
+/// Creates the event stream and the snapshot bucket when they are missing. An
+/// existing stream is left as it is: its limits are an operator's decision.
+pub async fn ensure_event_store(
+    jetstream: &jetstream::Context,
+    config: &EventStoreConfig,
+) -> Result<(), StoreError> {
+    let stream_config = stream::Config {
+        name: config.stream.clone(),
+        description: Some("rapat domain events: the source of truth".into()),
+        subjects: vec![config.all_subjects()],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        num_replicas: config.replicas,
+        max_age: config.max_age.unwrap_or_default(),
+        // An acknowledged event must never disappear.
+        deny_delete: true,
+        deny_purge: true,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    jetstream
+        .get_or_create_stream(stream_config)
+        .await
+        .map_err(|error| StoreError::unavailable(format!("cannot open stream {}: {error}", config.stream)))?;
+
+    if config.snapshot_every > 0 {
+        ensure_snapshot_bucket(jetstream, config).await?;
+    }
+    Ok(())
+}
+
+async fn ensure_snapshot_bucket(jetstream: &jetstream::Context, config: &EventStoreConfig) -> Result<(), StoreError> {
+    if jetstream.get_key_value(&config.snapshot_bucket).await.is_ok() {
+        return Ok(());
+    }
+    let bucket = kv::Config {
+        bucket: config.snapshot_bucket.clone(),
+        description: "rapat aggregate snapshots (a cache: safe to delete)".into(),
+        history: 1,
+        num_replicas: config.replicas,
+        max_age: config.max_age.unwrap_or_default(),
+        storage: stream::StorageType::File,
+        ..Default::default()
+    };
+    match jetstream.create_key_value(bucket).await {
+        Ok(_) => Ok(()),
+        // Another node created it between our look-up and our create.
+        Err(_) if jetstream.get_key_value(&config.snapshot_bucket).await.is_ok() => Ok(()),
+        Err(error) => Err(StoreError::unavailable(format!(
+            "cannot create snapshot bucket {}: {error}",
+            config.snapshot_bucket
+        ))),
+    }
+}

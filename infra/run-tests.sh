@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Start NATS + Postgres if needed (infra/services.sh), export NATS_URL and
+# DATABASE_URL, then run the whole workspace test suite:
+#   cargo nextest run --workspace --no-fail-fast [args]   (+ doc tests, see below)
+#   cargo test --workspace --no-fail-fast [args]          (without cargo-nextest)
+# Extra arguments go to nextest / cargo test. nextest does not run doc tests, so
+# they run first with `cargo test --doc` when no extra arguments were given.
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$repo_root"
+
+service_env=$(infra/services.sh --env)
+eval "$service_env"
+export NATS_URL DATABASE_URL
+
+if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
+  PATH=${CARGO_HOME:-$HOME/.cargo}/bin:$PATH
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  cat >&2 <<'MSG'
+run-tests.sh: cargo not found. Install Rust with rustup:
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y
+  . "$HOME/.cargo/env"
+MSG
+  exit 1
+fi
+
+echo "run-tests.sh: NATS_URL=$NATS_URL DATABASE_URL=$DATABASE_URL" >&2
+
+if cargo nextest --version >/dev/null 2>&1; then
+  # nextest does not run doc tests: run them first, so that nextest's summary is
+  # the last thing printed.
+  doc_rc=0
+  if (($# == 0)); then
+    cargo test --workspace --doc --no-fail-fast || doc_rc=$?
+  fi
+  rc=0
+  cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+  ((rc != 0)) || rc=$doc_rc
+  exit "$rc"
+fi
+
+exec cargo test --workspace --no-fail-fast "$@"
