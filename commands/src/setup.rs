@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, kv, stream};
+use async_nats::jetstream::{self, stream};
 
 use crate::config::EventStoreConfig;
 use crate::error::StoreError;
@@ -50,26 +50,32 @@ pub async fn ensure_event_store(
     Ok(())
 }
 
+/// Creates the snapshot bucket's backing stream directly, following the key-value
+/// layout (`KV_<bucket>`, subjects `$KV.<bucket>.>`). async-nats's
+/// `create_key_value` first asks for account info in a shape NATS 2.9 does not
+/// send, so it fails there; the bucket itself works the same on every version.
 async fn ensure_snapshot_bucket(jetstream: &jetstream::Context, config: &EventStoreConfig) -> Result<(), StoreError> {
     if jetstream.get_key_value(&config.snapshot_bucket).await.is_ok() {
         return Ok(());
     }
-    let bucket = kv::Config {
-        bucket: config.snapshot_bucket.clone(),
-        description: "rapat aggregate snapshots (a cache: safe to delete)".into(),
-        history: 1,
-        num_replicas: config.replicas,
+    let bucket = &config.snapshot_bucket;
+    let backing_stream = stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some("rapat aggregate snapshots (a cache: safe to delete)".into()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
         max_age: config.max_age.unwrap_or_default(),
         storage: stream::StorageType::File,
+        num_replicas: config.replicas,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
         ..Default::default()
     };
-    match jetstream.create_key_value(bucket).await {
-        Ok(_) => Ok(()),
-        // Another node created it between our look-up and our create.
-        Err(_) if jetstream.get_key_value(&config.snapshot_bucket).await.is_ok() => Ok(()),
-        Err(error) => Err(StoreError::unavailable(format!(
-            "cannot create snapshot bucket {}: {error}",
-            config.snapshot_bucket
-        ))),
-    }
+    jetstream
+        .get_or_create_stream(backing_stream)
+        .await
+        .map_err(|error| StoreError::unavailable(format!("cannot create snapshot bucket {bucket}: {error}")))?;
+    Ok(())
 }

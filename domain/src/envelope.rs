@@ -52,6 +52,16 @@ pub trait Upcast {
     }
 }
 
+/// Refuses a payload written by a newer build than this one: reading it as the
+/// current shape could silently drop fields the newer build relies on. Event enums
+/// call this first in their [`Upcast`] impl.
+pub fn refuse_newer(event_type: &str, schema_version: u32, current: u32) -> Result<(), UpcastError> {
+    if schema_version > current {
+        return Err(UpcastError::FromTheFuture { event_type: event_type.to_owned(), schema_version });
+    }
+    Ok(())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UpcastError {
     #[error("event {event_type} has schema version {schema_version}, newer than this build reads")]

@@ -20,7 +20,7 @@ macro_rules! uuid_id {
                 Self(Uuid::new_v4())
             }
 
-            pub fn from_uuid(uuid: Uuid) -> Self {
+            pub const fn from_uuid(uuid: Uuid) -> Self {
                 Self(uuid)
             }
 

@@ -1,0 +1,9 @@
+//! Event store tests against a real NATS server with JetStream. Each test has its
+//! own stream, subjects and snapshot bucket (see `support::TestStore`), so tests
+//! run in parallel on one server without seeing each other.
+
+mod concurrency;
+mod loading;
+mod round_trip;
+mod support;
+mod unavailable;

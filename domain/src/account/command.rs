@@ -1,0 +1,26 @@
+//! What can be asked of an account and of an email claim. Commands hold parsed
+//! values only; `Clone` because the store retries a command after a conflict.
+
+use super::types::{AccountStatus, AvatarChange, Email, PersonName, Role};
+use crate::credentials::Password;
+use crate::ids::UserId;
+
+#[derive(Clone, Debug)]
+pub enum AccountCommand {
+    Register { email: Email, password: Password, first_name: PersonName, last_name: PersonName },
+    /// `None` leaves a field as it is.
+    UpdateProfile {
+        first_name: Option<PersonName>,
+        last_name: Option<PersonName>,
+        avatar: Option<AvatarChange>,
+        status: Option<AccountStatus>,
+    },
+    ChangePassword { current: Password, new: Password },
+    SetStatus { status: AccountStatus },
+    GrantRole { role: Role },
+}
+
+#[derive(Clone, Debug)]
+pub enum EmailClaimCommand {
+    Claim { email: Email, account: UserId },
+}

@@ -1,0 +1,113 @@
+//! What happened to an account or an email claim. Payload shapes are a stored
+//! contract (see `schemas/events/account/` and `schemas/events/email/`): a change
+//! bumps the variant's version in [`AccountEvent::event_version`] and teaches
+//! [`Upcast`] to bring the old shape forward.
+
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::types::{AccountStatus, Avatar, Email, PersonName, Role};
+use crate::credentials::PasswordHash;
+use crate::envelope::{Upcast, UpcastError, refuse_newer};
+use crate::ids::UserId;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum AccountEvent {
+    /// Version 2 added `role`; version 1 accounts were all members.
+    AccountRegistered { email: Email, password_hash: PasswordHash, first_name: PersonName, last_name: PersonName, role: Role },
+    /// Only what changed is present; `avatar_removed` is true when the avatar was
+    /// taken away (a new one arrives as `avatar` instead).
+    ProfileUpdated {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_name: Option<PersonName>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_name: Option<PersonName>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        avatar: Option<Avatar>,
+        #[serde(default)]
+        avatar_removed: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<AccountStatus>,
+    },
+    PasswordChanged { password_hash: PasswordHash },
+    StatusChanged { status: AccountStatus },
+    RoleGranted { role: Role },
+}
+
+impl AccountEvent {
+    /// The schema version this build writes for an event type, `None` for a type it
+    /// does not know.
+    fn current_version(event_type: &str) -> Option<u32> {
+        match event_type {
+            "AccountRegistered" => Some(2),
+            "ProfileUpdated" | "PasswordChanged" | "StatusChanged" | "RoleGranted" => Some(1),
+            _ => None,
+        }
+    }
+}
+
+impl DomainEvent for AccountEvent {
+    fn event_type(&self) -> String {
+        let name = match self {
+            Self::AccountRegistered { .. } => "AccountRegistered",
+            Self::ProfileUpdated { .. } => "ProfileUpdated",
+            Self::PasswordChanged { .. } => "PasswordChanged",
+            Self::StatusChanged { .. } => "StatusChanged",
+            Self::RoleGranted { .. } => "RoleGranted",
+        };
+        name.to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        let version = Self::current_version(&self.event_type()).unwrap_or(1);
+        version.to_string()
+    }
+}
+
+impl Upcast for AccountEvent {
+    fn upcast(event_type: &str, schema_version: u32, payload: Value) -> Result<Value, UpcastError> {
+        // An unknown type passes through: decoding then fails naming the type.
+        let Some(current) = Self::current_version(event_type) else { return Ok(payload) };
+        refuse_newer(event_type, schema_version, current)?;
+        match (event_type, schema_version, payload) {
+            ("AccountRegistered", 1, Value::Object(mut fields)) => {
+                // Roles came with version 2; every account before that was a member.
+                fields.insert("role".to_owned(), serde_json::to_value(Role::Member).map_err(|e| malformed(1, e))?);
+                Ok(Value::Object(fields))
+            }
+            ("AccountRegistered", 1, other) => Err(malformed(1, format!("expected an object, got {other}"))),
+            (_, _, payload) => Ok(payload),
+        }
+    }
+}
+
+fn malformed(schema_version: u32, reason: impl ToString) -> UpcastError {
+    UpcastError::Malformed { event_type: "AccountRegistered".to_owned(), schema_version, reason: reason.to_string() }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all_fields = "camelCase")]
+pub enum EmailClaimEvent {
+    EmailClaimed { email: Email, account_id: UserId },
+}
+
+impl DomainEvent for EmailClaimEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::EmailClaimed { .. } => "EmailClaimed".to_owned(),
+        }
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}
+
+impl Upcast for EmailClaimEvent {
+    fn upcast(event_type: &str, schema_version: u32, payload: Value) -> Result<Value, UpcastError> {
+        refuse_newer(event_type, schema_version, 1)?;
+        Ok(payload)
+    }
+}

@@ -1,0 +1,36 @@
+//! What can be asked of a room. Commands hold parsed values only.
+
+use chrono::{DateTime, Utc};
+
+use super::types::{MaxUsers, PasswordChange, RoomDescription, RoomName};
+use crate::credentials::Password;
+use crate::ids::UserId;
+
+/// `Clone` because the event store retries a command after a concurrency conflict.
+#[derive(Clone, Debug)]
+pub enum RoomCommand {
+    Create {
+        host: UserId,
+        name: RoomName,
+        description: RoomDescription,
+        password: Option<Password>,
+        max_users: MaxUsers,
+        scheduled_at: Option<DateTime<Utc>>,
+    },
+    /// `None` leaves a setting as it is.
+    UpdateSettings {
+        actor: UserId,
+        name: Option<RoomName>,
+        description: Option<RoomDescription>,
+        password: Option<PasswordChange>,
+        max_users: Option<MaxUsers>,
+    },
+    Join { user: UserId, password: Option<Password> },
+    Leave { user: UserId },
+    MuteParticipant { actor: UserId, target: UserId },
+    RemoveParticipant { actor: UserId, target: UserId },
+    SetAudio { user: UserId, muted: bool },
+    SetVideo { user: UserId, on: bool },
+    SetScreenShare { user: UserId, sharing: bool },
+    End { actor: UserId },
+}

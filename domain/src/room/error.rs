@@ -1,0 +1,45 @@
+//! Why a room refused a command, and why a value is not a valid part of a room.
+
+use crate::services::HashingError;
+
+/// A command the room refuses. Each variant is a decision of the aggregate, except
+/// [`RoomError::Hashing`], which is the password service failing.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    #[error("the room already exists")]
+    AlreadyExists,
+    #[error("the room does not exist")]
+    NotFound,
+    #[error("the room has ended")]
+    Ended,
+    #[error("only the host of the room can do that")]
+    NotHost,
+    #[error("the room password is missing or wrong")]
+    WrongPassword,
+    #[error("the room is full")]
+    Full,
+    #[error("that user is not a participant in the room")]
+    NotAParticipant,
+    #[error("the host cannot be removed from their own room")]
+    CannotRemoveHost,
+    #[error("the room has more participants than the new maximum")]
+    MaxUsersBelowParticipants,
+    #[error(transparent)]
+    Hashing(#[from] HashingError),
+}
+
+/// A value that cannot be part of a room (a 400 at the API, never an aggregate
+/// decision).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RoomInputError {
+    #[error("the room name must not be empty")]
+    NameEmpty,
+    #[error("the room name must be at most {max} characters long")]
+    NameTooLong { max: usize },
+    #[error("the room name must not contain control characters")]
+    NameHasControlCharacters,
+    #[error("the room description must be at most {max} characters long")]
+    DescriptionTooLong { max: usize },
+    #[error("the maximum number of users must be between 1 and {max}")]
+    MaxUsersOutOfRange { max: u32 },
+}

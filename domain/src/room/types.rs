@@ -1,0 +1,199 @@
+//! The parsed values a room is made of. Each exists only if it is valid, so the
+//! aggregate and everything downstream can take them as they are.
+//!
+//! `Deserialize` goes through `parse` too (`serde(try_from)`): a value read back from
+//! an event, a snapshot or a request body obeys the same rules as one built in code.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::RoomInputError;
+
+/// A room's display name: 1 to 100 characters once trimmed, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoomName(String);
+
+impl RoomName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(raw: String) -> Result<Self, RoomInputError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(RoomInputError::NameEmpty);
+        }
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(RoomInputError::NameTooLong { max: Self::MAX_CHARS });
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(RoomInputError::NameHasControlCharacters);
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RoomName {
+    type Error = RoomInputError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(raw)
+    }
+}
+
+impl From<RoomName> for String {
+    fn from(name: RoomName) -> Self {
+        name.0
+    }
+}
+
+/// Free text about a room: up to 1000 characters, possibly empty. Line breaks are
+/// allowed here, unlike in a name, because a description is prose.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoomDescription(String);
+
+impl RoomDescription {
+    pub const MAX_CHARS: usize = 1000;
+
+    pub fn parse(raw: String) -> Result<Self, RoomInputError> {
+        let trimmed = raw.trim();
+        if trimmed.chars().count() > Self::MAX_CHARS {
+            return Err(RoomInputError::DescriptionTooLong { max: Self::MAX_CHARS });
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RoomDescription {
+    type Error = RoomInputError;
+
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(raw)
+    }
+}
+
+impl From<RoomDescription> for String {
+    fn from(description: RoomDescription) -> Self {
+        description.0
+    }
+}
+
+/// How many participants a room admits at once: 1 to [`MaxUsers::LIMIT`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct MaxUsers(u32);
+
+impl MaxUsers {
+    /// What one SFU node can forward for a single room without degrading everyone.
+    pub const LIMIT: u32 = 500;
+
+    pub fn parse(n: u32) -> Result<Self, RoomInputError> {
+        if (1..=Self::LIMIT).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(RoomInputError::MaxUsersOutOfRange { max: Self::LIMIT })
+        }
+    }
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for MaxUsers {
+    /// Only the not-yet-created room (the aggregate's `Default`) uses this; every real
+    /// room's limit comes from its `RoomCreated`.
+    fn default() -> Self {
+        Self(Self::LIMIT)
+    }
+}
+
+impl TryFrom<u32> for MaxUsers {
+    type Error = RoomInputError;
+
+    fn try_from(n: u32) -> Result<Self, Self::Error> {
+        Self::parse(n)
+    }
+}
+
+impl From<MaxUsers> for u32 {
+    fn from(max: MaxUsers) -> Self {
+        max.0
+    }
+}
+
+/// What a settings update does to a room's password.
+#[derive(Clone, Debug)]
+pub enum PasswordChange {
+    Set(crate::credentials::Password),
+    Clear,
+}
+
+/// One participant's media state, as the room knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantState {
+    pub audio_muted: bool,
+    pub video_on: bool,
+    pub screen_sharing: bool,
+}
+
+impl Default for ParticipantState {
+    /// How someone arrives: microphone on, camera off, nothing shared. The camera
+    /// starts off so nobody is on video before they choose to be.
+    fn default() -> Self {
+        Self { audio_muted: false, video_on: false, screen_sharing: false }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check<T: std::fmt::Debug>(input: Result<T, RoomInputError>, expect: Result<&str, RoomInputError>) {
+        let got = input.map(|value| format!("{value:?}"));
+        assert_eq!(got, expect.map(str::to_owned));
+    }
+
+    #[test]
+    fn room_names() {
+        check(RoomName::parse("  Daily standup ".into()), Ok(r#"RoomName("Daily standup")"#));
+        check(RoomName::parse("   ".into()), Err(RoomInputError::NameEmpty));
+        check(RoomName::parse(String::new()), Err(RoomInputError::NameEmpty));
+        check(RoomName::parse("a\u{7}b".into()), Err(RoomInputError::NameHasControlCharacters));
+        check(RoomName::parse("line\nbreak".into()), Err(RoomInputError::NameHasControlCharacters));
+        check(RoomName::parse("é".repeat(100)).map(|_| ()), Ok("()"));
+        check(RoomName::parse("x".repeat(101)), Err(RoomInputError::NameTooLong { max: 100 }));
+    }
+
+    #[test]
+    fn room_descriptions() {
+        check(RoomDescription::parse(String::new()), Ok(r#"RoomDescription("")"#));
+        check(RoomDescription::parse("Agenda:\n- one".into()), Ok(r#"RoomDescription("Agenda:\n- one")"#));
+        check(RoomDescription::parse("x".repeat(1000)).map(|_| ()), Ok("()"));
+        check(RoomDescription::parse("x".repeat(1001)), Err(RoomInputError::DescriptionTooLong { max: 1000 }));
+    }
+
+    #[test]
+    fn max_users() {
+        check(MaxUsers::parse(0), Err(RoomInputError::MaxUsersOutOfRange { max: 500 }));
+        check(MaxUsers::parse(1), Ok("MaxUsers(1)"));
+        check(MaxUsers::parse(500), Ok("MaxUsers(500)"));
+        check(MaxUsers::parse(501), Err(RoomInputError::MaxUsersOutOfRange { max: 500 }));
+    }
+
+    #[test]
+    fn deserialising_parses() {
+        check(serde_json::from_str::<RoomName>(r#"" Team ""#).map_err(|_| RoomInputError::NameEmpty), Ok(r#"RoomName("Team")"#));
+        assert!(serde_json::from_str::<RoomName>(r#""   ""#).is_err());
+        assert!(serde_json::from_str::<MaxUsers>("0").is_err());
+        assert!(serde_json::from_str::<MaxUsers>("12").is_ok());
+    }
+}
