@@ -21,6 +21,7 @@ struct SnapshotRecord<A> {
     aggregate: A,
 }
 
+#[derive(Clone)]
 pub struct Snapshots {
     bucket: kv::Store,
     every: u64,

@@ -221,7 +221,10 @@ where
         if let Some(snapshots) = &self.inner.snapshots
             && snapshots.is_due(old_version, new_version)
         {
-            snapshots.save(A::TYPE, &aggregate_id, &committed).await;
+            // Off the command's path: a snapshot only shortens later loads, and an
+            // older one landing after a newer one costs replay time, not correctness.
+            let (snapshots, aggregate_id, state) = (snapshots.clone(), aggregate_id.clone(), committed.clone());
+            tokio::spawn(async move { snapshots.save(A::TYPE, &aggregate_id, &state).await });
         }
         self.inner.cache.put(&aggregate_id, committed);
         Ok(Appended { stream_sequence: ack.sequence, version: new_version, duplicate: false })
