@@ -49,11 +49,19 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.settings.log_format);
-    match cli.command {
+    let result = match cli.command {
         Command::Serve => serve(&cli.settings).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // One line with the cause chain; an operator needs the reason, not a backtrace.
+            eprintln!("rapat: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
