@@ -16,7 +16,7 @@ script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 repo_root=$(cd "$script_dir/.." && pwd -P)
 
 NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
-DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/rapat}
 data_dir=${RAPAT_DATA_DIR:-$repo_root/.data}
 [[ $data_dir == /* ]] || data_dir=$PWD/$data_dir
 wait_secs=${RAPAT_SERVICES_WAIT:-60}
