@@ -16,3 +16,4 @@ pub mod envelope;
 pub mod ids;
 pub mod room;
 pub mod services;
+pub mod session;

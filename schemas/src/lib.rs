@@ -50,6 +50,7 @@ event_schemas! {
     "account" => ["AccountRegistered", "ProfileUpdated", "PasswordChanged", "StatusChanged", "RoleGranted"],
     "email" => ["EmailClaimed"],
     "contacts" => ["ContactAdded", "ContactRemoved"],
+    "session" => ["SessionStarted", "SessionRefreshed", "SessionRevoked"],
 }
 
 /// The schema of `rapat_domain::envelope::StoredEvent` at its root, and of a

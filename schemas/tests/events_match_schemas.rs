@@ -16,6 +16,7 @@ use rapat_domain::credentials::PasswordHash;
 use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_event, schema_version_of, split_event};
 use rapat_domain::ids::UserId;
 use rapat_domain::room::{MaxUsers, Room, RoomDescription, RoomEvent, RoomName};
+use rapat_domain::session::{RefreshToken, RevokeReason, Session, SessionEvent};
 use rapat_schemas::{EVENT_SCHEMAS, SchemaError, schema_version, validate_commit, validate_event, validate_stored_event};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -112,6 +113,17 @@ fn next_contact_list_event(previous: Option<&ContactListEvent>) -> Option<Contac
     })
 }
 
+fn next_session_event(previous: Option<&SessionEvent>) -> Option<SessionEvent> {
+    use SessionEvent::*;
+    let refresh_hash = |n: u8| RefreshToken::new(Uuid::from_u128(0x5), [n; 32]).hash();
+    Some(match previous {
+        None => SessionStarted { user_id: ANA, refresh_hash: refresh_hash(1), expires_at: at() },
+        Some(SessionStarted { .. }) => SessionRefreshed { refresh_hash: refresh_hash(2), expires_at: at(), generation: 1 },
+        Some(SessionRefreshed { .. }) => SessionRevoked { reason: RevokeReason::RefreshReuse },
+        Some(SessionRevoked { .. }) => return None,
+    })
+}
+
 fn chain<E>(next: fn(Option<&E>) -> Option<E>) -> Vec<E> {
     let mut events: Vec<E> = Vec::new();
     while let Some(event) = next(events.last()) {
@@ -164,6 +176,7 @@ fn examples() -> Vec<Example> {
     examples.extend(examples_of::<Account>(chain(next_account_event)));
     examples.extend(examples_of::<EmailClaim>(chain(next_email_claim_event)));
     examples.extend(examples_of::<ContactList>(chain(next_contact_list_event)));
+    examples.extend(examples_of::<Session>(chain(next_session_event)));
     // Optional fields the chain fills in, left out.
     examples.extend(examples_of::<Room>(vec![
         RoomEvent::RoomCreated {
