@@ -50,23 +50,34 @@ pub async fn ensure_event_store(
     Ok(())
 }
 
-/// Creates the snapshot bucket's backing stream directly, following the key-value
-/// layout (`KV_<bucket>`, subjects `$KV.<bucket>.>`). async-nats's
-/// `create_key_value` first asks for account info in a shape NATS 2.9 does not
-/// send, so it fails there; the bucket itself works the same on every version.
 async fn ensure_snapshot_bucket(jetstream: &jetstream::Context, config: &EventStoreConfig) -> Result<(), StoreError> {
-    if jetstream.get_key_value(&config.snapshot_bucket).await.is_ok() {
+    let description = "rapat aggregate snapshots (a cache: safe to delete)";
+    ensure_kv_bucket(jetstream, &config.snapshot_bucket, description, config.max_age, config.replicas).await
+}
+
+/// Creates a key-value bucket's backing stream directly, following the key-value
+/// layout (`KV_<bucket>`, subjects `$KV.<bucket>.>`, one value per key), when the
+/// bucket is missing. async-nats's `create_key_value` first asks for account info
+/// in a shape NATS 2.9 does not send, so it fails there; the bucket itself works
+/// the same on every version.
+pub async fn ensure_kv_bucket(
+    jetstream: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+    max_age: Option<Duration>,
+    replicas: usize,
+) -> Result<(), StoreError> {
+    if jetstream.get_key_value(bucket).await.is_ok() {
         return Ok(());
     }
-    let bucket = &config.snapshot_bucket;
     let backing_stream = stream::Config {
         name: format!("KV_{bucket}"),
-        description: Some("rapat aggregate snapshots (a cache: safe to delete)".into()),
+        description: Some(description.to_string()),
         subjects: vec![format!("$KV.{bucket}.>")],
         max_messages_per_subject: 1,
-        max_age: config.max_age.unwrap_or_default(),
+        max_age: max_age.unwrap_or_default(),
         storage: stream::StorageType::File,
-        num_replicas: config.replicas,
+        num_replicas: replicas,
         allow_rollup: true,
         deny_delete: true,
         allow_direct: true,
@@ -76,6 +87,6 @@ async fn ensure_snapshot_bucket(jetstream: &jetstream::Context, config: &EventSt
     jetstream
         .get_or_create_stream(backing_stream)
         .await
-        .map_err(|error| StoreError::unavailable(format!("cannot create snapshot bucket {bucket}: {error}")))?;
+        .map_err(|error| StoreError::unavailable(format!("cannot create key-value bucket {bucket}: {error}")))?;
     Ok(())
 }

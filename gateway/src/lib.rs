@@ -1,2 +1,22 @@
-//! The gateway: axum REST `/api/v1`, WebSocket signaling `/ws` and the browser
-//! client's static files. Not built yet: it arrives with the REST API issue.
+//! The gateway: rapat's HTTP edge. REST `/api/v1` (axum), with the write side
+//! behind it for commands and the Postgres read models for queries. WebSocket
+//! signaling and the browser client's files join it later.
+//!
+//! Only this crate knows the REST wire shapes; it never loads an aggregate to
+//! answer a query.
+
+mod app;
+mod auth;
+mod config;
+mod error;
+mod extract;
+mod presence;
+mod response;
+mod routes;
+mod state;
+mod tokens;
+mod write;
+
+pub use app::{Application, Backends, StartError, router};
+pub use config::{GatewayConfig, RateLimit};
+pub use error::ApiError;

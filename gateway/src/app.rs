@@ -1,0 +1,161 @@
+//! Builds the HTTP application: routes, middleware, listener.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rapat_commands::{Argon2idHasher, CommandBus, EventStoreConfig, JetStreamEventStore, StoreError};
+use rapat_domain::services::DomainServices;
+use rapat_projections::ProjectionPositions;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower_governor::GovernorLayer;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::REQUEST_ID_HEADER;
+use crate::config::GatewayConfig;
+use crate::error::ApiError;
+use crate::presence::Presence;
+use crate::routes;
+use crate::state::{AppState, Inner};
+use crate::tokens::TokenKeys;
+
+/// What the gateway needs from the rest of the process.
+pub struct Backends {
+    pub nats: async_nats::Client,
+    pub event_store: EventStoreConfig,
+    pub db: PgPool,
+    pub positions: ProjectionPositions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: SocketAddr, source: std::io::Error },
+    #[error("RAPAT_JWT_SECRET must be at least 32 bytes")]
+    WeakJwtSecret,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    address: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(config: GatewayConfig, backends: Backends) -> Result<Self, StartError> {
+        if config.jwt_secret.len() < 32 {
+            return Err(StartError::WeakJwtSecret);
+        }
+        let state = build_state(config.clone(), backends).await?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| StartError::Bind { address: config.bind, source })?;
+        let address = listener.local_addr().map_err(|source| StartError::Bind { address: config.bind, source })?;
+        Ok(Self { listener, router: router(state), address })
+    }
+
+    /// The bound address (the real port when the configured one was 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub async fn run_until_stopped(self, shutdown: tokio_util::sync::CancellationToken) -> std::io::Result<()> {
+        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    }
+}
+
+async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppState, StoreError> {
+    let Backends { nats, event_store, db, positions } = backends;
+    let services = DomainServices::new(Arc::new(Argon2idHasher::new()));
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    let presence_bucket = format!("{}_PRESENCE", event_store.stream.trim_end_matches("_EVENTS"));
+    Ok(AppState::new(Inner {
+        accounts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services.clone()),
+        emails: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
+        rooms: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services),
+        contacts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
+        sessions: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store).await?, ()),
+        presence: Presence::open(&jetstream, &presence_bucket).await?,
+        tokens: TokenKeys::new(&config.jwt_secret, config.access_ttl, config.refresh_ttl),
+        db,
+        positions,
+        nats,
+        config,
+    }))
+}
+
+/// The whole HTTP surface with its middleware.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.auth_rate_limit;
+    let governor = GovernorConfigBuilder::default()
+        .period(limit.replenish_every)
+        .burst_size(limit.burst.max(1))
+        .finish()
+        .expect("a non-zero period and burst make a valid rate limit");
+    let rate_limited = GovernorLayer::new(governor).error_handler(|error| match error {
+        tower_governor::GovernorError::TooManyRequests { wait_time, .. } => {
+            ApiError::too_many_requests(wait_time).into_response()
+        }
+        other => ApiError::internal(other).into_response(),
+    });
+
+    let (api, openapi) = routes::api_router(rate_limited).split_for_parts();
+    let openapi = Arc::new(openapi);
+    let body_limit = state.config.body_limit_bytes;
+    let cors = cors_layer(&state.config.cors_origins);
+
+    Router::new()
+        .merge(api)
+        .route("/api/v1/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors)
+        .layer(security_headers())
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER)))
+        .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER), MakeRequestUuid))
+}
+
+fn cors_layer(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+fn security_headers() -> tower::layer::util::Stack<
+    SetResponseHeaderLayer<HeaderValue>,
+    tower::layer::util::Stack<SetResponseHeaderLayer<HeaderValue>, SetResponseHeaderLayer<HeaderValue>>,
+> {
+    let nosniff = SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let frames = SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let referrer = SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    tower::layer::util::Stack::new(nosniff, tower::layer::util::Stack::new(frames, referrer))
+}
+
+async fn not_found() -> Response {
+    ApiError::not_found("route_not_found", "no such endpoint").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not accept that method")
+        .into_response()
+}

@@ -1,0 +1,87 @@
+//! `AuthUser`: the caller, from `Authorization: Bearer <access token>`, checked
+//! against its session so a logged-out token stops working at once.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use chrono::Utc;
+use rapat_commands::CommandMetadata;
+use rapat_domain::ids::UserId;
+use rapat_projections::queries;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::tokens::TokenError;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: UserId,
+    pub session_id: Uuid,
+    pub role: String,
+    /// The request id, carried into events as their correlation id.
+    pub request_id: Option<String>,
+}
+
+impl AuthUser {
+    /// Metadata for a command this caller issues.
+    pub fn command(&self) -> CommandMetadata {
+        with_request_id(CommandMetadata::by(self.user_id.to_string()), self.request_id.as_deref())
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+/// The id tower-http's request-id layer gave this request.
+pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    headers.get(REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).map(str::to_string)
+}
+
+pub fn with_request_id(metadata: CommandMetadata, request_id: Option<&str>) -> CommandMetadata {
+    match request_id {
+        Some(id) => metadata.with_correlation_id(id),
+        None => metadata,
+    }
+}
+
+/// The bearer token of a request, if it has one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|token| !token.is_empty())
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers)
+            .ok_or_else(|| ApiError::unauthorized("missing_token", "this endpoint needs Authorization: Bearer <token>"))?;
+        let user = authenticate(state, token).await?;
+        state.presence.touch(user.user_id).await;
+        Ok(AuthUser { request_id: request_id(&parts.headers), ..user })
+    }
+}
+
+/// Verifies an access token and that its session is still active.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+    let claims = state.tokens.verify_access(token).map_err(|error| match error {
+        TokenError::Expired => ApiError::unauthorized("token_expired", error.to_string()),
+        TokenError::Invalid => ApiError::unauthorized("invalid_token", error.to_string()),
+    })?;
+    let session = queries::sessions::by_id(&state.db, claims.sid).await?;
+    match session {
+        Some(session) if session.is_active(Utc::now()) => Ok(AuthUser {
+            user_id: UserId::from_uuid(claims.sub),
+            session_id: claims.sid,
+            role: claims.role,
+            request_id: None,
+        }),
+        _ => Err(ApiError::unauthorized("token_revoked", "this token's session has ended; log in again")),
+    }
+}

@@ -1,0 +1,194 @@
+//! One error type for every handler, rendered as the SPEC's envelope:
+//! `{"success": false, "error": {"code": "...", "message": "..."}}`.
+//!
+//! Domain errors map to statuses here and nowhere else. 5xx answers stay vague to
+//! the client; their cause goes to the log.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rapat_commands::{CommandError, StoreError};
+use rapat_domain::account::{AccountError, AccountInputError, EmailClaimError};
+use rapat_domain::contacts::ContactListError;
+use rapat_domain::credentials::PasswordError;
+use rapat_domain::room::{RoomError, RoomInputError};
+use rapat_domain::session::SessionError;
+use rapat_projections::QueryError;
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds, for 429 and 503 answers.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+    }
+
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        Self { retry_after: Some(retry_after.max(1)), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; try again later") }
+    }
+
+    /// A backing service (NATS, Postgres) is down or too slow.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(%cause, "answering 503");
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "a backing service is unavailable; try again shortly")
+        }
+    }
+
+    /// A bug or an unexpected failure: logged in full, answered vaguely.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "answering 500");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "something went wrong on our side")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "success": false, "error": { "code": self.code, "message": self.message } });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// How each domain's refusals read over HTTP.
+pub trait DomainRejection: std::error::Error {
+    fn to_api_error(&self) -> ApiError;
+}
+
+impl<E: DomainRejection> From<CommandError<E>> for ApiError {
+    fn from(error: CommandError<E>) -> Self {
+        match error {
+            CommandError::Rejected(rejection) => rejection.to_api_error(),
+            CommandError::Conflict { .. } => {
+                ApiError::conflict("concurrent_change", "the resource changed concurrently; try again")
+            }
+            CommandError::Store(StoreError::Unavailable { reason }) => ApiError::unavailable(reason),
+            CommandError::Store(other) => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        if error.is_unavailable() { ApiError::unavailable(error) } else { ApiError::internal(error) }
+    }
+}
+
+impl DomainRejection for RoomError {
+    fn to_api_error(&self) -> ApiError {
+        let message = self.to_string();
+        match self {
+            RoomError::AlreadyExists => ApiError::conflict("room_exists", message),
+            RoomError::NotFound => ApiError::not_found("room_not_found", message),
+            RoomError::Ended => ApiError::conflict("room_ended", message),
+            RoomError::NotHost => ApiError::forbidden("not_host", message),
+            RoomError::WrongPassword => ApiError::forbidden("wrong_password", message),
+            RoomError::Full => ApiError::conflict("room_full", message),
+            RoomError::NotAParticipant => ApiError::not_found("not_a_participant", message),
+            RoomError::CannotRemoveHost => ApiError::bad_request("cannot_remove_host", message),
+            RoomError::MaxUsersBelowParticipants => ApiError::conflict("max_users_below_participants", message),
+            RoomError::Hashing(error) => ApiError::internal(error),
+        }
+    }
+}
+
+impl DomainRejection for AccountError {
+    fn to_api_error(&self) -> ApiError {
+        let message = self.to_string();
+        match self {
+            AccountError::AlreadyRegistered => ApiError::conflict("email_taken", message),
+            AccountError::NotFound => ApiError::not_found("user_not_found", message),
+            AccountError::WrongPassword => ApiError::forbidden("wrong_password", message),
+            AccountError::Hashing(error) => ApiError::internal(error),
+        }
+    }
+}
+
+impl DomainRejection for EmailClaimError {
+    fn to_api_error(&self) -> ApiError {
+        match self {
+            EmailClaimError::EmailTaken => ApiError::conflict("email_taken", "an account with this email already exists"),
+        }
+    }
+}
+
+impl DomainRejection for ContactListError {
+    fn to_api_error(&self) -> ApiError {
+        let message = self.to_string();
+        match self {
+            ContactListError::CannotAddSelf => ApiError::bad_request("cannot_add_self", message),
+            ContactListError::AlreadyAContact => ApiError::conflict("already_a_contact", message),
+            ContactListError::NotAContact => ApiError::not_found("not_a_contact", message),
+            ContactListError::OwnerMismatch => ApiError::internal(message),
+        }
+    }
+}
+
+impl DomainRejection for SessionError {
+    fn to_api_error(&self) -> ApiError {
+        let message = self.to_string();
+        match self {
+            SessionError::AlreadyStarted => ApiError::internal(message),
+            SessionError::NotFound | SessionError::UnknownRefreshToken => {
+                ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid")
+            }
+            SessionError::Revoked => ApiError::unauthorized("session_revoked", message),
+            SessionError::Expired => ApiError::unauthorized("refresh_token_expired", message),
+        }
+    }
+}
+
+impl From<RoomInputError> for ApiError {
+    fn from(error: RoomInputError) -> Self {
+        ApiError::bad_request("invalid_input", error.to_string())
+    }
+}
+
+impl From<AccountInputError> for ApiError {
+    fn from(error: AccountInputError) -> Self {
+        match error {
+            AccountInputError::AvatarTooLarge { .. } => ApiError::too_large("avatar_too_large", error.to_string()),
+            other => ApiError::bad_request("invalid_input", other.to_string()),
+        }
+    }
+}
+
+impl From<PasswordError> for ApiError {
+    fn from(error: PasswordError) -> Self {
+        ApiError::bad_request("invalid_password", error.to_string())
+    }
+}

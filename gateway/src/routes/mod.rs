@@ -1,0 +1,57 @@
+//! The REST API, one module per resource. Each module's `router()` registers its
+//! handlers through utoipa-axum, so a route and its OpenAPI entry come from the
+//! same `#[utoipa::path]` and cannot drift apart.
+
+pub mod auth;
+pub mod contacts;
+pub mod health;
+pub mod rooms;
+pub mod users;
+
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "rapat", description = "Event-sourced backend for browser video meetings: REST API v1"),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Registration, login, token refresh and logout"),
+        (name = "users", description = "Profiles, contacts and presence"),
+        (name = "rooms", description = "Rooms, participants and their history"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// Every `/api/v1` route with its OpenAPI description (paths in the document
+/// carry the `/api/v1` prefix). `rate_limited` wraps the
+/// auth routes (login, register, refresh), which guess-and-retry attacks target.
+pub fn api_router<L>(rate_limited: L) -> OpenApiRouter<AppState>
+where
+    L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+    L::Service: tower::Service<axum::extract::Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
+    <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+{
+    let v1 = OpenApiRouter::new()
+        .merge(auth::router().layer(rate_limited))
+        .merge(users::router())
+        .merge(contacts::router())
+        .merge(rooms::router());
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
+}

@@ -1,0 +1,47 @@
+//! What every handler can reach: the command buses (write side), the read models
+//! (read side), tokens and presence.
+
+use std::sync::Arc;
+
+use rapat_commands::CommandBus;
+use rapat_domain::account::{Account, EmailClaim};
+use rapat_domain::contacts::ContactList;
+use rapat_domain::room::Room;
+use rapat_domain::session::Session;
+use rapat_projections::ProjectionPositions;
+use sqlx::PgPool;
+
+use crate::config::GatewayConfig;
+use crate::presence::Presence;
+use crate::tokens::TokenKeys;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub accounts: CommandBus<Account>,
+    pub emails: CommandBus<EmailClaim>,
+    pub rooms: CommandBus<Room>,
+    pub contacts: CommandBus<ContactList>,
+    pub sessions: CommandBus<Session>,
+    pub db: PgPool,
+    pub positions: ProjectionPositions,
+    pub tokens: TokenKeys,
+    pub presence: Presence,
+    pub nats: async_nats::Client,
+    pub config: GatewayConfig,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

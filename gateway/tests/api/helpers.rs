@@ -1,0 +1,252 @@
+//! `spawn_app()`: a whole rapat (write side, projector, gateway) on a random port,
+//! with its own database and stream, torn down when the `TestApp` drops.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rapat_commands::EventStoreConfig;
+use rapat_gateway::{Application, Backends, GatewayConfig};
+use rapat_projections::{ProjectionPositions, ProjectorConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
+}
+
+/// The server's Postgres, without a database name.
+pub fn postgres_base_url() -> String {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/rapat".to_string());
+    match url.rsplit_once('/') {
+        Some((base, _database)) => base.to_string(),
+        None => url,
+    }
+}
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub base_url: String,
+    pub http: reqwest::Client,
+    pub db: sqlx::PgPool,
+    pub database: String,
+    pub event_store: EventStoreConfig,
+    shutdown: CancellationToken,
+}
+
+/// One HTTP answer: status, parsed JSON body (Null when not JSON) and headers.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl TestResponse {
+    /// `body.error.code`, for error answers.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+
+    /// Asserts the status, printing the body when it differs.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "unexpected answer: {:#}", self.body);
+        self
+    }
+
+    /// Asserts an error answer in the SPEC's envelope with this status and code.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) {
+        self.expect(status);
+        assert_eq!(self.body["success"], json!(false), "{:#}", self.body);
+        assert_eq!(self.error_code(), code, "{:#}", self.body);
+        assert!(self.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{:#}", self.body);
+    }
+}
+
+/// A registered, logged-in user.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub first_name: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like `spawn_app`, letting the test change the gateway's settings first.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestApp {
+    init_tracing();
+    let id = Uuid::new_v4().simple().to_string();
+    let namespace = format!("t{id}");
+    let mut event_store = EventStoreConfig::for_namespace(&namespace);
+    event_store.max_age = Some(Duration::from_secs(3600));
+
+    let nats = rapat_commands::connect(&nats_url()).await.expect("NATS with JetStream must be running");
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    rapat_commands::ensure_event_store(&jetstream, &event_store).await.expect("event stream");
+
+    let database = format!("rapat_test_{id}");
+    let db = rapat_projections::connect(&format!("{}/{database}", postgres_base_url()))
+        .await
+        .expect("Postgres must be running");
+    let positions = ProjectionPositions::start(db.clone());
+    let shutdown = CancellationToken::new();
+    let projector_config = ProjectorConfig::new(&event_store.stream, &event_store.subject_prefix, &namespace);
+    tokio::spawn(rapat_projections::run_all(db.clone(), jetstream.clone(), projector_config, shutdown.child_token()));
+
+    let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), b"test-secret-test-secret-test-secret!".to_vec());
+    // Generous by default so ordinary tests never meet it; rate-limit tests lower it.
+    config.auth_rate_limit.burst = 1000;
+    configure(&mut config);
+    let backends = Backends { nats, event_store: event_store.clone(), db: db.clone(), positions };
+    let application = Application::build(config, backends).await.expect("gateway starts");
+    let address = application.address();
+    tokio::spawn(application.run_until_stopped(shutdown.child_token()));
+
+    TestApp {
+        address,
+        base_url: format!("http://{address}"),
+        http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+        db,
+        database,
+        event_store,
+        shutdown,
+    }
+}
+
+impl TestApp {
+    /// Sends a request; `body` is sent as JSON when given.
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> TestResponse {
+        let mut request = self.http.request(method, format!("{}{path}", self.base_url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        into_test_response(request.send().await.expect("request sent")).await
+    }
+
+    /// Sends raw bytes with a given content type (for garbage-body tests).
+    pub async fn send_raw(&self, method: Method, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> TestResponse {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        into_test_response(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> TestResponse {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> TestResponse {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> TestResponse {
+        self.request(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> TestResponse {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str, first_name: &str, last_name: &str) -> TestResponse {
+        let body = json!({ "email": email, "password": password, "firstName": first_name, "lastName": last_name });
+        self.post("/api/v1/auth/register", None, body).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> TestResponse {
+        self.post("/api/v1/auth/login", None, json!({ "email": email, "password": password })).await
+    }
+
+    /// Registers a fresh user (unique email) and logs them in.
+    pub async fn new_user(&self, first_name: &str) -> TestUser {
+        let email = format!("{}.{}@example.com", first_name.to_lowercase(), Uuid::new_v4().simple());
+        let password = "correct horse 1".to_string();
+        let registered = self.register(&email, &password, first_name, "Tester").await;
+        registered.expect(201);
+        let login = self.login(&email, &password).await;
+        login.expect(200);
+        TestUser {
+            id: registered.data()["user"]["id"].as_str().expect("user id").to_string(),
+            email,
+            password,
+            first_name: first_name.to_string(),
+            token: login.data()["token"].as_str().expect("token").to_string(),
+            refresh_token: login.data()["refreshToken"].as_str().expect("refresh token").to_string(),
+        }
+    }
+
+    /// Creates a room as `host` and returns its id.
+    pub async fn create_room(&self, host: &TestUser, body: Value) -> String {
+        let created = self.post("/api/v1/rooms", Some(&host.token), body).await;
+        created.expect(201);
+        created.data()["id"].as_str().expect("room id").to_string()
+    }
+}
+
+async fn into_test_response(response: reqwest::Response) -> TestResponse {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.expect("body");
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    TestResponse { status, body, headers }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        let database = self.database.clone();
+        let event_store = self.event_store.clone();
+        // Drop cannot await: clean up on a thread with its own small runtime.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base_url())).await {
+                    let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
+                }
+                if let Ok(client) = rapat_commands::connect(&nats_url()).await {
+                    let jetstream = async_nats::jetstream::new(client);
+                    let _ = jetstream.delete_stream(&event_store.stream).await;
+                    let _ = jetstream.delete_key_value(&event_store.snapshot_bucket).await;
+                    let prefix = event_store.stream.trim_end_matches("_EVENTS");
+                    let _ = jetstream.delete_key_value(format!("{prefix}_PRESENCE")).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+use sqlx::Connection as _;
+
+fn init_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Silent unless TEST_LOG is set, as in zero-to-production.
+        if std::env::var("TEST_LOG").is_ok() {
+            let _ = tracing_subscriber::fmt().with_env_filter("info,rapat=debug").with_test_writer().try_init();
+        }
+    });
+}
