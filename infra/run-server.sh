@@ -23,4 +23,16 @@ MSG
   exit 1
 fi
 
+# Access tokens are signed with RAPAT_JWT_SECRET. For a local server keep one in
+# the git-ignored data folder, so logins survive a restart.
+if [[ -z ${RAPAT_JWT_SECRET:-} ]]; then
+  secret_file=${RAPAT_DATA_DIR:-$repo_root/.data}/jwt-secret
+  if [[ ! -s $secret_file ]]; then
+    mkdir -p "$(dirname "$secret_file")"
+    (umask 077 && head -c 48 /dev/urandom | base64 | tr -d '\n' >"$secret_file")
+  fi
+  RAPAT_JWT_SECRET=$(<"$secret_file")
+  export RAPAT_JWT_SECRET
+fi
+
 exec cargo run --release --bin rapat -- serve "$@"

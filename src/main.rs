@@ -1,14 +1,20 @@
 //! `rapat`: one binary, one subcommand per part. `serve` runs every part in one
-//! process; later parts (gateway, sfu, projector) get subcommands of their own so
-//! they can be scaled out across machines on a NATS cluster.
+//! process; `gateway` and `projector` run one part each, so they can be scaled out
+//! across machines on a NATS cluster and a shared Postgres.
+
+mod settings;
+
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rapat_commands::{EventStoreConfig, JetStreamEventStore};
-use rapat_domain::account::{Account, EmailClaim};
-use rapat_domain::contacts::ContactList;
-use rapat_domain::room::Room;
+use indicatif::{ProgressBar, ProgressStyle};
+use rapat_gateway::{Application, Backends};
+use rapat_projections::{Projection, ProjectionPositions};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+
+use settings::{LogFormat, Settings};
 
 #[derive(Parser)]
 #[command(name = "rapat", version, about = "Event-sourced backend for browser video meetings")]
@@ -19,33 +25,20 @@ struct Cli {
     command: Command,
 }
 
-/// Settings shared by every subcommand; each can come from the environment.
-#[derive(clap::Args)]
-struct Settings {
-    /// NATS server with JetStream: the event store.
-    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
-    nats_url: String,
-    /// Prefix of the stream, subjects and buckets, so several deployments can
-    /// share one NATS cluster.
-    #[arg(long, env = "RAPAT_NAMESPACE", default_value = "rapat", global = true)]
-    namespace: String,
-    /// Log format: `text` for people, `json` for log collectors.
-    #[arg(long, env = "RAPAT_LOG_FORMAT", default_value = "text", global = true)]
-    log_format: LogFormat,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Subcommand)]
 enum Command {
-    /// Run every part of rapat in this process. For now: the write side (the
-    /// JetStream event store and its stream); the REST gateway, projections and
-    /// SFU join it as they are built.
+    /// Run every part in this process: write side, projector and REST gateway.
     Serve,
+    /// Run the REST gateway alone (projections run elsewhere).
+    Gateway,
+    /// Run the projections alone. A second projector on the same database stands
+    /// by and takes over a projection when the active one stops.
+    Projector,
+    /// Empty one read model and rebuild it from the start of the stream.
+    Rebuild {
+        /// accounts, sessions, contacts, rooms or audit
+        projection: String,
+    },
 }
 
 #[tokio::main]
@@ -53,7 +46,10 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.settings.log_format);
     let result = match cli.command {
-        Command::Serve => serve(&cli.settings).await,
+        Command::Serve => run(&cli.settings, Parts { gateway: true, projector: true }).await,
+        Command::Gateway => run(&cli.settings, Parts { gateway: true, projector: false }).await,
+        Command::Projector => run(&cli.settings, Parts { gateway: false, projector: true }).await,
+        Command::Rebuild { projection } => rebuild(&cli.settings, &projection).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -65,29 +61,85 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve(settings: &Settings) -> anyhow::Result<()> {
-    let config = EventStoreConfig::for_namespace(&settings.namespace);
-    let client = rapat_commands::connect(&settings.nats_url).await.context("starting the write side")?;
-    // Opening one store per aggregate type creates the stream and snapshot bucket
-    // when they are missing, and proves they answer.
-    JetStreamEventStore::<Account>::open(client.clone(), config.clone()).await?;
-    JetStreamEventStore::<EmailClaim>::open(client.clone(), config.clone()).await?;
-    JetStreamEventStore::<Room>::open(client.clone(), config.clone()).await?;
-    JetStreamEventStore::<ContactList>::open(client.clone(), config.clone()).await?;
-    tracing::info!(
-        nats = %settings.nats_url,
-        stream = %config.stream,
-        subjects = %config.all_subjects(),
-        "rapat write side ready; Ctrl-C stops it"
-    );
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+struct Parts {
+    gateway: bool,
+    projector: bool,
+}
+
+async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
+    let event_store = settings.event_store();
+    let nats = rapat_commands::connect(&settings.nats_url).await.context("connecting to NATS")?;
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    rapat_commands::ensure_event_store(&jetstream, &event_store).await.context("opening the event stream")?;
+    let db = rapat_projections::connect(&settings.database_url).await.context("opening the read database")?;
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    if parts.projector {
+        let (db, jetstream, config, stop) = (db.clone(), jetstream.clone(), settings.projector(), shutdown.clone());
+        tasks.spawn(async move { rapat_projections::run_all(db, jetstream, config, stop).await.context("projector") });
+    }
+    if parts.gateway {
+        let positions = ProjectionPositions::start(db.clone());
+        let backends = Backends { nats, event_store, db, positions };
+        let application = Application::build(settings.gateway()?, backends).await.context("starting the gateway")?;
+        tracing::info!(address = %application.address(), "REST API listening on http://{}/api/v1", application.address());
+        let stop = shutdown.clone();
+        tasks.spawn(async move { application.run_until_stopped(stop).await.context("gateway") });
+    }
+    tracing::info!(stream = %settings.event_store().stream, "rapat running; Ctrl-C stops it");
+
+    let outcome = tokio::select! {
+        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C"),
+        Some(finished) = tasks.join_next() => match finished {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(error),
+            Err(panic) => Err(anyhow::anyhow!("a part of rapat crashed: {panic}")),
+        },
+    };
     tracing::info!("stopping");
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    outcome
+}
+
+async fn rebuild(settings: &Settings, name: &str) -> anyhow::Result<()> {
+    let projection = Projection::parse(name).with_context(|| {
+        let known: Vec<&str> = Projection::ALL.iter().map(|p| p.name()).collect();
+        format!("unknown projection {name:?}; one of: {}", known.join(", "))
+    })?;
+    let nats = rapat_commands::connect(&settings.nats_url).await.context("connecting to NATS")?;
+    let jetstream = async_nats::jetstream::new(nats);
+    let db = rapat_projections::connect(&settings.database_url).await.context("opening the read database")?;
+
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} stream sequence ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!("rebuilding {}", projection.name()));
+    let started = Instant::now();
+    let report = rapat_projections::rebuild(&db, &jetstream, &settings.projector(), projection, |progress| {
+        bar.set_length(progress.target_sequence);
+        bar.set_position(progress.applied_sequence.min(progress.target_sequence));
+    })
+    .await
+    .context("rebuilding")?;
+    bar.finish_and_clear();
+    println!(
+        "rebuilt {}: {} events up to stream sequence {} in {:.2} s ({:.0} events/s)",
+        projection.name(),
+        report.events,
+        report.target_sequence,
+        started.elapsed().as_secs_f64(),
+        report.events_per_second
+    );
     Ok(())
 }
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -12,7 +12,7 @@ use rapat_domain::contacts::ContactListError;
 use rapat_domain::credentials::PasswordError;
 use rapat_domain::room::{RoomError, RoomInputError};
 use rapat_domain::session::SessionError;
-use rapat_projections::QueryError;
+use rapat_projections::queries::QueryError;
 use serde_json::json;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,6 @@
 //! that show its effect have applied its events, so a client that creates a room
 //! and then lists rooms sees it.
 
-use cqrs_es::Aggregate;
 use rapat_commands::{CommandBus, CommandError, CommandMetadata, CommandOutcome, StoredAggregate};
 use rapat_domain::envelope::Upcast;
 use rapat_projections::Projection;

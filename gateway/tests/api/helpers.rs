@@ -105,7 +105,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestA
         .expect("Postgres must be running");
     let positions = ProjectionPositions::start(db.clone());
     let shutdown = CancellationToken::new();
-    let projector_config = ProjectorConfig::new(&event_store.stream, &event_store.subject_prefix, &namespace);
+    let projector_config = ProjectorConfig::for_namespace(&namespace);
     tokio::spawn(rapat_projections::run_all(db.clone(), jetstream.clone(), projector_config, shutdown.child_token()));
 
     let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), b"test-secret-test-secret-test-secret!".to_vec());

@@ -1,0 +1,81 @@
+//! Settings shared by every subcommand: flags, each also read from the
+//! environment. Secrets come from the environment only.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::RngCore;
+use rapat_commands::EventStoreConfig;
+use rapat_gateway::GatewayConfig;
+use rapat_projections::ProjectorConfig;
+
+#[derive(clap::Args)]
+pub struct Settings {
+    /// NATS server with JetStream: the event store.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
+    pub nats_url: String,
+    /// Postgres database for the read models; created when missing.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/rapat", global = true)]
+    pub database_url: String,
+    /// Prefix of the stream, subjects, buckets and consumers, so several
+    /// deployments can share one NATS cluster.
+    #[arg(long, env = "RAPAT_NAMESPACE", default_value = "rapat", global = true)]
+    pub namespace: String,
+    /// Address the REST gateway listens on.
+    #[arg(long, env = "RAPAT_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    pub http_addr: SocketAddr,
+    /// Origins allowed to call the API from a browser (comma-separated).
+    #[arg(long, env = "RAPAT_CORS_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_origins: Vec<String>,
+    /// Access token lifetime, in seconds.
+    #[arg(long, env = "RAPAT_ACCESS_TTL_SECONDS", default_value_t = 900, global = true)]
+    pub access_ttl_seconds: u64,
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, env = "RAPAT_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Settings {
+    pub fn event_store(&self) -> EventStoreConfig {
+        EventStoreConfig::for_namespace(&self.namespace)
+    }
+
+    pub fn projector(&self) -> ProjectorConfig {
+        ProjectorConfig::for_namespace(&self.namespace)
+    }
+
+    pub fn gateway(&self) -> anyhow::Result<GatewayConfig> {
+        let mut config = GatewayConfig::new(self.http_addr, jwt_secret()?);
+        config.cors_origins = self.cors_origins.clone();
+        config.access_ttl = Duration::from_secs(self.access_ttl_seconds);
+        Ok(config)
+    }
+}
+
+/// `RAPAT_JWT_SECRET` (at least 32 bytes) signs access tokens; every gateway of
+/// a deployment needs the same one. Without it a random key is used, which is
+/// fine for one process on a laptop and logged as a warning.
+fn jwt_secret() -> anyhow::Result<Vec<u8>> {
+    let secret: anyhow::Result<Vec<u8>> = match std::env::var("RAPAT_JWT_SECRET") {
+        Ok(secret) if secret.len() >= 32 => Ok(secret.into_bytes()),
+        Ok(_) => anyhow::bail!("RAPAT_JWT_SECRET must be at least 32 bytes"),
+        Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("RAPAT_JWT_SECRET is not valid UTF-8"),
+        Err(std::env::VarError::NotPresent) => {
+            tracing::warn!(
+                "RAPAT_JWT_SECRET is not set: using a random key, so tokens die with this process \
+                 and a second gateway cannot verify them"
+            );
+            let mut secret = vec![0u8; 48];
+            rand::rng().fill_bytes(&mut secret);
+            Ok(secret)
+        }
+    };
+    secret.context("reading RAPAT_JWT_SECRET")
+}
