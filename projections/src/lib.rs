@@ -1,3 +1,25 @@
 //! Projections: durable JetStream consumers that build the Postgres read models the
-//! REST API queries. Not built yet: this crate is the read side's place in the
-//! workspace and arrives with the read-side issue (REST API and read models).
+//! REST API queries, and the query functions themselves.
+//!
+//! - [`db::connect`] creates the read database when missing and migrates it.
+//! - [`projector::run_projection`] / [`projector::run_all`] keep the read models up to
+//!   date. Postgres holds each projection's stream position, written in the same
+//!   transaction as the read-model change; one instance per projection is active
+//!   across processes (a Postgres advisory lock), the others wait as standbys.
+//! - [`rebuild::rebuild`] empties a projection and replays the stream into it.
+//! - [`positions::ProjectionPositions`] lets a writer wait until its events are
+//!   visible (read-your-writes).
+//! - [`queries`] are the reads REST runs.
+
+pub mod db;
+mod models;
+pub mod positions;
+pub mod projector;
+pub mod queries;
+pub mod rebuild;
+mod sql;
+
+pub use db::{ReadDbError, connect};
+pub use positions::{ProjectionPositions, WaitTimeout};
+pub use projector::{Projection, ProjectorConfig, ProjectorError, reset_projection, run_all, run_projection};
+pub use rebuild::{RebuildError, RebuildProgress, RebuildReport, rebuild};

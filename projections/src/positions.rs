@@ -1,0 +1,217 @@
+//! Read-your-writes: wait until the projections a write affects have applied it.
+//!
+//! Projectors announce every checkpoint on the `rapat_checkpoints` channel
+//! (`<projection>:<seq>`, sent by the committing transaction). One listener task per
+//! [`ProjectionPositions`] keeps the latest positions in a `watch`, reloading them
+//! all from `projection_checkpoints` when it (re)connects and every 100 ms, since a
+//! notification sent while the listener was reconnecting is lost for good.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::projector::{CHECKPOINT_CHANNEL, Projection};
+use crate::sql::to_u64;
+
+/// The last known position of every projection; `None` until first loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Positions([Option<u64>; Projection::ALL.len()]);
+
+impl Positions {
+    pub fn get(&self, projection: Projection) -> Option<u64> {
+        self.0[projection.index()]
+    }
+
+    fn reached(&self, projections: &[Projection], stream_sequence: u64) -> bool {
+        projections.iter().all(|projection| self.get(*projection).is_some_and(|at| at >= stream_sequence))
+    }
+}
+
+/// The projections had not reached the position in time.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("projections have not reached stream sequence {stream_sequence} after {waited:?} (positions: {positions:?})")]
+pub struct WaitTimeout {
+    pub stream_sequence: u64,
+    pub waited: Duration,
+    pub positions: Positions,
+}
+
+/// Live positions of every projection. Cheap to clone; the listener task stops
+/// once every clone is dropped.
+#[derive(Clone)]
+pub struct ProjectionPositions {
+    positions: watch::Receiver<Positions>,
+}
+
+const POLL_EVERY: Duration = Duration::from_millis(100);
+
+impl ProjectionPositions {
+    /// Starts following the checkpoints of the database behind `pool`. Must be
+    /// called inside a tokio runtime.
+    pub fn start(pool: PgPool) -> Self {
+        let (sender, receiver) = watch::channel(Positions::default());
+        let (notifications, incoming) = mpsc::channel(1024);
+        let listener = tokio::spawn(listen(pool.clone(), notifications));
+        tokio::spawn(async move {
+            follow(pool, sender, incoming).await;
+            listener.abort();
+        });
+        Self { positions: receiver }
+    }
+
+    /// The positions as last seen.
+    pub fn current(&self) -> Positions {
+        *self.positions.borrow()
+    }
+
+    /// Returns once every projection in `projections` has applied the stream up to
+    /// `stream_sequence`, or fails after `timeout`. Costs nothing when they already
+    /// have. The sequence must be that of a message the projection reads (in its
+    /// subject filter): a projection's position only moves on its own messages.
+    pub async fn wait_for(
+        &self,
+        projections: &[Projection],
+        stream_sequence: u64,
+        timeout: Duration,
+    ) -> Result<(), WaitTimeout> {
+        if self.positions.borrow().reached(projections, stream_sequence) {
+            return Ok(());
+        }
+        let mut receiver = self.positions.clone();
+        let waited = tokio::time::timeout(timeout, receiver.wait_for(|now| now.reached(projections, stream_sequence))).await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            // Timed out, or the follower task is gone (which only happens on drop).
+            Ok(Err(_)) | Err(_) => Err(WaitTimeout { stream_sequence, waited: timeout, positions: self.current() }),
+        }
+    }
+}
+
+enum Heard {
+    Notification(String),
+    /// The listener's connection was lost and re-established: reload everything.
+    Reconnected,
+}
+
+/// Forwards notifications to `follow`. Kept in its own task so that nothing ever
+/// cancels a receive half-way.
+async fn listen(pool: PgPool, heard: mpsc::Sender<Heard>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::debug!(%error, "checkpoint listener cannot connect; polling meanwhile");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen(CHECKPOINT_CHANNEL).await {
+            tracing::debug!(%error, "LISTEN failed; polling meanwhile");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        if heard.send(Heard::Reconnected).await.is_err() {
+            return;
+        }
+        loop {
+            let next = match listener.try_recv().await {
+                Ok(Some(notification)) => Heard::Notification(notification.payload().to_owned()),
+                Ok(None) => Heard::Reconnected,
+                Err(error) => {
+                    tracing::debug!(%error, "checkpoint listener failed; reconnecting");
+                    break;
+                }
+            };
+            if heard.send(next).await.is_err() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Applies notifications and periodic reloads to the watch, in one task, so a
+/// reload and a notification never race each other.
+async fn follow(pool: PgPool, sender: watch::Sender<Positions>, mut heard: mpsc::Receiver<Heard>) {
+    let mut poll = tokio::time::interval(POLL_EVERY);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if sender.is_closed() {
+            return;
+        }
+        tokio::select! {
+            next = heard.recv() => match next {
+                Some(Heard::Notification(payload)) => match parse(&payload) {
+                    Some((projection, sequence)) => {
+                        sender.send_if_modified(|positions| {
+                            let changed = positions.0[projection.index()] != Some(sequence);
+                            positions.0[projection.index()] = Some(sequence);
+                            changed
+                        });
+                    }
+                    None => tracing::debug!(payload, "unreadable checkpoint notification"),
+                },
+                Some(Heard::Reconnected) => reload(&pool, &sender).await,
+                None => return,
+            },
+            _ = poll.tick() => reload(&pool, &sender).await,
+        }
+    }
+}
+
+async fn reload(pool: &PgPool, sender: &watch::Sender<Positions>) {
+    let rows: Vec<(String, i64)> =
+        match sqlx::query_as("SELECT projection, last_sequence FROM projection_checkpoints").fetch_all(pool).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::debug!(%error, "cannot load checkpoints");
+                return;
+            }
+        };
+    let mut loaded = Positions::default();
+    for (name, sequence) in rows {
+        if let Some(projection) = Projection::parse(&name) {
+            loaded.0[projection.index()] = Some(to_u64(sequence));
+        }
+    }
+    // A projection without a row has applied nothing yet.
+    for projection in Projection::ALL {
+        loaded.0[projection.index()].get_or_insert(0);
+    }
+    sender.send_if_modified(|positions| {
+        let changed = *positions != loaded;
+        *positions = loaded;
+        changed
+    });
+}
+
+fn parse(payload: &str) -> Option<(Projection, u64)> {
+    let (name, sequence) = payload.split_once(':')?;
+    Some((Projection::parse(name)?, sequence.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_parse() {
+        assert_eq!(parse("rooms:42"), Some((Projection::Rooms, 42)));
+        assert_eq!(parse("audit:0"), Some((Projection::Audit, 0)));
+        assert_eq!(parse("rooms"), None);
+        assert_eq!(parse("nope:1"), None);
+        assert_eq!(parse("rooms:-1"), None);
+    }
+
+    #[test]
+    fn reached_needs_every_projection() {
+        let mut positions = Positions::default();
+        assert!(!positions.reached(&[Projection::Rooms], 0));
+        positions.0[Projection::Rooms.index()] = Some(5);
+        assert!(positions.reached(&[Projection::Rooms], 5));
+        assert!(!positions.reached(&[Projection::Rooms, Projection::Audit], 5));
+        assert!(positions.reached(&[], 100));
+    }
+}

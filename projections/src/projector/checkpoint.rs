@@ -1,0 +1,131 @@
+//! Each projection's position in the stream. Postgres is its truth: the position is
+//! written in the same transaction as the read-model change it stands for.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row};
+
+use super::Projection;
+use crate::sql::{to_i64, to_u64};
+
+/// Channel on which every checkpoint change is announced, as `<projection>:<seq>`.
+pub const CHECKPOINT_CHANNEL: &str = "rapat_checkpoints";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub projection: Projection,
+    /// Stream sequence of the last message applied (or parked); 0 before any.
+    pub last_sequence: u64,
+    /// Bumped by every reset; a projector seeing a new epoch starts over.
+    pub epoch: u64,
+    /// Events applied since the last reset.
+    pub applied_events: u64,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The projection's checkpoint, creating its row at 0 when missing.
+pub async fn load_checkpoint(pool: &PgPool, projection: Projection) -> Result<Checkpoint, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    ensure_row(&mut connection, projection).await?;
+    let row = sqlx::query(
+        "SELECT last_sequence, epoch, applied_events, updated_at FROM projection_checkpoints WHERE projection = $1",
+    )
+    .bind(projection.name())
+    .fetch_one(&mut *connection)
+    .await?;
+    Ok(Checkpoint {
+        projection,
+        last_sequence: to_u64(row.try_get("last_sequence")?),
+        epoch: to_u64(row.try_get("epoch")?),
+        applied_events: to_u64(row.try_get("applied_events")?),
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+pub(crate) async fn ensure_row(connection: &mut PgConnection, projection: Projection) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO projection_checkpoints (projection) VALUES ($1) ON CONFLICT (projection) DO NOTHING")
+        .bind(projection.name())
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// The projection's current epoch, without creating its row (0 if it has none).
+pub(crate) async fn current_epoch(pool: &PgPool, projection: Projection) -> Result<u64, sqlx::Error> {
+    let epoch: Option<i64> = sqlx::query_scalar("SELECT epoch FROM projection_checkpoints WHERE projection = $1")
+        .bind(projection.name())
+        .fetch_optional(pool)
+        .await?;
+    Ok(epoch.map(to_u64).unwrap_or(0))
+}
+
+/// Locks the checkpoint row for the rest of the transaction and returns
+/// `(last_sequence, epoch)`. Batches of two overlapping instances, and a reset,
+/// queue on this row lock, so each sees what the one before it committed.
+pub(crate) async fn lock_for_batch(tx: &mut PgConnection, projection: Projection) -> Result<(u64, u64), sqlx::Error> {
+    let row = sqlx::query("SELECT last_sequence, epoch FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
+        .bind(projection.name())
+        .fetch_one(tx)
+        .await?;
+    Ok((to_u64(row.try_get("last_sequence")?), to_u64(row.try_get("epoch")?)))
+}
+
+/// Moves the checkpoint to `last_sequence` and announces it; both take effect when
+/// the transaction commits.
+pub(crate) async fn advance(
+    tx: &mut PgConnection,
+    projection: Projection,
+    last_sequence: u64,
+    applied_events: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints \
+         SET last_sequence = $2, applied_events = applied_events + $3, updated_at = now() \
+         WHERE projection = $1",
+    )
+    .bind(projection.name())
+    .bind(to_i64(last_sequence))
+    .bind(to_i64(applied_events))
+    .execute(&mut *tx)
+    .await?;
+    notify(tx, projection, last_sequence).await
+}
+
+async fn notify(tx: &mut PgConnection, projection: Projection, sequence: u64) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHECKPOINT_CHANNEL)
+        .bind(format!("{}:{sequence}", projection.name()))
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Empties the projection's read model and sends its position back to the start of
+/// the stream, in one transaction, and starts a new epoch so that a running
+/// projector drops whatever it was doing and replays from the beginning. Returns
+/// the new epoch.
+pub async fn reset_projection(pool: &PgPool, projection: Projection) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    ensure_row(&mut tx, projection).await?;
+    // The checkpoint row first, as every batch does, so a reset and a batch queue on
+    // the same lock instead of deadlocking on the tables.
+    let epoch: i64 = sqlx::query_scalar(
+        "UPDATE projection_checkpoints \
+         SET last_sequence = 0, epoch = epoch + 1, applied_events = 0, updated_at = now() \
+         WHERE projection = $1 RETURNING epoch",
+    )
+    .bind(projection.name())
+    .fetch_one(&mut *tx)
+    .await?;
+    // The table names are constants of this crate, not input.
+    let truncate = format!("TRUNCATE {} RESTART IDENTITY", projection.tables().join(", "));
+    sqlx::query(sqlx::AssertSqlSafe(truncate)).execute(&mut *tx).await?;
+    // The replay will meet the same messages again and park them again.
+    sqlx::query("DELETE FROM parked_events WHERE projection = $1")
+        .bind(projection.name())
+        .execute(&mut *tx)
+        .await?;
+    notify(&mut tx, projection, 0).await?;
+    tx.commit().await?;
+    Ok(to_u64(epoch))
+}
+

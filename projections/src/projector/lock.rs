@@ -1,0 +1,63 @@
+//! One active instance per projection across processes.
+//!
+//! The active instance holds a session-level Postgres advisory lock keyed by the
+//! projection's name, on a connection of its own kept for the whole run. When that
+//! process dies its connection closes, Postgres drops the lock, and a standby's next
+//! try succeeds. The lock is what makes one instance do the work; what makes the
+//! work exactly-once even if two overlap for a moment is the checkpoint row, locked
+//! and compared in every batch transaction (see `runner.rs`).
+
+use sqlx::{Connection, PgConnection, PgPool};
+
+use super::Projection;
+
+/// First half of the advisory lock key ("rapa"), so rapat's locks do not collide
+/// with another application's on the same database.
+const LOCK_CLASS: i32 = 0x7261_7061;
+
+pub(crate) struct ProjectionLock {
+    connection: PgConnection,
+    projection: Projection,
+}
+
+impl ProjectionLock {
+    /// Takes the projection's lock if nobody holds it; `None` if somebody does.
+    pub(crate) async fn try_acquire(pool: &PgPool, projection: Projection) -> Result<Option<Self>, sqlx::Error> {
+        let options = pool.connect_options();
+        let mut connection = PgConnection::connect_with(&options).await?;
+        let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            .bind(LOCK_CLASS)
+            .bind(lock_name(projection))
+            .fetch_one(&mut connection)
+            .await?;
+        if acquired {
+            Ok(Some(Self { connection, projection }))
+        } else {
+            let _ = connection.close().await;
+            Ok(None)
+        }
+    }
+
+    /// False once the lock's connection is gone, and with it the lock: another
+    /// instance may be active now.
+    pub(crate) async fn still_held(&mut self) -> bool {
+        self.connection.ping().await.is_ok()
+    }
+
+    pub(crate) async fn release(mut self) {
+        let released = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+            .bind(LOCK_CLASS)
+            .bind(lock_name(self.projection))
+            .execute(&mut self.connection)
+            .await;
+        if let Err(error) = released {
+            // Closing the connection releases it anyway.
+            tracing::debug!(projection = %self.projection, %error, "unlock failed");
+        }
+        let _ = self.connection.close().await;
+    }
+}
+
+fn lock_name(projection: Projection) -> String {
+    format!("rapat.projection.{}", projection.name())
+}

@@ -1,0 +1,232 @@
+//! The projector: one durable JetStream consumer per projection, applying the stream
+//! to Postgres read models.
+//!
+//! - `lock.rs`: one active instance per projection across processes.
+//! - `checkpoint.rs`: the position of each projection, Postgres being its truth.
+//! - `runner.rs`: consume, apply a batch in one transaction, ack.
+//! - `parking.rs`: messages that can never be applied.
+
+mod checkpoint;
+mod lock;
+mod parking;
+mod runner;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+pub use checkpoint::{CHECKPOINT_CHANNEL, Checkpoint, load_checkpoint, reset_projection};
+pub use runner::run_projection;
+
+pub(crate) use lock::ProjectionLock;
+pub(crate) use runner::{Locked, run_locked};
+
+/// A read model fed by the stream, and so one consumer and one checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Projection {
+    Accounts,
+    Sessions,
+    Contacts,
+    Rooms,
+    Audit,
+}
+
+impl Projection {
+    pub const ALL: [Projection; 5] = [Self::Accounts, Self::Sessions, Self::Contacts, Self::Rooms, Self::Audit];
+
+    /// Stable name: the checkpoint row, the consumer name and the lock key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Accounts => "accounts",
+            Self::Sessions => "sessions",
+            Self::Contacts => "contacts",
+            Self::Rooms => "rooms",
+            Self::Audit => "audit",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|projection| projection.name() == name)
+    }
+
+    /// The subjects this projection reads: one aggregate type, or all of them for
+    /// the audit trail. (NATS 2.9 consumers take a single filter.)
+    pub fn filter_subject(self, subject_prefix: &str) -> String {
+        match self.aggregate_type() {
+            Some(aggregate_type) => format!("{subject_prefix}.{aggregate_type}.>"),
+            None => format!("{subject_prefix}.>"),
+        }
+    }
+
+    /// The aggregate type whose events this projection reads; `None` for all.
+    pub fn aggregate_type(self) -> Option<&'static str> {
+        match self {
+            Self::Accounts => Some("account"),
+            Self::Sessions => Some("session"),
+            Self::Contacts => Some("contacts"),
+            Self::Rooms => Some("room"),
+            Self::Audit => None,
+        }
+    }
+
+    /// The read-model tables this projection owns (emptied by a reset).
+    pub fn tables(self) -> &'static [&'static str] {
+        match self {
+            Self::Accounts => &["users"],
+            Self::Sessions => &["sessions"],
+            Self::Contacts => &["contacts"],
+            Self::Rooms => &["rooms", "participants"],
+            Self::Audit => &["audit_events"],
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Self::Accounts => 0,
+            Self::Sessions => 1,
+            Self::Contacts => 2,
+            Self::Rooms => 3,
+            Self::Audit => 4,
+        }
+    }
+}
+
+impl fmt::Display for Projection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the projector finds the stream and how it consumes it. Plain strings, so
+/// this crate needs nothing of the write side.
+#[derive(Clone, Debug)]
+pub struct ProjectorConfig {
+    /// JetStream stream holding every domain event.
+    pub stream: String,
+    /// Subjects are `<subject_prefix>.<aggregate type>.<aggregate id>`.
+    pub subject_prefix: String,
+    /// Durable consumers are named `<consumer_prefix>_<projection>`.
+    pub consumer_prefix: String,
+    /// Most messages applied in one Postgres transaction.
+    pub batch_size: usize,
+    /// How long to wait for a message before checking the lock and the epoch.
+    pub idle_check: Duration,
+    /// How often a standby instance tries to take over.
+    pub standby_retry: Duration,
+    /// Longest pause between retries after a database or NATS outage.
+    pub max_backoff: Duration,
+    /// How long JetStream waits for an ack before delivering a message again.
+    /// Redeliveries are harmless (the checkpoint skips them), so this only needs to
+    /// be longer than a batch usually takes.
+    pub ack_wait: Duration,
+}
+
+impl ProjectorConfig {
+    /// `rapat` gives stream `RAPAT_EVENTS`, subjects `rapat.events.>` and consumers
+    /// `rapat_projection_<name>`, matching the write side's namespace rule.
+    pub fn for_namespace(namespace: &str) -> Self {
+        Self {
+            stream: format!("{}_EVENTS", namespace.to_ascii_uppercase()),
+            subject_prefix: format!("{namespace}.events"),
+            consumer_prefix: format!("{namespace}_projection"),
+            batch_size: 500,
+            idle_check: Duration::from_millis(500),
+            standby_retry: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(5),
+            ack_wait: Duration::from_secs(60),
+        }
+    }
+
+    pub fn consumer_name(&self, projection: Projection) -> String {
+        format!("{}_{}", self.consumer_prefix, projection.name())
+    }
+
+    fn validate(&self) -> Result<(), ProjectorError> {
+        let valid_name = |name: &str| {
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if !valid_name(&self.stream) {
+            return Err(ProjectorError::Config(format!("invalid stream name {:?}", self.stream)));
+        }
+        if !valid_name(&self.consumer_prefix) {
+            return Err(ProjectorError::Config(format!("invalid consumer prefix {:?}", self.consumer_prefix)));
+        }
+        if self.subject_prefix.is_empty() || self.subject_prefix.contains(['*', '>', ' ']) {
+            return Err(ProjectorError::Config(format!("invalid subject prefix {:?}", self.subject_prefix)));
+        }
+        if self.batch_size == 0 {
+            return Err(ProjectorError::Config("batch_size must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        Self::for_namespace("rapat")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    /// The configuration can never work; retrying would not help.
+    #[error("projector configuration: {0}")]
+    Config(String),
+    #[error("read database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("JetStream: {0}")]
+    Nats(String),
+    #[error("projection task failed: {0}")]
+    Task(String),
+}
+
+/// Runs every projection as its own task until `shutdown` is cancelled. Each task
+/// retries outages by itself, so this returns early only when one fails for good.
+pub async fn run_all(
+    pool: PgPool,
+    jetstream: jetstream::Context,
+    config: ProjectorConfig,
+    shutdown: CancellationToken,
+) -> Result<(), ProjectorError> {
+    config.validate()?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for projection in Projection::ALL {
+        let (pool, jetstream, config, shutdown) = (pool.clone(), jetstream.clone(), config.clone(), shutdown.clone());
+        tasks.spawn(async move { run_projection(pool, jetstream, config, projection, shutdown).await });
+    }
+    let mut outcome = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.map_err(|error| ProjectorError::Task(error.to_string())).and_then(|result| result);
+        if let Err(error) = result {
+            tracing::error!(%error, "a projection stopped");
+            // One broken projection stops the others: a process half-projecting
+            // would look healthy while serving stale reads.
+            shutdown.cancel();
+            if outcome.is_ok() {
+                outcome = Err(error);
+            }
+        }
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_filters_follow_the_prefix() {
+        for projection in Projection::ALL {
+            assert_eq!(Projection::parse(projection.name()), Some(projection));
+            assert_eq!(Projection::ALL[projection.index()], projection);
+        }
+        assert_eq!(Projection::parse("nope"), None);
+        assert_eq!(Projection::Rooms.filter_subject("rapat.events"), "rapat.events.room.>");
+        assert_eq!(Projection::Audit.filter_subject("rapat.events"), "rapat.events.>");
+        assert_eq!(ProjectorConfig::default().consumer_name(Projection::Sessions), "rapat_projection_sessions");
+        assert!(ProjectorConfig::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,36 @@
+//! Messages a projection can never apply. They are recorded and stepped over, so one
+//! bad message does not stop a read model for everyone.
+
+use sqlx::PgConnection;
+
+use super::Projection;
+use crate::sql::to_i64;
+
+/// Records a message the projection could not apply, in the batch's transaction.
+pub(crate) async fn park(
+    tx: &mut PgConnection,
+    projection: Projection,
+    stream_sequence: u64,
+    subject: &str,
+    error: &str,
+    payload: &[u8],
+) -> Result<(), sqlx::Error> {
+    tracing::error!(
+        projection = projection.name(),
+        stream_sequence,
+        subject,
+        error,
+        "parking a message the projection cannot apply"
+    );
+    sqlx::query(
+        "INSERT INTO parked_events (projection, stream_sequence, subject, error, payload) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(projection.name())
+    .bind(to_i64(stream_sequence))
+    .bind(subject)
+    .bind(error)
+    .bind(payload)
+    .execute(tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,314 @@
+//! Running one projection: wait for the lock, (re)create the consumer from the
+//! Postgres checkpoint, apply batches, ack after commit.
+//!
+//! Rules that make each message apply exactly once:
+//! - the consumer always starts at `checkpoint + 1`, the checkpoint read from Postgres;
+//! - a batch is one transaction that first locks the checkpoint row, skips every
+//!   message at or below it, and moves it in the same commit;
+//! - anything going wrong with a batch (other than a poison message) drops the
+//!   consumer and starts again from the checkpoint, so messages are never applied
+//!   out of order after a partial failure;
+//! - acks come after the commit; a lost ack only means a redelivery, which is skipped.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, Message, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
+use futures::{FutureExt, StreamExt};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+use super::checkpoint::{advance, current_epoch, load_checkpoint, lock_for_batch};
+use super::lock::ProjectionLock;
+use super::parking::park;
+use super::{Projection, ProjectorConfig, ProjectorError};
+use crate::models::{ApplyError, apply_message};
+
+/// Runs `projection` until `shutdown`: as the active instance while it holds the
+/// projection's lock, as a standby retrying every `standby_retry` otherwise.
+/// Outages of Postgres or NATS are retried with backoff; this returns an error only
+/// for a configuration that can never work.
+pub async fn run_projection(
+    pool: PgPool,
+    jetstream: jetstream::Context,
+    config: ProjectorConfig,
+    projection: Projection,
+    shutdown: CancellationToken,
+) -> Result<(), ProjectorError> {
+    config.validate()?;
+    let mut backoff = Backoff::new(config.max_backoff);
+    let mut standing_by = false;
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let wait = match ProjectionLock::try_acquire(&pool, projection).await {
+            Ok(Some(lock)) => {
+                tracing::info!(%projection, "active instance for this projection");
+                standing_by = false;
+                backoff.reset();
+                match run_locked(&pool, &jetstream, &config, projection, lock, &shutdown).await {
+                    Locked::Stopped => return Ok(()),
+                    Locked::LockLost => {
+                        tracing::warn!(%projection, "lost the projection lock; standing by");
+                        continue;
+                    }
+                }
+            }
+            Ok(None) => {
+                if !standing_by {
+                    tracing::info!(%projection, "another instance is active; standing by");
+                    standing_by = true;
+                }
+                config.standby_retry
+            }
+            Err(error) => {
+                tracing::warn!(%projection, %error, "cannot reach the read database for the projection lock");
+                backoff.next()
+            }
+        };
+        if sleep_or_shutdown(wait, &shutdown).await {
+            return Ok(());
+        }
+    }
+}
+
+pub(crate) enum Locked {
+    /// `shutdown` was cancelled; the lock was released.
+    Stopped,
+    /// The lock's connection died: another instance may be active now.
+    LockLost,
+}
+
+/// Runs the projection while holding its lock, until `shutdown` or until the lock
+/// is lost.
+pub(crate) async fn run_locked(
+    pool: &PgPool,
+    jetstream: &jetstream::Context,
+    config: &ProjectorConfig,
+    projection: Projection,
+    mut lock: ProjectionLock,
+    shutdown: &CancellationToken,
+) -> Locked {
+    let mut backoff = Backoff::new(config.max_backoff);
+    loop {
+        let outcome = consume(pool, jetstream, config, projection, &mut lock, shutdown, &mut backoff).await;
+        match outcome {
+            Ok(Consumed::Stopped) => {
+                lock.release().await;
+                return Locked::Stopped;
+            }
+            Ok(Consumed::LockLost) => return Locked::LockLost,
+            Ok(Consumed::Restart) => {
+                tracing::info!(%projection, "projection was reset; replaying from its checkpoint");
+            }
+            Err(error) => {
+                tracing::warn!(%projection, %error, "projection batch failed; restarting from the checkpoint");
+                if sleep_or_shutdown(backoff.next(), shutdown).await {
+                    lock.release().await;
+                    return Locked::Stopped;
+                }
+                if !lock.still_held().await {
+                    return Locked::LockLost;
+                }
+            }
+        }
+    }
+}
+
+enum Consumed {
+    Stopped,
+    LockLost,
+    /// The epoch changed (a reset): start again from the new checkpoint.
+    Restart,
+}
+
+enum Batch {
+    Committed,
+    EpochChanged,
+}
+
+async fn consume(
+    pool: &PgPool,
+    jetstream: &jetstream::Context,
+    config: &ProjectorConfig,
+    projection: Projection,
+    lock: &mut ProjectionLock,
+    shutdown: &CancellationToken,
+    backoff: &mut Backoff,
+) -> Result<Consumed, ProjectorError> {
+    let checkpoint = load_checkpoint(pool, projection).await?;
+    let consumer = recreate_consumer(jetstream, config, projection, checkpoint.last_sequence + 1).await?;
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(config.batch_size)
+        .messages()
+        .await
+        .map_err(|error| ProjectorError::Nats(format!("pulling from {}: {error}", config.consumer_name(projection))))?;
+    tracing::debug!(%projection, from = checkpoint.last_sequence + 1, epoch = checkpoint.epoch, "consuming");
+    let mut lock_checked = Instant::now();
+
+    loop {
+        let next = tokio::select! {
+            () = shutdown.cancelled() => return Ok(Consumed::Stopped),
+            next = tokio::time::timeout(config.idle_check, messages.next()) => next,
+        };
+        let first = match next {
+            Err(_idle) => {
+                // Nothing to do: make sure we are still the active instance and that
+                // nobody reset the projection while no message came.
+                if !lock.still_held().await {
+                    return Ok(Consumed::LockLost);
+                }
+                lock_checked = Instant::now();
+                if current_epoch(pool, projection).await? != checkpoint.epoch {
+                    return Ok(Consumed::Restart);
+                }
+                continue;
+            }
+            Ok(None) => return Err(ProjectorError::Nats("the message stream ended".into())),
+            Ok(Some(Err(error))) => return Err(ProjectorError::Nats(format!("receiving: {error}"))),
+            Ok(Some(Ok(message))) => message,
+        };
+        // Take whatever else has already arrived, up to a batch: under load one
+        // transaction carries many messages, when quiet a message waits for nothing.
+        let mut batch = vec![first];
+        let mut failed = None;
+        while batch.len() < config.batch_size {
+            match messages.next().now_or_never() {
+                Some(Some(Ok(message))) => batch.push(message),
+                Some(Some(Err(error))) => {
+                    failed = Some(error);
+                    break;
+                }
+                Some(None) | None => break,
+            }
+        }
+        if lock_checked.elapsed() > config.idle_check {
+            if !lock.still_held().await {
+                return Ok(Consumed::LockLost);
+            }
+            lock_checked = Instant::now();
+        }
+
+        match apply_batch(pool, projection, checkpoint.epoch, &batch).await? {
+            Batch::EpochChanged => return Ok(Consumed::Restart),
+            Batch::Committed => {
+                backoff.reset();
+                for message in &batch {
+                    // A lost ack costs a redelivery, which the checkpoint skips.
+                    if let Err(error) = message.ack().await {
+                        tracing::debug!(%projection, %error, "ack failed");
+                    }
+                }
+            }
+        }
+        if let Some(error) = failed {
+            return Err(ProjectorError::Nats(format!("receiving: {error}")));
+        }
+    }
+}
+
+/// Applies `batch` in one transaction: a savepoint per message, poison messages
+/// parked, the checkpoint moved and announced before the commit.
+async fn apply_batch(pool: &PgPool, projection: Projection, epoch: u64, batch: &[Message]) -> Result<Batch, ProjectorError> {
+    let mut tx = pool.begin().await?;
+    let (mut last, current_epoch) = lock_for_batch(&mut tx, projection).await?;
+    if current_epoch != epoch {
+        tx.rollback().await?;
+        return Ok(Batch::EpochChanged);
+    }
+    let start = last;
+    let mut applied_events = 0;
+    for message in batch {
+        let sequence = message
+            .info()
+            .map_err(|error| ProjectorError::Nats(format!("message without JetStream metadata: {error}")))?
+            .stream_sequence;
+        if sequence <= last {
+            // Applied by an earlier transaction: a redelivery, or a batch of an
+            // instance that was active a moment ago.
+            continue;
+        }
+        sqlx::query("SAVEPOINT message").execute(&mut *tx).await?;
+        match apply_message(&mut tx, projection, sequence, &message.payload).await {
+            Ok(events) => applied_events += events,
+            Err(ApplyError::Poison(reason)) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT message").execute(&mut *tx).await?;
+                park(&mut tx, projection, sequence, message.subject.as_str(), &reason, &message.payload).await?;
+            }
+            Err(ApplyError::Transient(error)) => return Err(error.into()),
+        }
+        sqlx::query("RELEASE SAVEPOINT message").execute(&mut *tx).await?;
+        last = sequence;
+    }
+    if last > start {
+        advance(&mut tx, projection, last, applied_events).await?;
+    }
+    tx.commit().await?;
+    Ok(Batch::Committed)
+}
+
+/// Replaces the projection's durable consumer with one starting at `start_sequence`.
+/// The old one is deleted first: JetStream cannot move an existing consumer's start.
+async fn recreate_consumer(
+    jetstream: &jetstream::Context,
+    config: &ProjectorConfig,
+    projection: Projection,
+    start_sequence: u64,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, ProjectorError> {
+    let stream = jetstream
+        .get_stream(&config.stream)
+        .await
+        .map_err(|error| ProjectorError::Nats(format!("stream {}: {error}", config.stream)))?;
+    let name = config.consumer_name(projection);
+    if let Err(error) = stream.delete_consumer(&name).await {
+        // Usually "not found"; if it is an outage the create below fails too.
+        tracing::debug!(%projection, %error, "deleting the old consumer");
+    }
+    let consumer_config = pull::Config {
+        durable_name: Some(name.clone()),
+        description: Some(format!("rapat projection {}", projection.name())),
+        deliver_policy: DeliverPolicy::ByStartSequence { start_sequence },
+        ack_policy: AckPolicy::Explicit,
+        ack_wait: config.ack_wait,
+        filter_subject: projection.filter_subject(&config.subject_prefix),
+        max_ack_pending: i64::try_from(config.batch_size.saturating_mul(4)).unwrap_or(i64::MAX).max(1000),
+        ..Default::default()
+    };
+    stream
+        .create_consumer(consumer_config)
+        .await
+        .map_err(|error| ProjectorError::Nats(format!("creating consumer {name}: {error}")))
+}
+
+/// True if `shutdown` was cancelled before `duration` passed.
+async fn sleep_or_shutdown(duration: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => true,
+        () = tokio::time::sleep(duration) => false,
+    }
+}
+
+/// Doubling pauses between retries, from 100 ms up to a ceiling.
+struct Backoff {
+    current: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+
+    fn new(max: Duration) -> Self {
+        Self { current: Self::FIRST, max }
+    }
+
+    fn next(&mut self) -> Duration {
+        let wait = self.current.min(self.max);
+        self.current = (self.current * 2).min(self.max);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.current = Self::FIRST;
+    }
+}

@@ -1,0 +1,78 @@
+//! The audit trail: every event of the stream, as stored.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgPool, Row};
+use uuid::Uuid;
+
+use super::{QueryError, page_bounds};
+use crate::sql::to_u64;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRow {
+    pub stream_sequence: u64,
+    pub event_id: Uuid,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub actor: Option<String>,
+    pub correlation_id: Option<String>,
+    pub command_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub payload: Value,
+}
+
+impl FromRow<'_, PgRow> for AuditRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            stream_sequence: to_u64(row.try_get("stream_sequence")?),
+            event_id: row.try_get("event_id")?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            aggregate_version: to_u64(row.try_get("aggregate_version")?),
+            event_type: row.try_get("event_type")?,
+            schema_version: super::to_u32(row.try_get("schema_version")?),
+            actor: row.try_get("actor")?,
+            correlation_id: row.try_get("correlation_id")?,
+            command_id: row.try_get("command_id")?,
+            occurred_at: row.try_get("occurred_at")?,
+            payload: row.try_get("payload")?,
+        })
+    }
+}
+
+/// One page (1-based) of an aggregate's events in version order, and how many it
+/// has in all.
+pub async fn for_aggregate(
+    pool: &PgPool,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    page: u32,
+    limit: u32,
+) -> Result<(Vec<AuditRow>, u64), QueryError> {
+    let (limit, offset) = page_bounds(page, limit);
+    let mut tx = pool.begin().await?;
+    // One snapshot for the page and the total, so they agree.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    let rows = sqlx::query_as(
+        "SELECT stream_sequence, event_id, aggregate_type, aggregate_id, aggregate_version, event_type, schema_version, \
+         actor, correlation_id, command_id, occurred_at, payload FROM audit_events \
+         WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY aggregate_version, stream_sequence LIMIT $3 OFFSET $4",
+    )
+    .bind(aggregate_type)
+    .bind(aggregate_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *tx)
+    .await?;
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE aggregate_type = $1 AND aggregate_id = $2")
+        .bind(aggregate_type)
+        .bind(aggregate_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((rows, to_u64(total)))
+}

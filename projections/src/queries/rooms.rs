@@ -1,0 +1,177 @@
+//! Rooms and who is in them.
+
+use chrono::{DateTime, Utc};
+use rapat_domain::ids::{RoomId, UserId};
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgPool, Row};
+
+use super::{QueryError, page_bounds, to_u32};
+use crate::sql::to_u64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoomStatus {
+    Active,
+    Ended,
+}
+
+impl RoomStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Ended => "ended",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomRow {
+    pub id: RoomId,
+    pub host_id: UserId,
+    pub name: String,
+    pub description: String,
+    /// A room's password (hash) never leaves the event stream.
+    pub has_password: bool,
+    pub max_users: u32,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub status: RoomStatus,
+    pub participant_count: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl FromRow<'_, PgRow> for RoomRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        let status: String = row.try_get("status")?;
+        let status = match status.as_str() {
+            "active" => RoomStatus::Active,
+            "ended" => RoomStatus::Ended,
+            other => {
+                return Err(sqlx::Error::ColumnDecode {
+                    index: "status".into(),
+                    source: format!("unknown room status {other:?}").into(),
+                });
+            }
+        };
+        Ok(Self {
+            id: RoomId::from_uuid(row.try_get("id")?),
+            host_id: UserId::from_uuid(row.try_get("host_id")?),
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            has_password: row.try_get("has_password")?,
+            max_users: to_u32(row.try_get("max_users")?),
+            scheduled_at: row.try_get("scheduled_at")?,
+            status,
+            participant_count: to_u32(row.try_get("participant_count")?),
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            ended_at: row.try_get("ended_at")?,
+        })
+    }
+}
+
+/// Someone currently in a room, with their media state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParticipantRow {
+    pub user_id: UserId,
+    /// `None` while the accounts projection has not caught up with this user.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub joined_at: DateTime<Utc>,
+    pub audio_muted: bool,
+    pub video_on: bool,
+    pub screen_sharing: bool,
+    /// The audio is off because the host muted it (until the user unmutes).
+    pub muted_by_host: bool,
+}
+
+impl FromRow<'_, PgRow> for ParticipantRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            user_id: UserId::from_uuid(row.try_get("user_id")?),
+            first_name: row.try_get("first_name")?,
+            last_name: row.try_get("last_name")?,
+            joined_at: row.try_get("joined_at")?,
+            audio_muted: row.try_get("audio_muted")?,
+            video_on: row.try_get("video_on")?,
+            screen_sharing: row.try_get("screen_sharing")?,
+            muted_by_host: row.try_get("muted_by_host")?,
+        })
+    }
+}
+
+pub async fn by_id(pool: &PgPool, id: RoomId) -> Result<Option<RoomRow>, QueryError> {
+    let row = sqlx::query_as(
+        "SELECT r.id, r.host_id, r.name, r.description, r.has_password, r.max_users, r.scheduled_at, r.status, \
+         r.participant_count, r.created_at, r.updated_at, r.ended_at FROM rooms r WHERE r.id = $1",
+    )
+    .bind(id.as_uuid())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row)
+}
+
+/// Rooms not ended that `user` hosts or is in now, newest first.
+pub async fn active_for(pool: &PgPool, user: UserId) -> Result<Vec<RoomRow>, QueryError> {
+    let rows = sqlx::query_as(
+        "SELECT r.id, r.host_id, r.name, r.description, r.has_password, r.max_users, r.scheduled_at, r.status, \
+         r.participant_count, r.created_at, r.updated_at, r.ended_at FROM rooms r \
+         WHERE r.status = 'active' AND (r.host_id = $1 OR EXISTS ( \
+             SELECT 1 FROM participants p WHERE p.room_id = r.id AND p.user_id = $1 AND p.left_at IS NULL)) \
+         ORDER BY r.created_at DESC, r.id",
+    )
+    .bind(user.as_uuid())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// One page (1-based) of the ended rooms `user` hosted or ever joined, most
+/// recently ended first, and how many there are in all.
+pub async fn history_for(pool: &PgPool, user: UserId, page: u32, limit: u32) -> Result<(Vec<RoomRow>, u64), QueryError> {
+    const MINE: &str = "r.status = 'ended' AND (r.host_id = $1 OR EXISTS ( \
+                        SELECT 1 FROM participants p WHERE p.room_id = r.id AND p.user_id = $1))";
+    let (limit, offset) = page_bounds(page, limit);
+    let mut tx = pool.begin().await?;
+    // One snapshot for the page and the total, so they agree.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT r.id, r.host_id, r.name, r.description, r.has_password, r.max_users, r.scheduled_at, r.status, \
+         r.participant_count, r.created_at, r.updated_at, r.ended_at FROM rooms r WHERE {MINE} \
+         ORDER BY r.ended_at DESC, r.id LIMIT $2 OFFSET $3"
+    )))
+    .bind(user.as_uuid())
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *tx)
+    .await?;
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM rooms r WHERE {MINE}")))
+        .bind(user.as_uuid())
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((rows, to_u64(total)))
+}
+
+/// Who is in the room now, in the order they joined.
+pub async fn current_participants(pool: &PgPool, room: RoomId) -> Result<Vec<ParticipantRow>, QueryError> {
+    let rows = sqlx::query_as(
+        "SELECT p.user_id, u.first_name, u.last_name, p.joined_at, p.audio_muted, p.video_on, p.screen_sharing, \
+         p.muted_by_host FROM participants p LEFT JOIN users u ON u.id = p.user_id \
+         WHERE p.room_id = $1 AND p.left_at IS NULL ORDER BY p.joined_at, p.id",
+    )
+    .bind(room.as_uuid())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// True if `user` was ever in the room (now or before).
+pub async fn has_ever_joined(pool: &PgPool, room: RoomId, user: UserId) -> Result<bool, QueryError> {
+    let joined = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM participants WHERE room_id = $1 AND user_id = $2)")
+        .bind(room.as_uuid())
+        .bind(user.as_uuid())
+        .fetch_one(pool)
+        .await?;
+    Ok(joined)
+}

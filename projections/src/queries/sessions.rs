@@ -1,0 +1,87 @@
+//! Login sessions.
+
+use chrono::{DateTime, Utc};
+use rapat_domain::ids::UserId;
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgPool, Row};
+use uuid::Uuid;
+
+use super::QueryError;
+use crate::sql::to_u64;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user_id: UserId,
+    /// Hash of the session's current refresh token.
+    pub refresh_hash: String,
+    pub started_at: DateTime<Utc>,
+    pub refreshed_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+    /// How many times the session was refreshed.
+    pub generation: u64,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// `logout` or `refresh_reuse`.
+    pub revoked_reason: Option<String>,
+}
+
+impl SessionRow {
+    /// Not revoked and not expired at `now`.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && now < self.expires_at
+    }
+}
+
+impl FromRow<'_, PgRow> for SessionRow {
+    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            user_id: UserId::from_uuid(row.try_get("user_id")?),
+            refresh_hash: row.try_get("refresh_hash")?,
+            started_at: row.try_get("started_at")?,
+            refreshed_at: row.try_get("refreshed_at")?,
+            expires_at: row.try_get("expires_at")?,
+            generation: to_u64(row.try_get("generation")?),
+            revoked_at: row.try_get("revoked_at")?,
+            revoked_reason: row.try_get("revoked_reason")?,
+        })
+    }
+}
+
+pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<SessionRow>, QueryError> {
+    let row = sqlx::query_as(
+        "SELECT id, user_id, refresh_hash, started_at, refreshed_at, expires_at, generation, revoked_at, revoked_reason \
+         FROM sessions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn active_means_neither_revoked_nor_expired() {
+        let at = |s| Utc.timestamp_opt(s, 0).single().unwrap_or_default();
+        let session = SessionRow {
+            id: Uuid::nil(),
+            user_id: UserId::from_uuid(Uuid::nil()),
+            refresh_hash: String::new(),
+            started_at: at(0),
+            refreshed_at: None,
+            expires_at: at(100),
+            generation: 0,
+            revoked_at: None,
+            revoked_reason: None,
+        };
+        assert!(session.is_active(at(99)));
+        assert!(!session.is_active(at(100)));
+        let revoked = SessionRow { revoked_at: Some(at(50)), revoked_reason: Some("logout".into()), ..session };
+        assert!(!revoked.is_active(at(60)));
+    }
+}

@@ -1,0 +1,9 @@
+//! Projection tests against the real Postgres and NATS (see `support.rs`). One test
+//! binary, so the crate links once.
+
+mod positions;
+mod projector;
+mod read_models;
+mod rebuild;
+mod story;
+mod support;

@@ -1,0 +1,255 @@
+//! `TestEnv`: a database and a stream namespace of its own per test, removed when
+//! dropped, and helpers that put domain events into the stream the way the write
+//! side stores them (without depending on the write side).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, stream};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use cqrs_es::DomainEvent;
+use rapat_domain::envelope::{StoredCommit, StoredEvent, schema_version_of, split_event};
+use rapat_projections::projector::load_checkpoint;
+use rapat_projections::{Projection, ProjectorConfig, run_all};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/rapat".to_string())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
+}
+
+/// `url` with its database name replaced by `name`.
+fn url_for_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (server, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let query = path.split_once('?').map(|(_, query)| format!("?{query}")).unwrap_or_default();
+    format!("{scheme}://{server}/{name}{query}")
+}
+
+/// Postgres keeps microseconds: events stamped with more would not compare equal
+/// to what the read model gives back.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().duration_trunc(TimeDelta::microseconds(1)).expect("truncates")
+}
+
+pub struct TestEnv {
+    pub database_name: String,
+    pub database_url: String,
+    pub pool: PgPool,
+    pub jetstream: jetstream::Context,
+    pub config: ProjectorConfig,
+    versions: Mutex<HashMap<(String, String), u64>>,
+    last_sequences: Mutex<HashMap<String, u64>>,
+}
+
+/// Logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
+fn init_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
+    });
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        init_tracing();
+        let id = Uuid::new_v4().simple().to_string();
+        let database_name = format!("rapat_test_{id}");
+        let database_url = url_for_database(&database_url(), &database_name);
+        let pool = rapat_projections::connect(&database_url).await.expect("Postgres must be running");
+
+        let client = async_nats::connect(nats_url()).await.expect("NATS with JetStream must be running");
+        let jetstream = jetstream::new(client);
+        let mut config = ProjectorConfig::for_namespace(&format!("t{id}"));
+        config.stream = format!("T{id}_EVENTS");
+        // Tests want takeovers and idle checks to be quick.
+        config.standby_retry = Duration::from_millis(100);
+        config.idle_check = Duration::from_millis(100);
+        config.max_backoff = Duration::from_millis(500);
+        jetstream
+            .create_stream(stream::Config {
+                name: config.stream.clone(),
+                subjects: vec![format!("{}.>", config.subject_prefix)],
+                // Whatever a crashed test leaves behind expires on its own.
+                max_age: Duration::from_secs(3600),
+                ..Default::default()
+            })
+            .await
+            .expect("creates the test stream");
+        Self {
+            database_name,
+            database_url,
+            pool,
+            jetstream,
+            config,
+            versions: Mutex::new(HashMap::new()),
+            last_sequences: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Another pool on the same database: what a second process would have.
+    pub async fn second_pool(&self) -> PgPool {
+        rapat_projections::connect(&self.database_url).await.expect("connects again")
+    }
+
+    /// Appends one command's typed events to an aggregate, numbered after the ones
+    /// this environment appended before. Returns the stream sequence.
+    pub async fn append<E: Serialize + DomainEvent>(&self, aggregate_type: &str, id: Uuid, events: &[E]) -> u64 {
+        let raw: Vec<(String, u32, Value)> = events
+            .iter()
+            .map(|event| {
+                let (event_type, payload) = split_event(event).expect("a struct variant");
+                (event_type, schema_version_of(event).expect("a numeric version"), payload)
+            })
+            .collect();
+        self.append_raw(aggregate_type, id, raw).await
+    }
+
+    /// Appends events given as `(event type, schema version, payload)`.
+    pub async fn append_raw(&self, aggregate_type: &str, id: Uuid, events: Vec<(String, u32, Value)>) -> u64 {
+        let aggregate_id = id.to_string();
+        let command_id = Uuid::new_v4().to_string();
+        let first_version = {
+            let mut versions = self.versions.lock().expect("not poisoned");
+            let version = versions.entry((aggregate_type.to_owned(), aggregate_id.clone())).or_insert(0);
+            let first = *version + 1;
+            *version += events.len() as u64;
+            first
+        };
+        let timestamp = now();
+        let events = events
+            .into_iter()
+            .enumerate()
+            .map(|(offset, (event_type, schema_version, payload))| StoredEvent {
+                event_id: Uuid::new_v4(),
+                aggregate_type: aggregate_type.to_owned(),
+                aggregate_id: aggregate_id.clone(),
+                aggregate_version: first_version + offset as u64,
+                event_type,
+                schema_version,
+                timestamp,
+                actor: Some(aggregate_id.clone()),
+                correlation_id: Some(command_id.clone()),
+                command_id: command_id.clone(),
+                payload,
+            })
+            .collect();
+        let body = serde_json::to_vec(&StoredCommit { events }).expect("serialises");
+        self.publish(aggregate_type, &aggregate_id, body).await
+    }
+
+    /// Publishes any body on an aggregate's subject. Returns the stream sequence.
+    pub async fn publish(&self, aggregate_type: &str, aggregate_id: &str, body: Vec<u8>) -> u64 {
+        let subject = format!("{}.{aggregate_type}.{aggregate_id}", self.config.subject_prefix);
+        let ack = self.jetstream.publish(subject, body.into()).await.expect("publishes").await.expect("stored");
+        let mut last = self.last_sequences.lock().expect("not poisoned");
+        last.insert(aggregate_type.to_owned(), ack.sequence);
+        last.insert(String::new(), ack.sequence);
+        ack.sequence
+    }
+
+    /// The stream sequence each projection must reach to have seen everything
+    /// published so far.
+    pub fn targets(&self) -> Vec<(Projection, u64)> {
+        let last = self.last_sequences.lock().expect("not poisoned");
+        Projection::ALL
+            .into_iter()
+            .map(|projection| {
+                let key = projection.aggregate_type().unwrap_or("");
+                (projection, last.get(key).copied().unwrap_or(0))
+            })
+            .collect()
+    }
+
+    /// Polls the checkpoints until every projection has reached what was published.
+    pub async fn wait_caught_up(&self, deadline: Duration) {
+        let started = Instant::now();
+        for (projection, target) in self.targets() {
+            loop {
+                let checkpoint = load_checkpoint(&self.pool, projection).await.expect("reads checkpoint");
+                if checkpoint.last_sequence >= target {
+                    break;
+                }
+                assert!(
+                    started.elapsed() < deadline,
+                    "{projection} at {} has not reached {target} in {deadline:?}",
+                    checkpoint.last_sequence
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    /// Runs every projection in the background, as one projector process would.
+    pub fn spawn_projector(&self, pool: PgPool) -> Projector {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(run_all(pool, self.jetstream.clone(), self.config.clone(), shutdown.clone()));
+        Projector { shutdown, task }
+    }
+
+    /// Every row of `table`, as JSON, in a stable order.
+    pub async fn table(&self, table: &str, order_by: &str) -> Value {
+        let sql = format!("SELECT coalesce(json_agg(t ORDER BY {order_by}), '[]') FROM {table} t");
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&self.pool).await.expect("reads table")
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("counts")
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let (database, stream, url) = (self.database_name.clone(), self.config.stream.clone(), database_url());
+        // Drop cannot await; clean up on a thread with its own small runtime.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(options) = PgConnectOptions::from_str(&url)
+                    && let Ok(mut connection) = PgConnection::connect_with(&options.database("postgres")).await
+                {
+                    let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut connection).await;
+                    let _ = connection.close().await;
+                }
+                if let Ok(client) = async_nats::connect(nats_url()).await {
+                    let _ = jetstream::new(client).delete_stream(&stream).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+pub struct Projector {
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<Result<(), rapat_projections::ProjectorError>>,
+}
+
+impl Projector {
+    /// A clean stop: the current batch finishes and the locks are released.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let result = self.task.await.expect("projector task did not panic");
+        result.expect("projector stopped cleanly");
+    }
+
+    /// A crash: the task is dropped wherever it is, as if the process died.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
