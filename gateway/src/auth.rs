@@ -8,7 +8,6 @@ use chrono::Utc;
 use rapat_commands::CommandMetadata;
 use rapat_domain::ids::UserId;
 use rapat_projections::queries;
-use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -20,8 +19,6 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user_id: UserId,
-    pub session_id: Uuid,
-    pub role: String,
     /// The request id, carried into events as their correlation id.
     pub request_id: Option<String>,
 }
@@ -30,10 +27,6 @@ impl AuthUser {
     /// Metadata for a command this caller issues.
     pub fn command(&self) -> CommandMetadata {
         with_request_id(CommandMetadata::by(self.user_id.to_string()), self.request_id.as_deref())
-    }
-
-    pub fn is_admin(&self) -> bool {
-        self.role == "admin"
     }
 }
 
@@ -76,12 +69,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
     })?;
     let session = queries::sessions::by_id(&state.db, claims.sid).await?;
     match session {
-        Some(session) if session.is_active(Utc::now()) => Ok(AuthUser {
-            user_id: UserId::from_uuid(claims.sub),
-            session_id: claims.sid,
-            role: claims.role,
-            request_id: None,
-        }),
+        Some(session) if session.is_active(Utc::now()) => {
+            Ok(AuthUser { user_id: UserId::from_uuid(claims.sub), request_id: None })
+        }
         _ => Err(ApiError::unauthorized("token_revoked", "this token's session has ended; log in again")),
     }
 }

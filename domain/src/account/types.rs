@@ -27,7 +27,9 @@ impl Email {
         if email.chars().count() > Self::MAX_CHARS {
             return Err(AccountInputError::EmailTooLong { max: Self::MAX_CHARS });
         }
-        if email.chars().any(char::is_whitespace) {
+        // Control characters (a NUL byte, say) have no place in an address, and
+        // Postgres could not even store one.
+        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(AccountInputError::EmailInvalid);
         }
         let mut parts = email.split('@');
@@ -215,6 +217,7 @@ mod tests {
         check(Email::parse("ana@example.".into()), Err(AccountInputError::EmailInvalid));
         check(Email::parse("a@b@example.com".into()), Err(AccountInputError::EmailInvalid));
         check(Email::parse("an a@example.com".into()), Err(AccountInputError::EmailInvalid));
+        check(Email::parse("ana\u{0}@example.com".into()), Err(AccountInputError::EmailInvalid));
         check(Email::parse(String::new()), Err(AccountInputError::EmailInvalid));
         let long = format!("{}@example.com", "a".repeat(242));
         check(Email::parse(long.clone()).map(|_| ()), Ok("()"));
