@@ -30,3 +30,32 @@ pub(super) async fn apply(tx: &mut PgConnection, stream_sequence: u64, event: &S
     .await?;
     Ok(())
 }
+
+/// Many events in one statement (arrays through UNNEST): what makes replaying the
+/// audit trail fast. Same rows, same rule on duplicate event ids, as [`apply`].
+pub(super) async fn apply_many(tx: &mut PgConnection, events: &[(u64, &StoredEvent)]) -> Result<(), ApplyError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO audit_events (event_id, stream_sequence, aggregate_type, aggregate_id, aggregate_version, \
+         event_type, schema_version, actor, correlation_id, command_id, occurred_at, payload) \
+         SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[], \
+         $7::int4[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::jsonb[])",
+    )
+    .bind(events.iter().map(|(_, e)| e.event_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|(sequence, _)| to_i64(*sequence)).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.aggregate_type.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.aggregate_id.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| to_i64(e.aggregate_version)).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.event_type.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| i32::try_from(e.schema_version).unwrap_or(i32::MAX)).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.actor.as_deref()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.correlation_id.as_deref()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.command_id.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| e.timestamp).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| &e.payload).collect::<Vec<_>>())
+    .execute(tx)
+    .await?;
+    Ok(())
+}

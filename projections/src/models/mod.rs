@@ -64,6 +64,22 @@ pub(crate) async fn apply_message(
     Ok(applied)
 }
 
+/// Applies many messages to the audit read model in one statement. Any message that
+/// is not a stored commit fails the whole call as poison; the caller then falls
+/// back to [`apply_message`] one message at a time to find and park it.
+pub(crate) async fn apply_audit_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])]) -> Result<u64, ApplyError> {
+    let mut commits = Vec::with_capacity(messages.len());
+    for (sequence, body) in messages {
+        let commit: StoredCommit = serde_json::from_slice(body)
+            .map_err(|error| ApplyError::Poison(format!("not a stored commit: {error}")))?;
+        commits.push((*sequence, commit));
+    }
+    let events: Vec<(u64, &StoredEvent)> =
+        commits.iter().flat_map(|(sequence, commit)| commit.events.iter().map(move |event| (*sequence, event))).collect();
+    audit::apply_many(tx, &events).await?;
+    Ok(events.len() as u64)
+}
+
 /// The payload as `T`, or a poison error naming the event.
 fn payload<T: DeserializeOwned>(event: &StoredEvent) -> Result<T, ApplyError> {
     serde_json::from_value(event.payload.clone()).map_err(|error| {

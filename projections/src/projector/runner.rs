@@ -22,7 +22,7 @@ use super::checkpoint::{advance, current_epoch, load_checkpoint, lock_for_batch}
 use super::lock::ProjectionLock;
 use super::parking::park;
 use super::{Projection, ProjectorConfig, ProjectorError};
-use crate::models::{ApplyError, apply_message};
+use crate::models::{ApplyError, apply_audit_batch, apply_message};
 
 /// Runs `projection` until `shutdown`: as the active instance while it holds the
 /// projection's lock, as a standby retrying every `standby_retry` otherwise.
@@ -247,11 +247,32 @@ async fn apply_batch_as(
     }
     let start = last;
     let mut applied_events = 0;
+    if projection == Projection::Audit && isolation == Isolation::Together {
+        // The audit trail only appends: the whole batch goes in one statement.
+        let mut fresh = Vec::with_capacity(batch.len());
+        for message in batch {
+            let sequence = stream_sequence(message)?;
+            if sequence > last {
+                fresh.push((sequence, message.payload.as_ref()));
+                last = sequence;
+            }
+        }
+        match apply_audit_batch(&mut tx, &fresh).await {
+            Ok(events) => applied_events = events,
+            Err(ApplyError::Poison(_)) => {
+                tx.rollback().await?;
+                return Ok(Batch::Poisoned);
+            }
+            Err(ApplyError::Transient(error)) => return Err(error.into()),
+        }
+        if last > start {
+            advance(&mut tx, projection, last, applied_events).await?;
+        }
+        tx.commit().await?;
+        return Ok(Batch::Committed);
+    }
     for message in batch {
-        let sequence = message
-            .info()
-            .map_err(|error| ProjectorError::Nats(format!("message without JetStream metadata: {error}")))?
-            .stream_sequence;
+        let sequence = stream_sequence(message)?;
         if sequence <= last {
             // Applied by an earlier transaction: a redelivery, or a batch of an
             // instance that was active a moment ago.
@@ -282,6 +303,13 @@ async fn apply_batch_as(
     }
     tx.commit().await?;
     Ok(Batch::Committed)
+}
+
+fn stream_sequence(message: &Message) -> Result<u64, ProjectorError> {
+    message
+        .info()
+        .map(|info| info.stream_sequence)
+        .map_err(|error| ProjectorError::Nats(format!("message without JetStream metadata: {error}")))
 }
 
 /// Replaces the projection's durable consumer with one starting at `start_sequence`.
