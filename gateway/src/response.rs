@@ -31,3 +31,32 @@ pub fn page<T: Serialize>(items: T, page: u32, limit: u32, total: u64) -> Respon
     });
     (StatusCode::OK, axum::Json(body)).into_response()
 }
+
+/// `{"success": true, "data": ...}`, for the OpenAPI document of handlers that
+/// answer with [`ok`] or [`created`].
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Data<T> {
+    success: bool,
+    data: T,
+}
+
+/// `{"success": true, "message": "..."}`, for the OpenAPI document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Message {
+    success: bool,
+    message: String,
+}
+
+/// `{"success": false, "error": {code, message}}`, for the OpenAPI document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Failure {
+    success: bool,
+    error: FailureDetail,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FailureDetail {
+    /// Machine-readable, e.g. `room_not_found`.
+    code: String,
+    message: String,
+}

@@ -1,4 +1,12 @@
 //! REST API tests over HTTP against a real server: its own database, its own
 //! JetStream stream, real NATS and Postgres (see `helpers::spawn_app`).
 
+mod auth;
+mod bad_input;
+mod contacts;
 mod helpers;
+mod openapi;
+mod read_your_writes;
+mod rooms;
+mod rooms_host;
+mod users;

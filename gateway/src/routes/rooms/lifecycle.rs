@@ -1,0 +1,243 @@
+//! A room from creation to its end: create, list, history, read, change settings,
+//! end.
+
+use axum::extract::State;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use rapat_domain::credentials::Password;
+use rapat_domain::ids::{RoomId, UserId};
+use rapat_domain::room::{MaxUsers, PasswordChange, RoomCommand, RoomDescription, RoomName};
+use rapat_projections::queries;
+use serde::{Deserialize, Deserializer};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::views::{Paged, RoomView};
+use super::{PageQuery, room_row};
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::response::{self, Data, Failure};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRoomRequest {
+    /// 1 to 100 characters, no control characters.
+    #[schema(min_length = 1, max_length = 100)]
+    name: String,
+    /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
+    description: Option<String>,
+    /// 4 to 128 characters; absent, null or empty for an open room.
+    password: Option<String>,
+    #[schema(minimum = 1, maximum = 500)]
+    max_users: u32,
+    scheduled_at: Option<DateTime<Utc>>,
+}
+
+impl CreateRoomRequest {
+    fn into_command(self, host: UserId) -> Result<RoomCommand, ApiError> {
+        Ok(RoomCommand::Create {
+            host,
+            name: RoomName::parse(self.name)?,
+            description: RoomDescription::parse(self.description.unwrap_or_default())?,
+            password: non_empty(self.password).map(Password::parse_for_room).transpose()?,
+            max_users: MaxUsers::parse(self.max_users)?,
+            scheduled_at: self.scheduled_at,
+        })
+    }
+}
+
+/// Every field is optional; an absent one stays as it is.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateRoomRequest {
+    #[schema(min_length = 1, max_length = 100)]
+    name: Option<String>,
+    #[schema(max_length = 1000)]
+    description: Option<String>,
+    /// A string sets a new password; null or "" removes it; absent keeps it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    password: Option<Option<String>>,
+    #[schema(minimum = 1, maximum = 500)]
+    max_users: Option<u32>,
+}
+
+impl UpdateRoomRequest {
+    fn into_command(self, actor: UserId) -> Result<RoomCommand, ApiError> {
+        let password = match self.password {
+            None => None,
+            Some(value) => Some(match non_empty(value) {
+                Some(raw) => PasswordChange::Set(Password::parse_for_room(raw)?),
+                None => PasswordChange::Clear,
+            }),
+        };
+        Ok(RoomCommand::UpdateSettings {
+            actor,
+            name: self.name.map(RoomName::parse).transpose()?,
+            description: self.description.map(RoomDescription::parse).transpose()?,
+            password,
+            max_users: self.max_users.map(MaxUsers::parse).transpose()?,
+        })
+    }
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`, through
+/// `#[serde(default)]`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Forms send an empty field for "no password".
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|text| !text.is_empty())
+}
+
+/// Create a room; the caller is its host (not yet a participant: they join like
+/// anyone else).
+#[utoipa::path(
+    post,
+    path = "/rooms",
+    tag = "rooms",
+    security(("bearer" = [])),
+    request_body = CreateRoomRequest,
+    responses(
+        (status = 201, description = "The new room", body = Data<RoomView>),
+        (status = 400, description = "Invalid name, description, password or maxUsers", body = Failure),
+        (status = 401, description = "Missing or invalid token", body = Failure),
+    )
+)]
+pub async fn create_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(body): ApiJson<CreateRoomRequest>,
+) -> Result<Response, ApiError> {
+    let command = body.into_command(auth.user_id)?;
+    let room_id = RoomId::new_random();
+    state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
+    let row = room_row(&state, room_id.as_uuid()).await?;
+    Ok(response::created(RoomView::from(row)))
+}
+
+/// Rooms the caller hosts or is in, that have not ended.
+#[utoipa::path(
+    get,
+    path = "/rooms",
+    tag = "rooms",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Active rooms of the caller", body = Data<Vec<RoomView>>),
+        (status = 401, description = "Missing or invalid token", body = Failure),
+    )
+)]
+pub async fn list_rooms(State(state): State<AppState>, auth: AuthUser) -> Result<Response, ApiError> {
+    let rows = queries::rooms::active_for(&state.db, auth.user_id).await?;
+    Ok(response::ok(rows.into_iter().map(RoomView::from).collect::<Vec<_>>()))
+}
+
+/// Ended rooms the caller hosted or joined, newest first.
+#[utoipa::path(
+    get,
+    path = "/rooms/history",
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "One page of ended rooms", body = Paged<RoomView>),
+        (status = 400, description = "Invalid page or limit", body = Failure),
+        (status = 401, description = "Missing or invalid token", body = Failure),
+    )
+)]
+pub async fn room_history(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = query.parse()?;
+    let (rows, total) = queries::rooms::history_for(&state.db, auth.user_id, page.page, page.limit).await?;
+    let items: Vec<RoomView> = rows.into_iter().map(RoomView::from).collect();
+    Ok(response::page(items, page.page, page.limit, total))
+}
+
+/// One room. Any signed-in user may look a room up (to join it by its link).
+#[utoipa::path(
+    get,
+    path = "/rooms/{roomId}",
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(("roomId" = Uuid, Path, description = "The room's id")),
+    responses(
+        (status = 200, description = "The room", body = Data<RoomView>),
+        (status = 400, description = "Malformed room id", body = Failure),
+        (status = 401, description = "Missing or invalid token", body = Failure),
+        (status = 404, description = "No such room", body = Failure),
+    )
+)]
+pub async fn get_room(
+    State(state): State<AppState>,
+    _auth: AuthUser,
+    ApiPath(room_id): ApiPath<Uuid>,
+) -> Result<Response, ApiError> {
+    Ok(response::ok(RoomView::from(room_row(&state, room_id).await?)))
+}
+
+/// Change a room's settings (host only).
+#[utoipa::path(
+    put,
+    path = "/rooms/{roomId}",
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(("roomId" = Uuid, Path, description = "The room's id")),
+    request_body = UpdateRoomRequest,
+    responses(
+        (status = 200, description = "The updated room", body = Data<RoomView>),
+        (status = 400, description = "Invalid input", body = Failure),
+        (status = 401, description = "Missing or invalid token", body = Failure),
+        (status = 403, description = "The caller is not the host", body = Failure),
+        (status = 404, description = "No such room", body = Failure),
+        (status = 409, description = "The room has ended, or has more participants than the new maxUsers", body = Failure),
+    )
+)]
+pub async fn update_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(room_id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<UpdateRoomRequest>,
+) -> Result<Response, ApiError> {
+    let command = body.into_command(auth.user_id)?;
+    state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
+    Ok(response::ok(RoomView::from(room_row(&state, room_id).await?)))
+}
+
+/// End the meeting (host only): everyone is disconnected and the room moves to
+/// history.
+#[utoipa::path(
+    post,
+    path = "/rooms/{roomId}/end",
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(("roomId" = Uuid, Path, description = "The room's id")),
+    responses(
+        (status = 200, description = "The ended room", body = Data<RoomView>),
+        (status = 400, description = "Malformed room id", body = Failure),
+        (status = 401, description = "Missing or invalid token", body = Failure),
+        (status = 403, description = "The caller is not the host", body = Failure),
+        (status = 404, description = "No such room", body = Failure),
+        (status = 409, description = "The room has already ended", body = Failure),
+    )
+)]
+pub async fn end_room(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath(room_id): ApiPath<Uuid>,
+) -> Result<Response, ApiError> {
+    let command = RoomCommand::End { actor: auth.user_id };
+    state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
+    Ok(response::ok(RoomView::from(room_row(&state, room_id).await?)))
+}

@@ -1,0 +1,173 @@
+//! The JSON a room endpoint answers with. Built from read-model rows only; a room's
+//! password or its hash never reaches a view (`hasPassword` instead).
+
+use chrono::{DateTime, Utc};
+use rapat_projections::queries::{AuditRow, ParticipantRow, RoomRow, RoomStatus};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// `{"success": true, "data": [...], "pagination": {...}}` (`response::page`), for the
+/// OpenAPI document.
+#[derive(Serialize, ToSchema)]
+pub struct Paged<T> {
+    success: bool,
+    data: Vec<T>,
+    pagination: Pagination,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Pagination {
+    page: u32,
+    limit: u32,
+    total: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomStatusView {
+    Active,
+    Ended,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomView {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub host_id: Uuid,
+    pub has_password: bool,
+    pub max_users: u32,
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub status: RoomStatusView,
+    pub participant_count: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl From<RoomRow> for RoomView {
+    fn from(row: RoomRow) -> Self {
+        Self {
+            id: row.id.as_uuid(),
+            name: row.name,
+            description: row.description,
+            host_id: row.host_id.as_uuid(),
+            has_password: row.has_password,
+            max_users: row.max_users,
+            scheduled_at: row.scheduled_at,
+            status: match row.status {
+                RoomStatus::Active => RoomStatusView::Active,
+                RoomStatus::Ended => RoomStatusView::Ended,
+            },
+            participant_count: row.participant_count,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            ended_at: row.ended_at,
+        }
+    }
+}
+
+/// A current participant and their media state.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantView {
+    pub user_id: Uuid,
+    pub first_name: String,
+    pub last_name: String,
+    pub joined_at: DateTime<Utc>,
+    pub audio_muted: bool,
+    pub video_on: bool,
+    pub screen_sharing: bool,
+    /// The host muted them and they have not unmuted since.
+    pub muted_by_host: bool,
+}
+
+/// The answer to a join: the room and the caller's own place in it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinedView {
+    pub room: RoomView,
+    pub participant: ParticipantView,
+}
+
+/// One stored event of the room, as the audit read model holds it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomEventView {
+    pub stream_sequence: u64,
+    pub event_id: Uuid,
+    pub aggregate_version: u64,
+    /// e.g. `RoomCreated`, `ParticipantJoined`.
+    pub event_type: String,
+    pub schema_version: u32,
+    /// The acting user's id; absent when the system acted.
+    pub actor: Option<String>,
+    pub correlation_id: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    /// The event's payload; a password hash in it is redacted.
+    pub payload: Value,
+}
+
+impl From<AuditRow> for RoomEventView {
+    fn from(row: AuditRow) -> Self {
+        Self {
+            stream_sequence: row.stream_sequence,
+            event_id: row.event_id,
+            aggregate_version: row.aggregate_version,
+            event_type: row.event_type,
+            schema_version: row.schema_version,
+            actor: row.actor,
+            correlation_id: row.correlation_id,
+            occurred_at: row.occurred_at,
+            payload: redact_password_hash(row.payload),
+        }
+    }
+}
+
+/// A hash of the room password is stored in `RoomCreated` and
+/// `RoomSettingsUpdated`; even the host must not get it back, since a leaked hash
+/// can be attacked offline.
+fn redact_password_hash(mut payload: Value) -> Value {
+    if let Some(hash) = payload.get_mut("passwordHash")
+        && !hash.is_null()
+    {
+        *hash = Value::String("[redacted]".to_owned());
+    }
+    payload
+}
+
+impl From<ParticipantRow> for ParticipantView {
+    fn from(row: ParticipantRow) -> Self {
+        Self {
+            user_id: row.user_id.as_uuid(),
+            // Empty only while the accounts read model catches up with a new user.
+            first_name: row.first_name.unwrap_or_default(),
+            last_name: row.last_name.unwrap_or_default(),
+            joined_at: row.joined_at,
+            audio_muted: row.audio_muted,
+            video_on: row.video_on,
+            screen_sharing: row.screen_sharing,
+            muted_by_host: row.muted_by_host,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::redact_password_hash;
+
+    #[test]
+    fn password_hashes_are_redacted_from_payloads() {
+        let created = json!({ "name": "Standup", "passwordHash": "$argon2id$v=19$m=19456,t=2,p=1$abc$def" });
+        assert_eq!(redact_password_hash(created), json!({ "name": "Standup", "passwordHash": "[redacted]" }));
+        let without = json!({ "name": "Standup", "passwordHash": null });
+        assert_eq!(redact_password_hash(without.clone()), without);
+        let joined = json!({ "userId": "7c9e6679-7425-40de-944b-e07fc1f90ae7" });
+        assert_eq!(redact_password_hash(joined.clone()), joined);
+    }
+}
