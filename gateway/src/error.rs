@@ -142,6 +142,7 @@ impl DomainRejection for EmailClaimError {
     fn to_api_error(&self) -> ApiError {
         match self {
             EmailClaimError::EmailTaken => ApiError::conflict("email_taken", "an account with this email already exists"),
+            EmailClaimError::NotClaimedBy => ApiError::internal("confirming an email claim held by another account"),
         }
     }
 }

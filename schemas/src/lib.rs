@@ -48,7 +48,7 @@ event_schemas! {
         "RoomEnded",
     ],
     "account" => ["AccountRegistered", "ProfileUpdated", "PasswordChanged", "StatusChanged", "RoleGranted"],
-    "email" => ["EmailClaimed"],
+    "email" => ["EmailClaimed", "EmailClaimConfirmed"],
     "contacts" => ["ContactAdded", "ContactRemoved"],
     "session" => ["SessionStarted", "SessionRefreshed", "SessionRevoked"],
 }

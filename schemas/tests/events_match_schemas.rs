@@ -99,8 +99,9 @@ fn next_account_event(previous: Option<&AccountEvent>) -> Option<AccountEvent> {
 
 fn next_email_claim_event(previous: Option<&EmailClaimEvent>) -> Option<EmailClaimEvent> {
     match previous {
-        None => Some(EmailClaimEvent::EmailClaimed { email: email(), account_id: ANA }),
-        Some(EmailClaimEvent::EmailClaimed { .. }) => None,
+        None => Some(EmailClaimEvent::EmailClaimed { email: email(), account_id: ANA, claimed_at: Some(at()) }),
+        Some(EmailClaimEvent::EmailClaimed { .. }) => Some(EmailClaimEvent::EmailClaimConfirmed { account_id: ANA }),
+        Some(EmailClaimEvent::EmailClaimConfirmed { .. }) => None,
     }
 }
 

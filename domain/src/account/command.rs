@@ -1,6 +1,8 @@
 //! What can be asked of an account and of an email claim. Commands hold parsed
 //! values only; `Clone` because the store retries a command after a conflict.
 
+use chrono::{DateTime, Utc};
+
 use super::types::{AccountStatus, AvatarChange, Email, PersonName, Role};
 use crate::credentials::Password;
 use crate::ids::UserId;
@@ -22,5 +24,8 @@ pub enum AccountCommand {
 
 #[derive(Clone, Debug)]
 pub enum EmailClaimCommand {
-    Claim { email: Email, account: UserId },
+    /// `now` comes from the caller: the domain has no clock.
+    Claim { email: Email, account: UserId, now: DateTime<Utc> },
+    /// The claiming account was registered.
+    Confirm { account: UserId },
 }

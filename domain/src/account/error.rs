@@ -21,6 +21,8 @@ pub enum AccountError {
 pub enum EmailClaimError {
     #[error("the email address is already in use")]
     EmailTaken,
+    #[error("the email address is not claimed by this account")]
+    NotClaimedBy,
 }
 
 /// A value that cannot be part of an account (a 400 at the API).

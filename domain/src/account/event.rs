@@ -3,6 +3,7 @@
 //! bumps the variant's version in [`AccountEvent::event_version`] and teaches
 //! [`Upcast`] to bring the old shape forward.
 
+use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -90,24 +91,45 @@ fn malformed(schema_version: u32, reason: impl ToString) -> UpcastError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all_fields = "camelCase")]
 pub enum EmailClaimEvent {
-    EmailClaimed { email: Email, account_id: UserId },
+    /// Schema v2 added `claimedAt`; a v1 claim (`None`) predates confirmation and
+    /// counts as confirmed.
+    EmailClaimed { email: Email, account_id: UserId, claimed_at: Option<DateTime<Utc>> },
+    /// The account holding the claim was registered: the claim is final.
+    EmailClaimConfirmed { account_id: UserId },
 }
 
 impl DomainEvent for EmailClaimEvent {
     fn event_type(&self) -> String {
         match self {
             Self::EmailClaimed { .. } => "EmailClaimed".to_owned(),
+            Self::EmailClaimConfirmed { .. } => "EmailClaimConfirmed".to_owned(),
         }
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        match self {
+            Self::EmailClaimed { .. } => "2".to_owned(),
+            Self::EmailClaimConfirmed { .. } => "1".to_owned(),
+        }
     }
 }
 
 impl Upcast for EmailClaimEvent {
-    fn upcast(event_type: &str, schema_version: u32, payload: Value) -> Result<Value, UpcastError> {
-        refuse_newer(event_type, schema_version, 1)?;
-        Ok(payload)
+    fn upcast(event_type: &str, schema_version: u32, mut payload: Value) -> Result<Value, UpcastError> {
+        match event_type {
+            "EmailClaimed" => {
+                refuse_newer(event_type, schema_version, 2)?;
+                if schema_version < 2
+                    && let Value::Object(fields) = &mut payload
+                {
+                    fields.entry("claimedAt").or_insert(Value::Null);
+                }
+                Ok(payload)
+            }
+            _ => {
+                refuse_newer(event_type, schema_version, 1)?;
+                Ok(payload)
+            }
+        }
     }
 }

@@ -128,13 +128,23 @@ async fn register(
     let user = UserId::new_random();
     let request_id = request_id(&headers);
 
+    // An account with this address is already visible: no claim needed to say so,
+    // and it keeps an unconfirmed-but-registered claim from being taken over.
+    if queries::users::by_email(&state.db, email.as_str()).await?.is_some() {
+        return Err(ApiError::conflict("email_taken", "an account with this email already exists"));
+    }
     // The claim comes first: two registrations of one address meet at the same
     // claim aggregate and only one can append, so the loser gets a clean 409
-    // instead of tripping over the users read model's unique index.
-    let claim = EmailClaimCommand::Claim { email: email.clone(), account: user };
-    state.write(&state.emails, &email.claim_id().to_string(), claim, acting(user, request_id.as_deref())).await?;
+    // instead of tripping over the users read model's unique index. The claim is
+    // confirmed once the account exists; one left pending (the store failed in
+    // between) can be taken over later, so an address is never locked for good.
+    let claim_id = email.claim_id().to_string();
+    let claim = EmailClaimCommand::Claim { email: email.clone(), account: user, now: Utc::now() };
+    state.write(&state.emails, &claim_id, claim, acting(user, request_id.as_deref())).await?;
     let register = AccountCommand::Register { email, password, first_name, last_name };
     state.write(&state.accounts, &user.to_string(), register, acting(user, request_id.as_deref())).await?;
+    let confirm = EmailClaimCommand::Confirm { account: user };
+    state.write(&state.emails, &claim_id, confirm, acting(user, request_id.as_deref())).await?;
 
     let row = queries::users::by_id(&state.db, user)
         .await?
