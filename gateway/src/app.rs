@@ -9,7 +9,9 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rapat_commands::{Argon2idHasher, CommandBus, EventStoreConfig, JetStreamEventStore, StoreError};
+use cqrs_es::Aggregate as _;
 use rapat_domain::services::DomainServices;
+use rapat_domain::session::Session;
 use rapat_projections::ProjectionPositions;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -24,6 +26,7 @@ use crate::auth::REQUEST_ID_HEADER;
 use crate::config::GatewayConfig;
 use crate::error::ApiError;
 use crate::presence::Presence;
+use crate::session_cache::SessionCache;
 use crate::routes;
 use crate::state::{AppState, Inner};
 use crate::tokens::TokenKeys;
@@ -81,6 +84,9 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
     let services = DomainServices::new(Arc::new(Argon2idHasher::new()));
     let jetstream = async_nats::jetstream::new(nats.clone());
     let presence_bucket = format!("{}_PRESENCE", event_store.stream.trim_end_matches("_EVENTS"));
+    let session_cache = Arc::new(SessionCache::new(config.session_cache_ttl));
+    let session_subjects = event_store.subject_for(Session::TYPE, "*");
+    tokio::spawn(Arc::clone(&session_cache).follow_revocations(nats.clone(), session_subjects));
     Ok(AppState::new(Inner {
         accounts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services.clone()),
         emails: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
@@ -88,6 +94,7 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
         contacts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
         sessions: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store).await?, ()),
         presence: Presence::open(&jetstream, &presence_bucket).await?,
+        session_cache,
         tokens: TokenKeys::new(&config.jwt_secret, config.access_ttl, config.refresh_ttl),
         db,
         positions,

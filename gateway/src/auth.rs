@@ -67,10 +67,14 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
         TokenError::Expired => ApiError::unauthorized("token_expired", error.to_string()),
         TokenError::Invalid => ApiError::unauthorized("invalid_token", error.to_string()),
     })?;
-    let session = queries::sessions::by_id(&state.db, claims.sid).await?;
-    match session {
+    let user = AuthUser { user_id: UserId::from_uuid(claims.sub), request_id: None };
+    if state.session_cache.is_fresh(claims.sid) {
+        return Ok(user);
+    }
+    match queries::sessions::by_id(&state.db, claims.sid).await? {
         Some(session) if session.is_active(Utc::now()) => {
-            Ok(AuthUser { user_id: UserId::from_uuid(claims.sub), request_id: None })
+            state.session_cache.remember(claims.sid);
+            Ok(user)
         }
         _ => Err(ApiError::unauthorized("token_revoked", "this token's session has ended; log in again")),
     }

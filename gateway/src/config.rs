@@ -21,6 +21,10 @@ pub struct GatewayConfig {
     pub read_your_writes_timeout: Duration,
     /// A user seen (any authenticated request) within this window is online.
     pub presence_window: Duration,
+    /// How long a session seen active is trusted without asking the read model
+    /// again; revocations evict it sooner (see `session_cache.rs`). Zero turns
+    /// the cache off.
+    pub session_cache_ttl: Duration,
 }
 
 /// A token bucket per client IP: `burst` requests at once, then one more every
@@ -43,6 +47,7 @@ impl GatewayConfig {
             auth_rate_limit: RateLimit { burst: 20, replenish_every: Duration::from_secs(3) },
             read_your_writes_timeout: Duration::from_secs(3),
             presence_window: Duration::from_secs(120),
+            session_cache_ttl: Duration::from_secs(10),
         }
     }
 }

@@ -13,6 +13,7 @@ mod extract;
 mod presence;
 mod response;
 mod routes;
+mod session_cache;
 mod state;
 mod tokens;
 mod write;

@@ -13,6 +13,7 @@ use sqlx::PgPool;
 
 use crate::config::GatewayConfig;
 use crate::presence::Presence;
+use crate::session_cache::SessionCache;
 use crate::tokens::TokenKeys;
 
 #[derive(Clone)]
@@ -28,6 +29,7 @@ pub struct Inner {
     pub positions: ProjectionPositions,
     pub tokens: TokenKeys,
     pub presence: Presence,
+    pub session_cache: Arc<SessionCache>,
     pub nats: async_nats::Client,
     pub config: GatewayConfig,
 }

@@ -221,6 +221,7 @@ async fn logout(
     let revoke = SessionCommand::Revoke { reason: RevokeReason::Logout };
     let actor = UserId::from_uuid(claims.sub);
     state.write(&state.sessions, &claims.sid.to_string(), revoke, acting(actor, request_id(&headers).as_deref())).await?;
+    state.session_cache.forget(claims.sid);
     tracing::info!(user = %actor, session = %claims.sid, "logged out");
     Ok(response::message("Logged out successfully"))
 }
@@ -266,6 +267,7 @@ async fn refresh(
         .iter()
         .any(|event| matches!(event, SessionEvent::SessionRevoked { reason: RevokeReason::RefreshReuse }));
     if reused {
+        state.session_cache.forget(session_id);
         tracing::warn!(session = %session_id, user = %session.user_id, "spent refresh token presented; session revoked");
         return Err(ApiError::unauthorized(
             "refresh_token_reused",

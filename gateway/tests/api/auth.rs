@@ -8,9 +8,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestResponse, spawn_app, spawn_app_with};
+use crate::helpers::{TEST_JWT_SECRET as TEST_SECRET, TestApp, TestResponse, spawn_app, spawn_app_with};
 
-const TEST_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 
 impl TestApp {
     pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
@@ -396,4 +395,29 @@ async fn an_abandoned_email_claim_is_taken_over_but_a_recent_one_is_not() {
     let (new_id, new_claim) = abandon("new@example.com", 0);
     claims.execute(&new_id, new_claim, CommandMetadata::system()).await.expect("claimed");
     app.register("new@example.com", "correct horse 1", "New", "Claim").await.expect_error(409, "email_taken");
+}
+
+/// Gateways remember active sessions briefly; a logout through one gateway must
+/// still stop the token at another at once, not when that memory expires.
+#[tokio::test]
+async fn a_logout_through_one_gateway_stops_the_token_at_another() {
+    let app = spawn_app().await;
+    let other = app.second_gateway().await;
+    let user = app.new_user("Sari").await;
+    let profile_at_other = || {
+        app.http.get(format!("{other}/api/v1/users/profile")).bearer_auth(&user.token).send()
+    };
+    assert_eq!(profile_at_other().await.expect("answers").status(), 200, "the other gateway now remembers the session");
+
+    app.post("/api/v1/auth/logout", Some(&user.token), json!({})).await.expect(200);
+    // Well inside the 10 s the other gateway would otherwise trust its memory.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let status = profile_at_other().await.expect("answers").status();
+        if status == 401 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the other gateway still accepts a logged-out token");
+        tokio::task::yield_now().await;
+    }
 }

@@ -27,6 +27,8 @@ pub fn postgres_base_url() -> String {
     }
 }
 
+pub const TEST_JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+
 pub struct TestApp {
     pub address: SocketAddr,
     pub base_url: String,
@@ -108,7 +110,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestA
     let projector_config = ProjectorConfig::for_namespace(&namespace);
     tokio::spawn(rapat_projections::run_all(db.clone(), jetstream.clone(), projector_config, shutdown.child_token()));
 
-    let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), b"test-secret-test-secret-test-secret!".to_vec());
+    let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), TEST_JWT_SECRET.to_vec());
     // Generous by default so ordinary tests never meet it; rate-limit tests lower it.
     config.auth_rate_limit.burst = 1000;
     configure(&mut config);
@@ -129,6 +131,20 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestA
 }
 
 impl TestApp {
+    /// Starts another gateway on the same stream and database, as a second
+    /// process would, and returns its base URL.
+    pub async fn second_gateway(&self) -> String {
+        let nats = rapat_commands::connect(&nats_url()).await.expect("NATS");
+        let positions = ProjectionPositions::start(self.db.clone());
+        let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), TEST_JWT_SECRET.to_vec());
+        config.auth_rate_limit.burst = 1000;
+        let backends = Backends { nats, event_store: self.event_store.clone(), db: self.db.clone(), positions };
+        let application = Application::build(config, backends).await.expect("second gateway starts");
+        let address = application.address();
+        tokio::spawn(application.run_until_stopped(self.shutdown.child_token()));
+        format!("http://{address}")
+    }
+
     /// Sends a request; `body` is sent as JSON when given.
     pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> TestResponse {
         let mut request = self.http.request(method, format!("{}{path}", self.base_url));
