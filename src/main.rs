@@ -2,6 +2,9 @@
 //! process; `gateway` and `projector` run one part each, so they can be scaled out
 //! across machines on a NATS cluster and a shared Postgres.
 
+mod admin;
+mod export;
+mod generate;
 mod settings;
 
 use std::time::Instant;
@@ -9,6 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use metrics_exporter_prometheus::PrometheusBuilder;
 use rapat_gateway::{Application, Backends};
 use rapat_projections::{Projection, ProjectionPositions};
 use tokio_util::sync::CancellationToken;
@@ -36,8 +40,37 @@ enum Command {
     Projector,
     /// Empty one read model and rebuild it from the start of the stream.
     Rebuild {
-        /// accounts, sessions, contacts, rooms or audit
+        /// accounts, sessions, contacts, rooms, audit or analytics
         projection: String,
+    },
+    /// Read the event stream itself.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Administer accounts.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Write the stream (or part of it) as JSON Lines: one stored event per line.
+    Export(export::ExportArgs),
+    /// Publish a deterministic, realistic history of room events (for analytics).
+    Generate(generate::GenerateArgs),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Give an account a role; how the first administrator is made.
+    Grant {
+        /// The account's email address.
+        email: String,
+        #[arg(long, value_enum, default_value = "admin")]
+        role: admin::RoleArg,
     },
 }
 
@@ -50,6 +83,9 @@ async fn main() -> std::process::ExitCode {
         Command::Gateway => run(&cli.settings, Parts { gateway: true, projector: false }).await,
         Command::Projector => run(&cli.settings, Parts { gateway: false, projector: true }).await,
         Command::Rebuild { projection } => rebuild(&cli.settings, &projection).await,
+        Command::Events { command: EventsCommand::Export(args) } => export::export(&cli.settings, args).await,
+        Command::Events { command: EventsCommand::Generate(args) } => generate::generate(&cli.settings, args).await,
+        Command::Admin { command: AdminCommand::Grant { email, role } } => admin::grant(&cli.settings, &email, role).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -81,7 +117,8 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
     }
     if parts.gateway {
         let positions = ProjectionPositions::start(db.clone());
-        let backends = Backends { nats, event_store, db, positions };
+        let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
+        let backends = Backends { nats, event_store, db, positions, metrics: Some(metrics) };
         let application = Application::build(settings.gateway()?, backends).await.context("starting the gateway")?;
         tracing::info!(address = %application.address(), "REST API listening on http://{}/api/v1", application.address());
         let stop = shutdown.clone();

@@ -88,16 +88,38 @@ where
         metadata: CommandMetadata,
     ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
         tracing::Span::current().record("aggregate_id", aggregate_id);
+        let started = std::time::Instant::now();
+        let result = self.execute_serialised(aggregate_id, command, &metadata).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(CommandError::Rejected(_)) => "rejected",
+            Err(CommandError::Conflict { .. }) => "conflict",
+            Err(error) if error.is_unavailable() => "unavailable",
+            Err(_) => "failed",
+        };
+        metrics::counter!("rapat_commands_total", "aggregate" => A::TYPE, "outcome" => outcome).increment(1);
+        metrics::histogram!("rapat_command_duration_seconds", "aggregate" => A::TYPE)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn execute_serialised(
+        &self,
+        aggregate_id: &str,
+        command: A::Command,
+        metadata: &CommandMetadata,
+    ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
         let _serialised = self.locks.lock(aggregate_id).await;
         let mut attempt = 1;
         loop {
-            match self.attempt(aggregate_id, command.clone(), &metadata).await {
+            match self.attempt(aggregate_id, command.clone(), metadata).await {
                 Ok(mut outcome) => {
                     outcome.attempts = attempt;
                     return Ok(outcome);
                 }
                 Err(AttemptError::Store(StoreError::Conflict { .. })) if attempt < self.retry.max_attempts => {
                     tracing::debug!(attempt, "lost a concurrency race; retrying on fresh state");
+                    metrics::counter!("rapat_command_retries_total", "aggregate" => A::TYPE).increment(1);
                     self.store.evict(aggregate_id);
                     tokio::time::sleep(self.backoff(attempt)).await;
                     attempt += 1;

@@ -351,7 +351,8 @@ impl Bench {
         let secret = b"bench-secret-bench-secret-bench-secret".to_vec();
         let mut config = GatewayConfig::new("127.0.0.1:0".parse()?, secret);
         config.auth_rate_limit.burst = 1000;
-        let backends = Backends { nats: nats.clone(), event_store: event_store.clone(), db: db.clone(), positions };
+        let backends =
+            Backends { nats: nats.clone(), event_store: event_store.clone(), db: db.clone(), positions, metrics: None };
         let application = Application::build(config, backends).await?;
         let address = application.address();
         tokio::spawn(application.run_until_stopped(shutdown.child_token()));

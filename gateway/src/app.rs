@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -13,6 +13,7 @@ use cqrs_es::Aggregate as _;
 use rapat_domain::services::DomainServices;
 use rapat_domain::session::Session;
 use rapat_projections::ProjectionPositions;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_governor::GovernorLayer;
@@ -25,6 +26,7 @@ use tower_http::trace::TraceLayer;
 use crate::auth::REQUEST_ID_HEADER;
 use crate::config::GatewayConfig;
 use crate::error::ApiError;
+use crate::metrics;
 use crate::presence::Presence;
 use crate::session_cache::SessionCache;
 use crate::routes;
@@ -37,6 +39,8 @@ pub struct Backends {
     pub event_store: EventStoreConfig,
     pub db: PgPool,
     pub positions: ProjectionPositions,
+    /// The process's Prometheus recorder, served at `/metrics`.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,7 +84,7 @@ impl Application {
 }
 
 async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppState, StoreError> {
-    let Backends { nats, event_store, db, positions } = backends;
+    let Backends { nats, event_store, db, positions, metrics } = backends;
     let services = DomainServices::new(Arc::new(Argon2idHasher::new()));
     let jetstream = async_nats::jetstream::new(nats.clone());
     let presence_bucket = format!("{}_PRESENCE", event_store.stream.trim_end_matches("_EVENTS"));
@@ -95,6 +99,7 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
         sessions: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store).await?, ()),
         presence: Presence::open(&jetstream, &presence_bucket).await?,
         session_cache,
+        metrics,
         tokens: TokenKeys::new(&config.jwt_secret, config.access_ttl, config.refresh_ttl),
         db,
         positions,
@@ -128,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(|State(state): State<AppState>| async move { metrics::render(state.metrics.as_ref()) }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -135,6 +141,7 @@ pub fn router(state: AppState) -> Router {
         .layer(cors)
         .layer(security_headers())
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(metrics::record_http))
         .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER)))
         .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER), MakeRequestUuid))
 }

@@ -10,6 +10,7 @@ mod auth;
 mod config;
 mod error;
 mod extract;
+mod metrics;
 mod presence;
 mod response;
 mod routes;

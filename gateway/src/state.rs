@@ -30,6 +30,7 @@ pub struct Inner {
     pub tokens: TokenKeys,
     pub presence: Presence,
     pub session_cache: Arc<SessionCache>,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub nats: async_nats::Client,
     pub config: GatewayConfig,
 }

@@ -12,6 +12,8 @@
 //! - [`queries`] are the reads REST runs.
 
 pub mod db;
+pub mod generate;
+pub mod export;
 mod models;
 pub mod positions;
 pub mod projector;

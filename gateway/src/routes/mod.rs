@@ -2,6 +2,8 @@
 //! handlers through utoipa-axum, so a route and its OpenAPI entry come from the
 //! same `#[utoipa::path]` and cannot drift apart.
 
+pub mod analytics;
+pub mod audit;
 pub mod auth;
 pub mod contacts;
 pub mod health;
@@ -22,6 +24,8 @@ use crate::state::AppState;
         (name = "auth", description = "Registration, login, token refresh and logout"),
         (name = "users", description = "Profiles, contacts and presence"),
         (name = "rooms", description = "Rooms, participants and their history"),
+        (name = "analytics", description = "Meetings, participants and participant-minutes per day"),
+        (name = "audit", description = "The audit trail of every stored event, for administrators"),
     )
 )]
 struct ApiDoc;
@@ -52,6 +56,8 @@ where
         .merge(auth::router().layer(rate_limited))
         .merge(users::router())
         .merge(contacts::router())
-        .merge(rooms::router());
+        .merge(rooms::router())
+        .merge(audit::router())
+        .merge(analytics::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }

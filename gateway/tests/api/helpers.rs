@@ -114,7 +114,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestA
     // Generous by default so ordinary tests never meet it; rate-limit tests lower it.
     config.auth_rate_limit.burst = 1000;
     configure(&mut config);
-    let backends = Backends { nats, event_store: event_store.clone(), db: db.clone(), positions };
+    let metrics = Some(metrics_handle());
+    let backends = Backends { nats, event_store: event_store.clone(), db: db.clone(), positions, metrics };
     let application = Application::build(config, backends).await.expect("gateway starts");
     let address = application.address();
     tokio::spawn(application.run_until_stopped(shutdown.child_token()));
@@ -138,7 +139,13 @@ impl TestApp {
         let positions = ProjectionPositions::start(self.db.clone());
         let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), TEST_JWT_SECRET.to_vec());
         config.auth_rate_limit.burst = 1000;
-        let backends = Backends { nats, event_store: self.event_store.clone(), db: self.db.clone(), positions };
+        let backends = Backends {
+            nats,
+            event_store: self.event_store.clone(),
+            db: self.db.clone(),
+            positions,
+            metrics: Some(metrics_handle()),
+        };
         let application = Application::build(config, backends).await.expect("second gateway starts");
         let address = application.address();
         tokio::spawn(application.run_until_stopped(self.shutdown.child_token()));
@@ -256,6 +263,16 @@ impl Drop for TestApp {
 }
 
 use sqlx::Connection as _;
+
+/// One Prometheus recorder for the whole test binary (a recorder is global).
+fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().expect("the only recorder")
+        })
+        .clone()
+}
 
 fn init_tracing() {
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -1,6 +1,8 @@
 //! REST API tests over HTTP against a real server: its own database, its own
 //! JetStream stream, real NATS and Postgres (see `helpers::spawn_app`).
 
+mod analytics;
+mod audit;
 mod auth;
 mod bad_input;
 mod contacts;

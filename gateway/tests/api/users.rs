@@ -164,3 +164,21 @@ async fn presence_of_unknown_or_malformed_ids_is_refused() {
         .await
         .expect_error(401, "missing_token");
 }
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_commands_by_outcome() {
+    let app = crate::helpers::spawn_app().await;
+    let user = app.new_user("Metrik").await;
+    app.get("/api/v1/users/profile", &user.token).await.expect(200);
+    let metrics = app.http.get(format!("{}/metrics", app.base_url)).send().await.expect("answers");
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.expect("text");
+    assert!(
+        text.lines().any(|line| line.starts_with("rapat_http_requests_total")
+            && line.contains(r#"route="/api/v1/users/profile""#)
+            && line.contains(r#"status="200""#)),
+        "{text}"
+    );
+    assert!(text.lines().any(|line| line.starts_with("rapat_commands_total") && line.contains(r#"aggregate="account""#)));
+    assert!(text.contains("rapat_projection_position"), "{text}");
+}

@@ -6,6 +6,7 @@
 //! payload a newer build wrote with an extra field still applies.
 
 mod accounts;
+mod analytics;
 mod audit;
 mod contacts;
 mod rooms;
@@ -58,6 +59,7 @@ pub(crate) async fn apply_message(
             Projection::Contacts => contacts::apply(tx, event).await?,
             Projection::Rooms => rooms::apply(tx, event).await?,
             Projection::Audit => audit::apply(tx, stream_sequence, event).await?,
+            Projection::Analytics => analytics::apply(tx, event).await?,
         }
         applied += 1;
     }

@@ -32,10 +32,12 @@ pub enum Projection {
     Contacts,
     Rooms,
     Audit,
+    Analytics,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 5] = [Self::Accounts, Self::Sessions, Self::Contacts, Self::Rooms, Self::Audit];
+    pub const ALL: [Projection; 6] =
+        [Self::Accounts, Self::Sessions, Self::Contacts, Self::Rooms, Self::Audit, Self::Analytics];
 
     /// Stable name: the checkpoint row, the consumer name and the lock key.
     pub fn name(self) -> &'static str {
@@ -45,6 +47,7 @@ impl Projection {
             Self::Contacts => "contacts",
             Self::Rooms => "rooms",
             Self::Audit => "audit",
+            Self::Analytics => "analytics",
         }
     }
 
@@ -67,7 +70,7 @@ impl Projection {
             Self::Accounts => Some("account"),
             Self::Sessions => Some("session"),
             Self::Contacts => Some("contacts"),
-            Self::Rooms => Some("room"),
+            Self::Rooms | Self::Analytics => Some("room"),
             Self::Audit => None,
         }
     }
@@ -80,6 +83,12 @@ impl Projection {
             Self::Contacts => &["contacts"],
             Self::Rooms => &["rooms", "participants"],
             Self::Audit => &["audit_events"],
+            Self::Analytics => &[
+                "analytics_room_days",
+                "analytics_room_participants",
+                "analytics_open_stays",
+                "analytics_open_meetings",
+            ],
         }
     }
 
@@ -90,6 +99,7 @@ impl Projection {
             Self::Contacts => 2,
             Self::Rooms => 3,
             Self::Audit => 4,
+            Self::Analytics => 5,
         }
     }
 }

@@ -274,6 +274,7 @@ async fn apply_batch_as(
             advance(&mut tx, projection, last, applied_events).await?;
         }
         tx.commit().await?;
+        record_progress(projection, last, applied_events);
         return Ok(Batch::Committed);
     }
     for message in batch {
@@ -295,6 +296,7 @@ async fn apply_batch_as(
             Err(ApplyError::Poison(reason)) => {
                 sqlx::query("ROLLBACK TO SAVEPOINT message").execute(&mut *tx).await?;
                 park(&mut tx, projection, sequence, message.subject.as_str(), &reason, &message.payload).await?;
+                metrics::counter!("rapat_projection_parked_total", "projection" => projection.name()).increment(1);
             }
             Err(ApplyError::Transient(error)) => return Err(error.into()),
         }
@@ -307,7 +309,14 @@ async fn apply_batch_as(
         advance(&mut tx, projection, last, applied_events).await?;
     }
     tx.commit().await?;
+    record_progress(projection, last, applied_events);
     Ok(Batch::Committed)
+}
+
+/// Exposed at `/metrics`: how far each projection is, and how fast it moves.
+fn record_progress(projection: Projection, last_sequence: u64, applied_events: u64) {
+    metrics::counter!("rapat_projection_events_total", "projection" => projection.name()).increment(applied_events);
+    metrics::gauge!("rapat_projection_position", "projection" => projection.name()).set(last_sequence as f64);
 }
 
 fn stream_sequence(message: &Message) -> Result<u64, ProjectorError> {

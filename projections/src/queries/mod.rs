@@ -1,6 +1,7 @@
 //! The reads the REST API runs on the read models. Each returns rows of its own
 //! types, so the API never depends on table layout.
 
+pub mod analytics;
 pub mod audit;
 pub mod contacts;
 pub mod rooms;

@@ -1,6 +1,8 @@
 //! Projection tests against the real Postgres and NATS (see `support.rs`). One test
 //! binary, so the crate links once.
 
+mod analytics;
+mod export;
 mod positions;
 mod projector;
 mod read_models;

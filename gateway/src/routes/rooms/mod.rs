@@ -11,7 +11,7 @@
 mod audit;
 mod lifecycle;
 mod participants;
-mod views;
+pub(crate) mod views;
 
 use rapat_domain::ids::RoomId;
 use rapat_projections::queries;

@@ -130,7 +130,7 @@ impl From<AuditRow> for RoomEventView {
 /// A hash of the room password is stored in `RoomCreated` and
 /// `RoomSettingsUpdated`; even the host must not get it back, since a leaked hash
 /// can be attacked offline.
-fn redact_password_hash(mut payload: Value) -> Value {
+pub(crate) fn redact_password_hash(mut payload: Value) -> Value {
     if let Some(hash) = payload.get_mut("passwordHash")
         && !hash.is_null()
     {
