@@ -1,6 +1,6 @@
-//! Replay speed: `rebuild` of the audit and rooms read models, beside a raw
-//! batched Postgres insert of the same audit rows and a raw JetStream read of the
-//! same messages, on the same servers in the same run.
+//! Replay speed: `rebuild` of the audit and rooms read models and `events export`,
+//! beside a raw batched Postgres insert of the same audit rows and a raw JetStream
+//! read of the same messages, on the same servers in the same run.
 //!
 //!     cargo bench -p rapat-projections --bench rebuild
 //!
@@ -50,12 +50,14 @@ async fn main() -> anyhow::Result<()> {
     println!("{events} events in {events} messages (room commands), Postgres and NATS on this machine\n");
 
     let read = raw_read(&jetstream, &config).await?;
+    let export = export(&jetstream, &config).await?;
     let insert = raw_insert(&pool, &history).await?;
     let audit = rebuild(&pool, &jetstream, &config, Projection::Audit).await?;
     let rooms = rebuild(&pool, &jetstream, &config, Projection::Rooms).await?;
 
     println!("{:<44} {:>12}", "measurement", "events/s");
     println!("{:<44} {:>12.0}", "raw JetStream read (pull consumer)", read);
+    println!("{:<44} {:>12.0}   {:.2} of raw read", "rapat events export (JSON Lines, discarded)", export, export / read);
     println!("{:<44} {:>12.0}", "raw batched insert of the audit rows", insert);
     println!("{:<44} {:>12.0}   {:.2} of raw insert", "rebuild audit", audit, audit / insert);
     println!("{:<44} {:>12.0}   {:.2} of raw insert", "rebuild rooms (rooms + participants)", rooms, rooms / insert);
@@ -145,6 +147,16 @@ async fn raw_read(jetstream: &jetstream::Context, config: &ProjectorConfig) -> a
         read += 1;
     }
     Ok(read as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `rapat events export` of the whole stream, into a writer that keeps nothing.
+async fn export(jetstream: &jetstream::Context, config: &ProjectorConfig) -> anyhow::Result<f64> {
+    let filter = rapat_projections::export::ExportFilter::default();
+    let mut sink = std::io::sink();
+    let report =
+        rapat_projections::export::export_jsonl(jetstream, &config.stream, &config.subject_prefix, &filter, &mut sink, |_| {})
+            .await?;
+    Ok(report.events as f64 / report.elapsed.as_secs_f64())
 }
 
 /// The audit rows, 500 per multi-row INSERT (UNNEST of arrays), into a copy of the
