@@ -17,7 +17,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::rooms::views::redact_password_hash;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
@@ -203,5 +202,34 @@ mod tests {
         for bad in ["", "not base64!", "djE6eA", &URL_SAFE_NO_PAD.encode("v1:1:2:3"), &URL_SAFE_NO_PAD.encode("v2:1:2")] {
             assert_eq!(decode_cursor(bad).map_err(|e| e.code), Err("invalid_cursor"), "{bad:?}");
         }
+    }
+}
+
+/// A hash of the room password is stored in `RoomCreated` and
+/// `RoomSettingsUpdated`; even the host must not get it back, since a leaked hash
+/// can be attacked offline.
+pub(crate) fn redact_password_hash(mut payload: Value) -> Value {
+    if let Some(hash) = payload.get_mut("passwordHash")
+        && !hash.is_null()
+    {
+        *hash = Value::String("[redacted]".to_owned());
+    }
+    payload
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use serde_json::json;
+
+    use super::redact_password_hash;
+
+    #[test]
+    fn password_hashes_are_redacted_from_payloads() {
+        let created = json!({ "name": "Standup", "passwordHash": "$argon2id$v=19$m=19456,t=2,p=1$abc$def" });
+        assert_eq!(redact_password_hash(created), json!({ "name": "Standup", "passwordHash": "[redacted]" }));
+        let without = json!({ "name": "Standup", "passwordHash": null });
+        assert_eq!(redact_password_hash(without.clone()), without);
+        let joined = json!({ "userId": "7c9e6679-7425-40de-944b-e07fc1f90ae7" });
+        assert_eq!(redact_password_hash(joined.clone()), joined);
     }
 }

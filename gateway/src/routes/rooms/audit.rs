@@ -7,7 +7,8 @@ use rapat_domain::room::Room;
 use rapat_projections::queries;
 use uuid::Uuid;
 
-use super::views::{Paged, RoomEventView};
+use super::views::Paged;
+use crate::routes::audit::AuditEventView;
 use super::{PageQuery, hosted_room_row};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -23,7 +24,7 @@ use crate::state::AppState;
     security(("bearer" = [])),
     params(("roomId" = Uuid, Path, description = "The room's id"), PageQuery),
     responses(
-        (status = 200, description = "One page of the room's events", body = Paged<RoomEventView>),
+        (status = 200, description = "One page of the room's events", body = Paged<AuditEventView>),
         (status = 400, description = "Malformed room id, page or limit", body = Failure),
         (status = 401, description = "Missing or invalid token", body = Failure),
         (status = 403, description = "The caller is not the host", body = Failure),
@@ -41,6 +42,6 @@ pub async fn room_events(
     let aggregate_type = <Room as cqrs_es::Aggregate>::TYPE;
     let (rows, total) =
         queries::audit::for_aggregate(&state.db, aggregate_type, &room_id.to_string(), page.page, page.limit).await?;
-    let items: Vec<RoomEventView> = rows.into_iter().map(RoomEventView::from).collect();
+    let items: Vec<AuditEventView> = rows.into_iter().map(AuditEventView::from).collect();
     Ok(response::page(items, page.page, page.limit, total))
 }

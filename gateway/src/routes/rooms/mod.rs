@@ -11,7 +11,7 @@
 mod audit;
 mod lifecycle;
 mod participants;
-pub(crate) mod views;
+mod views;
 
 use rapat_domain::ids::RoomId;
 use rapat_projections::queries;

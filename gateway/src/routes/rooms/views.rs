@@ -2,9 +2,8 @@
 //! password or its hash never reaches a view (`hasPassword` instead).
 
 use chrono::{DateTime, Utc};
-use rapat_projections::queries::{AuditRow, ParticipantRow, RoomRow, RoomStatus};
+use rapat_projections::queries::{ParticipantRow, RoomRow, RoomStatus};
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -93,51 +92,6 @@ pub struct JoinedView {
     pub participant: ParticipantView,
 }
 
-/// One stored event of the room, as the audit read model holds it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RoomEventView {
-    pub stream_sequence: u64,
-    pub event_id: Uuid,
-    pub aggregate_version: u64,
-    /// e.g. `RoomCreated`, `ParticipantJoined`.
-    pub event_type: String,
-    pub schema_version: u32,
-    /// The acting user's id; absent when the system acted.
-    pub actor: Option<String>,
-    pub correlation_id: Option<String>,
-    pub occurred_at: DateTime<Utc>,
-    /// The event's payload; a password hash in it is redacted.
-    pub payload: Value,
-}
-
-impl From<AuditRow> for RoomEventView {
-    fn from(row: AuditRow) -> Self {
-        Self {
-            stream_sequence: row.stream_sequence,
-            event_id: row.event_id,
-            aggregate_version: row.aggregate_version,
-            event_type: row.event_type,
-            schema_version: row.schema_version,
-            actor: row.actor,
-            correlation_id: row.correlation_id,
-            occurred_at: row.occurred_at,
-            payload: redact_password_hash(row.payload),
-        }
-    }
-}
-
-/// A hash of the room password is stored in `RoomCreated` and
-/// `RoomSettingsUpdated`; even the host must not get it back, since a leaked hash
-/// can be attacked offline.
-pub(crate) fn redact_password_hash(mut payload: Value) -> Value {
-    if let Some(hash) = payload.get_mut("passwordHash")
-        && !hash.is_null()
-    {
-        *hash = Value::String("[redacted]".to_owned());
-    }
-    payload
-}
 
 impl From<ParticipantRow> for ParticipantView {
     fn from(row: ParticipantRow) -> Self {
@@ -152,22 +106,5 @@ impl From<ParticipantRow> for ParticipantView {
             screen_sharing: row.screen_sharing,
             muted_by_host: row.muted_by_host,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::redact_password_hash;
-
-    #[test]
-    fn password_hashes_are_redacted_from_payloads() {
-        let created = json!({ "name": "Standup", "passwordHash": "$argon2id$v=19$m=19456,t=2,p=1$abc$def" });
-        assert_eq!(redact_password_hash(created), json!({ "name": "Standup", "passwordHash": "[redacted]" }));
-        let without = json!({ "name": "Standup", "passwordHash": null });
-        assert_eq!(redact_password_hash(without.clone()), without);
-        let joined = json!({ "userId": "7c9e6679-7425-40de-944b-e07fc1f90ae7" });
-        assert_eq!(redact_password_hash(joined.clone()), joined);
     }
 }
