@@ -38,7 +38,8 @@ enum Command {
     /// Run the projections alone. A second projector on the same database stands
     /// by and takes over a projection when the active one stops.
     Projector,
-    /// Empty one read model and rebuild it from the start of the stream.
+    /// Rebuild one read model from the start of the stream in fresh tables while
+    /// the old ones keep serving, then switch to them atomically.
     Rebuild {
         /// accounts, sessions, contacts, rooms, audit or analytics
         projection: String,
@@ -164,10 +165,10 @@ async fn rebuild(settings: &Settings, name: &str) -> anyhow::Result<()> {
     .context("rebuilding")?;
     bar.finish_and_clear();
     println!(
-        "rebuilt {}: {} events up to stream sequence {} in {:.2} s ({:.0} events/s)",
+        "rebuilt {}: {} events, switched at stream sequence {} in {:.2} s ({:.0} events/s)",
         projection.name(),
         report.events,
-        report.target_sequence,
+        report.switched_at_sequence,
         started.elapsed().as_secs_f64(),
         report.events_per_second
     );

@@ -6,7 +6,7 @@
 //!   date. Postgres holds each projection's stream position, written in the same
 //!   transaction as the read-model change; one instance per projection is active
 //!   across processes (a Postgres advisory lock), the others wait as standbys.
-//! - [`rebuild::rebuild`] empties a projection and replays the stream into it.
+//! - [`rebuild::rebuild`] replays the stream into fresh tables and swaps them in.
 //! - [`positions::ProjectionPositions`] lets a writer wait until its events are
 //!   visible (read-your-writes).
 //! - [`queries`] are the reads REST runs.

@@ -90,6 +90,28 @@ pub(crate) async fn advance(
     notify(tx, projection, last_sequence).await
 }
 
+/// Leaves the checkpoint at the position a rebuilt read model was built through,
+/// in the transaction that puts that read model in place (and that holds the row
+/// lock). The epoch stays: a running projector goes on from here, on the new
+/// tables, skipping what the rebuild already applied.
+pub(crate) async fn set_rebuilt(
+    tx: &mut PgConnection,
+    projection: Projection,
+    last_sequence: u64,
+    applied_events: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE projection_checkpoints SET last_sequence = $2, applied_events = $3, updated_at = now() \
+         WHERE projection = $1",
+    )
+    .bind(projection.name())
+    .bind(to_i64(last_sequence))
+    .bind(to_i64(applied_events))
+    .execute(&mut *tx)
+    .await?;
+    notify(tx, projection, last_sequence).await
+}
+
 async fn notify(tx: &mut PgConnection, projection: Projection, sequence: u64) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHECKPOINT_CHANNEL)

@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 pub use checkpoint::{CHECKPOINT_CHANNEL, Checkpoint, load_checkpoint, reset_projection};
 pub use runner::run_projection;
 
-pub(crate) use lock::ProjectionLock;
-pub(crate) use runner::{Locked, run_locked};
+pub(crate) use checkpoint::{ensure_row, lock_for_batch, set_rebuilt};
+pub(crate) use parking::park;
 
 /// A read model fed by the stream, and so one consumer and one checkpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -51,6 +51,8 @@ pub struct TestEnv {
     pub config: ProjectorConfig,
     versions: Mutex<HashMap<(String, String), u64>>,
     last_sequences: Mutex<HashMap<String, u64>>,
+    /// False for an environment reading another one's stream: it leaves the stream.
+    owns_stream: bool,
 }
 
 /// Logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
@@ -97,6 +99,28 @@ impl TestEnv {
             config,
             versions: Mutex::new(HashMap::new()),
             last_sequences: Mutex::new(HashMap::new()),
+            owns_stream: true,
+        }
+    }
+
+    /// A fresh database of its own reading this environment's stream (with
+    /// consumers of its own): what building every read model from scratch gives.
+    pub async fn fresh_database_on_same_stream(&self) -> TestEnv {
+        let id = Uuid::new_v4().simple().to_string();
+        let database_name = format!("rapat_test_{id}");
+        let database_url = url_for_database(&database_url(), &database_name);
+        let pool = rapat_projections::connect(&database_url).await.expect("Postgres must be running");
+        let mut config = self.config.clone();
+        config.consumer_prefix = format!("t{id}_projection");
+        Self {
+            database_name,
+            database_url,
+            pool,
+            jetstream: self.jetstream.clone(),
+            config,
+            versions: Mutex::new(HashMap::new()),
+            last_sequences: Mutex::new(self.last_sequences.lock().expect("not poisoned").clone()),
+            owns_stream: false,
         }
     }
 
@@ -214,6 +238,7 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let (database, stream, url) = (self.database_name.clone(), self.config.stream.clone(), database_url());
+        let owns_stream = self.owns_stream;
         // Drop cannot await; clean up on a thread with its own small runtime.
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -225,7 +250,7 @@ impl Drop for TestEnv {
                     let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut connection).await;
                     let _ = connection.close().await;
                 }
-                if let Ok(client) = async_nats::connect(nats_url()).await {
+                if owns_stream && let Ok(client) = async_nats::connect(nats_url()).await {
                     let _ = jetstream::new(client).delete_stream(&stream).await;
                 }
             });
