@@ -21,18 +21,35 @@ pub struct AuthUser {
     pub user_id: UserId,
     /// The request id, carried into events as their correlation id.
     pub request_id: Option<String>,
+    /// The caller's W3C trace context (`traceparent`, `tracestate`), carried into
+    /// the NATS headers of the events this request causes.
+    pub trace_context: Vec<(String, String)>,
 }
 
 impl AuthUser {
     /// Metadata for a command this caller issues.
     pub fn command(&self) -> CommandMetadata {
-        with_request_id(CommandMetadata::by(self.user_id.to_string()), self.request_id.as_deref())
+        let metadata = with_request_id(CommandMetadata::by(self.user_id.to_string()), self.request_id.as_deref());
+        self.trace_context.iter().fold(metadata, |metadata, (name, value)| metadata.with_trace_header(name, value.as_str()))
     }
 }
 
 /// The id tower-http's request-id layer gave this request.
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
     headers.get(REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).map(str::to_string)
+}
+
+/// The W3C trace context headers of a request, when it has well-formed ones.
+pub fn trace_context(headers: &HeaderMap) -> Vec<(String, String)> {
+    ["traceparent", "tracestate"]
+        .into_iter()
+        .filter_map(|name| {
+            let value = headers.get(name)?.to_str().ok()?;
+            // Bounded and printable: it is copied into every event message's headers.
+            (value.len() <= 512 && value.bytes().all(|b| b.is_ascii_graphic() || b == b' '))
+                .then(|| (name.to_string(), value.to_string()))
+        })
+        .collect()
 }
 
 pub fn with_request_id(metadata: CommandMetadata, request_id: Option<&str>) -> CommandMetadata {
@@ -57,7 +74,7 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or_else(|| ApiError::unauthorized("missing_token", "this endpoint needs Authorization: Bearer <token>"))?;
         let user = authenticate(state, token).await?;
         state.presence.touch(user.user_id).await;
-        Ok(AuthUser { request_id: request_id(&parts.headers), ..user })
+        Ok(AuthUser { request_id: request_id(&parts.headers), trace_context: trace_context(&parts.headers), ..user })
     }
 }
 
@@ -67,7 +84,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
         TokenError::Expired => ApiError::unauthorized("token_expired", error.to_string()),
         TokenError::Invalid => ApiError::unauthorized("invalid_token", error.to_string()),
     })?;
-    let user = AuthUser { user_id: UserId::from_uuid(claims.sub), request_id: None };
+    let user = AuthUser { user_id: UserId::from_uuid(claims.sub), request_id: None, trace_context: Vec::new() };
     if state.session_cache.is_fresh(claims.sid) {
         return Ok(user);
     }

@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod contacts;
 mod helpers;
+mod observability;
 mod openapi;
 mod read_your_writes;
 mod rooms;
