@@ -11,6 +11,7 @@ use axum::routing::get;
 use rapat_commands::{Argon2idHasher, CommandBus, EventStoreConfig, JetStreamEventStore, StoreError};
 use cqrs_es::Aggregate as _;
 use rapat_domain::services::DomainServices;
+use rapat_domain::room::Room;
 use rapat_domain::session::Session;
 use rapat_projections::ProjectionPositions;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -90,6 +91,7 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
     let presence_bucket = format!("{}_PRESENCE", event_store.stream.trim_end_matches("_EVENTS"));
     let session_cache = Arc::new(SessionCache::new(config.session_cache_ttl));
     let session_subjects = event_store.subject_for(Session::TYPE, "*");
+    let signaling = Arc::new(crate::ws::Hub::new(nats.clone(), &event_store.subject_prefix, Room::TYPE));
     tokio::spawn(Arc::clone(&session_cache).follow_revocations(nats.clone(), session_subjects));
     Ok(AppState::new(Inner {
         accounts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services.clone()),
@@ -104,6 +106,7 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
         db,
         positions,
         nats,
+        signaling,
         config,
     }))
 }
@@ -131,6 +134,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .route("/api/v1/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .route("/ws", get(crate::ws::handler))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(|State(state): State<AppState>| async move { metrics::render(state.metrics.as_ref()) }))

@@ -25,6 +25,10 @@ pub struct GatewayConfig {
     /// again; revocations evict it sooner (see `session_cache.rs`). Zero turns
     /// the cache off.
     pub session_cache_ttl: Duration,
+    /// How often a WebSocket is pinged.
+    pub ws_ping_interval: Duration,
+    /// A WebSocket silent (no pong, no message) this long is dropped.
+    pub ws_pong_timeout: Duration,
 }
 
 /// A token bucket per client IP: `burst` requests at once, then one more every
@@ -48,6 +52,8 @@ impl GatewayConfig {
             read_your_writes_timeout: Duration::from_secs(3),
             presence_window: Duration::from_secs(120),
             session_cache_ttl: Duration::from_secs(10),
+            ws_ping_interval: Duration::from_secs(20),
+            ws_pong_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The gateway: rapat's HTTP edge. REST `/api/v1` (axum), with the write side
-//! behind it for commands and the Postgres read models for queries. WebSocket
-//! signaling and the browser client's files join it later.
+//! behind it for commands and the Postgres read models for queries, and WebSocket
+//! signaling (`/ws`). The browser client's files join it later.
 //!
 //! Only this crate knows the REST wire shapes; it never loads an aggregate to
 //! answer a query.
@@ -18,6 +18,7 @@ mod session_cache;
 mod state;
 mod tokens;
 mod write;
+mod ws;
 
 pub use app::{Application, Backends, StartError, router};
 pub use config::{GatewayConfig, RateLimit};

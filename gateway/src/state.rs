@@ -32,6 +32,8 @@ pub struct Inner {
     pub session_cache: Arc<SessionCache>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub nats: async_nats::Client,
+    /// This gateway's WebSocket sockets and their NATS room fan-out.
+    pub signaling: Arc<crate::ws::Hub>,
     pub config: GatewayConfig,
 }
 

@@ -13,3 +13,4 @@ mod read_your_writes;
 mod rooms;
 mod rooms_host;
 mod users;
+mod ws;
