@@ -34,6 +34,16 @@ impl AuthUser {
     }
 }
 
+/// Refuses callers who are not administrators. The role is read from the users
+/// read model on every request, not from the token: an administrator whose role
+/// is taken away is refused at once.
+pub async fn require_admin(state: &AppState, auth: &AuthUser) -> Result<(), ApiError> {
+    match queries::users::by_id(&state.db, auth.user_id).await? {
+        Some(user) if user.role == "admin" => Ok(()),
+        _ => Err(ApiError::forbidden("not_admin", "only an administrator can do that")),
+    }
+}
+
 /// The id tower-http's request-id layer gave this request.
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
     headers.get(REQUEST_ID_HEADER).and_then(|value| value.to_str().ok()).map(str::to_string)

@@ -18,7 +18,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, require_admin};
+use crate::routes::rooms::hosted_room_row;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::response::{self, Failure};
@@ -141,13 +142,8 @@ pub async fn room_analytics(
     auth: AuthUser,
     ApiPath(room_id): ApiPath<Uuid>,
 ) -> Result<Response, ApiError> {
+    hosted_room_row(&state, &auth, room_id).await?;
     let room = RoomId::from_uuid(room_id);
-    let row = queries::rooms::by_id(&state.db, room)
-        .await?
-        .ok_or_else(|| ApiError::not_found("room_not_found", "the room does not exist"))?;
-    if row.host_id != auth.user_id {
-        return Err(ApiError::forbidden("not_host", "only the host of the room can see its analytics"));
-    }
     let totals = queries::analytics::room_totals(&state.db, room).await?;
     let days = queries::analytics::room_days(&state.db, room).await?;
     Ok(response::ok(RoomAnalyticsView {
@@ -186,12 +182,7 @@ pub async fn daily_analytics(
     auth: AuthUser,
     ApiQuery(query): ApiQuery<DailyQuery>,
 ) -> Result<Response, ApiError> {
-    // The role comes from the read model on each request, not from the token, so
-    // taking it away takes effect at once.
-    let user = queries::users::by_id(&state.db, auth.user_id).await?;
-    if user.is_none_or(|user| user.role != "admin") {
-        return Err(ApiError::forbidden("not_admin", "only an administrator can see analytics across rooms"));
-    }
+    require_admin(&state, &auth).await?;
     let to = match &query.to {
         Some(text) => parse_day("to", text)?,
         None => Utc::now().date_naive(),

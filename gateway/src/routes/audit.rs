@@ -17,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, require_admin};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::response::Failure;
@@ -153,16 +153,6 @@ pub async fn audit_events(
     let data: Vec<AuditEventView> = rows.into_iter().map(AuditEventView::from).collect();
     let body = json!({ "success": true, "data": data, "nextCursor": next_cursor });
     Ok((StatusCode::OK, axum::Json(body)).into_response())
-}
-
-/// The role is read from the users read model on every request, not from the
-/// token: an admin whose role is taken away is refused at once.
-async fn require_admin(state: &AppState, auth: &AuthUser) -> Result<(), ApiError> {
-    let user = queries::users::by_id(&state.db, auth.user_id).await?;
-    match user {
-        Some(user) if user.role == "admin" => Ok(()),
-        _ => Err(ApiError::forbidden("not_admin", "only an administrator can read the audit trail")),
-    }
 }
 
 fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {

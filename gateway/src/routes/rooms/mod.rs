@@ -88,7 +88,7 @@ async fn room_row(state: &AppState, room_id: Uuid) -> Result<queries::rooms::Roo
 
 /// The room's row, or 404 / 403 unless the caller hosts it. Only for reads: a
 /// command's host check is the aggregate's.
-async fn hosted_room_row(
+pub(crate) async fn hosted_room_row(
     state: &AppState,
     auth: &AuthUser,
     room_id: Uuid,
