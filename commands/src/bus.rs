@@ -14,10 +14,10 @@ use crate::store::{JetStreamEventStore, StoredAggregate};
 
 /// How often a command that lost a concurrency race is tried again.
 #[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    pub max_attempts: u32,
+struct RetryPolicy {
+    max_attempts: u32,
     /// Upper bound of the random pause before the n-th retry is n × this.
-    pub backoff_step: Duration,
+    backoff_step: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -65,11 +65,6 @@ where
 {
     pub fn new(store: JetStreamEventStore<A>, services: A::Services) -> Self {
         Self { store, services, locks: KeyedLocks::default(), retry: RetryPolicy::default() }
-    }
-
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
-        self.retry = retry;
-        self
     }
 
     pub fn store(&self) -> &JetStreamEventStore<A> {

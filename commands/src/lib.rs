@@ -16,7 +16,7 @@ mod setup;
 mod snapshot;
 mod store;
 
-pub use bus::{CommandBus, CommandOutcome, RetryPolicy};
+pub use bus::{CommandBus, CommandOutcome};
 pub use cache::Cached;
 pub use codec::EVENT_TYPES_HEADER;
 pub use config::EventStoreConfig;

@@ -23,5 +23,5 @@ mod sql;
 
 pub use db::{ReadDbError, connect};
 pub use positions::{ProjectionPositions, WaitTimeout};
-pub use projector::{Projection, ProjectorConfig, ProjectorError, reset_projection, run_all, run_projection};
+pub use projector::{Projection, ProjectorConfig, ProjectorError, run_all, run_projection};
 pub use rebuild::{RebuildError, RebuildProgress, RebuildReport, rebuild};

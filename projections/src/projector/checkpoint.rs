@@ -15,9 +15,7 @@ pub struct Checkpoint {
     pub projection: Projection,
     /// Stream sequence of the last message applied (or parked); 0 before any.
     pub last_sequence: u64,
-    /// Bumped by every reset; a projector seeing a new epoch starts over.
-    pub epoch: u64,
-    /// Events applied since the last reset.
+    /// Events applied since the projection last started from scratch.
     pub applied_events: u64,
     pub updated_at: DateTime<Utc>,
 }
@@ -27,7 +25,7 @@ pub async fn load_checkpoint(pool: &PgPool, projection: Projection) -> Result<Ch
     let mut connection = pool.acquire().await?;
     ensure_row(&mut connection, projection).await?;
     let row = sqlx::query(
-        "SELECT last_sequence, epoch, applied_events, updated_at FROM projection_checkpoints WHERE projection = $1",
+        "SELECT last_sequence, applied_events, updated_at FROM projection_checkpoints WHERE projection = $1",
     )
     .bind(projection.name())
     .fetch_one(&mut *connection)
@@ -35,7 +33,6 @@ pub async fn load_checkpoint(pool: &PgPool, projection: Projection) -> Result<Ch
     Ok(Checkpoint {
         projection,
         last_sequence: to_u64(row.try_get("last_sequence")?),
-        epoch: to_u64(row.try_get("epoch")?),
         applied_events: to_u64(row.try_get("applied_events")?),
         updated_at: row.try_get("updated_at")?,
     })
@@ -49,24 +46,15 @@ pub(crate) async fn ensure_row(connection: &mut PgConnection, projection: Projec
     Ok(())
 }
 
-/// The projection's current epoch, without creating its row (0 if it has none).
-pub(crate) async fn current_epoch(pool: &PgPool, projection: Projection) -> Result<u64, sqlx::Error> {
-    let epoch: Option<i64> = sqlx::query_scalar("SELECT epoch FROM projection_checkpoints WHERE projection = $1")
-        .bind(projection.name())
-        .fetch_optional(pool)
-        .await?;
-    Ok(epoch.map(to_u64).unwrap_or(0))
-}
-
-/// Locks the checkpoint row for the rest of the transaction and returns
-/// `(last_sequence, epoch)`. Batches of two overlapping instances, and a reset,
+/// Locks the checkpoint row for the rest of the transaction and returns its
+/// last sequence. Batches of two overlapping instances, and a rebuild's switch,
 /// queue on this row lock, so each sees what the one before it committed.
-pub(crate) async fn lock_for_batch(tx: &mut PgConnection, projection: Projection) -> Result<(u64, u64), sqlx::Error> {
-    let row = sqlx::query("SELECT last_sequence, epoch FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
+pub(crate) async fn lock_for_batch(tx: &mut PgConnection, projection: Projection) -> Result<u64, sqlx::Error> {
+    let last: i64 = sqlx::query_scalar("SELECT last_sequence FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
         .bind(projection.name())
         .fetch_one(tx)
         .await?;
-    Ok((to_u64(row.try_get("last_sequence")?), to_u64(row.try_get("epoch")?)))
+    Ok(to_u64(last))
 }
 
 /// Moves the checkpoint to `last_sequence` and announces it; both take effect when
@@ -92,7 +80,7 @@ pub(crate) async fn advance(
 
 /// Leaves the checkpoint at the position a rebuilt read model was built through,
 /// in the transaction that puts that read model in place (and that holds the row
-/// lock). The epoch stays: a running projector goes on from here, on the new
+/// lock). A running projector goes on from here, on the new
 /// tables, skipping what the rebuild already applied.
 pub(crate) async fn set_rebuilt(
     tx: &mut PgConnection,
@@ -119,35 +107,5 @@ async fn notify(tx: &mut PgConnection, projection: Projection, sequence: u64) ->
         .execute(tx)
         .await?;
     Ok(())
-}
-
-/// Empties the projection's read model and sends its position back to the start of
-/// the stream, in one transaction, and starts a new epoch so that a running
-/// projector drops whatever it was doing and replays from the beginning. Returns
-/// the new epoch.
-pub async fn reset_projection(pool: &PgPool, projection: Projection) -> Result<u64, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    ensure_row(&mut tx, projection).await?;
-    // The checkpoint row first, as every batch does, so a reset and a batch queue on
-    // the same lock instead of deadlocking on the tables.
-    let epoch: i64 = sqlx::query_scalar(
-        "UPDATE projection_checkpoints \
-         SET last_sequence = 0, epoch = epoch + 1, applied_events = 0, updated_at = now() \
-         WHERE projection = $1 RETURNING epoch",
-    )
-    .bind(projection.name())
-    .fetch_one(&mut *tx)
-    .await?;
-    // The table names are constants of this crate, not input.
-    let truncate = format!("TRUNCATE {} RESTART IDENTITY", projection.tables().join(", "));
-    sqlx::query(sqlx::AssertSqlSafe(truncate)).execute(&mut *tx).await?;
-    // The replay will meet the same messages again and park them again.
-    sqlx::query("DELETE FROM parked_events WHERE projection = $1")
-        .bind(projection.name())
-        .execute(&mut *tx)
-        .await?;
-    notify(&mut tx, projection, 0).await?;
-    tx.commit().await?;
-    Ok(to_u64(epoch))
 }
 

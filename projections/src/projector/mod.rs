@@ -18,7 +18,7 @@ use async_nats::jetstream;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-pub use checkpoint::{CHECKPOINT_CHANNEL, Checkpoint, load_checkpoint, reset_projection};
+pub use checkpoint::{CHECKPOINT_CHANNEL, Checkpoint, load_checkpoint};
 pub use runner::run_projection;
 
 pub(crate) use checkpoint::{ensure_row, lock_for_batch, set_rebuilt};
@@ -75,7 +75,7 @@ impl Projection {
         }
     }
 
-    /// The read-model tables this projection owns (emptied by a reset).
+    /// The read-model tables this projection owns (replaced by a rebuild).
     pub fn tables(self) -> &'static [&'static str] {
         match self {
             Self::Accounts => &["users"],
@@ -122,7 +122,7 @@ pub struct ProjectorConfig {
     pub consumer_prefix: String,
     /// Most messages applied in one Postgres transaction.
     pub batch_size: usize,
-    /// How long to wait for a message before checking the lock and the epoch.
+    /// How long to wait for a message before checking that the lock is still held.
     pub idle_check: Duration,
     /// How often a standby instance tries to take over.
     pub standby_retry: Duration,

@@ -18,7 +18,7 @@ use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::checkpoint::{advance, current_epoch, load_checkpoint, lock_for_batch};
+use super::checkpoint::{advance, load_checkpoint, lock_for_batch};
 use super::lock::ProjectionLock;
 use super::parking::park;
 use super::{Projection, ProjectorConfig, ProjectorError};
@@ -99,9 +99,6 @@ pub(crate) async fn run_locked(
                 return Locked::Stopped;
             }
             Ok(Consumed::LockLost) => return Locked::LockLost,
-            Ok(Consumed::Restart) => {
-                tracing::info!(%projection, "projection was reset; replaying from its checkpoint");
-            }
             Err(error) => {
                 tracing::warn!(%projection, %error, "projection batch failed; restarting from the checkpoint");
                 if sleep_or_shutdown(backoff.next(), shutdown).await {
@@ -119,13 +116,10 @@ pub(crate) async fn run_locked(
 enum Consumed {
     Stopped,
     LockLost,
-    /// The epoch changed (a reset): start again from the new checkpoint.
-    Restart,
 }
 
 enum Batch {
     Committed,
-    EpochChanged,
     /// A message could not be applied; the attempt was rolled back.
     Poisoned,
 }
@@ -147,7 +141,7 @@ async fn consume(
         .messages()
         .await
         .map_err(|error| ProjectorError::Nats(format!("pulling from {}: {error}", config.consumer_name(projection))))?;
-    tracing::debug!(%projection, from = checkpoint.last_sequence + 1, epoch = checkpoint.epoch, "consuming");
+    tracing::debug!(%projection, from = checkpoint.last_sequence + 1, "consuming");
     let mut lock_checked = Instant::now();
 
     loop {
@@ -157,15 +151,11 @@ async fn consume(
         };
         let first = match next {
             Err(_idle) => {
-                // Nothing to do: make sure we are still the active instance and that
-                // nobody reset the projection while no message came.
+                // Nothing to do: make sure we are still the active instance.
                 if !lock.still_held().await {
                     return Ok(Consumed::LockLost);
                 }
                 lock_checked = Instant::now();
-                if current_epoch(pool, projection).await? != checkpoint.epoch {
-                    return Ok(Consumed::Restart);
-                }
                 continue;
             }
             Ok(None) => return Err(ProjectorError::Nats("the message stream ended".into())),
@@ -193,8 +183,7 @@ async fn consume(
             lock_checked = Instant::now();
         }
 
-        match apply_batch(pool, projection, checkpoint.epoch, &batch).await? {
-            Batch::EpochChanged => return Ok(Consumed::Restart),
+        match apply_batch(pool, projection, &batch).await? {
             Batch::Poisoned => return Err(ProjectorError::Task("a batch stayed poisoned message by message".into())),
             Batch::Committed => {
                 backoff.reset();
@@ -217,9 +206,9 @@ async fn consume(
 /// the commit. The common case runs without savepoints (two round trips fewer per
 /// message); only a batch that meets a poison message is redone message by message,
 /// so that the poison can be parked and the rest applied.
-async fn apply_batch(pool: &PgPool, projection: Projection, epoch: u64, batch: &[Message]) -> Result<Batch, ProjectorError> {
-    match apply_batch_as(pool, projection, epoch, batch, Isolation::Together).await? {
-        Batch::Poisoned => apply_batch_as(pool, projection, epoch, batch, Isolation::PerMessage).await,
+async fn apply_batch(pool: &PgPool, projection: Projection, batch: &[Message]) -> Result<Batch, ProjectorError> {
+    match apply_batch_as(pool, projection, batch, Isolation::Together).await? {
+        Batch::Poisoned => apply_batch_as(pool, projection, batch, Isolation::PerMessage).await,
         done => Ok(done),
     }
 }
@@ -235,7 +224,6 @@ enum Isolation {
 async fn apply_batch_as(
     pool: &PgPool,
     projection: Projection,
-    epoch: u64,
     batch: &[Message],
     isolation: Isolation,
 ) -> Result<Batch, ProjectorError> {
@@ -245,11 +233,7 @@ async fn apply_batch_as(
     // together and the batch is applied again. So the commit need not wait for the
     // WAL flush, which is most of a small batch's latency.
     sqlx::query("SET LOCAL synchronous_commit TO OFF").execute(&mut *tx).await?;
-    let (mut last, current_epoch) = lock_for_batch(&mut tx, projection).await?;
-    if current_epoch != epoch {
-        tx.rollback().await?;
-        return Ok(Batch::EpochChanged);
-    }
+    let mut last = lock_for_batch(&mut tx, projection).await?;
     let start = last;
     let mut applied_events = 0;
     if projection == Projection::Audit && isolation == Isolation::Together {

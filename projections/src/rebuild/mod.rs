@@ -6,9 +6,9 @@
 //! moving them. Once the shadow is close to the live checkpoint, one transaction
 //! locks the checkpoint row (waiting for the projector's current batch and holding
 //! off its next one), applies what the shadow still lacks up to that checkpoint,
-//! swaps the tables, and leaves the checkpoint at the shadow's position in the same
-//! epoch: the projector goes on from there on the new tables, skipping whatever
-//! the rebuild already applied.
+//! swaps the tables, and leaves the checkpoint at the shadow's position: the
+//! projector goes on from there on the new tables, skipping whatever the rebuild
+//! already applied.
 //!
 //! The shadow's position lives in memory only: a rebuild that dies starts over, and
 //! drops the leftover shadow first.
@@ -240,7 +240,7 @@ async fn switch(
     ensure_row(&mut tx, projection).await?;
     // As every projector batch does first: this waits for the batch in progress and
     // holds off the next one until the commit, so `live` cannot move meanwhile.
-    let (live, _epoch) = lock_for_batch(&mut tx, projection).await?;
+    let live = lock_for_batch(&mut tx, projection).await?;
     while position.last_sequence < live {
         let batch = source.next_batch(target.batch_size).await?;
         position = apply_to_shadow(&mut tx, projection, position, &batch).await?;
