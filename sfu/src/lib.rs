@@ -1,2 +1,171 @@
-//! The SFU: webrtc-rs peer connections and track forwarding, admitted and stopped
-//! by room events. Not built yet: it arrives with the realtime issue.
+//! The SFU: webrtc-rs (sans-IO `rtc`) peer connections on one UDP socket,
+//! forwarding every participant's tracks to everyone else in the room, admitted
+//! and stopped by room events.
+//!
+//! Data flow: `udp.rs` receives datagrams and routes them by ICE ufrag / address
+//! to the `worker.rs` thread owning the peer; a worker drives its peers
+//! (`peer.rs`), fans decrypted RTP out to every worker's subscribers, rewriting
+//! each packet per leg (`leg.rs`); `conductor.rs` keeps the room picture and
+//! decides who subscribes to what; `nats.rs` connects it all to the gateways
+//! (signaling subjects) and to the event store (admission, room events).
+
+mod conductor;
+mod keyframe;
+mod leg;
+mod metrics;
+pub mod nats;
+mod peer;
+mod signal;
+mod source;
+mod udp;
+mod ufrag;
+mod worker;
+
+#[cfg(feature = "loopback-client")]
+pub mod loopback_client;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+
+pub use conductor::{Admission, Admitted, Refused};
+pub use leg::{CodecKey, LegParameters, SourceParameters, Translation};
+pub use metrics::SfuCounters;
+pub use signal::{Incoming, Outgoing, PeerKey, RoomChange};
+
+use conductor::{Conductor, ConductorInput};
+use metrics::WorkerMetrics;
+use worker::{Worker, WorkerInput};
+
+#[derive(Clone, Debug)]
+pub struct SfuConfig {
+    /// The one UDP socket for every peer.
+    pub udp_bind: SocketAddr,
+    /// The address put in the SFU's ICE candidate. `None`: the bound address, or
+    /// when that is unspecified (0.0.0.0), this host's primary address.
+    pub announce_ip: Option<IpAddr>,
+    /// Media worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl SfuConfig {
+    pub fn new(udp_bind: SocketAddr) -> Self {
+        Self { udp_bind, announce_ip: None, workers: 0 }
+    }
+}
+
+/// A running SFU. Dropping it stops its threads.
+pub struct Sfu {
+    handle: SfuHandle,
+    local_addr: SocketAddr,
+    announce: SocketAddr,
+    stop: Arc<AtomicBool>,
+    workers: Vec<Sender<WorkerInput>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+/// What the signaling side holds: cheap to clone.
+#[derive(Clone)]
+pub struct SfuHandle {
+    conductor: UnboundedSender<ConductorInput>,
+    metrics: Arc<Vec<Arc<WorkerMetrics>>>,
+}
+
+impl SfuHandle {
+    /// A client's offer, answer, ICE candidate or disconnect.
+    pub fn signal(&self, incoming: Incoming) {
+        let _ = self.conductor.send(ConductorInput::Signal(incoming));
+    }
+
+    pub fn room_changed(&self, change: RoomChange) {
+        let _ = self.conductor.send(ConductorInput::Room(change));
+    }
+
+    pub fn counters(&self) -> SfuCounters {
+        SfuCounters::sum(self.metrics.iter().map(Arc::as_ref))
+    }
+}
+
+impl Sfu {
+    /// Binds the socket and starts the threads; call inside a Tokio runtime (the
+    /// conductor is a task). Returns the messages the SFU sends to clients.
+    pub fn start(config: SfuConfig, admission: Arc<dyn Admission>) -> std::io::Result<(Self, UnboundedReceiver<Outgoing>)> {
+        let socket = Arc::new(UdpSocket::bind(config.udp_bind)?);
+        let local_addr = socket.local_addr()?;
+        let announce = SocketAddr::new(announce_ip(&config, local_addr), local_addr.port());
+        let count = if config.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.workers };
+        let (signals_tx, signals_rx) = unbounded_channel();
+        let (conductor_tx, conductor_rx) = unbounded_channel();
+        let (forget_tx, forget_rx) = crossbeam_channel::unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let channels: Vec<_> = (0..count).map(|_| crossbeam_channel::unbounded()).collect();
+        let senders: Vec<Sender<WorkerInput>> = channels.iter().map(|(tx, _)| tx.clone()).collect();
+        let metrics: Vec<Arc<WorkerMetrics>> = (0..count).map(|_| Arc::default()).collect();
+        let mut threads = Vec::new();
+        for (index, (_, inbox)) in channels.into_iter().enumerate() {
+            let worker = Worker::new(
+                index,
+                inbox,
+                senders.clone(),
+                Arc::clone(&socket),
+                announce,
+                conductor_tx.clone(),
+                signals_tx.clone(),
+                forget_tx.clone(),
+                Arc::clone(&metrics[index]),
+            );
+            threads.push(std::thread::Builder::new().name(format!("rapat-sfu-{index}")).spawn(move || worker.run())?);
+        }
+        let receive = udp::ReceiveLoop { socket, local_addr: announce, workers: senders.clone(), forget: forget_rx, stop: Arc::clone(&stop) };
+        threads.push(std::thread::Builder::new().name("rapat-sfu-udp".into()).spawn(move || receive.run())?);
+        let conductor = Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission);
+        tokio::spawn(conductor.run());
+        tracing::info!(%local_addr, %announce, workers = count, "SFU listening");
+        let handle = SfuHandle { conductor: conductor_tx, metrics: Arc::new(metrics) };
+        Ok((Self { handle, local_addr, announce, stop, workers: senders, threads }, signals_rx))
+    }
+
+    pub fn handle(&self) -> SfuHandle {
+        self.handle.clone()
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The address clients are told to send media to.
+    pub fn announced_addr(&self) -> SocketAddr {
+        self.announce
+    }
+}
+
+impl Drop for Sfu {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in &self.workers {
+            let _ = worker.send(WorkerInput::Stop);
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn announce_ip(config: &SfuConfig, local_addr: SocketAddr) -> IpAddr {
+    if let Some(ip) = config.announce_ip {
+        return ip;
+    }
+    if !local_addr.ip().is_unspecified() {
+        return local_addr.ip();
+    }
+    // Routing a datagram socket picks the primary interface without sending anything.
+    let probe = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).and_then(|socket| {
+        socket.connect((Ipv4Addr::new(192, 0, 2, 1), 9))?;
+        socket.local_addr()
+    });
+    probe.map(|addr| addr.ip()).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}

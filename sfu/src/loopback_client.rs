@@ -1,0 +1,479 @@
+//! A webrtc-rs client on its own UDP socket, for tests and the forwarding
+//! benchmark: a real peer connection (ICE, DTLS, SRTP) that publishes VP8 and
+//! Opus RTP at a set rate and records what it receives per track.
+//!
+//! Signaling is left to the caller: the client sends `(type, payload)` pairs out
+//! and takes the SFU's in, so a test can carry them over NATS, a WebSocket or
+//! anything else. Each packet it publishes carries its send time in its first 8
+//! payload bytes, so a receiver in the same process can measure forwarding delay.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use serde_json::{Value, json};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinHandle;
+
+/// A signaling message: `(type, payload)`.
+pub type Signal = (String, Value);
+
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Publish camera and microphone tracks; otherwise receive only.
+    pub publish: bool,
+    pub video_packets_per_second: u32,
+    pub video_payload_bytes: usize,
+    pub audio_packets_per_second: u32,
+    pub audio_payload_bytes: usize,
+    /// Keep every packet's forwarding delay (for the benchmark).
+    pub record_delays: bool,
+}
+
+impl ClientOptions {
+    /// ~1.5 Mbit/s of VP8 (150 packets/s of 1,200 bytes) and Opus at 50 packets/s.
+    pub fn publisher() -> Self {
+        Self {
+            publish: true,
+            video_packets_per_second: 150,
+            video_payload_bytes: 1200,
+            audio_packets_per_second: 50,
+            audio_payload_bytes: 160,
+            record_delays: false,
+        }
+    }
+
+    pub fn subscriber() -> Self {
+        Self { publish: false, ..Self::publisher() }
+    }
+}
+
+/// What one received track has seen.
+#[derive(Clone, Debug, Default)]
+pub struct TrackStats {
+    /// The MediaStream id the SFU gave the track: the publisher's user id.
+    pub stream_id: String,
+    pub kind: Option<RtpCodecKind>,
+    pub packets: u64,
+    pub out_of_order: u64,
+    pub last_sequence: Option<u16>,
+    /// Highest extended sequence number minus the first, plus one.
+    pub expected: u64,
+    first_extended: Option<u64>,
+    highest_extended: u64,
+    pub delays_us: Vec<u32>,
+}
+
+impl TrackStats {
+    fn record(&mut self, sequence: u16, delay: Option<Duration>, keep_delay: bool) {
+        self.packets += 1;
+        let extended = match self.last_sequence {
+            None => u64::from(sequence) + (1 << 16),
+            Some(last) => {
+                let forward = sequence.wrapping_sub(last);
+                if forward == 0 || forward >= 0x8000 {
+                    self.out_of_order += 1;
+                }
+                let delta = i64::from(forward as i16);
+                (self.highest_extended as i64 + delta).max(0) as u64
+            }
+        };
+        if self.last_sequence.is_none_or(|last| sequence.wrapping_sub(last) < 0x8000) {
+            self.last_sequence = Some(sequence);
+        }
+        self.highest_extended = self.highest_extended.max(extended);
+        let first = *self.first_extended.get_or_insert(extended);
+        self.expected = self.highest_extended - first + 1;
+        if keep_delay && let Some(delay) = delay {
+            self.delays_us.push(delay.as_micros().min(u128::from(u32::MAX)) as u32);
+        }
+    }
+
+    /// Packets missing at the end of the run, as a fraction of those expected.
+    pub fn loss(&self) -> f64 {
+        if self.expected == 0 {
+            return 0.0;
+        }
+        self.expected.saturating_sub(self.packets) as f64 / self.expected as f64
+    }
+}
+
+/// Shared between the client task and the test.
+#[derive(Default)]
+pub struct ClientStats {
+    pub connected: AtomicBool,
+    pub closed: AtomicBool,
+    pub sent_packets: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+    pub offers_received: AtomicU64,
+    pub errors: Mutex<Vec<Value>>,
+    tracks: Mutex<HashMap<String, TrackStats>>,
+}
+
+impl ClientStats {
+    pub fn tracks(&self) -> Vec<TrackStats> {
+        self.tracks.lock().map(|tracks| tracks.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Packets received from `stream_id` of `kind`.
+    pub fn packets_from(&self, stream_id: &str, kind: RtpCodecKind) -> u64 {
+        self.tracks().iter().filter(|t| t.stream_id == stream_id && t.kind == Some(kind)).map(|t| t.packets).sum()
+    }
+}
+
+enum Command {
+    RequestKeyframes,
+    Publish(bool),
+}
+
+pub struct LoopbackClient {
+    stats: Arc<ClientStats>,
+    commands: UnboundedSender<Command>,
+    task: JoinHandle<()>,
+    pub local_addr: SocketAddr,
+}
+
+impl Drop for LoopbackClient {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Process-wide time base for the send times carried in payloads.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+impl LoopbackClient {
+    /// Binds a socket on 127.0.0.1, creates the peer connection and sends its first offer.
+    pub async fn start(
+        options: ClientOptions,
+        outgoing: UnboundedSender<Signal>,
+        incoming: UnboundedReceiver<Signal>,
+    ) -> Result<Self, ClientError> {
+        let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        let local_addr = socket.local_addr()?;
+        let now = Instant::now();
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs()?;
+        let registry = Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
+        let registry = register_default_interceptors(registry, &mut media_engine)?;
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(now)
+            ?;
+        let mut senders = Vec::new();
+        if options.publish {
+            for (kind, mime, clock_rate, channels) in
+                [(RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2), (RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0)]
+            {
+                let ssrc = rand::random::<u32>();
+                let codec = RTCRtpCodec { mime_type: mime.to_string(), clock_rate, channels, ..Default::default() };
+                let track = MediaStreamTrack::new(
+                    "loopback".to_string(),
+                    format!("loopback-{kind:?}"),
+                    format!("{kind:?}"),
+                    kind,
+                    vec![RTCRtpEncodingParameters {
+                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                        active: true,
+                        codec,
+                        ..Default::default()
+                    }],
+                );
+                let sender = pc.add_track(track)?;
+                senders.push(Outbound { sender, kind, ssrc, sequence: rand::random(), payload_type: None, sent: 0 });
+            }
+        } else {
+            let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, streams: vec![], send_encodings: vec![] };
+            pc.add_transceiver_from_kind(RtpCodecKind::Audio, Some(init))?;
+        }
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: local_addr.ip().to_string(),
+                port: local_addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        ?;
+        let candidate = RTCIceCandidate::from(&candidate).to_json()?;
+        let offer = pc.create_offer(None)?;
+        pc.set_local_description(now, offer)?;
+        pc.add_local_candidate(candidate)?;
+        pc.add_local_candidate(RTCIceCandidateInit::default())?;
+        let sdp = pc.local_description().map(|d| d.sdp).unwrap_or_default();
+        let _ = outgoing.send(("offer".into(), json!({ "type": "offer", "sdp": sdp })));
+
+        let stats = Arc::new(ClientStats::default());
+        let (commands_tx, commands_rx) = unbounded_channel();
+        let driver = Driver {
+            pc,
+            socket,
+            local_addr,
+            options,
+            senders,
+            publishing: true,
+            receivers: HashMap::new(),
+            stats: Arc::clone(&stats),
+            outgoing,
+            started: now,
+        };
+        let task = tokio::spawn(driver.run(incoming, commands_rx));
+        Ok(Self { stats, commands: commands_tx, task, local_addr })
+    }
+
+    pub fn stats(&self) -> Arc<ClientStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Sends a PLI for every video track received.
+    pub fn request_keyframes(&self) {
+        let _ = self.commands.send(Command::RequestKeyframes);
+    }
+
+    pub fn set_publishing(&self, on: bool) {
+        let _ = self.commands.send(Command::Publish(on));
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("webrtc: {0}")]
+    Rtc(#[from] rtc::shared::error::Error),
+}
+
+struct Outbound {
+    sender: RTCRtpSenderId,
+    kind: RtpCodecKind,
+    ssrc: u32,
+    sequence: u16,
+    payload_type: Option<u8>,
+    sent: u64,
+}
+
+struct Driver {
+    pc: RTCPeerConnection,
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    options: ClientOptions,
+    senders: Vec<Outbound>,
+    publishing: bool,
+    receivers: HashMap<String, (RTCRtpReceiverId, u32)>,
+    stats: Arc<ClientStats>,
+    outgoing: UnboundedSender<Signal>,
+    started: Instant,
+}
+
+const TICK: Duration = Duration::from_millis(5);
+
+impl Driver {
+    async fn run(mut self, mut incoming: UnboundedReceiver<Signal>, mut commands: UnboundedReceiver<Command>) {
+        let mut buf = vec![0u8; 2000];
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.drain().await;
+            if self.stats.closed.load(Ordering::Relaxed) {
+                return;
+            }
+            let deadline = self.pc.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            let sleep = tokio::time::sleep_until(deadline.into());
+            tokio::select! {
+                _ = sleep => { let _ = self.pc.handle_timeout(Instant::now()); }
+                _ = ticker.tick() => self.publish(Instant::now()),
+                received = self.socket.recv_from(&mut buf) => {
+                    if let Ok((len, from)) = received {
+                        let _ = self.pc.handle_read(TaggedBytesMut {
+                            now: Instant::now(),
+                            transport: TransportContext { local_addr: self.local_addr, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
+                            message: BytesMut::from(&buf[..len]),
+                        });
+                    }
+                }
+                signal = incoming.recv() => match signal {
+                    Some((kind, payload)) => self.signal(&kind, payload),
+                    None => return,
+                },
+                command = commands.recv() => match command {
+                    Some(Command::RequestKeyframes) => self.request_keyframes(),
+                    Some(Command::Publish(on)) => self.publishing = on,
+                    None => return,
+                },
+            }
+        }
+    }
+
+    fn signal(&mut self, kind: &str, payload: Value) {
+        let now = Instant::now();
+        let sdp = payload.get("sdp").and_then(Value::as_str).map(str::to_string);
+        match (kind, sdp) {
+            ("answer", Some(sdp)) => {
+                if let Ok(answer) = RTCSessionDescription::answer(sdp)
+                    && let Err(error) = self.pc.set_remote_description(now, answer)
+                {
+                    tracing::warn!(%error, "loopback client: bad answer");
+                }
+            }
+            ("offer", Some(sdp)) => {
+                self.stats.offers_received.fetch_add(1, Ordering::Relaxed);
+                let answered = RTCSessionDescription::offer(sdp)
+                    .and_then(|offer| self.pc.set_remote_description(now, offer))
+                    .and_then(|_| self.pc.create_answer(None))
+                    .and_then(|answer| self.pc.set_local_description(now, answer));
+                match answered {
+                    Ok(()) => {
+                        let sdp = self.pc.local_description().map(|d| d.sdp).unwrap_or_default();
+                        let _ = self.outgoing.send(("answer".into(), json!({ "type": "answer", "sdp": sdp })));
+                    }
+                    Err(error) => tracing::warn!(%error, "loopback client: cannot answer the SFU's offer"),
+                }
+            }
+            ("ice-candidate", _) => {
+                if let Ok(candidate) = serde_json::from_value::<RTCIceCandidateInit>(payload) {
+                    let _ = self.pc.add_remote_candidate(candidate);
+                }
+            }
+            ("error", _) => {
+                if let Ok(mut errors) = self.stats.errors.lock() {
+                    errors.push(payload);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn publish(&mut self, now: Instant) {
+        if !self.options.publish || !self.publishing || !self.stats.connected.load(Ordering::Relaxed) {
+            return;
+        }
+        let elapsed = now.duration_since(self.started).as_secs_f64();
+        let stamp = now.duration_since(epoch()).as_micros() as u64;
+        for outbound in &mut self.senders {
+            let (rate, size, clock) = match outbound.kind {
+                RtpCodecKind::Video => (self.options.video_packets_per_second, self.options.video_payload_bytes, 90_000.0),
+                _ => (self.options.audio_packets_per_second, self.options.audio_payload_bytes, 48_000.0),
+            };
+            let due = (elapsed * f64::from(rate)) as u64;
+            let Some(mut sender) = self.pc.rtp_sender(outbound.sender) else { continue };
+            if outbound.payload_type.is_none() {
+                outbound.payload_type = sender.get_parameters().rtp_parameters.codecs.first().map(|codec| codec.payload_type);
+            }
+            let Some(payload_type) = outbound.payload_type else { continue };
+            while outbound.sent < due {
+                let mut payload = vec![0u8; size.max(8)];
+                payload[..8].copy_from_slice(&stamp.to_be_bytes());
+                let packet = rtp::Packet {
+                    header: rtp::header::Header {
+                        version: 2,
+                        marker: true,
+                        payload_type,
+                        sequence_number: outbound.sequence,
+                        timestamp: (elapsed * clock) as u32,
+                        ssrc: outbound.ssrc,
+                        ..Default::default()
+                    },
+                    payload: Bytes::from(payload),
+                };
+                outbound.sequence = outbound.sequence.wrapping_add(1);
+                outbound.sent += 1;
+                if sender.write_rtp(now, packet).is_ok() {
+                    self.stats.sent_packets.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn request_keyframes(&mut self) {
+        let now = Instant::now();
+        let video: Vec<(RTCRtpReceiverId, u32)> = self
+            .receivers
+            .values()
+            .copied()
+            .filter(|(receiver, _)| self.pc.rtp_receiver(*receiver).is_some_and(|r| r.track().kind() == RtpCodecKind::Video))
+            .collect();
+        for (receiver, media_ssrc) in video {
+            if let Some(mut receiver) = self.pc.rtp_receiver(receiver) {
+                let _ = receiver.write_rtcp(now, vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc })]);
+            }
+        }
+    }
+
+    async fn drain(&mut self) {
+        while let Some(event) = self.pc.poll_event() {
+            match event {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
+                    RTCPeerConnectionState::Connected => self.stats.connected.store(true, Ordering::Relaxed),
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected => {
+                        self.stats.connected.store(false, Ordering::Relaxed);
+                        self.stats.closed.store(true, Ordering::Relaxed);
+                    }
+                    _ => {}
+                },
+                RTCPeerConnectionEvent::OnIceCandidateEvent(event) => {
+                    if let Ok(candidate) = event.candidate.to_json() {
+                        let _ = self.outgoing.send(("ice-candidate".into(), serde_json::to_value(candidate).unwrap_or_default()));
+                    }
+                }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    let kind = self.pc.rtp_receiver(init.receiver_id).map(|r| r.track().kind());
+                    self.receivers.insert(init.track_id.clone(), (init.receiver_id, init.ssrc));
+                    if let Ok(mut tracks) = self.stats.tracks.lock() {
+                        let track = tracks.entry(init.track_id.clone()).or_default();
+                        track.stream_id = init.stream_ids.first().cloned().unwrap_or_default();
+                        track.kind = kind;
+                    }
+                }
+                _ => {}
+            }
+        }
+        while let Some(TaggedRTCMessage { now, message }) = self.pc.poll_read() {
+            match message {
+                RTCMessage::RtpPacket(track, packet) => {
+                    let delay = packet.payload.get(..8).map(|stamp| {
+                        let sent = u64::from_be_bytes(stamp.try_into().unwrap_or_default());
+                        now.duration_since(epoch()).saturating_sub(Duration::from_micros(sent))
+                    });
+                    if let Ok(mut tracks) = self.stats.tracks.lock() {
+                        tracks.entry(track).or_default().record(packet.header.sequence_number, delay, self.options.record_delays);
+                    }
+                }
+                RTCMessage::RtcpPacket(_, packets) => {
+                    let plis = packets.iter().filter(|p| p.as_any().is::<PictureLossIndication>()).count();
+                    self.stats.keyframe_requests.fetch_add(plis as u64, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+        while let Some(datagram) = self.pc.poll_write() {
+            let _ = self.socket.send_to(&datagram.message, datagram.transport.peer_addr).await;
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Counters a worker keeps, read by the benchmark and by operators.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Default)]
+pub struct WorkerMetrics {
+    pub datagrams_in: AtomicU64,
+    pub datagrams_out: AtomicU64,
+}
+
+/// Totals over every worker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SfuCounters {
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
+}
+
+impl SfuCounters {
+    pub fn sum<'a>(workers: impl IntoIterator<Item = &'a WorkerMetrics>) -> Self {
+        workers.into_iter().fold(Self::default(), |total, worker| Self {
+            datagrams_in: total.datagrams_in + worker.datagrams_in.load(Ordering::Relaxed),
+            datagrams_out: total.datagrams_out + worker.datagrams_out.load(Ordering::Relaxed),
+        })
+    }
+}

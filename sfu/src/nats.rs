@@ -1,0 +1,192 @@
+//! The SFU on NATS: signaling from gateways, answers back to sockets, admission
+//! from the event store, and room events from JetStream.
+//!
+//! Subjects (the gateway side is `gateway/src/ws/`):
+//! - `<namespace>.sfu.rooms.<roomId>.in`: a gateway publishes a client's `offer`,
+//!   `answer`, `ice-candidate` or `disconnect` (see [`Incoming`]).
+//! - `<namespace>.rooms.<roomId>.signal`: the SFU publishes a complete signaling
+//!   message (`username: "sfu"`, no `targetUserId`) with header
+//!   `Rapat-Ws-Connection: <connectionId>`; the gateway holding that socket
+//!   delivers it to that socket only.
+//! - `<namespace>.events.room.<roomId>` on the event stream: followed with an
+//!   ordered JetStream consumer from "now"; who may offer is checked against the
+//!   room aggregate itself, so nothing before "now" is needed.
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use rapat_commands::{EventStoreConfig, JetStreamEventStore, StoreError};
+use rapat_domain::envelope::StoredCommit;
+use rapat_domain::ids::UserId;
+use rapat_domain::room::Room;
+use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::{Admission, Admitted, Incoming, Outgoing, Refused, RoomChange, SfuHandle};
+
+pub const CONNECTION_HEADER: &str = "Rapat-Ws-Connection";
+
+/// Subject a gateway publishes a room's SFU-bound messages to.
+pub fn inbound_subject(namespace: &str, room: &str) -> String {
+    format!("{namespace}.sfu.rooms.{room}.in")
+}
+
+/// Subject of a room's signaling fan-out, which gateways follow.
+pub fn signal_subject(namespace: &str, room: Uuid) -> String {
+    format!("{namespace}.rooms.{room}.signal")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("NATS: {0}")]
+    Nats(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Admission from the room aggregate in the event store.
+pub struct EventStoreAdmission {
+    rooms: JetStreamEventStore<Room>,
+}
+
+impl EventStoreAdmission {
+    pub async fn open(nats: async_nats::Client, config: EventStoreConfig) -> Result<Self, StoreError> {
+        Ok(Self { rooms: JetStreamEventStore::open(nats, config).await? })
+    }
+}
+
+impl Admission for EventStoreAdmission {
+    fn check(&self, room: Uuid, user: Uuid) -> BoxFuture<'static, Result<Admitted, Refused>> {
+        let rooms = self.rooms.clone();
+        Box::pin(async move {
+            let id = room.to_string();
+            let unavailable = |error: StoreError| Refused::Unavailable(error.to_string());
+            // The cache may be behind another process's writes: catch up from it.
+            let cached = rooms.load(&id).await.map_err(unavailable)?;
+            let state = rooms.replay(&id, Some(cached.state)).await.map_err(unavailable)?;
+            let room = &state.aggregate;
+            if room.is_ended() {
+                return Err(Refused::RoomEnded);
+            }
+            match room.participant(UserId::from_uuid(user)) {
+                Some(participant) => Ok(Admitted { audio_muted: participant.audio_muted }),
+                None => Err(Refused::NotParticipant),
+            }
+        })
+    }
+}
+
+/// Connects a running SFU to NATS until `cancel`: takes signaling from gateways,
+/// follows room events, and publishes what the SFU sends to clients.
+pub async fn serve(
+    nats: async_nats::Client,
+    namespace: String,
+    events: EventStoreConfig,
+    sfu: SfuHandle,
+    outgoing: UnboundedReceiver<Outgoing>,
+    cancel: CancellationToken,
+) -> Result<(), NatsError> {
+    let nats_error = |what: &str, error: &dyn std::fmt::Display| NatsError::Nats(format!("{what}: {error}"));
+    let mut inbound = nats
+        .subscribe(inbound_subject(&namespace, "*"))
+        .await
+        .map_err(|e| nats_error("subscribing to SFU signaling", &e))?;
+    let room_events = follow_room_events(&nats, &events).await?;
+    let publisher = tokio::spawn(publish_outgoing(nats.clone(), namespace.clone(), outgoing));
+    let follower = tokio::spawn(apply_room_events(room_events, sfu.clone()));
+    nats.flush().await.map_err(|e| nats_error("flushing the subscription", &e))?;
+    tracing::info!(%namespace, "SFU signaling on NATS");
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            message = inbound.next() => match message {
+                Some(message) => match serde_json::from_slice::<Incoming>(&message.payload) {
+                    Ok(incoming) => sfu.signal(incoming),
+                    Err(error) => tracing::warn!(subject = %message.subject, %error, "ignoring an unreadable SFU signaling message"),
+                },
+                None => break,
+            },
+        }
+    }
+    publisher.abort();
+    follower.abort();
+    Ok(())
+}
+
+async fn publish_outgoing(nats: async_nats::Client, namespace: String, mut outgoing: UnboundedReceiver<Outgoing>) {
+    while let Some(message) = outgoing.recv().await {
+        let body = json!({
+            "type": message.kind,
+            "roomId": message.to.room,
+            "userId": message.to.user,
+            "username": "sfu",
+            "payload": message.payload,
+            "timestamp": chrono::Utc::now(),
+        });
+        let mut headers = HeaderMap::new();
+        headers.insert(CONNECTION_HEADER, message.to.connection.to_string().as_str());
+        let subject = signal_subject(&namespace, message.to.room);
+        if let Err(error) = nats.publish_with_headers(subject, headers, body.to_string().into()).await {
+            tracing::warn!(%error, "cannot publish an SFU message");
+        }
+    }
+}
+
+type RoomEventStream = pull::Ordered;
+
+async fn follow_room_events(nats: &async_nats::Client, events: &EventStoreConfig) -> Result<RoomEventStream, NatsError> {
+    let nats_error = |what: &str, error: &dyn std::fmt::Display| NatsError::Nats(format!("{what}: {error}"));
+    let jetstream = jetstream::new(nats.clone());
+    rapat_commands::ensure_event_store(&jetstream, events).await?;
+    let stream = jetstream.get_stream(&events.stream).await.map_err(|e| nats_error("opening the event stream", &e))?;
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            filter_subject: events.subject_for("room", "*"),
+            deliver_policy: DeliverPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| nats_error("following room events", &e))?;
+    consumer.messages().await.map_err(|e| nats_error("following room events", &e))
+}
+
+async fn apply_room_events(mut messages: RoomEventStream, sfu: SfuHandle) {
+    while let Some(message) = messages.next().await {
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%error, "room event stream error");
+                continue;
+            }
+        };
+        let Ok(commit) = serde_json::from_slice::<StoredCommit>(&message.payload) else {
+            tracing::warn!(subject = %message.subject, "cannot read a room event");
+            continue;
+        };
+        let Some(room) = message.subject.rsplit('.').next().and_then(|id| Uuid::parse_str(id).ok()) else { continue };
+        for event in &commit.events {
+            if let Some(change) = room_change(room, &event.event_type, &event.payload) {
+                sfu.room_changed(change);
+            }
+        }
+    }
+    tracing::warn!("the room event stream ended; the SFU no longer follows room events");
+}
+
+/// What a stored room event means for media, if anything.
+pub fn room_change(room: Uuid, event_type: &str, payload: &Value) -> Option<RoomChange> {
+    let user = || payload.get("userId")?.as_str().and_then(|id| Uuid::parse_str(id).ok());
+    match event_type {
+        "ParticipantLeft" | "ParticipantRemoved" => Some(RoomChange::UserGone { room, user: user()? }),
+        "ParticipantMutedByHost" => Some(RoomChange::AudioBlocked { room, user: user()?, blocked: true }),
+        "ParticipantAudioChanged" => {
+            let muted = payload.get("muted")?.as_bool()?;
+            Some(RoomChange::AudioBlocked { room, user: user()?, blocked: muted })
+        }
+        "RoomEnded" => Some(RoomChange::Ended { room }),
+        _ => None,
+    }
+}

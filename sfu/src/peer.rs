@@ -1,0 +1,470 @@
+//! One participant's peer connection on the SFU side, and its negotiation.
+//!
+//! The client always makes the first offer (its own tracks); the SFU answers with
+//! its single host candidate in the SDP (ICE-lite, so no trickle from this side).
+//! After that the SFU offers whenever tracks to forward come or go. The SFU is the
+//! impolite side of "perfect negotiation": a client offer that crosses one of its
+//! own is ignored, and the client rolls back and answers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::Registry;
+use rtc::media_stream::{MediaStreamTrack, MediaStreamTrackId};
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
+use rtc::peer_connection::state::{RTCPeerConnectionState, RTCSignalingState};
+use rtc::peer_connection::transport::{
+    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId, RTCRtpTransceiverInit,
+};
+use rtc::sansio::Protocol;
+use serde_json::json;
+
+use crate::keyframe::KeyframeRequests;
+use crate::leg::{CodecKey, LegParameters, SourceParameters, Translation};
+use crate::signal::{Outgoing, PeerKey};
+use crate::source::{SourceId, Subscription};
+use crate::ufrag;
+
+/// An SFU offer not answered in this long is rolled back, so one lost answer
+/// cannot stop every later renegotiation.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A peer's source ids are `peer id << SOURCE_BITS | n`, so a source names its peer.
+pub const SOURCE_BITS: u32 = 20;
+
+/// What a peer asks of the rest of the SFU after it handled something.
+#[derive(Debug)]
+pub enum PeerOutput {
+    Signal(Outgoing),
+    /// The client started sending a track: offer it to everyone else in the room.
+    Published(Subscription),
+    Unpublished(SourceId),
+    /// A subscriber asked for a keyframe of a forwarded track.
+    KeyframeWanted(SourceId),
+    /// The connection failed or closed; the peer is gone.
+    Closed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("webrtc: {0}")]
+    Rtc(#[from] rtc::shared::error::Error),
+    #[error("bad session description: {0}")]
+    BadDescription(String),
+}
+
+/// A track the client sends.
+struct Inbound {
+    source: SourceId,
+    kind: RtpCodecKind,
+    receiver: RTCRtpReceiverId,
+    media_ssrc: u32,
+}
+
+/// A track the SFU sends to this client.
+struct Leg {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    source_parameters: SourceParameters,
+    /// Built once negotiation settles; until then packets for this leg are skipped.
+    translation: Option<Translation>,
+}
+
+pub struct Peer {
+    pub key: PeerKey,
+    pub source_base: u64,
+    pc: RTCPeerConnection,
+    local_candidate: RTCIceCandidateInit,
+    answered_first_offer: bool,
+    awaiting_answer: Option<Instant>,
+    renegotiate: bool,
+    connected: bool,
+    closed: bool,
+    /// Audio from this client is not forwarded while set (muted, or muted by the host).
+    pub audio_blocked: bool,
+    inbound: HashMap<MediaStreamTrackId, Inbound>,
+    legs: HashMap<SourceId, Leg>,
+    /// Subscriptions that arrived before the client's first offer was answered.
+    queued: Vec<Subscription>,
+    next_source: u64,
+    keyframes: KeyframeRequests,
+    pub outputs: Vec<PeerOutput>,
+}
+
+impl Peer {
+    /// `id` is unique across the SFU; this peer's source ids are derived from it.
+    pub fn new(key: PeerKey, id: u64, local_addr: SocketAddr, now: Instant) -> Result<Self, PeerError> {
+        let (ufrag, pwd) = ufrag::credentials(id);
+        let settings = SettingEngineBuilder::new()
+            .with_lite(true)
+            .with_ice_credentials(ufrag, pwd)
+            .with_answering_dtls_role(RTCDtlsRole::Server)
+            .build();
+        let mut media_engine = MediaEngine::default();
+        media_engine.register_default_codecs()?;
+        let registry = Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
+        let registry = register_default_interceptors(registry, &mut media_engine)?;
+        let pc = RTCPeerConnectionBuilder::new()
+            .with_setting_engine(settings)
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(now)?;
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: local_addr.ip().to_string(),
+                port: local_addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?;
+        let local_candidate = RTCIceCandidate::from(&candidate).to_json()?;
+        Ok(Self {
+            key,
+            source_base: id << SOURCE_BITS,
+            pc,
+            local_candidate,
+            answered_first_offer: false,
+            awaiting_answer: None,
+            renegotiate: false,
+            connected: false,
+            closed: false,
+            audio_blocked: false,
+            inbound: HashMap::new(),
+            legs: HashMap::new(),
+            queued: Vec::new(),
+            next_source: 0,
+            keyframes: KeyframeRequests::default(),
+            outputs: Vec::new(),
+        })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    pub fn connection(&mut self) -> &mut RTCPeerConnection {
+        &mut self.pc
+    }
+
+    fn signal(&mut self, kind: &str, payload: serde_json::Value) {
+        self.outputs.push(PeerOutput::Signal(Outgoing { to: self.key.clone(), kind: kind.to_string(), payload }));
+    }
+
+    /// A client offer: answered, unless it collides with the SFU's own (impolite side).
+    pub fn handle_offer(&mut self, sdp: String, now: Instant) -> Result<(), PeerError> {
+        if self.awaiting_answer.is_some() {
+            tracing::debug!(peer = %self.key, "ignoring a client offer that crossed the SFU's own");
+            return Ok(());
+        }
+        let offer = RTCSessionDescription::offer(sdp).map_err(|error| PeerError::BadDescription(error.to_string()))?;
+        self.pc.set_remote_description(now, offer)?;
+        if let Err(error) = self.answer_offer(now) {
+            // Back to stable, so the next offer (either side's) can proceed.
+            if let Some(mut remote) = self.pc.remote_description().cloned() {
+                remote.sdp_type = RTCSdpType::Rollback;
+                let _ = self.pc.set_remote_description(now, remote);
+            }
+            return Err(error);
+        }
+        self.refresh_translations();
+        self.offer_if_needed(now)
+    }
+
+    fn answer_offer(&mut self, now: Instant) -> Result<(), PeerError> {
+        if !self.answered_first_offer {
+            self.pc.add_local_candidate(self.local_candidate.clone())?;
+            self.pc.add_local_candidate(RTCIceCandidateInit::default())?;
+        }
+        let answer = self.pc.create_answer(None)?;
+        self.pc.set_local_description(now, answer)?;
+        let sdp = self.pc.local_description().map(|description| description.sdp).unwrap_or_default();
+        self.signal("answer", json!({ "type": "answer", "sdp": sdp }));
+        if !self.answered_first_offer {
+            self.answered_first_offer = true;
+            for subscription in std::mem::take(&mut self.queued) {
+                self.subscribe(subscription)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The client's answer to the SFU's last offer.
+    pub fn handle_answer(&mut self, sdp: String, now: Instant) -> Result<(), PeerError> {
+        if self.awaiting_answer.is_none() {
+            tracing::debug!(peer = %self.key, "ignoring an answer to no offer");
+            return Ok(());
+        }
+        let answer = RTCSessionDescription::answer(sdp).map_err(|error| PeerError::BadDescription(error.to_string()))?;
+        self.pc.set_remote_description(now, answer)?;
+        self.awaiting_answer = None;
+        self.refresh_translations();
+        self.offer_if_needed(now)
+    }
+
+    pub fn handle_candidate(&mut self, candidate: RTCIceCandidateInit) -> Result<(), PeerError> {
+        // Before a remote description there is nothing to add it to; as ICE-lite the
+        // SFU learns the client's address from its connectivity checks anyway.
+        if candidate.candidate.is_empty() || self.pc.remote_description().is_none() {
+            return Ok(());
+        }
+        self.pc.add_remote_candidate(candidate)?;
+        Ok(())
+    }
+
+    /// Starts forwarding another participant's track to this client.
+    pub fn subscribe(&mut self, subscription: Subscription) -> Result<(), PeerError> {
+        if !self.answered_first_offer {
+            self.queued.push(subscription);
+            return Ok(());
+        }
+        if self.legs.contains_key(&subscription.source) {
+            return Ok(());
+        }
+        let ssrc = rand::random::<u32>();
+        let rtx = (subscription.kind == RtpCodecKind::Video).then(|| RTCRtpRtxParameters { ssrc: rand::random() });
+        let track = MediaStreamTrack::new(
+            subscription.publisher_user.to_string(),
+            format!("{}-{}", subscription.publisher_user, subscription.source),
+            format!("{:?}", subscription.kind).to_lowercase(),
+            subscription.kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), rtx, ..Default::default() },
+                active: true,
+                codec: subscription.codec.clone(),
+                ..Default::default()
+            }],
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: Vec::new(),
+            send_encodings: Vec::new(),
+        };
+        let transceiver = self.pc.add_transceiver_from_track(track, Some(init))?;
+        let leg = Leg {
+            sender: RTCRtpSenderId::from(transceiver),
+            ssrc,
+            source_parameters: subscription.parameters,
+            translation: None,
+        };
+        self.legs.insert(subscription.source, leg);
+        self.renegotiate = true;
+        Ok(())
+    }
+
+    pub fn unsubscribe(&mut self, source: SourceId) -> Result<(), PeerError> {
+        self.queued.retain(|queued| queued.source != source);
+        if let Some(leg) = self.legs.remove(&source) {
+            self.pc.remove_track(leg.sender)?;
+            self.renegotiate = true;
+        }
+        Ok(())
+    }
+
+    /// Sends an offer for pending track changes when the connection is free to.
+    pub fn offer_if_needed(&mut self, now: Instant) -> Result<(), PeerError> {
+        // Offers are answered on the spot, so without an offer of its own out the
+        // connection is in the stable state.
+        if !self.renegotiate || !self.answered_first_offer || self.awaiting_answer.is_some() || self.closed {
+            return Ok(());
+        }
+        self.renegotiate = false;
+        let offer = self.pc.create_offer(None)?;
+        self.pc.set_local_description(now, offer)?;
+        let sdp = self.pc.local_description().map(|description| description.sdp).unwrap_or_default();
+        self.awaiting_answer = Some(now + ANSWER_TIMEOUT);
+        self.signal("offer", json!({ "type": "offer", "sdp": sdp }));
+        Ok(())
+    }
+
+    /// The translation tables depend on what both sides negotiated; rebuilt
+    /// whenever a description is applied.
+    fn refresh_translations(&mut self) {
+        let mids: HashMap<RTCRtpSenderId, Option<String>> = self
+            .legs
+            .values()
+            .map(|leg| {
+                let mid = self.pc.rtp_transceiver(RTCRtpTransceiverId::from(leg.sender)).and_then(|t| t.mid().clone());
+                (leg.sender, mid)
+            })
+            .collect();
+        for leg in self.legs.values_mut() {
+            let Some(mut sender) = self.pc.rtp_sender(leg.sender) else { continue };
+            let parameters = &sender.get_parameters().rtp_parameters;
+            let leg_parameters = LegParameters {
+                payload_types: parameters
+                    .codecs
+                    .iter()
+                    .map(|codec| (codec.payload_type, CodecKey::new(&codec.rtp_codec.mime_type, &codec.rtp_codec.sdp_fmtp_line)))
+                    .collect(),
+                extensions: parameters.header_extensions.iter().filter_map(|ext| Some((u8::try_from(ext.id).ok()?, ext.uri.clone()))).collect(),
+                mid: mids.get(&leg.sender).cloned().flatten(),
+            };
+            leg.translation = Some(Translation::new(leg.ssrc, &leg.source_parameters, &leg_parameters));
+        }
+    }
+
+    /// Sends a forwarded packet on this client's leg for `source`.
+    pub fn forward(&mut self, source: SourceId, packet: &rtp::Packet, now: Instant) {
+        if !self.connected {
+            return;
+        }
+        let Some(leg) = self.legs.get(&source) else { return };
+        let Some(translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else { return };
+        let sender = leg.sender;
+        if let Some(mut sender) = self.pc.rtp_sender(sender)
+            && let Err(error) = sender.write_rtp(now, translated)
+        {
+            tracing::trace!(peer = %self.key, %error, "a forwarded packet was refused");
+        }
+    }
+
+    /// Asks this client (a publisher) for a keyframe of one of its tracks.
+    pub fn request_keyframe(&mut self, source: SourceId, now: Instant) {
+        let Some(inbound) = self.inbound.values().find(|inbound| inbound.source == source) else { return };
+        if inbound.kind != RtpCodecKind::Video {
+            return;
+        }
+        let (receiver, media_ssrc) = (inbound.receiver, inbound.media_ssrc);
+        if let Some(mut receiver) = self.pc.rtp_receiver(receiver) {
+            let pli = rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 0, media_ssrc };
+            if let Err(error) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
+                tracing::debug!(peer = %self.key, %error, "cannot send a keyframe request");
+            }
+        }
+    }
+
+    /// The source a packet received on `track` belongs to, unless it must not be
+    /// forwarded (audio while blocked).
+    pub fn source_of(&self, track: &MediaStreamTrackId) -> Option<SourceId> {
+        let inbound = self.inbound.get(track)?;
+        if inbound.kind == RtpCodecKind::Audio && self.audio_blocked {
+            return None;
+        }
+        Some(inbound.source)
+    }
+
+    /// Keyframe requests from this client about tracks the SFU sends it.
+    pub fn handle_rtcp(&mut self, packets: &[Box<dyn rtcp::Packet>], now: Instant) {
+        for media_ssrc in self.keyframes.media_ssrcs(packets) {
+            let source = self.legs.iter().find(|(_, leg)| leg.ssrc == media_ssrc).map(|(source, _)| *source);
+            if let Some(source) = source
+                && self.keyframes.allow(source, now)
+            {
+                self.outputs.push(PeerOutput::KeyframeWanted(source));
+            }
+        }
+    }
+
+    /// Reacts to what the connection reports.
+    pub fn handle_event(&mut self, event: RTCPeerConnectionEvent, now: Instant) -> Result<(), PeerError> {
+        match event {
+            RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                tracing::debug!(peer = %self.key, %state, "peer connection state");
+                match state {
+                    RTCPeerConnectionState::Connected => self.connected = true,
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => self.mark_closed(),
+                    _ => {}
+                }
+            }
+            RTCPeerConnectionEvent::OnSignalingStateChangeEvent(RTCSignalingState::Stable) => self.offer_if_needed(now)?,
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => self.track_opened(init.receiver_id, init.track_id, init.ssrc),
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track)) => {
+                if let Some(inbound) = self.inbound.remove(&track) {
+                    self.outputs.push(PeerOutput::Unpublished(inbound.source));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn track_opened(&mut self, receiver_id: RTCRtpReceiverId, track_id: MediaStreamTrackId, ssrc: u32) {
+        if self.inbound.contains_key(&track_id) {
+            return;
+        }
+        let Some(mut receiver) = self.pc.rtp_receiver(receiver_id) else { return };
+        let track = receiver.track();
+        let kind = track.kind();
+        let Some(codec) = track.codec(ssrc).cloned() else {
+            tracing::warn!(peer = %self.key, ssrc, "a track without a negotiated codec is not forwarded");
+            return;
+        };
+        let parameters = &receiver.get_parameters().rtp_parameters;
+        let source_parameters = SourceParameters {
+            payload_types: parameters
+                .codecs
+                .iter()
+                .map(|codec| (codec.payload_type, CodecKey::new(&codec.rtp_codec.mime_type, &codec.rtp_codec.sdp_fmtp_line)))
+                .collect(),
+            extensions: parameters.header_extensions.iter().filter_map(|ext| Some((u8::try_from(ext.id).ok()?, ext.uri.clone()))).collect(),
+        };
+        self.next_source += 1;
+        let source = SourceId(self.source_base + self.next_source);
+        self.inbound.insert(track_id, Inbound { source, kind, receiver: receiver_id, media_ssrc: ssrc });
+        tracing::debug!(peer = %self.key, %source, ?kind, mime = %codec.mime_type, "client publishes a track");
+        self.outputs.push(PeerOutput::Published(Subscription {
+            source,
+            publisher_user: self.key.user,
+            kind,
+            codec,
+            parameters: source_parameters,
+        }));
+    }
+
+    /// Rolls back an SFU offer that was never answered.
+    pub fn check_answer_timeout(&mut self, now: Instant) -> Result<(), PeerError> {
+        if let Some(deadline) = self.awaiting_answer
+            && now >= deadline
+        {
+            tracing::info!(peer = %self.key, "the client never answered; rolling the offer back");
+            self.awaiting_answer = None;
+            if let Some(mut description) = self.pc.local_description() {
+                description.sdp_type = RTCSdpType::Rollback;
+                self.pc.set_local_description(now, description)?;
+            }
+            self.renegotiate = true;
+        }
+        Ok(())
+    }
+
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        match (self.pc.poll_timeout(), self.awaiting_answer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn close(&mut self) {
+        if !self.closed {
+            let _ = self.pc.close();
+            self.mark_closed();
+        }
+    }
+
+    fn mark_closed(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        for inbound in self.inbound.drain() {
+            self.outputs.push(PeerOutput::Unpublished(inbound.1.source));
+        }
+        self.outputs.push(PeerOutput::Closed);
+    }
+}

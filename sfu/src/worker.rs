@@ -1,0 +1,306 @@
+//! A media worker: one OS thread owning a share of the SFU's peers.
+//!
+//! Peers are spread over workers by id, so the per-subscriber work (rewrite,
+//! SRTP encryption, send) of one busy room runs on every core. A packet from a
+//! publisher is decrypted by its own worker, then handed (shared, not copied) to
+//! every worker, which sends it on its own peers' legs for that track. Everything
+//! else a worker learns (tracks opening, keyframe requests, peers closing) goes to
+//! the conductor, which owns the room picture.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtp;
+use rtc::sansio::Protocol;
+use rtc::shared::TaggedBytesMut;
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::conductor::ConductorInput;
+use crate::metrics::WorkerMetrics;
+use crate::peer::{Peer, PeerOutput};
+use crate::signal::{Outgoing, PeerKey};
+use crate::source::{SourceId, Subscription};
+
+/// When nothing is due, a worker still wakes this often.
+const IDLE_WAKE: Duration = Duration::from_millis(500);
+/// Inputs handled before the worker looks at timers again.
+const BATCH: usize = 256;
+
+pub enum WorkerInput {
+    Datagram { peer: u64, datagram: TaggedBytesMut },
+    Create { peer: u64, key: PeerKey, audio_blocked: bool },
+    Offer { peer: u64, sdp: String },
+    Answer { peer: u64, sdp: String },
+    Candidate { peer: u64, candidate: RTCIceCandidateInit },
+    Subscribe { peer: u64, subscription: Subscription },
+    Unsubscribe { peer: u64, source: SourceId },
+    BlockAudio { peer: u64, blocked: bool },
+    Keyframe { peer: u64, source: SourceId },
+    Close { peer: u64 },
+    /// A decrypted packet of `source`, for this worker's subscribers of it.
+    Rtp { source: SourceId, packet: Arc<rtp::Packet> },
+    Stop,
+}
+
+pub struct Worker {
+    pub index: usize,
+    pub inbox: Receiver<WorkerInput>,
+    pub workers: Vec<Sender<WorkerInput>>,
+    pub socket: Arc<UdpSocket>,
+    pub announce: SocketAddr,
+    pub conductor: UnboundedSender<ConductorInput>,
+    pub signals: UnboundedSender<Outgoing>,
+    pub forget: Sender<u64>,
+    pub metrics: Arc<WorkerMetrics>,
+    peers: HashMap<u64, Peer>,
+    /// This worker's subscribers of each source.
+    subscribers: HashMap<SourceId, HashSet<u64>>,
+    touched: Vec<u64>,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        index: usize,
+        inbox: Receiver<WorkerInput>,
+        workers: Vec<Sender<WorkerInput>>,
+        socket: Arc<UdpSocket>,
+        announce: SocketAddr,
+        conductor: UnboundedSender<ConductorInput>,
+        signals: UnboundedSender<Outgoing>,
+        forget: Sender<u64>,
+        metrics: Arc<WorkerMetrics>,
+    ) -> Self {
+        Self {
+            index,
+            inbox,
+            workers,
+            socket,
+            announce,
+            conductor,
+            signals,
+            forget,
+            metrics,
+            peers: HashMap::new(),
+            subscribers: HashMap::new(),
+            touched: Vec::new(),
+        }
+    }
+
+    pub fn run(mut self) {
+        loop {
+            let now = Instant::now();
+            let deadline = self.next_deadline().unwrap_or(now + IDLE_WAKE).min(now + IDLE_WAKE);
+            let first = match self.inbox.recv_timeout(deadline.saturating_duration_since(now)) {
+                Ok(input) => Some(input),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut inputs = first.into_iter().chain(std::iter::from_fn(|| self.inbox.try_recv().ok())).take(BATCH);
+            let mut stop = false;
+            let batch: Vec<WorkerInput> = inputs.by_ref().collect();
+            for input in batch {
+                if matches!(input, WorkerInput::Stop) {
+                    stop = true;
+                    break;
+                }
+                self.handle(input);
+            }
+            self.run_timers();
+            self.flush();
+            if stop {
+                for peer in self.peers.values_mut() {
+                    peer.close();
+                }
+                self.flush();
+                return;
+            }
+        }
+    }
+
+    fn next_deadline(&mut self) -> Option<Instant> {
+        self.peers.values_mut().filter_map(Peer::next_deadline).min()
+    }
+
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<u64> = self
+            .peers
+            .iter_mut()
+            .filter(|(_, peer)| !peer.is_closed())
+            .filter_map(|(id, peer)| peer.next_deadline().filter(|deadline| *deadline <= now).map(|_| *id))
+            .collect();
+        for id in due {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                if let Err(error) = peer.connection().handle_timeout(now) {
+                    tracing::debug!(peer = %peer.key, %error, "peer timeout handling failed");
+                }
+                if let Err(error) = peer.check_answer_timeout(now) {
+                    tracing::debug!(peer = %peer.key, %error, "rolling back an unanswered offer failed");
+                }
+                self.touched.push(id);
+            }
+        }
+    }
+
+    fn handle(&mut self, input: WorkerInput) {
+        let now = Instant::now();
+        match input {
+            WorkerInput::Datagram { peer, datagram } => {
+                self.metrics.datagrams_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if let Some(target) = self.peers.get_mut(&peer) {
+                    // A stray or late datagram is not the client's request failing.
+                    if let Err(error) = target.connection().handle_read(datagram) {
+                        tracing::trace!(peer = %target.key, %error, "a datagram was not accepted");
+                    }
+                    self.touched.push(peer);
+                }
+            }
+            WorkerInput::Create { peer, key, audio_blocked } => match Peer::new(key.clone(), peer, self.announce, now) {
+                Ok(mut created) => {
+                    created.audio_blocked = audio_blocked;
+                    self.peers.insert(peer, created);
+                }
+                Err(error) => {
+                    tracing::warn!(peer = %key, %error, "cannot create a peer connection");
+                    let _ = self.signals.send(Outgoing::error(key, "sfu_error", "the SFU could not create a peer connection"));
+                    let _ = self.conductor.send(ConductorInput::FromPeer { peer, output: PeerOutput::Closed });
+                }
+            },
+            WorkerInput::Offer { peer, sdp } => self.with_peer(peer, |p| p.handle_offer(sdp, now)),
+            WorkerInput::Answer { peer, sdp } => self.with_peer(peer, |p| p.handle_answer(sdp, now)),
+            WorkerInput::Candidate { peer, candidate } => self.with_peer(peer, |p| p.handle_candidate(candidate)),
+            WorkerInput::Subscribe { peer, subscription } => {
+                let source = subscription.source;
+                if self.peers.contains_key(&peer) {
+                    self.subscribers.entry(source).or_default().insert(peer);
+                }
+                self.with_peer(peer, |p| {
+                    p.subscribe(subscription)?;
+                    p.offer_if_needed(now)
+                });
+            }
+            WorkerInput::Unsubscribe { peer, source } => {
+                if let Some(subscribers) = self.subscribers.get_mut(&source) {
+                    subscribers.remove(&peer);
+                    if subscribers.is_empty() {
+                        self.subscribers.remove(&source);
+                    }
+                }
+                self.with_peer(peer, |p| {
+                    p.unsubscribe(source)?;
+                    p.offer_if_needed(now)
+                });
+            }
+            WorkerInput::BlockAudio { peer, blocked } => self.with_peer(peer, |p| {
+                p.audio_blocked = blocked;
+                Ok(())
+            }),
+            WorkerInput::Keyframe { peer, source } => self.with_peer(peer, |p| {
+                p.request_keyframe(source, now);
+                Ok(())
+            }),
+            WorkerInput::Close { peer } => self.with_peer(peer, |p| {
+                p.close();
+                Ok(())
+            }),
+            WorkerInput::Rtp { source, packet } => self.forward_local(source, &packet, now),
+            WorkerInput::Stop => {}
+        }
+    }
+
+    fn with_peer(&mut self, id: u64, action: impl FnOnce(&mut Peer) -> Result<(), crate::peer::PeerError>) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if let Err(error) = action(peer) {
+            tracing::info!(peer = %peer.key, %error, "peer request failed");
+            let message = error.to_string();
+            let _ = self.signals.send(Outgoing::error(peer.key.clone(), "negotiation_failed", &message));
+        }
+        self.touched.push(id);
+    }
+
+    fn forward_local(&mut self, source: SourceId, packet: &rtp::Packet, now: Instant) {
+        let Some(subscribers) = self.subscribers.get(&source) else { return };
+        for id in subscribers {
+            if let Some(peer) = self.peers.get_mut(id) {
+                peer.forward(source, packet, now);
+                self.touched.push(*id);
+            }
+        }
+    }
+
+    /// Drains every touched peer: its events, received messages and datagrams to send.
+    fn flush(&mut self) {
+        let mut forwarded: Vec<(SourceId, Arc<rtp::Packet>)> = Vec::new();
+        while !self.touched.is_empty() || !forwarded.is_empty() {
+            let mut touched = std::mem::take(&mut self.touched);
+            touched.sort_unstable();
+            touched.dedup();
+            for id in touched {
+                self.drain_peer(id, &mut forwarded);
+            }
+            let now = Instant::now();
+            for (source, packet) in forwarded.drain(..) {
+                for (index, worker) in self.workers.iter().enumerate() {
+                    if index != self.index {
+                        let _ = worker.send(WorkerInput::Rtp { source, packet: Arc::clone(&packet) });
+                    }
+                }
+                self.forward_local(source, &packet, now);
+            }
+        }
+    }
+
+    fn drain_peer(&mut self, id: u64, forwarded: &mut Vec<(SourceId, Arc<rtp::Packet>)>) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let now = Instant::now();
+        while let Some(event) = peer.connection().poll_event() {
+            if let Err(error) = peer.handle_event(event, now) {
+                tracing::debug!(peer = %peer.key, %error, "peer event handling failed");
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = peer.connection().poll_read() {
+            match message {
+                RTCMessage::RtpPacket(track, packet) => {
+                    if let Some(source) = peer.source_of(&track) {
+                        forwarded.push((source, Arc::new(packet)));
+                    }
+                }
+                RTCMessage::RtcpPacket(_, packets) => peer.handle_rtcp(&packets, now),
+                _ => {}
+            }
+        }
+        let mut sent = 0u64;
+        while let Some(datagram) = peer.connection().poll_write() {
+            match self.socket.send_to(&datagram.message, datagram.transport.peer_addr) {
+                Ok(_) => sent += 1,
+                Err(error) => tracing::trace!(peer = %peer.key, %error, "send failed"),
+            }
+        }
+        self.metrics.datagrams_out.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
+        let closed = peer.is_closed();
+        for output in std::mem::take(&mut peer.outputs) {
+            match output {
+                PeerOutput::Signal(outgoing) => {
+                    let _ = self.signals.send(outgoing);
+                }
+                other => {
+                    let _ = self.conductor.send(ConductorInput::FromPeer { peer: id, output: other });
+                }
+            }
+        }
+        if closed {
+            self.peers.remove(&id);
+            self.subscribers.retain(|_, subscribers| {
+                subscribers.remove(&id);
+                !subscribers.is_empty()
+            });
+            let _ = self.forget.send(id);
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! A room on a real event store, an SFU on a real NATS, and loopback webrtc-rs
+//! clients whose signaling goes over the same NATS subjects a gateway uses.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use futures::StreamExt;
+use rapat_commands::{CommandBus, CommandMetadata, EventStoreConfig, JetStreamEventStore};
+use rapat_domain::ids::UserId;
+use rapat_domain::room::{MaxUsers, Room, RoomCommand, RoomDescription, RoomName};
+use rapat_domain::services::testing::MarkedHasher;
+use rapat_sfu::loopback_client::{ClientOptions, ClientStats, LoopbackClient, Signal};
+use rapat_sfu::nats::{CONNECTION_HEADER, EventStoreAdmission, inbound_subject, signal_subject};
+use rapat_sfu::{Sfu, SfuConfig};
+use serde_json::json;
+use tokio::sync::mpsc::unbounded_channel;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub struct Harness {
+    pub nats: async_nats::Client,
+    pub namespace: String,
+    pub rooms: CommandBus<Room>,
+    pub room: Uuid,
+    pub host: UserId,
+    pub sfu: Sfu,
+    cancel: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+pub struct Client {
+    pub user: UserId,
+    pub connection: Uuid,
+    pub peer: LoopbackClient,
+}
+
+impl Client {
+    pub fn stats(&self) -> Arc<ClientStats> {
+        self.peer.stats()
+    }
+}
+
+pub async fn harness() -> Harness {
+    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let nats = async_nats::connect(url).await.expect("NATS is reachable");
+    let namespace = format!("t{}", Uuid::new_v4().simple());
+    let mut events = EventStoreConfig::for_namespace(&namespace);
+    events.max_age = Some(Duration::from_secs(3600));
+    let store = JetStreamEventStore::open(nats.clone(), events.clone()).await.expect("event store");
+    let rooms = CommandBus::new(store, MarkedHasher::services());
+    let admission = EventStoreAdmission::open(nats.clone(), events.clone()).await.expect("admission");
+    let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
+    config.workers = 2;
+    let (sfu, outgoing) = Sfu::start(config, Arc::new(admission)).expect("SFU starts");
+    let cancel = CancellationToken::new();
+    let serve = rapat_sfu::nats::serve(nats.clone(), namespace.clone(), events, sfu.handle(), outgoing, cancel.clone());
+    tokio::spawn(async move { serve.await.expect("SFU on NATS") });
+    // Let the SFU's subscriptions reach the server before anyone signals.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let host = UserId::new_random();
+    let room = Uuid::new_v4();
+    let create = RoomCommand::Create {
+        host,
+        name: RoomName::parse("Standup".into()).expect("name"),
+        description: RoomDescription::parse(String::new()).expect("description"),
+        password: None,
+        max_users: MaxUsers::parse(50).expect("max users"),
+        scheduled_at: None,
+    };
+    let harness = Harness { nats, namespace, rooms, room, host, sfu, cancel };
+    harness.command(create).await;
+    harness
+}
+
+impl Harness {
+    pub async fn command(&self, command: RoomCommand) {
+        self.rooms.execute(&self.room.to_string(), command, CommandMetadata::system()).await.expect("room command");
+    }
+
+    /// A new user who joined the room.
+    pub async fn participant(&self) -> UserId {
+        let user = UserId::new_random();
+        self.join(user).await;
+        user
+    }
+
+    pub async fn join(&self, user: UserId) {
+        self.command(RoomCommand::Join { user, password: None }).await;
+    }
+
+    /// A loopback client for `user`, signaling through NATS like a gateway would.
+    pub async fn connect(&self, user: UserId, options: ClientOptions) -> Client {
+        let connection = Uuid::new_v4();
+        let (to_sfu, mut from_client) = unbounded_channel::<Signal>();
+        let (to_client, from_sfu) = unbounded_channel::<Signal>();
+        let mut replies = self.nats.subscribe(signal_subject(&self.namespace, self.room)).await.expect("subscribe");
+        self.nats.flush().await.expect("flush");
+        let wanted = connection.to_string();
+        tokio::spawn(async move {
+            while let Some(message) = replies.next().await {
+                let for_us = message.headers.as_ref().and_then(|h| h.get(CONNECTION_HEADER)).is_some_and(|v| v.as_str() == wanted);
+                if !for_us {
+                    continue;
+                }
+                let Ok(body) = serde_json::from_slice::<serde_json::Value>(&message.payload) else { continue };
+                let kind = body["type"].as_str().unwrap_or_default().to_string();
+                if to_client.send((kind, body["payload"].clone())).is_err() {
+                    return;
+                }
+            }
+        });
+        let (nats, subject, room) = (self.nats.clone(), inbound_subject(&self.namespace, &self.room.to_string()), self.room);
+        tokio::spawn(async move {
+            while let Some((kind, payload)) = from_client.recv().await {
+                let body = json!({
+                    "type": kind, "roomId": room, "userId": user.as_uuid(), "username": "loopback",
+                    "connectionId": connection, "payload": payload,
+                });
+                let _ = nats.publish_with_headers(subject.clone(), HeaderMap::new(), body.to_string().into()).await;
+            }
+        });
+        let peer = LoopbackClient::start(options, to_sfu, from_sfu).await.expect("client starts");
+        Client { user, connection, peer }
+    }
+}
+
+/// Waits until `done` holds, checking every 20 ms; panics with `what` after `limit`.
+pub async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// When a counter stopped rising: polls until it has not changed for `quiet`,
+/// and returns the moment of its last change (at most `limit` after now).
+pub async fn stopped_at(limit: Duration, quiet: Duration, mut count: impl FnMut() -> u64) -> Instant {
+    let started = Instant::now();
+    let mut last = count();
+    let mut changed = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = count();
+        if now != last {
+            last = now;
+            changed = Instant::now();
+        } else if changed.elapsed() >= quiet {
+            return changed;
+        }
+        assert!(started.elapsed() < limit, "the count kept rising for {limit:?}");
+    }
+}

@@ -1,0 +1,166 @@
+//! Real webrtc-rs peers (ICE, DTLS, SRTP over loopback UDP) through the SFU,
+//! which takes its signaling and room events from a real NATS.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{eventually, harness, stopped_at};
+use rapat_domain::room::RoomCommand;
+use rapat_sfu::loopback_client::ClientOptions;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+
+const CONNECT: Duration = Duration::from_secs(15);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_reaches_two_subscribers_in_order_under_its_user_id() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let publisher = h.connect(h.host, ClientOptions::publisher()).await;
+    let first = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let second = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let stream = h.host.to_string();
+
+    for subscriber in [&first, &second] {
+        let stats = subscriber.stats();
+        eventually("video and audio from the publisher", CONNECT, || {
+            stats.packets_from(&stream, RtpCodecKind::Video) >= 150 && stats.packets_from(&stream, RtpCodecKind::Audio) >= 50
+        })
+        .await;
+        for track in stats.tracks() {
+            assert_eq!(track.stream_id, stream, "forwarded tracks carry the publisher's user id as stream id");
+            assert_eq!(track.out_of_order, 0, "packets arrive in order on loopback");
+        }
+    }
+    assert!(publisher.stats().sent_packets.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(h.sfu.handle().counters().datagrams_out > 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_gets_an_sfu_offer_and_then_the_media() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let _publisher = h.connect(h.host, ClientOptions::publisher()).await;
+    let early = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let stream = h.host.to_string();
+    let early_stats = early.stats();
+    eventually("media at the first subscriber", CONNECT, || early_stats.packets_from(&stream, RtpCodecKind::Video) > 50).await;
+
+    let late = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let late_stats = late.stats();
+    eventually("media at the late subscriber", CONNECT, || late_stats.packets_from(&stream, RtpCodecKind::Video) > 50).await;
+    assert!(late_stats.offers_received.load(std::sync::atomic::Ordering::Relaxed) >= 1, "the SFU offered the existing tracks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_joins_after_the_subscriber_is_offered_to_it() {
+    let h = harness().await;
+    let subscriber = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let stats = subscriber.stats();
+    eventually("the subscriber connects", CONNECT, || stats.connected.load(std::sync::atomic::Ordering::Relaxed)).await;
+
+    let publisher = h.participant().await;
+    let _publishing = h.connect(publisher, ClientOptions::publisher()).await;
+    let stream = publisher.to_string();
+    eventually("media from the new publisher", CONNECT, || {
+        stats.packets_from(&stream, RtpCodecKind::Video) > 50 && stats.packets_from(&stream, RtpCodecKind::Audio) > 10
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_participant_stops_their_media_within_a_second() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let speaker = h.participant().await;
+    let _publishing = h.connect(speaker, ClientOptions::publisher()).await;
+    let listener = h.connect(h.host, ClientOptions::subscriber()).await;
+    let stream = speaker.to_string();
+    let stats = listener.stats();
+    eventually("media before the removal", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 50).await;
+
+    h.command(RoomCommand::RemoveParticipant { actor: h.host, target: speaker }).await;
+    let removed = Instant::now();
+    let stopped = stopped_at(Duration::from_secs(5), Duration::from_millis(400), || stats.packets_from(&stream, RtpCodecKind::Video)).await;
+    let took = stopped.saturating_duration_since(removed);
+    assert!(took <= Duration::from_secs(1), "media stopped {took:?} after the removal");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_mute_stops_audio_until_the_user_unmutes() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let speaker = h.participant().await;
+    let _publishing = h.connect(speaker, ClientOptions::publisher()).await;
+    let listener = h.connect(h.host, ClientOptions::subscriber()).await;
+    let stream = speaker.to_string();
+    let stats = listener.stats();
+    eventually("audio before the mute", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Audio) > 20).await;
+
+    h.command(RoomCommand::MuteParticipant { actor: h.host, target: speaker }).await;
+    let muted = Instant::now();
+    let stopped = stopped_at(Duration::from_secs(5), Duration::from_millis(400), || stats.packets_from(&stream, RtpCodecKind::Audio)).await;
+    assert!(stopped.saturating_duration_since(muted) <= Duration::from_secs(1), "audio stopped {:?} after the mute", stopped - muted);
+    let video = stats.packets_from(&stream, RtpCodecKind::Video);
+    eventually("video keeps flowing while muted", Duration::from_secs(2), || stats.packets_from(&stream, RtpCodecKind::Video) > video + 30).await;
+
+    let audio = stats.packets_from(&stream, RtpCodecKind::Audio);
+    h.command(RoomCommand::SetAudio { user: speaker, muted: false }).await;
+    let unmuted = Instant::now();
+    eventually("audio after the unmute", Duration::from_secs(1), || stats.packets_from(&stream, RtpCodecKind::Audio) > audio + 5).await;
+    assert!(unmuted.elapsed() <= Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ending_the_room_closes_every_peer_within_a_second() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let _host = h.connect(h.host, ClientOptions::publisher()).await;
+    let guest = h.participant().await;
+    let _guest = h.connect(guest, ClientOptions::publisher()).await;
+    let listener = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let stats = listener.stats();
+    let (host_stream, guest_stream) = (h.host.to_string(), guest.to_string());
+    let total = || stats.packets_from(&host_stream, RtpCodecKind::Video) + stats.packets_from(&guest_stream, RtpCodecKind::Video);
+    eventually("media from both publishers", CONNECT, || {
+        stats.packets_from(&host_stream, RtpCodecKind::Video) > 30 && stats.packets_from(&guest_stream, RtpCodecKind::Video) > 30
+    })
+    .await;
+
+    h.command(RoomCommand::End { actor: h.host }).await;
+    let ended = Instant::now();
+    let stopped = stopped_at(Duration::from_secs(5), Duration::from_millis(400), total).await;
+    assert!(stopped.saturating_duration_since(ended) <= Duration::from_secs(1), "media stopped {:?} after the end", stopped - ended);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_from_someone_not_in_the_room_is_refused() {
+    let h = harness().await;
+    let outsider = rapat_domain::ids::UserId::new_random();
+    let client = h.connect(outsider, ClientOptions::publisher()).await;
+    let stats = client.stats();
+    eventually("an error for the outsider", Duration::from_secs(5), || stats.errors.lock().is_ok_and(|e| !e.is_empty())).await;
+    let errors = stats.errors.lock().expect("errors").clone();
+    assert_eq!(errors[0]["code"], "not_a_participant");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!stats.connected.load(std::sync::atomic::Ordering::Relaxed), "no media connection for an outsider");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribers_keyframe_request_reaches_the_publisher() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let publisher = h.connect(h.host, ClientOptions::publisher()).await;
+    let subscriber = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let stream = h.host.to_string();
+    let stats = subscriber.stats();
+    eventually("video at the subscriber", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 20).await;
+
+    let publisher_stats = publisher.stats();
+    let before = publisher_stats.keyframe_requests.load(std::sync::atomic::Ordering::Relaxed);
+    subscriber.peer.request_keyframes();
+    eventually("a PLI at the publisher", Duration::from_secs(2), || {
+        publisher_stats.keyframe_requests.load(std::sync::atomic::Ordering::Relaxed) > before
+    })
+    .await;
+}
