@@ -1,5 +1,5 @@
 //! `rapat`: one binary, one subcommand per part. `serve` runs every part in one
-//! process; `gateway` and `projector` run one part each, so they can be scaled out
+//! process; `gateway`, `projector` and `sfu` run one part each, so they can be scaled out
 //! across machines on a NATS cluster and a shared Postgres.
 
 mod admin;
@@ -31,13 +31,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every part in this process: write side, projector and REST gateway.
+    /// Run every part in this process: write side, projector, REST/WebSocket
+    /// gateway and SFU.
     Serve,
     /// Run the REST gateway alone (projections run elsewhere).
     Gateway,
     /// Run the projections alone. A second projector on the same database stands
     /// by and takes over a projection when the active one stops.
     Projector,
+    /// Run the SFU alone: media on its UDP socket, signaling and room events
+    /// over NATS.
+    Sfu,
     /// Rebuild one read model from the start of the stream in fresh tables while
     /// the old ones keep serving, then switch to them atomically.
     Rebuild {
@@ -80,9 +84,10 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.settings.log_format);
     let result = match cli.command {
-        Command::Serve => run(&cli.settings, Parts { gateway: true, projector: true }).await,
-        Command::Gateway => run(&cli.settings, Parts { gateway: true, projector: false }).await,
-        Command::Projector => run(&cli.settings, Parts { gateway: false, projector: true }).await,
+        Command::Serve => run(&cli.settings, Parts { gateway: true, projector: true, sfu: true }).await,
+        Command::Gateway => run(&cli.settings, Parts { gateway: true, projector: false, sfu: false }).await,
+        Command::Projector => run(&cli.settings, Parts { gateway: false, projector: true, sfu: false }).await,
+        Command::Sfu => run(&cli.settings, Parts { gateway: false, projector: false, sfu: true }).await,
         Command::Rebuild { projection } => rebuild(&cli.settings, &projection).await,
         Command::Events { command: EventsCommand::Export(args) } => export::export(&cli.settings, args).await,
         Command::Events { command: EventsCommand::Generate(args) } => generate::generate(&cli.settings, args).await,
@@ -101,6 +106,7 @@ async fn main() -> std::process::ExitCode {
 struct Parts {
     gateway: bool,
     projector: bool,
+    sfu: bool,
 }
 
 async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
@@ -115,6 +121,19 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
     if parts.projector {
         let (db, jetstream, config, stop) = (db.clone(), jetstream.clone(), settings.projector(), shutdown.clone());
         tasks.spawn(async move { rapat_projections::run_all(db, jetstream, config, stop).await.context("projector") });
+    }
+    // Kept alive until the end of `run`: dropping it stops the media threads.
+    let mut _sfu = None;
+    if parts.sfu {
+        let admission = rapat_sfu::nats::EventStoreAdmission::open(nats.clone(), event_store.clone())
+            .await
+            .context("opening the event store for the SFU")?;
+        let (sfu, outgoing) = rapat_sfu::Sfu::start(settings.sfu(), std::sync::Arc::new(admission))
+            .with_context(|| format!("binding the SFU's UDP socket {}", settings.sfu_udp_addr))?;
+        tracing::info!(address = %sfu.local_addr(), announced = %sfu.announced_addr(), "SFU media on udp://{}", sfu.local_addr());
+        let serve = rapat_sfu::nats::serve(nats.clone(), settings.namespace.clone(), event_store.clone(), sfu.handle(), outgoing, shutdown.clone());
+        tasks.spawn(async move { serve.await.context("SFU signaling") });
+        _sfu = Some(sfu);
     }
     if parts.gateway {
         let positions = ProjectionPositions::start(db.clone());

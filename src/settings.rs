@@ -1,7 +1,7 @@
 //! Settings shared by every subcommand: flags, each also read from the
 //! environment. Secrets come from the environment only.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -31,6 +31,22 @@ pub struct Settings {
     /// Access token lifetime, in seconds.
     #[arg(long, env = "RAPAT_ACCESS_TTL_SECONDS", default_value_t = 900, global = true)]
     pub access_ttl_seconds: u64,
+    /// The SFU's one UDP socket for every peer's media (ICE-lite, demultiplexed by
+    /// ICE username). Open this port to browsers.
+    #[arg(long, env = "RAPAT_SFU_UDP_ADDR", default_value = "0.0.0.0:7882", global = true)]
+    pub sfu_udp_addr: SocketAddr,
+    /// Instead of the one port: a range such as `50000-50099`, bound on
+    /// RAPAT_SFU_UDP_ADDR's address, with peers spread over its ports.
+    #[arg(long, env = "RAPAT_SFU_PORT_RANGE", value_parser = parse_port_range, global = true)]
+    pub sfu_port_range: Option<(u16, u16)>,
+    /// The IP address the SFU announces in its ICE candidate: the host's public
+    /// address when it is behind NAT. By default the bound address, or the
+    /// primary interface's when bound to 0.0.0.0.
+    #[arg(long, env = "RAPAT_SFU_PUBLIC_IP", global = true)]
+    pub sfu_public_ip: Option<IpAddr>,
+    /// Media worker threads of the SFU; 0 means one per core.
+    #[arg(long, env = "RAPAT_SFU_WORKERS", default_value_t = 0, global = true)]
+    pub sfu_workers: usize,
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "RAPAT_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -51,12 +67,30 @@ impl Settings {
         ProjectorConfig::for_namespace(&self.namespace)
     }
 
+    pub fn sfu(&self) -> rapat_sfu::SfuConfig {
+        let mut config = rapat_sfu::SfuConfig::new(self.sfu_udp_addr);
+        config.announce_ip = self.sfu_public_ip;
+        config.port_range = self.sfu_port_range;
+        config.workers = self.sfu_workers;
+        config
+    }
+
     pub fn gateway(&self) -> anyhow::Result<GatewayConfig> {
         let mut config = GatewayConfig::new(self.http_addr, jwt_secret()?);
         config.cors_origins = self.cors_origins.clone();
         config.access_ttl = Duration::from_secs(self.access_ttl_seconds);
         Ok(config)
     }
+}
+
+fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let (first, last) = text.split_once('-').ok_or("expected FIRST-LAST, such as 50000-50099")?;
+    let port = |p: &str| p.trim().parse::<u16>().map_err(|_| format!("{p:?} is not a port number"));
+    let (first, last) = (port(first)?, port(last)?);
+    if first == 0 || first > last {
+        return Err(format!("{first}-{last} is not a range of ports"));
+    }
+    Ok((first, last))
 }
 
 /// `RAPAT_JWT_SECRET` (at least 32 bytes) signs access tokens; every gateway of

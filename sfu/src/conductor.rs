@@ -17,6 +17,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use uuid::Uuid;
 
 use crate::peer::{PeerOutput, SOURCE_BITS};
+use crate::placement::ActiveRooms;
 use crate::signal::{Incoming, Outgoing, PeerKey, RoomChange};
 use crate::source::Subscription;
 use crate::worker::WorkerInput;
@@ -78,6 +79,8 @@ pub struct Conductor {
     peers: HashMap<u64, PeerEntry>,
     by_connection: HashMap<Uuid, u64>,
     rooms: HashMap<Uuid, HashSet<u64>>,
+    /// The keys of `rooms`, shared with the room placement (`placement.rs`).
+    active: ActiveRooms,
     pending: HashMap<Uuid, Pending>,
 }
 
@@ -88,6 +91,7 @@ impl Conductor {
         workers: Vec<Sender<WorkerInput>>,
         signals: UnboundedSender<Outgoing>,
         admission: Arc<dyn Admission>,
+        active: ActiveRooms,
     ) -> Self {
         Self {
             inputs,
@@ -99,6 +103,7 @@ impl Conductor {
             peers: HashMap::new(),
             by_connection: HashMap::new(),
             rooms: HashMap::new(),
+            active,
             pending: HashMap::new(),
         }
     }
@@ -193,8 +198,10 @@ impl Conductor {
         let worker = (peer % self.workers.len() as u64) as usize;
         self.peers.insert(peer, PeerEntry { key: key.clone(), worker, published: Vec::new() });
         self.by_connection.insert(key.connection, peer);
-        let room = self.rooms.entry(key.room).or_default();
-        room.insert(peer);
+        self.rooms.entry(key.room).or_default().insert(peer);
+        if let Ok(mut active) = self.active.lock() {
+            active.insert(key.room);
+        }
         self.send(peer, WorkerInput::Create { peer, key: key.clone(), audio_blocked: admitted.audio_muted });
         let existing: Vec<Subscription> = self
             .peers
@@ -296,6 +303,9 @@ impl Conductor {
                     room.remove(&peer);
                     if room.is_empty() {
                         self.rooms.remove(&entry.key.room);
+                        if let Ok(mut active) = self.active.lock() {
+                            active.remove(&entry.key.room);
+                        }
                     }
                 }
             }

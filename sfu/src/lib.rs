@@ -15,6 +15,7 @@ mod leg;
 mod metrics;
 pub mod nats;
 mod peer;
+mod placement;
 mod signal;
 mod source;
 mod udp;
@@ -39,12 +40,15 @@ pub use signal::{Incoming, Outgoing, PeerKey, RoomChange};
 
 use conductor::{Conductor, ConductorInput};
 use metrics::WorkerMetrics;
-use worker::{Worker, WorkerInput};
+use worker::{MediaSocket, Worker, WorkerInput};
 
 #[derive(Clone, Debug)]
 pub struct SfuConfig {
-    /// The one UDP socket for every peer.
+    /// The one UDP socket for every peer (ICE-lite, demultiplexed by ICE username).
     pub udp_bind: SocketAddr,
+    /// Instead of one port: bind every port of this range on `udp_bind`'s address
+    /// and spread peers over them (for networks that limit per-port rates).
+    pub port_range: Option<(u16, u16)>,
     /// The address put in the SFU's ICE candidate. `None`: the bound address, or
     /// when that is unspecified (0.0.0.0), this host's primary address.
     pub announce_ip: Option<IpAddr>,
@@ -54,7 +58,7 @@ pub struct SfuConfig {
 
 impl SfuConfig {
     pub fn new(udp_bind: SocketAddr) -> Self {
-        Self { udp_bind, announce_ip: None, workers: 0 }
+        Self { udp_bind, port_range: None, announce_ip: None, workers: 0 }
     }
 }
 
@@ -73,6 +77,7 @@ pub struct Sfu {
 pub struct SfuHandle {
     conductor: UnboundedSender<ConductorInput>,
     metrics: Arc<Vec<Arc<WorkerMetrics>>>,
+    active: placement::ActiveRooms,
 }
 
 impl SfuHandle {
@@ -94,38 +99,44 @@ impl Sfu {
     /// Binds the socket and starts the threads; call inside a Tokio runtime (the
     /// conductor is a task). Returns the messages the SFU sends to clients.
     pub fn start(config: SfuConfig, admission: Arc<dyn Admission>) -> std::io::Result<(Self, UnboundedReceiver<Outgoing>)> {
-        let socket = Arc::new(UdpSocket::bind(config.udp_bind)?);
-        let local_addr = socket.local_addr()?;
-        let announce = SocketAddr::new(announce_ip(&config, local_addr), local_addr.port());
+        let binds: Vec<SocketAddr> = match config.port_range {
+            Some((first, last)) if first <= last => (first..=last).map(|port| SocketAddr::new(config.udp_bind.ip(), port)).collect(),
+            Some(_) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the SFU port range is empty")),
+            None => vec![config.udp_bind],
+        };
         let count = if config.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.workers };
         let (signals_tx, signals_rx) = unbounded_channel();
         let (conductor_tx, conductor_rx) = unbounded_channel();
-        let (forget_tx, forget_rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let channels: Vec<_> = (0..count).map(|_| crossbeam_channel::unbounded()).collect();
         let senders: Vec<Sender<WorkerInput>> = channels.iter().map(|(tx, _)| tx.clone()).collect();
+        let mut sockets = Vec::new();
+        let mut receivers = Vec::new();
+        for bind in binds {
+            let socket = Arc::new(UdpSocket::bind(bind)?);
+            let local_addr = socket.local_addr()?;
+            let announce = SocketAddr::new(announce_ip(&config, local_addr), local_addr.port());
+            let (forget, forgotten) = crossbeam_channel::unbounded();
+            receivers.push(udp::ReceiveLoop { socket: Arc::clone(&socket), local_addr: announce, workers: senders.clone(), forget: forgotten, stop: Arc::clone(&stop) });
+            sockets.push(MediaSocket { socket, announce, forget });
+        }
+        let local_addr = sockets[0].socket.local_addr()?;
+        let announce = sockets[0].announce;
+        let sockets = Arc::new(sockets);
         let metrics: Vec<Arc<WorkerMetrics>> = (0..count).map(|_| Arc::default()).collect();
         let mut threads = Vec::new();
         for (index, (_, inbox)) in channels.into_iter().enumerate() {
-            let worker = Worker::new(
-                index,
-                inbox,
-                senders.clone(),
-                Arc::clone(&socket),
-                announce,
-                conductor_tx.clone(),
-                signals_tx.clone(),
-                forget_tx.clone(),
-                Arc::clone(&metrics[index]),
-            );
+            let worker = Worker::new(index, inbox, senders.clone(), Arc::clone(&sockets), conductor_tx.clone(), signals_tx.clone(), Arc::clone(&metrics[index]));
             threads.push(std::thread::Builder::new().name(format!("rapat-sfu-{index}")).spawn(move || worker.run())?);
         }
-        let receive = udp::ReceiveLoop { socket, local_addr: announce, workers: senders.clone(), forget: forget_rx, stop: Arc::clone(&stop) };
-        threads.push(std::thread::Builder::new().name("rapat-sfu-udp".into()).spawn(move || receive.run())?);
-        let conductor = Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission);
+        for (index, receive) in receivers.into_iter().enumerate() {
+            threads.push(std::thread::Builder::new().name(format!("rapat-sfu-udp{index}")).spawn(move || receive.run())?);
+        }
+        let active = placement::ActiveRooms::default();
+        let conductor = Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission, Arc::clone(&active));
         tokio::spawn(conductor.run());
-        tracing::info!(%local_addr, %announce, workers = count, "SFU listening");
-        let handle = SfuHandle { conductor: conductor_tx, metrics: Arc::new(metrics) };
+        tracing::info!(%local_addr, %announce, sockets = sockets.len(), workers = count, "SFU listening");
+        let handle = SfuHandle { conductor: conductor_tx, metrics: Arc::new(metrics), active };
         Ok((Self { handle, local_addr, announce, stop, workers: senders, threads }, signals_rx))
     }
 

@@ -126,13 +126,20 @@ pub struct ClientStats {
     pub sent_packets: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub offers_received: AtomicU64,
+    pub answers_received: AtomicU64,
     pub errors: Mutex<Vec<Value>>,
+    /// Where the SFU's datagrams come from.
+    remote: Mutex<Option<SocketAddr>>,
     tracks: Mutex<HashMap<String, TrackStats>>,
 }
 
 impl ClientStats {
     pub fn tracks(&self) -> Vec<TrackStats> {
         self.tracks.lock().map(|tracks| tracks.values().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn remote_port(&self) -> Option<u16> {
+        self.remote.lock().ok().and_then(|remote| remote.map(|addr| addr.port()))
     }
 
     /// Packets received from `stream_id` of `kind`.
@@ -311,6 +318,9 @@ impl Driver {
                 _ = ticker.tick() => self.publish(Instant::now()),
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((len, from)) = received {
+                        if let Ok(mut remote) = self.stats.remote.lock() {
+                            remote.get_or_insert(from);
+                        }
                         let _ = self.pc.handle_read(TaggedBytesMut {
                             now: Instant::now(),
                             transport: TransportContext { local_addr: self.local_addr, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
@@ -336,6 +346,7 @@ impl Driver {
         let sdp = payload.get("sdp").and_then(Value::as_str).map(str::to_string);
         match (kind, sdp) {
             ("answer", Some(sdp)) => {
+                self.stats.answers_received.fetch_add(1, Ordering::Relaxed);
                 if let Ok(answer) = RTCSessionDescription::answer(sdp)
                     && let Err(error) = self.pc.set_remote_description(now, answer)
                 {

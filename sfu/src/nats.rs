@@ -8,6 +8,8 @@
 //!   message (`username: "sfu"`, no `targetUserId`) with header
 //!   `Rapat-Ws-Connection: <connectionId>`; the gateway holding that socket
 //!   delivers it to that socket only.
+//! - the `<NAMESPACE>_SFU_ROOMS` key-value bucket: which SFU node serves each
+//!   room, when several run (`placement.rs`).
 //! - `<namespace>.events.room.<roomId>` on the event stream: followed with an
 //!   ordered JetStream consumer from "now"; who may offer is checked against the
 //!   room aggregate itself, so nothing before "now" is needed.
@@ -25,6 +27,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::placement::{Placement, REFRESH_EVERY};
 use crate::{Admission, Admitted, Incoming, Outgoing, Refused, RoomChange, SfuHandle};
 
 pub const CONNECTION_HEADER: &str = "Rapat-Ws-Connection";
@@ -95,6 +98,8 @@ pub async fn serve(
         .await
         .map_err(|e| nats_error("subscribing to SFU signaling", &e))?;
     let room_events = follow_room_events(&nats, &events).await?;
+    let mut placement = Placement::open(&jetstream::new(nats.clone()), &namespace).await?;
+    let mut refresh = tokio::time::interval(REFRESH_EVERY);
     let publisher = tokio::spawn(publish_outgoing(nats.clone(), namespace.clone(), outgoing));
     let follower = tokio::spawn(apply_room_events(room_events, sfu.clone()));
     nats.flush().await.map_err(|e| nats_error("flushing the subscription", &e))?;
@@ -102,9 +107,14 @@ pub async fn serve(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
+            _ = refresh.tick() => placement.refresh(&sfu.active).await,
             message = inbound.next() => match message {
                 Some(message) => match serde_json::from_slice::<Incoming>(&message.payload) {
-                    Ok(incoming) => sfu.signal(incoming),
+                    Ok(incoming) => {
+                        if placement.serves(incoming.room_id, incoming.kind == "offer").await {
+                            sfu.signal(incoming);
+                        }
+                    }
                     Err(error) => tracing::warn!(subject = %message.subject, %error, "ignoring an unreadable SFU signaling message"),
                 },
                 None => break,

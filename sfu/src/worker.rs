@@ -31,6 +31,15 @@ const IDLE_WAKE: Duration = Duration::from_millis(500);
 /// Inputs handled before the worker looks at timers again.
 const BATCH: usize = 256;
 
+/// One of the SFU's UDP sockets, as workers use it.
+pub struct MediaSocket {
+    pub socket: Arc<UdpSocket>,
+    /// The address in the ICE candidate of peers on this socket.
+    pub announce: SocketAddr,
+    /// Tells this socket's receive loop that a peer is gone.
+    pub forget: Sender<u64>,
+}
+
 pub enum WorkerInput {
     Datagram { peer: u64, datagram: TaggedBytesMut },
     Create { peer: u64, key: PeerKey, audio_blocked: bool },
@@ -51,11 +60,9 @@ pub struct Worker {
     pub index: usize,
     pub inbox: Receiver<WorkerInput>,
     pub workers: Vec<Sender<WorkerInput>>,
-    pub socket: Arc<UdpSocket>,
-    pub announce: SocketAddr,
+    pub sockets: Arc<Vec<MediaSocket>>,
     pub conductor: UnboundedSender<ConductorInput>,
     pub signals: UnboundedSender<Outgoing>,
-    pub forget: Sender<u64>,
     pub metrics: Arc<WorkerMetrics>,
     peers: HashMap<u64, Peer>,
     /// This worker's subscribers of each source.
@@ -64,27 +71,22 @@ pub struct Worker {
 }
 
 impl Worker {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         index: usize,
         inbox: Receiver<WorkerInput>,
         workers: Vec<Sender<WorkerInput>>,
-        socket: Arc<UdpSocket>,
-        announce: SocketAddr,
+        sockets: Arc<Vec<MediaSocket>>,
         conductor: UnboundedSender<ConductorInput>,
         signals: UnboundedSender<Outgoing>,
-        forget: Sender<u64>,
         metrics: Arc<WorkerMetrics>,
     ) -> Self {
         Self {
             index,
             inbox,
             workers,
-            socket,
-            announce,
+            sockets,
             conductor,
             signals,
-            forget,
             metrics,
             peers: HashMap::new(),
             subscribers: HashMap::new(),
@@ -121,6 +123,11 @@ impl Worker {
                 return;
             }
         }
+    }
+
+    /// Peers are spread over the SFU's sockets (one, or one per port of a range) by id.
+    fn socket_of(&self, peer: u64) -> &MediaSocket {
+        &self.sockets[peer as usize % self.sockets.len()]
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -161,7 +168,7 @@ impl Worker {
                     self.touched.push(peer);
                 }
             }
-            WorkerInput::Create { peer, key, audio_blocked } => match Peer::new(key.clone(), peer, self.announce, now) {
+            WorkerInput::Create { peer, key, audio_blocked } => match Peer::new(key.clone(), peer, self.socket_of(peer).announce, now) {
                 Ok(mut created) => {
                     created.audio_blocked = audio_blocked;
                     self.peers.insert(peer, created);
@@ -277,7 +284,7 @@ impl Worker {
         }
         let mut sent = 0u64;
         while let Some(datagram) = peer.connection().poll_write() {
-            match self.socket.send_to(&datagram.message, datagram.transport.peer_addr) {
+            match self.sockets[id as usize % self.sockets.len()].socket.send_to(&datagram.message, datagram.transport.peer_addr) {
                 Ok(_) => sent += 1,
                 Err(error) => tracing::trace!(peer = %peer.key, %error, "send failed"),
             }
@@ -300,7 +307,7 @@ impl Worker {
                 subscribers.remove(&id);
                 !subscribers.is_empty()
             });
-            let _ = self.forget.send(id);
+            let _ = self.socket_of(id).forget.send(id);
         }
     }
 }

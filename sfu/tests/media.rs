@@ -5,8 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, harness, stopped_at};
+use common::{eventually, harness, harness_with, stopped_at};
 use rapat_domain::room::RoomCommand;
+use rapat_sfu::SfuConfig;
 use rapat_sfu::loopback_client::ClientOptions;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
@@ -163,4 +164,49 @@ async fn a_subscribers_keyframe_request_reaches_the_publisher() {
         publisher_stats.keyframe_requests.load(std::sync::atomic::Ordering::Relaxed) > before
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_port_range_peers_are_spread_over_its_ports() {
+    // A free range is found by trying: another test may hold a port.
+    let mut h = None;
+    for _ in 0..20 {
+        let first = 20_000 + (rand::random::<u16>() % 40_000);
+        let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
+        config.port_range = Some((first, first + 3));
+        config.workers = 2;
+        if (first..=first + 3).all(|port| std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()) {
+            h = Some(harness_with(config).await);
+            break;
+        }
+    }
+    let h = h.expect("a free range of four ports");
+    h.join(h.host).await;
+    let _publisher = h.connect(h.host, ClientOptions::publisher()).await;
+    let listeners = [h.connect(h.participant().await, ClientOptions::subscriber()).await, h.connect(h.participant().await, ClientOptions::subscriber()).await];
+    let stream = h.host.to_string();
+    for listener in &listeners {
+        let stats = listener.stats();
+        eventually("media through the port range", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
+    }
+    let remotes: std::collections::HashSet<_> = listeners.iter().map(|l| l.stats().remote_port()).collect();
+    assert_eq!(remotes.len(), 2, "two subscribers on two ports of the range: {remotes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sfu_nodes_on_one_namespace_serve_a_room_once() {
+    let h = harness().await;
+    let second = h.another_sfu_node().await;
+    h.join(h.host).await;
+    let publisher = h.connect(h.host, ClientOptions::publisher()).await;
+    let subscriber = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let stream = h.host.to_string();
+    let stats = subscriber.stats();
+    eventually("media through one of the nodes", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 50).await;
+
+    for client in [&publisher, &subscriber] {
+        assert_eq!(client.stats().answers_received.load(std::sync::atomic::Ordering::Relaxed), 1, "one node answered each offer");
+    }
+    let (first_out, second_out) = (h.sfu.handle().counters().datagrams_out, second.handle().counters().datagrams_out);
+    assert!((first_out > 0) != (second_out > 0), "the room lives on one node: {first_out} vs {second_out} datagrams");
 }

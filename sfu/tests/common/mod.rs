@@ -21,6 +21,7 @@ use uuid::Uuid;
 pub struct Harness {
     pub nats: async_nats::Client,
     pub namespace: String,
+    events: EventStoreConfig,
     pub rooms: CommandBus<Room>,
     pub room: Uuid,
     pub host: UserId,
@@ -35,8 +36,6 @@ impl Drop for Harness {
 }
 
 pub struct Client {
-    pub user: UserId,
-    pub connection: Uuid,
     pub peer: LoopbackClient,
 }
 
@@ -47,6 +46,12 @@ impl Client {
 }
 
 pub async fn harness() -> Harness {
+    let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
+    config.workers = 2;
+    harness_with(config).await
+}
+
+pub async fn harness_with(config: SfuConfig) -> Harness {
     let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let nats = async_nats::connect(url).await.expect("NATS is reachable");
     let namespace = format!("t{}", Uuid::new_v4().simple());
@@ -55,10 +60,9 @@ pub async fn harness() -> Harness {
     let store = JetStreamEventStore::open(nats.clone(), events.clone()).await.expect("event store");
     let rooms = CommandBus::new(store, MarkedHasher::services());
     let admission = EventStoreAdmission::open(nats.clone(), events.clone()).await.expect("admission");
-    let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
-    config.workers = 2;
     let (sfu, outgoing) = Sfu::start(config, Arc::new(admission)).expect("SFU starts");
     let cancel = CancellationToken::new();
+    let events_config = events.clone();
     let serve = rapat_sfu::nats::serve(nats.clone(), namespace.clone(), events, sfu.handle(), outgoing, cancel.clone());
     tokio::spawn(async move { serve.await.expect("SFU on NATS") });
     // Let the SFU's subscriptions reach the server before anyone signals.
@@ -74,12 +78,24 @@ pub async fn harness() -> Harness {
         max_users: MaxUsers::parse(50).expect("max users"),
         scheduled_at: None,
     };
-    let harness = Harness { nats, namespace, rooms, room, host, sfu, cancel };
+    let harness = Harness { nats, namespace, events: events_config, rooms, room, host, sfu, cancel };
     harness.command(create).await;
     harness
 }
 
 impl Harness {
+    /// Another SFU process on the same NATS namespace, running until the harness drops.
+    pub async fn another_sfu_node(&self) -> Sfu {
+        let admission = EventStoreAdmission::open(self.nats.clone(), self.events.clone()).await.expect("admission");
+        let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
+        config.workers = 1;
+        let (sfu, outgoing) = Sfu::start(config, Arc::new(admission)).expect("SFU starts");
+        let serve = rapat_sfu::nats::serve(self.nats.clone(), self.namespace.clone(), self.events.clone(), sfu.handle(), outgoing, self.cancel.clone());
+        tokio::spawn(async move { serve.await.expect("SFU on NATS") });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sfu
+    }
+
     pub async fn command(&self, command: RoomCommand) {
         self.rooms.execute(&self.room.to_string(), command, CommandMetadata::system()).await.expect("room command");
     }
@@ -127,7 +143,7 @@ impl Harness {
             }
         });
         let peer = LoopbackClient::start(options, to_sfu, from_sfu).await.expect("client starts");
-        Client { user, connection, peer }
+        Client { peer }
     }
 }
 

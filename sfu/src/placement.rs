@@ -1,0 +1,102 @@
+//! Which SFU node serves a room, so several SFU processes can share one NATS.
+//!
+//! Every node hears every room's signaling subject. The first node to see an
+//! offer for a room claims it in the `<NS>_SFU_ROOMS` key-value bucket (an
+//! atomic create); the others then ignore that room's messages. The owner
+//! refreshes its claims while the room has peers and gives them up when it has
+//! none; a node that dies stops refreshing, and its claims expire (bucket max
+//! age), so its rooms can be claimed again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, kv};
+use rapat_commands::StoreError;
+use uuid::Uuid;
+
+/// A claim not refreshed for this long expires.
+pub const CLAIM_TTL: Duration = Duration::from_secs(180);
+pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// How long "another node owns this room" is believed without asking again.
+const OTHERS_CACHE: Duration = Duration::from_secs(5);
+
+/// Rooms with at least one peer on this node, kept by the conductor.
+pub type ActiveRooms = Arc<Mutex<HashSet<Uuid>>>;
+
+pub struct Placement {
+    node: String,
+    bucket: kv::Store,
+    owned: HashSet<Uuid>,
+    others: HashMap<Uuid, Instant>,
+}
+
+pub fn bucket_name(namespace: &str) -> String {
+    format!("{}_SFU_ROOMS", namespace.to_ascii_uppercase())
+}
+
+impl Placement {
+    pub async fn open(jetstream: &jetstream::Context, namespace: &str) -> Result<Self, StoreError> {
+        let name = bucket_name(namespace);
+        rapat_commands::ensure_kv_bucket(jetstream, &name, "which SFU node serves each room", Some(CLAIM_TTL), 1).await?;
+        let bucket = jetstream
+            .get_key_value(&name)
+            .await
+            .map_err(|error| StoreError::Unavailable { reason: format!("bucket {name}: {error}") })?;
+        Ok(Self { node: Uuid::new_v4().to_string(), bucket, owned: HashSet::new(), others: HashMap::new() })
+    }
+
+    /// Whether this node serves `room`; an offer (`may_claim`) claims an unowned room.
+    pub async fn serves(&mut self, room: Uuid, may_claim: bool) -> bool {
+        if self.owned.contains(&room) {
+            return true;
+        }
+        if self.others.get(&room).is_some_and(|seen| seen.elapsed() < OTHERS_CACHE) {
+            return false;
+        }
+        let key = room.to_string();
+        let owner = match self.bucket.get(&key).await {
+            Ok(owner) => owner.map(|value| String::from_utf8_lossy(&value).into_owned()),
+            Err(error) => {
+                tracing::warn!(%room, %error, "cannot read the room's SFU claim");
+                return false;
+            }
+        };
+        let claimed = match owner {
+            Some(owner) => owner == self.node,
+            None if may_claim => match self.bucket.create(&key, self.node.clone().into()).await {
+                Ok(_) => true,
+                // Another node was faster.
+                Err(_) => false,
+            },
+            None => false,
+        };
+        if claimed {
+            self.owned.insert(room);
+            self.others.remove(&room);
+        } else {
+            self.others.insert(room, Instant::now());
+        }
+        claimed
+    }
+
+    /// Keeps the claims of rooms with peers alive and gives up the others.
+    pub async fn refresh(&mut self, active: &ActiveRooms) {
+        let active: HashSet<Uuid> = active.lock().map(|rooms| rooms.clone()).unwrap_or_default();
+        let owned: Vec<Uuid> = self.owned.iter().copied().collect();
+        for room in owned {
+            let key = room.to_string();
+            if active.contains(&room) {
+                if let Err(error) = self.bucket.put(&key, self.node.clone().into()).await {
+                    tracing::warn!(%room, %error, "cannot refresh the room's SFU claim");
+                }
+            } else {
+                self.owned.remove(&room);
+                if let Err(error) = self.bucket.purge(&key).await {
+                    tracing::warn!(%room, %error, "cannot release the room's SFU claim");
+                }
+            }
+        }
+        self.others.retain(|_, seen| seen.elapsed() < OTHERS_CACHE);
+    }
+}
