@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rand::RngCore;
 use rapat_commands::EventStoreConfig;
-use rapat_gateway::GatewayConfig;
+use rapat_gateway::{GatewayConfig, IceServer};
 use rapat_projections::ProjectorConfig;
 
 #[derive(clap::Args)]
@@ -47,6 +47,12 @@ pub struct Settings {
     /// Media worker threads of the SFU; 0 means one per core.
     #[arg(long, env = "RAPAT_SFU_WORKERS", default_value_t = 0, global = true)]
     pub sfu_workers: usize,
+    /// STUN/TURN servers handed to browsers in each socket's `config` message, as
+    /// the JSON of `RTCConfiguration.iceServers`, e.g.
+    /// `[{"urls":"turn:turn.example.org:3478","username":"u","credential":"p"}]`.
+    /// None by default: the SFU's candidate is directly reachable.
+    #[arg(long, env = "RAPAT_ICE_SERVERS", value_parser = parse_ice_servers, global = true)]
+    pub ice_servers: Option<IceServers>,
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "RAPAT_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -79,8 +85,17 @@ impl Settings {
         let mut config = GatewayConfig::new(self.http_addr, jwt_secret()?);
         config.cors_origins = self.cors_origins.clone();
         config.access_ttl = Duration::from_secs(self.access_ttl_seconds);
+        config.ice_servers = self.ice_servers.clone().map(|servers| servers.0).unwrap_or_default();
         Ok(config)
     }
+}
+
+/// A parsed `RAPAT_ICE_SERVERS` (a newtype, so clap takes the whole list as one value).
+#[derive(Clone, Debug)]
+pub struct IceServers(Vec<IceServer>);
+
+fn parse_ice_servers(text: &str) -> Result<IceServers, String> {
+    serde_json::from_str(text).map(IceServers).map_err(|error| format!("expected a JSON array of ice servers: {error}"))
 }
 
 fn parse_port_range(text: &str) -> Result<(u16, u16), String> {

@@ -135,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/api/v1/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .route("/ws", get(crate::ws::handler))
+        .merge(crate::web::router())
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(|State(state): State<AppState>| async move { metrics::render(state.metrics.as_ref()) }))

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use serde::{Deserialize, Deserializer, Serialize};
+
 #[derive(Clone)]
 pub struct GatewayConfig {
     pub bind: SocketAddr,
@@ -29,6 +31,45 @@ pub struct GatewayConfig {
     pub ws_ping_interval: Duration,
     /// A WebSocket silent (no pong, no message) this long is dropped.
     pub ws_pong_timeout: Duration,
+    /// How long an open WebSocket counts for presence after its gateway last
+    /// refreshed it. A gateway refreshes its sockets about three times per this
+    /// period, so only a gateway that died leaves a socket to expire.
+    pub presence_socket_ttl: Duration,
+    /// STUN/TURN servers handed to each socket in its first (`config`) message.
+    pub ice_servers: Vec<IceServer>,
+    /// Chat history: the oldest message kept (on the chat stream, made with these
+    /// limits when missing; an existing stream keeps its own).
+    pub chat_max_age: Duration,
+    /// Chat history: the most messages kept per room.
+    pub chat_max_per_room: i64,
+    /// Replicas of the chat stream (a clustered NATS wants 3).
+    pub chat_replicas: usize,
+}
+
+/// One entry of a WebRTC `RTCConfiguration.iceServers`, as the browser takes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:` / `turn:` / `turns:` URLs. A single string is read as one URL.
+    #[serde(deserialize_with = "one_or_many")]
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// `"stun:a"` or `["stun:a", "stun:b"]`, as `RTCIceServer.urls` allows both.
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Urls::deserialize(deserializer)? {
+        Urls::One(url) => vec![url],
+        Urls::Many(urls) => urls,
+    })
 }
 
 /// A token bucket per client IP: `burst` requests at once, then one more every
@@ -54,6 +95,11 @@ impl GatewayConfig {
             session_cache_ttl: Duration::from_secs(10),
             ws_ping_interval: Duration::from_secs(20),
             ws_pong_timeout: Duration::from_secs(60),
+            presence_socket_ttl: Duration::from_secs(90),
+            ice_servers: Vec::new(),
+            chat_max_age: Duration::from_secs(30 * 24 * 3600),
+            chat_max_per_room: 1000,
+            chat_replicas: 1,
         }
     }
 }

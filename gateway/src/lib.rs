@@ -7,6 +7,7 @@
 
 mod app;
 mod auth;
+mod chat;
 mod config;
 mod error;
 mod extract;
@@ -18,8 +19,10 @@ mod session_cache;
 mod state;
 mod tokens;
 mod write;
+mod web;
 mod ws;
 
 pub use app::{Application, Backends, StartError, router};
-pub use config::{GatewayConfig, RateLimit};
+pub use config::{GatewayConfig, IceServer, RateLimit};
 pub use error::ApiError;
+pub use ws::{CONNECTION_HEADER, sfu_in_subject, signal_subject};

@@ -7,6 +7,13 @@
 //!
 //! This crate does not depend on `rapat-domain` (only its tests do), so a reader of
 //! the stream can validate events without pulling in the aggregates.
+//!
+//! `ws/` holds the schemas of the WebSocket signaling messages (SPEC §4): see
+//! [`validate_ws_message`].
+
+mod ws;
+
+pub use ws::{WS_ENVELOPE_SCHEMA, WS_SCHEMAS, WsDirection, WsSchema, validate_sfu_message, validate_ws_message};
 
 use std::sync::LazyLock;
 
@@ -61,6 +68,8 @@ pub const ENVELOPE_SCHEMA: &str = include_str!("../events/envelope.json");
 pub enum SchemaError {
     #[error("there is no schema for {aggregate_type} event {event_type}")]
     UnknownEvent { aggregate_type: String, event_type: String },
+    #[error("there is no schema for a {direction} WebSocket message of type {message_type:?}")]
+    UnknownMessage { direction: &'static str, message_type: String },
     /// A schema file itself is broken; the tests make sure this never ships.
     #[error("the schema {name} is not a valid JSON Schema: {reason}")]
     BadSchema { name: String, reason: String },
@@ -92,21 +101,21 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
         .and_then(|value| options().build_map(&value).map_err(|e| bad("envelope", e))),
 });
 
-fn options() -> jsonschema::ValidationOptions<'static> {
+pub(crate) fn options() -> jsonschema::ValidationOptions<'static> {
     // Formats (uuid, date-time, email) are only annotations in 2020-12 unless asked
     // for, and a malformed id is exactly what these schemas should catch.
     jsonschema::options().with_draft(jsonschema::Draft::Draft202012).should_validate_formats(true)
 }
 
-fn parse(name: &str, source: &str) -> Result<Value, SchemaError> {
+pub(crate) fn parse(name: &str, source: &str) -> Result<Value, SchemaError> {
     serde_json::from_str(source).map_err(|e| bad(name, e))
 }
 
-fn bad(name: &str, reason: impl ToString) -> SchemaError {
+pub(crate) fn bad(name: &str, reason: impl ToString) -> SchemaError {
     SchemaError::BadSchema { name: name.to_owned(), reason: reason.to_string() }
 }
 
-fn check(validator: &Validator, what: String, instance: &Value) -> Result<(), SchemaError> {
+pub(crate) fn check(validator: &Validator, what: String, instance: &Value) -> Result<(), SchemaError> {
     let problems: Vec<String> = validator
         .iter_errors(instance)
         .map(|error| format!("at '{}': {error}", error.instance_path()))

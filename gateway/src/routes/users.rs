@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use rapat_domain::account::{AccountCommand, AccountStatus, AvatarChange, PersonName};
-use rapat_domain::ids::{RoomId, UserId};
+use rapat_domain::ids::UserId;
 use rapat_projections::queries::{self, UserRow};
 use serde::{Deserialize, Serialize};
 use tracing::instrument;
@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
+use crate::presence::PresenceState;
 use crate::response::{self, Data, Failure};
 use crate::state::AppState;
 
@@ -183,7 +184,8 @@ pub enum PresenceStatus {
 pub struct PresenceView {
     pub user_id: Uuid,
     pub status: PresenceStatus,
-    /// The last authenticated request of that user, if any was recorded.
+    /// The last sign of that user (a request, or a WebSocket opening, closing or
+    /// staying open), if any was recorded.
     pub last_seen_at: Option<DateTime<Utc>>,
 }
 
@@ -207,29 +209,14 @@ async fn presence(
     ApiPath(user_id): ApiPath<Uuid>,
 ) -> Result<Response, ApiError> {
     let user = existing_user(&state, UserId::from_uuid(user_id)).await?.id;
-    let last_seen_at = state.presence.last_seen(user).await;
-    let window = chrono::Duration::from_std(state.config.presence_window).unwrap_or(chrono::Duration::MAX);
-    let online = last_seen_at.is_some_and(|seen| Utc::now() - seen <= window);
-    let status = if !online {
-        PresenceStatus::Offline
-    } else if in_a_room(&state, user).await? {
-        PresenceStatus::InMeeting
-    } else {
-        PresenceStatus::Online
+    // In a meeting while a WebSocket is open, online while seen lately (see presence.rs).
+    let sighting = state.presence.sighting(user, state.config.presence_window).await;
+    let status = match sighting.state {
+        PresenceState::Offline => PresenceStatus::Offline,
+        PresenceState::Online => PresenceStatus::Online,
+        PresenceState::InMeeting => PresenceStatus::InMeeting,
     };
+    let last_seen_at = sighting.last_seen_at;
     Ok(response::ok(PresenceView { user_id, status, last_seen_at }))
 }
 
-/// True if `user` is a current participant of a room that has not ended.
-async fn in_a_room(state: &AppState, user: UserId) -> Result<bool, ApiError> {
-    // `active_for` also lists rooms the user hosts without being in them, hence
-    // the check of each room's current participants.
-    let rooms: Vec<RoomId> = queries::rooms::active_for(&state.db, user).await?.into_iter().map(|room| room.id).collect();
-    for room in rooms {
-        let participants = queries::rooms::current_participants(&state.db, room).await?;
-        if participants.iter().any(|participant| participant.user_id == user) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}

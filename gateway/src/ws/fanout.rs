@@ -4,9 +4,10 @@
 //! event subject `<prefix>.room.<roomId>` while at least one of its sockets is in
 //! the room, and unsubscribes when the last one leaves. Every room message is
 //! published to the signal subject, and each gateway hands it to its own sockets:
-//! a targeted one only to the target user's. Room events (stored on JetStream,
-//! seen here by a plain subscription, like `session_cache.rs`) close sockets:
-//! `ParticipantRemoved` the removed user's, `RoomEnded` everyone's.
+//! a targeted one only to the target user's, one for a connection only to that
+//! socket. Room events (stored on JetStream, seen here by a plain subscription,
+//! like `session_cache.rs`) are turned into messages by `events.rs`; since each
+//! gateway in the room sees each event once, every socket gets it once.
 //!
 //! A socket has a bounded outgoing queue; when it is full the socket is dropped
 //! rather than making the room wait.
@@ -18,21 +19,22 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
-use rapat_commands::EVENT_TYPES_HEADER;
-use rapat_domain::envelope::StoredCommit;
-use serde_json::json;
+use sqlx::PgPool;
 use tokio::sync::{OnceCell, mpsc};
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::message::Identity;
-use super::{CLOSE_REMOVED, CLOSE_ROOM_ENDED};
+use super::{events, namespace_of, sfu_in_subject, signal_subject};
+use crate::chat::ChatStore;
 
 /// Names the connection a broadcast must not be echoed to.
 const SKIP_HEADER: &str = "Rapat-Ws-Skip";
 /// Names the user a targeted message is for.
 const TARGET_HEADER: &str = "Rapat-Ws-Target";
+/// Names the one connection a message is for: how the SFU answers a socket.
+pub const CONNECTION_HEADER: &str = "Rapat-Ws-Connection";
 /// Marks the message a gateway sends itself to know its subscription is live.
 const PROBE_HEADER: &str = "Rapat-Ws-Probe";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -70,18 +72,39 @@ impl Connection {
 /// The sockets of this gateway, by room, and the NATS subscriptions that feed them.
 pub struct Hub {
     nats: async_nats::Client,
-    /// `<namespace>.rooms`: signal subjects are `<this>.<roomId>.signal`.
-    signal_prefix: String,
+    /// The event store's namespace, which every signaling name derives from.
+    namespace: String,
     /// `<event subject prefix>.room`: a room's events are on `<this>.<roomId>`.
     event_prefix: String,
     rooms: Mutex<HashMap<Uuid, Arc<LocalRoom>>>,
+    /// Chat history. Kept here, beside the other names derived from the
+    /// namespace, because the sockets and the chat route both use it.
+    pub chat: ChatStore,
 }
 
-struct LocalRoom {
-    id: Uuid,
+pub(super) struct LocalRoom {
+    pub(super) id: Uuid,
     connections: Mutex<HashMap<Uuid, Arc<Connection>>>,
+    /// Display names of users seen in this room, for messages made from events
+    /// (which carry only user ids); the users read model fills the gaps.
+    names: Mutex<HashMap<Uuid, String>>,
+    pub(super) db: PgPool,
     subscribed: OnceCell<()>,
     task: Mutex<Option<AbortHandle>>,
+}
+
+impl LocalRoom {
+    pub(super) fn connections(&self) -> Vec<Arc<Connection>> {
+        lock(&self.connections).values().cloned().collect()
+    }
+
+    pub(super) fn known_name(&self, user: Uuid) -> Option<String> {
+        lock(&self.names).get(&user).cloned()
+    }
+
+    pub(super) fn remember_name(&self, user: Uuid, name: String) {
+        lock(&self.names).insert(user, name);
+    }
 }
 
 impl Drop for LocalRoom {
@@ -113,22 +136,31 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Hub {
     /// `event_subject_prefix` is the event store's (`<namespace>.events`).
     pub fn new(nats: async_nats::Client, event_subject_prefix: &str, room_type: &str) -> Self {
-        let namespace = event_subject_prefix.strip_suffix(".events").unwrap_or(event_subject_prefix);
+        let namespace = namespace_of(event_subject_prefix).to_string();
         Self {
+            chat: ChatStore::new(nats.clone(), &namespace),
             nats,
-            signal_prefix: format!("{namespace}.rooms"),
             event_prefix: format!("{event_subject_prefix}.{room_type}"),
+            namespace,
             rooms: Mutex::new(HashMap::new()),
         }
     }
 
     fn signal_subject(&self, room: Uuid) -> String {
-        format!("{}.{room}.signal", self.signal_prefix)
+        signal_subject(&self.namespace, room)
     }
 
     /// Adds a socket to a room, subscribing first if it is the room's first here.
     /// Once this returns, messages published to the room reach the socket.
-    pub async fn join(self: &Arc<Self>, room: Uuid, connection: Arc<Connection>) -> Result<Membership, async_nats::Error> {
+    /// `names` are display names the caller knows (the room's participants); `db`
+    /// answers for the others.
+    pub async fn join(
+        self: &Arc<Self>,
+        room: Uuid,
+        connection: Arc<Connection>,
+        names: impl IntoIterator<Item = (Uuid, String)>,
+        db: &PgPool,
+    ) -> Result<Membership, async_nats::Error> {
         let local = {
             let mut rooms = lock(&self.rooms);
             let local = rooms
@@ -137,12 +169,15 @@ impl Hub {
                     Arc::new(LocalRoom {
                         id: room,
                         connections: Mutex::new(HashMap::new()),
+                        names: Mutex::new(HashMap::new()),
+                        db: db.clone(),
                         subscribed: OnceCell::new(),
                         task: Mutex::new(None),
                     })
                 })
                 .clone();
             lock(&local.connections).insert(connection.id, Arc::clone(&connection));
+            lock(&local.names).extend(names);
             local
         };
         let membership = Membership { hub: Arc::clone(self), room, connection: connection.id };
@@ -203,17 +238,25 @@ impl Hub {
         self.nats.publish_with_headers(self.signal_subject(room), headers, text.into()).await?;
         Ok(())
     }
+
+    /// Publishes a message for the SFU that serves `room` (core NATS: nobody may
+    /// be listening, and the SFU, not this publish, answers the client).
+    pub async fn publish_to_sfu(&self, room: Uuid, body: Vec<u8>) -> Result<(), async_nats::Error> {
+        self.nats.publish(sfu_in_subject(&self.namespace, room), body.into()).await?;
+        Ok(())
+    }
 }
 
-fn header<'a>(message: &'a async_nats::Message, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(message: &'a async_nats::Message, name: &str) -> Option<&'a str> {
     message.headers.as_ref()?.get(name).map(|value| value.as_str())
 }
 
 fn connections(local: &Weak<LocalRoom>) -> Vec<Arc<Connection>> {
-    local.upgrade().map(|local| lock(&local.connections).values().cloned().collect()).unwrap_or_default()
+    local.upgrade().map(|local| local.connections()).unwrap_or_default()
 }
 
 async fn follow(local: Weak<LocalRoom>, mut signals: async_nats::Subscriber, mut events: async_nats::Subscriber) {
+    // One loop for both subjects keeps a room's messages in the order they came.
     loop {
         tokio::select! {
             message = signals.next() => match message {
@@ -221,7 +264,10 @@ async fn follow(local: Weak<LocalRoom>, mut signals: async_nats::Subscriber, mut
                 None => break,
             },
             message = events.next() => match message {
-                Some(message) => deliver_event(&local, &message),
+                Some(message) => {
+                    let Some(room) = local.upgrade() else { break };
+                    events::deliver(&room, &message).await;
+                }
                 None => break,
             },
         }
@@ -236,41 +282,15 @@ fn deliver_signal(local: &Weak<LocalRoom>, message: &async_nats::Message) {
     let Ok(text) = Utf8Bytes::try_from(message.payload.clone()) else { return };
     let skip = header(message, SKIP_HEADER).and_then(|id| Uuid::parse_str(id).ok());
     let target = header(message, TARGET_HEADER).and_then(|id| Uuid::parse_str(id).ok());
+    let only = header(message, CONNECTION_HEADER).map(|id| Uuid::parse_str(id).ok());
     for connection in connections(local) {
         if Some(connection.id) == skip || target.is_some_and(|target| target != connection.identity.user) {
             continue;
         }
-        connection.deliver(Outgoing::Text(text.clone()));
-    }
-}
-
-fn deliver_event(local: &Weak<LocalRoom>, message: &async_nats::Message) {
-    let relevant = header(message, EVENT_TYPES_HEADER)
-        .is_some_and(|types| types.split(',').any(|t| t == "ParticipantRemoved" || t == "RoomEnded"));
-    if !relevant {
-        return;
-    }
-    let Ok(commit) = serde_json::from_slice::<StoredCommit>(&message.payload) else {
-        tracing::warn!(subject = %message.subject, "cannot read a room event; sockets not updated");
-        return;
-    };
-    for event in commit.events {
-        match event.event_type.as_str() {
-            "ParticipantRemoved" => {
-                let removed = event.payload.get("userId").and_then(|id| id.as_str()).and_then(|id| Uuid::parse_str(id).ok());
-                for connection in connections(local).into_iter().filter(|c| Some(c.identity.user) == removed) {
-                    let payload = json!({ "removedBy": event.payload.get("removedBy") });
-                    connection.deliver(Outgoing::Text(connection.identity.message("removed", None, payload)));
-                    connection.deliver(Outgoing::Close(CLOSE_REMOVED, "removed from the room by the host"));
-                }
-            }
-            "RoomEnded" => {
-                for connection in connections(local) {
-                    connection.deliver(Outgoing::Text(connection.identity.message("room_ended", None, json!({}))));
-                    connection.deliver(Outgoing::Close(CLOSE_ROOM_ENDED, "the room has ended"));
-                }
-            }
-            _ => {}
+        // A malformed connection id reaches nobody rather than everybody.
+        if only.is_some_and(|only| only != Some(connection.id)) {
+            continue;
         }
+        connection.deliver(Outgoing::Text(text.clone()));
     }
 }

@@ -3,7 +3,7 @@
 //! `username` and `timestamp` itself; a client's values for them are ignored.
 
 use axum::extract::ws::Utf8Bytes;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -27,12 +27,18 @@ struct ServerMessage<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     target_user_id: Option<Uuid>,
     payload: Value,
-    timestamp: chrono::DateTime<Utc>,
+    timestamp: DateTime<Utc>,
 }
 
 impl Identity {
     /// A message of `kind` from this identity, stamped now.
     pub fn message(&self, kind: &str, target: Option<Uuid>, payload: Value) -> Utf8Bytes {
+        self.message_at(kind, target, payload, Utc::now())
+    }
+
+    /// A message of `kind` from this identity, stamped with `timestamp` (that of
+    /// the stored event or chat message it tells of).
+    pub fn message_at(&self, kind: &str, target: Option<Uuid>, payload: Value, timestamp: DateTime<Utc>) -> Utf8Bytes {
         let message = ServerMessage {
             kind,
             room_id: self.room,
@@ -40,7 +46,7 @@ impl Identity {
             username: &self.username,
             target_user_id: target,
             payload,
-            timestamp: Utc::now(),
+            timestamp,
         };
         serde_json::to_string(&message).unwrap_or_default().into()
     }
@@ -67,4 +73,17 @@ pub struct ClientMessage {
 pub fn auth_token(text: &str) -> Option<String> {
     let message: ClientMessage = serde_json::from_str(text).ok()?;
     (message.kind == "auth").then(|| message.payload.get("token")?.as_str().map(str::to_string)).flatten()
+}
+
+/// What the gateway tells the SFU on `<namespace>.sfu.rooms.<roomId>.in`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SfuMessage<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub room_id: Uuid,
+    pub user_id: Uuid,
+    pub username: &'a str,
+    pub connection_id: Uuid,
+    pub payload: &'a Value,
 }

@@ -1,15 +1,70 @@
 //! WebSocket signaling (`GET /ws`, SPEC §4): one socket per participant in a room.
 //!
 //! `session.rs` admits a socket (token, room, current participant) and runs it;
-//! `message.rs` is the wire shape; `fanout.rs` carries room messages over core NATS
-//! so that participants on different gateways reach each other, and closes sockets
-//! when the room's events say so (participant removed, room ended).
+//! `handle.rs` answers each client message; `message.rs` is the wire shape;
+//! `fanout.rs` carries room messages over core NATS so that participants on
+//! different gateways reach each other; `events.rs` turns the room's stored events
+//! into socket messages and closes. The JSON Schemas of every message are in
+//! `schemas/ws/`.
 //!
-//! Close codes: 4400 malformed request, 4401 unauthorized, 4403 not a current
-//! participant, 4404 unknown room, 4409 removed by the host, 4410 room ended,
-//! 4408 keep-alive timed out, 1011 signaling unavailable.
+//! # A socket's life
+//!
+//! Once admitted, a socket gets `config` (`{iceServers}` from
+//! `GatewayConfig::ice_servers`), then `participants` (everyone in the room and
+//! their media state). Its user counts as in a meeting (`presence.rs`) until it
+//! closes.
+//!
+//! Changes to the room come from the room's events, whichever way they were made
+//! (REST or this socket), so each reaches every socket exactly once:
+//! `ParticipantJoined` → `user_joined`, `ParticipantLeft` → `user_left` (and the
+//! leaver's sockets close, 4499), `ParticipantRemoved` → `removed` to the removed
+//! user (then close, 4409) and `user_left` (`{removedBy}`) to everyone else,
+//! `ParticipantAudioChanged` → `mute` `{muted}`, `ParticipantMutedByHost` → `mute`
+//! `{muted: true, byHost: true}`, `ParticipantVideoChanged` → `video` `{on}`,
+//! `ParticipantScreenShareChanged` → `screen_share` `{sharing}`, `RoomEnded` →
+//! `room_ended` (then close, 4410). Their `userId` is the affected user's and
+//! their `timestamp` the event's. A client's `mute` / `video` / `screen_share`
+//! only records the change; a change to what already is records nothing and so
+//! broadcasts nothing. A socket closing is not a leave: it sends no `user_left`.
+//! `user_joined` comes with the REST join, usually before the newcomer's socket
+//! is open; a client that wants peers to notice its socket sends `join_room`,
+//! which broadcasts `user_joined` from that socket.
+//!
+//! `chat` is stored on the chat stream (`chat.rs`) and broadcast only once
+//! JetStream has acknowledged it, with the stored id in `payload.id`; a message
+//! that cannot be stored gets the sender an `error` (`chat_unavailable`) and
+//! reaches nobody.
+//!
+//! # NATS subjects (`<namespace>` is the event store's, e.g. `rapat`)
+//!
+//! - `<namespace>.rooms.<roomId>.signal` (core NATS): every message for a room's
+//!   sockets, as the complete server-format JSON text. Headers: `Rapat-Ws-Skip:
+//!   <connectionId>` (not echoed to that socket), `Rapat-Ws-Target: <userId>`
+//!   (only that user's sockets), `Rapat-Ws-Connection: <connectionId>` (only
+//!   that one socket: how the SFU answers), `Rapat-Ws-Probe` (a gateway's own
+//!   subscription check; never delivered).
+//! - `<namespace>.sfu.rooms.<roomId>.in` (core NATS): gateway → SFU. A client's
+//!   `offer`, `answer` or `ice-candidate` without `targetUserId` is published
+//!   here as `{"type", "roomId", "userId", "username", "connectionId",
+//!   "payload"}`, the payload as the client sent it (an object). When any socket
+//!   closes, `{"type": "disconnect", ..., "payload": {}}` follows, so the SFU can
+//!   drop that connection's peer. The SFU answers on the signal subject above with
+//!   a complete server-format message (`username: "sfu"`, no `targetUserId`) and
+//!   the `Rapat-Ws-Connection` header set to the `connectionId` it got.
+//! - `<namespace>.events.room.<roomId>`: the room's stored events, followed with a
+//!   plain subscription while the gateway has a socket in the room.
+//! - `<namespace>.chat.<roomId>` on stream `<NAMESPACE>_CHAT`: chat history.
+//!
+//! # Close codes
+//!
+//! 4400 malformed request, 4401 unauthorized, 4403 not a current participant,
+//! 4404 unknown room, 4408 keep-alive timed out, 4409 removed by the host, 4410
+//! room ended, 4499 the user left the room (through REST; after HTTP 499, "client
+//! closed request": the user's own doing), 1011 signaling unavailable.
 
+mod events;
 mod fanout;
+mod handle;
 mod message;
 mod session;
 
@@ -17,8 +72,9 @@ use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use serde::Deserialize;
+use uuid::Uuid;
 
-pub use fanout::Hub;
+pub use fanout::{CONNECTION_HEADER, Hub};
 
 use crate::state::AppState;
 
@@ -29,12 +85,28 @@ pub const CLOSE_UNKNOWN_ROOM: u16 = 4404;
 pub const CLOSE_TIMED_OUT: u16 = 4408;
 pub const CLOSE_REMOVED: u16 = 4409;
 pub const CLOSE_ROOM_ENDED: u16 = 4410;
+pub const CLOSE_LEFT: u16 = 4499;
 pub const CLOSE_UNAVAILABLE: u16 = 1011;
 
 /// Largest client message handled; a bigger one gets an `error` message.
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 /// Largest frame read at all; a bigger one ends the connection (close 1009).
 const MAX_FRAME: usize = 1024 * 1024;
+
+/// The namespace of an event store's subject prefix (`rapat.events` → `rapat`).
+pub fn namespace_of(event_subject_prefix: &str) -> &str {
+    event_subject_prefix.strip_suffix(".events").unwrap_or(event_subject_prefix)
+}
+
+/// Where a room's messages for its sockets go: `<namespace>.rooms.<roomId>.signal`.
+pub fn signal_subject(namespace: &str, room: Uuid) -> String {
+    format!("{namespace}.rooms.{room}.signal")
+}
+
+/// Where the gateway sends a room's SFU negotiation: `<namespace>.sfu.rooms.<roomId>.in`.
+pub fn sfu_in_subject(namespace: &str, room: Uuid) -> String {
+    format!("{namespace}.sfu.rooms.{room}.in")
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

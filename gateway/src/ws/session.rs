@@ -1,5 +1,6 @@
 //! One socket: admission (token, room, current participant), then a reader loop
-//! that handles client messages and a writer task that drains the bounded queue.
+//! that hands client messages to `handle.rs` and keeps the socket's presence
+//! fresh, and a writer task that drains the bounded queue.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,8 +8,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
-use rapat_domain::ids::{RoomId, UserId};
-use rapat_domain::room::RoomCommand;
+use rapat_domain::ids::RoomId;
 use rapat_projections::queries;
 use rapat_projections::queries::rooms::ParticipantRow;
 use serde_json::{Value, json};
@@ -17,8 +17,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::events::display_name;
 use super::fanout::{Connection, Outgoing};
-use super::message::{ClientMessage, Identity, auth_token};
+use super::handle::{handle, reply_error};
+use super::message::{Identity, SfuMessage, auth_token};
 use super::*;
 use crate::auth::{AuthUser, authenticate};
 use crate::state::AppState;
@@ -28,7 +30,8 @@ use crate::state::AppState;
 const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages a socket may have waiting before it counts as too slow and is dropped.
 const QUEUE: usize = 256;
-const MAX_CHAT_CHARS: usize = 2000;
+/// How long a socket that timed out gets to receive its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 struct Refusal(u16, String);
 
@@ -53,11 +56,15 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
             return;
         }
     };
-    state.presence.touch(admitted.auth.user_id).await;
     let (queue, outgoing) = mpsc::channel(QUEUE);
     let connection = Arc::new(Connection::new(admitted.identity.clone(), queue));
     let identity = &admitted.identity;
-    let membership = match state.signaling.join(identity.room, Arc::clone(&connection)).await {
+    let names: Vec<(Uuid, String)> = admitted
+        .participants
+        .iter()
+        .map(|row| (row.user_id.as_uuid(), display_name(row.first_name.as_deref(), row.last_name.as_deref())))
+        .collect();
+    let membership = match state.signaling.join(identity.room, Arc::clone(&connection), names, &state.db).await {
         Ok(membership) => membership,
         Err(error) => {
             tracing::warn!(%error, "cannot subscribe to the room's signaling subject");
@@ -66,15 +73,33 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
             return;
         }
     };
+    let user = admitted.auth.user_id;
+    let presence_ttl = state.config.presence_socket_ttl;
+    state.presence.socket_open(user, connection.id, identity.room, presence_ttl).await;
     let writer = tokio::spawn(write(sink, outgoing, connection.cancel.clone()));
+    connection.deliver(Outgoing::Text(identity.message("config", None, json!({ "iceServers": state.config.ice_servers }))));
     connection.deliver(Outgoing::Text(participants_message(identity, admitted.participants)));
-    broadcast(&state, &connection, "user_joined", json!({})).await;
 
     read(&state, &connection, &admitted.auth, &mut stream).await;
 
     connection.cancel.cancel();
     drop(membership);
-    broadcast(&state, &connection, "user_left", json!({})).await;
+    // Every close, not only of sockets that negotiated with the SFU: the SFU
+    // ignores a connection it does not know, and the gateway keeps no state.
+    let disconnect = SfuMessage {
+        kind: "disconnect",
+        room_id: identity.room,
+        user_id: identity.user,
+        username: &identity.username,
+        connection_id: connection.id,
+        payload: &json!({}),
+    };
+    if let Ok(body) = serde_json::to_vec(&disconnect)
+        && let Err(error) = state.signaling.publish_to_sfu(identity.room, body).await
+    {
+        tracing::warn!(%error, "cannot tell the SFU that a socket closed");
+    }
+    state.presence.socket_closed(user, connection.id).await;
     let _ = writer.await;
 }
 
@@ -131,10 +156,6 @@ async fn first_message_token(stream: &mut SplitStream<WebSocket>) -> Option<Stri
     auth_token(&first)
 }
 
-fn display_name(first: Option<&str>, last: Option<&str>) -> String {
-    [first.unwrap_or(""), last.unwrap_or("")].iter().filter(|part| !part.is_empty()).copied().collect::<Vec<_>>().join(" ")
-}
-
 fn participants_message(identity: &Identity, rows: Vec<ParticipantRow>) -> Utf8Bytes {
     let participants: Vec<Value> = rows
         .into_iter()
@@ -153,19 +174,6 @@ fn participants_message(identity: &Identity, rows: Vec<ParticipantRow>) -> Utf8B
         })
         .collect();
     identity.message("participants", None, json!({ "participants": participants }))
-}
-
-/// Publishes a message from this connection to the whole room (but not back to it).
-async fn broadcast(state: &AppState, connection: &Connection, kind: &str, payload: Value) {
-    let text = connection.identity.message(kind, None, payload);
-    publish(state, connection, Some(connection.id), None, text).await;
-}
-
-async fn publish(state: &AppState, connection: &Connection, skip: Option<Uuid>, target: Option<Uuid>, text: Utf8Bytes) {
-    if let Err(error) = state.signaling.publish(connection.identity.room, skip, target, text).await {
-        tracing::warn!(%error, "cannot publish a signaling message");
-        connection.deliver(Outgoing::Text(connection.identity.error("unavailable", "the message could not be sent; try again")));
-    }
 }
 
 async fn write(mut sink: SplitSink<WebSocket, Message>, mut outgoing: mpsc::Receiver<Outgoing>, cancel: CancellationToken) {
@@ -196,13 +204,26 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, mut outgoing: mpsc::Rece
 async fn read(state: &AppState, connection: &Connection, auth: &AuthUser, stream: &mut SplitStream<WebSocket>) {
     let ping_every = state.config.ws_ping_interval;
     let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    // Three refreshes per TTL: a socket expires only if its gateway is gone.
+    let ttl = state.config.presence_socket_ttl;
+    let refresh_every = (ttl / 3).max(Duration::from_millis(100));
+    let mut refresh = tokio::time::interval_at(Instant::now() + refresh_every, refresh_every);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = Instant::now();
     loop {
         let frame = tokio::select! {
             _ = connection.cancel.cancelled() => return,
+            _ = refresh.tick() => {
+                let identity = &connection.identity;
+                state.presence.socket_open(auth.user_id, connection.id, identity.room, ttl).await;
+                continue;
+            }
             _ = ticker.tick() => {
                 if heard.elapsed() > state.config.ws_pong_timeout {
                     connection.deliver(Outgoing::Close(CLOSE_TIMED_OUT, "no pong in time"));
+                    // Give the writer a moment to send the close frame (it cancels
+                    // when done), but not more: the client is not listening.
+                    let _ = tokio::time::timeout(CLOSE_GRACE, connection.cancel.cancelled()).await;
                     return;
                 }
                 connection.deliver(Outgoing::Ping);
@@ -218,70 +239,5 @@ async fn read(state: &AppState, connection: &Connection, auth: &AuthUser, stream
             Message::Close(_) => return,
             Message::Ping(_) | Message::Pong(_) => {}
         }
-    }
-}
-
-fn reply_error(connection: &Connection, code: &str, message: &str) {
-    connection.deliver(Outgoing::Text(connection.identity.error(code, message)));
-}
-
-async fn handle(state: &AppState, connection: &Connection, auth: &AuthUser, text: &str) {
-    if text.len() > MAX_CLIENT_MESSAGE {
-        return reply_error(connection, "message_too_large", "a message may be at most 64 KiB");
-    }
-    let message: ClientMessage = match serde_json::from_str(text) {
-        Ok(message) => message,
-        Err(_) => return reply_error(connection, "bad_json", "a message must be a JSON object with a string \"type\""),
-    };
-    let identity = &connection.identity;
-    match message.kind.as_str() {
-        "auth" => {}
-        "join_room" => broadcast(state, connection, "user_joined", json!({})).await,
-        "chat" => {
-            let text = message.payload.get("message").and_then(Value::as_str).unwrap_or("");
-            let length = text.chars().count();
-            if text.trim().is_empty() || length > MAX_CHAT_CHARS {
-                return reply_error(connection, "invalid_message", "payload.message must be 1 to 2000 characters");
-            }
-            let text = identity.message("chat", None, json!({ "message": text }));
-            publish(state, connection, None, None, text).await;
-        }
-        "mute" | "video" | "screen_share" => media(state, connection, auth, &message).await,
-        "offer" | "answer" | "ice-candidate" => {
-            let Some(target) = message.target_user_id else {
-                return reply_error(connection, "sfu_unavailable", "the SFU is not available yet; send with targetUserId (peer-to-peer)");
-            };
-            let Ok(target) = Uuid::parse_str(&target) else {
-                return reply_error(connection, "invalid_target", "targetUserId must be a user's id");
-            };
-            let text = identity.message(&message.kind, Some(target), message.payload);
-            publish(state, connection, Some(connection.id), Some(target), text).await;
-        }
-        _ => reply_error(connection, "unknown_type", "unknown message type"),
-    }
-}
-
-async fn media(state: &AppState, connection: &Connection, auth: &AuthUser, message: &ClientMessage) {
-    let user: UserId = auth.user_id;
-    let field = match message.kind.as_str() {
-        "mute" => "muted",
-        "video" => "on",
-        _ => "sharing",
-    };
-    let Some(value) = message.payload.get(field).and_then(Value::as_bool) else {
-        return reply_error(connection, "invalid_payload", &format!("payload.{field} must be a boolean"));
-    };
-    let command = match message.kind.as_str() {
-        "mute" => RoomCommand::SetAudio { user, muted: value },
-        "video" => RoomCommand::SetVideo { user, on: value },
-        _ => RoomCommand::SetScreenShare { user, sharing: value },
-    };
-    let room = connection.identity.room.to_string();
-    match state.write(&state.rooms, &room, command, auth.command()).await {
-        Ok(_) => {
-            let text = connection.identity.message(&message.kind, None, json!({ field: value }));
-            publish(state, connection, None, None, text).await;
-        }
-        Err(error) => reply_error(connection, error.code, &error.message),
     }
 }

@@ -255,6 +255,7 @@ impl Drop for TestApp {
                     let _ = jetstream.delete_key_value(&event_store.snapshot_bucket).await;
                     let prefix = event_store.stream.trim_end_matches("_EVENTS");
                     let _ = jetstream.delete_key_value(format!("{prefix}_PRESENCE")).await;
+                    let _ = jetstream.delete_stream(format!("{prefix}_CHAT")).await;
                 }
             });
         });

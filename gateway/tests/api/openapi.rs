@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app};
 
-/// SPEC §3 for auth, users, contacts, presence, rooms, audit and analytics. Room
-/// chat comes with later work and is not served yet.
+/// SPEC §3 for auth, users, contacts, presence, rooms (with their chat), audit and
+/// analytics.
 const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
@@ -34,6 +34,7 @@ const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/v1/rooms/{roomId}/participants/{userId}/mute"),
     ("POST", "/api/v1/rooms/{roomId}/participants/{userId}/remove"),
     ("GET", "/api/v1/rooms/{roomId}/events"),
+    ("GET", "/api/v1/rooms/{roomId}/chat"),
     ("GET", "/api/v1/analytics/rooms/{roomId}"),
     ("GET", "/api/v1/analytics/daily"),
     ("GET", "/api/v1/audit/events"),

@@ -140,15 +140,17 @@ async fn presence_turns_offline_after_the_window() {
     assert!(presence.data()["lastSeenAt"].is_string(), "the last sighting is still told: {:#}", presence.body);
 }
 
+/// `in_meeting` follows WebSockets (see `ws/presence.rs`); joining through REST
+/// alone is activity, not a meeting.
 #[tokio::test]
-async fn presence_is_in_meeting_while_in_a_room() {
+async fn presence_is_online_in_a_room_without_a_socket() {
     let app = spawn_app().await;
     let host = app.new_user("Umar").await;
     let guest = app.new_user("Vina").await;
     let room = app.create_room(&host, json!({ "name": "Standup", "maxUsers": 5 })).await;
 
     app.post(&format!("/api/v1/rooms/{room}/join"), Some(&guest.token), json!({})).await.expect(200);
-    assert_eq!(app.presence_of(&host, &guest.id).await.data()["status"], "in_meeting");
+    assert_eq!(app.presence_of(&host, &guest.id).await.data()["status"], "online");
 
     app.post(&format!("/api/v1/rooms/{room}/leave"), Some(&guest.token), json!({})).await.expect(200);
     assert_eq!(app.presence_of(&host, &guest.id).await.data()["status"], "online");

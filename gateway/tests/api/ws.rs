@@ -1,4 +1,15 @@
 //! WebSocket signaling (`/ws`) over real sockets, against one or two gateways.
+//! Every message a test socket receives is checked against `schemas/ws/`.
+//!
+//! - `chat.rs`: chat stored on its stream, and its history for late joiners.
+//! - `events.rs`: room events (REST or socket) reach every socket exactly once.
+//! - `presence.rs`: presence follows open sockets.
+//! - `sfu.rs`: the gateway's side of the SFU signaling contract.
+
+mod chat;
+mod events;
+mod presence;
+mod sfu;
 
 use std::time::Duration;
 
@@ -10,8 +21,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
+use rapat_schemas::{WsDirection, validate_ws_message};
+
 use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with};
-use crate::rooms::{end, join, room_body};
+use crate::rooms::{end, join, leave, room_body};
 
 /// The longest a test waits for a message it expects.
 const WAIT: Duration = Duration::from_secs(10);
@@ -41,9 +54,10 @@ impl Client {
         self.socket.send(Message::text(message.to_string())).await.expect("send");
     }
 
-    /// The next JSON message, skipping keep-alive frames.
+    /// The next JSON message, skipping keep-alive frames. Each is checked against
+    /// its schema, so the schemas describe what the gateway really sends.
     async fn next(&mut self) -> Value {
-        tokio::time::timeout(WAIT, async {
+        let message: Value = tokio::time::timeout(WAIT, async {
             loop {
                 match self.socket.next().await {
                     Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON from the server"),
@@ -53,7 +67,44 @@ impl Client {
             }
         })
         .await
-        .expect("a message in time")
+        .expect("a message in time");
+        if let Err(error) = validate_ws_message(WsDirection::ServerToClient, &message) {
+            panic!("the gateway sent a message outside its schema: {error}\n{message:#}");
+        }
+        message
+    }
+
+    /// Reads for `duration` (answering pings, so the socket stays up) and
+    /// returns the messages that came.
+    async fn pump(&mut self, duration: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + duration;
+        let mut seen = Vec::new();
+        while let Ok(frame) = tokio::time::timeout_at(deadline, self.socket.next()).await {
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let message: Value = serde_json::from_str(&text).expect("JSON from the server");
+                    if let Err(error) = validate_ws_message(WsDirection::ServerToClient, &message) {
+                        panic!("the gateway sent a message outside its schema: {error}\n{message:#}");
+                    }
+                    seen.push(message);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            }
+        }
+        seen
+    }
+
+    /// Every message up to the chat message `marker` (not included).
+    async fn until_marker(&mut self, marker: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let message = self.next().await;
+            if message["type"] == "chat" && message["payload"]["message"] == marker {
+                return seen;
+            }
+            seen.push(message);
+        }
     }
 
     /// Waits for a message of `kind`, skipping others.
@@ -80,6 +131,13 @@ impl Client {
         .await
         .expect("the socket closes in time")
     }
+}
+
+/// Opens `/ws` and reads up to the `participants` message.
+async fn connected(base_url: &str, room: &str, token: &str) -> Client {
+    let mut client = connect(base_url, room, Some(token)).await;
+    client.expect("participants").await;
+    client
 }
 
 /// A room hosted by a new user, with `guests` joined through REST.
@@ -148,7 +206,10 @@ async fn participants_join_leave_and_chat() {
     assert!(listed.iter().all(|p| p["audioMuted"].is_boolean() && p["videoOn"].is_boolean()));
 
     let mut b = connect(&app.base_url, &room, Some(&guest.token)).await;
+    assert_eq!(b.next().await["type"], "config", "config comes first");
     b.expect("participants").await;
+    // The REST join was announced before A's socket opened; B announces its socket.
+    b.send(json!({ "type": "join_room" })).await;
     let joined = a.expect("user_joined").await;
     assert_eq!(joined["userId"], guest.id.as_str());
     assert_eq!(joined["username"], "Budi Tester");
@@ -165,7 +226,7 @@ async fn participants_join_leave_and_chat() {
     b.send(json!({ "type": "chat", "payload": { "message": "x".repeat(2001) } })).await;
     assert_eq!(b.expect("error").await["payload"]["code"], "invalid_message");
 
-    drop(b);
+    leave(&app, guest, &room).await.expect(200);
     assert_eq!(a.expect("user_left").await["userId"], guest.id.as_str());
 }
 
@@ -181,6 +242,7 @@ async fn two_gateways_carry_chat_and_targeted_signaling() {
     b.expect("participants").await;
     let mut c = connect(&second, &room, Some(&guests[1].token)).await;
     c.expect("participants").await;
+    b.send(json!({ "type": "join_room" })).await;
     assert_eq!(a.expect("user_joined").await["userId"], guests[0].id.as_str());
 
     b.send(json!({ "type": "chat", "payload": { "message": "from gateway two" } })).await;
@@ -201,18 +263,11 @@ async fn two_gateways_carry_chat_and_targeted_signaling() {
     // C saw the chat but not the offer meant for B: the next thing after the
     // chats is a marker chat.
     a.send(json!({ "type": "chat", "payload": { "message": "marker" } })).await;
-    let mut seen = Vec::new();
-    loop {
-        let message = c.next().await;
-        if message["payload"]["message"] == "marker" {
-            break;
-        }
-        seen.push(message["type"].as_str().unwrap_or("").to_string());
-    }
-    assert!(!seen.iter().any(|kind| kind == "offer" || kind == "answer"), "{seen:?}");
+    let seen = c.until_marker("marker").await;
+    assert!(!seen.iter().any(|m| m["type"] == "offer" || m["type"] == "answer"), "{seen:?}");
 
-    a.send(json!({ "type": "offer", "payload": { "sdp": "v=0" } })).await;
-    assert_eq!(a.expect("error").await["payload"]["code"], "sfu_unavailable");
+    a.send(json!({ "type": "offer", "targetUserId": guests[0].id, "payload": "v=0" })).await;
+    assert_eq!(a.expect("error").await["payload"]["code"], "invalid_payload");
 }
 
 #[tokio::test]
@@ -231,11 +286,18 @@ async fn media_state_is_recorded_and_broadcast() {
     b.send(json!({ "type": "video", "payload": { "on": true } })).await;
     assert_eq!(a.expect("video").await["payload"]["on"], true);
 
-    let listed = app.get(&format!("/api/v1/rooms/{room}/participants"), &host.token).await;
-    let me = listed.data().as_array().expect("list").iter().find(|p| p["userId"] == guests[0].id.as_str()).cloned();
-    let me = me.expect("B is listed");
-    assert_eq!(me["audioMuted"], true);
-    assert_eq!(me["videoOn"], true);
+    // Sockets hear a change once it is stored; the read model follows a moment later.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let listed = app.get(&format!("/api/v1/rooms/{room}/participants"), &host.token).await;
+        let me = listed.data().as_array().expect("list").iter().find(|p| p["userId"] == guests[0].id.as_str()).cloned();
+        let me = me.expect("B is listed");
+        if me["audioMuted"] == true && me["videoOn"] == true {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the change never reached the read model: {me:#}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     b.send(json!({ "type": "screen_share", "payload": { "sharing": "yes" } })).await;
     assert_eq!(b.expect("error").await["payload"]["code"], "invalid_payload");
@@ -289,21 +351,25 @@ async fn removal_and_room_end_close_sockets() {
 #[tokio::test]
 async fn a_silent_client_is_dropped() {
     let app = spawn_app_with(|config| {
-        config.ws_ping_interval = Duration::from_millis(100);
-        config.ws_pong_timeout = Duration::from_millis(400);
+        config.ws_ping_interval = Duration::from_millis(200);
+        config.ws_pong_timeout = Duration::from_millis(1500);
     })
     .await;
     let (room, host, guests) = room_with(&app, &["Budi"]).await;
     let mut a = connect(&app.base_url, &room, Some(&host.token)).await;
     a.expect("participants").await;
     // B never reads, so it never answers a ping.
-    let mut b = connect(&app.base_url, &room, Some(&guests[0].token)).await;
-    assert_eq!(a.expect("user_joined").await["userId"], guests[0].id.as_str());
-    assert_eq!(a.expect("user_left").await["userId"], guests[0].id.as_str());
+    let b = connect(&app.base_url, &room, Some(&guests[0].token)).await;
+    presence::wait_for_status(&app, &host, &guests[0], "in_meeting", &mut [&mut a]).await;
+    // Dropped: B is no longer in the meeting (a dropped socket is not a leave).
+    // (Its 4408 close frame cannot be checked here: reading it would answer the
+    // pings queued before it, on a connection the server has already closed.)
+    presence::wait_for_status(&app, &host, &guests[0], "online", &mut [&mut a]).await;
     // A, reading, keeps answering pings and stays.
     a.send(json!({ "type": "chat", "payload": { "message": "alive" } })).await;
     assert_eq!(a.expect("chat").await["payload"]["message"], "alive");
-    b.socket.close(None).await.ok();
+    assert_eq!(app.presence_of(&host, &host.id).await.data()["status"], "in_meeting");
+    drop(b);
 }
 
 #[tokio::test]
@@ -314,7 +380,7 @@ async fn a_client_that_cannot_keep_up_is_dropped_and_the_room_goes_on() {
     a.expect("participants").await;
     // B never reads: once its socket buffers and its queue are full, it is dropped.
     let b = connect(&app.base_url, &room, Some(&guests[0].token)).await;
-    assert_eq!(a.expect("user_joined").await["userId"], guests[0].id.as_str());
+    presence::wait_for_status(&app, &host, &guests[0], "in_meeting", &mut []).await;
     let bulk = json!({ "sdp": "z".repeat(60 * 1024) });
     let flood = async {
         for _ in 0..1000 {
@@ -322,8 +388,50 @@ async fn a_client_that_cannot_keep_up_is_dropped_and_the_room_goes_on() {
         }
     };
     tokio::time::timeout(Duration::from_secs(60), flood).await.expect("the sender is never blocked for long");
-    assert_eq!(a.expect("user_left").await["userId"], guests[0].id.as_str());
+    presence::wait_for_status(&app, &host, &guests[0], "online", &mut []).await;
     a.send(json!({ "type": "chat", "payload": { "message": "still going" } })).await;
     assert_eq!(a.expect("chat").await["payload"]["message"], "still going");
     drop(b);
+}
+
+#[tokio::test]
+async fn each_socket_is_first_told_its_ice_servers() {
+    let app = spawn_app_with(|config| {
+        config.ice_servers = vec![
+            rapat_gateway::IceServer { urls: vec!["stun:stun.example.com:3478".into()], username: None, credential: None },
+            rapat_gateway::IceServer {
+                urls: vec!["turn:turn.example.com:3478?transport=udp".into(), "turns:turn.example.com:5349".into()],
+                username: Some("rapat".into()),
+                credential: Some("s3cret".into()),
+            },
+        ];
+    })
+    .await;
+    let (room, host, _) = room_with(&app, &[]).await;
+    let mut a = connect(&app.base_url, &room, Some(&host.token)).await;
+    let config = a.next().await;
+    assert_eq!(config["type"], "config", "the first message: {config:#}");
+    assert_eq!(config["userId"], host.id.as_str());
+    assert_eq!(
+        config["payload"],
+        json!({ "iceServers": [
+            { "urls": ["stun:stun.example.com:3478"] },
+            { "urls": ["turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349"], "username": "rapat", "credential": "s3cret" },
+        ] })
+    );
+    assert_eq!(a.next().await["type"], "participants");
+
+    // None configured: an empty list, still first.
+    let plain = spawn_app().await;
+    let (room, host, _) = room_with(&plain, &[]).await;
+    let mut b = connect(&plain.base_url, &room, Some(&host.token)).await;
+    assert_eq!(b.next().await["payload"], json!({ "iceServers": [] }));
+}
+
+#[test]
+fn ice_servers_read_from_json_take_one_url_or_many() {
+    let servers: Vec<rapat_gateway::IceServer> =
+        serde_json::from_str(r#"[{"urls":"stun:a"},{"urls":["turn:b"],"username":"u","credential":"c"}]"#).expect("valid");
+    assert_eq!(servers[0].urls, ["stun:a"]);
+    assert_eq!(servers[1].username.as_deref(), Some("u"));
 }

@@ -6,9 +6,11 @@
 //! - `lifecycle.rs`: create, list, history, get, update settings, end.
 //! - `participants.rs`: join, leave, participant list, host mute and remove.
 //! - `audit.rs`: the room's event history, for its host.
+//! - `chat.rs`: the room's recent chat, from the chat stream (not a read model).
 //! - `views.rs`: the JSON shapes these answer with.
 
 mod audit;
+mod chat;
 mod lifecycle;
 mod participants;
 mod views;
@@ -38,6 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(participants::mute_participant))
         .routes(routes!(participants::remove_participant))
         .routes(routes!(audit::room_events))
+        .routes(routes!(chat::chat_history))
 }
 
 /// `?page=&limit=` of the paginated lists.

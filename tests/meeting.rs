@@ -1,0 +1,126 @@
+//! Two webrtc-rs clients hold a meeting through `rapat serve`: REST to register,
+//! create and join, the WebSocket for signaling, the SFU for media (ICE, DTLS,
+//! SRTP over loopback UDP). Then the host ends the room and the media stops.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use rapat_sfu::loopback_client::{ClientOptions, LoopbackClient, RtpCodecKind, Signal};
+use serde_json::{Value, json};
+use support::Served;
+use tokio::sync::mpsc::unbounded_channel;
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+struct User {
+    id: String,
+    token: String,
+}
+
+async fn post(served: &Served, path: &str, token: Option<&str>, body: Value) -> Value {
+    let mut request = reqwest::Client::new().post(served.url(path)).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("gateway answers");
+    let status = response.status();
+    let body: Value = response.json().await.expect("json body");
+    assert!(status.is_success(), "POST {path} answered {status}: {body}");
+    body["data"].clone()
+}
+
+async fn user(served: &Served, name: &str) -> User {
+    let email = format!("{}.{}@example.com", name.to_lowercase(), Uuid::new_v4().simple());
+    let credentials = json!({ "email": email, "password": "correct horse 1" });
+    let registered =
+        post(served, "/api/v1/auth/register", None, json!({ "email": email, "password": "correct horse 1", "firstName": name, "lastName": "Tester" }))
+            .await;
+    let login = post(served, "/api/v1/auth/login", None, credentials).await;
+    User { id: registered["user"]["id"].as_str().expect("user id").into(), token: login["token"].as_str().expect("token").into() }
+}
+
+/// Opens the user's WebSocket and a loopback peer whose SFU negotiation goes over it.
+async fn attend(served: &Served, room: &str, user: &User) -> LoopbackClient {
+    let url = format!("ws://{}/ws?roomId={room}&token={}", served.address, user.token);
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("websocket upgrade");
+    let (mut write, mut read) = socket.split();
+    let (to_sfu, mut from_client) = unbounded_channel::<Signal>();
+    let (to_client, from_sfu) = unbounded_channel::<Signal>();
+    tokio::spawn(async move {
+        while let Some(Ok(frame)) = read.next().await {
+            let Message::Text(text) = frame else { continue };
+            let Ok(message) = serde_json::from_str::<Value>(&text) else { continue };
+            let kind = message["type"].as_str().unwrap_or_default();
+            let from_sfu = message.get("targetUserId").is_none() && message["username"] == "sfu";
+            if from_sfu && matches!(kind, "offer" | "answer" | "ice-candidate" | "error") {
+                let _ = to_client.send((kind.to_string(), message["payload"].clone()));
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some((kind, payload)) = from_client.recv().await {
+            let text = json!({ "type": kind, "payload": payload }).to_string();
+            if write.send(Message::text(text)).await.is_err() {
+                return;
+            }
+        }
+    });
+    LoopbackClient::start(ClientOptions::publisher(), to_sfu, from_sfu).await.expect("peer starts")
+}
+
+async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_exchange_media_through_rapat_serve_until_the_room_ends() {
+    let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let served = Served::start(&[
+        ("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"),
+        ("RAPAT_JWT_SECRET", &secret),
+        ("RAPAT_ICE_SERVERS", r#"[{"urls":"stun:stun.example.org:3478"}]"#),
+    ])
+    .await;
+    let (ayu, bima) = (user(&served, "Ayu").await, user(&served, "Bima").await);
+    let room = post(&served, "/api/v1/rooms", Some(&ayu.token), json!({ "name": "Standup", "maxUsers": 5 })).await;
+    let room = room["id"].as_str().expect("room id").to_string();
+    for who in [&ayu, &bima] {
+        post(&served, &format!("/api/v1/rooms/{room}/join"), Some(&who.token), json!({})).await;
+    }
+
+    let ayu_peer = attend(&served, &room, &ayu).await;
+    let bima_peer = attend(&served, &room, &bima).await;
+    let (ayu_stats, bima_stats) = (ayu_peer.stats(), bima_peer.stats());
+    eventually("each receives the other's video and audio", Duration::from_secs(20), || {
+        ayu_stats.packets_from(&bima.id, RtpCodecKind::Video) > 100
+            && ayu_stats.packets_from(&bima.id, RtpCodecKind::Audio) > 30
+            && bima_stats.packets_from(&ayu.id, RtpCodecKind::Video) > 100
+            && bima_stats.packets_from(&ayu.id, RtpCodecKind::Audio) > 30
+    })
+    .await;
+    for track in ayu_stats.tracks().iter().chain(bima_stats.tracks().iter()) {
+        assert_eq!(track.out_of_order, 0, "in order on loopback: {track:?}");
+    }
+
+    post(&served, &format!("/api/v1/rooms/{room}/end"), Some(&ayu.token), json!({})).await;
+    let ended = Instant::now();
+    let received = || ayu_stats.packets_from(&bima.id, RtpCodecKind::Video) + bima_stats.packets_from(&ayu.id, RtpCodecKind::Video);
+    let mut last = received();
+    let mut changed = Instant::now();
+    while changed.elapsed() < Duration::from_millis(500) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if received() != last {
+            last = received();
+            changed = Instant::now();
+        }
+        assert!(ended.elapsed() < Duration::from_secs(5), "media kept flowing after the room ended");
+    }
+    let took = changed.saturating_duration_since(ended);
+    assert!(took <= Duration::from_secs(1), "media stopped {took:?} after the room ended");
+}

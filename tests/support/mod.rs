@@ -1,0 +1,105 @@
+//! `rapat serve` as a child process, on its own namespace and database, for
+//! tests that use the binary the way an operator does.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
+}
+
+pub fn postgres_base_url() -> String {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/rapat".to_string());
+    url.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(url)
+}
+
+/// A running `rapat serve`; killed, and its stream, buckets and database
+/// removed, when dropped.
+pub struct Served {
+    child: std::process::Child,
+    pub namespace: String,
+    pub database: String,
+    /// `host:port` of the HTTP listener.
+    pub address: String,
+}
+
+impl Served {
+    /// Starts `rapat serve` with `env` added, and waits until it listens.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let namespace = format!("t{}", Uuid::new_v4().simple());
+        let database = format!("rapat_test_{namespace}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rapat"))
+            .args(["serve", "--namespace", &namespace, "--nats-url", &nats_url(), "--http-addr", "127.0.0.1:0"])
+            .args(["--database-url", &format!("{}/{database}", postgres_base_url())])
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rapat starts");
+        // The log says where the API listens. Keep draining stderr afterwards: a
+        // closed pipe would make the server's log writes fail.
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (found, address) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("REST API listening on http://").nth(1)
+                    && let Some(sender) = found.take()
+                {
+                    let _ = sender.send(rest.split('/').next().unwrap_or_default().to_string());
+                }
+            }
+        });
+        // Owned from here on, so a timeout below still stops and cleans up.
+        let mut served = Self { child, namespace, database, address: String::new() };
+        served.address = tokio::time::timeout(Duration::from_secs(60), address)
+            .await
+            .expect("rapat serve starts listening within a minute")
+            .expect("rapat serve logs its address");
+        served
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("status").is_none()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (namespace, database) = (self.namespace.clone(), self.database.clone());
+        // Clean up on a runtime of our own: drop may run outside any.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async move {
+                if let Ok(nats) = async_nats::connect(nats_url()).await {
+                    let jetstream = async_nats::jetstream::new(nats);
+                    let prefix = namespace.to_uppercase();
+                    for stream in [format!("{prefix}_EVENTS"), format!("{prefix}_CHAT")] {
+                        let _ = jetstream.delete_stream(&stream).await;
+                    }
+                    for bucket in ["SNAPSHOTS", "PRESENCE", "SFU_ROOMS"] {
+                        let _ = jetstream.delete_key_value(format!("{prefix}_{bucket}")).await;
+                    }
+                }
+                use sqlx::Connection as _;
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base_url())).await {
+                    let statement = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut admin).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}

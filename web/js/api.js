@@ -1,0 +1,204 @@
+// The REST client for /api/v1: the session's tokens, the error envelope, and
+// one function per endpoint the client uses.
+//
+// Tokens live in sessionStorage: they survive a reload of the tab (so a meeting
+// can be re-entered) but not the tab itself, and other tabs cannot read them.
+
+const BASE = "/api/v1";
+const SESSION_KEY = "rapat.session";
+/** Refresh the access token this long before it expires (seconds). */
+const EXPIRY_MARGIN = 30;
+
+/** A failed API call: `code` is the envelope's machine code, `message` its text. */
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter = null) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+// ---------------------------------------------------------------- session
+
+/** `{token, refreshToken, user}` of the signed-in user, or null. */
+export function currentSession() {
+  try {
+    const raw = sessionStorage.getItem(SESSION_KEY);
+    return raw ? JSON.parse(raw) : null;
+  } catch {
+    return null;
+  }
+}
+
+function saveSession(session) {
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+}
+
+/** Forgets the tokens and tells the app (main.js shows the sign-in form). */
+export function endSession(reason = null) {
+  sessionStorage.removeItem(SESSION_KEY);
+  window.dispatchEvent(new CustomEvent("rapat:signed-out", { detail: { reason } }));
+}
+
+/** Seconds since the epoch at which a JWT expires, or 0 when unreadable. */
+function expiryOf(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part)).exp ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+// Several requests may see an expired token at once; they share one refresh, since
+// presenting the same refresh token twice would revoke the whole session.
+let refreshing = null;
+
+function refreshTokens() {
+  if (!refreshing) {
+    refreshing = doRefresh().finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+async function doRefresh() {
+  const session = currentSession();
+  if (!session) throw new ApiError(401, "not_signed_in", "You are not signed in.");
+  try {
+    const data = await request("POST", "/auth/refresh", {
+      body: { refreshToken: session.refreshToken },
+      auth: false,
+    });
+    saveSession({ ...session, token: data.token, refreshToken: data.refreshToken });
+  } catch (error) {
+    // A refresh token that is refused will never work again: sign out. A network
+    // failure is not a refusal; keep the session for the next attempt.
+    if (error.status === 401) endSession(error.code);
+    throw error;
+  }
+}
+
+/**
+ * An access token valid for at least a little while, refreshed first when it is
+ * about to expire. The WebSocket URL needs one: a socket cannot retry on 401.
+ */
+export async function freshToken() {
+  const session = currentSession();
+  if (!session) throw new ApiError(401, "not_signed_in", "You are not signed in.");
+  if (expiryOf(session.token) - Date.now() / 1000 < EXPIRY_MARGIN) {
+    await refreshTokens();
+  }
+  return currentSession().token;
+}
+
+// ---------------------------------------------------------------- requests
+
+/** Codes of a 401 that mean the session is over (as opposed to "expired, refresh"). */
+const SESSION_OVER = new Set(["token_revoked", "invalid_token", "session_revoked", "missing_token"]);
+
+/**
+ * Sends one request and returns the envelope's `data` (or the whole envelope when
+ * `whole` is set, for paginated answers). Throws ApiError for every failure.
+ */
+async function request(method, path, { body, auth = true, retry = true, whole = false } = {}) {
+  const headers = {};
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (auth) {
+    const session = currentSession();
+    if (!session) throw new ApiError(401, "not_signed_in", "You are not signed in.");
+    headers.authorization = `Bearer ${session.token}`;
+  }
+  let response;
+  try {
+    response = await fetch(BASE + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "network_error", "Cannot reach the server.");
+  }
+  const envelope = await response.json().catch(() => null);
+  if (response.ok && envelope?.success !== false) {
+    return whole ? envelope : envelope?.data ?? envelope;
+  }
+
+  const code = envelope?.error?.code ?? `http_${response.status}`;
+  const message = envelope?.error?.message ?? response.statusText ?? "Request failed";
+  const retryAfter = Number(response.headers.get("retry-after")) || null;
+  if (response.status === 401 && auth) {
+    if (code === "token_expired" && retry) {
+      await refreshTokens();
+      return request(method, path, { body, auth, retry: false, whole });
+    }
+    if (SESSION_OVER.has(code)) endSession(code);
+  }
+  throw new ApiError(response.status, code, message, retryAfter);
+}
+
+// ---------------------------------------------------------------- auth
+
+export async function register({ email, password, firstName, lastName }) {
+  const data = await request("POST", "/auth/register", {
+    body: { email, password, firstName, lastName },
+    auth: false,
+  });
+  return data.user;
+}
+
+export async function login(email, password) {
+  const data = await request("POST", "/auth/login", { body: { email, password }, auth: false });
+  saveSession({ token: data.token, refreshToken: data.refreshToken, user: data.user });
+  return data.user;
+}
+
+export async function logout() {
+  try {
+    await request("POST", "/auth/logout", { body: {} });
+  } finally {
+    endSession("logout");
+  }
+}
+
+// ---------------------------------------------------------------- rooms
+
+const room = (id) => `/rooms/${encodeURIComponent(id)}`;
+
+export const listRooms = () => request("GET", "/rooms");
+
+/** `{data: [...rooms], pagination: {page, limit, total}}`. */
+export const roomHistory = (page = 1, limit = 10) =>
+  request("GET", `/rooms/history?page=${page}&limit=${limit}`, { whole: true });
+
+export function createRoom({ name, description, password, maxUsers }) {
+  return request("POST", "/rooms", {
+    body: { name, description: description || undefined, password: password || undefined, maxUsers },
+  });
+}
+
+export const getRoom = (id) => request("GET", room(id));
+
+/** `{room, participant}`; a wrong or missing password is a 403 `wrong_password`. */
+export const joinRoom = (id, password) =>
+  request("POST", `${room(id)}/join`, { body: password ? { password } : {} });
+
+export const leaveRoom = (id) => request("POST", `${room(id)}/leave`);
+export const participants = (id) => request("GET", `${room(id)}/participants`);
+export const endRoom = (id) => request("POST", `${room(id)}/end`);
+
+export const muteParticipant = (id, userId) =>
+  request("POST", `${room(id)}/participants/${encodeURIComponent(userId)}/mute`);
+
+export const removeParticipant = (id, userId) =>
+  request("POST", `${room(id)}/participants/${encodeURIComponent(userId)}/remove`);
+
+/** `{messages: [{id, roomId, userId, username, message, timestamp}], nextBefore}`. */
+export function chatHistory(id, before = null, limit = 50) {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (before) query.set("before", before);
+  return request("GET", `${room(id)}/chat?${query}`);
+}

@@ -1,0 +1,94 @@
+// Sign in and create an account.
+
+import * as api from "./api.js";
+import { describe } from "./errors.js";
+import { busy, el, formError, formValues, replace } from "./ui.js";
+
+/**
+ * Renders the sign-in form (or the registration form) into `root`; calls
+ * `onSignedIn(user)` once a session exists.
+ */
+export function renderAuth(root, { onSignedIn, mode = "login", note = null }) {
+  const switchTo = (next) => renderAuth(root, { onSignedIn, mode: next });
+  const form = mode === "login" ? loginForm(onSignedIn) : registerForm(onSignedIn);
+  replace(
+    root,
+    el(
+      "section",
+      { class: "card auth" },
+      el("h1", {}, mode === "login" ? "Sign in" : "Create an account"),
+      note ? el("p", { class: "note" }, note) : null,
+      form,
+      el(
+        "p",
+        { class: "switch" },
+        mode === "login" ? "No account yet? " : "Already have an account? ",
+        el(
+          "button",
+          { type: "button", class: "link", id: mode === "login" ? "show-register" : "show-login", onclick: () => switchTo(mode === "login" ? "register" : "login") },
+          mode === "login" ? "Create one" : "Sign in",
+        ),
+      ),
+    ),
+  );
+  form.querySelector("input")?.focus();
+}
+
+function field(label, name, type, extra = {}) {
+  return el("label", {}, label, el("input", { name, type, required: true, ...extra }));
+}
+
+function loginForm(onSignedIn) {
+  const form = el(
+    "form",
+    { id: "login-form" },
+    field("Email", "email", "email", { autocomplete: "username" }),
+    field("Password", "password", "password", { autocomplete: "current-password" }),
+    el("button", { type: "submit", class: "primary" }, "Sign in"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const { email, password } = formValues(form);
+    formError(form, null);
+    await busy(form, async () => {
+      try {
+        onSignedIn(await api.login(email, password));
+      } catch (error) {
+        formError(form, describe(error));
+      }
+    });
+  });
+  return form;
+}
+
+function registerForm(onSignedIn) {
+  const form = el(
+    "form",
+    { id: "register-form" },
+    el(
+      "div",
+      { class: "row" },
+      field("First name", "firstName", "text", { autocomplete: "given-name", maxlength: 100 }),
+      field("Last name", "lastName", "text", { autocomplete: "family-name", maxlength: 100 }),
+    ),
+    field("Email", "email", "email", { autocomplete: "username" }),
+    field("Password", "password", "password", { autocomplete: "new-password", minlength: 8 }),
+    el("p", { class: "hint" }, "At least 8 characters, with a letter and a digit or symbol."),
+    el("button", { type: "submit", class: "primary" }, "Create account"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const values = formValues(form);
+    formError(form, null);
+    await busy(form, async () => {
+      try {
+        await api.register(values);
+        // Registration makes the account; a login makes the session.
+        onSignedIn(await api.login(values.email, values.password));
+      } catch (error) {
+        formError(form, describe(error));
+      }
+    });
+  });
+  return form;
+}

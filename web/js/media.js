@@ -1,0 +1,133 @@
+// Local media (microphone, camera, screen) and the one RTCPeerConnection to the
+// SFU, negotiated with the WebRTC "perfect negotiation" pattern.
+//
+// The SFU is the impolite peer and this client the polite one (SPEC §4): when our
+// offer crosses one of the SFU's, we roll ours back and answer theirs; the browser
+// then fires `negotiationneeded` again and our change goes out in a fresh offer.
+
+/**
+ * Microphone and camera, degrading to whatever is available: a meeting is still
+ * useful with audio only, or with no devices at all (listen and watch).
+ * Answers `{stream, error}`; `error` is the first failure, for a notice.
+ */
+export async function openLocalMedia() {
+  const attempts = [
+    { audio: true, video: { width: { ideal: 640 }, height: { ideal: 360 } } },
+    { audio: true, video: false },
+    { audio: false, video: true },
+  ];
+  let firstError = null;
+  for (const constraints of attempts) {
+    try {
+      const stream = await navigator.mediaDevices.getUserMedia(constraints);
+      return { stream, error: firstError };
+    } catch (error) {
+      firstError ??= error;
+    }
+  }
+  return { stream: new MediaStream(), error: firstError };
+}
+
+/** A screen (or window, or tab) track, or throws what getDisplayMedia threw. */
+export async function openScreen() {
+  const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+  return stream.getVideoTracks()[0];
+}
+
+/**
+ * The peer connection to the SFU. Signaling goes out through `send(type, payload)`
+ * (`offer`, `answer`, `ice-candidate`, never with a targetUserId); what the SFU
+ * sends comes in through `handle(message)`.
+ */
+export class PeerLink {
+  constructor({ iceServers, send, onTrack, onState }) {
+    this.send = send;
+    this.pc = new RTCPeerConnection({ iceServers: iceServers ?? [] });
+    this.makingOffer = false;
+    this.closed = false;
+    // Incoming signaling is applied one message at a time, in arrival order: an
+    // ICE candidate must not overtake the description it belongs to.
+    this.queue = Promise.resolve();
+
+    this.pc.onnegotiationneeded = () => this.offer();
+    this.pc.onicecandidate = ({ candidate }) => {
+      if (candidate) this.send("ice-candidate", candidate.toJSON());
+    };
+    this.pc.ontrack = (event) => onTrack(event);
+    this.pc.onconnectionstatechange = () => {
+      const state = this.pc.connectionState;
+      onState?.(state);
+      // A failed ICE path (network change) is repaired by an ICE restart offer.
+      if (state === "failed" && !this.closed) this.pc.restartIce();
+    };
+  }
+
+  async offer() {
+    if (this.closed) return;
+    try {
+      this.makingOffer = true;
+      await this.pc.setLocalDescription();
+      // The description may have been rolled back while we awaited (a crossing
+      // SFU offer won); then there is nothing of ours to send.
+      if (this.pc.localDescription?.type === "offer" && this.pc.signalingState === "have-local-offer") {
+        this.send("offer", { sdp: this.pc.localDescription.sdp });
+      }
+    } catch (error) {
+      console.warn("rapat: creating an offer failed", error);
+    } finally {
+      this.makingOffer = false;
+    }
+  }
+
+  /** Applies one `offer`, `answer` or `ice-candidate` message from the SFU. */
+  handle(message) {
+    this.queue = this.queue.then(() => this.apply(message)).catch((error) => {
+      console.warn(`rapat: applying an SFU ${message.type} failed`, error);
+    });
+    return this.queue;
+  }
+
+  async apply({ type, payload }) {
+    if (this.closed || !payload) return;
+    const pc = this.pc;
+    if (type === "ice-candidate") {
+      // An end-of-candidates marker may come as an empty candidate.
+      if (payload.candidate === undefined) return;
+      await pc.addIceCandidate(payload);
+      return;
+    }
+    const description = { type, sdp: payload.sdp };
+    if (type === "offer") {
+      const collision = this.makingOffer || pc.signalingState !== "stable";
+      if (collision && pc.signalingState === "have-local-offer") {
+        // Polite: our offer loses. Roll it back, then take theirs. (When our offer
+        // is still being created, setRemoteDescription rolls back implicitly.)
+        await pc.setLocalDescription({ type: "rollback" });
+      }
+      await pc.setRemoteDescription(description);
+      await pc.setLocalDescription();
+      this.send("answer", { sdp: pc.localDescription.sdp });
+    } else if (type === "answer") {
+      // An answer to an offer we already rolled back is stale: drop it.
+      if (pc.signalingState !== "have-local-offer") return;
+      await pc.setRemoteDescription(description);
+    }
+  }
+
+  addTrack(track, stream) {
+    return this.pc.addTrack(track, stream);
+  }
+
+  removeTrack(sender) {
+    if (!this.closed && sender) this.pc.removeTrack(sender);
+  }
+
+  close() {
+    this.closed = true;
+    this.pc.onnegotiationneeded = null;
+    this.pc.onicecandidate = null;
+    this.pc.ontrack = null;
+    this.pc.onconnectionstatechange = null;
+    this.pc.close();
+  }
+}

@@ -1,0 +1,103 @@
+// Small DOM helpers shared by the views. Text always goes in through textContent
+// (never innerHTML): names and chat messages come from other people.
+
+/**
+ * Builds an element: `el("button", {class: "x", onclick: f, "data-id": 1}, "text", child)`.
+ * Attributes starting with "on" become listeners; `null`/`false` ones are skipped.
+ */
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes ?? {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on") && typeof value === "function") {
+      node.addEventListener(name.slice(2), value);
+    } else if (name === "class") {
+      node.className = value;
+    } else if (name in node && typeof value !== "string") {
+      node[name] = value; // properties such as `srcObject`, `muted`, `autoplay`
+    } else {
+      node.setAttribute(name, value === true ? "" : String(value));
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** Replaces the contents of `node`. */
+export function replace(node, ...children) {
+  node.replaceChildren();
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) node.append(child);
+  }
+  return node;
+}
+
+/** A short message in the corner; errors stay longer. */
+export function toast(text, kind = "info") {
+  const box = document.getElementById("toasts");
+  if (!box) return;
+  const item = el("div", { class: `toast toast-${kind}`, role: kind === "error" ? "alert" : "status" }, text);
+  box.append(item);
+  setTimeout(() => item.remove(), kind === "error" ? 8000 : 4000);
+}
+
+/** A form's fields as an object of trimmed strings (passwords untrimmed). */
+export function formValues(form) {
+  const values = {};
+  for (const [name, value] of new FormData(form)) {
+    const field = form.elements.namedItem(name);
+    values[name] = field?.type === "password" ? String(value) : String(value).trim();
+  }
+  return values;
+}
+
+/** An inline error line under a form; `error` null hides it. */
+export function formError(form, text) {
+  let line = form.querySelector(".form-error");
+  if (!line) {
+    line = el("p", { class: "form-error", role: "alert" });
+    form.append(line);
+  }
+  line.textContent = text ?? "";
+  line.hidden = !text;
+}
+
+/** Disables a form's controls while `work` runs, so a slow request is not sent twice. */
+export async function busy(form, work) {
+  const controls = [...form.querySelectorAll("button, input, select, textarea")];
+  const before = controls.map((control) => control.disabled);
+  controls.forEach((control) => (control.disabled = true));
+  try {
+    return await work();
+  } finally {
+    controls.forEach((control, index) => (control.disabled = before[index]));
+  }
+}
+
+export function formatTime(timestamp) {
+  const date = new Date(timestamp);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+export function formatDate(timestamp) {
+  const date = new Date(timestamp);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
+
+/** The join link of a room, shareable as is. */
+export function roomLink(roomId) {
+  return `${location.origin}/#/rooms/${roomId}`;
+}
+
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    toast("Link copied");
+  } catch {
+    // Clipboard access needs a secure context or permission; show it instead.
+    window.prompt("Copy this link", text);
+  }
+}
