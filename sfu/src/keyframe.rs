@@ -26,8 +26,16 @@ const MIN_INTERVAL: Duration = Duration::from_millis(500);
 
 #[derive(Default)]
 pub struct SurfaceKeyframeRequests {
+    /// Also surface sender reports (the loopback client counts them).
+    sender_reports: bool,
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
+}
+
+impl SurfaceKeyframeRequests {
+    pub fn with_sender_reports() -> Self {
+        Self { sender_reports: true, ..Self::default() }
+    }
 }
 
 fn is_keyframe_request(packet: &dyn rtcp::Packet) -> bool {
@@ -44,7 +52,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for SurfaceKeyframeRequests {
 
     fn handle_read(&mut self, mut message: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &message.message.packet
-            && packets.iter().any(|packet| is_keyframe_request(packet.as_ref()))
+            && packets.iter().any(|packet| {
+                is_keyframe_request(packet.as_ref()) || (self.sender_reports && packet.as_any().is::<rtcp::sender_report::SenderReport>())
+            })
         {
             message.message.add(Attribute::DeliverToApplication);
         }

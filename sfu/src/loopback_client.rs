@@ -25,6 +25,7 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 pub use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters};
@@ -49,6 +50,8 @@ pub struct ClientOptions {
     pub audio_payload_bytes: usize,
     /// Keep every packet's forwarding delay (for the benchmark).
     pub record_delays: bool,
+    /// Simulated loss: drop every Nth incoming RTP datagram before decryption.
+    pub drop_every: Option<u64>,
 }
 
 impl ClientOptions {
@@ -61,6 +64,7 @@ impl ClientOptions {
             audio_packets_per_second: 50,
             audio_payload_bytes: 160,
             record_delays: false,
+            drop_every: None,
         }
     }
 
@@ -128,6 +132,8 @@ pub struct ClientStats {
     pub keyframe_requests: AtomicU64,
     pub offers_received: AtomicU64,
     pub answers_received: AtomicU64,
+    pub sender_reports: AtomicU64,
+    pub dropped_on_purpose: AtomicU64,
     pub errors: Mutex<Vec<Value>>,
     /// Where the SFU's datagrams come from.
     remote: Mutex<Option<SocketAddr>>,
@@ -185,7 +191,7 @@ impl LoopbackClient {
         let now = Instant::now();
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs()?;
-        let registry = Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
+        let registry = Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::with_sender_reports());
         let registry = register_default_interceptors(registry, &mut media_engine)?;
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_media_engine(media_engine)
@@ -251,6 +257,7 @@ impl LoopbackClient {
             stats: Arc::clone(&stats),
             outgoing,
             started: now,
+            rtp_seen: 0,
         };
         let task = tokio::spawn(driver.run(incoming, commands_rx));
         Ok(Self { stats, commands: commands_tx, task, local_addr })
@@ -298,6 +305,7 @@ struct Driver {
     stats: Arc<ClientStats>,
     outgoing: UnboundedSender<Signal>,
     started: Instant,
+    rtp_seen: u64,
 }
 
 const TICK: Duration = Duration::from_millis(5);
@@ -322,6 +330,9 @@ impl Driver {
                         if let Ok(mut remote) = self.stats.remote.lock() {
                             remote.get_or_insert(from);
                         }
+                        if self.drop_on_purpose(&buf[..len]) {
+                            continue;
+                        }
                         let _ = self.pc.handle_read(TaggedBytesMut {
                             now: Instant::now(),
                             transport: TransportContext { local_addr: self.local_addr, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
@@ -340,6 +351,22 @@ impl Driver {
                 },
             }
         }
+    }
+
+    /// Whether to lose this datagram: every Nth SRTP media packet, once connected.
+    fn drop_on_purpose(&mut self, datagram: &[u8]) -> bool {
+        let Some(every) = self.options.drop_every else { return false };
+        // RFC 7983 / 5761: RTP and RTCP start 128..=191; RTCP's second byte is 192..=223.
+        let is_rtp = datagram.len() > 12 && (128..=191).contains(&datagram[0]) && !(192..=223).contains(&datagram[1]);
+        if !is_rtp || !self.stats.connected.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.rtp_seen += 1;
+        if self.rtp_seen % every == 0 {
+            self.stats.dropped_on_purpose.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        false
     }
 
     fn signal(&mut self, kind: &str, payload: Value) {
@@ -478,8 +505,9 @@ impl Driver {
                     }
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
-                    let plis = packets.iter().filter(|p| p.as_any().is::<PictureLossIndication>()).count();
-                    self.stats.keyframe_requests.fetch_add(plis as u64, Ordering::Relaxed);
+                    let count = |is: fn(&dyn std::any::Any) -> bool| packets.iter().filter(|p| is(p.as_any())).count() as u64;
+                    self.stats.keyframe_requests.fetch_add(count(|p| p.is::<PictureLossIndication>()), Ordering::Relaxed);
+                    self.stats.sender_reports.fetch_add(count(|p| p.is::<SenderReport>()), Ordering::Relaxed);
                 }
                 _ => {}
             }

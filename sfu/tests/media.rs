@@ -210,3 +210,26 @@ async fn two_sfu_nodes_on_one_namespace_serve_a_room_once() {
     let (first_out, second_out) = (h.sfu.handle().counters().datagrams_out, second.handle().counters().datagrams_out);
     assert!((first_out > 0) != (second_out > 0), "the room lives on one node: {first_out} vs {second_out} datagrams");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_video_is_recovered_by_nack_and_sender_reports_arrive() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let _publisher = h.connect(h.host, ClientOptions::publisher()).await;
+    let lossy = ClientOptions { drop_every: Some(25), ..ClientOptions::subscriber() };
+    let subscriber = h.connect(h.participant().await, lossy).await;
+    let stream = h.host.to_string();
+    let stats = subscriber.stats();
+    eventually("four seconds of video", Duration::from_secs(20), || stats.packets_from(&stream, RtpCodecKind::Video) > 600).await;
+    // Let the last retransmissions arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let dropped = stats.dropped_on_purpose.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(dropped >= 20, "the network lost {dropped} packets");
+    let video = stats.tracks().into_iter().find(|t| t.kind == Some(RtpCodecKind::Video)).expect("a video track");
+    assert!(video.loss() < 0.01, "NACKed video was retransmitted: loss {:.2}% with 4% dropped ({video:?})", video.loss() * 100.0);
+    // Opus negotiates no NACK: the same drops stay lost there, so they did happen.
+    let audio = stats.tracks().into_iter().find(|t| t.kind == Some(RtpCodecKind::Audio)).expect("an audio track");
+    assert!(audio.loss() > 0.02, "audio lost {:.2}%", audio.loss() * 100.0);
+    assert!(stats.sender_reports.load(std::sync::atomic::Ordering::Relaxed) > 0, "the SFU's legs send RTCP sender reports");
+}
