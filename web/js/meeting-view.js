@@ -180,7 +180,12 @@ export class MeetingView {
         : null;
     return el(
       "li",
-      { "data-user-id": p.userId, "data-audio-muted": String(Boolean(p.audioMuted)), "data-video-on": String(Boolean(p.videoOn)) },
+      {
+        "data-user-id": p.userId,
+        "data-audio-muted": String(Boolean(p.audioMuted)),
+        "data-video-on": String(Boolean(p.videoOn)),
+        "data-screen-sharing": String(Boolean(p.screenSharing)),
+      },
       el("div", { class: "person" }, el("strong", { class: "person-name" }, p.username || "Guest", self ? " (you)" : ""), el("span", { class: "muted person-state" }, state.join(" · "))),
       hostTools,
     );
