@@ -113,7 +113,7 @@ impl Conductor {
             match input {
                 ConductorInput::Signal(incoming) => self.signal(incoming),
                 ConductorInput::Room(change) => self.room_changed(change),
-                ConductorInput::FromPeer { peer, output } => self.from_peer(peer, output),
+                ConductorInput::FromPeer { peer, output } => self.peer_reported(peer, output),
                 ConductorInput::Checked { key, result } => self.checked(key, result),
             }
         }
@@ -257,7 +257,7 @@ impl Conductor {
         }
     }
 
-    fn from_peer(&mut self, peer: u64, output: PeerOutput) {
+    fn peer_reported(&mut self, peer: u64, output: PeerOutput) {
         match output {
             PeerOutput::Signal(outgoing) => {
                 let _ = self.signals.send(outgoing);

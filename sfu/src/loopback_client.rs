@@ -158,6 +158,10 @@ impl ClientStats {
 enum Command {
     RequestKeyframes,
     Publish(bool),
+    /// Adds a second video track (as a screen share does) and offers.
+    AddScreen,
+    /// Removes it again and offers.
+    RemoveScreen,
 }
 
 pub struct LoopbackClient {
@@ -275,6 +279,14 @@ impl LoopbackClient {
     pub fn set_publishing(&self, on: bool) {
         let _ = self.commands.send(Command::Publish(on));
     }
+
+    pub fn add_screen(&self) {
+        let _ = self.commands.send(Command::AddScreen);
+    }
+
+    pub fn remove_screen(&self) {
+        let _ = self.commands.send(Command::RemoveScreen);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -347,6 +359,8 @@ impl Driver {
                 command = commands.recv() => match command {
                     Some(Command::RequestKeyframes) => self.request_keyframes(),
                     Some(Command::Publish(on)) => self.publishing = on,
+                    Some(Command::AddScreen) => self.add_screen(),
+                    Some(Command::RemoveScreen) => self.remove_screen(),
                     None => return,
                 },
             }
@@ -362,7 +376,7 @@ impl Driver {
             return false;
         }
         self.rtp_seen += 1;
-        if self.rtp_seen % every == 0 {
+        if self.rtp_seen.is_multiple_of(every) {
             self.stats.dropped_on_purpose.fetch_add(1, Ordering::Relaxed);
             return true;
         }
@@ -447,6 +461,57 @@ impl Driver {
                     self.stats.sent_packets.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        }
+    }
+
+    fn add_screen(&mut self) {
+        let ssrc = rand::random::<u32>();
+        let codec = RTCRtpCodec { mime_type: MIME_TYPE_VP8.to_string(), clock_rate: 90_000, ..Default::default() };
+        let track = MediaStreamTrack::new(
+            "loopback".to_string(),
+            "loopback-screen".to_string(),
+            "screen".to_string(),
+            RtpCodecKind::Video,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                active: true,
+                codec,
+                ..Default::default()
+            }],
+        );
+        match self.pc.add_track(track) {
+            Ok(sender) => {
+                // Sent from now on, at the video rate.
+                let elapsed = Instant::now().duration_since(self.started).as_secs_f64();
+                let sent = (elapsed * f64::from(self.options.video_packets_per_second)) as u64;
+                self.senders.push(Outbound { sender, kind: RtpCodecKind::Video, ssrc, sequence: rand::random(), payload_type: None, sent });
+                self.offer();
+            }
+            Err(error) => tracing::warn!(%error, "loopback client: cannot add a screen track"),
+        }
+    }
+
+    fn remove_screen(&mut self) {
+        if self.senders.len() < 3 {
+            return;
+        }
+        if let Some(screen) = self.senders.pop()
+            && let Err(error) = self.pc.remove_track(screen.sender)
+        {
+            tracing::warn!(%error, "loopback client: cannot remove the screen track");
+        }
+        self.offer();
+    }
+
+    fn offer(&mut self) {
+        let now = Instant::now();
+        let offered = self.pc.create_offer(None).and_then(|offer| self.pc.set_local_description(now, offer));
+        match offered {
+            Ok(()) => {
+                let sdp = self.pc.local_description().map(|d| d.sdp).unwrap_or_default();
+                let _ = self.outgoing.send(("offer".into(), json!({ "type": "offer", "sdp": sdp })));
+            }
+            Err(error) => tracing::warn!(%error, "loopback client: cannot offer"),
         }
     }
 

@@ -182,8 +182,23 @@ impl Peer {
             }
             return Err(error);
         }
+        self.drop_stopped_tracks();
         self.refresh_translations();
         self.offer_if_needed(now)
+    }
+
+    /// A client offer that stops sending a track (removeTrack, a screen share
+    /// ended) leaves its receiver out of the receiving ones: unpublish it.
+    fn drop_stopped_tracks(&mut self) {
+        let receiving: std::collections::HashSet<RTCRtpReceiverId> = self.pc.get_receivers().collect();
+        let stopped: Vec<MediaStreamTrackId> =
+            self.inbound.iter().filter(|(_, inbound)| !receiving.contains(&inbound.receiver)).map(|(track, _)| track.clone()).collect();
+        for track in stopped {
+            if let Some(inbound) = self.inbound.remove(&track) {
+                tracing::debug!(peer = %self.key, source = %inbound.source, "client stopped sending a track");
+                self.outputs.push(PeerOutput::Unpublished(inbound.source));
+            }
+        }
     }
 
     fn answer_offer(&mut self, now: Instant) -> Result<(), PeerError> {

@@ -64,11 +64,8 @@ impl Placement {
         };
         let claimed = match owner {
             Some(owner) => owner == self.node,
-            None if may_claim => match self.bucket.create(&key, self.node.clone().into()).await {
-                Ok(_) => true,
-                // Another node was faster.
-                Err(_) => false,
-            },
+            // Fails when another node was faster.
+            None if may_claim => self.bucket.create(&key, self.node.clone().into()).await.is_ok(),
             None => false,
         };
         if claimed {

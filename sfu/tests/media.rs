@@ -233,3 +233,31 @@ async fn lost_video_is_recovered_by_nack_and_sender_reports_arrive() {
     assert!(audio.loss() > 0.02, "audio lost {:.2}%", audio.loss() * 100.0);
     assert!(stats.sender_reports.load(std::sync::atomic::Ordering::Relaxed) > 0, "the SFU's legs send RTCP sender reports");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_added_later_is_offered_to_subscribers_and_removed_again() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let publisher = h.connect(h.host, ClientOptions::publisher()).await;
+    let subscriber = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let stream = h.host.to_string();
+    let stats = subscriber.stats();
+    eventually("camera and microphone", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
+    let video_tracks = || stats.tracks().iter().filter(|t| t.kind == Some(RtpCodecKind::Video) && t.stream_id == stream).count();
+    assert_eq!(video_tracks(), 1);
+    let offers = stats.offers_received.load(std::sync::atomic::Ordering::Relaxed);
+
+    publisher.peer.add_screen();
+    eventually("a second video track from the publisher", Duration::from_secs(5), || video_tracks() == 2).await;
+    assert!(stats.offers_received.load(std::sync::atomic::Ordering::Relaxed) > offers, "the SFU offered the new track");
+    let screen = || stats.tracks().iter().filter(|t| t.kind == Some(RtpCodecKind::Video)).map(|t| t.packets).min().unwrap_or(0);
+    eventually("screen packets", Duration::from_secs(5), || screen() > 30).await;
+
+    let offers = stats.offers_received.load(std::sync::atomic::Ordering::Relaxed);
+    publisher.peer.remove_screen();
+    eventually("an SFU offer without the screen", Duration::from_secs(5), || stats.offers_received.load(std::sync::atomic::Ordering::Relaxed) > offers).await;
+    // Panics unless the screen's packets stop rising.
+    stopped_at(Duration::from_secs(5), Duration::from_millis(400), screen).await;
+    let camera = stats.packets_from(&stream, RtpCodecKind::Video);
+    eventually("the camera keeps flowing", Duration::from_secs(2), || stats.packets_from(&stream, RtpCodecKind::Video) > camera + 30).await;
+}
