@@ -5,6 +5,8 @@
 #   cargo test --workspace --no-fail-fast [args]          (without cargo-nextest)
 # Extra arguments go to nextest / cargo test. nextest does not run doc tests, so
 # they run first with `cargo test --doc` when no extra arguments were given.
+# Without extra arguments the browser end-to-end test (infra/run-e2e.sh: real
+# headless Chromium against `rapat serve`) runs last; RAPAT_SKIP_E2E=1 skips it.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -38,7 +40,14 @@ if cargo nextest --version >/dev/null 2>&1; then
   rc=0
   cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
   ((rc != 0)) || rc=$doc_rc
-  exit "$rc"
+else
+  rc=0
+  cargo test --workspace --no-fail-fast "$@" || rc=$?
 fi
 
-exec cargo test --workspace --no-fail-fast "$@"
+if (($# == 0)) && [[ ${RAPAT_SKIP_E2E:-} != 1 ]]; then
+  e2e_rc=0
+  infra/run-e2e.sh || e2e_rc=$?
+  ((rc != 0)) || rc=$e2e_rc
+fi
+exit "$rc"

@@ -33,6 +33,7 @@ pub struct SurfaceKeyframeRequests {
 }
 
 impl SurfaceKeyframeRequests {
+    #[cfg(feature = "loopback-client")]
     pub fn with_sender_reports() -> Self {
         Self { sender_reports: true, ..Self::default() }
     }

@@ -93,8 +93,12 @@ impl Translation {
         let mut header = packet.header.clone();
         header.ssrc = self.ssrc;
         header.payload_type = payload_type;
+        // Start the extension block afresh: `set_extension` keeps the profile, flag
+        // and padding consistent only from an empty block (a stale padding count
+        // makes the packet's marshalled size disagree with its declared one).
         header.extensions.clear();
         header.extension = false;
+        header.extensions_padding = 0;
         for (source_id, leg_id) in &self.extensions {
             if let Some(payload) = packet.header.get_extension(*source_id) {
                 // An id the profile cannot carry only loses that extension.
@@ -155,6 +159,33 @@ mod tests {
         assert_eq!(out.header.get_extension(3), None, "the publisher's id is gone");
         assert_eq!(out.header.get_extension(5), None, "transport-wide cc is per transport");
         assert_eq!(out.payload, Bytes::from_static(b"frame"));
+    }
+
+    #[test]
+    fn a_rewritten_packet_with_padded_extensions_marshals_and_reads_back() {
+        use rtc::shared::marshal::{Marshal, Unmarshal};
+        let source = SourceParameters {
+            payload_types: vec![(96, vp8())],
+            extensions: vec![(2, ABS_SEND_TIME.into()), (3, AUDIO_LEVEL.into()), (5, TRANSPORT_CC_URI.into())],
+        };
+        let leg = LegParameters {
+            payload_types: vec![(96, vp8())],
+            extensions: vec![(7, ABS_SEND_TIME.into())],
+            mid: None,
+        };
+        // Odd-sized extensions leave padding in the publisher's block, as browsers' do.
+        let original = packet(96, &[(2, b"abc"), (3, b"\x01"), (5, b"\x00\x07")]);
+        let wire = original.marshal().expect("the publisher's packet marshals");
+        let received = rtp::Packet::unmarshal(&mut wire.clone()).expect("and parses");
+
+        let out = Translation::new(77, &source, &leg).apply(&received).expect("VP8 is negotiated");
+        let bytes = out.marshal().expect("the rewritten packet marshals");
+        let back = rtp::Packet::unmarshal(&mut bytes.clone()).expect("and parses");
+
+        assert_eq!(back.header.ssrc, 77);
+        assert_eq!(back.header.get_extension(7).as_deref(), Some(&b"abc"[..]));
+        assert_eq!(back.header.extensions.len(), 1);
+        assert_eq!(back.payload, original.payload);
     }
 
     #[test]

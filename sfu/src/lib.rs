@@ -93,6 +93,17 @@ impl SfuHandle {
     pub fn counters(&self) -> SfuCounters {
         SfuCounters::sum(self.metrics.iter().map(Arc::as_ref))
     }
+
+    /// Copies the workers' counters into the process's metrics recorder (served
+    /// at `/metrics` when a gateway runs in the same process). Workers keep
+    /// plain atomics: a recorder lookup per packet would cost more.
+    pub fn report_metrics(&self) {
+        let counters = self.counters();
+        ::metrics::counter!("rapat_sfu_datagrams_in_total").absolute(counters.datagrams_in);
+        ::metrics::counter!("rapat_sfu_datagrams_out_total").absolute(counters.datagrams_out);
+        let rooms = self.active.lock().map_or(0, |rooms| rooms.len());
+        ::metrics::gauge!("rapat_sfu_rooms").set(rooms as f64);
+    }
 }
 
 impl Sfu {

@@ -100,6 +100,7 @@ pub async fn serve(
     let room_events = follow_room_events(&nats, &events).await?;
     let mut placement = Placement::open(&jetstream::new(nats.clone()), &namespace).await?;
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
+    let mut report = tokio::time::interval(std::time::Duration::from_secs(5));
     let publisher = tokio::spawn(publish_outgoing(nats.clone(), namespace.clone(), outgoing));
     let follower = tokio::spawn(apply_room_events(room_events, sfu.clone()));
     nats.flush().await.map_err(|e| nats_error("flushing the subscription", &e))?;
@@ -108,6 +109,7 @@ pub async fn serve(
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = refresh.tick() => placement.refresh(&sfu.active).await,
+            _ = report.tick() => sfu.report_metrics(),
             message = inbound.next() => match message {
                 Some(message) => match serde_json::from_slice::<Incoming>(&message.payload) {
                     Ok(incoming) => {

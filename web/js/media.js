@@ -114,11 +114,17 @@ export class PeerLink {
     }
   }
 
-  addTrack(track, stream) {
-    return this.pc.addTrack(track, stream);
+  /**
+   * Sends one of our tracks to the SFU, always on an m-line of its own
+   * (`sendonly`). addTrack() would reuse a transceiver the SFU opened to send us
+   * someone else's media, mixing our upload into their m-line. Answers the sender.
+   */
+  publish(track, stream) {
+    return this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }).sender;
   }
 
-  removeTrack(sender) {
+  /** Stops sending a published track (its m-line becomes inactive). */
+  unpublish(sender) {
     if (!this.closed && sender) this.pc.removeTrack(sender);
   }
 

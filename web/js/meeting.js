@@ -250,8 +250,8 @@ export class Meeting {
       onTrack: (event) => this.onTrack(event),
       onState: (state) => this.view.setMediaState(state),
     });
-    for (const track of this.local.stream.getTracks()) this.peer.addTrack(track, this.local.stream);
-    if (this.local.screen) this.screenSender = this.peer.addTrack(this.local.screen, this.local.screenStream);
+    for (const track of this.local.stream.getTracks()) this.peer.publish(track, this.local.stream);
+    if (this.local.screen) this.screenSender = this.peer.publish(this.local.screen, this.local.screenStream);
     const early = this.pendingSignals.splice(0);
     for (const message of early) this.peer.handle(message);
   }
@@ -320,7 +320,7 @@ export class Meeting {
     this.local.screenStream = new MediaStream([track]);
     // The browser's own "Stop sharing" button ends the track.
     track.addEventListener("ended", () => this.stopScreen());
-    if (this.peer) this.screenSender = this.peer.addTrack(track, this.local.screenStream);
+    if (this.peer) this.screenSender = this.peer.publish(track, this.local.screenStream);
     this.state.sharing = true;
     this.signaling?.send("screen_share", { sharing: true });
     this.view.grid.setLocalScreen(track);
@@ -331,7 +331,7 @@ export class Meeting {
 
   stopScreen() {
     if (!this.state.sharing) return;
-    this.peer?.removeTrack(this.screenSender);
+    this.peer?.unpublish(this.screenSender);
     this.screenSender = null;
     this.local.screen?.stop();
     this.local.screen = null;
