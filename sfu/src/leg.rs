@@ -9,6 +9,7 @@
 
 use bytes::Bytes;
 use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpParameters;
 
 /// Extension URIs the SFU does not pass through: transport-wide sequence numbers
 /// belong to the publisher's transport, and RTP stream ids to its encodings.
@@ -44,6 +45,28 @@ pub struct LegParameters {
     pub payload_types: Vec<(u8, CodecKey)>,
     pub extensions: Vec<(u8, String)>,
     pub mid: Option<String>,
+}
+
+impl SourceParameters {
+    /// From a receiver's negotiated parameters, as webrtc-rs reports them.
+    pub fn negotiated(parameters: &RTCRtpParameters) -> Self {
+        let payload_types = parameters
+            .codecs
+            .iter()
+            .map(|codec| (codec.payload_type, CodecKey::new(&codec.rtp_codec.mime_type, &codec.rtp_codec.sdp_fmtp_line)))
+            .collect();
+        // Ids above 255 cannot be carried in an RTP header extension at all.
+        let extensions = parameters.header_extensions.iter().filter_map(|ext| Some((u8::try_from(ext.id).ok()?, ext.uri.clone()))).collect();
+        Self { payload_types, extensions }
+    }
+}
+
+impl LegParameters {
+    /// From a sender's negotiated parameters and its m-line's mid.
+    pub fn negotiated(parameters: &RTCRtpParameters, mid: Option<String>) -> Self {
+        let SourceParameters { payload_types, extensions } = SourceParameters::negotiated(parameters);
+        Self { payload_types, extensions, mid }
+    }
 }
 
 /// The translation for one (publisher track, subscriber leg) pair.

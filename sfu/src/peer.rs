@@ -34,7 +34,7 @@ use rtc::sansio::Protocol;
 use serde_json::json;
 
 use crate::keyframe::KeyframeRequests;
-use crate::leg::{CodecKey, LegParameters, SourceParameters, Translation};
+use crate::leg::{LegParameters, SourceParameters, Translation};
 use crate::signal::{Outgoing, PeerKey};
 use crate::source::{SourceId, Subscription};
 use crate::ufrag;
@@ -44,6 +44,22 @@ use crate::ufrag;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A peer's source ids are `peer id << SOURCE_BITS | n`, so a source names its peer.
 pub const SOURCE_BITS: u32 = 20;
+
+/// The ICE host candidate of a UDP socket at `addr`.
+pub(crate) fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    RTCIceCandidate::from(&candidate).to_json()
+}
 
 /// What a peer asks of the rest of the SFU after it handled something.
 #[derive(Debug)]
@@ -122,18 +138,7 @@ impl Peer {
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
             .build(now)?;
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: local_addr.ip().to_string(),
-                port: local_addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()?;
-        let local_candidate = RTCIceCandidate::from(&candidate).to_json()?;
+        let local_candidate = host_candidate(local_addr)?;
         Ok(Self {
             key,
             source_base: id << SOURCE_BITS,
@@ -320,16 +325,7 @@ impl Peer {
             .collect();
         for leg in self.legs.values_mut() {
             let Some(mut sender) = self.pc.rtp_sender(leg.sender) else { continue };
-            let parameters = &sender.get_parameters().rtp_parameters;
-            let leg_parameters = LegParameters {
-                payload_types: parameters
-                    .codecs
-                    .iter()
-                    .map(|codec| (codec.payload_type, CodecKey::new(&codec.rtp_codec.mime_type, &codec.rtp_codec.sdp_fmtp_line)))
-                    .collect(),
-                extensions: parameters.header_extensions.iter().filter_map(|ext| Some((u8::try_from(ext.id).ok()?, ext.uri.clone()))).collect(),
-                mid: mids.get(&leg.sender).cloned().flatten(),
-            };
+            let leg_parameters = LegParameters::negotiated(&sender.get_parameters().rtp_parameters, mids.get(&leg.sender).cloned().flatten());
             leg.translation = Some(Translation::new(leg.ssrc, &leg.source_parameters, &leg_parameters));
         }
     }
@@ -420,15 +416,7 @@ impl Peer {
             tracing::warn!(peer = %self.key, ssrc, "a track without a negotiated codec is not forwarded");
             return;
         };
-        let parameters = &receiver.get_parameters().rtp_parameters;
-        let source_parameters = SourceParameters {
-            payload_types: parameters
-                .codecs
-                .iter()
-                .map(|codec| (codec.payload_type, CodecKey::new(&codec.rtp_codec.mime_type, &codec.rtp_codec.sdp_fmtp_line)))
-                .collect(),
-            extensions: parameters.header_extensions.iter().filter_map(|ext| Some((u8::try_from(ext.id).ok()?, ext.uri.clone()))).collect(),
-        };
+        let source_parameters = SourceParameters::negotiated(&receiver.get_parameters().rtp_parameters);
         self.next_source += 1;
         let source = SourceId(self.source_base + self.next_source);
         self.inbound.insert(track_id, Inbound { source, kind, receiver: receiver_id, media_ssrc: ssrc });

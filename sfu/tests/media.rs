@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{eventually, harness, harness_with, stopped_at};
+use common::{OnAir, eventually, harness, harness_with, stopped_at};
 use rapat_domain::room::RoomCommand;
 use rapat_sfu::SfuConfig;
 use rapat_sfu::loopback_client::ClientOptions;
@@ -72,13 +72,8 @@ async fn a_publisher_that_joins_after_the_subscriber_is_offered_to_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_participant_stops_their_media_within_a_second() {
     let h = harness().await;
-    h.join(h.host).await;
-    let speaker = h.participant().await;
-    let _publishing = h.connect(speaker, ClientOptions::publisher()).await;
-    let listener = h.connect(h.host, ClientOptions::subscriber()).await;
-    let stream = speaker.to_string();
+    let OnAir { speaker, stream, listener, publisher: _publisher } = h.speaker_and_listening_host(ClientOptions::subscriber()).await;
     let stats = listener.stats();
-    eventually("media before the removal", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 50).await;
 
     h.command(RoomCommand::RemoveParticipant { actor: h.host, target: speaker }).await;
     let removed = Instant::now();
@@ -90,13 +85,8 @@ async fn removing_a_participant_stops_their_media_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_mute_stops_audio_until_the_user_unmutes() {
     let h = harness().await;
-    h.join(h.host).await;
-    let speaker = h.participant().await;
-    let _publishing = h.connect(speaker, ClientOptions::publisher()).await;
-    let listener = h.connect(h.host, ClientOptions::subscriber()).await;
-    let stream = speaker.to_string();
+    let OnAir { speaker, stream, listener, publisher: _publisher } = h.speaker_and_listening_host(ClientOptions::subscriber()).await;
     let stats = listener.stats();
-    eventually("audio before the mute", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Audio) > 20).await;
 
     h.command(RoomCommand::MuteParticipant { actor: h.host, target: speaker }).await;
     let muted = Instant::now();
@@ -150,12 +140,7 @@ async fn an_offer_from_someone_not_in_the_room_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribers_keyframe_request_reaches_the_publisher() {
     let h = harness().await;
-    h.join(h.host).await;
-    let publisher = h.connect(h.host, ClientOptions::publisher()).await;
-    let subscriber = h.connect(h.participant().await, ClientOptions::subscriber()).await;
-    let stream = h.host.to_string();
-    let stats = subscriber.stats();
-    eventually("video at the subscriber", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 20).await;
+    let OnAir { publisher, listener: subscriber, .. } = h.speaker_and_listening_host(ClientOptions::subscriber()).await;
 
     let publisher_stats = publisher.stats();
     let before = publisher_stats.keyframe_requests.load(std::sync::atomic::Ordering::Relaxed);
@@ -214,12 +199,9 @@ async fn two_sfu_nodes_on_one_namespace_serve_a_room_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_video_is_recovered_by_nack_and_sender_reports_arrive() {
     let h = harness().await;
-    h.join(h.host).await;
-    let _publisher = h.connect(h.host, ClientOptions::publisher()).await;
     let lossy = ClientOptions { drop_every: Some(25), ..ClientOptions::subscriber() };
-    let subscriber = h.connect(h.participant().await, lossy).await;
-    let stream = h.host.to_string();
-    let stats = subscriber.stats();
+    let OnAir { stream, listener, publisher: _publisher, .. } = h.speaker_and_listening_host(lossy).await;
+    let stats = listener.stats();
     eventually("four seconds of video", Duration::from_secs(20), || stats.packets_from(&stream, RtpCodecKind::Video) > 600).await;
     // Let the last retransmissions arrive.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -237,12 +219,8 @@ async fn lost_video_is_recovered_by_nack_and_sender_reports_arrive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_track_added_later_is_offered_to_subscribers_and_removed_again() {
     let h = harness().await;
-    h.join(h.host).await;
-    let publisher = h.connect(h.host, ClientOptions::publisher()).await;
-    let subscriber = h.connect(h.participant().await, ClientOptions::subscriber()).await;
-    let stream = h.host.to_string();
-    let stats = subscriber.stats();
-    eventually("camera and microphone", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
+    let OnAir { stream, listener, publisher, .. } = h.speaker_and_listening_host(ClientOptions::subscriber()).await;
+    let stats = listener.stats();
     let video_tracks = || stats.tracks().iter().filter(|t| t.kind == Some(RtpCodecKind::Video) && t.stream_id == stream).count();
     assert_eq!(video_tracks(), 1);
     let offers = stats.offers_received.load(std::sync::atomic::Ordering::Relaxed);

@@ -10,7 +10,7 @@ use rapat_commands::{CommandBus, CommandMetadata, EventStoreConfig, JetStreamEve
 use rapat_domain::ids::UserId;
 use rapat_domain::room::{MaxUsers, Room, RoomCommand, RoomDescription, RoomName};
 use rapat_domain::services::testing::MarkedHasher;
-use rapat_sfu::loopback_client::{ClientOptions, ClientStats, LoopbackClient, Signal};
+use rapat_sfu::loopback_client::{ClientOptions, ClientStats, LoopbackClient, RtpCodecKind, Signal};
 use rapat_sfu::nats::{CONNECTION_HEADER, EventStoreAdmission, inbound_subject, signal_subject};
 use rapat_sfu::{Sfu, SfuConfig};
 use serde_json::json;
@@ -83,7 +83,30 @@ pub async fn harness_with(config: SfuConfig) -> Harness {
     harness
 }
 
+/// A participant publishing and the host listening, with media flowing.
+pub struct OnAir {
+    pub speaker: UserId,
+    /// The speaker's user id: the MediaStream id of what the host receives.
+    pub stream: String,
+    pub publisher: Client,
+    pub listener: Client,
+}
+
 impl Harness {
+    pub async fn speaker_and_listening_host(&self, listener: ClientOptions) -> OnAir {
+        self.join(self.host).await;
+        let speaker = self.participant().await;
+        let publisher = self.connect(speaker, ClientOptions::publisher()).await;
+        let listener = self.connect(self.host, listener).await;
+        let stream = speaker.to_string();
+        let stats = listener.stats();
+        eventually("video and audio at the host", Duration::from_secs(15), || {
+            stats.packets_from(&stream, RtpCodecKind::Video) > 30 && stats.packets_from(&stream, RtpCodecKind::Audio) > 10
+        })
+        .await;
+        OnAir { speaker, stream, publisher, listener }
+    }
+
     /// Another SFU process on the same NATS namespace, running until the harness drops.
     pub async fn another_sfu_node(&self) -> Sfu {
         let admission = EventStoreAdmission::open(self.nats.clone(), self.events.clone()).await.expect("admission");
