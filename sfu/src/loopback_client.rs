@@ -28,7 +28,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 pub use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters};
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -52,6 +52,9 @@ pub struct ClientOptions {
     pub record_delays: bool,
     /// Simulated loss: drop every Nth incoming RTP datagram before decryption.
     pub drop_every: Option<u64>,
+    /// Offer VP8 (and Opus) under these payload types instead of webrtc-rs's
+    /// defaults, as another browser might (Firefox uses 120 for VP8).
+    pub payload_types: Option<(u8, u8)>,
 }
 
 impl ClientOptions {
@@ -65,6 +68,7 @@ impl ClientOptions {
             audio_payload_bytes: 160,
             record_delays: false,
             drop_every: None,
+            payload_types: None,
         }
     }
 
@@ -87,6 +91,8 @@ pub struct TrackStats {
     first_extended: Option<u64>,
     highest_extended: u64,
     pub delays_us: Vec<u32>,
+    /// Every payload type seen on the track.
+    pub payload_types: std::collections::BTreeSet<u8>,
 }
 
 impl TrackStats {
@@ -193,9 +199,9 @@ impl LoopbackClient {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let local_addr = socket.local_addr()?;
         let now = Instant::now();
-        let mut media_engine = MediaEngine::default();
-        media_engine.register_default_codecs()?;
+        let media_engine = media_engine(options.payload_types)?;
         let registry = Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::with_sender_reports());
+        let mut media_engine = media_engine;
         let registry = register_default_interceptors(registry, &mut media_engine)?;
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_media_engine(media_engine)
@@ -275,6 +281,26 @@ impl LoopbackClient {
     pub fn remove_screen(&self) {
         let _ = self.commands.send(Command::RemoveScreen);
     }
+}
+
+/// webrtc-rs's default codecs, or only VP8 and Opus under the given payload types.
+fn media_engine(payload_types: Option<(u8, u8)>) -> Result<MediaEngine, ClientError> {
+    let mut engine = MediaEngine::default();
+    let Some((vp8, opus)) = payload_types else {
+        engine.register_default_codecs()?;
+        return Ok(engine);
+    };
+    let feedback = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.into(), parameter: parameter.into() };
+    let video = RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.into(),
+        clock_rate: 90_000,
+        rtcp_feedback: vec![feedback("goog-remb", ""), feedback("ccm", "fir"), feedback("nack", ""), feedback("nack", "pli")],
+        ..Default::default()
+    };
+    let audio = RTCRtpCodec { mime_type: MIME_TYPE_OPUS.into(), clock_rate: 48_000, channels: 2, sdp_fmtp_line: "minptime=10;useinbandfec=1".into(), ..Default::default() };
+    engine.register_codec(RTCRtpCodecParameters { rtp_codec: video, payload_type: vp8 }, RtpCodecKind::Video)?;
+    engine.register_codec(RTCRtpCodecParameters { rtp_codec: audio, payload_type: opus }, RtpCodecKind::Audio)?;
+    Ok(engine)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -554,7 +580,9 @@ impl Driver {
                         now.duration_since(epoch()).saturating_sub(Duration::from_micros(sent))
                     });
                     if let Ok(mut tracks) = self.stats.tracks.lock() {
-                        tracks.entry(track).or_default().record(packet.header.sequence_number, delay, self.options.record_delays);
+                        let stats = tracks.entry(track).or_default();
+                        stats.payload_types.insert(packet.header.payload_type);
+                        stats.record(packet.header.sequence_number, delay, self.options.record_delays);
                     }
                 }
                 RTCMessage::RtcpPacket(_, packets) => {

@@ -239,3 +239,26 @@ async fn a_track_added_later_is_offered_to_subscribers_and_removed_again() {
     let camera = stats.packets_from(&stream, RtpCodecKind::Video);
     eventually("the camera keeps flowing", Duration::from_secs(2), || stats.packets_from(&stream, RtpCodecKind::Video) > camera + 30).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_types_are_rewritten_for_each_subscriber_leg() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let speaker = h.participant().await;
+    // The publisher negotiates VP8 as 120 and Opus as 109; the SFU offers the
+    // subscriber webrtc-rs's defaults (96 and 111). A packet forwarded with the
+    // publisher's numbers would be refused on the subscriber's leg.
+    let unusual = ClientOptions { payload_types: Some((120, 109)), ..ClientOptions::publisher() };
+    let _publisher = h.connect(speaker, unusual).await;
+    let listener = h.connect(h.host, ClientOptions::subscriber()).await;
+    let stream = speaker.to_string();
+    let stats = listener.stats();
+    eventually("video and audio despite other payload types", CONNECT, || {
+        stats.packets_from(&stream, RtpCodecKind::Video) > 50 && stats.packets_from(&stream, RtpCodecKind::Audio) > 20
+    })
+    .await;
+    for track in stats.tracks() {
+        let expected = if track.kind == Some(RtpCodecKind::Video) { 96 } else { 111 };
+        assert_eq!(track.payload_types.iter().copied().collect::<Vec<_>>(), vec![expected], "{track:?}");
+    }
+}
