@@ -42,7 +42,10 @@ impl Admission for AdmitAll {
 type Routes = Arc<Mutex<HashMap<Uuid, UnboundedSender<Signal>>>>;
 
 struct Figures {
+    /// Forwarded RTP packets per second (for the relay: packets sent).
     out_pps: f64,
+    /// Every datagram the SFU sent per second, RTCP and retransmissions included.
+    datagrams_pps: f64,
     cpu_cores: f64,
     mean_loss: f64,
     max_loss: f64,
@@ -63,7 +66,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let window = Duration::from_secs(seconds);
     println!("cores: {}, window {seconds} s per scenario", std::thread::available_parallelism().map_or(0, usize::from));
-    println!("{:<14} {:>11} {:>9} {:>12} {:>10} {:>10} {:>8} {:>8} {:>9}", "scenario", "out pkt/s", "SFU cpu", "pkt/s/core", "mean loss", "max loss", "p50 ms", "p99 ms", "vs relay");
+    println!(
+        "{:<14} {:>11} {:>11} {:>9} {:>12} {:>10} {:>10} {:>8} {:>8} {:>9}",
+        "scenario", "RTP out/s", "all out/s", "SFU cpu", "RTP/s/core", "mean loss", "max loss", "p50 ms", "p99 ms", "vs relay"
+    );
     for n in fanouts {
         let relay = bare_relay(1, n, window)?;
         let sfu = runtime.block_on(through_sfu(1, n, window))?;
@@ -79,8 +85,9 @@ fn main() -> anyhow::Result<()> {
 
 fn print_row(name: &str, sfu: &Figures, relay: &Figures) {
     println!(
-        "{name:<14} {:>11.0} {:>9.2} {:>12.0} {:>9.3}% {:>9.3}% {:>8.2} {:>8.2} {:>9.3}",
+        "{name:<14} {:>11.0} {:>11.0} {:>9.2} {:>12.0} {:>9.3}% {:>9.3}% {:>8.2} {:>8.2} {:>9.3}",
         sfu.out_pps,
+        sfu.datagrams_pps,
         sfu.cpu_cores,
         sfu.per_core(),
         sfu.mean_loss * 100.0,
@@ -90,8 +97,8 @@ fn print_row(name: &str, sfu: &Figures, relay: &Figures) {
         sfu.per_core() / relay.per_core().max(1.0),
     );
     println!(
-        "{:<14} {:>11.0} {:>9.2} {:>12.0} {:>9.3}% {:>9.3}% {:>8.2} {:>8.2}",
-        "  bare relay", relay.out_pps, relay.cpu_cores, relay.per_core(), relay.mean_loss * 100.0, relay.max_loss * 100.0, relay.p50_ms, relay.p99_ms
+        "{:<14} {:>11.0} {:>11.0} {:>9.2} {:>12.0} {:>9.3}% {:>9.3}% {:>8.2} {:>8.2}",
+        "  bare relay", relay.out_pps, relay.datagrams_pps, relay.cpu_cores, relay.per_core(), relay.mean_loss * 100.0, relay.max_loss * 100.0, relay.p50_ms, relay.p99_ms
     );
 }
 
@@ -145,13 +152,14 @@ async fn through_sfu(publishers: usize, subscribers_per_publisher: usize, window
     }
     // Start the window clean: counters and delays from here on.
     let baseline: Vec<Vec<rapat_sfu::loopback_client::TrackStats>> = clients.iter().map(|c| c.stats().tracks()).collect();
-    let out_before = sfu.handle().counters().datagrams_out;
+    let before = sfu.handle().counters();
     let cpu_before = sfu_cpu_seconds();
     let wall = Instant::now();
     tokio::time::sleep(window).await;
     let elapsed = wall.elapsed().as_secs_f64();
     let cpu = sfu_cpu_seconds() - cpu_before;
-    let out = sfu.handle().counters().datagrams_out - out_before;
+    let after = sfu.handle().counters();
+    let (rtp, datagrams) = (after.rtp_forwarded - before.rtp_forwarded, after.datagrams_out - before.datagrams_out);
     let mut losses = Vec::new();
     let mut delays = Vec::new();
     for (client, before) in clients.iter().zip(&baseline) {
@@ -170,7 +178,7 @@ async fn through_sfu(publishers: usize, subscribers_per_publisher: usize, window
     }
     drop(clients);
     drop(sfu);
-    Ok(summarise(out as f64 / elapsed, cpu / elapsed, &losses, &mut delays))
+    Ok(summarise(rtp as f64 / elapsed, datagrams as f64 / elapsed, cpu / elapsed, &losses, &mut delays))
 }
 
 async fn connect(sfu: &SfuHandle, routes: &Routes, room: Uuid, user: Uuid, options: ClientOptions) -> anyhow::Result<LoopbackClient> {
@@ -187,11 +195,12 @@ async fn connect(sfu: &SfuHandle, routes: &Routes, room: Uuid, user: Uuid, optio
     Ok(LoopbackClient::start(options, to_sfu, from_sfu).await?)
 }
 
-fn summarise(out_pps: f64, cpu_cores: f64, losses: &[f64], delays_us: &mut [u32]) -> Figures {
+fn summarise(out_pps: f64, datagrams_pps: f64, cpu_cores: f64, losses: &[f64], delays_us: &mut [u32]) -> Figures {
     delays_us.sort_unstable();
     let percentile = |p: f64| delays_us.get(((delays_us.len() as f64 * p) as usize).min(delays_us.len().saturating_sub(1))).map_or(0.0, |us| f64::from(*us) / 1000.0);
     Figures {
         out_pps,
+        datagrams_pps,
         cpu_cores,
         mean_loss: if losses.is_empty() { 0.0 } else { losses.iter().sum::<f64>() / losses.len() as f64 },
         max_loss: losses.iter().copied().fold(0.0, f64::max),
@@ -312,7 +321,8 @@ fn bare_relay(publishers: usize, subscribers_per_publisher: usize, window: Durat
     }
     let loss = if sent_in_window > 0 { sent_in_window.saturating_sub(received_in_window) as f64 / sent_in_window as f64 } else { 0.0 };
     let mut delays = delays.lock().map(|d| d.clone()).unwrap_or_default();
-    Ok(summarise(sent_in_window as f64 / elapsed, cpu / elapsed, &[loss], &mut delays))
+    let pps = sent_in_window as f64 / elapsed;
+    Ok(summarise(pps, pps, cpu / elapsed, &[loss], &mut delays))
 }
 
 fn env_or(name: &str, default: u64) -> u64 {

@@ -101,6 +101,7 @@ impl SfuHandle {
         let counters = self.counters();
         ::metrics::counter!("rapat_sfu_datagrams_in_total").absolute(counters.datagrams_in);
         ::metrics::counter!("rapat_sfu_datagrams_out_total").absolute(counters.datagrams_out);
+        ::metrics::counter!("rapat_sfu_rtp_forwarded_total").absolute(counters.rtp_forwarded);
         let rooms = self.active.lock().map_or(0, |rooms| rooms.len());
         ::metrics::gauge!("rapat_sfu_rooms").set(rooms as f64);
     }

@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct WorkerMetrics {
     pub datagrams_in: AtomicU64,
+    /// Everything sent: forwarded RTP, retransmissions, RTCP, ICE and DTLS.
     pub datagrams_out: AtomicU64,
+    /// RTP packets handed to a subscriber leg.
+    pub rtp_forwarded: AtomicU64,
 }
 
 /// Totals over every worker.
@@ -13,6 +16,7 @@ pub struct WorkerMetrics {
 pub struct SfuCounters {
     pub datagrams_in: u64,
     pub datagrams_out: u64,
+    pub rtp_forwarded: u64,
 }
 
 impl SfuCounters {
@@ -20,6 +24,7 @@ impl SfuCounters {
         workers.into_iter().fold(Self::default(), |total, worker| Self {
             datagrams_in: total.datagrams_in + worker.datagrams_in.load(Ordering::Relaxed),
             datagrams_out: total.datagrams_out + worker.datagrams_out.load(Ordering::Relaxed),
+            rtp_forwarded: total.rtp_forwarded + worker.rtp_forwarded.load(Ordering::Relaxed),
         })
     }
 }

@@ -330,18 +330,20 @@ impl Peer {
         }
     }
 
-    /// Sends a forwarded packet on this client's leg for `source`.
-    pub fn forward(&mut self, source: SourceId, packet: &rtp::Packet, now: Instant) {
+    /// Sends a forwarded packet on this client's leg for `source`; whether it went.
+    pub fn forward(&mut self, source: SourceId, packet: &rtp::Packet, now: Instant) -> bool {
         if !self.connected {
-            return;
+            return false;
         }
-        let Some(leg) = self.legs.get(&source) else { return };
-        let Some(translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else { return };
-        let sender = leg.sender;
-        if let Some(mut sender) = self.pc.rtp_sender(sender)
-            && let Err(error) = sender.write_rtp(now, translated)
-        {
-            tracing::trace!(peer = %self.key, %error, "a forwarded packet was refused");
+        let Some(leg) = self.legs.get(&source) else { return false };
+        let Some(translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else { return false };
+        let Some(mut sender) = self.pc.rtp_sender(leg.sender) else { return false };
+        match sender.write_rtp(now, translated) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::trace!(peer = %self.key, %error, "a forwarded packet was refused");
+                false
+            }
         }
     }
 

@@ -67,6 +67,10 @@ pub struct Worker {
     peers: HashMap<u64, Peer>,
     /// This worker's subscribers of each source.
     subscribers: HashMap<SourceId, HashSet<u64>>,
+    /// Each peer's next timer, refreshed whenever the peer was touched: asking
+    /// every peer's interceptor chain on every loop would cost more than the
+    /// forwarding itself at hundreds of peers.
+    deadlines: HashMap<u64, Instant>,
     touched: Vec<u64>,
 }
 
@@ -90,6 +94,7 @@ impl Worker {
             metrics,
             peers: HashMap::new(),
             subscribers: HashMap::new(),
+            deadlines: HashMap::new(),
             touched: Vec::new(),
         }
     }
@@ -130,18 +135,13 @@ impl Worker {
         &self.sockets[peer as usize % self.sockets.len()]
     }
 
-    fn next_deadline(&mut self) -> Option<Instant> {
-        self.peers.values_mut().filter_map(Peer::next_deadline).min()
+    fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.values().min().copied()
     }
 
     fn run_timers(&mut self) {
         let now = Instant::now();
-        let due: Vec<u64> = self
-            .peers
-            .iter_mut()
-            .filter(|(_, peer)| !peer.is_closed())
-            .filter_map(|(id, peer)| peer.next_deadline().filter(|deadline| *deadline <= now).map(|_| *id))
-            .collect();
+        let due: Vec<u64> = self.deadlines.iter().filter(|(_, deadline)| **deadline <= now).map(|(id, _)| *id).collect();
         for id in due {
             if let Some(peer) = self.peers.get_mut(&id) {
                 if let Err(error) = peer.connection().handle_timeout(now) {
@@ -172,6 +172,7 @@ impl Worker {
                 Ok(mut created) => {
                     created.audio_blocked = audio_blocked;
                     self.peers.insert(peer, created);
+                    self.touched.push(peer);
                 }
                 Err(error) => {
                     tracing::warn!(peer = %key, %error, "cannot create a peer connection");
@@ -233,12 +234,14 @@ impl Worker {
 
     fn forward_local(&mut self, source: SourceId, packet: &rtp::Packet, now: Instant) {
         let Some(subscribers) = self.subscribers.get(&source) else { return };
+        let mut forwarded = 0;
         for id in subscribers {
             if let Some(peer) = self.peers.get_mut(id) {
-                peer.forward(source, packet, now);
+                forwarded += u64::from(peer.forward(source, packet, now));
                 self.touched.push(*id);
             }
         }
+        self.metrics.rtp_forwarded.fetch_add(forwarded, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Drains every touched peer: its events, received messages and datagrams to send.
@@ -301,6 +304,10 @@ impl Worker {
                 }
             }
         }
+        match peer.next_deadline() {
+            Some(deadline) if !closed => self.deadlines.insert(id, deadline),
+            _ => self.deadlines.remove(&id),
+        };
         if closed {
             self.peers.remove(&id);
             self.subscribers.retain(|_, subscribers| {
