@@ -57,8 +57,6 @@ export class PeerLink {
     this.pc.onconnectionstatechange = () => {
       const state = this.pc.connectionState;
       onState?.(state);
-      // A failed ICE path (network change) is repaired by an ICE restart offer.
-      if (state === "failed" && !this.closed) this.pc.restartIce();
     };
   }
 

@@ -248,7 +248,13 @@ export class Meeting {
       iceServers,
       send: (type, payload) => this.signaling.send(type, payload),
       onTrack: (event) => this.onTrack(event),
-      onState: (state) => this.view.setMediaState(state),
+      onState: (state) => {
+        this.view.setMediaState(state);
+        // The SFU closes a peer connection whose ICE or DTLS failed, so an ICE
+        // restart has nothing to restart: start over on a new socket, which
+        // brings a new peer connection (as after a dropped socket).
+        if (state === "failed") this.signaling.drop();
+      },
     });
     for (const track of this.local.stream.getTracks()) this.peer.publish(track, this.local.stream);
     if (this.local.screen) this.screenSender = this.peer.publish(this.local.screen, this.local.screenStream);
