@@ -16,7 +16,6 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use rapat_gateway::{Application, Backends};
 use rapat_projections::{Projection, ProjectionPositions};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 use settings::{LogFormat, Settings};
 
@@ -82,7 +81,18 @@ enum AdminCommand {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.settings.log_format);
+    let format = match cli.settings.log_format {
+        LogFormat::Text => rapat_telemetry::LogFormat::Text,
+        LogFormat::Json => rapat_telemetry::LogFormat::Json,
+    };
+    // Held to the end of main: dropping it flushes the spans still queued.
+    let _telemetry = match rapat_telemetry::init(format) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("rapat: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Serve => run(&cli.settings, Parts { gateway: true, projector: true, sfu: true }).await,
         Command::Gateway => run(&cli.settings, Parts { gateway: true, projector: false, sfu: false }).await,
@@ -194,11 +204,3 @@ async fn rebuild(settings: &Settings, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}

@@ -194,7 +194,11 @@ where
             .message_id(metadata.command_id.to_string())
             .expected_last_subject_sequence(state.subject_sequence)
             .header(EVENT_TYPES_HEADER, event_types.join(",").as_str());
-        for (name, value) in &metadata.trace_context {
+        // With telemetry on, the consumers' spans become children of this
+        // command's span; otherwise the caller's own trace context passes through.
+        let traced = rapat_telemetry::current_trace_headers();
+        let trace_context = if traced.is_empty() { &metadata.trace_context } else { &traced };
+        for (name, value) in trace_context {
             publish = publish.header(name.as_str(), value.as_str());
         }
 

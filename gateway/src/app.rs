@@ -145,7 +145,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(cors)
         .layer(security_headers())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(axum::middleware::from_fn(metrics::record_http))
         .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER)))
         .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER), MakeRequestUuid))
@@ -168,6 +168,13 @@ fn security_headers() -> tower::layer::util::Stack<
     let frames = SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let referrer = SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     tower::layer::util::Stack::new(nosniff, tower::layer::util::Stack::new(frames, referrer))
+}
+
+/// One span per request, continuing the caller's W3C trace when it sent one.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let span = tracing::info_span!("request", method = %request.method(), uri = %request.uri(), version = ?request.version());
+    rapat_telemetry::continue_http_trace(&span, request.headers());
+    span
 }
 
 async fn not_found() -> Response {

@@ -179,6 +179,9 @@ async fn apply_room_events(mut messages: RoomEventStream, sfu: SfuHandle) {
             continue;
         };
         let Some(room) = message.subject.rsplit('.').next().and_then(|id| Uuid::parse_str(id).ok()) else { continue };
+        let span = tracing::info_span!("sfu.room_event", %room);
+        rapat_telemetry::continue_nats_trace(&span, message.headers.as_ref());
+        let _applying = span.enter();
         for event in &commit.events {
             if let Some(change) = room_change(room, &event.event_type, &event.payload) {
                 sfu.room_changed(change);

@@ -207,10 +207,23 @@ async fn consume(
 /// message); only a batch that meets a poison message is redone message by message,
 /// so that the poison can be parked and the rest applied.
 async fn apply_batch(pool: &PgPool, projection: Projection, batch: &[Message]) -> Result<Batch, ProjectorError> {
-    match apply_batch_as(pool, projection, batch, Isolation::Together).await? {
+    // A span per traced message, open while its batch is applied, so the trace of
+    // the request that caused an event shows the projections that applied it.
+    let spans: Vec<tracing::Span> = batch
+        .iter()
+        .filter(|message| message.headers.as_ref().is_some_and(|headers| headers.get("traceparent").is_some()))
+        .map(|message| {
+            let span = tracing::info_span!("projection.apply", projection = projection.name(), subject = %message.subject);
+            rapat_telemetry::continue_nats_trace(&span, message.headers.as_ref());
+            span
+        })
+        .collect();
+    let applied = match apply_batch_as(pool, projection, batch, Isolation::Together).await? {
         Batch::Poisoned => apply_batch_as(pool, projection, batch, Isolation::PerMessage).await,
         done => Ok(done),
-    }
+    };
+    drop(spans);
+    applied
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

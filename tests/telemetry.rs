@@ -1,0 +1,107 @@
+//! OpenTelemetry traces through `rapat serve`: a request's trace continues in
+//! the command that handles it, the projections that apply its events and the
+//! SFU that reads them, all exported over OTLP/HTTP to a collector standing in
+//! for an OpenTelemetry Collector (it keeps what it receives).
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::routing::post;
+use serde_json::{Value, json};
+use support::Served;
+use uuid::Uuid;
+
+/// Receives OTLP/HTTP JSON exports; returns its address and what it got.
+async fn collector() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let received: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let store = Arc::clone(&received);
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |body: axum::body::Bytes| {
+            let store = Arc::clone(&store);
+            async move {
+                if let Ok(export) = serde_json::from_slice::<Value>(&body)
+                    && let Ok(mut received) = store.lock()
+                {
+                    received.push(export);
+                }
+                axum::Json(json!({}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("collector serves") });
+    (address, received)
+}
+
+/// Every exported span of `trace_id`, as (name, span id, parent span id).
+fn spans_of(received: &Mutex<Vec<Value>>, trace_id: &str) -> Vec<(String, String, String)> {
+    let exports = received.lock().map(|exports| exports.clone()).unwrap_or_default();
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_ascii_lowercase();
+    exports
+        .iter()
+        .flat_map(|export| export["resourceSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|resource| resource["scopeSpans"].as_array().cloned().unwrap_or_default())
+        .flat_map(|scope| scope["spans"].as_array().cloned().unwrap_or_default())
+        .filter(|span| text(&span["traceId"]) == trace_id)
+        .map(|span| (text(&span["name"]), text(&span["spanId"]), text(&span["parentSpanId"])))
+        .collect()
+}
+
+async fn post_json(served: &Served, path: &str, token: Option<&str>, traceparent: Option<&str>, body: Value) -> Value {
+    let mut request = reqwest::Client::new().post(served.url(path)).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(traceparent) = traceparent {
+        request = request.header("traceparent", traceparent);
+    }
+    let response = request.send().await.expect("gateway answers");
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert!(status.is_success(), "POST {path}: {status} {body}");
+    body["data"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requests_trace_continues_in_its_command_projections_and_the_sfu() {
+    let (collector, received) = collector().await;
+    let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let served = Served::start(&[
+        ("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"),
+        ("RAPAT_JWT_SECRET", &secret),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{collector}")),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ])
+    .await;
+    let email = format!("ayu.{}@example.com", Uuid::new_v4().simple());
+    post_json(&served, "/api/v1/auth/register", None, None, json!({ "email": email, "password": "correct horse 1", "firstName": "Ayu", "lastName": "Tester" })).await;
+    let login = post_json(&served, "/api/v1/auth/login", None, None, json!({ "email": email, "password": "correct horse 1" })).await;
+    let token = login["token"].as_str().expect("token");
+
+    // The caller's own trace: rapat's spans must continue it.
+    let trace_id = Uuid::new_v4().simple().to_string();
+    let caller_span = &Uuid::new_v4().simple().to_string()[..16];
+    let traceparent = format!("00-{trace_id}-{caller_span}-01");
+    post_json(&served, "/api/v1/rooms", Some(token), Some(&traceparent), json!({ "name": "Traced", "maxUsers": 5 })).await;
+
+    let started = Instant::now();
+    let wanted = ["request", "command", "projection.apply", "sfu.room_event"];
+    loop {
+        let spans = spans_of(&received, &trace_id);
+        if wanted.iter().all(|name| spans.iter().any(|(span, _, _)| span == name)) {
+            let request = spans.iter().find(|(name, _, _)| name == "request").expect("request span");
+            assert_eq!(request.2, caller_span, "the request span's parent is the caller's span");
+            let applied = spans.iter().filter(|(name, _, _)| name == "projection.apply").count();
+            assert!(applied >= 2, "the rooms and audit projections each applied the event: {spans:?}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "spans of the trace so far: {spans:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
