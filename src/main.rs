@@ -42,7 +42,9 @@ enum Command {
     /// over NATS.
     Sfu,
     /// Rebuild one read model from the start of the stream in fresh tables while
-    /// the old ones keep serving, then switch to them atomically.
+    /// the old ones keep serving, then switch to them atomically. (`replay` is
+    /// the same command, by the name SPEC §5 also uses.)
+    #[command(alias = "replay")]
     Rebuild {
         /// accounts, sessions, contacts, rooms, audit or analytics
         projection: String,

@@ -41,6 +41,14 @@ fn serve_without_nats_exits_with_a_clear_message() {
 }
 
 #[test]
+fn replay_is_rebuild_by_another_name() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rapat")).args(["replay", "nonsense"]).output().expect("rapat runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown projection \"nonsense\""), "stderr was: {stderr}");
+}
+
+#[test]
 fn rebuild_refuses_an_unknown_projection() {
     let output = Command::new(env!("CARGO_BIN_EXE_rapat")).args(["rebuild", "nonsense"]).output().expect("rapat runs");
     assert!(!output.status.success());
