@@ -3,6 +3,7 @@
 //! across machines on a NATS cluster and a shared Postgres.
 
 mod admin;
+mod config_file;
 mod export;
 mod generate;
 mod settings;
@@ -82,7 +83,13 @@ enum AdminCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(error) => {
+            eprintln!("rapat: {error:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let format = match cli.settings.log_format {
         LogFormat::Text => rapat_telemetry::LogFormat::Text,
         LogFormat::Json => rapat_telemetry::LogFormat::Json,
@@ -113,6 +120,16 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The command line, with the optional configuration file's values as defaults.
+fn parse_cli() -> anyhow::Result<Cli> {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let Some(path) = config_file::path(&args) else { return Ok(Cli::parse()) };
+    let values = config_file::read(&path)?;
+    let matches = config_file::parse_with(Cli::command(), args, &values)?;
+    Ok(Cli::from_arg_matches(&matches)?)
 }
 
 struct Parts {

@@ -12,6 +12,10 @@ use rapat_projections::ProjectorConfig;
 
 #[derive(clap::Args)]
 pub struct Settings {
+    /// A file of NAME=value lines (the environment variable names below) used as
+    /// defaults; the environment and flags still win.
+    #[arg(long, env = "RAPAT_CONFIG", global = true)]
+    pub config: Option<std::path::PathBuf>,
     /// NATS server with JetStream: the event store.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222", global = true)]
     pub nats_url: String,

@@ -41,6 +41,34 @@ fn serve_without_nats_exits_with_a_clear_message() {
 }
 
 #[test]
+fn a_configuration_file_sets_defaults_that_the_environment_overrides() {
+    let file = std::env::temp_dir().join(format!("rapat-{}.env", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&file, "# where NATS is not\nNATS_URL=nats://127.0.0.1:1\n").expect("write the file");
+    let from_file = Command::new(env!("CARGO_BIN_EXE_rapat"))
+        .args(["--config", file.to_str().expect("utf-8 path"), "serve"])
+        .env_remove("NATS_URL")
+        .output()
+        .expect("rapat runs");
+    let stderr = String::from_utf8_lossy(&from_file.stderr);
+    assert!(stderr.contains("cannot connect to NATS at nats://127.0.0.1:1"), "the file's NATS_URL was used: {stderr}");
+
+    let overridden = Command::new(env!("CARGO_BIN_EXE_rapat"))
+        .args(["serve"])
+        .env("RAPAT_CONFIG", &file)
+        .env("NATS_URL", "nats://127.0.0.1:2")
+        .output()
+        .expect("rapat runs");
+    let stderr = String::from_utf8_lossy(&overridden.stderr);
+    assert!(stderr.contains("cannot connect to NATS at nats://127.0.0.1:2"), "the environment wins over the file: {stderr}");
+
+    std::fs::write(&file, "NATS_ULR=nats://typo\n").expect("write the file");
+    let typo = Command::new(env!("CARGO_BIN_EXE_rapat")).args(["--config", file.to_str().expect("utf-8 path"), "serve"]).output().expect("rapat runs");
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert!(!typo.status.success() && stderr.contains("NATS_ULR, which no setting reads"), "a typo is refused: {stderr}");
+    let _ = std::fs::remove_file(&file);
+}
+
+#[test]
 fn replay_is_rebuild_by_another_name() {
     let output = Command::new(env!("CARGO_BIN_EXE_rapat")).args(["replay", "nonsense"]).output().expect("rapat runs");
     assert!(!output.status.success());
