@@ -4,7 +4,7 @@
 #   infra/run-e2e.sh
 #
 # 1. makes NATS + Postgres reachable (infra/services.sh, as run-tests.sh does);
-# 2. installs Debian's `chromium` when it is missing and this runs as root
+# 2. installs Debian's `nodejs`, `npm` and `chromium` when missing and this runs as root
 #    (Playwright's own browser downloads are never used);
 # 3. `npm ci` in e2e/ (playwright-core only);
 # 4. builds `rapat` and starts `rapat serve` on a free port, with a namespace and
@@ -36,8 +36,15 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/c
   PATH=${CARGO_HOME:-$HOME/.cargo}/bin:$PATH
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust with rustup (see README.md)"
-command -v node >/dev/null 2>&1 || die "node not found; install Node.js 20 or later (apt-get install nodejs npm)"
-command -v npm >/dev/null 2>&1 || die "npm not found (apt-get install npm)"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    log "installing Debian's nodejs and npm"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  command -v node >/dev/null 2>&1 || die "node not found; install Node.js 18 or later: sudo apt-get install -y nodejs npm"
+  command -v npm >/dev/null 2>&1 || die "npm not found: sudo apt-get install -y npm"
+fi
 
 chromium=${CHROMIUM:-$(command -v chromium || true)}
 if [[ -z $chromium ]]; then
