@@ -38,15 +38,25 @@ async fn collector() -> (String, Arc<Mutex<Vec<Value>>>) {
     (address, received)
 }
 
-/// Every exported span of `trace_id`, as (name, span id, parent span id).
-fn spans_of(received: &Mutex<Vec<Value>>, trace_id: &str) -> Vec<(String, String, String)> {
+/// Every span exported so far (OTLP JSON span objects).
+fn exported(received: &Mutex<Vec<Value>>) -> Vec<Value> {
     let exports = received.lock().map(|exports| exports.clone()).unwrap_or_default();
-    let text = |value: &Value| value.as_str().unwrap_or_default().to_ascii_lowercase();
     exports
         .iter()
         .flat_map(|export| export["resourceSpans"].as_array().cloned().unwrap_or_default())
         .flat_map(|resource| resource["scopeSpans"].as_array().cloned().unwrap_or_default())
         .flat_map(|scope| scope["spans"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().unwrap_or_default().to_ascii_lowercase()
+}
+
+/// Every exported span of `trace_id`, as (name, span id, parent span id).
+fn spans_of(received: &Mutex<Vec<Value>>, trace_id: &str) -> Vec<(String, String, String)> {
+    exported(received)
+        .iter()
         .filter(|span| text(&span["traceId"]) == trace_id)
         .map(|span| (text(&span["name"]), text(&span["spanId"]), text(&span["parentSpanId"])))
         .collect()
@@ -88,7 +98,8 @@ async fn a_requests_trace_continues_in_its_command_projections_and_the_sfu() {
     let trace_id = Uuid::new_v4().simple().to_string();
     let caller_span = &Uuid::new_v4().simple().to_string()[..16];
     let traceparent = format!("00-{trace_id}-{caller_span}-01");
-    post_json(&served, "/api/v1/rooms", Some(token), Some(&traceparent), json!({ "name": "Traced", "maxUsers": 5 })).await;
+    let room = post_json(&served, "/api/v1/rooms", Some(token), Some(&traceparent), json!({ "name": "Traced", "maxUsers": 5 })).await;
+    let room = room["id"].as_str().expect("room id").to_string();
 
     let started = Instant::now();
     let wanted = ["request", "command", "projection.apply", "sfu.room_event"];
@@ -104,4 +115,31 @@ async fn a_requests_trace_continues_in_its_command_projections_and_the_sfu() {
         assert!(started.elapsed() < Duration::from_secs(20), "spans of the trace so far: {spans:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // A message on the WebSocket starts a trace of its own, which its command's
+    // events carry on in the same way.
+    post_json(&served, &format!("/api/v1/rooms/{room}/join"), Some(token), None, json!({})).await;
+    let url = format!("ws://{}/ws?roomId={room}&token={token}", served.address);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("websocket upgrade");
+    use futures::SinkExt;
+    let mute = json!({ "type": "mute", "payload": { "muted": true } }).to_string();
+    socket.send(tokio_tungstenite::tungstenite::Message::text(mute)).await.expect("send");
+    let started = Instant::now();
+    loop {
+        let traces: Vec<String> = all_spans(&received).into_iter().filter(|(name, _)| name == "ws.message").map(|(_, trace)| trace).collect();
+        let continued = traces.iter().any(|trace| {
+            let spans = spans_of(&received, trace);
+            spans.iter().any(|(name, _, _)| name == "projection.apply") && spans.iter().any(|(name, _, _)| name == "sfu.room_event")
+        });
+        if continued {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no ws.message trace reached the projections and the SFU: {traces:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every exported span as (name, trace id).
+fn all_spans(received: &Mutex<Vec<Value>>) -> Vec<(String, String)> {
+    exported(received).iter().map(|span| (text(&span["name"]), text(&span["traceId"]))).collect()
 }

@@ -5,6 +5,7 @@ use axum::extract::ws::Utf8Bytes;
 use chrono::Utc;
 use rapat_domain::room::RoomCommand;
 use serde_json::{Value, json};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::MAX_CLIENT_MESSAGE;
@@ -28,6 +29,13 @@ pub(super) async fn handle(state: &AppState, connection: &Connection, auth: &Aut
         Ok(message) => message,
         Err(_) => return reply_error(connection, "bad_json", "a message must be a JSON object with a string \"type\""),
     };
+    // Each message is a trace of its own (the socket outlives any request); the
+    // commands it runs carry it on to the projections and the SFU.
+    let span = tracing::info_span!("ws.message", kind = %message.kind, room = %connection.identity.room, user = %connection.identity.user);
+    dispatch(state, connection, auth, message).instrument(span).await
+}
+
+async fn dispatch(state: &AppState, connection: &Connection, auth: &AuthUser, message: ClientMessage) {
     match message.kind.as_str() {
         "auth" => {}
         "join_room" => {
