@@ -9,37 +9,9 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use rapat_sfu::loopback_client::{ClientOptions, LoopbackClient, RtpCodecKind, Signal};
 use serde_json::{Value, json};
-use support::Served;
+use support::{Served, User, eventually};
 use tokio::sync::mpsc::unbounded_channel;
 use tokio_tungstenite::tungstenite::Message;
-use uuid::Uuid;
-
-struct User {
-    id: String,
-    token: String,
-}
-
-async fn post(served: &Served, path: &str, token: Option<&str>, body: Value) -> Value {
-    let mut request = reqwest::Client::new().post(served.url(path)).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("gateway answers");
-    let status = response.status();
-    let body: Value = response.json().await.expect("json body");
-    assert!(status.is_success(), "POST {path} answered {status}: {body}");
-    body["data"].clone()
-}
-
-async fn user(served: &Served, name: &str) -> User {
-    let email = format!("{}.{}@example.com", name.to_lowercase(), Uuid::new_v4().simple());
-    let credentials = json!({ "email": email, "password": "correct horse 1" });
-    let registered =
-        post(served, "/api/v1/auth/register", None, json!({ "email": email, "password": "correct horse 1", "firstName": name, "lastName": "Tester" }))
-            .await;
-    let login = post(served, "/api/v1/auth/login", None, credentials).await;
-    User { id: registered["user"]["id"].as_str().expect("user id").into(), token: login["token"].as_str().expect("token").into() }
-}
 
 /// Opens the user's WebSocket and a loopback peer whose SFU negotiation goes over it.
 async fn attend(served: &Served, room: &str, user: &User) -> LoopbackClient {
@@ -70,28 +42,18 @@ async fn attend(served: &Served, room: &str, user: &User) -> LoopbackClient {
     LoopbackClient::start(ClientOptions::publisher(), to_sfu, from_sfu).await.expect("peer starts")
 }
 
-async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clients_exchange_media_through_rapat_serve_until_the_room_ends() {
-    let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
     let served = Served::start(&[
         ("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"),
-        ("RAPAT_JWT_SECRET", &secret),
         ("RAPAT_ICE_SERVERS", r#"[{"urls":"stun:stun.example.org:3478"}]"#),
     ])
     .await;
-    let (ayu, bima) = (user(&served, "Ayu").await, user(&served, "Bima").await);
-    let room = post(&served, "/api/v1/rooms", Some(&ayu.token), json!({ "name": "Standup", "maxUsers": 5 })).await;
+    let (ayu, bima) = (served.new_user("Ayu").await, served.new_user("Bima").await);
+    let room = served.post("/api/v1/rooms", Some(&ayu.token), None, json!({ "name": "Standup", "maxUsers": 5 })).await;
     let room = room["id"].as_str().expect("room id").to_string();
     for who in [&ayu, &bima] {
-        post(&served, &format!("/api/v1/rooms/{room}/join"), Some(&who.token), json!({})).await;
+        served.post(&format!("/api/v1/rooms/{room}/join"), Some(&who.token), None, json!({})).await;
     }
 
     let ayu_peer = attend(&served, &room, &ayu).await;
@@ -108,7 +70,7 @@ async fn two_clients_exchange_media_through_rapat_serve_until_the_room_ends() {
         assert_eq!(track.out_of_order, 0, "in order on loopback: {track:?}");
     }
 
-    post(&served, &format!("/api/v1/rooms/{room}/end"), Some(&ayu.token), json!({})).await;
+    served.post(&format!("/api/v1/rooms/{room}/end"), Some(&ayu.token), None, json!({})).await;
     let ended = Instant::now();
     let received = || ayu_stats.packets_from(&bima.id, RtpCodecKind::Video) + bima_stats.packets_from(&ayu.id, RtpCodecKind::Video);
     let mut last = received();

@@ -62,43 +62,24 @@ fn spans_of(received: &Mutex<Vec<Value>>, trace_id: &str) -> Vec<(String, String
         .collect()
 }
 
-async fn post_json(served: &Served, path: &str, token: Option<&str>, traceparent: Option<&str>, body: Value) -> Value {
-    let mut request = reqwest::Client::new().post(served.url(path)).json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(traceparent) = traceparent {
-        request = request.header("traceparent", traceparent);
-    }
-    let response = request.send().await.expect("gateway answers");
-    let status = response.status();
-    let body: Value = response.json().await.expect("json");
-    assert!(status.is_success(), "POST {path}: {status} {body}");
-    body["data"].clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_requests_trace_continues_in_its_command_projections_and_the_sfu() {
     let (collector, received) = collector().await;
-    let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
     let served = Served::start(&[
         ("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"),
-        ("RAPAT_JWT_SECRET", &secret),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{collector}")),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ])
     .await;
-    let email = format!("ayu.{}@example.com", Uuid::new_v4().simple());
-    post_json(&served, "/api/v1/auth/register", None, None, json!({ "email": email, "password": "correct horse 1", "firstName": "Ayu", "lastName": "Tester" })).await;
-    let login = post_json(&served, "/api/v1/auth/login", None, None, json!({ "email": email, "password": "correct horse 1" })).await;
-    let token = login["token"].as_str().expect("token");
+    let ayu = served.new_user("Ayu").await;
+    let token = ayu.token.as_str();
 
     // The caller's own trace: rapat's spans must continue it.
     let trace_id = Uuid::new_v4().simple().to_string();
     let caller_span = &Uuid::new_v4().simple().to_string()[..16];
     let traceparent = format!("00-{trace_id}-{caller_span}-01");
-    let room = post_json(&served, "/api/v1/rooms", Some(token), Some(&traceparent), json!({ "name": "Traced", "maxUsers": 5 })).await;
+    let room = served.post("/api/v1/rooms", Some(token), Some(&traceparent), json!({ "name": "Traced", "maxUsers": 5 })).await;
     let room = room["id"].as_str().expect("room id").to_string();
 
     let started = Instant::now();
@@ -118,7 +99,7 @@ async fn a_requests_trace_continues_in_its_command_projections_and_the_sfu() {
 
     // A message on the WebSocket starts a trace of its own, which its command's
     // events carry on in the same way.
-    post_json(&served, &format!("/api/v1/rooms/{room}/join"), Some(token), None, json!({})).await;
+    served.post(&format!("/api/v1/rooms/{room}/join"), Some(token), None, json!({})).await;
     let url = format!("ws://{}/ws?roomId={room}&token={token}", served.address);
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("websocket upgrade");
     use futures::SinkExt;

@@ -259,9 +259,6 @@ impl Conductor {
 
     fn peer_reported(&mut self, peer: u64, output: PeerOutput) {
         match output {
-            PeerOutput::Signal(outgoing) => {
-                let _ = self.signals.send(outgoing);
-            }
             PeerOutput::Published(subscription) => {
                 let Some(entry) = self.peers.get_mut(&peer) else { return };
                 entry.published.push(subscription.clone());

@@ -151,9 +151,8 @@ type RoomEventStream = pull::Ordered;
 
 async fn follow_room_events(nats: &async_nats::Client, events: &EventStoreConfig) -> Result<RoomEventStream, NatsError> {
     let nats_error = |what: &str, error: &dyn std::fmt::Display| NatsError::Nats(format!("{what}: {error}"));
-    let jetstream = jetstream::new(nats.clone());
-    rapat_commands::ensure_event_store(&jetstream, events).await?;
-    let stream = jetstream.get_stream(&events.stream).await.map_err(|e| nats_error("opening the event stream", &e))?;
+    // The stream exists: whoever started the SFU opened the event store.
+    let stream = jetstream::new(nats.clone()).get_stream(&events.stream).await.map_err(|e| nats_error("opening the event stream", &e))?;
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
             filter_subject: events.subject_for("room", "*"),

@@ -61,10 +61,10 @@ pub(crate) fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, rt
     RTCIceCandidate::from(&candidate).to_json()
 }
 
-/// What a peer asks of the rest of the SFU after it handled something.
+/// What a peer asks of the conductor after it handled something. (What it
+/// says to its client goes out directly, through `Peer::signals`.)
 #[derive(Debug)]
 pub enum PeerOutput {
-    Signal(Outgoing),
     /// The client started sending a track: offer it to everyone else in the room.
     Published(Subscription),
     Unpublished(SourceId),
@@ -118,6 +118,8 @@ pub struct Peer {
     next_source: u64,
     keyframes: KeyframeRequests,
     pub outputs: Vec<PeerOutput>,
+    /// Messages for this peer's client: answers, offers, errors.
+    pub signals: Vec<Outgoing>,
 }
 
 impl Peer {
@@ -156,6 +158,7 @@ impl Peer {
             next_source: 0,
             keyframes: KeyframeRequests::default(),
             outputs: Vec::new(),
+            signals: Vec::new(),
         })
     }
 
@@ -168,7 +171,7 @@ impl Peer {
     }
 
     fn signal(&mut self, kind: &str, payload: serde_json::Value) {
-        self.outputs.push(PeerOutput::Signal(Outgoing { to: self.key.clone(), kind: kind.to_string(), payload }));
+        self.signals.push(Outgoing { to: self.key.clone(), kind: kind.to_string(), payload });
     }
 
     /// A client offer: answered, unless it collides with the SFU's own (impolite side).

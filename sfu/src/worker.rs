@@ -108,9 +108,8 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            let mut inputs = first.into_iter().chain(std::iter::from_fn(|| self.inbox.try_recv().ok())).take(BATCH);
+            let batch: Vec<WorkerInput> = first.into_iter().chain(std::iter::from_fn(|| self.inbox.try_recv().ok())).take(BATCH).collect();
             let mut stop = false;
-            let batch: Vec<WorkerInput> = inputs.by_ref().collect();
             for input in batch {
                 if matches!(input, WorkerInput::Stop) {
                     stop = true;
@@ -121,8 +120,10 @@ impl Worker {
             self.run_timers();
             self.flush();
             if stop {
-                for peer in self.peers.values_mut() {
+                // Closed peers still have their goodbyes (DTLS close) to send.
+                for (id, peer) in &mut self.peers {
                     peer.close();
+                    self.touched.push(*id);
                 }
                 self.flush();
                 return;
@@ -218,6 +219,7 @@ impl Worker {
                 Ok(())
             }),
             WorkerInput::Rtp { source, packet } => self.forward_local(source, &packet, now),
+            // Seen by `run` before it gets here.
             WorkerInput::Stop => {}
         }
     }
@@ -294,15 +296,11 @@ impl Worker {
         }
         self.metrics.datagrams_out.fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
         let closed = peer.is_closed();
+        for outgoing in std::mem::take(&mut peer.signals) {
+            let _ = self.signals.send(outgoing);
+        }
         for output in std::mem::take(&mut peer.outputs) {
-            match output {
-                PeerOutput::Signal(outgoing) => {
-                    let _ = self.signals.send(outgoing);
-                }
-                other => {
-                    let _ = self.conductor.send(ConductorInput::FromPeer { peer: id, output: other });
-                }
-            }
+            let _ = self.conductor.send(ConductorInput::FromPeer { peer: id, output });
         }
         match peer.next_deadline() {
             Some(deadline) if !closed => self.deadlines.insert(id, deadline),

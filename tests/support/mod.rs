@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 pub fn nats_url() -> String {
@@ -37,6 +38,8 @@ impl Served {
             .args(["serve", "--namespace", &namespace, "--nats-url", &nats_url(), "--http-addr", "127.0.0.1:0"])
             .args(["--database-url", &format!("{}/{database}", postgres_base_url())])
             .env("RUST_LOG", "info")
+            // Every token of this server verifies (a random key is only logged about).
+            .env("RAPAT_JWT_SECRET", format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()))
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -71,6 +74,47 @@ impl Served {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// POSTs JSON, asserts success and returns the envelope's `data`.
+    pub async fn post(&self, path: &str, token: Option<&str>, traceparent: Option<&str>, body: Value) -> Value {
+        let mut request = reqwest::Client::new().post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(traceparent) = traceparent {
+            request = request.header("traceparent", traceparent);
+        }
+        let response = request.send().await.expect("gateway answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("json body");
+        assert!(status.is_success(), "POST {path} answered {status}: {body}");
+        body["data"].clone()
+    }
+
+    /// Registers a user with a fresh email and logs them in.
+    pub async fn new_user(&self, name: &str) -> User {
+        let email = format!("{}.{}@example.com", name.to_lowercase(), Uuid::new_v4().simple());
+        let password = "correct horse 1";
+        let registered = self
+            .post("/api/v1/auth/register", None, None, json!({ "email": email, "password": password, "firstName": name, "lastName": "Tester" }))
+            .await;
+        let login = self.post("/api/v1/auth/login", None, None, json!({ "email": email, "password": password })).await;
+        User { id: registered["user"]["id"].as_str().expect("user id").into(), token: login["token"].as_str().expect("token").into() }
+    }
+}
+
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+/// Waits until `done` holds, checking every 20 ms; panics with `what` after `limit`.
+pub async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
