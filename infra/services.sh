@@ -218,8 +218,8 @@ install_packages() { # package...
     die "missing: $* and no apt-get here; install them with your package manager"
 
   # Install binaries only: keep the distro from starting its default services
-  # (Debian's nats-server has no JetStream; its Postgres cluster wants a
-  # password over TCP). Both tweaks are removed again right after.
+  # (its Postgres cluster wants a password over TCP). Both tweaks are removed
+  # again right after.
   local policy=/usr/sbin/policy-rc.d added_policy='' cc_dir=/etc/postgresql-common/createcluster.d
   local cc_file=$cc_dir/zz-rapat-no-main-cluster.conf made_cc_dir='' rc=0
   if [[ ! -e $policy ]]; then
@@ -246,20 +246,93 @@ install_packages() { # package...
   [[ -z $added_policy ]] || rm -f "$policy"
   ((rc == 0)) || die "apt-get failed (exit $rc) while installing: $*"
 
-  # The distro unit would grab port 4222 without JetStream on the next boot.
-  if [[ " $* " == *" nats-server "* ]] && [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
-    systemctl disable nats-server.service >/dev/null 2>&1 &&
-      log "disabled the distro's nats-server.service (no JetStream); this script runs its own"
-  fi
 }
 
-nats_bin() {
+# ------------------------------------------------------- a NATS that fsyncs
+
+# rapat's acknowledged events must survive a power failure (SPEC §8): the NATS
+# this script starts writes to disk before it acknowledges (`sync_interval:
+# always` in nats.conf), which needs nats-server 2.10 or later. Debian 12 ships
+# 2.9, so when no such server is installed the script takes Debian 13 (trixie)'s
+# package: a stable release's build, security-supported, which runs on Debian 12
+# (a static Go binary linked only to libc). It is unpacked under
+# $RAPAT_DATA_DIR/nats-bin, not installed system-wide, so the distro's own
+# nats-server is left alone. RAPAT_NATS_SUITE picks another Debian suite (sid).
+durable_nats_min=2.10.0
+nats_suite=${RAPAT_NATS_SUITE:-trixie}
+
+nats_version() { # binary -> x.y.z
+  "$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n 1
+}
+
+version_at_least() { # have want
+  [[ -n $1 ]] && printf '%s\n%s\n' "$2" "$1" | sort -V -C
+}
+
+installed_nats_bins() {
   local d
-  if command -v nats-server >/dev/null 2>&1; then command -v nats-server; return 0; fi
+  command -v nats-server 2>/dev/null || true
   for d in /usr/sbin /usr/local/bin /usr/local/sbin "$HOME/go/bin"; do
-    if [[ -x $d/nats-server ]]; then echo "$d/nats-server"; return 0; fi
+    [[ -x $d/nats-server ]] && echo "$d/nats-server"
   done
+  return 0
+}
+
+# durable_nats_bin -> path of a nats-server >= 2.10 (installed, or unpacked before)
+durable_nats_bin() {
+  local b
+  while IFS= read -r b; do
+    [[ -n $b && -x $b ]] || continue
+    if version_at_least "$(nats_version "$b")" "$durable_nats_min"; then echo "$b"; return 0; fi
+  done < <(installed_nats_bins; echo "$nats_unpacked")
   return 1
+}
+
+# Downloads Debian's nats-server package of $nats_suite with a private apt
+# state (the machine's sources and lists stay as they are) and unpacks it.
+fetch_durable_nats() {
+  local apt_dir=$data_dir/apt deb
+  command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1 ||
+    die "no nats-server >= $durable_nats_min here and no apt-get to fetch one. Install NATS >= $durable_nats_min
+(https://docs.nats.io/running-a-nats-service/introduction/installation) or point NATS_URL at a running one."
+  local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+  [[ -r $keyring ]] || die "no $keyring (package debian-archive-keyring) to check Debian's $nats_suite packages with"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/sources"
+  cat >"$apt_dir/sources/debian-$nats_suite.sources" <<SOURCES
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: $nats_suite
+Components: main
+Signed-By: $keyring
+SOURCES
+  local -a apt_opts=(
+    -q -o "Dir::Etc::SourceList=/dev/null" -o "Dir::Etc::SourceParts=$apt_dir/sources"
+    -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "Dir::State::status=/dev/null"
+    -o "APT::Sandbox::User=$(id -un)"
+  )
+  log "fetching nats-server from Debian $nats_suite (this machine has none >= $durable_nats_min)"
+  apt-get "${apt_opts[@]}" update >&2 || die "apt-get update for Debian $nats_suite failed"
+  rm -f "$apt_dir"/nats-server_*.deb
+  (cd "$apt_dir" && apt-get "${apt_opts[@]}" download "nats-server/$nats_suite" >&2) ||
+    die "apt-get download nats-server/$nats_suite failed"
+  deb=$(ls "$apt_dir"/nats-server_*.deb 2>/dev/null | head -n 1)
+  [[ -n $deb ]] || die "apt-get download left no nats-server package in $apt_dir"
+  rm -rf "$data_dir/nats-bin"
+  dpkg-deb -x "$deb" "$data_dir/nats-bin" || die "cannot unpack $deb"
+  version_at_least "$(nats_version "$nats_unpacked")" "$durable_nats_min" ||
+    die "Debian $nats_suite's nats-server is $(nats_version "$nats_unpacked"), older than $durable_nats_min"
+  log "nats-server $(nats_version "$nats_unpacked") unpacked in $data_dir/nats-bin"
+}
+
+# Says so when the NATS in use cannot fsync before acknowledging.
+warn_if_nats_cannot_fsync() { # INFO line
+  local version
+  version=$(grep -oE '"version":"[0-9]+\.[0-9]+\.[0-9]+' <<<"$1" | grep -oE '[0-9.]+$' || true)
+  if [[ -n $version ]] && ! version_at_least "$version" "$durable_nats_min"; then
+    log "warning: NATS at $nats_host:$nats_port is $version: before $durable_nats_min it cannot write to disk before
+  acknowledging, so acknowledged events can be lost on a power failure. For production use NATS >= $durable_nats_min
+  with 'jetstream { sync_interval: always }' (infra/nats.conf); this script starts such a server when none answers."
+  fi
 }
 
 # ------------------------------------------------------------------ starting
@@ -286,7 +359,7 @@ our_nats_pid() { # prints pid if the pid file points at a live nats-server of ou
 
 start_nats() {
   local bin addr pid launched i state
-  bin=$(nats_bin) || die "nats-server not found"
+  bin=$(durable_nats_bin) || die "no nats-server >= $durable_nats_min found"
   if pid=$(our_nats_pid); then
     die "a NATS started by this script from $data_dir is running (pid $pid) but $nats_host:$nats_port does not answer.
 Run 'infra/services.sh stop' first, or use another RAPAT_DATA_DIR."
@@ -294,7 +367,7 @@ Run 'infra/services.sh stop' first, or use another RAPAT_DATA_DIR."
   addr=$(bind_addr "$nats_host")
   mkdir -p "$nats_store"
   rm -f "$nats_pidfile"
-  log "starting nats-server (JetStream) on $addr:$nats_port, store $nats_store, log $nats_log"
+  log "starting nats-server $(nats_version "$bin") (JetStream, fsync before ack) on $addr:$nats_port, store $nats_store, log $nats_log"
   local -a launcher=()
   command -v setsid >/dev/null 2>&1 && launcher=(setsid)
   "${launcher[@]}" "$bin" -c "$script_dir/nats.conf" -js -a "$addr" -p "$nats_port" \
@@ -383,6 +456,7 @@ setup_common() {
   nats_store=$data_dir/nats
   nats_pidfile=$data_dir/nats.pid
   nats_log=$data_dir/nats.log
+  nats_unpacked=$data_dir/nats-bin/usr/sbin/nats-server
   set_pg_paths
 }
 
@@ -408,7 +482,7 @@ rapat needs JetStream: restart that server with -js (or a 'jetstream {}' config 
   if [[ $nats_state == down ]]; then
     is_local_host "$nats_host" ||
       die "NATS at $nats_host:$nats_port does not answer, and it is not a local address, so I will not start one"
-    nats_bin >/dev/null || missing+=(nats-server)
+    durable_nats_bin >/dev/null || fetch_durable_nats
   fi
   if [[ $pg_state == down ]]; then
     is_local_host "$pg_host" ||
@@ -426,6 +500,7 @@ rapat needs JetStream: restart that server with -js (or a 'jetstream {}' config 
 
   if [[ $nats_state == ok ]]; then
     log "NATS with JetStream answers at $nats_host:$nats_port"
+    warn_if_nats_cannot_fsync "$(nats_info "$nats_host" "$nats_port" || true)"
   else
     start_nats
     log "NATS with JetStream started at $nats_host:$nats_port (stop: infra/services.sh stop)"

@@ -141,6 +141,9 @@ struct Parts {
 async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
     let event_store = settings.event_store();
     let nats = rapat_commands::connect(&settings.nats_url).await.context("connecting to NATS")?;
+    if let Some(warning) = rapat_commands::power_loss_warning(&nats) {
+        tracing::warn!("{warning}");
+    }
     let jetstream = async_nats::jetstream::new(nats.clone());
     rapat_commands::ensure_event_store(&jetstream, &event_store).await.context("opening the event stream")?;
     let db = rapat_projections::connect(&settings.database_url).await.context("opening the read database")?;

@@ -23,5 +23,5 @@ pub use config::EventStoreConfig;
 pub use error::{CommandError, StoreError};
 pub use metadata::CommandMetadata;
 pub use password::Argon2idHasher;
-pub use setup::{connect, ensure_event_store, ensure_kv_bucket};
+pub use setup::{connect, ensure_event_store, ensure_kv_bucket, power_loss_warning};
 pub use store::{Appended, JetStreamEventStore, Loaded, StoredAggregate};

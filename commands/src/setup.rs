@@ -19,6 +19,30 @@ pub async fn connect(nats_url: &str) -> Result<async_nats::Client, StoreError> {
         .map_err(|error| StoreError::unavailable(format!("cannot connect to NATS at {nats_url}: {error}")))
 }
 
+/// The oldest NATS whose JetStream can write to disk before it acknowledges
+/// (`jetstream { sync_interval: always }`).
+const FSYNC_BEFORE_ACK_SINCE: (u64, u64) = (2, 10);
+
+/// What to tell an operator when the connected NATS cannot keep an acknowledged
+/// event through a power failure (SPEC §8), or `None`. A newer server can, when
+/// configured so; its configuration is not visible to clients.
+pub fn power_loss_warning(client: &async_nats::Client) -> Option<String> {
+    warning_for_version(&client.server_info().version)
+}
+
+fn warning_for_version(version: &str) -> Option<String> {
+    let mut parts = version.split('.').map(|part| part.parse::<u64>().ok());
+    let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) else {
+        return Some(format!("cannot read the NATS server's version {version:?}; make sure it is 2.10 or later"));
+    };
+    ((major, minor) < FSYNC_BEFORE_ACK_SINCE).then(|| {
+        format!(
+            "NATS {version} cannot write to disk before acknowledging (that needs 2.10 or later with \
+             `jetstream {{ sync_interval: always }}`): acknowledged events can be lost on a power failure"
+        )
+    })
+}
+
 /// Creates the event stream and the snapshot bucket when they are missing. An
 /// existing stream is left as it is: its limits are an operator's decision.
 pub async fn ensure_event_store(
@@ -89,4 +113,22 @@ pub async fn ensure_kv_bucket(
         .await
         .map_err(|error| StoreError::unavailable(format!("cannot create key-value bucket {bucket}: {error}")))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::warning_for_version;
+
+    #[test]
+    fn only_servers_that_cannot_fsync_before_acknowledging_are_warned_about() {
+        let check = |version: &str, warned: bool| assert_eq!(warning_for_version(version).is_some(), warned, "{version}");
+        check("2.9.10", true);
+        check("2.2.0", true);
+        check("1.4.1", true);
+        check("2.10.0", false);
+        check("2.10.27", false);
+        check("2.15.1", false);
+        check("3.0.0-beta.1", false);
+        check("unknown", true);
+    }
 }
