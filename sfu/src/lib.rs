@@ -27,7 +27,7 @@ pub mod loopback_client;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
@@ -38,7 +38,7 @@ pub use leg::{CodecKey, LegParameters, SourceParameters, Translation};
 pub use metrics::SfuCounters;
 pub use signal::{Incoming, Outgoing, PeerKey, RoomChange};
 
-use conductor::{Conductor, ConductorInput};
+use conductor::{Conductor, ConductorInput, PeerLimits};
 use metrics::WorkerMetrics;
 use worker::{MediaSocket, Worker, WorkerInput};
 
@@ -54,11 +54,18 @@ pub struct SfuConfig {
     pub announce_ip: Option<IpAddr>,
     /// Media worker threads; 0 means one per core.
     pub workers: usize,
+    /// Live peer connections one user may hold in one room (default 3, as many
+    /// as the gateway lets them have sockets there). A newer peer replaces the
+    /// user's oldest beyond this; a room also takes peers from at most its
+    /// `maxUsers` distinct users.
+    pub max_peers_per_user: usize,
 }
 
 impl SfuConfig {
+    pub const DEFAULT_MAX_PEERS_PER_USER: usize = 3;
+
     pub fn new(udp_bind: SocketAddr) -> Self {
-        Self { udp_bind, port_range: None, announce_ip: None, workers: 0 }
+        Self { udp_bind, port_range: None, announce_ip: None, workers: 0, max_peers_per_user: Self::DEFAULT_MAX_PEERS_PER_USER }
     }
 }
 
@@ -78,6 +85,7 @@ pub struct SfuHandle {
     conductor: UnboundedSender<ConductorInput>,
     metrics: Arc<Vec<Arc<WorkerMetrics>>>,
     active: placement::ActiveRooms,
+    peers: Arc<AtomicUsize>,
 }
 
 impl SfuHandle {
@@ -94,6 +102,11 @@ impl SfuHandle {
         SfuCounters::sum(self.metrics.iter().map(Arc::as_ref))
     }
 
+    /// Peer connections on this node, closing ones included.
+    pub fn peers(&self) -> usize {
+        self.peers.load(Ordering::Relaxed)
+    }
+
     /// Copies the workers' counters into the process's metrics recorder (served
     /// at `/metrics` when a gateway runs in the same process). Workers keep
     /// plain atomics: a recorder lookup per packet would cost more.
@@ -104,6 +117,7 @@ impl SfuHandle {
         ::metrics::counter!("rapat_sfu_rtp_forwarded_total").absolute(counters.rtp_forwarded);
         let rooms = self.active.lock().map_or(0, |rooms| rooms.len());
         ::metrics::gauge!("rapat_sfu_rooms").set(rooms as f64);
+        ::metrics::gauge!("rapat_sfu_peers").set(self.peers() as f64);
     }
 }
 
@@ -145,10 +159,12 @@ impl Sfu {
             threads.push(std::thread::Builder::new().name(format!("rapat-sfu-udp{index}")).spawn(move || receive.run())?);
         }
         let active = placement::ActiveRooms::default();
-        let conductor = Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission, Arc::clone(&active));
+        let peers = Arc::new(AtomicUsize::new(0));
+        let limits = PeerLimits { max_peers_per_user: config.max_peers_per_user, active: Arc::clone(&active), peer_count: Arc::clone(&peers) };
+        let conductor = Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission, limits);
         tokio::spawn(conductor.run());
         tracing::info!(%local_addr, %announce, sockets = sockets.len(), workers = count, "SFU listening");
-        let handle = SfuHandle { conductor: conductor_tx, metrics: Arc::new(metrics), active };
+        let handle = SfuHandle { conductor: conductor_tx, metrics: Arc::new(metrics), active, peers };
         Ok((Self { handle, local_addr, announce, stop, workers: senders, threads }, signals_rx))
     }
 

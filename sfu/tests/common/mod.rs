@@ -1,6 +1,9 @@
 //! A room on a real event store, an SFU on a real NATS, and loopback webrtc-rs
 //! clients whose signaling goes over the same NATS subjects a gateway uses.
 
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
