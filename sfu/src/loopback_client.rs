@@ -143,6 +143,8 @@ pub struct ClientStats {
     pub errors: Mutex<Vec<Value>>,
     /// Where the SFU's datagrams come from.
     remote: Mutex<Option<SocketAddr>>,
+    /// The SFU's ICE ufrag, from its first answer.
+    remote_ufrag: Mutex<Option<String>>,
     tracks: Mutex<HashMap<String, TrackStats>>,
 }
 
@@ -153,6 +155,11 @@ impl ClientStats {
 
     pub fn remote_port(&self) -> Option<u16> {
         self.remote.lock().ok().and_then(|remote| remote.map(|addr| addr.port()))
+    }
+
+    /// The ICE ufrag the SFU gave this client's peer (`a=ice-ufrag` of its answer).
+    pub fn remote_ice_ufrag(&self) -> Option<String> {
+        self.remote_ufrag.lock().ok().and_then(|ufrag| ufrag.clone())
     }
 
     /// Packets received from `stream_id` of `kind`.
@@ -403,6 +410,10 @@ impl Driver {
         match (kind, sdp) {
             ("answer", Some(sdp)) => {
                 self.stats.answers_received.fetch_add(1, Ordering::Relaxed);
+                let ufrag = sdp.lines().find_map(|line| line.trim().strip_prefix("a=ice-ufrag:")).map(str::to_string);
+                if let (Ok(mut remote), Some(ufrag)) = (self.stats.remote_ufrag.lock(), ufrag) {
+                    remote.get_or_insert(ufrag);
+                }
                 if let Ok(answer) = RTCSessionDescription::answer(sdp)
                     && let Err(error) = self.pc.set_remote_description(now, answer)
                 {

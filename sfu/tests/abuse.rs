@@ -4,10 +4,19 @@
 
 mod common;
 
-use std::time::Duration;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
 
-use common::{eventually, harness};
+use common::{Harness, eventually, harness, harness_with_port_range};
+use rand::distr::Alphanumeric;
+use rand::{Rng, RngCore};
+use rapat_domain::room::RoomCommand;
 use rapat_sfu::loopback_client::{ClientOptions, RtpCodecKind};
+use rtc::stun::attributes::ATTR_USERNAME;
+use rtc::stun::fingerprint::FINGERPRINT;
+use rtc::stun::integrity::MessageIntegrity;
+use rtc::stun::message::{BINDING_REQUEST, Message, Setter, TransactionId};
+use rtc::stun::textattrs::Username;
 
 const CONNECT: Duration = Duration::from_secs(15);
 
@@ -48,4 +57,139 @@ async fn a_users_newer_peers_replace_their_oldest_beyond_the_per_user_cap() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(oldest.packets_from(&stream, RtpCodecKind::Video), frozen, "no media to a replaced peer");
     assert!(!oldest.errors.lock().expect("errors").is_empty());
+}
+
+fn random_text(len: usize) -> String {
+    rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}
+
+/// A STUN binding request as a client sends it; `password: None` leaves out MESSAGE-INTEGRITY.
+fn binding_request(username: &str, password: Option<&str>) -> Vec<u8> {
+    let provider = rtc::crypto::default_provider().expect("a crypto provider");
+    let mut setters: Vec<Box<dyn Setter + '_>> =
+        vec![Box::new(BINDING_REQUEST), Box::new(TransactionId::new()), Box::new(Username::new(ATTR_USERNAME, username.to_string()))];
+    if let Some(password) = password {
+        setters.push(Box::new(MessageIntegrity::new_short_term_integrity_with_provider(password.to_string(), provider.crypto())));
+    }
+    setters.push(Box::new(FINGERPRINT));
+    let mut message = Message::new();
+    message.build(&setters).expect("a binding request");
+    message.raw
+}
+
+/// Spoofed datagrams: binding requests with random usernames, with usernames
+/// shaped like the SFU's (peer number, separator, random), with real peers'
+/// ufrags and a wrong password or none, and random bytes.
+fn spoofs(real_ufrags: &[String], count: usize) -> Vec<Vec<u8>> {
+    let mut rng = rand::rng();
+    (0..count)
+        .map(|n| match n % 5 {
+            0 => binding_request(&format!("{}:{}", random_text(12), random_text(4)), Some(&random_text(24))),
+            1 => binding_request(&format!("{:x}z{}:{}", rng.random_range(1..64u32), random_text(8), random_text(4)), Some(&random_text(24))),
+            2 => binding_request(&format!("{}:{}", real_ufrags[n % real_ufrags.len()], random_text(4)), Some(&random_text(24))),
+            3 => binding_request(&format!("{}:{}", real_ufrags[n % real_ufrags.len()], random_text(4)), None),
+            _ => {
+                let mut bytes = vec![0u8; rng.random_range(1..1200)];
+                rng.fill_bytes(&mut bytes);
+                bytes
+            }
+        })
+        .collect()
+}
+
+/// Sends `total` spoofed datagrams to `targets`, from a new source port every ten,
+/// for at most `limit`; returns how many went.
+fn flood(targets: Vec<SocketAddr>, real_ufrags: Vec<String>, total: usize, limit: Duration) -> usize {
+    let pool = spoofs(&real_ufrags, 2_000);
+    let started = Instant::now();
+    let mut sent = 0;
+    let mut socket = UdpSocket::bind("127.0.0.1:0").expect("a source socket");
+    while sent < total && started.elapsed() < limit {
+        if sent % 10 == 0 {
+            socket = UdpSocket::bind("127.0.0.1:0").expect("a source socket");
+        }
+        // Loopback drops what the receiver has no room for; a short pause now and
+        // then lets most of the flood reach the SFU.
+        if sent % 500 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = socket.send_to(&pool[sent % pool.len()], targets[sent % targets.len()]);
+        sent += 1;
+    }
+    sent
+}
+
+/// Polls the SFU's route count until the flood is over; returns the highest seen.
+async fn highest_route_count_during(h: &Harness, flood: &tokio::task::JoinHandle<usize>) -> usize {
+    let mut highest = 0;
+    while !flood.is_finished() {
+        highest = highest.max(h.sfu.handle().routes());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    highest.max(h.sfu.handle().routes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_stun_adds_no_route_while_real_peers_connect_and_media_flows() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let publisher = h.connect(h.host, ClientOptions::publisher()).await;
+    let listener = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let (stream, stats) = (h.host.to_string(), listener.stats());
+    eventually("media before the flood", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
+    assert_eq!(h.sfu.handle().routes(), 2, "one verified address per peer");
+    let real_ufrags: Vec<String> = [&publisher, &listener].iter().map(|c| c.stats().remote_ice_ufrag().expect("the SFU's ufrag")).collect();
+    let unrouted = h.sfu.handle().unrouted_datagrams();
+
+    let target = h.sfu.local_addr();
+    let flooding = tokio::task::spawn_blocking(move || flood(vec![target], real_ufrags, 100_000, Duration::from_secs(30)));
+    let video = stats.packets_from(&stream, RtpCodecKind::Video);
+    // A peer that starts connecting during the flood: its checks are verified and routed.
+    let _newcomer = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let highest = highest_route_count_during(&h, &flooding).await;
+    let sent = flooding.await.expect("the flood");
+
+    assert_eq!(sent, 100_000, "the whole flood went out in time");
+    // What reached the SFU was counted as dropped (loopback dropped the rest).
+    eventually("the flood counted", Duration::from_secs(5), || h.sfu.handle().unrouted_datagrams() - unrouted >= 10_000).await;
+    assert!(highest <= 3, "{highest} routes during the flood, with three peers of one address each");
+    eventually("the newcomer's verified address", CONNECT, || h.sfu.handle().routes() == 3).await;
+    eventually("media kept flowing", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > video + 100).await;
+
+    let late_user = h.participant().await;
+    let late = h.connect(late_user, ClientOptions::subscriber()).await;
+    let late_stats = late.stats();
+    eventually("media at a peer that connects after the flood", CONNECT, || late_stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
+    assert_eq!(h.sfu.handle().routes(), 4, "one address per peer, nothing left from the flood");
+    h.command(RoomCommand::Leave { user: late_user }).await;
+    eventually("a closed peer's route goes with it", Duration::from_secs(5), || h.sfu.handle().routes() == 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_port_range_spoofed_stun_on_every_port_adds_no_route() {
+    let (h, ports) = harness_with_port_range(3).await;
+    h.join(h.host).await;
+    let publisher = h.connect(h.host, ClientOptions::publisher()).await;
+    let listeners = [h.connect(h.participant().await, ClientOptions::subscriber()).await, h.connect(h.participant().await, ClientOptions::subscriber()).await];
+    let stream = h.host.to_string();
+    for listener in &listeners {
+        let stats = listener.stats();
+        eventually("media through the port range", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
+    }
+    assert_eq!(h.sfu.handle().routes(), 3, "each peer verified on its own port");
+    let real_ufrags: Vec<String> =
+        listeners.iter().chain([&publisher]).map(|c| c.stats().remote_ice_ufrag().expect("the SFU's ufrag")).collect();
+    let targets: Vec<SocketAddr> = ports.map(|port| SocketAddr::from(([127, 0, 0, 1], port))).collect();
+    let unrouted = h.sfu.handle().unrouted_datagrams();
+
+    let flooding = tokio::task::spawn_blocking(move || flood(targets, real_ufrags, 30_000, Duration::from_secs(20)));
+    let highest = highest_route_count_during(&h, &flooding).await;
+    assert_eq!(flooding.await.expect("the flood"), 30_000);
+    eventually("the flood counted", Duration::from_secs(5), || h.sfu.handle().unrouted_datagrams() - unrouted >= 3_000).await;
+    assert_eq!((highest, h.sfu.handle().routes()), (3, 3), "routes during and after the flood");
+    for listener in &listeners {
+        let stats = listener.stats();
+        let before = stats.packets_from(&stream, RtpCodecKind::Video);
+        eventually("media still flows on every port", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > before + 50).await;
+    }
 }

@@ -54,6 +54,22 @@ pub async fn harness() -> Harness {
     harness_with(config).await
 }
 
+/// An SFU on a range of `ports` ports of 127.0.0.1 (RAPAT_SFU_PORT_RANGE mode).
+pub async fn harness_with_port_range(ports: u16) -> (Harness, std::ops::RangeInclusive<u16>) {
+    // A free range is found by trying: another test may hold a port.
+    for _ in 0..20 {
+        let first = 20_000 + (rand::random::<u16>() % 40_000);
+        let range = first..=first + (ports - 1);
+        let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
+        config.port_range = Some((*range.start(), *range.end()));
+        config.workers = 2;
+        if range.clone().all(|port| std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()) {
+            return (harness_with(config).await, range);
+        }
+    }
+    panic!("no free range of {ports} ports");
+}
+
 pub async fn harness_with(config: SfuConfig) -> Harness {
     let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let nats = async_nats::connect(url).await.expect("NATS is reachable");
