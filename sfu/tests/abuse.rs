@@ -138,7 +138,7 @@ async fn spoofed_stun_adds_no_route_while_real_peers_connect_and_media_flows() {
     let (stream, stats) = (h.host.to_string(), listener.stats());
     eventually("media before the flood", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
     assert_eq!(h.sfu.handle().routes(), 2, "one verified address per peer");
-    let real_ufrags: Vec<String> = [&publisher, &listener].iter().map(|c| c.stats().remote_ice_ufrag().expect("the SFU's ufrag")).collect();
+    let real_ufrags: Vec<String> = [&publisher, &listener].iter().map(|c| c.stats().remote_ice_credentials().expect("the SFU's ICE credentials").0).collect();
     let unrouted = h.sfu.handle().unrouted_datagrams();
 
     let target = h.sfu.local_addr();
@@ -178,7 +178,7 @@ async fn with_a_port_range_spoofed_stun_on_every_port_adds_no_route() {
     }
     assert_eq!(h.sfu.handle().routes(), 3, "each peer verified on its own port");
     let real_ufrags: Vec<String> =
-        listeners.iter().chain([&publisher]).map(|c| c.stats().remote_ice_ufrag().expect("the SFU's ufrag")).collect();
+        listeners.iter().chain([&publisher]).map(|c| c.stats().remote_ice_credentials().expect("the SFU's ICE credentials").0).collect();
     let targets: Vec<SocketAddr> = ports.map(|port| SocketAddr::from(([127, 0, 0, 1], port))).collect();
     let unrouted = h.sfu.handle().unrouted_datagrams();
 
@@ -192,4 +192,67 @@ async fn with_a_port_range_spoofed_stun_on_every_port_adds_no_route() {
         let before = stats.packets_from(&stream, RtpCodecKind::Video);
         eventually("media still flows on every port", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > before + 50).await;
     }
+}
+
+/// Random datagrams shaped like each protocol that shares the port (RFC 7983):
+/// STUN (with the magic cookie), DTLS records, RTP and RTCP, and plain noise.
+fn junk(count: usize) -> Vec<Vec<u8>> {
+    let mut rng = rand::rng();
+    (0..count)
+        .map(|n| {
+            let mut bytes = vec![0u8; rng.random_range(1..1400)];
+            rng.fill_bytes(&mut bytes);
+            match n % 5 {
+                0 if bytes.len() >= 20 => {
+                    bytes[0] &= 0x3f;
+                    bytes[4..8].copy_from_slice(&0x2112_A442u32.to_be_bytes());
+                }
+                1 => bytes[0] = rng.random_range(20..=63),
+                2 => bytes[0] = rng.random_range(128..=191),
+                3 if bytes.len() >= 2 => {
+                    bytes[0] = rng.random_range(128..=191);
+                    bytes[1] = rng.random_range(192..=223);
+                }
+                _ => {}
+            }
+            bytes
+        })
+        .collect()
+}
+
+/// A client that passed ICE (it has the peer's password) then sends garbage:
+/// whatever webrtc-rs makes of it, its worker keeps running and media keeps flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_a_verified_address_neither_panics_a_worker_nor_stops_media() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let _publisher = h.connect(h.host, ClientOptions::publisher()).await;
+    let listener = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let (stream, stats) = (h.host.to_string(), listener.stats());
+    eventually("media before the garbage", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
+    let (ufrag, password) = stats.remote_ice_credentials().expect("the SFU's ICE credentials");
+
+    let target = h.sfu.local_addr();
+    let hostile = UdpSocket::bind("127.0.0.1:0").expect("a socket");
+    hostile.send_to(&binding_request(&format!("{ufrag}:evil"), Some(&password)), target).expect("send");
+    eventually("the hostile address is verified", Duration::from_secs(5), || h.sfu.handle().routes() == 3).await;
+    let garbage = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        for (n, datagram) in junk(20_000).iter().enumerate() {
+            if started.elapsed() > Duration::from_secs(20) {
+                break;
+            }
+            if n % 200 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let _ = hostile.send_to(datagram, target);
+        }
+    });
+    garbage.await.expect("the garbage went out");
+
+    let video = stats.packets_from(&stream, RtpCodecKind::Video);
+    eventually("media still flows to the peer the garbage was routed to", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > video + 100).await;
+    let late = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let late_stats = late.stats();
+    eventually("every worker still serves new peers", CONNECT, || late_stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
 }
