@@ -107,4 +107,15 @@ async fn with_one_sfu_peer_per_user_a_second_socket_takes_the_media_over() {
     })
     .await;
     assert!(second_stats.errors.lock().expect("errors").is_empty());
+
+    // Operators see it: one peer, routed from one verified address (reported every few seconds).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = reqwest::get(served.url("/metrics")).await.expect("metrics").text().await.expect("text");
+        if metrics.lines().any(|line| line == "rapat_sfu_peers 1") && metrics.lines().any(|line| line == "rapat_sfu_routes 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no rapat_sfu_peers 1 and rapat_sfu_routes 1 in:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
