@@ -151,7 +151,7 @@ async fn spoofed_stun_adds_no_route_while_real_peers_connect_and_media_flows() {
 
     assert_eq!(sent, 100_000, "the whole flood went out in time");
     // What reached the SFU was counted as dropped (loopback dropped the rest).
-    eventually("the flood counted", Duration::from_secs(5), || h.sfu.handle().unrouted_datagrams() - unrouted >= 10_000).await;
+    eventually("the flood counted", Duration::from_secs(5), || h.sfu.handle().unrouted_datagrams() - unrouted >= 5_000).await;
     assert!(highest <= 3, "{highest} routes during the flood, with three peers of one address each");
     eventually("the newcomer's verified address", CONNECT, || h.sfu.handle().routes() == 3).await;
     eventually("media kept flowing", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > video + 100).await;
