@@ -56,9 +56,9 @@ pub struct Settings {
     /// A room takes peers from at most its maxUsers distinct users.
     #[arg(long, env = "RAPAT_SFU_MAX_PEERS_PER_USER", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub sfu_max_peers_per_user: u16,
-    /// Remote addresses one SFU peer may route from (its client's candidates that
-    /// passed a STUN check verified with the peer's ICE password); a new one
-    /// replaces the oldest. Nothing is kept for unverified senders.
+    /// Remote addresses one SFU peer may route from: the first of its client's
+    /// candidates to pass a STUN check verified with the peer's ICE password (a
+    /// client that moves more often reconnects). Nothing is kept for unverified senders.
     #[arg(long, env = "RAPAT_SFU_MAX_ADDRESSES_PER_PEER", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub sfu_max_addresses_per_peer: u16,
     /// STUN/TURN servers handed to browsers in each socket's `config` message, as

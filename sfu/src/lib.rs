@@ -62,8 +62,8 @@ pub struct SfuConfig {
     /// user's oldest beyond this; a room also takes peers from at most its
     /// `maxUsers` distinct users.
     pub max_peers_per_user: usize,
-    /// Remote addresses one peer may route from (its client's candidates that
-    /// passed a verified STUN check); a new one replaces the oldest beyond this.
+    /// Remote addresses one peer may route from: the first of its client's
+    /// candidates to pass a STUN check verified with the peer's ICE password.
     pub max_addresses_per_peer: usize,
 }
 
