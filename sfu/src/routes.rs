@@ -41,7 +41,7 @@ pub struct RouteTable {
     peers: HashMap<u64, PeerRoutes>,
     max_addresses_per_peer: usize,
     crypto: Arc<dyn RTCCryptoProvider>,
-    /// Reused for every STUN message parsed, so a flood does not allocate one each.
+    /// Reused for every STUN message parsed, with its buffers.
     message: Message,
 }
 
