@@ -51,6 +51,16 @@ pub struct Settings {
     /// Media worker threads of the SFU; 0 means one per core.
     #[arg(long, env = "RAPAT_SFU_WORKERS", default_value_t = 0, global = true)]
     pub sfu_workers: usize,
+    /// Live SFU peer connections one user may hold in one room; a newer one
+    /// replaces their oldest (the client reconnects on a new socket after a drop).
+    /// A room takes peers from at most its maxUsers distinct users.
+    #[arg(long, env = "RAPAT_SFU_MAX_PEERS_PER_USER", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    pub sfu_max_peers_per_user: u16,
+    /// Remote addresses one SFU peer may route from: the first of its client's
+    /// candidates to pass a STUN check verified with the peer's ICE password (a
+    /// client that moves more often reconnects). Nothing is kept for unverified senders.
+    #[arg(long, env = "RAPAT_SFU_MAX_ADDRESSES_PER_PEER", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    pub sfu_max_addresses_per_peer: u16,
     /// STUN/TURN servers handed to browsers in each socket's `config` message, as
     /// the JSON of `RTCConfiguration.iceServers`, e.g.
     /// `[{"urls":"turn:turn.example.org:3478","username":"u","credential":"p"}]`.
@@ -82,6 +92,8 @@ impl Settings {
         config.announce_ip = self.sfu_public_ip;
         config.port_range = self.sfu_port_range;
         config.workers = self.sfu_workers;
+        config.max_peers_per_user = usize::from(self.sfu_max_peers_per_user);
+        config.max_addresses_per_peer = usize::from(self.sfu_max_addresses_per_peer);
         config
     }
 

@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
@@ -85,4 +86,36 @@ async fn two_clients_exchange_media_through_rapat_serve_until_the_room_ends() {
     }
     let took = changed.saturating_duration_since(ended);
     assert!(took <= Duration::from_secs(1), "media stopped {took:?} after the room ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_sfu_peer_per_user_a_second_socket_takes_the_media_over() {
+    let served = Served::start(&[("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"), ("RAPAT_SFU_MAX_PEERS_PER_USER", "1")]).await;
+    let ayu = served.new_user("Ayu").await;
+    let room = served.post("/api/v1/rooms", Some(&ayu.token), None, json!({ "name": "Standup", "maxUsers": 5 })).await;
+    let room = room["id"].as_str().expect("room id").to_string();
+    served.post(&format!("/api/v1/rooms/{room}/join"), Some(&ayu.token), None, json!({})).await;
+
+    let first = attend(&served, &room, &ayu).await;
+    let first_stats = first.stats();
+    eventually("the first socket's peer connects", Duration::from_secs(20), || first_stats.connected.load(Ordering::Relaxed)).await;
+    let second = attend(&served, &room, &ayu).await;
+    let second_stats = second.stats();
+    eventually("the second socket's peer connects", Duration::from_secs(20), || second_stats.connected.load(Ordering::Relaxed)).await;
+    eventually("the first socket is told its peer was replaced", Duration::from_secs(5), || {
+        first_stats.errors.lock().is_ok_and(|errors| errors.iter().any(|error| error["code"] == "peer_replaced"))
+    })
+    .await;
+    assert!(second_stats.errors.lock().expect("errors").is_empty());
+
+    // Operators see it: one peer, routed from one verified address (reported every few seconds).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = reqwest::get(served.url("/metrics")).await.expect("metrics").text().await.expect("text");
+        if metrics.lines().any(|line| line == "rapat_sfu_peers 1") && metrics.lines().any(|line| line == "rapat_sfu_routes 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no rapat_sfu_peers 1 and rapat_sfu_routes 1 in:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

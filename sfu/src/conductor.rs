@@ -2,13 +2,15 @@
 //!
 //! One async task owns it, so there is no shared mutable state between workers.
 //! It admits offers (a current participant of a room that has not ended, checked
-//! against the event store), places each new peer on a worker, tells subscribers'
+//! against the event store, within the room's capacity: see [`make_room`]),
+//! places each new peer on a worker, tells subscribers'
 //! workers when a track is published or goes, routes keyframe requests to the
 //! publisher's worker, and applies room events: a user gone closes their peers, a
 //! mute stops their audio, a room ended closes everything in it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::Sender;
 use futures::future::BoxFuture;
@@ -31,12 +33,16 @@ pub trait Admission: Send + Sync + 'static {
 pub struct Admitted {
     /// Audio starts blocked when the participant is muted.
     pub audio_muted: bool,
+    /// The room's `maxUsers`: at most this many distinct users have peers in it.
+    pub max_users: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refused {
     NotParticipant,
     RoomEnded,
+    /// Peers of `maxUsers` other users are already in the room.
+    RoomFull,
     Unavailable(String),
 }
 
@@ -45,6 +51,7 @@ impl Refused {
         match self {
             Refused::NotParticipant => ("not_a_participant", "join the room before sending media".into()),
             Refused::RoomEnded => ("room_ended", "the room has ended".into()),
+            Refused::RoomFull => ("room_full", "the room's media is full: it has reached its participant limit".into()),
             Refused::Unavailable(reason) => ("sfu_unavailable", format!("cannot check the room now: {reason}")),
         }
     }
@@ -61,6 +68,8 @@ struct PeerEntry {
     key: PeerKey,
     worker: usize,
     published: Vec<Subscription>,
+    /// Told to close; no longer counts against the room's capacity.
+    closing: bool,
 }
 
 /// Messages of a connection whose admission is being checked.
@@ -69,12 +78,22 @@ struct Pending {
     cancelled: bool,
 }
 
+/// What the conductor shares with the handle, and the per-user cap.
+pub struct PeerLimits {
+    pub max_peers_per_user: usize,
+    /// The keys of the conductor's rooms, shared with the room placement.
+    pub active: ActiveRooms,
+    pub peer_count: Arc<AtomicUsize>,
+}
+
 pub struct Conductor {
     inputs: UnboundedReceiver<ConductorInput>,
     myself: UnboundedSender<ConductorInput>,
     workers: Vec<Sender<WorkerInput>>,
     signals: UnboundedSender<Outgoing>,
     admission: Arc<dyn Admission>,
+    /// Live peers one user may hold in one room (`SfuConfig::max_peers_per_user`).
+    max_peers_per_user: usize,
     next_peer: u64,
     peers: HashMap<u64, PeerEntry>,
     by_connection: HashMap<Uuid, u64>,
@@ -82,6 +101,8 @@ pub struct Conductor {
     /// The keys of `rooms`, shared with the room placement (`placement.rs`).
     active: ActiveRooms,
     pending: HashMap<Uuid, Pending>,
+    /// How many peers exist (closing ones included), for metrics.
+    peer_count: Arc<AtomicUsize>,
 }
 
 impl Conductor {
@@ -91,7 +112,7 @@ impl Conductor {
         workers: Vec<Sender<WorkerInput>>,
         signals: UnboundedSender<Outgoing>,
         admission: Arc<dyn Admission>,
-        active: ActiveRooms,
+        limits: PeerLimits,
     ) -> Self {
         Self {
             inputs,
@@ -99,12 +120,14 @@ impl Conductor {
             workers,
             signals,
             admission,
+            max_peers_per_user: limits.max_peers_per_user.max(1),
             next_peer: 1,
             peers: HashMap::new(),
             by_connection: HashMap::new(),
             rooms: HashMap::new(),
-            active,
+            active: limits.active,
             pending: HashMap::new(),
+            peer_count: limits.peer_count,
         }
     }
 
@@ -125,12 +148,20 @@ impl Conductor {
         }
     }
 
+    /// Tells a peer's worker to close it; it stops counting at once.
+    fn close(&mut self, peer: u64) {
+        if let Some(entry) = self.peers.get_mut(&peer) {
+            entry.closing = true;
+        }
+        self.send(peer, WorkerInput::Close { peer });
+    }
+
     fn signal(&mut self, incoming: Incoming) {
         let connection = incoming.connection_id;
         if incoming.kind == "disconnect" {
             self.pending.remove(&connection);
-            if let Some(peer) = self.by_connection.get(&connection) {
-                self.send(*peer, WorkerInput::Close { peer: *peer });
+            if let Some(peer) = self.by_connection.get(&connection).copied() {
+                self.close(peer);
             }
             return;
         }
@@ -184,8 +215,17 @@ impl Conductor {
             (true, _) => Err(Refused::NotParticipant),
             (false, result) => result,
         };
-        let admitted = match admitted {
-            Ok(admitted) => admitted,
+        let live: Vec<(u64, Uuid)> = self
+            .room_peers(key.room)
+            .into_iter()
+            .filter_map(|peer| self.peers.get(&peer).filter(|entry| !entry.closing).map(|entry| (peer, entry.key.user)))
+            .collect();
+        let made_room = admitted.and_then(|admitted| {
+            let replaced = make_room(&live, key.user, admitted.max_users, self.max_peers_per_user)?;
+            Ok((admitted, replaced))
+        });
+        let (admitted, replaced) = match made_room {
+            Ok(made) => made,
             Err(refused) => {
                 tracing::info!(peer = %key, ?refused, "an offer was refused");
                 let (code, message) = refused.code_and_message();
@@ -193,10 +233,18 @@ impl Conductor {
                 return;
             }
         };
+        for old in replaced {
+            let Some(entry) = self.peers.get(&old) else { continue };
+            tracing::info!(peer = %entry.key, by = %key.connection, "a newer peer of the same user replaces this one");
+            let message = "a newer connection of yours in this room took over the media; this one's peer connection is closed";
+            let _ = self.signals.send(Outgoing::error(entry.key.clone(), "peer_replaced", message));
+            self.close(old);
+        }
         let peer = self.next_peer;
         self.next_peer += 1;
         let worker = (peer % self.workers.len() as u64) as usize;
-        self.peers.insert(peer, PeerEntry { key: key.clone(), worker, published: Vec::new() });
+        self.peers.insert(peer, PeerEntry { key: key.clone(), worker, published: Vec::new(), closing: false });
+        self.peer_count.store(self.peers.len(), Ordering::Relaxed);
         self.by_connection.insert(key.connection, peer);
         self.rooms.entry(key.room).or_default().insert(peer);
         if let Ok(mut active) = self.active.lock() {
@@ -229,7 +277,7 @@ impl Conductor {
                 self.cancel_pending(|key| key.room == room && key.user == user);
                 for peer in self.room_peers(room) {
                     if self.peers.get(&peer).is_some_and(|entry| entry.key.user == user) {
-                        self.send(peer, WorkerInput::Close { peer });
+                        self.close(peer);
                     }
                 }
             }
@@ -243,7 +291,7 @@ impl Conductor {
             RoomChange::Ended { room } => {
                 self.cancel_pending(|key| key.room == room);
                 for peer in self.room_peers(room) {
-                    self.send(peer, WorkerInput::Close { peer });
+                    self.close(peer);
                 }
             }
         }
@@ -285,6 +333,7 @@ impl Conductor {
             }
             PeerOutput::Closed => {
                 let Some(entry) = self.peers.remove(&peer) else { return };
+                self.peer_count.store(self.peers.len(), Ordering::Relaxed);
                 tracing::info!(peer = %entry.key, "peer closed");
                 for published in &entry.published {
                     for other in self.room_peers(entry.key.room) {
@@ -306,6 +355,68 @@ impl Conductor {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Room for a new peer of `user`, given the room's live peers (id, user; ids grow
+/// with age): refused when `user` has no peer there yet and `max_users` users
+/// already do; otherwise the peers of `user` to close so that, with the new one,
+/// they are at most `per_user`: the oldest go, because a client that reconnects
+/// (a new socket after a dropped one) must not be locked out by a dying peer.
+pub(crate) fn make_room(live: &[(u64, Uuid)], user: Uuid, max_users: u32, per_user: usize) -> Result<Vec<u64>, Refused> {
+    let users: HashSet<Uuid> = live.iter().map(|(_, owner)| *owner).collect();
+    if !users.contains(&user) && users.len() >= max_users as usize {
+        return Err(Refused::RoomFull);
+    }
+    let mut own: Vec<u64> = live.iter().filter(|(_, owner)| *owner == user).map(|(peer, _)| *peer).collect();
+    own.sort_unstable();
+    let excess = (own.len() + 1).saturating_sub(per_user.max(1));
+    own.truncate(excess);
+    Ok(own)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users(n: usize) -> Vec<Uuid> {
+        (0..n).map(|_| Uuid::new_v4()).collect()
+    }
+
+    #[test]
+    fn a_new_user_beyond_max_users_is_refused_and_a_present_one_is_not() {
+        let u = users(3);
+        let live = [(1, u[0]), (2, u[1]), (3, u[1])];
+        assert_eq!(make_room(&live, u[2], 2, 3), Err(Refused::RoomFull));
+        assert_eq!(make_room(&live, u[1], 2, 3), Ok(vec![]));
+        assert_eq!(make_room(&live, u[2], 3, 3), Ok(vec![]));
+        assert_eq!(make_room(&[], u[0], 1, 3), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_user_at_the_cap_loses_their_oldest_peers() {
+        let u = users(2);
+        let live = [(9, u[0]), (4, u[0]), (5, u[1]), (7, u[0])];
+        assert_eq!(make_room(&live, u[0], 5, 3), Ok(vec![4]));
+        assert_eq!(make_room(&live, u[0], 5, 1), Ok(vec![4, 7, 9]));
+        assert_eq!(make_room(&live, u[1], 5, 3), Ok(vec![]));
+        // A cap of zero would lock everyone out; it means one.
+        assert_eq!(make_room(&live, u[1], 5, 0), Ok(vec![5]));
+    }
+
+    #[test]
+    fn peers_in_a_room_stay_within_max_users_times_the_cap() {
+        let u = users(8);
+        let mut live: Vec<(u64, Uuid)> = Vec::new();
+        for id in 1..=400u64 {
+            let user = u[(id as usize * 7) % u.len()];
+            if let Ok(replaced) = make_room(&live, user, 5, 3) {
+                live.retain(|(peer, _)| !replaced.contains(peer));
+                live.push((id, user));
+            }
+            let distinct: HashSet<Uuid> = live.iter().map(|(_, owner)| *owner).collect();
+            assert!(distinct.len() <= 5 && live.len() <= 15, "{} users, {} peers", distinct.len(), live.len());
         }
     }
 }

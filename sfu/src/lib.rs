@@ -2,8 +2,8 @@
 //! forwarding every participant's tracks to everyone else in the room, admitted
 //! and stopped by room events.
 //!
-//! Data flow: `udp.rs` receives datagrams and routes them by ICE ufrag / address
-//! to the `worker.rs` thread owning the peer; a worker drives its peers
+//! Data flow: `udp.rs` receives datagrams and routes them by address, learnt
+//! from verified STUN (`routes.rs`), to the `worker.rs` thread owning the peer; a worker drives its peers
 //! (`peer.rs`), fans decrypted RTP out to every worker's subscribers, rewriting
 //! each packet per leg (`leg.rs`); `conductor.rs` keeps the room picture and
 //! decides who subscribes to what; `nats.rs` connects it all to the gateways
@@ -16,6 +16,7 @@ mod metrics;
 pub mod nats;
 mod peer;
 mod placement;
+mod routes;
 mod signal;
 mod source;
 mod udp;
@@ -27,7 +28,7 @@ pub mod loopback_client;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
@@ -38,8 +39,10 @@ pub use leg::{CodecKey, LegParameters, SourceParameters, Translation};
 pub use metrics::SfuCounters;
 pub use signal::{Incoming, Outgoing, PeerKey, RoomChange};
 
-use conductor::{Conductor, ConductorInput};
+use conductor::{Conductor, ConductorInput, PeerLimits};
 use metrics::WorkerMetrics;
+use routes::RouteTable;
+use udp::RouteMetrics;
 use worker::{MediaSocket, Worker, WorkerInput};
 
 #[derive(Clone, Debug)]
@@ -54,11 +57,29 @@ pub struct SfuConfig {
     pub announce_ip: Option<IpAddr>,
     /// Media worker threads; 0 means one per core.
     pub workers: usize,
+    /// Live peer connections one user may hold in one room (default 3, as many
+    /// as the gateway lets them have sockets there). A newer peer replaces the
+    /// user's oldest beyond this; a room also takes peers from at most its
+    /// `maxUsers` distinct users.
+    pub max_peers_per_user: usize,
+    /// Remote addresses one peer may route from: the first of its client's
+    /// candidates to pass a STUN check verified with the peer's ICE password.
+    pub max_addresses_per_peer: usize,
 }
 
 impl SfuConfig {
+    pub const DEFAULT_MAX_PEERS_PER_USER: usize = 3;
+    pub const DEFAULT_MAX_ADDRESSES_PER_PEER: usize = 8;
+
     pub fn new(udp_bind: SocketAddr) -> Self {
-        Self { udp_bind, port_range: None, announce_ip: None, workers: 0 }
+        Self {
+            udp_bind,
+            port_range: None,
+            announce_ip: None,
+            workers: 0,
+            max_peers_per_user: Self::DEFAULT_MAX_PEERS_PER_USER,
+            max_addresses_per_peer: Self::DEFAULT_MAX_ADDRESSES_PER_PEER,
+        }
     }
 }
 
@@ -78,6 +99,8 @@ pub struct SfuHandle {
     conductor: UnboundedSender<ConductorInput>,
     metrics: Arc<Vec<Arc<WorkerMetrics>>>,
     active: placement::ActiveRooms,
+    peers: Arc<AtomicUsize>,
+    routes: Arc<Vec<Arc<RouteMetrics>>>,
 }
 
 impl SfuHandle {
@@ -94,6 +117,21 @@ impl SfuHandle {
         SfuCounters::sum(self.metrics.iter().map(Arc::as_ref))
     }
 
+    /// Peer connections on this node, closing ones included.
+    pub fn peers(&self) -> usize {
+        self.peers.load(Ordering::Relaxed)
+    }
+
+    /// Remote addresses the receive loops route, over every socket.
+    pub fn routes(&self) -> usize {
+        self.routes.iter().map(|metrics| metrics.routes.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Datagrams dropped because they came from an unknown address and did not verify.
+    pub fn unrouted_datagrams(&self) -> u64 {
+        self.routes.iter().map(|metrics| metrics.unrouted.load(Ordering::Relaxed)).sum()
+    }
+
     /// Copies the workers' counters into the process's metrics recorder (served
     /// at `/metrics` when a gateway runs in the same process). Workers keep
     /// plain atomics: a recorder lookup per packet would cost more.
@@ -104,6 +142,9 @@ impl SfuHandle {
         ::metrics::counter!("rapat_sfu_rtp_forwarded_total").absolute(counters.rtp_forwarded);
         let rooms = self.active.lock().map_or(0, |rooms| rooms.len());
         ::metrics::gauge!("rapat_sfu_rooms").set(rooms as f64);
+        ::metrics::gauge!("rapat_sfu_peers").set(self.peers() as f64);
+        ::metrics::gauge!("rapat_sfu_routes").set(self.routes() as f64);
+        ::metrics::counter!("rapat_sfu_datagrams_unrouted_total").absolute(self.unrouted_datagrams());
     }
 }
 
@@ -122,15 +163,27 @@ impl Sfu {
         let stop = Arc::new(AtomicBool::new(false));
         let channels: Vec<_> = (0..count).map(|_| crossbeam_channel::unbounded()).collect();
         let senders: Vec<Sender<WorkerInput>> = channels.iter().map(|(tx, _)| tx.clone()).collect();
+        let crypto = rtc::crypto::default_provider().map_err(|error| std::io::Error::other(format!("no crypto provider for STUN checks: {error}")))?;
         let mut sockets = Vec::new();
         let mut receivers = Vec::new();
+        let mut route_metrics = Vec::new();
         for bind in binds {
             let socket = Arc::new(UdpSocket::bind(bind)?);
             let local_addr = socket.local_addr()?;
             let announce = SocketAddr::new(announce_ip(&config, local_addr), local_addr.port());
-            let (forget, forgotten) = crossbeam_channel::unbounded();
-            receivers.push(udp::ReceiveLoop { socket: Arc::clone(&socket), local_addr: announce, workers: senders.clone(), forget: forgotten, stop: Arc::clone(&stop) });
-            sockets.push(MediaSocket { socket, announce, forget });
+            let (routes, changes) = crossbeam_channel::unbounded();
+            let metrics = Arc::new(RouteMetrics::default());
+            receivers.push(udp::ReceiveLoop {
+                socket: Arc::clone(&socket),
+                local_addr: announce,
+                workers: senders.clone(),
+                changes,
+                table: RouteTable::new(config.max_addresses_per_peer, Arc::clone(&crypto)),
+                metrics: Arc::clone(&metrics),
+                stop: Arc::clone(&stop),
+            });
+            route_metrics.push(metrics);
+            sockets.push(MediaSocket { socket, announce, routes });
         }
         let local_addr = sockets[0].socket.local_addr()?;
         let announce = sockets[0].announce;
@@ -145,10 +198,12 @@ impl Sfu {
             threads.push(std::thread::Builder::new().name(format!("rapat-sfu-udp{index}")).spawn(move || receive.run())?);
         }
         let active = placement::ActiveRooms::default();
-        let conductor = Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission, Arc::clone(&active));
+        let peers = Arc::new(AtomicUsize::new(0));
+        let limits = PeerLimits { max_peers_per_user: config.max_peers_per_user, active: Arc::clone(&active), peer_count: Arc::clone(&peers) };
+        let conductor = Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission, limits);
         tokio::spawn(conductor.run());
         tracing::info!(%local_addr, %announce, sockets = sockets.len(), workers = count, "SFU listening");
-        let handle = SfuHandle { conductor: conductor_tx, metrics: Arc::new(metrics), active };
+        let handle = SfuHandle { conductor: conductor_tx, metrics: Arc::new(metrics), active, peers, routes: Arc::new(route_metrics) };
         Ok((Self { handle, local_addr, announce, stop, workers: senders, threads }, signals_rx))
     }
 

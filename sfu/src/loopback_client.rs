@@ -143,6 +143,8 @@ pub struct ClientStats {
     pub errors: Mutex<Vec<Value>>,
     /// Where the SFU's datagrams come from.
     remote: Mutex<Option<SocketAddr>>,
+    /// The SFU's ICE ufrag and password, from its first answer.
+    remote_ice: Mutex<Option<(String, String)>>,
     tracks: Mutex<HashMap<String, TrackStats>>,
 }
 
@@ -153,6 +155,11 @@ impl ClientStats {
 
     pub fn remote_port(&self) -> Option<u16> {
         self.remote.lock().ok().and_then(|remote| remote.map(|addr| addr.port()))
+    }
+
+    /// The ICE ufrag and password the SFU gave this client's peer (`a=ice-ufrag`, `a=ice-pwd` of its answer).
+    pub fn remote_ice_credentials(&self) -> Option<(String, String)> {
+        self.remote_ice.lock().ok().and_then(|credentials| credentials.clone())
     }
 
     /// Packets received from `stream_id` of `kind`.
@@ -403,6 +410,11 @@ impl Driver {
         match (kind, sdp) {
             ("answer", Some(sdp)) => {
                 self.stats.answers_received.fetch_add(1, Ordering::Relaxed);
+                let attribute = |name: &str| sdp.lines().find_map(|line| line.trim().strip_prefix(name)).map(str::to_string);
+                let credentials = attribute("a=ice-ufrag:").zip(attribute("a=ice-pwd:"));
+                if let (Ok(mut remote), Some(credentials)) = (self.stats.remote_ice.lock(), credentials) {
+                    remote.get_or_insert(credentials);
+                }
                 if let Ok(answer) = RTCSessionDescription::answer(sdp)
                     && let Err(error) = self.pc.set_remote_description(now, answer)
                 {

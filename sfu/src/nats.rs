@@ -75,7 +75,7 @@ impl Admission for EventStoreAdmission {
                 return Err(Refused::RoomEnded);
             }
             match room.participant(UserId::from_uuid(user)) {
-                Some(participant) => Ok(Admitted { audio_muted: participant.audio_muted }),
+                Some(participant) => Ok(Admitted { audio_muted: participant.audio_muted, max_users: room.max_users().get() }),
                 None => Err(Refused::NotParticipant),
             }
         })

@@ -37,7 +37,7 @@ use crate::keyframe::KeyframeRequests;
 use crate::leg::{LegParameters, SourceParameters, Translation};
 use crate::signal::{Outgoing, PeerKey};
 use crate::source::{SourceId, Subscription};
-use crate::ufrag;
+use crate::ufrag::IceCredentials;
 
 /// An SFU offer not answered in this long is rolled back, so one lost answer
 /// cannot stop every later renegotiation.
@@ -124,11 +124,10 @@ pub struct Peer {
 
 impl Peer {
     /// `id` is unique across the SFU; this peer's source ids are derived from it.
-    pub fn new(key: PeerKey, id: u64, local_addr: SocketAddr, now: Instant) -> Result<Self, PeerError> {
-        let (ufrag, pwd) = ufrag::credentials(id);
+    pub fn new(key: PeerKey, id: u64, credentials: IceCredentials, local_addr: SocketAddr, now: Instant) -> Result<Self, PeerError> {
         let settings = SettingEngineBuilder::new()
             .with_lite(true)
-            .with_ice_credentials(ufrag, pwd)
+            .with_ice_credentials(credentials.ufrag, credentials.password)
             .with_answering_dtls_role(RTCDtlsRole::Server)
             .build();
         let mut media_engine = MediaEngine::default();

@@ -1,49 +1,56 @@
-//! The SFU's one UDP socket: every peer's ICE, DTLS, SRTP and SRTCP share it.
+//! The SFU's UDP sockets: every peer's ICE, DTLS, SRTP and SRTCP share one
+//! (or one of a port range).
 //!
-//! A receive thread reads datagrams and hands each to the worker that owns its
-//! peer. A known remote address maps to its peer directly; a new one must start
-//! with a STUN binding request whose USERNAME names the peer (`ufrag.rs`). Workers
+//! A receive thread per socket reads datagrams and hands each to the worker that
+//! owns its peer, by remote address. A new address is routed only by a verified
+//! STUN binding request of a peer that exists (`routes.rs`); anything else from
+//! an unknown address is dropped and counted, and nothing is kept for it. Workers
 //! send on the same socket themselves (`send_to` on a shared socket is safe).
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use rtc::stun::attributes::ATTR_USERNAME;
-use rtc::stun::message::{Message, is_stun_message};
-use rtc::stun::textattrs::Username;
 
+use crate::routes::{RouteChange, RouteTable};
 use crate::worker::WorkerInput;
 
-/// How often an idle receive loop wakes to drop forgotten peers and check for stop.
+/// How often an idle receive loop wakes to apply route changes and check for stop.
 const IDLE_WAKE: Duration = Duration::from_millis(200);
 const MAX_DATAGRAM: usize = 1500;
+
+/// What a receive loop reports, read by metrics and tests.
+#[derive(Debug, Default)]
+pub struct RouteMetrics {
+    /// Addresses in the routing table.
+    pub routes: AtomicUsize,
+    /// Datagrams from unknown addresses that did not verify, dropped.
+    pub unrouted: AtomicU64,
+}
 
 pub struct ReceiveLoop {
     pub socket: Arc<UdpSocket>,
     pub local_addr: SocketAddr,
     pub workers: Vec<Sender<WorkerInput>>,
-    /// Peers that closed: their addresses stop routing.
-    pub forget: Receiver<u64>,
+    /// Peers of this socket created and closed, from their workers.
+    pub changes: Receiver<RouteChange>,
+    pub table: RouteTable,
+    pub metrics: Arc<RouteMetrics>,
     pub stop: Arc<AtomicBool>,
 }
 
 impl ReceiveLoop {
-    pub fn run(self) {
+    pub fn run(mut self) {
         if let Err(error) = self.socket.set_read_timeout(Some(IDLE_WAKE)) {
             tracing::error!(%error, "cannot set the SFU socket's read timeout");
         }
-        let mut routes: HashMap<SocketAddr, u64> = HashMap::new();
         let mut buf = vec![0u8; MAX_DATAGRAM];
         while !self.stop.load(Ordering::Relaxed) {
-            while let Ok(peer) = self.forget.try_recv() {
-                routes.retain(|_, routed| *routed != peer);
-            }
+            self.apply_changes();
             let (len, from) = match self.socket.recv_from(&mut buf) {
                 Ok(received) => received,
                 Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
@@ -55,15 +62,9 @@ impl ReceiveLoop {
                 }
             };
             let datagram = &buf[..len];
-            let peer = match routes.get(&from) {
-                Some(peer) => *peer,
-                None => match peer_of_stun(datagram) {
-                    Some(peer) => {
-                        routes.insert(from, peer);
-                        peer
-                    }
-                    None => continue,
-                },
+            let Some(peer) = self.route(from, datagram) else {
+                self.metrics.unrouted.fetch_add(1, Ordering::Relaxed);
+                continue;
             };
             let worker = &self.workers[(peer % self.workers.len() as u64) as usize];
             let tagged = TaggedBytesMut {
@@ -81,14 +82,27 @@ impl ReceiveLoop {
             }
         }
     }
-}
 
-fn peer_of_stun(datagram: &[u8]) -> Option<u64> {
-    if !is_stun_message(datagram) {
-        return None;
+    fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Option<u64> {
+        if let Some(peer) = self.table.known(from) {
+            return Some(peer);
+        }
+        // The client's first check can overtake its peer's registration while
+        // this thread waited in `recv_from`.
+        self.apply_changes();
+        let peer = self.table.learn(from, datagram)?;
+        self.metrics.routes.store(self.table.len(), Ordering::Relaxed);
+        Some(peer)
     }
-    let mut message = Message::new();
-    message.unmarshal_binary(datagram).ok()?;
-    let username = Username::get_from_as(&message, ATTR_USERNAME).ok()?;
-    crate::ufrag::peer_of_username(&username.text)
+
+    fn apply_changes(&mut self) {
+        let mut changed = false;
+        while let Ok(change) = self.changes.try_recv() {
+            self.table.apply(change);
+            changed = true;
+        }
+        if changed {
+            self.metrics.routes.store(self.table.len(), Ordering::Relaxed);
+        }
+    }
 }

@@ -1,27 +1,39 @@
-//! ICE credentials that name their peer.
+//! The SFU side's ICE credentials of each peer.
 //!
-//! All peers share one UDP socket, so the first packet from a new address (a STUN
-//! binding request) must say which peer it is for. Its USERNAME is
-//! `<SFU ufrag>:<client ufrag>`, and the SFU's ufrag is chosen here to carry the
-//! peer number, followed by random characters so it cannot be guessed.
+//! All peers share a UDP socket, so the first packet from a new address (a STUN
+//! binding request) must say which peer it is for: its USERNAME is
+//! `<SFU ufrag>:<client ufrag>`, and `routes.rs` looks the SFU half up among the
+//! peers that exist. The ufrag starts with the peer number, so it is unique, and
+//! goes on with random characters, so it cannot be guessed; the password, which
+//! keys the request's MESSAGE-INTEGRITY, only the peer's client ever receives.
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
 const SEPARATOR: char = 'z';
 
-/// A fresh ufrag and password for the peer numbered `peer`.
-pub fn credentials(peer: u64) -> (String, String) {
-    let random = |len: usize| rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect::<String>();
-    // Hex digits never contain the separator.
-    (format!("{peer:x}{SEPARATOR}{}", random(8)), random(24))
+#[derive(Clone)]
+pub struct IceCredentials {
+    pub ufrag: String,
+    pub password: String,
 }
 
-/// The peer number in a STUN USERNAME sent to the SFU.
-pub fn peer_of_username(username: &str) -> Option<u64> {
-    let local = username.split_once(':').map_or(username, |(local, _)| local);
-    let (peer, _) = local.split_once(SEPARATOR)?;
-    u64::from_str_radix(peer, 16).ok()
+impl std::fmt::Debug for IceCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceCredentials").field("ufrag", &self.ufrag).field("password", &"[redacted]").finish()
+    }
+}
+
+/// A fresh ufrag and password for the peer numbered `peer`.
+pub fn credentials(peer: u64) -> IceCredentials {
+    let random = |len: usize| rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect::<String>();
+    // Hex digits never contain the separator, so no two peers' ufrags are equal.
+    IceCredentials { ufrag: format!("{peer:x}{SEPARATOR}{}", random(8)), password: random(24) }
+}
+
+/// The SFU's half of a STUN USERNAME sent to the SFU.
+pub fn local_ufrag(username: &str) -> &str {
+    username.split_once(':').map_or(username, |(local, _)| local)
 }
 
 #[cfg(test)]
@@ -29,11 +41,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_peer_number_round_trips_through_a_stun_username() {
-        let (ufrag, pwd) = credentials(0xabc_0000_0000);
-        assert!(ufrag.len() >= 4 && pwd.len() >= 22, "RFC 8445 minimum lengths");
-        assert_eq!(peer_of_username(&format!("{ufrag}:clientfrag")), Some(0xabc_0000_0000));
-        assert_eq!(peer_of_username("nonsense:x"), None);
-        assert_eq!(peer_of_username(""), None);
+    fn credentials_are_unique_long_enough_and_the_username_names_them() {
+        let first = credentials(0xabc_0000_0000);
+        let second = credentials(0xabc_0000_0000);
+        assert!(first.ufrag.len() >= 4 && first.password.len() >= 22, "RFC 8445 minimum lengths");
+        assert_ne!(first.ufrag, second.ufrag);
+        assert_ne!(first.password, second.password);
+        assert_eq!(local_ufrag(&format!("{}:clientfrag", first.ufrag)), first.ufrag);
+        assert_eq!(local_ufrag("nocolon"), "nocolon");
+        assert_eq!(local_ufrag(""), "");
+        assert!(!format!("{first:?}").contains(&first.password));
     }
 }

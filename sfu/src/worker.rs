@@ -23,6 +23,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::conductor::ConductorInput;
 use crate::metrics::WorkerMetrics;
 use crate::peer::{Peer, PeerOutput};
+use crate::routes::RouteChange;
 use crate::signal::{Outgoing, PeerKey};
 use crate::source::{SourceId, Subscription};
 
@@ -36,8 +37,8 @@ pub struct MediaSocket {
     pub socket: Arc<UdpSocket>,
     /// The address in the ICE candidate of peers on this socket.
     pub announce: SocketAddr,
-    /// Tells this socket's receive loop that a peer is gone.
-    pub forget: Sender<u64>,
+    /// Tells this socket's receive loop which peers exist and with which ICE credentials.
+    pub routes: Sender<RouteChange>,
 }
 
 pub enum WorkerInput {
@@ -169,18 +170,24 @@ impl Worker {
                     self.touched.push(peer);
                 }
             }
-            WorkerInput::Create { peer, key, audio_blocked } => match Peer::new(key.clone(), peer, self.socket_of(peer).announce, now) {
-                Ok(mut created) => {
-                    created.audio_blocked = audio_blocked;
-                    self.peers.insert(peer, created);
-                    self.touched.push(peer);
+            WorkerInput::Create { peer, key, audio_blocked } => {
+                let credentials = crate::ufrag::credentials(peer);
+                let socket = self.socket_of(peer);
+                match Peer::new(key.clone(), peer, credentials.clone(), socket.announce, now) {
+                    Ok(mut created) => {
+                        // Registered before the answer goes out, so the client's first check finds it.
+                        let _ = socket.routes.send(RouteChange::Admit { peer, credentials });
+                        created.audio_blocked = audio_blocked;
+                        self.peers.insert(peer, created);
+                        self.touched.push(peer);
+                    }
+                    Err(error) => {
+                        tracing::warn!(peer = %key, %error, "cannot create a peer connection");
+                        let _ = self.signals.send(Outgoing::error(key, "sfu_error", "the SFU could not create a peer connection"));
+                        let _ = self.conductor.send(ConductorInput::FromPeer { peer, output: PeerOutput::Closed });
+                    }
                 }
-                Err(error) => {
-                    tracing::warn!(peer = %key, %error, "cannot create a peer connection");
-                    let _ = self.signals.send(Outgoing::error(key, "sfu_error", "the SFU could not create a peer connection"));
-                    let _ = self.conductor.send(ConductorInput::FromPeer { peer, output: PeerOutput::Closed });
-                }
-            },
+            }
             WorkerInput::Offer { peer, sdp } => self.with_peer(peer, |p| p.handle_offer(sdp, now)),
             WorkerInput::Answer { peer, sdp } => self.with_peer(peer, |p| p.handle_answer(sdp, now)),
             WorkerInput::Candidate { peer, candidate } => self.with_peer(peer, |p| p.handle_candidate(candidate)),
@@ -312,7 +319,7 @@ impl Worker {
                 subscribers.remove(&id);
                 !subscribers.is_empty()
             });
-            let _ = self.socket_of(id).forget.send(id);
+            let _ = self.socket_of(id).routes.send(RouteChange::Forget { peer: id });
         }
     }
 }

@@ -5,9 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{OnAir, eventually, harness, harness_with, stopped_at};
+use common::{OnAir, eventually, harness, harness_with_port_range, stopped_at};
 use rapat_domain::room::RoomCommand;
-use rapat_sfu::SfuConfig;
 use rapat_sfu::loopback_client::ClientOptions;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
@@ -153,19 +152,7 @@ async fn a_subscribers_keyframe_request_reaches_the_publisher() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_port_range_peers_are_spread_over_its_ports() {
-    // A free range is found by trying: another test may hold a port.
-    let mut h = None;
-    for _ in 0..20 {
-        let first = 20_000 + (rand::random::<u16>() % 40_000);
-        let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
-        config.port_range = Some((first, first + 3));
-        config.workers = 2;
-        if (first..=first + 3).all(|port| std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()) {
-            h = Some(harness_with(config).await);
-            break;
-        }
-    }
-    let h = h.expect("a free range of four ports");
+    let (h, _) = harness_with_port_range(4).await;
     h.join(h.host).await;
     let _publisher = h.connect(h.host, ClientOptions::publisher()).await;
     let listeners = [h.connect(h.participant().await, ClientOptions::subscriber()).await, h.connect(h.participant().await, ClientOptions::subscriber()).await];
@@ -176,6 +163,7 @@ async fn with_a_port_range_peers_are_spread_over_its_ports() {
     }
     let remotes: std::collections::HashSet<_> = listeners.iter().map(|l| l.stats().remote_port()).collect();
     assert_eq!(remotes.len(), 2, "two subscribers on two ports of the range: {remotes:?}");
+    assert_eq!(h.sfu.handle().routes(), 3, "each peer routed from its one verified address");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

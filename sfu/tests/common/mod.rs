@@ -1,6 +1,9 @@
 //! A room on a real event store, an SFU on a real NATS, and loopback webrtc-rs
 //! clients whose signaling goes over the same NATS subjects a gateway uses.
 
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +52,22 @@ pub async fn harness() -> Harness {
     let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
     config.workers = 2;
     harness_with(config).await
+}
+
+/// An SFU on a range of `ports` ports of 127.0.0.1 (RAPAT_SFU_PORT_RANGE mode).
+pub async fn harness_with_port_range(ports: u16) -> (Harness, std::ops::RangeInclusive<u16>) {
+    // A free range is found by trying: another test may hold a port.
+    for _ in 0..20 {
+        let first = 20_000 + (rand::random::<u16>() % 40_000);
+        let range = first..=first + (ports - 1);
+        let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
+        config.port_range = Some((*range.start(), *range.end()));
+        config.workers = 2;
+        if range.clone().all(|port| std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()) {
+            return (harness_with(config).await, range);
+        }
+    }
+    panic!("no free range of {ports} ports");
 }
 
 pub async fn harness_with(config: SfuConfig) -> Harness {
