@@ -131,7 +131,8 @@ pub fn router(state: AppState) -> Router {
         other => ApiError::internal(other).into_response(),
     });
 
-    let (api, openapi) = routes::api_router(rate_limited).split_for_parts();
+    let (api, mut openapi) = routes::api_router(rate_limited).split_for_parts();
+    routes::document_request_timeouts(&mut openapi);
     let openapi = Arc::new(openapi);
     let body_limit = state.config.body_limit_bytes;
     let body_timeout = state.config.http.body_timeout;

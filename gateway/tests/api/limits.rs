@@ -202,3 +202,20 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     // What a client prepends is not believed: the proxy's own entry (the last) is.
     assert_eq!(throttled_logins(&app, |n| format!("10.0.0.{n}, 198.51.100.10")).await, 2);
 }
+
+#[tokio::test]
+async fn the_openapi_document_states_these_limits() {
+    let app = spawn_app().await;
+    let document: serde_json::Value =
+        app.http.get(format!("{}/api/v1/openapi.json", app.base_url)).send().await.expect("answers").json().await.expect("json");
+    let list = &document["paths"]["/api/v1/rooms"]["get"];
+    let limit = list["parameters"].as_array().expect("parameters").iter().find(|p| p["name"] == "limit").expect("limit");
+    assert_eq!(limit["schema"]["maximum"], json!(100));
+    let create = &document["paths"]["/api/v1/rooms"]["post"]["responses"];
+    for status in ["408", "429", "503"] {
+        assert!(create[status].is_object(), "POST /rooms documents {status}");
+    }
+    let join = &document["paths"]["/api/v1/rooms/{roomId}/join"]["post"]["responses"];
+    assert!(join["429"].is_object() && join["503"].is_object(), "join documents 429 and 503");
+    assert!(document["paths"]["/api/v1/auth/login"]["post"]["responses"]["503"].is_object());
+}
