@@ -204,12 +204,18 @@ impl WorkerPool {
     ) -> Result<T, HashingError> {
         let permit: OwnedSemaphorePermit = tokio::time::timeout(self.queue_timeout, Arc::clone(&self.permits).acquire_owned())
             .await
-            .map_err(|_| HashingError::Busy)?
+            .map_err(|_| {
+                metrics::counter!("rapat_password_hashing_busy_total").increment(1);
+                HashingError::Busy
+            })?
             .map_err(failed)?;
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |memory| {
-            let _ = answer.send(work(memory));
+            let result = work(memory);
+            // Freed before answering, so a caller that has its answer can count
+            // on the worker being free.
             drop(permit);
+            let _ = answer.send(result);
         });
         self.jobs
             .lock()

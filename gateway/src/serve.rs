@@ -131,7 +131,9 @@ fn refuse(stream: TcpStream) {
     );
     // Never waits: a client that does not read gets nothing but the close.
     let _ = stream.try_write(answer.as_bytes());
-    tracing::warn!("refused a connection: every connection slot is taken");
+    // Counted rather than logged one by one: a flood would flood the log too.
+    metrics::counter!("rapat_http_connections_refused_total").increment(1);
+    tracing::debug!("refused a connection: every connection slot is taken");
 }
 
 /// When a connection last moved a byte, as milliseconds since `origin`.
