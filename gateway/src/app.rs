@@ -170,7 +170,12 @@ async fn drop_unfit_request_id(mut request: axum::extract::Request) -> axum::ext
     };
     let headers = request.headers_mut();
     let values: Vec<&HeaderValue> = headers.get_all(REQUEST_ID_HEADER).iter().collect();
-    if !(values.len() == 1 && fit(values[0])) && !values.is_empty() {
+    let keep = match values.as_slice() {
+        [] => true,
+        [only] => fit(only),
+        _ => false,
+    };
+    if !keep {
         headers.remove(REQUEST_ID_HEADER);
     }
     request
