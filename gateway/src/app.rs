@@ -110,6 +110,7 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
         nats,
         signaling,
         limits: crate::limits::Limits::new(&config),
+        client_addr: ClientAddr::new(&config.trusted_proxies),
         config,
         passwords,
     }))
@@ -119,7 +120,7 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
 pub fn router(state: AppState) -> Router {
     let limit = state.config.auth_rate_limit;
     let governor = GovernorConfigBuilder::default()
-        .key_extractor(ClientAddr::new(&state.config.trusted_proxies))
+        .key_extractor(state.client_addr.clone())
         .period(limit.replenish_every)
         .burst_size(limit.burst.max(1))
         .finish()

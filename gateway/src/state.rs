@@ -41,6 +41,9 @@ pub struct Inner {
     pub passwords: std::sync::Arc<dyn rapat_domain::services::PasswordHasher>,
     /// Per-process throttles of failed room joins and room creation (`limits.rs`).
     pub limits: crate::limits::Limits,
+    /// The one way to tell a request's client address (trusted proxies
+    /// considered), which every per-address limit keys on.
+    pub client_addr: crate::client_addr::ClientAddr,
 }
 
 impl AppState {

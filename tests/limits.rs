@@ -1,7 +1,7 @@
-//! A flood of wrong passwords against `rapat serve`: argon2id runs on a bounded
-//! set of workers that reuse their memory, so the process stays small, answers
-//! every attempt (401/403, or 503 when a request waited too long for a worker),
-//! and never a 500.
+//! Limits of `rapat serve` as an operator sets them. A flood of wrong passwords:
+//! argon2id runs on a bounded set of workers that reuse their memory, so the
+//! process stays small, answers every attempt (401/403, or 503 when a request
+//! waited too long for a worker), and never a 500.
 
 mod support;
 
@@ -134,4 +134,47 @@ async fn a_thousand_wrong_passwords_from_a_hundred_addresses_leave_memory_bounde
     // And the server still works for the right password.
     let (email, _) = &accounts[0];
     serve.post("/api/v1/auth/login", None, None, json!({ "email": email, "password": "correct horse 1" })).await;
+}
+
+#[tokio::test]
+async fn limits_are_read_from_the_environment() {
+    let serve = Served::start(&[
+        ("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"),
+        ("RAPAT_AUTH_RATE_BURST", "3"),
+        ("RAPAT_AUTH_RATE_PER_MINUTE", "1"),
+        ("RAPAT_ROOMS_PER_USER_PER_HOUR", "1"),
+    ])
+    .await;
+    // Registering and logging in are the first two auth requests of 127.0.0.1.
+    let (email, token) = register(&serve, "Hana").await;
+    let login = |password: &'static str| {
+        reqwest::Client::new().post(serve.url("/api/v1/auth/login")).json(&json!({ "email": email, "password": password })).send()
+    };
+    assert_eq!(login("wrong password 1").await.expect("answers").status(), 401, "the third is within the burst");
+    let throttled = login("correct horse 1").await.expect("answers");
+    assert_eq!(throttled.status(), 429, "the fourth is not");
+    let wait: u64 = throttled.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=60).contains(&wait), "one request a minute comes back: Retry-After {wait}");
+
+    serve.post("/api/v1/rooms", Some(&token), None, json!({ "name": "First", "maxUsers": 2 })).await;
+    let second = reqwest::Client::new()
+        .post(serve.url("/api/v1/rooms"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "Second", "maxUsers": 2 }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(second.status(), 429, "one room an hour");
+}
+
+#[test]
+fn a_malformed_trusted_proxy_is_refused_at_start() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rapat"))
+        .args(["serve"])
+        .env("RAPAT_TRUSTED_PROXIES", "10.0.0.0/8,not-a-network")
+        .output()
+        .expect("rapat runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("\"not-a-network\" is not a CIDR block"), "stderr was: {stderr}");
 }
