@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rand::RngCore;
 use rapat_commands::EventStoreConfig;
-use rapat_gateway::{GatewayConfig, IceServer};
+use rapat_gateway::{GatewayConfig, HttpLimits, IceServer, JoinFailureLimits, RateLimit};
 use rapat_projections::ProjectorConfig;
 
 #[derive(clap::Args)]
@@ -70,6 +70,59 @@ pub struct Settings {
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "RAPAT_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: LogFormat,
+
+    // Limits against abuse. Per-address limits key on the client address (see
+    // RAPAT_TRUSTED_PROXIES).
+    /// Auth endpoints (register, login, refresh, logout): requests one client
+    /// address may send at once before it is slowed down (429).
+    #[arg(long, env = "RAPAT_AUTH_RATE_BURST", default_value_t = 20, global = true)]
+    pub auth_rate_burst: u32,
+    /// Auth endpoints: requests per minute one client address regains after its
+    /// burst (one every 60/N seconds).
+    #[arg(long, env = "RAPAT_AUTH_RATE_PER_MINUTE", default_value_t = 20, global = true)]
+    pub auth_rate_per_minute: u32,
+    /// Reverse proxies whose X-Forwarded-For names the client, as CIDR blocks
+    /// (comma-separated, e.g. `10.0.0.0/8,192.168.1.10/32`). None by default: the
+    /// TCP peer is the client.
+    #[arg(long, env = "RAPAT_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr, global = true)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Argon2id hashes computed at once (each holds 19 MiB while the process
+    /// runs); 0 means one per core.
+    #[arg(long, env = "RAPAT_HASH_WORKERS", default_value_t = 0, global = true)]
+    pub hash_workers: usize,
+    /// How long a login, registration or room join waits for a hashing worker
+    /// before it is answered 503 `busy`, in milliseconds.
+    #[arg(long, env = "RAPAT_HASH_QUEUE_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    pub hash_queue_timeout_ms: u64,
+    /// Wrong room passwords one user may offer to one room per window before
+    /// that user's joins of that room answer 429; 0 means no limit.
+    #[arg(long, env = "RAPAT_ROOM_JOIN_FAILURES_PER_USER", default_value_t = 5, global = true)]
+    pub room_join_failures_per_user: u32,
+    /// Wrong passwords one room accepts from all users together per window before
+    /// its password joins answer 429; 0 means no limit.
+    #[arg(long, env = "RAPAT_ROOM_JOIN_FAILURES_PER_ROOM", default_value_t = 30, global = true)]
+    pub room_join_failures_per_room: u32,
+    /// The window of the two room join limits, in seconds.
+    #[arg(long, env = "RAPAT_ROOM_JOIN_FAILURE_WINDOW_SECONDS", default_value_t = 60, global = true)]
+    pub room_join_failure_window_seconds: u64,
+    /// Rooms one user may create within any hour; 0 means no cap.
+    #[arg(long, env = "RAPAT_ROOMS_PER_USER_PER_HOUR", default_value_t = 50, global = true)]
+    pub rooms_per_user_per_hour: u32,
+    /// Seconds a client has to send a request's head (also how long a kept-alive
+    /// connection may wait for its next request).
+    #[arg(long, env = "RAPAT_HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 10, global = true)]
+    pub http_header_timeout_seconds: u64,
+    /// Seconds a client has to send a request's body; then 408.
+    #[arg(long, env = "RAPAT_HTTP_BODY_TIMEOUT_SECONDS", default_value_t = 30, global = true)]
+    pub http_body_timeout_seconds: u64,
+    /// Seconds an HTTP connection may move no byte before it is closed
+    /// (WebSockets excepted: they have their own ping/pong).
+    #[arg(long, env = "RAPAT_HTTP_IDLE_TIMEOUT_SECONDS", default_value_t = 60, global = true)]
+    pub http_idle_timeout_seconds: u64,
+    /// Open HTTP connections, WebSockets included; more are answered 503 and
+    /// closed.
+    #[arg(long, env = "RAPAT_HTTP_MAX_CONNECTIONS", default_value_t = 10_000, global = true)]
+    pub http_max_connections: usize,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -102,7 +155,32 @@ impl Settings {
         config.cors_origins = self.cors_origins.clone();
         config.access_ttl = Duration::from_secs(self.access_ttl_seconds);
         config.ice_servers = self.ice_servers.clone().map(|servers| servers.0).unwrap_or_default();
+        self.apply_limits(&mut config);
         Ok(config)
+    }
+
+    fn apply_limits(&self, config: &mut GatewayConfig) {
+        config.auth_rate_limit = RateLimit {
+            burst: self.auth_rate_burst.max(1),
+            replenish_every: Duration::from_secs(60) / self.auth_rate_per_minute.max(1),
+        };
+        config.trusted_proxies = self.trusted_proxies.clone();
+        if self.hash_workers > 0 {
+            config.hashing.workers = self.hash_workers;
+        }
+        config.hashing.queue_timeout = Duration::from_millis(self.hash_queue_timeout_ms);
+        config.room_join_failures = JoinFailureLimits {
+            per_user_and_room: self.room_join_failures_per_user,
+            per_room: self.room_join_failures_per_room,
+            window: Duration::from_secs(self.room_join_failure_window_seconds.max(1)),
+        };
+        config.rooms_per_user_per_hour = self.rooms_per_user_per_hour;
+        config.http = HttpLimits {
+            header_timeout: Duration::from_secs(self.http_header_timeout_seconds.max(1)),
+            body_timeout: Duration::from_secs(self.http_body_timeout_seconds.max(1)),
+            idle_timeout: Duration::from_secs(self.http_idle_timeout_seconds.max(1)),
+            max_connections: self.http_max_connections.max(1),
+        };
     }
 }
 
@@ -112,6 +190,14 @@ pub struct IceServers(Vec<IceServer>);
 
 fn parse_ice_servers(text: &str) -> Result<IceServers, String> {
     serde_json::from_str(text).map(IceServers).map_err(|error| format!("expected a JSON array of ice servers: {error}"))
+}
+
+fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    // A bare address is a block of one.
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not a CIDR block such as 10.0.0.0/8 or an address"))
 }
 
 fn parse_port_range(text: &str) -> Result<(u16, u16), String> {

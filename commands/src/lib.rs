@@ -22,6 +22,6 @@ pub use codec::EVENT_TYPES_HEADER;
 pub use config::EventStoreConfig;
 pub use error::{CommandError, StoreError};
 pub use metadata::CommandMetadata;
-pub use password::Argon2idHasher;
+pub use password::{Argon2idHasher, HashingLimits};
 pub use setup::{connect, ensure_event_store, ensure_kv_bucket, power_loss_warning};
 pub use store::{Appended, JetStreamEventStore, Loaded, StoredAggregate};

@@ -7,10 +7,17 @@ use async_trait::async_trait;
 
 use crate::credentials::{Password, PasswordHash};
 
-/// The hashing service failed (not: the password was wrong).
+/// The hashing service could not answer (not: the password was wrong).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("password hashing failed: {0}")]
-pub struct HashingError(pub String);
+pub enum HashingError {
+    /// Every hashing worker stayed taken for as long as a caller may wait: hashing
+    /// is bounded, so a flood of guesses queues instead of exhausting memory. The
+    /// caller may try again shortly.
+    #[error("password hashing is busy; try again shortly")]
+    Busy,
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
 
 /// Hashes new passwords and checks offered ones against stored hashes.
 #[async_trait]

@@ -351,6 +351,8 @@ impl Bench {
         let secret = b"bench-secret-bench-secret-bench-secret".to_vec();
         let mut config = GatewayConfig::new("127.0.0.1:0".parse()?, secret);
         config.auth_rate_limit.burst = 1000;
+        // One user sets up hundreds of rooms.
+        config.rooms_per_user_per_hour = 0;
         let backends =
             Backends { nats: nats.clone(), event_store: event_store.clone(), db: db.clone(), positions, metrics: None };
         let application = Application::build(config, backends).await?;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rapat_commands::{Argon2idHasher, CommandBus, EventStoreConfig, JetStreamEventStore, StoreError};
 use cqrs_es::Aggregate as _;
-use rapat_domain::services::DomainServices;
+use rapat_domain::services::{DomainServices, PasswordHasher};
 use rapat_domain::room::Room;
 use rapat_domain::session::Session;
 use rapat_projections::ProjectionPositions;
@@ -25,6 +25,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::REQUEST_ID_HEADER;
+use crate::client_addr::ClientAddr;
 use crate::config::GatewayConfig;
 use crate::error::ApiError;
 use crate::metrics;
@@ -58,6 +59,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     address: SocketAddr,
+    http_limits: crate::config::HttpLimits,
 }
 
 impl Application {
@@ -70,7 +72,7 @@ impl Application {
             .await
             .map_err(|source| StartError::Bind { address: config.bind, source })?;
         let address = listener.local_addr().map_err(|source| StartError::Bind { address: config.bind, source })?;
-        Ok(Self { listener, router: router(state), address })
+        Ok(Self { listener, router: router(state), address, http_limits: config.http })
     }
 
     /// The bound address (the real port when the configured one was 0).
@@ -79,14 +81,14 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self, shutdown: tokio_util::sync::CancellationToken) -> std::io::Result<()> {
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service).with_graceful_shutdown(shutdown.cancelled_owned()).await
+        crate::serve::serve(self.listener, self.router, self.http_limits, shutdown).await
     }
 }
 
 async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppState, StoreError> {
     let Backends { nats, event_store, db, positions, metrics } = backends;
-    let services = DomainServices::new(Arc::new(Argon2idHasher::new()));
+    let passwords: Arc<dyn PasswordHasher> = Arc::new(Argon2idHasher::with_limits(config.hashing));
+    let services = DomainServices::new(Arc::clone(&passwords));
     let jetstream = async_nats::jetstream::new(nats.clone());
     let presence_bucket = format!("{}_PRESENCE", event_store.stream.trim_end_matches("_EVENTS"));
     let session_cache = Arc::new(SessionCache::new(config.session_cache_ttl));
@@ -107,7 +109,10 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
         positions,
         nats,
         signaling,
+        limits: crate::limits::Limits::new(&config),
+        client_addr: ClientAddr::new(&config.trusted_proxies),
         config,
+        passwords,
     }))
 }
 
@@ -115,6 +120,7 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
 pub fn router(state: AppState) -> Router {
     let limit = state.config.auth_rate_limit;
     let governor = GovernorConfigBuilder::default()
+        .key_extractor(state.client_addr.clone())
         .period(limit.replenish_every)
         .burst_size(limit.burst.max(1))
         .finish()
@@ -126,9 +132,11 @@ pub fn router(state: AppState) -> Router {
         other => ApiError::internal(other).into_response(),
     });
 
-    let (api, openapi) = routes::api_router(rate_limited).split_for_parts();
+    let (api, mut openapi) = routes::api_router(rate_limited).split_for_parts();
+    routes::document_request_timeouts(&mut openapi);
     let openapi = Arc::new(openapi);
     let body_limit = state.config.body_limit_bytes;
+    let body_timeout = state.config.http.body_timeout;
     let cors = cors_layer(&state.config.cors_origins);
 
     Router::new()
@@ -143,13 +151,39 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(body_timeout, crate::serve::body_deadline))
         .layer(cors)
         .layer(security_headers())
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(axum::middleware::from_fn(metrics::record_http))
         .layer(PropagateRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER)))
         .layer(SetRequestIdLayer::new(HeaderName::from_static(REQUEST_ID_HEADER), MakeRequestUuid))
+        .layer(axum::middleware::map_request(drop_unfit_request_id))
 }
+
+/// A client's `x-request-id` becomes the correlation id of the events its request
+/// stores and is echoed back: it is kept only when it is 1 to 128 visible ASCII
+/// characters, otherwise removed so that a generated one replaces it.
+async fn drop_unfit_request_id(mut request: axum::extract::Request) -> axum::extract::Request {
+    let fit = |value: &HeaderValue| {
+        let bytes = value.as_bytes();
+        (1..=MAX_REQUEST_ID_LEN).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_graphic)
+    };
+    let headers = request.headers_mut();
+    let values: Vec<&HeaderValue> = headers.get_all(REQUEST_ID_HEADER).iter().collect();
+    let keep = match values.as_slice() {
+        [] => true,
+        [only] => fit(only),
+        _ => false,
+    };
+    if !keep {
+        headers.remove(REQUEST_ID_HEADER);
+    }
+    request
+}
+
+/// The longest client request id kept.
+const MAX_REQUEST_ID_LEN: usize = 128;
 
 fn cors_layer(origins: &[String]) -> CorsLayer {
     let allowed: Vec<HeaderValue> = origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ipnet::IpNet;
+use rapat_commands::HashingLimits;
 use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Clone)]
@@ -44,6 +46,47 @@ pub struct GatewayConfig {
     pub chat_max_per_room: i64,
     /// Replicas of the chat stream (a clustered NATS wants 3).
     pub chat_replicas: usize,
+
+    // Limits against abuse, each a setting of the binary (`src/settings.rs`).
+    /// Argon2id: hashes computed at once and how long a request waits for a turn
+    /// before it is answered 503 `busy`.
+    pub hashing: HashingLimits,
+    /// Wrong room passwords tolerated before joins answer 429.
+    pub room_join_failures: JoinFailureLimits,
+    /// Rooms one user may create within any hour (counted in the rooms read
+    /// model, so every gateway agrees); 0 means no cap.
+    pub rooms_per_user_per_hour: u32,
+    /// Timeouts for slow or idle HTTP clients, and the connection cap.
+    pub http: HttpLimits,
+    /// Reverse proxies (CIDR blocks) whose `X-Forwarded-For` names the client
+    /// that rate limits are keyed on. Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Room password guessing: failed joins (a password was offered and was wrong)
+/// allowed within `window`, per user and room, and per room from all users.
+#[derive(Clone, Copy, Debug)]
+pub struct JoinFailureLimits {
+    pub per_user_and_room: u32,
+    pub per_room: u32,
+    pub window: Duration,
+}
+
+/// What a client may take of the HTTP server.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// Time to send a request's head (request line and headers), counted from
+    /// when the server starts waiting for it: after accepting the connection, or
+    /// after answering the previous request on a kept-alive one.
+    pub header_timeout: Duration,
+    /// Time to send a whole request body, from the end of its head; then 408.
+    pub body_timeout: Duration,
+    /// A connection that moves no byte either way for this long is closed
+    /// (an idle keep-alive connection, or a client that stopped reading its
+    /// answer). Upgraded WebSockets are exempt: they have their own ping/pong.
+    pub idle_timeout: Duration,
+    /// Open connections (WebSockets included); more are answered 503 and closed.
+    pub max_connections: usize,
 }
 
 /// One entry of a WebRTC `RTCConfiguration.iceServers`, as the browser takes it.
@@ -100,6 +143,16 @@ impl GatewayConfig {
             chat_max_age: Duration::from_secs(30 * 24 * 3600),
             chat_max_per_room: 1000,
             chat_replicas: 1,
+            hashing: HashingLimits::default(),
+            room_join_failures: JoinFailureLimits { per_user_and_room: 5, per_room: 30, window: Duration::from_secs(60) },
+            rooms_per_user_per_hour: 50,
+            http: HttpLimits {
+                header_timeout: Duration::from_secs(10),
+                body_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 10_000,
+            },
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -11,6 +11,7 @@ use rapat_domain::account::{AccountError, AccountInputError, EmailClaimError};
 use rapat_domain::contacts::ContactListError;
 use rapat_domain::credentials::PasswordError;
 use rapat_domain::room::{RoomError, RoomInputError};
+use rapat_domain::services::HashingError;
 use rapat_domain::session::SessionError;
 use rapat_projections::queries::QueryError;
 use serde_json::json;
@@ -64,6 +65,20 @@ impl ApiError {
             retry_after: Some(1),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "a backing service is unavailable; try again shortly")
         }
+    }
+
+    /// The server is at a limit of its own (every password hashing worker taken
+    /// for as long as a request may wait, or every connection slot used).
+    pub fn busy(what: &str) -> Self {
+        Self {
+            retry_after: Some(2),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", format!("the server is busy ({what}); try again shortly"))
+        }
+    }
+
+    /// The client took longer than allowed to send its request.
+    pub fn request_timeout() -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request was not received in time")
     }
 
     /// A bug or an unexpected failure: logged in full, answered vaguely.
@@ -121,7 +136,7 @@ impl DomainRejection for RoomError {
             RoomError::NotAParticipant => ApiError::not_found("not_a_participant", message),
             RoomError::CannotRemoveHost => ApiError::bad_request("cannot_remove_host", message),
             RoomError::MaxUsersBelowParticipants => ApiError::conflict("max_users_below_participants", message),
-            RoomError::Hashing(error) => ApiError::internal(error),
+            RoomError::Hashing(error) => error.clone().into(),
         }
     }
 }
@@ -133,7 +148,7 @@ impl DomainRejection for AccountError {
             AccountError::AlreadyRegistered => ApiError::conflict("email_taken", message),
             AccountError::NotFound => ApiError::not_found("user_not_found", message),
             AccountError::WrongPassword => ApiError::forbidden("wrong_password", message),
-            AccountError::Hashing(error) => ApiError::internal(error),
+            AccountError::Hashing(error) => error.clone().into(),
         }
     }
 }
@@ -169,6 +184,15 @@ impl DomainRejection for SessionError {
             }
             SessionError::Revoked => ApiError::unauthorized("session_revoked", message),
             SessionError::Expired => ApiError::unauthorized("refresh_token_expired", message),
+        }
+    }
+}
+
+impl From<HashingError> for ApiError {
+    fn from(error: HashingError) -> Self {
+        match error {
+            HashingError::Busy => ApiError::busy("password checks"),
+            HashingError::Failed(_) => ApiError::internal(error),
         }
     }
 }

@@ -8,13 +8,16 @@
 mod app;
 mod auth;
 mod chat;
+mod client_addr;
 mod config;
 mod error;
 mod extract;
+mod limits;
 mod metrics;
 mod presence;
 mod response;
 mod routes;
+mod serve;
 mod session_cache;
 mod state;
 mod tokens;
@@ -23,6 +26,7 @@ mod web;
 mod ws;
 
 pub use app::{Application, Backends, StartError, router};
-pub use config::{GatewayConfig, IceServer, RateLimit};
+pub use config::{GatewayConfig, HttpLimits, IceServer, JoinFailureLimits, RateLimit};
+pub use rapat_commands::HashingLimits;
 pub use error::ApiError;
 pub use ws::{CONNECTION_HEADER, sfu_in_subject, signal_subject};

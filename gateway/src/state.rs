@@ -35,6 +35,15 @@ pub struct Inner {
     /// This gateway's WebSocket sockets and their NATS room fan-out.
     pub signaling: Arc<crate::ws::Hub>,
     pub config: GatewayConfig,
+
+    /// The one argon2id hasher (bounded workers) of this gateway: logins verify
+    /// with it and the aggregates' `DomainServices` hold it.
+    pub passwords: std::sync::Arc<dyn rapat_domain::services::PasswordHasher>,
+    /// Per-process throttles of failed room joins and room creation (`limits.rs`).
+    pub limits: crate::limits::Limits,
+    /// The one way to tell a request's client address (trusted proxies
+    /// considered), which every per-address limit keys on.
+    pub client_addr: crate::client_addr::ClientAddr,
 }
 
 impl AppState {

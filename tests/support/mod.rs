@@ -68,6 +68,11 @@ impl Served {
         served
     }
 
+    /// The server's process id (to read its memory in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("status").is_none()
     }

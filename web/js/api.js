@@ -168,7 +168,8 @@ export async function logout() {
 
 const room = (id) => `/rooms/${encodeURIComponent(id)}`;
 
-export const listRooms = () => request("GET", "/rooms");
+/** The caller's active rooms, newest first: the first page, at its largest size. */
+export const listRooms = () => request("GET", "/rooms?limit=100");
 
 /** `{data: [...rooms], pagination: {page, limit, total}}`. */
 export const roomHistory = (page = 1, limit = 10) =>

@@ -9,11 +9,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::Utc;
-use rapat_commands::{Argon2idHasher, CommandMetadata};
+use rapat_commands::CommandMetadata;
 use rapat_domain::account::{AccountCommand, Email, EmailClaimCommand, PersonName};
 use rapat_domain::credentials::{Password, PasswordHash};
 use rapat_domain::ids::UserId;
-use rapat_domain::services::PasswordHasher as _;
 use rapat_domain::session::{RefreshToken, RevokeReason, SessionCommand, SessionEvent};
 use rapat_projections::queries::{self, UserRow};
 use serde::{Deserialize, Serialize};
@@ -113,6 +112,7 @@ pub struct TokenData {
         (status = 409, description = "an account with this email exists", body = Failure),
         (status = 413, description = "the body is too large", body = Failure),
         (status = 429, description = "too many requests from this address; see Retry-After", body = Failure),
+        (status = 503, description = "password hashing is busy; see Retry-After", body = Failure),
     )
 )]
 #[instrument(skip_all)]
@@ -163,6 +163,7 @@ async fn register(
         (status = 400, description = "a malformed body or email", body = Failure),
         (status = 401, description = "wrong email or password (one answer for both)", body = Failure),
         (status = 429, description = "too many requests from this address; see Retry-After", body = Failure),
+        (status = 503, description = "password checks are busy; see Retry-After", body = Failure),
     )
 )]
 #[instrument(skip_all)]
@@ -174,7 +175,7 @@ async fn login(
     let email = Email::parse(body.email)?;
     let password = Password::parse_candidate(body.password)?;
     let found = queries::users::by_email(&state.db, email.as_str()).await?;
-    let user = check_password(found, &password).await?;
+    let user = check_password(&state, found, &password).await?;
 
     let session_id = Uuid::new_v4();
     let refresh = state.tokens.new_refresh(session_id);
@@ -287,12 +288,9 @@ fn acting(user: UserId, request_id: Option<&str>) -> CommandMetadata {
 }
 
 /// The user if `password` is theirs. An unknown user costs one argon2id check too.
-async fn check_password(user: Option<UserRow>, password: &Password) -> Result<UserRow, ApiError> {
+async fn check_password(state: &AppState, user: Option<UserRow>, password: &Password) -> Result<UserRow, ApiError> {
     let hash = user.as_ref().map_or(DUMMY_HASH, |user| user.password_hash.as_str());
-    let matches = Argon2idHasher::new()
-        .verify(password, &PasswordHash::from_phc(hash.to_owned()))
-        .await
-        .map_err(ApiError::internal)?;
+    let matches = state.passwords.verify(password, &PasswordHash::from_phc(hash.to_owned())).await?;
     match user {
         Some(user) if matches => Ok(user),
         _ => Err(ApiError::unauthorized("invalid_credentials", "the email or password is wrong")),

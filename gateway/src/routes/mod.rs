@@ -42,6 +42,25 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Every operation that takes a body may answer 408: the body must arrive whole
+/// within `HttpLimits::body_timeout` (`crate::serve::body_deadline`). Applied to
+/// the finished document, since the paths come from the routers.
+pub fn document_request_timeouts(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [&mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+            if operation.request_body.is_none() {
+                continue;
+            }
+            let timeout = ResponseBuilder::new()
+                .description("the request body did not arrive in time; the connection is closed")
+                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Failure"))).build())
+                .build();
+            operation.responses.responses.entry("408".to_string()).or_insert(timeout.into());
+        }
+    }
+}
+
 /// Every `/api/v1` route with its OpenAPI description (paths in the document
 /// carry the `/api/v1` prefix). `rate_limited` wraps the
 /// auth routes (login, register, refresh), which guess-and-retry attacks target.

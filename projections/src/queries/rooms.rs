@@ -113,17 +113,18 @@ pub async fn by_id(pool: &PgPool, id: RoomId) -> Result<Option<RoomRow>, QueryEr
 
 /// Rooms not ended that `user` hosts or is in now, newest first.
 pub async fn active_for(pool: &PgPool, user: UserId) -> Result<Vec<RoomRow>, QueryError> {
-    let rows = sqlx::query_as(
-        "SELECT r.id, r.host_id, r.name, r.description, r.has_password, r.max_users, r.scheduled_at, r.status, \
-         r.participant_count, r.created_at, r.updated_at, r.ended_at FROM rooms r \
-         WHERE r.status = 'active' AND (r.host_id = $1 OR EXISTS ( \
-             SELECT 1 FROM participants p WHERE p.room_id = r.id AND p.user_id = $1 AND p.left_at IS NULL)) \
-         ORDER BY r.created_at DESC, r.id",
-    )
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROOM_COLUMNS} FROM rooms r WHERE {ACTIVE_FOR_USER} ORDER BY r.created_at DESC, r.id"
+    )))
     .bind(user.as_uuid())
     .fetch_all(pool)
     .await?;
     Ok(rows)
+}
+
+/// One page (1-based) of `active_for`, and how many there are in all.
+pub async fn active_page_for(pool: &PgPool, user: UserId, page: u32, limit: u32) -> Result<(Vec<RoomRow>, u64), QueryError> {
+    page_of(pool, ACTIVE_FOR_USER, "r.created_at DESC, r.id", user, page, limit).await
 }
 
 /// One page (1-based) of the ended rooms `user` hosted or ever joined, most
@@ -131,21 +132,50 @@ pub async fn active_for(pool: &PgPool, user: UserId) -> Result<Vec<RoomRow>, Que
 pub async fn history_for(pool: &PgPool, user: UserId, page: u32, limit: u32) -> Result<(Vec<RoomRow>, u64), QueryError> {
     const MINE: &str = "r.status = 'ended' AND (r.host_id = $1 OR EXISTS ( \
                         SELECT 1 FROM participants p WHERE p.room_id = r.id AND p.user_id = $1))";
+    page_of(pool, MINE, "r.ended_at DESC, r.id", user, page, limit).await
+}
+
+/// How many rooms `host` created at or after `since` (ended ones too), and when
+/// the oldest of them was created.
+pub async fn created_by_since(pool: &PgPool, host: UserId, since: DateTime<Utc>) -> Result<(u64, Option<DateTime<Utc>>), QueryError> {
+    let (count, oldest): (i64, Option<DateTime<Utc>>) =
+        sqlx::query_as("SELECT count(*), min(created_at) FROM rooms WHERE host_id = $1 AND created_at >= $2")
+            .bind(host.as_uuid())
+            .bind(since)
+            .fetch_one(pool)
+            .await?;
+    Ok((to_u64(count), oldest))
+}
+
+const ROOM_COLUMNS: &str = "r.id, r.host_id, r.name, r.description, r.has_password, r.max_users, r.scheduled_at, r.status, \
+                            r.participant_count, r.created_at, r.updated_at, r.ended_at";
+
+/// Not ended, and `$1` hosts it or is in it now.
+const ACTIVE_FOR_USER: &str = "r.status = 'active' AND (r.host_id = $1 OR EXISTS ( \
+                               SELECT 1 FROM participants p WHERE p.room_id = r.id AND p.user_id = $1 AND p.left_at IS NULL))";
+
+/// One page of the rooms matching `condition` (on `$1`, the user), in `order`,
+/// with their total: one snapshot for both, so they agree.
+async fn page_of(
+    pool: &PgPool,
+    condition: &str,
+    order: &str,
+    user: UserId,
+    page: u32,
+    limit: u32,
+) -> Result<(Vec<RoomRow>, u64), QueryError> {
     let (limit, offset) = page_bounds(page, limit);
     let mut tx = pool.begin().await?;
-    // One snapshot for the page and the total, so they agree.
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
     let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT r.id, r.host_id, r.name, r.description, r.has_password, r.max_users, r.scheduled_at, r.status, \
-         r.participant_count, r.created_at, r.updated_at, r.ended_at FROM rooms r WHERE {MINE} \
-         ORDER BY r.ended_at DESC, r.id LIMIT $2 OFFSET $3"
+        "SELECT {ROOM_COLUMNS} FROM rooms r WHERE {condition} ORDER BY {order} LIMIT $2 OFFSET $3"
     )))
     .bind(user.as_uuid())
     .bind(limit)
     .bind(offset)
     .fetch_all(&mut *tx)
     .await?;
-    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM rooms r WHERE {MINE}")))
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM rooms r WHERE {condition}")))
         .bind(user.as_uuid())
         .fetch_one(&mut *tx)
         .await?;

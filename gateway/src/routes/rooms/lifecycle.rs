@@ -111,6 +111,8 @@ fn non_empty(value: Option<String>) -> Option<String> {
         (status = 201, description = "The new room", body = Data<RoomView>),
         (status = 400, description = "Invalid name, description, password or maxUsers", body = Failure),
         (status = 401, description = "Missing or invalid token", body = Failure),
+        (status = 429, description = "The caller created as many rooms as one may in an hour; see Retry-After", body = Failure),
+        (status = 503, description = "Password hashing is busy; see Retry-After", body = Failure),
     )
 )]
 pub async fn create_room(
@@ -120,25 +122,58 @@ pub async fn create_room(
 ) -> Result<Response, ApiError> {
     let command = body.into_command(auth.user_id)?;
     let room_id = RoomId::new_random();
+    // Held until the new room is in the read model, so this user's next creation
+    // counts it.
+    let _one_at_a_time = state.limits.room_creation.lock(auth.user_id).await;
+    refuse_over_hourly_cap(&state, auth.user_id).await?;
     state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
     let row = room_row(&state, room_id.as_uuid()).await?;
     Ok(response::created(RoomView::from(row)))
 }
 
-/// Rooms the caller hosts or is in, that have not ended.
+/// 429 when `host` created `rooms_per_user_per_hour` rooms within the last hour,
+/// counted in the rooms read model (so across every gateway); Retry-After is when
+/// the oldest of them leaves the hour.
+async fn refuse_over_hourly_cap(state: &AppState, host: UserId) -> Result<(), ApiError> {
+    let cap = state.config.rooms_per_user_per_hour;
+    if cap == 0 {
+        return Ok(());
+    }
+    let hour = chrono::Duration::hours(1);
+    let now = Utc::now();
+    let (created, oldest) = queries::rooms::created_by_since(&state.db, host, now - hour).await?;
+    if created < u64::from(cap) {
+        return Ok(());
+    }
+    let wait = oldest.map_or(hour, |oldest| oldest + hour - now).num_seconds().max(1);
+    Err(ApiError {
+        message: format!("a user may create {cap} rooms per hour; try again later"),
+        ..ApiError::too_many_requests(u64::try_from(wait).unwrap_or(1))
+    })
+}
+
+/// Rooms the caller hosts or is in, that have not ended, a page at a time.
 #[utoipa::path(
     get,
     path = "/rooms",
     tag = "rooms",
     security(("bearer" = [])),
+    params(PageQuery),
     responses(
-        (status = 200, description = "Active rooms of the caller", body = Data<Vec<RoomView>>),
+        (status = 200, description = "One page of the caller's active rooms, newest first", body = Paged<RoomView>),
+        (status = 400, description = "Invalid page or limit", body = Failure),
         (status = 401, description = "Missing or invalid token", body = Failure),
     )
 )]
-pub async fn list_rooms(State(state): State<AppState>, auth: AuthUser) -> Result<Response, ApiError> {
-    let rows = queries::rooms::active_for(&state.db, auth.user_id).await?;
-    Ok(response::ok(rows.into_iter().map(RoomView::from).collect::<Vec<_>>()))
+pub async fn list_rooms(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = query.parse()?;
+    let (rows, total) = queries::rooms::active_page_for(&state.db, auth.user_id, page.page, page.limit).await?;
+    let items: Vec<RoomView> = rows.into_iter().map(RoomView::from).collect();
+    Ok(response::page(items, page.page, page.limit, total))
 }
 
 /// Ended rooms the caller hosted or joined, newest first.
@@ -202,6 +237,7 @@ pub async fn get_room(
         (status = 403, description = "The caller is not the host", body = Failure),
         (status = 404, description = "No such room", body = Failure),
         (status = 409, description = "The room has ended, or has more participants than the new maxUsers", body = Failure),
+        (status = 503, description = "Password hashing is busy; see Retry-After", body = Failure),
     )
 )]
 pub async fn update_room(

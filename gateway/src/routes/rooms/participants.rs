@@ -1,5 +1,7 @@
 //! Being in a room: join, leave, who is there, and the host's mute and remove.
 
+use std::time::Instant;
+
 use axum::extract::State;
 use axum::response::Response;
 use rapat_domain::credentials::Password;
@@ -42,6 +44,8 @@ pub struct JoinRoomRequest {
         (status = 403, description = "Missing or wrong room password", body = Failure),
         (status = 404, description = "No such room", body = Failure),
         (status = 409, description = "The room is full or has ended", body = Failure),
+        (status = 429, description = "Too many wrong passwords for this room, from the caller or from everyone; see Retry-After", body = Failure),
+        (status = 503, description = "Password checks are busy; see Retry-After", body = Failure),
     )
 )]
 pub async fn join_room(
@@ -54,11 +58,42 @@ pub async fn join_room(
     // An empty password field is no password: the room then answers 403 if it
     // needs one, which tells the client to ask for it.
     let password = body.password.filter(|text| !text.is_empty()).map(Password::parse_candidate).transpose()?;
+    let guessing = password.is_some();
+    let room = RoomId::from_uuid(room_id);
+    if guessing {
+        refuse_guessing(&state, auth.user_id, room)?;
+    }
     let command = RoomCommand::Join { user: auth.user_id, password };
-    state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
+    let joined = state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await;
+    if let Err(error) = &joined
+        && guessing
+        && error.code == WRONG_PASSWORD
+    {
+        let now = Instant::now();
+        state.limits.join_failures_per_user_and_room.record((auth.user_id, room), now);
+        state.limits.join_failures_per_room.record(room, now);
+    }
+    joined?;
     let room = RoomView::from(room_row(&state, room_id).await?);
     let participant = participant(&state, room_id, auth.user_id).await?;
     Ok(response::ok(JoinedView { room, participant }))
+}
+
+/// `RoomError::WrongPassword`'s code (`crate::error`).
+const WRONG_PASSWORD: &str = "wrong_password";
+
+/// 429 while this user, or everyone together, offered this room too many wrong
+/// passwords lately. Only offered passwords count: a join without one costs no
+/// hash and guesses nothing (clients try that first to learn a password is
+/// needed). The per-room limit also stops guessing spread over many accounts.
+fn refuse_guessing(state: &AppState, user: UserId, room: RoomId) -> Result<(), ApiError> {
+    let now = Instant::now();
+    let limits = &state.limits;
+    limits
+        .join_failures_per_user_and_room
+        .check(&(user, room), now)
+        .and_then(|()| limits.join_failures_per_room.check(&room, now))
+        .map_err(|wait| ApiError::too_many_requests(wait.as_secs_f64().ceil() as u64))
 }
 
 /// Leave a room. Leaving a room one is not in changes nothing.
