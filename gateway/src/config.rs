@@ -44,6 +44,51 @@ pub struct GatewayConfig {
     pub chat_max_per_room: i64,
     /// Replicas of the chat stream (a clustered NATS wants 3).
     pub chat_replicas: usize,
+    // WebSocket abuse limits (`ws/limits.rs`).
+    /// Open sockets one user may hold across every gateway; one more is refused
+    /// with close 4429. Zero: no cap.
+    pub ws_max_sockets_per_user: usize,
+    /// Open sockets one user may hold in one room; one more replaces their oldest
+    /// socket there, which closes with 4420 (so a reconnect never trips it). Zero:
+    /// no cap.
+    pub ws_max_sockets_per_room: usize,
+    /// Largest WebSocket frame or message read; a bigger one closes the socket
+    /// with 1009. (Messages over 64 KiB get an `error` and are not handled.)
+    pub ws_max_message_bytes: usize,
+    /// Per-socket message rates by kind; a socket over one is closed with 1008.
+    pub ws_rate_limits: WsRateLimits,
+}
+
+/// Token buckets per socket, by kind of client message (see `ws/limits.rs`).
+#[derive(Clone, Copy, Debug)]
+pub struct WsRateLimits {
+    /// `join_room`: it broadcasts to the whole room.
+    pub join_room: RateLimit,
+    /// `chat`: stored and broadcast.
+    pub chat: RateLimit,
+    /// `mute`, `video`, `screen_share`, `request_unmute`, `allow_unmute`: each
+    /// may append a room event.
+    pub media: RateLimit,
+    /// `offer` and `answer`.
+    pub sdp: RateLimit,
+    /// `ice-candidate`: a browser sends a few dozen at once.
+    pub ice: RateLimit,
+    /// Anything else: `auth`, unknown types, malformed or binary frames.
+    pub other: RateLimit,
+}
+
+impl Default for WsRateLimits {
+    fn default() -> Self {
+        let limit = |burst, millis| RateLimit { burst, replenish_every: Duration::from_millis(millis) };
+        Self {
+            join_room: limit(5, 10_000),
+            chat: limit(10, 1_000),
+            media: limit(10, 1_000),
+            sdp: limit(30, 500),
+            ice: limit(300, 10),
+            other: limit(20, 1_000),
+        }
+    }
 }
 
 /// One entry of a WebRTC `RTCConfiguration.iceServers`, as the browser takes it.
@@ -100,6 +145,10 @@ impl GatewayConfig {
             chat_max_age: Duration::from_secs(30 * 24 * 3600),
             chat_max_per_room: 1000,
             chat_replicas: 1,
+            ws_max_sockets_per_user: 20,
+            ws_max_sockets_per_room: 3,
+            ws_max_message_bytes: 1024 * 1024,
+            ws_rate_limits: WsRateLimits::default(),
         }
     }
 }

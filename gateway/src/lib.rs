@@ -23,6 +23,6 @@ mod web;
 mod ws;
 
 pub use app::{Application, Backends, StartError, router};
-pub use config::{GatewayConfig, IceServer, RateLimit};
+pub use config::{GatewayConfig, IceServer, RateLimit, WsRateLimits};
 pub use error::ApiError;
 pub use ws::{CONNECTION_HEADER, sfu_in_subject, signal_subject};

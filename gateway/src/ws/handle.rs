@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::MAX_CLIENT_MESSAGE;
 use super::fanout::{Connection, Outgoing};
+use super::limits::{MessageKind, SocketRates};
 use super::message::{ClientMessage, SfuMessage};
 use crate::auth::AuthUser;
 use crate::chat::StoredChat;
@@ -21,18 +22,39 @@ pub(super) fn reply_error(connection: &Connection, code: &str, message: &str) {
     connection.deliver(Outgoing::Text(connection.identity.error(code, message)));
 }
 
-pub(super) async fn handle(state: &AppState, connection: &Connection, auth: &AuthUser, text: &str) {
-    if text.len() > MAX_CLIENT_MESSAGE {
-        return reply_error(connection, "message_too_large", "a message may be at most 64 KiB");
+/// Handles one text frame, unless it is one too many of its kind (`Err`: the
+/// caller closes the socket).
+pub(super) async fn handle(
+    state: &AppState,
+    connection: &Connection,
+    auth: &AuthUser,
+    rates: &SocketRates,
+    text: &str,
+) -> Result<(), MessageKind> {
+    let message = (text.len() <= MAX_CLIENT_MESSAGE).then(|| serde_json::from_str::<ClientMessage>(text));
+    let kind = match &message {
+        Some(Ok(message)) => MessageKind::of(&message.kind),
+        _ => MessageKind::Other,
+    };
+    if !rates.allow(kind) {
+        return Err(kind);
     }
-    let message: ClientMessage = match serde_json::from_str(text) {
-        Ok(message) => message,
-        Err(_) => return reply_error(connection, "bad_json", "a message must be a JSON object with a string \"type\""),
+    let message = match message {
+        Some(Ok(message)) => message,
+        None => {
+            reply_error(connection, "message_too_large", "a message may be at most 64 KiB");
+            return Ok(());
+        }
+        Some(Err(_)) => {
+            reply_error(connection, "bad_json", "a message must be a JSON object with a string \"type\"");
+            return Ok(());
+        }
     };
     // Each message is a trace of its own (the socket outlives any request); the
     // commands it runs carry it on to the projections and the SFU.
     let span = tracing::info_span!("ws.message", kind = %message.kind, room = %connection.identity.room, user = %connection.identity.user);
-    dispatch(state, connection, auth, message).instrument(span).await
+    dispatch(state, connection, auth, message).instrument(span).await;
+    Ok(())
 }
 
 async fn dispatch(state: &AppState, connection: &Connection, auth: &AuthUser, message: ClientMessage) {
