@@ -124,6 +124,7 @@ export class Meeting {
       // Not joining again by ourselves: the host may have removed us while we
       // were away, and that must stick.
       if (detail.code === CLOSE.NOT_PARTICIPANT) return this.finish("failed", describe({ code: "not_participant" }));
+      if (detail.code === CLOSE.REPLACED) return this.finish("failed", describe({ code: "replaced" }));
       return this.finish("failed", detail.reason || describe(detail.error));
     }
     if (state === "reconnecting" && this.peer) {

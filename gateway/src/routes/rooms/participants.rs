@@ -6,6 +6,7 @@ use rapat_domain::credentials::Password;
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::room::RoomCommand;
 use rapat_projections::queries;
+use rapat_projections::queries::rooms::ParticipantRow;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -87,6 +88,7 @@ pub async fn leave_room(
 }
 
 /// Who is in the room now, with their media state. An ended room has nobody.
+/// Only the host and the room's current participants may ask.
 #[utoipa::path(
     get,
     path = "/rooms/{roomId}/participants",
@@ -97,17 +99,28 @@ pub async fn leave_room(
         (status = 200, description = "Current participants", body = Data<Vec<ParticipantView>>),
         (status = 400, description = "Malformed room id", body = Failure),
         (status = 401, description = "Missing or invalid token", body = Failure),
+        (status = 403, description = "The caller is neither the host nor in the room", body = Failure),
         (status = 404, description = "No such room", body = Failure),
     )
 )]
 pub async fn list_participants(
     State(state): State<AppState>,
-    _auth: AuthUser,
+    auth: AuthUser,
     ApiPath(room_id): ApiPath<Uuid>,
 ) -> Result<Response, ApiError> {
-    room_row(&state, room_id).await?;
+    let room = room_row(&state, room_id).await?;
     let rows = queries::rooms::current_participants(&state.db, RoomId::from_uuid(room_id)).await?;
+    if !may_see_participants(&room, &rows, auth.user_id) {
+        return Err(ApiError::forbidden("not_a_participant", "only the host and the room's participants can see who is in it"));
+    }
     Ok(response::ok(rows.into_iter().map(ParticipantView::from).collect::<Vec<_>>()))
+}
+
+/// Who may see a room's participants (names, ids, media state): its host and
+/// those in it now. Invitations do not exist yet; when they do, an invitee of
+/// the room belongs here too.
+fn may_see_participants(room: &queries::rooms::RoomRow, participants: &[ParticipantRow], user: UserId) -> bool {
+    room.host_id == user || participants.iter().any(|row| row.user_id == user)
 }
 
 /// Force a participant's microphone off (host only). They may unmute themselves.
