@@ -3,7 +3,9 @@
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::Utc;
+use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::room::RoomCommand;
+use rapat_projections::queries;
 use serde_json::{Value, json};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -66,6 +68,8 @@ async fn dispatch(state: &AppState, connection: &Connection, auth: &AuthUser, me
         }
         "chat" => chat(state, connection, &message).await,
         "mute" | "video" | "screen_share" => media(state, connection, auth, &message).await,
+        "request_unmute" => request_unmute(state, connection, auth).await,
+        "allow_unmute" => allow_unmute(state, connection, auth, &message).await,
         "offer" | "answer" | "ice-candidate" => negotiate(state, connection, message).await,
         _ => reply_error(connection, "unknown_type", "unknown message type"),
     }
@@ -126,6 +130,38 @@ async fn media(state: &AppState, connection: &Connection, auth: &AuthUser, messa
         "video" => RoomCommand::SetVideo { user, on: value },
         _ => RoomCommand::SetScreenShare { user, sharing: value },
     };
+    let room = connection.identity.room.to_string();
+    if let Err(error) = state.write(&state.rooms, &room, command, auth.command()).await {
+        reply_error(connection, error.code, &error.message);
+    }
+}
+
+/// A participant the host muted asks to unmute: the host's sockets are told.
+async fn request_unmute(state: &AppState, connection: &Connection, auth: &AuthUser) {
+    let room = RoomId::from_uuid(connection.identity.room);
+    let (row, participants) = match tokio::try_join!(
+        queries::rooms::by_id(&state.db, room),
+        queries::rooms::current_participants(&state.db, room)
+    ) {
+        Ok(read) => read,
+        Err(error) => return reply_error(connection, "unavailable", &format!("cannot read the room: {error}")),
+    };
+    let Some(row) = row else { return reply_error(connection, "room_not_found", "the room does not exist") };
+    let muted_by_host = participants.iter().any(|p| p.user_id == auth.user_id && p.muted_by_host);
+    if !muted_by_host {
+        return reply_error(connection, "not_muted_by_host", "the host has not muted you: unmute yourself");
+    }
+    let text = connection.identity.message("unmute_requested", None, json!({}));
+    publish(state, connection, None, Some(row.host_id.as_uuid()), text).await;
+}
+
+/// The host lets a participant they muted unmute again (recorded as a room
+/// event, which tells the room).
+async fn allow_unmute(state: &AppState, connection: &Connection, auth: &AuthUser, message: &ClientMessage) {
+    let Some(target) = message.target_user_id.as_deref().and_then(|id| Uuid::parse_str(id).ok()) else {
+        return reply_error(connection, "invalid_target", "allow_unmute needs targetUserId: the participant's user id");
+    };
+    let command = RoomCommand::AllowUnmute { actor: auth.user_id, target: UserId::from_uuid(target) };
     let room = connection.identity.room.to_string();
     if let Err(error) = state.write(&state.rooms, &room, command, auth.command()).await {
         reply_error(connection, error.code, &error.message);

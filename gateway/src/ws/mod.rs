@@ -20,7 +20,8 @@
 //! leaver's sockets close, 4499), `ParticipantRemoved` → `removed` to the removed
 //! user (then close, 4409) and `user_left` (`{removedBy}`) to everyone else,
 //! `ParticipantAudioChanged` → `mute` `{muted}`, `ParticipantMutedByHost` → `mute`
-//! `{muted: true, byHost: true}`, `ParticipantVideoChanged` → `video` `{on}`,
+//! `{muted: true, byHost: true}`, `ParticipantUnmuteAllowed` → `unmute_allowed`
+//! `{allowedBy}`, `ParticipantVideoChanged` → `video` `{on}`,
 //! `ParticipantScreenShareChanged` → `screen_share` `{sharing}`, `RoomEnded` →
 //! `room_ended` (then close, 4410). Their `userId` is the affected user's and
 //! their `timestamp` the event's. A client's `mute` / `video` / `screen_share`
@@ -29,6 +30,14 @@
 //! `user_joined` comes with the REST join, usually before the newcomer's socket
 //! is open; a client that wants peers to notice its socket sends `join_room`,
 //! which broadcasts `user_joined` from that socket.
+//!
+//! The host's mute holds: while it does, the participant's `mute` `{muted:
+//! false}` gets an `error` (`muted_by_host`). The participant may send
+//! `request_unmute`, which reaches the host's sockets only as `unmute_requested`
+//! (from the participant); the host answers with `allow_unmute` (`targetUserId`:
+//! the participant) or `POST /rooms/{roomId}/participants/{userId}/allow-unmute`,
+//! which records `ParticipantUnmuteAllowed`; the participant then unmutes
+//! themselves.
 //!
 //! `chat` is stored on the chat stream (`chat.rs`) and broadcast only once
 //! JetStream has acknowledged it, with the stored id in `payload.id`; a message

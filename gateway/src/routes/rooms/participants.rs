@@ -123,7 +123,9 @@ fn may_see_participants(room: &queries::rooms::RoomRow, participants: &[Particip
     room.host_id == user || participants.iter().any(|row| row.user_id == user)
 }
 
-/// Force a participant's microphone off (host only). They may unmute themselves.
+/// Force a participant's microphone off (host only). They cannot unmute
+/// themselves until the host allows it (`allow-unmute`), even if they leave and
+/// join again.
 #[utoipa::path(
     post,
     path = "/rooms/{roomId}/participants/{userId}/mute",
@@ -149,6 +151,38 @@ pub async fn mute_participant(
 ) -> Result<Response, ApiError> {
     let target = UserId::from_uuid(user_id);
     let command = RoomCommand::MuteParticipant { actor: auth.user_id, target };
+    state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
+    Ok(response::ok(participant(&state, room_id, target).await?))
+}
+
+/// Allow a participant the host muted to unmute again (host only). Their
+/// microphone stays off until they turn it on themselves; allowing someone who
+/// is not muted by the host changes nothing.
+#[utoipa::path(
+    post,
+    path = "/rooms/{roomId}/participants/{userId}/allow-unmute",
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(
+        ("roomId" = Uuid, Path, description = "The room's id"),
+        ("userId" = Uuid, Path, description = "The participant's user id"),
+    ),
+    responses(
+        (status = 200, description = "The participant's new state (`mutedByHost` false)", body = Data<ParticipantView>),
+        (status = 400, description = "Malformed id", body = Failure),
+        (status = 401, description = "Missing or invalid token", body = Failure),
+        (status = 403, description = "The caller is not the host", body = Failure),
+        (status = 404, description = "No such room, or that user is not in it", body = Failure),
+        (status = 409, description = "The room has ended", body = Failure),
+    )
+)]
+pub async fn allow_unmute(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((room_id, user_id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<Response, ApiError> {
+    let target = UserId::from_uuid(user_id);
+    let command = RoomCommand::AllowUnmute { actor: auth.user_id, target };
     state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
     Ok(response::ok(participant(&state, room_id, target).await?))
 }
