@@ -37,6 +37,8 @@ const MESSAGES = {
   unavailable: "A message could not be sent. Try again.",
   invalid_message: "A chat message must be 1 to 2000 characters.",
   chat_unavailable: "The message could not be stored, so it was not sent. Try again.",
+  muted_by_host: "The host muted you. Ask to unmute, and the host can let you.",
+  not_muted_by_host: "The host has not muted you: you can unmute yourself.",
   replaced: "This meeting was opened again in another tab or window, so this one was disconnected.",
   too_many_sockets: "You have too many meeting windows open. Close one and try again.",
 };
