@@ -67,7 +67,7 @@ async fn a_new_socket_over_the_room_cap_replaces_the_oldest_on_any_gateway() {
 /// How many commits the room's event subject holds.
 async fn room_commits(app: &TestApp, room: &str) -> u64 {
     let jetstream = async_nats::jetstream::new(rapat_commands::connect(&nats_url()).await.expect("NATS"));
-    let mut stream = jetstream.get_stream(&app.event_store.stream).await.expect("the event stream");
+    let stream = jetstream.get_stream(&app.event_store.stream).await.expect("the event stream");
     let subject = format!("{}.room.{room}", app.event_store.subject_prefix);
     let info = stream.info_with_subjects(subject.clone()).await.expect("stream info");
     let counts: Vec<(String, usize)> = info.collect::<Vec<_>>().await.into_iter().map(|item| item.expect("a subject")).collect();
