@@ -287,7 +287,7 @@ try {
     await host.locator(`#participant-list li[data-user-id="${ids.budi}"][data-audio-muted=false]`).waitFor();
   });
 
-  await step("the host mutes the guest, whose microphone goes off", async () => {
+  await step("the host mutes the guest, who must ask to unmute and be allowed", async () => {
     // run-e2e.sh gives access tokens 20 s: by now, or after this wait, the host's
     // has expired, and the mute goes through a refresh (401 token_expired). A
     // server with long-lived tokens skips that part.
@@ -297,10 +297,18 @@ try {
       await eventually("the host's access token to expire", async () => (await tokenSecondsLeft(host)) < -6, 40_000);
     }
     await host.click(`#participant-list li[data-user-id="${ids.budi}"] button[data-action=mute]`);
-    await guest.locator("#toggle-mute:has-text('Unmute')").waitFor();
+    await guest.locator("#toggle-mute[data-muted-by-host=true]:has-text('Ask to unmute')").waitFor();
     assert.equal(await guest.evaluate(() => window.rapat.meeting.local.audio?.enabled), false);
-    await host.locator(`#participant-list li[data-user-id="${ids.budi}"][data-audio-muted=true]`).waitFor();
-    await guest.click("#toggle-mute"); // they may unmute themselves
+    await host.locator(`#participant-list li[data-user-id="${ids.budi}"][data-muted-by-host=true]`).waitFor();
+    // The host's mute holds: the guest's button asks the host instead of unmuting.
+    await guest.click("#toggle-mute");
+    await host.locator(`#participant-list li[data-user-id="${ids.budi}"][data-unmute-requested=true]`).waitFor();
+    assert.equal(await guest.evaluate(() => window.rapat.meeting.local.audio?.enabled), false);
+    await host.click(`#participant-list li[data-user-id="${ids.budi}"] button[data-action=allow-unmute]`);
+    // Allowed, but still muted until the guest unmutes.
+    await guest.locator("#toggle-mute[data-muted-by-host=false]:has-text('Unmute')").waitFor();
+    await host.locator(`#participant-list li[data-user-id="${ids.budi}"][data-muted-by-host=false][data-audio-muted=true]`).waitFor();
+    await guest.click("#toggle-mute");
     await host.locator(`#participant-list li[data-user-id="${ids.budi}"][data-audio-muted=false]`).waitFor();
     if (shortLived) assert.notEqual(await sessionToken(host), before, "the host's token was refreshed");
   });

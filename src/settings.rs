@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rand::RngCore;
 use rapat_commands::EventStoreConfig;
-use rapat_gateway::{GatewayConfig, HttpLimits, IceServer, JoinFailureLimits, RateLimit};
+use rapat_gateway::{GatewayConfig, HttpLimits, IceServer, JoinFailureLimits, RateLimit, WsRateLimits};
 use rapat_projections::ProjectorConfig;
 
 #[derive(clap::Args)]
@@ -67,6 +67,40 @@ pub struct Settings {
     /// None by default: the SFU's candidate is directly reachable.
     #[arg(long, env = "RAPAT_ICE_SERVERS", value_parser = parse_ice_servers, global = true)]
     pub ice_servers: Option<IceServers>,
+    // WebSocket abuse limits.
+    /// Open WebSockets one user may hold across every gateway; one more is
+    /// refused (close 4429). 0: no cap.
+    #[arg(long, env = "RAPAT_WS_MAX_SOCKETS_PER_USER", default_value_t = 20, global = true)]
+    pub ws_max_sockets_per_user: usize,
+    /// Open WebSockets one user may hold in one room; one more replaces their
+    /// oldest there (close 4420), so a reconnect is never refused. 0: no cap.
+    #[arg(long, env = "RAPAT_WS_MAX_SOCKETS_PER_ROOM", default_value_t = 3, global = true)]
+    pub ws_max_sockets_per_room: usize,
+    /// Largest WebSocket message or frame, in bytes; a bigger one closes the
+    /// socket with 1009.
+    #[arg(long, env = "RAPAT_WS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub ws_max_message_bytes: usize,
+    /// Per-socket rate of `join_room` messages, as BURST/PERIOD: BURST at once,
+    /// then one more each PERIOD (`ms` or `s`). Over it, the socket closes (1008).
+    #[arg(long, env = "RAPAT_WS_RATE_JOIN_ROOM", default_value = "5/10s", value_parser = parse_rate, global = true)]
+    pub ws_rate_join_room: RateLimit,
+    /// Per-socket rate of `chat` messages (BURST/PERIOD).
+    #[arg(long, env = "RAPAT_WS_RATE_CHAT", default_value = "10/1s", value_parser = parse_rate, global = true)]
+    pub ws_rate_chat: RateLimit,
+    /// Per-socket rate of `mute`, `video`, `screen_share`, `request_unmute` and
+    /// `allow_unmute` messages together (BURST/PERIOD).
+    #[arg(long, env = "RAPAT_WS_RATE_MEDIA", default_value = "10/1s", value_parser = parse_rate, global = true)]
+    pub ws_rate_media: RateLimit,
+    /// Per-socket rate of `offer` and `answer` messages (BURST/PERIOD).
+    #[arg(long, env = "RAPAT_WS_RATE_SDP", default_value = "30/500ms", value_parser = parse_rate, global = true)]
+    pub ws_rate_sdp: RateLimit,
+    /// Per-socket rate of `ice-candidate` messages (BURST/PERIOD).
+    #[arg(long, env = "RAPAT_WS_RATE_ICE", default_value = "300/10ms", value_parser = parse_rate, global = true)]
+    pub ws_rate_ice: RateLimit,
+    /// Per-socket rate of any other message (`auth`, unknown types, malformed or
+    /// binary frames) (BURST/PERIOD).
+    #[arg(long, env = "RAPAT_WS_RATE_OTHER", default_value = "20/1s", value_parser = parse_rate, global = true)]
+    pub ws_rate_other: RateLimit,
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "RAPAT_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -156,6 +190,17 @@ impl Settings {
         config.access_ttl = Duration::from_secs(self.access_ttl_seconds);
         config.ice_servers = self.ice_servers.clone().map(|servers| servers.0).unwrap_or_default();
         self.apply_limits(&mut config);
+        config.ws_max_sockets_per_user = self.ws_max_sockets_per_user;
+        config.ws_max_sockets_per_room = self.ws_max_sockets_per_room;
+        config.ws_max_message_bytes = self.ws_max_message_bytes;
+        config.ws_rate_limits = WsRateLimits {
+            join_room: self.ws_rate_join_room,
+            chat: self.ws_rate_chat,
+            media: self.ws_rate_media,
+            sdp: self.ws_rate_sdp,
+            ice: self.ws_rate_ice,
+            other: self.ws_rate_other,
+        };
         Ok(config)
     }
 
@@ -200,6 +245,23 @@ fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
         .map_err(|_| format!("{text:?} is not a CIDR block such as 10.0.0.0/8 or an address"))
 }
 
+/// `BURST/PERIOD`, e.g. `10/1s` or `300/10ms`: a token bucket of BURST, refilled
+/// one token per PERIOD.
+fn parse_rate(text: &str) -> Result<RateLimit, String> {
+    let (burst, period) = text.split_once('/').ok_or("expected BURST/PERIOD, such as 10/1s or 300/10ms")?;
+    let burst: u32 = burst.trim().parse().map_err(|_| format!("{burst:?} is not a whole number"))?;
+    let period = period.trim();
+    let (number, unit) = match period.strip_suffix("ms") {
+        Some(number) => (number, 1),
+        None => (period.strip_suffix('s').ok_or(format!("{period:?} needs a unit: ms or s"))?, 1000),
+    };
+    let number: u64 = number.parse().map_err(|_| format!("{period:?} is not a duration such as 500ms or 2s"))?;
+    if burst == 0 || number == 0 {
+        return Err(format!("{text}: the burst and the period must be above zero"));
+    }
+    Ok(RateLimit { burst, replenish_every: Duration::from_millis(number * unit) })
+}
+
 fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
     let (first, last) = text.split_once('-').ok_or("expected FIRST-LAST, such as 50000-50099")?;
     let port = |p: &str| p.trim().parse::<u16>().map_err(|_| format!("{p:?} is not a port number"));
@@ -229,4 +291,20 @@ fn jwt_secret() -> anyhow::Result<Vec<u8>> {
         }
     };
     secret.context("reading RAPAT_JWT_SECRET")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_read_as_burst_and_period() {
+        let rate = parse_rate("10/1s").expect("valid");
+        assert_eq!((rate.burst, rate.replenish_every), (10, Duration::from_secs(1)));
+        let rate = parse_rate("300/10ms").expect("valid");
+        assert_eq!((rate.burst, rate.replenish_every), (300, Duration::from_millis(10)));
+        for bad in ["10", "10/1", "0/1s", "10/0ms", "x/1s", "10/1h"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -8,6 +8,7 @@ use chrono::Utc;
 use rapat_commands::CommandMetadata;
 use rapat_domain::ids::UserId;
 use rapat_projections::queries;
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -19,6 +20,9 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user_id: UserId,
+    /// The login session the token belongs to (its `sid`): a socket closes when
+    /// it is revoked.
+    pub session_id: Uuid,
     /// The request id, carried into events as their correlation id.
     pub request_id: Option<String>,
     /// The caller's W3C trace context (`traceparent`, `tracestate`), carried into
@@ -88,19 +92,26 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// Verifies an access token and that its session is still active.
+/// Verifies an access token, that its session is still active and that the
+/// session is the token's user's: a token signed for one user with another's
+/// session id is refused like a revoked one.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
     let claims = state.tokens.verify_access(token).map_err(|error| match error {
         TokenError::Expired => ApiError::unauthorized("token_expired", error.to_string()),
         TokenError::Invalid => ApiError::unauthorized("invalid_token", error.to_string()),
     })?;
-    let user = AuthUser { user_id: UserId::from_uuid(claims.sub), request_id: None, trace_context: Vec::new() };
-    if state.session_cache.is_fresh(claims.sid) {
+    let user_id = UserId::from_uuid(claims.sub);
+    let user = AuthUser { user_id, session_id: claims.sid, request_id: None, trace_context: Vec::new() };
+    if state.session_cache.is_fresh(claims.sid, user_id) {
         return Ok(user);
     }
     match queries::sessions::by_id(&state.db, claims.sid).await? {
+        Some(session) if session.user_id != user_id => {
+            tracing::warn!(session = %claims.sid, token_user = %user_id, "a token names a session of another user");
+            Err(ApiError::unauthorized("invalid_token", "this token does not belong to its session's user"))
+        }
         Some(session) if session.is_active(Utc::now()) => {
-            state.session_cache.remember(claims.sid);
+            state.session_cache.remember(claims.sid, user_id);
             Ok(user)
         }
         _ => Err(ApiError::unauthorized("token_revoked", "this token's session has ended; log in again")),

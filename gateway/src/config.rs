@@ -61,6 +61,20 @@ pub struct GatewayConfig {
     /// Reverse proxies (CIDR blocks) whose `X-Forwarded-For` names the client
     /// that rate limits are keyed on. Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<IpNet>,
+
+    // WebSocket abuse limits (`ws/limits.rs`).
+    /// Open sockets one user may hold across every gateway; one more is refused
+    /// with close 4429. Zero: no cap.
+    pub ws_max_sockets_per_user: usize,
+    /// Open sockets one user may hold in one room; one more replaces their oldest
+    /// socket there, which closes with 4420 (so a reconnect never trips it). Zero:
+    /// no cap.
+    pub ws_max_sockets_per_room: usize,
+    /// Largest WebSocket frame or message read; a bigger one closes the socket
+    /// with 1009. (Messages over 64 KiB get an `error` and are not handled.)
+    pub ws_max_message_bytes: usize,
+    /// Per-socket message rates by kind; a socket over one is closed with 1008.
+    pub ws_rate_limits: WsRateLimits,
 }
 
 /// Room password guessing: failed joins (a password was offered and was wrong)
@@ -87,6 +101,38 @@ pub struct HttpLimits {
     pub idle_timeout: Duration,
     /// Open connections (WebSockets included); more are answered 503 and closed.
     pub max_connections: usize,
+}
+
+/// Token buckets per socket, by kind of client message (see `ws/limits.rs`).
+#[derive(Clone, Copy, Debug)]
+pub struct WsRateLimits {
+    /// `join_room`: it broadcasts to the whole room.
+    pub join_room: RateLimit,
+    /// `chat`: stored and broadcast.
+    pub chat: RateLimit,
+    /// `mute`, `video`, `screen_share`, `request_unmute`, `allow_unmute`: each
+    /// may append a room event.
+    pub media: RateLimit,
+    /// `offer` and `answer`.
+    pub sdp: RateLimit,
+    /// `ice-candidate`: a browser sends a few dozen at once.
+    pub ice: RateLimit,
+    /// Anything else: `auth`, unknown types, malformed or binary frames.
+    pub other: RateLimit,
+}
+
+impl Default for WsRateLimits {
+    fn default() -> Self {
+        let limit = |burst, millis| RateLimit { burst, replenish_every: Duration::from_millis(millis) };
+        Self {
+            join_room: limit(5, 10_000),
+            chat: limit(10, 1_000),
+            media: limit(10, 1_000),
+            sdp: limit(30, 500),
+            ice: limit(300, 10),
+            other: limit(20, 1_000),
+        }
+    }
 }
 
 /// One entry of a WebRTC `RTCConfiguration.iceServers`, as the browser takes it.
@@ -153,6 +199,10 @@ impl GatewayConfig {
                 max_connections: 10_000,
             },
             trusted_proxies: Vec::new(),
+            ws_max_sockets_per_user: 20,
+            ws_max_sockets_per_room: 3,
+            ws_max_message_bytes: 1024 * 1024,
+            ws_rate_limits: WsRateLimits::default(),
         }
     }
 }

@@ -136,6 +136,7 @@ impl DomainRejection for RoomError {
             RoomError::NotAParticipant => ApiError::not_found("not_a_participant", message),
             RoomError::CannotRemoveHost => ApiError::bad_request("cannot_remove_host", message),
             RoomError::MaxUsersBelowParticipants => ApiError::conflict("max_users_below_participants", message),
+            RoomError::MutedByHost => ApiError::forbidden("muted_by_host", message),
             RoomError::Hashing(error) => error.clone().into(),
         }
     }

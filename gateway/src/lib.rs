@@ -26,7 +26,7 @@ mod web;
 mod ws;
 
 pub use app::{Application, Backends, StartError, router};
-pub use config::{GatewayConfig, HttpLimits, IceServer, JoinFailureLimits, RateLimit};
+pub use config::{GatewayConfig, HttpLimits, IceServer, JoinFailureLimits, RateLimit, WsRateLimits};
 pub use rapat_commands::HashingLimits;
 pub use error::ApiError;
 pub use ws::{CONNECTION_HEADER, sfu_in_subject, signal_subject};

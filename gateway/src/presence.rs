@@ -15,6 +15,10 @@
 //! key's revision, retried on a lost race, so two gateways never overwrite each
 //! other's sockets.
 //!
+//! The same record caps a user's sockets (`admit_socket`): the check and the new
+//! socket's entry are one compare-and-set, so two gateways admitting sockets of one
+//! user at once cannot both slip under the cap.
+//!
 //! A user is `in_meeting` while they have a live socket (sockets exist only in
 //! rooms), `online` while they were seen within the presence window, and `offline`
 //! otherwise. Presence is advisory: a failed write is logged, never surfaced.
@@ -58,6 +62,32 @@ struct Record {
 struct Socket {
     room_id: Uuid,
     expires_at: DateTime<Utc>,
+    /// When the socket opened; the oldest of a room is the one a newer socket
+    /// replaces. Missing in records written before sockets were capped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    opened_at: Option<DateTime<Utc>>,
+}
+
+/// How many sockets a user may hold; zero is no cap.
+#[derive(Clone, Copy, Debug)]
+pub struct SocketCaps {
+    pub per_user: usize,
+    pub per_room: usize,
+}
+
+/// Why a socket was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManySockets {
+    pub held: usize,
+}
+
+/// What a compare-and-set write came to.
+enum Written<T, E> {
+    Stored(T),
+    /// The edit declined to write.
+    Declined(E),
+    /// The bucket could not be read or written (logged).
+    Failed,
 }
 
 impl Record {
@@ -121,11 +151,44 @@ impl Presence {
     /// Also what a refresh calls.
     pub async fn socket_open(&self, user: UserId, connection: Uuid, room: Uuid, ttl: Duration) {
         let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-        self.change(user, |record, now| {
-            let expires_at = now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
-            record.sockets.insert(connection, Socket { room_id: room, expires_at });
-        })
-        .await;
+        self.change(user, |record, now| put_socket(record, connection, room, now, ttl)).await;
+    }
+
+    /// Records a new socket of `user` in `room` within `caps`, in one
+    /// compare-and-set. When the user already holds `caps.per_room` sockets in the
+    /// room, their oldest there make way (returned: the caller closes them), so a
+    /// client that reconnects before its old socket timed out is never refused.
+    /// When they hold `caps.per_user` sockets in all, the socket is refused. If
+    /// presence cannot be written the socket is admitted: presence is advisory,
+    /// and the failure is logged.
+    pub async fn admit_socket(
+        &self,
+        user: UserId,
+        connection: Uuid,
+        room: Uuid,
+        ttl: Duration,
+        caps: SocketCaps,
+    ) -> Result<Vec<Uuid>, TooManySockets> {
+        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+        let written = self
+            .update(user, |record, now| {
+                let replaced = oldest_beyond(record, room, caps.per_room);
+                for old in &replaced {
+                    record.sockets.remove(old);
+                }
+                let held = record.sockets.len();
+                if caps.per_user != 0 && held >= caps.per_user {
+                    return Err(TooManySockets { held });
+                }
+                put_socket(record, connection, room, now, ttl);
+                Ok(replaced)
+            })
+            .await;
+        match written {
+            Written::Stored(replaced) => Ok(replaced),
+            Written::Declined(refusal) => Err(refusal),
+            Written::Failed => Ok(Vec::new()),
+        }
     }
 
     pub async fn socket_closed(&self, user: UserId, connection: Uuid) {
@@ -161,6 +224,16 @@ impl Presence {
     /// Applies `edit` to the user's record (stamping `lastSeenAt` and dropping
     /// expired sockets), by compare-and-set on the key's revision.
     async fn change(&self, user: UserId, edit: impl Fn(&mut Record, DateTime<Utc>)) {
+        let _: Written<(), ()> = self
+            .update(user, |record, now| {
+                edit(record, now);
+                Ok(())
+            })
+            .await;
+    }
+
+    /// Like `change`, but `edit` may decline (`Err`), and then nothing is written.
+    async fn update<T, E>(&self, user: UserId, edit: impl Fn(&mut Record, DateTime<Utc>) -> Result<T, E>) -> Written<T, E> {
         let key = user.to_string();
         for _ in 0..ATTEMPTS {
             let (mut record, revision) = match self.bucket.entry(key.as_str()).await {
@@ -169,23 +242,50 @@ impl Presence {
                 Ok(None) => (Record::default(), 0),
                 Err(error) => {
                     tracing::warn!(%user, %error, "presence not recorded");
-                    return;
+                    return Written::Failed;
                 }
             };
             let now = Utc::now();
             record.sockets.retain(|_, socket| socket.expires_at > now);
             record.last_seen_at = Some(now);
-            edit(&mut record, now);
-            let Ok(value) = serde_json::to_vec(&record) else { return };
+            let outcome = match edit(&mut record, now) {
+                Ok(outcome) => outcome,
+                Err(refusal) => return Written::Declined(refusal),
+            };
+            let Ok(value) = serde_json::to_vec(&record) else { return Written::Failed };
             match self.bucket.update(key.as_str(), value.into(), revision).await {
-                Ok(_) => return,
+                Ok(_) => return Written::Stored(outcome),
                 Err(error) if error.kind() == UpdateErrorKind::WrongLastRevision => continue,
                 Err(error) => {
                     tracing::warn!(%user, %error, "presence not recorded");
-                    return;
+                    return Written::Failed;
                 }
             }
         }
         tracing::warn!(%user, "presence not recorded: too many concurrent changes");
+        Written::Failed
     }
+}
+
+/// Adds or refreshes a socket, keeping when it first opened.
+fn put_socket(record: &mut Record, connection: Uuid, room: Uuid, now: DateTime<Utc>, ttl: chrono::Duration) {
+    let expires_at = now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let opened_at = record.sockets.get(&connection).map_or(Some(now), |socket| socket.opened_at);
+    record.sockets.insert(connection, Socket { room_id: room, expires_at, opened_at });
+}
+
+/// The oldest sockets in `room` that must go for one more to fit under `cap`
+/// (zero: no cap).
+fn oldest_beyond(record: &Record, room: Uuid, cap: usize) -> Vec<Uuid> {
+    if cap == 0 {
+        return Vec::new();
+    }
+    let mut in_room: Vec<(Option<DateTime<Utc>>, Uuid)> = (record.sockets.iter())
+        .filter(|(_, socket)| socket.room_id == room)
+        .map(|(id, socket)| (socket.opened_at, *id))
+        .collect();
+    // `None` (an entry from before `openedAt`) sorts first: the oldest.
+    in_room.sort();
+    let excess = (in_room.len() + 1).saturating_sub(cap);
+    in_room.into_iter().take(excess).map(|(_, id)| id).collect()
 }

@@ -8,7 +8,17 @@
 //! subscribers too, with the `Rapat-Event-Types` header naming `SessionRevoked`;
 //! (3) after `ttl` in any case, which bounds how long a revocation missed during a
 //! NATS disconnection can go unseen.
+//!
+//! An entry remembers the session's user too, so a token whose `sub` is not its
+//! session's user never passes on the strength of the cache.
+//!
+//! The same two paths close WebSockets: each socket registers its session here
+//! ([`SessionCache::watch`]), and forgetting a session cancels every socket of it
+//! on this gateway, which then closes with 4401. Since every gateway follows the
+//! revocations, a logout (or a refresh-token reuse) closes the session's sockets
+//! everywhere at once.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -16,36 +26,77 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use lru::LruCache;
 use rapat_commands::EVENT_TYPES_HEADER;
+use rapat_domain::ids::UserId;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub struct SessionCache {
-    verified: Mutex<LruCache<Uuid, Instant>>,
+    /// Session id → when it was seen active, and its user.
+    verified: Mutex<LruCache<Uuid, (Instant, UserId)>>,
     ttl: Duration,
+    /// Session id → this gateway's open sockets of it (connection id → what
+    /// cancels the socket).
+    sockets: Mutex<HashMap<Uuid, HashMap<Uuid, CancellationToken>>>,
+}
+
+/// A socket's registration with its session; unregisters on drop.
+pub struct SessionWatch {
+    cache: Arc<SessionCache>,
+    session: Uuid,
+    connection: Uuid,
+    /// Cancelled when the session is revoked.
+    pub revoked: CancellationToken,
+}
+
+impl Drop for SessionWatch {
+    fn drop(&mut self) {
+        let mut sockets = lock(&self.cache.sockets);
+        if let Some(of_session) = sockets.get_mut(&self.session) {
+            of_session.remove(&self.connection);
+            if of_session.is_empty() {
+                sockets.remove(&self.session);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl SessionCache {
     pub fn new(ttl: Duration) -> Self {
         let capacity = NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN);
-        Self { verified: Mutex::new(LruCache::new(capacity)), ttl }
+        Self { verified: Mutex::new(LruCache::new(capacity)), ttl, sockets: Mutex::new(HashMap::new()) }
     }
 
-    /// True when `session` was seen active less than `ttl` ago.
-    pub fn is_fresh(&self, session: Uuid) -> bool {
-        !self.ttl.is_zero() && self.lock().get(&session).is_some_and(|at| at.elapsed() < self.ttl)
+    /// True when `session` was seen active, as `user`'s, less than `ttl` ago.
+    pub fn is_fresh(&self, session: Uuid, user: UserId) -> bool {
+        !self.ttl.is_zero()
+            && lock(&self.verified).get(&session).is_some_and(|(at, owner)| *owner == user && at.elapsed() < self.ttl)
     }
 
-    pub fn remember(&self, session: Uuid) {
+    pub fn remember(&self, session: Uuid, user: UserId) {
         if !self.ttl.is_zero() {
-            self.lock().put(session, Instant::now());
+            lock(&self.verified).put(session, (Instant::now(), user));
         }
     }
 
+    /// Drops `session` from the cache and closes this gateway's sockets of it.
     pub fn forget(&self, session: Uuid) {
-        self.lock().pop(&session);
+        lock(&self.verified).pop(&session);
+        let sockets = lock(&self.sockets).remove(&session).unwrap_or_default();
+        for revoked in sockets.into_values() {
+            revoked.cancel();
+        }
     }
 
-    fn lock(&self) -> MutexGuard<'_, LruCache<Uuid, Instant>> {
-        self.verified.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Registers an open socket of `session`: its `revoked` token is cancelled
+    /// when the session is revoked.
+    pub fn watch(self: &Arc<Self>, session: Uuid, connection: Uuid) -> SessionWatch {
+        let revoked = CancellationToken::new();
+        lock(&self.sockets).entry(session).or_default().insert(connection, revoked.clone());
+        SessionWatch { cache: Arc::clone(self), session, connection, revoked }
     }
 
     /// Drops sessions from the cache as their `SessionRevoked` events are stored,

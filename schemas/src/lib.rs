@@ -48,6 +48,7 @@ event_schemas! {
         "ParticipantJoined",
         "ParticipantLeft",
         "ParticipantMutedByHost",
+        "ParticipantUnmuteAllowed",
         "ParticipantRemoved",
         "ParticipantAudioChanged",
         "ParticipantVideoChanged",

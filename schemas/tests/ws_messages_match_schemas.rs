@@ -72,6 +72,8 @@ fn every_server_message_of_the_spec_is_accepted() {
         server("removed", json!({ "removedBy": ANA })),
         server("room_ended", json!({})),
         server("error", json!({ "code": "bad_json", "message": "a message must be JSON" })),
+        server("unmute_requested", json!({})),
+        server("unmute_allowed", json!({ "allowedBy": ANA })),
     ];
     let mut relayed = server("offer", json!({ "sdp": "v=0", "type": "offer" }));
     relayed["targetUserId"] = json!(BUDI);
@@ -100,6 +102,8 @@ fn every_client_message_of_the_spec_is_accepted() {
         client("mute", json!({ "muted": false })),
         client("video", json!({ "on": true })),
         client("screen_share", json!({ "sharing": false })),
+        json!({ "type": "request_unmute" }),
+        json!({ "type": "allow_unmute", "targetUserId": BUDI, "payload": {} }),
     ];
     for message in &samples {
         assert_eq!(validate_ws_message(WsDirection::ClientToServer, message), Ok(()), "{message}");
@@ -138,6 +142,8 @@ fn messages_that_break_the_contract_are_rejected() {
         client("screen_share", json!({ "sharing": "yes" })),
         json!({ "type": "offer", "targetUserId": "bob", "payload": { "sdp": "v=0" } }),
         json!({ "type": "offer", "payload": "v=0" }),
+        json!({ "type": "allow_unmute", "payload": {} }),
+        client("request_unmute", json!({ "userId": BUDI })),
     ];
     for message in &broken_client {
         assert!(validate_ws_message(WsDirection::ClientToServer, message).is_err(), "{message}");

@@ -194,6 +194,10 @@ export const endRoom = (id) => request("POST", `${room(id)}/end`);
 export const muteParticipant = (id, userId) =>
   request("POST", `${room(id)}/participants/${encodeURIComponent(userId)}/mute`);
 
+/** Lets a participant the host muted unmute again (host only); answers their row. */
+export const allowUnmute = (id, userId) =>
+  request("POST", `${room(id)}/participants/${encodeURIComponent(userId)}/allow-unmute`);
+
 export const removeParticipant = (id, userId) =>
   request("POST", `${room(id)}/participants/${encodeURIComponent(userId)}/remove`);
 

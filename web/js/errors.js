@@ -37,6 +37,10 @@ const MESSAGES = {
   unavailable: "A message could not be sent. Try again.",
   invalid_message: "A chat message must be 1 to 2000 characters.",
   chat_unavailable: "The message could not be stored, so it was not sent. Try again.",
+  muted_by_host: "The host muted you. Ask to unmute, and the host can let you.",
+  not_muted_by_host: "The host has not muted you: you can unmute yourself.",
+  replaced: "This meeting was opened again in another tab or window, so this one was disconnected.",
+  too_many_sockets: "You have too many meeting windows open. Close one and try again.",
 };
 
 /** A sentence for an ApiError (or any error with `code` and `message`). */
@@ -58,6 +62,10 @@ export const CLOSE = {
   REMOVED: 4409,
   ROOM_ENDED: 4410,
   LEFT: 4499, // left the room through REST (from this or another tab)
+  REPLACED: 4420, // a newer socket of ours in this room took this one's place
+  TOO_MANY_SOCKETS: 4429,
+  POLICY: 1008, // too many messages of one kind
+  TOO_BIG: 1009,
 };
 
 /** Media errors from getUserMedia / getDisplayMedia, in plain words. */

@@ -137,9 +137,11 @@ export class MeetingView {
     this.mediaStatus.textContent = state === "connected" ? "Media: connected" : `Media: ${state === "new" ? "waiting" : state}`;
   }
 
-  setLocalControls({ muted, cameraOn, sharing, hasAudio, hasVideo }) {
+  setLocalControls({ muted, mutedByHost, cameraOn, sharing, hasAudio, hasVideo }) {
     const { mute, camera, screen } = this.buttons;
-    mute.textContent = muted ? "Unmute" : "Mute";
+    // Muted by the host: only the host can let us unmute, so the button asks.
+    mute.textContent = muted ? (mutedByHost ? "Ask to unmute" : "Unmute") : "Mute";
+    mute.dataset.mutedByHost = String(Boolean(muted && mutedByHost));
     mute.classList.toggle("off", muted);
     mute.setAttribute("aria-pressed", String(muted));
     mute.disabled = !hasAudio;
@@ -166,6 +168,7 @@ export class MeetingView {
     const self = p.userId === this.selfId;
     const state = [
       p.audioMuted ? (p.mutedByHost ? "muted by host" : "muted") : "mic on",
+      p.mutedByHost && p.unmuteRequested ? "asks to unmute" : null,
       p.videoOn ? "camera on" : "camera off",
       p.screenSharing ? "sharing screen" : null,
     ].filter(Boolean);
@@ -174,7 +177,9 @@ export class MeetingView {
         ? el(
             "span",
             { class: "host-tools" },
-            el("button", { type: "button", class: "small", "data-action": "mute", disabled: p.audioMuted, onclick: () => this.actions.muteParticipant(p.userId) }, "Mute"),
+            p.mutedByHost
+              ? el("button", { type: "button", class: "small", "data-action": "allow-unmute", onclick: () => this.actions.allowUnmute(p.userId) }, "Allow unmute")
+              : el("button", { type: "button", class: "small", "data-action": "mute", onclick: () => this.actions.muteParticipant(p.userId) }, "Mute"),
             el("button", { type: "button", class: "small danger", "data-action": "remove", onclick: () => this.actions.removeParticipant(p.userId) }, "Remove"),
           )
         : null;
@@ -183,6 +188,8 @@ export class MeetingView {
       {
         "data-user-id": p.userId,
         "data-audio-muted": String(Boolean(p.audioMuted)),
+        "data-muted-by-host": String(Boolean(p.mutedByHost)),
+        "data-unmute-requested": String(Boolean(p.mutedByHost && p.unmuteRequested)),
         "data-video-on": String(Boolean(p.videoOn)),
         "data-screen-sharing": String(Boolean(p.screenSharing)),
       },

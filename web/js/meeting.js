@@ -124,6 +124,7 @@ export class Meeting {
       // Not joining again by ourselves: the host may have removed us while we
       // were away, and that must stick.
       if (detail.code === CLOSE.NOT_PARTICIPANT) return this.finish("failed", describe({ code: "not_participant" }));
+      if (detail.code === CLOSE.REPLACED) return this.finish("failed", describe({ code: "replaced" }));
       return this.finish("failed", detail.reason || describe(detail.error));
     }
     if (state === "reconnecting" && this.peer) {
@@ -151,7 +152,16 @@ export class Meeting {
           { id: payload.id, userId, username: message.username, message: payload.message, timestamp: message.timestamp },
         ]);
       case "mute":
-        return this.onMediaState(userId, { audioMuted: Boolean(payload.muted), mutedByHost: Boolean(payload.byHost && payload.muted) });
+        // A host's mute holds until the host allows unmuting (unmute_allowed), so
+        // a mute of our own meanwhile does not make it ours.
+        return this.onMediaState(userId, {
+          audioMuted: Boolean(payload.muted),
+          mutedByHost: payload.byHost ? true : payload.muted ? undefined : false,
+        });
+      case "unmute_requested":
+        return this.onUnmuteRequested(userId, message.username);
+      case "unmute_allowed":
+        return this.onUnmuteAllowed(userId);
       case "video":
         return this.onMediaState(userId, { videoOn: Boolean(payload.on) });
       case "screen_share":
@@ -229,6 +239,7 @@ export class Meeting {
     if (me.videoOn !== this.state.cameraOn) this.signaling.send("video", { on: this.state.cameraOn });
     if (me.screenSharing !== this.state.sharing) this.signaling.send("screen_share", { sharing: this.state.sharing });
     this.upsert({ userId: this.user.id, audioMuted: this.state.muted, videoOn: this.state.cameraOn, screenSharing: this.state.sharing });
+    this.view.setLocalControls(this.controls());
   }
 
   onMediaState(userId, change) {
@@ -236,8 +247,29 @@ export class Meeting {
     if (userId === this.user.id && change.audioMuted !== undefined && change.mutedByHost && !this.state.muted) {
       this.applyMute(true, true);
     }
+    if (change.mutedByHost === false) change.unmuteRequested = false;
     this.upsert({ userId, ...change });
+    if (userId === this.user.id) this.view.setLocalControls(this.controls());
     this.render();
+  }
+
+  /** (Host) a participant we muted asks to unmute. */
+  onUnmuteRequested(userId, username) {
+    if (!userId || this.gone.has(userId)) return;
+    this.upsert({ userId, unmuteRequested: true });
+    const name = this.participants.get(userId)?.username || username || "Someone";
+    this.view.notice(`${name} asks to unmute. Use "Allow unmute" in the people list.`, "info");
+    this.render();
+  }
+
+  /** The host lifted a mute; the microphone stays off until its owner turns it on. */
+  onUnmuteAllowed(userId) {
+    this.onMediaState(userId, { mutedByHost: false });
+    if (userId === this.user.id) this.view.notice("The host allowed you to unmute.", "info");
+  }
+
+  get mutedByHost() {
+    return Boolean(this.participants.get(this.user.id)?.mutedByHost);
   }
 
   // ------------------------------------------------------------ media
@@ -286,6 +318,11 @@ export class Meeting {
 
   toggleMute() {
     if (!this.local.audio) return this.view.notice("There is no microphone to unmute.", "error");
+    if (this.state.muted && this.mutedByHost) {
+      // The server would refuse to unmute us: ask the host instead.
+      if (this.signaling?.send("request_unmute")) this.view.notice("The host has been asked to let you unmute.", "info");
+      return;
+    }
     this.applyMute(!this.state.muted, false);
     this.signaling?.send("mute", { muted: this.state.muted });
   }
@@ -293,7 +330,8 @@ export class Meeting {
   applyMute(muted, byHost) {
     this.state.muted = muted;
     if (this.local.audio) this.local.audio.enabled = !muted;
-    this.upsert({ userId: this.user.id, audioMuted: muted, mutedByHost: byHost && muted });
+    // Our own mute leaves a host's mute as it is (only the host lifts it).
+    this.upsert({ userId: this.user.id, audioMuted: muted, mutedByHost: byHost && muted ? true : muted ? undefined : false });
     if (byHost) this.view.notice("The host muted your microphone.", "info");
     this.view.setLocalControls(this.controls());
     this.render();
@@ -351,7 +389,7 @@ export class Meeting {
   }
 
   controls() {
-    return { ...this.state, hasAudio: Boolean(this.local.audio), hasVideo: Boolean(this.local.video) };
+    return { ...this.state, mutedByHost: this.mutedByHost, hasAudio: Boolean(this.local.audio), hasVideo: Boolean(this.local.video) };
   }
 
   // ------------------------------------------------------------ people and chat
@@ -365,6 +403,7 @@ export class Meeting {
       videoOn: false,
       screenSharing: false,
       mutedByHost: false,
+      unmuteRequested: false,
     };
     const next = { ...known };
     for (const [key, value] of Object.entries(change)) if (value !== undefined && value !== "") next[key] = value;
@@ -430,6 +469,15 @@ export class Meeting {
       const row = await api.muteParticipant(this.roomId, userId);
       this.upsert({ userId, audioMuted: row.audioMuted, mutedByHost: row.mutedByHost });
       this.render();
+    } catch (error) {
+      this.view.notice(describe(error), "error");
+    }
+  }
+
+  async allowUnmute(userId) {
+    try {
+      const row = await api.allowUnmute(this.roomId, userId);
+      this.onMediaState(userId, { mutedByHost: row.mutedByHost });
     } catch (error) {
       this.view.notice(describe(error), "error");
     }

@@ -18,6 +18,8 @@ const FINAL = new Set([
   CLOSE.NOT_PARTICIPANT,
   CLOSE.UNKNOWN_ROOM,
   CLOSE.BAD_REQUEST,
+  // Reconnecting would in turn replace the newer socket, and so on for ever.
+  CLOSE.REPLACED,
 ]);
 
 export class Signaling {

@@ -24,6 +24,8 @@ pub enum RoomError {
     CannotRemoveHost,
     #[error("the room has more participants than the new maximum")]
     MaxUsersBelowParticipants,
+    #[error("the host muted you; ask the host to allow you to unmute")]
+    MutedByHost,
     #[error(transparent)]
     Hashing(#[from] HashingError),
 }

@@ -43,9 +43,15 @@ pub enum RoomEvent {
     ParticipantLeft {
         user_id: UserId,
     },
+    /// The host muted `user_id`, who cannot unmute until the host allows it.
     ParticipantMutedByHost {
         user_id: UserId,
         muted_by: UserId,
+    },
+    /// The host allowed `user_id` to unmute again; their microphone stays off.
+    ParticipantUnmuteAllowed {
+        user_id: UserId,
+        allowed_by: UserId,
     },
     ParticipantRemoved {
         user_id: UserId,
@@ -74,6 +80,7 @@ impl DomainEvent for RoomEvent {
             Self::ParticipantJoined { .. } => "ParticipantJoined",
             Self::ParticipantLeft { .. } => "ParticipantLeft",
             Self::ParticipantMutedByHost { .. } => "ParticipantMutedByHost",
+            Self::ParticipantUnmuteAllowed { .. } => "ParticipantUnmuteAllowed",
             Self::ParticipantRemoved { .. } => "ParticipantRemoved",
             Self::ParticipantAudioChanged { .. } => "ParticipantAudioChanged",
             Self::ParticipantVideoChanged { .. } => "ParticipantVideoChanged",

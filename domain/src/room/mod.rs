@@ -6,7 +6,7 @@ mod error;
 mod event;
 mod types;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -36,6 +36,11 @@ pub struct Room {
     ended: bool,
     /// A `BTreeMap` so that snapshots serialise the same way every time.
     participants: BTreeMap<UserId, ParticipantState>,
+    /// Users the host muted and has not yet allowed to unmute: they cannot unmute
+    /// themselves. Kept when they leave, so leaving and joining again does not
+    /// lift it. Missing in snapshots from before it existed.
+    #[serde(default)]
+    muted_by_host: BTreeSet<UserId>,
 }
 
 impl Room {
@@ -87,6 +92,11 @@ impl Room {
         self.participants.iter().map(|(user, state)| (*user, state))
     }
 
+    /// True while the host's mute of `user` holds (they cannot unmute themselves).
+    pub fn is_muted_by_host(&self, user: UserId) -> bool {
+        self.muted_by_host.contains(&user)
+    }
+
     /// Decides what a command does to this room, without changing it.
     async fn decide(&self, command: RoomCommand, services: &DomainServices) -> Result<Vec<RoomEvent>, RoomError> {
         if let RoomCommand::Create { host, name, description, password, max_users, scheduled_at } = command {
@@ -127,8 +137,21 @@ impl Room {
             }
             RoomCommand::MuteParticipant { actor, target } => {
                 require_host(actor)?;
-                let state = self.participants.get(&target).ok_or(RoomError::NotAParticipant)?;
-                Ok(unless(state.audio_muted, RoomEvent::ParticipantMutedByHost { user_id: target, muted_by: actor }))
+                if !self.participants.contains_key(&target) {
+                    return Err(RoomError::NotAParticipant);
+                }
+                // Also when they muted themselves: the host's mute is what keeps
+                // them from unmuting.
+                let event = RoomEvent::ParticipantMutedByHost { user_id: target, muted_by: actor };
+                Ok(unless(self.muted_by_host.contains(&target), event))
+            }
+            RoomCommand::AllowUnmute { actor, target } => {
+                require_host(actor)?;
+                if !self.participants.contains_key(&target) {
+                    return Err(RoomError::NotAParticipant);
+                }
+                let event = RoomEvent::ParticipantUnmuteAllowed { user_id: target, allowed_by: actor };
+                Ok(unless(!self.muted_by_host.contains(&target), event))
             }
             RoomCommand::RemoveParticipant { actor, target } => {
                 require_host(actor)?;
@@ -142,6 +165,9 @@ impl Room {
             }
             RoomCommand::SetAudio { user, muted } => {
                 let state = self.participants.get(&user).ok_or(RoomError::NotAParticipant)?;
+                if !muted && self.muted_by_host.contains(&user) {
+                    return Err(RoomError::MutedByHost);
+                }
                 Ok(unless(state.audio_muted == muted, RoomEvent::ParticipantAudioChanged { user_id: user, muted }))
             }
             RoomCommand::SetVideo { user, on } => {
@@ -185,7 +211,12 @@ impl Room {
         if self.participants.len() >= self.max_users.get() as usize {
             return Err(RoomError::Full);
         }
-        Ok(vec![RoomEvent::ParticipantJoined { user_id: user }])
+        let joined = RoomEvent::ParticipantJoined { user_id: user };
+        if self.muted_by_host.contains(&user) {
+            // Arriving unmuted would undo the host's mute: it is recorded again.
+            return Ok(vec![joined, RoomEvent::ParticipantMutedByHost { user_id: user, muted_by: host }]);
+        }
+        Ok(vec![joined])
     }
 
     async fn update_settings(
@@ -290,8 +321,22 @@ impl Aggregate for Room {
             RoomEvent::ParticipantLeft { user_id } | RoomEvent::ParticipantRemoved { user_id, .. } => {
                 self.participants.remove(&user_id);
             }
-            RoomEvent::ParticipantMutedByHost { user_id, .. } => self.change(user_id, |p| p.audio_muted = true),
-            RoomEvent::ParticipantAudioChanged { user_id, muted } => self.change(user_id, |p| p.audio_muted = muted),
+            RoomEvent::ParticipantMutedByHost { user_id, .. } => {
+                self.muted_by_host.insert(user_id);
+                self.change(user_id, |p| p.audio_muted = true);
+            }
+            RoomEvent::ParticipantUnmuteAllowed { user_id, .. } => {
+                // Their microphone stays off: they unmute themselves when ready.
+                self.muted_by_host.remove(&user_id);
+            }
+            RoomEvent::ParticipantAudioChanged { user_id, muted } => {
+                // Before the host's mute held, a participant could unmute over it;
+                // such a history still loads as it was lived.
+                if !muted {
+                    self.muted_by_host.remove(&user_id);
+                }
+                self.change(user_id, |p| p.audio_muted = muted);
+            }
             RoomEvent::ParticipantVideoChanged { user_id, on } => self.change(user_id, |p| p.video_on = on),
             RoomEvent::ParticipantScreenShareChanged { user_id, sharing } => {
                 self.change(user_id, |p| p.screen_sharing = sharing)
@@ -300,6 +345,7 @@ impl Aggregate for Room {
                 // Ending disconnects everyone, so an ended room has no participants.
                 self.ended = true;
                 self.participants.clear();
+                self.muted_by_host.clear();
             }
         }
     }

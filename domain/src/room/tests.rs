@@ -67,6 +67,7 @@ fn every_command() -> Vec<RoomCommand> {
         join(BOB, None),
         RoomCommand::Leave { user: ALICE },
         RoomCommand::MuteParticipant { actor: HOST, target: ALICE },
+        RoomCommand::AllowUnmute { actor: HOST, target: ALICE },
         RoomCommand::RemoveParticipant { actor: HOST, target: ALICE },
         RoomCommand::SetAudio { user: ALICE, muted: true },
         RoomCommand::SetVideo { user: ALICE, on: true },
@@ -210,6 +211,77 @@ fn the_host_mutes_a_participant() {
     room().given(vec![created(), joined(ALICE), muted]).when(mute()).then_expect_events(vec![]);
 }
 
+fn host_muted(user: UserId) -> RoomEvent {
+    RoomEvent::ParticipantMutedByHost { user_id: user, muted_by: HOST }
+}
+
+fn audio(user: UserId, muted: bool) -> RoomCommand {
+    RoomCommand::SetAudio { user, muted }
+}
+
+#[test]
+fn a_participant_the_host_muted_cannot_unmute_themselves() {
+    let given = vec![created(), joined(ALICE), host_muted(ALICE)];
+    room().given(given.clone()).when(audio(ALICE, false)).then_expect_error(RoomError::MutedByHost);
+    // Muting is what already is: nothing to record.
+    room().given(given).when(audio(ALICE, true)).then_expect_events(vec![]);
+}
+
+#[test]
+fn the_host_mutes_a_participant_who_had_muted_themselves_and_that_holds() {
+    let self_muted = RoomEvent::ParticipantAudioChanged { user_id: ALICE, muted: true };
+    let given = vec![created(), joined(ALICE), self_muted];
+    let mute = RoomCommand::MuteParticipant { actor: HOST, target: ALICE };
+    room().given(given.clone()).when(mute).then_expect_events(vec![host_muted(ALICE)]);
+    room().given([given, vec![host_muted(ALICE)]].concat()).when(audio(ALICE, false)).then_expect_error(RoomError::MutedByHost);
+}
+
+#[test]
+fn the_hosts_allow_lifts_the_mute_without_unmuting() {
+    let given = vec![created(), joined(ALICE), host_muted(ALICE)];
+    let allow = || RoomCommand::AllowUnmute { actor: HOST, target: ALICE };
+    let allowed = RoomEvent::ParticipantUnmuteAllowed { user_id: ALICE, allowed_by: HOST };
+    room().given(given.clone()).when(allow()).then_expect_events(vec![allowed.clone()]);
+
+    let after = [given, vec![allowed]].concat();
+    let mut state = Room::default();
+    after.iter().cloned().for_each(|event| state.apply(event));
+    assert!(!state.is_muted_by_host(ALICE));
+    assert_eq!(state.participant(ALICE).map(|p| p.audio_muted), Some(true), "still muted until they unmute");
+    // Allowing again changes nothing; now they unmute themselves.
+    room().given(after.clone()).when(allow()).then_expect_events(vec![]);
+    let unmuted = RoomEvent::ParticipantAudioChanged { user_id: ALICE, muted: false };
+    room().given(after).when(audio(ALICE, false)).then_expect_events(vec![unmuted]);
+}
+
+#[test]
+fn allowing_to_unmute_is_for_the_host_and_for_participants() {
+    let given = || vec![created(), joined(ALICE), joined(BOB), host_muted(ALICE)];
+    let by_bob = RoomCommand::AllowUnmute { actor: BOB, target: ALICE };
+    room().given(given()).when(by_bob).then_expect_error(RoomError::NotHost);
+    let by_alice = RoomCommand::AllowUnmute { actor: ALICE, target: ALICE };
+    room().given(given()).when(by_alice).then_expect_error(RoomError::NotHost);
+    let absent = RoomCommand::AllowUnmute { actor: HOST, target: user(9) };
+    room().given(given()).when(absent).then_expect_error(RoomError::NotAParticipant);
+}
+
+#[test]
+fn leaving_and_joining_again_does_not_lift_the_hosts_mute() {
+    let left = RoomEvent::ParticipantLeft { user_id: ALICE };
+    let given = vec![created(), joined(ALICE), host_muted(ALICE), left];
+    room().given(given).when(join(ALICE, None)).then_expect_events(vec![joined(ALICE), host_muted(ALICE)]);
+}
+
+#[test]
+fn a_history_where_the_participant_unmuted_over_the_host_still_loads_as_lived() {
+    // Recorded before the host's mute held.
+    let unmuted = RoomEvent::ParticipantAudioChanged { user_id: ALICE, muted: false };
+    let given = vec![created(), joined(ALICE), host_muted(ALICE), unmuted];
+    room().given(given.clone()).when(audio(ALICE, false)).then_expect_events(vec![]);
+    let muted = RoomEvent::ParticipantAudioChanged { user_id: ALICE, muted: true };
+    room().given(given).when(audio(ALICE, true)).then_expect_events(vec![muted]);
+}
+
 #[test]
 fn muting_is_for_the_host_and_for_participants() {
     let by_bob = RoomCommand::MuteParticipant { actor: BOB, target: ALICE };
@@ -294,6 +366,7 @@ fn state_follows_the_events_and_survives_a_snapshot() {
     let alice = ParticipantState { audio_muted: false, video_on: true, screen_sharing: false };
     assert_eq!(room.participant(ALICE), Some(&alice));
     assert_eq!(room.participant(BOB).map(|p| p.audio_muted), Some(true));
+    assert!(room.is_muted_by_host(BOB) && !room.is_muted_by_host(ALICE));
 
     let snapshot = serde_json::to_value(&room).expect("a room serialises");
     let restored: Room = serde_json::from_value(snapshot).expect("a snapshot loads");

@@ -29,24 +29,34 @@ pub struct AddContactRequest {
     pub contact_id: Uuid,
 }
 
-/// Own contacts, as user summaries.
+/// Own contacts, as user summaries. A contact's email is shown only when the
+/// contact is mutual: they have added the caller too.
 #[utoipa::path(
     get,
     path = "/users/contacts",
     tag = "users",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`data` is the caller's contacts", body = Data<Vec<UserSummary>>),
+        (status = 200, description = "`data` is the caller's contacts; `email` only for those who have added the caller too", body = Data<Vec<UserSummary>>),
         (status = 401, description = "missing, invalid, expired or revoked token", body = Failure),
     )
 )]
 async fn list_contacts(State(state): State<AppState>, caller: AuthUser) -> Result<Response, ApiError> {
-    let contacts: Vec<UserSummary> =
-        queries::contacts::of(&state.db, caller.user_id).await?.into_iter().map(UserSummary::from).collect();
+    let rows = queries::contacts::of(&state.db, caller.user_id).await?;
+    let ids: Vec<UserId> = rows.iter().map(|row| row.id).collect();
+    let mutual = queries::contacts::who_added(&state.db, caller.user_id, &ids).await?;
+    let contacts: Vec<UserSummary> = rows
+        .into_iter()
+        .map(|row| {
+            let shared = mutual.contains(&row.id);
+            UserSummary::seen_by_other(row, shared)
+        })
+        .collect();
     Ok(response::ok(contacts))
 }
 
-/// Adds a user to own contacts.
+/// Adds a user to own contacts. Their email is in the answer only if they had
+/// already added the caller (adding someone offers them one's own email).
 #[utoipa::path(
     post,
     path = "/users/contacts",
@@ -54,7 +64,7 @@ async fn list_contacts(State(state): State<AppState>, caller: AuthUser) -> Resul
     security(("bearer" = [])),
     request_body = AddContactRequest,
     responses(
-        (status = 201, description = "`data` is the new contact", body = Data<UserSummary>),
+        (status = 201, description = "`data` is the new contact; `email` only if they have added the caller too", body = Data<UserSummary>),
         (status = 400, description = "the id is not a UUID, or it is the caller's own", body = Failure),
         (status = 401, description = "missing, invalid, expired or revoked token", body = Failure),
         (status = 404, description = "no such user", body = Failure),
@@ -69,7 +79,8 @@ async fn add_contact(
     let contact = existing_user(&state, UserId::from_uuid(body.contact_id)).await?;
     let command = ContactListCommand::Add { owner: caller.user_id, contact: contact.id };
     state.write(&state.contacts, &caller.user_id.to_string(), command, caller.command()).await?;
-    Ok(response::created(UserSummary::from(contact)))
+    let shared = queries::contacts::who_added(&state.db, caller.user_id, &[contact.id]).await?.contains(&contact.id);
+    Ok(response::created(UserSummary::seen_by_other(contact, shared)))
 }
 
 /// Removes a user from own contacts.

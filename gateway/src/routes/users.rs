@@ -61,23 +61,30 @@ impl From<UserRow> for UserView {
     }
 }
 
-/// A user as others see them (contact lists).
+/// A user as others see them (contact lists). The email is there only when the
+/// user shares it with the viewer: when each has the other in their contacts (a
+/// user who adds someone offers their address; adding them back accepts).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserSummary {
     pub id: Uuid,
-    pub email: String,
+    /// Present only when the contact is mutual (each has added the other).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub first_name: String,
     pub last_name: String,
     pub avatar: Option<String>,
     pub status: String,
 }
 
-impl From<UserRow> for UserSummary {
-    fn from(row: UserRow) -> Self {
+impl UserSummary {
+    /// `row` as a viewer sees them; `email_shared` says whether `row` shares their
+    /// email with that viewer.
+    pub fn seen_by_other(row: UserRow, email_shared: bool) -> Self {
+        // Spelled out field by field, as in `UserView`.
         Self {
             id: row.id.as_uuid(),
-            email: row.email,
+            email: email_shared.then_some(row.email),
             first_name: row.first_name,
             last_name: row.last_name,
             avatar: row.avatar,

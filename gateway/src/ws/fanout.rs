@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::message::Identity;
-use super::{events, namespace_of, sfu_in_subject, signal_subject};
+use super::{CLOSE_REPLACED, events, namespace_of, sfu_in_subject, signal_subject};
 use crate::chat::ChatStore;
 
 /// Names the connection a broadcast must not be echoed to.
@@ -37,6 +37,8 @@ const TARGET_HEADER: &str = "Rapat-Ws-Target";
 pub const CONNECTION_HEADER: &str = "Rapat-Ws-Connection";
 /// Marks the message a gateway sends itself to know its subscription is live.
 const PROBE_HEADER: &str = "Rapat-Ws-Probe";
+/// Names a socket that a newer socket of its user in the room replaces: it closes.
+const REPLACED_HEADER: &str = "Rapat-Ws-Replaced";
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the writer of one socket sends next.
@@ -239,6 +241,15 @@ impl Hub {
         Ok(())
     }
 
+    /// Closes the socket `connection` in `room` (4420), on whichever gateway holds
+    /// it: a newer socket of the same user took its place.
+    pub async fn replace(&self, room: Uuid, connection: Uuid) -> Result<(), async_nats::Error> {
+        let mut headers = HeaderMap::new();
+        headers.insert(REPLACED_HEADER, connection.to_string().as_str());
+        self.nats.publish_with_headers(self.signal_subject(room), headers, Default::default()).await?;
+        Ok(())
+    }
+
     /// Publishes a message for the SFU that serves `room` (core NATS: nobody may
     /// be listening, and the SFU, not this publish, answers the client).
     pub async fn publish_to_sfu(&self, room: Uuid, body: Vec<u8>) -> Result<(), async_nats::Error> {
@@ -277,6 +288,13 @@ async fn follow(local: Weak<LocalRoom>, mut signals: async_nats::Subscriber, mut
 
 fn deliver_signal(local: &Weak<LocalRoom>, message: &async_nats::Message) {
     if header(message, PROBE_HEADER).is_some() {
+        return;
+    }
+    if let Some(replaced) = header(message, REPLACED_HEADER) {
+        let replaced = Uuid::parse_str(replaced).ok();
+        for connection in connections(local).into_iter().filter(|connection| Some(connection.id) == replaced) {
+            connection.deliver(Outgoing::Close(CLOSE_REPLACED, "replaced by a newer socket of yours in this room"));
+        }
         return;
     }
     let Ok(text) = Utf8Bytes::try_from(message.payload.clone()) else { return };

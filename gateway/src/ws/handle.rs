@@ -3,13 +3,16 @@
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::Utc;
+use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::room::RoomCommand;
+use rapat_projections::queries;
 use serde_json::{Value, json};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::MAX_CLIENT_MESSAGE;
 use super::fanout::{Connection, Outgoing};
+use super::limits::{MessageKind, SocketRates};
 use super::message::{ClientMessage, SfuMessage};
 use crate::auth::AuthUser;
 use crate::chat::StoredChat;
@@ -21,18 +24,39 @@ pub(super) fn reply_error(connection: &Connection, code: &str, message: &str) {
     connection.deliver(Outgoing::Text(connection.identity.error(code, message)));
 }
 
-pub(super) async fn handle(state: &AppState, connection: &Connection, auth: &AuthUser, text: &str) {
-    if text.len() > MAX_CLIENT_MESSAGE {
-        return reply_error(connection, "message_too_large", "a message may be at most 64 KiB");
+/// Handles one text frame, unless it is one too many of its kind (`Err`: the
+/// caller closes the socket).
+pub(super) async fn handle(
+    state: &AppState,
+    connection: &Connection,
+    auth: &AuthUser,
+    rates: &SocketRates,
+    text: &str,
+) -> Result<(), MessageKind> {
+    let message = (text.len() <= MAX_CLIENT_MESSAGE).then(|| serde_json::from_str::<ClientMessage>(text));
+    let kind = match &message {
+        Some(Ok(message)) => MessageKind::of(&message.kind),
+        _ => MessageKind::Other,
+    };
+    if !rates.allow(kind) {
+        return Err(kind);
     }
-    let message: ClientMessage = match serde_json::from_str(text) {
-        Ok(message) => message,
-        Err(_) => return reply_error(connection, "bad_json", "a message must be a JSON object with a string \"type\""),
+    let message = match message {
+        Some(Ok(message)) => message,
+        None => {
+            reply_error(connection, "message_too_large", "a message may be at most 64 KiB");
+            return Ok(());
+        }
+        Some(Err(_)) => {
+            reply_error(connection, "bad_json", "a message must be a JSON object with a string \"type\"");
+            return Ok(());
+        }
     };
     // Each message is a trace of its own (the socket outlives any request); the
     // commands it runs carry it on to the projections and the SFU.
     let span = tracing::info_span!("ws.message", kind = %message.kind, room = %connection.identity.room, user = %connection.identity.user);
-    dispatch(state, connection, auth, message).instrument(span).await
+    dispatch(state, connection, auth, message).instrument(span).await;
+    Ok(())
 }
 
 async fn dispatch(state: &AppState, connection: &Connection, auth: &AuthUser, message: ClientMessage) {
@@ -44,6 +68,8 @@ async fn dispatch(state: &AppState, connection: &Connection, auth: &AuthUser, me
         }
         "chat" => chat(state, connection, &message).await,
         "mute" | "video" | "screen_share" => media(state, connection, auth, &message).await,
+        "request_unmute" => request_unmute(state, connection, auth).await,
+        "allow_unmute" => allow_unmute(state, connection, auth, &message).await,
         "offer" | "answer" | "ice-candidate" => negotiate(state, connection, message).await,
         _ => reply_error(connection, "unknown_type", "unknown message type"),
     }
@@ -104,6 +130,38 @@ async fn media(state: &AppState, connection: &Connection, auth: &AuthUser, messa
         "video" => RoomCommand::SetVideo { user, on: value },
         _ => RoomCommand::SetScreenShare { user, sharing: value },
     };
+    let room = connection.identity.room.to_string();
+    if let Err(error) = state.write(&state.rooms, &room, command, auth.command()).await {
+        reply_error(connection, error.code, &error.message);
+    }
+}
+
+/// A participant the host muted asks to unmute: the host's sockets are told.
+async fn request_unmute(state: &AppState, connection: &Connection, auth: &AuthUser) {
+    let room = RoomId::from_uuid(connection.identity.room);
+    let (row, participants) = match tokio::try_join!(
+        queries::rooms::by_id(&state.db, room),
+        queries::rooms::current_participants(&state.db, room)
+    ) {
+        Ok(read) => read,
+        Err(error) => return reply_error(connection, "unavailable", &format!("cannot read the room: {error}")),
+    };
+    let Some(row) = row else { return reply_error(connection, "room_not_found", "the room does not exist") };
+    let muted_by_host = participants.iter().any(|p| p.user_id == auth.user_id && p.muted_by_host);
+    if !muted_by_host {
+        return reply_error(connection, "not_muted_by_host", "the host has not muted you: unmute yourself");
+    }
+    let text = connection.identity.message("unmute_requested", None, json!({}));
+    publish(state, connection, None, Some(row.host_id.as_uuid()), text).await;
+}
+
+/// The host lets a participant they muted unmute again (recorded as a room
+/// event, which tells the room).
+async fn allow_unmute(state: &AppState, connection: &Connection, auth: &AuthUser, message: &ClientMessage) {
+    let Some(target) = message.target_user_id.as_deref().and_then(|id| Uuid::parse_str(id).ok()) else {
+        return reply_error(connection, "invalid_target", "allow_unmute needs targetUserId: the participant's user id");
+    };
+    let command = RoomCommand::AllowUnmute { actor: auth.user_id, target: UserId::from_uuid(target) };
     let room = connection.identity.room.to_string();
     if let Err(error) = state.write(&state.rooms, &room, command, auth.command()).await {
         reply_error(connection, error.code, &error.message);

@@ -20,7 +20,8 @@
 //! leaver's sockets close, 4499), `ParticipantRemoved` → `removed` to the removed
 //! user (then close, 4409) and `user_left` (`{removedBy}`) to everyone else,
 //! `ParticipantAudioChanged` → `mute` `{muted}`, `ParticipantMutedByHost` → `mute`
-//! `{muted: true, byHost: true}`, `ParticipantVideoChanged` → `video` `{on}`,
+//! `{muted: true, byHost: true}`, `ParticipantUnmuteAllowed` → `unmute_allowed`
+//! `{allowedBy}`, `ParticipantVideoChanged` → `video` `{on}`,
 //! `ParticipantScreenShareChanged` → `screen_share` `{sharing}`, `RoomEnded` →
 //! `room_ended` (then close, 4410). Their `userId` is the affected user's and
 //! their `timestamp` the event's. A client's `mute` / `video` / `screen_share`
@@ -29,6 +30,14 @@
 //! `user_joined` comes with the REST join, usually before the newcomer's socket
 //! is open; a client that wants peers to notice its socket sends `join_room`,
 //! which broadcasts `user_joined` from that socket.
+//!
+//! The host's mute holds: while it does, the participant's `mute` `{muted:
+//! false}` gets an `error` (`muted_by_host`). The participant may send
+//! `request_unmute`, which reaches the host's sockets only as `unmute_requested`
+//! (from the participant); the host answers with `allow_unmute` (`targetUserId`:
+//! the participant) or `POST /rooms/{roomId}/participants/{userId}/allow-unmute`,
+//! which records `ParticipantUnmuteAllowed`; the participant then unmutes
+//! themselves.
 //!
 //! `chat` is stored on the chat stream (`chat.rs`) and broadcast only once
 //! JetStream has acknowledged it, with the stored id in `payload.id`; a message
@@ -57,14 +66,30 @@
 //!
 //! # Close codes
 //!
-//! 4400 malformed request, 4401 unauthorized, 4403 not a current participant,
-//! 4404 unknown room, 4408 keep-alive timed out, 4409 removed by the host, 4410
-//! room ended, 4499 the user left the room (through REST; after HTTP 499, "client
-//! closed request": the user's own doing), 1011 signaling unavailable.
+//! 4400 malformed request, 4401 unauthorized (also sent to every open socket of a
+//! session when it is revoked: logout, refresh-token reuse), 4403 not a current
+//! participant, 4404 unknown room, 4408 keep-alive timed out, 4409 removed by the
+//! host, 4410 room ended, 4420 replaced by a newer socket of the same user in the
+//! room (`ws_max_sockets_per_room`), 4429 too many open sockets of the user
+//! (`ws_max_sockets_per_user`), 4499 the user left the room (through REST; after
+//! HTTP 499, "client closed request": the user's own doing), 1008 too many
+//! messages of one kind (`ws_rate_limits`, see `limits.rs`), 1009 a message over
+//! `ws_max_message_bytes`, 1011 signaling unavailable.
+//!
+//! # Limits
+//!
+//! A user holds at most `ws_max_sockets_per_user` sockets over every gateway and
+//! `ws_max_sockets_per_room` in one room, counted in the presence bucket that
+//! every gateway shares (`presence.rs`). Over the room cap the user's oldest
+//! socket in the room is closed (4420) rather than the new one refused, so a
+//! client reconnecting after a network drop, while its old socket has not yet
+//! timed out, always gets in. Each socket's messages are rate-limited by kind
+//! (`limits.rs`).
 
 mod events;
 mod fanout;
 mod handle;
+mod limits;
 mod message;
 mod session;
 
@@ -87,11 +112,16 @@ pub const CLOSE_REMOVED: u16 = 4409;
 pub const CLOSE_ROOM_ENDED: u16 = 4410;
 pub const CLOSE_LEFT: u16 = 4499;
 pub const CLOSE_UNAVAILABLE: u16 = 1011;
+pub const CLOSE_REPLACED: u16 = 4420;
+pub const CLOSE_TOO_MANY_SOCKETS: u16 = 4429;
+/// RFC 6455 "policy violation": a socket over one of its message rates.
+pub const CLOSE_POLICY: u16 = 1008;
+/// RFC 6455 "message too big".
+pub const CLOSE_TOO_BIG: u16 = 1009;
 
-/// Largest client message handled; a bigger one gets an `error` message.
+/// Largest client message handled; a bigger one gets an `error` message. (The
+/// largest read at all, which closes the socket, is `ws_max_message_bytes`.)
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-/// Largest frame read at all; a bigger one ends the connection (close 1009).
-const MAX_FRAME: usize = 1024 * 1024;
 
 /// The namespace of an event store's subject prefix (`rapat.events` → `rapat`).
 pub fn namespace_of(event_subject_prefix: &str) -> &str {
@@ -133,8 +163,9 @@ pub async fn handler(State(state): State<AppState>, Query(params): Query<WsParam
         upgrade.set_selected_protocol(value);
     }
     let token = params.token.filter(|token| !token.is_empty()).or(protocol_token);
+    let max_message = state.config.ws_max_message_bytes;
     upgrade
-        .max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
         .on_upgrade(move |socket| session::run(socket, state, params.room_id, token))
 }

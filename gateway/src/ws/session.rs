@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use chrono::Utc;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use rapat_domain::ids::RoomId;
@@ -20,9 +21,11 @@ use uuid::Uuid;
 use super::events::display_name;
 use super::fanout::{Connection, Outgoing};
 use super::handle::{handle, reply_error};
+use super::limits::{MessageKind, SocketRates};
 use super::message::{Identity, SfuMessage, auth_token};
 use super::*;
 use crate::auth::{AuthUser, authenticate};
+use crate::presence::{SocketCaps, TooManySockets};
 use crate::state::AppState;
 
 /// How long a client may take to send its `auth` message when the token came
@@ -59,6 +62,31 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
     let (queue, outgoing) = mpsc::channel(QUEUE);
     let connection = Arc::new(Connection::new(admitted.identity.clone(), queue));
     let identity = &admitted.identity;
+    let user = admitted.auth.user_id;
+    // Watched from here on, the session is checked once more: a revocation stored
+    // between the token check and now would otherwise go unseen by this socket.
+    let session = state.session_cache.watch(admitted.auth.session_id, connection.id);
+    if let Err(Refusal(code, reason)) = session_still_active(&state, &admitted.auth).await {
+        let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+        return;
+    }
+    let presence_ttl = state.config.presence_socket_ttl;
+    let caps = SocketCaps { per_user: state.config.ws_max_sockets_per_user, per_room: state.config.ws_max_sockets_per_room };
+    match state.presence.admit_socket(user, connection.id, identity.room, presence_ttl, caps).await {
+        Ok(replaced) => {
+            for old in replaced {
+                if let Err(error) = state.signaling.replace(identity.room, old).await {
+                    tracing::warn!(%error, "cannot close a socket replaced by a newer one");
+                }
+            }
+        }
+        Err(TooManySockets { held }) => {
+            tracing::info!(%user, held, "refusing a websocket: too many open sockets");
+            let reason = format!("too many open sockets ({held}); close one and try again");
+            let _ = sink.send(Message::Close(Some(CloseFrame { code: CLOSE_TOO_MANY_SOCKETS, reason: reason.into() }))).await;
+            return;
+        }
+    }
     let names: Vec<(Uuid, String)> = admitted
         .participants
         .iter()
@@ -68,21 +96,20 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
         Ok(membership) => membership,
         Err(error) => {
             tracing::warn!(%error, "cannot subscribe to the room's signaling subject");
+            state.presence.socket_closed(user, connection.id).await;
             let frame = CloseFrame { code: CLOSE_UNAVAILABLE, reason: "signaling is unavailable; try again".into() };
             let _ = sink.send(Message::Close(Some(frame))).await;
             return;
         }
     };
-    let user = admitted.auth.user_id;
-    let presence_ttl = state.config.presence_socket_ttl;
-    state.presence.socket_open(user, connection.id, identity.room, presence_ttl).await;
     let writer = tokio::spawn(write(sink, outgoing, connection.cancel.clone()));
     connection.deliver(Outgoing::Text(identity.message("config", None, json!({ "iceServers": state.config.ice_servers }))));
     connection.deliver(Outgoing::Text(participants_message(identity, admitted.participants)));
 
-    read(&state, &connection, &admitted.auth, &mut stream).await;
+    read(&state, &connection, &admitted.auth, &session.revoked, &mut stream).await;
 
     connection.cancel.cancel();
+    drop(session);
     drop(membership);
     // Every close, not only of sockets that negotiated with the SFU: the SFU
     // ignores a connection it does not know, and the gateway keeps no state.
@@ -139,6 +166,15 @@ async fn admit(
     let username = display_name(me.first_name.as_deref(), me.last_name.as_deref());
     let identity = Identity { room, user: auth.user_id.as_uuid(), username };
     Ok(Admitted { auth, identity, participants })
+}
+
+/// The socket's session, read from the read model (not the cache).
+async fn session_still_active(state: &AppState, auth: &AuthUser) -> Result<(), Refusal> {
+    match queries::sessions::by_id(&state.db, auth.session_id).await {
+        Ok(Some(session)) if session.user_id == auth.user_id && session.is_active(Utc::now()) => Ok(()),
+        Ok(_) => Err(Refusal::new(CLOSE_UNAUTHORIZED, "this token's session has ended; log in again")),
+        Err(error) => Err(Refusal::new(CLOSE_UNAVAILABLE, format!("cannot read the session: {error}"))),
+    }
 }
 
 async fn first_message_token(stream: &mut SplitStream<WebSocket>) -> Option<String> {
@@ -201,7 +237,13 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, mut outgoing: mpsc::Rece
     cancel.cancel();
 }
 
-async fn read(state: &AppState, connection: &Connection, auth: &AuthUser, stream: &mut SplitStream<WebSocket>) {
+async fn read(
+    state: &AppState,
+    connection: &Connection,
+    auth: &AuthUser,
+    revoked: &CancellationToken,
+    stream: &mut SplitStream<WebSocket>,
+) {
     let ping_every = state.config.ws_ping_interval;
     let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     // Three refreshes per TTL: a socket expires only if its gateway is gone.
@@ -209,10 +251,15 @@ async fn read(state: &AppState, connection: &Connection, auth: &AuthUser, stream
     let refresh_every = (ttl / 3).max(Duration::from_millis(100));
     let mut refresh = tokio::time::interval_at(Instant::now() + refresh_every, refresh_every);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let rates = SocketRates::new(&state.config.ws_rate_limits);
     let mut heard = Instant::now();
     loop {
         let frame = tokio::select! {
             _ = connection.cancel.cancelled() => return,
+            _ = revoked.cancelled() => {
+                close(connection, CLOSE_UNAUTHORIZED, "this session has ended; log in again").await;
+                return drain(stream).await;
+            }
             _ = refresh.tick() => {
                 let identity = &connection.identity;
                 state.presence.socket_open(auth.user_id, connection.id, identity.room, ttl).await;
@@ -220,24 +267,66 @@ async fn read(state: &AppState, connection: &Connection, auth: &AuthUser, stream
             }
             _ = ticker.tick() => {
                 if heard.elapsed() > state.config.ws_pong_timeout {
-                    connection.deliver(Outgoing::Close(CLOSE_TIMED_OUT, "no pong in time"));
-                    // Give the writer a moment to send the close frame (it cancels
-                    // when done), but not more: the client is not listening.
-                    let _ = tokio::time::timeout(CLOSE_GRACE, connection.cancel.cancelled()).await;
-                    return;
+                    return close(connection, CLOSE_TIMED_OUT, "no pong in time").await;
                 }
                 connection.deliver(Outgoing::Ping);
                 continue;
             }
             frame = stream.next() => frame,
         };
-        let Some(Ok(frame)) = frame else { return };
+        let frame = match frame {
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) if is_too_big(&error) => {
+                close(connection, CLOSE_TOO_BIG, "message too big").await;
+                // The rest of the oversized message is still arriving. Closing the
+                // connection on it at once would reset it, and the client could
+                // lose the close frame: give it a moment to read it first.
+                tokio::time::sleep(CLOSE_GRACE).await;
+                return;
+            }
+            Some(Err(_)) | None => return,
+        };
         heard = Instant::now();
-        match frame {
-            Message::Text(text) => handle(state, connection, auth, text.as_str()).await,
-            Message::Binary(_) => reply_error(connection, "unsupported_frame", "send JSON text frames"),
+        let outcome = match frame {
+            Message::Text(text) => handle(state, connection, auth, &rates, text.as_str()).await,
+            Message::Binary(_) if rates.allow(MessageKind::Other) => {
+                reply_error(connection, "unsupported_frame", "send JSON text frames");
+                Ok(())
+            }
+            Message::Binary(_) => Err(MessageKind::Other),
             Message::Close(_) => return,
-            Message::Ping(_) | Message::Pong(_) => {}
+            Message::Ping(_) | Message::Pong(_) => Ok(()),
+        };
+        if let Err(kind) = outcome {
+            tracing::info!(connection = %connection.id, user = %auth.user_id, ?kind, "closing a websocket over its message rate");
+            close(connection, CLOSE_POLICY, kind.close_reason()).await;
+            return drain(stream).await;
         }
     }
+}
+
+/// Sends a close frame and gives the writer a moment to send it (it cancels when
+/// done), but not more: the client may not be listening.
+async fn close(connection: &Connection, code: u16, reason: &'static str) {
+    connection.deliver(Outgoing::Close(code, reason));
+    let _ = tokio::time::timeout(CLOSE_GRACE, connection.cancel.cancelled()).await;
+}
+
+/// Reads and drops what the client still sends, for a moment, after a close
+/// frame went out: closing a connection with unread data resets it, and the
+/// client could lose the close frame.
+async fn drain(stream: &mut SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = stream.next().await {} }).await;
+}
+
+/// True for the read error of a frame or message over `ws_max_message_bytes`.
+fn is_too_big(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = error.downcast_ref::<tungstenite::Error>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
 }

@@ -421,3 +421,29 @@ async fn a_logout_through_one_gateway_stops_the_token_at_another() {
         tokio::task::yield_now().await;
     }
 }
+
+/// A copy of `token`, signed with the test secret, that names `user` as its
+/// subject but keeps its own session: what a leaked signing key or a token mix-up
+/// would make.
+pub fn token_with_subject(token: &str, user: &str) -> String {
+    let mut claims = claims_of(token);
+    claims["sub"] = json!(user);
+    let key = jsonwebtoken::EncodingKey::from_secret(TEST_SECRET);
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key).expect("signed")
+}
+
+#[tokio::test]
+async fn a_token_whose_subject_is_not_its_sessions_user_is_refused() {
+    let app = spawn_app().await;
+    let victim = app.new_user("Vina").await;
+    let mallory = app.new_user("Mallory").await;
+    // Mallory's session is active and remembered by the gateway's session cache.
+    app.get("/api/v1/users/profile", &mallory.token).await.expect(200);
+
+    let mixed = token_with_subject(&mallory.token, &victim.id);
+    app.get("/api/v1/users/profile", &mixed).await.expect_error(401, "invalid_token");
+    app.get("/api/v1/users/contacts", &mixed).await.expect_error(401, "invalid_token");
+    // The genuine tokens still work.
+    app.get("/api/v1/users/profile", &mallory.token).await.expect(200);
+    assert_eq!(app.get("/api/v1/users/profile", &victim.token).await.data()["id"], json!(victim.id));
+}

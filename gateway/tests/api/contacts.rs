@@ -32,14 +32,14 @@ async fn added_contacts_are_listed_as_user_summaries() {
 
     added.expect(201);
     assert_eq!(added.data()["id"], json!(zahra.id));
-    assert_eq!(added.data()["email"], json!(zahra.email));
+    assert_eq!(added.data().get("email"), None, "Zahra has not shared her email: {:#}", added.body);
     app.add_contact(&owner, &agus.id).await.expect(201);
     let listed = app.get("/api/v1/users/contacts", &owner.token).await;
     listed.expect(200);
     let summary = &listed.data()[1];
     let mut keys: Vec<&str> = summary.as_object().expect("an object").keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["avatar", "email", "firstName", "id", "lastName", "status"], "{summary:#}");
+    assert_eq!(keys, ["avatar", "firstName", "id", "lastName", "status"], "{summary:#}");
     assert_eq!(app.contact_ids(&owner).await, [agus.id.as_str(), zahra.id.as_str()], "ordered by name");
     // Lists are per owner, and adding is one-way.
     assert!(app.contact_ids(&zahra).await.is_empty());
@@ -107,4 +107,30 @@ async fn contact_endpoints_need_a_token() {
     app.request(Method::POST, path, None, body).await.expect_error(401, "missing_token");
     app.request(Method::DELETE, &format!("{path}/{}", user.id), None, None).await.expect_error(401, "missing_token");
     app.request(Method::GET, path, Some("garbage"), None).await.expect_error(401, "invalid_token");
+}
+
+#[tokio::test]
+async fn an_email_is_shown_only_between_mutual_contacts() {
+    let app = spawn_app().await;
+    let owner = app.new_user("Joko").await;
+    let other = app.new_user("Kirana").await;
+
+    // Adding anyone by id reveals nothing of theirs.
+    let added = app.add_contact(&owner, &other.id).await;
+    added.expect(201);
+    assert!(!added.body.to_string().contains(&other.email), "{:#}", added.body);
+    let listed = app.get("/api/v1/users/contacts", &owner.token).await;
+    assert!(!listed.body.to_string().contains(&other.email), "{:#}", listed.body);
+
+    // Adding back accepts: each now sees the other's email.
+    let back = app.add_contact(&other, &owner.id).await;
+    back.expect(201);
+    assert_eq!(back.data()["email"], json!(owner.email));
+    let listed = app.get("/api/v1/users/contacts", &owner.token).await;
+    assert_eq!(listed.data()[0]["email"], json!(other.email));
+
+    // Removing withdraws it.
+    app.delete(&format!("/api/v1/users/contacts/{}", owner.id), &other.token).await.expect(200);
+    let listed = app.get("/api/v1/users/contacts", &owner.token).await;
+    assert_eq!(listed.data()[0].get("email"), None, "{:#}", listed.body);
 }

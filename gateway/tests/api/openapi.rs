@@ -32,6 +32,7 @@ const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/api/v1/rooms/{roomId}/participants"),
     ("POST", "/api/v1/rooms/{roomId}/end"),
     ("POST", "/api/v1/rooms/{roomId}/participants/{userId}/mute"),
+    ("POST", "/api/v1/rooms/{roomId}/participants/{userId}/allow-unmute"),
     ("POST", "/api/v1/rooms/{roomId}/participants/{userId}/remove"),
     ("GET", "/api/v1/rooms/{roomId}/events"),
     ("GET", "/api/v1/rooms/{roomId}/chat"),

@@ -283,7 +283,7 @@ async fn participants_are_listed_with_names_and_media_state() {
     let guest = app.new_user("Gita").await;
     let room = app.create_room(&host, room_body("Standup")).await;
 
-    let empty = app.get(&format!("/api/v1/rooms/{room}/participants"), &guest.token).await;
+    let empty = app.get(&format!("/api/v1/rooms/{room}/participants"), &host.token).await;
     empty.expect(200);
     assert_eq!(empty.data(), &json!([]));
 
@@ -306,6 +306,30 @@ async fn participants_are_listed_with_names_and_media_state() {
         .await
         .expect_error(404, "room_not_found");
     app.get("/api/v1/rooms/xyz/participants", &guest.token).await.expect_error(400, "invalid_path");
+}
+
+#[tokio::test]
+async fn only_the_host_and_participants_see_who_is_in_a_room() {
+    let app = spawn_app().await;
+    let host = app.new_user("Hana").await;
+    let guest = app.new_user("Gita").await;
+    let outsider = app.new_user("Omar").await;
+    let room = app.create_room(&host, json!({ "name": "Private", "maxUsers": 5, "password": "hunter22" })).await;
+    let path = format!("/api/v1/rooms/{room}/participants");
+    join(&app, &guest, &room, json!({ "password": "hunter22" })).await.expect(200);
+
+    // Someone who cannot join learns nothing about who is inside.
+    let refused = app.get(&path, &outsider.token).await;
+    refused.expect_error(403, "not_a_participant");
+    assert!(!refused.body.to_string().contains(&guest.id), "{:#}", refused.body);
+
+    // The host (not joined) and the participant may.
+    assert_eq!(participant_ids(&app, &host, &room).await, vec![guest.id.clone()]);
+    assert_eq!(participant_ids(&app, &guest, &room).await, vec![guest.id.clone()]);
+
+    // Once gone, the guest is an outsider again.
+    leave(&app, &guest, &room).await.expect(200);
+    app.get(&path, &guest.token).await.expect_error(403, "not_a_participant");
 }
 
 #[tokio::test]

@@ -155,6 +155,46 @@ async fn the_host_mutes_a_participant_and_it_shows() {
     mute(&app, &host, &room, "not-a-user").await.expect_error(400, "invalid_path");
 }
 
+async fn allow_unmute(app: &TestApp, actor: &TestUser, room: &str, target: &str) -> TestResponse {
+    app.post(&format!("/api/v1/rooms/{room}/participants/{target}/allow-unmute"), Some(&actor.token), json!({})).await
+}
+
+fn listed<'a>(list: &'a TestResponse, user: &TestUser) -> &'a Value {
+    list.data().as_array().expect("list").iter().find(|p| p["userId"] == json!(user.id)).expect("listed")
+}
+
+#[tokio::test]
+async fn the_hosts_mute_holds_until_the_host_allows_unmuting() {
+    let app = spawn_app().await;
+    let host = app.new_user("Hana").await;
+    let guest = app.new_user("Gita").await;
+    let room = app.create_room(&host, room_body("Standup")).await;
+    join(&app, &guest, &room, json!({})).await.expect(200);
+    mute(&app, &host, &room, &guest.id).await.expect(200);
+
+    // Leaving and joining again does not shake it off.
+    crate::rooms::leave(&app, &guest, &room).await.expect(200);
+    let back = join(&app, &guest, &room, json!({})).await;
+    back.expect(200);
+    assert_eq!((back.data()["participant"]["audioMuted"].clone(), back.data()["participant"]["mutedByHost"].clone()), (json!(true), json!(true)));
+
+    // Only the host may allow it.
+    allow_unmute(&app, &guest, &room, &guest.id).await.expect_error(403, "not_host");
+    let allowed = allow_unmute(&app, &host, &room, &guest.id).await;
+    allowed.expect(200);
+    // No longer the host's mute, but the microphone stays off until they turn it on.
+    assert_eq!((allowed.data()["audioMuted"].clone(), allowed.data()["mutedByHost"].clone()), (json!(true), json!(false)));
+    let list = app.get(&format!("/api/v1/rooms/{room}/participants"), &host.token).await;
+    assert_eq!(listed(&list, &guest)["mutedByHost"], false);
+    // Allowing again changes nothing and answers the same.
+    allow_unmute(&app, &host, &room, &guest.id).await.expect(200);
+
+    let stranger = app.new_user("Sari").await;
+    allow_unmute(&app, &host, &room, &stranger.id).await.expect_error(404, "not_a_participant");
+    allow_unmute(&app, &host, &Uuid::new_v4().to_string(), &guest.id).await.expect_error(404, "room_not_found");
+    allow_unmute(&app, &host, &room, "nobody").await.expect_error(400, "invalid_path");
+}
+
 #[tokio::test]
 async fn a_removed_participant_is_gone_until_they_join_again() {
     let app = spawn_app().await;

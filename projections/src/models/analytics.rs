@@ -109,6 +109,7 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
         "RoomCreated"
         | "RoomSettingsUpdated"
         | "ParticipantMutedByHost"
+        | "ParticipantUnmuteAllowed"
         | "ParticipantAudioChanged"
         | "ParticipantVideoChanged"
         | "ParticipantScreenShareChanged" => return Ok(()),

@@ -138,10 +138,22 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
             .execute(tx)
             .await?
         }
+        "ParticipantUnmuteAllowed" => {
+            let e: Participant = payload(event)?;
+            // The microphone stays as it is: they unmute themselves.
+            sqlx::query(
+                "UPDATE participants SET muted_by_host = FALSE WHERE room_id = $1 AND user_id = $2 AND left_at IS NULL",
+            )
+            .bind(room)
+            .bind(e.user_id)
+            .execute(tx)
+            .await?
+        }
         "ParticipantAudioChanged" => {
             let e: Audio = payload(event)?;
-            // Unmuting themselves ends the host's mute; muting themselves keeps
-            // whatever the host did.
+            // Unmuting ends the host's mute (the room refuses it while the host's
+            // mute holds, but histories from before it held have it); muting
+            // themselves keeps whatever the host did.
             sqlx::query(
                 "UPDATE participants SET audio_muted = $3, muted_by_host = muted_by_host AND $3 \
                  WHERE room_id = $1 AND user_id = $2 AND left_at IS NULL",

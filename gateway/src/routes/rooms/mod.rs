@@ -4,7 +4,8 @@
 //! room looks the same whether it was just written or fetched later.
 //!
 //! - `lifecycle.rs`: create, list, history, get, update settings, end.
-//! - `participants.rs`: join, leave, participant list, host mute and remove.
+//! - `participants.rs`: join, leave, participant list, host mute (and allowing to
+//!   unmute) and remove.
 //! - `audit.rs`: the room's event history, for its host.
 //! - `chat.rs`: the room's recent chat, from the chat stream (not a read model).
 //! - `views.rs`: the JSON shapes these answer with.
@@ -38,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(participants::leave_room))
         .routes(routes!(participants::list_participants))
         .routes(routes!(participants::mute_participant))
+        .routes(routes!(participants::allow_unmute))
         .routes(routes!(participants::remove_participant))
         .routes(routes!(audit::room_events))
         .routes(routes!(chat::chat_history))

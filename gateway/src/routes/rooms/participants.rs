@@ -8,6 +8,7 @@ use rapat_domain::credentials::Password;
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::room::RoomCommand;
 use rapat_projections::queries;
+use rapat_projections::queries::rooms::ParticipantRow;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -122,6 +123,7 @@ pub async fn leave_room(
 }
 
 /// Who is in the room now, with their media state. An ended room has nobody.
+/// Only the host and the room's current participants may ask.
 #[utoipa::path(
     get,
     path = "/rooms/{roomId}/participants",
@@ -132,20 +134,33 @@ pub async fn leave_room(
         (status = 200, description = "Current participants", body = Data<Vec<ParticipantView>>),
         (status = 400, description = "Malformed room id", body = Failure),
         (status = 401, description = "Missing or invalid token", body = Failure),
+        (status = 403, description = "The caller is neither the host nor in the room", body = Failure),
         (status = 404, description = "No such room", body = Failure),
     )
 )]
 pub async fn list_participants(
     State(state): State<AppState>,
-    _auth: AuthUser,
+    auth: AuthUser,
     ApiPath(room_id): ApiPath<Uuid>,
 ) -> Result<Response, ApiError> {
-    room_row(&state, room_id).await?;
+    let room = room_row(&state, room_id).await?;
     let rows = queries::rooms::current_participants(&state.db, RoomId::from_uuid(room_id)).await?;
+    if !may_see_participants(&room, &rows, auth.user_id) {
+        return Err(ApiError::forbidden("not_a_participant", "only the host and the room's participants can see who is in it"));
+    }
     Ok(response::ok(rows.into_iter().map(ParticipantView::from).collect::<Vec<_>>()))
 }
 
-/// Force a participant's microphone off (host only). They may unmute themselves.
+/// Who may see a room's participants (names, ids, media state): its host and
+/// those in it now. Invitations do not exist yet; when they do, an invitee of
+/// the room belongs here too.
+fn may_see_participants(room: &queries::rooms::RoomRow, participants: &[ParticipantRow], user: UserId) -> bool {
+    room.host_id == user || participants.iter().any(|row| row.user_id == user)
+}
+
+/// Force a participant's microphone off (host only). They cannot unmute
+/// themselves until the host allows it (`allow-unmute`), even if they leave and
+/// join again.
 #[utoipa::path(
     post,
     path = "/rooms/{roomId}/participants/{userId}/mute",
@@ -171,6 +186,38 @@ pub async fn mute_participant(
 ) -> Result<Response, ApiError> {
     let target = UserId::from_uuid(user_id);
     let command = RoomCommand::MuteParticipant { actor: auth.user_id, target };
+    state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
+    Ok(response::ok(participant(&state, room_id, target).await?))
+}
+
+/// Allow a participant the host muted to unmute again (host only). Their
+/// microphone stays off until they turn it on themselves; allowing someone who
+/// is not muted by the host changes nothing.
+#[utoipa::path(
+    post,
+    path = "/rooms/{roomId}/participants/{userId}/allow-unmute",
+    tag = "rooms",
+    security(("bearer" = [])),
+    params(
+        ("roomId" = Uuid, Path, description = "The room's id"),
+        ("userId" = Uuid, Path, description = "The participant's user id"),
+    ),
+    responses(
+        (status = 200, description = "The participant's new state (`mutedByHost` false)", body = Data<ParticipantView>),
+        (status = 400, description = "Malformed id", body = Failure),
+        (status = 401, description = "Missing or invalid token", body = Failure),
+        (status = 403, description = "The caller is not the host", body = Failure),
+        (status = 404, description = "No such room, or that user is not in it", body = Failure),
+        (status = 409, description = "The room has ended", body = Failure),
+    )
+)]
+pub async fn allow_unmute(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiPath((room_id, user_id)): ApiPath<(Uuid, Uuid)>,
+) -> Result<Response, ApiError> {
+    let target = UserId::from_uuid(user_id);
+    let command = RoomCommand::AllowUnmute { actor: auth.user_id, target };
     state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
     Ok(response::ok(participant(&state, room_id, target).await?))
 }

@@ -40,6 +40,26 @@ async fn a_host_mute_through_rest_reaches_every_socket_once() {
     let seen = a.until_marker("after host mute").await;
     assert_eq!(of_type(&seen, "mute").len(), 1, "the host's own socket sees it once too: {seen:?}");
 
+    // The host's mute holds: unmuting is refused until the host allows it.
+    b.send(json!({ "type": "mute", "payload": { "muted": false } })).await;
+    assert_eq!(b.expect("error").await["payload"]["code"], "muted_by_host");
+    // Someone else cannot allow it.
+    c.send(json!({ "type": "allow_unmute", "targetUserId": target })).await;
+    assert_eq!(c.expect("error").await["payload"]["code"], "not_host");
+    // The request reaches the host's socket (on the other gateway), and only it.
+    b.send(json!({ "type": "request_unmute" })).await;
+    let request = a.expect("unmute_requested").await;
+    assert_eq!(request["userId"], target.as_str());
+    let seen = seen_before_marker(&mut b, &mut c, "after the request").await;
+    assert!(of_type(&seen, "unmute_requested").is_empty(), "for the host only: {seen:?}");
+    a.until_marker("after the request").await;
+    // The host allows it: everyone hears it once; the microphone is still off.
+    a.send(json!({ "type": "allow_unmute", "targetUserId": target })).await;
+    for client in [&mut a, &mut b, &mut c] {
+        let allowed = client.expect("unmute_allowed").await;
+        assert_eq!((allowed["userId"].as_str(), allowed["payload"]["allowedBy"].as_str()), (Some(target.as_str()), Some(host.id.as_str())));
+    }
+
     // The muted user unmutes through their socket: recorded, and broadcast once by the event.
     b.send(json!({ "type": "mute", "payload": { "muted": false } })).await;
     let unmute = c.expect("mute").await;
