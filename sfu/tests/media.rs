@@ -82,7 +82,7 @@ async fn removing_a_participant_stops_their_media_within_a_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_host_mute_stops_audio_until_the_user_unmutes() {
+async fn a_host_mute_stops_audio_until_the_host_allows_and_the_user_unmutes() {
     let h = harness().await;
     let OnAir { speaker, stream, listener, publisher: _publisher } = h.speaker_and_listening_host(ClientOptions::subscriber()).await;
     let stats = listener.stats();
@@ -94,7 +94,12 @@ async fn a_host_mute_stops_audio_until_the_user_unmutes() {
     let video = stats.packets_from(&stream, RtpCodecKind::Video);
     eventually("video keeps flowing while muted", Duration::from_secs(2), || stats.packets_from(&stream, RtpCodecKind::Video) > video + 30).await;
 
+    // The host's allow lifts the lock but leaves the microphone off.
+    h.command(RoomCommand::AllowUnmute { actor: h.host, target: speaker }).await;
     let audio = stats.packets_from(&stream, RtpCodecKind::Audio);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stats.packets_from(&stream, RtpCodecKind::Audio), audio, "audio flowed after the allow, before the unmute");
+
     h.command(RoomCommand::SetAudio { user: speaker, muted: false }).await;
     let unmuted = Instant::now();
     eventually("audio after the unmute", Duration::from_secs(1), || stats.packets_from(&stream, RtpCodecKind::Audio) > audio + 5).await;
