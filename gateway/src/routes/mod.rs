@@ -8,6 +8,7 @@ pub mod auth;
 pub mod contacts;
 pub mod health;
 pub mod rooms;
+pub mod schema;
 pub mod users;
 
 use utoipa::OpenApi;

@@ -12,5 +12,6 @@ mod openapi;
 mod read_your_writes;
 mod rooms;
 mod rooms_host;
+mod storable_input;
 mod users;
 mod ws;
