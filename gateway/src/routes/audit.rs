@@ -38,20 +38,27 @@ const MAX_LIMIT: u32 = 500;
 #[serde(rename_all = "camelCase")]
 pub struct AuditQuery {
     /// e.g. `room`, `account`, `contacts`, `email`, `session`.
+    #[param(min_length = 1, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     aggregate_type: Option<String>,
+    #[param(min_length = 1, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     aggregate_id: Option<String>,
     /// The acting user's id.
+    #[param(min_length = 1, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     actor: Option<String>,
     /// e.g. `ParticipantJoined`.
+    #[param(min_length = 1, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
     event_type: Option<String>,
     /// RFC 3339; events that occurred at or after it.
+    #[param(format = DateTime)]
     from: Option<String>,
     /// RFC 3339; events that occurred before it.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Events per page, 1 to 500; defaults to 50.
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// `nextCursor` of the previous page; leave out for the first page.
+    #[param(min_length = 1, pattern = "^[A-Za-z0-9_-]+$")]
     cursor: Option<String>,
 }
 

@@ -15,7 +15,7 @@ use crate::helpers::{TestApp, TestUser, nats_url, spawn_app};
 
 /// Gives `user` a role the way `rapat admin grant` does (a system command on the
 /// account), then waits until the users read model shows it.
-async fn grant(app: &TestApp, user: &TestUser, role: Role) {
+pub(crate) async fn grant(app: &TestApp, user: &TestUser, role: Role) {
     let nats = rapat_commands::connect(&nats_url()).await.expect("NATS");
     let store = JetStreamEventStore::<Account>::open(nats, app.event_store.clone()).await.expect("store");
     let bus = CommandBus::new(store, DomainServices::new(Arc::new(Argon2idHasher::new())));

@@ -160,3 +160,56 @@ async fn malformed_path_ids_get_400() {
     }
     assert_still_answering(&app).await;
 }
+
+#[tokio::test]
+async fn query_parameters_with_control_characters_absurd_numbers_or_nothing_get_400() {
+    let app = spawn_app().await;
+    let admin = app.new_user("Auditor").await;
+    crate::audit::grant(&app, &admin, rapat_domain::account::Role::Admin).await;
+    let room = app.create_room(&admin, json!({ "name": "Queries", "maxUsers": 5 })).await;
+
+    let mut queries: Vec<String> = Vec::new();
+    for name in ["aggregateType", "actor", "eventType", "aggregateId", "cursor", "from", "to"] {
+        for value in ["%00", "a%00b", "%1B", ""] {
+            queries.push(format!("/api/v1/audit/events?{name}={value}"));
+        }
+    }
+    queries.extend(
+        [
+            "/api/v1/audit/events?limit=2147483648",
+            "/api/v1/audit/events?limit=0",
+            "/api/v1/audit/events?from=2025-01-31",
+            "/api/v1/rooms/history?page=2147483648",
+            "/api/v1/rooms/history?page=1000001",
+            "/api/v1/rooms/history?page=0",
+            "/api/v1/rooms/history?limit=-1",
+            "/api/v1/rooms/history?page=%00",
+            "/api/v1/analytics/daily?from=",
+            "/api/v1/analytics/daily?from=2025-1-5",
+            "/api/v1/analytics/daily?to=%2B12025-01-05",
+            "/api/v1/analytics/daily?from=%00",
+            "/api/v1/rooms/history?%00=1",
+        ]
+        .map(str::to_owned),
+    );
+    queries.push(format!("/api/v1/rooms/{room}/events?page=2147483648"));
+    queries.push(format!("/api/v1/rooms/{room}/chat?before=9223372036854775808"));
+    queries.push(format!("/api/v1/rooms/{room}/chat?before=%00"));
+    queries.push(format!("/api/v1/rooms/{room}/chat?limit="));
+    for query in &queries {
+        let answer = app.get(query, &admin.token).await;
+        assert_refused(&answer, &[400], query);
+    }
+
+    // The same parameters, well formed, still work.
+    for query in [
+        "/api/v1/audit/events?aggregateType=room&eventType=RoomCreated&limit=5".to_owned(),
+        format!("/api/v1/audit/events?aggregateId={room}&actor={}&from=2025-01-31T09:00:00Z", admin.id),
+        "/api/v1/rooms/history?page=1000000&limit=100".to_owned(),
+        "/api/v1/analytics/daily?from=2025-01-05&to=2025-01-31".to_owned(),
+        format!("/api/v1/rooms/{room}/chat?before=9223372036854775807"),
+    ] {
+        app.get(&query, &admin.token).await.expect(200);
+    }
+    assert_still_answering(&app).await;
+}
