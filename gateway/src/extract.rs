@@ -43,8 +43,9 @@ impl<T: serde::Serialize> IntoResponse for ApiJson<T> {
 }
 
 /// `Option<ApiJson<T>>`, for an endpoint whose body may be left out: `None` when
-/// the body is empty (whatever the Content-Type, as many clients always send one),
-/// otherwise exactly what `ApiJson<T>` accepts or refuses.
+/// the body is empty (whatever the Content-Type, as many clients always send one)
+/// or JSON `null` (what the OpenAPI document's optional body allows), otherwise
+/// exactly what `ApiJson<T>` accepts or refuses.
 impl<T, S> OptionalFromRequest<S> for ApiJson<T>
 where
     T: serde::de::DeserializeOwned,
@@ -55,7 +56,7 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Option<Self>, ApiError> {
         let (parts, body) = request.into_parts();
         let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state).await.map_err(JsonRejection::from)?;
-        if bytes.is_empty() {
+        if bytes.is_empty() || bytes.trim_ascii() == b"null" {
             return Ok(None);
         }
         let request = Request::from_parts(parts, Body::from(bytes));
