@@ -153,6 +153,30 @@ mod tests {
         assert!(!PROSE.pattern().contains(INVISIBLE));
     }
 
+    /// The document's pattern and the parser agree, on strings built from the
+    /// characters where they could differ (whitespace that is or is not a control
+    /// character, C1 controls, line breaks).
+    #[test]
+    fn patterns_accept_exactly_what_parsing_accepts() {
+        let alphabet = ['a', ' ', '\t', '\n', '\r', '\u{0}', '\u{b}', '\u{1c}', '\u{7f}', '\u{85}', '\u{a0}', '\u{2028}', '\u{3000}', 'é', '\u{200b}'];
+        for rules in [NAME, PROSE] {
+            let pattern = regex::Regex::new(&rules.pattern()).expect("a valid pattern");
+            // Every string of up to three characters of the alphabet.
+            let mut strings = vec![String::new()];
+            for _ in 0..3 {
+                let longer: Vec<String> =
+                    strings.iter().flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}"))).collect();
+                strings.extend(longer);
+            }
+            strings.sort();
+            strings.dedup();
+            for text in strings {
+                let documented = pattern.is_match(&text) && text.chars().count() <= rules.max_chars;
+                assert_eq!(documented, parse_text(&text, rules).is_ok(), "{rules:?} {text:?}");
+            }
+        }
+    }
+
     #[test]
     fn timestamps_stay_within_what_postgres_stores() {
         let at = |year| Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0).single().map(Timestamp::parse);
