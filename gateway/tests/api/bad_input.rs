@@ -214,3 +214,38 @@ async fn query_parameters_with_control_characters_absurd_numbers_or_nothing_get_
     }
     assert_still_answering(&app).await;
 }
+
+#[tokio::test]
+async fn odd_authorization_and_content_type_headers_are_refused_not_failed() {
+    let app = spawn_app().await;
+    let user = app.new_user("Headers").await;
+    let url = format!("{}/api/v1/users/profile", app.base_url);
+    let authorizations: Vec<reqwest::header::HeaderValue> = vec![
+        reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").expect("obs-text is a valid header value"),
+        reqwest::header::HeaderValue::from_static("Bearer "),
+        reqwest::header::HeaderValue::from_static("Bearer"),
+        reqwest::header::HeaderValue::from_static(""),
+        reqwest::header::HeaderValue::from_static("Basic YTpi"),
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", "x".repeat(64 * 1024))).expect("long"),
+    ];
+    for authorization in authorizations {
+        let answer = app.http.get(&url).header(reqwest::header::AUTHORIZATION, authorization.clone()).send().await.expect("sent");
+        let status = answer.status().as_u16();
+        assert!(status == 401 || status == 431, "Authorization {authorization:?} answered {status}");
+    }
+    for content_type in ["application/json; charset=\u{7f}", "", "application/json\t;", "*/*"] {
+        let Ok(value) = reqwest::header::HeaderValue::from_str(content_type) else { continue };
+        let answer = app
+            .http
+            .put(&url)
+            .bearer_auth(&user.token)
+            .header(reqwest::header::CONTENT_TYPE, value)
+            .body(r#"{"firstName":"Ana"}"#)
+            .send()
+            .await
+            .expect("sent");
+        let status = answer.status().as_u16();
+        assert!(status == 200 || status == 400, "Content-Type {content_type:?} answered {status}");
+    }
+    assert_still_answering(&app).await;
+}
