@@ -21,7 +21,7 @@
 #
 # Environment:
 #   RAPAT_SCHEMATHESIS_VENV=dir        the virtualenv (default: .data/schemathesis-venv)
-#   RAPAT_SCHEMATHESIS_MAX_EXAMPLES=n  examples per operation and phase (default: 40)
+#   RAPAT_SCHEMATHESIS_MAX_EXAMPLES=n  examples per operation and phase (default: 60)
 #   RAPAT_SCHEMATHESIS_TIMEOUT=s       hard limit of the schemathesis run (default: 170)
 #   RAPAT_SCHEMATHESIS_SEED=n          another seed (default: a fixed one, so CI is repeatable)
 #   RAPAT_SCHEMATHESIS_KEEP=1          keep the database and the namespace's streams
@@ -228,7 +228,7 @@ TOML
 #   session every other request uses. Its body and answers are the auth tests'.
 # infra/schemathesis.toml adds 413 to what refusing invalid data may answer, and
 #   the 400s no schema can foresee.
-max_examples=${RAPAT_SCHEMATHESIS_MAX_EXAMPLES:-40}
+max_examples=${RAPAT_SCHEMATHESIS_MAX_EXAMPLES:-60}
 limit=${RAPAT_SCHEMATHESIS_TIMEOUT:-170}
 seed=${RAPAT_SCHEMATHESIS_SEED:-20261126}
 log "schemathesis: --checks all, --max-examples ${max_examples}, seed ${seed}, at most ${limit} s"
