@@ -48,9 +48,21 @@ impl From<RoomName> for String {
 /// Free text about a room: up to 1000 characters, possibly empty. Line breaks and
 /// tabs are allowed here, unlike in a name, because a description is prose; no other
 /// control character is.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+///
+/// Read back from an event, a description is cleaned rather than refused: builds
+/// before the control-character rule stored some, and refusing them would make
+/// those rooms impossible to load (and so to change or end).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
 pub struct RoomDescription(String);
+
+impl<'de> Deserialize<'de> for RoomDescription {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let stored = String::deserialize(deserializer)?;
+        let prose = |c: &char| !c.is_control() || matches!(c, '\t' | '\n' | '\r');
+        Self::parse(stored.chars().filter(prose).collect()).map_err(serde::de::Error::custom)
+    }
+}
 
 impl RoomDescription {
     pub const MAX_CHARS: usize = 1000;
@@ -195,5 +207,7 @@ mod tests {
         assert!(serde_json::from_str::<RoomName>(r#""   ""#).is_err());
         assert!(serde_json::from_str::<MaxUsers>("0").is_err());
         assert!(serde_json::from_str::<MaxUsers>("12").is_ok());
+        // Stored by an older build: cleaned on load, not refused.
+        check(serde_json::from_str::<RoomDescription>(r#""a\u0000b\nc""#).map_err(|_| RoomInputError::NameEmpty), Ok(r#"RoomDescription("ab\nc")"#));
     }
 }
