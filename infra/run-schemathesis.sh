@@ -47,6 +47,11 @@ if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/c
   PATH=${CARGO_HOME:-$HOME/.cargo}/bin:$PATH
 fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust with rustup (see README.md)"
+if ! command -v python3 >/dev/null 2>&1 && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+  log "installing Debian's python3 and python3-venv"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+fi
 command -v python3 >/dev/null 2>&1 || die "python3 not found: sudo apt-get install -y python3 python3-venv"
 
 venv=${RAPAT_SCHEMATHESIS_VENV:-$repo_root/.data/schemathesis-venv}
