@@ -7,6 +7,8 @@
 # they run first with `cargo test --doc` when no extra arguments were given.
 # Without extra arguments the browser end-to-end test (infra/run-e2e.sh: real
 # headless Chromium against `rapat serve`) runs last; RAPAT_SKIP_E2E=1 skips it.
+# Before it, schemathesis checks the REST API against its OpenAPI document
+# (infra/run-schemathesis.sh); RAPAT_SKIP_SCHEMATHESIS=1 skips it.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -43,6 +45,12 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   rc=0
   cargo test --workspace --no-fail-fast "$@" || rc=$?
+fi
+
+if (($# == 0)) && [[ ${RAPAT_SKIP_SCHEMATHESIS:-} != 1 ]]; then
+  schemathesis_rc=0
+  infra/run-schemathesis.sh || schemathesis_rc=$?
+  ((rc != 0)) || rc=$schemathesis_rc
 fi
 
 if (($# == 0)) && [[ ${RAPAT_SKIP_E2E:-} != 1 ]]; then

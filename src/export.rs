@@ -29,6 +29,10 @@ pub struct ExportArgs {
     /// Continue an earlier export into --output: append what follows its last line.
     #[arg(long, requires = "output")]
     resume: bool,
+    /// Export secrets (password and refresh-token hashes) as stored instead of
+    /// "[redacted]". Only for an operator who needs them, e.g. to move accounts.
+    #[arg(long)]
+    include_secrets: bool,
 }
 
 pub async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Result<()> {
@@ -37,6 +41,7 @@ pub async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Result<()>
         since: args.since.as_deref().map(parse_time).transpose()?,
         aggregate_type: args.aggregate_type,
         after: None,
+        include_secrets: args.include_secrets,
     };
     let mut writer: Box<dyn Write> = match &args.output {
         Some(path) if args.resume => {

@@ -144,3 +144,30 @@ async fn granting_a_role_to_an_unknown_email_fails_clearly() {
     let invalid = ns.rapat(&["admin", "grant", "not-an-email"]);
     assert!(!invalid.status.success());
 }
+
+#[tokio::test]
+async fn export_redacts_password_hashes_unless_secrets_are_asked_for() {
+    let ns = Namespace::new().await;
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    let account = Uuid::new_v4();
+    let event = json!({
+        "eventId": Uuid::new_v4(), "aggregateType": "account", "aggregateId": account,
+        "aggregateVersion": 1, "eventType": "AccountRegistered", "schemaVersion": 1,
+        "timestamp": "2025-01-31T09:00:00Z", "actor": account, "correlationId": null, "commandId": "c1",
+        "payload": { "email": "ana@example.com", "passwordHash": hash, "firstName": "Ana", "lastName": "B", "role": "member" },
+    });
+    let body = serde_json::to_vec(&json!({ "events": [event] })).expect("json");
+    ns.jetstream.publish(format!("{}.events.account.{account}", ns.name), body.into()).await.expect("publishes").await.expect("stored");
+
+    let redacted = ns.rapat(&["events", "export"]);
+    assert!(redacted.status.success(), "stderr: {}", String::from_utf8_lossy(&redacted.stderr));
+    let stdout = String::from_utf8_lossy(&redacted.stdout);
+    assert!(!stdout.contains("argon2id"), "a hash was exported: {stdout}");
+    let line = &lines(&stdout)[0];
+    assert_eq!(line["payload"]["passwordHash"], "[redacted]");
+    assert_eq!(line["payload"]["email"], "ana@example.com", "only the secret is hidden");
+
+    let with_secrets = ns.rapat(&["events", "export", "--include-secrets"]);
+    assert!(with_secrets.status.success());
+    assert_eq!(lines(&String::from_utf8_lossy(&with_secrets.stdout))[0]["payload"]["passwordHash"], hash);
+}

@@ -26,7 +26,8 @@ impl Password {
     pub const ROOM_MIN_CHARS: usize = 4;
     pub const MAX_CHARS: usize = 128;
     /// What a login or a room join accepts as a guess before it is even compared.
-    pub const CANDIDATE_MAX_BYTES: usize = 1024;
+    /// Characters, as the API document's maxLength counts them (at most 4 KiB).
+    pub const CANDIDATE_MAX_CHARS: usize = 1024;
 
     /// A new account password: 8 to 128 characters, with a letter and something
     /// that is not a letter.
@@ -52,8 +53,8 @@ impl Password {
         if raw.is_empty() {
             return Err(PasswordError::TooShort { min: 1 });
         }
-        if raw.len() > Self::CANDIDATE_MAX_BYTES {
-            return Err(PasswordError::TooLong { max: Self::CANDIDATE_MAX_BYTES });
+        if raw.chars().count() > Self::CANDIDATE_MAX_CHARS {
+            return Err(PasswordError::TooLong { max: Self::CANDIDATE_MAX_CHARS });
         }
         Ok(Self(SecretString::from(raw)))
     }

@@ -17,3 +17,4 @@ pub mod ids;
 pub mod room;
 pub mod services;
 pub mod session;
+pub mod text;

@@ -15,7 +15,10 @@ use futures::StreamExt;
 use rapat_domain::envelope::{StoredCommit, StoredEvent};
 use serde::Serialize;
 
-/// Which part of the stream to export. The default is all of it.
+use crate::redaction::redacted;
+
+/// Which part of the stream to export, and whether with secrets. The default is all
+/// of it, secrets redacted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExportFilter {
     /// First stream sequence to export.
@@ -27,6 +30,9 @@ pub struct ExportFilter {
     /// Only events after this one: how an interrupted export resumes, even when
     /// it stopped in the middle of a message's events.
     pub after: Option<ExportPosition>,
+    /// Keep secrets (`crate::redaction::SECRET_FIELDS`) as stored. Off by default:
+    /// an export is for analysis, and a password hash in a notebook is a leak.
+    pub include_secrets: bool,
 }
 
 /// An event's place in the stream. The events of one message belong to one
@@ -150,6 +156,13 @@ pub async fn export_jsonl<W: Write>(
             if filter.after.is_some_and(|after| position <= after) {
                 continue;
             }
+            let redacted_event;
+            let event = if filter.include_secrets {
+                event
+            } else {
+                redacted_event = StoredEvent { payload: redacted(&event.payload), ..event.clone() };
+                &redacted_event
+            };
             serde_json::to_writer(&mut *writer, &Line { stream_sequence: sequence, event })
                 .map_err(|error| ExportError::Write(error.into()))?;
             writer.write_all(b"\n")?;

@@ -10,6 +10,7 @@
 //! - [`positions::ProjectionPositions`] lets a writer wait until its events are
 //!   visible (read-your-writes).
 //! - [`queries`] are the reads REST runs.
+//! - [`redaction`] hides secrets in the copies of events made for people to read.
 
 pub mod db;
 pub mod generate;
@@ -19,6 +20,7 @@ pub mod positions;
 pub mod projector;
 pub mod queries;
 pub mod rebuild;
+pub mod redaction;
 mod sql;
 
 pub use db::{ReadDbError, connect};

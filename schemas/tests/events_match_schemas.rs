@@ -274,6 +274,15 @@ fn payloads_that_break_the_contract_are_rejected() {
     check("room", "RoomCreated", created, false);
     let created = json!({ "hostId": user, "name": "x", "description": "", "passwordHash": null, "maxUsers": 2, "scheduledAt": "soon" });
     check("room", "RoomCreated", created, false);
+    // What no read model can store (Postgres refuses a NUL) is outside the contract.
+    let created = json!({ "hostId": user, "name": "x", "description": "a\u{0}b", "passwordHash": null, "maxUsers": 2, "scheduledAt": null });
+    check("room", "RoomCreated", created, false);
+    let created = json!({ "hostId": user, "name": "x", "description": "a\n\tb", "passwordHash": null, "maxUsers": 2, "scheduledAt": "2026-01-01T00:00:00Z" });
+    check("room", "RoomCreated", created, true);
+    let created = json!({ "hostId": user, "name": "x", "description": "", "passwordHash": null, "maxUsers": 2, "scheduledAt": "-262143-01-01T00:00:00Z" });
+    check("room", "RoomCreated", created, false);
+    check("room", "RoomSettingsUpdated", json!({ "name": "a\u{1b}b", "passwordCleared": false }), false);
+    check("account", "ProfileUpdated", json!({ "avatarRemoved": false, "lastName": "B\u{0}" }), false);
     let v1_registration = json!({ "email": "ana@example.com", "passwordHash": "h", "firstName": "Ana", "lastName": "Putri" });
     check("account", "AccountRegistered", v1_registration, false);
     check("account", "StatusChanged", json!({ "status": "sleeping" }), false);

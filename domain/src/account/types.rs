@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::error::AccountInputError;
+use crate::text::{TextError, TextRules, parse_text};
 
 /// An email address, trimmed and lowercased so that one mailbox is one account.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -23,10 +24,11 @@ impl Email {
     /// Deliberately not RFC 5322 in full: the address must look like a mailbox a
     /// person can receive mail at, and the confirmation mail (not this parser) proves it.
     pub fn parse(raw: String) -> Result<Self, AccountInputError> {
-        let email = raw.trim().to_lowercase();
-        if email.chars().count() > Self::MAX_CHARS {
+        // Counted as sent, as the API document's maxLength counts.
+        if raw.chars().count() > Self::MAX_CHARS {
             return Err(AccountInputError::EmailTooLong { max: Self::MAX_CHARS });
         }
+        let email = raw.trim().to_lowercase();
         // Control characters (a NUL byte, say) have no place in an address, and
         // Postgres could not even store one.
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -76,19 +78,14 @@ pub struct PersonName(String);
 
 impl PersonName {
     pub const MAX_CHARS: usize = 100;
+    pub const RULES: TextRules = TextRules { may_be_empty: false, max_chars: Self::MAX_CHARS, multiline: false };
 
     pub fn parse(raw: String) -> Result<Self, AccountInputError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(AccountInputError::NameEmpty);
-        }
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(AccountInputError::NameTooLong { max: Self::MAX_CHARS });
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(AccountInputError::NameHasControlCharacters);
-        }
-        Ok(Self(trimmed.to_owned()))
+        parse_text(&raw, Self::RULES).map(Self).map_err(|error| match error {
+            TextError::Empty => AccountInputError::NameEmpty,
+            TextError::TooLong { max } => AccountInputError::NameTooLong { max },
+            TextError::ControlCharacter => AccountInputError::NameHasControlCharacters,
+        })
     }
 
     pub fn as_str(&self) -> &str {

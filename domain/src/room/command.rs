@@ -1,10 +1,9 @@
 //! What can be asked of a room. Commands hold parsed values only.
 
-use chrono::{DateTime, Utc};
-
 use super::types::{MaxUsers, PasswordChange, RoomDescription, RoomName};
 use crate::credentials::Password;
 use crate::ids::UserId;
+use crate::text::Timestamp;
 
 /// `Clone` because the event store retries a command after a concurrency conflict.
 #[derive(Clone, Debug)]
@@ -15,7 +14,7 @@ pub enum RoomCommand {
         description: RoomDescription,
         password: Option<Password>,
         max_users: MaxUsers,
-        scheduled_at: Option<DateTime<Utc>>,
+        scheduled_at: Option<Timestamp>,
     },
     /// `None` leaves a setting as it is.
     UpdateSettings {

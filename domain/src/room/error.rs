@@ -42,6 +42,10 @@ pub enum RoomInputError {
     NameHasControlCharacters,
     #[error("the room description must be at most {max} characters long")]
     DescriptionTooLong { max: usize },
+    #[error("the room description must not contain control characters other than tabs and line breaks")]
+    DescriptionHasControlCharacters,
+    #[error("scheduledAt must lie between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z")]
+    ScheduledAtOutOfRange,
     #[error("the maximum number of users must be between 1 and {max}")]
     MaxUsersOutOfRange { max: u32 },
 }

@@ -21,6 +21,7 @@ pub use types::{MaxUsers, ParticipantState, PasswordChange, RoomDescription, Roo
 use crate::credentials::{Password, PasswordHash};
 use crate::ids::UserId;
 use crate::services::DomainServices;
+use crate::text::Timestamp;
 
 /// A room as its events made it. `Default` is the room before `RoomCreated`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -113,7 +114,7 @@ impl Room {
                 description,
                 password_hash,
                 max_users,
-                scheduled_at,
+                scheduled_at: scheduled_at.map(Timestamp::get),
             }]);
         }
         // Every other command needs a running room; these two checks come before

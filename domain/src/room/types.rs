@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::RoomInputError;
+use crate::text::{TextError, TextRules, parse_text};
 
 /// A room's display name: 1 to 100 characters once trimmed, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,19 +16,14 @@ pub struct RoomName(String);
 
 impl RoomName {
     pub const MAX_CHARS: usize = 100;
+    pub const RULES: TextRules = TextRules { may_be_empty: false, max_chars: Self::MAX_CHARS, multiline: false };
 
     pub fn parse(raw: String) -> Result<Self, RoomInputError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(RoomInputError::NameEmpty);
-        }
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(RoomInputError::NameTooLong { max: Self::MAX_CHARS });
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(RoomInputError::NameHasControlCharacters);
-        }
-        Ok(Self(trimmed.to_owned()))
+        parse_text(&raw, Self::RULES).map(Self).map_err(|error| match error {
+            TextError::Empty => RoomInputError::NameEmpty,
+            TextError::TooLong { max } => RoomInputError::NameTooLong { max },
+            TextError::ControlCharacter => RoomInputError::NameHasControlCharacters,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -49,21 +45,35 @@ impl From<RoomName> for String {
     }
 }
 
-/// Free text about a room: up to 1000 characters, possibly empty. Line breaks are
-/// allowed here, unlike in a name, because a description is prose.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+/// Free text about a room: up to 1000 characters, possibly empty. Line breaks and
+/// tabs are allowed here, unlike in a name, because a description is prose; no other
+/// control character is.
+///
+/// Read back from an event, a description is cleaned rather than refused: builds
+/// before the control-character rule stored some, and refusing them would make
+/// those rooms impossible to load (and so to change or end).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
 pub struct RoomDescription(String);
+
+impl<'de> Deserialize<'de> for RoomDescription {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let stored = String::deserialize(deserializer)?;
+        let prose = |c: &char| !c.is_control() || matches!(c, '\t' | '\n' | '\r');
+        Self::parse(stored.chars().filter(prose).collect()).map_err(serde::de::Error::custom)
+    }
+}
 
 impl RoomDescription {
     pub const MAX_CHARS: usize = 1000;
+    pub const RULES: TextRules = TextRules { may_be_empty: true, max_chars: Self::MAX_CHARS, multiline: true };
 
     pub fn parse(raw: String) -> Result<Self, RoomInputError> {
-        let trimmed = raw.trim();
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(RoomInputError::DescriptionTooLong { max: Self::MAX_CHARS });
-        }
-        Ok(Self(trimmed.to_owned()))
+        parse_text(&raw, Self::RULES).map(Self).map_err(|error| match error {
+            TextError::TooLong { max } => RoomInputError::DescriptionTooLong { max },
+            // `Empty` cannot happen: a description may be empty.
+            TextError::ControlCharacter | TextError::Empty => RoomInputError::DescriptionHasControlCharacters,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -179,6 +189,8 @@ mod tests {
         check(RoomDescription::parse("Agenda:\n- one".into()), Ok(r#"RoomDescription("Agenda:\n- one")"#));
         check(RoomDescription::parse("x".repeat(1000)).map(|_| ()), Ok("()"));
         check(RoomDescription::parse("x".repeat(1001)), Err(RoomInputError::DescriptionTooLong { max: 1000 }));
+        check(RoomDescription::parse("a\u{0}b".into()), Err(RoomInputError::DescriptionHasControlCharacters));
+        check(RoomDescription::parse("\u{1b}[2J".into()), Err(RoomInputError::DescriptionHasControlCharacters));
     }
 
     #[test]
@@ -195,5 +207,7 @@ mod tests {
         assert!(serde_json::from_str::<RoomName>(r#""   ""#).is_err());
         assert!(serde_json::from_str::<MaxUsers>("0").is_err());
         assert!(serde_json::from_str::<MaxUsers>("12").is_ok());
+        // Stored by an older build: cleaned on load, not refused.
+        check(serde_json::from_str::<RoomDescription>(r#""a\u0000b\nc""#).map_err(|_| RoomInputError::NameEmpty), Ok(r#"RoomDescription("ab\nc")"#));
     }
 }

@@ -158,8 +158,10 @@ pub async fn room_analytics(
 #[into_params(parameter_in = Query)]
 pub struct DailyQuery {
     /// First UTC day, `YYYY-MM-DD`; defaults to 29 days before `to`.
+    #[param(format = Date)]
     from: Option<String>,
     /// Last UTC day, `YYYY-MM-DD`, included; defaults to today.
+    #[param(format = Date)]
     to: Option<String>,
 }
 
@@ -201,7 +203,11 @@ pub async fn daily_analytics(
     Ok(response::ok(days.into_iter().map(AnalyticsDayView::from).collect::<Vec<_>>()))
 }
 
+/// A full date as RFC 3339 (and the document's `format: date`) has it: exactly
+/// `YYYY-MM-DD`, which chrono alone would also read from `2025-1-5` or `+12025-01-05`.
 fn parse_day(field: &str, text: &str) -> Result<NaiveDate, ApiError> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| ApiError::bad_request("invalid_query", format!("{field} must be a day as YYYY-MM-DD")))
+        .ok()
+        .filter(|day| text.len() == 10 && day.format("%Y-%m-%d").to_string() == text)
+        .ok_or_else(|| ApiError::bad_request("invalid_query", format!("{field} must be a day as YYYY-MM-DD")))
 }

@@ -26,6 +26,7 @@ use crate::auth::{bearer_token, request_id, with_request_id};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::response::{self, Data, Failure, Message};
+use crate::routes::schema;
 use crate::routes::users::UserView;
 use crate::state::AppState;
 
@@ -45,19 +46,23 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterRequest {
+    #[schema(schema_with = schema::email)]
     pub email: String,
     /// 8 to 128 characters, with a letter and a digit or symbol.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub password: String,
+    #[schema(schema_with = schema::person_name)]
     pub first_name: String,
+    #[schema(schema_with = schema::person_name)]
     pub last_name: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(schema_with = schema::email)]
     pub email: String,
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 1, max_length = 1024)]
     pub password: String,
 }
 

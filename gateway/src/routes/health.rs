@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use rapat_projections::queries;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -12,11 +13,22 @@ pub async fn healthz() -> Response {
     (StatusCode::OK, axum::Json(json!({ "status": "ok" }))).into_response()
 }
 
-/// The process can serve: NATS is connected and Postgres answers.
+/// The process can serve: NATS is connected and Postgres answers. The body also
+/// names, per projection, how many events were parked (stored events a read model
+/// could not apply, so the read model is missing them).
+///
+/// Parked events do not make the process unready: readiness decides whether this
+/// process gets traffic, and no restart or other instance would apply a parked
+/// event (every instance shares the same read models), so failing here would only
+/// take every gateway out of service at once. They are an operator's alarm instead:
+/// the `rapat_projection_parked_total` metric, an error log line when parking, and
+/// this detail.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
-    let postgres = sqlx::query("SELECT 1").execute(&state.db).await.is_ok();
+    let parked = queries::parked::counts(&state.db).await;
+    let postgres = parked.is_ok();
     let status = if nats && postgres { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = |up: bool| if up { "up" } else { "down" };
-    (status, axum::Json(json!({ "nats": word(nats), "postgres": word(postgres) }))).into_response()
+    let parked_events = parked.map(|counts| json!(counts)).unwrap_or(serde_json::Value::Null);
+    (status, axum::Json(json!({ "nats": word(nats), "postgres": word(postgres), "parkedEvents": parked_events }))).into_response()
 }

@@ -7,7 +7,9 @@ pub mod audit;
 pub mod auth;
 pub mod contacts;
 pub mod health;
+mod responses;
 pub mod rooms;
+pub mod schema;
 pub mod users;
 
 use utoipa::OpenApi;
@@ -78,5 +80,8 @@ where
         .merge(rooms::router())
         .merge(audit::router())
         .merge(analytics::router());
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1);
+    // After every route is in: the statuses all routes share (see `responses.rs`).
+    utoipa::Modify::modify(&responses::CommonResponses, router.get_openapi_mut());
+    router
 }

@@ -19,6 +19,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::presence::PresenceState;
 use crate::response::{self, Data, Failure};
+use crate::routes::schema;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -123,10 +124,13 @@ impl From<StatusInput> for AccountStatus {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateProfileRequest {
+    #[schema(schema_with = schema::person_name_or_null)]
     pub first_name: Option<String>,
+    #[schema(schema_with = schema::person_name_or_null)]
     pub last_name: Option<String>,
     /// A PNG, JPEG, GIF or WebP image as a base64 data URL (at most 256 KiB); an
     /// empty string removes the avatar.
+    #[schema(schema_with = schema::avatar_or_null)]
     pub avatar: Option<String>,
     pub status: Option<StatusInput>,
 }

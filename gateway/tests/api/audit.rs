@@ -15,7 +15,7 @@ use crate::helpers::{TestApp, TestUser, nats_url, spawn_app};
 
 /// Gives `user` a role the way `rapat admin grant` does (a system command on the
 /// account), then waits until the users read model shows it.
-async fn grant(app: &TestApp, user: &TestUser, role: Role) {
+pub(crate) async fn grant(app: &TestApp, user: &TestUser, role: Role) {
     let nats = rapat_commands::connect(&nats_url()).await.expect("NATS");
     let store = JetStreamEventStore::<Account>::open(nats, app.event_store.clone()).await.expect("store");
     let bus = CommandBus::new(store, DomainServices::new(Arc::new(Argon2idHasher::new())));
@@ -176,4 +176,46 @@ async fn bad_filters_are_400_and_only_admins_get_in() {
     // A revoked admin is refused at once, with the token that worked a moment ago.
     grant(&app, &member, Role::Member).await;
     audit(&app, &member.token, "").await.expect_error(403, "not_admin");
+}
+
+/// Secrets are redacted when the audit trail is written, not only when it is read:
+/// the table itself holds no password hash (account or room) and no refresh-token hash.
+#[tokio::test]
+async fn the_audit_table_holds_no_password_or_refresh_token_hash() {
+    let app = spawn_app().await;
+    let host = app.new_user("Rahasia").await;
+    let room = app.create_room(&host, json!({ "name": "Locked", "maxUsers": 3, "password": "open sesame" })).await;
+    app.put(&format!("/api/v1/rooms/{room}"), &host.token, json!({ "password": "another one" })).await.expect(200);
+    app.post("/api/v1/auth/refresh", None, json!({ "refreshToken": host.refresh_token })).await.expect(200);
+
+    let hashes: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE payload::text LIKE '%argon2%'")
+        .fetch_one(&app.db)
+        .await
+        .expect("query");
+    assert_eq!(hashes, 0, "a password hash is stored in the audit trail");
+    let redacted: Vec<(String, String)> = sqlx::query_as(
+        "SELECT event_type, key FROM audit_events, jsonb_each_text(payload) AS field(key, value) \
+         WHERE key IN ('passwordHash', 'refreshHash') AND value = '[redacted]' ORDER BY stream_sequence",
+    )
+    .fetch_all(&app.db)
+    .await
+    .expect("query");
+    let kinds: HashSet<(&str, &str)> = redacted.iter().map(|(event, key)| (event.as_str(), key.as_str())).collect();
+    for expected in [
+        ("AccountRegistered", "passwordHash"),
+        ("RoomCreated", "passwordHash"),
+        ("RoomSettingsUpdated", "passwordHash"),
+        ("SessionStarted", "refreshHash"),
+        ("SessionRefreshed", "refreshHash"),
+    ] {
+        assert!(kinds.contains(&expected), "{expected:?} not stored redacted: {redacted:?}");
+    }
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events, jsonb_each_text(payload) AS field(key, value) \
+         WHERE key IN ('passwordHash', 'refreshHash') AND value <> '[redacted]'",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("query");
+    assert_eq!(stored, 0);
 }

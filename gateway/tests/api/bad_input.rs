@@ -72,9 +72,10 @@ async fn garbage_bodies_get_400_on_every_endpoint() {
     let app = spawn_app().await;
     for endpoint in endpoints(&app).await {
         for (what, content_type, body) in garbage() {
-            // Logout's body is optional: an empty one is no body, and then the
-            // missing bearer token is what is wrong.
-            let statuses: &[u16] = if endpoint.path.ends_with("/logout") && body.is_empty() { &[401] } else { &[400] };
+            // Logout's body is optional: an empty one (or JSON null) is no body,
+            // and then the missing bearer token is what is wrong.
+            let no_body = body.is_empty() || body == b"null";
+            let statuses: &[u16] = if endpoint.path.ends_with("/logout") && no_body { &[401] } else { &[400] };
             let response =
                 app.send_raw(endpoint.method.clone(), endpoint.path, endpoint.token.as_deref(), content_type, body).await;
             assert_refused(&response, statuses, &format!("{} {} with {what}", endpoint.method, endpoint.path));
@@ -157,6 +158,94 @@ async fn malformed_path_ids_get_400() {
         assert_refused(&presence, &[400], &format!("presence of {id}"));
         let removal = app.delete(&format!("/api/v1/users/contacts/{id}"), &user.token).await;
         assert_refused(&removal, &[400], &format!("removal of {id}"));
+    }
+    assert_still_answering(&app).await;
+}
+
+#[tokio::test]
+async fn query_parameters_with_control_characters_absurd_numbers_or_nothing_get_400() {
+    let app = spawn_app().await;
+    let admin = app.new_user("Auditor").await;
+    crate::audit::grant(&app, &admin, rapat_domain::account::Role::Admin).await;
+    let room = app.create_room(&admin, json!({ "name": "Queries", "maxUsers": 5 })).await;
+
+    let mut queries: Vec<String> = Vec::new();
+    for name in ["aggregateType", "actor", "eventType", "aggregateId", "cursor", "from", "to"] {
+        for value in ["%00", "a%00b", "%1B", ""] {
+            queries.push(format!("/api/v1/audit/events?{name}={value}"));
+        }
+    }
+    queries.extend(
+        [
+            "/api/v1/audit/events?limit=2147483648",
+            "/api/v1/audit/events?limit=0",
+            "/api/v1/audit/events?from=2025-01-31",
+            "/api/v1/rooms/history?page=2147483648",
+            "/api/v1/rooms/history?page=1000001",
+            "/api/v1/rooms/history?page=0",
+            "/api/v1/rooms/history?limit=-1",
+            "/api/v1/rooms/history?page=%00",
+            "/api/v1/analytics/daily?from=",
+            "/api/v1/analytics/daily?from=2025-1-5",
+            "/api/v1/analytics/daily?to=%2B12025-01-05",
+            "/api/v1/analytics/daily?from=%00",
+            "/api/v1/rooms/history?%00=1",
+        ]
+        .map(str::to_owned),
+    );
+    queries.push(format!("/api/v1/rooms/{room}/events?page=2147483648"));
+    queries.push(format!("/api/v1/rooms/{room}/chat?before=9223372036854775808"));
+    queries.push(format!("/api/v1/rooms/{room}/chat?before=%00"));
+    queries.push(format!("/api/v1/rooms/{room}/chat?limit="));
+    for query in &queries {
+        let answer = app.get(query, &admin.token).await;
+        assert_refused(&answer, &[400], query);
+    }
+
+    // The same parameters, well formed, still work.
+    for query in [
+        "/api/v1/audit/events?aggregateType=room&eventType=RoomCreated&limit=5".to_owned(),
+        format!("/api/v1/audit/events?aggregateId={room}&actor={}&from=2025-01-31T09:00:00Z", admin.id),
+        "/api/v1/rooms/history?page=1000000&limit=100".to_owned(),
+        "/api/v1/analytics/daily?from=2025-01-05&to=2025-01-31".to_owned(),
+        format!("/api/v1/rooms/{room}/chat?before=9223372036854775807"),
+    ] {
+        app.get(&query, &admin.token).await.expect(200);
+    }
+    assert_still_answering(&app).await;
+}
+
+#[tokio::test]
+async fn odd_authorization_and_content_type_headers_are_refused_not_failed() {
+    let app = spawn_app().await;
+    let user = app.new_user("Headers").await;
+    let url = format!("{}/api/v1/users/profile", app.base_url);
+    let authorizations: Vec<reqwest::header::HeaderValue> = vec![
+        reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").expect("obs-text is a valid header value"),
+        reqwest::header::HeaderValue::from_static("Bearer "),
+        reqwest::header::HeaderValue::from_static("Bearer"),
+        reqwest::header::HeaderValue::from_static(""),
+        reqwest::header::HeaderValue::from_static("Basic YTpi"),
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {}", "x".repeat(64 * 1024))).expect("long"),
+    ];
+    for authorization in authorizations {
+        let answer = app.http.get(&url).header(reqwest::header::AUTHORIZATION, authorization.clone()).send().await.expect("sent");
+        let status = answer.status().as_u16();
+        assert!(status == 401 || status == 431, "Authorization {authorization:?} answered {status}");
+    }
+    for content_type in ["application/json; charset=\u{7f}", "", "application/json\t;", "*/*"] {
+        let Ok(value) = reqwest::header::HeaderValue::from_str(content_type) else { continue };
+        let answer = app
+            .http
+            .put(&url)
+            .bearer_auth(&user.token)
+            .header(reqwest::header::CONTENT_TYPE, value)
+            .body(r#"{"firstName":"Ana"}"#)
+            .send()
+            .await
+            .expect("sent");
+        let status = answer.status().as_u16();
+        assert!(status == 200 || status == 400, "Content-Type {content_type:?} answered {status}");
     }
     assert_still_answering(&app).await;
 }

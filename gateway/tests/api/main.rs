@@ -14,5 +14,6 @@ mod read_your_writes;
 mod rooms;
 mod rooms_host;
 mod slow_clients;
+mod storable_input;
 mod users;
 mod ws;

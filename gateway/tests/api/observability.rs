@@ -31,3 +31,42 @@ async fn a_requests_trace_context_travels_into_its_events_headers() {
     let header = message.headers.get("traceparent").map(|value| value.to_string());
     assert_eq!(header.as_deref(), Some(traceparent));
 }
+
+/// A stored message no read model can apply is parked, and that is loud: `/readyz`
+/// names the parked events per projection (staying ready: see `routes/health.rs`)
+/// and `/metrics` counts them.
+#[tokio::test]
+async fn a_parked_event_is_counted_and_reported_by_readyz() {
+    let app = spawn_app().await;
+    let ready = app.http.get(format!("{}/readyz", app.base_url)).send().await.expect("answers");
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["parkedEvents"], json!({}), "{body:#}");
+
+    // Only a buggy or foreign writer could store this; the projector must step over it.
+    let client = rapat_commands::connect(&crate::helpers::nats_url()).await.expect("NATS");
+    let jetstream = async_nats::jetstream::new(client);
+    let subject = app.event_store.subject_for("room", &uuid::Uuid::new_v4().to_string());
+    jetstream.publish(subject, "not a stored commit".into()).await.expect("published").await.expect("stored");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let body = loop {
+        let ready = app.http.get(format!("{}/readyz", app.base_url)).send().await.expect("answers");
+        assert_eq!(ready.status(), 200, "parked events do not make the process unready");
+        let body: serde_json::Value = ready.json().await.expect("json");
+        if body["parkedEvents"]["rooms"] == 1 && body["parkedEvents"]["audit"] == 1 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reported as parked: {body:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["nats"], "up");
+    assert_eq!(body["postgres"], "up");
+
+    let metrics = app.http.get(format!("{}/metrics", app.base_url)).send().await.expect("answers");
+    let text = metrics.text().await.expect("text");
+    for projection in ["rooms", "audit"] {
+        let line = format!("rapat_projection_parked_total{{projection=\"{projection}\"}}");
+        assert!(text.lines().any(|l| l.starts_with(&line)), "{line} missing from /metrics");
+    }
+}

@@ -124,3 +124,60 @@ async fn every_documented_operation_is_served() {
         assert!(status < 500, "{method} {path} answered {status}: {:#}", answer.body);
     }
 }
+
+/// The document states the formats and limits the server enforces, so that a
+/// generated client and a fuzzer agree with the server (`infra/run-schemathesis.sh`
+/// checks the whole API against it).
+#[tokio::test]
+async fn the_document_states_the_limits_the_server_enforces() {
+    let app = spawn_app().await;
+    let document = document(&app).await;
+    let schemas = &document["components"]["schemas"];
+    let field = |schema: &str, name: &str| schemas[schema]["properties"][name].clone();
+
+    let name = field("CreateRoomRequest", "name");
+    assert_eq!((name["minLength"].as_u64(), name["maxLength"].as_u64()), (Some(1), Some(100)), "{name:#}");
+    assert!(name["pattern"].as_str().is_some_and(|p| p.contains(r"\u0000-\u001F")), "{name:#}");
+    let description = field("CreateRoomRequest", "description");
+    assert_eq!(description["maxLength"], 1000);
+    assert!(description["pattern"].is_string());
+    let max_users = field("CreateRoomRequest", "maxUsers");
+    assert_eq!((max_users["minimum"].as_u64(), max_users["maximum"].as_u64()), (Some(1), Some(500)));
+    let scheduled_at = field("CreateRoomRequest", "scheduledAt");
+    assert_eq!(scheduled_at["format"], "date-time");
+    assert!(scheduled_at["pattern"].as_str().is_some_and(|p| p.starts_with("^(19[7-9]")), "{scheduled_at:#}");
+    assert_eq!(field("UpdateRoomRequest", "maxUsers")["maximum"], 500);
+    for person in ["firstName", "lastName"] {
+        assert_eq!(field("RegisterRequest", person)["minLength"], 1, "{person}");
+        assert!(field("UpdateProfileRequest", person)["pattern"].is_string(), "{person}");
+    }
+    let email = field("RegisterRequest", "email");
+    assert_eq!(email["maxLength"], 254);
+    assert!(email["pattern"].as_str().is_some_and(|p| p.contains('@')), "{email:#}");
+    assert!(field("UpdateProfileRequest", "avatar")["pattern"].as_str().is_some_and(|p| p.contains("base64")));
+
+    let parameter = |path: &str, name: &str| {
+        let parameters = document["paths"][path]["get"]["parameters"].as_array().cloned().unwrap_or_default();
+        parameters.into_iter().find(|p| p["name"] == name).map(|p| p["schema"].clone()).unwrap_or_default()
+    };
+    assert_eq!(parameter("/api/v1/rooms/history", "page")["maximum"], 1_000_000);
+    assert_eq!(parameter("/api/v1/audit/events", "from")["format"], "date-time");
+    assert_eq!(parameter("/api/v1/audit/events", "aggregateType")["minLength"], 1);
+    assert!(parameter("/api/v1/audit/events", "actor")["pattern"].is_string());
+    assert_eq!(parameter("/api/v1/analytics/daily", "to")["format"], "date");
+    assert_eq!(parameter("/api/v1/rooms/{roomId}/chat", "before")["maximum"].as_u64(), Some(i64::MAX as u64));
+
+    // Statuses every route can answer for the same reasons are documented on each.
+    for (method, path) in operations(&document) {
+        let operation = &document["paths"][&path][method.to_lowercase()];
+        let responses = &operation["responses"];
+        assert!(responses["503"].is_object(), "{method} {path} documents no 503");
+        if operation["requestBody"].is_object() {
+            assert!(responses["413"].is_object() && responses["400"].is_object(), "{method} {path}: 400 and 413");
+        }
+        let needs_token = operation["security"].as_array().is_some_and(|s| !s.is_empty() && !s.contains(&json!({})));
+        if needs_token {
+            assert!(responses["401"].is_object(), "{method} {path} documents no 401");
+        }
+    }
+}

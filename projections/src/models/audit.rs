@@ -1,9 +1,11 @@
-//! `audit_events`: every event of the stream, envelope and payload, as stored.
+//! `audit_events`: every event of the stream, envelope and payload, as stored but
+//! with secrets redacted (`crate::redaction`): the audit trail is for people to read.
 
 use rapat_domain::envelope::StoredEvent;
 use sqlx::PgConnection;
 
 use super::ApplyError;
+use crate::redaction::redacted;
 use crate::sql::to_i64;
 
 pub(super) async fn apply(tx: &mut PgConnection, stream_sequence: u64, event: &StoredEvent) -> Result<(), ApplyError> {
@@ -25,7 +27,7 @@ pub(super) async fn apply(tx: &mut PgConnection, stream_sequence: u64, event: &S
     .bind(&event.correlation_id)
     .bind(&event.command_id)
     .bind(event.timestamp)
-    .bind(&event.payload)
+    .bind(redacted(&event.payload))
     .execute(tx)
     .await?;
     Ok(())
@@ -54,7 +56,7 @@ pub(super) async fn apply_many(tx: &mut PgConnection, events: &[(u64, &StoredEve
     .bind(events.iter().map(|(_, e)| e.correlation_id.as_deref()).collect::<Vec<_>>())
     .bind(events.iter().map(|(_, e)| e.command_id.as_str()).collect::<Vec<_>>())
     .bind(events.iter().map(|(_, e)| e.timestamp).collect::<Vec<_>>())
-    .bind(events.iter().map(|(_, e)| &e.payload).collect::<Vec<_>>())
+    .bind(events.iter().map(|(_, e)| redacted(&e.payload)).collect::<Vec<_>>())
     .execute(tx)
     .await?;
     Ok(())

@@ -32,5 +32,8 @@ pub(crate) async fn park(
     .bind(payload)
     .execute(tx)
     .await?;
+    // Counted here, so that the live projector and a rebuild's replay both count:
+    // `/readyz` names what is parked, this lets an alert fire when it happens.
+    metrics::counter!("rapat_projection_parked_total", "projection" => projection.name()).increment(1);
     Ok(())
 }

@@ -293,7 +293,6 @@ async fn apply_batch_as(
             Err(ApplyError::Poison(reason)) => {
                 sqlx::query("ROLLBACK TO SAVEPOINT message").execute(&mut *tx).await?;
                 park(&mut tx, projection, sequence, message.subject.as_str(), &reason, &message.payload).await?;
-                metrics::counter!("rapat_projection_parked_total", "projection" => projection.name()).increment(1);
             }
             Err(ApplyError::Transient(error)) => return Err(error.into()),
         }

@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod audit;
 pub mod contacts;
+pub mod parked;
 pub mod rooms;
 pub mod sessions;
 pub mod users;

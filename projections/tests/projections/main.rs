@@ -7,5 +7,6 @@ mod positions;
 mod projector;
 mod read_models;
 mod rebuild;
+mod redaction;
 mod story;
 mod support;

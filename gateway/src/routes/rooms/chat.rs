@@ -25,7 +25,7 @@ pub struct ChatQuery {
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// Only messages with an id below this (the `nextBefore` of the previous page).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9_223_372_036_854_775_807_u64)]
     before: Option<u64>,
 }
 
@@ -59,8 +59,8 @@ pub async fn chat_history(
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and {MAX_LIMIT}")));
     }
-    if query.before == Some(0) {
-        return Err(ApiError::bad_request("invalid_query", "before must be 1 or more"));
+    if query.before.is_some_and(|before| before == 0 || i64::try_from(before).is_err()) {
+        return Err(ApiError::bad_request("invalid_query", format!("before must be between 1 and {}", i64::MAX)));
     }
     let room = room_row(&state, room_id).await?;
     if room.host_id != auth.user_id && !queries::rooms::has_ever_joined(&state.db, RoomId::from_uuid(room_id), auth.user_id).await? {

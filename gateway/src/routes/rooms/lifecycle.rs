@@ -6,7 +6,8 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use rapat_domain::credentials::Password;
 use rapat_domain::ids::{RoomId, UserId};
-use rapat_domain::room::{MaxUsers, PasswordChange, RoomCommand, RoomDescription, RoomName};
+use rapat_domain::room::{MaxUsers, PasswordChange, RoomCommand, RoomDescription, RoomInputError, RoomName};
+use rapat_domain::text::Timestamp;
 use rapat_projections::queries;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
@@ -18,33 +19,39 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::response::{self, Data, Failure};
+use crate::routes::schema;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateRoomRequest {
     /// 1 to 100 characters, no control characters.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = schema::room_name)]
     name: String,
-    /// Up to 1000 characters.
-    #[schema(max_length = 1000)]
+    /// Up to 1000 characters; tabs and line breaks, no other control characters.
+    #[schema(schema_with = schema::room_description_or_null)]
     description: Option<String>,
     /// 4 to 128 characters; absent, null or empty for an open room.
+    #[schema(max_length = 128, pattern = r"^(|[\s\S]{4,})$")]
     password: Option<String>,
-    #[schema(minimum = 1, maximum = 500)]
+    #[serde(deserialize_with = "schema::whole_number")]
+    #[schema(schema_with = schema::max_users)]
     max_users: u32,
+    /// When the meeting is planned: RFC 3339, years 1970 to 9999.
+    #[schema(schema_with = schema::timestamp_or_null)]
     scheduled_at: Option<DateTime<Utc>>,
 }
 
 impl CreateRoomRequest {
     fn into_command(self, host: UserId) -> Result<RoomCommand, ApiError> {
+        let scheduled_at = self.scheduled_at.map(Timestamp::parse).transpose().map_err(|_| RoomInputError::ScheduledAtOutOfRange)?;
         Ok(RoomCommand::Create {
             host,
             name: RoomName::parse(self.name)?,
             description: RoomDescription::parse(self.description.unwrap_or_default())?,
             password: non_empty(self.password).map(Password::parse_for_room).transpose()?,
             max_users: MaxUsers::parse(self.max_users)?,
-            scheduled_at: self.scheduled_at,
+            scheduled_at,
         })
     }
 }
@@ -53,15 +60,17 @@ impl CreateRoomRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateRoomRequest {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(schema_with = schema::room_name_or_null)]
     name: Option<String>,
-    #[schema(max_length = 1000)]
+    #[schema(schema_with = schema::room_description_or_null)]
     description: Option<String>,
-    /// A string sets a new password; null or "" removes it; absent keeps it.
+    /// A string sets a new password (4 to 128 characters); null or "" removes it;
+    /// absent keeps it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 128, pattern = r"^(|[\s\S]{4,})$")]
     password: Option<Option<String>>,
-    #[schema(minimum = 1, maximum = 500)]
+    #[serde(default, deserialize_with = "schema::optional_whole_number")]
+    #[schema(schema_with = schema::max_users_or_null)]
     max_users: Option<u32>,
 }
 

@@ -49,8 +49,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
-    /// 1-based page number; defaults to 1.
-    #[param(minimum = 1)]
+    /// 1-based page number, up to 1,000,000; defaults to 1.
+    #[param(minimum = 1, maximum = 1_000_000)]
     page: Option<u32>,
     /// Items per page, 1 to 100; defaults to 20.
     #[param(minimum = 1, maximum = 100)]
@@ -67,12 +67,14 @@ pub struct Page {
 impl PageQuery {
     pub const DEFAULT_LIMIT: u32 = 20;
     pub const MAX_LIMIT: u32 = 100;
+    /// Deep enough for any real history, and far from where offsets overflow.
+    pub const MAX_PAGE: u32 = 1_000_000;
 
     pub fn parse(&self) -> Result<Page, ApiError> {
         let page = self.page.unwrap_or(1);
         let limit = self.limit.unwrap_or(Self::DEFAULT_LIMIT);
-        if page < 1 {
-            return Err(ApiError::bad_request("invalid_query", "page must be 1 or more"));
+        if !(1..=Self::MAX_PAGE).contains(&page) {
+            return Err(ApiError::bad_request("invalid_query", format!("page must be between 1 and {}", Self::MAX_PAGE)));
         }
         if !(1..=Self::MAX_LIMIT).contains(&limit) {
             return Err(ApiError::bad_request(

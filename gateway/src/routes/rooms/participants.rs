@@ -26,6 +26,7 @@ use crate::state::AppState;
 #[serde(rename_all = "camelCase")]
 pub struct JoinRoomRequest {
     /// The room's password, when it has one (the host never needs it).
+    #[schema(max_length = 1024)]
     password: Option<String>,
 }
 

@@ -1,0 +1,61 @@
+//! Secrets in stored event payloads, and the one function that hides them. The
+//! event stream keeps them (the aggregates need the hashes to check passwords);
+//! every copy made for people to read does not: the audit read model stores
+//! payloads redacted, `rapat events export` redacts unless an operator asks for
+//! secrets, and the HTTP audit views redact what they read.
+
+use serde_json::Value;
+
+/// What a secret's value is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// Payload fields that hold a secret, or what checks one: an argon2id password hash
+/// (account and room), which a leak would let anyone attack offline, and a
+/// refresh token's SHA-256, which is what a refresh is checked against.
+pub const SECRET_FIELDS: [&str; 2] = ["passwordHash", "refreshHash"];
+
+/// Replaces every secret field's value in `payload` (at any depth) with
+/// [`REDACTED`]. A `null` stays `null`, so "no password" still reads as such.
+pub fn redact_secrets(payload: &mut Value) {
+    match payload {
+        Value::Object(fields) => {
+            for (name, value) in fields.iter_mut() {
+                if SECRET_FIELDS.contains(&name.as_str()) && !value.is_null() {
+                    *value = Value::String(REDACTED.to_owned());
+                } else {
+                    redact_secrets(value);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_secrets),
+        _ => {}
+    }
+}
+
+/// [`redact_secrets`] on a copy.
+pub fn redacted(payload: &Value) -> Value {
+    let mut copy = payload.clone();
+    redact_secrets(&mut copy);
+    copy
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::redacted;
+
+    #[test]
+    fn secrets_are_replaced_and_everything_else_kept() {
+        let created = json!({ "name": "Standup", "passwordHash": "$argon2id$v=19$m=19456,t=2,p=1$abc$def" });
+        assert_eq!(redacted(&created), json!({ "name": "Standup", "passwordHash": "[redacted]" }));
+        let open = json!({ "name": "Standup", "passwordHash": null });
+        assert_eq!(redacted(&open), open);
+        let started = json!({ "userId": "u", "refreshHash": "ab12", "expiresAt": "2026-01-01T00:00:00Z" });
+        assert_eq!(redacted(&started)["refreshHash"], "[redacted]");
+        let nested = json!({ "changes": [{ "passwordHash": "x" }] });
+        assert_eq!(redacted(&nested), json!({ "changes": [{ "passwordHash": "[redacted]" }] }));
+        let joined = json!({ "userId": "7c9e6679-7425-40de-944b-e07fc1f90ae7" });
+        assert_eq!(redacted(&joined), joined);
+    }
+}
