@@ -157,6 +157,10 @@ pub struct Settings {
     /// closed.
     #[arg(long, env = "RAPAT_HTTP_MAX_CONNECTIONS", default_value_t = 10_000, global = true)]
     pub http_max_connections: usize,
+    /// Largest request body accepted, in bytes; a larger one is answered 413. An
+    /// avatar (a data URL) must fit.
+    #[arg(long, env = "RAPAT_HTTP_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub http_max_body_bytes: usize,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -226,6 +230,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(self.http_idle_timeout_seconds.max(1)),
             max_connections: self.http_max_connections.max(1),
         };
+        config.body_limit_bytes = self.http_max_body_bytes.max(1024);
     }
 }
 

@@ -143,6 +143,7 @@ async fn limits_are_read_from_the_environment() {
         ("RAPAT_AUTH_RATE_BURST", "3"),
         ("RAPAT_AUTH_RATE_PER_MINUTE", "1"),
         ("RAPAT_ROOMS_PER_USER_PER_HOUR", "1"),
+        ("RAPAT_HTTP_MAX_BODY_BYTES", "2048"),
     ])
     .await;
     // Registering and logging in are the first two auth requests of 127.0.0.1.
@@ -165,6 +166,16 @@ async fn limits_are_read_from_the_environment() {
         .await
         .expect("answers");
     assert_eq!(second.status(), 429, "one room an hour");
+
+    let description = "d".repeat(4096);
+    let too_big = reqwest::Client::new()
+        .post(serve.url("/api/v1/rooms"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "Third", "maxUsers": 2, "description": description }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(too_big.status(), 413, "a body over RAPAT_HTTP_MAX_BODY_BYTES");
 }
 
 #[test]

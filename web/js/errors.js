@@ -41,6 +41,7 @@ const MESSAGES = {
   not_muted_by_host: "The host has not muted you: you can unmute yourself.",
   replaced: "This meeting was opened again in another tab or window, so this one was disconnected.",
   too_many_sockets: "You have too many meeting windows open. Close one and try again.",
+  peer_replaced: "This meeting's media moved to a newer window of yours, so this one stopped receiving it.",
 };
 
 /** A sentence for an ApiError (or any error with `code` and `message`). */

@@ -224,8 +224,13 @@ async fn logout(
         .tokens
         .verify_ignoring_expiry(token)
         .map_err(|error| ApiError::unauthorized("invalid_token", error.to_string()))?;
-    let revoke = SessionCommand::Revoke { reason: RevokeReason::Logout };
     let actor = UserId::from_uuid(claims.sub);
+    // As for every other request, a token counts only for its own session's user.
+    if queries::sessions::by_id(&state.db, claims.sid).await?.is_some_and(|session| session.user_id != actor) {
+        tracing::warn!(session = %claims.sid, token_user = %actor, "a logout token names a session of another user");
+        return Err(ApiError::unauthorized("invalid_token", "this token does not belong to its session's user"));
+    }
+    let revoke = SessionCommand::Revoke { reason: RevokeReason::Logout };
     state.write(&state.sessions, &claims.sid.to_string(), revoke, acting(actor, request_id(&headers).as_deref())).await?;
     state.session_cache.forget(claims.sid);
     tracing::info!(user = %actor, session = %claims.sid, "logged out");

@@ -443,6 +443,8 @@ async fn a_token_whose_subject_is_not_its_sessions_user_is_refused() {
     let mixed = token_with_subject(&mallory.token, &victim.id);
     app.get("/api/v1/users/profile", &mixed).await.expect_error(401, "invalid_token");
     app.get("/api/v1/users/contacts", &mixed).await.expect_error(401, "invalid_token");
+    // Nor can such a token end the session it names.
+    app.post("/api/v1/auth/logout", Some(&mixed), json!({})).await.expect_error(401, "invalid_token");
     // The genuine tokens still work.
     app.get("/api/v1/users/profile", &mallory.token).await.expect(200);
     assert_eq!(app.get("/api/v1/users/profile", &victim.token).await.data()["id"], json!(victim.id));
