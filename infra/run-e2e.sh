@@ -62,92 +62,19 @@ log "browser: $chromium"
 log "npm ci in e2e/"
 (cd e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 
-log "building rapat"
-cargo build --bin rapat
-target_dir=${CARGO_TARGET_DIR:-$repo_root/target}
-[[ $target_dir == /* ]] || target_dir=$repo_root/$target_dir
-rapat_bin=$target_dir/debug/rapat
-[[ -x $rapat_bin ]] || die "no binary at $rapat_bin after the build"
+# shellcheck source=lib/test-server.sh
+. infra/lib/test-server.sh
+build_rapat
 
 # ---------------------------------------------------------------- server
 
-# A free TCP port for HTTP and a free UDP port for the SFU, asked of the kernel.
-free_port() {
-  node -e '
-    const kind = process.argv[1];
-    if (kind === "udp") {
-      const s = require("dgram").createSocket("udp4");
-      s.bind(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });
-    } else {
-      const s = require("net").createServer();
-      s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });
-    }' "$1"
-}
-
-run_id="$(date +%s)_$$"
-namespace="e2e_${run_id}"
-database="rapat_e2e_${run_id}"
-base_db_url=${DATABASE_URL%%\?*}
-db_query=""
-[[ $DATABASE_URL == *\?* ]] && db_query="?${DATABASE_URL#*\?}"
-db_url="${base_db_url%/*}/${database}${db_query}"
-http_port=$(free_port tcp)
-udp_port=$(free_port udp)
-base_url="http://127.0.0.1:${http_port}"
-
+prepare_test_server e2e
 mkdir -p e2e/artifacts
 server_log=$repo_root/e2e/artifacts/server.log
 : >"$server_log"
-
-server_pid=""
-cleanup() {
-  local rc=$?
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null || true
-  fi
-  if [[ ${RAPAT_E2E_KEEP:-} != 1 ]]; then
-    if command -v psql >/dev/null 2>&1; then
-      psql "${base_db_url%/*}/postgres${db_query}" -qtAc "DROP DATABASE IF EXISTS \"${database}\" WITH (FORCE)" >/dev/null 2>&1 ||
-        log "could not drop database ${database}"
-    else
-      log "psql not found: database ${database} is left behind"
-    fi
-    node e2e/cleanup-nats.mjs "$namespace" || log "could not delete the streams of namespace ${namespace}"
-  else
-    log "kept database ${database} and namespace ${namespace}"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # Access tokens live 20 s (plus the server's 5 s leeway), so that the test meets
 # expired tokens and the client's refresh path for real.
-log "starting rapat serve on ${base_url} (namespace ${namespace}, database ${database}, log ${server_log})"
-RAPAT_NAMESPACE=$namespace \
-DATABASE_URL=$db_url \
-RAPAT_HTTP_ADDR=127.0.0.1:${http_port} \
-RAPAT_SFU_UDP_ADDR=127.0.0.1:${udp_port} \
-RAPAT_SFU_PUBLIC_IP=127.0.0.1 \
-RAPAT_JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '\n') \
-RAPAT_ACCESS_TTL_SECONDS=20 \
-RUST_LOG=${RUST_LOG:-info} \
-  "$rapat_bin" serve >>"$server_log" 2>&1 &
-server_pid=$!
-
-ready=0
-for _ in $(seq 240); do
-  kill -0 "$server_pid" 2>/dev/null || { tail -n 40 "$server_log" >&2; die "rapat serve exited before it was ready"; }
-  if node -e 'fetch(process.argv[1]).then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "${base_url}/readyz"; then
-    ready=1
-    break
-  fi
-  sleep 0.25
-done
-((ready)) || { tail -n 40 "$server_log" >&2; die "rapat serve was not ready within 60 s"; }
-log "server ready"
+start_test_server "$server_log" "${RAPAT_E2E_KEEP:-}" RAPAT_ACCESS_TTL_SECONDS=20 RUST_LOG="${RUST_LOG:-info}"
 
 # ---------------------------------------------------------------- test
 

@@ -73,103 +73,27 @@ fi
 log "$("$schemathesis" --version)"
 python="$venv/bin/python"
 
-log "building rapat"
-cargo build --bin rapat
-target_dir=${CARGO_TARGET_DIR:-$repo_root/target}
-[[ $target_dir == /* ]] || target_dir=$repo_root/$target_dir
-rapat_bin=$target_dir/debug/rapat
-[[ -x $rapat_bin ]] || die "no binary at $rapat_bin after the build"
+# shellcheck source=lib/test-server.sh
+. infra/lib/test-server.sh
+build_rapat
 
 # ---------------------------------------------------------------- server
 
-free_port() { # tcp | udp
-  "$python" -c '
-import socket, sys
-kind = socket.SOCK_DGRAM if sys.argv[1] == "udp" else socket.SOCK_STREAM
-with socket.socket(socket.AF_INET, kind) as s:
-    s.bind(("127.0.0.1", 0))
-    print(s.getsockname()[1])' "$1"
-}
-
-run_id="$(date +%s)_$$"
-namespace="schemathesis_${run_id}"
-database="rapat_schemathesis_${run_id}"
-base_db_url=${DATABASE_URL%%\?*}
-db_query=""
-[[ $DATABASE_URL == *\?* ]] && db_query="?${DATABASE_URL#*\?}"
-db_url="${base_db_url%/*}/${database}${db_query}"
-http_port=$(free_port tcp)
-udp_port=$(free_port udp)
-base_url="http://127.0.0.1:${http_port}"
-
+prepare_test_server schemathesis
 artifacts=$repo_root/.data/schemathesis
 mkdir -p "$artifacts"
 server_log=$artifacts/server.log
 : >"$server_log"
-
-# The server's settings for the run: its own namespace, database and ports, and
-# every rate limit raised far beyond what the run sends (429 is still documented
+# Every rate limit raised far beyond what the run sends (429 is still documented
 # on the routes that can answer it; a fuzzer should meet the validation, not the
 # throttle).
-server_env=(
-  RAPAT_NAMESPACE="$namespace"
-  DATABASE_URL="$db_url"
-  RAPAT_HTTP_ADDR="127.0.0.1:${http_port}"
-  RAPAT_SFU_UDP_ADDR="127.0.0.1:${udp_port}"
-  RAPAT_SFU_PUBLIC_IP=127.0.0.1
-  RAPAT_JWT_SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '\n')"
-  RAPAT_AUTH_RATE_BURST=100000
-  RAPAT_AUTH_RATE_PER_MINUTE=100000
-  RAPAT_ROOMS_PER_USER_PER_HOUR=100000
-  RAPAT_ROOM_JOIN_FAILURES_PER_USER=100000
-  RAPAT_ROOM_JOIN_FAILURES_PER_ROOM=100000
+start_test_server "$server_log" "${RAPAT_SCHEMATHESIS_KEEP:-}" \
+  RAPAT_AUTH_RATE_BURST=100000 \
+  RAPAT_AUTH_RATE_PER_MINUTE=100000 \
+  RAPAT_ROOMS_PER_USER_PER_HOUR=100000 \
+  RAPAT_ROOM_JOIN_FAILURES_PER_USER=100000 \
+  RAPAT_ROOM_JOIN_FAILURES_PER_ROOM=100000 \
   RUST_LOG="${RUST_LOG:-warn}"
-)
-
-server_pid=""
-cleanup() {
-  local rc=$?
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$server_pid" 2>/dev/null || true
-  fi
-  if [[ ${RAPAT_SCHEMATHESIS_KEEP:-} != 1 ]]; then
-    if command -v psql >/dev/null 2>&1; then
-      psql "${base_db_url%/*}/postgres${db_query}" -qtAc "DROP DATABASE IF EXISTS \"${database}\" WITH (FORCE)" >/dev/null 2>&1 ||
-        log "could not drop database ${database}"
-    else
-      log "psql not found: database ${database} is left behind"
-    fi
-    if command -v node >/dev/null 2>&1; then
-      node e2e/cleanup-nats.mjs "$namespace" || log "could not delete the streams of namespace ${namespace}"
-    else
-      log "node not found: the streams of namespace ${namespace} are left behind"
-    fi
-  else
-    log "kept database ${database} and namespace ${namespace}"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log "starting rapat serve on ${base_url} (namespace ${namespace}, database ${database}, log ${server_log})"
-env "${server_env[@]}" "$rapat_bin" serve >>"$server_log" 2>&1 &
-server_pid=$!
-
-http_ok() { "$python" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' "$1" 2>/dev/null; }
-ready=0
-for _ in $(seq 240); do
-  kill -0 "$server_pid" 2>/dev/null || { tail -n 40 "$server_log" >&2; die "rapat serve exited before it was ready"; }
-  if http_ok "${base_url}/readyz"; then
-    ready=1
-    break
-  fi
-  sleep 0.25
-done
-((ready)) || { tail -n 40 "$server_log" >&2; die "rapat serve was not ready within 60 s"; }
-log "server ready"
 
 # ---------------------------------------------------------------- user
 
@@ -193,7 +117,8 @@ sign_up() { # email -> access token
   api POST /api/v1/auth/register "{\"email\":\"$1\",\"password\":\"$password\",\"firstName\":\"Fuzz\",\"lastName\":\"Tester\"}" >/dev/null ||
     die "could not register $1"
   if [[ ${2:-} == admin ]]; then
-    env "${server_env[@]}" "$rapat_bin" admin grant "$1" >>"$server_log" 2>&1 || die "could not make $1 an administrator"
+    RAPAT_NAMESPACE="$namespace" DATABASE_URL="$db_url" "$rapat_bin" admin grant "$1" >>"$server_log" 2>&1 ||
+      die "could not make $1 an administrator"
   fi
   api POST /api/v1/auth/login "{\"email\":\"$1\",\"password\":\"$password\"}" | field data token || die "could not log in as $1"
 }

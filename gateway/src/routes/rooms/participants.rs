@@ -185,10 +185,7 @@ pub async fn mute_participant(
     auth: AuthUser,
     ApiPath((room_id, user_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
-    let target = UserId::from_uuid(user_id);
-    let command = RoomCommand::MuteParticipant { actor: auth.user_id, target };
-    state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
-    Ok(response::ok(participant(&state, room_id, target).await?))
+    host_acts_on(&state, &auth, room_id, user_id, |actor, target| RoomCommand::MuteParticipant { actor, target }).await
 }
 
 /// Allow a participant the host muted to unmute again (host only). Their
@@ -217,10 +214,20 @@ pub async fn allow_unmute(
     auth: AuthUser,
     ApiPath((room_id, user_id)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Response, ApiError> {
+    host_acts_on(&state, &auth, room_id, user_id, |actor, target| RoomCommand::AllowUnmute { actor, target }).await
+}
+
+/// Runs a host's command on one participant and answers that participant's new state.
+async fn host_acts_on(
+    state: &AppState,
+    auth: &AuthUser,
+    room_id: Uuid,
+    user_id: Uuid,
+    command: impl FnOnce(UserId, UserId) -> RoomCommand,
+) -> Result<Response, ApiError> {
     let target = UserId::from_uuid(user_id);
-    let command = RoomCommand::AllowUnmute { actor: auth.user_id, target };
-    state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
-    Ok(response::ok(participant(&state, room_id, target).await?))
+    state.write(&state.rooms, &room_id.to_string(), command(auth.user_id, target), auth.command()).await?;
+    Ok(response::ok(participant(state, room_id, target).await?))
 }
 
 /// Disconnect a participant (host only). They are out until they join again.
