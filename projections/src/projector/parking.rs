@@ -29,7 +29,8 @@ pub(crate) async fn park(
     .bind(to_i64(stream_sequence))
     .bind(subject)
     .bind(error)
-    .bind(payload)
+    // Parked messages are read by people, like the audit trail: no secrets.
+    .bind(crate::redaction::redacted_message(payload))
     .execute(tx)
     .await?;
     // Counted here, so that the live projector and a rebuild's replay both count:
