@@ -10,10 +10,7 @@ set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$repo_root"
 
-# Postgres is not needed; services.sh also makes sure a NATS >= 2.10 is unpacked.
-eval "$(infra/services.sh --env)"
-data_dir=${RAPAT_DATA_DIR:-$repo_root/.data}
-bin=$(ls "$data_dir"/nats-bin/usr/sbin/nats-server 2>/dev/null || command -v nats-server)
+bin=$(infra/services.sh nats-bin)
 version=$("$bin" --version)
 
 work=$(mktemp -d)

@@ -7,6 +7,8 @@
 #                                      eval "$(infra/services.sh --env)"
 #   infra/services.sh status         report what answers and what this script runs
 #   infra/services.sh stop           stop only what this script started
+#   infra/services.sh nats-bin       print the path of a nats-server >= 2.10
+#                                      (fetching Debian's when none is installed)
 #
 # Environment: NATS_URL, DATABASE_URL, RAPAT_DATA_DIR, RAPAT_SERVICES_WAIT.
 # See infra/README.md. Logs go to stderr; stdout carries only the URLs.
@@ -25,7 +27,7 @@ log() { printf 'services.sh: %s\n' "$*" >&2; }
 die() { printf 'services.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 is_root() { [[ $(id -u) == 0 ]]; }
@@ -577,7 +579,7 @@ command=start
 as_env=
 for arg in "$@"; do
   case $arg in
-    start | stop | status) command=$arg ;;
+    start | stop | status | nats-bin) command=$arg ;;
     --env) as_env=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage; die "unknown argument: $arg" ;;
@@ -588,4 +590,9 @@ case $command in
   start) cmd_start; print_urls ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
+  nats-bin)
+    setup_common
+    mkdir -p "$data_dir"
+    durable_nats_bin || { fetch_durable_nats >&2 && durable_nats_bin; }
+    ;;
 esac
