@@ -220,8 +220,8 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
             tracing::error!("the shutdown grace period ({grace:?}) ran out; exiting with work unfinished");
             std::process::exit(1);
         }
-        _ = signals.next() => {
-            tracing::warn!("a second signal: exiting now, with work unfinished");
+        Some(name) = signals.next() => {
+            tracing::warn!("a second signal ({name}): exiting now, with work unfinished");
             std::process::exit(1);
         }
     }

@@ -125,3 +125,12 @@ async fn when_the_grace_period_runs_out_the_process_exits_anyway_and_says_so() {
     assert_eq!(status.code(), Some(1), "an unfinished shutdown is not a clean exit\n{}", served.log());
     assert!(served.logged("grace period"), "the log says the grace ran out:\n{}", served.log());
 }
+
+#[tokio::test]
+async fn ctrl_c_shuts_down_as_sigterm_does() {
+    let mut served = Served::start(&[("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"), ("RAPAT_SHUTDOWN_DRAIN_SECONDS", "0")]).await;
+    served.signal("INT");
+    let status = served.exit_within(Duration::from_secs(GRACE_SECONDS)).await.expect("exits within the grace period");
+    assert!(status.success(), "a clean drain exits 0: {status}\n{}", served.log());
+    assert!(served.logged("SIGINT: shutting down"), "{}", served.log());
+}

@@ -87,8 +87,13 @@ impl Served {
 
     /// Sends SIGTERM, as a service manager stopping the server does.
     pub fn terminate(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill runs");
-        assert!(status.success(), "kill -TERM failed: {status}");
+        self.signal("TERM");
+    }
+
+    /// Sends the signal named `name` (`TERM`, `INT`, ...) to the server.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill -{name} failed: {status}");
     }
 
     /// Waits up to `limit` for the process to exit; `None` if it still runs.
