@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use metrics_exporter_prometheus::PrometheusBuilder;
-use rapat_gateway::{Application, Backends};
+use rapat_gateway::{Application, Backends, Shutdown};
 use rapat_projections::{Projection, ProjectionPositions};
 use tokio_util::sync::CancellationToken;
 
@@ -139,6 +139,8 @@ struct Parts {
 }
 
 async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
+    // Listening from the start: before this, SIGTERM would kill the process outright.
+    let mut signals = Signals::listen()?;
     let event_store = settings.event_store();
     let nats = rapat_commands::connect(&settings.nats_url).await.context("connecting to NATS")?;
     if let Some(warning) = rapat_commands::power_loss_warning(&nats) {
@@ -148,10 +150,15 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
     rapat_commands::ensure_event_store(&jetstream, &event_store).await.context("opening the event stream")?;
     let db = rapat_projections::connect(&settings.database_url).await.context("opening the read database")?;
 
-    let shutdown = CancellationToken::new();
+    // The gateway stops before the rest: its commands in flight wait for the
+    // projector to show their effect, and its closing sockets tell the SFU to drop
+    // their peers.
+    let gateway_shutdown = Shutdown::new(CancellationToken::new());
+    let stop_rest = CancellationToken::new();
+    let mut gateway_task = tokio::task::JoinSet::new();
     let mut tasks = tokio::task::JoinSet::new();
     if parts.projector {
-        let (db, jetstream, config, stop) = (db.clone(), jetstream.clone(), settings.projector(), shutdown.clone());
+        let (db, jetstream, config, stop) = (db.clone(), jetstream.clone(), settings.projector(), stop_rest.clone());
         tasks.spawn(async move { rapat_projections::run_all(db, jetstream, config, stop).await.context("projector") });
     }
     // Kept alive until the end of `run`: dropping it stops the media threads.
@@ -163,33 +170,103 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
         let (sfu, outgoing) = rapat_sfu::Sfu::start(settings.sfu(), std::sync::Arc::new(admission))
             .with_context(|| format!("binding the SFU's UDP socket {}", settings.sfu_udp_addr))?;
         tracing::info!(address = %sfu.local_addr(), announced = %sfu.announced_addr(), "SFU media on udp://{}", sfu.local_addr());
-        let serve = rapat_sfu::nats::serve(nats.clone(), settings.namespace.clone(), event_store.clone(), sfu.handle(), outgoing, shutdown.clone());
+        let serve = rapat_sfu::nats::serve(nats.clone(), settings.namespace.clone(), event_store.clone(), sfu.handle(), outgoing, stop_rest.clone());
         tasks.spawn(async move { serve.await.context("SFU signaling") });
         _sfu = Some(sfu);
     }
     if parts.gateway {
         let positions = ProjectionPositions::start(db.clone());
         let metrics = PrometheusBuilder::new().install_recorder().context("installing the metrics recorder")?;
-        let backends = Backends { nats, event_store, db, positions, metrics: Some(metrics) };
+        let shutdown = gateway_shutdown.clone();
+        let backends = Backends { nats, event_store, db, positions, metrics: Some(metrics), shutdown };
         let application = Application::build(settings.gateway()?, backends).await.context("starting the gateway")?;
         tracing::info!(address = %application.address(), "REST API listening on http://{}/api/v1", application.address());
-        let stop = shutdown.clone();
-        tasks.spawn(async move { application.run_until_stopped(stop).await.context("gateway") });
+        gateway_task.spawn(async move { application.run_until_stopped().await.context("gateway") });
     }
-    tracing::info!(stream = %settings.event_store().stream, "rapat running; Ctrl-C stops it");
+    tracing::info!(stream = %settings.event_store().stream, "rapat running; SIGTERM or Ctrl-C stops it");
 
-    let outcome = tokio::select! {
-        signal = tokio::signal::ctrl_c() => signal.context("waiting for Ctrl-C"),
-        Some(finished) = tasks.join_next() => match finished {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error),
-            Err(panic) => Err(anyhow::anyhow!("a part of rapat crashed: {panic}")),
-        },
+    let (outcome, drain) = tokio::select! {
+        signal = signals.next() => {
+            match signal {
+                Some(name) => tracing::info!("{name}: shutting down"),
+                None => tracing::warn!("signals can no longer be received: shutting down"),
+            }
+            (Ok(()), true)
+        }
+        Some(finished) = tasks.join_next() => (part_outcome(finished), false),
+        Some(finished) = gateway_task.join_next() => (part_outcome(finished), false),
     };
-    tracing::info!("stopping");
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
+    let grace = settings.shutdown_grace();
+    let stopping = async {
+        if drain && parts.gateway {
+            gateway_shutdown.begin_draining();
+            tracing::info!("draining for {:?}: /readyz answers 503 and new requests are refused", settings.shutdown_drain());
+            tokio::time::sleep(settings.shutdown_drain()).await;
+        }
+        tracing::info!("stopping: closing the listener and every WebSocket (1012)");
+        gateway_shutdown.stop();
+        while let Some(finished) = gateway_task.join_next().await {
+            log_late_failure(part_outcome(finished));
+        }
+        stop_rest.cancel();
+        while let Some(finished) = tasks.join_next().await {
+            log_late_failure(part_outcome(finished));
+        }
+    };
+    tokio::select! {
+        () = stopping => {}
+        () = tokio::time::sleep(grace) => {
+            // An explicit exit: returning would wait for whatever still runs.
+            tracing::error!("the shutdown grace period ({grace:?}) ran out; exiting with work unfinished");
+            std::process::exit(1);
+        }
+        Some(name) = signals.next() => {
+            tracing::warn!("a second signal ({name}): exiting now, with work unfinished");
+            std::process::exit(1);
+        }
+    }
+    tracing::info!("stopped");
     outcome
+}
+
+/// SIGTERM (what service managers and orchestrators send) and SIGINT (Ctrl-C)
+/// both start a graceful shutdown; a second one cuts it short.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+        })
+    }
+
+    /// The next signal's name; `None` only if signals can no longer be received.
+    async fn next(&mut self) -> Option<&'static str> {
+        tokio::select! {
+            received = self.terminate.recv() => received.map(|()| "SIGTERM"),
+            received = self.interrupt.recv() => received.map(|()| "SIGINT"),
+        }
+    }
+}
+
+fn part_outcome(finished: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    match finished {
+        Ok(result) => result,
+        Err(panic) => Err(anyhow::anyhow!("a part of rapat crashed: {panic}")),
+    }
+}
+
+/// A part that fails while stopping does not change the exit status of a
+/// shutdown that was asked for; it is logged.
+fn log_late_failure(outcome: anyhow::Result<()>) {
+    if let Err(error) = outcome {
+        tracing::warn!("while stopping: {error:#}");
+    }
 }
 
 async fn rebuild(settings: &Settings, name: &str) -> anyhow::Result<()> {

@@ -101,6 +101,17 @@ pub struct Settings {
     /// binary frames) (BURST/PERIOD).
     #[arg(long, env = "RAPAT_WS_RATE_OTHER", default_value = "20/1s", value_parser = parse_rate, global = true)]
     pub ws_rate_other: RateLimit,
+    // Graceful shutdown on SIGTERM or Ctrl-C (SIGINT).
+    /// Seconds between the start of a shutdown and the listener closing: `/readyz`
+    /// answers 503 and new requests are refused meanwhile, so load balancers
+    /// notice and stop sending before connections are refused.
+    #[arg(long, env = "RAPAT_SHUTDOWN_DRAIN_SECONDS", default_value_t = 2, global = true)]
+    pub shutdown_drain_seconds: u64,
+    /// Seconds a shutdown may take in all (the drain above included): requests
+    /// in flight finish, sockets close with 1012, the projector and SFU stop.
+    /// Past it the process exits anyway, with status 1 and a log line saying so.
+    #[arg(long, env = "RAPAT_SHUTDOWN_GRACE_SECONDS", default_value_t = 20, global = true)]
+    pub shutdown_grace_seconds: u64,
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "RAPAT_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: LogFormat,
@@ -176,6 +187,14 @@ impl Settings {
 
     pub fn projector(&self) -> ProjectorConfig {
         ProjectorConfig::for_namespace(&self.namespace)
+    }
+
+    pub fn shutdown_drain(&self) -> Duration {
+        Duration::from_secs(self.shutdown_drain_seconds)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
     }
 
     pub fn sfu(&self) -> rapat_sfu::SfuConfig {

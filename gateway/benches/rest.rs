@@ -353,11 +353,17 @@ impl Bench {
         config.auth_rate_limit.burst = 1000;
         // One user sets up hundreds of rooms.
         config.rooms_per_user_per_hour = 0;
-        let backends =
-            Backends { nats: nats.clone(), event_store: event_store.clone(), db: db.clone(), positions, metrics: None };
+        let backends = Backends {
+            nats: nats.clone(),
+            event_store: event_store.clone(),
+            db: db.clone(),
+            positions,
+            metrics: None,
+            shutdown: rapat_gateway::Shutdown::new(shutdown.child_token()),
+        };
         let application = Application::build(config, backends).await?;
         let address = application.address();
-        tokio::spawn(application.run_until_stopped(shutdown.child_token()));
+        tokio::spawn(application.run_until_stopped());
         Ok(Self { address, db, database, postgres, nats, event_store, shutdown })
     }
 

@@ -32,6 +32,7 @@ use crate::metrics;
 use crate::presence::Presence;
 use crate::session_cache::SessionCache;
 use crate::routes;
+use crate::shutdown::{Shutdown, refuse_while_draining};
 use crate::state::{AppState, Inner};
 use crate::tokens::TokenKeys;
 
@@ -43,6 +44,8 @@ pub struct Backends {
     pub positions: ProjectionPositions,
     /// The process's Prometheus recorder, served at `/metrics`.
     pub metrics: Option<PrometheusHandle>,
+    /// When to drain and when to stop (see `Shutdown`).
+    pub shutdown: Shutdown,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,7 @@ pub struct Application {
     router: Router,
     address: SocketAddr,
     http_limits: crate::config::HttpLimits,
+    shutdown: Shutdown,
 }
 
 impl Application {
@@ -67,12 +71,13 @@ impl Application {
         if config.jwt_secret.len() < 32 {
             return Err(StartError::WeakJwtSecret);
         }
+        let shutdown = backends.shutdown.clone();
         let state = build_state(config.clone(), backends).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| StartError::Bind { address: config.bind, source })?;
         let address = listener.local_addr().map_err(|source| StartError::Bind { address: config.bind, source })?;
-        Ok(Self { listener, router: router(state), address, http_limits: config.http })
+        Ok(Self { listener, router: router(state), address, http_limits: config.http, shutdown })
     }
 
     /// The bound address (the real port when the configured one was 0).
@@ -80,13 +85,17 @@ impl Application {
         self.address
     }
 
-    pub async fn run_until_stopped(self, shutdown: tokio_util::sync::CancellationToken) -> std::io::Result<()> {
-        crate::serve::serve(self.listener, self.router, self.http_limits, shutdown).await
+    /// Serves until the `Shutdown` given in `Backends` stops, then returns once
+    /// every HTTP request has been answered and every WebSocket closed.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        crate::serve::serve(self.listener, self.router, self.http_limits, self.shutdown.stop_token()).await?;
+        self.shutdown.sessions_closed().await;
+        Ok(())
     }
 }
 
 async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppState, StoreError> {
-    let Backends { nats, event_store, db, positions, metrics } = backends;
+    let Backends { nats, event_store, db, positions, metrics, shutdown } = backends;
     let passwords: Arc<dyn PasswordHasher> = Arc::new(Argon2idHasher::with_limits(config.hashing));
     let services = DomainServices::new(Arc::clone(&passwords));
     let jetstream = async_nats::jetstream::new(nats.clone());
@@ -111,6 +120,7 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
         signaling,
         limits: crate::limits::Limits::new(&config),
         client_addr: ClientAddr::new(&config.trusted_proxies),
+        shutdown,
         config,
         passwords,
     }))
@@ -138,12 +148,16 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let body_timeout = state.config.http.body_timeout;
     let cors = cors_layer(&state.config.cors_origins);
+    let shutdown = state.shutdown.clone();
 
     Router::new()
         .merge(api)
         .route("/api/v1/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .route("/ws", get(crate::ws::handler))
         .merge(crate::web::router())
+        // Everything above is new work, refused while draining; the probes and
+        // metrics below keep answering to the end.
+        .layer(axum::middleware::from_fn_with_state(shutdown, refuse_while_draining))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(|State(state): State<AppState>| async move { metrics::render(state.metrics.as_ref()) }))

@@ -67,6 +67,14 @@ impl ApiError {
         }
     }
 
+    /// This process is shutting down (SPEC §8): another node will answer.
+    pub fn shutting_down() -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "the server is shutting down; try again")
+        }
+    }
+
     /// The server is at a limit of its own (every password hashing worker taken
     /// for as long as a request may wait, or every connection slot used).
     pub fn busy(what: &str) -> Self {

@@ -44,6 +44,9 @@ pub struct Inner {
     /// The one way to tell a request's client address (trusted proxies
     /// considered), which every per-address limit keys on.
     pub client_addr: crate::client_addr::ClientAddr,
+    /// Draining and stopping (`shutdown.rs`): read by `/readyz`, the middleware
+    /// that refuses new requests, and every WebSocket session.
+    pub shutdown: crate::shutdown::Shutdown,
 }
 
 impl AppState {

@@ -4,8 +4,9 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -27,6 +28,8 @@ pub struct Served {
     pub database: String,
     /// `host:port` of the HTTP listener.
     pub address: String,
+    /// Every line the server logged so far.
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Served {
@@ -49,9 +52,14 @@ impl Served {
         // closed pipe would make the server's log writes fail.
         let stderr = child.stderr.take().expect("stderr is piped");
         let (found, address) = tokio::sync::oneshot::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&log);
         std::thread::spawn(move || {
             let mut found = Some(found);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut lines) = lines.lock() {
+                    lines.push(line.clone());
+                }
                 if let Some(rest) = line.split("REST API listening on http://").nth(1)
                     && let Some(sender) = found.take()
                 {
@@ -60,7 +68,7 @@ impl Served {
             }
         });
         // Owned from here on, so a timeout below still stops and cleans up.
-        let mut served = Self { child, namespace, database, address: String::new() };
+        let mut served = Self { child, namespace, database, address: String::new(), log };
         served.address = tokio::time::timeout(Duration::from_secs(60), address)
             .await
             .expect("rapat serve starts listening within a minute")
@@ -75,6 +83,41 @@ impl Served {
 
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().expect("status").is_none()
+    }
+
+    /// Sends SIGTERM, as a service manager stopping the server does.
+    pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal named `name` (`TERM`, `INT`, ...) to the server.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status().expect("kill runs");
+        assert!(status.success(), "kill -{name} failed: {status}");
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it still runs.
+    pub async fn exit_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("status") {
+                return Some(status);
+            }
+            if started.elapsed() >= limit {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Whether a line the server logged contains `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        self.log.lock().expect("log").iter().any(|line| line.contains(text))
+    }
+
+    /// Everything the server logged, for a failure message.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").join("\n")
     }
 
     pub fn url(&self, path: &str) -> String {

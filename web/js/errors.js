@@ -67,6 +67,7 @@ export const CLOSE = {
   TOO_MANY_SOCKETS: 4429,
   POLICY: 1008, // too many messages of one kind
   TOO_BIG: 1009,
+  SERVICE_RESTART: 1012, // the server is shutting down: reconnect (not final)
 };
 
 /** Media errors from getUserMedia / getDisplayMedia, in plain words. */

@@ -23,12 +23,19 @@ pub async fn healthz() -> Response {
 /// take every gateway out of service at once. They are an operator's alarm instead:
 /// the `rapat_projection_parked_total` metric, an error log line when parking, and
 /// this detail.
+///
+/// A draining process (shutting down, see `shutdown.rs`) is unready whatever its
+/// backends say: `{"state": "draining"}`, so that load balancers stop sending.
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if state.shutdown.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "state": "draining" }))).into_response();
+    }
     let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
     let parked = queries::parked::counts(&state.db).await;
     let postgres = parked.is_ok();
     let status = if nats && postgres { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = |up: bool| if up { "up" } else { "down" };
     let parked_events = parked.map(|counts| json!(counts)).unwrap_or(serde_json::Value::Null);
-    (status, axum::Json(json!({ "nats": word(nats), "postgres": word(postgres), "parkedEvents": parked_events }))).into_response()
+    let readiness = if status == StatusCode::OK { "ready" } else { "unready" };
+    (status, axum::Json(json!({ "state": readiness, "nats": word(nats), "postgres": word(postgres), "parkedEvents": parked_events }))).into_response()
 }

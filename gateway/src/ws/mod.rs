@@ -74,7 +74,8 @@
 //! (`ws_max_sockets_per_user`), 4499 the user left the room (through REST; after
 //! HTTP 499, "client closed request": the user's own doing), 1008 too many
 //! messages of one kind (`ws_rate_limits`, see `limits.rs`), 1009 a message over
-//! `ws_max_message_bytes`, 1011 signaling unavailable.
+//! `ws_max_message_bytes`, 1011 signaling unavailable, 1012 the gateway is
+//! shutting down (reconnect).
 //!
 //! # Limits
 //!
@@ -118,6 +119,9 @@ pub const CLOSE_TOO_MANY_SOCKETS: u16 = 4429;
 pub const CLOSE_POLICY: u16 = 1008;
 /// RFC 6455 "message too big".
 pub const CLOSE_TOO_BIG: u16 = 1009;
+/// RFC 6455 "service restart": this gateway is shutting down; reconnect (a load
+/// balancer sends the new socket to another node).
+pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 
 /// Largest client message handled; a bigger one gets an `error` message. (The
 /// largest read at all, which closes the socket, is `ws_max_message_bytes`.)

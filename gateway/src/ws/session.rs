@@ -51,6 +51,8 @@ struct Admitted {
 }
 
 pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token: Option<String>) {
+    // Held to the end: a stopping gateway waits for its sockets to close.
+    let _open = state.shutdown.session();
     let (mut sink, mut stream) = socket.split();
     let admitted = match admit(&state, room, token, &mut stream).await {
         Ok(admitted) => admitted,
@@ -256,6 +258,10 @@ async fn read(
     loop {
         let frame = tokio::select! {
             _ = connection.cancel.cancelled() => return,
+            () = state.shutdown.stopped() => {
+                close(connection, CLOSE_SERVICE_RESTART, "the server is restarting; reconnect").await;
+                return drain(stream).await;
+            }
             _ = revoked.cancelled() => {
                 close(connection, CLOSE_UNAUTHORIZED, "this session has ended; log in again").await;
                 return drain(stream).await;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rapat_commands::EventStoreConfig;
-use rapat_gateway::{Application, Backends, GatewayConfig};
+use rapat_gateway::{Application, Backends, GatewayConfig, Shutdown};
 use rapat_projections::{ProjectionPositions, ProjectorConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -115,10 +115,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestA
     config.auth_rate_limit.burst = 1000;
     configure(&mut config);
     let metrics = Some(metrics_handle());
-    let backends = Backends { nats, event_store: event_store.clone(), db: db.clone(), positions, metrics };
+    let stop = Shutdown::new(shutdown.child_token());
+    let backends = Backends { nats, event_store: event_store.clone(), db: db.clone(), positions, metrics, shutdown: stop };
     let application = Application::build(config, backends).await.expect("gateway starts");
     let address = application.address();
-    tokio::spawn(application.run_until_stopped(shutdown.child_token()));
+    tokio::spawn(application.run_until_stopped());
 
     TestApp {
         address,
@@ -145,10 +146,11 @@ impl TestApp {
             db: self.db.clone(),
             positions,
             metrics: Some(metrics_handle()),
+            shutdown: Shutdown::new(self.shutdown.child_token()),
         };
         let application = Application::build(config, backends).await.expect("second gateway starts");
         let address = application.address();
-        tokio::spawn(application.run_until_stopped(self.shutdown.child_token()));
+        tokio::spawn(application.run_until_stopped());
         format!("http://{address}")
     }
 
