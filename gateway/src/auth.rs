@@ -105,15 +105,20 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
     if state.session_cache.is_fresh(claims.sid, user_id) {
         return Ok(user);
     }
-    match queries::sessions::by_id(&state.db, claims.sid).await? {
-        Some(session) if session.user_id != user_id => {
-            tracing::warn!(session = %claims.sid, token_user = %user_id, "a token names a session of another user");
+    check_session(state, claims.sid, user_id).await?;
+    state.session_cache.remember(claims.sid, user_id);
+    Ok(user)
+}
+
+/// Asks the sessions read model (never the cache) whether `session` is active and
+/// `user`'s.
+pub async fn check_session(state: &AppState, session: Uuid, user: UserId) -> Result<(), ApiError> {
+    match queries::sessions::by_id(&state.db, session).await? {
+        Some(row) if row.user_id != user => {
+            tracing::warn!(%session, token_user = %user, "a token names a session of another user");
             Err(ApiError::unauthorized("invalid_token", "this token does not belong to its session's user"))
         }
-        Some(session) if session.is_active(Utc::now()) => {
-            state.session_cache.remember(claims.sid, user_id);
-            Ok(user)
-        }
+        Some(row) if row.is_active(Utc::now()) => Ok(()),
         _ => Err(ApiError::unauthorized("token_revoked", "this token's session has ended; log in again")),
     }
 }

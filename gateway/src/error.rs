@@ -16,6 +16,9 @@ use rapat_domain::session::SessionError;
 use rapat_projections::queries::QueryError;
 use serde_json::json;
 
+/// The code of a wrong password (account or room), which the room-join throttle counts.
+pub const WRONG_PASSWORD: &str = "wrong_password";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -139,7 +142,7 @@ impl DomainRejection for RoomError {
             RoomError::NotFound => ApiError::not_found("room_not_found", message),
             RoomError::Ended => ApiError::conflict("room_ended", message),
             RoomError::NotHost => ApiError::forbidden("not_host", message),
-            RoomError::WrongPassword => ApiError::forbidden("wrong_password", message),
+            RoomError::WrongPassword => ApiError::forbidden(WRONG_PASSWORD, message),
             RoomError::Full => ApiError::conflict("room_full", message),
             RoomError::NotAParticipant => ApiError::not_found("not_a_participant", message),
             RoomError::CannotRemoveHost => ApiError::bad_request("cannot_remove_host", message),
@@ -156,7 +159,7 @@ impl DomainRejection for AccountError {
         match self {
             AccountError::AlreadyRegistered => ApiError::conflict("email_taken", message),
             AccountError::NotFound => ApiError::not_found("user_not_found", message),
-            AccountError::WrongPassword => ApiError::forbidden("wrong_password", message),
+            AccountError::WrongPassword => ApiError::forbidden(WRONG_PASSWORD, message),
             AccountError::Hashing(error) => error.clone().into(),
         }
     }

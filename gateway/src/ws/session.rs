@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use chrono::Utc;
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use rapat_domain::ids::RoomId;
@@ -24,7 +23,8 @@ use super::handle::{handle, reply_error};
 use super::limits::{MessageKind, SocketRates};
 use super::message::{Identity, SfuMessage, auth_token};
 use super::*;
-use crate::auth::{AuthUser, authenticate};
+use crate::auth::{AuthUser, authenticate, check_session};
+use crate::error::ApiError;
 use crate::presence::{SocketCaps, TooManySockets};
 use crate::state::AppState;
 
@@ -41,6 +41,14 @@ struct Refusal(u16, String);
 impl Refusal {
     fn new(code: u16, reason: impl Into<String>) -> Self {
         Self(code, reason.into())
+    }
+}
+
+/// A refused token or session: 4401, or 1011 when the check itself failed.
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        let code = if error.status.is_server_error() { CLOSE_UNAVAILABLE } else { CLOSE_UNAUTHORIZED };
+        Self(code, error.message)
     }
 }
 
@@ -68,7 +76,7 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
     // Watched from here on, the session is checked once more: a revocation stored
     // between the token check and now would otherwise go unseen by this socket.
     let session = state.session_cache.watch(admitted.auth.session_id, connection.id);
-    if let Err(Refusal(code, reason)) = session_still_active(&state, &admitted.auth).await {
+    if let Err(Refusal(code, reason)) = check_session(&state, admitted.auth.session_id, user).await.map_err(Refusal::from) {
         let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
         return;
     }
@@ -148,13 +156,7 @@ async fn admit(
             .await
             .ok_or_else(|| Refusal::new(CLOSE_UNAUTHORIZED, "a token is needed: ?token=, a subprotocol or an auth message"))?,
     };
-    let auth = authenticate(state, &token).await.map_err(|error| {
-        if error.status.is_server_error() {
-            Refusal::new(CLOSE_UNAVAILABLE, error.message)
-        } else {
-            Refusal::new(CLOSE_UNAUTHORIZED, error.message)
-        }
-    })?;
+    let auth = authenticate(state, &token).await.map_err(Refusal::from)?;
     let unavailable = |error: queries::QueryError| Refusal::new(CLOSE_UNAVAILABLE, format!("cannot read the room: {error}"));
     queries::rooms::by_id(&state.db, RoomId::from_uuid(room))
         .await
@@ -168,15 +170,6 @@ async fn admit(
     let username = display_name(me.first_name.as_deref(), me.last_name.as_deref());
     let identity = Identity { room, user: auth.user_id.as_uuid(), username };
     Ok(Admitted { auth, identity, participants })
-}
-
-/// The socket's session, read from the read model (not the cache).
-async fn session_still_active(state: &AppState, auth: &AuthUser) -> Result<(), Refusal> {
-    match queries::sessions::by_id(&state.db, auth.session_id).await {
-        Ok(Some(session)) if session.user_id == auth.user_id && session.is_active(Utc::now()) => Ok(()),
-        Ok(_) => Err(Refusal::new(CLOSE_UNAUTHORIZED, "this token's session has ended; log in again")),
-        Err(error) => Err(Refusal::new(CLOSE_UNAVAILABLE, format!("cannot read the session: {error}"))),
-    }
 }
 
 async fn first_message_token(stream: &mut SplitStream<WebSocket>) -> Option<String> {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::room_row;
 use super::views::{JoinedView, ParticipantView, RoomView};
 use crate::auth::AuthUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, WRONG_PASSWORD};
 use crate::extract::{ApiJson, ApiPath};
 use crate::response::{self, Data, Failure, Message};
 use crate::state::AppState;
@@ -80,9 +80,6 @@ pub async fn join_room(
     let participant = participant(&state, room_id, auth.user_id).await?;
     Ok(response::ok(JoinedView { room, participant }))
 }
-
-/// `RoomError::WrongPassword`'s code (`crate::error`).
-const WRONG_PASSWORD: &str = "wrong_password";
 
 /// 429 while this user, or everyone together, offered this room too many wrong
 /// passwords lately. Only offered passwords count: a join without one costs no
