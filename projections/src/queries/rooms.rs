@@ -111,18 +111,8 @@ pub async fn by_id(pool: &PgPool, id: RoomId) -> Result<Option<RoomRow>, QueryEr
     Ok(row)
 }
 
-/// Rooms not ended that `user` hosts or is in now, newest first.
-pub async fn active_for(pool: &PgPool, user: UserId) -> Result<Vec<RoomRow>, QueryError> {
-    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {ROOM_COLUMNS} FROM rooms r WHERE {ACTIVE_FOR_USER} ORDER BY r.created_at DESC, r.id"
-    )))
-    .bind(user.as_uuid())
-    .fetch_all(pool)
-    .await?;
-    Ok(rows)
-}
-
-/// One page (1-based) of `active_for`, and how many there are in all.
+/// One page (1-based) of the rooms not ended that `user` hosts or is in now,
+/// newest first, and how many there are in all.
 pub async fn active_page_for(pool: &PgPool, user: UserId, page: u32, limit: u32) -> Result<(Vec<RoomRow>, u64), QueryError> {
     page_of(pool, ACTIVE_FOR_USER, "r.created_at DESC, r.id", user, page, limit).await
 }
