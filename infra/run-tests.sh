@@ -17,6 +17,11 @@ cd "$repo_root"
 service_env=$(infra/services.sh --env)
 eval "$service_env"
 export NATS_URL DATABASE_URL
+# Fault tests start nats-servers of their own (rapat-testkit): use one that can
+# fsync before acknowledging, as production should, when one can be had.
+if [[ -z ${RAPAT_TEST_NATS_SERVER:-} ]] && nats_bin=$(infra/services.sh nats-bin); then
+  export RAPAT_TEST_NATS_SERVER=$nats_bin
+fi
 
 if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
   PATH=${CARGO_HOME:-$HOME/.cargo}/bin:$PATH
