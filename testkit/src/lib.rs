@@ -4,6 +4,8 @@
 //!   on free loopback ports with their own store directories, to kill -9,
 //!   restart, stop for a while or damage on disk. The machine's shared NATS is
 //!   never touched.
+//! - [`PostgresServer`]: a Postgres cluster of the test's own (initdb in a
+//!   temporary directory, a free port), to stop immediately and start again.
 //! - [`TcpProxy`]: a loopback TCP proxy that a test can cut (every connection
 //!   dropped, new ones refused) and restore, to take a backend away from one
 //!   process without stopping it for everyone.
@@ -13,9 +15,11 @@
 //! `nats-server` on the PATH, else `/usr/sbin/nats-server`.
 
 mod nats;
+mod postgres;
 mod proxy;
 
 pub use nats::{NatsCluster, NatsServer};
+pub use postgres::PostgresServer;
 pub use proxy::TcpProxy;
 
 /// A loopback port nobody listens on right now.

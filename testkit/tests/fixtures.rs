@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use rapat_testkit::{NatsServer, TcpProxy};
+use rapat_testkit::{NatsServer, PostgresServer, TcpProxy};
+use sqlx::Connection as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
@@ -60,4 +61,23 @@ async fn a_cut_proxy_drops_connections_and_a_restored_one_forwards_again() {
     again.write_all(b"pong").await.expect("write");
     again.read_exact(&mut echoed).await.expect("echo after restore");
     assert_eq!(&echoed, b"pong");
+}
+
+#[tokio::test]
+async fn a_postgres_stopped_immediately_starts_again_with_its_committed_rows() {
+    let mut postgres = PostgresServer::start().await;
+    let url = format!("{}/postgres", postgres.url());
+    let mut connection = sqlx::PgConnection::connect(&url).await.expect("the private Postgres answers");
+    sqlx::query("CREATE TABLE kept (n INT)").execute(&mut connection).await.expect("create");
+    sqlx::query("INSERT INTO kept SELECT generate_series(1, 10)").execute(&mut connection).await.expect("insert");
+
+    postgres.stop_immediate().await;
+    assert!(!postgres.is_running());
+    assert!(sqlx::query("SELECT 1").execute(&mut connection).await.is_err(), "the stopped server is gone");
+    assert!(sqlx::PgConnection::connect(&url).await.is_err(), "nobody listens while stopped");
+
+    postgres.restart().await;
+    let mut connection = sqlx::PgConnection::connect(&url).await.expect("the restarted Postgres answers");
+    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM kept").fetch_one(&mut connection).await.expect("count");
+    assert_eq!(count, 10, "every committed row survived the crash");
 }
