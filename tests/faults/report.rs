@@ -1,0 +1,133 @@
+//! The figures of one fault run, from the client's records and the stream.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+use std::time::Duration;
+
+use crate::http::{Outcome, Record};
+use crate::verify::Stream;
+
+#[derive(Debug, Default)]
+pub struct Figures {
+    pub sent: usize,
+    pub acknowledged: usize,
+    /// Acknowledged while the fault was on (writes went on during it).
+    pub acknowledged_during_fault: usize,
+    /// Acknowledged, yet not in the stream.
+    pub lost: usize,
+    /// Stored more than once.
+    pub applied_twice: usize,
+    /// Answered as failed (or never answered as applied), yet stored.
+    pub false_failures: usize,
+    /// Got an unknown outcome at least once (allowed: then stored once or not at all).
+    pub unknown: usize,
+    /// Still unknown when the client gave up retrying.
+    pub unsettled: usize,
+    pub longest_wait: Duration,
+    /// Acknowledged, not in the stream, answered inside the window whose writes
+    /// the injected disk loss removed by construction.
+    pub lost_to_disk_loss: usize,
+    /// Where the read models differ from the stream.
+    pub fork: Vec<String>,
+    /// A few of the bad records, for the failure message.
+    pub examples: Vec<String>,
+}
+
+impl Figures {
+    /// `fault` is when the fault was on; `disk_loss` the window of answers whose
+    /// events the injected disk loss may have removed.
+    pub fn of(records: &[Record], stream: &Stream, fault: Range<Duration>, disk_loss: Option<Range<Duration>>) -> Self {
+        let mut figures = Self { sent: records.len(), ..Self::default() };
+        for record in records {
+            let stored = stream.count(&record.key, record.kind.primary_event());
+            let outcome = record.outcome();
+            figures.longest_wait = figures.longest_wait.max(record.longest_wait());
+            figures.unknown += usize::from(record.had_unknown());
+            figures.unsettled += usize::from(outcome == Outcome::Unsettled);
+            let mut bad = None;
+            if outcome == Outcome::Acknowledged {
+                figures.acknowledged += 1;
+                figures.acknowledged_during_fault += usize::from(fault.contains(&record.answered_at()));
+                if stored == 0 {
+                    if disk_loss.as_ref().is_some_and(|window| window.contains(&record.answered_at())) {
+                        figures.lost_to_disk_loss += 1;
+                    } else {
+                        figures.lost += 1;
+                        bad = Some("lost");
+                    }
+                }
+            }
+            if stored > 1 {
+                figures.applied_twice += 1;
+                bad = Some("applied twice");
+            }
+            if outcome == Outcome::Failed && stored > 0 {
+                figures.false_failures += 1;
+                bad = Some("false failure");
+            }
+            if let Some(what) = bad
+                && figures.examples.len() < 12
+            {
+                figures.examples.push(describe(what, record, stored));
+            }
+        }
+        figures
+    }
+
+    pub fn failed(&self) -> bool {
+        self.lost + self.applied_twice + self.false_failures > 0 || !self.fork.is_empty()
+    }
+}
+
+fn describe(what: &str, record: &Record, stored: usize) -> String {
+    let answers: Vec<String> = record
+        .attempts
+        .iter()
+        .map(|attempt| format!("{} at {:.1}s after {:.1}s", attempt.answer.short(), attempt.sent_at.as_secs_f64(), attempt.took.as_secs_f64()))
+        .collect();
+    format!("{what}: {:?} key {} stored {stored}x; answers: {}", record.kind, record.key, answers.join("; "))
+}
+
+pub const HEADER: &str = "| fault | writes sent | acknowledged | acked during fault | lost | applied twice | false failures | unknown (unsettled) | longest wait | read models forked | lost to injected disk loss |\n\
+                          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
+
+/// One table row.
+pub fn row(fault: &str, figures: &Figures) -> String {
+    let disk = if fault.contains("tail") { figures.lost_to_disk_loss.to_string() } else { "-".into() };
+    format!(
+        "| {fault} | {} | {} | {} | {} | {} | {} | {} ({}) | {:.1} s | {} | {disk} |",
+        figures.sent,
+        figures.acknowledged,
+        figures.acknowledged_during_fault,
+        figures.lost,
+        figures.applied_twice,
+        figures.false_failures,
+        figures.unknown,
+        figures.unsettled,
+        figures.longest_wait.as_secs_f64(),
+        if figures.fork.is_empty() { "no".to_string() } else { format!("yes ({})", figures.fork.len()) },
+    )
+}
+
+/// The table for one fault, with what went wrong.
+pub fn table(fault: &str, figures: &Figures) -> String {
+    let mut text = format!("\n{HEADER}\n{}\n", row(fault, figures));
+    for example in &figures.examples {
+        let _ = writeln!(text, "  {example}");
+    }
+    for difference in &figures.fork {
+        let _ = writeln!(text, "  read models: {difference}");
+    }
+    text
+}
+
+/// Appends the row to `RAPAT_FAULTS_REPORT` when set, so that the script running
+/// the suite can print every fault's row in one table at the end.
+pub fn append_to_report(fault: &str, figures: &Figures) {
+    let Some(path) = std::env::var_os("RAPAT_FAULTS_REPORT").filter(|path| !path.is_empty()) else { return };
+    use std::io::Write as _;
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(path);
+    if let Ok(mut file) = file {
+        let _ = writeln!(file, "{}", row(fault, figures));
+    }
+}
