@@ -8,7 +8,10 @@
 # Without extra arguments the browser end-to-end test (infra/run-e2e.sh: real
 # headless Chromium against `rapat serve`) runs last; RAPAT_SKIP_E2E=1 skips it.
 # Before it, schemathesis checks the REST API against its OpenAPI document
-# (infra/run-schemathesis.sh); RAPAT_SKIP_SCHEMATHESIS=1 skips it.
+# (infra/run-schemathesis.sh); RAPAT_SKIP_SCHEMATHESIS=1 skips it. Before that,
+# the fault suite (tests/faults: NATS, Postgres and rapat killed under load, one
+# fault at a time, a few minutes) runs as a step of its own; RAPAT_SKIP_FAULTS=1
+# skips it.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -50,6 +53,26 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   rc=0
   cargo test --workspace --no-fail-fast "$@" || rc=$?
+fi
+
+if (($# == 0)) && [[ ${RAPAT_SKIP_FAULTS:-} != 1 ]]; then
+  # One fault at a time (each kills processes and loads the machine), output
+  # shown: every fault prints its table; all rows are printed together after.
+  faults_rc=0
+  RAPAT_FAULTS_REPORT=$(mktemp)
+  export RAPAT_FAULTS_REPORT
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run -p rapat --test faults --run-ignored only --no-capture --no-fail-fast -j 1 || faults_rc=$?
+  else
+    cargo test -p rapat --test faults -- --ignored --test-threads 1 --nocapture || faults_rc=$?
+  fi
+  echo "== fault suite (tests/faults)"
+  echo "| fault | writes sent | acknowledged | acked during fault | lost | applied twice | false failures | unknown (unsettled) | longest wait | read models forked | lost to injected disk loss |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  cat "$RAPAT_FAULTS_REPORT"
+  rm -f "$RAPAT_FAULTS_REPORT"
+  unset RAPAT_FAULTS_REPORT
+  ((rc != 0)) || rc=$faults_rc
 fi
 
 if (($# == 0)) && [[ ${RAPAT_SKIP_SCHEMATHESIS:-} != 1 ]]; then

@@ -198,7 +198,9 @@ impl Client {
                 }
             }
             Err(error) if error.is_connect() => Answer::NotSent { what: error.to_string() },
-            Err(error) => Answer::Unknown { what: if error.is_timeout() { "timed out".into() } else { error.to_string() } },
+            Err(error) => {
+                Answer::Unknown { what: if error.is_timeout() { "timed out".into() } else { error.to_string() } }
+            }
         };
         Attempt { sent_at: sent.duration_since(self.epoch), took: sent.elapsed(), answer }
     }

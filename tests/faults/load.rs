@@ -72,10 +72,15 @@ pub struct Running {
 impl Load {
     /// Registers and logs in the writing users (recorded like every other write).
     pub async fn prepare(base_url: String, epoch: Instant) -> Arc<Self> {
-        let load = Arc::new(Self { client: Client::new(base_url, epoch), state: Mutex::default(), records: Mutex::default() });
+        let load =
+            Arc::new(Self { client: Client::new(base_url, epoch), state: Mutex::default(), records: Mutex::default() });
         for user in 0..USERS {
             let member = load.register_and_login(&format!("writer{user}")).await;
-            load.state.lock().expect("state").members.push(member.expect("the writing users register before any fault"));
+            load.state
+                .lock()
+                .expect("state")
+                .members
+                .push(member.expect("the writing users register before any fault"));
         }
         load
     }
@@ -171,7 +176,12 @@ impl Load {
         };
         let Some(room) = pick(&own, rng) else { return false };
         let body = json!({ "description": format!("changed {}", uuid::Uuid::new_v4().simple()) });
-        let request = Request { method: Method::PUT, path: format!("/rooms/{room}"), token: Some(self.token(user)), body: Some(body) };
+        let request = Request {
+            method: Method::PUT,
+            path: format!("/rooms/{room}"),
+            token: Some(self.token(user)),
+            body: Some(body),
+        };
         self.record(self.client.write(Kind::UpdateRoom, &request).await);
         true
     }
@@ -185,7 +195,12 @@ impl Load {
             let Some(&room) = pick(&out, rng) else { return false };
             (room, state.rooms[room].0.clone())
         };
-        let request = Request { method: Method::POST, path: format!("/rooms/{id}/join"), token: Some(self.token(user)), body: None };
+        let request = Request {
+            method: Method::POST,
+            path: format!("/rooms/{id}/join"),
+            token: Some(self.token(user)),
+            body: None,
+        };
         let record = self.record(self.client.write(Kind::Join, &request).await);
         self.learn(|state| &mut state.stays, (room, user), &record, Known::Present);
         true
@@ -194,12 +209,18 @@ impl Load {
     async fn leave(&self, user: usize, rng: &mut StdRng) -> bool {
         let (room, id) = {
             let state = self.state.lock().expect("state");
-            let inside: Vec<usize> =
-                (0..state.rooms.len()).filter(|room| state.stays.get(&(*room, user)) == Some(&Known::Present)).collect();
+            let inside: Vec<usize> = (0..state.rooms.len())
+                .filter(|room| state.stays.get(&(*room, user)) == Some(&Known::Present))
+                .collect();
             let Some(&room) = pick(&inside, rng) else { return false };
             (room, state.rooms[room].0.clone())
         };
-        let request = Request { method: Method::POST, path: format!("/rooms/{id}/leave"), token: Some(self.token(user)), body: None };
+        let request = Request {
+            method: Method::POST,
+            path: format!("/rooms/{id}/leave"),
+            token: Some(self.token(user)),
+            body: None,
+        };
         let record = self.record(self.client.write(Kind::Leave, &request).await);
         self.learn(|state| &mut state.stays, (room, user), &record, Known::Absent);
         true
@@ -212,7 +233,9 @@ impl Load {
                 .stays
                 .iter()
                 .filter(|((room, target), known)| {
-                    **known == Known::Present && state.rooms[*room].1 == user && !state.muted.contains(&(*room, *target))
+                    **known == Known::Present
+                        && state.rooms[*room].1 == user
+                        && !state.muted.contains(&(*room, *target))
                 })
                 .map(|(stay, _)| *stay)
                 .collect();
@@ -238,7 +261,8 @@ impl Load {
             (other, state.members[other].id.clone())
         };
         let body = json!({ "contactId": other_id });
-        let record = self.record(self.client.write(Kind::AddContact, &post("/users/contacts", Some(self.token(user)), body)).await);
+        let record = self
+            .record(self.client.write(Kind::AddContact, &post("/users/contacts", Some(self.token(user)), body)).await);
         self.learn(|state| &mut state.contacts, (user, other), &record, Known::Present);
         true
     }
@@ -246,8 +270,9 @@ impl Load {
     async fn remove_contact(&self, user: usize, rng: &mut StdRng) -> bool {
         let (other, other_id) = {
             let state = self.state.lock().expect("state");
-            let present: Vec<usize> =
-                (0..state.members.len()).filter(|other| state.contacts.get(&(user, *other)) == Some(&Known::Present)).collect();
+            let present: Vec<usize> = (0..state.members.len())
+                .filter(|other| state.contacts.get(&(user, *other)) == Some(&Known::Present))
+                .collect();
             let Some(&other) = pick(&present, rng) else { return false };
             (other, state.members[other].id.clone())
         };
@@ -260,7 +285,12 @@ impl Load {
 
     async fn update_profile(&self, user: usize) {
         let body = json!({ "firstName": format!("Writer {}", uuid::Uuid::new_v4().simple()) });
-        let request = Request { method: Method::PUT, path: "/users/profile".into(), token: Some(self.token(user)), body: Some(body) };
+        let request = Request {
+            method: Method::PUT,
+            path: "/users/profile".into(),
+            token: Some(self.token(user)),
+            body: Some(body),
+        };
         self.record(self.client.write(Kind::UpdateProfile, &request).await);
     }
 
@@ -283,6 +313,14 @@ impl Load {
 }
 
 impl Running {
+    /// Forgets who is in which room and on whose contact list: after the server
+    /// lost data, what the driver learnt from acknowledged writes may be gone.
+    pub fn forget(&self) {
+        let mut state = self.load.state.lock().expect("state");
+        let State { stays, contacts, .. } = &mut *state;
+        stays.values_mut().chain(contacts.values_mut()).for_each(|known| *known = Known::InDoubt);
+    }
+
     /// Stops issuing writes, waits for those in flight (and their retries) to
     /// settle, and returns every record of the run.
     pub async fn stop(self) -> Vec<Record> {

@@ -21,6 +21,19 @@ pub struct Rapat {
 impl Rapat {
     /// Starts `rapat serve` with `env` added and waits until it answers `/healthz`.
     pub async fn start(nats_url: &str, database_url: &str, env: &[(&str, &str)], dir: &Path) -> Self {
+        match Self::try_start(nats_url, database_url, env, dir).await {
+            Ok(rapat) => rapat,
+            Err(failure) => panic!("{failure}"),
+        }
+    }
+
+    /// [`Rapat::start`], or why rapat did not come up.
+    pub async fn try_start(
+        nats_url: &str,
+        database_url: &str,
+        env: &[(&str, &str)],
+        dir: &Path,
+    ) -> Result<Self, String> {
         let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         // One secret across restarts: tokens issued before a kill still verify after.
         let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
@@ -34,8 +47,8 @@ impl Rapat {
             log: dir.join("rapat.log"),
         };
         rapat.spawn();
-        rapat.wait_healthy().await;
-        rapat
+        rapat.wait_healthy().await?;
+        Ok(rapat)
     }
 
     pub fn base_url(&self) -> String {
@@ -49,6 +62,7 @@ impl Rapat {
             .args(["serve", "--namespace", NAMESPACE, "--nats-url", &self.nats_url])
             .args(["--database-url", &self.database_url, "--http-addr", &format!("127.0.0.1:{}", self.port)])
             .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
             .env("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0")
             // The load comes from one address and creates many rooms: no limits in the way.
             .env("RAPAT_AUTH_RATE_BURST", "1000000")
@@ -75,10 +89,12 @@ impl Rapat {
     pub async fn restart(&mut self) {
         self.kill();
         self.spawn();
-        self.wait_healthy().await;
+        if let Err(failure) = self.wait_healthy().await {
+            panic!("{failure}");
+        }
     }
 
-    async fn wait_healthy(&mut self) {
+    async fn wait_healthy(&mut self) -> Result<(), String> {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("an HTTP client");
         let url = format!("{}/healthz", self.base_url());
         let deadline = Instant::now() + Duration::from_secs(90);
@@ -86,11 +102,15 @@ impl Rapat {
             if let Ok(response) = client.get(&url).send().await
                 && response.status().is_success()
             {
-                return;
+                return Ok(());
             }
-            let exited = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten());
-            assert!(exited.is_none(), "rapat exited ({exited:?}) while starting:\n{}", self.log_tail(40));
-            assert!(Instant::now() < deadline, "rapat did not answer /healthz within 90 s:\n{}", self.log_tail(40));
+            if let Some(exited) = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten()) {
+                self.child = None;
+                return Err(format!("rapat exited ({exited}) while starting:\n{}", self.log_tail(40)));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("rapat did not answer /healthz within 90 s:\n{}", self.log_tail(40)));
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 use std::time::Duration;
 
-use crate::http::{Outcome, Record};
+use crate::http::{Answer, Outcome, Record};
 use crate::verify::Stream;
 
 #[derive(Debug, Default)]
@@ -83,7 +83,14 @@ fn describe(what: &str, record: &Record, stored: usize) -> String {
     let answers: Vec<String> = record
         .attempts
         .iter()
-        .map(|attempt| format!("{} at {:.1}s after {:.1}s", attempt.answer.short(), attempt.sent_at.as_secs_f64(), attempt.took.as_secs_f64()))
+        .map(|attempt| {
+            format!(
+                "{} at {:.1}s after {:.1}s",
+                attempt.answer.short(),
+                attempt.sent_at.as_secs_f64(),
+                attempt.took.as_secs_f64()
+            )
+        })
         .collect();
     format!("{what}: {:?} key {} stored {stored}x; answers: {}", record.kind, record.key, answers.join("; "))
 }
@@ -119,6 +126,24 @@ pub fn table(fault: &str, figures: &Figures) -> String {
         let _ = writeln!(text, "  read models: {difference}");
     }
     text
+}
+
+/// How many final answers of each kind other than success, e.g.
+/// `503 service_unavailable ×12, not sent ×3`.
+pub fn failure_answers(records: &[Record]) -> String {
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for record in records {
+        match record.attempts.last().map(|attempt| &attempt.answer) {
+            Some(Answer::Success { .. }) | None => {}
+            Some(Answer::Refused { status, code }) => *counts.entry(format!("{status} {code}")).or_default() += 1,
+            Some(Answer::Unknown { .. }) => *counts.entry("unknown".into()).or_default() += 1,
+            Some(Answer::NotSent { .. }) => *counts.entry("not sent".into()).or_default() += 1,
+        }
+    }
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts.iter().map(|(answer, count)| format!("{answer} ×{count}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Appends the row to `RAPAT_FAULTS_REPORT` when set, so that the script running

@@ -19,6 +19,7 @@ pub struct Run {
     load: Option<Running>,
     fault: Option<Range<Duration>>,
     disk_loss: Option<Range<Duration>>,
+    writes_during_fault: bool,
 }
 
 impl Run {
@@ -37,7 +38,7 @@ impl Run {
         let load = Load::prepare(stack.rapat.base_url(), epoch).await;
         let running = load.start();
         tokio::time::sleep(WARM_UP).await;
-        Self { stack, epoch, load: Some(running), fault: None, disk_loss: None }
+        Self { stack, epoch, load: Some(running), fault: None, disk_loss: None, writes_during_fault: false }
     }
 
     /// Time since the run began (the records' clock).
@@ -58,10 +59,20 @@ impl Run {
         self.fault = Some(began..now);
     }
 
-    /// Acknowledged writes answered in `window` may be missing from the stream
-    /// because the fault removed them from disk on purpose.
-    pub fn disk_loss(&mut self, window: Range<Duration>) {
-        self.disk_loss = Some(window);
+    /// The run also fails when no write was acknowledged while the fault was on.
+    pub fn require_writes_during_fault(&mut self) {
+        self.writes_during_fault = true;
+    }
+
+    /// Acknowledged writes answered from `since` to the fault's end may be
+    /// missing from the stream because the fault removed them from disk on
+    /// purpose; the load forgets what it learnt from them.
+    pub fn disk_loss_since(&mut self, since: Duration) {
+        let end = self.fault.as_ref().map_or_else(|| self.now(), |fault| fault.end);
+        self.disk_loss = Some(since..end);
+        if let Some(load) = &self.load {
+            load.forget();
+        }
     }
 
     /// Keeps the load on for a while after the fault, stops it, and proves what
@@ -76,20 +87,30 @@ impl Run {
         let window = self.fault.clone().expect("the fault's test marks when it began and ended");
         let mut figures = Figures::of(&records, &stream, window.clone(), self.disk_loss.clone());
         figures.fork = verify::read_model_differences(&self.stack, &stream).await;
-        let after = records
-            .iter()
-            .filter(|record| record.attempts[0].sent_at > window.end && record.data().is_some())
-            .count();
-        let text = format!(
-            "{}  fault on from {:.1} s to {:.1} s; {after} writes sent after it acknowledged; {} events in the stream\n",
+        let after =
+            records.iter().filter(|record| record.attempts[0].sent_at > window.end && record.data().is_some()).count();
+        println!(
+            "{}  fault on from {:.1} s to {:.1} s; {after} writes sent after it acknowledged; {} events in the stream\n  \
+             answers other than success: {}\n",
             report::table(fault, &figures),
             window.start.as_secs_f64(),
             window.end.as_secs_f64(),
             stream.events.len(),
+            report::failure_answers(&records),
         );
-        println!("{text}");
         report::append_to_report(fault, &figures);
-        assert!(!figures.failed(), "{fault}: the run broke a durability promise{text}\nrapat's log ends:\n{}", self.stack.rapat.log_tail(30));
+        assert!(
+            !self.writes_during_fault || figures.acknowledged_during_fault > 0,
+            "{fault}: no write was acknowledged while the fault was on (table above)"
+        );
+        assert!(
+            !figures.failed(),
+            "{fault}: lost {}, applied twice {}, false failures {}, read models forked: {} (table above)\nrapat's log ends:\n{}",
+            figures.lost,
+            figures.applied_twice,
+            figures.false_failures,
+            !figures.fork.is_empty(),
+            self.stack.rapat.log_tail(30)
+        );
     }
-
 }

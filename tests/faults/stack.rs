@@ -59,18 +59,35 @@ impl Stack {
         Self::around(Nats::Single(nats), &[]).await
     }
 
-    /// A three-node NATS cluster and a stream with three replicas.
+    /// A three-node NATS cluster and a stream with three replicas. rapat gets
+    /// every node's URL; a rapat that cannot take a list gets the first node's,
+    /// and finds the others as NATS clients do, from the server's INFO.
     pub async fn cluster() -> Self {
         let cluster = NatsCluster::start(3).await;
-        Self::around(Nats::Cluster(cluster), &[("RAPAT_STREAM_REPLICAS", "3")]).await
+        let first_node = cluster.nodes[0].url();
+        let nats = Nats::Cluster(cluster);
+        let env = [("RAPAT_STREAM_REPLICAS", "3")];
+        let (dir, postgres) = Self::scratch_and_postgres().await;
+        let rapat = match Rapat::try_start(&nats.url(), &database_url(&postgres), &env, &dir).await {
+            Ok(rapat) => rapat,
+            Err(failure) => {
+                println!("rapat did not start with the node list; using {first_node}: {failure}");
+                Rapat::start(&first_node, &database_url(&postgres), &env, &dir).await
+            }
+        };
+        Self { rapat, nats, postgres, dir }
     }
 
     async fn around(nats: Nats, env: &[(&str, &str)]) -> Self {
-        let dir = std::env::temp_dir().join(format!("rapat-faults-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("the run's directory can be created");
-        let postgres = PostgresServer::start().await;
+        let (dir, postgres) = Self::scratch_and_postgres().await;
         let rapat = Rapat::start(&nats.url(), &database_url(&postgres), env, &dir).await;
         Self { rapat, nats, postgres, dir }
+    }
+
+    async fn scratch_and_postgres() -> (PathBuf, PostgresServer) {
+        let dir = std::env::temp_dir().join(format!("rapat-faults-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("the run's directory can be created");
+        (dir, PostgresServer::start().await)
     }
 
     pub fn database_url(&self) -> String {

@@ -27,12 +27,11 @@ async fn stream_tail_loss() {
 
     run.fault_begins();
     run.stack.nats.server().kill();
-    let killed_at = run.now();
     std::fs::remove_dir_all(&store).expect("the killed server's store can be removed");
     std::fs::rename(&copy, &store).expect("the earlier copy takes the store's place");
     run.stack.nats.server().restart().await;
     run.fault_ends();
-    run.disk_loss(copied_at..killed_at);
+    run.disk_loss_since(copied_at);
     run.finish("stream tail loss").await;
 }
 

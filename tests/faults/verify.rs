@@ -53,7 +53,8 @@ impl Stream {
         let mut by_request = HashMap::new();
         for event in &events {
             if let Some(id) = &event.correlation_id {
-                *by_request.entry((id.clone(), event.aggregate_type.clone(), event.event_type.clone())).or_default() += 1;
+                *by_request.entry((id.clone(), event.aggregate_type.clone(), event.event_type.clone())).or_default() +=
+                    1;
             }
         }
         Self { events, by_request }
@@ -61,7 +62,10 @@ impl Stream {
 
     /// Events of `event` stored for the request whose id (and key) is `key`.
     pub fn count(&self, key: &str, (aggregate_type, event_type): (&str, &str)) -> usize {
-        self.by_request.get(&(key.to_string(), aggregate_type.to_string(), event_type.to_string())).copied().unwrap_or(0)
+        self.by_request
+            .get(&(key.to_string(), aggregate_type.to_string(), event_type.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     fn last_sequence(&self, aggregate_type: Option<&str>) -> i64 {
@@ -131,10 +135,30 @@ pub async fn read_model_differences(stack: &Stack, stream: &Stream) -> Vec<Strin
         differences.push(format!("{parked} parked events"));
     }
     let stream_events: BTreeSet<String> = stream.events.iter().map(|event| event.event_id.to_string()).collect();
-    compare(&mut differences, "audit events", &stream_events, &strings(&mut db, "SELECT event_id::text FROM audit_events").await);
-    compare(&mut differences, "users", &stream.ids_of("AccountRegistered"), &strings(&mut db, "SELECT id::text FROM users").await);
-    compare(&mut differences, "sessions", &stream.ids_of("SessionStarted"), &strings(&mut db, "SELECT id::text FROM sessions").await);
-    compare(&mut differences, "rooms", &stream.ids_of("RoomCreated"), &strings(&mut db, "SELECT id::text FROM rooms").await);
+    compare(
+        &mut differences,
+        "audit events",
+        &stream_events,
+        &strings(&mut db, "SELECT event_id::text FROM audit_events").await,
+    );
+    compare(
+        &mut differences,
+        "users",
+        &stream.ids_of("AccountRegistered"),
+        &strings(&mut db, "SELECT id::text FROM users").await,
+    );
+    compare(
+        &mut differences,
+        "sessions",
+        &stream.ids_of("SessionStarted"),
+        &strings(&mut db, "SELECT id::text FROM sessions").await,
+    );
+    compare(
+        &mut differences,
+        "rooms",
+        &stream.ids_of("RoomCreated"),
+        &strings(&mut db, "SELECT id::text FROM rooms").await,
+    );
     let stays = pairs(&mut db, "SELECT room_id::text, user_id::text FROM participants WHERE left_at IS NULL").await;
     compare(&mut differences, "open stays", &stream.open_stays(), &stays);
     let contacts = pairs(&mut db, "SELECT owner_id::text, contact_id::text FROM contacts").await;
@@ -178,11 +202,20 @@ async fn checkpoints_caught_up(db: &mut PgConnection, stream: &Stream) -> Vec<St
     }
 }
 
-fn compare<T: Ord + std::fmt::Debug>(differences: &mut Vec<String>, what: &str, stream: &BTreeSet<T>, read_model: &BTreeSet<T>) {
+fn compare<T: Ord + std::fmt::Debug>(
+    differences: &mut Vec<String>,
+    what: &str,
+    stream: &BTreeSet<T>,
+    read_model: &BTreeSet<T>,
+) {
     let missing: Vec<&T> = stream.difference(read_model).collect();
     let extra: Vec<&T> = read_model.difference(stream).collect();
     if !missing.is_empty() {
-        differences.push(format!("{} {what} in the stream but not the read model, e.g. {:?}", missing.len(), missing[0]));
+        differences.push(format!(
+            "{} {what} in the stream but not the read model, e.g. {:?}",
+            missing.len(),
+            missing[0]
+        ));
     }
     if !extra.is_empty() {
         differences.push(format!("{} {what} in the read model but not the stream, e.g. {:?}", extra.len(), extra[0]));
@@ -194,12 +227,14 @@ async fn scalar(db: &mut PgConnection, sql: &'static str) -> i64 {
 }
 
 async fn strings(db: &mut PgConnection, sql: &'static str) -> BTreeSet<String> {
-    let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(db).await.unwrap_or_else(|error| panic!("{sql}: {error}"));
+    let rows: Vec<String> =
+        sqlx::query_scalar(sql).fetch_all(db).await.unwrap_or_else(|error| panic!("{sql}: {error}"));
     rows.into_iter().collect()
 }
 
 async fn pairs(db: &mut PgConnection, sql: &'static str) -> BTreeSet<(String, String)> {
-    let rows: Vec<(String, String)> = sqlx::query_as(sql).fetch_all(db).await.unwrap_or_else(|error| panic!("{sql}: {error}"));
+    let rows: Vec<(String, String)> =
+        sqlx::query_as(sql).fetch_all(db).await.unwrap_or_else(|error| panic!("{sql}: {error}"));
     rows.into_iter().collect()
 }
 
@@ -209,7 +244,7 @@ pub async fn wait_for_stream(stack: &Stack) {
     let stream_name = format!("{}_EVENTS", NAMESPACE.to_uppercase());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(client) = async_nats::connect(stack.nats.url()).await {
+        if let Ok(client) = connect(&stack.nats.url()).await {
             let jetstream = async_nats::jetstream::new(client);
             if let Ok(mut stream) = jetstream.get_stream(&stream_name).await
                 && stream.info().await.is_ok()
@@ -220,4 +255,12 @@ pub async fn wait_for_stream(stack: &Stack) {
         assert!(Instant::now() < deadline, "the event stream does not answer 60 s after the fault");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Connects to `url`, a comma-separated list of server URLs (async-nats takes a
+/// list as a `Vec`, not as one string).
+pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    let servers: Vec<async_nats::ServerAddr> =
+        url.split(',').map(|server| server.parse().expect("the test's NATS URLs parse")).collect();
+    async_nats::connect(servers).await
 }
