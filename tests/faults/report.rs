@@ -156,3 +156,89 @@ pub fn append_to_report(fault: &str, figures: &Figures) {
         let _ = writeln!(file, "{}", row(fault, figures));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::Figures;
+    use crate::http::{Answer, Attempt, Kind, Record};
+    use crate::verify::{Event, Stream};
+
+    fn record(key: &str, kind: Kind, answers: Vec<Answer>) -> Record {
+        let attempts = answers
+            .into_iter()
+            .enumerate()
+            .map(|(n, answer)| Attempt {
+                sent_at: Duration::from_secs(n as u64 + 1),
+                took: Duration::from_millis(200),
+                answer,
+            })
+            .collect();
+        Record { key: key.into(), kind, attempts }
+    }
+
+    fn event(key: &str, event_type: &str, sequence: u64) -> Event {
+        Event {
+            stream_sequence: sequence,
+            event_id: uuid::Uuid::new_v4(),
+            aggregate_type: "room".into(),
+            aggregate_id: "r1".into(),
+            event_type: event_type.into(),
+            correlation_id: Some(key.into()),
+            payload: Value::Null,
+        }
+    }
+
+    fn ok() -> Answer {
+        Answer::Success { status: 200, data: json!({}) }
+    }
+
+    fn unavailable() -> Answer {
+        Answer::Refused { status: 503, code: "unavailable".into() }
+    }
+
+    fn unknown() -> Answer {
+        Answer::Unknown { what: "reset".into() }
+    }
+
+    #[test]
+    fn figures_count_each_broken_promise_once() {
+        let records = vec![
+            record("kept", Kind::Join, vec![ok()]),
+            record("lost", Kind::Join, vec![ok()]),
+            record("twice", Kind::Leave, vec![unknown(), ok()]),
+            record("false", Kind::Mute, vec![unavailable()]),
+            record("refused", Kind::Mute, vec![unavailable()]),
+            record("open", Kind::UpdateRoom, vec![unknown(), unknown()]),
+        ];
+        let stream = Stream::of(vec![
+            event("kept", "ParticipantJoined", 1),
+            event("twice", "ParticipantLeft", 2),
+            event("twice", "ParticipantLeft", 3),
+            event("false", "ParticipantMutedByHost", 4),
+            // Another event type of the same request does not count as the write.
+            event("lost", "ParticipantMutedByHost", 5),
+        ]);
+        let figures = Figures::of(&records, &stream, Duration::ZERO..Duration::from_secs(1), None);
+        assert_eq!(figures.sent, 6);
+        assert_eq!(figures.acknowledged, 3);
+        assert_eq!(figures.lost, 1);
+        assert_eq!(figures.applied_twice, 1);
+        assert_eq!(figures.false_failures, 1);
+        assert_eq!((figures.unknown, figures.unsettled), (2, 1));
+        assert!(figures.failed());
+    }
+
+    #[test]
+    fn an_acknowledged_write_answered_in_the_disk_loss_window_is_counted_apart() {
+        let records = vec![record("gone", Kind::Join, vec![ok()])];
+        let stream = Stream::of(Vec::new());
+        let window = Some(Duration::from_millis(500)..Duration::from_secs(2));
+        let figures = Figures::of(&records, &stream, Duration::ZERO..Duration::from_secs(1), window);
+        assert_eq!((figures.lost, figures.lost_to_disk_loss), (0, 1));
+        assert!(!figures.failed());
+    }
+}

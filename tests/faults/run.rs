@@ -64,15 +64,21 @@ impl Run {
         self.writes_during_fault = true;
     }
 
+    /// The load forgets who is in which room and on whose contact list (see
+    /// [`Running::forget`]).
+    pub fn forget(&self) {
+        if let Some(load) = &self.load {
+            load.forget();
+        }
+    }
+
     /// Acknowledged writes answered from `since` to the fault's end may be
     /// missing from the stream because the fault removed them from disk on
     /// purpose; the load forgets what it learnt from them.
     pub fn disk_loss_since(&mut self, since: Duration) {
         let end = self.fault.as_ref().map_or_else(|| self.now(), |fault| fault.end);
         self.disk_loss = Some(since..end);
-        if let Some(load) = &self.load {
-            load.forget();
-        }
+        self.forget();
     }
 
     /// Keeps the load on for a while after the fault, stops it, and proves what

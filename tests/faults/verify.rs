@@ -50,6 +50,10 @@ impl Stream {
         let text = std::fs::read_to_string(file).expect("the export can be read");
         let events: Vec<Event> =
             text.lines().map(|line| serde_json::from_str(line).expect("an exported line is an event")).collect();
+        Self::of(events)
+    }
+
+    pub fn of(events: Vec<Event>) -> Self {
         let mut by_request = HashMap::new();
         for event in &events {
             if let Some(id) = &event.correlation_id {
