@@ -94,6 +94,8 @@ pub enum Outcome {
 pub struct Record {
     pub key: String,
     pub kind: Kind,
+    /// `METHOD /path`: with the ids the write was about.
+    pub target: String,
     pub attempts: Vec<Attempt>,
 }
 
@@ -173,7 +175,7 @@ impl Client {
             tokio::time::sleep(RETRY_PAUSE).await;
             attempts.push(self.send(&key, request).await);
         }
-        Record { key, kind, attempts }
+        Record { key, kind, target: format!("{} {}", request.method, request.path), attempts }
     }
 
     async fn send(&self, key: &str, request: &Request) -> Attempt {

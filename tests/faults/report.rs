@@ -11,7 +11,8 @@ use crate::verify::Stream;
 pub struct Figures {
     pub sent: usize,
     pub acknowledged: usize,
-    /// Acknowledged while the fault was on (writes went on during it).
+    /// Sent after the fault began and acknowledged before it ended: writes went
+    /// on during it.
     pub acknowledged_during_fault: usize,
     /// Acknowledged, yet not in the stream.
     pub lost: usize,
@@ -47,7 +48,9 @@ impl Figures {
             let mut bad = None;
             if outcome == Outcome::Acknowledged {
                 figures.acknowledged += 1;
-                figures.acknowledged_during_fault += usize::from(fault.contains(&record.answered_at()));
+                let sent = record.attempts.first().map_or(Duration::ZERO, |attempt| attempt.sent_at);
+                figures.acknowledged_during_fault +=
+                    usize::from(sent >= fault.start && record.answered_at() <= fault.end);
                 if stored == 0 {
                     if disk_loss.as_ref().is_some_and(|window| window.contains(&record.answered_at())) {
                         figures.lost_to_disk_loss += 1;
@@ -92,7 +95,13 @@ fn describe(what: &str, record: &Record, stored: usize) -> String {
             )
         })
         .collect();
-    format!("{what}: {:?} key {} stored {stored}x; answers: {}", record.kind, record.key, answers.join("; "))
+    format!(
+        "{what}: {:?} {} key {} stored {stored}x; answers: {}",
+        record.kind,
+        record.target,
+        record.key,
+        answers.join("; ")
+    )
 }
 
 pub const HEADER: &str = "| fault | writes sent | acknowledged | acked during fault | lost | applied twice | false failures | unknown (unsettled) | longest wait | read models forked | lost to injected disk loss |\n\
@@ -177,7 +186,7 @@ mod tests {
                 answer,
             })
             .collect();
-        Record { key: key.into(), kind, attempts }
+        Record { key: key.into(), kind, target: format!("{kind:?}"), attempts }
     }
 
     fn event(key: &str, event_type: &str, sequence: u64) -> Event {
