@@ -62,7 +62,8 @@ if (($# == 0)) && [[ ${RAPAT_SKIP_FAULTS:-} != 1 ]]; then
   RAPAT_FAULTS_REPORT=$(mktemp)
   export RAPAT_FAULTS_REPORT
   if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run -p rapat --test faults --run-ignored only --no-capture --no-fail-fast -j 1 || faults_rc=$?
+    # --no-capture also runs the tests one at a time.
+    cargo nextest run -p rapat --test faults --run-ignored only --no-capture --no-fail-fast || faults_rc=$?
   else
     cargo test -p rapat --test faults -- --ignored --test-threads 1 --nocapture || faults_rc=$?
   fi
