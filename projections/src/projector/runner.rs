@@ -353,12 +353,12 @@ async fn apply_batch_as(
     batch: &[Message],
     isolation: Isolation,
 ) -> Result<Batch, ProjectorError> {
+    // The commit waits for its WAL flush (the database's `synchronous_commit`, `on`
+    // by default): a writer is answered once this commit is visible, and a read model
+    // that a Postgres crash rolled back would show that writer its write gone until
+    // the replay repairs it. Skipping the flush saved about 2 ms of a 10 ms
+    // read-your-writes wait (README, "Read side").
     let mut tx = pool.begin().await?;
-    // Read models can always be rebuilt from the stream, and the checkpoint commits
-    // with them: if Postgres crashes before this commit reaches disk, both are lost
-    // together and the batch is applied again. So the commit need not wait for the
-    // WAL flush, which is most of a small batch's latency.
-    sqlx::query("SET LOCAL synchronous_commit TO OFF").execute(&mut *tx).await?;
     let mut last = lock_for_batch(&mut tx, projection).await?;
     // The message that moves the checkpoint: its mark is recorded with it.
     let mut last_message = None;
