@@ -33,7 +33,9 @@ pub(crate) async fn recover_from_mismatch(
              instead of skipping new events as applied"
         );
     } else {
-        tracing::warn!(%projection, mismatch = why, "rebuilding the read model from the stream after a stream mismatch");
+        // Found before: by a process that died, or by this one before a failed try
+        // (whose error the caller logs).
+        tracing::debug!(%projection, mismatch = why, "rebuilding the read model from the stream after a stream mismatch");
     }
     let report = rebuild(pool, jetstream, config, projection, |_| {}).await.map_err(|error| match error {
         RebuildError::Database(error) => ProjectorError::Database(error),
