@@ -71,6 +71,8 @@ pub async fn run_projection(
                 }
             }
             Ok(None) => {
+                // The database answers; a standby has nothing else to wait for.
+                outage.ended();
                 if !standing_by {
                     tracing::info!(%projection, "another instance is active; standing by");
                     standing_by = true;
@@ -508,7 +510,7 @@ impl Outage {
 
     fn ended(&mut self) {
         if let Some(since) = self.since.take() {
-            tracing::info!(projection = %self.projection, after = ?since.elapsed(), "projecting again after an outage");
+            tracing::info!(projection = %self.projection, after = ?since.elapsed(), "read database and NATS reachable again after an outage");
         }
     }
 }
