@@ -60,12 +60,21 @@ async fn a_checkpoint_marked_mismatched_or_moved_back_releases_no_wait_early() {
     let set = async |sql: &'static str| {
         sqlx::query(sql).execute(&env.pool).await.expect("updates the checkpoint");
     };
+    // The follower applies a change a moment after it is committed.
+    let seen = async |expected: Option<u64>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while positions.current().get(Projection::Rooms) != expected {
+            assert!(std::time::Instant::now() < deadline, "the positions never showed {expected:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
     set("INSERT INTO projection_checkpoints (projection, last_sequence) VALUES ('rooms', 270)").await;
     positions.wait_for(&[Projection::Rooms], 270, Duration::from_secs(10)).await.expect("at 270");
 
     // The projector found the stream ends before 270 (notified as it does).
     set("UPDATE projection_checkpoints SET stream_mismatch = 'lost tail' WHERE projection = 'rooms'").await;
     set("SELECT pg_notify('rapat_checkpoints', 'rooms:mismatch')").await;
+    seen(None).await;
     let waited = positions.wait_for(&[Projection::Rooms], 250, Duration::from_millis(500)).await;
     assert!(waited.is_err(), "a wait for 250 was released by the stale 270");
     assert_eq!(positions.current().get(Projection::Rooms), None);
@@ -74,6 +83,7 @@ async fn a_checkpoint_marked_mismatched_or_moved_back_releases_no_wait_early() {
     set("UPDATE projection_checkpoints SET last_sequence = 245, stream_mismatch = NULL WHERE projection = 'rooms'")
         .await;
     set("SELECT pg_notify('rapat_checkpoints', 'rooms:245')").await;
+    seen(Some(245)).await;
     let waited = positions.wait_for(&[Projection::Rooms], 250, Duration::from_millis(500)).await;
     assert!(waited.is_err(), "a wait for 250 was released at 245");
     assert_eq!(positions.current().get(Projection::Rooms), Some(245));
