@@ -5,6 +5,13 @@
 //! [`ProjectionPositions`] keeps the latest positions in a `watch`, reloading them
 //! all from `projection_checkpoints` when it (re)connects and every 100 ms, since a
 //! notification sent while the listener was reconnecting is lost for good.
+//!
+//! A position can go backwards: a projection whose stream lost its tail has a
+//! checkpoint past messages that will be written again with the same sequences,
+//! and its rebuild leaves the checkpoint lower. While a projection's checkpoint is
+//! marked with a stream mismatch its position is unknown (`None`), so a wait for a
+//! new event's sequence is not released by the stale, higher checkpoint; after the
+//! rebuild the position is whatever the rebuilt checkpoint says.
 
 use std::time::Duration;
 
@@ -12,10 +19,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::{mpsc, watch};
 
-use crate::projector::{CHECKPOINT_CHANNEL, Projection};
+use crate::projector::{CHECKPOINT_CHANNEL, MISMATCH, Projection};
 use crate::sql::to_u64;
 
-/// The last known position of every projection; `None` until first loaded.
+/// The last known position of every projection; `None` until first loaded, and
+/// while the projection's checkpoint has a stream mismatch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Positions([Option<u64>; Projection::ALL.len()]);
 
@@ -146,8 +154,8 @@ async fn follow(pool: PgPool, sender: watch::Sender<Positions>, mut heard: mpsc:
                 Some(Heard::Notification(payload)) => match parse(&payload) {
                     Some((projection, sequence)) => {
                         sender.send_if_modified(|positions| {
-                            let changed = positions.0[projection.index()] != Some(sequence);
-                            positions.0[projection.index()] = Some(sequence);
+                            let changed = positions.0[projection.index()] != sequence;
+                            positions.0[projection.index()] = sequence;
                             changed
                         });
                     }
@@ -162,8 +170,9 @@ async fn follow(pool: PgPool, sender: watch::Sender<Positions>, mut heard: mpsc:
 }
 
 async fn reload(pool: &PgPool, sender: &watch::Sender<Positions>) {
-    let rows: Vec<(String, i64)> =
-        match sqlx::query_as("SELECT projection, last_sequence FROM projection_checkpoints").fetch_all(pool).await {
+    let select = "SELECT projection, last_sequence, stream_mismatch IS NOT NULL FROM projection_checkpoints";
+    let rows: Vec<(String, i64, bool)> =
+        match sqlx::query_as(select).fetch_all(pool).await {
             Ok(rows) => rows,
             Err(error) => {
                 tracing::debug!(%error, "cannot load checkpoints");
@@ -171,14 +180,18 @@ async fn reload(pool: &PgPool, sender: &watch::Sender<Positions>) {
             }
         };
     let mut loaded = Positions::default();
-    for (name, sequence) in rows {
+    let mut rows_seen = [false; Projection::ALL.len()];
+    for (name, sequence, mismatch) in rows {
         if let Some(projection) = Projection::parse(&name) {
-            loaded.0[projection.index()] = Some(to_u64(sequence));
+            rows_seen[projection.index()] = true;
+            loaded.0[projection.index()] = (!mismatch).then_some(to_u64(sequence));
         }
     }
     // A projection without a row has applied nothing yet.
     for projection in Projection::ALL {
-        loaded.0[projection.index()].get_or_insert(0);
+        if !rows_seen[projection.index()] {
+            loaded.0[projection.index()] = Some(0);
+        }
     }
     sender.send_if_modified(|positions| {
         let changed = *positions != loaded;
@@ -187,9 +200,14 @@ async fn reload(pool: &PgPool, sender: &watch::Sender<Positions>) {
     });
 }
 
-fn parse(payload: &str) -> Option<(Projection, u64)> {
+/// `<projection>:<seq>`, or `<projection>:mismatch` (position unknown: `None`).
+fn parse(payload: &str) -> Option<(Projection, Option<u64>)> {
     let (name, sequence) = payload.split_once(':')?;
-    Some((Projection::parse(name)?, sequence.parse().ok()?))
+    let projection = Projection::parse(name)?;
+    if sequence == MISMATCH {
+        return Some((projection, None));
+    }
+    Some((projection, Some(sequence.parse().ok()?)))
 }
 
 #[cfg(test)]
@@ -198,8 +216,9 @@ mod tests {
 
     #[test]
     fn notifications_parse() {
-        assert_eq!(parse("rooms:42"), Some((Projection::Rooms, 42)));
-        assert_eq!(parse("audit:0"), Some((Projection::Audit, 0)));
+        assert_eq!(parse("rooms:42"), Some((Projection::Rooms, Some(42))));
+        assert_eq!(parse("audit:0"), Some((Projection::Audit, Some(0))));
+        assert_eq!(parse("rooms:mismatch"), Some((Projection::Rooms, None)));
         assert_eq!(parse("rooms"), None);
         assert_eq!(parse("nope:1"), None);
         assert_eq!(parse("rooms:-1"), None);

@@ -24,6 +24,11 @@ pub async fn healthz() -> Response {
 /// the `rapat_projection_parked_total` metric, an error log line when parking, and
 /// this detail.
 ///
+/// A projection whose read model has applied events the stream lost (see
+/// `projections/src/projector/stream_check.rs`) makes the process unready until its
+/// rebuild is in place: its reads would contradict the stream. Named in
+/// `streamMismatch`.
+///
 /// A draining process (shutting down, see `shutdown.rs`) is unready whatever its
 /// backends say: `{"state": "draining"}`, so that load balancers stop sending.
 pub async fn readyz(State(state): State<AppState>) -> Response {
@@ -32,10 +37,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
     let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
     let parked = queries::parked::counts(&state.db).await;
+    let mismatched = queries::checkpoints::stream_mismatches(&state.db).await;
     let postgres = parked.is_ok();
-    let status = if nats && postgres { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let consistent = mismatched.as_ref().is_ok_and(Vec::is_empty);
+    let status = if nats && postgres && consistent { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let word = |up: bool| if up { "up" } else { "down" };
     let parked_events = parked.map(|counts| json!(counts)).unwrap_or(serde_json::Value::Null);
     let readiness = if status == StatusCode::OK { "ready" } else { "unready" };
-    (status, axum::Json(json!({ "state": readiness, "nats": word(nats), "postgres": word(postgres), "parkedEvents": parked_events }))).into_response()
+    let stream_mismatch = mismatched.map(|names| json!(names)).unwrap_or(serde_json::Value::Null);
+    (status, axum::Json(json!({ "state": readiness, "nats": word(nats), "postgres": word(postgres), "parkedEvents": parked_events, "streamMismatch": stream_mismatch }))).into_response()
 }

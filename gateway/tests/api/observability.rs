@@ -70,3 +70,41 @@ async fn a_parked_event_is_counted_and_reported_by_readyz() {
         assert!(text.lines().any(|l| l.starts_with(&line)), "{line} missing from /metrics");
     }
 }
+
+/// A projection known to have applied events the stream lost makes the process
+/// unready, named in `streamMismatch`, until the projector has rebuilt it from the
+/// stream (which it does by itself).
+#[tokio::test]
+async fn a_stream_mismatch_makes_readyz_unready_until_the_rebuild() {
+    let app = spawn_app().await;
+    app.new_user("Cermin").await;
+    let ready = app.http.get(format!("{}/readyz", app.base_url)).send().await.expect("answers");
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["streamMismatch"], json!([]), "{body:#}");
+
+    // What the projector records when it finds its checkpoint past the stream's end.
+    sqlx::query("UPDATE projection_checkpoints SET stream_mismatch = 'test' WHERE projection = 'accounts'")
+        .execute(&app.db)
+        .await
+        .expect("marks");
+    let ready = app.http.get(format!("{}/readyz", app.base_url)).send().await.expect("answers");
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["streamMismatch"], json!(["accounts"]), "{body:#}");
+    assert_eq!(body["state"], "unready");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ready = app.http.get(format!("{}/readyz", app.base_url)).send().await.expect("answers");
+        if ready.status() == 200 {
+            let body: serde_json::Value = ready.json().await.expect("json");
+            assert_eq!(body["streamMismatch"], json!([]), "{body:#}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the projector never rebuilt the accounts read model");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.db).await.expect("counts");
+    assert_eq!(users, 1, "the rebuilt read model holds the stream's account");
+}

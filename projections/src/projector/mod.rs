@@ -5,11 +5,15 @@
 //! - `checkpoint.rs`: the position of each projection, Postgres being its truth.
 //! - `runner.rs`: consume, apply a batch in one transaction, ack.
 //! - `parking.rs`: messages that can never be applied.
+//! - `stream_check.rs`: is the stream still the one the checkpoint was written on?
+//! - `recover.rs`: when it is not, rebuild the read model from the stream.
 
 mod checkpoint;
 mod lock;
 mod parking;
+mod recover;
 mod runner;
+mod stream_check;
 
 use std::fmt;
 use std::time::Duration;
@@ -20,8 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use checkpoint::{CHECKPOINT_CHANNEL, Checkpoint, load_checkpoint};
 pub use runner::run_projection;
+pub use stream_check::MessageMark;
 
-pub(crate) use checkpoint::{ensure_row, lock_for_batch, set_rebuilt};
+pub(crate) use checkpoint::{MISMATCH, ensure_row, lock_for_batch, set_rebuilt};
 pub(crate) use parking::park;
 
 /// A read model fed by the stream, and so one consumer and one checkpoint.
@@ -126,8 +131,13 @@ pub struct ProjectorConfig {
     pub idle_check: Duration,
     /// How often a standby instance tries to take over.
     pub standby_retry: Duration,
-    /// Longest pause between retries after a database or NATS outage.
+    /// Longest pause between retries after a database or NATS outage: how late,
+    /// at most, a projection notices that they are back.
     pub max_backoff: Duration,
+    /// How often a running projection compares its checkpoint with the stream
+    /// (besides on start, after a NATS reconnect and before a batch that starts at
+    /// or below its position), to find a stream that lost its tail or was replaced.
+    pub stream_check: Duration,
     /// How long JetStream waits for an ack before delivering a message again.
     /// Redeliveries are harmless (the checkpoint skips them), so this only needs to
     /// be longer than a batch usually takes.
@@ -145,7 +155,8 @@ impl ProjectorConfig {
             batch_size: 500,
             idle_check: Duration::from_millis(500),
             standby_retry: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_millis(500),
+            stream_check: Duration::from_secs(5),
             ack_wait: Duration::from_secs(60),
         }
     }

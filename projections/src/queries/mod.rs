@@ -3,6 +3,7 @@
 
 pub mod analytics;
 pub mod audit;
+pub mod checkpoints;
 pub mod contacts;
 pub mod parked;
 pub mod rooms;

@@ -95,12 +95,12 @@ pub async fn rebuild(
     jetstream: &jetstream::Context,
     config: &ProjectorConfig,
     projection: Projection,
-    progress: impl Fn(RebuildProgress),
+    progress: impl Fn(RebuildProgress) + Sync,
 ) -> Result<RebuildReport, RebuildError> {
     let started = Instant::now();
     let target_sequence = last_sequence(jetstream, config, projection).await?;
     tracing::info!(%projection, target_sequence, "rebuilding in a shadow schema");
-    let report = |position: Position| {
+    let report = |position: &Position| {
         progress(RebuildProgress {
             projection,
             applied_sequence: position.last_sequence,
@@ -133,7 +133,7 @@ pub async fn rebuild(
     }
     let _ = connection.close().await;
     let position = outcome?;
-    report(position);
+    report(&position);
     let elapsed = started.elapsed();
     let events_per_second =
         if elapsed.as_secs_f64() > 0.0 { position.events as f64 / elapsed.as_secs_f64() } else { 0.0 };
@@ -157,27 +157,31 @@ async fn build_and_switch(
     config: &ProjectorConfig,
     shadow: &Shadow,
     target_sequence: u64,
-    report: &dyn Fn(Position),
+    report: &(dyn Fn(&Position) + Sync),
 ) -> Result<Position, RebuildError> {
     let batch_size = config.batch_size.max(REBUILD_BATCH);
     let target = Target { projection: shadow.projection(), shadow, batch_size };
     let mut source = Source::open(jetstream, config, target.projection).await?;
     let mut position = Position::default();
-    report(position);
+    report(&position);
     position = catch_up(connection, &mut source, &target, position, target_sequence, report).await?;
     shadow.analyze(connection).await?;
     let (mut failed_switches, mut rounds) = (0, 0);
     loop {
         // A plain read: while the shadow is far behind, catch up without holding
-        // the live projector back.
-        let live = load_checkpoint(pool, target.projection).await?.last_sequence;
-        if live > position.last_sequence.saturating_add(batch_size as u64) && rounds < CATCH_UP_ROUNDS {
+        // the live projector back. A live checkpoint with a stream mismatch stands
+        // for messages the stream lost: there is nothing to catch up with.
+        let live = load_checkpoint(pool, target.projection).await?;
+        if live.stream_mismatch.is_none()
+            && live.last_sequence > position.last_sequence.saturating_add(batch_size as u64)
+            && rounds < CATCH_UP_ROUNDS
+        {
             rounds += 1;
-            position = catch_up(connection, &mut source, &target, position, live, report).await?;
+            position = catch_up(connection, &mut source, &target, position, live.last_sequence, report).await?;
             continue;
         }
         let mut taken = Vec::new();
-        match switch(connection, &mut source, &target, position, &mut taken).await {
+        match switch(connection, &mut source, &target, position.clone(), &mut taken).await {
             Ok(switched) => return Ok(switched),
             Err(RebuildError::Database(error)) if is_lock_conflict(&error) && failed_switches + 1 < SWITCH_ATTEMPTS => {
                 failed_switches += 1;
@@ -206,7 +210,7 @@ async fn catch_up(
     target: &Target<'_>,
     mut position: Position,
     until: u64,
-    report: &dyn Fn(Position),
+    report: &(dyn Fn(&Position) + Sync),
 ) -> Result<Position, RebuildError> {
     while position.last_sequence < until {
         let batch = source.next_batch(target.batch_size).await?;
@@ -216,7 +220,7 @@ async fn catch_up(
         sqlx::query(sqlx::AssertSqlSafe(target.shadow.search_path())).execute(&mut *tx).await?;
         position = apply_to_shadow(&mut tx, target.projection, position, &batch).await?;
         tx.commit().await?;
-        report(position);
+        report(&position);
     }
     Ok(position)
 }
@@ -241,7 +245,15 @@ async fn switch(
     // As every projector batch does first: this waits for the batch in progress and
     // holds off the next one until the commit, so `live` cannot move meanwhile.
     let live = lock_for_batch(&mut tx, projection).await?;
-    while position.last_sequence < live {
+    // Under the row lock, so it cannot change before the commit.
+    let mismatch: bool =
+        sqlx::query_scalar("SELECT stream_mismatch IS NOT NULL FROM projection_checkpoints WHERE projection = $1")
+            .bind(projection.name())
+            .fetch_one(&mut *tx)
+            .await?;
+    // A mismatched checkpoint counts messages the stream no longer has: the shadow,
+    // built from the stream as it is, replaces it from wherever it got to.
+    while !mismatch && position.last_sequence < live {
         let batch = source.next_batch(target.batch_size).await?;
         position = apply_to_shadow(&mut tx, projection, position, &batch).await?;
         taken.extend(batch);
@@ -249,7 +261,7 @@ async fn switch(
     target.shadow.replace_live(&mut tx).await?;
     // The shadow may be past `live` (no projector running, or messages that
     // arrived with the last batch); the projector skips up to the checkpoint.
-    set_rebuilt(&mut tx, projection, position.last_sequence, position.events).await?;
+    set_rebuilt(&mut tx, projection, position.last.as_ref(), source.stream_created_ns, position.events).await?;
     tx.commit().await?;
     Ok(position)
 }

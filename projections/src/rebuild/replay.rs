@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 
 use super::RebuildError;
 use crate::models::{ApplyError, apply_audit_batch, apply_message};
-use crate::projector::{Projection, ProjectorConfig, park};
+use crate::projector::{MessageMark, Projection, ProjectorConfig, park};
 
 /// How long to wait for a message the rebuild knows exists (its sequence is at or
 /// below a position already seen) before calling the stream stalled.
@@ -23,6 +23,8 @@ pub(super) struct Source {
     messages: pull::Ordered,
     /// Messages taken by a switch attempt that was rolled back, to be applied again.
     returned: VecDeque<Message>,
+    /// Creation time (ns) of the stream read, recorded with the rebuilt checkpoint.
+    pub(super) stream_created_ns: i64,
 }
 
 impl Source {
@@ -33,6 +35,8 @@ impl Source {
     ) -> Result<Self, RebuildError> {
         let nats = |what: &str, error: &dyn std::fmt::Display| RebuildError::Nats(format!("{what}: {error}"));
         let stream = jetstream.get_stream(&config.stream).await.map_err(|e| nats("stream", &e))?;
+        let created = stream.cached_info().created.unix_timestamp_nanos();
+        let stream_created_ns = i64::try_from(created).unwrap_or(i64::MAX);
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
                 filter_subject: projection.filter_subject(&config.subject_prefix),
@@ -42,7 +46,7 @@ impl Source {
             .await
             .map_err(|e| nats("creating the rebuild consumer", &e))?;
         let messages = consumer.messages().await.map_err(|e| nats("reading the stream", &e))?;
-        Ok(Self { messages, returned: VecDeque::new() })
+        Ok(Self { messages, returned: VecDeque::new(), stream_created_ns })
     }
 
     /// Up to `limit` messages: the first is waited for, the rest are whatever has
@@ -93,10 +97,12 @@ pub(super) fn stream_sequence(message: &Message) -> Result<u64, RebuildError> {
 
 /// Where the shadow read model is: what it has applied, kept in memory only (a
 /// crashed rebuild starts over from a new shadow).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Position {
     pub(super) last_sequence: u64,
     pub(super) events: u64,
+    /// The message at `last_sequence`, recorded with the checkpoint at the switch.
+    pub(super) last: Option<MessageMark>,
 }
 
 /// Applies `batch` to the shadow tables inside the caller's transaction (whose
@@ -118,9 +124,8 @@ pub(super) async fn apply_to_shadow(
             last_sequence = sequence;
         }
     }
-    if fresh.is_empty() {
-        return Ok(position);
-    }
+    let Some((_, last_message)) = fresh.last() else { return Ok(position) };
+    let last = MessageMark::of(last_message).map_err(RebuildError::Nats)?;
     // The fast path has no savepoint per message; one around the batch lets a poison
     // message send it to the slow path without losing the caller's transaction.
     sqlx::query("SAVEPOINT shadow_batch").execute(&mut *tx).await?;
@@ -139,7 +144,7 @@ pub(super) async fn apply_to_shadow(
         }
     };
     sqlx::query("RELEASE SAVEPOINT shadow_batch").execute(&mut *tx).await?;
-    Ok(Position { last_sequence, events: position.events + events })
+    Ok(Position { last_sequence, events: position.events + events, last: Some(last) })
 }
 
 async fn apply_all(

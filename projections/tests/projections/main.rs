@@ -3,6 +3,7 @@
 
 mod analytics;
 mod export;
+mod faults;
 mod positions;
 mod projector;
 mod read_models;

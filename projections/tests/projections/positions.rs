@@ -48,3 +48,51 @@ async fn writers_can_wait_for_their_writes() {
     positions.wait_for(&[Projection::Rooms], sequence, Duration::from_millis(1)).await.expect("already there");
     projector.stop().await;
 }
+
+/// A checkpoint can go backwards: a stream that lost its tail leaves it past events
+/// that will be written again with the same sequences, and the rebuild leaves it
+/// lower. A wait for one of those sequences is released by neither the stale
+/// checkpoint nor the lower rebuilt one, only by the projection reaching it.
+#[tokio::test]
+async fn a_checkpoint_marked_mismatched_or_moved_back_releases_no_wait_early() {
+    let env = TestEnv::new().await;
+    let positions = ProjectionPositions::start(env.second_pool().await);
+    let set = async |sql: &'static str| {
+        sqlx::query(sql).execute(&env.pool).await.expect("updates the checkpoint");
+    };
+    // The follower applies a change a moment after it is committed.
+    let seen = async |expected: Option<u64>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while positions.current().get(Projection::Rooms) != expected {
+            assert!(std::time::Instant::now() < deadline, "the positions never showed {expected:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    set("INSERT INTO projection_checkpoints (projection, last_sequence) VALUES ('rooms', 270)").await;
+    positions.wait_for(&[Projection::Rooms], 270, Duration::from_secs(10)).await.expect("at 270");
+
+    // The projector found the stream ends before 270 (notified as it does).
+    set("UPDATE projection_checkpoints SET stream_mismatch = 'lost tail' WHERE projection = 'rooms'").await;
+    set("SELECT pg_notify('rapat_checkpoints', 'rooms:mismatch')").await;
+    seen(None).await;
+    let waited = positions.wait_for(&[Projection::Rooms], 250, Duration::from_millis(500)).await;
+    assert!(waited.is_err(), "a wait for 250 was released by the stale 270");
+    assert_eq!(positions.current().get(Projection::Rooms), None);
+
+    // Rebuilt from the stream as far as it goes: 245.
+    set("UPDATE projection_checkpoints SET last_sequence = 245, stream_mismatch = NULL WHERE projection = 'rooms'")
+        .await;
+    set("SELECT pg_notify('rapat_checkpoints', 'rooms:245')").await;
+    seen(Some(245)).await;
+    let waited = positions.wait_for(&[Projection::Rooms], 250, Duration::from_millis(500)).await;
+    assert!(waited.is_err(), "a wait for 250 was released at 245");
+    assert_eq!(positions.current().get(Projection::Rooms), Some(245));
+
+    let reached = positions.wait_for(&[Projection::Rooms], 250, Duration::from_secs(10));
+    let moving = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        set("UPDATE projection_checkpoints SET last_sequence = 250 WHERE projection = 'rooms'").await;
+    };
+    let (reached, ()) = tokio::join!(reached, moving);
+    reached.expect("released once the projection reaches 250");
+}

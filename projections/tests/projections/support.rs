@@ -67,13 +67,18 @@ fn init_tracing() {
 
 impl TestEnv {
     pub async fn new() -> Self {
+        Self::on_nats(&nats_url()).await
+    }
+
+    /// An environment whose stream lives on the NATS at `url` (a test's own server).
+    pub async fn on_nats(url: &str) -> Self {
         init_tracing();
         let id = Uuid::new_v4().simple().to_string();
         let database_name = format!("rapat_test_{id}");
         let database_url = url_for_database(&database_url(), &database_name);
         let pool = rapat_projections::connect(&database_url).await.expect("Postgres must be running");
 
-        let client = async_nats::connect(nats_url()).await.expect("NATS with JetStream must be running");
+        let client = async_nats::connect(url).await.expect("NATS with JetStream must be running");
         let jetstream = jetstream::new(client);
         let mut config = ProjectorConfig::for_namespace(&format!("t{id}"));
         config.stream = format!("T{id}_EVENTS");
@@ -172,13 +177,32 @@ impl TestEnv {
             })
             .collect();
         let body = serde_json::to_vec(&StoredCommit { events }).expect("serialises");
-        self.publish(aggregate_type, &aggregate_id, body).await
+        // As the write side stores a command: its id is the message id.
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", command_id.as_str());
+        self.publish_with(aggregate_type, &aggregate_id, body, headers).await
     }
 
     /// Publishes any body on an aggregate's subject. Returns the stream sequence.
     pub async fn publish(&self, aggregate_type: &str, aggregate_id: &str, body: Vec<u8>) -> u64 {
+        self.publish_with(aggregate_type, aggregate_id, body, async_nats::HeaderMap::new()).await
+    }
+
+    async fn publish_with(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        body: Vec<u8>,
+        headers: async_nats::HeaderMap,
+    ) -> u64 {
         let subject = format!("{}.{aggregate_type}.{aggregate_id}", self.config.subject_prefix);
-        let ack = self.jetstream.publish(subject, body.into()).await.expect("publishes").await.expect("stored");
+        let ack = self
+            .jetstream
+            .publish_with_headers(subject, headers, body.into())
+            .await
+            .expect("publishes")
+            .await
+            .expect("stored");
         let mut last = self.last_sequences.lock().expect("not poisoned");
         last.insert(aggregate_type.to_owned(), ack.sequence);
         last.insert(String::new(), ack.sequence);
