@@ -17,6 +17,9 @@ use crate::tokens::TokenError;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// The longest a request waits to record its user as seen.
+const PRESENCE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -102,7 +105,10 @@ impl FromRequestParts<AppState> for AuthUser {
             .ok_or_else(|| ApiError::unauthorized("missing_token", "this endpoint needs Authorization: Bearer <token>"))?;
         let user = authenticate(state, token).await?;
         let client_key = idempotency::bind(&parts.headers, &user.user_id.to_string(), &parts.method, parts.uri.path())?;
-        state.presence.touch(user.user_id).await;
+        // Presence is advisory: it must not hold a request up while NATS is down.
+        if state.nats.connection_state() == async_nats::connection::State::Connected {
+            let _ = tokio::time::timeout(PRESENCE_WAIT, state.presence.touch(user.user_id)).await;
+        }
         Ok(AuthUser { request_id: request_id(&parts.headers), trace_context: trace_context(&parts.headers), client_key, ..user })
     }
 }
