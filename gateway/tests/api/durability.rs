@@ -321,3 +321,59 @@ async fn requests_during_a_postgres_cut_answer_within_the_deadline() {
     let stored = stored_by_request(&stream_commits(&crate::helpers::nats_url(), &app).await);
     assert_eq!(stored.get("req-cut-2"), None, "the retry stored nothing new");
 }
+
+/// The pid of `server`'s process, found by its configuration file (the testkit
+/// keeps the child to itself), to pause and resume it.
+fn pid_of(server: &NatsServer) -> u32 {
+    let config = server.store_dir().parent().expect("the server's directory").join("nats.conf");
+    let config = config.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).split('\0').any(|arg| arg == config) {
+            return pid;
+        }
+    }
+    panic!("no process runs {config}");
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// A paused NATS takes the message and says nothing: the write's fate is unknown
+/// when the deadline comes, so it is answered `outcome_unknown`, never
+/// `unavailable`; once NATS resumes the write is stored, and a retry with the
+/// same key is answered with success without storing it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_acknowledgement_does_not_come_is_answered_outcome_unknown() {
+    let nats = NatsServer::start().await;
+    let app = spawn_app_on(&nats.url(), &postgres_base_url(), |_| {}).await;
+    let alice = app.new_user("Alice").await;
+    let room = app.create_room(&alice, room_body("Paused")).await;
+    let path = format!("/api/v1/rooms/{room}");
+    let pid = pid_of(&nats);
+
+    signal(pid, "STOP");
+    let asked = Instant::now();
+    let answer = keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 3 }), "paused-1", "req-p1").await;
+    let took = asked.elapsed();
+    signal(pid, "CONT");
+    eprintln!("paused NATS: answered {} {} in {took:?}", answer.status, answer.error_code());
+    answer.expect_error(503, "outcome_unknown");
+    assert!(answer.headers.contains_key("retry-after"));
+    assert!(took <= ANSWER_WITHIN, "took {took:?}");
+
+    // The message was with the server all along: it lands, once.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while stored_by_request(&stream_commits(&nats.url(), &app).await).get("req-p1").is_none() {
+        assert!(Instant::now() < deadline, "the unacknowledged write never landed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let retried = keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 3 }), "paused-1", "req-p2").await;
+    retried.expect(200);
+    assert_eq!(retried.data()["maxUsers"], 3);
+    let stored = stored_by_request(&stream_commits(&nats.url(), &app).await);
+    assert_eq!((stored.get("req-p1"), stored.get("req-p2")), (Some(&1), None), "{stored:?}");
+}
