@@ -377,3 +377,35 @@ async fn a_write_whose_acknowledgement_does_not_come_is_answered_outcome_unknown
     let stored = stored_by_request(&stream_commits(&nats.url(), &app).await);
     assert_eq!((stored.get("req-p1"), stored.get("req-p2")), (Some(&1), None), "{stored:?}");
 }
+
+/// NATS pauses past the acknowledgement wait and resumes while the write is
+/// being settled: the write is found stored (or published again and
+/// deduplicated) and answered with success, within the deadline, stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacknowledged_write_is_settled_before_the_answer() {
+    let nats = NatsServer::start().await;
+    // A longer deadline leaves a wide settling window: the acknowledgement is
+    // waited for until 800 ms before the deadline (here 4.2 s), then settled.
+    let deadline = Duration::from_secs(6);
+    let app = spawn_app_on(&nats.url(), &postgres_base_url(), |config| config.request_deadline = deadline).await;
+    let alice = app.new_user("Alice").await;
+    let room = app.create_room(&alice, room_body("Settled")).await;
+    let pid = pid_of(&nats);
+
+    signal(pid, "STOP");
+    let asked = Instant::now();
+    let path = format!("/api/v1/rooms/{room}");
+    let update = keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 7 }), "settle-1", "req-s1");
+    let resume = async {
+        tokio::time::sleep(Duration::from_millis(4600)).await;
+        signal(pid, "CONT");
+    };
+    let (answer, ()) = tokio::join!(update, resume);
+    let took = asked.elapsed();
+    eprintln!("NATS resumed while settling: answered {} in {took:?}", answer.status);
+    answer.expect(200);
+    assert_eq!(answer.data()["maxUsers"], 7);
+    assert!(took <= deadline + Duration::from_millis(500), "took {took:?}");
+    let stored = stored_by_request(&stream_commits(&nats.url(), &app).await);
+    assert_eq!(stored.get("req-s1"), Some(&1), "{stored:?}");
+}
