@@ -44,8 +44,10 @@ fn is_keyed_write(path: &str) -> bool {
     !["/auth/login", "/auth/refresh", "/auth/logout", "/chat"].iter().any(|tail| path.ends_with(tail))
 }
 
-/// The `Idempotency-Key` header and the 202 answer of every keyed write.
+/// The 202 answer of every write, and the `Idempotency-Key` header of every
+/// keyed one.
 fn add_idempotency(path: &str, operation: &mut Operation) {
+    add_accepted(operation);
     if !is_keyed_write(path) {
         return;
     }
@@ -67,6 +69,9 @@ fn add_idempotency(path: &str, operation: &mut Operation) {
         .schema(Some(schema))
         .build();
     operation.parameters.get_or_insert_with(Vec::new).push(header);
+}
+
+fn add_accepted(operation: &mut Operation) {
     let accepted = ResponseBuilder::new()
         .description(
             "`stored_not_visible`: the change is stored but the read models did not show it within the request's \

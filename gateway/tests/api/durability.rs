@@ -117,6 +117,24 @@ async fn a_retried_keyed_write_is_stored_once_and_answered_alike() {
 }
 
 #[tokio::test]
+async fn the_document_states_the_key_and_the_202() {
+    let app = spawn_app().await;
+    let document: Value = app.http.get(format!("{}/api/v1/openapi.json", app.base_url)).send().await.expect("sent").json().await.expect("json");
+    let has_key = |path: &str, method: &str| {
+        document["paths"][path][method]["parameters"]
+            .as_array()
+            .is_some_and(|parameters| parameters.iter().any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"))
+    };
+    for (path, method) in [("/api/v1/rooms", "post"), ("/api/v1/rooms/{roomId}", "put"), ("/api/v1/auth/register", "post"), ("/api/v1/users/contacts/{contactId}", "delete")] {
+        assert!(has_key(path, method), "{method} {path} documents Idempotency-Key");
+        assert!(document["paths"][path][method]["responses"]["202"].is_object(), "{method} {path} documents 202");
+    }
+    assert!(!has_key("/api/v1/auth/login", "post"), "a login is not keyed");
+    assert!(document["paths"]["/api/v1/auth/login"]["post"]["responses"]["202"].is_object());
+    assert!(!has_key("/api/v1/rooms", "get"), "a read is not keyed");
+}
+
+#[tokio::test]
 async fn a_malformed_idempotency_key_is_refused() {
     let app = spawn_app().await;
     let alice = app.new_user("Alice").await;
