@@ -172,6 +172,11 @@ pub struct Settings {
     /// avatar (a data URL) must fit.
     #[arg(long, env = "RAPAT_HTTP_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub http_max_body_bytes: usize,
+    /// Milliseconds a REST request may take across all its steps (load, publish,
+    /// settle, read models, queries); then it is answered 503 (or 202 when its
+    /// write is stored but not yet visible).
+    #[arg(long, env = "RAPAT_REQUEST_DEADLINE_MS", default_value_t = 3000, global = true)]
+    pub request_deadline_ms: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -250,6 +255,7 @@ impl Settings {
             max_connections: self.http_max_connections.max(1),
         };
         config.body_limit_bytes = self.http_max_body_bytes.max(1024);
+        config.request_deadline = Duration::from_millis(self.request_deadline_ms.max(100));
     }
 }
 

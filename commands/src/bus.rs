@@ -84,12 +84,15 @@ where
     ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
         tracing::Span::current().record("aggregate_id", aggregate_id);
         let started = std::time::Instant::now();
+        crate::deadline::record(crate::deadline::WriteState::None);
         let result = self.execute_serialised(aggregate_id, command, &metadata).await;
         let outcome = match &result {
+            Ok(outcome) if outcome.duplicate => "duplicate",
             Ok(_) => "ok",
             Err(CommandError::Rejected(_)) => "rejected",
             Err(CommandError::Conflict { .. }) => "conflict",
             Err(error) if error.is_unavailable() => "unavailable",
+            Err(error) if error.is_outcome_unknown() => "outcome_unknown",
             Err(_) => "failed",
         };
         metrics::counter!("rapat_commands_total", "aggregate" => A::TYPE, "outcome" => outcome).increment(1);
@@ -135,11 +138,28 @@ where
         metadata: &CommandMetadata,
     ) -> Result<CommandOutcome<A>, AttemptError<A::Error>> {
         let mut loaded = self.store.load(aggregate_id).await.map_err(AttemptError::Store)?;
+        // A client's retry of a stored command is refused by the state that
+        // command made (a room that now exists): answer it as the first was.
+        let before = metadata.from_client_key.then(|| loaded.state.clone());
         let sink = EventSink::default();
         // `handle` works on the cached copy; a rejected command must not leave its
         // half-applied events in the cache, so it is evicted on rejection.
         if let Err(error) = loaded.state.aggregate.handle(command, &self.services, &sink).await {
             self.store.evict(aggregate_id);
+            if let Some(before) = before {
+                let command_id = metadata.command_id.to_string();
+                if let Some(sequence) = self.store.last_is(aggregate_id, &command_id).await.map_err(AttemptError::Store)? {
+                    crate::deadline::record(crate::deadline::WriteState::Stored);
+                    return Ok(CommandOutcome {
+                        events: Vec::new(),
+                        state: before.aggregate,
+                        version: before.version,
+                        stream_sequence: sequence,
+                        duplicate: true,
+                        attempts: 1,
+                    });
+                }
+            }
             return Err(AttemptError::Rejected(error));
         }
         let events = sink.collect().await;

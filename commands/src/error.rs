@@ -10,6 +10,11 @@ pub enum StoreError {
     /// NATS or the stream cannot be reached; callers answer 503.
     #[error("the event store is unavailable: {reason}")]
     Unavailable { reason: String },
+    /// A message was handed to NATS and whether it is stored could not be found
+    /// out in time: it may be stored, now or later. Retrying with the same command
+    /// id stores it at most once.
+    #[error("whether the events were stored is unknown: {reason}")]
+    OutcomeUnknown { reason: String },
     /// A stored message cannot be read back: never silently skipped.
     #[error("stored event at stream sequence {sequence} on {subject} is unreadable: {reason}")]
     Corrupt { subject: String, sequence: u64, reason: String },
@@ -44,6 +49,11 @@ impl<E: std::error::Error> CommandError<E> {
     /// True when the caller should answer "service unavailable" (503).
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Store(StoreError::Unavailable { .. }))
+    }
+
+    /// True when the events may or may not have been stored.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Self::Store(StoreError::OutcomeUnknown { .. }))
     }
 }
 

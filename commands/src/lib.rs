@@ -9,6 +9,7 @@ mod bus;
 mod cache;
 mod codec;
 mod config;
+pub mod deadline;
 mod error;
 mod metadata;
 mod password;

@@ -15,6 +15,10 @@ pub struct CommandMetadata {
     pub correlation_id: Option<String>,
     /// W3C trace context (`traceparent`, `tracestate`) to carry in NATS headers.
     pub trace_context: Vec<(String, String)>,
+    /// The command id was derived from a client's idempotency key: the same
+    /// request sent again carries the same id, so a command refused on the
+    /// aggregate's current state may be the retry of one already stored.
+    pub from_client_key: bool,
 }
 
 impl CommandMetadata {
@@ -25,11 +29,19 @@ impl CommandMetadata {
 
     /// A command the system issues on its own.
     pub fn system() -> Self {
-        Self { command_id: Uuid::new_v4(), actor: None, correlation_id: None, trace_context: Vec::new() }
+        Self { command_id: Uuid::new_v4(), actor: None, correlation_id: None, trace_context: Vec::new(), from_client_key: false }
     }
 
     pub fn with_command_id(mut self, command_id: Uuid) -> Self {
         self.command_id = command_id;
+        self
+    }
+
+    /// The command id of a request the client may send again (see
+    /// `from_client_key`).
+    pub fn with_client_key(mut self, command_id: Uuid) -> Self {
+        self.command_id = command_id;
+        self.from_client_key = true;
         self
     }
 
@@ -56,6 +68,7 @@ impl CommandMetadata {
             actor: map.get("actor").cloned(),
             correlation_id: map.get("correlation_id").cloned(),
             trace_context,
+            from_client_key: false,
         }
     }
 }

@@ -19,6 +19,7 @@ use rapat_domain::envelope::{StoredCommit, Upcast};
 use crate::cache::{AggregateCache, Cached};
 use crate::codec::{decode_commit, decode_typed, encode_commit, EVENT_TYPES_HEADER};
 use crate::config::EventStoreConfig;
+use crate::deadline::{self, WriteState};
 use crate::error::StoreError;
 use crate::metadata::CommandMetadata;
 use crate::setup::ensure_event_store;
@@ -124,6 +125,7 @@ where
         if let Some(state) = self.inner.cache.get(aggregate_id) {
             return Ok(Loaded { aggregate_id: aggregate_id.to_string(), state });
         }
+        self.check_connected()?;
         let start = match &self.inner.snapshots {
             Some(snapshots) => snapshots.load(A::TYPE, aggregate_id).await,
             None => None,
@@ -202,7 +204,8 @@ where
             publish = publish.header(name.as_str(), value.as_str());
         }
 
-        let ack = match self.publish(self.subject(&aggregate_id), publish).await {
+        let expected = state.subject_sequence;
+        let ack = match self.publish(self.subject(&aggregate_id), publish, &metadata.command_id.to_string(), expected).await {
             Ok(ack) => ack,
             Err(error) => {
                 // Whatever happened, the cached state may now be wrong.
@@ -213,6 +216,7 @@ where
                 });
             }
         };
+        deadline::record(WriteState::Stored);
         let new_version = state.version + events.len() as u64;
         if ack.duplicate {
             // This command id was stored earlier; our state is a guess, drop it.
@@ -243,26 +247,175 @@ where
         self.inner.config.subject_for(A::TYPE, aggregate_id)
     }
 
-    async fn publish(&self, subject: String, publish: PublishMessage) -> Result<jetstream::publish::PublishAck, StoreError> {
-        let pending = self.inner.jetstream.send_publish(subject, publish).await.map_err(publish_error)?;
-        match tokio::time::timeout(self.inner.config.publish_timeout, pending).await {
-            Ok(Ok(ack)) => Ok(ack),
-            Ok(Err(error)) => Err(publish_error(error)),
-            Err(_) => Err(StoreError::unavailable("no acknowledgement from JetStream in time")),
+    /// Fails at once, with nothing sent, unless the NATS connection is up: the
+    /// client library would buffer a publish while it reconnects and deliver it
+    /// after its caller was told it failed.
+    fn check_connected(&self) -> Result<(), StoreError> {
+        match self.inner.jetstream.client().connection_state() {
+            async_nats::connection::State::Connected => Ok(()),
+            state => Err(StoreError::unavailable(format!("NATS is {state}; nothing was sent"))),
+        }
+    }
+
+    /// Publishes and waits for the acknowledgement within the request's deadline.
+    /// A message handed to the client whose acknowledgement does not come is
+    /// settled (see [`Self::settle`]) instead of being reported as not stored.
+    async fn publish(
+        &self,
+        subject: String,
+        publish: PublishMessage,
+        command_id: &str,
+        expected: u64,
+    ) -> Result<jetstream::publish::PublishAck, StoreError> {
+        self.check_connected()?;
+        let timeout = self.inner.config.publish_timeout;
+        // Until `send_publish` returns the message is not in the client's queue:
+        // an error or a timeout here means it was never sent.
+        let pending = match tokio::time::timeout(deadline::bounded(timeout), self.inner.jetstream.send_publish(subject.clone(), publish.clone())).await {
+            Ok(Ok(pending)) => pending,
+            Ok(Err(error)) => return Err(publish_error(error)),
+            Err(_) => return Err(StoreError::unavailable("the NATS client did not take the message in time; nothing was sent")),
+        };
+        deadline::record(WriteState::Unsettled);
+        // Keep part of the budget to settle an acknowledgement that does not come.
+        let ack_wait = deadline::bounded(timeout).saturating_sub(SETTLE_RESERVE).max(MIN_ACK_WAIT);
+        let failure = match tokio::time::timeout(ack_wait, pending).await {
+            Ok(Ok(ack)) => return Ok(ack),
+            Ok(Err(error)) if is_definite(&error) => return Err(publish_error(error)),
+            Ok(Err(error)) => format!("publish failed: {error}"),
+            Err(_) => "no acknowledgement from JetStream in time".to_string(),
+        };
+        self.settle(&subject, publish, command_id, expected, &failure).await
+    }
+
+    /// Finds out what became of a publish whose acknowledgement did not come:
+    /// the subject's messages after `expected` say whether ours is stored; if
+    /// another one is there instead, ours can never be (its expected sequence is
+    /// gone); if there is none, the same message is published again: its
+    /// `Nats-Msg-Id` makes the server store it at most once, and the answer
+    /// settles it. When NATS cannot be asked in time, the outcome stays unknown.
+    async fn settle(
+        &self,
+        subject: &str,
+        publish: PublishMessage,
+        command_id: &str,
+        expected: u64,
+        failure: &str,
+    ) -> Result<jetstream::publish::PublishAck, StoreError> {
+        let unknown = |why: String| StoreError::OutcomeUnknown { reason: format!("{failure}; {why}") };
+        let budget = deadline::bounded(self.inner.config.publish_timeout);
+        let settled = tokio::time::timeout(budget, async {
+            // While reconnecting, a question would queue behind our message.
+            while self.check_connected().is_err() {
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            match self.find_after(subject, expected, command_id).await? {
+                Found::Ours(sequence) => return Ok(PublishAckLike { sequence, duplicate: false }),
+                Found::Other => return Err(StoreError::Conflict { expected }),
+                Found::Nothing => {}
+            }
+            let pending = self.inner.jetstream.send_publish(subject.to_string(), publish).await.map_err(publish_error)?;
+            match pending.await {
+                Ok(ack) => Ok(PublishAckLike { sequence: ack.sequence, duplicate: ack.duplicate }),
+                Err(error) if is_definite(&error) => Err(publish_error(error)),
+                Err(error) => Err(StoreError::OutcomeUnknown { reason: error.to_string() }),
+            }
+        })
+        .await;
+        match settled {
+            Ok(Ok(ack)) => {
+                tracing::info!(subject, command_id, sequence = ack.sequence, "an unacknowledged publish is stored");
+                Ok(jetstream::publish::PublishAck { sequence: ack.sequence, duplicate: ack.duplicate, ..Default::default() })
+            }
+            Ok(Err(StoreError::Conflict { expected })) => {
+                tracing::info!(subject, command_id, "an unacknowledged publish is not stored (the subject moved on)");
+                deadline::record(WriteState::None);
+                Err(StoreError::Conflict { expected })
+            }
+            Ok(Err(StoreError::OutcomeUnknown { reason })) => Err(unknown(reason)),
+            Ok(Err(StoreError::Unavailable { reason })) => Err(unknown(reason)),
+            Ok(Err(other)) => Err(other),
+            Err(_) => Err(unknown("NATS could not be asked in time".to_string())),
+        }
+    }
+
+    /// Whether the subject has, after stream sequence `after`, the message with
+    /// `command_id` as its `Nats-Msg-Id`, only others, or nothing.
+    async fn find_after(&self, subject: &str, after: u64, command_id: &str) -> Result<Found, StoreError> {
+        let mut found = Found::Nothing;
+        let mut position = after;
+        while let Some(message) = self.next_message(subject, position).await? {
+            if message_id(&message).as_deref() == Some(command_id) {
+                return Ok(Found::Ours(message.sequence));
+            }
+            found = Found::Other;
+            position = message.sequence;
+        }
+        Ok(found)
+    }
+
+    /// The stream sequence of the subject's last message when its `Nats-Msg-Id`
+    /// is `command_id`: a retried command whose first attempt is the aggregate's
+    /// latest write.
+    pub async fn last_is(&self, aggregate_id: &str, command_id: &str) -> Result<Option<u64>, StoreError> {
+        check_aggregate_id(aggregate_id)?;
+        self.check_connected()?;
+        let subject = self.subject(aggregate_id);
+        let request = self.inner.stream.raw_message_builder().last_by_subject(subject.clone()).send();
+        let message: jetstream::message::StreamMessage =
+            match tokio::time::timeout(deadline::bounded(self.inner.config.publish_timeout), request).await {
+                Ok(Ok(message)) => message,
+                Ok(Err(error)) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+                Ok(Err(error)) => return Err(StoreError::unavailable(format!("reading {subject}: {error}"))),
+                Err(_) => return Err(StoreError::unavailable(format!("reading {subject}: no answer in time"))),
+            };
+        Ok((message_id(&message).as_deref() == Some(command_id)).then_some(message.sequence))
+    }
+
+    async fn next_message(&self, subject: &str, after: u64) -> Result<Option<jetstream::message::StreamMessage>, StoreError> {
+        let request = self.inner.stream.raw_message_builder().sequence(after + 1).next_by_subject(subject).send();
+        match tokio::time::timeout(deadline::bounded(self.inner.config.publish_timeout), request).await {
+            Ok(Ok(message)) => Ok(Some(message)),
+            Ok(Err(error)) if error.kind() == stream::RawMessageErrorKind::NoMessageFound => Ok(None),
+            Ok(Err(error)) => Err(StoreError::unavailable(format!("reading {subject}: {error}"))),
+            Err(_) => Err(StoreError::unavailable(format!("reading {subject}: no answer in time"))),
         }
     }
 
     /// The first message on `subject` after stream sequence `after`, if any.
     async fn next_commit(&self, subject: &str, after: u64) -> Result<Option<(u64, StoredCommit)>, StoreError> {
-        let request = self.inner.stream.raw_message_builder().sequence(after + 1).next_by_subject(subject);
-        let message: jetstream::message::StreamMessage = match request.send().await {
-            Ok(message) => message,
-            Err(error) if error.kind() == stream::RawMessageErrorKind::NoMessageFound => return Ok(None),
-            Err(error) => return Err(StoreError::unavailable(format!("reading {subject}: {error}"))),
-        };
+        let Some(message) = self.next_message(subject, after).await? else { return Ok(None) };
         let commit = decode_commit(subject, message.sequence, &message.payload)?;
         Ok(Some((message.sequence, commit)))
     }
+}
+
+/// Part of a publish's budget kept to settle it when its acknowledgement does not come.
+const SETTLE_RESERVE: std::time::Duration = std::time::Duration::from_millis(800);
+/// The shortest wait for an acknowledgement, however little of the budget is left.
+const MIN_ACK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+struct PublishAckLike {
+    sequence: u64,
+    duplicate: bool,
+}
+
+enum Found {
+    Ours(u64),
+    Other,
+    Nothing,
+}
+
+fn message_id(message: &jetstream::message::StreamMessage) -> Option<String> {
+    message.headers.get(async_nats::header::NATS_MESSAGE_ID).map(|value| value.as_str().to_string())
+}
+
+/// True when the server answered and said no: the message is not stored.
+fn is_definite(error: &jetstream::context::PublishError) -> bool {
+    matches!(
+        error.kind(),
+        PublishErrorKind::WrongLastSequence | PublishErrorKind::StreamNotFound | PublishErrorKind::MaxPayloadExceeded
+    )
 }
 
 fn publish_error(error: jetstream::context::PublishError) -> StoreError {
@@ -283,7 +436,9 @@ fn check_aggregate_id(aggregate_id: &str) -> Result<(), StoreError> {
 fn to_aggregate_error<E: std::error::Error>(error: StoreError) -> AggregateError<E> {
     match error {
         StoreError::Conflict { .. } => AggregateError::AggregateConflict,
-        StoreError::Unavailable { .. } => AggregateError::DatabaseConnectionError(Box::new(error)),
+        StoreError::Unavailable { .. } | StoreError::OutcomeUnknown { .. } => {
+            AggregateError::DatabaseConnectionError(Box::new(error))
+        }
         StoreError::Corrupt { .. } => AggregateError::DeserializationError(Box::new(error)),
         StoreError::InvalidAggregateId(_) | StoreError::Encode(_) => AggregateError::UnexpectedError(Box::new(error)),
     }

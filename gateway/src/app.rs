@@ -155,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .route("/ws", get(crate::ws::handler))
         .merge(crate::web::router())
+        .layer(axum::middleware::from_fn_with_state(state.config.request_deadline, crate::deadline::request_deadline))
         // Everything above is new work, refused while draining; the probes and
         // metrics below keep answering to the end.
         .layer(axum::middleware::from_fn_with_state(shutdown, refuse_while_draining))
@@ -204,7 +205,7 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static(crate::idempotency::HEADER)])
         .max_age(std::time::Duration::from_secs(600))
 }
 

@@ -11,10 +11,14 @@ use rapat_projections::queries;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::idempotency;
 use crate::state::AppState;
 use crate::tokens::TokenError;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The longest a request waits to record its user as seen.
+const PRESENCE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -28,12 +32,16 @@ pub struct AuthUser {
     /// The caller's W3C trace context (`traceparent`, `tracestate`), carried into
     /// the NATS headers of the events this request causes.
     pub trace_context: Vec<(String, String)>,
+    /// The request's `Idempotency-Key` bound to this user and route
+    /// (`idempotency.rs`), when it sent one.
+    pub client_key: Option<Uuid>,
 }
 
 impl AuthUser {
     /// Metadata for a command this caller issues.
     pub fn command(&self) -> CommandMetadata {
-        let metadata = with_request_id(CommandMetadata::by(self.user_id.to_string()), self.request_id.as_deref());
+        let metadata = with_client_key(CommandMetadata::by(self.user_id.to_string()), self.client_key);
+        let metadata = with_request_id(metadata, self.request_id.as_deref());
         self.trace_context.iter().fold(metadata, |metadata, (name, value)| metadata.with_trace_header(name, value.as_str()))
     }
 }
@@ -73,6 +81,15 @@ pub fn with_request_id(metadata: CommandMetadata, request_id: Option<&str>) -> C
     }
 }
 
+/// Marks a command as the client's keyed request: `AppState::write` turns the
+/// bound key carried in `command_id` into the command's own id.
+pub fn with_client_key(metadata: CommandMetadata, client_key: Option<Uuid>) -> CommandMetadata {
+    match client_key {
+        Some(key) => metadata.with_client_key(key),
+        None => metadata,
+    }
+}
+
 /// The bearer token of a request, if it has one.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -87,8 +104,12 @@ impl FromRequestParts<AppState> for AuthUser {
         let token = bearer_token(&parts.headers)
             .ok_or_else(|| ApiError::unauthorized("missing_token", "this endpoint needs Authorization: Bearer <token>"))?;
         let user = authenticate(state, token).await?;
-        state.presence.touch(user.user_id).await;
-        Ok(AuthUser { request_id: request_id(&parts.headers), trace_context: trace_context(&parts.headers), ..user })
+        let client_key = idempotency::bind(&parts.headers, &user.user_id.to_string(), &parts.method, parts.uri.path())?;
+        // Presence is advisory: it must not hold a request up while NATS is down.
+        if state.nats.connection_state() == async_nats::connection::State::Connected {
+            let _ = tokio::time::timeout(PRESENCE_WAIT, state.presence.touch(user.user_id)).await;
+        }
+        Ok(AuthUser { request_id: request_id(&parts.headers), trace_context: trace_context(&parts.headers), client_key, ..user })
     }
 }
 
@@ -101,7 +122,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
         TokenError::Invalid => ApiError::unauthorized("invalid_token", error.to_string()),
     })?;
     let user_id = UserId::from_uuid(claims.sub);
-    let user = AuthUser { user_id, session_id: claims.sid, request_id: None, trace_context: Vec::new() };
+    let user = AuthUser { user_id, session_id: claims.sid, request_id: None, trace_context: Vec::new(), client_key: None };
     if state.session_cache.is_fresh(claims.sid, user_id) {
         return Ok(user);
     }

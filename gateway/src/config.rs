@@ -21,8 +21,12 @@ pub struct GatewayConfig {
     /// Largest request body accepted (an avatar data URL must fit).
     pub body_limit_bytes: usize,
     pub auth_rate_limit: RateLimit,
-    /// How long a write waits for its read models before answering 503.
+    /// How long a write waits for its read models before answering 202
+    /// `stored_not_visible` (cut to what is left of `request_deadline`).
     pub read_your_writes_timeout: Duration,
+    /// Everything a REST request does (load, publish, settle, wait for read
+    /// models, queries) fits in this; then it is answered (503 or 202).
+    pub request_deadline: Duration,
     /// A user seen (any authenticated request) within this window is online.
     pub presence_window: Duration,
     /// How long a session seen active is trusted without asking the read model
@@ -180,6 +184,7 @@ impl GatewayConfig {
             body_limit_bytes: 1024 * 1024,
             auth_rate_limit: RateLimit { burst: 20, replenish_every: Duration::from_secs(3) },
             read_your_writes_timeout: Duration::from_secs(3),
+            request_deadline: Duration::from_millis(3000),
             presence_window: Duration::from_secs(120),
             session_cache_ttl: Duration::from_secs(10),
             ws_ping_interval: Duration::from_secs(20),

@@ -66,8 +66,35 @@ impl ApiError {
         tracing::warn!(%cause, "answering 503");
         Self {
             retry_after: Some(1),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "a backing service is unavailable; try again shortly")
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "a backing service is unavailable; try again shortly")
         }
+    }
+
+    /// A write was handed to NATS and whether it is stored could not be found out
+    /// within the request's deadline. It may be stored (now or shortly); sending
+    /// the request again with the same `Idempotency-Key` stores it at most once
+    /// and answers as the first would have.
+    pub fn outcome_unknown(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(%cause, "answering 503 outcome_unknown");
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                OUTCOME_UNKNOWN,
+                "the change may or may not have been stored; retry with the same Idempotency-Key",
+            )
+        }
+    }
+
+    /// Not an error: the write is stored, but the read models did not show it
+    /// within the request's deadline (202, a success envelope). It shows shortly;
+    /// a retry with the same `Idempotency-Key` is not stored again.
+    pub fn stored_not_visible() -> Self {
+        Self::new(
+            StatusCode::ACCEPTED,
+            STORED_NOT_VISIBLE,
+            "the change is stored but not yet visible in queries; it shows shortly",
+        )
     }
 
     /// This process is shutting down (SPEC §8): another node will answer.
@@ -99,10 +126,29 @@ impl ApiError {
     }
 }
 
+/// The code of a write whose fate could not be found out in time (503).
+pub const OUTCOME_UNKNOWN: &str = "outcome_unknown";
+/// The code of a write stored but not yet visible to queries (202).
+pub const STORED_NOT_VISIBLE: &str = "stored_not_visible";
+/// The code of a backing service down.
+pub const UNAVAILABLE: &str = "service_unavailable";
+
+/// Marks a response as an `unavailable` answer, so the request's deadline layer
+/// (`deadline.rs`) can correct it when the request's write was stored or sent.
+#[derive(Clone, Copy, Debug)]
+pub struct AnsweredUnavailable;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "success": false, "error": { "code": self.code, "message": self.message } });
+        let body = if self.status.is_success() {
+            json!({ "success": true, "code": self.code, "message": self.message })
+        } else {
+            json!({ "success": false, "error": { "code": self.code, "message": self.message } })
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if self.code == UNAVAILABLE {
+            response.extensions_mut().insert(AnsweredUnavailable);
+        }
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
@@ -123,6 +169,7 @@ impl<E: DomainRejection> From<CommandError<E>> for ApiError {
                 ApiError::conflict("concurrent_change", "the resource changed concurrently; try again")
             }
             CommandError::Store(StoreError::Unavailable { reason }) => ApiError::unavailable(reason),
+            CommandError::Store(StoreError::OutcomeUnknown { reason }) => ApiError::outcome_unknown(reason),
             CommandError::Store(other) => ApiError::internal(other),
         }
     }

@@ -2,11 +2,12 @@
 //! that show its effect have applied its events, so a client that creates a room
 //! and then lists rooms sees it.
 
-use rapat_commands::{CommandBus, CommandError, CommandMetadata, CommandOutcome, StoredAggregate};
+use rapat_commands::{CommandBus, CommandError, CommandMetadata, CommandOutcome, StoredAggregate, deadline};
 use rapat_domain::envelope::Upcast;
 use rapat_projections::Projection;
 
 use crate::error::{ApiError, DomainRejection};
+use crate::idempotency;
 use crate::state::AppState;
 
 /// The read models an aggregate type's events show up in.
@@ -22,6 +23,10 @@ fn visible_in(aggregate_type: &str) -> &'static [Projection] {
 
 impl AppState {
     /// Runs `command` and waits for its events to be visible to queries.
+    ///
+    /// The answers tell the truth about the stream: an error other than
+    /// `stored_not_visible` means nothing was stored, except `outcome_unknown`
+    /// (see `ApiError`), which a retry with the same `Idempotency-Key` settles.
     pub async fn write<A>(
         &self,
         bus: &CommandBus<A>,
@@ -32,17 +37,26 @@ impl AppState {
     where
         A: StoredAggregate,
         A::Event: Upcast,
-        A::Command: Clone,
+        A::Command: Clone + std::fmt::Debug,
         A::Error: DomainRejection,
         CommandError<A::Error>: Into<ApiError>,
     {
+        // A keyed request carries its bound key as the command id; each of its
+        // commands gets its own id from it.
+        let metadata = if metadata.from_client_key {
+            let command_id = idempotency::command_id(metadata.command_id, A::TYPE, aggregate_id, &command);
+            metadata.with_client_key(command_id)
+        } else {
+            metadata
+        };
         let outcome = bus.execute(aggregate_id, command, metadata).await.map_err(Into::into)?;
         let projections = visible_in(A::TYPE);
         if !projections.is_empty() && outcome.stream_sequence > 0 {
-            self.positions
-                .wait_for(projections, outcome.stream_sequence, self.config.read_your_writes_timeout)
-                .await
-                .map_err(|timeout| ApiError::unavailable(format!("read models lag behind: {timeout}")))?;
+            let wait = deadline::bounded(self.config.read_your_writes_timeout);
+            if let Err(timeout) = self.positions.wait_for(projections, outcome.stream_sequence, wait).await {
+                tracing::info!(%timeout, sequence = outcome.stream_sequence, "stored, but the read models lag");
+                return Err(ApiError::stored_not_visible());
+            }
         }
         Ok(outcome)
     }

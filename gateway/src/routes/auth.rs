@@ -6,7 +6,7 @@
 //! revoked session stops its access tokens at once.
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use chrono::Utc;
 use rapat_commands::CommandMetadata;
@@ -22,9 +22,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::auth::{bearer_token, request_id, with_request_id};
+use crate::auth::{bearer_token, request_id, with_client_key, with_request_id};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::idempotency;
 use crate::response::{self, Data, Failure, Message};
 use crate::routes::schema;
 use crate::routes::users::UserView;
@@ -130,12 +131,18 @@ async fn register(
     let password = Password::parse_for_account(body.password)?;
     let first_name = PersonName::parse(body.first_name)?;
     let last_name = PersonName::parse(body.last_name)?;
-    let user = UserId::new_random();
+    // Before an account exists, a key is bound to the address it registers; a
+    // retry names the account the first attempt created.
+    let key = idempotency::bind(&headers, &format!("register:{}", email.as_str()), &Method::POST, "/auth/register")?;
+    let user = key.map_or_else(UserId::new_random, |key| UserId::from_uuid(idempotency::derive(key, "user")));
     let request_id = request_id(&headers);
 
     // An account with this address is already visible: no claim needed to say so,
     // and it keeps an unconfirmed-but-registered claim from being taken over.
-    if queries::users::by_email(&state.db, email.as_str()).await?.is_some() {
+    if let Some(existing) = queries::users::by_email(&state.db, email.as_str()).await? {
+        if key.is_some() && existing.id == user {
+            return Ok(response::created(UserData { user: UserView::from(existing) }));
+        }
         return Err(ApiError::conflict("email_taken", "an account with this email already exists"));
     }
     // The claim comes first: two registrations of one address meet at the same
@@ -145,11 +152,11 @@ async fn register(
     // between) can be taken over later, so an address is never locked for good.
     let claim_id = email.claim_id().to_string();
     let claim = EmailClaimCommand::Claim { email: email.clone(), account: user, now: Utc::now() };
-    state.write(&state.emails, &claim_id, claim, acting(user, request_id.as_deref())).await?;
+    state.write(&state.emails, &claim_id, claim, acting(user, request_id.as_deref(), key)).await?;
     let register = AccountCommand::Register { email, password, first_name, last_name };
-    state.write(&state.accounts, &user.to_string(), register, acting(user, request_id.as_deref())).await?;
+    state.write(&state.accounts, &user.to_string(), register, acting(user, request_id.as_deref(), key)).await?;
     let confirm = EmailClaimCommand::Confirm { account: user };
-    state.write(&state.emails, &claim_id, confirm, acting(user, request_id.as_deref())).await?;
+    state.write(&state.emails, &claim_id, confirm, acting(user, request_id.as_deref(), key)).await?;
 
     let row = queries::users::by_id(&state.db, user)
         .await?
@@ -186,7 +193,7 @@ async fn login(
     let refresh = state.tokens.new_refresh(session_id);
     let now = Utc::now();
     let start = SessionCommand::Start { user: user.id, refresh: refresh.hash(), expires_at: state.tokens.refresh_expiry(now) };
-    state.write(&state.sessions, &session_id.to_string(), start, acting(user.id, request_id(&headers).as_deref())).await?;
+    state.write(&state.sessions, &session_id.to_string(), start, acting(user.id, request_id(&headers).as_deref(), None)).await?;
 
     let (token, expires_in) = state.tokens.issue_access(user.id, session_id, &user.role, now);
     tracing::info!(user = %user.id, session = %session_id, "logged in");
@@ -231,7 +238,7 @@ async fn logout(
         return Err(ApiError::unauthorized("invalid_token", "this token does not belong to its session's user"));
     }
     let revoke = SessionCommand::Revoke { reason: RevokeReason::Logout };
-    state.write(&state.sessions, &claims.sid.to_string(), revoke, acting(actor, request_id(&headers).as_deref())).await?;
+    state.write(&state.sessions, &claims.sid.to_string(), revoke, acting(actor, request_id(&headers).as_deref(), None)).await?;
     state.session_cache.forget(claims.sid);
     tracing::info!(user = %actor, session = %claims.sid, "logged out");
     Ok(response::message("Logged out successfully"))
@@ -269,7 +276,7 @@ async fn refresh(
         now,
         expires_at: state.tokens.refresh_expiry(now),
     };
-    let metadata = acting(session.user_id, request_id(&headers).as_deref());
+    let metadata = acting(session.user_id, request_id(&headers).as_deref(), None);
     let outcome = state.write(&state.sessions, &session_id.to_string(), command, metadata).await?;
 
     // Reuse is not a refusal of the command: it succeeds by revoking the family.
@@ -292,9 +299,11 @@ async fn refresh(
     Ok(response::ok(TokenData { token, refresh_token: next.expose(), expires_in }))
 }
 
-/// Metadata of a command `user` issues, correlated with the request.
-fn acting(user: UserId, request_id: Option<&str>) -> CommandMetadata {
-    with_request_id(CommandMetadata::by(user.to_string()), request_id)
+/// Metadata of a command `user` issues, correlated with the request, with the
+/// request's bound `Idempotency-Key` when it is keyed. Login and refresh are not:
+/// each answer carries a new secret that a retry could not give back.
+fn acting(user: UserId, request_id: Option<&str>, client_key: Option<Uuid>) -> CommandMetadata {
+    with_client_key(with_request_id(CommandMetadata::by(user.to_string()), request_id), client_key)
 }
 
 /// The user if `password` is theirs. An unknown user costs one argon2id check too.

@@ -91,18 +91,24 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like `spawn_app`, letting the test change the gateway's settings first.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestApp {
+    spawn_app_on(&nats_url(), &postgres_base_url(), configure).await
+}
+
+/// Like `spawn_app_with`, on a NATS and a Postgres of the test's choosing (a
+/// private nats-server to kill, a proxy to cut).
+pub async fn spawn_app_on(nats_url: &str, postgres_base_url: &str, configure: impl FnOnce(&mut GatewayConfig)) -> TestApp {
     init_tracing();
     let id = Uuid::new_v4().simple().to_string();
     let namespace = format!("t{id}");
     let mut event_store = EventStoreConfig::for_namespace(&namespace);
     event_store.max_age = Some(Duration::from_secs(3600));
 
-    let nats = rapat_commands::connect(&nats_url()).await.expect("NATS with JetStream must be running");
+    let nats = rapat_commands::connect(nats_url).await.expect("NATS with JetStream must be running");
     let jetstream = async_nats::jetstream::new(nats.clone());
     rapat_commands::ensure_event_store(&jetstream, &event_store).await.expect("event stream");
 
     let database = format!("rapat_test_{id}");
-    let db = rapat_projections::connect(&format!("{}/{database}", postgres_base_url()))
+    let db = rapat_projections::connect(&format!("{postgres_base_url}/{database}"))
         .await
         .expect("Postgres must be running");
     let positions = ProjectionPositions::start(db.clone());

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod contacts;
+mod durability;
 mod helpers;
 mod limits;
 mod observability;

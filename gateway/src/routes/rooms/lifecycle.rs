@@ -18,6 +18,7 @@ use super::{PageQuery, room_row};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::idempotency;
 use crate::response::{self, Data, Failure};
 use crate::routes::schema;
 use crate::state::AppState;
@@ -130,7 +131,8 @@ pub async fn create_room(
     ApiJson(body): ApiJson<CreateRoomRequest>,
 ) -> Result<Response, ApiError> {
     let command = body.into_command(auth.user_id)?;
-    let room_id = RoomId::new_random();
+    // A retry of a keyed creation names the room the first attempt created.
+    let room_id = auth.client_key.map_or_else(RoomId::new_random, |key| RoomId::from_uuid(idempotency::derive(key, "room")));
     // Held until the new room is in the read model, so this user's next creation
     // counts it.
     let _one_at_a_time = state.limits.room_creation.lock(auth.user_id).await;
