@@ -172,6 +172,12 @@ pub struct Settings {
     /// avatar (a data URL) must fit.
     #[arg(long, env = "RAPAT_HTTP_MAX_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub http_max_body_bytes: usize,
+    /// Seconds a registration may stay unfinished (its email claimed, its
+    /// account not yet registered) before the registration manager finishes it
+    /// or undoes it, freeing the address; a registration still running then is
+    /// answered 503.
+    #[arg(long, env = "RAPAT_REGISTRATION_GRACE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub registration_grace_seconds: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -187,6 +193,13 @@ impl Settings {
 
     pub fn projector(&self) -> ProjectorConfig {
         ProjectorConfig::for_namespace(&self.namespace)
+    }
+
+    pub fn registration(&self) -> rapat_gateway::RegistrationConfig {
+        rapat_gateway::RegistrationConfig {
+            grace: Duration::from_secs(self.registration_grace_seconds),
+            ..Default::default()
+        }
     }
 
     pub fn shutdown_drain(&self) -> Duration {

@@ -25,6 +25,7 @@ use uuid::Uuid;
 use crate::auth::{bearer_token, request_id, with_request_id};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::registration::{self, PendingClaim};
 use crate::response::{self, Data, Failure, Message};
 use crate::routes::schema;
 use crate::routes::users::UserView;
@@ -117,7 +118,7 @@ pub struct TokenData {
         (status = 409, description = "an account with this email exists", body = Failure),
         (status = 413, description = "the body is too large", body = Failure),
         (status = 429, description = "too many requests from this address; see Retry-After", body = Failure),
-        (status = 503, description = "password hashing is busy; see Retry-After", body = Failure),
+        (status = 503, description = "password hashing is busy, or the registration took too long and was undone; see Retry-After", body = Failure),
     )
 )]
 #[instrument(skip_all)]
@@ -141,15 +142,32 @@ async fn register(
     // The claim comes first: two registrations of one address meet at the same
     // claim aggregate and only one can append, so the loser gets a clean 409
     // instead of tripping over the users read model's unique index. The claim is
-    // confirmed once the account exists; one left pending (the store failed in
-    // between) can be taken over later, so an address is never locked for good.
-    let claim_id = email.claim_id().to_string();
+    // confirmed once the account exists. One left pending (this process died, or
+    // the store failed in between) is settled by the registration manager
+    // (`registration.rs`) after a grace period: confirmed if the account was
+    // registered after all, released otherwise, so an address is never locked.
+    let claim_id = email.claim_id();
     let claim = EmailClaimCommand::Claim { email: email.clone(), account: user, now: Utc::now() };
-    state.write(&state.emails, &claim_id, claim, acting(user, request_id.as_deref())).await?;
+    let claimed = state.write(&state.emails, &claim_id.to_string(), claim, acting(user, request_id.as_deref())).await?;
     let register = AccountCommand::Register { email, password, first_name, last_name };
-    state.write(&state.accounts, &user.to_string(), register, acting(user, request_id.as_deref())).await?;
+    let registered = state.write(&state.accounts, &user.to_string(), register, acting(user, request_id.as_deref())).await;
+    if let Err(error) = registered {
+        // Settled now rather than after the grace period, so that trying again
+        // (after a 503 for busy hashing, say) finds the address free. What the
+        // manager would do: the account decides whether it was registered.
+        let pending = PendingClaim { claim_id, account: user, claim_version: claimed.version };
+        match registration::settle(&state.accounts, &state.emails, pending).await {
+            Ok(settled) => tracing::info!(account = %user, ?settled, "settled the claim of a failed registration"),
+            Err(settle_error) => tracing::warn!(account = %user, %settle_error, "left the claim of a failed registration to the registration manager"),
+        }
+        return Err(error);
+    }
     let confirm = EmailClaimCommand::Confirm { account: user };
-    state.write(&state.emails, &claim_id, confirm, acting(user, request_id.as_deref())).await?;
+    if let Err(error) = state.write(&state.emails, &claim_id.to_string(), confirm, acting(user, request_id.as_deref())).await {
+        // The account exists and can log in; confirming is bookkeeping that the
+        // registration manager finishes.
+        tracing::warn!(account = %user, ?error, "the new account's email claim is left for the registration manager to confirm");
+    }
 
     let row = queries::users::by_id(&state.db, user)
         .await?
