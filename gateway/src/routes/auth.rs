@@ -134,8 +134,7 @@ async fn register(
     let user = UserId::new_random();
     let request_id = request_id(&headers);
 
-    // An account with this address is already visible: no claim needed to say so,
-    // and it keeps an unconfirmed-but-registered claim from being taken over.
+    // An account with this address is already visible: no claim needed to say so.
     if queries::users::by_email(&state.db, email.as_str()).await?.is_some() {
         return Err(ApiError::conflict("email_taken", "an account with this email already exists"));
     }
