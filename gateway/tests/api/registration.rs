@@ -214,3 +214,32 @@ async fn two_managers_settling_at_once_store_each_decision_once() {
     // Claimed + confirmed; registered.
     assert_eq!(versions(&app, confirmed).await, (2, 1));
 }
+
+/// A registration whose account step fails outright (here: every hashing worker
+/// busy) undoes itself before answering, so trying again needs no grace period
+/// and no manager.
+#[tokio::test]
+async fn a_registration_refused_for_busy_hashing_frees_its_address_at_once() {
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.hashing = rapat_gateway::HashingLimits { workers: 1, queue_timeout: Duration::from_millis(1) };
+    })
+    .await;
+    // A second gateway with ordinary hashing, for the retry.
+    let other = app.second_gateway().await;
+    let mut attempt = 0;
+    let address = loop {
+        attempt += 1;
+        assert!(attempt <= 10, "hashing never turned out busy");
+        let address = format!("nia{attempt}@example.com");
+        // Logins for unknown addresses keep the one hashing worker taken.
+        let logins: Vec<_> = (0..8).map(|_| app.login("nobody@example.com", PASSWORD)).collect();
+        let (_, registered) = tokio::join!(futures::future::join_all(logins), app.register(&address, PASSWORD, "Nia", "Busy"));
+        if registered.status == 503 {
+            registered.expect_error(503, "busy");
+            break address;
+        }
+    };
+    let body = serde_json::json!({ "email": address, "password": PASSWORD, "firstName": "Nia", "lastName": "Again" });
+    let retried = app.http.post(format!("{other}/api/v1/auth/register")).json(&body).send().await.expect("answers");
+    assert_eq!(retried.status(), 201, "{:?}", retried.text().await);
+}
