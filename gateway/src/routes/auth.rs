@@ -151,14 +151,7 @@ async fn register(
     let register = AccountCommand::Register { email, password, first_name, last_name };
     let registered = state.write(&state.accounts, &user.to_string(), register, acting(user, request_id.as_deref())).await;
     if let Err(error) = registered {
-        // Settled now rather than after the grace period, so that trying again
-        // (after a 503 for busy hashing, say) finds the address free. What the
-        // manager would do: the account decides whether it was registered.
-        let pending = PendingClaim { claim_id, account: user, claim_version: claimed.version };
-        match registration::settle(&state.accounts, &state.emails, pending).await {
-            Ok(settled) => tracing::info!(account = %user, ?settled, "settled the claim of a failed registration"),
-            Err(settle_error) => tracing::warn!(account = %user, %settle_error, "left the claim of a failed registration to the registration manager"),
-        }
+        settle_now(&state, PendingClaim { claim_id, account: user, claim_version: claimed.version }, &error).await;
         return Err(error);
     }
     let confirm = EmailClaimCommand::Confirm { account: user };
@@ -310,6 +303,29 @@ async fn refresh(
 }
 
 /// Metadata of a command `user` issues, correlated with the request.
+/// Settles the claim of a registration whose account step failed now rather than
+/// after the grace period, so that trying again (after a 503 for busy hashing,
+/// say) finds the address free. It does what the registration manager would: the
+/// account decides whether it was registered. Not while the store or the read
+/// models are unavailable (that would only make the answer wait longer), and
+/// never for long: whatever is left, the manager finishes.
+async fn settle_now(state: &AppState, claim: PendingClaim, error: &ApiError) {
+    if error.code == "service_unavailable" {
+        return;
+    }
+    let settled = tokio::time::timeout(SETTLE_NOW_LIMIT, registration::settle(&state.accounts, &state.emails, claim)).await;
+    match settled {
+        Ok(Ok(settled)) => tracing::info!(account = %claim.account, ?settled, "settled the claim of a failed registration"),
+        Ok(Err(settle_error)) => {
+            tracing::warn!(account = %claim.account, %settle_error, "left the claim of a failed registration to the registration manager");
+        }
+        Err(_) => tracing::warn!(account = %claim.account, "settling the claim of a failed registration took too long; left to the registration manager"),
+    }
+}
+
+/// The longest a failed registration's answer waits for its claim to be settled.
+const SETTLE_NOW_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn acting(user: UserId, request_id: Option<&str>) -> CommandMetadata {
     with_request_id(CommandMetadata::by(user.to_string()), request_id)
 }
