@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use metrics_exporter_prometheus::PrometheusBuilder;
-use rapat_gateway::{Application, Backends, Shutdown};
+use rapat_gateway::{Application, Backends, RegistrationManager, Shutdown};
 use rapat_projections::{Projection, ProjectionPositions};
 use tokio_util::sync::CancellationToken;
 
@@ -36,8 +36,9 @@ enum Command {
     Serve,
     /// Run the REST gateway alone (projections run elsewhere).
     Gateway,
-    /// Run the projections alone. A second projector on the same database stands
-    /// by and takes over a projection when the active one stops.
+    /// Run the projections alone, with the registration manager (which finishes or
+    /// undoes registrations cut short). A second projector on the same database
+    /// stands by and takes over a projection when the active one stops.
     Projector,
     /// Run the SFU alone: media on its UDP socket, signaling and room events
     /// over NATS.
@@ -47,7 +48,7 @@ enum Command {
     /// the same command, by the name SPEC §5 also uses.)
     #[command(alias = "replay")]
     Rebuild {
-        /// accounts, sessions, contacts, rooms, audit or analytics
+        /// accounts, sessions, contacts, rooms, audit, analytics or email_claims
         projection: String,
     },
     /// Read the event stream itself.
@@ -158,8 +159,17 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
     let mut gateway_task = tokio::task::JoinSet::new();
     let mut tasks = tokio::task::JoinSet::new();
     if parts.projector {
-        let (db, jetstream, config, stop) = (db.clone(), jetstream.clone(), settings.projector(), stop_rest.clone());
-        tasks.spawn(async move { rapat_projections::run_all(db, jetstream, config, stop).await.context("projector") });
+        let (pool, jetstream, config, stop) = (db.clone(), jetstream.clone(), settings.projector(), stop_rest.clone());
+        tasks.spawn(async move { rapat_projections::run_all(pool, jetstream, config, stop).await.context("projector") });
+        // Next to the projector that keeps its read model of pending claims.
+        let manager = RegistrationManager::open(nats.clone(), event_store.clone(), db.clone(), settings.registration())
+            .await
+            .context("opening the event store for the registration manager")?;
+        let stop = stop_rest.clone();
+        tasks.spawn(async move {
+            manager.run(stop).await;
+            Ok(())
+        });
     }
     // Kept alive until the end of `run`: dropping it stops the media threads.
     let mut _sfu = None;

@@ -177,6 +177,12 @@ pub struct Settings {
     /// write is stored but not yet visible).
     #[arg(long, env = "RAPAT_REQUEST_DEADLINE_MS", default_value_t = 3000, global = true)]
     pub request_deadline_ms: u64,
+    /// Seconds a registration may stay unfinished (its email claimed, its
+    /// account not yet registered) before the registration manager finishes it
+    /// or undoes it, freeing the address; a registration still running then is
+    /// answered 503.
+    #[arg(long, env = "RAPAT_REGISTRATION_GRACE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub registration_grace_seconds: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -192,6 +198,13 @@ impl Settings {
 
     pub fn projector(&self) -> ProjectorConfig {
         ProjectorConfig::for_namespace(&self.namespace)
+    }
+
+    pub fn registration(&self) -> rapat_gateway::RegistrationConfig {
+        rapat_gateway::RegistrationConfig {
+            grace: Duration::from_secs(self.registration_grace_seconds),
+            ..Default::default()
+        }
     }
 
     pub fn shutdown_drain(&self) -> Duration {

@@ -84,3 +84,33 @@ fn rebuild_refuses_an_unknown_projection() {
     assert!(stderr.contains("unknown projection \"nonsense\""), "stderr was: {stderr}");
     assert!(stderr.contains("rooms"), "lists the known projections: {stderr}");
 }
+
+/// `rapat serve` runs the registration manager: an address whose registration
+/// died after claiming it registers again once the grace period has passed.
+#[tokio::test]
+async fn serve_frees_an_address_whose_registration_died_after_claiming_it() {
+    use rapat_commands::{CommandBus, CommandMetadata, EventStoreConfig, JetStreamEventStore};
+    use rapat_domain::account::{Email, EmailClaim, EmailClaimCommand};
+    use rapat_domain::ids::UserId;
+
+    let serve = Served::start(&[("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"), ("RAPAT_REGISTRATION_GRACE_SECONDS", "1")]).await;
+    let nats = rapat_commands::connect(&nats_url()).await.expect("NATS answers");
+    let store = JetStreamEventStore::<EmailClaim>::open(nats, EventStoreConfig::for_namespace(&serve.namespace))
+        .await
+        .expect("the event store opens");
+    let email = Email::parse("wati@example.com".to_owned()).expect("valid email");
+    let claim = EmailClaimCommand::Claim { email: email.clone(), account: UserId::new_random(), now: std::time::SystemTime::now().into() };
+    CommandBus::new(store, ()).execute(&email.claim_id().to_string(), claim, CommandMetadata::system()).await.expect("claimed");
+
+    let body = serde_json::json!({ "email": "wati@example.com", "password": "correct horse 1", "firstName": "Wati", "lastName": "Again" });
+    let started = Instant::now();
+    loop {
+        let response = reqwest::Client::new().post(serve.url("/api/v1/auth/register")).json(&body).send().await.expect("answers");
+        match response.status().as_u16() {
+            201 => break,
+            409 => assert!(started.elapsed() < Duration::from_secs(20), "the address is still taken after 20 s"),
+            other => panic!("register answered {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -207,6 +207,12 @@ impl DomainRejection for AccountError {
             AccountError::AlreadyRegistered => ApiError::conflict("email_taken", message),
             AccountError::NotFound => ApiError::not_found("user_not_found", message),
             AccountError::WrongPassword => ApiError::forbidden(WRONG_PASSWORD, message),
+            // The registration manager gave up on a registration this slow; it
+            // releases the address, so trying again works.
+            AccountError::RegistrationAbandoned => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "the registration took too long and was undone; try again")
+            },
             AccountError::Hashing(error) => error.clone().into(),
         }
     }
@@ -217,6 +223,7 @@ impl DomainRejection for EmailClaimError {
         match self {
             EmailClaimError::EmailTaken => ApiError::conflict("email_taken", "an account with this email already exists"),
             EmailClaimError::NotClaimedBy => ApiError::internal("confirming an email claim held by another account"),
+            EmailClaimError::AlreadyConfirmed => ApiError::internal("releasing an email claim that is confirmed"),
         }
     }
 }

@@ -55,8 +55,15 @@ event_schemas! {
         "ParticipantScreenShareChanged",
         "RoomEnded",
     ],
-    "account" => ["AccountRegistered", "ProfileUpdated", "PasswordChanged", "StatusChanged", "RoleGranted"],
-    "email" => ["EmailClaimed", "EmailClaimConfirmed"],
+    "account" => [
+        "AccountRegistered",
+        "ProfileUpdated",
+        "PasswordChanged",
+        "StatusChanged",
+        "RoleGranted",
+        "RegistrationAbandoned",
+    ],
+    "email" => ["EmailClaimed", "EmailClaimConfirmed", "EmailClaimReleased"],
     "contacts" => ["ContactAdded", "ContactRemoved"],
     "session" => ["SessionStarted", "SessionRefreshed", "SessionRevoked"],
 }

@@ -94,7 +94,9 @@ fn next_account_event(previous: Option<&AccountEvent>) -> Option<AccountEvent> {
         Some(ProfileUpdated { .. }) => PasswordChanged { password_hash: hash() },
         Some(PasswordChanged { .. }) => StatusChanged { status: AccountStatus::Away },
         Some(StatusChanged { .. }) => RoleGranted { role: Role::Admin },
-        Some(RoleGranted { .. }) => return None,
+        // Only ever the event of an unregistered account; the chain is a list of examples.
+        Some(RoleGranted { .. }) => RegistrationAbandoned {},
+        Some(RegistrationAbandoned {}) => return None,
     })
 }
 
@@ -102,7 +104,8 @@ fn next_email_claim_event(previous: Option<&EmailClaimEvent>) -> Option<EmailCla
     match previous {
         None => Some(EmailClaimEvent::EmailClaimed { email: email(), account_id: ANA, claimed_at: Some(at()) }),
         Some(EmailClaimEvent::EmailClaimed { .. }) => Some(EmailClaimEvent::EmailClaimConfirmed { account_id: ANA }),
-        Some(EmailClaimEvent::EmailClaimConfirmed { .. }) => None,
+        Some(EmailClaimEvent::EmailClaimConfirmed { .. }) => Some(EmailClaimEvent::EmailClaimReleased { account_id: BUDI }),
+        Some(EmailClaimEvent::EmailClaimReleased { .. }) => None,
     }
 }
 

@@ -2,13 +2,14 @@
 //! recording which account owns it.
 //!
 //! Registration claims the address, registers the account, then confirms the
-//! claim. If the middle step never happens (the store went down, the process
-//! died), the claim stays pending; after [`EmailClaim::PENDING_TIMEOUT`] another
-//! registration may take it over, so an address is never locked for good. (The
-//! gateway first makes sure no account with the address exists in the read model,
-//! which covers a registration that succeeded but was never confirmed.)
+//! claim. A claim left pending (the store went down, the process died) stays the
+//! claiming account's until it is confirmed (the account was registered after all)
+//! or released (its registration was abandoned first, on the account, so that it
+//! can no longer land): the registration manager does one or the other after a
+//! short grace. A pending claim is never simply taken over by another account,
+//! since the first account's registration might still land.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -29,9 +30,6 @@ pub struct EmailClaim {
 }
 
 impl EmailClaim {
-    /// How long an unconfirmed claim holds an address against another account.
-    pub const PENDING_TIMEOUT: Duration = Duration::minutes(2);
-
     /// The account that owns the address, if any has claimed it.
     pub fn account(&self) -> Option<UserId> {
         self.account
@@ -45,22 +43,32 @@ impl EmailClaim {
         self.confirmed
     }
 
+    /// When the pending or confirmed claim was made; `None` when unclaimed, released
+    /// or claimed before claims recorded a time.
+    pub fn claimed_at(&self) -> Option<DateTime<Utc>> {
+        self.claimed_at
+    }
+
     fn decide(&self, command: EmailClaimCommand) -> Result<Option<EmailClaimEvent>, EmailClaimError> {
         match command {
             EmailClaimCommand::Claim { email, account, now } => match self.account {
                 // A retried registration claims again for the same account: nothing to do.
                 Some(owner) if owner == account => Ok(None),
-                Some(_) if self.confirmed => Err(EmailClaimError::EmailTaken),
-                Some(_) if self.claimed_at.is_some_and(|at| now - at < Self::PENDING_TIMEOUT) => {
-                    Err(EmailClaimError::EmailTaken)
-                }
-                // Unclaimed, or a pending claim that was abandoned.
-                _ => Ok(Some(EmailClaimEvent::EmailClaimed { email, account_id: account, claimed_at: Some(now) })),
+                Some(_) => Err(EmailClaimError::EmailTaken),
+                // Never claimed, or released.
+                None => Ok(Some(EmailClaimEvent::EmailClaimed { email, account_id: account, claimed_at: Some(now) })),
             },
             EmailClaimCommand::Confirm { account } => match self.account {
                 Some(owner) if owner == account && self.confirmed => Ok(None),
                 Some(owner) if owner == account => Ok(Some(EmailClaimEvent::EmailClaimConfirmed { account_id: account })),
                 _ => Err(EmailClaimError::NotClaimedBy),
+            },
+            EmailClaimCommand::Release { account } => match self.account {
+                Some(owner) if owner == account && self.confirmed => Err(EmailClaimError::AlreadyConfirmed),
+                Some(owner) if owner == account => Ok(Some(EmailClaimEvent::EmailClaimReleased { account_id: account })),
+                // Released already, or held by another account: nothing of this
+                // account's to release (a repeated or late release).
+                _ => Ok(None),
             },
         }
     }
@@ -90,6 +98,11 @@ impl Aggregate for EmailClaim {
                 self.confirmed = claimed_at.is_none();
             }
             EmailClaimEvent::EmailClaimConfirmed { .. } => self.confirmed = true,
+            EmailClaimEvent::EmailClaimReleased { .. } => {
+                self.account = None;
+                self.claimed_at = None;
+                self.confirmed = false;
+            }
         }
     }
 }
@@ -139,24 +152,54 @@ mod tests {
         TestFramework::<EmailClaim>::with(()).given(vec![claimed(ANA, 0)]).when(claim(ANA, 1)).then_expect_events(vec![]);
     }
 
+    fn released(account: UserId) -> EmailClaimEvent {
+        EmailClaimEvent::EmailClaimReleased { account_id: account }
+    }
+
     #[test]
-    fn another_account_cannot_take_a_confirmed_or_recent_claim() {
+    fn another_account_cannot_take_a_confirmed_or_pending_claim_however_old() {
         TestFramework::<EmailClaim>::with(())
             .given(vec![claimed(ANA, 0), confirmed(ANA)])
             .when(claim(BUDI, 30))
             .then_expect_error(EmailClaimError::EmailTaken);
+        // Only a release frees a pending claim: ANA's registration might still land.
         TestFramework::<EmailClaim>::with(())
             .given(vec![claimed(ANA, 0)])
-            .when(claim(BUDI, 1))
+            .when(claim(BUDI, 59))
             .then_expect_error(EmailClaimError::EmailTaken);
     }
 
     #[test]
-    fn an_abandoned_pending_claim_can_be_taken_over() {
+    fn a_released_claim_is_free_for_the_next_account_at_once() {
+        TestFramework::<EmailClaim>::with(())
+            .given(vec![claimed(ANA, 0), released(ANA)])
+            .when(claim(BUDI, 0))
+            .then_expect_events(vec![claimed(BUDI, 0)]);
+    }
+
+    #[test]
+    fn only_the_claiming_account_releases_a_pending_claim_once() {
+        let release = |account| EmailClaimCommand::Release { account };
         TestFramework::<EmailClaim>::with(())
             .given(vec![claimed(ANA, 0)])
-            .when(claim(BUDI, 2))
-            .then_expect_events(vec![claimed(BUDI, 2)]);
+            .when(release(ANA))
+            .then_expect_events(vec![released(ANA)]);
+        TestFramework::<EmailClaim>::with(())
+            .given(vec![claimed(ANA, 0), released(ANA)])
+            .when(release(ANA))
+            .then_expect_events(vec![]);
+        TestFramework::<EmailClaim>::with(())
+            .given(vec![claimed(ANA, 0), released(ANA), claimed(BUDI, 1)])
+            .when(release(ANA))
+            .then_expect_events(vec![]);
+        TestFramework::<EmailClaim>::with(())
+            .given(vec![claimed(ANA, 0), confirmed(ANA)])
+            .when(release(ANA))
+            .then_expect_error(EmailClaimError::AlreadyConfirmed);
+        TestFramework::<EmailClaim>::with(())
+            .given(vec![claimed(ANA, 0), released(ANA)])
+            .when(EmailClaimCommand::Confirm { account: ANA })
+            .then_expect_error(EmailClaimError::NotClaimedBy);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub enum AccountCommand {
     ChangePassword { current: Password, new: Password },
     SetStatus { status: AccountStatus },
     GrantRole { role: Role },
+    /// Gives up a registration that never completed: the account can then never be
+    /// registered, so its email claim can be released safely.
+    AbandonRegistration,
 }
 
 #[derive(Clone, Debug)]
@@ -28,4 +31,6 @@ pub enum EmailClaimCommand {
     Claim { email: Email, account: UserId, now: DateTime<Utc> },
     /// The claiming account was registered.
     Confirm { account: UserId },
+    /// The claiming account's registration was abandoned: the address is free again.
+    Release { account: UserId },
 }

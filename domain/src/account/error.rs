@@ -13,6 +13,9 @@ pub enum AccountError {
     NotFound,
     #[error("the current password is wrong")]
     WrongPassword,
+    /// The registration took too long and was given up; a new one may start.
+    #[error("the registration took too long and was abandoned")]
+    RegistrationAbandoned,
     #[error(transparent)]
     Hashing(#[from] HashingError),
 }
@@ -23,6 +26,8 @@ pub enum EmailClaimError {
     EmailTaken,
     #[error("the email address is not claimed by this account")]
     NotClaimedBy,
+    #[error("the email claim is confirmed and cannot be released")]
+    AlreadyConfirmed,
 }
 
 /// A value that cannot be part of an account (a 400 at the API).

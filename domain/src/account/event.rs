@@ -35,6 +35,9 @@ pub enum AccountEvent {
     PasswordChanged { password_hash: PasswordHash },
     StatusChanged { status: AccountStatus },
     RoleGranted { role: Role },
+    /// A registration that never completed was given up (see
+    /// `AccountCommand::AbandonRegistration`); the account stays unregistered.
+    RegistrationAbandoned {},
 }
 
 impl AccountEvent {
@@ -43,7 +46,7 @@ impl AccountEvent {
     fn current_version(event_type: &str) -> Option<u32> {
         match event_type {
             "AccountRegistered" => Some(2),
-            "ProfileUpdated" | "PasswordChanged" | "StatusChanged" | "RoleGranted" => Some(1),
+            "ProfileUpdated" | "PasswordChanged" | "StatusChanged" | "RoleGranted" | "RegistrationAbandoned" => Some(1),
             _ => None,
         }
     }
@@ -57,6 +60,7 @@ impl DomainEvent for AccountEvent {
             Self::PasswordChanged { .. } => "PasswordChanged",
             Self::StatusChanged { .. } => "StatusChanged",
             Self::RoleGranted { .. } => "RoleGranted",
+            Self::RegistrationAbandoned {} => "RegistrationAbandoned",
         };
         name.to_owned()
     }
@@ -96,6 +100,9 @@ pub enum EmailClaimEvent {
     EmailClaimed { email: Email, account_id: UserId, claimed_at: Option<DateTime<Utc>> },
     /// The account holding the claim was registered: the claim is final.
     EmailClaimConfirmed { account_id: UserId },
+    /// The account holding the claim was never registered (its registration was
+    /// abandoned): the address is free for the next registration.
+    EmailClaimReleased { account_id: UserId },
 }
 
 impl DomainEvent for EmailClaimEvent {
@@ -103,13 +110,14 @@ impl DomainEvent for EmailClaimEvent {
         match self {
             Self::EmailClaimed { .. } => "EmailClaimed".to_owned(),
             Self::EmailClaimConfirmed { .. } => "EmailClaimConfirmed".to_owned(),
+            Self::EmailClaimReleased { .. } => "EmailClaimReleased".to_owned(),
         }
     }
 
     fn event_version(&self) -> String {
         match self {
             Self::EmailClaimed { .. } => "2".to_owned(),
-            Self::EmailClaimConfirmed { .. } => "1".to_owned(),
+            Self::EmailClaimConfirmed { .. } | Self::EmailClaimReleased { .. } => "1".to_owned(),
         }
     }
 }

@@ -1,10 +1,15 @@
 //! Accounts (who a user is: email, password hash, profile, role) and email claims
 //! (which account owns an address, so that two registrations cannot share one).
 //!
-//! Registration runs as two commands: `EmailClaimCommand::Claim` on the aggregate
-//! `email.claim_id()`, then `AccountCommand::Register` on the new account. The claim
-//! is what makes uniqueness race-free, since both registrations of one address meet
-//! at the same claim aggregate and the event store lets only one of them append.
+//! Registration runs as three commands: `EmailClaimCommand::Claim` on the aggregate
+//! `email.claim_id()`, `AccountCommand::Register` on the new account, then
+//! `EmailClaimCommand::Confirm`. The claim is what makes uniqueness race-free, since
+//! both registrations of one address meet at the same claim aggregate and the event
+//! store lets only one of them append. A registration cut short is finished or
+//! undone later: `Confirm` if the account was registered, otherwise
+//! `AccountCommand::AbandonRegistration` and then `EmailClaimCommand::Release`. The
+//! account decides between the two (it is registered or abandoned, never both), so
+//! a registration that lands late cannot meet a released claim.
 
 mod claim;
 mod command;
@@ -36,6 +41,9 @@ pub struct Account {
     avatar: Option<Avatar>,
     status: AccountStatus,
     role: Role,
+    /// Its registration was given up: it can never be registered.
+    #[serde(default)]
+    abandoned: bool,
 }
 
 impl Account {
@@ -73,9 +81,19 @@ impl Account {
 
     /// Decides what a command does to this account, without changing it.
     async fn decide(&self, command: AccountCommand, services: &DomainServices) -> Result<Vec<AccountEvent>, AccountError> {
+        if let AccountCommand::AbandonRegistration = command {
+            return match (self.is_registered(), self.abandoned) {
+                (true, _) => Err(AccountError::AlreadyRegistered),
+                (false, true) => Ok(vec![]),
+                (false, false) => Ok(vec![AccountEvent::RegistrationAbandoned {}]),
+            };
+        }
         if let AccountCommand::Register { email, password, first_name, last_name } = command {
             if self.is_registered() {
                 return Err(AccountError::AlreadyRegistered);
+            }
+            if self.abandoned {
+                return Err(AccountError::RegistrationAbandoned);
             }
             let password_hash = services.passwords.hash(&password).await?;
             return Ok(vec![AccountEvent::AccountRegistered { email, password_hash, first_name, last_name, role: Role::Member }]);
@@ -84,6 +102,7 @@ impl Account {
         match command {
             // Answered above; listed so that the match needs no wildcard arm.
             AccountCommand::Register { .. } => Err(AccountError::AlreadyRegistered),
+            AccountCommand::AbandonRegistration => Err(AccountError::AlreadyRegistered),
             AccountCommand::UpdateProfile { first_name, last_name, avatar, status } => {
                 let first_name = first_name.filter(|new| self.first_name.as_ref() != Some(new));
                 let last_name = last_name.filter(|new| self.last_name.as_ref() != Some(new));
@@ -161,6 +180,7 @@ impl Aggregate for Account {
             AccountEvent::PasswordChanged { password_hash } => self.password_hash = Some(password_hash),
             AccountEvent::StatusChanged { status } => self.status = status,
             AccountEvent::RoleGranted { role } => self.role = role,
+            AccountEvent::RegistrationAbandoned {} => self.abandoned = true,
         }
     }
 }
@@ -221,6 +241,35 @@ mod tests {
         };
         account().given_no_previous_events().when(command.clone()).then_expect_events(vec![registered()]);
         account().given(vec![registered()]).when(command).then_expect_error(AccountError::AlreadyRegistered);
+    }
+
+    #[test]
+    fn an_unregistered_account_can_be_abandoned_once_and_then_never_registered() {
+        let abandoned = AccountEvent::RegistrationAbandoned {};
+        let register = AccountCommand::Register {
+            email: email(),
+            password: password("password1"),
+            first_name: person("Ana"),
+            last_name: person("Putri"),
+        };
+        account()
+            .given_no_previous_events()
+            .when(AccountCommand::AbandonRegistration)
+            .then_expect_events(vec![abandoned.clone()]);
+        account().given(vec![abandoned.clone()]).when(AccountCommand::AbandonRegistration).then_expect_events(vec![]);
+        account().given(vec![abandoned.clone()]).when(register).then_expect_error(AccountError::RegistrationAbandoned);
+        account()
+            .given(vec![abandoned])
+            .when(AccountCommand::SetStatus { status: AccountStatus::Busy })
+            .then_expect_error(AccountError::NotFound);
+    }
+
+    #[test]
+    fn a_registered_account_cannot_be_abandoned() {
+        account()
+            .given(vec![registered()])
+            .when(AccountCommand::AbandonRegistration)
+            .then_expect_error(AccountError::AlreadyRegistered);
     }
 
     #[test]
@@ -317,6 +366,14 @@ mod tests {
         let snapshot = serde_json::to_value(&state).expect("an account serialises");
         let restored: Account = serde_json::from_value(snapshot).expect("a snapshot loads");
         assert_eq!(restored, state);
+
+        let mut abandoned = Account::default();
+        abandoned.apply(AccountEvent::RegistrationAbandoned {});
+        let mut snapshot = serde_json::to_value(&abandoned).expect("an account serialises");
+        assert_eq!(serde_json::from_value::<Account>(snapshot.clone()).ok(), Some(abandoned));
+        // A snapshot taken before abandoning existed loads as not abandoned.
+        snapshot.as_object_mut().map(|fields| fields.remove("abandoned"));
+        assert_eq!(serde_json::from_value::<Account>(snapshot).ok(), Some(Account::default()));
     }
 
     fn stored(event_type: &str, schema_version: u32, payload: serde_json::Value) -> StoredEvent {

@@ -368,35 +368,6 @@ async fn auth_and_user_operations_are_documented_with_their_security() {
     assert!(fields.keys().all(|field| !field.to_lowercase().contains("password")), "{fields:?}");
 }
 
-/// A claim a registration left pending (the store failed before the account was
-/// registered) blocks the address only for a while: after the pending timeout the
-/// next registration takes it over, so an address is never locked for good.
-#[tokio::test]
-async fn an_abandoned_email_claim_is_taken_over_but_a_recent_one_is_not() {
-    use rapat_commands::{CommandBus, CommandMetadata, JetStreamEventStore};
-    use rapat_domain::account::{Email, EmailClaim, EmailClaimCommand};
-    use rapat_domain::ids::UserId;
-
-    let app = spawn_app().await;
-    let client = rapat_commands::connect(&crate::helpers::nats_url()).await.expect("NATS");
-    let claims: CommandBus<EmailClaim> =
-        CommandBus::new(JetStreamEventStore::open(client, app.event_store.clone()).await.expect("store"), ());
-    let abandon = |address: &str, minutes_ago: i64| {
-        let email = Email::parse(address.to_string()).expect("valid");
-        let now = chrono::Utc::now() - chrono::Duration::minutes(minutes_ago);
-        (email.claim_id().to_string(), EmailClaimCommand::Claim { email, account: UserId::new_random(), now })
-    };
-
-    let (old_id, old_claim) = abandon("old@example.com", 3);
-    claims.execute(&old_id, old_claim, CommandMetadata::system()).await.expect("claimed");
-    app.register("old@example.com", "correct horse 1", "Old", "Claim").await.expect(201);
-    app.login("old@example.com", "correct horse 1").await.expect(200);
-
-    let (new_id, new_claim) = abandon("new@example.com", 0);
-    claims.execute(&new_id, new_claim, CommandMetadata::system()).await.expect("claimed");
-    app.register("new@example.com", "correct horse 1", "New", "Claim").await.expect_error(409, "email_taken");
-}
-
 /// Gateways remember active sessions briefly; a logout through one gateway must
 /// still stop the token at another at once, not when that memory expires.
 #[tokio::test]

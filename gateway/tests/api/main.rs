@@ -12,6 +12,7 @@ mod limits;
 mod observability;
 mod openapi;
 mod read_your_writes;
+mod registration;
 mod rooms;
 mod rooms_host;
 mod slow_clients;

@@ -119,6 +119,11 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
                 .execute(tx)
                 .await?
         }
+        "RegistrationAbandoned" => {
+            // An account that was never registered: it has no row, and gets none.
+            check_version(event, 1)?;
+            return Ok(());
+        }
         _ => return unknown(event),
     };
     check_found(rows.rows_affected(), event);

@@ -9,6 +9,7 @@ mod accounts;
 mod analytics;
 mod audit;
 mod contacts;
+mod email_claims;
 mod rooms;
 mod sessions;
 
@@ -60,6 +61,7 @@ pub(crate) async fn apply_message(
             Projection::Rooms => rooms::apply(tx, event).await?,
             Projection::Audit => audit::apply(tx, stream_sequence, event).await?,
             Projection::Analytics => analytics::apply(tx, event).await?,
+            Projection::EmailClaims => email_claims::apply(tx, event).await?,
         }
         applied += 1;
     }

@@ -1,11 +1,11 @@
-//! One active instance per projection across processes.
+//! One active instance per projection (or other singleton task) across processes.
 //!
-//! The active instance holds a session-level Postgres advisory lock keyed by the
-//! projection's name, on a connection of its own kept for the whole run. When that
-//! process dies its connection closes, Postgres drops the lock, and a standby's next
-//! try succeeds. The lock is what makes one instance do the work; what makes the
-//! work exactly-once even if two overlap for a moment is the checkpoint row, locked
-//! and compared in every batch transaction (see `runner.rs`).
+//! The active instance holds a session-level Postgres advisory lock keyed by a
+//! name, on a connection of its own kept for the whole run. When that process dies
+//! its connection closes, Postgres drops the lock, and a standby's next try
+//! succeeds. The lock is what makes one instance do the work; what makes a
+//! projection's work exactly-once even if two overlap for a moment is the
+//! checkpoint row, locked and compared in every batch transaction (see `runner.rs`).
 
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -15,23 +15,26 @@ use super::Projection;
 /// with another application's on the same database.
 const LOCK_CLASS: i32 = 0x7261_7061;
 
-pub(crate) struct ProjectionLock {
+/// A named session-level advisory lock on a connection of its own. Also used by
+/// tasks outside this crate that must run once per database (the registration
+/// manager).
+pub struct AdvisoryLock {
     connection: PgConnection,
-    projection: Projection,
+    name: String,
 }
 
-impl ProjectionLock {
-    /// Takes the projection's lock if nobody holds it; `None` if somebody does.
-    pub(crate) async fn try_acquire(pool: &PgPool, projection: Projection) -> Result<Option<Self>, sqlx::Error> {
+impl AdvisoryLock {
+    /// Takes the lock `name` if nobody holds it; `None` if somebody does.
+    pub async fn try_acquire(pool: &PgPool, name: &str) -> Result<Option<Self>, sqlx::Error> {
         let options = pool.connect_options();
         let mut connection = PgConnection::connect_with(&options).await?;
         let acquired: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
             .bind(LOCK_CLASS)
-            .bind(lock_name(projection))
+            .bind(name)
             .fetch_one(&mut connection)
             .await?;
         if acquired {
-            Ok(Some(Self { connection, projection }))
+            Ok(Some(Self { connection, name: name.to_owned() }))
         } else {
             let _ = connection.close().await;
             Ok(None)
@@ -40,21 +43,39 @@ impl ProjectionLock {
 
     /// False once the lock's connection is gone, and with it the lock: another
     /// instance may be active now.
-    pub(crate) async fn still_held(&mut self) -> bool {
+    pub async fn still_held(&mut self) -> bool {
         self.connection.ping().await.is_ok()
     }
 
-    pub(crate) async fn release(mut self) {
+    pub async fn release(mut self) {
         let released = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
             .bind(LOCK_CLASS)
-            .bind(lock_name(self.projection))
+            .bind(&self.name)
             .execute(&mut self.connection)
             .await;
         if let Err(error) = released {
             // Closing the connection releases it anyway.
-            tracing::debug!(projection = %self.projection, %error, "unlock failed");
+            tracing::debug!(lock = %self.name, %error, "unlock failed");
         }
         let _ = self.connection.close().await;
+    }
+}
+
+/// The lock of one projection.
+pub(crate) struct ProjectionLock(AdvisoryLock);
+
+impl ProjectionLock {
+    /// Takes the projection's lock if nobody holds it; `None` if somebody does.
+    pub(crate) async fn try_acquire(pool: &PgPool, projection: Projection) -> Result<Option<Self>, sqlx::Error> {
+        Ok(AdvisoryLock::try_acquire(pool, &lock_name(projection)).await?.map(Self))
+    }
+
+    pub(crate) async fn still_held(&mut self) -> bool {
+        self.0.still_held().await
+    }
+
+    pub(crate) async fn release(self) {
+        self.0.release().await;
     }
 }
 

@@ -23,6 +23,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub use checkpoint::{CHECKPOINT_CHANNEL, Checkpoint, load_checkpoint};
+pub use lock::AdvisoryLock;
 pub use runner::run_projection;
 pub use stream_check::MessageMark;
 
@@ -38,11 +39,12 @@ pub enum Projection {
     Rooms,
     Audit,
     Analytics,
+    EmailClaims,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 6] =
-        [Self::Accounts, Self::Sessions, Self::Contacts, Self::Rooms, Self::Audit, Self::Analytics];
+    pub const ALL: [Projection; 7] =
+        [Self::Accounts, Self::Sessions, Self::Contacts, Self::Rooms, Self::Audit, Self::Analytics, Self::EmailClaims];
 
     /// Stable name: the checkpoint row, the consumer name and the lock key.
     pub fn name(self) -> &'static str {
@@ -53,6 +55,7 @@ impl Projection {
             Self::Rooms => "rooms",
             Self::Audit => "audit",
             Self::Analytics => "analytics",
+            Self::EmailClaims => "email_claims",
         }
     }
 
@@ -76,6 +79,7 @@ impl Projection {
             Self::Sessions => Some("session"),
             Self::Contacts => Some("contacts"),
             Self::Rooms | Self::Analytics => Some("room"),
+            Self::EmailClaims => Some("email"),
             Self::Audit => None,
         }
     }
@@ -94,6 +98,7 @@ impl Projection {
                 "analytics_open_stays",
                 "analytics_open_meetings",
             ],
+            Self::EmailClaims => &["email_claims"],
         }
     }
 
@@ -105,6 +110,7 @@ impl Projection {
             Self::Rooms => 3,
             Self::Audit => 4,
             Self::Analytics => 5,
+            Self::EmailClaims => 6,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod audit;
 pub mod checkpoints;
 pub mod contacts;
+pub mod email_claims;
 pub mod parked;
 pub mod rooms;
 pub mod sessions;

@@ -118,3 +118,60 @@ async fn every_read_model_follows_the_story() {
 
     projector.stop().await;
 }
+
+/// `email_claims`: a claim is pending until confirmed or released, a released
+/// address can be claimed again (a new claim version), and a version-1 claim
+/// (from before confirmations) counts as confirmed.
+#[tokio::test]
+async fn email_claims_follow_claims_confirmations_and_releases() {
+    use rapat_domain::account::{Email, EmailClaimEvent};
+    use rapat_projections::queries::email_claims::{self, ClaimState};
+
+    let env = TestEnv::new().await;
+    let email = |address: &str| Email::parse(address.to_owned()).expect("valid email");
+    let (ana, budi, citra) = (UserId::new_random(), UserId::new_random(), UserId::new_random());
+    let claimed = |address: &str, account: UserId| EmailClaimEvent::EmailClaimed {
+        email: email(address),
+        account_id: account,
+        claimed_at: Some(now()),
+    };
+    let ana_claim = email("ana@example.com").claim_id();
+    env.append("email", ana_claim, &[claimed("ana@example.com", ana)]).await;
+    env.append("email", ana_claim, &[EmailClaimEvent::EmailClaimConfirmed { account_id: ana }]).await;
+    let shared = email("shared@example.com").claim_id();
+    env.append("email", shared, &[claimed("shared@example.com", budi)]).await;
+    env.append("email", shared, &[EmailClaimEvent::EmailClaimReleased { account_id: budi }]).await;
+    env.append("email", shared, &[claimed("shared@example.com", citra)]).await;
+    let pending = email("pending@example.com").claim_id();
+    env.append("email", pending, &[claimed("pending@example.com", budi)]).await;
+    let old = email("old@example.com").claim_id();
+    let v1 = serde_json::json!({ "email": "old@example.com", "accountId": ana });
+    env.append_raw("email", old, vec![("EmailClaimed".into(), 1, v1)]).await;
+
+    let projector = env.spawn_projector(env.pool.clone());
+    env.wait_caught_up(Duration::from_secs(20)).await;
+    let pool = env.pool.clone();
+    let row = |claim_id| {
+        let pool = pool.clone();
+        async move {
+            let row = email_claims::by_id(&pool, claim_id).await.expect("query").expect("a row");
+            (row.account_id, row.state, row.claim_version)
+        }
+    };
+    assert_eq!(row(ana_claim).await, (ana, ClaimState::Confirmed, 1));
+    assert_eq!(row(shared).await, (citra, ClaimState::Pending, 3));
+    assert_eq!(row(pending).await, (budi, ClaimState::Pending, 1));
+    assert_eq!(row(old).await, (ana, ClaimState::Confirmed, 1));
+
+    let later = now() + chrono::Duration::seconds(1);
+    let mut waiting: Vec<_> = email_claims::pending_before(&env.pool, later, 10)
+        .await
+        .expect("query")
+        .into_iter()
+        .map(|claim| claim.email)
+        .collect();
+    waiting.sort();
+    assert_eq!(waiting, ["pending@example.com", "shared@example.com"]);
+    assert!(email_claims::pending_before(&env.pool, now() - chrono::Duration::hours(1), 10).await.expect("query").is_empty());
+    projector.stop().await;
+}
