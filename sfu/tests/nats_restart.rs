@@ -18,8 +18,12 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// How long NATS stays dead in these tests.
-const DOWN_FOR: Duration = Duration::from_secs(3);
+/// How long NATS stays dead: 3 s, or `RAPAT_TEST_NATS_DOWN_SECS` (a longer
+/// outage by hand, e.g. 60).
+fn down_for() -> Duration {
+    let seconds = std::env::var("RAPAT_TEST_NATS_DOWN_SECS").ok().and_then(|value| value.parse().ok());
+    Duration::from_secs(seconds.unwrap_or(3))
+}
 
 async fn connect(url: &str) -> async_nats::Client {
     rapat_commands::connect(url).await.expect("the test's NATS answers")
@@ -92,12 +96,14 @@ async fn a_room_event_written_while_the_sfu_was_cut_off_from_a_restarting_nats_r
 
     proxy.cut();
     server.kill();
-    tokio::time::sleep(DOWN_FOR).await;
+    tokio::time::sleep(down_for()).await;
     server.restart().await;
     // Written while the follower is still cut off, and after its consumer died with the server.
     execute(&rooms, room, RoomCommand::RemoveParticipant { actor: host, target: removed }).await;
     proxy.restore();
+    let restored = Instant::now();
     assert_eq!(next_change(&mut changes).await, RoomChange::UserGone { room, user: removed.as_uuid() });
+    eprintln!("the event written in the gap reached the follower {:?} after its connection came back", restored.elapsed());
 
     execute(&rooms, room, RoomCommand::End { actor: host }).await;
     assert_eq!(next_change(&mut changes).await, RoomChange::Ended { room });
@@ -115,7 +121,7 @@ async fn after_a_nats_restart_peers_connect_again_and_a_removal_stops_media() {
     let h = harness_on(&server.url(), config).await;
 
     server.kill();
-    tokio::time::sleep(DOWN_FOR).await;
+    tokio::time::sleep(down_for()).await;
     server.restart().await;
     eventually("the client reconnected", Duration::from_secs(20), || {
         h.nats.connection_state() == async_nats::connection::State::Connected

@@ -36,6 +36,8 @@ pub struct TestApp {
     pub db: sqlx::PgPool,
     pub database: String,
     pub event_store: EventStoreConfig,
+    /// The NATS this app (and `second_gateway`) connects to.
+    pub nats_url: String,
     shutdown: CancellationToken,
 }
 
@@ -91,13 +93,18 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like `spawn_app`, letting the test change the gateway's settings first.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestApp {
+    spawn_app_on(&nats_url(), configure).await
+}
+
+/// Like `spawn_app_with`, on the NATS at `nats_url` (a test's own server, to kill).
+pub async fn spawn_app_on(nats_url: &str, configure: impl FnOnce(&mut GatewayConfig)) -> TestApp {
     init_tracing();
     let id = Uuid::new_v4().simple().to_string();
     let namespace = format!("t{id}");
     let mut event_store = EventStoreConfig::for_namespace(&namespace);
     event_store.max_age = Some(Duration::from_secs(3600));
 
-    let nats = rapat_commands::connect(&nats_url()).await.expect("NATS with JetStream must be running");
+    let nats = rapat_commands::connect(nats_url).await.expect("NATS with JetStream must be running");
     let jetstream = async_nats::jetstream::new(nats.clone());
     rapat_commands::ensure_event_store(&jetstream, &event_store).await.expect("event stream");
 
@@ -128,6 +135,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestA
         db,
         database,
         event_store,
+        nats_url: nats_url.to_string(),
         shutdown,
     }
 }
@@ -136,7 +144,7 @@ impl TestApp {
     /// Starts another gateway on the same stream and database, as a second
     /// process would, and returns its base URL.
     pub async fn second_gateway(&self) -> String {
-        let nats = rapat_commands::connect(&nats_url()).await.expect("NATS");
+        let nats = rapat_commands::connect(&self.nats_url).await.expect("NATS");
         let positions = ProjectionPositions::start(self.db.clone());
         let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), TEST_JWT_SECRET.to_vec());
         config.auth_rate_limit.burst = 1000;
