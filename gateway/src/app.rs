@@ -103,7 +103,8 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
     let session_cache = Arc::new(SessionCache::new(config.session_cache_ttl));
     let session_subjects = event_store.subject_for(Session::TYPE, "*");
     let signaling = Arc::new(crate::ws::Hub::new(nats.clone(), &event_store.subject_prefix, Room::TYPE));
-    tokio::spawn(Arc::clone(&session_cache).follow_revocations(nats.clone(), session_subjects));
+    let revocations = Arc::clone(&session_cache).follow_revocations(nats.clone(), event_store.stream.clone(), session_subjects, shutdown.stop_token());
+    tokio::spawn(revocations);
     Ok(AppState::new(Inner {
         accounts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services.clone()),
         emails: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),

@@ -144,7 +144,12 @@ impl TestApp {
     /// Starts another gateway on the same stream and database, as a second
     /// process would, and returns its base URL.
     pub async fn second_gateway(&self) -> String {
-        let nats = rapat_commands::connect(&self.nats_url).await.expect("NATS");
+        self.second_gateway_on(&self.nats_url).await
+    }
+
+    /// Like `second_gateway`, reaching NATS at `nats_url` (e.g. through a proxy to cut).
+    pub async fn second_gateway_on(&self, nats_url: &str) -> String {
+        let nats = rapat_commands::connect(nats_url).await.expect("NATS");
         let positions = ProjectionPositions::start(self.db.clone());
         let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), TEST_JWT_SECRET.to_vec());
         config.auth_rate_limit.burst = 1000;

@@ -1,11 +1,12 @@
 //! After a NATS kill -9 and restart (a server of the test's own), everything a
 //! gateway follows works again: room fan-out and chat between two gateways,
-//! session revocation closing sockets on the other gateway, presence, and the
-//! projections behind REST.
+//! session revocation closing sockets on the other gateway (even when stored
+//! while that gateway was still cut off), presence, and the projections behind
+//! REST.
 
 use std::time::{Duration, Instant};
 
-use rapat_testkit::NatsServer;
+use rapat_testkit::{NatsServer, TcpProxy};
 use serde_json::{Value, json};
 
 use super::presence::wait_for_status;
@@ -88,20 +89,24 @@ async fn after_a_nats_restart_chat_and_room_events_reach_sockets_on_both_gateway
 }
 
 #[tokio::test]
-async fn after_a_nats_restart_a_logout_closes_the_sessions_socket_on_the_other_gateway() {
+async fn a_logout_stored_while_a_gateway_was_cut_off_from_a_restarting_nats_closes_its_socket() {
     let mut server = NatsServer::start().await;
     let app = app_on(&server).await;
-    let second = app.second_gateway().await;
+    // The second gateway reaches NATS through a proxy, so it stays cut off while
+    // the first is already back.
+    let proxy = TcpProxy::start(&format!("127.0.0.1:{}", server.port())).await;
+    let second = app.second_gateway_on(&format!("nats://{}", proxy.address())).await;
     let (room, host, guests) = room_with(&app, &["Budi"]).await;
     let guest = &guests[0];
     let mut here = connected(&app.base_url, &room, &host.token).await;
     let mut there = connected(&second, &room, &guest.token).await;
-
-    kill_and_restart(&mut server).await;
     until_chat_flows(&mut here, &mut there).await;
 
-    // Only the second gateway's subscription to session events can close this socket.
+    proxy.cut();
+    kill_and_restart(&mut server).await;
+    // Stored while the second gateway is cut off and its consumer died with the server.
     until_ok("logging out", || app.logout(&guest.token)).await;
+    proxy.restore();
     let (code, reason) = there.expect_close().await;
     assert_eq!(code, 4401, "{reason}");
 }
