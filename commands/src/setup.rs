@@ -10,8 +10,10 @@ use crate::error::StoreError;
 /// Connects to NATS, failing fast (no endless retry) when nobody answers, so a
 /// server that starts without NATS says so instead of hanging. Once connected,
 /// the client reconnects for ever, at most [`RECONNECT_DELAY_MAX`] apart, and
-/// sends its core subscriptions again when it does.
+/// sends its core subscriptions again when it does. `nats_url` may list several
+/// servers, comma-separated (the nodes of a cluster).
 pub async fn connect(nats_url: &str) -> Result<async_nats::Client, StoreError> {
+    let servers: Vec<&str> = nats_url.split(',').map(str::trim).filter(|url| !url.is_empty()).collect();
     async_nats::ConnectOptions::new()
         .name("rapat")
         .connection_timeout(Duration::from_secs(3))
@@ -19,7 +21,7 @@ pub async fn connect(nats_url: &str) -> Result<async_nats::Client, StoreError> {
         .max_reconnects(None)
         .reconnect_delay_callback(reconnect_delay)
         .event_callback(|event| async move { log_connection_event(event) })
-        .connect(nats_url)
+        .connect(servers)
         .await
         .map_err(|error| StoreError::unavailable(format!("cannot connect to NATS at {nats_url}: {error}")))
 }

@@ -102,7 +102,7 @@ pub async fn serve(
         .subscribe(inbound_subject(&namespace, "*"))
         .await
         .map_err(|e| nats_error("subscribing to SFU signaling", &e))?;
-    let mut placement = Placement::open(&jetstream::new(nats.clone()), &namespace).await?;
+    let mut placement = Placement::open(&jetstream::new(nats.clone()), &namespace, events.replicas).await?;
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     let mut report = tokio::time::interval(std::time::Duration::from_secs(5));
     let publisher = tokio::spawn(publish_outgoing(nats.clone(), namespace.clone(), outgoing));

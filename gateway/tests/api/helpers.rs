@@ -98,11 +98,18 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestA
 
 /// Like `spawn_app_with`, on the NATS at `nats_url` (a test's own server, to kill).
 pub async fn spawn_app_on(nats_url: &str, configure: impl FnOnce(&mut GatewayConfig)) -> TestApp {
+    spawn_app_replicated(nats_url, 1, configure).await
+}
+
+/// Like `spawn_app_on`, with the event stream and buckets on `replicas` nodes
+/// (`nats_url` lists a cluster's nodes).
+pub async fn spawn_app_replicated(nats_url: &str, replicas: usize, configure: impl FnOnce(&mut GatewayConfig)) -> TestApp {
     init_tracing();
     let id = Uuid::new_v4().simple().to_string();
     let namespace = format!("t{id}");
     let mut event_store = EventStoreConfig::for_namespace(&namespace);
     event_store.max_age = Some(Duration::from_secs(3600));
+    event_store.replicas = replicas;
 
     let nats = rapat_commands::connect(nats_url).await.expect("NATS with JetStream must be running");
     let jetstream = async_nats::jetstream::new(nats.clone());

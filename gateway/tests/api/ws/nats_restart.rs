@@ -23,9 +23,17 @@ fn down_for() -> Duration {
 /// How long the gateways get to be back on NATS after it restarted.
 const BACK_WITHIN: Duration = Duration::from_secs(20);
 
-async fn kill_and_restart(server: &mut NatsServer) {
+/// Kills NATS and restarts it after `down_for()`, reading `sockets` meanwhile so
+/// that they answer the gateway's pings.
+async fn kill_and_restart(server: &mut NatsServer, sockets: &mut [&mut Client]) {
     server.kill();
-    tokio::time::sleep(down_for()).await;
+    let back_at = Instant::now() + down_for();
+    while Instant::now() < back_at {
+        for socket in sockets.iter_mut() {
+            socket.pump(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.restart().await;
 }
 
@@ -71,7 +79,7 @@ async fn after_a_nats_restart_chat_and_room_events_reach_sockets_on_both_gateway
     let mut here = connected(&app.base_url, &room, &host.token).await;
     let mut there = connected(&second, &room, &guests[0].token).await;
 
-    kill_and_restart(&mut server).await;
+    kill_and_restart(&mut server, &mut [&mut here, &mut there]).await;
     until_chat_flows(&mut there, &mut here).await;
 
     here.send(json!({ "type": "chat", "payload": { "message": "after the restart" } })).await;
@@ -103,7 +111,7 @@ async fn a_logout_stored_while_a_gateway_was_cut_off_from_a_restarting_nats_clos
     until_chat_flows(&mut here, &mut there).await;
 
     proxy.cut();
-    kill_and_restart(&mut server).await;
+    kill_and_restart(&mut server, &mut [&mut here, &mut there]).await;
     // Stored while the second gateway is cut off and its consumer died with the server.
     until_ok("logging out", || app.logout(&guest.token)).await;
     proxy.restore();
@@ -118,7 +126,7 @@ async fn after_a_nats_restart_presence_follows_sockets() {
     let (room, host, guests) = room_with(&app, &["Budi"]).await;
     let guest = &guests[0];
 
-    kill_and_restart(&mut server).await;
+    kill_and_restart(&mut server, &mut []).await;
     // Joining again changes nothing but needs NATS.
     until_ok("joining again", || join(&app, guest, &room, json!({}))).await;
 
@@ -134,7 +142,7 @@ async fn after_a_nats_restart_projections_apply_new_events() {
     let app = app_on(&server).await;
     let host = app.new_user("Hana").await;
 
-    kill_and_restart(&mut server).await;
+    kill_and_restart(&mut server, &mut []).await;
     let created = until_ok("creating a room", || app.post("/api/v1/rooms", Some(&host.token), room_body("After"))).await;
     let room = created.data()["id"].as_str().expect("room id").to_string();
     // Each of these reads a read model the projector fills from events written after the restart.
