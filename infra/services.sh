@@ -9,6 +9,9 @@
 #   infra/services.sh stop           stop only what this script started
 #   infra/services.sh nats-bin       print the path of a nats-server >= 2.10
 #                                      (fetching Debian's when none is installed)
+#   infra/services.sh cluster [start|stop|status]
+#                                    a 3-node NATS cluster on loopback
+#                                      (infra/nats-cluster.sh); prints its NATS_URL
 #
 # Environment: NATS_URL, DATABASE_URL, RAPAT_DATA_DIR, RAPAT_SERVICES_WAIT.
 # See infra/README.md. Logs go to stderr; stdout carries only the URLs.
@@ -27,7 +30,7 @@ log() { printf 'services.sh: %s\n' "$*" >&2; }
 die() { printf 'services.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 is_root() { [[ $(id -u) == 0 ]]; }
@@ -577,6 +580,10 @@ print_urls() {
 
 command=start
 as_env=
+if [[ ${1:-} == cluster ]]; then
+  shift
+  exec "$script_dir/nats-cluster.sh" "$@"
+fi
 for arg in "$@"; do
   case $arg in
     start | stop | status | nats-bin) command=$arg ;;

@@ -26,6 +26,11 @@ pub struct Settings {
     /// deployments can share one NATS cluster.
     #[arg(long, env = "RAPAT_NAMESPACE", default_value = "rapat", global = true)]
     pub namespace: String,
+    /// Replicas of every stream and key-value bucket rapat creates (events,
+    /// snapshots, chat, presence, SFU placement): 1 for a single NATS server, 3
+    /// for a 3-node cluster. Existing streams keep theirs.
+    #[arg(long, env = "RAPAT_STREAM_REPLICAS", default_value_t = 1, value_parser = parse_replicas, global = true)]
+    pub stream_replicas: usize,
     /// Address the REST gateway listens on.
     #[arg(long, env = "RAPAT_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
     pub http_addr: SocketAddr,
@@ -193,7 +198,9 @@ pub enum LogFormat {
 
 impl Settings {
     pub fn event_store(&self) -> EventStoreConfig {
-        EventStoreConfig::for_namespace(&self.namespace)
+        let mut config = EventStoreConfig::for_namespace(&self.namespace);
+        config.replicas = self.stream_replicas;
+        config
     }
 
     pub fn projector(&self) -> ProjectorConfig {
@@ -230,6 +237,7 @@ impl Settings {
         config.cors_origins = self.cors_origins.clone();
         config.access_ttl = Duration::from_secs(self.access_ttl_seconds);
         config.ice_servers = self.ice_servers.clone().map(|servers| servers.0).unwrap_or_default();
+        config.chat_replicas = self.stream_replicas;
         self.apply_limits(&mut config);
         config.ws_max_sockets_per_user = self.ws_max_sockets_per_user;
         config.ws_max_sockets_per_room = self.ws_max_sockets_per_room;
@@ -305,6 +313,16 @@ fn parse_rate(text: &str) -> Result<RateLimit, String> {
     Ok(RateLimit { burst, replenish_every: Duration::from_millis(number * unit) })
 }
 
+/// 1 or 3: JetStream replicates a stream on an odd number of nodes, and rapat
+/// supports a single server and a 3-node cluster.
+fn parse_replicas(text: &str) -> Result<usize, String> {
+    match text.trim() {
+        "1" => Ok(1),
+        "3" => Ok(3),
+        other => Err(format!("{other:?} is not a supported replica count: use 1 (one NATS server) or 3 (a 3-node NATS cluster)")),
+    }
+}
+
 fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
     let (first, last) = text.split_once('-').ok_or("expected FIRST-LAST, such as 50000-50099")?;
     let port = |p: &str| p.trim().parse::<u16>().map_err(|_| format!("{p:?} is not a port number"));
@@ -339,6 +357,15 @@ fn jwt_secret() -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_are_one_or_three() {
+        assert_eq!(parse_replicas("1"), Ok(1));
+        assert_eq!(parse_replicas("3"), Ok(3));
+        for refused in ["0", "2", "5", "three", ""] {
+            assert!(parse_replicas(refused).is_err(), "{refused:?}");
+        }
+    }
 
     #[test]
     fn rates_read_as_burst_and_period() {

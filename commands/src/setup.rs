@@ -8,15 +8,48 @@ use crate::config::EventStoreConfig;
 use crate::error::StoreError;
 
 /// Connects to NATS, failing fast (no endless retry) when nobody answers, so a
-/// server that starts without NATS says so instead of hanging.
+/// server that starts without NATS says so instead of hanging. Once connected,
+/// the client reconnects for ever, at most [`RECONNECT_DELAY_MAX`] apart, and
+/// sends its core subscriptions again when it does. `nats_url` may list several
+/// servers, comma-separated (the nodes of a cluster).
 pub async fn connect(nats_url: &str) -> Result<async_nats::Client, StoreError> {
+    let servers: Vec<&str> = nats_url.split(',').map(str::trim).filter(|url| !url.is_empty()).collect();
     async_nats::ConnectOptions::new()
         .name("rapat")
         .connection_timeout(Duration::from_secs(3))
         .request_timeout(Some(Duration::from_secs(5)))
-        .connect(nats_url)
+        .max_reconnects(None)
+        .reconnect_delay_callback(reconnect_delay)
+        .event_callback(|event| async move { log_connection_event(event) })
+        .connect(servers)
         .await
         .map_err(|error| StoreError::unavailable(format!("cannot connect to NATS at {nats_url}: {error}")))
+}
+
+/// The longest wait between two reconnection attempts (async-nats's default
+/// grows to 4 s), so a restarted NATS is back in use within about a second.
+pub const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(1);
+
+fn reconnect_delay(attempts: usize) -> Duration {
+    let attempts = u64::try_from(attempts).unwrap_or(u64::MAX);
+    Duration::from_millis(attempts.saturating_sub(1).saturating_mul(100)).min(RECONNECT_DELAY_MAX)
+}
+
+/// One line per connection change, and a count of connections made
+/// (`rapat_nats_connections_total`), so every reconnection, and so every
+/// re-sent subscription, shows.
+fn log_connection_event(event: async_nats::Event) {
+    match event {
+        async_nats::Event::Connected => {
+            metrics::counter!("rapat_nats_connections_total").increment(1);
+            tracing::info!("connected to NATS; core subscriptions are (re)sent");
+        }
+        async_nats::Event::Disconnected => tracing::warn!("lost the NATS connection; reconnecting"),
+        async_nats::Event::SlowConsumer(subscription) => {
+            tracing::warn!(subscription, "a NATS subscription fell behind and messages were dropped")
+        }
+        other => tracing::info!(event = %other, "NATS connection event"),
+    }
 }
 
 /// The oldest NATS whose JetStream can write to disk before it acknowledges
@@ -117,7 +150,17 @@ pub async fn ensure_kv_bucket(
 
 #[cfg(test)]
 mod tests {
-    use super::warning_for_version;
+    use std::time::Duration;
+
+    use super::{RECONNECT_DELAY_MAX, reconnect_delay, warning_for_version};
+
+    #[test]
+    fn reconnection_attempts_start_at_once_and_are_never_more_than_a_second_apart() {
+        assert_eq!(reconnect_delay(1), Duration::ZERO);
+        assert_eq!(reconnect_delay(2), Duration::from_millis(100));
+        assert!((1..10_000).all(|attempt| reconnect_delay(attempt) <= RECONNECT_DELAY_MAX));
+        assert_eq!(reconnect_delay(usize::MAX), RECONNECT_DELAY_MAX);
+    }
 
     #[test]
     fn only_servers_that_cannot_fsync_before_acknowledging_are_warned_about() {

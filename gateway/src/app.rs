@@ -100,17 +100,19 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
     let services = DomainServices::new(Arc::clone(&passwords));
     let jetstream = async_nats::jetstream::new(nats.clone());
     let presence_bucket = format!("{}_PRESENCE", event_store.stream.trim_end_matches("_EVENTS"));
+    let replicas = event_store.replicas;
     let session_cache = Arc::new(SessionCache::new(config.session_cache_ttl));
     let session_subjects = event_store.subject_for(Session::TYPE, "*");
     let signaling = Arc::new(crate::ws::Hub::new(nats.clone(), &event_store.subject_prefix, Room::TYPE));
-    tokio::spawn(Arc::clone(&session_cache).follow_revocations(nats.clone(), session_subjects));
+    let revocations = Arc::clone(&session_cache).follow_revocations(nats.clone(), event_store.stream.clone(), session_subjects, shutdown.stop_token());
+    tokio::spawn(revocations);
     Ok(AppState::new(Inner {
         accounts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services.clone()),
         emails: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
         rooms: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services),
         contacts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
         sessions: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store).await?, ()),
-        presence: Presence::open(&jetstream, &presence_bucket).await?,
+        presence: Presence::open(&jetstream, &presence_bucket, replicas).await?,
         session_cache,
         metrics,
         tokens: TokenKeys::new(&config.jwt_secret, config.access_ttl, config.refresh_ttl),

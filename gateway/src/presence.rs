@@ -123,9 +123,10 @@ pub struct Sighting {
 }
 
 impl Presence {
-    pub async fn open(jetstream: &jetstream::Context, bucket: &str) -> Result<Self, StoreError> {
+    /// Opens the bucket, creating it with `replicas` when missing.
+    pub async fn open(jetstream: &jetstream::Context, bucket: &str, replicas: usize) -> Result<Self, StoreError> {
         let day = Some(Duration::from_secs(24 * 3600));
-        ensure_kv_bucket(jetstream, bucket, "rapat presence: last sighting and open sockets of each user", day, 1).await?;
+        ensure_kv_bucket(jetstream, bucket, "rapat presence: last sighting and open sockets of each user", day, replicas).await?;
         let bucket = jetstream
             .get_key_value(bucket)
             .await

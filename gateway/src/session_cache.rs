@@ -3,11 +3,11 @@
 //!
 //! Revocation must still bite at once, on every gateway. So an entry is dropped
 //! (1) by the gateway that revokes a session, before it answers; (2) on every
-//! gateway, by a core NATS subscription to the session subjects: JetStream stores
-//! each session event on `<prefix>.session.<id>` and NATS delivers it to plain
-//! subscribers too, with the `Rapat-Event-Types` header naming `SessionRevoked`;
-//! (3) after `ttl` in any case, which bounds how long a revocation missed during a
-//! NATS disconnection can go unseen.
+//! gateway, by following the session subjects `<prefix>.session.<id>` on the
+//! event stream, where the `Rapat-Event-Types` header names `SessionRevoked`; the
+//! follower keeps its position across NATS restarts, so a revocation stored while
+//! this gateway was cut off arrives when it is back; (3) after `ttl` in any case,
+//! which bounds how long a revoked session is trusted while this gateway is cut off.
 //!
 //! An entry remembers the session's user too, so a token whose `sub` is not its
 //! session's user never passes on the strength of the cache.
@@ -23,9 +23,8 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use lru::LruCache;
-use rapat_commands::EVENT_TYPES_HEADER;
+use rapat_commands::{EVENT_TYPES_HEADER, Follow};
 use rapat_domain::ids::UserId;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -99,17 +98,14 @@ impl SessionCache {
         SessionWatch { cache: Arc::clone(self), session, connection, revoked }
     }
 
-    /// Drops sessions from the cache as their `SessionRevoked` events are stored,
-    /// whichever gateway wrote them. Runs until the subscription ends.
-    pub async fn follow_revocations(self: Arc<Self>, nats: async_nats::Client, session_subjects: String) {
-        let mut messages = match nats.subscribe(session_subjects.clone()).await {
-            Ok(messages) => messages,
-            Err(error) => {
-                tracing::warn!(%error, subject = %session_subjects, "cannot follow session revocations; relying on the cache TTL");
-                return;
-            }
-        };
-        while let Some(message) = messages.next().await {
+    /// Drops sessions from the cache, and closes their sockets, as their
+    /// `SessionRevoked` events are stored, whichever gateway wrote them, until
+    /// `stop`. Follows the event stream from its own position
+    /// (`rapat_commands::follow`), so a revocation stored while this gateway was
+    /// cut off from NATS still arrives once it is back.
+    pub async fn follow_revocations(self: Arc<Self>, nats: async_nats::Client, stream: String, session_subjects: String, stop: CancellationToken) {
+        let what = Follow { name: "gateway_session_revocations", stream, filter_subject: session_subjects };
+        let follow = rapat_commands::follow(nats, what, |message| {
             let revoked = message
                 .headers
                 .as_ref()
@@ -119,6 +115,10 @@ impl SessionCache {
             if revoked && let Some(session) = session {
                 self.forget(session);
             }
+        });
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = follow => {}
         }
     }
 }

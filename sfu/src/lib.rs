@@ -16,6 +16,7 @@ mod metrics;
 pub mod nats;
 mod peer;
 mod placement;
+pub mod room_events;
 mod routes;
 mod signal;
 mod source;

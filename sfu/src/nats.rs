@@ -10,16 +10,20 @@
 //!   delivers it to that socket only.
 //! - the `<NAMESPACE>_SFU_ROOMS` key-value bucket: which SFU node serves each
 //!   room, when several run (`placement.rs`).
-//! - `<namespace>.events.room.<roomId>` on the event stream: followed with an
-//!   ordered JetStream consumer from "now"; who may offer is checked against the
-//!   room aggregate itself, so nothing before "now" is needed.
+//! - `<namespace>.events.room.<roomId>` on the event stream: followed from "now"
+//!   by `room_events.rs`, which keeps its position across NATS restarts; who may
+//!   offer is checked against the room aggregate itself, so nothing before "now"
+//!   is needed.
+//!
+//! The inbound subscription is core NATS: the client sends it again when it
+//! reconnects, and the placement bucket is read and written by request, so both
+//! work again as soon as the connection is back.
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull};
+use async_nats::jetstream;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use rapat_commands::{EventStoreConfig, JetStreamEventStore, StoreError};
-use rapat_domain::envelope::StoredCommit;
 use rapat_domain::ids::UserId;
 use rapat_domain::room::Room;
 use serde_json::{Value, json};
@@ -28,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::placement::{Placement, REFRESH_EVERY};
+use crate::room_events;
 use crate::{Admission, Admitted, Incoming, Outgoing, Refused, RoomChange, SfuHandle};
 
 pub const CONNECTION_HEADER: &str = "Rapat-Ws-Connection";
@@ -97,12 +102,14 @@ pub async fn serve(
         .subscribe(inbound_subject(&namespace, "*"))
         .await
         .map_err(|e| nats_error("subscribing to SFU signaling", &e))?;
-    let room_events = follow_room_events(&nats, &events).await?;
-    let mut placement = Placement::open(&jetstream::new(nats.clone()), &namespace).await?;
+    let mut placement = Placement::open(&jetstream::new(nats.clone()), &namespace, events.replicas).await?;
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     let mut report = tokio::time::interval(std::time::Duration::from_secs(5));
     let publisher = tokio::spawn(publish_outgoing(nats.clone(), namespace.clone(), outgoing));
-    let follower = tokio::spawn(apply_room_events(room_events, sfu.clone()));
+    let follower = {
+        let sfu = sfu.clone();
+        tokio::spawn(room_events::follow(nats.clone(), events, move |change| sfu.room_changed(change), cancel.child_token()))
+    };
     nats.flush().await.map_err(|e| nats_error("flushing the subscription", &e))?;
     tracing::info!(%namespace, "SFU signaling on NATS");
     loop {
@@ -145,49 +152,6 @@ async fn publish_outgoing(nats: async_nats::Client, namespace: String, mut outgo
             tracing::warn!(%error, "cannot publish an SFU message");
         }
     }
-}
-
-type RoomEventStream = pull::Ordered;
-
-async fn follow_room_events(nats: &async_nats::Client, events: &EventStoreConfig) -> Result<RoomEventStream, NatsError> {
-    let nats_error = |what: &str, error: &dyn std::fmt::Display| NatsError::Nats(format!("{what}: {error}"));
-    // The stream exists: whoever started the SFU opened the event store.
-    let stream = jetstream::new(nats.clone()).get_stream(&events.stream).await.map_err(|e| nats_error("opening the event stream", &e))?;
-    let consumer = stream
-        .create_consumer(pull::OrderedConfig {
-            filter_subject: events.subject_for("room", "*"),
-            deliver_policy: DeliverPolicy::New,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| nats_error("following room events", &e))?;
-    consumer.messages().await.map_err(|e| nats_error("following room events", &e))
-}
-
-async fn apply_room_events(mut messages: RoomEventStream, sfu: SfuHandle) {
-    while let Some(message) = messages.next().await {
-        let message = match message {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::warn!(%error, "room event stream error");
-                continue;
-            }
-        };
-        let Ok(commit) = serde_json::from_slice::<StoredCommit>(&message.payload) else {
-            tracing::warn!(subject = %message.subject, "cannot read a room event");
-            continue;
-        };
-        let Some(room) = message.subject.rsplit('.').next().and_then(|id| Uuid::parse_str(id).ok()) else { continue };
-        let span = tracing::info_span!("sfu.room_event", %room);
-        rapat_telemetry::continue_nats_trace(&span, message.headers.as_ref());
-        let _applying = span.enter();
-        for event in &commit.events {
-            if let Some(change) = room_change(room, &event.event_type, &event.payload) {
-                sfu.room_changed(change);
-            }
-        }
-    }
-    tracing::warn!("the room event stream ended; the SFU no longer follows room events");
 }
 
 /// What a stored room event means for media, if anything.

@@ -36,9 +36,10 @@ pub fn bucket_name(namespace: &str) -> String {
 }
 
 impl Placement {
-    pub async fn open(jetstream: &jetstream::Context, namespace: &str) -> Result<Self, StoreError> {
+    /// Opens the bucket, creating it with `replicas` when missing.
+    pub async fn open(jetstream: &jetstream::Context, namespace: &str, replicas: usize) -> Result<Self, StoreError> {
         let name = bucket_name(namespace);
-        rapat_commands::ensure_kv_bucket(jetstream, &name, "which SFU node serves each room", Some(CLAIM_TTL), 1).await?;
+        rapat_commands::ensure_kv_bucket(jetstream, &name, "which SFU node serves each room", Some(CLAIM_TTL), replicas).await?;
         let bucket = jetstream
             .get_key_value(&name)
             .await

@@ -36,6 +36,8 @@ pub struct TestApp {
     pub db: sqlx::PgPool,
     pub database: String,
     pub event_store: EventStoreConfig,
+    /// The NATS this app (and `second_gateway`) connects to.
+    pub nats_url: String,
     shutdown: CancellationToken,
 }
 
@@ -97,15 +99,27 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestA
 /// Like `spawn_app_with`, on a NATS and a Postgres of the test's choosing (a
 /// private nats-server to kill, a proxy to cut).
 pub async fn spawn_app_on(nats_url: &str, postgres_base_url: &str, configure: impl FnOnce(&mut GatewayConfig)) -> TestApp {
+    spawn_app_replicated(nats_url, postgres_base_url, 1, configure).await
+}
+
+/// Like `spawn_app_on`, with the event stream and buckets on `replicas` nodes
+/// (`nats_url` lists a cluster's nodes).
+pub async fn spawn_app_replicated(
+    nats_url: &str,
+    postgres_base_url: &str,
+    replicas: usize,
+    configure: impl FnOnce(&mut GatewayConfig),
+) -> TestApp {
     init_tracing();
     let id = Uuid::new_v4().simple().to_string();
     let namespace = format!("t{id}");
     let mut event_store = EventStoreConfig::for_namespace(&namespace);
     event_store.max_age = Some(Duration::from_secs(3600));
+    event_store.replicas = replicas;
 
     let nats = rapat_commands::connect(nats_url).await.expect("NATS with JetStream must be running");
     let jetstream = async_nats::jetstream::new(nats.clone());
-    rapat_commands::ensure_event_store(&jetstream, &event_store).await.expect("event stream");
+    ensure_event_store(&jetstream, &event_store).await;
 
     let database = format!("rapat_test_{id}");
     let db = rapat_projections::connect(&format!("{postgres_base_url}/{database}"))
@@ -134,7 +148,24 @@ pub async fn spawn_app_on(nats_url: &str, postgres_base_url: &str, configure: im
         db,
         database,
         event_store,
+        nats_url: nats_url.to_string(),
         shutdown,
+    }
+}
+
+/// Creates the event stream; a cluster that has just started may not place a
+/// replicated stream at once, so that is retried for a while.
+async fn ensure_event_store(jetstream: &async_nats::jetstream::Context, event_store: &EventStoreConfig) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match rapat_commands::ensure_event_store(jetstream, event_store).await {
+            Ok(()) => return,
+            Err(error) if event_store.replicas > 1 && std::time::Instant::now() < deadline => {
+                tracing::info!(%error, "the cluster cannot place the stream yet");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => panic!("event stream: {error}"),
+        }
     }
 }
 
@@ -142,7 +173,12 @@ impl TestApp {
     /// Starts another gateway on the same stream and database, as a second
     /// process would, and returns its base URL.
     pub async fn second_gateway(&self) -> String {
-        let nats = rapat_commands::connect(&nats_url()).await.expect("NATS");
+        self.second_gateway_on(&self.nats_url).await
+    }
+
+    /// Like `second_gateway`, reaching NATS at `nats_url` (e.g. through a proxy to cut).
+    pub async fn second_gateway_on(&self, nats_url: &str) -> String {
+        let nats = rapat_commands::connect(nats_url).await.expect("NATS");
         let positions = ProjectionPositions::start(self.db.clone());
         let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), TEST_JWT_SECRET.to_vec());
         config.auth_rate_limit.burst = 1000;

@@ -5,6 +5,7 @@ mod analytics;
 mod audit;
 mod auth;
 mod bad_input;
+mod cluster;
 mod contacts;
 mod durability;
 mod helpers;

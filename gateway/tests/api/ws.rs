@@ -4,6 +4,7 @@
 //! - `chat.rs`: chat stored on its stream, and its history for late joiners.
 //! - `events.rs`: room events (REST or socket) reach every socket exactly once.
 //! - `limits.rs`: socket caps, message rates and the message size limit.
+//! - `nats_restart.rs`: fan-out, chat, revocation, presence and projections after a NATS restart.
 //! - `presence.rs`: presence follows open sockets.
 //! - `sessions.rs`: a revoked session's sockets close; a token must be its session's user's.
 //! - `sfu.rs`: the gateway's side of the SFU signaling contract.
@@ -11,6 +12,7 @@
 mod chat;
 mod events;
 mod limits;
+mod nats_restart;
 mod presence;
 mod sessions;
 mod sfu;

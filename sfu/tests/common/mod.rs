@@ -72,6 +72,11 @@ pub async fn harness_with_port_range(ports: u16) -> (Harness, std::ops::RangeInc
 
 pub async fn harness_with(config: SfuConfig) -> Harness {
     let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    harness_on(&url, config).await
+}
+
+/// A harness on the NATS at `url` (a test's own server, to kill and restart).
+pub async fn harness_on(url: &str, config: SfuConfig) -> Harness {
     let nats = async_nats::connect(url).await.expect("NATS is reachable");
     let namespace = format!("t{}", Uuid::new_v4().simple());
     let mut events = EventStoreConfig::for_namespace(&namespace);

@@ -1,0 +1,115 @@
+//! rapat on a 3-node NATS cluster (`RAPAT_STREAM_REPLICAS=3`, the client given
+//! all three URLs) losing the event stream's leader under load: writes go on
+//! after a pause for the election, every acknowledged (2xx) write is in the
+//! stream afterwards, and the killed node catches up once restarted.
+
+use std::time::{Duration, Instant};
+
+use rapat_testkit::NatsCluster;
+
+use crate::helpers::{TestApp, TestUser, postgres_base_url, spawn_app_replicated};
+use crate::rooms::room_body;
+
+/// When the leader is killed, how long it stays down, and how long the load runs.
+const KILL_AFTER: Duration = Duration::from_secs(2);
+const DOWN_FOR: Duration = Duration::from_secs(10);
+const LOAD_FOR: Duration = Duration::from_secs(20);
+
+struct Write {
+    /// The created room, for a 2xx answer.
+    room: Option<String>,
+    /// The error code, for another answer.
+    error: String,
+    answered_at: Instant,
+    took: Duration,
+}
+
+/// Creates rooms one after another until `stop`.
+async fn create_rooms_until(app: &TestApp, user: &TestUser, stop: Instant) -> Vec<Write> {
+    let mut writes = Vec::new();
+    while Instant::now() < stop {
+        let started = Instant::now();
+        let answer = app.post("/api/v1/rooms", Some(&user.token), room_body("Load")).await;
+        let room = answer.status.is_success().then(|| answer.data()["id"].as_str().expect("room id").to_string());
+        let error = format!("{} {}", answer.status.as_u16(), answer.error_code());
+        writes.push(Write { room, error, answered_at: Instant::now(), took: started.elapsed() });
+    }
+    writes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_stream_leader_of_a_three_node_cluster_under_load_loses_no_acknowledged_write() {
+    let mut cluster = NatsCluster::start(3).await;
+    let app = spawn_app_replicated(&cluster.url(), &postgres_base_url(), 3, |config| {
+        config.rooms_per_user_per_hour = 0;
+        config.chat_replicas = 3;
+    })
+    .await;
+    let nats = rapat_commands::connect(&cluster.url()).await.expect("the cluster answers");
+    let jetstream = async_nats::jetstream::new(nats);
+    let mut stream = jetstream.get_stream(&app.event_store.stream).await.expect("the event stream");
+    let info = stream.info().await.expect("stream info").clone();
+    assert_eq!(info.config.num_replicas, 3);
+    let leader = info.cluster.and_then(|cluster| cluster.leader).expect("the stream has a leader");
+    // Node names end in `-n<index>` (rapat-testkit).
+    let leader_index: usize = leader.rsplit("-n").next().and_then(|index| index.parse().ok()).expect("a node name");
+
+    let mut users = Vec::new();
+    for name in ["Ana", "Budi", "Citra", "Dewi"] {
+        users.push(app.new_user(name).await);
+    }
+    let started = Instant::now();
+    let stop = started + LOAD_FOR;
+    let load = futures::future::join_all(users.iter().map(|user| create_rooms_until(&app, user, stop)));
+    let fault = async {
+        tokio::time::sleep(KILL_AFTER).await;
+        cluster.nodes[leader_index].kill();
+        let killed_at = Instant::now();
+        tokio::time::sleep(DOWN_FOR).await;
+        cluster.nodes[leader_index].restart().await;
+        killed_at
+    };
+    let (writes, killed_at) = tokio::join!(load, fault);
+    let writes: Vec<Write> = writes.into_iter().flatten().collect();
+
+    // Writes go on: some succeed after the kill, and the longest stretch without
+    // a success is the pause for the leader election.
+    let mut successes: Vec<Instant> = writes.iter().filter(|write| write.room.is_some()).map(|write| write.answered_at).collect();
+    successes.sort();
+    let longest_pause = successes.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or_default();
+    let slowest = writes.iter().map(|write| write.took).max().unwrap_or_default();
+    let acknowledged: Vec<&String> = writes.iter().filter_map(|write| write.room.as_ref()).collect();
+    let failures: Vec<String> = writes
+        .iter()
+        .filter(|write| write.room.is_none())
+        .map(|write| format!("{} at {:?} after {:?}", write.error, write.answered_at - started, write.took))
+        .collect();
+    eprintln!(
+        "cluster: {} writes, {} acknowledged, {} failed; longest pause without a success {longest_pause:?}, slowest answer {slowest:?}; leader killed at {:?}; failures: {failures:?}",
+        writes.len(),
+        acknowledged.len(),
+        failures.len(),
+        killed_at - started,
+    );
+    assert!(successes.iter().any(|at| *at > killed_at + Duration::from_secs(1)), "no write succeeded after the leader was killed");
+    assert!(longest_pause < Duration::from_secs(20), "writes paused for {longest_pause:?}");
+
+    // The restarted node catches up with the new leader.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = stream.info().await.expect("stream info").clone();
+        let replicas = info.cluster.map(|cluster| cluster.replicas).unwrap_or_default();
+        let caught_up = replicas.len() == 2 && replicas.iter().all(|peer| peer.current && !peer.offline && peer.lag.unwrap_or(0) == 0);
+        if caught_up {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the restarted node did not catch up: {replicas:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Nothing acknowledged is lost.
+    for room in acknowledged {
+        let subject = app.event_store.subject_for("room", room);
+        stream.get_last_raw_message_by_subject(&subject).await.unwrap_or_else(|error| panic!("acknowledged room {room} is not in the stream: {error}"));
+    }
+}
