@@ -59,23 +59,11 @@ impl Stack {
         Self::around(Nats::Single(nats), &[]).await
     }
 
-    /// A three-node NATS cluster and a stream with three replicas. rapat gets
-    /// every node's URL; a rapat that cannot take a list gets the first node's,
-    /// and finds the others as NATS clients do, from the server's INFO.
+    /// A three-node NATS cluster and a stream with three replicas; rapat gets
+    /// every node's URL.
     pub async fn cluster() -> Self {
         let cluster = NatsCluster::start(3).await;
-        let first_node = cluster.nodes[0].url();
-        let nats = Nats::Cluster(cluster);
-        let env = [("RAPAT_STREAM_REPLICAS", "3")];
-        let (dir, postgres) = Self::scratch_and_postgres().await;
-        let rapat = match Rapat::try_start(&nats.url(), &database_url(&postgres), &env, &dir).await {
-            Ok(rapat) => rapat,
-            Err(failure) => {
-                println!("rapat did not start with the node list; using {first_node}: {failure}");
-                Rapat::start(&first_node, &database_url(&postgres), &env, &dir).await
-            }
-        };
-        Self { rapat, nats, postgres, dir }
+        Self::around(Nats::Cluster(cluster), &[("RAPAT_STREAM_REPLICAS", "3")]).await
     }
 
     async fn around(nats: Nats, env: &[(&str, &str)]) -> Self {

@@ -6,6 +6,8 @@
 use std::time::{Duration, Instant};
 
 use rapat_testkit::NatsCluster;
+use reqwest::{Method, StatusCode};
+use uuid::Uuid;
 
 use crate::helpers::{TestApp, TestUser, postgres_base_url, spawn_app_replicated};
 use crate::rooms::room_body;
@@ -24,13 +26,25 @@ struct Write {
     took: Duration,
 }
 
-/// Creates rooms one after another until `stop`.
+/// Creates rooms one after another until `stop`, each with its own
+/// `Idempotency-Key`. An answer that the room is stored but not yet visible (202)
+/// or that the outcome is unknown is retried with the same key, as a client
+/// should, until it names the room or is refused.
 async fn create_rooms_until(app: &TestApp, user: &TestUser, stop: Instant) -> Vec<Write> {
     let mut writes = Vec::new();
     while Instant::now() < stop {
         let started = Instant::now();
-        let answer = app.post("/api/v1/rooms", Some(&user.token), room_body("Load")).await;
-        let room = answer.status.is_success().then(|| answer.data()["id"].as_str().expect("room id").to_string());
+        let key = Uuid::new_v4().to_string();
+        let mut answer;
+        loop {
+            answer = app.keyed(Method::POST, "/api/v1/rooms", Some(&user.token), room_body("Load"), &key, &key).await;
+            let unsettled = answer.status == StatusCode::ACCEPTED || answer.error_code() == "outcome_unknown";
+            if !unsettled || started.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let room = (answer.status == StatusCode::CREATED).then(|| answer.data()["id"].as_str().expect("room id").to_string());
         let error = format!("{} {}", answer.status.as_u16(), answer.error_code());
         writes.push(Write { room, error, answered_at: Instant::now(), took: started.elapsed() });
     }

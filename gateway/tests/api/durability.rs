@@ -17,25 +17,9 @@ use crate::helpers::{TestApp, TestResponse, postgres_base_url, spawn_app, spawn_
 /// What the deadline promises (3 s) plus room for a busy machine.
 const ANSWER_WITHIN: Duration = Duration::from_millis(3500);
 
-/// A request with an `Idempotency-Key` and an `X-Request-Id` (which becomes the
-/// correlation id of the events it stores, so the stream tells which request
-/// stored what).
+/// A request with an `Idempotency-Key` and an `X-Request-Id` (see `TestApp::keyed`).
 async fn keyed(app: &TestApp, method: Method, path: &str, token: Option<&str>, body: Value, key: &str, request_id: &str) -> TestResponse {
-    let mut request = app
-        .http
-        .request(method, format!("{}{path}", app.base_url))
-        .header("idempotency-key", key)
-        .header("x-request-id", request_id)
-        .timeout(Duration::from_secs(20))
-        .json(&body);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    let response = request.send().await.expect("request sent");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.expect("body");
-    TestResponse { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null), headers }
+    app.keyed(method, path, token, body, key, request_id).await
 }
 
 /// Every commit of the app's stream, by stream sequence.

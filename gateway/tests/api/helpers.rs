@@ -208,6 +208,23 @@ impl TestApp {
         into_test_response(request.send().await.expect("request sent")).await
     }
 
+    /// Sends a request with an `Idempotency-Key` and an `X-Request-Id` (which
+    /// becomes the correlation id of the events it stores, so the stream tells
+    /// which request stored what).
+    pub async fn keyed(&self, method: Method, path: &str, token: Option<&str>, body: Value, key: &str, request_id: &str) -> TestResponse {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base_url))
+            .header("idempotency-key", key)
+            .header("x-request-id", request_id)
+            .timeout(Duration::from_secs(20))
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        into_test_response(request.send().await.expect("request sent")).await
+    }
+
     /// Sends raw bytes with a given content type (for garbage-body tests).
     pub async fn send_raw(&self, method: Method, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> TestResponse {
         let mut request = self
