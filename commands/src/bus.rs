@@ -109,26 +109,60 @@ where
     ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
         let _serialised = self.locks.lock(aggregate_id).await;
         let mut attempt = 1;
+        // Where the subject stood when this command first lost a race.
+        let mut first_conflict: Option<u64> = None;
         loop {
             match self.attempt(aggregate_id, command.clone(), metadata).await {
                 Ok(mut outcome) => {
                     outcome.attempts = attempt;
                     return Ok(outcome);
                 }
-                Err(AttemptError::Store(StoreError::Conflict { .. })) if attempt < self.retry.max_attempts => {
+                Err(AttemptError::Store(StoreError::Conflict { expected })) => {
+                    self.store.evict(aggregate_id);
+                    // A message of this command handed to NATS may be stored after all,
+                    // behind another writer's (an acknowledgement lost in a leader
+                    // change): then the command is done, whatever the retry would say.
+                    let since = *first_conflict.get_or_insert(expected);
+                    if let Some(outcome) = self.stored_since(aggregate_id, since, metadata, attempt).await {
+                        return Ok(outcome);
+                    }
+                    if attempt >= self.retry.max_attempts {
+                        return Err(CommandError::Conflict { attempts: attempt });
+                    }
                     tracing::debug!(attempt, "lost a concurrency race; retrying on fresh state");
                     metrics::counter!("rapat_command_retries_total", "aggregate" => A::TYPE).increment(1);
-                    self.store.evict(aggregate_id);
                     tokio::time::sleep(self.backoff(attempt)).await;
                     attempt += 1;
-                }
-                Err(AttemptError::Store(StoreError::Conflict { .. })) => {
-                    return Err(CommandError::Conflict { attempts: attempt });
                 }
                 Err(AttemptError::Store(error)) => return Err(CommandError::Store(error)),
                 Err(AttemptError::Rejected(error)) => return Err(CommandError::Rejected(error)),
             }
         }
+    }
+
+    /// The outcome of this command if its message is on the aggregate's subject
+    /// after stream sequence `since`; `None` when it is not, or when that cannot
+    /// be read now (the retry then finds out).
+    async fn stored_since(
+        &self,
+        aggregate_id: &str,
+        since: u64,
+        metadata: &CommandMetadata,
+        attempts: u32,
+    ) -> Option<CommandOutcome<A>> {
+        let command_id = metadata.command_id.to_string();
+        let sequence = self.store.stored_after(aggregate_id, since, &command_id).await.ok()??;
+        let loaded = self.store.load(aggregate_id).await.ok()?;
+        tracing::info!(command_id, sequence, "a command that lost a race was stored by an earlier attempt");
+        crate::deadline::record(crate::deadline::WriteState::Stored);
+        Some(CommandOutcome {
+            events: Vec::new(),
+            state: loaded.state.aggregate,
+            version: loaded.state.version,
+            stream_sequence: sequence,
+            duplicate: true,
+            attempts,
+        })
     }
 
     async fn attempt(

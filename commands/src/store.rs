@@ -354,6 +354,17 @@ where
         Ok(found)
     }
 
+    /// The stream sequence of the message with `command_id` as its `Nats-Msg-Id`
+    /// on the aggregate's subject after stream sequence `after`, if there is one.
+    pub async fn stored_after(&self, aggregate_id: &str, after: u64, command_id: &str) -> Result<Option<u64>, StoreError> {
+        check_aggregate_id(aggregate_id)?;
+        self.check_connected()?;
+        match self.find_after(&self.subject(aggregate_id), after, command_id).await? {
+            Found::Ours(sequence) => Ok(Some(sequence)),
+            Found::Other | Found::Nothing => Ok(None),
+        }
+    }
+
     /// The stream sequence of the subject's last message when its `Nats-Msg-Id`
     /// is `command_id`: a retried command whose first attempt is the aggregate's
     /// latest write.
