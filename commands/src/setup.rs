@@ -96,8 +96,7 @@ pub async fn ensure_event_store(
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
     };
-    jetstream
-        .get_or_create_stream(stream_config)
+    create_or_open(jetstream, stream_config)
         .await
         .map_err(|error| StoreError::unavailable(format!("cannot open stream {}: {error}", config.stream)))?;
 
@@ -141,11 +140,35 @@ pub async fn ensure_kv_bucket(
         discard: stream::DiscardPolicy::New,
         ..Default::default()
     };
-    jetstream
-        .get_or_create_stream(backing_stream)
+    create_or_open(jetstream, backing_stream)
         .await
         .map_err(|error| StoreError::unavailable(format!("cannot create key-value bucket {bucket}: {error}")))?;
     Ok(())
+}
+
+/// How long a replicated stream's creation is retried: a NATS cluster that has
+/// just started may not have elected a meta leader or seen its peers yet, and
+/// refuses to place a stream on three nodes until it has.
+const REPLICA_PLACEMENT_WAIT: Duration = Duration::from_secs(30);
+
+/// Opens the stream, creating it when missing; a replicated one is retried for
+/// up to [`REPLICA_PLACEMENT_WAIT`], so rapat started with its cluster does not
+/// exit for a cluster that is still forming.
+async fn create_or_open(
+    jetstream: &jetstream::Context,
+    config: stream::Config,
+) -> Result<(), jetstream::context::CreateStreamError> {
+    let give_up = std::time::Instant::now() + REPLICA_PLACEMENT_WAIT;
+    loop {
+        match jetstream.get_or_create_stream(config.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(error) if config.num_replicas > 1 && std::time::Instant::now() < give_up => {
+                tracing::info!(stream = config.name, %error, "the NATS cluster cannot place the replicated stream yet; retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 #[cfg(test)]

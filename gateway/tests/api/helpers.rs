@@ -119,7 +119,7 @@ pub async fn spawn_app_replicated(
 
     let nats = rapat_commands::connect(nats_url).await.expect("NATS with JetStream must be running");
     let jetstream = async_nats::jetstream::new(nats.clone());
-    ensure_event_store(&jetstream, &event_store).await;
+    rapat_commands::ensure_event_store(&jetstream, &event_store).await.expect("event stream");
 
     let database = format!("rapat_test_{id}");
     let db = rapat_projections::connect(&format!("{postgres_base_url}/{database}"))
@@ -150,22 +150,6 @@ pub async fn spawn_app_replicated(
         event_store,
         nats_url: nats_url.to_string(),
         shutdown,
-    }
-}
-
-/// Creates the event stream; a cluster that has just started may not place a
-/// replicated stream at once, so that is retried for a while.
-async fn ensure_event_store(jetstream: &async_nats::jetstream::Context, event_store: &EventStoreConfig) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        match rapat_commands::ensure_event_store(jetstream, event_store).await {
-            Ok(()) => return,
-            Err(error) if event_store.replicas > 1 && std::time::Instant::now() < deadline => {
-                tracing::info!(%error, "the cluster cannot place the stream yet");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(error) => panic!("event stream: {error}"),
-        }
     }
 }
 
