@@ -11,6 +11,8 @@
 //! waited for until the rooms and audit read models show it, as the gateway does
 //! before answering. `ROUNDS` (default 2) alternations of on and off.
 
+mod scratch;
+
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -20,9 +22,10 @@ use rapat_domain::ids::UserId;
 use rapat_domain::room::{MaxUsers, RoomDescription, RoomEvent, RoomName};
 use rapat_projections::projector::load_checkpoint;
 use rapat_projections::{Projection, ProjectionPositions, ProjectorConfig};
-use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use scratch::Scratch;
 
 struct Figures {
     /// A bare one-row transaction's commit, the ceiling of what the setting saves.
@@ -36,10 +39,7 @@ struct Figures {
 async fn main() -> anyhow::Result<()> {
     let number = |name: &str, default: usize| std::env::var(name).ok().and_then(|n| n.parse().ok()).unwrap_or(default);
     let (events, writes, rounds) = (number("BENCH_EVENTS", 5000), number("BENCH_WRITES", 300), number("ROUNDS", 2));
-    let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let database_url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/rapat".into());
-    let base_url = database_url.rsplit_once('/').map_or(database_url.clone(), |(base, _)| base.to_string());
+    let (nats_url, base_url) = scratch::service_urls();
     let jetstream = jetstream::new(async_nats::connect(&nats_url).await?);
 
     let mut results: Vec<(&str, Figures)> = Vec::new();
@@ -76,22 +76,12 @@ async fn measure(
     events: usize,
     writes: usize,
 ) -> anyhow::Result<Figures> {
-    let id = Uuid::new_v4().simple().to_string();
-    let config = ProjectorConfig::for_namespace(&format!("bench{id}"));
-    jetstream
-        .create_stream(jetstream::stream::Config {
-            name: config.stream.clone(),
-            subjects: vec![format!("{}.>", config.subject_prefix)],
-            max_age: Duration::from_secs(3600),
-            ..Default::default()
-        })
-        .await?;
-    let database = format!("rapat_bench_{id}");
-    let url = format!("{base_url}/{database}");
+    let scratch = Scratch::create(jetstream, base_url).await?;
+    let (config, database, url) = (scratch.config.clone(), scratch.database.clone(), scratch.database_url());
     // Migrates; then the setting is made the database's default, which every
     // connection opened afterwards takes.
     rapat_projections::connect(&url).await?.close().await;
-    let mut admin = PgConnection::connect(&format!("{base_url}/postgres")).await?;
+    let mut admin = scratch.admin().await?;
     let alter = format!("ALTER DATABASE \"{database}\" SET synchronous_commit = {mode}");
     sqlx::query(sqlx::AssertSqlSafe(alter)).execute(&mut admin).await?;
     let pool = rapat_projections::connect(&url).await?;
@@ -133,9 +123,8 @@ async fn measure(
     shutdown.cancel();
     projector.await??;
     pool.close().await;
-    let _ = jetstream.delete_stream(&config.stream).await;
-    let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await?;
+    drop(admin);
+    scratch.remove(jetstream).await?;
     Ok(Figures { bare_commit, events_per_second, p50: at(0.5), p99: at(0.99) })
 }
 

@@ -8,7 +8,9 @@
 //! event per message, as the write side stores them. `NATS_URL` and `DATABASE_URL`
 //! point at the servers (a database and a stream of its own are created and dropped).
 
-use std::time::{Duration, Instant};
+mod scratch;
+
+use std::time::Instant;
 
 use async_nats::jetstream::{self, consumer::pull};
 use chrono::Utc;
@@ -18,31 +20,19 @@ use rapat_domain::envelope::{StoredCommit, StoredEvent, schema_version_of, split
 use rapat_domain::ids::UserId;
 use rapat_domain::room::{MaxUsers, RoomDescription, RoomEvent, RoomName};
 use rapat_projections::{Projection, ProjectorConfig};
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
+
+use scratch::Scratch;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let commands: usize = std::env::var("BENCH_COMMANDS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
-    let nats_url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    let database_url =
-        std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/rapat".into());
-    let base_url = database_url.rsplit_once('/').map_or(database_url.clone(), |(base, _)| base.to_string());
-
-    let id = Uuid::new_v4().simple().to_string();
-    let namespace = format!("bench{id}");
-    let config = ProjectorConfig::for_namespace(&namespace);
+    let (nats_url, base_url) = scratch::service_urls();
     let jetstream = jetstream::new(async_nats::connect(&nats_url).await?);
-    jetstream
-        .create_stream(jetstream::stream::Config {
-            name: config.stream.clone(),
-            subjects: vec![format!("{}.>", config.subject_prefix)],
-            max_age: Duration::from_secs(3600),
-            ..Default::default()
-        })
-        .await?;
-    let database = format!("rapat_bench_{id}");
-    let pool = rapat_projections::connect(&format!("{base_url}/{database}")).await?;
+    let scratch = Scratch::create(&jetstream, &base_url).await?;
+    let config = scratch.config.clone();
+    let pool = rapat_projections::connect(&scratch.database_url()).await?;
 
     let history = generate(commands);
     let events = history.len();
@@ -63,11 +53,7 @@ async fn main() -> anyhow::Result<()> {
     println!("{:<44} {:>12.0}   {:.2} of raw insert", "rebuild rooms (rooms + participants)", rooms, rooms / insert);
 
     pool.close().await;
-    let _ = jetstream.delete_stream(&config.stream).await;
-    let mut admin = sqlx::PgConnection::connect(&format!("{base_url}/postgres")).await?;
-    let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await?;
-    Ok(())
+    scratch.remove(&jetstream).await
 }
 
 /// Rooms of 10 seats: created, filled, then microphones toggled, as a meeting does.

@@ -94,17 +94,21 @@ pub async fn harness_on(url: &str, config: SfuConfig) -> Harness {
 
     let host = UserId::new_random();
     let room = Uuid::new_v4();
-    let create = RoomCommand::Create {
+    let harness = Harness { nats, namespace, events: events_config, rooms, room, host, sfu, cancel };
+    harness.command(create_room(host, 50)).await;
+    harness
+}
+
+/// The command that makes `host` the host of a room for `max_users`.
+pub fn create_room(host: UserId, max_users: u16) -> RoomCommand {
+    RoomCommand::Create {
         host,
         name: RoomName::parse("Standup".into()).expect("name"),
         description: RoomDescription::parse(String::new()).expect("description"),
         password: None,
-        max_users: MaxUsers::parse(50).expect("max users"),
+        max_users: MaxUsers::parse(max_users.into()).expect("max users"),
         scheduled_at: None,
-    };
-    let harness = Harness { nats, namespace, events: events_config, rooms, room, host, sfu, cancel };
-    harness.command(create).await;
-    harness
+    }
 }
 
 /// A participant publishing and the host listening, with media flowing.
@@ -129,6 +133,18 @@ impl Harness {
         })
         .await;
         OnAir { speaker, stream, publisher, listener }
+    }
+
+    /// Removes the speaker from the room and asserts that the host stops getting
+    /// their video within a second.
+    pub async fn remove_speaker_and_expect_silence(&self, on_air: &OnAir) {
+        let stats = on_air.listener.stats();
+        self.command(RoomCommand::RemoveParticipant { actor: self.host, target: on_air.speaker }).await;
+        let removed = Instant::now();
+        let video = || stats.packets_from(&on_air.stream, RtpCodecKind::Video);
+        let stopped = stopped_at(Duration::from_secs(5), Duration::from_millis(400), video).await;
+        let took = stopped.saturating_duration_since(removed);
+        assert!(took <= Duration::from_secs(1), "media stopped {took:?} after the removal");
     }
 
     /// Another SFU process on the same NATS namespace, running until the harness drops.
