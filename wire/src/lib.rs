@@ -1,0 +1,9 @@
+//! The names and messages rapat's processes agree on over NATS.
+//!
+//! Every stream, subject, key-value bucket and durable consumer is named by
+//! [`Namespace`]; nothing else in the tree builds a NATS name by hand, so a
+//! renamed subject is one change here and a compile error everywhere it is used.
+
+mod namespace;
+
+pub use namespace::{InvalidNamespace, Namespace};
