@@ -1,4 +1,5 @@
-//! Fixtures for tests that break things on purpose.
+//! Fixtures for rapat's tests: the shared services' addresses, a namespace of
+//! the test's own and `eventually`, and for tests that break things on purpose:
 //!
 //! - [`NatsServer`] / [`NatsCluster`]: nats-server processes of the test's own,
 //!   on free loopback ports with their own store directories, to kill -9,
@@ -17,10 +18,12 @@
 mod nats;
 mod postgres;
 mod proxy;
+mod shared;
 
 pub use nats::{NatsCluster, NatsServer};
 pub use postgres::PostgresServer;
 pub use proxy::TcpProxy;
+pub use shared::{database_url, eventually, eventually_async, nats_url, postgres_base_url, unique_namespace};
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
