@@ -5,11 +5,14 @@
 //! Data flow: `udp.rs` receives datagrams and routes them by address, learnt
 //! from verified STUN (`routes.rs`), to the `worker.rs` thread owning the peer; a worker drives its peers
 //! (`peer.rs`), fans decrypted RTP out to every worker's subscribers, rewriting
-//! each packet per leg (`leg.rs`); `conductor.rs` keeps the room picture and
-//! decides who subscribes to what; `nats.rs` connects it all to the gateways
+//! each packet per leg (`leg.rs`); `room_core.rs` (sans-IO) keeps the room picture
+//! and decides who is admitted and who subscribes to what, run by `conductor.rs`,
+//! its async shell; `inputs.rs` holds the messages between them; `nats.rs`
+//! connects it all to the gateways
 //! (signaling subjects) and to the event store (admission, room events).
 
 mod conductor;
+mod inputs;
 mod keyframe;
 mod leg;
 mod metrics;
@@ -17,6 +20,7 @@ pub mod nats;
 mod peer;
 mod placement;
 pub mod room_events;
+mod room_core;
 mod routes;
 mod signal;
 mod source;
@@ -35,16 +39,18 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-pub use conductor::{Admission, Admitted, Refused};
+pub use conductor::Admission;
+pub use room_core::{Admitted, Refused};
 pub use leg::{CodecKey, LegParameters, SourceParameters, Translation};
 pub use metrics::SfuCounters;
 pub use signal::{Incoming, Outgoing, PeerKey, RoomChange};
 
-use conductor::{Conductor, ConductorInput, PeerLimits};
+use conductor::{Conductor, PeerLimits};
+use inputs::{CoreInput, WorkerInput};
 use metrics::WorkerMetrics;
 use routes::RouteTable;
 use udp::RouteMetrics;
-use worker::{MediaSocket, Worker, WorkerInput};
+use worker::{MediaSocket, Worker};
 
 #[derive(Clone, Debug)]
 pub struct SfuConfig {
@@ -97,7 +103,7 @@ pub struct Sfu {
 /// What the signaling side holds: cheap to clone.
 #[derive(Clone)]
 pub struct SfuHandle {
-    conductor: UnboundedSender<ConductorInput>,
+    conductor: UnboundedSender<CoreInput>,
     metrics: Arc<Vec<Arc<WorkerMetrics>>>,
     active: placement::ActiveRooms,
     peers: Arc<AtomicUsize>,
@@ -107,11 +113,11 @@ pub struct SfuHandle {
 impl SfuHandle {
     /// A client's offer, answer, ICE candidate or disconnect.
     pub fn signal(&self, incoming: Incoming) {
-        let _ = self.conductor.send(ConductorInput::Signal(incoming));
+        let _ = self.conductor.send(CoreInput::Signal(incoming));
     }
 
     pub fn room_changed(&self, change: RoomChange) {
-        let _ = self.conductor.send(ConductorInput::Room(change));
+        let _ = self.conductor.send(CoreInput::Room(change));
     }
 
     pub fn counters(&self) -> SfuCounters {

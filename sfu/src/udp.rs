@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::routes::{RouteChange, RouteTable};
-use crate::worker::WorkerInput;
+use crate::inputs::WorkerInput;
 
 /// How often an idle receive loop wakes to apply route changes and check for stop.
 const IDLE_WAKE: Duration = Duration::from_millis(200);

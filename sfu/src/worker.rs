@@ -5,7 +5,7 @@
 //! publisher is decrypted by its own worker, then handed (shared, not copied) to
 //! every worker, which sends it on its own peers' legs for that track. Everything
 //! else a worker learns (tracks opening, keyframe requests, peers closing) goes to
-//! the conductor, which owns the room picture.
+//! the room core (through the conductor's channel), which owns the room picture.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, UdpSocket};
@@ -14,18 +14,16 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp;
 use rtc::sansio::Protocol;
-use rtc::shared::TaggedBytesMut;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::conductor::ConductorInput;
+use crate::inputs::{CoreInput, WorkerInput};
 use crate::metrics::WorkerMetrics;
 use crate::peer::{Peer, PeerOutput};
 use crate::routes::RouteChange;
-use crate::signal::{Outgoing, PeerKey};
-use crate::source::{SourceId, Subscription};
+use crate::signal::Outgoing;
+use crate::source::SourceId;
 
 /// When nothing is due, a worker still wakes this often.
 const IDLE_WAKE: Duration = Duration::from_millis(500);
@@ -41,28 +39,12 @@ pub struct MediaSocket {
     pub routes: Sender<RouteChange>,
 }
 
-pub enum WorkerInput {
-    Datagram { peer: u64, datagram: TaggedBytesMut },
-    Create { peer: u64, key: PeerKey, audio_blocked: bool },
-    Offer { peer: u64, sdp: String },
-    Answer { peer: u64, sdp: String },
-    Candidate { peer: u64, candidate: RTCIceCandidateInit },
-    Subscribe { peer: u64, subscription: Subscription },
-    Unsubscribe { peer: u64, source: SourceId },
-    BlockAudio { peer: u64, blocked: bool },
-    Keyframe { peer: u64, source: SourceId },
-    Close { peer: u64 },
-    /// A decrypted packet of `source`, for this worker's subscribers of it.
-    Rtp { source: SourceId, packet: Arc<rtp::Packet> },
-    Stop,
-}
-
 pub struct Worker {
     pub index: usize,
     pub inbox: Receiver<WorkerInput>,
     pub workers: Vec<Sender<WorkerInput>>,
     pub sockets: Arc<Vec<MediaSocket>>,
-    pub conductor: UnboundedSender<ConductorInput>,
+    pub conductor: UnboundedSender<CoreInput>,
     pub signals: UnboundedSender<Outgoing>,
     pub metrics: Arc<WorkerMetrics>,
     peers: HashMap<u64, Peer>,
@@ -81,7 +63,7 @@ impl Worker {
         inbox: Receiver<WorkerInput>,
         workers: Vec<Sender<WorkerInput>>,
         sockets: Arc<Vec<MediaSocket>>,
-        conductor: UnboundedSender<ConductorInput>,
+        conductor: UnboundedSender<CoreInput>,
         signals: UnboundedSender<Outgoing>,
         metrics: Arc<WorkerMetrics>,
     ) -> Self {
@@ -184,7 +166,7 @@ impl Worker {
                     Err(error) => {
                         tracing::warn!(peer = %key, %error, "cannot create a peer connection");
                         let _ = self.signals.send(Outgoing::error(key, "sfu_error", "the SFU could not create a peer connection"));
-                        let _ = self.conductor.send(ConductorInput::FromPeer { peer, output: PeerOutput::Closed });
+                        let _ = self.conductor.send(CoreInput::FromPeer { peer, output: PeerOutput::Closed });
                     }
                 }
             }
@@ -307,7 +289,7 @@ impl Worker {
             let _ = self.signals.send(outgoing);
         }
         for output in std::mem::take(&mut peer.outputs) {
-            let _ = self.conductor.send(ConductorInput::FromPeer { peer: id, output });
+            let _ = self.conductor.send(CoreInput::FromPeer { peer: id, output });
         }
         match peer.next_deadline() {
             Some(deadline) if !closed => self.deadlines.insert(id, deadline),
