@@ -26,14 +26,14 @@ use futures::future::BoxFuture;
 use rapat_commands::{EventStoreConfig, JetStreamEventStore, StoreError};
 use rapat_domain::ids::UserId;
 use rapat_domain::room::Room;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::placement::{Placement, REFRESH_EVERY};
 use crate::room_events;
-use crate::{Admission, Admitted, Incoming, Outgoing, Refused, RoomChange, SfuHandle};
+use crate::{Admission, Admitted, Incoming, Outgoing, Refused, SfuHandle};
 
 pub const CONNECTION_HEADER: &str = "Rapat-Ws-Connection";
 
@@ -151,20 +151,5 @@ async fn publish_outgoing(nats: async_nats::Client, namespace: String, mut outgo
         if let Err(error) = nats.publish_with_headers(subject, headers, body.to_string().into()).await {
             tracing::warn!(%error, "cannot publish an SFU message");
         }
-    }
-}
-
-/// What a stored room event means for media, if anything.
-pub fn room_change(room: Uuid, event_type: &str, payload: &Value) -> Option<RoomChange> {
-    let user = || payload.get("userId")?.as_str().and_then(|id| Uuid::parse_str(id).ok());
-    match event_type {
-        "ParticipantLeft" | "ParticipantRemoved" => Some(RoomChange::UserGone { room, user: user()? }),
-        "ParticipantMutedByHost" => Some(RoomChange::AudioBlocked { room, user: user()?, blocked: true }),
-        "ParticipantAudioChanged" => {
-            let muted = payload.get("muted")?.as_bool()?;
-            Some(RoomChange::AudioBlocked { room, user: user()?, blocked: muted })
-        }
-        "RoomEnded" => Some(RoomChange::Ended { room }),
-        _ => None,
     }
 }
