@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use rapat_sfu::loopback_client::{ClientOptions, LoopbackClient, Signal};
-use rapat_sfu::{Admission, Admitted, Incoming, Refused, Sfu, SfuConfig, SfuHandle};
+use rapat_sfu::{Admission, Admitted, Refused, Sfu, SfuConfig, SfuHandle};
+use rapat_wire::signal::{SfuRequest, SfuRequestKind};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use uuid::Uuid;
 
@@ -114,7 +115,7 @@ async fn through_sfu(publishers: usize, subscribers_per_publisher: usize, window
         while let Some(message) = outgoing.recv().await {
             let route = router.lock().ok().and_then(|routes| routes.get(&message.to.connection).cloned());
             if let Some(route) = route {
-                let _ = route.send((message.kind, message.payload));
+                let _ = route.send((message.kind.as_str().to_string(), message.payload));
             }
         }
     });
@@ -189,7 +190,8 @@ async fn connect(sfu: &SfuHandle, routes: &Routes, room: Uuid, user: Uuid, optio
     let sfu = sfu.clone();
     tokio::spawn(async move {
         while let Some((kind, payload)) = from_client.recv().await {
-            sfu.signal(Incoming { kind, room_id: room, user_id: user, username: String::new(), connection_id: connection, payload });
+            let Some(kind) = SfuRequestKind::from_client_type(&kind) else { continue };
+            sfu.signal(SfuRequest { kind, room_id: room, user_id: user, username: String::new(), connection_id: connection, payload });
         }
     });
     Ok(LoopbackClient::start(options, to_sfu, from_sfu).await?)

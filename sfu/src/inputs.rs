@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
+use rapat_wire::signal::SfuRequest;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp;
 use rtc::shared::TaggedBytesMut;
 
 use crate::peer::PeerOutput;
 use crate::room_core::{Admitted, Refused};
-use crate::signal::{Incoming, PeerKey, RoomChange};
+use crate::signal::{PeerKey, RoomChange};
 use crate::source::{SourceId, Subscription};
 
 pub enum WorkerInput {
@@ -65,7 +66,7 @@ pub enum WorkerInput {
 /// Everything the room core decides on.
 pub enum CoreInput {
     /// A client's offer, answer, ICE candidate or disconnect, through a gateway.
-    Signal(Incoming),
+    Signal(SfuRequest),
     /// A room event that matters for media.
     Room(RoomChange),
     /// What a worker learnt about one of its peers.

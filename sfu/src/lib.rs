@@ -37,13 +37,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
+use rapat_wire::signal::SfuRequest;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 pub use conductor::Admission;
 pub use room_core::{Admitted, Refused};
 pub use leg::{CodecKey, LegParameters, SourceParameters, Translation};
 pub use metrics::SfuCounters;
-pub use signal::{Incoming, Outgoing, PeerKey, RoomChange};
+pub use signal::{Outgoing, PeerKey, RoomChange};
 
 use conductor::{Conductor, PeerLimits};
 use inputs::{CoreInput, WorkerInput};
@@ -108,16 +109,28 @@ pub struct SfuHandle {
     active: placement::ActiveRooms,
     peers: Arc<AtomicUsize>,
     routes: Arc<Vec<Arc<RouteMetrics>>>,
+    /// Whether `nats::serve` has its signaling subscription on the server.
+    signaling: Arc<AtomicBool>,
 }
 
 impl SfuHandle {
     /// A client's offer, answer, ICE candidate or disconnect.
-    pub fn signal(&self, incoming: Incoming) {
-        let _ = self.conductor.send(CoreInput::Signal(incoming));
+    pub fn signal(&self, request: SfuRequest) {
+        let _ = self.conductor.send(CoreInput::Signal(request));
     }
 
     pub fn room_changed(&self, change: RoomChange) {
         let _ = self.conductor.send(CoreInput::Room(change));
+    }
+
+    /// Whether gateways' signaling reaches this SFU: `nats::serve` is subscribed
+    /// (and the server has confirmed it) and has not stopped.
+    pub fn signaling(&self) -> bool {
+        self.signaling.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_signaling(&self, on: bool) {
+        self.signaling.store(on, Ordering::Relaxed);
     }
 
     pub fn counters(&self) -> SfuCounters {
@@ -210,7 +223,7 @@ impl Sfu {
         let conductor = Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission, limits);
         tokio::spawn(conductor.run());
         tracing::info!(%local_addr, %announce, sockets = sockets.len(), workers = count, "SFU listening");
-        let handle = SfuHandle { conductor: conductor_tx, metrics: Arc::new(metrics), active, peers, routes: Arc::new(route_metrics) };
+        let handle = SfuHandle { conductor: conductor_tx, metrics: Arc::new(metrics), active, peers, routes: Arc::new(route_metrics), signaling: Arc::default() };
         Ok((Self { handle, local_addr, announce, stop, workers: senders, threads }, signals_rx))
     }
 

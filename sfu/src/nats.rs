@@ -1,13 +1,14 @@
 //! The SFU on NATS: signaling from gateways, answers back to sockets, admission
 //! from the event store, and room events from JetStream.
 //!
-//! Subjects (the gateway side is `gateway/src/ws/`):
+//! The contract with the gateways (messages, header) is `rapat_wire::signal`,
+//! and every name comes from `rapat_wire::Namespace`, parsed once in [`serve`]:
 //! - `<namespace>.sfu.rooms.<roomId>.in`: a gateway publishes a client's `offer`,
-//!   `answer`, `ice-candidate` or `disconnect` (see [`Incoming`]).
-//! - `<namespace>.rooms.<roomId>.signal`: the SFU publishes a complete signaling
-//!   message (`username: "sfu"`, no `targetUserId`) with header
-//!   `Rapat-Ws-Connection: <connectionId>`; the gateway holding that socket
-//!   delivers it to that socket only.
+//!   `answer`, `ice-candidate` or `disconnect` (an `SfuRequest`).
+//! - `<namespace>.rooms.<roomId>.signal`: the SFU publishes an `SfuReply` (a
+//!   complete signaling message, `username: "sfu"`, no `targetUserId`) with the
+//!   header `Rapat-Ws-Connection: <connectionId>`; the gateway holding that
+//!   socket delivers it to that socket only.
 //! - the `<NAMESPACE>_SFU_ROOMS` key-value bucket: which SFU node serves each
 //!   room, when several run (`placement.rs`).
 //! - `<namespace>.events.room.<roomId>` on the event stream: followed from "now"
@@ -26,26 +27,15 @@ use futures::future::BoxFuture;
 use rapat_commands::{EventStoreConfig, JetStreamEventStore, StoreError};
 use rapat_domain::ids::UserId;
 use rapat_domain::room::Room;
-use serde_json::json;
+use rapat_wire::signal::{CONNECTION_HEADER, SfuRequest, SfuRequestKind};
+use rapat_wire::{InvalidNamespace, Namespace};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::placement::{Placement, REFRESH_EVERY};
 use crate::room_events;
-use crate::{Admission, Admitted, Incoming, Outgoing, Refused, SfuHandle};
-
-pub const CONNECTION_HEADER: &str = "Rapat-Ws-Connection";
-
-/// Subject a gateway publishes a room's SFU-bound messages to.
-pub fn inbound_subject(namespace: &str, room: &str) -> String {
-    format!("{namespace}.sfu.rooms.{room}.in")
-}
-
-/// Subject of a room's signaling fan-out, which gateways follow.
-pub fn signal_subject(namespace: &str, room: Uuid) -> String {
-    format!("{namespace}.rooms.{room}.signal")
-}
+use crate::{Admission, Admitted, Outgoing, Refused, SfuHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
@@ -53,6 +43,8 @@ pub enum NatsError {
     Nats(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Namespace(#[from] InvalidNamespace),
 }
 
 /// Admission from the room aggregate in the event store.
@@ -98,8 +90,9 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> Result<(), NatsError> {
     let nats_error = |what: &str, error: &dyn std::fmt::Display| NatsError::Nats(format!("{what}: {error}"));
+    let namespace = Namespace::parse(&namespace)?;
     let mut inbound = nats
-        .subscribe(inbound_subject(&namespace, "*"))
+        .subscribe(namespace.all_sfu_inbound_subjects())
         .await
         .map_err(|e| nats_error("subscribing to SFU signaling", &e))?;
     let mut placement = Placement::open(&jetstream::new(nats.clone()), &namespace, events.replicas).await?;
@@ -111,6 +104,7 @@ pub async fn serve(
         tokio::spawn(room_events::follow(nats.clone(), events, move |change| sfu.room_changed(change), cancel.child_token()))
     };
     nats.flush().await.map_err(|e| nats_error("flushing the subscription", &e))?;
+    sfu.set_signaling(true);
     tracing::info!(%namespace, "SFU signaling on NATS");
     loop {
         tokio::select! {
@@ -118,10 +112,10 @@ pub async fn serve(
             _ = refresh.tick() => placement.refresh(&sfu.active).await,
             _ = report.tick() => sfu.report_metrics(),
             message = inbound.next() => match message {
-                Some(message) => match serde_json::from_slice::<Incoming>(&message.payload) {
-                    Ok(incoming) => {
-                        if placement.serves(incoming.room_id, incoming.kind == "offer").await {
-                            sfu.signal(incoming);
+                Some(message) => match serde_json::from_slice::<SfuRequest>(&message.payload) {
+                    Ok(request) => {
+                        if placement.serves(request.room_id, request.kind == SfuRequestKind::Offer).await {
+                            sfu.signal(request);
                         }
                     }
                     Err(error) => tracing::warn!(subject = %message.subject, %error, "ignoring an unreadable SFU signaling message"),
@@ -130,25 +124,19 @@ pub async fn serve(
             },
         }
     }
+    sfu.set_signaling(false);
     publisher.abort();
     follower.abort();
     Ok(())
 }
 
-async fn publish_outgoing(nats: async_nats::Client, namespace: String, mut outgoing: UnboundedReceiver<Outgoing>) {
+async fn publish_outgoing(nats: async_nats::Client, namespace: Namespace, mut outgoing: UnboundedReceiver<Outgoing>) {
     while let Some(message) = outgoing.recv().await {
-        let body = json!({
-            "type": message.kind,
-            "roomId": message.to.room,
-            "userId": message.to.user,
-            "username": "sfu",
-            "payload": message.payload,
-            "timestamp": chrono::Utc::now(),
-        });
+        let Ok(body) = serde_json::to_vec(&message.reply(chrono::Utc::now())) else { continue };
         let mut headers = HeaderMap::new();
         headers.insert(CONNECTION_HEADER, message.to.connection.to_string().as_str());
-        let subject = signal_subject(&namespace, message.to.room);
-        if let Err(error) = nats.publish_with_headers(subject, headers, body.to_string().into()).await {
+        let subject = namespace.room_signal_subject(message.to.room);
+        if let Err(error) = nats.publish_with_headers(subject, headers, body.into()).await {
             tracing::warn!(%error, "cannot publish an SFU message");
         }
     }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rapat_wire::signal::SfuReplyKind;
 use rtc::interceptor::Registry;
 use rtc::media_stream::{MediaStreamTrack, MediaStreamTrackId};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -169,8 +170,8 @@ impl Peer {
         &mut self.pc
     }
 
-    fn signal(&mut self, kind: &str, payload: serde_json::Value) {
-        self.signals.push(Outgoing { to: self.key.clone(), kind: kind.to_string(), payload });
+    fn signal(&mut self, kind: SfuReplyKind, payload: serde_json::Value) {
+        self.signals.push(Outgoing { to: self.key.clone(), kind, payload });
     }
 
     /// A client offer: answered, unless it collides with the SFU's own (impolite side).
@@ -216,7 +217,7 @@ impl Peer {
         let answer = self.pc.create_answer(None)?;
         self.pc.set_local_description(now, answer)?;
         let sdp = self.pc.local_description().map(|description| description.sdp).unwrap_or_default();
-        self.signal("answer", json!({ "type": "answer", "sdp": sdp }));
+        self.signal(SfuReplyKind::Answer, json!({ "type": "answer", "sdp": sdp }));
         if !self.answered_first_offer {
             self.answered_first_offer = true;
             for subscription in std::mem::take(&mut self.queued) {
@@ -310,7 +311,7 @@ impl Peer {
         self.pc.set_local_description(now, offer)?;
         let sdp = self.pc.local_description().map(|description| description.sdp).unwrap_or_default();
         self.awaiting_answer = Some(now + ANSWER_TIMEOUT);
-        self.signal("offer", json!({ "type": "offer", "sdp": sdp }));
+        self.signal(SfuReplyKind::Offer, json!({ "type": "offer", "sdp": sdp }));
         Ok(())
     }
 

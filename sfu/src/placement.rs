@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
 use rapat_commands::StoreError;
+use rapat_wire::Namespace;
 use uuid::Uuid;
 
 /// A claim not refreshed for this long expires.
@@ -31,14 +32,10 @@ pub struct Placement {
     others: HashMap<Uuid, Instant>,
 }
 
-pub fn bucket_name(namespace: &str) -> String {
-    format!("{}_SFU_ROOMS", namespace.to_ascii_uppercase())
-}
-
 impl Placement {
     /// Opens the bucket, creating it with `replicas` when missing.
-    pub async fn open(jetstream: &jetstream::Context, namespace: &str, replicas: usize) -> Result<Self, StoreError> {
-        let name = bucket_name(namespace);
+    pub async fn open(jetstream: &jetstream::Context, namespace: &Namespace, replicas: usize) -> Result<Self, StoreError> {
+        let name = namespace.sfu_rooms_bucket();
         rapat_commands::ensure_kv_bucket(jetstream, &name, "which SFU node serves each room", Some(CLAIM_TTL), replicas).await?;
         let bucket = jetstream
             .get_key_value(&name)

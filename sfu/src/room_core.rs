@@ -15,12 +15,13 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use rapat_wire::signal::{SfuRequest, SfuRequestKind};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use uuid::Uuid;
 
 use crate::inputs::{CoreInput, WorkerInput};
 use crate::peer::{PeerOutput, SOURCE_BITS};
-use crate::signal::{Incoming, Outgoing, PeerKey, RoomChange};
+use crate::signal::{Outgoing, PeerKey, RoomChange, sdp_of};
 use crate::source::Subscription;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,7 +97,7 @@ struct PeerEntry {
 
 /// Messages of a connection whose admission is being checked.
 struct Pending {
-    queued: Vec<Incoming>,
+    queued: Vec<SfuRequest>,
     cancelled: bool,
 }
 
@@ -163,9 +164,9 @@ impl RoomCore {
         self.send(peer, WorkerInput::Close { peer });
     }
 
-    fn signal(&mut self, incoming: Incoming) {
+    fn signal(&mut self, incoming: SfuRequest) {
         let connection = incoming.connection_id;
-        if incoming.kind == "disconnect" {
+        if incoming.kind == SfuRequestKind::Disconnect {
             self.pending.remove(&connection);
             if let Some(peer) = self.by_connection.get(&connection).copied() {
                 self.close(peer);
@@ -178,8 +179,8 @@ impl RoomCore {
         }
         match self.by_connection.get(&connection).copied() {
             Some(peer) => self.deliver(peer, incoming),
-            None if incoming.kind == "offer" => {
-                let key = incoming.key();
+            None if incoming.kind == SfuRequestKind::Offer => {
+                let key = PeerKey::of(&incoming);
                 self.pending.insert(key.connection, Pending { queued: vec![incoming], cancelled: false });
                 self.outputs.push_back(CoreOutput::CheckAdmission(key));
             }
@@ -188,18 +189,18 @@ impl RoomCore {
         }
     }
 
-    fn deliver(&mut self, peer: u64, incoming: Incoming) {
-        let key = incoming.key();
-        match incoming.kind.as_str() {
-            "offer" | "answer" => {
-                let Some(sdp) = incoming.sdp() else {
+    fn deliver(&mut self, peer: u64, incoming: SfuRequest) {
+        let key = PeerKey::of(&incoming);
+        match incoming.kind {
+            SfuRequestKind::Offer | SfuRequestKind::Answer => {
+                let Some(sdp) = sdp_of(&incoming) else {
                     self.tell(key, "invalid_payload", "payload.sdp must be a string");
                     return;
                 };
-                let input = if incoming.kind == "offer" { WorkerInput::Offer { peer, sdp } } else { WorkerInput::Answer { peer, sdp } };
+                let input = if incoming.kind == SfuRequestKind::Offer { WorkerInput::Offer { peer, sdp } } else { WorkerInput::Answer { peer, sdp } };
                 self.send(peer, input);
             }
-            "ice-candidate" => match serde_json::from_value::<RTCIceCandidateInit>(incoming.payload) {
+            SfuRequestKind::IceCandidate => match serde_json::from_value::<RTCIceCandidateInit>(incoming.payload) {
                 Ok(candidate) => self.send(peer, WorkerInput::Candidate { peer, candidate }),
                 Err(_) => self.tell(key, "invalid_payload", "payload must be an RTCIceCandidateInit"),
             },
@@ -307,7 +308,7 @@ impl RoomCore {
 
     fn cancel_pending(&mut self, matches: impl Fn(&PeerKey) -> bool) {
         for pending in self.pending.values_mut() {
-            if pending.queued.first().is_some_and(|first| matches(&first.key())) {
+            if pending.queued.first().is_some_and(|first| matches(&PeerKey::of(first))) {
                 pending.cancelled = true;
             }
         }

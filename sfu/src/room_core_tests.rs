@@ -17,9 +17,9 @@ fn users(n: usize) -> Vec<Uuid> {
     (0..n).map(|_| Uuid::new_v4()).collect()
 }
 
-fn message(kind: &str, key: &PeerKey, payload: serde_json::Value) -> CoreInput {
-    CoreInput::Signal(Incoming {
-        kind: kind.into(),
+fn message(kind: SfuRequestKind, key: &PeerKey, payload: serde_json::Value) -> CoreInput {
+    CoreInput::Signal(SfuRequest {
+        kind,
         room_id: key.room,
         user_id: key.user,
         username: String::new(),
@@ -29,7 +29,7 @@ fn message(kind: &str, key: &PeerKey, payload: serde_json::Value) -> CoreInput {
 }
 
 fn offer(key: &PeerKey) -> CoreInput {
-    message("offer", key, json!({ "sdp": "v=0" }))
+    message(SfuRequestKind::Offer, key, json!({ "sdp": "v=0" }))
 }
 
 fn key(room: Uuid, user: Uuid) -> PeerKey {
@@ -120,8 +120,8 @@ fn an_admitted_offer_creates_a_peer_opens_the_room_and_reaches_the_worker() {
     assert_eq!(requests(&outputs), vec![(peer, "Create".to_string()), (peer, "Offer".to_string())]);
     assert_eq!(core.peer_count(), 1);
     // Later messages of the connection go straight to its peer.
-    core.handle_input(message("ice-candidate", &alice, json!({ "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host" })));
-    core.handle_input(message("answer", &alice, json!({ "sdp": "v=0" })));
+    core.handle_input(message(SfuRequestKind::IceCandidate, &alice, json!({ "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host" })));
+    core.handle_input(message(SfuRequestKind::Answer, &alice, json!({ "sdp": "v=0" })));
     assert_eq!(requests(&drain(&mut core)), vec![(peer, "Candidate".to_string()), (peer, "Answer".to_string())]);
 }
 
@@ -303,7 +303,7 @@ fn a_newer_connection_beyond_the_cap_replaces_the_oldest_and_a_disconnect_closes
     assert!(newest.is_some());
     assert_eq!(closed(&outputs), HashSet::from([oldest]));
     assert_eq!(errors(&outputs), vec![(oldest_key.connection, "peer_replaced".to_string())]);
-    core.handle_input(message("disconnect", &middle_key, json!(null)));
+    core.handle_input(message(SfuRequestKind::Disconnect, &middle_key, json!(null)));
     assert_eq!(closed(&drain(&mut core)), HashSet::from([middle]));
 }
 
@@ -311,12 +311,12 @@ fn a_newer_connection_beyond_the_cap_replaces_the_oldest_and_a_disconnect_closes
 fn messages_for_no_peer_are_dropped_and_bad_payloads_are_told() {
     let mut core = RoomCore::new(WORKERS, 3);
     let stranger = key(Uuid::new_v4(), Uuid::new_v4());
-    core.handle_input(message("answer", &stranger, json!({ "sdp": "v=0" })));
-    core.handle_input(message("ice-candidate", &stranger, json!({})));
+    core.handle_input(message(SfuRequestKind::Answer, &stranger, json!({ "sdp": "v=0" })));
+    core.handle_input(message(SfuRequestKind::IceCandidate, &stranger, json!({})));
     assert!(drain(&mut core).is_empty());
     let eve = key(Uuid::new_v4(), Uuid::new_v4());
     join(&mut core, &eve);
-    core.handle_input(message("answer", &eve, json!({ "sdp": 5 })));
+    core.handle_input(message(SfuRequestKind::Answer, &eve, json!({ "sdp": 5 })));
     assert_eq!(errors(&drain(&mut core)), vec![(eve.connection, "invalid_payload".to_string())]);
 }
 

@@ -1,9 +1,10 @@
-//! Signaling as the SFU sees it: what clients ask (through a gateway) and what
-//! it answers. Transport-free; `nats.rs` carries these over NATS subjects.
+//! Signaling as the SFU sees it: what clients ask (through a gateway, as a
+//! [`rapat_wire::signal::SfuRequest`]) and what it answers. Transport-free;
+//! `nats.rs` carries these over NATS subjects, as the wire contract says.
 
 use std::fmt;
 
-use serde::Deserialize;
+use rapat_wire::signal::{SfuReply, SfuReplyKind, SfuRequest};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -15,49 +16,40 @@ pub struct PeerKey {
     pub connection: Uuid,
 }
 
+impl PeerKey {
+    /// The connection a gateway's request comes from.
+    pub fn of(request: &SfuRequest) -> Self {
+        Self { room: request.room_id, user: request.user_id, connection: request.connection_id }
+    }
+}
+
 impl fmt::Display for PeerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.room, self.user, self.connection)
     }
 }
 
-/// A client message for the SFU, as a gateway forwards it.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Incoming {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub room_id: Uuid,
-    pub user_id: Uuid,
-    #[serde(default)]
-    pub username: String,
-    pub connection_id: Uuid,
-    #[serde(default)]
-    pub payload: Value,
-}
-
-impl Incoming {
-    pub fn key(&self) -> PeerKey {
-        PeerKey { room: self.room_id, user: self.user_id, connection: self.connection_id }
-    }
-
-    /// `payload.sdp` of an offer or answer.
-    pub fn sdp(&self) -> Option<String> {
-        self.payload.get("sdp")?.as_str().map(str::to_string)
-    }
+/// `payload.sdp` of an offer or answer.
+pub fn sdp_of(request: &SfuRequest) -> Option<String> {
+    request.payload.get("sdp")?.as_str().map(str::to_string)
 }
 
 /// A message from the SFU to one client connection.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
     pub to: PeerKey,
-    pub kind: String,
+    pub kind: SfuReplyKind,
     pub payload: Value,
 }
 
 impl Outgoing {
     pub fn error(to: PeerKey, code: &str, message: &str) -> Self {
-        Self { to, kind: "error".into(), payload: serde_json::json!({ "code": code, "message": message }) }
+        Self { to, kind: SfuReplyKind::Error, payload: SfuReply::error_payload(code, message) }
+    }
+
+    /// The message as the client's socket receives it.
+    pub fn reply(&self, timestamp: chrono::DateTime<chrono::Utc>) -> SfuReply {
+        SfuReply::new(self.kind, self.to.room, self.to.user, self.payload.clone(), timestamp)
     }
 }
 
@@ -65,8 +57,17 @@ impl Outgoing {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RoomChange {
     /// Left or removed: every peer of the user in the room closes.
-    UserGone { room: Uuid, user: Uuid },
+    UserGone {
+        room: Uuid,
+        user: Uuid,
+    },
     /// Muted (by themself or the host) or unmuted: audio forwarding stops or resumes.
-    AudioBlocked { room: Uuid, user: Uuid, blocked: bool },
-    Ended { room: Uuid },
+    AudioBlocked {
+        room: Uuid,
+        user: Uuid,
+        blocked: bool,
+    },
+    Ended {
+        room: Uuid,
+    },
 }

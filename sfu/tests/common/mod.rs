@@ -7,23 +7,25 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::HeaderMap;
 use futures::StreamExt;
 use rapat_commands::{CommandBus, CommandMetadata, EventStoreConfig, JetStreamEventStore};
 use rapat_domain::ids::UserId;
 use rapat_domain::room::{MaxUsers, Room, RoomCommand, RoomDescription, RoomName};
 use rapat_domain::services::testing::MarkedHasher;
 use rapat_sfu::loopback_client::{ClientOptions, ClientStats, LoopbackClient, RtpCodecKind, Signal};
-use rapat_sfu::nats::{CONNECTION_HEADER, EventStoreAdmission, inbound_subject, signal_subject};
+use rapat_sfu::nats::EventStoreAdmission;
 use rapat_sfu::{Sfu, SfuConfig};
-use serde_json::json;
+pub use rapat_testkit::eventually;
+use rapat_testkit::{nats_url, unique_namespace};
+use rapat_wire::Namespace;
+use rapat_wire::signal::{CONNECTION_HEADER, SfuReply, SfuRequest, SfuRequestKind};
 use tokio::sync::mpsc::unbounded_channel;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub struct Harness {
     pub nats: async_nats::Client,
-    pub namespace: String,
+    pub namespace: Namespace,
     events: EventStoreConfig,
     pub rooms: CommandBus<Room>,
     pub room: Uuid,
@@ -71,15 +73,14 @@ pub async fn harness_with_port_range(ports: u16) -> (Harness, std::ops::RangeInc
 }
 
 pub async fn harness_with(config: SfuConfig) -> Harness {
-    let url = std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
-    harness_on(&url, config).await
+    harness_on(&nats_url(), config).await
 }
 
 /// A harness on the NATS at `url` (a test's own server, to kill and restart).
 pub async fn harness_on(url: &str, config: SfuConfig) -> Harness {
     let nats = async_nats::connect(url).await.expect("NATS is reachable");
-    let namespace = format!("t{}", Uuid::new_v4().simple());
-    let mut events = EventStoreConfig::for_namespace(&namespace);
+    let namespace = unique_namespace();
+    let mut events = EventStoreConfig::for_namespace(namespace.as_str());
     events.max_age = Some(Duration::from_secs(3600));
     let store = JetStreamEventStore::open(nats.clone(), events.clone()).await.expect("event store");
     let rooms = CommandBus::new(store, MarkedHasher::services());
@@ -87,10 +88,10 @@ pub async fn harness_on(url: &str, config: SfuConfig) -> Harness {
     let (sfu, outgoing) = Sfu::start(config, Arc::new(admission)).expect("SFU starts");
     let cancel = CancellationToken::new();
     let events_config = events.clone();
-    let serve = rapat_sfu::nats::serve(nats.clone(), namespace.clone(), events, sfu.handle(), outgoing, cancel.clone());
+    let serve = rapat_sfu::nats::serve(nats.clone(), namespace.to_string(), events, sfu.handle(), outgoing, cancel.clone());
     tokio::spawn(async move { serve.await.expect("SFU on NATS") });
-    // Let the SFU's subscriptions reach the server before anyone signals.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let handle = sfu.handle();
+    eventually("the SFU's signaling subscription", Duration::from_secs(10), || handle.signaling()).await;
 
     let host = UserId::new_random();
     let room = Uuid::new_v4();
@@ -153,9 +154,10 @@ impl Harness {
         let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
         config.workers = 1;
         let (sfu, outgoing) = Sfu::start(config, Arc::new(admission)).expect("SFU starts");
-        let serve = rapat_sfu::nats::serve(self.nats.clone(), self.namespace.clone(), self.events.clone(), sfu.handle(), outgoing, self.cancel.clone());
+        let serve = rapat_sfu::nats::serve(self.nats.clone(), self.namespace.to_string(), self.events.clone(), sfu.handle(), outgoing, self.cancel.clone());
         tokio::spawn(async move { serve.await.expect("SFU on NATS") });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let handle = sfu.handle();
+        eventually("the second node's signaling subscription", Duration::from_secs(10), || handle.signaling()).await;
         sfu
     }
 
@@ -179,7 +181,7 @@ impl Harness {
         let connection = Uuid::new_v4();
         let (to_sfu, mut from_client) = unbounded_channel::<Signal>();
         let (to_client, from_sfu) = unbounded_channel::<Signal>();
-        let mut replies = self.nats.subscribe(signal_subject(&self.namespace, self.room)).await.expect("subscribe");
+        let mut replies = self.nats.subscribe(self.namespace.room_signal_subject(self.room)).await.expect("subscribe");
         self.nats.flush().await.expect("flush");
         let wanted = connection.to_string();
         tokio::spawn(async move {
@@ -188,34 +190,24 @@ impl Harness {
                 if !for_us {
                     continue;
                 }
-                let Ok(body) = serde_json::from_slice::<serde_json::Value>(&message.payload) else { continue };
-                let kind = body["type"].as_str().unwrap_or_default().to_string();
-                if to_client.send((kind, body["payload"].clone())).is_err() {
+                let Ok(reply) = serde_json::from_slice::<SfuReply>(&message.payload) else { continue };
+                if to_client.send((reply.kind.as_str().to_string(), reply.payload)).is_err() {
                     return;
                 }
             }
         });
-        let (nats, subject, room) = (self.nats.clone(), inbound_subject(&self.namespace, &self.room.to_string()), self.room);
+        let (nats, subject, room) = (self.nats.clone(), self.namespace.sfu_inbound_subject(self.room), self.room);
         tokio::spawn(async move {
             while let Some((kind, payload)) = from_client.recv().await {
-                let body = json!({
-                    "type": kind, "roomId": room, "userId": user.as_uuid(), "username": "loopback",
-                    "connectionId": connection, "payload": payload,
-                });
-                let _ = nats.publish_with_headers(subject.clone(), HeaderMap::new(), body.to_string().into()).await;
+                let Some(kind) = SfuRequestKind::from_client_type(&kind) else { continue };
+                let request =
+                    SfuRequest { kind, room_id: room, user_id: user.as_uuid(), username: "loopback".into(), connection_id: connection, payload };
+                let Ok(body) = serde_json::to_vec(&request) else { continue };
+                let _ = nats.publish(subject.clone(), body.into()).await;
             }
         });
         let peer = LoopbackClient::start(options, to_sfu, from_sfu).await.expect("client starts");
         Client { peer }
-    }
-}
-
-/// Waits until `done` holds, checking every 20 ms; panics with `what` after `limit`.
-pub async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
