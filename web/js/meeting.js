@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import { CLOSE, describe, describeMediaError } from "./errors.js";
 import { PeerLink, openLocalMedia, openScreen } from "./media.js";
 import { MeetingView, renderPreJoin, renderRoomProblem } from "./meeting-view.js";
+import { Roster } from "./roster.js";
 import { Signaling } from "./signaling.js";
 
 /** An error that makes reconnecting pointless (see Signaling's prepare). */
@@ -23,10 +24,8 @@ export class Meeting {
     this.onExit = onExit;
     this.room = null;
     this.isHost = false;
-    /** userId → {userId, username, audioMuted, videoOn, screenSharing, mutedByHost} */
-    this.participants = new Map();
-    /** Users whose user_left came after the last snapshot: a stale REST list must not bring them back. */
-    this.gone = new Set();
+    /** Who is in the room and their media state (see roster.js). */
+    this.roster = new Roster(user.id);
     this.local = { stream: new MediaStream(), audio: null, video: null, screen: null, screenStream: null };
     this.state = { muted: false, cameraOn: true, sharing: false };
     this.peer = null;
@@ -186,42 +185,27 @@ export class Meeting {
     }
   }
 
-  // Who is in the room comes from the socket: the `participants` snapshot when it
-  // opens, then `user_joined` / `user_left` in the order of the room's events.
-  // The REST list only fills in (a name, someone whose tracks came first): it
-  // is read from a read model that may lag those events by a moment.
+  // Who is in the room: roster.js decides, from the socket's messages; here the
+  // view is told and the REST list asked when a name is missing.
 
   onJoined(userId, username) {
     if (!userId) return;
-    this.gone.delete(userId);
-    // A join sent twice (a reconnecting client's join_room) is not news.
-    if (userId !== this.user.id && !this.participants.has(userId)) {
-      this.view.chat.system(`${username || "Someone"} joined`);
-    }
-    this.upsert({ userId, username });
+    if (this.roster.joined(userId, username)) this.view.chat.system(`${username || "Someone"} joined`);
     if (!username) this.refreshParticipants();
     this.render();
   }
 
   onLeft(userId, username, removed) {
     if (!userId || userId === this.user.id) return;
-    const name = this.participants.get(userId)?.username || username || "Someone";
-    this.gone.add(userId);
-    if (this.participants.delete(userId)) this.view.chat.system(removed ? `${name} was removed by the host` : `${name} left`);
+    const name = this.roster.left(userId, username);
+    if (name !== null) this.view.chat.system(removed ? `${name} was removed by the host` : `${name} left`);
     this.view.grid.remove(userId);
     this.render();
   }
 
   onParticipants(list) {
-    this.gone.clear();
-    const present = new Set(list.map((p) => p.userId));
-    present.add(this.user.id);
-    for (const userId of [...this.participants.keys()]) {
-      if (!present.has(userId)) this.participants.delete(userId);
-    }
+    const { present, me } = this.roster.snapshot(list);
     this.view.grid.retain(present);
-    for (const participant of list) this.upsert(participant);
-    const me = list.find((p) => p.userId === this.user.id);
     if (me) this.reconcileOwnState(me);
     if (this.connectedOnce) this.loadChat(); // fill what we missed while away
     this.connectedOnce = true;
@@ -243,21 +227,19 @@ export class Meeting {
   }
 
   onMediaState(userId, change) {
-    if (!userId || this.gone.has(userId)) return;
+    if (!userId || this.roster.isGone(userId)) return;
     if (userId === this.user.id && change.audioMuted !== undefined && change.mutedByHost && !this.state.muted) {
       this.applyMute(true, true);
     }
-    if (change.mutedByHost === false) change.unmuteRequested = false;
-    this.upsert({ userId, ...change });
+    this.roster.mediaState(userId, change);
     if (userId === this.user.id) this.view.setLocalControls(this.controls());
     this.render();
   }
 
   /** (Host) a participant we muted asks to unmute. */
   onUnmuteRequested(userId, username) {
-    if (!userId || this.gone.has(userId)) return;
-    this.upsert({ userId, unmuteRequested: true });
-    const name = this.participants.get(userId)?.username || username || "Someone";
+    if (!this.roster.unmuteRequested(userId)) return;
+    const name = this.roster.nameOf(userId, username);
     this.view.notice(`${name} asks to unmute. Use "Allow unmute" in the people list.`, "info");
     this.render();
   }
@@ -269,7 +251,7 @@ export class Meeting {
   }
 
   get mutedByHost() {
-    return Boolean(this.participants.get(this.user.id)?.mutedByHost);
+    return this.roster.selfMutedByHost;
   }
 
   // ------------------------------------------------------------ media
@@ -306,11 +288,11 @@ export class Meeting {
   onTrack(event) {
     // The SFU names each forwarded stream after its publisher (SPEC §4).
     const userId = event.streams[0]?.id;
-    if (!userId || userId === this.user.id || this.gone.has(userId)) return;
+    if (!userId || userId === this.user.id || this.roster.isGone(userId)) return;
     const { track } = event;
     const grid = this.view.grid;
     grid.addRemoteTrack(userId, track);
-    if (!this.participants.has(userId)) this.refreshParticipants(); // tracks may beat user_joined
+    if (!this.roster.has(userId)) this.refreshParticipants(); // tracks may beat user_joined
     track.addEventListener("ended", () => grid.removeRemoteTrack(userId, track));
     event.streams[0].addEventListener("removetrack", (e) => grid.removeRemoteTrack(userId, e.track));
     this.render();
@@ -394,44 +376,24 @@ export class Meeting {
 
   // ------------------------------------------------------------ people and chat
 
+  /** @param {import("./roster.js").ParticipantChange} change */
   upsert(change) {
-    if (!change.userId) return;
-    const known = this.participants.get(change.userId) ?? {
-      userId: change.userId,
-      username: "",
-      audioMuted: false,
-      videoOn: false,
-      screenSharing: false,
-      mutedByHost: false,
-      unmuteRequested: false,
-    };
-    const next = { ...known };
-    for (const [key, value] of Object.entries(change)) if (value !== undefined && value !== "") next[key] = value;
-    this.participants.set(change.userId, next);
+    this.roster.upsert(change);
   }
 
   render() {
     if (!this.view || this.finished) return;
-    for (const participant of this.participants.values()) this.view.grid.update(participant);
-    this.view.setParticipants([...this.participants.values()]);
+    const everyone = this.roster.list();
+    for (const participant of everyone) this.view.grid.update(participant);
+    this.view.setParticipants(everyone);
   }
 
-  /**
-   * Fills in from the REST list: people we do not know yet and names we lack.
-   * It never removes anyone or overrides a media state the socket told us (see
-   * onJoined for why), and never brings back someone who just left.
-   */
+  /** Fills in names and people from the REST list (see Roster.fillFrom for what it never does). */
   async refreshParticipants() {
     try {
       const list = await api.participants(this.roomId);
       if (this.finished) return;
-      for (const row of list) {
-        if (this.gone.has(row.userId)) continue;
-        const username = [row.firstName, row.lastName].filter(Boolean).join(" ");
-        const known = this.participants.get(row.userId);
-        if (!known) this.upsert({ ...row, username });
-        else if (!known.username) this.upsert({ userId: row.userId, username });
-      }
+      this.roster.fillFrom(list);
       this.render();
     } catch (error) {
       if (error.code === "room_ended") this.finish("ended");
@@ -484,7 +446,7 @@ export class Meeting {
   }
 
   async removeParticipant(userId) {
-    const name = this.participants.get(userId)?.username || "this participant";
+    const name = this.roster.get(userId)?.username || "this participant";
     if (!window.confirm(`Remove ${name} from the meeting?`)) return;
     try {
       // Their user_left comes through the socket, as it does for everyone.
