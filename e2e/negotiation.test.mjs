@@ -11,32 +11,17 @@
 // - renegotiation started by either side (an SFU track added, a client screen
 //   track added and removed) ends stable with the tracks where they should be.
 //
-// Needs only the client's files: RAPAT_E2E_URL is any rapat serve.
+// Needs only the client's files: RAPAT_E2E_URL is any rapat serve. The page sets
+// things in motion; the test waits on its state with expect.poll.
 
-import assert from "node:assert/strict";
-import { launchBrowser } from "./browser.mjs";
+import { expect, test } from "./fixtures.mjs";
 
-const BASE = process.env.RAPAT_E2E_URL;
-if (!BASE) {
-  console.error("RAPAT_E2E_URL is not set: run infra/run-e2e.sh");
-  process.exit(2);
-}
+const PUBLISHER = "0f0f0f0f-1111-4222-8333-444444444444";
 
-/** Runs in the page. */
-async function scenario() {
+/** Runs in the page: the client's PeerLink and a stand-in SFU, kept on window.negotiation. */
+async function setUp(publisher) {
   const { PeerLink, openLocalMedia } = await import("/js/media.js");
-  const publisher = "0f0f0f0f-1111-4222-8333-444444444444";
   const log = [];
-  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-  async function until(what, check, timeout = 20000) {
-    const deadline = Date.now() + timeout;
-    while (Date.now() < deadline) {
-      if (await check()) return;
-      await sleep(100);
-    }
-    throw new Error(`timed out: ${what}\n${log.join("\n")}`);
-  }
-
   const local = (await openLocalMedia()).stream;
   const forwarded = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
   const sfu = new RTCPeerConnection();
@@ -97,18 +82,10 @@ async function scenario() {
     onState: (state) => log.push(`client pc ${state}`),
   });
 
-  // 1. Both sides add their tracks at once.
   // The SFU, like the real one, forwards on m-lines of its own.
   const forward = (track) => sfu.addTransceiver(track, { direction: "sendonly", streams: [forwarded] });
-  for (const track of local.getTracks()) link.publish(track, local);
-  for (const track of forwarded.getTracks()) forward(track);
-
-  const stable = () => link.pc.signalingState === "stable" && sfu.signalingState === "stable";
-  await until("connected", () => link.pc.connectionState === "connected" && stable());
-  // Perfect negotiation: after the rollback the client's own tracks go out too.
-  const receiving = (pc) => pc.getTransceivers().filter((t) => t.currentDirection === "sendrecv" || t.currentDirection === "recvonly").length;
-  await until("the SFU receives the client's audio and video", () => receiving(sfu) >= 2);
-
+  const receiving = (pc) =>
+    pc.getTransceivers().filter((t) => t.currentDirection === "sendrecv" || t.currentDirection === "recvonly").length;
   async function inbound(pc) {
     const counts = { video: 0, audio: 0 };
     (await pc.getStats()).forEach((stat) => {
@@ -118,59 +95,108 @@ async function scenario() {
     });
     return counts;
   }
-  await until("the client decodes video and receives audio", async () => {
-    const counts = await inbound(link.pc);
-    return counts.video > 5 && counts.audio > 20;
-  });
-  await until("the SFU side decodes the client's video", async () => (await inbound(sfu)).video > 5);
+  const state = { link, sfu, local, forwarded, received, log, forward, sfuOffer, receiving, inbound, stopLater: [] };
+  state.stable = () => link.pc.signalingState === "stable" && sfu.signalingState === "stable";
+  window.negotiation = state;
 
-  // 2. The SFU forwards one more video track (someone shares a screen).
-  const screenForwarded = forwarded.getVideoTracks()[0].clone();
-  forward(screenForwarded);
-  await sfuOffer();
-  await until("a second video track from the publisher", () => received.filter((r) => r.kind === "video").length === 2 && stable());
+  // 1. Both sides add their tracks at once.
+  for (const track of local.getTracks()) link.publish(track, local);
+  for (const track of forwarded.getTracks()) forward(track);
+}
 
-  // 3. The client shares a screen (a clone of its camera stands in), then stops.
-  const screen = local.getVideoTracks()[0].clone();
-  const screenSender = link.publish(screen, new MediaStream([screen]));
-  await until("the client's screen reaches the SFU", () => receiving(sfu) >= 3 && stable());
-  link.unpublish(screenSender);
-  await until("the screen removal is negotiated", () => stable() && link.pc.getTransceivers().some((t) => t.sender === screenSender && (t.currentDirection === "inactive" || t.currentDirection === "recvonly")));
-
-  const result = {
-    streams: [...new Set(received.map((r) => r.stream))],
-    kinds: received.map((r) => r.kind).sort(),
-    clientState: link.pc.signalingState,
-    sfuState: sfu.signalingState,
-    connection: link.pc.connectionState,
-    log,
+test("perfect negotiation with an impolite SFU: collision, media both ways, renegotiation from both sides", async ({ openUser }) => {
+  const page = await openUser("negotiation");
+  await page.goto("/");
+  await page.evaluate(setUp, PUBLISHER);
+  /** Polls a predicate over the page's window.negotiation; the log comes with a timeout. */
+  const until = async (what, check) => {
+    await expect
+      .poll(() => page.evaluate(check), { message: what, intervals: [100] })
+      .toBe(true)
+      .catch(async (error) => {
+        const log = await page.evaluate(() => window.negotiation.log).catch(() => []);
+        throw new Error(`${error.message}\n${log.join("\n")}`);
+      });
   };
-  link.close();
-  sfu.close();
-  [...local.getTracks(), ...forwarded.getTracks(), screen, screenForwarded].forEach((track) => track.stop());
-  return result;
-}
 
-const browser = await launchBrowser();
-let rc = 0;
-try {
-  const context = await browser.newContext();
-  await context.grantPermissions(["camera", "microphone"], { origin: BASE });
-  const page = await context.newPage();
-  await page.goto(BASE);
-  const result = await page.evaluate(scenario);
-  assert.deepEqual(result.streams, ["0f0f0f0f-1111-4222-8333-444444444444"], "remote streams are named after their publisher");
-  assert.deepEqual(result.kinds, ["audio", "video", "video"]);
-  assert.equal(result.clientState, "stable");
-  assert.equal(result.sfuState, "stable");
-  assert.equal(result.connection, "connected");
-  assert.ok(result.log.includes("sfu (impolite) ignores the colliding client offer"), "the collision happened");
+  await test.step("connected, the collision resolved, the client's tracks through", async () => {
+    await until("connected", () => window.negotiation.link.pc.connectionState === "connected" && window.negotiation.stable());
+    // Perfect negotiation: after the rollback the client's own tracks go out too.
+    await until("the SFU receives the client's audio and video", () => {
+      const n = window.negotiation;
+      return n.receiving(n.sfu) >= 2;
+    });
+  });
+
+  await test.step("media both ways", async () => {
+    await until("the client decodes video and receives audio", async () => {
+      const n = window.negotiation;
+      const counts = await n.inbound(n.link.pc);
+      return counts.video > 5 && counts.audio > 20;
+    });
+    await until("the SFU side decodes the client's video", async () => {
+      const n = window.negotiation;
+      return (await n.inbound(n.sfu)).video > 5;
+    });
+  });
+
+  await test.step("the SFU forwards one more video track (someone shares a screen)", async () => {
+    await page.evaluate(async () => {
+      const n = window.negotiation;
+      const screenForwarded = n.forwarded.getVideoTracks()[0].clone();
+      n.stopLater.push(screenForwarded);
+      n.forward(screenForwarded);
+      await n.sfuOffer();
+    });
+    await until("a second video track from the publisher", () => {
+      const n = window.negotiation;
+      return n.received.filter((r) => r.kind === "video").length === 2 && n.stable();
+    });
+  });
+
+  await test.step("the client shares a screen (a clone of its camera), then stops", async () => {
+    await page.evaluate(() => {
+      const n = window.negotiation;
+      const screen = n.local.getVideoTracks()[0].clone();
+      n.stopLater.push(screen);
+      n.screenSender = n.link.publish(screen, new MediaStream([screen]));
+    });
+    await until("the client's screen reaches the SFU", () => {
+      const n = window.negotiation;
+      return n.receiving(n.sfu) >= 3 && n.stable();
+    });
+    await page.evaluate(() => window.negotiation.link.unpublish(window.negotiation.screenSender));
+    await until("the screen removal is negotiated", () => {
+      const n = window.negotiation;
+      return (
+        n.stable() &&
+        n.link.pc
+          .getTransceivers()
+          .some((t) => t.sender === n.screenSender && (t.currentDirection === "inactive" || t.currentDirection === "recvonly"))
+      );
+    });
+  });
+
+  const result = await page.evaluate(() => {
+    const n = window.negotiation;
+    const result = {
+      streams: [...new Set(n.received.map((r) => r.stream))],
+      kinds: n.received.map((r) => r.kind).sort(),
+      clientState: n.link.pc.signalingState,
+      sfuState: n.sfu.signalingState,
+      connection: n.link.pc.connectionState,
+      log: n.log,
+    };
+    n.link.close();
+    n.sfu.close();
+    [...n.local.getTracks(), ...n.forwarded.getTracks(), ...n.stopLater].forEach((track) => track.stop());
+    return result;
+  });
+  expect(result.streams, "remote streams are named after their publisher").toEqual([PUBLISHER]);
+  expect(result.kinds).toEqual(["audio", "video", "video"]);
+  expect(result.clientState).toBe("stable");
+  expect(result.sfuState).toBe("stable");
+  expect(result.connection).toBe("connected");
+  expect(result.log, "the collision happened").toContain("sfu (impolite) ignores the colliding client offer");
   if (process.env.RAPAT_E2E_VERBOSE) console.log(result.log.join("\n"));
-  console.log("✓ perfect negotiation with an impolite SFU: collision, media both ways, renegotiation from both sides");
-} catch (error) {
-  rc = 1;
-  console.error(`✗ negotiation: ${error.stack ?? error}`);
-} finally {
-  await browser.close();
-}
-process.exit(rc);
+});

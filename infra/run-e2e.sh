@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# End-to-end test of the browser client in real headless Chromium:
+# The browser client's checks, then its end-to-end test in real headless Chromium:
 #
 #   infra/run-e2e.sh
 #
 # 1. makes NATS + Postgres reachable (infra/services.sh, as run-tests.sh does);
 # 2. installs Debian's `nodejs`, `npm` and `chromium` when missing and this runs as root
 #    (Playwright's own browser downloads are never used);
-# 3. `npm ci` in e2e/ (playwright-core only);
-# 4. builds `rapat` and starts `rapat serve` on a free port, with a namespace and
+# 3. `npm ci` in e2e/ (@playwright/test, typescript, nats);
+# 4. type-checks web/js with tsc (`npm run typecheck`) and runs the unit tests of
+#    the meeting state (`npm run test:unit`, node --test); either failing fails the run;
+# 5. builds `rapat` and starts `rapat serve` on a free port, with a namespace and
 #    a database of its own, and waits for /readyz;
-# 5. runs e2e/negotiation.test.mjs and e2e/meeting.test.mjs against it, then
-#    stops the server, drops the database and deletes the namespace's streams,
-#    and exits non-zero when a test failed.
+# 6. runs `npx playwright test` (e2e/negotiation.test.mjs, e2e/meeting.test.mjs)
+#    against it, then stops the server, drops the database and deletes the
+#    namespace's streams, and exits non-zero when a test failed.
 #
 # Environment:
 #   CHROMIUM=/path/to/chromium   the browser (default: chromium on PATH)
@@ -62,6 +64,11 @@ log "browser: $chromium"
 log "npm ci in e2e/"
 (cd e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 
+log "type-checking web/js (tsc)"
+(cd e2e && npm run --silent typecheck) || die "web/js does not type-check"
+log "unit tests of the meeting state (node --test)"
+(cd e2e && npm run --silent test:unit) || die "the web client's unit tests failed"
+
 # shellcheck source=lib/test-server.sh
 . infra/lib/test-server.sh
 build_rapat
@@ -80,10 +87,10 @@ start_test_server "$server_log" "${RAPAT_E2E_KEEP:-}" RAPAT_ACCESS_TTL_SECONDS=2
 
 # negotiation.test.mjs checks the client's peer connection against a stand-in
 # SFU in the page; meeting.test.mjs runs a whole meeting through the server.
+# playwright.config.mjs bounds the whole run (globalTimeout).
 rc=0
-export RAPAT_E2E_URL=$base_url CHROMIUM=$chromium
-node e2e/negotiation.test.mjs || rc=$?
-node e2e/meeting.test.mjs || rc=$?
+export RAPAT_E2E_URL=$base_url CHROMIUM=$chromium PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+(cd e2e && npx --no-install playwright test) || rc=$?
 if ((rc != 0)); then
   log "the test failed (exit $rc); the server's last lines:"
   tail -n 30 "$server_log" >&2 || true

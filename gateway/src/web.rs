@@ -49,6 +49,7 @@ const ASSETS: &[Asset] = assets![
     "js/media.js",
     "js/meeting-view.js",
     "js/meeting.js",
+    "js/roster.js",
     "js/signaling.js",
     "js/tiles.js",
     "js/ui.js",

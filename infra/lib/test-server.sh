@@ -2,7 +2,8 @@
 # start `rapat serve` on free ports with a namespace and a database of its own,
 # wait for /readyz, and on exit stop it, drop the database and delete the
 # namespace's streams. The caller defines log() and die() and has run
-# infra/services.sh (NATS_URL, DATABASE_URL); node is needed for the clean-up.
+# infra/services.sh (NATS_URL, DATABASE_URL); node and npm are needed for the
+# clean-up (e2e/cleanup-nats.mjs and its NATS client, installed here if missing).
 #
 #   build_rapat                         sets rapat_bin
 #   prepare_test_server NAME            sets run_id, namespace, database, db_url,
@@ -83,6 +84,10 @@ stop_test_server() {
       log "psql not found: database ${database} is left behind"
     fi
     if command -v node >/dev/null 2>&1; then
+      if [[ ! -d $repo_root/e2e/node_modules/nats ]]; then
+        (cd "$repo_root/e2e" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error) >&2 ||
+          log "npm ci in e2e/ failed"
+      fi
       node "$repo_root/e2e/cleanup-nats.mjs" "$namespace" || log "could not delete the streams of namespace ${namespace}"
     else
       log "node not found: the streams of namespace ${namespace} are left behind"

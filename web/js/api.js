@@ -1,3 +1,4 @@
+// @ts-check
 // The REST client for /api/v1: the session's tokens, the error envelope, and
 // one function per endpoint the client uses.
 //
@@ -11,6 +12,11 @@ const EXPIRY_MARGIN = 30;
 
 /** A failed API call: `code` is the envelope's machine code, `message` its text. */
 export class ApiError extends Error {
+  /**
+   * @param {number} status the HTTP status, 0 when the server was not reached
+   * @param {string} code @param {string} message
+   * @param {number | null} [retryAfter] seconds, from a Retry-After header
+   */
   constructor(status, code, message, retryAfter = null) {
     super(message);
     this.name = "ApiError";
@@ -22,7 +28,13 @@ export class ApiError extends Error {
 
 // ---------------------------------------------------------------- session
 
-/** `{token, refreshToken, user}` of the signed-in user, or null. */
+/** @typedef {{id: string, email: string, firstName?: string, lastName?: string}} User */
+/** @typedef {{token: string, refreshToken: string, user: User}} Session */
+
+/**
+ * The signed-in user's tokens, or null.
+ * @returns {Session | null}
+ */
 export function currentSession() {
   try {
     const raw = sessionStorage.getItem(SESSION_KEY);
@@ -32,11 +44,15 @@ export function currentSession() {
   }
 }
 
+/** @param {Session} session */
 function saveSession(session) {
   sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
 }
 
-/** Forgets the tokens and tells the app (main.js shows the sign-in form). */
+/**
+ * Forgets the tokens and tells the app (main.js shows the sign-in form).
+ * @param {string | null} [reason] an error code, or "logout"
+ */
 export function endSession(reason = null) {
   sessionStorage.removeItem(SESSION_KEY);
   window.dispatchEvent(new CustomEvent("rapat:signed-out", { detail: { reason } }));
@@ -54,6 +70,7 @@ function expiryOf(token) {
 
 // Several requests may see an expired token at once; they share one refresh, since
 // presenting the same refresh token twice would revoke the whole session.
+/** @type {Promise<void> | null} */
 let refreshing = null;
 
 function refreshTokens() {
@@ -92,7 +109,9 @@ export async function freshToken() {
   if (expiryOf(session.token) - Date.now() / 1000 < EXPIRY_MARGIN) {
     await refreshTokens();
   }
-  return currentSession().token;
+  const refreshed = currentSession();
+  if (!refreshed) throw new ApiError(401, "not_signed_in", "You are not signed in.");
+  return refreshed.token;
 }
 
 // ---------------------------------------------------------------- requests
@@ -103,8 +122,12 @@ const SESSION_OVER = new Set(["token_revoked", "invalid_token", "session_revoked
 /**
  * Sends one request and returns the envelope's `data` (or the whole envelope when
  * `whole` is set, for paginated answers). Throws ApiError for every failure.
+ * @param {string} method @param {string} path
+ * @param {{body?: unknown, auth?: boolean, retry?: boolean, whole?: boolean}} [options]
+ * @returns {Promise<any>} the server's JSON, as SPEC.md describes it
  */
 async function request(method, path, { body, auth = true, retry = true, whole = false } = {}) {
+  /** @type {Record<string, string>} */
   const headers = {};
   if (body !== undefined) headers["content-type"] = "application/json";
   if (auth) {
@@ -142,6 +165,7 @@ async function request(method, path, { body, auth = true, retry = true, whole = 
 
 // ---------------------------------------------------------------- auth
 
+/** @param {{email: string, password: string, firstName?: string, lastName?: string}} account */
 export async function register({ email, password, firstName, lastName }) {
   const data = await request("POST", "/auth/register", {
     body: { email, password, firstName, lastName },
@@ -175,6 +199,7 @@ export const listRooms = () => request("GET", "/rooms?limit=100");
 export const roomHistory = (page = 1, limit = 10) =>
   request("GET", `/rooms/history?page=${page}&limit=${limit}`, { whole: true });
 
+/** @param {{name?: string, description?: string, password?: string, maxUsers?: number}} room */
 export function createRoom({ name, description, password, maxUsers }) {
   return request("POST", "/rooms", {
     body: { name, description: description || undefined, password: password || undefined, maxUsers },
@@ -202,6 +227,7 @@ export const removeParticipant = (id, userId) =>
   request("POST", `${room(id)}/participants/${encodeURIComponent(userId)}/remove`);
 
 /** `{messages: [{id, roomId, userId, username, message, timestamp}], nextBefore}`. */
+/** @param {string} id @param {string | null} [before] @param {number} [limit] */
 export function chatHistory(id, before = null, limit = 50) {
   const query = new URLSearchParams({ limit: String(limit) });
   if (before) query.set("before", before);

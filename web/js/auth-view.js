@@ -1,3 +1,4 @@
+// @ts-check
 // Sign in and create an account.
 
 import * as api from "./api.js";
@@ -7,6 +8,10 @@ import { busy, el, formError, formValues, replace } from "./ui.js";
 /**
  * Renders the sign-in form (or the registration form) into `root`; calls
  * `onSignedIn(user)` once a session exists.
+ */
+/**
+ * @param {HTMLElement} root
+ * @param {{onSignedIn: (user: import("./api.js").User) => void, mode?: string, note?: string | null}} options
  */
 export function renderAuth(root, { onSignedIn, mode = "login", note = null }) {
   const switchTo = (next) => renderAuth(root, { onSignedIn, mode: next });
@@ -82,7 +87,8 @@ function registerForm(onSignedIn) {
     formError(form, null);
     await busy(form, async () => {
       try {
-        await api.register(values);
+        const { email, password, firstName, lastName } = values;
+        await api.register({ email, password, firstName, lastName });
         // Registration makes the account; a login makes the session.
         onSignedIn(await api.login(values.email, values.password));
       } catch (error) {

@@ -1,3 +1,4 @@
+// @ts-check
 // The chat panel: live messages from the socket merged with the stored history
 // (`GET /rooms/{id}/chat`), in time order and without duplicates.
 //

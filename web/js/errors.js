@@ -1,3 +1,4 @@
+// @ts-check
 // What to tell a person for each error code the server (REST envelope or a
 // WebSocket `error` / close) can send. Codes not listed here show the server's own
 // message, which is written for people too (e.g. why a password is too weak).

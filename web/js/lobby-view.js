@@ -1,3 +1,4 @@
+// @ts-check
 // The lobby: create a room, the rooms I host or am in, and past meetings.
 
 import * as api from "./api.js";

@@ -1,3 +1,4 @@
+// @ts-check
 // Entry point: the routes of the single page and the header.
 //
 //   #/                 the lobby (my rooms, history, create)
@@ -14,12 +15,13 @@ import { renderLobby } from "./lobby-view.js";
 import { Meeting, displayName } from "./meeting.js";
 import { el, replace, toast } from "./ui.js";
 
-const root = document.getElementById("app");
-const userBox = document.getElementById("user-box");
+// Both are in index.html, which loads this module.
+const root = /** @type {HTMLElement} */ (document.getElementById("app"));
+const userBox = /** @type {HTMLElement} */ (document.getElementById("user-box"));
 let meeting = null;
 
 // For the end-to-end test and for debugging from the console.
-window.rapat = {
+/** @type {any} */ (window).rapat = {
   get meeting() {
     return meeting;
   },
@@ -91,7 +93,7 @@ function route() {
 
 window.addEventListener("hashchange", route);
 window.addEventListener("rapat:signed-out", (event) => {
-  const reason = event.detail?.reason;
+  const reason = /** @type {CustomEvent<{reason: string | null}>} */ (event).detail?.reason;
   if (reason && reason !== "logout") toast(describe({ code: reason }), "error");
   if (meeting) meeting.teardown();
   meeting = null;

@@ -1,3 +1,4 @@
+// @ts-check
 // Local media (microphone, camera, screen) and the one RTCPeerConnection to the
 // SFU, negotiated with the WebRTC "perfect negotiation" pattern.
 //
@@ -104,7 +105,7 @@ export class PeerLink {
       }
       await pc.setRemoteDescription(description);
       await pc.setLocalDescription();
-      this.send("answer", { sdp: pc.localDescription.sdp });
+      this.send("answer", { sdp: pc.localDescription?.sdp });
     } else if (type === "answer") {
       // An answer to an offer we already rolled back is stale: drop it.
       if (pc.signalingState !== "have-local-offer") return;

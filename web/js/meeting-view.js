@@ -1,3 +1,4 @@
+// @ts-check
 // The meeting's DOM: the join screen, the meeting itself (video grid, controls,
 // participants, chat) and the screen shown when it is over. What the buttons do
 // is decided in meeting.js; this file only draws and forwards clicks.

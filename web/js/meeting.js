@@ -1,3 +1,4 @@
+// @ts-check
 // One meeting, from the join button to leaving: the REST calls, the signaling
 // socket, local media and the peer connection to the SFU. The DOM is the view's
 // (meeting-view.js); this file decides what happens.
@@ -6,10 +7,15 @@ import * as api from "./api.js";
 import { CLOSE, describe, describeMediaError } from "./errors.js";
 import { PeerLink, openLocalMedia, openScreen } from "./media.js";
 import { MeetingView, renderPreJoin, renderRoomProblem } from "./meeting-view.js";
+import { Roster } from "./roster.js";
 import { Signaling } from "./signaling.js";
 
-/** An error that makes reconnecting pointless (see Signaling's prepare). */
+/**
+ * An error that makes reconnecting pointless (see Signaling's prepare).
+ * @param {string} message
+ */
 function final(message) {
+  /** @type {Error & {final?: boolean}} */
   const error = new Error(message);
   error.final = true;
   return error;
@@ -23,20 +29,30 @@ export class Meeting {
     this.onExit = onExit;
     this.room = null;
     this.isHost = false;
-    /** userId → {userId, username, audioMuted, videoOn, screenSharing, mutedByHost} */
-    this.participants = new Map();
-    /** Users whose user_left came after the last snapshot: a stale REST list must not bring them back. */
-    this.gone = new Set();
+    /** Who is in the room and their media state (see roster.js). */
+    this.roster = new Roster(user.id);
+    /** @type {{stream: MediaStream, audio: MediaStreamTrack | null, video: MediaStreamTrack | null, screen: MediaStreamTrack | null, screenStream: MediaStream | null}} */
     this.local = { stream: new MediaStream(), audio: null, video: null, screen: null, screenStream: null };
     this.state = { muted: false, cameraOn: true, sharing: false };
+    /** @type {PeerLink | null} */
     this.peer = null;
+    /** @type {RTCRtpSender | null} */
     this.screenSender = null;
+    /** Signaling messages that came before the peer connection: handed to it once made. */
     this.pendingSignals = [];
+    /** @type {Signaling | null} */
     this.signaling = null;
+    /** @type {MeetingView | null} */
     this.view = null;
     this.finished = false;
     this.leaving = false;
     this.connectedOnce = false;
+  }
+
+  /** The view, which join() makes before any message or action can reach us. */
+  get shown() {
+    if (!this.view) throw new Error("the meeting is not shown yet");
+    return this.view;
   }
 
   // ------------------------------------------------------------ entering
@@ -77,13 +93,13 @@ export class Meeting {
 
     const { stream, error } = await openLocalMedia();
     if (this.finished) return stream.getTracks().forEach((track) => track.stop());
-    if (error) this.view.notice(describeMediaError(error), "error");
+    if (error) this.shown.notice(describeMediaError(error), "error");
     this.local.stream = stream;
     this.local.audio = stream.getAudioTracks()[0] ?? null;
     this.local.video = stream.getVideoTracks()[0] ?? null;
     this.state.cameraOn = Boolean(this.local.video);
-    this.view.grid.setLocal(stream);
-    this.view.setLocalControls(this.controls());
+    this.shown.grid.setLocal(stream);
+    this.shown.setLocalControls(this.controls());
     this.upsert({ userId: this.user.id, username: displayName(this.user), videoOn: this.state.cameraOn });
 
     this.refreshParticipants();
@@ -148,7 +164,7 @@ export class Meeting {
         return this.onLeft(userId, message.username, Boolean(payload.removedBy));
       case "chat":
         // The server echoes our own messages too, once stored (payload.id).
-        return this.view.chat.add([
+        return this.shown.chat.add([
           { id: payload.id, userId, username: message.username, message: payload.message, timestamp: message.timestamp },
         ]);
       case "mute":
@@ -180,48 +196,33 @@ export class Meeting {
       case "room_ended":
         return this.finish("ended");
       case "error":
-        return this.view.notice(describe(payload), "error");
+        return this.shown.notice(describe(payload), "error");
       default:
         return; // newer server, older client: ignore what we do not know
     }
   }
 
-  // Who is in the room comes from the socket: the `participants` snapshot when it
-  // opens, then `user_joined` / `user_left` in the order of the room's events.
-  // The REST list only fills in (a name, someone whose tracks came first): it
-  // is read from a read model that may lag those events by a moment.
+  // Who is in the room: roster.js decides, from the socket's messages; here the
+  // view is told and the REST list asked when a name is missing.
 
   onJoined(userId, username) {
     if (!userId) return;
-    this.gone.delete(userId);
-    // A join sent twice (a reconnecting client's join_room) is not news.
-    if (userId !== this.user.id && !this.participants.has(userId)) {
-      this.view.chat.system(`${username || "Someone"} joined`);
-    }
-    this.upsert({ userId, username });
+    if (this.roster.joined(userId, username)) this.shown.chat.system(`${username || "Someone"} joined`);
     if (!username) this.refreshParticipants();
     this.render();
   }
 
   onLeft(userId, username, removed) {
     if (!userId || userId === this.user.id) return;
-    const name = this.participants.get(userId)?.username || username || "Someone";
-    this.gone.add(userId);
-    if (this.participants.delete(userId)) this.view.chat.system(removed ? `${name} was removed by the host` : `${name} left`);
-    this.view.grid.remove(userId);
+    const name = this.roster.left(userId, username);
+    if (name !== null) this.shown.chat.system(removed ? `${name} was removed by the host` : `${name} left`);
+    this.shown.grid.remove(userId);
     this.render();
   }
 
   onParticipants(list) {
-    this.gone.clear();
-    const present = new Set(list.map((p) => p.userId));
-    present.add(this.user.id);
-    for (const userId of [...this.participants.keys()]) {
-      if (!present.has(userId)) this.participants.delete(userId);
-    }
-    this.view.grid.retain(present);
-    for (const participant of list) this.upsert(participant);
-    const me = list.find((p) => p.userId === this.user.id);
+    const { present, me } = this.roster.snapshot(list);
+    this.shown.grid.retain(present);
     if (me) this.reconcileOwnState(me);
     if (this.connectedOnce) this.loadChat(); // fill what we missed while away
     this.connectedOnce = true;
@@ -235,41 +236,39 @@ export class Meeting {
    */
   reconcileOwnState(me) {
     if (me.mutedByHost && !this.state.muted) this.applyMute(true, true);
-    if (me.audioMuted !== this.state.muted) this.signaling.send("mute", { muted: this.state.muted });
-    if (me.videoOn !== this.state.cameraOn) this.signaling.send("video", { on: this.state.cameraOn });
-    if (me.screenSharing !== this.state.sharing) this.signaling.send("screen_share", { sharing: this.state.sharing });
+    if (me.audioMuted !== this.state.muted) this.signaling?.send("mute", { muted: this.state.muted });
+    if (me.videoOn !== this.state.cameraOn) this.signaling?.send("video", { on: this.state.cameraOn });
+    if (me.screenSharing !== this.state.sharing) this.signaling?.send("screen_share", { sharing: this.state.sharing });
     this.upsert({ userId: this.user.id, audioMuted: this.state.muted, videoOn: this.state.cameraOn, screenSharing: this.state.sharing });
-    this.view.setLocalControls(this.controls());
+    this.shown.setLocalControls(this.controls());
   }
 
   onMediaState(userId, change) {
-    if (!userId || this.gone.has(userId)) return;
+    if (!userId || this.roster.isGone(userId)) return;
     if (userId === this.user.id && change.audioMuted !== undefined && change.mutedByHost && !this.state.muted) {
       this.applyMute(true, true);
     }
-    if (change.mutedByHost === false) change.unmuteRequested = false;
-    this.upsert({ userId, ...change });
-    if (userId === this.user.id) this.view.setLocalControls(this.controls());
+    this.roster.mediaState(userId, change);
+    if (userId === this.user.id) this.shown.setLocalControls(this.controls());
     this.render();
   }
 
   /** (Host) a participant we muted asks to unmute. */
   onUnmuteRequested(userId, username) {
-    if (!userId || this.gone.has(userId)) return;
-    this.upsert({ userId, unmuteRequested: true });
-    const name = this.participants.get(userId)?.username || username || "Someone";
-    this.view.notice(`${name} asks to unmute. Use "Allow unmute" in the people list.`, "info");
+    if (!this.roster.unmuteRequested(userId)) return;
+    const name = this.roster.nameOf(userId, username);
+    this.shown.notice(`${name} asks to unmute. Use "Allow unmute" in the people list.`, "info");
     this.render();
   }
 
   /** The host lifted a mute; the microphone stays off until its owner turns it on. */
   onUnmuteAllowed(userId) {
     this.onMediaState(userId, { mutedByHost: false });
-    if (userId === this.user.id) this.view.notice("The host allowed you to unmute.", "info");
+    if (userId === this.user.id) this.shown.notice("The host allowed you to unmute.", "info");
   }
 
   get mutedByHost() {
-    return Boolean(this.participants.get(this.user.id)?.mutedByHost);
+    return this.roster.selfMutedByHost;
   }
 
   // ------------------------------------------------------------ media
@@ -278,14 +277,14 @@ export class Meeting {
     this.closePeer();
     this.peer = new PeerLink({
       iceServers,
-      send: (type, payload) => this.signaling.send(type, payload),
+      send: (type, payload) => this.signaling?.send(type, payload),
       onTrack: (event) => this.onTrack(event),
       onState: (state) => {
-        this.view.setMediaState(state);
+        this.shown.setMediaState(state);
         // The SFU closes a peer connection whose ICE or DTLS failed, so an ICE
         // restart has nothing to restart: start over on a new socket, which
         // brings a new peer connection (as after a dropped socket).
-        if (state === "failed") this.signaling.drop();
+        if (state === "failed") this.signaling?.drop();
       },
     });
     for (const track of this.local.stream.getTracks()) this.peer.publish(track, this.local.stream);
@@ -306,21 +305,21 @@ export class Meeting {
   onTrack(event) {
     // The SFU names each forwarded stream after its publisher (SPEC §4).
     const userId = event.streams[0]?.id;
-    if (!userId || userId === this.user.id || this.gone.has(userId)) return;
+    if (!userId || userId === this.user.id || this.roster.isGone(userId)) return;
     const { track } = event;
-    const grid = this.view.grid;
+    const grid = this.shown.grid;
     grid.addRemoteTrack(userId, track);
-    if (!this.participants.has(userId)) this.refreshParticipants(); // tracks may beat user_joined
+    if (!this.roster.has(userId)) this.refreshParticipants(); // tracks may beat user_joined
     track.addEventListener("ended", () => grid.removeRemoteTrack(userId, track));
     event.streams[0].addEventListener("removetrack", (e) => grid.removeRemoteTrack(userId, e.track));
     this.render();
   }
 
   toggleMute() {
-    if (!this.local.audio) return this.view.notice("There is no microphone to unmute.", "error");
+    if (!this.local.audio) return this.shown.notice("There is no microphone to unmute.", "error");
     if (this.state.muted && this.mutedByHost) {
       // The server would refuse to unmute us: ask the host instead.
-      if (this.signaling?.send("request_unmute")) this.view.notice("The host has been asked to let you unmute.", "info");
+      if (this.signaling?.send("request_unmute")) this.shown.notice("The host has been asked to let you unmute.", "info");
       return;
     }
     this.applyMute(!this.state.muted, false);
@@ -332,20 +331,20 @@ export class Meeting {
     if (this.local.audio) this.local.audio.enabled = !muted;
     // Our own mute leaves a host's mute as it is (only the host lifts it).
     this.upsert({ userId: this.user.id, audioMuted: muted, mutedByHost: byHost && muted ? true : muted ? undefined : false });
-    if (byHost) this.view.notice("The host muted your microphone.", "info");
-    this.view.setLocalControls(this.controls());
+    if (byHost) this.shown.notice("The host muted your microphone.", "info");
+    this.shown.setLocalControls(this.controls());
     this.render();
   }
 
   toggleCamera() {
-    if (!this.local.video) return this.view.notice("There is no camera to turn on.", "error");
+    if (!this.local.video) return this.shown.notice("There is no camera to turn on.", "error");
     this.state.cameraOn = !this.state.cameraOn;
     // A disabled track keeps its place in the connection (no renegotiation) and
     // sends black frames; the camera light goes off.
     this.local.video.enabled = this.state.cameraOn;
     this.signaling?.send("video", { on: this.state.cameraOn });
     this.upsert({ userId: this.user.id, videoOn: this.state.cameraOn });
-    this.view.setLocalControls(this.controls());
+    this.shown.setLocalControls(this.controls());
     this.render();
   }
 
@@ -356,7 +355,7 @@ export class Meeting {
       track = await openScreen();
     } catch (error) {
       // Cancelling the browser's picker is a NotAllowedError too: say little.
-      if (error?.name !== "NotAllowedError") this.view.notice(describeMediaError(error, "screen"), "error");
+      if (error?.name !== "NotAllowedError") this.shown.notice(describeMediaError(error, "screen"), "error");
       return;
     }
     if (this.finished) return track.stop();
@@ -367,9 +366,9 @@ export class Meeting {
     if (this.peer) this.screenSender = this.peer.publish(track, this.local.screenStream);
     this.state.sharing = true;
     this.signaling?.send("screen_share", { sharing: true });
-    this.view.grid.setLocalScreen(track);
+    this.shown.grid.setLocalScreen(track);
     this.upsert({ userId: this.user.id, screenSharing: true });
-    this.view.setLocalControls(this.controls());
+    this.shown.setLocalControls(this.controls());
     this.render();
   }
 
@@ -382,9 +381,9 @@ export class Meeting {
     this.local.screenStream = null;
     this.state.sharing = false;
     this.signaling?.send("screen_share", { sharing: false });
-    this.view.grid.setLocalScreen(null);
+    this.shown.grid.setLocalScreen(null);
     this.upsert({ userId: this.user.id, screenSharing: false });
-    this.view.setLocalControls(this.controls());
+    this.shown.setLocalControls(this.controls());
     this.render();
   }
 
@@ -394,44 +393,24 @@ export class Meeting {
 
   // ------------------------------------------------------------ people and chat
 
+  /** @param {import("./roster.js").ParticipantChange} change */
   upsert(change) {
-    if (!change.userId) return;
-    const known = this.participants.get(change.userId) ?? {
-      userId: change.userId,
-      username: "",
-      audioMuted: false,
-      videoOn: false,
-      screenSharing: false,
-      mutedByHost: false,
-      unmuteRequested: false,
-    };
-    const next = { ...known };
-    for (const [key, value] of Object.entries(change)) if (value !== undefined && value !== "") next[key] = value;
-    this.participants.set(change.userId, next);
+    this.roster.upsert(change);
   }
 
   render() {
     if (!this.view || this.finished) return;
-    for (const participant of this.participants.values()) this.view.grid.update(participant);
-    this.view.setParticipants([...this.participants.values()]);
+    const everyone = this.roster.list();
+    for (const participant of everyone) this.shown.grid.update(participant);
+    this.shown.setParticipants(everyone);
   }
 
-  /**
-   * Fills in from the REST list: people we do not know yet and names we lack.
-   * It never removes anyone or overrides a media state the socket told us (see
-   * onJoined for why), and never brings back someone who just left.
-   */
+  /** Fills in names and people from the REST list (see Roster.fillFrom for what it never does). */
   async refreshParticipants() {
     try {
       const list = await api.participants(this.roomId);
       if (this.finished) return;
-      for (const row of list) {
-        if (this.gone.has(row.userId)) continue;
-        const username = [row.firstName, row.lastName].filter(Boolean).join(" ");
-        const known = this.participants.get(row.userId);
-        if (!known) this.upsert({ ...row, username });
-        else if (!known.username) this.upsert({ userId: row.userId, username });
-      }
+      this.roster.fillFrom(list);
       this.render();
     } catch (error) {
       if (error.code === "room_ended") this.finish("ended");
@@ -442,10 +421,10 @@ export class Meeting {
     try {
       const page = await api.chatHistory(this.roomId, before);
       if (this.finished) return;
-      this.view.chat.add(page.messages ?? []);
+      this.shown.chat.add(page.messages ?? []);
       // Only the first page sets where "load earlier" starts; later pages move it back.
-      if (!before && this.view.chat.nextBefore !== undefined) return;
-      this.view.chat.setNextBefore(page.nextBefore);
+      if (!before && this.shown.chat.nextBefore !== undefined) return;
+      this.shown.chat.setNextBefore(page.nextBefore);
     } catch (error) {
       // A server without stored chat (404) still has live chat: nothing to say.
       if (error.status !== 404) this.view?.notice(`Chat history: ${describe(error)}`, "error");
@@ -458,7 +437,7 @@ export class Meeting {
 
   sendChat(text) {
     if (!this.signaling?.send("chat", { message: text })) {
-      this.view.notice("Not connected: the message was not sent. Reconnecting…", "error");
+      this.shown.notice("Not connected: the message was not sent. Reconnecting…", "error");
       return false;
     }
     return true;
@@ -470,7 +449,7 @@ export class Meeting {
       this.upsert({ userId, audioMuted: row.audioMuted, mutedByHost: row.mutedByHost });
       this.render();
     } catch (error) {
-      this.view.notice(describe(error), "error");
+      this.shown.notice(describe(error), "error");
     }
   }
 
@@ -479,18 +458,18 @@ export class Meeting {
       const row = await api.allowUnmute(this.roomId, userId);
       this.onMediaState(userId, { mutedByHost: row.mutedByHost });
     } catch (error) {
-      this.view.notice(describe(error), "error");
+      this.shown.notice(describe(error), "error");
     }
   }
 
   async removeParticipant(userId) {
-    const name = this.participants.get(userId)?.username || "this participant";
+    const name = this.roster.get(userId)?.username || "this participant";
     if (!window.confirm(`Remove ${name} from the meeting?`)) return;
     try {
       // Their user_left comes through the socket, as it does for everyone.
       await api.removeParticipant(this.roomId, userId);
     } catch (error) {
-      this.view.notice(describe(error), "error");
+      this.shown.notice(describe(error), "error");
     }
   }
 
@@ -517,7 +496,7 @@ export class Meeting {
       this.finish("ended");
     } catch (error) {
       if (error.code === "room_ended") return this.finish("ended");
-      this.view.notice(describe(error), "error");
+      this.shown.notice(describe(error), "error");
     }
   }
 

@@ -1,3 +1,4 @@
+// @ts-check
 // The signaling WebSocket (`/ws?roomId=&token=`), kept alive across drops.
 //
 // A socket that closes for a reason that may pass (network, server restart,
@@ -124,7 +125,7 @@ export class Signaling {
 
   /** Sends `{type, payload}`; false when the socket is not open (the caller tells the user). */
   send(type, payload = {}) {
-    if (!this.open) return false;
+    if (!this.open || !this.ws) return false;
     this.ws.send(JSON.stringify({ type, payload }));
     return true;
   }

@@ -1,3 +1,4 @@
+// @ts-check
 // The video grid: one tile per participant (named, with their media state), and
 // one more per shared screen.
 //

@@ -1,3 +1,4 @@
+// @ts-check
 // Small DOM helpers shared by the views. Text always goes in through textContent
 // (never innerHTML): names and chat messages come from other people.
 
@@ -45,10 +46,15 @@ export function toast(text, kind = "info") {
 }
 
 /** A form's fields as an object of trimmed strings (passwords untrimmed). */
+/**
+ * @param {HTMLFormElement} form
+ * @returns {Record<string, string>} each named field's value, trimmed except passwords
+ */
 export function formValues(form) {
+  /** @type {Record<string, string>} */
   const values = {};
   for (const [name, value] of new FormData(form)) {
-    const field = form.elements.namedItem(name);
+    const field = /** @type {HTMLInputElement | null} */ (form.elements.namedItem(name));
     values[name] = field?.type === "password" ? String(value) : String(value).trim();
   }
   return values;

@@ -1,0 +1,46 @@
+// Fixtures shared by the end-to-end tests: `openUser(name)` opens a browser
+// context of its own for one person (camera and microphone granted, console
+// kept, dialogs accepted); when a test fails, every such page leaves a
+// screenshot and its last console lines in artifacts/.
+
+import { test as base, expect } from "@playwright/test";
+import { mkdirSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export { expect };
+
+export const ARTIFACTS = fileURLToPath(new URL("./artifacts/", import.meta.url));
+
+/** RAPAT_E2E_SKIP_MEDIA=1 skips audio/video assertions (client work without an SFU; not a pass). */
+export const SKIP_MEDIA = process.env.RAPAT_E2E_SKIP_MEDIA === "1";
+
+export const test = base.extend({
+  openUser: async ({ browser, baseURL }, use, testInfo) => {
+    /** @type {Map<string, {page: import("@playwright/test").Page, lines: string[]}>} */
+    const opened = new Map();
+    await use(async (who) => {
+      const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 720 } });
+      await context.grantPermissions(["camera", "microphone"], { origin: baseURL });
+      const page = await context.newPage();
+      const lines = [];
+      page.on("console", (message) => {
+        lines.push(`[${message.type()}] ${message.text()}`);
+        if (lines.length > 40) lines.shift();
+      });
+      page.on("pageerror", (error) => lines.push(`[pageerror] ${error.message}`));
+      // Removing someone and ending the room ask for confirmation.
+      page.on("dialog", (dialog) => dialog.accept());
+      opened.set(who, { page, lines });
+      return page;
+    });
+    if (testInfo.status !== testInfo.expectedStatus) {
+      mkdirSync(ARTIFACTS, { recursive: true });
+      for (const [who, { page, lines }] of opened) {
+        await page.screenshot({ path: `${ARTIFACTS}failure-${who}.png` }).catch(() => {});
+        if (lines.length) await testInfo.attach(`console-${who}`, { body: lines.join("\n"), contentType: "text/plain" });
+        if (lines.length) console.error(`--- ${who}'s browser console (last ${lines.length}) ---\n${lines.join("\n")}`);
+      }
+    }
+    for (const { page } of opened.values()) await page.context().close();
+  },
+});

@@ -1,0 +1,52 @@
+// Playwright Test for the browser client against a running `rapat serve`
+// (infra/run-e2e.sh starts one and sets RAPAT_E2E_URL). Debian's chromium, with
+// fake camera and microphone; Playwright's own browser downloads are never used.
+
+import { defineConfig } from "@playwright/test";
+
+const BASE = process.env.RAPAT_E2E_URL;
+if (!BASE) throw new Error("RAPAT_E2E_URL is not set: run infra/run-e2e.sh, or point it at a running rapat serve");
+
+export default defineConfig({
+  testDir: ".",
+  testMatch: ["negotiation.test.mjs", "meeting.test.mjs"],
+  outputDir: "artifacts/results",
+  // One server, and a meeting that is one story: no parallel workers, no retries
+  // (a flaky pass would hide a real fault).
+  workers: 1,
+  retries: 0,
+  // The whole run is bounded, whatever hangs.
+  globalTimeout: 10 * 60_000,
+  timeout: 5 * 60_000,
+  expect: { timeout: 20_000 },
+  reporter: [["list"]],
+  use: {
+    baseURL: BASE,
+    browserName: "chromium",
+    headless: true,
+    viewport: { width: 1280, height: 720 },
+    actionTimeout: 20_000,
+    navigationTimeout: 20_000,
+    permissions: ["camera", "microphone"],
+    screenshot: "only-on-failure",
+    launchOptions: {
+      executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        // A generated test pattern and a beeping tone instead of real devices,
+        // granted without a prompt.
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        // The SFU and the browser meet on 127.0.0.1, which WebRTC otherwise leaves out.
+        "--allow-loopback-in-peer-connection",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+      ],
+    },
+  },
+});
