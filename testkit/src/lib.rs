@@ -1,5 +1,7 @@
 //! Fixtures for rapat's tests: the shared services' addresses, a namespace of
-//! the test's own and `eventually`, and for tests that break things on purpose:
+//! the test's own and `eventually`; guards that remove a test's own database
+//! ([`TestDatabase`]) and its namespace's streams and buckets
+//! ([`NamespaceCleanup`]) when dropped; and for tests that break things on purpose:
 //!
 //! - [`NatsServer`] / [`NatsCluster`]: nats-server processes of the test's own,
 //!   on free loopback ports with their own store directories, to kill -9,
@@ -15,11 +17,13 @@
 //! sets it to the NATS ≥ 2.10 that `infra/services.sh nats-bin` provides), else
 //! `nats-server` on the PATH, else `/usr/sbin/nats-server`.
 
+mod cleanup;
 mod nats;
 mod postgres;
 mod proxy;
 mod shared;
 
+pub use cleanup::{NamespaceCleanup, TestDatabase};
 pub use nats::{NatsCluster, NatsServer};
 pub use postgres::PostgresServer;
 pub use proxy::TcpProxy;

@@ -1,4 +1,5 @@
-//! `TestStore`: a fresh event store namespace per test, removed when dropped.
+//! `TestStore`: a fresh event store namespace per test, removed when dropped
+//! (the shared parts come from `rapat-testkit`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,15 +10,14 @@ use rapat_domain::ids::UserId;
 use rapat_domain::room::{MaxUsers, Room, RoomCommand, RoomDescription, RoomName};
 use rapat_domain::services::DomainServices;
 use rapat_domain::services::testing::MarkedHasher;
+use rapat_testkit::{NamespaceCleanup, nats_url, unique_namespace};
 use uuid::Uuid;
-
-pub fn nats_url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
-}
 
 pub struct TestStore {
     pub client: async_nats::Client,
     pub config: EventStoreConfig,
+    /// Deletes the namespace's stream and bucket when the test is done.
+    _cleanup: NamespaceCleanup,
 }
 
 impl TestStore {
@@ -26,13 +26,13 @@ impl TestStore {
     }
 
     pub async fn with_snapshots_every(snapshot_every: u64) -> Self {
-        let namespace = format!("t{}", Uuid::new_v4().simple());
-        let mut config = EventStoreConfig::for_namespace(&namespace);
+        let namespace = unique_namespace();
+        let mut config = EventStoreConfig::for_namespace(namespace.as_str());
         config.snapshot_every = snapshot_every;
         // Anything a crashed test leaves behind expires on its own.
         config.max_age = Some(Duration::from_secs(3600));
         let client = rapat_commands::connect(&nats_url()).await.expect("NATS with JetStream must be running");
-        Self { client, config }
+        Self { client, config, _cleanup: NamespaceCleanup::new(namespace) }
     }
 
     /// A store with its own connection and empty cache: what a second gateway
@@ -51,25 +51,6 @@ impl TestStore {
 
     pub fn jetstream(&self) -> async_nats::jetstream::Context {
         async_nats::jetstream::new(self.client.clone())
-    }
-}
-
-impl Drop for TestStore {
-    fn drop(&mut self) {
-        let config = self.config.clone();
-        let url = nats_url();
-        // Drop cannot await; clean up on a thread with its own small runtime.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                if let Ok(client) = rapat_commands::connect(&url).await {
-                    let jetstream = async_nats::jetstream::new(client);
-                    let _ = jetstream.delete_stream(&config.stream).await;
-                    let _ = jetstream.delete_key_value(&config.snapshot_bucket).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
     }
 }
 

@@ -3,12 +3,14 @@
 //! swapped in, so readers never see it empty.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use rapat_domain::ids::UserId;
 use rapat_domain::room::RoomEvent;
 use rapat_projections::projector::load_checkpoint;
 use rapat_projections::{Projection, RebuildError, RebuildProgress, RebuildReport, rebuild};
+use rapat_testkit::eventually_async;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -54,8 +56,18 @@ async fn schema_names(env: &TestEnv) -> Vec<String> {
 }
 
 async fn rebuild_one(env: &TestEnv, projection: Projection) -> RebuildReport {
+    rebuild_one_watching(env, projection, |_| {}).await
+}
+
+/// [`rebuild_one`], calling `on_progress` with each progress report as it comes.
+async fn rebuild_one_watching(
+    env: &TestEnv,
+    projection: Projection,
+    on_progress: impl Fn(&RebuildProgress) + Sync,
+) -> RebuildReport {
     let seen = Mutex::new(Vec::<RebuildProgress>::new());
     let report = rebuild(&env.pool, &env.jetstream, &env.config, projection, |progress| {
+        on_progress(&progress);
         seen.lock().expect("not poisoned").push(progress);
     })
     .await
@@ -112,7 +124,9 @@ async fn rebuilt_tables_equal_the_originals() {
     assert_eq!(env.count("SELECT count(*) FROM parked_events").await, 0);
 }
 
-#[tokio::test]
+// Several threads: the rooms rebuild holds its own while the live projector applies
+// a write past the rebuild's target (see `hold_until_the_live_checkpoint_passes`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_while_writes_continue_keeps_serving_and_matches_a_fresh_build() {
     let env = TestEnv::new().await;
     let story = story::tell(&env).await;
@@ -131,9 +145,32 @@ async fn rebuild_while_writes_continue_keeps_serving_and_matches_a_fresh_build()
     // live projector applies meanwhile, and a reader that must never see the read
     // models shrink (nor fail) while the tables are replaced under it.
     let done = CancellationToken::new();
+    // The rooms switch must find the live checkpoint past its target, or there is
+    // nothing to catch up with at the switch. Whether the writer and the live
+    // projector get there before the replay ends is a race on a busy machine; so
+    // the rebuild's first progress report waits until they have.
+    let (gate_passed, gated_writes) = (AtomicBool::new(false), AtomicI64::new(0));
+    let hold_until_the_live_checkpoint_passes = |progress: &RebuildProgress| {
+        if gate_passed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            runtime.block_on(async {
+                join(&env, room).await;
+                gated_writes.fetch_add(1, Ordering::SeqCst);
+                let target = progress.target_sequence;
+                let what = format!("the live rooms checkpoint past the rebuild's target {target}");
+                eventually_async(&what, Duration::from_secs(60), async || {
+                    load_checkpoint(&env.pool, Projection::Rooms).await.expect("reads").last_sequence > target
+                })
+                .await;
+            })
+        });
+    };
     let rebuilding = async {
-        let mut reports = Vec::new();
-        for projection in [Projection::Rooms, Projection::Audit, Projection::Analytics] {
+        let mut reports = vec![rebuild_one_watching(&env, Projection::Rooms, hold_until_the_live_checkpoint_passes).await];
+        for projection in [Projection::Audit, Projection::Analytics] {
             reports.push(rebuild_one(&env, projection).await);
         }
         done.cancel();
@@ -160,11 +197,13 @@ async fn rebuild_while_writes_continue_keeps_serving_and_matches_a_fresh_build()
         reads
     };
     let (reports, written, reads) = tokio::join!(rebuilding, writing, reading);
+    let written = written + gated_writes.load(Ordering::SeqCst);
     eprintln!("{written} events appended and {reads} reads made during the rebuilds");
     assert!(written > 0 && reads > 0);
     // The writes went on through the rebuild, so the switch found the live
     // checkpoint past where the rebuild began.
-    assert!(reports.iter().any(|report| report.switched_at_sequence > report.target_sequence));
+    let rooms = &reports[0];
+    assert!(rooms.switched_at_sequence > rooms.target_sequence, "{rooms:?}");
 
     // The live projector keeps applying on the new tables.
     for _ in 0..10 {

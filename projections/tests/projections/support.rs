@@ -3,7 +3,6 @@
 //! side stores them (without depending on the write side).
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -15,27 +14,13 @@ use rapat_projections::projector::load_checkpoint;
 use rapat_projections::{Projection, ProjectorConfig, run_all};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/rapat".to_string())
-}
-
-pub fn nats_url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
-}
-
-/// `url` with its database name replaced by `name`.
-fn url_for_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (server, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let query = path.split_once('?').map(|(_, query)| format!("?{query}")).unwrap_or_default();
-    format!("{scheme}://{server}/{name}{query}")
-}
+pub use rapat_testkit::nats_url;
+use rapat_testkit::{NamespaceCleanup, TestDatabase, unique_namespace};
 
 /// Postgres keeps microseconds: events stamped with more would not compare equal
 /// to what the read model gives back.
@@ -44,15 +29,16 @@ pub fn now() -> DateTime<Utc> {
 }
 
 pub struct TestEnv {
-    pub database_name: String,
     pub database_url: String,
     pub pool: PgPool,
     pub jetstream: jetstream::Context,
     pub config: ProjectorConfig,
     versions: Mutex<HashMap<(String, String), u64>>,
     last_sequences: Mutex<HashMap<String, u64>>,
-    /// False for an environment reading another one's stream: it leaves the stream.
-    owns_stream: bool,
+    // Dropped with the environment: the database, and (unless the environment
+    // reads another one's stream) the stream.
+    _database: TestDatabase,
+    _stream: Option<NamespaceCleanup>,
 }
 
 /// Logs to the test output when `TEST_LOG` is set (e.g. `TEST_LOG=debug`).
@@ -73,15 +59,14 @@ impl TestEnv {
     /// An environment whose stream lives on the NATS at `url` (a test's own server).
     pub async fn on_nats(url: &str) -> Self {
         init_tracing();
-        let id = Uuid::new_v4().simple().to_string();
-        let database_name = format!("rapat_test_{id}");
-        let database_url = url_for_database(&database_url(), &database_name);
+        let namespace = unique_namespace();
+        let database = TestDatabase::for_namespace(&namespace);
+        let database_url = database.url();
         let pool = rapat_projections::connect(&database_url).await.expect("Postgres must be running");
 
         let client = async_nats::connect(url).await.expect("NATS with JetStream must be running");
         let jetstream = jetstream::new(client);
-        let mut config = ProjectorConfig::for_namespace(&format!("t{id}"));
-        config.stream = format!("T{id}_EVENTS");
+        let mut config = ProjectorConfig::for_namespace(namespace.as_str());
         // Tests want takeovers and idle checks to be quick.
         config.standby_retry = Duration::from_millis(100);
         config.idle_check = Duration::from_millis(100);
@@ -97,35 +82,36 @@ impl TestEnv {
             .await
             .expect("creates the test stream");
         Self {
-            database_name,
             database_url,
             pool,
             jetstream,
             config,
             versions: Mutex::new(HashMap::new()),
             last_sequences: Mutex::new(HashMap::new()),
-            owns_stream: true,
+            _database: database,
+            _stream: Some(NamespaceCleanup::on(url, namespace)),
         }
     }
 
     /// A fresh database of its own reading this environment's stream (with
     /// consumers of its own): what building every read model from scratch gives.
     pub async fn fresh_database_on_same_stream(&self) -> TestEnv {
-        let id = Uuid::new_v4().simple().to_string();
-        let database_name = format!("rapat_test_{id}");
-        let database_url = url_for_database(&database_url(), &database_name);
+        // Only the database and the consumers are its own.
+        let own = unique_namespace();
+        let database = TestDatabase::for_namespace(&own);
+        let database_url = database.url();
         let pool = rapat_projections::connect(&database_url).await.expect("Postgres must be running");
         let mut config = self.config.clone();
-        config.consumer_prefix = format!("t{id}_projection");
+        config.consumer_prefix = format!("{own}_projection");
         Self {
-            database_name,
             database_url,
             pool,
             jetstream: self.jetstream.clone(),
             config,
             versions: Mutex::new(HashMap::new()),
             last_sequences: Mutex::new(self.last_sequences.lock().expect("not poisoned").clone()),
-            owns_stream: false,
+            _database: database,
+            _stream: None,
         }
     }
 
@@ -256,30 +242,6 @@ impl TestEnv {
 
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect("counts")
-    }
-}
-
-impl Drop for TestEnv {
-    fn drop(&mut self) {
-        let (database, stream, url) = (self.database_name.clone(), self.config.stream.clone(), database_url());
-        let owns_stream = self.owns_stream;
-        // Drop cannot await; clean up on a thread with its own small runtime.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                if let Ok(options) = PgConnectOptions::from_str(&url)
-                    && let Ok(mut connection) = PgConnection::connect_with(&options.database("postgres")).await
-                {
-                    let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut connection).await;
-                    let _ = connection.close().await;
-                }
-                if owns_stream && let Ok(client) = async_nats::connect(nats_url()).await {
-                    let _ = jetstream::new(client).delete_stream(&stream).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
     }
 }
 
