@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use rapat_commands::generate::{HistoryConfig, MAX_WINDOW, plan_history, run_plan};
 use rapat_commands::{Argon2idHasher, CommandBus, EventStoreConfig, JetStreamEventStore};
 use rapat_domain::ids::RoomId;
-use rapat_domain::room::Room;
+use rapat_domain::room::Room as RoomAggregate;
 use rapat_domain::services::DomainServices;
 use rapat_projections::export::{ExportFilter, export_jsonl};
 use rapat_projections::queries::analytics::{self, AnalyticsDay};
@@ -166,7 +166,7 @@ async fn analytics_equal_an_independent_count_of_the_exported_stream() {
         snapshot_every: 0,
         ..EventStoreConfig::default()
     };
-    let store = JetStreamEventStore::<Room>::open(env.jetstream.client(), event_store).await.expect("opens the store");
+    let store = JetStreamEventStore::<RoomAggregate>::open(env.jetstream.client(), event_store).await.expect("opens the store");
     let bus = Arc::new(CommandBus::new(store, DomainServices::new(Arc::new(Argon2idHasher::new()))));
     let published = run_plan(bus, plan_history(&history), MAX_WINDOW, |_| {}).await.expect("runs the plan");
     eprintln!(
