@@ -200,7 +200,8 @@ async fn analytics_equal_an_independent_count_of_the_exported_stream() {
         .map(|line| serde_json::from_slice(line).expect("an exported event"))
         .collect();
     assert_eq!(lines.len() as u64, published.events);
-    assert!(lines.windows(2).all(|pair| pair[0].stream_sequence < pair[1].stream_sequence));
+    // A command's events share its message (a rejoin of someone the host muted).
+    assert!(lines.windows(2).all(|pair| pair[0].stream_sequence <= pair[1].stream_sequence));
     let expected = count(&lines);
     eprintln!("exported and counted independently in {:?}", exporting.elapsed());
 
