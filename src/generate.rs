@@ -1,11 +1,17 @@
-//! `rapat events generate`: publishes a deterministic, realistic history of room
-//! events (see `rapat_projections::generate`) into the event stream, for analytics
-//! replays and load tests. Use a namespace of its own: the rooms are made up.
+//! `rapat events generate`: runs a deterministic, realistic history of room
+//! commands (see `rapat_commands::generate`) through the command bus, for
+//! analytics replays and load tests. Use a namespace of its own: the rooms are
+//! made up, and generating the same history twice into one namespace is refused.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use rapat_commands::generate::{HistoryConfig, MAX_WINDOW, plan_history, run_plan};
+use rapat_commands::{Argon2idHasher, CommandBus, JetStreamEventStore};
+use rapat_domain::room::Room;
+use rapat_domain::services::DomainServices;
 use rapat_projections::export::parse_time;
-use rapat_projections::generate::{HistoryConfig, MAX_WINDOW, generate_history, publish_history};
 
 use crate::settings::Settings;
 
@@ -32,24 +38,24 @@ pub async fn generate(settings: &Settings, args: GenerateArgs) -> anyhow::Result
     };
     let event_store = settings.event_store();
     let nats = rapat_commands::connect(&settings.nats_url).await.context("connecting to NATS")?;
-    let jetstream = async_nats::jetstream::new(nats);
-    rapat_commands::ensure_event_store(&jetstream, &event_store).await.context("opening the event stream")?;
+    // Opening the store creates the stream (and snapshot bucket) when missing.
+    let store = JetStreamEventStore::<Room>::open(nats, event_store).await.context("opening the event store")?;
+    // The generated rooms have no passwords: nothing is hashed.
+    let bus = Arc::new(CommandBus::new(store, DomainServices::new(Arc::new(Argon2idHasher::new()))));
 
     let bar = ProgressBar::new_spinner();
     bar.set_style(
-        ProgressStyle::with_template("{spinner} publishing generated room events: {pos} ({per_sec})")
+        ProgressStyle::with_template("{spinner} running generated room commands: {pos} ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    let subject_prefix = settings.projector().subject_prefix;
-    let report = publish_history(&jetstream, &subject_prefix, generate_history(&config), MAX_WINDOW, |published| {
-        bar.set_position(published);
-    })
-    .await
-    .context("publishing the history")?;
+    let report = run_plan(bus, plan_history(&config), MAX_WINDOW, |done| bar.set_position(done))
+        .await
+        .context("running the history's commands")?;
     bar.finish_and_clear();
     println!(
-        "published {} room events of {} rooms over {} days from {} (seed {}) up to stream sequence {} in {:.2} s ({:.0} events/s)",
+        "stored {} room events from {} commands of {} rooms over {} days from {} (seed {}) up to stream sequence {} in {:.2} s ({:.0} events/s)",
         report.events,
+        report.commands,
         config.rooms,
         config.days,
         config.start.to_rfc3339(),

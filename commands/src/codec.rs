@@ -19,13 +19,14 @@ pub fn encode_commit<A: Aggregate>(
     events: &[A::Event],
     metadata: &CommandMetadata,
 ) -> Result<StoredCommit, StoreError> {
-    let timestamp = Utc::now();
+    // A generated history's command says when it happened (see `simulated_at`).
+    let timestamp = metadata.simulated_at.unwrap_or_else(Utc::now);
     let mut stored = Vec::with_capacity(events.len());
     for (offset, event) in events.iter().enumerate() {
         let (event_type, payload) = split_event(event).map_err(|e| StoreError::Encode(e.to_string()))?;
         let schema_version = schema_version_of(event).map_err(|e| StoreError::Encode(e.to_string()))?;
         stored.push(StoredEvent {
-            event_id: Uuid::new_v4(),
+            event_id: event_id(metadata, offset),
             aggregate_type: A::TYPE.to_string(),
             aggregate_id: aggregate_id.to_string(),
             aggregate_version: first_version + offset as u64,
@@ -39,6 +40,15 @@ pub fn encode_commit<A: Aggregate>(
         });
     }
     Ok(StoredCommit { events: stored })
+}
+
+/// A fresh random id, or for a simulated command one derived from its command id
+/// and the event's place in it, so that a generated history is reproducible.
+fn event_id(metadata: &CommandMetadata, offset: usize) -> Uuid {
+    match metadata.simulated_at {
+        Some(_) => Uuid::new_v5(&metadata.command_id, &(offset as u64).to_be_bytes()),
+        None => Uuid::new_v4(),
+    }
 }
 
 /// Reads one stream message back into a commit, refusing anything that is not one.

@@ -3,7 +3,8 @@
 //! [`CommandBus`] runs a command on its aggregate (cqrs-es `Aggregate::handle`) and
 //! appends the resulting events through [`JetStreamEventStore`], which keeps them in
 //! NATS JetStream, the only source of truth. The services commands need (argon2id
-//! hashing) live here too, so the domain stays free of I/O.
+//! hashing) live here too, so the domain stays free of I/O. [`generate`] writes a
+//! made-up history of rooms through the same bus.
 
 mod bus;
 mod cache;
@@ -12,6 +13,7 @@ mod config;
 pub mod deadline;
 mod error;
 mod follow;
+pub mod generate;
 mod metadata;
 mod password;
 mod setup;

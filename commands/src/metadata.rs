@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// Metadata of one command. `command_id` becomes the message's `Nats-Msg-Id`: a
@@ -19,6 +20,11 @@ pub struct CommandMetadata {
     /// request sent again carries the same id, so a command refused on the
     /// aggregate's current state may be the retry of one already stored.
     pub from_client_key: bool,
+    /// Set only by the history generator (`crate::generate`): the simulated time
+    /// the command happened at. Its events carry this timestamp instead of the
+    /// time of writing, and ids derived from the command id instead of random
+    /// ones, so the same plan always stores the same events.
+    pub simulated_at: Option<DateTime<Utc>>,
 }
 
 impl CommandMetadata {
@@ -29,7 +35,14 @@ impl CommandMetadata {
 
     /// A command the system issues on its own.
     pub fn system() -> Self {
-        Self { command_id: Uuid::new_v4(), actor: None, correlation_id: None, trace_context: Vec::new(), from_client_key: false }
+        Self {
+            command_id: Uuid::new_v4(),
+            actor: None,
+            correlation_id: None,
+            trace_context: Vec::new(),
+            from_client_key: false,
+            simulated_at: None,
+        }
     }
 
     pub fn with_command_id(mut self, command_id: Uuid) -> Self {
@@ -42,6 +55,12 @@ impl CommandMetadata {
     pub fn with_client_key(mut self, command_id: Uuid) -> Self {
         self.command_id = command_id;
         self.from_client_key = true;
+        self
+    }
+
+    /// A command of a generated history, happening at `at`; see `simulated_at`.
+    pub fn simulated_at(mut self, at: DateTime<Utc>) -> Self {
+        self.simulated_at = Some(at);
         self
     }
 
@@ -69,6 +88,7 @@ impl CommandMetadata {
             correlation_id: map.get("correlation_id").cloned(),
             trace_context,
             from_client_key: false,
+            simulated_at: None,
         }
     }
 }

@@ -13,7 +13,6 @@
 //! - [`redaction`] hides secrets in the copies of events made for people to read.
 
 pub mod db;
-pub mod generate;
 pub mod export;
 mod models;
 pub mod positions;
