@@ -55,16 +55,9 @@ pub trait Upcast {
 /// Refuses a payload written by a newer build than this one: reading it as the
 /// current shape could silently drop fields the newer build relies on. Event enums
 /// call this first in their [`Upcast`] impl.
-pub fn refuse_newer(
-    event_type: &str,
-    schema_version: u32,
-    current: u32,
-) -> Result<(), UpcastError> {
+pub fn refuse_newer(event_type: &str, schema_version: u32, current: u32) -> Result<(), UpcastError> {
     if schema_version > current {
-        return Err(UpcastError::FromTheFuture {
-            event_type: event_type.to_owned(),
-            schema_version,
-        });
+        return Err(UpcastError::FromTheFuture { event_type: event_type.to_owned(), schema_version });
     }
     Ok(())
 }
@@ -72,16 +65,9 @@ pub fn refuse_newer(
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UpcastError {
     #[error("event {event_type} has schema version {schema_version}, newer than this build reads")]
-    FromTheFuture {
-        event_type: String,
-        schema_version: u32,
-    },
+    FromTheFuture { event_type: String, schema_version: u32 },
     #[error("event {event_type} v{schema_version} has an unexpected payload: {reason}")]
-    Malformed {
-        event_type: String,
-        schema_version: u32,
-        reason: String,
-    },
+    Malformed { event_type: String, schema_version: u32, reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,10 +87,7 @@ pub enum EventCodecError {
 pub fn split_event<E: Serialize>(event: &E) -> Result<(String, Value), EventCodecError> {
     match serde_json::to_value(event)? {
         Value::Object(map) if map.len() == 1 => {
-            let (event_type, payload) = map
-                .into_iter()
-                .next()
-                .expect("a map of length one has an entry");
+            let (event_type, payload) = map.into_iter().next().expect("a map of length one has an entry");
             Ok((event_type, payload))
         }
         Value::String(unit_variant) => Ok((unit_variant, Value::Object(Default::default()))),
@@ -115,23 +98,15 @@ pub fn split_event<E: Serialize>(event: &E) -> Result<(String, Value), EventCode
 /// The schema version an event is written with (its `DomainEvent::event_version`).
 pub fn schema_version_of<E: DomainEvent>(event: &E) -> Result<u32, EventCodecError> {
     let version = event.event_version();
-    version
-        .parse()
-        .map_err(|_| EventCodecError::BadSchemaVersion(version))
+    version.parse().map_err(|_| EventCodecError::BadSchemaVersion(version))
 }
 
 /// Rebuilds a typed event from a stored one, upcasting an old payload first.
 ///
 /// An event type `E` has no variant for fails, like any payload that does not fit;
 /// a reader that must step over types a newer build added uses [`decode_known_event`].
-pub fn decode_event<E: DeserializeOwned + Upcast>(
-    stored: &StoredEvent,
-) -> Result<E, EventCodecError> {
-    let payload = E::upcast(
-        &stored.event_type,
-        stored.schema_version,
-        stored.payload.clone(),
-    )?;
+pub fn decode_event<E: DeserializeOwned + Upcast>(stored: &StoredEvent) -> Result<E, EventCodecError> {
+    let payload = E::upcast(&stored.event_type, stored.schema_version, stored.payload.clone())?;
     let mut tagged = serde_json::Map::with_capacity(1);
     tagged.insert(stored.event_type.clone(), payload);
     Ok(serde_json::from_value(Value::Object(tagged))?)
@@ -141,9 +116,7 @@ pub fn decode_event<E: DeserializeOwned + Upcast>(
 /// type a newer build added, which a reader (a projection, the SFU) logs and steps
 /// over rather than treating as a broken event. A known type that does not decode
 /// (bad payload, newer schema version) is still an error.
-pub fn decode_known_event<E: DeserializeOwned + Upcast>(
-    stored: &StoredEvent,
-) -> Result<Option<E>, EventCodecError> {
+pub fn decode_known_event<E: DeserializeOwned + Upcast>(stored: &StoredEvent) -> Result<Option<E>, EventCodecError> {
     if !event_types::<E>().contains(&stored.event_type.as_str()) {
         return Ok(None);
     }
@@ -165,10 +138,7 @@ struct VariantNames(&'static [&'static str]);
 impl<'de> serde::Deserializer<'de> for &mut VariantNames {
     type Error = serde::de::value::Error;
 
-    fn deserialize_any<V: serde::de::Visitor<'de>>(
-        self,
-        _visitor: V,
-    ) -> Result<V::Value, Self::Error> {
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
         Err(serde::de::Error::custom("not an enum"))
     }
 
@@ -201,11 +171,7 @@ mod tests {
     }
 
     impl Upcast for TestEvent {
-        fn upcast(
-            event_type: &str,
-            schema_version: u32,
-            payload: Value,
-        ) -> Result<Value, UpcastError> {
+        fn upcast(event_type: &str, schema_version: u32, payload: Value) -> Result<Value, UpcastError> {
             refuse_newer(event_type, schema_version, 1)?;
             Ok(payload)
         }
@@ -234,29 +200,12 @@ mod tests {
 
     #[test]
     fn known_types_decode_unknown_types_are_none_and_broken_ones_fail() {
-        let decode = |event_type, version, payload| {
-            decode_known_event::<TestEvent>(&stored(event_type, version, payload))
-        };
-        assert_eq!(
-            decode("Opened", 1, json!({"userId": 7})).ok(),
-            Some(Some(TestEvent::Opened { user_id: 7 }))
-        );
-        assert_eq!(
-            decode("Closed", 1, json!({})).ok(),
-            Some(Some(TestEvent::Closed {}))
-        );
-        assert_eq!(
-            decode("Renamed", 3, json!({"name": "x"})).ok(),
-            Some(None),
-            "a newer build's type is skipped"
-        );
-        assert!(matches!(
-            decode("Opened", 1, json!({"userId": "x"})),
-            Err(EventCodecError::Json(_))
-        ));
-        assert!(matches!(
-            decode("Opened", 2, json!({"userId": 7})),
-            Err(EventCodecError::Upcast(_))
-        ));
+        let decode =
+            |event_type, version, payload| decode_known_event::<TestEvent>(&stored(event_type, version, payload));
+        assert_eq!(decode("Opened", 1, json!({"userId": 7})).ok(), Some(Some(TestEvent::Opened { user_id: 7 })));
+        assert_eq!(decode("Closed", 1, json!({})).ok(), Some(Some(TestEvent::Closed {})));
+        assert_eq!(decode("Renamed", 3, json!({"name": "x"})).ok(), Some(None), "a newer build's type is skipped");
+        assert!(matches!(decode("Opened", 1, json!({"userId": "x"})), Err(EventCodecError::Json(_))));
+        assert!(matches!(decode("Opened", 2, json!({"userId": 7})), Err(EventCodecError::Upcast(_))));
     }
 }

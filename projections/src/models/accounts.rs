@@ -8,9 +8,7 @@ use super::{ApplyError, aggregate_uuid, check_found, decode, stored_name};
 
 pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
     // A version-1 registration (before roles) arrives upcast, as a member.
-    let Some(decoded) = decode::<AccountEvent>(event)? else {
-        return Ok(());
-    };
+    let Some(decoded) = decode::<AccountEvent>(event)? else { return Ok(()) };
     let id = aggregate_uuid(event)?;
     let at = event.timestamp;
     let rows = match decoded {

@@ -95,9 +95,7 @@ impl Changes {
 }
 
 pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
-    let Some(decoded) = decode::<RoomEvent>(event)? else {
-        return Ok(());
-    };
+    let Some(decoded) = decode::<RoomEvent>(event)? else { return Ok(()) };
     let change = match decoded {
         RoomEvent::ParticipantJoined { user_id } => Change::Join(user_id.as_uuid()),
         RoomEvent::ParticipantLeft { user_id } | RoomEvent::ParticipantRemoved { user_id, .. } => {
@@ -139,10 +137,7 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
             .await?
             .rows_affected();
             if opened == 0 {
-                meeting.map(|meeting| OpenMeeting {
-                    last_day,
-                    ..meeting
-                })
+                meeting.map(|meeting| OpenMeeting { last_day, ..meeting })
             } else {
                 let (started_at, concurrency) = match meeting {
                     Some(meeting) => (meeting.started_at, meeting.concurrency + 1),
@@ -153,11 +148,7 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
                 };
                 changes.peak(today, concurrency);
                 changes.present.insert((today, user));
-                Some(OpenMeeting {
-                    started_at,
-                    concurrency,
-                    last_day,
-                })
+                Some(OpenMeeting { started_at, concurrency, last_day })
             }
         }
         Change::Leave(user) => {
@@ -169,21 +160,14 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
             .fetch_optional(&mut *tx)
             .await?;
             match (joined_at, meeting) {
-                (None, meeting) => meeting.map(|meeting| OpenMeeting {
-                    last_day,
-                    ..meeting
-                }),
+                (None, meeting) => meeting.map(|meeting| OpenMeeting { last_day, ..meeting }),
                 (Some(joined_at), Some(meeting)) => {
                     changes.stay_closed(joined_at, at);
                     if meeting.concurrency <= 1 {
                         changes.meeting_ended(meeting.started_at, at);
                         None
                     } else {
-                        Some(OpenMeeting {
-                            concurrency: meeting.concurrency - 1,
-                            last_day,
-                            ..meeting
-                        })
+                        Some(OpenMeeting { concurrency: meeting.concurrency - 1, last_day, ..meeting })
                     }
                 }
                 // An open stay always has its meeting; should the state ever
@@ -195,12 +179,10 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
             }
         }
         Change::End => {
-            let stays = sqlx::query(
-                "DELETE FROM analytics_open_stays WHERE room_id = $1 RETURNING joined_at",
-            )
-            .bind(room)
-            .fetch_all(&mut *tx)
-            .await?;
+            let stays = sqlx::query("DELETE FROM analytics_open_stays WHERE room_id = $1 RETURNING joined_at")
+                .bind(room)
+                .fetch_all(&mut *tx)
+                .await?;
             for stay in stays {
                 changes.stay_closed(stay.try_get("joined_at")?, at);
             }
@@ -224,11 +206,10 @@ async fn carry_over(
     today: NaiveDate,
     changes: &mut Changes,
 ) -> Result<(), ApplyError> {
-    let users: Vec<Uuid> =
-        sqlx::query_scalar("SELECT user_id FROM analytics_open_stays WHERE room_id = $1")
-            .bind(room)
-            .fetch_all(&mut *tx)
-            .await?;
+    let users: Vec<Uuid> = sqlx::query_scalar("SELECT user_id FROM analytics_open_stays WHERE room_id = $1")
+        .bind(room)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut day = meeting.last_day;
     while day < today {
         let Some(next) = day.succ_opt() else { break };
@@ -241,16 +222,11 @@ async fn carry_over(
     Ok(())
 }
 
-async fn load_meeting(
-    tx: &mut PgConnection,
-    room: Uuid,
-) -> Result<Option<OpenMeeting>, ApplyError> {
-    let row = sqlx::query(
-        "SELECT started_at, concurrency, last_day FROM analytics_open_meetings WHERE room_id = $1",
-    )
-    .bind(room)
-    .fetch_optional(&mut *tx)
-    .await?;
+async fn load_meeting(tx: &mut PgConnection, room: Uuid) -> Result<Option<OpenMeeting>, ApplyError> {
+    let row = sqlx::query("SELECT started_at, concurrency, last_day FROM analytics_open_meetings WHERE room_id = $1")
+        .bind(room)
+        .fetch_optional(&mut *tx)
+        .await?;
     let Some(row) = row else { return Ok(None) };
     Ok(Some(OpenMeeting {
         started_at: row.try_get("started_at")?,
@@ -280,10 +256,7 @@ async fn save_meeting(
             .await?;
         }
         None if existed => {
-            sqlx::query("DELETE FROM analytics_open_meetings WHERE room_id = $1")
-                .bind(room)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM analytics_open_meetings WHERE room_id = $1").bind(room).execute(&mut *tx).await?;
         }
         None => {}
     }
@@ -292,11 +265,7 @@ async fn save_meeting(
 
 /// Adds `changes` to the per-day tables in one statement (one round trip per event
 /// is what makes a replay of a long history fast).
-async fn write_changes(
-    tx: &mut PgConnection,
-    room: Uuid,
-    changes: &Changes,
-) -> Result<(), ApplyError> {
+async fn write_changes(tx: &mut PgConnection, room: Uuid, changes: &Changes) -> Result<(), ApplyError> {
     if changes.days.is_empty() && changes.present.is_empty() {
         return Ok(());
     }
@@ -343,10 +312,7 @@ fn split_by_day(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(NaiveDate, i64)>
     let mut start = from;
     while start < to {
         let day = start.date_naive();
-        let next_midnight = day
-            .succ_opt()
-            .and_then(|next| next.and_hms_opt(0, 0, 0))
-            .map(|naive| naive.and_utc());
+        let next_midnight = day.succ_opt().and_then(|next| next.and_hms_opt(0, 0, 0)).map(|naive| naive.and_utc());
         let end = match next_midnight {
             Some(midnight) if midnight < to => midnight,
             _ => to,
@@ -367,9 +333,7 @@ mod tests {
     use chrono::TimeDelta;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text)
-            .expect("a timestamp")
-            .with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text).expect("a timestamp").with_timezone(&Utc)
     }
 
     fn day(text: &str) -> NaiveDate {
@@ -385,19 +349,12 @@ mod tests {
         );
         assert_eq!(
             split_by_day(at("2024-05-01T23:00:00Z"), at("2024-05-03T01:00:00Z")),
-            vec![
-                (day("2024-05-01"), hour),
-                (day("2024-05-02"), 24 * hour),
-                (day("2024-05-03"), hour)
-            ]
+            vec![(day("2024-05-01"), hour), (day("2024-05-02"), 24 * hour), (day("2024-05-03"), hour)]
         );
         assert_eq!(
             split_by_day(at("2024-05-01T23:00:00Z"), at("2024-05-02T00:00:00Z")),
             vec![(day("2024-05-01"), hour)]
         );
-        assert_eq!(
-            split_by_day(at("2024-05-01T10:00:00Z"), at("2024-05-01T09:00:00Z")),
-            vec![(day("2024-05-01"), 0)]
-        );
+        assert_eq!(split_by_day(at("2024-05-01T10:00:00Z"), at("2024-05-01T09:00:00Z")), vec![(day("2024-05-01"), 0)]);
     }
 }

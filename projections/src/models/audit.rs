@@ -8,11 +8,7 @@ use super::ApplyError;
 use crate::redaction::redacted;
 use crate::sql::to_i64;
 
-pub(super) async fn apply(
-    tx: &mut PgConnection,
-    stream_sequence: u64,
-    event: &StoredEvent,
-) -> Result<(), ApplyError> {
+pub(super) async fn apply(tx: &mut PgConnection, stream_sequence: u64, event: &StoredEvent) -> Result<(), ApplyError> {
     // No ON CONFLICT: an event id stored twice means the stream holds the same event
     // in two messages, which deserves a parked message rather than silence.
     sqlx::query(
@@ -39,10 +35,7 @@ pub(super) async fn apply(
 
 /// Many events in one statement (arrays through UNNEST): what makes replaying the
 /// audit trail fast. Same rows, same rule on duplicate event ids, as [`apply`].
-pub(super) async fn apply_many(
-    tx: &mut PgConnection,
-    events: &[(u64, &StoredEvent)],
-) -> Result<(), ApplyError> {
+pub(super) async fn apply_many(tx: &mut PgConnection, events: &[(u64, &StoredEvent)]) -> Result<(), ApplyError> {
     if events.is_empty() {
         return Ok(());
     }

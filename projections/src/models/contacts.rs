@@ -7,14 +7,9 @@ use sqlx::PgConnection;
 use super::{ApplyError, decode};
 
 pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
-    let Some(decoded) = decode::<ContactListEvent>(event)? else {
-        return Ok(());
-    };
+    let Some(decoded) = decode::<ContactListEvent>(event)? else { return Ok(()) };
     match decoded {
-        ContactListEvent::ContactAdded {
-            owner_id,
-            contact_id,
-        } => {
+        ContactListEvent::ContactAdded { owner_id, contact_id } => {
             // The aggregate never adds a contact twice; DO NOTHING keeps the first
             // `added_at` if a hand-made stream ever does.
             sqlx::query(
@@ -27,10 +22,7 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
             .execute(tx)
             .await?;
         }
-        ContactListEvent::ContactRemoved {
-            owner_id,
-            contact_id,
-        } => {
+        ContactListEvent::ContactRemoved { owner_id, contact_id } => {
             sqlx::query("DELETE FROM contacts WHERE owner_id = $1 AND contact_id = $2")
                 .bind(owner_id.as_uuid())
                 .bind(contact_id.as_uuid())

@@ -36,11 +36,7 @@ pub(crate) enum ApplyError {
 
 impl From<sqlx::Error> for ApplyError {
     fn from(error: sqlx::Error) -> Self {
-        if is_transient(&error) {
-            Self::Transient(error)
-        } else {
-            Self::Poison(format!("database refused: {error}"))
-        }
+        if is_transient(&error) { Self::Transient(error) } else { Self::Poison(format!("database refused: {error}")) }
     }
 }
 
@@ -52,16 +48,13 @@ pub(crate) async fn apply_message(
     stream_sequence: u64,
     body: &[u8],
 ) -> Result<u64, ApplyError> {
-    let commit: StoredCommit = serde_json::from_slice(body)
-        .map_err(|error| ApplyError::Poison(format!("not a stored commit: {error}")))?;
+    let commit: StoredCommit =
+        serde_json::from_slice(body).map_err(|error| ApplyError::Poison(format!("not a stored commit: {error}")))?;
     let mut applied = 0;
     for event in &commit.events {
         // The subject filter already selects the aggregate type; an envelope that
         // disagrees with its subject is not this projection's to read.
-        if projection
-            .aggregate_type()
-            .is_some_and(|expected| expected != event.aggregate_type)
-        {
+        if projection.aggregate_type().is_some_and(|expected| expected != event.aggregate_type) {
             tracing::warn!(%projection, stream_sequence, aggregate_type = %event.aggregate_type, "event of another aggregate type on this subject; skipped");
             continue;
         }
@@ -82,10 +75,7 @@ pub(crate) async fn apply_message(
 /// Applies many messages to the audit read model in one statement. Any message that
 /// is not a stored commit fails the whole call as poison; the caller then falls
 /// back to [`apply_message`] one message at a time to find and park it.
-pub(crate) async fn apply_audit_batch(
-    tx: &mut PgConnection,
-    messages: &[(u64, &[u8])],
-) -> Result<u64, ApplyError> {
+pub(crate) async fn apply_audit_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])]) -> Result<u64, ApplyError> {
     let mut commits = Vec::with_capacity(messages.len());
     for (sequence, body) in messages {
         let commit: StoredCommit = serde_json::from_slice(body)
@@ -105,12 +95,8 @@ pub(crate) async fn apply_audit_batch(
 /// may add types, and an older projector should keep going rather than stop, so
 /// it is logged and skipped.
 fn decode<E: DeserializeOwned + Upcast>(event: &StoredEvent) -> Result<Option<E>, ApplyError> {
-    let decoded = decode_known_event::<E>(event).map_err(|error| {
-        ApplyError::Poison(format!(
-            "{} v{}: {error}",
-            event.event_type, event.schema_version
-        ))
-    })?;
+    let decoded = decode_known_event::<E>(event)
+        .map_err(|error| ApplyError::Poison(format!("{} v{}: {error}", event.event_type, event.schema_version)))?;
     if decoded.is_none() {
         tracing::warn!(
             aggregate_type = %event.aggregate_type,
@@ -126,19 +112,13 @@ fn decode<E: DeserializeOwned + Upcast>(event: &StoredEvent) -> Result<Option<E>
 fn stored_name<T: Serialize>(value: &T) -> Result<String, ApplyError> {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(name)) => Ok(name),
-        other => Err(ApplyError::Poison(format!(
-            "expected a name, got {other:?}"
-        ))),
+        other => Err(ApplyError::Poison(format!("expected a name, got {other:?}"))),
     }
 }
 
 fn aggregate_uuid(event: &StoredEvent) -> Result<Uuid, ApplyError> {
-    Uuid::parse_str(&event.aggregate_id).map_err(|_| {
-        ApplyError::Poison(format!(
-            "aggregate id {:?} is not a UUID",
-            event.aggregate_id
-        ))
-    })
+    Uuid::parse_str(&event.aggregate_id)
+        .map_err(|_| ApplyError::Poison(format!("aggregate id {:?} is not a UUID", event.aggregate_id)))
 }
 
 /// An update that found no row: the row's creating event was parked or is missing.

@@ -10,9 +10,7 @@ use uuid::Uuid;
 use super::{ApplyError, aggregate_uuid, check_found, decode};
 
 pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
-    let Some(decoded) = decode::<RoomEvent>(event)? else {
-        return Ok(());
-    };
+    let Some(decoded) = decode::<RoomEvent>(event)? else { return Ok(()) };
     let room = aggregate_uuid(event)?;
     let at = event.timestamp;
     let rows = match decoded {
@@ -174,17 +172,17 @@ async fn adjust_count(
     if changed == 0 {
         return Ok(Default::default());
     }
-    let updated = sqlx::query("UPDATE rooms SET participant_count = participant_count + $2, updated_at = $3 WHERE id = $1")
-        .bind(room)
-        .bind(step)
-        .bind(at)
-        .execute(tx)
-        .await?;
+    let updated =
+        sqlx::query("UPDATE rooms SET participant_count = participant_count + $2, updated_at = $3 WHERE id = $1")
+            .bind(room)
+            .bind(step)
+            .bind(at)
+            .execute(tx)
+            .await?;
     Ok(updated)
 }
 
 /// `max_users` is an `INTEGER` column; the domain's limit is far below `i32::MAX`.
 fn max_users_column(max_users: u32) -> Result<i32, ApplyError> {
-    i32::try_from(max_users)
-        .map_err(|_| ApplyError::Poison(format!("maxUsers {max_users} does not fit the column")))
+    i32::try_from(max_users).map_err(|_| ApplyError::Poison(format!("maxUsers {max_users} does not fit the column")))
 }

@@ -7,9 +7,7 @@ use sqlx::PgConnection;
 use super::{ApplyError, aggregate_uuid, check_found, decode, stored_name};
 
 pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
-    let Some(decoded) = decode::<SessionEvent>(event)? else {
-        return Ok(());
-    };
+    let Some(decoded) = decode::<SessionEvent>(event)? else { return Ok(()) };
     let id = aggregate_uuid(event)?;
     let at = event.timestamp;
     let rows = match decoded {
@@ -26,18 +24,16 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
             .execute(tx)
             .await?
         }
-        SessionEvent::SessionRefreshed { refresh_hash, expires_at, generation } => {
-            sqlx::query(
-                "UPDATE sessions SET refresh_hash = $2, expires_at = $3, generation = $4, refreshed_at = $5 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(refresh_hash.as_str())
-            .bind(expires_at)
-            .bind(i64::from(generation))
-            .bind(at)
-            .execute(tx)
-            .await?
-        }
+        SessionEvent::SessionRefreshed { refresh_hash, expires_at, generation } => sqlx::query(
+            "UPDATE sessions SET refresh_hash = $2, expires_at = $3, generation = $4, refreshed_at = $5 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(refresh_hash.as_str())
+        .bind(expires_at)
+        .bind(i64::from(generation))
+        .bind(at)
+        .execute(tx)
+        .await?,
         SessionEvent::SessionRevoked { reason } => {
             // The first revocation is the one that counts.
             sqlx::query(
