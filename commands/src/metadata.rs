@@ -1,8 +1,6 @@
 //! Who asked for a command and why: the envelope fields that do not come from the
 //! aggregate.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -72,23 +70,5 @@ impl CommandMetadata {
     pub fn with_trace_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.trace_context.push((name.to_string(), value.into()));
         self
-    }
-
-    /// Keys cqrs-es metadata maps use, so `CqrsFramework::execute_with_metadata`
-    /// reaches the same envelope fields.
-    pub fn from_cqrs_map(map: &HashMap<String, String>) -> Self {
-        let command_id = map.get("command_id").and_then(|id| Uuid::parse_str(id).ok()).unwrap_or_else(Uuid::new_v4);
-        let trace_context = ["traceparent", "tracestate"]
-            .iter()
-            .filter_map(|name| map.get(*name).map(|value| (name.to_string(), value.clone())))
-            .collect();
-        Self {
-            command_id,
-            actor: map.get("actor").cloned(),
-            correlation_id: map.get("correlation_id").cloned(),
-            trace_context,
-            from_client_key: false,
-            simulated_at: None,
-        }
     }
 }

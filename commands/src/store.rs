@@ -1,4 +1,8 @@
-//! The JetStream event store behind cqrs-es.
+//! The JetStream event store the command bus appends through. It is not a cqrs-es
+//! `EventStore`: `CqrsFramework::execute` returns nothing (a caller needs the
+//! write's stream position to read its own write), retries no lost race and
+//! carries metadata as a string map, so [`crate::CommandBus`] drives the
+//! aggregates itself.
 //!
 //! - One stream; one subject per aggregate instance.
 //! - One message per command: its events are appended atomically.
@@ -9,11 +13,10 @@
 //!   API (answered by the stream leader, so a load always sees acknowledged
 //!   writes), starting after a snapshot when there is one.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, stream};
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::Aggregate;
 use rapat_domain::envelope::{StoredCommit, Upcast};
 
 use crate::cache::{AggregateCache, Cached};
@@ -45,12 +48,6 @@ where
 pub struct Loaded<A> {
     pub aggregate_id: String,
     pub state: Cached<A>,
-}
-
-impl<A: Aggregate> AggregateContext<A> for Loaded<A> {
-    fn aggregate(&mut self) -> &mut A {
-        &mut self.state.aggregate
-    }
 }
 
 /// The result of appending a command's events.
@@ -442,77 +439,4 @@ fn check_aggregate_id(aggregate_id: &str) -> Result<(), StoreError> {
         && aggregate_id.len() <= 128
         && aggregate_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if valid { Ok(()) } else { Err(StoreError::InvalidAggregateId(aggregate_id.to_string())) }
-}
-
-fn to_aggregate_error<E: std::error::Error>(error: StoreError) -> AggregateError<E> {
-    match error {
-        StoreError::Conflict { .. } => AggregateError::AggregateConflict,
-        StoreError::Unavailable { .. } | StoreError::OutcomeUnknown { .. } => {
-            AggregateError::DatabaseConnectionError(Box::new(error))
-        }
-        StoreError::Corrupt { .. } => AggregateError::DeserializationError(Box::new(error)),
-        StoreError::InvalidAggregateId(_) | StoreError::Encode(_) => AggregateError::UnexpectedError(Box::new(error)),
-    }
-}
-
-/// The cqrs-es face of the store, so `CqrsFramework` can run on it too. rapat's
-/// own dispatch goes through [`crate::CommandBus`], which adds retries and
-/// returns the stream position of each write.
-impl<A: StoredAggregate> EventStore<A> for JetStreamEventStore<A>
-where
-    A::Event: Upcast,
-{
-    type AC = Loaded<A>;
-
-    async fn load_events(&self, aggregate_id: &str) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        let subject = self.subject(aggregate_id);
-        let commits = self.read_events(aggregate_id).await.map_err(to_aggregate_error)?;
-        let mut envelopes = Vec::new();
-        for (sequence, commit) in commits {
-            for stored in commit.events {
-                let payload = decode_typed::<A>(&subject, sequence, &stored).map_err(to_aggregate_error)?;
-                let mut metadata = HashMap::from([
-                    ("event_id".to_string(), stored.event_id.to_string()),
-                    ("command_id".to_string(), stored.command_id.clone()),
-                    ("timestamp".to_string(), stored.timestamp.to_rfc3339()),
-                    ("stream_sequence".to_string(), sequence.to_string()),
-                ]);
-                metadata.extend(stored.actor.map(|actor| ("actor".to_string(), actor)));
-                metadata.extend(stored.correlation_id.map(|id| ("correlation_id".to_string(), id)));
-                envelopes.push(EventEnvelope {
-                    aggregate_id: aggregate_id.to_string(),
-                    sequence: stored.aggregate_version as usize,
-                    payload,
-                    metadata,
-                });
-            }
-        }
-        Ok(envelopes)
-    }
-
-    async fn load_aggregate(&self, aggregate_id: &str) -> Result<Loaded<A>, AggregateError<A::Error>> {
-        self.load(aggregate_id).await.map_err(to_aggregate_error)
-    }
-
-    async fn commit(
-        &self,
-        events: Vec<A::Event>,
-        context: Loaded<A>,
-        metadata: HashMap<String, String>,
-    ) -> Result<Vec<EventEnvelope<A>>, AggregateError<A::Error>> {
-        let aggregate_id = context.aggregate_id.clone();
-        let first_version = context.state.version + 1;
-        let command_metadata = CommandMetadata::from_cqrs_map(&metadata);
-        self.append(context, &events, &command_metadata).await.map_err(to_aggregate_error)?;
-        Ok(events
-            .into_iter()
-            .enumerate()
-            .map(|(offset, payload)| EventEnvelope {
-                aggregate_id: aggregate_id.clone(),
-                sequence: first_version as usize + offset,
-                payload,
-                metadata: metadata.clone(),
-            })
-            .collect())
-    }
 }

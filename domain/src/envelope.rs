@@ -102,9 +102,110 @@ pub fn schema_version_of<E: DomainEvent>(event: &E) -> Result<u32, EventCodecErr
 }
 
 /// Rebuilds a typed event from a stored one, upcasting an old payload first.
+///
+/// An event type `E` has no variant for fails, like any payload that does not fit;
+/// a reader that must step over types a newer build added uses [`decode_known_event`].
 pub fn decode_event<E: DeserializeOwned + Upcast>(stored: &StoredEvent) -> Result<E, EventCodecError> {
     let payload = E::upcast(&stored.event_type, stored.schema_version, stored.payload.clone())?;
     let mut tagged = serde_json::Map::with_capacity(1);
     tagged.insert(stored.event_type.clone(), payload);
     Ok(serde_json::from_value(Value::Object(tagged))?)
+}
+
+/// Like [`decode_event`], but `Ok(None)` for an event type `E` has no variant for: a
+/// type a newer build added, which a reader (a projection, the SFU) logs and steps
+/// over rather than treating as a broken event. A known type that does not decode
+/// (bad payload, newer schema version) is still an error.
+pub fn decode_known_event<E: DeserializeOwned + Upcast>(stored: &StoredEvent) -> Result<Option<E>, EventCodecError> {
+    if !event_types::<E>().contains(&stored.event_type.as_str()) {
+        return Ok(None);
+    }
+    decode_event(stored).map(Some)
+}
+
+/// The event types an event enum knows: its variant names as serde reads them, so
+/// the list can never drift from the enum. Serde passes them to the deserializer
+/// when it reads an enum; [`VariantNames`] is a deserializer that only keeps them.
+pub fn event_types<E: DeserializeOwned>() -> &'static [&'static str] {
+    let mut probe = VariantNames(&[]);
+    // The probe always answers with an error: it reads nothing, only the names.
+    let _ = E::deserialize(&mut probe);
+    probe.0
+}
+
+struct VariantNames(&'static [&'static str]);
+
+impl<'de> serde::Deserializer<'de> for &mut VariantNames {
+    type Error = serde::de::value::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+        Err(serde::de::Error::custom("not an enum"))
+    }
+
+    fn deserialize_enum<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        variants: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0 = variants;
+        Err(serde::de::Error::custom("only the variant names were read"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(rename_all_fields = "camelCase")]
+    enum TestEvent {
+        Opened { user_id: u32 },
+        Closed {},
+    }
+
+    impl Upcast for TestEvent {
+        fn upcast(event_type: &str, schema_version: u32, payload: Value) -> Result<Value, UpcastError> {
+            refuse_newer(event_type, schema_version, 1)?;
+            Ok(payload)
+        }
+    }
+
+    fn stored(event_type: &str, schema_version: u32, payload: Value) -> StoredEvent {
+        StoredEvent {
+            event_id: Uuid::nil(),
+            aggregate_type: "test".to_owned(),
+            aggregate_id: "t1".to_owned(),
+            aggregate_version: 1,
+            event_type: event_type.to_owned(),
+            schema_version,
+            timestamp: DateTime::<Utc>::UNIX_EPOCH,
+            actor: None,
+            correlation_id: None,
+            command_id: "c1".to_owned(),
+            payload,
+        }
+    }
+
+    #[test]
+    fn an_enum_knows_exactly_its_variants() {
+        assert_eq!(event_types::<TestEvent>(), ["Opened", "Closed"]);
+    }
+
+    #[test]
+    fn known_types_decode_unknown_types_are_none_and_broken_ones_fail() {
+        let decode =
+            |event_type, version, payload| decode_known_event::<TestEvent>(&stored(event_type, version, payload));
+        assert_eq!(decode("Opened", 1, json!({"userId": 7})).ok(), Some(Some(TestEvent::Opened { user_id: 7 })));
+        assert_eq!(decode("Closed", 1, json!({})).ok(), Some(Some(TestEvent::Closed {})));
+        assert_eq!(decode("Renamed", 3, json!({"name": "x"})).ok(), Some(None), "a newer build's type is skipped");
+        assert!(matches!(decode("Opened", 1, json!({"userId": "x"})), Err(EventCodecError::Json(_))));
+        assert!(matches!(decode("Opened", 2, json!({"userId": 7})), Err(EventCodecError::Upcast(_))));
+    }
 }

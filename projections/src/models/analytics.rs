@@ -33,17 +33,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rapat_domain::envelope::StoredEvent;
-use serde::Deserialize;
+use rapat_domain::room::RoomEvent;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{ApplyError, aggregate_uuid, check_version, payload, unknown};
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Participant {
-    user_id: Uuid,
-}
+use super::{ApplyError, aggregate_uuid, decode};
 
 /// What an event does to the counts.
 enum Change {
@@ -101,19 +95,20 @@ impl Changes {
 }
 
 pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
-    check_version(event, 1)?;
-    let change = match event.event_type.as_str() {
-        "ParticipantJoined" => Change::Join(payload::<Participant>(event)?.user_id),
-        "ParticipantLeft" | "ParticipantRemoved" => Change::Leave(payload::<Participant>(event)?.user_id),
-        "RoomEnded" => Change::End,
-        "RoomCreated"
-        | "RoomSettingsUpdated"
-        | "ParticipantMutedByHost"
-        | "ParticipantUnmuteAllowed"
-        | "ParticipantAudioChanged"
-        | "ParticipantVideoChanged"
-        | "ParticipantScreenShareChanged" => return Ok(()),
-        _ => return unknown(event),
+    let Some(decoded) = decode::<RoomEvent>(event)? else { return Ok(()) };
+    let change = match decoded {
+        RoomEvent::ParticipantJoined { user_id } => Change::Join(user_id.as_uuid()),
+        RoomEvent::ParticipantLeft { user_id } | RoomEvent::ParticipantRemoved { user_id, .. } => {
+            Change::Leave(user_id.as_uuid())
+        }
+        RoomEvent::RoomEnded {} => Change::End,
+        RoomEvent::RoomCreated { .. }
+        | RoomEvent::RoomSettingsUpdated { .. }
+        | RoomEvent::ParticipantMutedByHost { .. }
+        | RoomEvent::ParticipantUnmuteAllowed { .. }
+        | RoomEvent::ParticipantAudioChanged { .. }
+        | RoomEvent::ParticipantVideoChanged { .. }
+        | RoomEvent::ParticipantScreenShareChanged { .. } => return Ok(()),
     };
     let room = aggregate_uuid(event)?;
     let at = event.timestamp;
@@ -261,10 +256,7 @@ async fn save_meeting(
             .await?;
         }
         None if existed => {
-            sqlx::query("DELETE FROM analytics_open_meetings WHERE room_id = $1")
-                .bind(room)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM analytics_open_meetings WHERE room_id = $1").bind(room).execute(&mut *tx).await?;
         }
         None => {}
     }
@@ -359,7 +351,10 @@ mod tests {
             split_by_day(at("2024-05-01T23:00:00Z"), at("2024-05-03T01:00:00Z")),
             vec![(day("2024-05-01"), hour), (day("2024-05-02"), 24 * hour), (day("2024-05-03"), hour)]
         );
-        assert_eq!(split_by_day(at("2024-05-01T23:00:00Z"), at("2024-05-02T00:00:00Z")), vec![(day("2024-05-01"), hour)]);
+        assert_eq!(
+            split_by_day(at("2024-05-01T23:00:00Z"), at("2024-05-02T00:00:00Z")),
+            vec![(day("2024-05-01"), hour)]
+        );
         assert_eq!(split_by_day(at("2024-05-01T10:00:00Z"), at("2024-05-01T09:00:00Z")), vec![(day("2024-05-01"), 0)]);
     }
 }

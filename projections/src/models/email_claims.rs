@@ -2,38 +2,21 @@
 //! the registration that claimed it completed (`confirmed`), was undone
 //! (`released`) or has not finished yet (`pending`).
 
-use chrono::{DateTime, Utc};
+use rapat_domain::account::EmailClaimEvent;
 use rapat_domain::envelope::StoredEvent;
-use serde::Deserialize;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
-use super::{ApplyError, aggregate_uuid, check_found, check_version, payload, unknown};
+use super::{ApplyError, aggregate_uuid, check_found, decode};
 use crate::sql::to_i64;
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Claimed {
-    email: String,
-    account_id: Uuid,
-    /// Absent in version 1, whose claims predate confirmation and count as confirmed.
-    claimed_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Settled {
-    account_id: Uuid,
-}
-
 pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
+    let Some(decoded) = decode::<EmailClaimEvent>(event)? else { return Ok(()) };
     let id = aggregate_uuid(event)?;
     let at = event.timestamp;
-    let rows = match event.event_type.as_str() {
-        "EmailClaimed" => {
-            check_version(event, 2)?;
-            let e: Claimed = payload(event)?;
-            let state = if e.claimed_at.is_some() { "pending" } else { "confirmed" };
+    let (account_id, state) = match decoded {
+        EmailClaimEvent::EmailClaimed { email, account_id, claimed_at } => {
+            // A version-1 claim (no `claimedAt`) predates confirmation and counts as confirmed.
+            let state = if claimed_at.is_some() { "pending" } else { "confirmed" };
             sqlx::query(
                 "INSERT INTO email_claims (claim_id, email, account_id, state, claimed_at, claim_version, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -41,29 +24,27 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
                  claim_version = $6, updated_at = $7",
             )
             .bind(id)
-            .bind(e.email)
-            .bind(e.account_id)
+            .bind(String::from(email))
+            .bind(account_id.as_uuid())
             .bind(state)
-            .bind(e.claimed_at.unwrap_or(at))
+            .bind(claimed_at.unwrap_or(at))
             .bind(to_i64(event.aggregate_version))
             .bind(at)
             .execute(tx)
-            .await?
+            .await?;
+            return Ok(());
         }
-        "EmailClaimConfirmed" | "EmailClaimReleased" => {
-            check_version(event, 1)?;
-            let e: Settled = payload(event)?;
-            let state = if event.event_type == "EmailClaimConfirmed" { "confirmed" } else { "released" };
-            sqlx::query("UPDATE email_claims SET state = $3, updated_at = $4 WHERE claim_id = $1 AND account_id = $2")
-                .bind(id)
-                .bind(e.account_id)
-                .bind(state)
-                .bind(at)
-                .execute(tx)
-                .await?
-        }
-        _ => return unknown(event),
+        EmailClaimEvent::EmailClaimConfirmed { account_id } => (account_id, "confirmed"),
+        EmailClaimEvent::EmailClaimReleased { account_id } => (account_id, "released"),
     };
+    let rows =
+        sqlx::query("UPDATE email_claims SET state = $3, updated_at = $4 WHERE claim_id = $1 AND account_id = $2")
+            .bind(id)
+            .bind(account_id.as_uuid())
+            .bind(state)
+            .bind(at)
+            .execute(tx)
+            .await?;
     check_found(rows.rows_affected(), event);
     Ok(())
 }

@@ -1,9 +1,12 @@
 //! The read models: how each projection turns one stored event into rows.
 //!
-//! Every model reads the stored form (`StoredEvent`: envelope + JSON payload) and
-//! decodes payloads into small private structs of its own, so a read model depends
-//! on the stored contract (`schemas/events/`) and not on the domain's types: a
-//! payload a newer build wrote with an extra field still applies.
+//! Every model decodes events one way, the way the write side replays them:
+//! envelope → upcast → the domain's typed event enum ([`decode`]), then matches on
+//! its variants. Renaming a field in the domain therefore breaks the build here,
+//! not a read model at run time. A payload a newer build wrote with an extra field
+//! still applies (the event enums ignore unknown fields), an event type a newer
+//! build added is logged and skipped, and an event that does not decode (a payload
+//! that does not fit, a schema version newer than this build reads) is poison.
 
 mod accounts;
 mod analytics;
@@ -13,7 +16,8 @@ mod email_claims;
 mod rooms;
 mod sessions;
 
-use rapat_domain::envelope::{StoredCommit, StoredEvent};
+use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_known_event};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -78,45 +82,43 @@ pub(crate) async fn apply_audit_batch(tx: &mut PgConnection, messages: &[(u64, &
             .map_err(|error| ApplyError::Poison(format!("not a stored commit: {error}")))?;
         commits.push((*sequence, commit));
     }
-    let events: Vec<(u64, &StoredEvent)> =
-        commits.iter().flat_map(|(sequence, commit)| commit.events.iter().map(move |event| (*sequence, event))).collect();
+    let events: Vec<(u64, &StoredEvent)> = commits
+        .iter()
+        .flat_map(|(sequence, commit)| commit.events.iter().map(move |event| (*sequence, event)))
+        .collect();
     audit::apply_many(tx, &events).await?;
     Ok(events.len() as u64)
 }
 
-/// The payload as `T`, or a poison error naming the event.
-fn payload<T: DeserializeOwned>(event: &StoredEvent) -> Result<T, ApplyError> {
-    serde_json::from_value(event.payload.clone()).map_err(|error| {
-        ApplyError::Poison(format!("{} v{} payload: {error}", event.event_type, event.schema_version))
-    })
+/// The stored event as the domain's typed event `E`, upcast from an older schema
+/// version first. `None` for an event type this build does not know: newer builds
+/// may add types, and an older projector should keep going rather than stop, so
+/// it is logged and skipped.
+fn decode<E: DeserializeOwned + Upcast>(event: &StoredEvent) -> Result<Option<E>, ApplyError> {
+    let decoded = decode_known_event::<E>(event)
+        .map_err(|error| ApplyError::Poison(format!("{} v{}: {error}", event.event_type, event.schema_version)))?;
+    if decoded.is_none() {
+        tracing::warn!(
+            aggregate_type = %event.aggregate_type,
+            event_type = %event.event_type,
+            "unknown event type; skipped"
+        );
+    }
+    Ok(decoded)
 }
 
-/// Refuses a payload written by a newer build than this one: reading it in an older
-/// shape could silently drop what the newer shape means.
-fn check_version(event: &StoredEvent, newest_known: u32) -> Result<(), ApplyError> {
-    if event.schema_version > newest_known {
-        return Err(ApplyError::Poison(format!(
-            "{} has schema version {}, newer than this build reads ({newest_known})",
-            event.event_type, event.schema_version
-        )));
+/// The name a unit enum of the domain (a role, a status, a reason) is stored with
+/// in events, which is also how the read model stores it.
+fn stored_name<T: Serialize>(value: &T) -> Result<String, ApplyError> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => Ok(name),
+        other => Err(ApplyError::Poison(format!("expected a name, got {other:?}"))),
     }
-    Ok(())
 }
 
 fn aggregate_uuid(event: &StoredEvent) -> Result<Uuid, ApplyError> {
     Uuid::parse_str(&event.aggregate_id)
         .map_err(|_| ApplyError::Poison(format!("aggregate id {:?} is not a UUID", event.aggregate_id)))
-}
-
-/// An event type this build does not know: newer builds may add types, and an older
-/// projector should keep going rather than stop, so it is logged and skipped.
-fn unknown(event: &StoredEvent) -> Result<(), ApplyError> {
-    tracing::warn!(
-        aggregate_type = %event.aggregate_type,
-        event_type = %event.event_type,
-        "unknown event type; skipped"
-    );
-    Ok(())
 }
 
 /// An update that found no row: the row's creating event was parked or is missing.

@@ -3,89 +3,36 @@
 
 use chrono::{DateTime, Utc};
 use rapat_domain::envelope::StoredEvent;
-use serde::Deserialize;
+use rapat_domain::room::RoomEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{ApplyError, aggregate_uuid, check_found, check_version, payload, unknown};
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Created {
-    host_id: Uuid,
-    name: String,
-    #[serde(default)]
-    description: String,
-    password_hash: Option<String>,
-    max_users: i32,
-    scheduled_at: Option<DateTime<Utc>>,
-}
-
-/// Only what changed is present.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SettingsUpdated {
-    name: Option<String>,
-    description: Option<String>,
-    password_hash: Option<String>,
-    #[serde(default)]
-    password_cleared: bool,
-    max_users: Option<i32>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Participant {
-    user_id: Uuid,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Audio {
-    user_id: Uuid,
-    muted: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Video {
-    user_id: Uuid,
-    on: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ScreenShare {
-    user_id: Uuid,
-    sharing: bool,
-}
+use super::{ApplyError, aggregate_uuid, check_found, decode};
 
 pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
+    let Some(decoded) = decode::<RoomEvent>(event)? else { return Ok(()) };
     let room = aggregate_uuid(event)?;
     let at = event.timestamp;
-    check_version(event, 1)?;
-    let rows = match event.event_type.as_str() {
-        "RoomCreated" => {
-            let e: Created = payload(event)?;
+    let rows = match decoded {
+        RoomEvent::RoomCreated { host_id, name, description, password_hash, max_users, scheduled_at } => {
             sqlx::query(
                 "INSERT INTO rooms (id, host_id, name, description, has_password, max_users, scheduled_at, status, \
                  participant_count, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', 0, $8, $8)",
             )
             .bind(room)
-            .bind(e.host_id)
-            .bind(e.name)
-            .bind(e.description)
-            .bind(e.password_hash.is_some())
-            .bind(e.max_users)
-            .bind(e.scheduled_at)
+            .bind(host_id.as_uuid())
+            .bind(String::from(name))
+            .bind(String::from(description))
+            .bind(password_hash.is_some())
+            .bind(max_users_column(max_users.get())?)
+            .bind(scheduled_at)
             .bind(at)
             .execute(tx)
             .await?
         }
-        "RoomSettingsUpdated" => {
-            let e: SettingsUpdated = payload(event)?;
+        RoomEvent::RoomSettingsUpdated { name, description, password_hash, password_cleared, max_users } => {
             // A new password arrives as a hash; `passwordCleared` removes it.
-            let has_password = match (e.password_hash.is_some(), e.password_cleared) {
+            let has_password = match (password_hash.is_some(), password_cleared) {
                 (true, _) => Some(true),
                 (false, true) => Some(false),
                 (false, false) => None,
@@ -96,16 +43,15 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
                  WHERE id = $1",
             )
             .bind(room)
-            .bind(e.name)
-            .bind(e.description)
+            .bind(name.map(String::from))
+            .bind(description.map(String::from))
             .bind(has_password)
-            .bind(e.max_users)
+            .bind(max_users.map(|max| max_users_column(max.get())).transpose()?)
             .bind(at)
             .execute(tx)
             .await?
         }
-        "ParticipantJoined" => {
-            let e: Participant = payload(event)?;
+        RoomEvent::ParticipantJoined { user_id } => {
             // The aggregate never lets someone join twice; DO NOTHING keeps the
             // open stay (and the count) right if a hand-made stream ever does.
             let opened = sqlx::query(
@@ -113,44 +59,35 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
                  ON CONFLICT (room_id, user_id) WHERE left_at IS NULL DO NOTHING",
             )
             .bind(room)
-            .bind(e.user_id)
+            .bind(user_id.as_uuid())
             .bind(at)
             .execute(&mut *tx)
             .await?;
             adjust_count(tx, room, opened.rows_affected(), 1, at).await?
         }
-        "ParticipantLeft" => {
-            let e: Participant = payload(event)?;
-            close_stay(tx, room, e.user_id, "left", at).await?
-        }
-        "ParticipantRemoved" => {
-            let e: Participant = payload(event)?;
-            close_stay(tx, room, e.user_id, "removed", at).await?
-        }
-        "ParticipantMutedByHost" => {
-            let e: Participant = payload(event)?;
+        RoomEvent::ParticipantLeft { user_id } => close_stay(tx, room, user_id.as_uuid(), "left", at).await?,
+        RoomEvent::ParticipantRemoved { user_id, .. } => close_stay(tx, room, user_id.as_uuid(), "removed", at).await?,
+        RoomEvent::ParticipantMutedByHost { user_id, .. } => {
             sqlx::query(
                 "UPDATE participants SET audio_muted = TRUE, muted_by_host = TRUE \
                  WHERE room_id = $1 AND user_id = $2 AND left_at IS NULL",
             )
             .bind(room)
-            .bind(e.user_id)
+            .bind(user_id.as_uuid())
             .execute(tx)
             .await?
         }
-        "ParticipantUnmuteAllowed" => {
-            let e: Participant = payload(event)?;
+        RoomEvent::ParticipantUnmuteAllowed { user_id, .. } => {
             // The microphone stays as it is: they unmute themselves.
             sqlx::query(
                 "UPDATE participants SET muted_by_host = FALSE WHERE room_id = $1 AND user_id = $2 AND left_at IS NULL",
             )
             .bind(room)
-            .bind(e.user_id)
+            .bind(user_id.as_uuid())
             .execute(tx)
             .await?
         }
-        "ParticipantAudioChanged" => {
-            let e: Audio = payload(event)?;
+        RoomEvent::ParticipantAudioChanged { user_id, muted } => {
             // Unmuting ends the host's mute (the room refuses it while the host's
             // mute holds, but histories from before it held have it); muting
             // themselves keeps whatever the host did.
@@ -159,32 +96,30 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
                  WHERE room_id = $1 AND user_id = $2 AND left_at IS NULL",
             )
             .bind(room)
-            .bind(e.user_id)
-            .bind(e.muted)
+            .bind(user_id.as_uuid())
+            .bind(muted)
             .execute(tx)
             .await?
         }
-        "ParticipantVideoChanged" => {
-            let e: Video = payload(event)?;
+        RoomEvent::ParticipantVideoChanged { user_id, on } => {
             sqlx::query("UPDATE participants SET video_on = $3 WHERE room_id = $1 AND user_id = $2 AND left_at IS NULL")
                 .bind(room)
-                .bind(e.user_id)
-                .bind(e.on)
+                .bind(user_id.as_uuid())
+                .bind(on)
                 .execute(tx)
                 .await?
         }
-        "ParticipantScreenShareChanged" => {
-            let e: ScreenShare = payload(event)?;
+        RoomEvent::ParticipantScreenShareChanged { user_id, sharing } => {
             sqlx::query(
                 "UPDATE participants SET screen_sharing = $3 WHERE room_id = $1 AND user_id = $2 AND left_at IS NULL",
             )
             .bind(room)
-            .bind(e.user_id)
-            .bind(e.sharing)
+            .bind(user_id.as_uuid())
+            .bind(sharing)
             .execute(tx)
             .await?
         }
-        "RoomEnded" => {
+        RoomEvent::RoomEnded {} => {
             // Ending disconnects everyone still in the room.
             sqlx::query(
                 "UPDATE participants SET left_at = $2, left_reason = 'room_ended' WHERE room_id = $1 AND left_at IS NULL",
@@ -201,7 +136,6 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
             .execute(tx)
             .await?
         }
-        _ => return unknown(event),
     };
     check_found(rows.rows_affected(), event);
     Ok(())
@@ -238,11 +172,17 @@ async fn adjust_count(
     if changed == 0 {
         return Ok(Default::default());
     }
-    let updated = sqlx::query("UPDATE rooms SET participant_count = participant_count + $2, updated_at = $3 WHERE id = $1")
-        .bind(room)
-        .bind(step)
-        .bind(at)
-        .execute(tx)
-        .await?;
+    let updated =
+        sqlx::query("UPDATE rooms SET participant_count = participant_count + $2, updated_at = $3 WHERE id = $1")
+            .bind(room)
+            .bind(step)
+            .bind(at)
+            .execute(tx)
+            .await?;
     Ok(updated)
+}
+
+/// `max_users` is an `INTEGER` column; the domain's limit is far below `i32::MAX`.
+fn max_users_column(max_users: u32) -> Result<i32, ApplyError> {
+    i32::try_from(max_users).map_err(|_| ApplyError::Poison(format!("maxUsers {max_users} does not fit the column")))
 }
