@@ -127,11 +127,6 @@ pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// largest read at all, which closes the socket, is `ws_max_message_bytes`.)
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 
-/// The namespace of an event store's subject prefix (`rapat.events` → `rapat`).
-pub fn namespace_of(event_subject_prefix: &str) -> &str {
-    event_subject_prefix.strip_suffix(".events").unwrap_or(event_subject_prefix)
-}
-
 /// Where a room's messages for its sockets go: `<namespace>.rooms.<roomId>.signal`.
 pub fn signal_subject(namespace: &str, room: Uuid) -> String {
     format!("{namespace}.rooms.{room}.signal")
