@@ -1,10 +1,11 @@
 //! WebSocket signaling (`GET /ws`, SPEC §4): one socket per participant in a room.
 //!
 //! `session.rs` admits a socket (token, room, current participant) and runs it;
-//! `handle.rs` answers each client message; `message.rs` is the wire shape;
-//! `fanout.rs` carries room messages over core NATS so that participants on
-//! different gateways reach each other; `events.rs` turns the room's stored events
-//! into socket messages and closes. The JSON Schemas of every message are in
+//! `message.rs` is the wire shape, and decodes each client message once into a
+//! typed `ClientMessage`; `handle.rs` answers it; `fanout.rs` carries room
+//! messages over core NATS so that participants on different gateways reach each
+//! other; `events.rs` decodes the room's stored events into the domain's
+//! `RoomEvent` and turns them into socket messages and closes. The JSON Schemas of every message are in
 //! `schemas/ws/`.
 //!
 //! # A socket's life
