@@ -30,6 +30,7 @@ use hdrhistogram::Histogram;
 use rapat_commands::EventStoreConfig;
 use rapat_gateway::{Application, Backends, GatewayConfig};
 use rapat_projections::{ProjectionPositions, ProjectorConfig};
+use rapat_wire::Namespace;
 use serde_json::{Value, json};
 use sqlx::{Connection as _, PgPool, Row as _};
 use tokio::sync::Semaphore;
@@ -325,7 +326,7 @@ struct Bench {
     database: String,
     postgres: String,
     nats: async_nats::Client,
-    event_store: EventStoreConfig,
+    namespace: Namespace,
     shutdown: CancellationToken,
 }
 
@@ -334,8 +335,8 @@ impl Bench {
         let nats_url = env_or("NATS_URL", "nats://127.0.0.1:4222");
         let database_url = env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rapat");
         let postgres = database_url.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(database_url);
-        let namespace = format!("bench{}", Uuid::new_v4().simple());
-        let mut event_store = EventStoreConfig::for_namespace(&namespace);
+        let namespace = Namespace::parse(&format!("bench{}", Uuid::new_v4().simple()))?;
+        let mut event_store = EventStoreConfig::for_namespace(namespace.as_str());
         event_store.max_age = Some(Duration::from_secs(3600));
 
         let nats = rapat_commands::connect(&nats_url).await?;
@@ -345,7 +346,7 @@ impl Bench {
         let db = rapat_projections::connect(&format!("{postgres}/{database}")).await?;
         let positions = ProjectionPositions::start(db.clone());
         let shutdown = CancellationToken::new();
-        let projector = ProjectorConfig::for_namespace(&namespace);
+        let projector = ProjectorConfig::for_namespace(namespace.as_str());
         tokio::spawn(rapat_projections::run_all(db.clone(), jetstream, projector, shutdown.child_token()));
 
         let secret = b"bench-secret-bench-secret-bench-secret".to_vec();
@@ -355,7 +356,7 @@ impl Bench {
         config.rooms_per_user_per_hour = 0;
         let backends = Backends {
             nats: nats.clone(),
-            event_store: event_store.clone(),
+            event_store,
             db: db.clone(),
             positions,
             metrics: None,
@@ -364,7 +365,7 @@ impl Bench {
         let application = Application::build(config, backends).await?;
         let address = application.address();
         tokio::spawn(application.run_until_stopped());
-        Ok(Self { address, db, database, postgres, nats, event_store, shutdown })
+        Ok(Self { address, db, database, postgres, nats, namespace, shutdown })
     }
 
     /// Registers and logs in a user; answers their access token.
@@ -402,7 +403,7 @@ impl Bench {
         Ok(body)
     }
 
-    /// Stops the app and removes its database and stream.
+    /// Stops the app and removes its database, streams and buckets.
     async fn stop(self) {
         self.shutdown.cancel();
         self.db.close().await;
@@ -411,10 +412,10 @@ impl Bench {
             let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
         }
         let jetstream = async_nats::jetstream::new(self.nats);
-        let _ = jetstream.delete_stream(&self.event_store.stream).await;
-        let _ = jetstream.delete_key_value(&self.event_store.snapshot_bucket).await;
-        let prefix = self.event_store.stream.trim_end_matches("_EVENTS").to_string();
-        let _ = jetstream.delete_key_value(format!("{prefix}_PRESENCE")).await;
+        let _ = jetstream.delete_stream(self.namespace.events_stream()).await;
+        let _ = jetstream.delete_stream(self.namespace.chat_stream()).await;
+        let _ = jetstream.delete_key_value(self.namespace.snapshots_bucket()).await;
+        let _ = jetstream.delete_key_value(self.namespace.presence_bucket()).await;
     }
 }
 

@@ -11,9 +11,9 @@ use axum::routing::get;
 use rapat_commands::{Argon2idHasher, CommandBus, EventStoreConfig, JetStreamEventStore, StoreError};
 use cqrs_es::Aggregate as _;
 use rapat_domain::services::{DomainServices, PasswordHasher};
-use rapat_domain::room::Room;
 use rapat_domain::session::Session;
 use rapat_projections::ProjectionPositions;
+use rapat_wire::{InvalidNamespace, Namespace};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -56,6 +56,8 @@ pub enum StartError {
     Bind { address: SocketAddr, source: std::io::Error },
     #[error("RAPAT_JWT_SECRET must be at least 32 bytes")]
     WeakJwtSecret,
+    #[error(transparent)]
+    Namespace(#[from] InvalidNamespace),
 }
 
 pub struct Application {
@@ -94,17 +96,22 @@ impl Application {
     }
 }
 
-async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppState, StoreError> {
+async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppState, StartError> {
     let Backends { nats, event_store, db, positions, metrics, shutdown } = backends;
     let passwords: Arc<dyn PasswordHasher> = Arc::new(Argon2idHasher::with_limits(config.hashing));
     let services = DomainServices::new(Arc::clone(&passwords));
     let jetstream = async_nats::jetstream::new(nats.clone());
-    let presence_bucket = format!("{}_PRESENCE", event_store.stream.trim_end_matches("_EVENTS"));
+    let namespace = namespace_of(&event_store)?;
     let replicas = event_store.replicas;
     let session_cache = Arc::new(SessionCache::new(config.session_cache_ttl));
-    let session_subjects = event_store.subject_for(Session::TYPE, "*");
-    let signaling = Arc::new(crate::ws::Hub::new(nats.clone(), &event_store.subject_prefix, Room::TYPE));
-    let revocations = Arc::clone(&session_cache).follow_revocations(nats.clone(), event_store.stream.clone(), session_subjects, shutdown.stop_token());
+    let session_subjects = namespace.event_subject(Session::TYPE, "*");
+    let signaling = Arc::new(crate::ws::Hub::new(nats.clone(), namespace.clone()));
+    let revocations = Arc::clone(&session_cache).follow_revocations(
+        nats.clone(),
+        namespace.events_stream(),
+        session_subjects,
+        shutdown.stop_token(),
+    );
     tokio::spawn(revocations);
     Ok(AppState::new(Inner {
         accounts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services.clone()),
@@ -112,7 +119,7 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
         rooms: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services),
         contacts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
         sessions: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store).await?, ()),
-        presence: Presence::open(&jetstream, &presence_bucket, replicas).await?,
+        presence: Presence::open(&jetstream, &namespace.presence_bucket(), replicas).await?,
         session_cache,
         metrics,
         tokens: TokenKeys::new(&config.jwt_secret, config.access_ttl, config.refresh_ttl),
@@ -126,6 +133,14 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
         config,
         passwords,
     }))
+}
+
+/// The namespace every NATS name of this gateway derives from (chat, presence,
+/// signaling, the event subjects it follows).
+// merge: take config.namespace (EventStoreConfig carries the Namespace itself).
+fn namespace_of(event_store: &EventStoreConfig) -> Result<Namespace, InvalidNamespace> {
+    let prefix = &event_store.subject_prefix;
+    Namespace::parse(prefix.strip_suffix(".events").unwrap_or(prefix))
 }
 
 /// The whole HTTP surface with its middleware.

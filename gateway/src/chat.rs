@@ -21,6 +21,7 @@ use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::{self, stream};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use rapat_wire::Namespace;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use utoipa::ToSchema;
@@ -78,25 +79,20 @@ pub struct ChatPage {
 
 pub struct ChatStore {
     jetstream: jetstream::Context,
+    /// Names the chat stream and each room's subject.
+    namespace: Namespace,
     stream_name: String,
-    /// `<namespace>.chat`: a room's subject is `<this>.<roomId>`.
-    subject_prefix: String,
     /// The stream once made sure of; emptied after a failure.
     stream: Mutex<Option<stream::Stream>>,
 }
 
 impl ChatStore {
-    pub fn new(nats: async_nats::Client, namespace: &str) -> Self {
-        Self {
-            jetstream: jetstream::new(nats),
-            stream_name: format!("{}_CHAT", namespace.to_ascii_uppercase()),
-            subject_prefix: format!("{namespace}.chat"),
-            stream: Mutex::new(None),
-        }
+    pub fn new(nats: async_nats::Client, namespace: Namespace) -> Self {
+        Self { jetstream: jetstream::new(nats), stream_name: namespace.chat_stream(), namespace, stream: Mutex::new(None) }
     }
 
     pub fn subject(&self, room: Uuid) -> String {
-        format!("{}.{room}", self.subject_prefix)
+        self.namespace.chat_subject(room)
     }
 
     async fn stream(&self, config: &GatewayConfig) -> Result<stream::Stream, ChatError> {
@@ -107,7 +103,7 @@ impl ChatStore {
         let stream_config = stream::Config {
             name: self.stream_name.clone(),
             description: Some("rapat chat: recent messages of each room (not domain events)".into()),
-            subjects: vec![format!("{}.*", self.subject_prefix)],
+            subjects: vec![self.namespace.all_chat_subjects()],
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             discard: stream::DiscardPolicy::Old,

@@ -1,15 +1,17 @@
 //! A room's stored events, as its sockets on this gateway see them (the mapping is
-//! in the module docs of `ws`). Each message is made from the event alone, so it
+//! in the module docs of `ws`). Each event is decoded once into the domain's
+//! `RoomEvent` (envelope, upcast, typed enum), so a renamed field is a compile error here. Each message is made from the event alone, so it
 //! is the same on every gateway and whether the change came through REST or a
 //! socket.
 
 use std::sync::Arc;
 
 use rapat_commands::EVENT_TYPES_HEADER;
-use rapat_domain::envelope::{StoredCommit, StoredEvent};
+use rapat_domain::envelope::{StoredCommit, StoredEvent, decode_event};
 use rapat_domain::ids::UserId;
+use rapat_domain::room::RoomEvent;
 use rapat_projections::queries;
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 use super::fanout::{LocalRoom, Outgoing, header};
@@ -44,42 +46,59 @@ pub(super) async fn deliver(room: &Arc<LocalRoom>, message: &async_nats::Message
     }
 }
 
-async fn deliver_event(room: &Arc<LocalRoom>, event: &StoredEvent) {
-    let field = |name: &str| event.payload.get(name);
-    let Some(user) = field("userId").and_then(Value::as_str).and_then(|id| Uuid::parse_str(id).ok()) else {
-        if event.event_type == "RoomEnded" {
-            return room_ended(room, event);
+async fn deliver_event(room: &Arc<LocalRoom>, stored: &StoredEvent) {
+    let event = match decode_event::<RoomEvent>(stored) {
+        Ok(event) => event,
+        Err(error) => {
+            tracing::warn!(%error, event = %stored.event_type, "cannot decode a room event; sockets not updated");
+            return;
         }
-        tracing::warn!(event = %event.event_type, "a room event without a readable userId; sockets not updated");
-        return;
     };
-    let flag = |name: &str| field(name).and_then(Value::as_bool).unwrap_or_default();
-    let (kind, payload) = match event.event_type.as_str() {
-        "ParticipantJoined" => ("user_joined", json!({})),
-        "ParticipantLeft" => ("user_left", json!({})),
-        "ParticipantRemoved" => ("user_left", json!({ "removedBy": field("removedBy") })),
-        "ParticipantMutedByHost" => ("mute", json!({ "muted": true, "byHost": true })),
-        "ParticipantUnmuteAllowed" => ("unmute_allowed", json!({ "allowedBy": field("allowedBy") })),
-        "ParticipantAudioChanged" => ("mute", json!({ "muted": flag("muted") })),
-        "ParticipantVideoChanged" => ("video", json!({ "on": flag("on") })),
-        "ParticipantScreenShareChanged" => ("screen_share", json!({ "sharing": flag("sharing") })),
-        _ => return,
+    // What the room hears, and whose sockets a leave or removal closes instead.
+    let (user, kind, payload, closes) = match event {
+        RoomEvent::ParticipantJoined { user_id } => (user_id, "user_joined", json!({}), Closes::No),
+        RoomEvent::ParticipantLeft { user_id } => (user_id, "user_left", json!({}), Closes::Left),
+        RoomEvent::ParticipantRemoved { user_id, removed_by } => {
+            (user_id, "user_left", json!({ "removedBy": removed_by }), Closes::Removed { removed_by })
+        }
+        RoomEvent::ParticipantMutedByHost { user_id, .. } => {
+            (user_id, "mute", json!({ "muted": true, "byHost": true }), Closes::No)
+        }
+        RoomEvent::ParticipantUnmuteAllowed { user_id, allowed_by } => {
+            (user_id, "unmute_allowed", json!({ "allowedBy": allowed_by }), Closes::No)
+        }
+        RoomEvent::ParticipantAudioChanged { user_id, muted } => (user_id, "mute", json!({ "muted": muted }), Closes::No),
+        RoomEvent::ParticipantVideoChanged { user_id, on } => (user_id, "video", json!({ "on": on }), Closes::No),
+        RoomEvent::ParticipantScreenShareChanged { user_id, sharing } => {
+            (user_id, "screen_share", json!({ "sharing": sharing }), Closes::No)
+        }
+        RoomEvent::RoomEnded {} => return room_ended(room, stored),
+        RoomEvent::RoomCreated { .. } | RoomEvent::RoomSettingsUpdated { .. } => return,
     };
+    let user = user.as_uuid();
     let identity = Identity { room: room.id, user, username: name_of(room, user).await };
-    let text = identity.message_at(kind, None, payload, event.timestamp);
+    let text = identity.message_at(kind, None, payload, stored.timestamp);
     for connection in room.connections() {
         let theirs = connection.identity.user == user;
-        match event.event_type.as_str() {
-            "ParticipantLeft" if theirs => connection.deliver(Outgoing::Close(CLOSE_LEFT, "you left the room")),
-            "ParticipantRemoved" if theirs => {
-                let removed = json!({ "removedBy": field("removedBy") });
-                let notice = identity.message_at("removed", None, removed, event.timestamp);
+        match closes {
+            Closes::Left if theirs => connection.deliver(Outgoing::Close(CLOSE_LEFT, "you left the room")),
+            Closes::Removed { removed_by } if theirs => {
+                let removed = json!({ "removedBy": removed_by });
+                let notice = identity.message_at("removed", None, removed, stored.timestamp);
                 connection.deliver(Outgoing::Text(notice));
                 connection.deliver(Outgoing::Close(CLOSE_REMOVED, "removed from the room by the host"));
             }
             _ => connection.deliver(Outgoing::Text(text.clone())),
         }
     }
+}
+
+/// Whether an event ends its user's sockets here rather than telling them.
+#[derive(Clone, Copy)]
+enum Closes {
+    No,
+    Left,
+    Removed { removed_by: UserId },
 }
 
 fn room_ended(room: &LocalRoom, event: &StoredEvent) {

@@ -1,8 +1,8 @@
 //! Room fan-out over core NATS, so no gateway assumes it holds the whole room.
 //!
 //! A gateway subscribes to `<namespace>.rooms.<roomId>.signal` and to the room's
-//! event subject `<prefix>.room.<roomId>` while at least one of its sockets is in
-//! the room, and unsubscribes when the last one leaves. Every room message is
+//! event subject `<namespace>.events.room.<roomId>` (names from `Namespace`)
+//! while at least one of its sockets is in the room, and unsubscribes when the last one leaves. Every room message is
 //! published to the signal subject, and each gateway hands it to its own sockets:
 //! a targeted one only to the target user's, one for a connection only to that
 //! socket. Room events (stored on JetStream, seen here by a plain subscription,
@@ -18,7 +18,10 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use axum::extract::ws::Utf8Bytes;
+use cqrs_es::Aggregate as _;
 use futures::StreamExt;
+use rapat_domain::room::Room;
+use rapat_wire::Namespace;
 use sqlx::PgPool;
 use tokio::sync::{OnceCell, mpsc};
 use tokio::task::AbortHandle;
@@ -26,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::message::Identity;
-use super::{CLOSE_REPLACED, events, namespace_of, sfu_in_subject, signal_subject};
+use super::{CLOSE_REPLACED, events};
 use crate::chat::ChatStore;
 
 /// Names the connection a broadcast must not be echoed to.
@@ -74,10 +77,8 @@ impl Connection {
 /// The sockets of this gateway, by room, and the NATS subscriptions that feed them.
 pub struct Hub {
     nats: async_nats::Client,
-    /// The event store's namespace, which every signaling name derives from.
-    namespace: String,
-    /// `<event subject prefix>.room`: a room's events are on `<this>.<roomId>`.
-    event_prefix: String,
+    /// Names the signal, SFU and event subjects of each room.
+    namespace: Namespace,
     rooms: Mutex<HashMap<Uuid, Arc<LocalRoom>>>,
     /// Chat history. Kept here, beside the other names derived from the
     /// namespace, because the sockets and the chat route both use it.
@@ -136,20 +137,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Hub {
-    /// `event_subject_prefix` is the event store's (`<namespace>.events`).
-    pub fn new(nats: async_nats::Client, event_subject_prefix: &str, room_type: &str) -> Self {
-        let namespace = namespace_of(event_subject_prefix).to_string();
-        Self {
-            chat: ChatStore::new(nats.clone(), &namespace),
-            nats,
-            event_prefix: format!("{event_subject_prefix}.{room_type}"),
-            namespace,
-            rooms: Mutex::new(HashMap::new()),
-        }
+    pub fn new(nats: async_nats::Client, namespace: Namespace) -> Self {
+        Self { chat: ChatStore::new(nats.clone(), namespace.clone()), nats, namespace, rooms: Mutex::new(HashMap::new()) }
     }
 
     fn signal_subject(&self, room: Uuid) -> String {
-        signal_subject(&self.namespace, room)
+        self.namespace.room_signal_subject(room)
     }
 
     /// Adds a socket to a room, subscribing first if it is the room's first here.
@@ -203,7 +196,7 @@ impl Hub {
     async fn subscribe(&self, local: &Arc<LocalRoom>) -> Result<(), async_nats::Error> {
         let subject = self.signal_subject(local.id);
         let mut signals = self.nats.subscribe(subject.clone()).await?;
-        let events = self.nats.subscribe(format!("{}.{}", self.event_prefix, local.id)).await?;
+        let events = self.nats.subscribe(self.namespace.event_subject(Room::TYPE, local.id)).await?;
         // NATS handles one connection's commands in order: once our own probe comes
         // back, both subscriptions are live on the server.
         let probe = Uuid::new_v4().to_string();
@@ -253,7 +246,7 @@ impl Hub {
     /// Publishes a message for the SFU that serves `room` (core NATS: nobody may
     /// be listening, and the SFU, not this publish, answers the client).
     pub async fn publish_to_sfu(&self, room: Uuid, body: Vec<u8>) -> Result<(), async_nats::Error> {
-        self.nats.publish(sfu_in_subject(&self.namespace, room), body.into()).await?;
+        self.nats.publish(self.namespace.sfu_inbound_subject(room), body.into()).await?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use chrono::Utc;
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::room::RoomCommand;
 use rapat_projections::queries;
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -13,12 +14,10 @@ use uuid::Uuid;
 use super::MAX_CLIENT_MESSAGE;
 use super::fanout::{Connection, Outgoing};
 use super::limits::{MessageKind, SocketRates};
-use super::message::{ClientMessage, SfuMessage};
+use super::message::{ChatText, ClientMessage, Envelope, Negotiation, SfuMessage};
 use crate::auth::AuthUser;
 use crate::chat::StoredChat;
 use crate::state::AppState;
-
-const MAX_CHAT_CHARS: usize = 2000;
 
 pub(super) fn reply_error(connection: &Connection, code: &str, message: &str) {
     connection.deliver(Outgoing::Text(connection.identity.error(code, message)));
@@ -33,16 +32,16 @@ pub(super) async fn handle(
     rates: &SocketRates,
     text: &str,
 ) -> Result<(), MessageKind> {
-    let message = (text.len() <= MAX_CLIENT_MESSAGE).then(|| serde_json::from_str::<ClientMessage>(text));
-    let kind = match &message {
-        Some(Ok(message)) => MessageKind::of(&message.kind),
+    let envelope = (text.len() <= MAX_CLIENT_MESSAGE).then(|| read_envelope(text));
+    let kind = match &envelope {
+        Some(Ok((envelope, _))) => MessageKind::of(&envelope.kind),
         _ => MessageKind::Other,
     };
     if !rates.allow(kind) {
         return Err(kind);
     }
-    let message = match message {
-        Some(Ok(message)) => message,
+    let (envelope, json) = match envelope {
+        Some(Ok(read)) => read,
         None => {
             reply_error(connection, "message_too_large", "a message may be at most 64 KiB");
             return Ok(());
@@ -52,26 +51,48 @@ pub(super) async fn handle(
             return Ok(());
         }
     };
+    let message = match ClientMessage::decode(&envelope, &json) {
+        Ok(message) => message,
+        Err(refused) => {
+            reply_error(connection, refused.code, &refused.message);
+            return Ok(());
+        }
+    };
     // Each message is a trace of its own (the socket outlives any request); the
     // commands it runs carry it on to the projections and the SFU.
-    let span = tracing::info_span!("ws.message", kind = %message.kind, room = %connection.identity.room, user = %connection.identity.user);
+    let span = tracing::info_span!("ws.message", kind = %message.kind(), room = %connection.identity.room, user = %connection.identity.user);
     dispatch(state, connection, auth, message).instrument(span).await;
     Ok(())
 }
 
+/// The message as JSON and its outline; an error when it is not a JSON object
+/// with a string `type`.
+fn read_envelope(text: &str) -> Result<(Envelope, Value), serde_json::Error> {
+    let json: Value = serde_json::from_str(text)?;
+    let envelope = Envelope::deserialize(&json)?;
+    Ok((envelope, json))
+}
+
 async fn dispatch(state: &AppState, connection: &Connection, auth: &AuthUser, message: ClientMessage) {
-    match message.kind.as_str() {
-        "auth" => {}
-        "join_room" => {
+    let user = auth.user_id;
+    match message {
+        ClientMessage::Auth {} => {}
+        ClientMessage::JoinRoom {} => {
             let text = connection.identity.message("user_joined", None, json!({}));
             publish(state, connection, Some(connection.id), None, text).await;
         }
-        "chat" => chat(state, connection, &message).await,
-        "mute" | "video" | "screen_share" => media(state, connection, auth, &message).await,
-        "request_unmute" => request_unmute(state, connection, auth).await,
-        "allow_unmute" => allow_unmute(state, connection, auth, &message).await,
-        "offer" | "answer" | "ice-candidate" => negotiate(state, connection, message).await,
-        _ => reply_error(connection, "unknown_type", "unknown message type"),
+        ClientMessage::Chat { payload } => chat(state, connection, &payload.message).await,
+        ClientMessage::Mute { payload } => media(state, connection, auth, RoomCommand::SetAudio { user, muted: payload.muted }).await,
+        ClientMessage::Video { payload } => media(state, connection, auth, RoomCommand::SetVideo { user, on: payload.on }).await,
+        ClientMessage::ScreenShare { payload } => {
+            let command = RoomCommand::SetScreenShare { user, sharing: payload.sharing };
+            media(state, connection, auth, command).await;
+        }
+        ClientMessage::RequestUnmute {} => request_unmute(state, connection, auth).await,
+        ClientMessage::AllowUnmute { target } => allow_unmute(state, connection, auth, UserId::from_uuid(target)).await,
+        ClientMessage::Offer(negotiation) => negotiate(state, connection, "offer", negotiation).await,
+        ClientMessage::Answer(negotiation) => negotiate(state, connection, "answer", negotiation).await,
+        ClientMessage::IceCandidate(negotiation) => negotiate(state, connection, "ice-candidate", negotiation).await,
     }
 }
 
@@ -86,12 +107,8 @@ async fn publish(state: &AppState, connection: &Connection, skip: Option<Uuid>, 
 
 /// Stored first, then broadcast (to the sender too): what the room saw is what a
 /// late joiner reads back.
-async fn chat(state: &AppState, connection: &Connection, message: &ClientMessage) {
-    let text = message.payload.get("message").and_then(Value::as_str).unwrap_or("");
-    let length = text.chars().count();
-    if text.trim().is_empty() || length > MAX_CHAT_CHARS {
-        return reply_error(connection, "invalid_message", "payload.message must be 1 to 2000 characters");
-    }
+async fn chat(state: &AppState, connection: &Connection, text: &ChatText) {
+    let text = text.as_str();
     let identity = &connection.identity;
     let stored = StoredChat {
         room_id: identity.room,
@@ -115,21 +132,7 @@ async fn chat(state: &AppState, connection: &Connection, message: &ClientMessage
 
 /// Records a media change as a room command. Its event, not this handler, tells
 /// the room (see `events.rs`), so a change is broadcast once however it was made.
-async fn media(state: &AppState, connection: &Connection, auth: &AuthUser, message: &ClientMessage) {
-    let user = auth.user_id;
-    let field = match message.kind.as_str() {
-        "mute" => "muted",
-        "video" => "on",
-        _ => "sharing",
-    };
-    let Some(value) = message.payload.get(field).and_then(Value::as_bool) else {
-        return reply_error(connection, "invalid_payload", &format!("payload.{field} must be a boolean"));
-    };
-    let command = match message.kind.as_str() {
-        "mute" => RoomCommand::SetAudio { user, muted: value },
-        "video" => RoomCommand::SetVideo { user, on: value },
-        _ => RoomCommand::SetScreenShare { user, sharing: value },
-    };
+async fn media(state: &AppState, connection: &Connection, auth: &AuthUser, command: RoomCommand) {
     let room = connection.identity.room.to_string();
     if let Err(error) = state.write(&state.rooms, &room, command, auth.command()).await {
         reply_error(connection, error.code, &error.message);
@@ -157,11 +160,8 @@ async fn request_unmute(state: &AppState, connection: &Connection, auth: &AuthUs
 
 /// The host lets a participant they muted unmute again (recorded as a room
 /// event, which tells the room).
-async fn allow_unmute(state: &AppState, connection: &Connection, auth: &AuthUser, message: &ClientMessage) {
-    let Some(target) = message.target_user_id.as_deref().and_then(|id| Uuid::parse_str(id).ok()) else {
-        return reply_error(connection, "invalid_target", "allow_unmute needs targetUserId: the participant's user id");
-    };
-    let command = RoomCommand::AllowUnmute { actor: auth.user_id, target: UserId::from_uuid(target) };
+async fn allow_unmute(state: &AppState, connection: &Connection, auth: &AuthUser, target: UserId) {
+    let command = RoomCommand::AllowUnmute { actor: auth.user_id, target };
     let room = connection.identity.room.to_string();
     if let Err(error) = state.write(&state.rooms, &room, command, auth.command()).await {
         reply_error(connection, error.code, &error.message);
@@ -170,25 +170,20 @@ async fn allow_unmute(state: &AppState, connection: &Connection, auth: &AuthUser
 
 /// `offer` / `answer` / `ice-candidate`: to one participant with `targetUserId`
 /// (peer-to-peer), else to the room's SFU.
-async fn negotiate(state: &AppState, connection: &Connection, message: ClientMessage) {
+async fn negotiate(state: &AppState, connection: &Connection, kind: &str, negotiation: Negotiation) {
     let identity = &connection.identity;
-    if !message.payload.is_object() {
-        return reply_error(connection, "invalid_payload", "the payload of an offer, answer or ice-candidate must be an object");
-    }
-    if let Some(target) = message.target_user_id {
-        let Ok(target) = Uuid::parse_str(&target) else {
-            return reply_error(connection, "invalid_target", "targetUserId must be a user's id");
-        };
-        let text = identity.message(&message.kind, Some(target), message.payload);
+    let payload = Value::Object(negotiation.payload);
+    if let Some(target) = negotiation.target {
+        let text = identity.message(kind, Some(target), payload);
         return publish(state, connection, Some(connection.id), Some(target), text).await;
     }
     let body = SfuMessage {
-        kind: &message.kind,
+        kind,
         room_id: identity.room,
         user_id: identity.user,
         username: &identity.username,
         connection_id: connection.id,
-        payload: &message.payload,
+        payload: &payload,
     };
     let Ok(body) = serde_json::to_vec(&body) else {
         return reply_error(connection, "invalid_payload", "the payload cannot be forwarded");

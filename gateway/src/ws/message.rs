@@ -1,11 +1,15 @@
 //! The wire shape of signaling messages: `{type, roomId, userId, username,
 //! targetUserId?, payload, timestamp}`. The server writes `roomId`, `userId`,
 //! `username` and `timestamp` itself; a client's values for them are ignored.
+//!
+//! A client's message is decoded once, here, into a `ClientMessage` whose
+//! variants carry parsed payloads (a chat text of the right length, booleans,
+//! user ids); what cannot be decoded gets the `error` its type calls for.
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 /// Who a message is from (or, for server notices, whom it concerns).
@@ -57,22 +61,180 @@ impl Identity {
     }
 }
 
-/// What a client sends. Unknown fields (a client's own `roomId`, `userId`…) are ignored.
+/// The outline every client message must have: a JSON object with a string
+/// `type`. Read first, so that a message of a known type with a bad payload still
+/// counts against its type's rate and gets that type's error.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ClientMessage {
+pub struct Envelope {
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default)]
-    pub target_user_id: Option<String>,
-    #[serde(default)]
-    pub payload: Value,
+    /// Read only so that a `targetUserId` that is not a string is malformed JSON.
+    #[serde(default, rename = "targetUserId")]
+    _target_user_id: Option<String>,
+}
+
+/// A client message, parsed: whatever a handler gets is already valid. Unknown
+/// fields (a client's own `roomId`, `userId`…) are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Read by admission (`auth_token`); once the socket is open it means nothing.
+    Auth {},
+    JoinRoom {},
+    Chat {
+        payload: ChatPayload,
+    },
+    Mute {
+        payload: MutePayload,
+    },
+    Video {
+        payload: VideoPayload,
+    },
+    ScreenShare {
+        payload: ScreenSharePayload,
+    },
+    RequestUnmute {},
+    AllowUnmute {
+        #[serde(rename = "targetUserId")]
+        target: Uuid,
+    },
+    Offer(Negotiation),
+    Answer(Negotiation),
+    #[serde(rename = "ice-candidate")]
+    IceCandidate(Negotiation),
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthPayload {
+    token: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatPayload {
+    pub message: ChatText,
+}
+
+/// A chat message's text: 1 to `MAX_CHARS` characters, not only whitespace.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ChatText(String);
+
+impl ChatText {
+    pub const MAX_CHARS: usize = 2000;
+    /// What a refused text is told.
+    const RULE: &str = "payload.message must be 1 to 2000 characters";
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ChatText {
+    type Error = &'static str;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        if text.trim().is_empty() || text.chars().count() > Self::MAX_CHARS {
+            return Err(Self::RULE);
+        }
+        Ok(Self(text))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MutePayload {
+    pub muted: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct VideoPayload {
+    pub on: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ScreenSharePayload {
+    pub sharing: bool,
+}
+
+/// An `offer`, `answer` or `ice-candidate`: for one participant with
+/// `targetUserId` (peer-to-peer), else for the room's SFU.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Negotiation {
+    #[serde(default, rename = "targetUserId")]
+    pub target: Option<Uuid>,
+    /// Forwarded as the client sent it; only its being an object is checked.
+    pub payload: Map<String, Value>,
+}
+
+/// Why a message was refused: the `error` message's code and text.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refused {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+impl ClientMessage {
+    /// Decodes a message whose outline (`envelope`) was already read from `json`.
+    /// A refusal names what is wrong the way the protocol's `error` codes do.
+    pub fn decode(envelope: &Envelope, json: &Value) -> Result<Self, Refused> {
+        ClientMessage::deserialize(json).map_err(|_| Self::refusal(&envelope.kind, json))
+    }
+
+    fn refusal(kind: &str, json: &Value) -> Refused {
+        let boolean = |field: &str| Refused::new("invalid_payload", format!("payload.{field} must be a boolean"));
+        match kind {
+            "chat" => Refused::new("invalid_message", ChatText::RULE),
+            "mute" => boolean("muted"),
+            "video" => boolean("on"),
+            "screen_share" => boolean("sharing"),
+            "allow_unmute" => Refused::new("invalid_target", "allow_unmute needs targetUserId: the participant's user id"),
+            "offer" | "answer" | "ice-candidate" if !json.get("payload").is_some_and(Value::is_object) => Refused::new(
+                "invalid_payload",
+                "the payload of an offer, answer or ice-candidate must be an object",
+            ),
+            "offer" | "answer" | "ice-candidate" => Refused::new("invalid_target", "targetUserId must be a user's id"),
+            "auth" | "join_room" | "request_unmute" => Refused::new("invalid_payload", format!("{kind} has a malformed payload")),
+            _ => Refused::new("unknown_type", "unknown message type"),
+        }
+    }
+
+    /// The `type` this message came with.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Auth {} => "auth",
+            Self::JoinRoom {} => "join_room",
+            Self::Chat { .. } => "chat",
+            Self::Mute { .. } => "mute",
+            Self::Video { .. } => "video",
+            Self::ScreenShare { .. } => "screen_share",
+            Self::RequestUnmute {} => "request_unmute",
+            Self::AllowUnmute { .. } => "allow_unmute",
+            Self::Offer(_) => "offer",
+            Self::Answer(_) => "answer",
+            Self::IceCandidate(_) => "ice-candidate",
+        }
+    }
+}
+
+/// A socket's first message when its token came neither in the query nor as a
+/// subprotocol.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum FirstMessage {
+    Auth { payload: AuthPayload },
 }
 
 /// The token of a first `{"type":"auth","payload":{"token":..}}` message.
 pub fn auth_token(text: &str) -> Option<String> {
-    let message: ClientMessage = serde_json::from_str(text).ok()?;
-    (message.kind == "auth").then(|| message.payload.get("token")?.as_str().map(str::to_string)).flatten()
+    let FirstMessage::Auth { payload } = serde_json::from_str(text).ok()?;
+    Some(payload.token)
 }
 
 /// What the gateway tells the SFU on `<namespace>.sfu.rooms.<roomId>.in`.
@@ -86,4 +248,41 @@ pub struct SfuMessage<'a> {
     pub username: &'a str,
     pub connection_id: Uuid,
     pub payload: &'a Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(text: &str) -> Result<ClientMessage, Refused> {
+        let json: Value = serde_json::from_str(text).expect("json");
+        let envelope = Envelope::deserialize(&json).expect("envelope");
+        ClientMessage::decode(&envelope, &json)
+    }
+
+    fn code(text: &str) -> &'static str {
+        decode(text).expect_err("refused").code
+    }
+
+    #[test]
+    fn payloads_are_parsed_once_and_refusals_keep_the_protocol_codes() {
+        assert!(matches!(decode(r#"{"type":"chat","payload":{"message":"hi"}}"#), Ok(ClientMessage::Chat { .. })));
+        assert_eq!(code(r#"{"type":"chat","payload":{"message":"  "}}"#), "invalid_message");
+        let long = format!(r#"{{"type":"chat","payload":{{"message":"{}"}}}}"#, "x".repeat(ChatText::MAX_CHARS + 1));
+        assert_eq!(code(&long), "invalid_message");
+        assert_eq!(decode(r#"{"type":"mute"}"#).expect_err("refused").message, "payload.muted must be a boolean");
+        assert_eq!(code(r#"{"type":"offer","payload":"sdp"}"#), "invalid_payload");
+        assert_eq!(code(r#"{"type":"offer","targetUserId":"x","payload":{}}"#), "invalid_target");
+        assert_eq!(code(r#"{"type":"allow_unmute"}"#), "invalid_target");
+        assert_eq!(code(r#"{"type":"teleport"}"#), "unknown_type");
+        assert!(matches!(decode(r#"{"type":"join_room","roomId":"ignored"}"#), Ok(ClientMessage::JoinRoom {})));
+        assert!(matches!(decode(r#"{"type":"ice-candidate","payload":{}}"#), Ok(ClientMessage::IceCandidate(_))));
+    }
+
+    #[test]
+    fn only_an_auth_message_with_a_token_gives_a_token() {
+        assert_eq!(auth_token(r#"{"type":"auth","payload":{"token":"t"}}"#).as_deref(), Some("t"));
+        assert_eq!(auth_token(r#"{"type":"auth","payload":{}}"#), None);
+        assert_eq!(auth_token(r#"{"type":"chat","payload":{"token":"t"}}"#), None);
+    }
 }

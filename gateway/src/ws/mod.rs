@@ -1,10 +1,11 @@
 //! WebSocket signaling (`GET /ws`, SPEC §4): one socket per participant in a room.
 //!
 //! `session.rs` admits a socket (token, room, current participant) and runs it;
-//! `handle.rs` answers each client message; `message.rs` is the wire shape;
-//! `fanout.rs` carries room messages over core NATS so that participants on
-//! different gateways reach each other; `events.rs` turns the room's stored events
-//! into socket messages and closes. The JSON Schemas of every message are in
+//! `message.rs` is the wire shape, and decodes each client message once into a
+//! typed `ClientMessage`; `handle.rs` answers it; `fanout.rs` carries room
+//! messages over core NATS so that participants on different gateways reach each
+//! other; `events.rs` decodes the room's stored events into the domain's
+//! `RoomEvent` and turns them into socket messages and closes. The JSON Schemas of every message are in
 //! `schemas/ws/`.
 //!
 //! # A socket's life
@@ -126,11 +127,6 @@ pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// Largest client message handled; a bigger one gets an `error` message. (The
 /// largest read at all, which closes the socket, is `ws_max_message_bytes`.)
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-
-/// The namespace of an event store's subject prefix (`rapat.events` → `rapat`).
-pub fn namespace_of(event_subject_prefix: &str) -> &str {
-    event_subject_prefix.strip_suffix(".events").unwrap_or(event_subject_prefix)
-}
 
 /// Where a room's messages for its sockets go: `<namespace>.rooms.<roomId>.signal`.
 pub fn signal_subject(namespace: &str, room: Uuid) -> String {
