@@ -16,17 +16,17 @@
 
 use std::fmt;
 
-/// A namespace: 1–32 characters of ASCII letters, digits, `_` or `-`, so that every
+/// A namespace: 1–64 characters of ASCII letters, digits, `_` or `-`, so that every
 /// name derived from it is a valid stream, bucket, consumer and subject token.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Namespace(String);
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid namespace {0:?}: use 1 to 32 ASCII letters, digits, '_' or '-'")]
+#[error("invalid namespace {0:?}: use 1 to 64 ASCII letters, digits, '_' or '-'")]
 pub struct InvalidNamespace(pub String);
 
 impl Namespace {
-    pub const MAX_LEN: usize = 32;
+    pub const MAX_LEN: usize = 64;
 
     pub fn parse(name: &str) -> Result<Self, InvalidNamespace> {
         let valid = !name.is_empty()
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn names_that_would_break_a_subject_or_stream_are_refused() {
-        for bad in ["", "a.b", "a b", "a>", "a*", "ä", &"x".repeat(33)] {
+        for bad in ["", "a.b", "a b", "a>", "a*", "ä", &"x".repeat(65)] {
             assert!(Namespace::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Namespace::parse("t_1-x").is_ok());
