@@ -117,10 +117,12 @@ pub fn decode_event<E: DeserializeOwned + Upcast>(stored: &StoredEvent) -> Resul
 /// over rather than treating as a broken event. A known type that does not decode
 /// (bad payload, newer schema version) is still an error.
 pub fn decode_known_event<E: DeserializeOwned + Upcast>(stored: &StoredEvent) -> Result<Option<E>, EventCodecError> {
-    if !event_types::<E>().contains(&stored.event_type.as_str()) {
-        return Ok(None);
+    // Known types, nearly every event, decode without listing the variants first.
+    match decode_event(stored) {
+        Ok(event) => Ok(Some(event)),
+        Err(_) if !event_types::<E>().contains(&stored.event_type.as_str()) => Ok(None),
+        Err(error) => Err(error),
     }
-    decode_event(stored).map(Some)
 }
 
 /// The event types an event enum knows: its variant names as serde reads them, so

@@ -35,4 +35,4 @@ pub use rapat_commands::HashingLimits;
 pub use error::ApiError;
 pub use registration::{PendingClaim, RegistrationConfig, RegistrationManager, Settled, settle};
 pub use shutdown::Shutdown;
-pub use ws::{CONNECTION_HEADER, sfu_in_subject, signal_subject};
+pub use ws::CONNECTION_HEADER;

@@ -14,9 +14,9 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use uuid::Uuid;
 
-use crate::inputs::{CoreInput, WorkerInput};
+use crate::inputs::{Admitted, CoreInput, Refused, WorkerInput};
 use crate::placement::ActiveRooms;
-use crate::room_core::{Admitted, CoreOutput, Refused, RoomCore};
+use crate::room_core::{CoreOutput, RoomCore};
 use crate::signal::Outgoing;
 
 /// Whether a user may open media in a room, from the room's events.

@@ -1,6 +1,7 @@
 //! The messages the SFU's parts exchange: what a media worker is told to do
 //! ([`WorkerInput`]) and what the room core is told ([`CoreInput`]). Kept apart
-//! from `worker.rs` and `room_core.rs` so that neither imports the other.
+//! from `worker.rs` and `room_core.rs` so that neither imports the other; the
+//! answer to an admission check ([`Admitted`], [`Refused`]) is one of them.
 
 use std::sync::Arc;
 
@@ -10,7 +11,6 @@ use rtc::rtp;
 use rtc::shared::TaggedBytesMut;
 
 use crate::peer::PeerOutput;
-use crate::room_core::{Admitted, Refused};
 use crate::signal::{PeerKey, RoomChange};
 use crate::source::{SourceId, Subscription};
 
@@ -73,4 +73,52 @@ pub enum CoreInput {
     FromPeer { peer: u64, output: PeerOutput },
     /// The answer to an [`crate::room_core::CoreOutput::CheckAdmission`].
     Checked { key: PeerKey, result: Result<Admitted, Refused> },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admitted {
+    /// Audio starts blocked when the participant is muted.
+    pub audio_muted: bool,
+    /// The room's `maxUsers`: at most this many distinct users have peers in it.
+    pub max_users: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refused {
+    NotParticipant,
+    RoomEnded,
+    /// Peers of `maxUsers` other users are already in the room.
+    RoomFull,
+    Unavailable(String),
+}
+
+impl Refused {
+    pub(crate) fn code_and_message(&self) -> (&'static str, String) {
+        match self {
+            Refused::NotParticipant => ("not_a_participant", "join the room before sending media".into()),
+            Refused::RoomEnded => ("room_ended", "the room has ended".into()),
+            Refused::RoomFull => ("room_full", "the room's media is full: it has reached its participant limit".into()),
+            Refused::Unavailable(reason) => ("sfu_unavailable", format!("cannot check the room now: {reason}")),
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkerInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            WorkerInput::Datagram { .. } => "Datagram",
+            WorkerInput::Create { .. } => "Create",
+            WorkerInput::Offer { .. } => "Offer",
+            WorkerInput::Answer { .. } => "Answer",
+            WorkerInput::Candidate { .. } => "Candidate",
+            WorkerInput::Subscribe { .. } => "Subscribe",
+            WorkerInput::Unsubscribe { .. } => "Unsubscribe",
+            WorkerInput::BlockAudio { .. } => "BlockAudio",
+            WorkerInput::Keyframe { .. } => "Keyframe",
+            WorkerInput::Close { .. } => "Close",
+            WorkerInput::Rtp { .. } => "Rtp",
+            WorkerInput::Stop => "Stop",
+        };
+        f.write_str(name)
+    }
 }

@@ -41,7 +41,7 @@ use rapat_wire::signal::SfuRequest;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 pub use conductor::Admission;
-pub use room_core::{Admitted, Refused};
+pub use inputs::{Admitted, Refused};
 pub use leg::{CodecKey, LegParameters, SourceParameters, Translation};
 pub use metrics::SfuCounters;
 pub use signal::{Outgoing, PeerKey, RoomChange};

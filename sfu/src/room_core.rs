@@ -19,38 +19,10 @@ use rapat_wire::signal::{SfuRequest, SfuRequestKind};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use uuid::Uuid;
 
-use crate::inputs::{CoreInput, WorkerInput};
+use crate::inputs::{Admitted, CoreInput, Refused, WorkerInput};
 use crate::peer::{PeerOutput, SOURCE_BITS};
 use crate::signal::{Outgoing, PeerKey, RoomChange, sdp_of};
 use crate::source::Subscription;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Admitted {
-    /// Audio starts blocked when the participant is muted.
-    pub audio_muted: bool,
-    /// The room's `maxUsers`: at most this many distinct users have peers in it.
-    pub max_users: u32,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refused {
-    NotParticipant,
-    RoomEnded,
-    /// Peers of `maxUsers` other users are already in the room.
-    RoomFull,
-    Unavailable(String),
-}
-
-impl Refused {
-    fn code_and_message(&self) -> (&'static str, String) {
-        match self {
-            Refused::NotParticipant => ("not_a_participant", "join the room before sending media".into()),
-            Refused::RoomEnded => ("room_ended", "the room has ended".into()),
-            Refused::RoomFull => ("room_full", "the room's media is full: it has reached its participant limit".into()),
-            Refused::Unavailable(reason) => ("sfu_unavailable", format!("cannot check the room now: {reason}")),
-        }
-    }
-}
 
 /// What the core wants done; the shell (`conductor.rs`) does it.
 #[derive(Debug)]
@@ -65,26 +37,6 @@ pub enum CoreOutput {
     RoomOpened(Uuid),
     /// The room's last peer on this node closed.
     RoomClosed(Uuid),
-}
-
-impl std::fmt::Debug for WorkerInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = match self {
-            WorkerInput::Datagram { .. } => "Datagram",
-            WorkerInput::Create { .. } => "Create",
-            WorkerInput::Offer { .. } => "Offer",
-            WorkerInput::Answer { .. } => "Answer",
-            WorkerInput::Candidate { .. } => "Candidate",
-            WorkerInput::Subscribe { .. } => "Subscribe",
-            WorkerInput::Unsubscribe { .. } => "Unsubscribe",
-            WorkerInput::BlockAudio { .. } => "BlockAudio",
-            WorkerInput::Keyframe { .. } => "Keyframe",
-            WorkerInput::Close { .. } => "Close",
-            WorkerInput::Rtp { .. } => "Rtp",
-            WorkerInput::Stop => "Stop",
-        };
-        f.write_str(name)
-    }
 }
 
 struct PeerEntry {

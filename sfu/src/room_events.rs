@@ -6,7 +6,7 @@
 
 use async_nats::jetstream;
 use rapat_commands::{EventStoreConfig, Follow, follow as follow_stream};
-use rapat_domain::envelope::{StoredCommit, decode_event};
+use rapat_domain::envelope::{StoredCommit, decode_known_event};
 use rapat_domain::room::RoomEvent;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -35,12 +35,14 @@ fn apply_message(message: &jetstream::Message, apply: &mut impl FnMut(RoomChange
         let span = tracing::info_span!("sfu.room_event", %room);
         rapat_telemetry::continue_nats_trace(&span, message.headers.as_ref());
         let _applying = span.enter();
-        match decode_event::<RoomEvent>(stored) {
-            Ok(event) => {
+        match decode_known_event::<RoomEvent>(stored) {
+            Ok(Some(event)) => {
                 if let Some(change) = room_change(room, &event) {
                     apply(change);
                 }
             }
+            // A type a newer build added: nothing this build forwards depends on it.
+            Ok(None) => tracing::debug!(event = %stored.event_type, "unknown room event type; skipped"),
             Err(error) => tracing::warn!(event = %stored.event_type, %error, "cannot decode a room event"),
         }
     }
@@ -69,7 +71,7 @@ pub fn room_change(room: Uuid, event: &RoomEvent) -> Option<RoomChange> {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use rapat_domain::envelope::{StoredEvent, schema_version_of, split_event};
+    use rapat_domain::envelope::{StoredEvent, decode_event, schema_version_of, split_event};
     use rapat_domain::ids::UserId;
 
     use super::*;

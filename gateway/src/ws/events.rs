@@ -1,8 +1,8 @@
 //! A room's stored events, as its sockets on this gateway see them (the mapping is
 //! in the module docs of `ws`). Each event is decoded once into the domain's
-//! `RoomEvent` (envelope, upcast, typed enum), so a renamed field is a compile error here. Each message is made from the event alone, so it
-//! is the same on every gateway and whether the change came through REST or a
-//! socket.
+//! `RoomEvent` (envelope, upcast, typed enum), so a renamed field is a compile
+//! error here. Each message is made from the event alone, so it is the same on
+//! every gateway and whether the change came through REST or a socket.
 
 use std::sync::Arc;
 

@@ -22,6 +22,7 @@ use cqrs_es::Aggregate as _;
 use futures::StreamExt;
 use rapat_domain::room::Room;
 use rapat_wire::Namespace;
+use rapat_wire::signal::SfuRequest;
 use sqlx::PgPool;
 use tokio::sync::{OnceCell, mpsc};
 use tokio::task::AbortHandle;
@@ -37,7 +38,7 @@ const SKIP_HEADER: &str = "Rapat-Ws-Skip";
 /// Names the user a targeted message is for.
 const TARGET_HEADER: &str = "Rapat-Ws-Target";
 /// Names the one connection a message is for: how the SFU answers a socket.
-pub const CONNECTION_HEADER: &str = "Rapat-Ws-Connection";
+pub use rapat_wire::signal::CONNECTION_HEADER;
 /// Marks the message a gateway sends itself to know its subscription is live.
 const PROBE_HEADER: &str = "Rapat-Ws-Probe";
 /// Names a socket that a newer socket of its user in the room replaces: it closes.
@@ -245,8 +246,9 @@ impl Hub {
 
     /// Publishes a message for the SFU that serves `room` (core NATS: nobody may
     /// be listening, and the SFU, not this publish, answers the client).
-    pub async fn publish_to_sfu(&self, room: Uuid, body: Vec<u8>) -> Result<(), async_nats::Error> {
-        self.nats.publish(self.namespace.sfu_inbound_subject(room), body.into()).await?;
+    pub async fn publish_to_sfu(&self, request: &SfuRequest) -> Result<(), async_nats::Error> {
+        let body = serde_json::to_vec(request)?;
+        self.nats.publish(self.namespace.sfu_inbound_subject(request.room_id), body.into()).await?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ use chrono::Utc;
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::room::RoomCommand;
 use rapat_projections::queries;
+use rapat_wire::signal::SfuRequestKind;
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -14,7 +15,7 @@ use uuid::Uuid;
 use super::MAX_CLIENT_MESSAGE;
 use super::fanout::{Connection, Outgoing};
 use super::limits::{MessageKind, SocketRates};
-use super::message::{ChatText, ClientMessage, Envelope, Negotiation, SfuMessage};
+use super::message::{ChatText, ClientMessage, Envelope, Negotiation};
 use crate::auth::AuthUser;
 use crate::chat::StoredChat;
 use crate::state::AppState;
@@ -90,9 +91,9 @@ async fn dispatch(state: &AppState, connection: &Connection, auth: &AuthUser, me
         }
         ClientMessage::RequestUnmute {} => request_unmute(state, connection, auth).await,
         ClientMessage::AllowUnmute { target } => allow_unmute(state, connection, auth, UserId::from_uuid(target)).await,
-        ClientMessage::Offer(negotiation) => negotiate(state, connection, "offer", negotiation).await,
-        ClientMessage::Answer(negotiation) => negotiate(state, connection, "answer", negotiation).await,
-        ClientMessage::IceCandidate(negotiation) => negotiate(state, connection, "ice-candidate", negotiation).await,
+        ClientMessage::Offer(negotiation) => negotiate(state, connection, SfuRequestKind::Offer, negotiation).await,
+        ClientMessage::Answer(negotiation) => negotiate(state, connection, SfuRequestKind::Answer, negotiation).await,
+        ClientMessage::IceCandidate(negotiation) => negotiate(state, connection, SfuRequestKind::IceCandidate, negotiation).await,
     }
 }
 
@@ -170,25 +171,15 @@ async fn allow_unmute(state: &AppState, connection: &Connection, auth: &AuthUser
 
 /// `offer` / `answer` / `ice-candidate`: to one participant with `targetUserId`
 /// (peer-to-peer), else to the room's SFU.
-async fn negotiate(state: &AppState, connection: &Connection, kind: &str, negotiation: Negotiation) {
+async fn negotiate(state: &AppState, connection: &Connection, kind: SfuRequestKind, negotiation: Negotiation) {
     let identity = &connection.identity;
     let payload = Value::Object(negotiation.payload);
     if let Some(target) = negotiation.target {
-        let text = identity.message(kind, Some(target), payload);
+        let text = identity.message(kind.as_str(), Some(target), payload);
         return publish(state, connection, Some(connection.id), Some(target), text).await;
     }
-    let body = SfuMessage {
-        kind,
-        room_id: identity.room,
-        user_id: identity.user,
-        username: &identity.username,
-        connection_id: connection.id,
-        payload: &payload,
-    };
-    let Ok(body) = serde_json::to_vec(&body) else {
-        return reply_error(connection, "invalid_payload", "the payload cannot be forwarded");
-    };
-    if let Err(error) = state.signaling.publish_to_sfu(identity.room, body).await {
+    let request = identity.sfu_request(kind, connection.id, payload);
+    if let Err(error) = state.signaling.publish_to_sfu(&request).await {
         tracing::warn!(%error, "cannot publish to the SFU");
         reply_error(connection, "unavailable", "the message could not be sent; try again");
     }

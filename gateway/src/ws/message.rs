@@ -9,6 +9,7 @@
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use rapat_wire::signal::{SfuRequest, SfuRequestKind};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -53,6 +54,18 @@ impl Identity {
             timestamp,
         };
         serde_json::to_string(&message).unwrap_or_default().into()
+    }
+
+    /// What this identity's socket `connection` asks of the room's SFU.
+    pub fn sfu_request(&self, kind: SfuRequestKind, connection: Uuid, payload: Value) -> SfuRequest {
+        SfuRequest {
+            kind,
+            room_id: self.room,
+            user_id: self.user,
+            username: self.username.clone(),
+            connection_id: connection,
+            payload,
+        }
     }
 
     /// An `error` message for this identity's socket.
@@ -235,19 +248,6 @@ enum FirstMessage {
 pub fn auth_token(text: &str) -> Option<String> {
     let FirstMessage::Auth { payload } = serde_json::from_str(text).ok()?;
     Some(payload.token)
-}
-
-/// What the gateway tells the SFU on `<namespace>.sfu.rooms.<roomId>.in`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SfuMessage<'a> {
-    #[serde(rename = "type")]
-    pub kind: &'a str,
-    pub room_id: Uuid,
-    pub user_id: Uuid,
-    pub username: &'a str,
-    pub connection_id: Uuid,
-    pub payload: &'a Value,
 }
 
 #[cfg(test)]

@@ -99,7 +99,6 @@ use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::HeaderValue;
 use axum::response::Response;
 use serde::Deserialize;
-use uuid::Uuid;
 
 pub use fanout::{CONNECTION_HEADER, Hub};
 
@@ -127,16 +126,6 @@ pub const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// Largest client message handled; a bigger one gets an `error` message. (The
 /// largest read at all, which closes the socket, is `ws_max_message_bytes`.)
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
-
-/// Where a room's messages for its sockets go: `<namespace>.rooms.<roomId>.signal`.
-pub fn signal_subject(namespace: &str, room: Uuid) -> String {
-    format!("{namespace}.rooms.{room}.signal")
-}
-
-/// Where the gateway sends a room's SFU negotiation: `<namespace>.sfu.rooms.<roomId>.in`.
-pub fn sfu_in_subject(namespace: &str, room: Uuid) -> String {
-    format!("{namespace}.sfu.rooms.{room}.in")
-}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]

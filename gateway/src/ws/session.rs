@@ -10,6 +10,7 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use rapat_domain::ids::RoomId;
 use rapat_projections::queries;
+use rapat_wire::signal::SfuRequestKind;
 use rapat_projections::queries::rooms::ParticipantRow;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -21,7 +22,7 @@ use super::events::display_name;
 use super::fanout::{Connection, Outgoing};
 use super::handle::{handle, reply_error};
 use super::limits::{MessageKind, SocketRates};
-use super::message::{Identity, SfuMessage, auth_token};
+use super::message::{Identity, auth_token};
 use super::*;
 use crate::auth::{AuthUser, authenticate, check_session};
 use crate::error::ApiError;
@@ -123,17 +124,8 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
     drop(membership);
     // Every close, not only of sockets that negotiated with the SFU: the SFU
     // ignores a connection it does not know, and the gateway keeps no state.
-    let disconnect = SfuMessage {
-        kind: "disconnect",
-        room_id: identity.room,
-        user_id: identity.user,
-        username: &identity.username,
-        connection_id: connection.id,
-        payload: &json!({}),
-    };
-    if let Ok(body) = serde_json::to_vec(&disconnect)
-        && let Err(error) = state.signaling.publish_to_sfu(identity.room, body).await
-    {
+    let disconnect = identity.sfu_request(SfuRequestKind::Disconnect, connection.id, json!({}));
+    if let Err(error) = state.signaling.publish_to_sfu(&disconnect).await {
         tracing::warn!(%error, "cannot tell the SFU that a socket closed");
     }
     state.presence.socket_closed(user, connection.id).await;

@@ -9,23 +9,14 @@ use std::time::Duration;
 use rapat_commands::EventStoreConfig;
 use rapat_gateway::{Application, Backends, GatewayConfig, Shutdown};
 use rapat_projections::{ProjectionPositions, ProjectorConfig};
+use rapat_testkit::{NamespaceCleanup, TestDatabase};
+use rapat_wire::Namespace;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub fn nats_url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
-}
-
-/// The server's Postgres, without a database name.
-pub fn postgres_base_url() -> String {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/rapat".to_string());
-    match url.rsplit_once('/') {
-        Some((base, _database)) => base.to_string(),
-        None => url,
-    }
-}
+pub use rapat_testkit::{nats_url, postgres_base_url};
 
 pub const TEST_JWT_SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 
@@ -36,9 +27,15 @@ pub struct TestApp {
     pub db: sqlx::PgPool,
     pub database: String,
     pub event_store: EventStoreConfig,
+    /// Every NATS name of this app's.
+    pub namespace: Namespace,
     /// The NATS this app (and `second_gateway`) connects to.
     pub nats_url: String,
     shutdown: CancellationToken,
+    // Dropped after `Drop::drop` has stopped the app: they remove its database,
+    // streams and buckets.
+    _database: TestDatabase,
+    _nats_names: NamespaceCleanup,
 }
 
 /// One HTTP answer: status, parsed JSON body (Null when not JSON) and headers.
@@ -111,9 +108,10 @@ pub async fn spawn_app_replicated(
     configure: impl FnOnce(&mut GatewayConfig),
 ) -> TestApp {
     init_tracing();
-    let id = Uuid::new_v4().simple().to_string();
-    let namespace = format!("t{id}");
-    let mut event_store = EventStoreConfig::for_namespace(&namespace);
+    let namespace = rapat_testkit::unique_namespace();
+    let nats_names = NamespaceCleanup::on(nats_url, namespace.clone());
+    let test_database = TestDatabase::on(postgres_base_url, &namespace);
+    let mut event_store = EventStoreConfig::for_namespace(namespace.as_str());
     event_store.max_age = Some(Duration::from_secs(3600));
     event_store.replicas = replicas;
 
@@ -121,13 +119,13 @@ pub async fn spawn_app_replicated(
     let jetstream = async_nats::jetstream::new(nats.clone());
     rapat_commands::ensure_event_store(&jetstream, &event_store).await.expect("event stream");
 
-    let database = format!("rapat_test_{id}");
-    let db = rapat_projections::connect(&format!("{postgres_base_url}/{database}"))
+    let database = test_database.name.clone();
+    let db = rapat_projections::connect(&test_database.url())
         .await
         .expect("Postgres must be running");
     let positions = ProjectionPositions::start(db.clone());
     let shutdown = CancellationToken::new();
-    let projector_config = ProjectorConfig::for_namespace(&namespace);
+    let projector_config = ProjectorConfig::for_namespace(namespace.as_str());
     tokio::spawn(rapat_projections::run_all(db.clone(), jetstream.clone(), projector_config, shutdown.child_token()));
 
     let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), TEST_JWT_SECRET.to_vec());
@@ -148,8 +146,11 @@ pub async fn spawn_app_replicated(
         db,
         database,
         event_store,
+        namespace,
         nats_url: nats_url.to_string(),
         shutdown,
+        _database: test_database,
+        _nats_names: nats_names,
     }
 }
 
@@ -284,31 +285,8 @@ async fn into_test_response(response: reqwest::Response) -> TestResponse {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        let database = self.database.clone();
-        let event_store = self.event_store.clone();
-        // Drop cannot await: clean up on a thread with its own small runtime.
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base_url())).await {
-                    let drop = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
-                }
-                if let Ok(client) = rapat_commands::connect(&nats_url()).await {
-                    let jetstream = async_nats::jetstream::new(client);
-                    let _ = jetstream.delete_stream(&event_store.stream).await;
-                    let _ = jetstream.delete_key_value(&event_store.snapshot_bucket).await;
-                    let prefix = event_store.stream.trim_end_matches("_EVENTS");
-                    let _ = jetstream.delete_key_value(format!("{prefix}_PRESENCE")).await;
-                    let _ = jetstream.delete_stream(format!("{prefix}_CHAT")).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
     }
 }
-
-use sqlx::Connection as _;
 
 /// One Prometheus recorder for the whole test binary (a recorder is global).
 fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {

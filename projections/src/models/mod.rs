@@ -41,7 +41,9 @@ impl From<sqlx::Error> for ApplyError {
 }
 
 /// Applies one stream message (one command's events) to `projection`'s read model.
-/// Returns how many events were applied. The runner applies a batch without savepoints and redoes it one message at a time, each in a savepoint, only when it meets a poison message.
+/// Returns how many events were applied. The runner applies a batch without
+/// savepoints, and redoes it one message at a time, each in a savepoint, only
+/// when it meets a poison message.
 pub(crate) async fn apply_message(
     tx: &mut PgConnection,
     projection: Projection,

@@ -15,7 +15,7 @@ fn chat_path(room: &str) -> String {
 }
 
 fn chat_stream(app: &TestApp) -> String {
-    format!("{}_CHAT", app.event_store.stream.trim_end_matches("_EVENTS"))
+    app.namespace.chat_stream()
 }
 
 async fn jetstream() -> async_nats::jetstream::Context {
@@ -107,7 +107,7 @@ async fn chat_lives_on_its_own_limited_stream() {
 
     let mut stream = jetstream.get_stream(chat_stream(&app)).await.expect("the chat stream exists");
     let info = stream.info().await.expect("stream info");
-    let namespace = app.event_store.subject_prefix.trim_end_matches(".events");
+    let namespace = &app.namespace;
     assert_eq!(info.config.subjects, [format!("{namespace}.chat.*")]);
     assert_eq!(info.config.max_messages_per_subject, 1000);
     assert_eq!(info.config.max_age, Duration::from_secs(30 * 24 * 3600));

@@ -106,8 +106,7 @@ async fn a_socket_left_by_a_dead_gateway_expires() {
     let ghost = app.new_user("Gita").await;
     let nats = rapat_commands::connect(&nats_url()).await.expect("NATS");
     let jetstream = async_nats::jetstream::new(nats);
-    let bucket = format!("{}_PRESENCE", app.event_store.stream.trim_end_matches("_EVENTS"));
-    let bucket = jetstream.get_key_value(bucket).await.expect("the presence bucket");
+    let bucket = jetstream.get_key_value(app.namespace.presence_bucket()).await.expect("the presence bucket");
     let long_ago = chrono::Utc::now() - chrono::Duration::hours(1);
     let record = |expires_at: chrono::DateTime<chrono::Utc>| {
         let sockets = json!({ Uuid::new_v4().to_string(): { "roomId": Uuid::new_v4(), "expiresAt": expires_at } });

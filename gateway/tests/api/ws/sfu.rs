@@ -12,10 +12,6 @@ use uuid::Uuid;
 use super::{Client, WAIT, connected, room_with};
 use crate::helpers::{TestApp, nats_url, spawn_app};
 
-fn namespace(app: &TestApp) -> &str {
-    app.event_store.subject_prefix.trim_end_matches(".events")
-}
-
 /// The next message the stand-in SFU receives, as JSON checked against its schema.
 async fn next_for_sfu(inbox: &mut async_nats::Subscriber) -> Value {
     let message = tokio::time::timeout(WAIT, inbox.next()).await.expect("a message for the SFU in time").expect("subscribed");
@@ -32,9 +28,9 @@ async fn sfu_says(nats: &async_nats::Client, app: &TestApp, room: &str, connecti
     });
     let mut headers = HeaderMap::new();
     if let Some(connection) = connection {
-        headers.insert("Rapat-Ws-Connection", connection);
+        headers.insert(rapat_wire::signal::CONNECTION_HEADER, connection);
     }
-    let subject = format!("{}.rooms.{room}.signal", namespace(app));
+    let subject = app.namespace.room_signal_subject(room);
     nats.publish_with_headers(subject, headers, message.to_string().into()).await.expect("published");
     nats.flush().await.expect("flushed");
 }
@@ -54,7 +50,7 @@ async fn negotiation_goes_to_the_sfu_and_its_answer_to_that_socket_only() {
     let second = app.second_gateway().await;
     let (room, host, guests) = room_with(&app, &["Budi"]).await;
     let nats = rapat_commands::connect(&nats_url()).await.expect("NATS");
-    let mut inbox = nats.subscribe(format!("{}.sfu.rooms.{room}.in", namespace(&app))).await.expect("subscribed");
+    let mut inbox = nats.subscribe(app.namespace.sfu_inbound_subject(&room)).await.expect("subscribed");
     nats.flush().await.expect("flushed");
 
     // The host on two sockets (two gateways), the guest on one.
