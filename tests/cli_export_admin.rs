@@ -4,33 +4,33 @@
 use std::process::{Command, Output};
 
 use async_nats::jetstream::{self, stream};
+use rapat_testkit::{NamespaceCleanup, nats_url, unique_namespace};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-fn nats_url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
-}
-
-/// A namespace with its stream, deleted when dropped.
+/// A namespace with its stream; its streams and buckets are deleted when dropped
+/// (`rapat admin grant` opens the event store, which makes the snapshot bucket).
 struct Namespace {
     name: String,
     jetstream: jetstream::Context,
+    _cleanup: NamespaceCleanup,
 }
 
 impl Namespace {
     async fn new() -> Self {
-        let name = format!("t{}", Uuid::new_v4().simple());
+        let names = unique_namespace();
+        let name = names.to_string();
         let jetstream = jetstream::new(async_nats::connect(nats_url()).await.expect("NATS answers"));
         jetstream
             .create_stream(stream::Config {
-                name: self::stream_name(&name),
-                subjects: vec![format!("{name}.events.>")],
+                name: names.events_stream(),
+                subjects: vec![names.all_event_subjects()],
                 max_age: std::time::Duration::from_secs(3600),
                 ..Default::default()
             })
             .await
             .expect("creates the stream");
-        Self { name, jetstream }
+        Self { name, jetstream, _cleanup: NamespaceCleanup::new(names) }
     }
 
     /// Publishes one message of `count` events for a room, as the write side does.
@@ -58,29 +58,6 @@ impl Namespace {
             .env("RUST_LOG", "warn")
             .output()
             .expect("rapat runs")
-    }
-}
-
-fn stream_name(namespace: &str) -> String {
-    format!("{}_EVENTS", namespace.to_uppercase())
-}
-
-impl Drop for Namespace {
-    fn drop(&mut self) {
-        let stream = stream_name(&self.name);
-        // `rapat admin grant` opens the event store, which makes the snapshot bucket.
-        let bucket = format!("{}_SNAPSHOTS", self.name.to_uppercase());
-        let cleanup = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                if let Ok(client) = async_nats::connect(nats_url()).await {
-                    let jetstream = jetstream::new(client);
-                    let _ = jetstream.delete_stream(&stream).await;
-                    let _ = jetstream.delete_key_value(&bucket).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
     }
 }
 

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use rapat_sfu::loopback_client::{ClientOptions, LoopbackClient, RtpCodecKind, Signal};
+use rapat_testkit::eventually;
 use serde_json::{Value, json};
-use support::{Served, User, eventually};
+use support::{Served, User};
 use tokio::sync::mpsc::unbounded_channel;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -8,17 +8,10 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use rapat_testkit::{nats_url, postgres_base_url};
+use rapat_testkit::{NamespaceCleanup, TestDatabase};
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-pub fn nats_url() -> String {
-    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
-}
-
-pub fn postgres_base_url() -> String {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/rapat".to_string());
-    url.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(url)
-}
 
 /// A running `rapat serve`; killed, and its stream, buckets and database
 /// removed, when dropped.
@@ -30,13 +23,18 @@ pub struct Served {
     pub address: String,
     /// Every line the server logged so far.
     log: Arc<Mutex<Vec<String>>>,
+    // Dropped after `Drop::drop` has killed the server: they remove its
+    // database, streams and buckets.
+    _database: TestDatabase,
+    _nats_names: NamespaceCleanup,
 }
 
 impl Served {
     /// Starts `rapat serve` with `env` added, and waits until it listens.
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        let namespace = format!("t{}", Uuid::new_v4().simple());
-        let database = format!("rapat_test_{namespace}");
+        let names = rapat_testkit::unique_namespace();
+        let test_database = TestDatabase::for_namespace(&names);
+        let (namespace, database) = (names.to_string(), test_database.name.clone());
         let mut child = Command::new(env!("CARGO_BIN_EXE_rapat"))
             .args(["serve", "--namespace", &namespace, "--nats-url", &nats_url(), "--http-addr", "127.0.0.1:0"])
             .args(["--database-url", &format!("{}/{database}", postgres_base_url())])
@@ -68,7 +66,15 @@ impl Served {
             }
         });
         // Owned from here on, so a timeout below still stops and cleans up.
-        let mut served = Self { child, namespace, database, address: String::new(), log };
+        let mut served = Self {
+            child,
+            namespace,
+            database,
+            address: String::new(),
+            log,
+            _database: test_database,
+            _nats_names: NamespaceCleanup::new(names),
+        };
         served.address = tokio::time::timeout(Duration::from_secs(60), address)
             .await
             .expect("rapat serve starts listening within a minute")
@@ -157,41 +163,9 @@ pub struct User {
     pub token: String,
 }
 
-/// Waits until `done` holds, checking every 20 ms; panics with `what` after `limit`.
-pub async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = std::time::Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (namespace, database) = (self.namespace.clone(), self.database.clone());
-        // Clean up on a runtime of our own: drop may run outside any.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            runtime.block_on(async move {
-                if let Ok(nats) = async_nats::connect(nats_url()).await {
-                    let jetstream = async_nats::jetstream::new(nats);
-                    let prefix = namespace.to_uppercase();
-                    for stream in [format!("{prefix}_EVENTS"), format!("{prefix}_CHAT")] {
-                        let _ = jetstream.delete_stream(&stream).await;
-                    }
-                    for bucket in ["SNAPSHOTS", "PRESENCE", "SFU_ROOMS"] {
-                        let _ = jetstream.delete_key_value(format!("{prefix}_{bucket}")).await;
-                    }
-                }
-                use sqlx::Connection as _;
-                if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{}/postgres", postgres_base_url())).await {
-                    let statement = format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut admin).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
     }
 }

@@ -11,7 +11,7 @@ use rapat_domain::room::RoomEvent;
 use rapat_projections::projector::load_checkpoint;
 use rapat_projections::queries::checkpoints::stream_mismatches;
 use rapat_projections::{Projection, ProjectionPositions, ProjectorConfig};
-use rapat_testkit::{NatsServer, TcpProxy};
+use rapat_testkit::{NatsServer, TcpProxy, eventually_async};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -62,15 +62,6 @@ fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).expect("copies a store file");
         }
-    }
-}
-
-/// Polls `check` every 50 ms until it holds, failing with `what` after `within`.
-async fn eventually<F: AsyncFn() -> bool>(within: Duration, what: &str, check: F) {
-    let deadline = Instant::now() + within;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -131,11 +122,11 @@ async fn a_stream_that_lost_its_tail_is_detected_and_the_read_models_rebuilt() {
     assert_eq!(stream_last_sequence(&env).await, kept_at, "the stream lost its tail");
     let positions = ProjectionPositions::start(env.second_pool().await);
 
-    eventually(Duration::from_secs(30), "the rooms projection reports the mismatch", async || {
+    eventually_async("the rooms projection reports the mismatch", Duration::from_secs(30), async || {
         stream_mismatches(&env.pool).await.expect("reads").contains(&"rooms".to_owned())
     })
     .await;
-    eventually(Duration::from_secs(10), "read-your-writes stops trusting the stale position", async || {
+    eventually_async("read-your-writes stops trusting the stale position", Duration::from_secs(10), async || {
         positions.current().get(Projection::Rooms).is_none()
     })
     .await;
@@ -162,11 +153,11 @@ async fn a_stream_that_lost_its_tail_is_detected_and_the_read_models_rebuilt() {
     env.wait_caught_up(Duration::from_secs(30)).await;
 
     let expected = sorted(&[kept.clone(), new.clone()].concat());
-    eventually(Duration::from_secs(30), "the rooms read model holds exactly the stream's rooms", async || {
+    eventually_async("the rooms read model holds exactly the stream's rooms", Duration::from_secs(30), async || {
         room_ids(&env).await == expected
     })
     .await;
-    eventually(Duration::from_secs(30), "every mismatch is repaired", async || {
+    eventually_async("every mismatch is repaired", Duration::from_secs(30), async || {
         stream_mismatches(&env.pool).await.expect("reads").is_empty()
     })
     .await;
@@ -214,11 +205,11 @@ async fn a_replaced_stream_is_detected_and_the_read_models_rebuilt() {
     assert!(stream_last_sequence(&env).await < 20, "the new stream starts again at 1");
 
     let expected = sorted(&new);
-    eventually(Duration::from_secs(30), "the rooms read model holds the new stream's rooms", async || {
+    eventually_async("the rooms read model holds the new stream's rooms", Duration::from_secs(30), async || {
         room_ids(&env).await == expected
     })
     .await;
-    eventually(Duration::from_secs(30), "the audit trail holds the new stream's events", async || {
+    eventually_async("the audit trail holds the new stream's events", Duration::from_secs(30), async || {
         env.count("SELECT count(*) FROM audit_events").await == 2 * 2 + 1
             && stream_mismatches(&env.pool).await.expect("reads").is_empty()
     })
