@@ -67,7 +67,7 @@ enum Command {
 enum EventsCommand {
     /// Write the stream (or part of it) as JSON Lines: one stored event per line.
     Export(export::ExportArgs),
-    /// Publish a deterministic, realistic history of room events (for analytics).
+    /// Run a deterministic, realistic history of room commands through the command bus (for analytics).
     Generate(generate::GenerateArgs),
 }
 

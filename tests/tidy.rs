@@ -77,6 +77,12 @@ fn normal_dependencies(crate_dir: &str) -> BTreeSet<String> {
     for line in manifest.lines().map(str::trim) {
         if line.starts_with('[') {
             let section = line.trim_matches(|c| c == '[' || c == ']');
+            // `[dependencies.foo]` is one dependency written as a table.
+            if let Some(name) = section.strip_prefix("dependencies.") {
+                names.insert(name.trim_matches('"').to_string());
+                in_dependencies = false;
+                continue;
+            }
             in_dependencies = section == "dependencies"
                 || (section.starts_with("target.") && section.ends_with(".dependencies"));
             continue;

@@ -61,7 +61,7 @@ pub(super) async fn handle(
     };
     // Each message is a trace of its own (the socket outlives any request); the
     // commands it runs carry it on to the projections and the SFU.
-    let span = tracing::info_span!("ws.message", kind = %message.kind(), room = %connection.identity.room, user = %connection.identity.user);
+    let span = tracing::info_span!("ws.message", kind = %envelope.kind, room = %connection.identity.room, user = %connection.identity.user);
     dispatch(state, connection, auth, message).instrument(span).await;
     Ok(())
 }

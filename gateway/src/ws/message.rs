@@ -135,8 +135,11 @@ pub struct ChatText(String);
 
 impl ChatText {
     pub const MAX_CHARS: usize = 2000;
+
     /// What a refused text is told.
-    const RULE: &str = "payload.message must be 1 to 2000 characters";
+    fn rule() -> String {
+        format!("payload.message must be 1 to {} characters", Self::MAX_CHARS)
+    }
 
     pub fn as_str(&self) -> &str {
         &self.0
@@ -144,11 +147,11 @@ impl ChatText {
 }
 
 impl TryFrom<String> for ChatText {
-    type Error = &'static str;
+    type Error = String;
 
     fn try_from(text: String) -> Result<Self, Self::Error> {
         if text.trim().is_empty() || text.chars().count() > Self::MAX_CHARS {
-            return Err(Self::RULE);
+            return Err(Self::rule());
         }
         Ok(Self(text))
     }
@@ -203,7 +206,7 @@ impl ClientMessage {
     fn refusal(kind: &str, json: &Value) -> Refused {
         let boolean = |field: &str| Refused::new("invalid_payload", format!("payload.{field} must be a boolean"));
         match kind {
-            "chat" => Refused::new("invalid_message", ChatText::RULE),
+            "chat" => Refused::new("invalid_message", ChatText::rule()),
             "mute" => boolean("muted"),
             "video" => boolean("on"),
             "screen_share" => boolean("sharing"),
@@ -215,23 +218,6 @@ impl ClientMessage {
             "offer" | "answer" | "ice-candidate" => Refused::new("invalid_target", "targetUserId must be a user's id"),
             "auth" | "join_room" | "request_unmute" => Refused::new("invalid_payload", format!("{kind} has a malformed payload")),
             _ => Refused::new("unknown_type", "unknown message type"),
-        }
-    }
-
-    /// The `type` this message came with.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Auth {} => "auth",
-            Self::JoinRoom {} => "join_room",
-            Self::Chat { .. } => "chat",
-            Self::Mute { .. } => "mute",
-            Self::Video { .. } => "video",
-            Self::ScreenShare { .. } => "screen_share",
-            Self::RequestUnmute {} => "request_unmute",
-            Self::AllowUnmute { .. } => "allow_unmute",
-            Self::Offer(_) => "offer",
-            Self::Answer(_) => "answer",
-            Self::IceCandidate(_) => "ice-candidate",
         }
     }
 }
