@@ -124,6 +124,9 @@ async fn rebuilt_tables_equal_the_originals() {
     assert_eq!(env.count("SELECT count(*) FROM parked_events").await, 0);
 }
 
+/// How often the writer appends while the rebuilds run (50 events/s).
+const WRITE_INTERVAL: Duration = Duration::from_millis(20);
+
 // Several threads: the rooms rebuild holds its own while the live projector applies
 // a write past the rebuild's target (see `hold_until_the_live_checkpoint_passes`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,9 +179,16 @@ async fn rebuild_while_writes_continue_keeps_serving_and_matches_a_fresh_build()
         done.cancel();
         reports
     };
+    // A steady, modest write rate, well below what a replay applies: a writer that
+    // outran the replay would make the rebuild chase the stream (the switch then
+    // applies the whole gap with the projector held back), and how long that takes
+    // would depend on how busy the machine is.
     let writing = async {
         let mut written = 0_i64;
+        let mut pace = tokio::time::interval(WRITE_INTERVAL);
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !done.is_cancelled() {
+            pace.tick().await;
             join(&env, room).await;
             written += 1;
         }
