@@ -3,27 +3,31 @@
 
 use chrono::NaiveDate;
 use rapat_domain::ids::RoomId;
-use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgPool, Row};
 
 use super::QueryError;
 
 /// One UTC day of one room, or of every room together.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, FromRow)]
 pub struct AnalyticsDay {
     pub day: NaiveDate,
     /// Rooms with a row that day (1 for a single room's days).
+    #[sqlx(try_from = "i64")]
     pub rooms: u64,
     /// Meetings that started that day.
+    #[sqlx(try_from = "i64")]
     pub meetings: u64,
     /// Of those, the ones that have ended, and their summed length.
+    #[sqlx(try_from = "i64")]
     pub meetings_ended: u64,
     pub meeting_micros: i64,
     /// Time of closed stays inside the day.
     pub participant_micros: i64,
     /// For several rooms, the highest peak of any one room.
+    #[sqlx(try_from = "i32")]
     pub peak_concurrency: u32,
     /// Users in the room (in any room, for several rooms) at some instant of the day.
+    #[sqlx(try_from = "i64")]
     pub unique_participants: u64,
 }
 
@@ -38,20 +42,6 @@ impl AnalyticsDay {
     }
 }
 
-impl FromRow<'_, PgRow> for AnalyticsDay {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            day: row.try_get("day")?,
-            rooms: to_u64(row.try_get("rooms")?),
-            meetings: to_u64(row.try_get("meetings")?),
-            meetings_ended: to_u64(row.try_get("meetings_ended")?),
-            meeting_micros: row.try_get("meeting_micros")?,
-            participant_micros: row.try_get("participant_micros")?,
-            peak_concurrency: u32::try_from(row.try_get::<i32, _>("peak_concurrency")?).unwrap_or(0),
-            unique_participants: to_u64(row.try_get("unique_participants")?),
-        })
-    }
-}
 
 /// A room's figures over its whole history.
 #[derive(Clone, Debug, PartialEq)]

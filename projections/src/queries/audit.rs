@@ -2,21 +2,23 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgPool, Row};
+use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::{QueryError, page_bounds};
 use crate::sql::{to_i64, to_u64};
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, FromRow)]
 pub struct AuditRow {
+    #[sqlx(try_from = "i64")]
     pub stream_sequence: u64,
     pub event_id: Uuid,
     pub aggregate_type: String,
     pub aggregate_id: String,
+    #[sqlx(try_from = "i64")]
     pub aggregate_version: u64,
     pub event_type: String,
+    #[sqlx(try_from = "i32")]
     pub schema_version: u32,
     pub actor: Option<String>,
     pub correlation_id: Option<String>,
@@ -25,24 +27,6 @@ pub struct AuditRow {
     pub payload: Value,
 }
 
-impl FromRow<'_, PgRow> for AuditRow {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            stream_sequence: to_u64(row.try_get("stream_sequence")?),
-            event_id: row.try_get("event_id")?,
-            aggregate_type: row.try_get("aggregate_type")?,
-            aggregate_id: row.try_get("aggregate_id")?,
-            aggregate_version: to_u64(row.try_get("aggregate_version")?),
-            event_type: row.try_get("event_type")?,
-            schema_version: super::to_u32(row.try_get("schema_version")?),
-            actor: row.try_get("actor")?,
-            correlation_id: row.try_get("correlation_id")?,
-            command_id: row.try_get("command_id")?,
-            occurred_at: row.try_get("occurred_at")?,
-            payload: row.try_get("payload")?,
-        })
-    }
-}
 
 /// One page (1-based) of an aggregate's events in version order, and how many it
 /// has in all.

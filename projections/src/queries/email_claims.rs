@@ -2,12 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use rapat_domain::ids::UserId;
-use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgPool, Row};
+use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::QueryError;
-use crate::sql::to_u64;
 
 /// How a claim's registration stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,36 +18,33 @@ pub enum ClaimState {
     Released,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+impl TryFrom<String> for ClaimState {
+    type Error = String;
+
+    fn try_from(state: String) -> Result<Self, Self::Error> {
+        match state.as_str() {
+            "pending" => Ok(Self::Pending),
+            "confirmed" => Ok(Self::Confirmed),
+            "released" => Ok(Self::Released),
+            other => Err(format!("unknown claim state {other:?}")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, FromRow)]
 pub struct ClaimRow {
     pub claim_id: Uuid,
     pub email: String,
+    #[sqlx(try_from = "Uuid")]
     pub account_id: UserId,
+    #[sqlx(try_from = "String")]
     pub state: ClaimState,
     pub claimed_at: DateTime<Utc>,
     /// The claim aggregate's version at this claim: one claim of the address.
+    #[sqlx(try_from = "i64")]
     pub claim_version: u64,
 }
 
-impl FromRow<'_, PgRow> for ClaimRow {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let state: String = row.try_get("state")?;
-        let state = match state.as_str() {
-            "pending" => ClaimState::Pending,
-            "confirmed" => ClaimState::Confirmed,
-            "released" => ClaimState::Released,
-            other => return Err(sqlx::Error::Decode(format!("unknown claim state {other:?}").into())),
-        };
-        Ok(Self {
-            claim_id: row.try_get("claim_id")?,
-            email: row.try_get("email")?,
-            account_id: UserId::from_uuid(row.try_get("account_id")?),
-            state,
-            claimed_at: row.try_get("claimed_at")?,
-            claim_version: to_u64(row.try_get("claim_version")?),
-        })
-    }
-}
 
 /// The claim of one address (`Email::claim_id`).
 pub async fn by_id(pool: &PgPool, claim_id: Uuid) -> Result<Option<ClaimRow>, QueryError> {

@@ -47,10 +47,6 @@ pub(crate) fn page_bounds(page: u32, limit: u32) -> (i64, i64) {
     (limit, offset)
 }
 
-pub(crate) fn to_u32(value: i32) -> u32 {
-    u32::try_from(value).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use rapat_domain::ids::{RoomId, UserId};
-use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgPool, Row};
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
 
-use super::{QueryError, page_bounds, to_u32};
+use super::{QueryError, page_bounds};
 use crate::sql::to_u64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,56 +23,45 @@ impl RoomStatus {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+impl TryFrom<String> for RoomStatus {
+    type Error = String;
+
+    fn try_from(status: String) -> Result<Self, Self::Error> {
+        match status.as_str() {
+            "active" => Ok(Self::Active),
+            "ended" => Ok(Self::Ended),
+            other => Err(format!("unknown room status {other:?}")),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, FromRow)]
 pub struct RoomRow {
+    #[sqlx(try_from = "Uuid")]
     pub id: RoomId,
+    #[sqlx(try_from = "Uuid")]
     pub host_id: UserId,
     pub name: String,
     pub description: String,
     /// A room's password (hash) never leaves the event stream.
     pub has_password: bool,
+    #[sqlx(try_from = "i32")]
     pub max_users: u32,
     pub scheduled_at: Option<DateTime<Utc>>,
+    #[sqlx(try_from = "String")]
     pub status: RoomStatus,
+    #[sqlx(try_from = "i32")]
     pub participant_count: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-impl FromRow<'_, PgRow> for RoomRow {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        let status: String = row.try_get("status")?;
-        let status = match status.as_str() {
-            "active" => RoomStatus::Active,
-            "ended" => RoomStatus::Ended,
-            other => {
-                return Err(sqlx::Error::ColumnDecode {
-                    index: "status".into(),
-                    source: format!("unknown room status {other:?}").into(),
-                });
-            }
-        };
-        Ok(Self {
-            id: RoomId::from_uuid(row.try_get("id")?),
-            host_id: UserId::from_uuid(row.try_get("host_id")?),
-            name: row.try_get("name")?,
-            description: row.try_get("description")?,
-            has_password: row.try_get("has_password")?,
-            max_users: to_u32(row.try_get("max_users")?),
-            scheduled_at: row.try_get("scheduled_at")?,
-            status,
-            participant_count: to_u32(row.try_get("participant_count")?),
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-            ended_at: row.try_get("ended_at")?,
-        })
-    }
-}
 
 /// Someone currently in a room, with their media state.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, FromRow)]
 pub struct ParticipantRow {
+    #[sqlx(try_from = "Uuid")]
     pub user_id: UserId,
     /// `None` while the accounts projection has not caught up with this user.
     pub first_name: Option<String>,
@@ -85,20 +74,6 @@ pub struct ParticipantRow {
     pub muted_by_host: bool,
 }
 
-impl FromRow<'_, PgRow> for ParticipantRow {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            user_id: UserId::from_uuid(row.try_get("user_id")?),
-            first_name: row.try_get("first_name")?,
-            last_name: row.try_get("last_name")?,
-            joined_at: row.try_get("joined_at")?,
-            audio_muted: row.try_get("audio_muted")?,
-            video_on: row.try_get("video_on")?,
-            screen_sharing: row.try_get("screen_sharing")?,
-            muted_by_host: row.try_get("muted_by_host")?,
-        })
-    }
-}
 
 pub async fn by_id(pool: &PgPool, id: RoomId) -> Result<Option<RoomRow>, QueryError> {
     let row = sqlx::query_as(

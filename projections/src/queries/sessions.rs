@@ -2,16 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use rapat_domain::ids::UserId;
-use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgPool, Row};
+use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::QueryError;
-use crate::sql::to_u64;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, FromRow)]
 pub struct SessionRow {
     pub id: Uuid,
+    #[sqlx(try_from = "Uuid")]
     pub user_id: UserId,
     /// Hash of the session's current refresh token.
     pub refresh_hash: String,
@@ -19,6 +18,7 @@ pub struct SessionRow {
     pub refreshed_at: Option<DateTime<Utc>>,
     pub expires_at: DateTime<Utc>,
     /// How many times the session was refreshed.
+    #[sqlx(try_from = "i64")]
     pub generation: u64,
     pub revoked_at: Option<DateTime<Utc>>,
     /// `logout` or `refresh_reuse`.
@@ -32,21 +32,6 @@ impl SessionRow {
     }
 }
 
-impl FromRow<'_, PgRow> for SessionRow {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            user_id: UserId::from_uuid(row.try_get("user_id")?),
-            refresh_hash: row.try_get("refresh_hash")?,
-            started_at: row.try_get("started_at")?,
-            refreshed_at: row.try_get("refreshed_at")?,
-            expires_at: row.try_get("expires_at")?,
-            generation: to_u64(row.try_get("generation")?),
-            revoked_at: row.try_get("revoked_at")?,
-            revoked_reason: row.try_get("revoked_reason")?,
-        })
-    }
-}
 
 pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<SessionRow>, QueryError> {
     let row = sqlx::query_as(

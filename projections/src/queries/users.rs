@@ -2,16 +2,16 @@
 
 use chrono::{DateTime, Utc};
 use rapat_domain::ids::UserId;
-use sqlx::postgres::PgRow;
-use sqlx::{FromRow, PgPool, Row};
+use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use super::QueryError;
 
 /// A user as the read model holds it. Carries the password hash for login; the REST
 /// layer never returns it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, FromRow)]
 pub struct UserRow {
+    #[sqlx(try_from = "Uuid")]
     pub id: UserId,
     pub email: String,
     pub password_hash: String,
@@ -26,22 +26,6 @@ pub struct UserRow {
     pub updated_at: DateTime<Utc>,
 }
 
-impl FromRow<'_, PgRow> for UserRow {
-    fn from_row(row: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(Self {
-            id: UserId::from_uuid(row.try_get("id")?),
-            email: row.try_get("email")?,
-            password_hash: row.try_get("password_hash")?,
-            first_name: row.try_get("first_name")?,
-            last_name: row.try_get("last_name")?,
-            avatar: row.try_get("avatar")?,
-            status: row.try_get("status")?,
-            role: row.try_get("role")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
-        })
-    }
-}
 
 pub async fn by_id(pool: &PgPool, id: UserId) -> Result<Option<UserRow>, QueryError> {
     let row = sqlx::query_as(
