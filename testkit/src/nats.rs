@@ -110,6 +110,20 @@ impl NatsServer {
         self.wait_healthy().await;
     }
 
+    /// Starts a killed cluster node again and waits until it takes client
+    /// connections. Whether it has caught up is the caller's to check: a node that
+    /// rejoins while writes go on reports unhealthy until every stream and consumer
+    /// it holds a replica of is current again, which can take a while.
+    pub async fn rejoin(&mut self) {
+        self.kill();
+        self.spawn();
+        let deadline = Instant::now() + READY_WITHIN;
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            assert!(Instant::now() < deadline, "NATS {} takes no connections after {READY_WITHIN:?}:\n{}", self.name, self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Starts the killed server without waiting for it (a cluster node waits for
     /// its peers).
     fn spawn(&mut self) {
