@@ -27,6 +27,7 @@ mod source;
 mod udp;
 mod ufrag;
 mod worker;
+mod worker_core;
 
 #[cfg(feature = "loopback-client")]
 pub mod loopback_client;
