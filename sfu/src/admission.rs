@@ -65,8 +65,11 @@ impl Rosters {
     }
 
     fn decide(&self, room: Uuid, user: Uuid) -> Result<Admitted, Refused> {
+        // Read before the rosters: they may be ahead of it, never behind, so a
+        // change the decision already saw can only refuse the offer again.
+        let as_of = self.applied();
         let roster = self.roster.lock().map_err(|_| Refused::Unavailable("the room rosters are poisoned".into()))?;
-        roster.decide(room, user)
+        roster.decide(room, user).map(|admitted| Admitted { as_of, ..admitted })
     }
 }
 

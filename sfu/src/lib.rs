@@ -124,8 +124,9 @@ impl SfuHandle {
         let _ = self.conductor.send(CoreInput::Signal(request));
     }
 
-    pub fn room_changed(&self, change: RoomChange) {
-        let _ = self.conductor.send(CoreInput::Room(change));
+    /// A room event that matters for media, stored at stream sequence `sequence`.
+    pub fn room_changed(&self, change: RoomChange, sequence: u64) {
+        let _ = self.conductor.send(CoreInput::Room { change, sequence });
     }
 
     /// Whether gateways' signaling reaches this SFU: `nats::serve` is subscribed

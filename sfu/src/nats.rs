@@ -67,7 +67,7 @@ pub async fn serve(
     let publisher = tokio::spawn(publish_outgoing(nats.clone(), namespace.clone(), outgoing));
     let follower = {
         let sfu = sfu.clone();
-        tokio::spawn(room_events::follow(nats.clone(), events, rosters, move |change| sfu.room_changed(change), cancel.child_token()))
+        tokio::spawn(room_events::follow(nats.clone(), events, rosters, move |change, sequence| sfu.room_changed(change, sequence), cancel.child_token()))
     };
     nats.flush().await.map_err(|e| nats_error("flushing the subscription", &e))?;
     sfu.set_signaling(true);

@@ -19,8 +19,8 @@ use crate::RoomChange;
 use crate::admission::Rosters;
 
 /// Folds every room event into `rosters` and applies those stored after the
-/// stream's end at start to `apply`, until `cancel`.
-pub async fn follow(nats: async_nats::Client, events: EventStoreConfig, rosters: Rosters, mut apply: impl FnMut(RoomChange), cancel: CancellationToken) {
+/// stream's end at start to `apply` (with their stream sequence), until `cancel`.
+pub async fn follow(nats: async_nats::Client, events: EventStoreConfig, rosters: Rosters, mut apply: impl FnMut(RoomChange, u64), cancel: CancellationToken) {
     let what = Follow { name: "sfu_room_events", stream: events.stream.clone(), filter_subject: events.subject_for("room", "*") };
     // The stream's end when the follower starts: changes before it concern no live peer.
     let live_from = match jetstream::new(nats.clone()).get_stream(&events.stream).await {
@@ -36,13 +36,13 @@ pub async fn follow(nats: async_nats::Client, events: EventStoreConfig, rosters:
     }
 }
 
-fn apply_message(message: &jetstream::Message, rosters: &Rosters, live_from: u64, apply: &mut impl FnMut(RoomChange)) {
+fn apply_message(message: &jetstream::Message, rosters: &Rosters, live_from: u64, apply: &mut impl FnMut(RoomChange, u64)) {
     let sequence = message.info().map_or(0, |info| info.stream_sequence);
-    apply_commit(message, rosters, sequence >= live_from, apply);
+    apply_commit(message, rosters, sequence, sequence >= live_from, apply);
     rosters.applied_through(sequence);
 }
 
-fn apply_commit(message: &jetstream::Message, rosters: &Rosters, live: bool, apply: &mut impl FnMut(RoomChange)) {
+fn apply_commit(message: &jetstream::Message, rosters: &Rosters, sequence: u64, live: bool, apply: &mut impl FnMut(RoomChange, u64)) {
     let Ok(commit) = serde_json::from_slice::<StoredCommit>(&message.payload) else {
         tracing::warn!(subject = %message.subject, "cannot read a room event");
         return;
@@ -59,7 +59,7 @@ fn apply_commit(message: &jetstream::Message, rosters: &Rosters, live: bool, app
             Ok(Some(event)) => {
                 rosters.apply(room, &event);
                 if live && let Some(change) = room_change(room, &event) {
-                    apply(change);
+                    apply(change, sequence);
                 }
             }
             // A type a newer build added: nothing this build forwards or admits on depends on it.

@@ -57,14 +57,15 @@ impl Roster {
         }
     }
 
-    /// Whether `user` may open media in `room`, as far as the events applied say.
+    /// Whether `user` may open media in `room`, as far as the events applied say
+    /// (`as_of` is the caller's to fill in).
     pub fn decide(&self, room: Uuid, user: Uuid) -> Result<Admitted, Refused> {
         if self.ended.contains(&room) {
             return Err(Refused::RoomEnded);
         }
         let roster = self.rooms.get(&room).ok_or(Refused::NotParticipant)?;
         let audio_muted = *roster.members.get(&user).ok_or(Refused::NotParticipant)?;
-        Ok(Admitted { audio_muted, max_users: roster.max_users })
+        Ok(Admitted { audio_muted, max_users: roster.max_users, as_of: 0 })
     }
 }
 
@@ -106,7 +107,7 @@ mod tests {
     fn admission_follows_the_rooms_events() {
         let (user, host) = (UserId::new_random(), UserId::new_random());
         let joined = RoomEvent::ParticipantJoined { user_id: user };
-        let admitted = |audio_muted, max_users| Ok(Admitted { audio_muted, max_users });
+        let admitted = |audio_muted, max_users| Ok(Admitted { audio_muted, max_users, as_of: 0 });
         check(&[], user, Err(Refused::NotParticipant));
         check(&[created(5)], user, Err(Refused::NotParticipant));
         check(&[joined.clone()], user, Err(Refused::NotParticipant));

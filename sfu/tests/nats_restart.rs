@@ -73,7 +73,7 @@ async fn a_room_event_written_while_the_sfu_was_cut_off_from_a_restarting_nats_r
     let (changes_tx, mut changes) = unbounded_channel();
     let cancel = CancellationToken::new();
     let rosters = Rosters::default();
-    let follow = rapat_sfu::room_events::follow(follower_nats, events.clone(), rosters.clone(), move |change| drop(changes_tx.send(change)), cancel.clone());
+    let follow = rapat_sfu::room_events::follow(follower_nats, events.clone(), rosters.clone(), move |change, _| drop(changes_tx.send(change)), cancel.clone());
     tokio::spawn(follow);
     // The follower folds the room's history into the rosters, and applies as
     // changes what is stored after its start.
