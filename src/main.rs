@@ -174,13 +174,14 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
     // Kept alive until the end of `run`: dropping it stops the media threads.
     let mut _sfu = None;
     if parts.sfu {
-        let admission = rapat_sfu::nats::EventStoreAdmission::open(nats.clone(), event_store.clone())
+        let admission = rapat_sfu::nats::RoomEventAdmission::open(nats.clone(), event_store.clone())
             .await
-            .context("opening the event store for the SFU")?;
+            .context("opening the event stream for the SFU")?;
+        let rosters = admission.rosters();
         let (sfu, outgoing) = rapat_sfu::Sfu::start(settings.sfu(), std::sync::Arc::new(admission))
             .with_context(|| format!("binding the SFU's UDP socket {}", settings.sfu_udp_addr))?;
         tracing::info!(address = %sfu.local_addr(), announced = %sfu.announced_addr(), "SFU media on udp://{}", sfu.local_addr());
-        let serve = rapat_sfu::nats::serve(nats.clone(), settings.namespace.clone(), event_store.clone(), sfu.handle(), outgoing, stop_rest.clone());
+        let serve = rapat_sfu::nats::serve(nats.clone(), settings.namespace.clone(), event_store.clone(), rosters, sfu.handle(), outgoing, stop_rest.clone());
         tasks.spawn(async move { serve.await.context("SFU signaling") });
         _sfu = Some(sfu);
     }

@@ -1,4 +1,4 @@
-//! Following a part of a JetStream stream from "now", across NATS restarts.
+//! Following a part of a JetStream stream from "now" (or from its start), across NATS restarts.
 //!
 //! An ephemeral consumer lives only in the server: a NATS restart loses it, and
 //! async-nats's ordered consumer notices that only after two missed 15 s
@@ -42,9 +42,19 @@ pub struct Follow {
 /// Hands every message stored on `what.filter_subject` from "now" (the stream's
 /// end when first reached) to `handle`, in stream order, remaking the consumer
 /// whenever it is lost. Runs until dropped.
-pub async fn follow(nats: async_nats::Client, what: Follow, mut handle: impl FnMut(&jetstream::Message)) {
+pub async fn follow(nats: async_nats::Client, what: Follow, handle: impl FnMut(&jetstream::Message)) {
+    follow_at(nats, what, None, handle).await
+}
+
+/// As [`follow`], but from the stream's first message on `what.filter_subject`:
+/// for a follower that folds the whole history (the SFU's room rosters).
+pub async fn follow_from_start(nats: async_nats::Client, what: Follow, handle: impl FnMut(&jetstream::Message)) {
+    follow_at(nats, what, Some(1), handle).await
+}
+
+async fn follow_at(nats: async_nats::Client, what: Follow, next: Option<u64>, mut handle: impl FnMut(&jetstream::Message)) {
     let jetstream = jetstream::new(nats);
-    let mut position = Position { next: None, consumers: 0, failing: false };
+    let mut position = Position { next, consumers: 0, failing: false };
     loop {
         let reason = follow_once(&jetstream, &what, &mut position, &mut handle).await;
         if !position.failing {

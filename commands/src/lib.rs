@@ -25,7 +25,7 @@ pub use cache::Cached;
 pub use codec::EVENT_TYPES_HEADER;
 pub use config::EventStoreConfig;
 pub use error::{CommandError, StoreError};
-pub use follow::{Follow, follow};
+pub use follow::{Follow, follow, follow_from_start};
 pub use metadata::CommandMetadata;
 pub use password::{Argon2idHasher, HashingLimits};
 pub use setup::{connect, ensure_event_store, ensure_kv_bucket, power_loss_warning};

@@ -67,8 +67,8 @@ pub enum WorkerInput {
 pub enum CoreInput {
     /// A client's offer, answer, ICE candidate or disconnect, through a gateway.
     Signal(SfuRequest),
-    /// A room event that matters for media.
-    Room(RoomChange),
+    /// A room event that matters for media, and its stream sequence.
+    Room { change: RoomChange, sequence: u64 },
     /// What a worker learnt about one of its peers.
     FromPeer { peer: u64, output: PeerOutput },
     /// The answer to an [`crate::room_core::CoreOutput::CheckAdmission`].
@@ -81,6 +81,10 @@ pub struct Admitted {
     pub audio_muted: bool,
     /// The room's `maxUsers`: at most this many distinct users have peers in it.
     pub max_users: u32,
+    /// The stream sequence the room's events were applied through when this was
+    /// decided: a leave, removal or end seen while the check ran refuses the
+    /// offer only if it came later.
+    pub as_of: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

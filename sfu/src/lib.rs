@@ -5,12 +5,15 @@
 //! Data flow: `udp.rs` receives datagrams and routes them by address, learnt
 //! from verified STUN (`routes.rs`), to the `worker.rs` thread owning the peer; a worker drives its peers
 //! (`peer.rs`), fans decrypted RTP out to every worker's subscribers, rewriting
-//! each packet per leg (`leg.rs`); `room_core.rs` (sans-IO) keeps the room picture
+//! each packet per leg (`leg.rs`); a worker's decisions are its sans-IO core's
+//! (`worker_core.rs`); `room_core.rs` (sans-IO) keeps the room picture
 //! and decides who is admitted and who subscribes to what, run by `conductor.rs`,
 //! its async shell; `inputs.rs` holds the messages between them; `nats.rs`
-//! connects it all to the gateways
-//! (signaling subjects) and to the event store (admission, room events).
+//! connects it all to the gateways (signaling subjects) and to the room events,
+//! which `room_events.rs` folds into the rosters admission reads (`roster.rs`,
+//! `admission.rs`).
 
+mod admission;
 mod conductor;
 mod inputs;
 mod keyframe;
@@ -21,12 +24,14 @@ mod peer;
 mod placement;
 pub mod room_events;
 mod room_core;
+mod roster;
 mod routes;
 mod signal;
 mod source;
 mod udp;
 mod ufrag;
 mod worker;
+mod worker_core;
 
 #[cfg(feature = "loopback-client")]
 pub mod loopback_client;
@@ -119,8 +124,9 @@ impl SfuHandle {
         let _ = self.conductor.send(CoreInput::Signal(request));
     }
 
-    pub fn room_changed(&self, change: RoomChange) {
-        let _ = self.conductor.send(CoreInput::Room(change));
+    /// A room event that matters for media, stored at stream sequence `sequence`.
+    pub fn room_changed(&self, change: RoomChange, sequence: u64) {
+        let _ = self.conductor.send(CoreInput::Room { change, sequence });
     }
 
     /// Whether gateways' signaling reaches this SFU: `nats::serve` is subscribed

@@ -1,5 +1,5 @@
-//! The SFU on NATS: signaling from gateways, answers back to sockets, admission
-//! from the event store, and room events from JetStream.
+//! The SFU on NATS: signaling from gateways, answers back to sockets, and room
+//! events from JetStream (for admission and for what media follows).
 //!
 //! The contract with the gateways (messages, header) is `rapat_wire::signal`,
 //! and every name comes from `rapat_wire::Namespace`, parsed once in [`serve`]:
@@ -11,10 +11,9 @@
 //!   socket delivers it to that socket only.
 //! - the `<NAMESPACE>_SFU_ROOMS` key-value bucket: which SFU node serves each
 //!   room, when several run (`placement.rs`).
-//! - `<namespace>.events.room.<roomId>` on the event stream: followed from "now"
-//!   by `room_events.rs`, which keeps its position across NATS restarts; who may
-//!   offer is checked against the room aggregate itself, so nothing before "now"
-//!   is needed.
+//! - `<namespace>.events.room.<roomId>` on the event stream: followed from its
+//!   start by `room_events.rs`, which keeps its position across NATS restarts and
+//!   folds the events into the rosters admission decides on (`admission.rs`).
 //!
 //! The inbound subscription is core NATS: the client sends it again when it
 //! reconnects, and the placement bucket is read and written by request, so both
@@ -23,19 +22,16 @@
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use futures::StreamExt;
-use futures::future::BoxFuture;
-use rapat_commands::{EventStoreConfig, JetStreamEventStore, StoreError};
-use rapat_domain::ids::UserId;
-use rapat_domain::room::Room;
+use rapat_commands::{EventStoreConfig, StoreError};
 use rapat_wire::signal::{CONNECTION_HEADER, SfuRequest, SfuRequestKind};
 use rapat_wire::{InvalidNamespace, Namespace};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
+pub use crate::admission::{RoomEventAdmission, Rosters};
 use crate::placement::{Placement, REFRESH_EVERY};
 use crate::room_events;
-use crate::{Admission, Admitted, Outgoing, Refused, SfuHandle};
+use crate::{Outgoing, SfuHandle};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
@@ -47,44 +43,14 @@ pub enum NatsError {
     Namespace(#[from] InvalidNamespace),
 }
 
-/// Admission from the room aggregate in the event store.
-pub struct EventStoreAdmission {
-    rooms: JetStreamEventStore<Room>,
-}
-
-impl EventStoreAdmission {
-    pub async fn open(nats: async_nats::Client, config: EventStoreConfig) -> Result<Self, StoreError> {
-        Ok(Self { rooms: JetStreamEventStore::open(nats, config).await? })
-    }
-}
-
-impl Admission for EventStoreAdmission {
-    fn check(&self, room: Uuid, user: Uuid) -> BoxFuture<'static, Result<Admitted, Refused>> {
-        let rooms = self.rooms.clone();
-        Box::pin(async move {
-            let id = room.to_string();
-            let unavailable = |error: StoreError| Refused::Unavailable(error.to_string());
-            // The cache may be behind another process's writes: catch up from it.
-            let cached = rooms.load(&id).await.map_err(unavailable)?;
-            let state = rooms.replay(&id, Some(cached.state)).await.map_err(unavailable)?;
-            let room = &state.aggregate;
-            if room.is_ended() {
-                return Err(Refused::RoomEnded);
-            }
-            match room.participant(UserId::from_uuid(user)) {
-                Some(participant) => Ok(Admitted { audio_muted: participant.audio_muted, max_users: room.max_users().get() }),
-                None => Err(Refused::NotParticipant),
-            }
-        })
-    }
-}
-
 /// Connects a running SFU to NATS until `cancel`: takes signaling from gateways,
-/// follows room events, and publishes what the SFU sends to clients.
+/// follows room events (folding them into `rosters`, those of the SFU's
+/// [`RoomEventAdmission`]), and publishes what the SFU sends to clients.
 pub async fn serve(
     nats: async_nats::Client,
     namespace: String,
     events: EventStoreConfig,
+    rosters: Rosters,
     sfu: SfuHandle,
     outgoing: UnboundedReceiver<Outgoing>,
     cancel: CancellationToken,
@@ -101,7 +67,7 @@ pub async fn serve(
     let publisher = tokio::spawn(publish_outgoing(nats.clone(), namespace.clone(), outgoing));
     let follower = {
         let sfu = sfu.clone();
-        tokio::spawn(room_events::follow(nats.clone(), events, move |change| sfu.room_changed(change), cancel.child_token()))
+        tokio::spawn(room_events::follow(nats.clone(), events, rosters, move |change, sequence| sfu.room_changed(change, sequence), cancel.child_token()))
     };
     nats.flush().await.map_err(|e| nats_error("flushing the subscription", &e))?;
     sfu.set_signaling(true);

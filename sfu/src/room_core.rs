@@ -50,7 +50,9 @@ struct PeerEntry {
 /// Messages of a connection whose admission is being checked.
 struct Pending {
     queued: Vec<SfuRequest>,
-    cancelled: bool,
+    /// The stream sequence of the latest leave, removal or end of this user or
+    /// room seen while the check ran.
+    gone_at: Option<u64>,
 }
 
 pub struct RoomCore {
@@ -83,7 +85,7 @@ impl RoomCore {
     pub fn handle_input(&mut self, input: CoreInput) {
         match input {
             CoreInput::Signal(incoming) => self.signal(incoming),
-            CoreInput::Room(change) => self.room_changed(change),
+            CoreInput::Room { change, sequence } => self.room_changed(change, sequence),
             CoreInput::FromPeer { peer, output } => self.peer_reported(peer, output),
             CoreInput::Checked { key, result } => self.checked(key, result),
         }
@@ -133,7 +135,7 @@ impl RoomCore {
             Some(peer) => self.deliver(peer, incoming),
             None if incoming.kind == SfuRequestKind::Offer => {
                 let key = PeerKey::of(&incoming);
-                self.pending.insert(key.connection, Pending { queued: vec![incoming], cancelled: false });
+                self.pending.insert(key.connection, Pending { queued: vec![incoming], gone_at: None });
                 self.outputs.push_back(CoreOutput::CheckAdmission(key));
             }
             // Answers and candidates for no peer (closed, or never opened) are stale.
@@ -171,9 +173,11 @@ impl RoomCore {
         let Some(pending) = self.pending.remove(&key.connection) else {
             return;
         };
-        let admitted = match (pending.cancelled, result) {
-            (true, _) => Err(Refused::NotParticipant),
-            (false, result) => result,
+        // A check decided before the user or room went (a later sequence) is stale;
+        // one decided after it already saw it.
+        let admitted = match (pending.gone_at, result) {
+            (Some(gone_at), Ok(admitted)) if gone_at > admitted.as_of => Err(Refused::NotParticipant),
+            (_, result) => result,
         };
         let live = self.live_peers(key.room);
         let made_room = admitted.and_then(|admitted| {
@@ -235,11 +239,11 @@ impl RoomCore {
         self.room_peers(room).into_iter().filter(|peer| self.peers.get(peer).is_some_and(|entry| entry.key.user == user)).collect()
     }
 
-    fn room_changed(&mut self, change: RoomChange) {
+    fn room_changed(&mut self, change: RoomChange, sequence: u64) {
         tracing::debug!(?change, "room change");
         match change {
             RoomChange::UserGone { room, user } => {
-                self.cancel_pending(|key| key.room == room && key.user == user);
+                self.cancel_pending(sequence, |key| key.room == room && key.user == user);
                 for peer in self.peers_of(room, user) {
                     self.close(peer);
                 }
@@ -250,7 +254,7 @@ impl RoomCore {
                 }
             }
             RoomChange::Ended { room } => {
-                self.cancel_pending(|key| key.room == room);
+                self.cancel_pending(sequence, |key| key.room == room);
                 for peer in self.room_peers(room) {
                     self.close(peer);
                 }
@@ -258,10 +262,10 @@ impl RoomCore {
         }
     }
 
-    fn cancel_pending(&mut self, matches: impl Fn(&PeerKey) -> bool) {
+    fn cancel_pending(&mut self, sequence: u64, matches: impl Fn(&PeerKey) -> bool) {
         for pending in self.pending.values_mut() {
             if pending.queued.first().is_some_and(|first| matches(&PeerKey::of(first))) {
-                pending.cancelled = true;
+                pending.gone_at = Some(pending.gone_at.map_or(sequence, |at| at.max(sequence)));
             }
         }
     }

@@ -11,7 +11,7 @@ use super::*;
 use crate::source::SourceId;
 
 const WORKERS: usize = 2;
-const ADMITTED: Admitted = Admitted { audio_muted: false, max_users: 10 };
+const ADMITTED: Admitted = Admitted { audio_muted: false, max_users: 10, as_of: 0 };
 
 fn users(n: usize) -> Vec<Uuid> {
     (0..n).map(|_| Uuid::new_v4()).collect()
@@ -144,7 +144,7 @@ fn a_room_takes_peers_of_at_most_max_users_users() {
     let mut core = RoomCore::new(WORKERS, 3);
     let room = Uuid::new_v4();
     let u = users(3);
-    let small = Admitted { audio_muted: false, max_users: 2 };
+    let small = Admitted { audio_muted: false, max_users: 2, as_of: 0 };
     assert!(join_with(&mut core, &key(room, u[0]), Ok(small)).0.is_some());
     assert!(join_with(&mut core, &key(room, u[1]), Ok(small)).0.is_some());
     let third = key(room, u[2]);
@@ -161,7 +161,7 @@ fn a_user_removed_while_their_offer_is_checked_gets_no_peer() {
     let carol = key(Uuid::new_v4(), Uuid::new_v4());
     core.handle_input(offer(&carol));
     drain(&mut core);
-    core.handle_input(CoreInput::Room(RoomChange::UserGone { room: carol.room, user: carol.user }));
+    core.handle_input(CoreInput::Room { change: RoomChange::UserGone { room: carol.room, user: carol.user }, sequence: 1 });
     // The check read the room before the removal and still says yes.
     core.handle_input(CoreInput::Checked { key: carol.clone(), result: Ok(ADMITTED) });
     let outputs = drain(&mut core);
@@ -170,12 +170,26 @@ fn a_user_removed_while_their_offer_is_checked_gets_no_peer() {
 }
 
 #[test]
+fn a_leave_the_check_already_saw_does_not_refuse_a_rejoined_users_offer() {
+    let mut core = RoomCore::new(WORKERS, 3);
+    let erin = key(Uuid::new_v4(), Uuid::new_v4());
+    core.handle_input(offer(&erin));
+    drain(&mut core);
+    // Erin left (sequence 5) and joined again (6); the check decided on both.
+    core.handle_input(CoreInput::Room { change: RoomChange::UserGone { room: erin.room, user: erin.user }, sequence: 5 });
+    core.handle_input(CoreInput::Checked { key: erin.clone(), result: Ok(Admitted { as_of: 6, ..ADMITTED }) });
+    let outputs = drain(&mut core);
+    assert!(errors(&outputs).is_empty(), "{outputs:?}");
+    assert!(requests(&outputs).iter().any(|(_, request)| request == "Create"), "{outputs:?}");
+}
+
+#[test]
 fn an_offer_in_a_room_that_ends_while_it_is_checked_gets_no_peer() {
     let mut core = RoomCore::new(WORKERS, 3);
     let dave = key(Uuid::new_v4(), Uuid::new_v4());
     core.handle_input(offer(&dave));
     drain(&mut core);
-    core.handle_input(CoreInput::Room(RoomChange::Ended { room: dave.room }));
+    core.handle_input(CoreInput::Room { change: RoomChange::Ended { room: dave.room }, sequence: 1 });
     core.handle_input(CoreInput::Checked { key: dave.clone(), result: Ok(ADMITTED) });
     assert!(requests(&drain(&mut core)).is_empty());
 }
@@ -190,7 +204,7 @@ fn leaving_or_being_removed_closes_every_peer_of_that_user_only() {
     let other = join(&mut core, &key(room, u[1]));
     // The same user in another room keeps their peer there.
     let elsewhere = join(&mut core, &key(Uuid::new_v4(), u[0]));
-    core.handle_input(CoreInput::Room(RoomChange::UserGone { room, user: u[0] }));
+    core.handle_input(CoreInput::Room { change: RoomChange::UserGone { room, user: u[0] }, sequence: 1 });
     let outputs = drain(&mut core);
     assert_eq!(closed(&outputs), HashSet::from([first, second]));
     assert!(!closed(&outputs).contains(&other) && !closed(&outputs).contains(&elsewhere));
@@ -202,7 +216,7 @@ fn a_mute_blocks_and_an_unmute_unblocks_audio_of_that_user_only() {
     let room = Uuid::new_v4();
     let u = users(2);
     let muted_joiner = key(room, u[0]);
-    let (peer, outputs) = join_with(&mut core, &muted_joiner, Ok(Admitted { audio_muted: true, max_users: 10 }));
+    let (peer, outputs) = join_with(&mut core, &muted_joiner, Ok(Admitted { audio_muted: true, max_users: 10, as_of: 0 }));
     let peer = peer.expect("created");
     let starts_blocked =
         outputs.iter().any(|output| matches!(output, CoreOutput::ToWorker { input: WorkerInput::Create { audio_blocked: true, .. }, .. }));
@@ -210,7 +224,7 @@ fn a_mute_blocks_and_an_unmute_unblocks_audio_of_that_user_only() {
     join(&mut core, &key(room, u[1]));
     // Self-mute and host mute arrive as the same change (see `room_events.rs`).
     for blocked in [false, true, false] {
-        core.handle_input(CoreInput::Room(RoomChange::AudioBlocked { room, user: u[0], blocked }));
+        core.handle_input(CoreInput::Room { change: RoomChange::AudioBlocked { room, user: u[0], blocked }, sequence: 1 });
         let outputs = drain(&mut core);
         assert_eq!(requests(&outputs), vec![(peer, "BlockAudio".to_string())]);
         assert!(matches!(&outputs[0], CoreOutput::ToWorker { input: WorkerInput::BlockAudio { blocked: b, .. }, .. } if *b == blocked));
@@ -224,7 +238,7 @@ fn an_ended_room_closes_all_its_peers_and_no_other_room() {
     let u = users(3);
     let peers: HashSet<u64> = u.iter().map(|user| join(&mut core, &key(room, *user))).collect();
     let bystander = join(&mut core, &key(other_room, u[0]));
-    core.handle_input(CoreInput::Room(RoomChange::Ended { room }));
+    core.handle_input(CoreInput::Room { change: RoomChange::Ended { room }, sequence: 1 });
     let outputs = drain(&mut core);
     assert_eq!(closed(&outputs), peers);
     assert!(!closed(&outputs).contains(&bystander));

@@ -1,28 +1,48 @@
 //! Room events from the event stream, as the SFU applies them: followed from
-//! "now" by `rapat_commands::follow`, which keeps the position across NATS
-//! restarts, so a room event written while the SFU was cut off still reaches it,
-//! once. Each stored event is decoded into the domain's typed [`RoomEvent`]
-//! (upcast first), the same path every other consumer takes.
+//! the stream's start by `rapat_commands::follow_from_start`, which keeps the
+//! position across NATS restarts, so a room event written while the SFU was cut
+//! off still reaches it, once. Each stored event is decoded into the domain's
+//! typed [`RoomEvent`] (upcast first), the same path every other consumer takes,
+//! and folded into the admission rosters (`admission.rs`); what it means for
+//! media now (a leave, a mute, an end) goes to the room core. Events stored
+//! before the SFU started only build the rosters: the peers they were about are
+//! gone with the previous process.
 
 use async_nats::jetstream;
-use rapat_commands::{EventStoreConfig, Follow, follow as follow_stream};
+use rapat_commands::{EventStoreConfig, Follow, follow_from_start};
 use rapat_domain::envelope::{StoredCommit, decode_known_event};
 use rapat_domain::room::RoomEvent;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::RoomChange;
+use crate::admission::Rosters;
 
-/// Applies room events to `apply` from "now" until `cancel`.
-pub async fn follow(nats: async_nats::Client, events: EventStoreConfig, mut apply: impl FnMut(RoomChange), cancel: CancellationToken) {
+/// Folds every room event into `rosters` and applies those stored after the
+/// stream's end at start to `apply` (with their stream sequence), until `cancel`.
+pub async fn follow(nats: async_nats::Client, events: EventStoreConfig, rosters: Rosters, mut apply: impl FnMut(RoomChange, u64), cancel: CancellationToken) {
     let what = Follow { name: "sfu_room_events", stream: events.stream.clone(), filter_subject: events.subject_for("room", "*") };
+    // The stream's end when the follower starts: changes before it concern no live peer.
+    let live_from = match jetstream::new(nats.clone()).get_stream(&events.stream).await {
+        Ok(stream) => stream.cached_info().state.last_sequence + 1,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the event stream's end; applying every room change from its start");
+            0
+        }
+    };
     tokio::select! {
         _ = cancel.cancelled() => {}
-        _ = follow_stream(nats, what, |message| apply_message(message, &mut apply)) => {}
+        _ = follow_from_start(nats, what, |message| apply_message(message, &rosters, live_from, &mut apply)) => {}
     }
 }
 
-fn apply_message(message: &jetstream::Message, apply: &mut impl FnMut(RoomChange)) {
+fn apply_message(message: &jetstream::Message, rosters: &Rosters, live_from: u64, apply: &mut impl FnMut(RoomChange, u64)) {
+    let sequence = message.info().map_or(0, |info| info.stream_sequence);
+    apply_commit(message, rosters, sequence, sequence >= live_from, apply);
+    rosters.applied_through(sequence);
+}
+
+fn apply_commit(message: &jetstream::Message, rosters: &Rosters, sequence: u64, live: bool, apply: &mut impl FnMut(RoomChange, u64)) {
     let Ok(commit) = serde_json::from_slice::<StoredCommit>(&message.payload) else {
         tracing::warn!(subject = %message.subject, "cannot read a room event");
         return;
@@ -37,11 +57,12 @@ fn apply_message(message: &jetstream::Message, apply: &mut impl FnMut(RoomChange
         let _applying = span.enter();
         match decode_known_event::<RoomEvent>(stored) {
             Ok(Some(event)) => {
-                if let Some(change) = room_change(room, &event) {
-                    apply(change);
+                rosters.apply(room, &event);
+                if live && let Some(change) = room_change(room, &event) {
+                    apply(change, sequence);
                 }
             }
-            // A type a newer build added: nothing this build forwards depends on it.
+            // A type a newer build added: nothing this build forwards or admits on depends on it.
             Ok(None) => tracing::debug!(event = %stored.event_type, "unknown room event type; skipped"),
             Err(error) => tracing::warn!(event = %stored.event_type, %error, "cannot decode a room event"),
         }

@@ -55,7 +55,10 @@ async fn a_users_newer_peers_replace_their_oldest_beyond_the_per_user_cap() {
     }
     let oldest = replaced[0].stats();
     let frozen = oldest.packets_from(&stream, RtpCodecKind::Video);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Media flowing to the newest peer meanwhile is how long the oldest had to get any.
+    let newest = kept[2].stats();
+    let flowing = newest.packets_from(&stream, RtpCodecKind::Video);
+    eventually("media at the newest peer", Duration::from_secs(5), || newest.packets_from(&stream, RtpCodecKind::Video) > flowing + 60).await;
     assert_eq!(oldest.packets_from(&stream, RtpCodecKind::Video), frozen, "no media to a replaced peer");
 }
 
@@ -239,12 +242,15 @@ async fn a_client_with_the_password_gets_few_addresses_and_its_garbage_stops_not
     eventually("the hostile address is verified", Duration::from_secs(5), || h.sfu.handle().routes() == 3).await;
     // Even with the password, one peer routes from at most its first eight addresses.
     let more: Vec<UdpSocket> = (0..20).map(|_| UdpSocket::bind("127.0.0.1:0").expect("a socket")).collect();
+    let unrouted = h.sfu.handle().unrouted_datagrams();
     for socket in &more {
         socket.send_to(&binding_request(&format!("{ufrag}:evil"), Some(&password)), target).expect("send");
     }
     let cap = rapat_sfu::SfuConfig::DEFAULT_MAX_ADDRESSES_PER_PEER;
-    eventually("the listener's peer at its cap of addresses", Duration::from_secs(5), || h.sfu.handle().routes() == 1 + cap).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The listener's peer routes two addresses already (its client's and the hostile one):
+    // of the 20 more, all but the cap's remaining ones are turned away.
+    let refused = (20 - (cap - 2)) as u64;
+    eventually("every request beyond the cap turned away", Duration::from_secs(5), || h.sfu.handle().unrouted_datagrams() - unrouted >= refused).await;
     assert_eq!(h.sfu.handle().routes(), 1 + cap, "the publisher's address and the listener's first {cap}");
     let garbage = tokio::task::spawn_blocking(move || {
         let started = Instant::now();

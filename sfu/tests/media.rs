@@ -89,9 +89,12 @@ async fn a_host_mute_stops_audio_until_the_host_allows_and_the_user_unmutes() {
     eventually("video keeps flowing while muted", Duration::from_secs(2), || stats.packets_from(&stream, RtpCodecKind::Video) > video + 30).await;
 
     // The host's allow lifts the lock but leaves the microphone off.
-    h.command(RoomCommand::AllowUnmute { actor: h.host, target: speaker }).await;
+    let allowed = h.command(RoomCommand::AllowUnmute { actor: h.host, target: speaker }).await;
     let audio = stats.packets_from(&stream, RtpCodecKind::Audio);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("the SFU applied the allow", Duration::from_secs(5), || h.rosters.applied() >= allowed).await;
+    // Video flowing for a while after the allow is how long audio had to resume.
+    let video = stats.packets_from(&stream, RtpCodecKind::Video);
+    eventually("video after the allow", Duration::from_secs(2), || stats.packets_from(&stream, RtpCodecKind::Video) > video + 60).await;
     assert_eq!(stats.packets_from(&stream, RtpCodecKind::Audio), audio, "audio flowed after the allow, before the unmute");
 
     h.command(RoomCommand::SetAudio { user: speaker, muted: false }).await;
@@ -131,7 +134,9 @@ async fn an_offer_from_someone_not_in_the_room_is_refused() {
     eventually("an error for the outsider", Duration::from_secs(5), || stats.errors.lock().is_ok_and(|e| !e.is_empty())).await;
     let errors = stats.errors.lock().expect("errors").clone();
     assert_eq!(errors[0]["code"], "not_a_participant");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The refusal is the SFU's decision: it made no peer, so there is nothing to answer or connect to.
+    assert_eq!(h.sfu.handle().peers(), 0, "a peer for an outsider");
+    assert_eq!(stats.answers_received.load(std::sync::atomic::Ordering::Relaxed), 0, "an answer for an outsider");
     assert!(!stats.connected.load(std::sync::atomic::Ordering::Relaxed), "no media connection for an outsider");
 }
 
@@ -190,12 +195,13 @@ async fn lost_video_is_recovered_by_nack_and_sender_reports_arrive() {
     let OnAir { stream, listener, publisher: _publisher, .. } = h.speaker_and_listening_host(lossy).await;
     let stats = listener.stats();
     eventually("four seconds of video", Duration::from_secs(20), || stats.packets_from(&stream, RtpCodecKind::Video) > 600).await;
-    // Let the last retransmissions arrive.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let video = || stats.tracks().into_iter().find(|t| t.kind == Some(RtpCodecKind::Video)).expect("a video track");
+    // The latest losses are recovered a round trip later.
+    eventually("NACKed video retransmitted", Duration::from_secs(5), || video().loss() < 0.01).await;
 
     let dropped = stats.dropped_on_purpose.load(std::sync::atomic::Ordering::Relaxed);
     assert!(dropped >= 20, "the network lost {dropped} packets");
-    let video = stats.tracks().into_iter().find(|t| t.kind == Some(RtpCodecKind::Video)).expect("a video track");
+    let video = video();
     assert!(video.loss() < 0.01, "NACKed video was retransmitted: loss {:.2}% with 4% dropped ({video:?})", video.loss() * 100.0);
     // Opus negotiates no NACK: the same drops stay lost there, so they did happen.
     let audio = stats.tracks().into_iter().find(|t| t.kind == Some(RtpCodecKind::Audio)).expect("an audio track");

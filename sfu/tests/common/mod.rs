@@ -13,7 +13,7 @@ use rapat_domain::ids::UserId;
 use rapat_domain::room::{MaxUsers, Room, RoomCommand, RoomDescription, RoomName};
 use rapat_domain::services::testing::MarkedHasher;
 use rapat_sfu::loopback_client::{ClientOptions, ClientStats, LoopbackClient, RtpCodecKind, Signal};
-use rapat_sfu::nats::EventStoreAdmission;
+use rapat_sfu::nats::{RoomEventAdmission, Rosters};
 use rapat_sfu::{Sfu, SfuConfig};
 pub use rapat_testkit::eventually;
 use rapat_testkit::{nats_url, unique_namespace};
@@ -31,6 +31,8 @@ pub struct Harness {
     pub room: Uuid,
     pub host: UserId,
     pub sfu: Sfu,
+    /// What the SFU's room-event follower has applied.
+    pub rosters: Rosters,
     cancel: CancellationToken,
 }
 
@@ -84,18 +86,19 @@ pub async fn harness_on(url: &str, config: SfuConfig) -> Harness {
     events.max_age = Some(Duration::from_secs(3600));
     let store = JetStreamEventStore::open(nats.clone(), events.clone()).await.expect("event store");
     let rooms = CommandBus::new(store, MarkedHasher::services());
-    let admission = EventStoreAdmission::open(nats.clone(), events.clone()).await.expect("admission");
+    let admission = RoomEventAdmission::open(nats.clone(), events.clone()).await.expect("admission");
+    let rosters = admission.rosters();
     let (sfu, outgoing) = Sfu::start(config, Arc::new(admission)).expect("SFU starts");
     let cancel = CancellationToken::new();
     let events_config = events.clone();
-    let serve = rapat_sfu::nats::serve(nats.clone(), namespace.to_string(), events, sfu.handle(), outgoing, cancel.clone());
+    let serve = rapat_sfu::nats::serve(nats.clone(), namespace.to_string(), events, rosters.clone(), sfu.handle(), outgoing, cancel.clone());
     tokio::spawn(async move { serve.await.expect("SFU on NATS") });
     let handle = sfu.handle();
     eventually("the SFU's signaling subscription", Duration::from_secs(10), || handle.signaling()).await;
 
     let host = UserId::new_random();
     let room = Uuid::new_v4();
-    let harness = Harness { nats, namespace, events: events_config, rooms, room, host, sfu, cancel };
+    let harness = Harness { nats, namespace, events: events_config, rooms, room, host, sfu, rosters, cancel };
     harness.command(create_room(host, 50)).await;
     harness
 }
@@ -150,19 +153,21 @@ impl Harness {
 
     /// Another SFU process on the same NATS namespace, running until the harness drops.
     pub async fn another_sfu_node(&self) -> Sfu {
-        let admission = EventStoreAdmission::open(self.nats.clone(), self.events.clone()).await.expect("admission");
+        let admission = RoomEventAdmission::open(self.nats.clone(), self.events.clone()).await.expect("admission");
+        let rosters = admission.rosters();
         let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
         config.workers = 1;
         let (sfu, outgoing) = Sfu::start(config, Arc::new(admission)).expect("SFU starts");
-        let serve = rapat_sfu::nats::serve(self.nats.clone(), self.namespace.to_string(), self.events.clone(), sfu.handle(), outgoing, self.cancel.clone());
+        let serve = rapat_sfu::nats::serve(self.nats.clone(), self.namespace.to_string(), self.events.clone(), rosters, sfu.handle(), outgoing, self.cancel.clone());
         tokio::spawn(async move { serve.await.expect("SFU on NATS") });
         let handle = sfu.handle();
         eventually("the second node's signaling subscription", Duration::from_secs(10), || handle.signaling()).await;
         sfu
     }
 
-    pub async fn command(&self, command: RoomCommand) {
-        self.rooms.execute(&self.room.to_string(), command, CommandMetadata::system()).await.expect("room command");
+    /// Runs `command` on the room; returns the stream sequence to wait for to see it.
+    pub async fn command(&self, command: RoomCommand) -> u64 {
+        self.rooms.execute(&self.room.to_string(), command, CommandMetadata::system()).await.expect("room command").stream_sequence
     }
 
     /// A new user who joined the room.

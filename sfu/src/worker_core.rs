@@ -1,0 +1,292 @@
+//! A media worker's core: its share of the SFU's peers and every decision about
+//! them, sans-IO after str0m's `Rtc`. It is driven by [`WorkerCore::handle_input`]
+//! and [`WorkerCore::handle_timeout`], drained by [`WorkerCore::poll_output`], and
+//! says when it next needs time with [`WorkerCore::poll_timeout`]. It owns no
+//! socket, channel, thread or clock: time moves only by the `Instant`s passed in,
+//! so its tests run it on a simulated clock. `worker.rs` is its thread.
+//!
+//! Peers are spread over workers by id, so the per-subscriber work (rewrite,
+//! SRTP encryption) of one busy room runs on every core. A packet from a
+//! publisher is decrypted by its own worker, forwarded to this worker's
+//! subscribers at once and handed out ([`WorkerOutput::Shared`]) for the other
+//! workers' subscribers. Everything else a worker learns (tracks opening,
+//! keyframe requests, peers closing) goes to the room core
+//! ([`WorkerOutput::ToRoom`]), which owns the room picture.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::rtp;
+use rtc::sansio::Protocol;
+
+use crate::inputs::WorkerInput;
+use crate::metrics::WorkerMetrics;
+use crate::peer::{Peer, PeerError, PeerOutput};
+use crate::routes::RouteChange;
+use crate::signal::Outgoing;
+use crate::source::SourceId;
+
+/// What the worker core wants done; its thread (`worker.rs`) does it.
+#[derive(Debug)]
+pub enum WorkerOutput {
+    /// Send `bytes` to `to` from the SFU's socket number `socket`.
+    Transmit { socket: usize, to: SocketAddr, bytes: BytesMut },
+    /// Tell socket `socket`'s receive loop that a peer exists or is gone.
+    Route { socket: usize, change: RouteChange },
+    /// A decrypted packet of one of this worker's publishers, already forwarded
+    /// to this worker's subscribers: for every other worker's.
+    Shared { source: SourceId, packet: Arc<rtp::Packet> },
+    /// What a peer asks of the room core.
+    ToRoom { peer: u64, output: PeerOutput },
+    /// A message for one client connection.
+    Signal(Outgoing),
+}
+
+pub struct WorkerCore {
+    /// The announced address of each of the SFU's sockets; a peer's is `peer % len`.
+    sockets: Vec<SocketAddr>,
+    metrics: Arc<WorkerMetrics>,
+    peers: HashMap<u64, Peer>,
+    /// This worker's subscribers of each source.
+    subscribers: HashMap<SourceId, HashSet<u64>>,
+    /// Each peer's next timer, refreshed whenever the peer was touched: asking
+    /// every peer's interceptor chain on every loop would cost more than the
+    /// forwarding itself at hundreds of peers.
+    deadlines: HashMap<u64, Instant>,
+    /// Peers handled since they were last drained; drained once per batch of inputs.
+    touched: Vec<u64>,
+    /// The latest time passed in, for the work `poll_output` does.
+    now: Instant,
+    outputs: VecDeque<WorkerOutput>,
+}
+
+impl WorkerCore {
+    /// A core for peers on sockets announced at `sockets` (at least one).
+    pub fn new(sockets: Vec<SocketAddr>, metrics: Arc<WorkerMetrics>, now: Instant) -> Self {
+        assert!(!sockets.is_empty(), "a worker needs a socket");
+        Self {
+            sockets,
+            metrics,
+            peers: HashMap::new(),
+            subscribers: HashMap::new(),
+            deadlines: HashMap::new(),
+            touched: Vec::new(),
+            now,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Peers are spread over the SFU's sockets (one, or one per port of a range) by id.
+    fn socket_of(&self, peer: u64) -> usize {
+        (peer % self.sockets.len() as u64) as usize
+    }
+
+    fn advance(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+    }
+
+    /// The earliest moment a peer needs [`WorkerCore::handle_timeout`]; read after
+    /// `poll_output` returned `None`.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.values().min().copied()
+    }
+
+    /// Runs every peer timer due at `now`: webrtc-rs's (ICE, DTLS, RTCP reports,
+    /// NACK) and the SFU's own (an offer not answered in time is rolled back).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        let now = self.now;
+        let due: Vec<u64> = self.deadlines.iter().filter(|(_, deadline)| **deadline <= now).map(|(id, _)| *id).collect();
+        for id in due {
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            if let Err(error) = peer.connection().handle_timeout(now) {
+                tracing::debug!(peer = %peer.key, %error, "peer timeout handling failed");
+            }
+            if let Err(error) = peer.check_answer_timeout(now) {
+                tracing::debug!(peer = %peer.key, %error, "rolling back an unanswered offer failed");
+            }
+            self.touched.push(id);
+        }
+    }
+
+    pub fn handle_input(&mut self, now: Instant, input: WorkerInput) {
+        self.advance(now);
+        let now = self.now;
+        match input {
+            WorkerInput::Datagram { peer, datagram } => {
+                self.metrics.datagrams_in.fetch_add(1, Ordering::Relaxed);
+                if let Some(target) = self.peers.get_mut(&peer) {
+                    // A stray or late datagram is not the client's request failing.
+                    if let Err(error) = target.connection().handle_read(datagram) {
+                        tracing::trace!(peer = %target.key, %error, "a datagram was not accepted");
+                    }
+                    self.touched.push(peer);
+                }
+            }
+            WorkerInput::Create { peer, key, audio_blocked } => {
+                let credentials = crate::ufrag::credentials(peer);
+                let socket = self.socket_of(peer);
+                match Peer::new(key.clone(), peer, credentials.clone(), self.sockets[socket], now) {
+                    Ok(mut created) => {
+                        // Registered before the answer goes out, so the client's first check finds it.
+                        self.outputs.push_back(WorkerOutput::Route { socket, change: RouteChange::Admit { peer, credentials } });
+                        created.audio_blocked = audio_blocked;
+                        self.peers.insert(peer, created);
+                        self.touched.push(peer);
+                    }
+                    Err(error) => {
+                        tracing::warn!(peer = %key, %error, "cannot create a peer connection");
+                        self.outputs.push_back(WorkerOutput::Signal(Outgoing::error(key, "sfu_error", "the SFU could not create a peer connection")));
+                        self.outputs.push_back(WorkerOutput::ToRoom { peer, output: PeerOutput::Closed });
+                    }
+                }
+            }
+            WorkerInput::Offer { peer, sdp } => self.with_peer(peer, |p| p.handle_offer(sdp, now)),
+            WorkerInput::Answer { peer, sdp } => self.with_peer(peer, |p| p.handle_answer(sdp, now)),
+            WorkerInput::Candidate { peer, candidate } => self.with_peer(peer, |p| p.handle_candidate(candidate)),
+            WorkerInput::Subscribe { peer, subscription } => {
+                if self.peers.contains_key(&peer) {
+                    self.subscribers.entry(subscription.source).or_default().insert(peer);
+                }
+                self.with_peer(peer, |p| {
+                    p.subscribe(subscription)?;
+                    p.offer_if_needed(now)
+                });
+            }
+            WorkerInput::Unsubscribe { peer, source } => {
+                if let Some(subscribers) = self.subscribers.get_mut(&source) {
+                    subscribers.remove(&peer);
+                    if subscribers.is_empty() {
+                        self.subscribers.remove(&source);
+                    }
+                }
+                self.with_peer(peer, |p| {
+                    p.unsubscribe(source)?;
+                    p.offer_if_needed(now)
+                });
+            }
+            WorkerInput::BlockAudio { peer, blocked } => self.with_peer(peer, |p| {
+                p.audio_blocked = blocked;
+                Ok(())
+            }),
+            WorkerInput::Keyframe { peer, source } => self.with_peer(peer, |p| {
+                p.request_keyframe(source, now);
+                Ok(())
+            }),
+            WorkerInput::Close { peer } => self.with_peer(peer, |p| {
+                p.close();
+                Ok(())
+            }),
+            WorkerInput::Rtp { source, packet } => self.forward_local(source, &packet),
+            WorkerInput::Stop => self.close_all(),
+        }
+    }
+
+    /// Closes every peer; their goodbyes (DTLS close) come out of `poll_output`.
+    pub fn close_all(&mut self) {
+        for (id, peer) in &mut self.peers {
+            peer.close();
+            self.touched.push(*id);
+        }
+    }
+
+    /// The next thing to do, once every peer touched since the last call has been
+    /// drained (its events, received packets and datagrams to send).
+    pub fn poll_output(&mut self) -> Option<WorkerOutput> {
+        if self.outputs.is_empty() && !self.touched.is_empty() {
+            self.flush();
+        }
+        self.outputs.pop_front()
+    }
+
+    fn with_peer(&mut self, id: u64, action: impl FnOnce(&mut Peer) -> Result<(), PeerError>) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if let Err(error) = action(peer) {
+            tracing::info!(peer = %peer.key, %error, "peer request failed");
+            let message = error.to_string();
+            self.outputs.push_back(WorkerOutput::Signal(Outgoing::error(peer.key.clone(), "negotiation_failed", &message)));
+        }
+        self.touched.push(id);
+    }
+
+    fn forward_local(&mut self, source: SourceId, packet: &rtp::Packet) {
+        let Some(subscribers) = self.subscribers.get(&source) else { return };
+        let mut forwarded = 0;
+        for id in subscribers {
+            if let Some(peer) = self.peers.get_mut(id) {
+                forwarded += u64::from(peer.forward(source, packet, self.now));
+                self.touched.push(*id);
+            }
+        }
+        self.metrics.rtp_forwarded.fetch_add(forwarded, Ordering::Relaxed);
+    }
+
+    fn flush(&mut self) {
+        let mut forwarded: Vec<(SourceId, Arc<rtp::Packet>)> = Vec::new();
+        while !self.touched.is_empty() || !forwarded.is_empty() {
+            let mut touched = std::mem::take(&mut self.touched);
+            touched.sort_unstable();
+            touched.dedup();
+            for id in touched {
+                self.drain_peer(id, &mut forwarded);
+            }
+            for (source, packet) in forwarded.drain(..) {
+                self.forward_local(source, &packet);
+                self.outputs.push_back(WorkerOutput::Shared { source, packet });
+            }
+        }
+    }
+
+    fn drain_peer(&mut self, id: u64, forwarded: &mut Vec<(SourceId, Arc<rtp::Packet>)>) {
+        let socket = self.socket_of(id);
+        let now = self.now;
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        while let Some(event) = peer.connection().poll_event() {
+            if let Err(error) = peer.handle_event(event, now) {
+                tracing::debug!(peer = %peer.key, %error, "peer event handling failed");
+            }
+        }
+        while let Some(TaggedRTCMessage { message, .. }) = peer.connection().poll_read() {
+            match message {
+                RTCMessage::RtpPacket(track, packet) => {
+                    if let Some(source) = peer.source_of(&track) {
+                        forwarded.push((source, Arc::new(packet)));
+                    }
+                }
+                RTCMessage::RtcpPacket(_, packets) => peer.handle_rtcp(&packets, now),
+                _ => {}
+            }
+        }
+        while let Some(datagram) = peer.connection().poll_write() {
+            self.outputs.push_back(WorkerOutput::Transmit { socket, to: datagram.transport.peer_addr, bytes: datagram.message });
+        }
+        let closed = peer.is_closed();
+        for outgoing in std::mem::take(&mut peer.signals) {
+            self.outputs.push_back(WorkerOutput::Signal(outgoing));
+        }
+        for output in std::mem::take(&mut peer.outputs) {
+            self.outputs.push_back(WorkerOutput::ToRoom { peer: id, output });
+        }
+        match peer.next_deadline() {
+            Some(deadline) if !closed => self.deadlines.insert(id, deadline),
+            _ => self.deadlines.remove(&id),
+        };
+        if closed {
+            self.peers.remove(&id);
+            self.subscribers.retain(|_, subscribers| {
+                subscribers.remove(&id);
+                !subscribers.is_empty()
+            });
+            self.outputs.push_back(WorkerOutput::Route { socket, change: RouteChange::Forget { peer: id } });
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "worker_core_tests.rs"]
+mod tests;
