@@ -158,6 +158,10 @@ test("a whole meeting through the server", async ({ openUser, request, baseURL }
   await test.step("the host creates a room with a password and joins it", async () => {
     await host.fill("#create-room-form input[name=name]", "Rapat mingguan");
     await host.fill("#create-room-form input[name=password]", ROOM_PASSWORD);
+    // The form's bound is the server's, as its API description states it.
+    const described = await host.evaluate(() => fetch("/api/v1/openapi.json").then((r) => r.json()));
+    const limit = described.components.schemas.CreateRoomRequest.properties.maxUsers.maximum;
+    await expect(host.locator("#create-room-form input[name=maxUsers]")).toHaveAttribute("max", String(limit));
     await host.fill("#create-room-form input[name=maxUsers]", "5");
     await host.click("#create-room-form button[type=submit]");
     await host.waitForURL(/#\/rooms\/[0-9a-f-]{36}$/);

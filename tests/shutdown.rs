@@ -8,6 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use rapat_testkit::eventually_async;
 use serde_json::{Value, json};
 use support::Served;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,33 +39,30 @@ async fn sigterm_drains_then_closes_sockets_with_1012_and_exits_0() {
     assert!(matches!(first, Some(Ok(Message::Text(_)))), "admitted: {first:?}");
 
     // A request in flight: its head is in, its body is not, when the signal comes.
+    // It asks `Expect: 100-continue`, so the server says when its handler starts
+    // reading the body: the request is past the drain's check by then (the drain
+    // refuses requests that start later).
     let body = json!({ "name": "Retro", "maxUsers": 3 }).to_string();
     let (head_part, rest) = body.split_at(body.len() / 2);
     let mut in_flight = TcpStream::connect(&served.address).await.expect("connects");
     let head = format!(
-        "POST /api/v1/rooms HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{head_part}",
+        "POST /api/v1/rooms HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\r\n{head_part}",
         served.address,
         ayu.token,
         body.len()
     );
     in_flight.write_all(head.as_bytes()).await.expect("head sent");
-    // The server reads the head and runs the request up to reading its body
-    // (generous, for a busy machine: the drain refuses requests that start later).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let interim = tokio::time::timeout(Duration::from_secs(10), read_head(&mut in_flight)).await.expect("an interim answer in time");
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "the handler reads the body: {interim}");
 
     served.terminate();
     let signalled = Instant::now();
 
     // Draining: not ready, new work refused, the process still up.
     let client = reqwest::Client::new();
-    let draining = loop {
-        let ready = client.get(served.url("/readyz")).send().await.expect("readyz answers while draining");
-        if ready.status() == 503 {
-            break ready.json::<Value>().await.expect("json");
-        }
-        assert!(signalled.elapsed() < Duration::from_secs(DRAIN_SECONDS), "/readyz never turned 503: {}", served.log());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let readyz = async || client.get(served.url("/readyz")).send().await.expect("readyz answers while draining");
+    eventually_async("/readyz to turn 503", Duration::from_secs(DRAIN_SECONDS), async || readyz().await.status() == 503).await;
+    let draining: Value = readyz().await.json().await.expect("json");
     assert_eq!(draining["state"], "draining", "{draining}");
     let refused = client.get(served.url("/api/v1/rooms/history")).bearer_auth(&ayu.token).send().await.expect("answers");
     assert_eq!(refused.status(), 503, "a new request is refused while draining");
@@ -134,4 +132,15 @@ async fn ctrl_c_shuts_down_as_sigterm_does() {
     let status = served.exit_within(Duration::from_secs(GRACE_SECONDS)).await.expect("exits within the grace period");
     assert!(status.success(), "a clean drain exits 0: {status}\n{}", served.log());
     assert!(served.logged("SIGINT: shutting down"), "{}", served.log());
+}
+
+/// Reads one answer's head (up to its blank line), byte by byte so that nothing
+/// after it is taken.
+async fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = stream.read_u8().await.expect("reads the answer");
+        head.push(byte);
+    }
+    String::from_utf8_lossy(&head).into_owned()
 }

@@ -3,8 +3,9 @@
 //! [`CommandBus`] runs a command on its aggregate (cqrs-es `Aggregate::handle`) and
 //! appends the resulting events through [`JetStreamEventStore`], which keeps them in
 //! NATS JetStream, the only source of truth. The services commands need (argon2id
-//! hashing) live here too, so the domain stays free of I/O. [`generate`] writes a
-//! made-up history of rooms through the same bus.
+//! hashing) live here too, so the domain stays free of I/O. [`registration`] is the
+//! sequence of commands that registers an account, and settles one cut short.
+//! [`generate`] writes a made-up history of rooms through the same bus.
 
 mod bus;
 mod cache;
@@ -16,6 +17,7 @@ mod follow;
 pub mod generate;
 mod metadata;
 mod password;
+pub mod registration;
 mod setup;
 mod snapshot;
 mod store;

@@ -33,6 +33,7 @@ pub use app::{Application, Backends, StartError, router};
 pub use config::{GatewayConfig, HttpLimits, IceServer, JoinFailureLimits, RateLimit, WsRateLimits};
 pub use rapat_commands::HashingLimits;
 pub use error::ApiError;
-pub use registration::{PendingClaim, RegistrationConfig, RegistrationManager, Settled, settle};
+pub use rapat_commands::registration::{PendingClaim, Settled, settle};
+pub use registration::{RegistrationConfig, RegistrationManager};
 pub use shutdown::Shutdown;
 pub use ws::CONNECTION_HEADER;

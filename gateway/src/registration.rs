@@ -1,26 +1,12 @@
 //! The registration manager: finishes or undoes registrations that were cut short.
 //!
 //! Registering is three commands (claim the address, register the account,
-//! confirm the claim), so a process that dies, or a store that fails, between
-//! them leaves the claim pending and the address taken. The manager reads the
-//! pending claims from the `email_claims` read model and, once a claim is older
-//! than a grace period, settles it ([`settle`]):
-//!
-//! 1. `AbandonRegistration` on the claiming account. The account decides: if it
-//!    was registered, it refuses (`AlreadyRegistered`) and the claim is
-//!    confirmed; otherwise it records that it will never be registered, and
-//!    the claim is released, so the address is free at once.
-//! 2. `Confirm` or `Release` on the claim.
-//!
-//! The order matters. Releasing first would let a registration that is merely
-//! slow land after the release, leaving an account whose address another account
-//! may claim. Abandoning first turns that late registration into a refusal: the
-//! account's optimistic concurrency lets only one of `Register` and
-//! `AbandonRegistration` append.
-//!
-//! Every command has an id derived from the claim (or account), and the
-//! aggregates treat repeats as no-ops, so two managers, a manager and the
-//! registering request itself, or a retry after an outage never do anything twice.
+//! confirm the claim: `rapat_commands::registration`), so a process that dies, or
+//! a store that fails, between them leaves the claim pending and the address
+//! taken. The manager reads the pending claims from the `email_claims` read model
+//! and, once a claim is older than a grace period, settles it with
+//! [`rapat_commands::registration::settle`] (abandon the account, then confirm or
+//! release the claim; see there why in that order and why repeats are harmless).
 //! One manager is active per database (a Postgres advisory lock); others stand by.
 
 use std::sync::Arc;
@@ -28,21 +14,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use rapat_commands::{CommandBus, CommandError, CommandMetadata, EventStoreConfig, JetStreamEventStore, StoreError};
-use rapat_domain::account::{Account, AccountCommand, AccountError, EmailClaim, EmailClaimCommand, EmailClaimError};
+use rapat_commands::registration::{PendingClaim, SettleError, Settled, settle};
+use rapat_commands::{CommandBus, EventStoreConfig, JetStreamEventStore, StoreError};
+use rapat_domain::account::{Account, EmailClaim};
 use rapat_domain::credentials::{Password, PasswordHash};
-use rapat_domain::ids::UserId;
 use rapat_domain::services::{DomainServices, HashingError, PasswordHasher};
 use rapat_projections::projector::AdvisoryLock;
 use rapat_projections::queries::QueryError;
 use rapat_projections::queries::email_claims::{self, ClaimRow};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
-
-/// The namespace of the manager's command ids. Fixed: a changed namespace would
-/// give a repeated command a new id.
-const COMMAND_NAMESPACE: Uuid = Uuid::from_u128(0x3b0e_51c4_7a2d_4f19_8c6e_0d5a_9f21_b7e4);
 
 /// The advisory lock that makes one manager active per database.
 const LOCK_NAME: &str = "rapat.registrations";
@@ -67,81 +48,9 @@ impl Default for RegistrationConfig {
     }
 }
 
-/// One claim of an address by an account, as it stands in the read model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PendingClaim {
-    /// The claim aggregate's id (`Email::claim_id`).
-    pub claim_id: Uuid,
-    pub account: UserId,
-    /// The claim aggregate's version at the claim, so that a later claim of the
-    /// same address gets command ids of its own.
-    pub claim_version: u64,
-}
-
-impl From<&ClaimRow> for PendingClaim {
-    fn from(row: &ClaimRow) -> Self {
-        Self { claim_id: row.claim_id, account: row.account_id, claim_version: row.claim_version }
-    }
-}
-
-/// How a pending claim was settled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Settled {
-    /// The account had been registered: the claim is confirmed.
-    Confirmed,
-    /// The account will never be registered: the address is free.
-    Released,
-    /// Someone settled it before (the read model had not shown it yet).
-    Already,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SettleError {
-    #[error("abandoning the registration: {0}")]
-    Account(CommandError<AccountError>),
-    #[error("settling the email claim: {0}")]
-    Claim(CommandError<EmailClaimError>),
-}
-
-impl SettleError {
-    fn is_unavailable(&self) -> bool {
-        match self {
-            Self::Account(error) => error.is_unavailable(),
-            Self::Claim(error) => error.is_unavailable(),
-        }
-    }
-}
-
-/// Confirms `claim` if its account was registered, and otherwise makes sure it
-/// never will be and releases the claim. Safe to repeat and to run concurrently.
-pub async fn settle(
-    accounts: &CommandBus<Account>,
-    emails: &CommandBus<EmailClaim>,
-    claim: PendingClaim,
-) -> Result<Settled, SettleError> {
-    let PendingClaim { claim_id, account, claim_version } = claim;
-    let abandon_id = command_id(&format!("account/{account}/abandon-registration"));
-    let abandoned = accounts
-        .execute(&account.to_string(), AccountCommand::AbandonRegistration, system(abandon_id))
-        .await;
-    let (command, settled, step) = match abandoned {
-        Ok(_) => (EmailClaimCommand::Release { account }, Settled::Released, "release"),
-        Err(CommandError::Rejected(AccountError::AlreadyRegistered)) => {
-            (EmailClaimCommand::Confirm { account }, Settled::Confirmed, "confirm")
-        }
-        Err(error) => return Err(SettleError::Account(error)),
-    };
-    let id = command_id(&format!("claim/{claim_id}/{claim_version}/{step}"));
-    let outcome = emails.execute(&claim_id.to_string(), command, system(id)).await.map_err(SettleError::Claim)?;
-    Ok(if outcome.events.is_empty() || outcome.duplicate { Settled::Already } else { settled })
-}
-
-fn command_id(name: &str) -> Uuid {
-    Uuid::new_v5(&COMMAND_NAMESPACE, name.as_bytes())
-}
-
-fn system(command_id: Uuid) -> CommandMetadata {
-    CommandMetadata::system().with_command_id(command_id)
+/// A pending claim as the read model shows it.
+fn pending_claim(row: &ClaimRow) -> PendingClaim {
+    PendingClaim { claim_id: row.claim_id, account: row.account_id, claim_version: row.claim_version }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -230,7 +139,7 @@ impl RegistrationManager {
         let pending = email_claims::pending_before(&self.db, cutoff, self.config.batch).await?;
         let mut settled = 0;
         for row in &pending {
-            match settle(&self.accounts, &self.emails, PendingClaim::from(row)).await {
+            match settle(&self.accounts, &self.emails, pending_claim(row)).await {
                 Ok(Settled::Already) => {
                     tracing::debug!(claim = %row.claim_id, "registration settled already");
                 }

@@ -1,6 +1,9 @@
-//! The browser client: the files of `web/` (at the repository root), compiled into
-//! the binary with `include_bytes!`, so `rapat serve` serves them wherever it
-//! runs, with nothing to install next to it. `index.html` answers `/`.
+//! The browser client: the files of `web/` (at the repository root), served by
+//! the gateway. A release build embeds them in the binary (rust-embed), so
+//! `rapat serve` serves them wherever it runs, with nothing to install next to
+//! it; a debug build reads them from `web/` when it starts, so an edited client
+//! needs no rebuild. Every file under `web/` is served, a new one without being
+//! listed anywhere. `index.html` answers `/`.
 //!
 //! Every file gets its own exact route, not a wildcard: a path that is not one of
 //! the client's files falls through to the gateway's JSON 404 like any unknown
@@ -13,47 +16,21 @@
 //! every load (a 304 costs one round trip) and never run a stale client against a
 //! newer server.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sha2::{Digest, Sha256};
+use rust_embed::RustEmbed;
 
-/// One file of the client, as compiled in.
-struct Asset {
-    /// Relative to `web/`, with `/` separators; also its URL path.
-    path: &'static str,
-    body: &'static [u8],
-}
-
-/// Lists the client's files; a file missing from `web/` fails the build, and the
-/// `every_client_file_is_served` test fails when `web/` has a file not listed here.
-macro_rules! assets {
-    ($($path:literal),* $(,)?) => {
-        &[$(Asset { path: $path, body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../web/", $path)) }),*]
-    };
-}
-
-const ASSETS: &[Asset] = assets![
-    "index.html",
-    "favicon.svg",
-    "css/app.css",
-    "js/api.js",
-    "js/auth-view.js",
-    "js/chat.js",
-    "js/errors.js",
-    "js/lobby-view.js",
-    "js/main.js",
-    "js/media.js",
-    "js/meeting-view.js",
-    "js/meeting.js",
-    "js/roster.js",
-    "js/signaling.js",
-    "js/tiles.js",
-    "js/ui.js",
-];
+/// The client's files; paths are relative to `web/`, with `/` separators, and are
+/// also their URL paths.
+#[derive(RustEmbed)]
+#[folder = "../web/"]
+struct Client;
 
 const INDEX: &str = "index.html";
 
@@ -69,18 +46,21 @@ const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), display-capt
 
 /// A file ready to answer: its type and validator are worked out once, at start.
 struct Served {
-    body: &'static [u8],
+    body: Bytes,
     content_type: HeaderValue,
     etag: Option<HeaderValue>,
 }
 
 impl Served {
-    fn new(asset: &Asset) -> Self {
-        let digest = Sha256::digest(asset.body);
-        let hex: String = digest.iter().take(12).map(|byte| format!("{byte:02x}")).collect();
+    fn new(path: &str, file: rust_embed::EmbeddedFile) -> Self {
+        let hex: String = file.metadata.sha256_hash().iter().take(12).map(|byte| format!("{byte:02x}")).collect();
+        let body = match file.data {
+            Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+            Cow::Owned(bytes) => Bytes::from(bytes),
+        };
         Self {
-            body: asset.body,
-            content_type: HeaderValue::from_static(content_type(asset.path).unwrap_or("application/octet-stream")),
+            body,
+            content_type: HeaderValue::from_static(content_type(path).unwrap_or("application/octet-stream")),
             etag: HeaderValue::from_str(&format!("\"{hex}\"")).ok(),
         }
     }
@@ -97,7 +77,7 @@ impl Served {
         headers.insert(header::CONTENT_TYPE, self.content_type.clone());
         headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
         headers.insert(HeaderName::from_static("permissions-policy"), HeaderValue::from_static(PERMISSIONS_POLICY));
-        (StatusCode::OK, headers, self.body).into_response()
+        (StatusCode::OK, headers, self.body.clone()).into_response()
     }
 }
 
@@ -133,16 +113,17 @@ fn content_type(path: &str) -> Option<&'static str> {
 /// router, whose fallback (the JSON 404) answers every other path.
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let mut router = Router::new();
-    for asset in ASSETS {
-        let served = Arc::new(Served::new(asset));
+    for path in Client::iter() {
+        let Some(file) = Client::get(&path) else { continue };
+        let served = Arc::new(Served::new(&path, file));
         let handler = move |headers: HeaderMap| {
             let served = Arc::clone(&served);
             async move { served.respond(&headers) }
         };
-        if asset.path == INDEX {
+        if path == INDEX {
             router = router.route("/", get(handler.clone()));
         }
-        router = router.route(&format!("/{}", asset.path), get(handler));
+        router = router.route(&format!("/{path}"), get(handler));
     }
     router
 }
@@ -174,18 +155,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_client_file_is_served() {
+    fn files_on_disk() -> BTreeSet<String> {
         let mut on_disk = BTreeSet::new();
         files_under(&web_dir(), &web_dir(), &mut on_disk);
-        let listed: BTreeSet<String> = ASSETS.iter().map(|asset| asset.path.to_string()).collect();
-        assert_eq!(on_disk, listed, "web/ and the ASSETS list in gateway/src/web.rs differ");
+        on_disk
     }
 
     #[test]
-    fn every_client_file_has_a_content_type() {
-        for asset in ASSETS {
-            assert!(content_type(asset.path).is_some(), "no content type for {}", asset.path);
+    fn every_client_file_is_embedded() {
+        let embedded: BTreeSet<String> = Client::iter().map(|path| path.into_owned()).collect();
+        assert_eq!(files_on_disk(), embedded, "web/ and the files served differ");
+    }
+
+    #[tokio::test]
+    async fn every_client_file_is_served_with_its_content_type() {
+        for path in files_on_disk() {
+            assert!(content_type(&path).is_some(), "no content type for {path}");
+            let response = get(&format!("/{path}"), None).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert_eq!(Some(header_of(&response, header::CONTENT_TYPE)), content_type(&path), "{path}");
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("a body");
+            assert_eq!(body, std::fs::read(web_dir().join(&path)).expect("the file reads"), "{path}");
         }
     }
 

@@ -50,14 +50,22 @@ impl AppState {
             metadata
         };
         let outcome = bus.execute(aggregate_id, command, metadata).await.map_err(Into::into)?;
-        let projections = visible_in(A::TYPE);
-        if !projections.is_empty() && outcome.stream_sequence > 0 {
+        self.wait_visible(A::TYPE, outcome.stream_sequence).await?;
+        Ok(outcome)
+    }
+
+    /// Waits until the read models that show `aggregate_type`'s events have
+    /// applied the stream up to `stream_sequence` (a write run without `write`,
+    /// such as a registration's commands); `stored_not_visible` when they lag.
+    pub async fn wait_visible(&self, aggregate_type: &str, stream_sequence: u64) -> Result<(), ApiError> {
+        let projections = visible_in(aggregate_type);
+        if !projections.is_empty() && stream_sequence > 0 {
             let wait = deadline::bounded(self.config.read_your_writes_timeout);
-            if let Err(timeout) = self.positions.wait_for(projections, outcome.stream_sequence, wait).await {
-                tracing::info!(%timeout, sequence = outcome.stream_sequence, "stored, but the read models lag");
+            if let Err(timeout) = self.positions.wait_for(projections, stream_sequence, wait).await {
+                tracing::info!(%timeout, sequence = stream_sequence, "stored, but the read models lag");
                 return Err(ApiError::stored_not_visible());
             }
         }
-        Ok(outcome)
+        Ok(())
     }
 }

@@ -259,6 +259,22 @@ fn every_schema_is_valid_draft_2020_12() {
     }
 }
 
+/// The schemas repeat the domain's room size limit as a number; this keeps every
+/// copy equal to `MaxUsers::LIMIT`, the one the aggregate enforces.
+#[test]
+fn every_max_users_maximum_is_the_domain_limit() {
+    let mut found = Vec::new();
+    for schema in EVENT_SCHEMAS {
+        let source: Value = serde_json::from_str(schema.source).expect("a schema is JSON");
+        let Some(max_users) = source["properties"].get("maxUsers") else { continue };
+        assert_eq!(max_users["maximum"], json!(MaxUsers::LIMIT), "{}/{}: maxUsers", schema.aggregate_type, schema.event_type);
+        assert_eq!(max_users["minimum"], json!(1), "{}/{}: maxUsers", schema.aggregate_type, schema.event_type);
+        found.push(schema.event_type);
+    }
+    found.sort_unstable();
+    assert_eq!(found, ["RoomCreated", "RoomSettingsUpdated"], "the schemas that carry maxUsers");
+}
+
 fn check(aggregate_type: &str, event_type: &str, payload: Value, expect_valid: bool) {
     let result = validate_event(aggregate_type, event_type, &payload);
     assert_eq!(result.is_ok(), expect_valid, "{aggregate_type}/{event_type} {payload}: {result:?}");

@@ -206,6 +206,33 @@ export function createRoom({ name, description, password, maxUsers }) {
   });
 }
 
+/** @type {Promise<{maxUsers: number}> | null} */
+let roomLimitsOnce = null;
+
+/**
+ * The limits the server puts on a room, read from its OpenAPI document (which
+ * states what the server enforces), so the form's bounds never drift from the
+ * server's. Asked once per page.
+ * @returns {Promise<{maxUsers: number}>}
+ */
+export function roomLimits() {
+  roomLimitsOnce ??= fetch(`${BASE}/openapi.json`)
+    .then((response) => {
+      if (!response.ok) throw new ApiError(response.status, `http_${response.status}`, "Cannot read the API description.");
+      return response.json();
+    })
+    .then((document) => {
+      const maxUsers = document?.components?.schemas?.CreateRoomRequest?.properties?.maxUsers?.maximum;
+      if (!Number.isInteger(maxUsers)) throw new ApiError(0, "no_limits", "The API description states no room size limit.");
+      return { maxUsers };
+    })
+    .catch((error) => {
+      roomLimitsOnce = null; // asked again next time
+      throw error;
+    });
+  return roomLimitsOnce;
+}
+
 export const getRoom = (id) => request("GET", room(id));
 
 /** `{room, participant}`; a wrong or missing password is a 403 `wrong_password`. */

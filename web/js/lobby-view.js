@@ -27,6 +27,13 @@ export function renderLobby(root, { user, openRoom }) {
 }
 
 function createForm(openRoom) {
+  // Its upper bound is the server's (`api.roomLimits`); until it is known the
+  // server's own check is the only one.
+  const maxUsers = el("input", { name: "maxUsers", type: "number", min: 1, value: "10", required: true });
+  api.roomLimits().then(
+    (limits) => maxUsers.setAttribute("max", String(limits.maxUsers)),
+    () => {},
+  );
   const form = el(
     "form",
     { id: "create-room-form" },
@@ -36,7 +43,7 @@ function createForm(openRoom) {
       "div",
       { class: "row" },
       el("label", {}, "Password (optional)", el("input", { name: "password", type: "password", minlength: 4, maxlength: 128, autocomplete: "new-password" })),
-      el("label", {}, "Max people", el("input", { name: "maxUsers", type: "number", min: 1, max: 500, value: "10", required: true })),
+      el("label", {}, "Max people", maxUsers),
     ),
     el("button", { type: "submit", class: "primary" }, "Create room"),
   );

@@ -4,6 +4,7 @@
 
 mod concurrency;
 mod loading;
+mod registration;
 mod round_trip;
 mod support;
 mod unavailable;

@@ -9,8 +9,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use chrono::Utc;
+use cqrs_es::Aggregate as _;
 use rapat_commands::CommandMetadata;
-use rapat_domain::account::{AccountCommand, Email, EmailClaimCommand, PersonName};
+use rapat_commands::registration::{self, Registration, RegistrationCommands, RegistrationError};
+use rapat_domain::account::{Account, Email, EmailClaim, PersonName};
 use rapat_domain::credentials::{Password, PasswordHash};
 use rapat_domain::ids::UserId;
 use rapat_domain::session::{RefreshToken, RevokeReason, SessionCommand, SessionEvent};
@@ -26,7 +28,6 @@ use crate::auth::{bearer_token, request_id, with_client_key, with_request_id};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::idempotency;
-use crate::registration::{self, PendingClaim};
 use crate::response::{self, Data, Failure, Message};
 use crate::routes::schema;
 use crate::routes::users::UserView;
@@ -145,28 +146,27 @@ async fn register(
         }
         return Err(ApiError::conflict("email_taken", "an account with this email already exists"));
     }
-    // The claim comes first: two registrations of one address meet at the same
-    // claim aggregate and only one can append, so the loser gets a clean 409
-    // instead of tripping over the users read model's unique index. The claim is
-    // confirmed once the account exists. One left pending (this process died, or
-    // the store failed in between) is settled by the registration manager
-    // (`registration.rs`) after a grace period: confirmed if the account was
-    // registered after all, released otherwise, so an address is never locked.
-    let claim_id = email.claim_id();
-    let claim = EmailClaimCommand::Claim { email: email.clone(), account: user, now: Utc::now() };
-    let claimed = state.write(&state.emails, &claim_id.to_string(), claim, acting(user, request_id.as_deref(), key)).await?;
-    let register = AccountCommand::Register { email, password, first_name, last_name };
-    let registered = state.write(&state.accounts, &user.to_string(), register, acting(user, request_id.as_deref(), key)).await;
-    if let Err(error) = registered {
-        settle_now(&state, PendingClaim { claim_id, account: user, claim_version: claimed.version }, &error).await;
-        return Err(error);
-    }
-    let confirm = EmailClaimCommand::Confirm { account: user };
-    if let Err(error) = state.write(&state.emails, &claim_id.to_string(), confirm, acting(user, request_id.as_deref(), key)).await {
-        // The account exists and can log in; confirming is bookkeeping that the
-        // registration manager finishes.
-        tracing::warn!(account = %user, ?error, "the new account's email claim is left for the registration manager to confirm");
-    }
+    // Each command's id comes from the request's key, as `AppState::write` would
+    // derive it, so a retry stores nothing twice.
+    let claim_id = email.claim_id().to_string();
+    let account_id = user.to_string();
+    let metadata = |aggregate_type: &str, aggregate_id: &str, variant: &str| {
+        let command_id = key.map(|key| idempotency::command_id_of(key, aggregate_type, aggregate_id, variant));
+        acting(user, request_id.as_deref(), command_id)
+    };
+    let commands = RegistrationCommands {
+        claim: metadata(EmailClaim::TYPE, &claim_id, "Claim"),
+        register: metadata(Account::TYPE, &account_id, "Register"),
+        confirm: metadata(EmailClaim::TYPE, &claim_id, "Confirm"),
+    };
+    let registration = Registration { account: user, email, password, first_name, last_name };
+    let registered = registration::register(&state.accounts, &state.emails, registration, commands)
+        .await
+        .map_err(|error| match error {
+            RegistrationError::Claim(error) => ApiError::from(error),
+            RegistrationError::Account(error) => ApiError::from(error),
+        })?;
+    state.wait_visible(Account::TYPE, registered.account_sequence).await?;
 
     let row = queries::users::by_id(&state.db, user)
         .await?
@@ -308,31 +308,6 @@ async fn refresh(
     let (token, expires_in) = state.tokens.issue_access(user.id, session_id, &user.role, now);
     Ok(response::ok(TokenData { token, refresh_token: next.expose(), expires_in }))
 }
-
-/// Settles the claim of a registration whose account step failed now rather than
-/// after the grace period, so that trying again (after a 503 for busy hashing,
-/// say) finds the address free. It does what the registration manager would: the
-/// account decides whether it was registered. Not while the store or the read
-/// models are unavailable or the account step's outcome is unknown (that would
-/// only make the answer wait longer, and a retry with the same key must find the
-/// registration as it was), and never for long: whatever is left, the manager
-/// finishes.
-async fn settle_now(state: &AppState, claim: PendingClaim, error: &ApiError) {
-    if matches!(error.code, "service_unavailable" | "outcome_unknown") {
-        return;
-    }
-    let settled = tokio::time::timeout(SETTLE_NOW_LIMIT, registration::settle(&state.accounts, &state.emails, claim)).await;
-    match settled {
-        Ok(Ok(settled)) => tracing::info!(account = %claim.account, ?settled, "settled the claim of a failed registration"),
-        Ok(Err(settle_error)) => {
-            tracing::warn!(account = %claim.account, %settle_error, "left the claim of a failed registration to the registration manager");
-        }
-        Err(_) => tracing::warn!(account = %claim.account, "settling the claim of a failed registration took too long; left to the registration manager"),
-    }
-}
-
-/// The longest a failed registration's answer waits for its claim to be settled.
-const SETTLE_NOW_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Metadata of a command `user` issues, correlated with the request, with the
 /// request's bound `Idempotency-Key` when it is keyed. Login and refresh are not:

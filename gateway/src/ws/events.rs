@@ -11,11 +11,10 @@ use rapat_domain::envelope::{StoredCommit, StoredEvent, decode_event};
 use rapat_domain::ids::UserId;
 use rapat_domain::room::RoomEvent;
 use rapat_projections::queries;
-use serde_json::json;
 use uuid::Uuid;
 
 use super::fanout::{LocalRoom, Outgoing, header};
-use super::message::Identity;
+use super::message::{Identity, ServerMessage};
 use super::{CLOSE_LEFT, CLOSE_REMOVED, CLOSE_ROOM_ENDED};
 
 /// The event types that reach sockets.
@@ -55,36 +54,32 @@ async fn deliver_event(room: &Arc<LocalRoom>, stored: &StoredEvent) {
         }
     };
     // What the room hears, and whose sockets a leave or removal closes instead.
-    let (user, kind, payload, closes) = match event {
-        RoomEvent::ParticipantJoined { user_id } => (user_id, "user_joined", json!({}), Closes::No),
-        RoomEvent::ParticipantLeft { user_id } => (user_id, "user_left", json!({}), Closes::Left),
+    let (user, message, closes) = match event {
+        RoomEvent::ParticipantJoined { user_id } => (user_id, ServerMessage::UserJoined {}, Closes::No),
+        RoomEvent::ParticipantLeft { user_id } => (user_id, ServerMessage::UserLeft { removed_by: None }, Closes::Left),
         RoomEvent::ParticipantRemoved { user_id, removed_by } => {
-            (user_id, "user_left", json!({ "removedBy": removed_by }), Closes::Removed { removed_by })
+            (user_id, ServerMessage::UserLeft { removed_by: Some(removed_by.as_uuid()) }, Closes::Removed { removed_by })
         }
-        RoomEvent::ParticipantMutedByHost { user_id, .. } => {
-            (user_id, "mute", json!({ "muted": true, "byHost": true }), Closes::No)
-        }
+        RoomEvent::ParticipantMutedByHost { user_id, .. } => (user_id, ServerMessage::Mute { muted: true, by_host: true }, Closes::No),
         RoomEvent::ParticipantUnmuteAllowed { user_id, allowed_by } => {
-            (user_id, "unmute_allowed", json!({ "allowedBy": allowed_by }), Closes::No)
+            (user_id, ServerMessage::UnmuteAllowed { allowed_by: allowed_by.as_uuid() }, Closes::No)
         }
-        RoomEvent::ParticipantAudioChanged { user_id, muted } => (user_id, "mute", json!({ "muted": muted }), Closes::No),
-        RoomEvent::ParticipantVideoChanged { user_id, on } => (user_id, "video", json!({ "on": on }), Closes::No),
-        RoomEvent::ParticipantScreenShareChanged { user_id, sharing } => {
-            (user_id, "screen_share", json!({ "sharing": sharing }), Closes::No)
-        }
+        RoomEvent::ParticipantAudioChanged { user_id, muted } => (user_id, ServerMessage::Mute { muted, by_host: false }, Closes::No),
+        RoomEvent::ParticipantVideoChanged { user_id, on } => (user_id, ServerMessage::Video { on }, Closes::No),
+        RoomEvent::ParticipantScreenShareChanged { user_id, sharing } => (user_id, ServerMessage::ScreenShare { sharing }, Closes::No),
         RoomEvent::RoomEnded {} => return room_ended(room, stored),
         RoomEvent::RoomCreated { .. } | RoomEvent::RoomSettingsUpdated { .. } => return,
     };
     let user = user.as_uuid();
     let identity = Identity { room: room.id, user, username: name_of(room, user).await };
-    let text = identity.message_at(kind, None, payload, stored.timestamp);
+    let text = identity.message_at(&message, None, stored.timestamp);
     for connection in room.connections() {
         let theirs = connection.identity.user == user;
         match closes {
             Closes::Left if theirs => connection.deliver(Outgoing::Close(CLOSE_LEFT, "you left the room")),
             Closes::Removed { removed_by } if theirs => {
-                let removed = json!({ "removedBy": removed_by });
-                let notice = identity.message_at("removed", None, removed, stored.timestamp);
+                let removed = ServerMessage::Removed { removed_by: removed_by.as_uuid() };
+                let notice = identity.message_at(&removed, None, stored.timestamp);
                 connection.deliver(Outgoing::Text(notice));
                 connection.deliver(Outgoing::Close(CLOSE_REMOVED, "removed from the room by the host"));
             }
@@ -103,7 +98,7 @@ enum Closes {
 
 fn room_ended(room: &LocalRoom, event: &StoredEvent) {
     for connection in room.connections() {
-        let notice = connection.identity.message_at("room_ended", None, json!({}), event.timestamp);
+        let notice = connection.identity.message_at(&ServerMessage::RoomEnded {}, None, event.timestamp);
         connection.deliver(Outgoing::Text(notice));
         connection.deliver(Outgoing::Close(CLOSE_ROOM_ENDED, "the room has ended"));
     }

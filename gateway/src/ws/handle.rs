@@ -8,14 +8,14 @@ use rapat_domain::room::RoomCommand;
 use rapat_projections::queries;
 use rapat_wire::signal::SfuRequestKind;
 use serde::Deserialize as _;
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::MAX_CLIENT_MESSAGE;
 use super::fanout::{Connection, Outgoing};
 use super::limits::{MessageKind, SocketRates};
-use super::message::{ChatText, ClientMessage, Envelope, Negotiation};
+use super::message::{ChatText, ClientMessage, Envelope, Negotiation, ServerMessage};
 use crate::auth::AuthUser;
 use crate::chat::StoredChat;
 use crate::state::AppState;
@@ -79,7 +79,7 @@ async fn dispatch(state: &AppState, connection: &Connection, auth: &AuthUser, me
     match message {
         ClientMessage::Auth {} => {}
         ClientMessage::JoinRoom {} => {
-            let text = connection.identity.message("user_joined", None, json!({}));
+            let text = connection.identity.message(&ServerMessage::UserJoined {}, None);
             publish(state, connection, Some(connection.id), None, text).await;
         }
         ClientMessage::Chat { payload } => chat(state, connection, &payload.message).await,
@@ -91,9 +91,11 @@ async fn dispatch(state: &AppState, connection: &Connection, auth: &AuthUser, me
         }
         ClientMessage::RequestUnmute {} => request_unmute(state, connection, auth).await,
         ClientMessage::AllowUnmute { target } => allow_unmute(state, connection, auth, UserId::from_uuid(target)).await,
-        ClientMessage::Offer(negotiation) => negotiate(state, connection, SfuRequestKind::Offer, negotiation).await,
-        ClientMessage::Answer(negotiation) => negotiate(state, connection, SfuRequestKind::Answer, negotiation).await,
-        ClientMessage::IceCandidate(negotiation) => negotiate(state, connection, SfuRequestKind::IceCandidate, negotiation).await,
+        ClientMessage::Offer(negotiation) => negotiate(state, connection, SfuRequestKind::Offer, ServerMessage::Offer, negotiation).await,
+        ClientMessage::Answer(negotiation) => negotiate(state, connection, SfuRequestKind::Answer, ServerMessage::Answer, negotiation).await,
+        ClientMessage::IceCandidate(negotiation) => {
+            negotiate(state, connection, SfuRequestKind::IceCandidate, ServerMessage::IceCandidate, negotiation).await;
+        }
     }
 }
 
@@ -120,8 +122,8 @@ async fn chat(state: &AppState, connection: &Connection, text: &ChatText) {
     };
     match state.signaling.chat.append(&state.config, &stored).await {
         Ok(id) => {
-            let payload = json!({ "message": text, "id": id });
-            let text = identity.message_at("chat", None, payload, stored.timestamp);
+            let chat = ServerMessage::Chat { message: stored.message, id };
+            let text = identity.message_at(&chat, None, stored.timestamp);
             publish(state, connection, None, None, text).await;
         }
         Err(error) => {
@@ -155,7 +157,7 @@ async fn request_unmute(state: &AppState, connection: &Connection, auth: &AuthUs
     if !muted_by_host {
         return reply_error(connection, "not_muted_by_host", "the host has not muted you: unmute yourself");
     }
-    let text = connection.identity.message("unmute_requested", None, json!({}));
+    let text = connection.identity.message(&ServerMessage::UnmuteRequested {}, None);
     publish(state, connection, None, Some(row.host_id.as_uuid()), text).await;
 }
 
@@ -170,15 +172,20 @@ async fn allow_unmute(state: &AppState, connection: &Connection, auth: &AuthUser
 }
 
 /// `offer` / `answer` / `ice-candidate`: to one participant with `targetUserId`
-/// (peer-to-peer), else to the room's SFU.
-async fn negotiate(state: &AppState, connection: &Connection, kind: SfuRequestKind, negotiation: Negotiation) {
+/// (peer-to-peer, as `relayed`), else to the room's SFU (as `kind`).
+async fn negotiate(
+    state: &AppState,
+    connection: &Connection,
+    kind: SfuRequestKind,
+    relayed: fn(Map<String, Value>) -> ServerMessage,
+    negotiation: Negotiation,
+) {
     let identity = &connection.identity;
-    let payload = Value::Object(negotiation.payload);
     if let Some(target) = negotiation.target {
-        let text = identity.message(kind.as_str(), Some(target), payload);
+        let text = identity.message(&relayed(negotiation.payload), Some(target));
         return publish(state, connection, Some(connection.id), Some(target), text).await;
     }
-    let request = identity.sfu_request(kind, connection.id, payload);
+    let request = identity.sfu_request(kind, connection.id, Value::Object(negotiation.payload));
     if let Err(error) = state.signaling.publish_to_sfu(&request).await {
         tracing::warn!(%error, "cannot publish to the SFU");
         reply_error(connection, "unavailable", "the message could not be sent; try again");

@@ -4,14 +4,18 @@
 //!
 //! A client's message is decoded once, here, into a `ClientMessage` whose
 //! variants carry parsed payloads (a chat text of the right length, booleans,
-//! user ids); what cannot be decoded gets the `error` its type calls for.
+//! user ids); what cannot be decoded gets the `error` its type calls for. What
+//! the server sends is a `ServerMessage`, one variant per `type`, put in the
+//! envelope by `Identity::message`.
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use rapat_wire::signal::{SfuRequest, SfuRequestKind};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use uuid::Uuid;
+
+use crate::config::IceServer;
 
 /// Who a message is from (or, for server notices, whom it concerns).
 #[derive(Clone, Debug)]
@@ -21,39 +25,93 @@ pub struct Identity {
     pub username: String,
 }
 
+/// A message the server sends to a socket: its `type` and `payload`. `Identity`
+/// puts it in the envelope. (What the SFU sends a socket is a `rapat_wire`
+/// `SfuReply`, already in this shape, which the gateway passes on unread.)
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", content = "payload", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum ServerMessage {
+    /// A socket's first message: what its peer connection needs.
+    Config { ice_servers: Vec<IceServer> },
+    /// A socket's second message: everyone in the room and their media state.
+    Participants { participants: Vec<Participant> },
+    UserJoined {},
+    /// `removedBy` when the host removed the user.
+    UserLeft {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        removed_by: Option<Uuid>,
+    },
+    /// To the removed user's own sockets, before they close.
+    Removed { removed_by: Uuid },
+    RoomEnded {},
+    /// `id` is the message's sequence on the chat stream.
+    Chat { message: String, id: u64 },
+    /// `byHost` only when the host muted the user.
+    Mute {
+        muted: bool,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        by_host: bool,
+    },
+    UnmuteRequested {},
+    UnmuteAllowed { allowed_by: Uuid },
+    Video { on: bool },
+    ScreenShare { sharing: bool },
+    /// A peer's negotiation, relayed as the peer sent it (peer-to-peer mode).
+    Offer(Map<String, Value>),
+    Answer(Map<String, Value>),
+    #[serde(rename = "ice-candidate")]
+    IceCandidate(Map<String, Value>),
+    Error { code: String, message: String },
+}
+
+/// One participant of a `participants` message.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    pub user_id: Uuid,
+    pub username: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub joined_at: DateTime<Utc>,
+    pub audio_muted: bool,
+    pub video_on: bool,
+    pub screen_sharing: bool,
+    pub muted_by_host: bool,
+}
+
+/// The envelope around a `ServerMessage`.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct ServerMessage<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
+struct Sent<'a> {
+    #[serde(flatten)]
+    message: &'a ServerMessage,
     room_id: Uuid,
     user_id: Uuid,
     username: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     target_user_id: Option<Uuid>,
-    payload: Value,
     timestamp: DateTime<Utc>,
 }
 
 impl Identity {
-    /// A message of `kind` from this identity, stamped now.
-    pub fn message(&self, kind: &str, target: Option<Uuid>, payload: Value) -> Utf8Bytes {
-        self.message_at(kind, target, payload, Utc::now())
+    /// `message` from this identity (to `target` only, for a relayed negotiation),
+    /// stamped now.
+    pub fn message(&self, message: &ServerMessage, target: Option<Uuid>) -> Utf8Bytes {
+        self.message_at(message, target, Utc::now())
     }
 
-    /// A message of `kind` from this identity, stamped with `timestamp` (that of
-    /// the stored event or chat message it tells of).
-    pub fn message_at(&self, kind: &str, target: Option<Uuid>, payload: Value, timestamp: DateTime<Utc>) -> Utf8Bytes {
-        let message = ServerMessage {
-            kind,
+    /// `message` from this identity, stamped with `timestamp` (that of the stored
+    /// event or chat message it tells of).
+    pub fn message_at(&self, message: &ServerMessage, target: Option<Uuid>, timestamp: DateTime<Utc>) -> Utf8Bytes {
+        let sent = Sent {
+            message,
             room_id: self.room,
             user_id: self.user,
             username: &self.username,
             target_user_id: target,
-            payload,
             timestamp,
         };
-        serde_json::to_string(&message).unwrap_or_default().into()
+        serde_json::to_string(&sent).unwrap_or_default().into()
     }
 
     /// What this identity's socket `connection` asks of the room's SFU.
@@ -70,7 +128,7 @@ impl Identity {
 
     /// An `error` message for this identity's socket.
     pub fn error(&self, code: &str, message: impl Into<String>) -> Utf8Bytes {
-        self.message("error", None, json!({ "code": code, "message": message.into() }))
+        self.message(&ServerMessage::Error { code: code.to_owned(), message: message.into() }, None)
     }
 }
 
@@ -270,5 +328,48 @@ mod tests {
         assert_eq!(auth_token(r#"{"type":"auth","payload":{"token":"t"}}"#).as_deref(), Some("t"));
         assert_eq!(auth_token(r#"{"type":"auth","payload":{}}"#), None);
         assert_eq!(auth_token(r#"{"type":"chat","payload":{"token":"t"}}"#), None);
+    }
+
+    /// The wire shape of server messages, field by field (SPEC §4; the schemas in
+    /// `schemas/ws/server/` are checked against live sockets in the API tests).
+    #[test]
+    fn server_messages_are_their_type_and_payload_in_the_envelope() {
+        let identity = Identity { room: Uuid::from_u128(1), user: Uuid::from_u128(2), username: "Ana Putri".to_owned() };
+        let at = DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z").expect("a time").with_timezone(&Utc);
+        let sent = |message: ServerMessage, target: Option<Uuid>| -> Value {
+            serde_json::from_str(identity.message_at(&message, target, at).as_str()).expect("JSON")
+        };
+        let host = Uuid::from_u128(3);
+        let envelope = |kind: &str, payload: Value| {
+            serde_json::json!({
+                "type": kind, "roomId": identity.room, "userId": identity.user, "username": "Ana Putri",
+                "payload": payload, "timestamp": "2026-03-01T10:00:00Z",
+            })
+        };
+        assert_eq!(sent(ServerMessage::UserJoined {}, None), envelope("user_joined", serde_json::json!({})));
+        assert_eq!(sent(ServerMessage::UserLeft { removed_by: None }, None), envelope("user_left", serde_json::json!({})));
+        let removed = ServerMessage::UserLeft { removed_by: Some(host) };
+        assert_eq!(sent(removed, None), envelope("user_left", serde_json::json!({ "removedBy": host })));
+        assert_eq!(sent(ServerMessage::RoomEnded {}, None), envelope("room_ended", serde_json::json!({})));
+        let by_host = ServerMessage::Mute { muted: true, by_host: true };
+        assert_eq!(sent(by_host, None), envelope("mute", serde_json::json!({ "muted": true, "byHost": true })));
+        let own = ServerMessage::Mute { muted: false, by_host: false };
+        assert_eq!(sent(own, None), envelope("mute", serde_json::json!({ "muted": false })));
+        let allowed = ServerMessage::UnmuteAllowed { allowed_by: host };
+        assert_eq!(sent(allowed, None), envelope("unmute_allowed", serde_json::json!({ "allowedBy": host })));
+        let share = ServerMessage::ScreenShare { sharing: true };
+        assert_eq!(sent(share, None), envelope("screen_share", serde_json::json!({ "sharing": true })));
+        let chat = ServerMessage::Chat { message: "hi".to_owned(), id: 7 };
+        assert_eq!(sent(chat, None), envelope("chat", serde_json::json!({ "message": "hi", "id": 7 })));
+        let config = ServerMessage::Config { ice_servers: Vec::new() };
+        assert_eq!(sent(config, None), envelope("config", serde_json::json!({ "iceServers": [] })));
+        let error = ServerMessage::Error { code: "unknown_type".to_owned(), message: "no".to_owned() };
+        assert_eq!(sent(error, None), envelope("error", serde_json::json!({ "code": "unknown_type", "message": "no" })));
+
+        let candidate = serde_json::json!({ "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host" });
+        let relayed = ServerMessage::IceCandidate(candidate.as_object().cloned().expect("an object"));
+        let mut expected = envelope("ice-candidate", candidate);
+        expected["targetUserId"] = serde_json::json!(host);
+        assert_eq!(sent(relayed, Some(host)), expected);
     }
 }

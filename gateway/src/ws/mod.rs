@@ -1,8 +1,10 @@
 //! WebSocket signaling (`GET /ws`, SPEC §4): one socket per participant in a room.
 //!
 //! `session.rs` admits a socket (token, room, current participant) and runs it;
-//! `message.rs` is the wire shape, and decodes each client message once into a
-//! typed `ClientMessage`; `handle.rs` answers it; `fanout.rs` carries room
+//! `message.rs` is the wire shape: it decodes each client message once into a
+//! typed `ClientMessage`, and every message the gateway sends a socket is a
+//! `ServerMessage` (the SFU's replies, already in that shape, are passed on as
+//! they come); `handle.rs` answers it; `fanout.rs` carries room
 //! messages over core NATS so that participants on different gateways reach each
 //! other; `events.rs` decodes the room's stored events into the domain's
 //! `RoomEvent` and turns them into socket messages and closes. The JSON Schemas of every message are in

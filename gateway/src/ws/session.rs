@@ -12,7 +12,7 @@ use rapat_domain::ids::RoomId;
 use rapat_projections::queries;
 use rapat_wire::signal::SfuRequestKind;
 use rapat_projections::queries::rooms::ParticipantRow;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ use super::events::display_name;
 use super::fanout::{Connection, Outgoing};
 use super::handle::{handle, reply_error};
 use super::limits::{MessageKind, SocketRates};
-use super::message::{Identity, auth_token};
+use super::message::{Identity, Participant, ServerMessage, auth_token};
 use super::*;
 use crate::auth::{AuthUser, authenticate, check_session};
 use crate::error::ApiError;
@@ -114,7 +114,8 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
         }
     };
     let writer = tokio::spawn(write(sink, outgoing, connection.cancel.clone()));
-    connection.deliver(Outgoing::Text(identity.message("config", None, json!({ "iceServers": state.config.ice_servers }))));
+    let config = ServerMessage::Config { ice_servers: state.config.ice_servers.clone() };
+    connection.deliver(Outgoing::Text(identity.message(&config, None)));
     connection.deliver(Outgoing::Text(participants_message(identity, admitted.participants)));
 
     read(&state, &connection, &admitted.auth, &session.revoked, &mut stream).await;
@@ -180,23 +181,21 @@ async fn first_message_token(stream: &mut SplitStream<WebSocket>) -> Option<Stri
 }
 
 fn participants_message(identity: &Identity, rows: Vec<ParticipantRow>) -> Utf8Bytes {
-    let participants: Vec<Value> = rows
+    let participants = rows
         .into_iter()
-        .map(|row| {
-            json!({
-                "userId": row.user_id.as_uuid(),
-                "username": display_name(row.first_name.as_deref(), row.last_name.as_deref()),
-                "firstName": row.first_name.unwrap_or_default(),
-                "lastName": row.last_name.unwrap_or_default(),
-                "joinedAt": row.joined_at,
-                "audioMuted": row.audio_muted,
-                "videoOn": row.video_on,
-                "screenSharing": row.screen_sharing,
-                "mutedByHost": row.muted_by_host,
-            })
+        .map(|row| Participant {
+            user_id: row.user_id.as_uuid(),
+            username: display_name(row.first_name.as_deref(), row.last_name.as_deref()),
+            first_name: row.first_name.unwrap_or_default(),
+            last_name: row.last_name.unwrap_or_default(),
+            joined_at: row.joined_at,
+            audio_muted: row.audio_muted,
+            video_on: row.video_on,
+            screen_sharing: row.screen_sharing,
+            muted_by_host: row.muted_by_host,
         })
         .collect();
-    identity.message("participants", None, json!({ "participants": participants }))
+    identity.message(&ServerMessage::Participants { participants }, None)
 }
 
 async fn write(mut sink: SplitSink<WebSocket, Message>, mut outgoing: mpsc::Receiver<Outgoing>, cancel: CancellationToken) {

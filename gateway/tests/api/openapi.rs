@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use rapat_domain::room::MaxUsers;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -142,11 +143,11 @@ async fn the_document_states_the_limits_the_server_enforces() {
     assert_eq!(description["maxLength"], 1000);
     assert!(description["pattern"].is_string());
     let max_users = field("CreateRoomRequest", "maxUsers");
-    assert_eq!((max_users["minimum"].as_u64(), max_users["maximum"].as_u64()), (Some(1), Some(500)));
+    assert_eq!((max_users["minimum"].as_u64(), max_users["maximum"].as_u64()), (Some(1), Some(u64::from(MaxUsers::LIMIT))));
     let scheduled_at = field("CreateRoomRequest", "scheduledAt");
     assert_eq!(scheduled_at["format"], "date-time");
     assert!(scheduled_at["pattern"].as_str().is_some_and(|p| p.starts_with("^(19[7-9]")), "{scheduled_at:#}");
-    assert_eq!(field("UpdateRoomRequest", "maxUsers")["maximum"], 500);
+    assert_eq!(field("UpdateRoomRequest", "maxUsers")["maximum"], MaxUsers::LIMIT);
     for person in ["firstName", "lastName"] {
         assert_eq!(field("RegisterRequest", person)["minLength"], 1, "{person}");
         assert!(field("UpdateProfileRequest", person)["pattern"].is_string(), "{person}");

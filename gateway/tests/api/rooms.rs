@@ -1,6 +1,7 @@
 //! `/rooms` for everyone: create, read, list, join, leave, participants, history.
 //! Host-only actions are in `rooms_host.rs`.
 
+use rapat_domain::room::MaxUsers;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -100,7 +101,7 @@ async fn creating_a_room_refuses_invalid_input() {
         (json!({ "name": "x".repeat(101), "maxUsers": 5 }), "invalid_input"),
         (json!({ "name": "bell\u{7}", "maxUsers": 5 }), "invalid_input"),
         (json!({ "name": "Room", "maxUsers": 0 }), "invalid_input"),
-        (json!({ "name": "Room", "maxUsers": 501 }), "invalid_input"),
+        (json!({ "name": "Room", "maxUsers": MaxUsers::LIMIT + 1 }), "invalid_input"),
         (json!({ "name": "Room", "maxUsers": 5, "description": "d".repeat(1001) }), "invalid_input"),
         (json!({ "name": "Room", "maxUsers": 5, "password": "abc" }), "invalid_password"),
         (json!({ "name": "Room", "maxUsers": -1 }), "invalid_body"),

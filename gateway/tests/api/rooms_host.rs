@@ -1,6 +1,7 @@
 //! What only a room's host may do: change settings, end, mute, remove, read the
 //! room's event history.
 
+use rapat_domain::room::MaxUsers;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -49,7 +50,7 @@ async fn the_host_changes_settings_and_nobody_else_can() {
     app.put("/api/v1/rooms/abc", &host.token, json!({ "name": "X" })).await.expect_error(400, "invalid_path");
     update(&app, &host, &room, json!({ "name": "" })).await.expect_error(400, "invalid_input");
     update(&app, &host, &room, json!({ "maxUsers": 0 })).await.expect_error(400, "invalid_input");
-    update(&app, &host, &room, json!({ "maxUsers": 501 })).await.expect_error(400, "invalid_input");
+    update(&app, &host, &room, json!({ "maxUsers": MaxUsers::LIMIT + 1 })).await.expect_error(400, "invalid_input");
     update(&app, &host, &room, json!({ "password": "abc" })).await.expect_error(400, "invalid_password");
     update(&app, &host, &room, json!({ "maxUsers": "ten" })).await.expect_error(400, "invalid_body");
     // Two people are in the room now: it cannot be made smaller than that.

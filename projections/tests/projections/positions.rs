@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::room::RoomEvent;
 use rapat_projections::queries::rooms;
 use rapat_projections::{Projection, ProjectionPositions};
+use rapat_testkit::eventually;
 use serde_json::json;
 
 use crate::support::TestEnv;
@@ -62,11 +64,8 @@ async fn a_checkpoint_marked_mismatched_or_moved_back_releases_no_wait_early() {
     };
     // The follower applies a change a moment after it is committed.
     let seen = async |expected: Option<u64>| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while positions.current().get(Projection::Rooms) != expected {
-            assert!(std::time::Instant::now() < deadline, "the positions never showed {expected:?}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let what = format!("the positions to show {expected:?}");
+        eventually(&what, Duration::from_secs(10), || positions.current().get(Projection::Rooms) == expected).await;
     };
     set("INSERT INTO projection_checkpoints (projection, last_sequence) VALUES ('rooms', 270)").await;
     positions.wait_for(&[Projection::Rooms], 270, Duration::from_secs(10)).await.expect("at 270");
@@ -88,11 +87,9 @@ async fn a_checkpoint_marked_mismatched_or_moved_back_releases_no_wait_early() {
     assert!(waited.is_err(), "a wait for 250 was released at 245");
     assert_eq!(positions.current().get(Projection::Rooms), Some(245));
 
-    let reached = positions.wait_for(&[Projection::Rooms], 250, Duration::from_secs(10));
-    let moving = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        set("UPDATE projection_checkpoints SET last_sequence = 250 WHERE projection = 'rooms'").await;
-    };
-    let (reached, ()) = tokio::join!(reached, moving);
-    reached.expect("released once the projection reaches 250");
+    // A wait already under way when the projection moves on to 250.
+    let mut reached = std::pin::pin!(positions.wait_for(&[Projection::Rooms], 250, Duration::from_secs(10)));
+    assert!(reached.as_mut().now_or_never().is_none(), "a wait for 250 was released at 245");
+    set("UPDATE projection_checkpoints SET last_sequence = 250 WHERE projection = 'rooms'").await;
+    reached.await.expect("released once the projection reaches 250");
 }
