@@ -193,7 +193,7 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
         tracing::info!(address = %application.address(), "REST API listening on http://{}/api/v1", application.address());
         gateway_task.spawn(async move { application.run_until_stopped().await.context("gateway") });
     }
-    tracing::info!(stream = %settings.event_store().stream, "rapat running; SIGTERM or Ctrl-C stops it");
+    tracing::info!(stream = %settings.namespace.events_stream(), "rapat running; SIGTERM or Ctrl-C stops it");
 
     let (outcome, drain) = tokio::select! {
         signal = signals.next() => {

@@ -2,7 +2,7 @@
 //! from the event store, and room events from JetStream.
 //!
 //! The contract with the gateways (messages, header) is `rapat_wire::signal`,
-//! and every name comes from `rapat_wire::Namespace`, parsed once in [`serve`]:
+//! and every name comes from the `rapat_wire::Namespace` given to [`serve`]:
 //! - `<namespace>.sfu.rooms.<roomId>.in`: a gateway publishes a client's `offer`,
 //!   `answer`, `ice-candidate` or `disconnect` (an `SfuRequest`).
 //! - `<namespace>.rooms.<roomId>.signal`: the SFU publishes an `SfuReply` (a
@@ -28,7 +28,7 @@ use rapat_commands::{EventStoreConfig, JetStreamEventStore, StoreError};
 use rapat_domain::ids::UserId;
 use rapat_domain::room::Room;
 use rapat_wire::signal::{CONNECTION_HEADER, SfuRequest, SfuRequestKind};
-use rapat_wire::{InvalidNamespace, Namespace};
+use rapat_wire::Namespace;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -43,8 +43,6 @@ pub enum NatsError {
     Nats(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Namespace(#[from] InvalidNamespace),
 }
 
 /// Admission from the room aggregate in the event store.
@@ -83,14 +81,13 @@ impl Admission for EventStoreAdmission {
 /// follows room events, and publishes what the SFU sends to clients.
 pub async fn serve(
     nats: async_nats::Client,
-    namespace: String,
+    namespace: Namespace,
     events: EventStoreConfig,
     sfu: SfuHandle,
     outgoing: UnboundedReceiver<Outgoing>,
     cancel: CancellationToken,
 ) -> Result<(), NatsError> {
     let nats_error = |what: &str, error: &dyn std::fmt::Display| NatsError::Nats(format!("{what}: {error}"));
-    let namespace = Namespace::parse(&namespace)?;
     let mut inbound = nats
         .subscribe(namespace.all_sfu_inbound_subjects())
         .await

@@ -15,7 +15,7 @@ use crate::RoomChange;
 
 /// Applies room events to `apply` from "now" until `cancel`.
 pub async fn follow(nats: async_nats::Client, events: EventStoreConfig, mut apply: impl FnMut(RoomChange), cancel: CancellationToken) {
-    let what = Follow { name: "sfu_room_events", stream: events.stream.clone(), filter_subject: events.subject_for("room", "*") };
+    let what = Follow { name: "sfu_room_events", stream: events.namespace.events_stream(), filter_subject: events.namespace.event_subject("room", "*") };
     tokio::select! {
         _ = cancel.cancelled() => {}
         _ = follow_stream(nats, what, |message| apply_message(message, &mut apply)) => {}
