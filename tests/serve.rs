@@ -40,6 +40,19 @@ fn serve_without_nats_exits_with_a_clear_message() {
 }
 
 #[test]
+fn a_namespace_that_cannot_name_a_stream_is_refused_before_anything_connects() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rapat"))
+        .args(["serve", "--nats-url", "nats://127.0.0.1:1"])
+        .env("RAPAT_NAMESPACE", "team.a")
+        .output()
+        .expect("rapat runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid namespace \"team.a\""), "stderr was: {stderr}");
+    assert!(!stderr.contains("cannot connect to NATS"), "refused before connecting: {stderr}");
+}
+
+#[test]
 fn a_configuration_file_sets_defaults_that_the_environment_overrides() {
     let file = std::env::temp_dir().join(format!("rapat-{}.env", uuid::Uuid::new_v4().simple()));
     std::fs::write(&file, "# where NATS is not\nNATS_URL=nats://127.0.0.1:1\n").expect("write the file");
