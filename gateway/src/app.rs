@@ -98,8 +98,8 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
     let passwords: Arc<dyn PasswordHasher> = Arc::new(Argon2idHasher::with_limits(config.hashing));
     let services = DomainServices::new(Arc::clone(&passwords));
     let jetstream = async_nats::jetstream::new(nats.clone());
-    // Every NATS name of this gateway (chat, presence, signaling, the event
-    // subjects it follows) is the event store's namespace's.
+    // The event store's namespace names everything else of this gateway on NATS
+    // too: chat, presence, signaling and the event subjects it follows.
     let namespace = event_store.namespace.clone();
     let replicas = event_store.replicas;
     let session_cache = Arc::new(SessionCache::new(config.session_cache_ttl));

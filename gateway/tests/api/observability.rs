@@ -46,7 +46,7 @@ async fn a_parked_event_is_counted_and_reported_by_readyz() {
     // Only a buggy or foreign writer could store this; the projector must step over it.
     let client = rapat_commands::connect(&crate::helpers::nats_url()).await.expect("NATS");
     let jetstream = async_nats::jetstream::new(client);
-    let subject = app.namespace.event_subject("room", &uuid::Uuid::new_v4().to_string());
+    let subject = app.namespace.event_subject("room", uuid::Uuid::new_v4());
     jetstream.publish(subject, "not a stored commit".into()).await.expect("published").await.expect("stored");
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
