@@ -63,14 +63,13 @@ pub async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Result<()>
 
     let nats = rapat_commands::connect(&settings.nats_url).await.context("connecting to NATS")?;
     let jetstream = async_nats::jetstream::new(nats);
-    let config = settings.event_store();
     // A bar on a terminal only: in a pipeline or a log it would be noise.
     let bar = if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("exporting [{bar:40}] {pos}/{len} stream sequence ({per_sec}, eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let report = export_jsonl(&jetstream, &config.stream, &config.subject_prefix, &filter, &mut writer, |progress| {
+    let report = export_jsonl(&jetstream, &settings.namespace, &filter, &mut writer, |progress| {
         bar.set_length(progress.last_sequence);
         bar.set_position(progress.sequence);
     })

@@ -181,7 +181,7 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
         let (sfu, outgoing) = rapat_sfu::Sfu::start(settings.sfu(), std::sync::Arc::new(admission))
             .with_context(|| format!("binding the SFU's UDP socket {}", settings.sfu_udp_addr))?;
         tracing::info!(address = %sfu.local_addr(), announced = %sfu.announced_addr(), "SFU media on udp://{}", sfu.local_addr());
-        let serve = rapat_sfu::nats::serve(nats.clone(), settings.namespace.clone(), event_store.clone(), rosters, sfu.handle(), outgoing, stop_rest.clone());
+        let serve = rapat_sfu::nats::serve(nats.clone(), event_store.clone(), rosters, sfu.handle(), outgoing, stop_rest.clone());
         tasks.spawn(async move { serve.await.context("SFU signaling") });
         _sfu = Some(sfu);
     }
@@ -194,7 +194,7 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
         tracing::info!(address = %application.address(), "REST API listening on http://{}/api/v1", application.address());
         gateway_task.spawn(async move { application.run_until_stopped().await.context("gateway") });
     }
-    tracing::info!(stream = %settings.event_store().stream, "rapat running; SIGTERM or Ctrl-C stops it");
+    tracing::info!(stream = %settings.namespace.events_stream(), "rapat running; SIGTERM or Ctrl-C stops it");
 
     let (outcome, drain) = tokio::select! {
         signal = signals.next() => {

@@ -9,6 +9,7 @@ use rand::RngCore;
 use rapat_commands::EventStoreConfig;
 use rapat_gateway::{GatewayConfig, HttpLimits, IceServer, JoinFailureLimits, RateLimit, WsRateLimits};
 use rapat_projections::ProjectorConfig;
+use rapat_wire::Namespace;
 
 #[derive(clap::Args)]
 pub struct Settings {
@@ -23,9 +24,10 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/rapat", global = true)]
     pub database_url: String,
     /// Prefix of the stream, subjects, buckets and consumers, so several
-    /// deployments can share one NATS cluster.
-    #[arg(long, env = "RAPAT_NAMESPACE", default_value = "rapat", global = true)]
-    pub namespace: String,
+    /// deployments can share one NATS cluster: 1 to 64 ASCII letters, digits, `_`
+    /// or `-`.
+    #[arg(long, env = "RAPAT_NAMESPACE", default_value = "rapat", value_parser = Namespace::parse, global = true)]
+    pub namespace: Namespace,
     /// Replicas of every stream and key-value bucket rapat creates (events,
     /// snapshots, chat, presence, SFU placement): 1 for a single NATS server, 3
     /// for a 3-node cluster. Existing streams keep theirs.
@@ -198,13 +200,13 @@ pub enum LogFormat {
 
 impl Settings {
     pub fn event_store(&self) -> EventStoreConfig {
-        let mut config = EventStoreConfig::for_namespace(&self.namespace);
+        let mut config = EventStoreConfig::for_namespace(self.namespace.clone());
         config.replicas = self.stream_replicas;
         config
     }
 
     pub fn projector(&self) -> ProjectorConfig {
-        ProjectorConfig::for_namespace(&self.namespace)
+        ProjectorConfig::for_namespace(self.namespace.clone())
     }
 
     pub fn registration(&self) -> rapat_gateway::RegistrationConfig {

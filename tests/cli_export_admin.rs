@@ -11,7 +11,7 @@ use uuid::Uuid;
 /// A namespace with its stream; its streams and buckets are deleted when dropped
 /// (`rapat admin grant` opens the event store, which makes the snapshot bucket).
 struct Namespace {
-    name: String,
+    names: rapat_wire::Namespace,
     jetstream: jetstream::Context,
     _cleanup: NamespaceCleanup,
 }
@@ -19,7 +19,6 @@ struct Namespace {
 impl Namespace {
     async fn new() -> Self {
         let names = unique_namespace();
-        let name = names.to_string();
         let jetstream = jetstream::new(async_nats::connect(nats_url()).await.expect("NATS answers"));
         jetstream
             .create_stream(stream::Config {
@@ -30,7 +29,7 @@ impl Namespace {
             })
             .await
             .expect("creates the stream");
-        Self { name, jetstream, _cleanup: NamespaceCleanup::new(names) }
+        Self { names: names.clone(), jetstream, _cleanup: NamespaceCleanup::new(names) }
     }
 
     /// Publishes one message of `count` events for a room, as the write side does.
@@ -47,14 +46,14 @@ impl Namespace {
             })
             .collect();
         let body = serde_json::to_vec(&json!({ "events": events })).expect("json");
-        let subject = format!("{}.events.room.{room}", self.name);
+        let subject = self.names.event_subject("room", room);
         self.jetstream.publish(subject, body.into()).await.expect("publishes").await.expect("stored").sequence
     }
 
     fn rapat(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_rapat"))
             .args(args)
-            .args(["--namespace", &self.name, "--nats-url", &nats_url()])
+            .args(["--namespace", self.names.as_str(), "--nats-url", &nats_url()])
             .env("RUST_LOG", "warn")
             .output()
             .expect("rapat runs")
@@ -71,7 +70,7 @@ async fn export_writes_a_file_and_resume_appends_only_what_is_new() {
     let room = Uuid::new_v4();
     ns.publish_room_commit(room, 1, 3).await;
     ns.publish_room_commit(room, 4, 1).await;
-    let dir = std::env::temp_dir().join(format!("rapat-export-{}", ns.name));
+    let dir = std::env::temp_dir().join(format!("rapat-export-{}", ns.names));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("events.jsonl");
     let path = file.to_str().expect("a UTF-8 path");
@@ -134,7 +133,7 @@ async fn export_redacts_password_hashes_unless_secrets_are_asked_for() {
         "payload": { "email": "ana@example.com", "passwordHash": hash, "firstName": "Ana", "lastName": "B", "role": "member" },
     });
     let body = serde_json::to_vec(&json!({ "events": [event] })).expect("json");
-    ns.jetstream.publish(format!("{}.events.account.{account}", ns.name), body.into()).await.expect("publishes").await.expect("stored");
+    ns.jetstream.publish(ns.names.event_subject("account", account), body.into()).await.expect("publishes").await.expect("stored");
 
     let redacted = ns.rapat(&["events", "export"]);
     assert!(redacted.status.success(), "stderr: {}", String::from_utf8_lossy(&redacted.stderr));

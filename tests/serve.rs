@@ -19,10 +19,9 @@ async fn serve_creates_its_stream_and_database_and_answers_http() {
     assert_eq!(body["success"], serde_json::json!(false));
 
     let jetstream = async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("NATS answers"));
-    let stream_name = format!("{}_EVENTS", serve.namespace.to_uppercase());
-    let mut stream = jetstream.get_stream(&stream_name).await.expect("serve created the event stream");
+    let mut stream = jetstream.get_stream(serve.namespace.events_stream()).await.expect("serve created the event stream");
     let info = stream.info().await.expect("stream info").clone();
-    assert_eq!(info.config.subjects, vec![format!("{}.events.>", serve.namespace)]);
+    assert_eq!(info.config.subjects, vec![serve.namespace.all_event_subjects()]);
     assert!(info.config.deny_delete && info.config.deny_purge, "acknowledged events cannot be deleted");
     assert!(serve.is_running(), "rapat serve keeps running");
 }
@@ -38,6 +37,19 @@ fn serve_without_nats_exits_with_a_clear_message() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot connect to NATS at nats://127.0.0.1:1"), "stderr was: {stderr}");
+}
+
+#[test]
+fn a_namespace_that_cannot_name_a_stream_is_refused_before_anything_connects() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rapat"))
+        .args(["serve", "--nats-url", "nats://127.0.0.1:1"])
+        .env("RAPAT_NAMESPACE", "team.a")
+        .output()
+        .expect("rapat runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid namespace \"team.a\""), "stderr was: {stderr}");
+    assert!(!stderr.contains("cannot connect to NATS"), "refused before connecting: {stderr}");
 }
 
 #[test]
@@ -95,7 +107,7 @@ async fn serve_frees_an_address_whose_registration_died_after_claiming_it() {
 
     let serve = Served::start(&[("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"), ("RAPAT_REGISTRATION_GRACE_SECONDS", "1")]).await;
     let nats = rapat_commands::connect(&nats_url()).await.expect("NATS answers");
-    let store = JetStreamEventStore::<EmailClaim>::open(nats, EventStoreConfig::for_namespace(&serve.namespace))
+    let store = JetStreamEventStore::<EmailClaim>::open(nats, EventStoreConfig::for_namespace(serve.namespace.clone()))
         .await
         .expect("the event store opens");
     let email = Email::parse("wati@example.com".to_owned()).expect("valid email");

@@ -7,6 +7,7 @@
 //!   file that publishes and builds one aggregate's event subject, or that makes a
 //!   conditional append (`Nats-Expected-Last-Subject-Sequence`), is an offender
 //!   unless listed as a deliberate raw writer (tests and benchmarks);
+//! - every NATS name comes from `rapat_wire::Namespace`, none is formatted by hand;
 //! - no file over 600 lines.
 //!
 //! Each exemption is listed here with its reason; a listed exemption that no longer
@@ -258,11 +259,8 @@ fn builds_an_event_subject(line: &str) -> bool {
         return false;
     }
     let formats = line.contains("format!(");
-    line.contains("event_subject(")
-        || line.contains("subject_for(")
-        // The event store's and the projector's prefix, by field or by name.
-        || (formats && (line.contains("config.subject_prefix") || line.contains("{subject_prefix}")))
-        || (formats && line.contains(".events.") && !line.contains(".events.>"))
+    // `Namespace::event_subject`, or a subject formatted by hand.
+    line.contains("event_subject(") || (formats && line.contains(".events.") && !line.contains(".events.>"))
 }
 
 /// Signs that a file publishes to NATS or JetStream.
@@ -319,6 +317,43 @@ fn assert_every_exemption_used(exemptions: &[(&str, &str)], used: &BTreeSet<Stri
     assert!(
         stale.is_empty(),
         "these exemptions no longer apply, remove them: {stale:?}"
+    );
+}
+
+/// Pieces of NATS names as a `format!` or a suffix strip puts them together: only
+/// `wire/src/namespace.rs` builds a stream, subject, bucket or consumer name.
+const NATS_NAME_PIECES: [&str; 11] = [
+    "}_EVENTS",
+    "}_SNAPSHOTS",
+    "}_CHAT",
+    "}_PRESENCE",
+    "}_SFU_ROOMS",
+    "}_projection",
+    "}.events",
+    "}.chat.",
+    "}.sfu.",
+    "}.rooms.",
+    "\".events\"",
+];
+
+#[test]
+fn nats_names_come_from_the_namespace() {
+    let mut offenders = Vec::new();
+    for path in rust_files_under(".") {
+        let name = relative(&path);
+        if name.starts_with("wire/src/") || name == "tests/tidy.rs" {
+            continue;
+        }
+        for (number, line) in read(&path).lines().enumerate() {
+            if let Some(piece) = NATS_NAME_PIECES.iter().find(|piece| line.contains(**piece)) {
+                offenders.push(format!("{name}:{}: {piece}", number + 1));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "build NATS names with rapat_wire::Namespace, not by hand:\n{}",
+        offenders.join("\n")
     );
 }
 

@@ -19,6 +19,7 @@ use rapat_commands::{CommandBus, CommandMetadata, EventStoreConfig, JetStreamEve
 use rapat_domain::ids::UserId;
 use rapat_domain::room::{MaxUsers, Room, RoomCommand, RoomDescription, RoomName};
 use rapat_domain::services::testing::MarkedHasher;
+use rapat_wire::Namespace;
 use uuid::Uuid;
 
 struct Measured {
@@ -38,14 +39,15 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let duration = Duration::from_secs(seconds);
 
-    let namespace = format!("bench{}", Uuid::new_v4().simple());
-    let mut config = EventStoreConfig::for_namespace(&namespace);
+    let namespace = Namespace::parse(&format!("bench{}", Uuid::new_v4().simple()))?;
+    let mut config = EventStoreConfig::for_namespace(namespace.clone());
     config.max_age = Some(Duration::from_secs(3600));
     let client = rapat_commands::connect(&nats_url).await?;
     let store = JetStreamEventStore::<Room>::open(client.clone(), config.clone()).await?;
     let bus = Arc::new(CommandBus::new(store.clone(), MarkedHasher::services()));
     let jetstream = async_nats::jetstream::new(client.clone());
-    let raw_stream = format!("{}_RAW", config.stream);
+    // The raw measurements' own stream and subjects, beside the namespace's.
+    let raw_stream = format!("{}_RAW", namespace.events_stream());
     jetstream
         .create_stream(async_nats::jetstream::stream::Config {
             name: raw_stream.clone(),
@@ -134,8 +136,8 @@ async fn main() -> anyhow::Result<()> {
     long_history_load(&bus, &client, &config).await?;
 
     let _ = jetstream.delete_stream(&raw_stream).await;
-    let _ = jetstream.delete_stream(&config.stream).await;
-    let _ = jetstream.delete_key_value(&config.snapshot_bucket).await;
+    let _ = jetstream.delete_stream(namespace.events_stream()).await;
+    let _ = jetstream.delete_key_value(namespace.snapshots_bucket()).await;
     Ok(())
 }
 

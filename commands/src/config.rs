@@ -1,17 +1,15 @@
-//! Where the event store lives on NATS: stream, subjects and snapshot bucket.
+//! Where the event store lives on NATS (its namespace) and how it uses it.
 
 use std::time::Duration;
 
-/// Names and limits of one event store. Every test gets its own namespace, so tests
-/// share a NATS server without sharing a stream.
+use rapat_wire::Namespace;
+
+/// The namespace and limits of one event store. The stream, its subjects and the
+/// snapshot bucket are the namespace's names (`rapat_wire::Namespace`); every test
+/// gets its own namespace, so tests share a NATS server without sharing a stream.
 #[derive(Clone, Debug)]
 pub struct EventStoreConfig {
-    /// JetStream stream holding every domain event.
-    pub stream: String,
-    /// Subjects are `<subject_prefix>.<aggregate type>.<aggregate id>`.
-    pub subject_prefix: String,
-    /// JetStream key-value bucket holding aggregate snapshots.
-    pub snapshot_bucket: String,
+    pub namespace: Namespace,
     /// A snapshot is written each time an aggregate's version crosses a multiple of
     /// this. 0 turns snapshots off.
     pub snapshot_every: u64,
@@ -25,35 +23,16 @@ pub struct EventStoreConfig {
 }
 
 impl EventStoreConfig {
-    /// A store whose stream, subjects and bucket are all derived from `namespace`:
-    /// `rapat` gives stream `RAPAT_EVENTS`, subjects `rapat.events.>` and bucket
-    /// `RAPAT_SNAPSHOTS`.
-    pub fn for_namespace(namespace: &str) -> Self {
-        let upper = namespace.to_ascii_uppercase();
+    /// The store of `namespace`, with the production limits: `rapat` gives stream
+    /// `RAPAT_EVENTS`, subjects `rapat.events.>` and bucket `RAPAT_SNAPSHOTS`.
+    pub fn for_namespace(namespace: Namespace) -> Self {
         Self {
-            stream: format!("{upper}_EVENTS"),
-            subject_prefix: format!("{namespace}.events"),
-            snapshot_bucket: format!("{upper}_SNAPSHOTS"),
+            namespace,
             snapshot_every: 100,
             cache_capacity: 10_000,
             publish_timeout: Duration::from_secs(5),
             max_age: None,
             replicas: 1,
         }
-    }
-
-    pub fn subject_for(&self, aggregate_type: &str, aggregate_id: &str) -> String {
-        format!("{}.{}.{}", self.subject_prefix, aggregate_type, aggregate_id)
-    }
-
-    /// Every subject of the stream, for stream creation and for consumers.
-    pub fn all_subjects(&self) -> String {
-        format!("{}.>", self.subject_prefix)
-    }
-}
-
-impl Default for EventStoreConfig {
-    fn default() -> Self {
-        Self::for_namespace("rapat")
     }
 }

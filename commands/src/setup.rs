@@ -82,10 +82,11 @@ pub async fn ensure_event_store(
     jetstream: &jetstream::Context,
     config: &EventStoreConfig,
 ) -> Result<(), StoreError> {
+    let stream_name = config.namespace.events_stream();
     let stream_config = stream::Config {
-        name: config.stream.clone(),
+        name: stream_name.clone(),
         description: Some("rapat domain events: the source of truth".into()),
-        subjects: vec![config.all_subjects()],
+        subjects: vec![config.namespace.all_event_subjects()],
         storage: stream::StorageType::File,
         retention: stream::RetentionPolicy::Limits,
         num_replicas: config.replicas,
@@ -98,7 +99,7 @@ pub async fn ensure_event_store(
     };
     create_or_open(jetstream, stream_config)
         .await
-        .map_err(|error| StoreError::unavailable(format!("cannot open stream {}: {error}", config.stream)))?;
+        .map_err(|error| StoreError::unavailable(format!("cannot open stream {stream_name}: {error}")))?;
 
     if config.snapshot_every > 0 {
         ensure_snapshot_bucket(jetstream, config).await?;
@@ -108,7 +109,7 @@ pub async fn ensure_event_store(
 
 async fn ensure_snapshot_bucket(jetstream: &jetstream::Context, config: &EventStoreConfig) -> Result<(), StoreError> {
     let description = "rapat aggregate snapshots (a cache: safe to delete)";
-    ensure_kv_bucket(jetstream, &config.snapshot_bucket, description, config.max_age, config.replicas).await
+    ensure_kv_bucket(jetstream, &config.namespace.snapshots_bucket(), description, config.max_age, config.replicas).await
 }
 
 /// Creates a key-value bucket's backing stream directly, following the key-value

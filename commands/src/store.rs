@@ -94,15 +94,17 @@ where
     pub async fn open(client: async_nats::Client, config: EventStoreConfig) -> Result<Self, StoreError> {
         let jetstream = jetstream::new(client);
         ensure_event_store(&jetstream, &config).await?;
+        let stream_name = config.namespace.events_stream();
         let stream = jetstream
-            .get_stream_no_info(&config.stream)
+            .get_stream_no_info(&stream_name)
             .await
-            .map_err(|error| StoreError::unavailable(format!("stream {}: {error}", config.stream)))?;
+            .map_err(|error| StoreError::unavailable(format!("stream {stream_name}: {error}")))?;
         let snapshots = if config.snapshot_every > 0 {
+            let bucket_name = config.namespace.snapshots_bucket();
             let bucket = jetstream
-                .get_key_value(&config.snapshot_bucket)
+                .get_key_value(&bucket_name)
                 .await
-                .map_err(|error| StoreError::unavailable(format!("bucket {}: {error}", config.snapshot_bucket)))?;
+                .map_err(|error| StoreError::unavailable(format!("bucket {bucket_name}: {error}")))?;
             Some(Snapshots::new(bucket, config.snapshot_every))
         } else {
             None
@@ -241,7 +243,7 @@ where
     }
 
     fn subject(&self, aggregate_id: &str) -> String {
-        self.inner.config.subject_for(A::TYPE, aggregate_id)
+        self.inner.config.namespace.event_subject(A::TYPE, aggregate_id)
     }
 
     /// Fails at once, with nothing sent, unless the NATS connection is up: the

@@ -336,7 +336,7 @@ impl Bench {
         let database_url = env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rapat");
         let postgres = database_url.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(database_url);
         let namespace = Namespace::parse(&format!("bench{}", Uuid::new_v4().simple()))?;
-        let mut event_store = EventStoreConfig::for_namespace(namespace.as_str());
+        let mut event_store = EventStoreConfig::for_namespace(namespace.clone());
         event_store.max_age = Some(Duration::from_secs(3600));
 
         let nats = rapat_commands::connect(&nats_url).await?;
@@ -346,7 +346,7 @@ impl Bench {
         let db = rapat_projections::connect(&format!("{postgres}/{database}")).await?;
         let positions = ProjectionPositions::start(db.clone());
         let shutdown = CancellationToken::new();
-        let projector = ProjectorConfig::for_namespace(namespace.as_str());
+        let projector = ProjectorConfig::for_namespace(namespace.clone());
         tokio::spawn(rapat_projections::run_all(db.clone(), jetstream, projector, shutdown.child_token()));
 
         let secret = b"bench-secret-bench-secret-bench-secret".to_vec();

@@ -13,7 +13,6 @@ use cqrs_es::Aggregate as _;
 use rapat_domain::services::{DomainServices, PasswordHasher};
 use rapat_domain::session::Session;
 use rapat_projections::ProjectionPositions;
-use rapat_wire::{InvalidNamespace, Namespace};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -56,8 +55,6 @@ pub enum StartError {
     Bind { address: SocketAddr, source: std::io::Error },
     #[error("RAPAT_JWT_SECRET must be at least 32 bytes")]
     WeakJwtSecret,
-    #[error(transparent)]
-    Namespace(#[from] InvalidNamespace),
 }
 
 pub struct Application {
@@ -101,7 +98,9 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
     let passwords: Arc<dyn PasswordHasher> = Arc::new(Argon2idHasher::with_limits(config.hashing));
     let services = DomainServices::new(Arc::clone(&passwords));
     let jetstream = async_nats::jetstream::new(nats.clone());
-    let namespace = namespace_of(&event_store)?;
+    // The event store's namespace names everything else of this gateway on NATS
+    // too: chat, presence, signaling and the event subjects it follows.
+    let namespace = event_store.namespace.clone();
     let replicas = event_store.replicas;
     let session_cache = Arc::new(SessionCache::new(config.session_cache_ttl));
     let session_subjects = namespace.event_subject(Session::TYPE, "*");
@@ -133,14 +132,6 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
         config,
         passwords,
     }))
-}
-
-/// The namespace every NATS name of this gateway derives from (chat, presence,
-/// signaling, the event subjects it follows).
-// merge: take config.namespace (EventStoreConfig carries the Namespace itself).
-fn namespace_of(event_store: &EventStoreConfig) -> Result<Namespace, InvalidNamespace> {
-    let prefix = &event_store.subject_prefix;
-    Namespace::parse(prefix.strip_suffix(".events").unwrap_or(prefix))
 }
 
 /// The whole HTTP surface with its middleware.

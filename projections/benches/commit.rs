@@ -174,7 +174,7 @@ impl History {
             command_id: command_id.clone(),
             payload,
         };
-        let subject = format!("{}.room.{}", config.subject_prefix, self.room);
+        let subject = config.namespace.event_subject("room", self.room);
         let body = serde_json::to_vec(&StoredCommit { events: vec![stored] })?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", command_id.as_str());

@@ -106,7 +106,7 @@ async fn publish(jetstream: &jetstream::Context, config: &ProjectorConfig, histo
     for window in history.chunks(1000) {
         let mut acks = Vec::with_capacity(window.len());
         for event in window {
-            let subject = format!("{}.room.{}", config.subject_prefix, event.aggregate_id);
+            let subject = config.namespace.event_subject("room", &event.aggregate_id);
             let body = serde_json::to_vec(&StoredCommit { events: vec![event.clone()] })?;
             acks.push(jetstream.publish(subject, body.into()).await?);
         }
@@ -119,7 +119,7 @@ async fn publish(jetstream: &jetstream::Context, config: &ProjectorConfig, histo
 
 /// Every message of the stream through a pull consumer, decoded as the projector does.
 async fn raw_read(jetstream: &jetstream::Context, config: &ProjectorConfig) -> anyhow::Result<f64> {
-    let stream = jetstream.get_stream(&config.stream).await?;
+    let stream = jetstream.get_stream(config.namespace.events_stream()).await?;
     let total = stream.get_info().await?.state.messages;
     let consumer = stream
         .create_consumer(pull::Config { ack_policy: jetstream::consumer::AckPolicy::None, ..Default::default() })
@@ -139,9 +139,7 @@ async fn raw_read(jetstream: &jetstream::Context, config: &ProjectorConfig) -> a
 async fn export(jetstream: &jetstream::Context, config: &ProjectorConfig) -> anyhow::Result<f64> {
     let filter = rapat_projections::export::ExportFilter::default();
     let mut sink = std::io::sink();
-    let report =
-        rapat_projections::export::export_jsonl(jetstream, &config.stream, &config.subject_prefix, &filter, &mut sink, |_| {})
-            .await?;
+    let report = rapat_projections::export::export_jsonl(jetstream, &config.namespace, &filter, &mut sink, |_| {}).await?;
     Ok(report.events as f64 / report.elapsed.as_secs_f64())
 }
 

@@ -13,6 +13,7 @@ use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::pull};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use rapat_domain::envelope::{StoredCommit, StoredEvent};
+use rapat_wire::Namespace;
 use serde::Serialize;
 
 use crate::redaction::redacted;
@@ -92,21 +93,20 @@ struct Line<'a> {
 /// How long the export waits for the next message it knows exists.
 const STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Writes the events of `stream_name` that match `filter` to `writer`, one JSON
-/// object per line, in stream order, up to the stream's last message at the start.
-/// `subject_prefix` is the stream's subject prefix (`<namespace>.events`).
+/// Writes the events of `namespace`'s event stream that match `filter` to `writer`,
+/// one JSON object per line, in stream order, up to the stream's last message at
+/// the start.
 pub async fn export_jsonl<W: Write>(
     jetstream: &jetstream::Context,
-    stream_name: &str,
-    subject_prefix: &str,
+    namespace: &Namespace,
     filter: &ExportFilter,
     writer: &mut W,
     mut progress: impl FnMut(ExportProgress),
 ) -> Result<ExportReport, ExportError> {
     let started = Instant::now();
-    let filter_subject = filter_subject(subject_prefix, filter.aggregate_type.as_deref())?;
+    let filter_subject = filter_subject(namespace, filter.aggregate_type.as_deref())?;
     let nats = |what: &str, error: &dyn std::fmt::Display| ExportError::Nats(format!("{what}: {error}"));
-    let mut stream = jetstream.get_stream(stream_name).await.map_err(|e| nats("opening the stream", &e))?;
+    let mut stream = jetstream.get_stream(namespace.events_stream()).await.map_err(|e| nats("opening the stream", &e))?;
     // Everything up to here is exported; what arrives later is left for the next run.
     let end = stream.info().await.map_err(|e| nats("reading the stream's state", &e))?.state.last_sequence;
     let mut report = ExportReport { events: 0, last_sequence: 0, elapsed: Duration::ZERO };
@@ -180,8 +180,8 @@ pub async fn export_jsonl<W: Write>(
 }
 
 /// The subjects to read: all of the stream's, or one aggregate type's.
-fn filter_subject(subject_prefix: &str, aggregate_type: Option<&str>) -> Result<String, ExportError> {
-    let Some(aggregate_type) = aggregate_type else { return Ok(format!("{subject_prefix}.>")) };
+fn filter_subject(namespace: &Namespace, aggregate_type: Option<&str>) -> Result<String, ExportError> {
+    let Some(aggregate_type) = aggregate_type else { return Ok(namespace.all_event_subjects()) };
     let valid = !aggregate_type.is_empty()
         && aggregate_type.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !valid {
@@ -189,7 +189,7 @@ fn filter_subject(subject_prefix: &str, aggregate_type: Option<&str>) -> Result<
             "aggregate type {aggregate_type:?} must be letters, digits, '-' or '_' (e.g. room)"
         )));
     }
-    Ok(format!("{subject_prefix}.{aggregate_type}.>"))
+    Ok(namespace.event_subjects_of(aggregate_type))
 }
 
 fn to_nats_time(time: DateTime<Utc>) -> Result<async_nats::datetime::DateTime, ExportError> {
@@ -232,10 +232,11 @@ mod tests {
 
     #[test]
     fn filters_name_subjects_and_refuse_wildcards() {
-        assert_eq!(filter_subject("rapat.events", None).ok(), Some("rapat.events.>".to_owned()));
-        assert_eq!(filter_subject("rapat.events", Some("room")).ok(), Some("rapat.events.room.>".to_owned()));
+        let namespace = Namespace::parse("rapat").expect("valid");
+        assert_eq!(filter_subject(&namespace, None).ok(), Some("rapat.events.>".to_owned()));
+        assert_eq!(filter_subject(&namespace, Some("room")).ok(), Some("rapat.events.room.>".to_owned()));
         for bad in ["", "room.>", "*", "ro om"] {
-            assert!(matches!(filter_subject("rapat.events", Some(bad)), Err(ExportError::InvalidFilter(_))), "{bad:?}");
+            assert!(matches!(filter_subject(&namespace, Some(bad)), Err(ExportError::InvalidFilter(_))), "{bad:?}");
         }
     }
 

@@ -83,10 +83,11 @@ pub struct RoomEventAdmission {
 
 impl RoomEventAdmission {
     pub async fn open(nats: async_nats::Client, events: EventStoreConfig) -> Result<Self, StoreError> {
+        let name = events.namespace.events_stream();
         let stream = jetstream::new(nats)
-            .get_stream_no_info(&events.stream)
+            .get_stream_no_info(&name)
             .await
-            .map_err(|error| StoreError::Unavailable { reason: format!("stream {}: {error}", events.stream) })?;
+            .map_err(|error| StoreError::Unavailable { reason: format!("stream {name}: {error}") })?;
         Ok(Self { rosters: Rosters::default(), stream, events })
     }
 
@@ -98,7 +99,7 @@ impl RoomEventAdmission {
 
 impl Admission for RoomEventAdmission {
     fn check(&self, room: Uuid, user: Uuid) -> BoxFuture<'static, Result<Admitted, Refused>> {
-        let (rosters, stream, subject) = (self.rosters.clone(), self.stream.clone(), self.events.subject_for("room", &room.to_string()));
+        let (rosters, stream, subject) = (self.rosters.clone(), self.stream.clone(), self.events.namespace.event_subject("room", room));
         Box::pin(async move {
             let head = match tokio::time::timeout(READ_HEAD, stream.raw_message_builder().last_by_subject(subject).send()).await {
                 Ok(Ok(message)) => message.sequence,

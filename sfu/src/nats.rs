@@ -2,7 +2,7 @@
 //! events from JetStream (for admission and for what media follows).
 //!
 //! The contract with the gateways (messages, header) is `rapat_wire::signal`,
-//! and every name comes from `rapat_wire::Namespace`, parsed once in [`serve`]:
+//! and every name comes from the `rapat_wire::Namespace` of the event store settings given to [`serve`]:
 //! - `<namespace>.sfu.rooms.<roomId>.in`: a gateway publishes a client's `offer`,
 //!   `answer`, `ice-candidate` or `disconnect` (an `SfuRequest`).
 //! - `<namespace>.rooms.<roomId>.signal`: the SFU publishes an `SfuReply` (a
@@ -24,7 +24,7 @@ use async_nats::jetstream;
 use futures::StreamExt;
 use rapat_commands::{EventStoreConfig, StoreError};
 use rapat_wire::signal::{CONNECTION_HEADER, SfuRequest, SfuRequestKind};
-use rapat_wire::{InvalidNamespace, Namespace};
+use rapat_wire::Namespace;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
@@ -39,8 +39,6 @@ pub enum NatsError {
     Nats(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Namespace(#[from] InvalidNamespace),
 }
 
 /// Connects a running SFU to NATS until `cancel`: takes signaling from gateways,
@@ -48,7 +46,6 @@ pub enum NatsError {
 /// [`RoomEventAdmission`]), and publishes what the SFU sends to clients.
 pub async fn serve(
     nats: async_nats::Client,
-    namespace: String,
     events: EventStoreConfig,
     rosters: Rosters,
     sfu: SfuHandle,
@@ -56,7 +53,7 @@ pub async fn serve(
     cancel: CancellationToken,
 ) -> Result<(), NatsError> {
     let nats_error = |what: &str, error: &dyn std::fmt::Display| NatsError::Nats(format!("{what}: {error}"));
-    let namespace = Namespace::parse(&namespace)?;
+    let namespace = events.namespace.clone();
     let mut inbound = nats
         .subscribe(namespace.all_sfu_inbound_subjects())
         .await

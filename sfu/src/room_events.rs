@@ -21,9 +21,9 @@ use crate::admission::Rosters;
 /// Folds every room event into `rosters` and applies those stored after the
 /// stream's end at start to `apply` (with their stream sequence), until `cancel`.
 pub async fn follow(nats: async_nats::Client, events: EventStoreConfig, rosters: Rosters, mut apply: impl FnMut(RoomChange, u64), cancel: CancellationToken) {
-    let what = Follow { name: "sfu_room_events", stream: events.stream.clone(), filter_subject: events.subject_for("room", "*") };
+    let what = Follow { name: "sfu_room_events", stream: events.namespace.events_stream(), filter_subject: events.namespace.event_subject("room", "*") };
     // The stream's end when the follower starts: changes before it concern no live peer.
-    let live_from = match jetstream::new(nats.clone()).get_stream(&events.stream).await {
+    let live_from = match jetstream::new(nats.clone()).get_stream(events.namespace.events_stream()).await {
         Ok(stream) => stream.cached_info().state.last_sequence + 1,
         Err(error) => {
             tracing::warn!(%error, "cannot read the event stream's end; applying every room change from its start");

@@ -13,7 +13,7 @@ use rapat_domain::services::testing::MarkedHasher;
 use rapat_sfu::loopback_client::ClientOptions;
 use rapat_sfu::nats::Rosters;
 use rapat_sfu::{RoomChange, SfuConfig};
-use rapat_testkit::{NatsServer, TcpProxy};
+use rapat_testkit::{NatsServer, TcpProxy, unique_namespace};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -59,8 +59,7 @@ async fn a_room_event_written_while_the_sfu_was_cut_off_from_a_restarting_nats_r
     // writer is already back.
     let proxy = TcpProxy::start(&format!("127.0.0.1:{}", server.port())).await;
     let follower_nats = connect(&format!("nats://{}", proxy.address())).await;
-    let namespace = format!("t{}", Uuid::new_v4().simple());
-    let events = EventStoreConfig::for_namespace(&namespace);
+    let events = EventStoreConfig::for_namespace(unique_namespace());
     let store = JetStreamEventStore::open(writer.clone(), events.clone()).await.expect("event store");
     let rooms = CommandBus::new(store, MarkedHasher::services());
     let (room, host, left, removed) = (Uuid::new_v4(), UserId::new_random(), UserId::new_random(), UserId::new_random());

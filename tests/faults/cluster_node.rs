@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::rapat::NAMESPACE;
+use crate::rapat::namespace;
 use crate::run::Run;
 use crate::verify;
 
@@ -30,7 +30,7 @@ async fn stream_leader(run: &mut Run) -> (usize, usize) {
     let cluster = run.stack.nats.cluster();
     let client = verify::connect(&cluster.url()).await.expect("the cluster answers");
     let mut stream = async_nats::jetstream::new(client)
-        .get_stream(format!("{}_EVENTS", NAMESPACE.to_uppercase()))
+        .get_stream(namespace().events_stream())
         .await
         .expect("rapat created its stream");
     let info = stream.info().await.expect("stream info");

@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 /// The namespace every fault run uses: its NATS and Postgres are its own.
 pub const NAMESPACE: &str = "faults";
 
+/// The NATS names of [`NAMESPACE`].
+pub fn namespace() -> rapat_wire::Namespace {
+    rapat_wire::Namespace::parse(NAMESPACE).expect("a valid namespace")
+}
+
 pub struct Rapat {
     child: Option<Child>,
     port: u16,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use sqlx::{Connection as _, PgConnection};
 
-use crate::rapat::NAMESPACE;
+use crate::rapat::namespace;
 use crate::stack::Stack;
 
 /// How long the read models get to catch up with the stream once the load stopped.
@@ -245,7 +245,7 @@ async fn pairs(db: &mut PgConnection, sql: &'static str) -> BTreeSet<(String, St
 /// Waits until the event stream answers (after a fault a cluster may still be
 /// electing its leader), so the export does not race the recovery.
 pub async fn wait_for_stream(stack: &Stack) {
-    let stream_name = format!("{}_EVENTS", NAMESPACE.to_uppercase());
+    let stream_name = namespace().events_stream();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(client) = connect(&stack.nats.url()).await {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 /// removed, when dropped.
 pub struct Served {
     child: std::process::Child,
-    pub namespace: String,
+    pub namespace: rapat_wire::Namespace,
     pub database: String,
     /// `host:port` of the HTTP listener.
     pub address: String,
@@ -32,11 +32,11 @@ pub struct Served {
 impl Served {
     /// Starts `rapat serve` with `env` added, and waits until it listens.
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        let names = rapat_testkit::unique_namespace();
-        let test_database = TestDatabase::for_namespace(&names);
-        let (namespace, database) = (names.to_string(), test_database.name.clone());
+        let namespace = rapat_testkit::unique_namespace();
+        let test_database = TestDatabase::for_namespace(&namespace);
+        let database = test_database.name.clone();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rapat"))
-            .args(["serve", "--namespace", &namespace, "--nats-url", &nats_url(), "--http-addr", "127.0.0.1:0"])
+            .args(["serve", "--namespace", namespace.as_str(), "--nats-url", &nats_url(), "--http-addr", "127.0.0.1:0"])
             .args(["--database-url", &format!("{}/{database}", postgres_base_url())])
             .env("RUST_LOG", "info")
             // Every token of this server verifies (a random key is only logged about).
@@ -68,12 +68,12 @@ impl Served {
         // Owned from here on, so a timeout below still stops and cleans up.
         let mut served = Self {
             child,
-            namespace,
+            namespace: namespace.clone(),
             database,
             address: String::new(),
             log,
             _database: test_database,
-            _nats_names: NamespaceCleanup::new(names),
+            _nats_names: NamespaceCleanup::new(namespace),
         };
         served.address = tokio::time::timeout(Duration::from_secs(60), address)
             .await

@@ -16,7 +16,7 @@ async fn a_version_1_event_still_loads_after_its_payload_gained_a_field() {
     let store = test.open::<Account>().await;
     let account_id = Uuid::new_v4().to_string();
     let body = ACCOUNT_REGISTERED_V1.replace("ACCOUNT_ID", &account_id);
-    let subject = test.config.subject_for("account", &account_id);
+    let subject = test.config.namespace.event_subject("account", &account_id);
     test.jetstream().publish(subject, body.into()).await.expect("sent").await.expect("stored");
 
     let loaded = store.load(&account_id).await.expect("the v1 event loads");
@@ -61,7 +61,7 @@ async fn a_snapshot_loaded_aggregate_equals_a_full_replay() {
     assert_eq!(from_snapshot.state.version, replayed.version);
     assert_eq!(from_snapshot.state.subject_sequence, replayed.subject_sequence);
 
-    let bucket = test.jetstream().get_key_value(&test.config.snapshot_bucket).await.expect("bucket");
+    let bucket = test.jetstream().get_key_value(test.config.namespace.snapshots_bucket()).await.expect("bucket");
     let snapshot = bucket.get(format!("room.{room_id}")).await.expect("reads").expect("a snapshot was written");
     let snapshot: serde_json::Value = serde_json::from_slice(&snapshot).expect("json");
     let snapshot_version = snapshot["version"].as_u64().expect("version");
@@ -73,7 +73,7 @@ async fn an_unreadable_message_is_an_error_not_a_panic() {
     let test = TestStore::new().await;
     let bus = test.room_bus().await;
     let (room_id, _host) = create_room(&bus, 5).await;
-    let subject = test.config.subject_for("room", &room_id);
+    let subject = test.config.namespace.event_subject("room", &room_id);
     let garbage = test.jetstream().publish(subject, "{not json".into()).await.expect("sent").await.expect("stored");
 
     let fresh = test.open::<Room>().await;

@@ -41,7 +41,7 @@ async fn events_round_trip_with_their_envelope() {
     assert_eq!(joined.payload["userId"], guest.to_string());
 
     // The message carries the dedup id, the trace context and the event types.
-    let stream = test.jetstream().get_stream(&test.config.stream).await.expect("stream");
+    let stream = test.jetstream().get_stream(test.config.namespace.events_stream()).await.expect("stream");
     let raw = stream.get_raw_message(commits[1].0).await.expect("message");
     let header = |name: &str| raw.headers.get(name).map(|value| value.to_string());
     assert_eq!(header("Nats-Msg-Id"), Some(command_id.to_string()));

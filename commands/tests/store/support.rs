@@ -27,7 +27,7 @@ impl TestStore {
 
     pub async fn with_snapshots_every(snapshot_every: u64) -> Self {
         let namespace = unique_namespace();
-        let mut config = EventStoreConfig::for_namespace(namespace.as_str());
+        let mut config = EventStoreConfig::for_namespace(namespace.clone());
         config.snapshot_every = snapshot_every;
         // Anything a crashed test leaves behind expires on its own.
         config.max_age = Some(Duration::from_secs(3600));

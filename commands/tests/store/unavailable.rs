@@ -24,7 +24,7 @@ async fn a_missing_stream_makes_commands_fail_as_unavailable() {
     let bus = test.room_bus().await;
     let (room_id, _host) = create_room(&bus, 5).await;
     // The stream disappears under a running bus (an operator error, a lost node).
-    test.jetstream().delete_stream(&test.config.stream).await.expect("deleted");
+    test.jetstream().delete_stream(test.config.namespace.events_stream()).await.expect("deleted");
 
     let started = Instant::now();
     let result = bus.execute(&room_id, join(UserId::new_random()), CommandMetadata::system()).await;

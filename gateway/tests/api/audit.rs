@@ -189,7 +189,7 @@ async fn the_audit_table_holds_no_password_or_refresh_token_hash() {
     app.post("/api/v1/auth/refresh", None, json!({ "refreshToken": host.refresh_token })).await.expect(200);
     // A refresh waits only for the sessions read model: wait for the audit trail too.
     let jetstream = async_nats::jetstream::new(rapat_commands::connect(&nats_url()).await.expect("NATS"));
-    let mut stream = jetstream.get_stream(&app.event_store.stream).await.expect("stream");
+    let mut stream = jetstream.get_stream(app.namespace.events_stream()).await.expect("stream");
     let last = stream.info().await.expect("stream info").state.last_sequence;
     let positions = ProjectionPositions::start(app.db.clone());
     positions.wait_for(&[Projection::Audit], last, Duration::from_secs(10)).await.expect("the audit trail caught up");

@@ -65,7 +65,7 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_under_load_loses_no_a
     .await;
     let nats = rapat_commands::connect(&cluster.url()).await.expect("the cluster answers");
     let jetstream = async_nats::jetstream::new(nats);
-    let mut stream = jetstream.get_stream(&app.event_store.stream).await.expect("the event stream");
+    let mut stream = jetstream.get_stream(app.namespace.events_stream()).await.expect("the event stream");
     let info = stream.info().await.expect("stream info").clone();
     assert_eq!(info.config.num_replicas, 3);
     let leader = info.cluster.and_then(|cluster| cluster.leader).expect("the stream has a leader");
@@ -129,7 +129,7 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_under_load_loses_no_a
 
     // Nothing acknowledged is lost.
     for room in acknowledged {
-        let subject = app.event_store.subject_for("room", room);
+        let subject = app.namespace.event_subject("room", room);
         stream.get_last_raw_message_by_subject(&subject).await.unwrap_or_else(|error| panic!("acknowledged room {room} is not in the stream: {error}"));
     }
 }

@@ -26,7 +26,7 @@ async fn keyed(app: &TestApp, method: Method, path: &str, token: Option<&str>, b
 async fn stream_commits(nats_url: &str, app: &TestApp) -> Vec<StoredCommit> {
     let client = rapat_commands::connect(nats_url).await.expect("NATS");
     let jetstream = async_nats::jetstream::new(client);
-    let mut stream = jetstream.get_stream(&app.event_store.stream).await.expect("the stream");
+    let mut stream = jetstream.get_stream(app.namespace.events_stream()).await.expect("the stream");
     let last = stream.info().await.expect("stream info").state.last_sequence;
     let mut commits = Vec::new();
     for sequence in 1..=last {

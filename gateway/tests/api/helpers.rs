@@ -111,7 +111,7 @@ pub async fn spawn_app_replicated(
     let namespace = rapat_testkit::unique_namespace();
     let nats_names = NamespaceCleanup::on(nats_url, namespace.clone());
     let test_database = TestDatabase::on(postgres_base_url, &namespace);
-    let mut event_store = EventStoreConfig::for_namespace(namespace.as_str());
+    let mut event_store = EventStoreConfig::for_namespace(namespace.clone());
     event_store.max_age = Some(Duration::from_secs(3600));
     event_store.replicas = replicas;
 
@@ -125,7 +125,7 @@ pub async fn spawn_app_replicated(
         .expect("Postgres must be running");
     let positions = ProjectionPositions::start(db.clone());
     let shutdown = CancellationToken::new();
-    let projector_config = ProjectorConfig::for_namespace(namespace.as_str());
+    let projector_config = ProjectorConfig::for_namespace(namespace.clone());
     tokio::spawn(rapat_projections::run_all(db.clone(), jetstream.clone(), projector_config, shutdown.child_token()));
 
     let mut config = GatewayConfig::new("127.0.0.1:0".parse().expect("address"), TEST_JWT_SECRET.to_vec());

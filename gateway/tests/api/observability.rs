@@ -23,9 +23,9 @@ async fn a_requests_trace_context_travels_into_its_events_headers() {
     let room_id = body["data"]["id"].as_str().expect("room id").to_string();
 
     let client = rapat_commands::connect(&crate::helpers::nats_url()).await.expect("NATS");
-    let stream = async_nats::jetstream::new(client).get_stream(&app.event_store.stream).await.expect("stream");
+    let stream = async_nats::jetstream::new(client).get_stream(app.namespace.events_stream()).await.expect("stream");
     let message = stream
-        .get_last_raw_message_by_subject(&app.event_store.subject_for("room", &room_id))
+        .get_last_raw_message_by_subject(&app.namespace.event_subject("room", &room_id))
         .await
         .expect("the room's first message");
     let header = message.headers.get("traceparent").map(|value| value.to_string());
@@ -46,7 +46,7 @@ async fn a_parked_event_is_counted_and_reported_by_readyz() {
     // Only a buggy or foreign writer could store this; the projector must step over it.
     let client = rapat_commands::connect(&crate::helpers::nats_url()).await.expect("NATS");
     let jetstream = async_nats::jetstream::new(client);
-    let subject = app.event_store.subject_for("room", &uuid::Uuid::new_v4().to_string());
+    let subject = app.namespace.event_subject("room", uuid::Uuid::new_v4());
     jetstream.publish(subject, "not a stored commit".into()).await.expect("published").await.expect("stored");
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

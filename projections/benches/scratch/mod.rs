@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use rapat_projections::ProjectorConfig;
+use rapat_wire::Namespace;
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -29,11 +30,11 @@ impl Scratch {
     /// (`rapat_projections::connect` creates and migrates it).
     pub async fn create(jetstream: &jetstream::Context, base_url: &str) -> anyhow::Result<Self> {
         let id = Uuid::new_v4().simple().to_string();
-        let config = ProjectorConfig::for_namespace(&format!("bench{id}"));
+        let config = ProjectorConfig::for_namespace(Namespace::parse(&format!("bench{id}"))?);
         jetstream
             .create_stream(jetstream::stream::Config {
-                name: config.stream.clone(),
-                subjects: vec![format!("{}.>", config.subject_prefix)],
+                name: config.namespace.events_stream(),
+                subjects: vec![config.namespace.all_event_subjects()],
                 max_age: Duration::from_secs(3600),
                 ..Default::default()
             })
@@ -52,7 +53,7 @@ impl Scratch {
 
     /// Deletes the stream and drops the database.
     pub async fn remove(self, jetstream: &jetstream::Context) -> anyhow::Result<()> {
-        let _ = jetstream.delete_stream(&self.config.stream).await;
+        let _ = jetstream.delete_stream(self.config.namespace.events_stream()).await;
         let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database);
         sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut self.admin().await?).await?;
         Ok(())

@@ -19,6 +19,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_nats::jetstream;
+use rapat_wire::Namespace;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -65,10 +66,10 @@ impl Projection {
 
     /// The subjects this projection reads: one aggregate type, or all of them for
     /// the audit trail. (NATS 2.9 consumers take a single filter.)
-    pub fn filter_subject(self, subject_prefix: &str) -> String {
+    pub fn filter_subject(self, namespace: &Namespace) -> String {
         match self.aggregate_type() {
-            Some(aggregate_type) => format!("{subject_prefix}.{aggregate_type}.>"),
-            None => format!("{subject_prefix}.>"),
+            Some(aggregate_type) => namespace.event_subjects_of(aggregate_type),
+            None => namespace.all_event_subjects(),
         }
     }
 
@@ -121,16 +122,13 @@ impl fmt::Display for Projection {
     }
 }
 
-/// Where the projector finds the stream and how it consumes it. Plain strings, so
-/// this crate needs nothing of the write side.
+/// Where the projector finds the stream (its namespace) and how it consumes it.
 #[derive(Clone, Debug)]
 pub struct ProjectorConfig {
-    /// JetStream stream holding every domain event.
-    pub stream: String,
-    /// Subjects are `<subject_prefix>.<aggregate type>.<aggregate id>`.
-    pub subject_prefix: String,
-    /// Durable consumers are named `<consumer_prefix>_<projection>`.
-    pub consumer_prefix: String,
+    /// The stream, its subjects and the durable consumers are this namespace's
+    /// names: `rapat` gives stream `RAPAT_EVENTS`, subjects `rapat.events.>` and
+    /// consumers `rapat_projection_<name>`, the stream the write side keeps.
+    pub namespace: Namespace,
     /// Most messages applied in one Postgres transaction.
     pub batch_size: usize,
     /// How long to wait for a message before checking that the lock is still held.
@@ -151,13 +149,10 @@ pub struct ProjectorConfig {
 }
 
 impl ProjectorConfig {
-    /// `rapat` gives stream `RAPAT_EVENTS`, subjects `rapat.events.>` and consumers
-    /// `rapat_projection_<name>`, matching the write side's namespace rule.
-    pub fn for_namespace(namespace: &str) -> Self {
+    /// The projector of `namespace`, with the production settings.
+    pub fn for_namespace(namespace: Namespace) -> Self {
         Self {
-            stream: format!("{}_EVENTS", namespace.to_ascii_uppercase()),
-            subject_prefix: format!("{namespace}.events"),
-            consumer_prefix: format!("{namespace}_projection"),
+            namespace,
             batch_size: 500,
             idle_check: Duration::from_millis(500),
             standby_retry: Duration::from_secs(1),
@@ -168,32 +163,15 @@ impl ProjectorConfig {
     }
 
     pub fn consumer_name(&self, projection: Projection) -> String {
-        format!("{}_{}", self.consumer_prefix, projection.name())
+        self.namespace.projection_consumer(projection.name())
     }
 
+    /// The names need no check: a `Namespace` parses only if every name derived from it is valid.
     fn validate(&self) -> Result<(), ProjectorError> {
-        let valid_name = |name: &str| {
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        };
-        if !valid_name(&self.stream) {
-            return Err(ProjectorError::Config(format!("invalid stream name {:?}", self.stream)));
-        }
-        if !valid_name(&self.consumer_prefix) {
-            return Err(ProjectorError::Config(format!("invalid consumer prefix {:?}", self.consumer_prefix)));
-        }
-        if self.subject_prefix.is_empty() || self.subject_prefix.contains(['*', '>', ' ']) {
-            return Err(ProjectorError::Config(format!("invalid subject prefix {:?}", self.subject_prefix)));
-        }
         if self.batch_size == 0 {
             return Err(ProjectorError::Config("batch_size must be at least 1".into()));
         }
         Ok(())
-    }
-}
-
-impl Default for ProjectorConfig {
-    fn default() -> Self {
-        Self::for_namespace("rapat")
     }
 }
 
@@ -245,15 +223,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_and_filters_follow_the_prefix() {
+    fn names_round_trip_and_filters_follow_the_namespace() {
         for projection in Projection::ALL {
             assert_eq!(Projection::parse(projection.name()), Some(projection));
             assert_eq!(Projection::ALL[projection.index()], projection);
         }
         assert_eq!(Projection::parse("nope"), None);
-        assert_eq!(Projection::Rooms.filter_subject("rapat.events"), "rapat.events.room.>");
-        assert_eq!(Projection::Audit.filter_subject("rapat.events"), "rapat.events.>");
-        assert_eq!(ProjectorConfig::default().consumer_name(Projection::Sessions), "rapat_projection_sessions");
-        assert!(ProjectorConfig::default().validate().is_ok());
+        let namespace = Namespace::parse("rapat").expect("valid");
+        assert_eq!(Projection::Rooms.filter_subject(&namespace), "rapat.events.room.>");
+        assert_eq!(Projection::Audit.filter_subject(&namespace), "rapat.events.>");
+        let config = ProjectorConfig::for_namespace(namespace);
+        assert_eq!(config.consumer_name(Projection::Sessions), "rapat_projection_sessions");
+        assert!(config.validate().is_ok());
+        assert!(ProjectorConfig { batch_size: 0, ..config }.validate().is_err());
     }
 }

@@ -452,10 +452,11 @@ async fn recreate_consumer(
     projection: Projection,
     start_sequence: u64,
 ) -> Result<jetstream::consumer::Consumer<pull::Config>, ProjectorError> {
+    let stream_name = config.namespace.events_stream();
     let stream = jetstream
-        .get_stream(&config.stream)
+        .get_stream(&stream_name)
         .await
-        .map_err(|error| ProjectorError::Nats(format!("stream {}: {error}", config.stream)))?;
+        .map_err(|error| ProjectorError::Nats(format!("stream {stream_name}: {error}")))?;
     let name = config.consumer_name(projection);
     if let Err(error) = stream.delete_consumer(&name).await {
         // Usually "not found"; if it is an outage the create below fails too.
@@ -467,7 +468,7 @@ async fn recreate_consumer(
         deliver_policy: DeliverPolicy::ByStartSequence { start_sequence },
         ack_policy: AckPolicy::All,
         ack_wait: config.ack_wait,
-        filter_subject: projection.filter_subject(&config.subject_prefix),
+        filter_subject: projection.filter_subject(&config.namespace),
         max_ack_pending: i64::try_from(config.batch_size.saturating_mul(4)).unwrap_or(i64::MAX).max(1000),
         ..Default::default()
     };

@@ -71,9 +71,9 @@ pub(crate) async fn verify(
     config: &ProjectorConfig,
     checkpoint: &Checkpoint,
 ) -> Result<Verified, ProjectorError> {
-    let nats =
-        |what: &str, error: &dyn fmt::Display| ProjectorError::Nats(format!("{what} {}: {error}", config.stream));
-    let mut stream = jetstream.get_stream(&config.stream).await.map_err(|error| nats("stream", &error))?;
+    let stream_name = config.namespace.events_stream();
+    let nats = |what: &str, error: &dyn fmt::Display| ProjectorError::Nats(format!("{what} {stream_name}: {error}"));
+    let mut stream = jetstream.get_stream(&stream_name).await.map_err(|error| nats("stream", &error))?;
     let info = stream.info().await.map_err(|error| nats("stream info of", &error))?;
     let state = StreamState {
         created_ns: nanos(info.created),

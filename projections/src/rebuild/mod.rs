@@ -281,12 +281,12 @@ async fn last_sequence(
     projection: Projection,
 ) -> Result<u64, RebuildError> {
     let nats = |what: &str, error: &dyn std::fmt::Display| RebuildError::Nats(format!("{what}: {error}"));
-    let stream = jetstream.get_stream(&config.stream).await.map_err(|e| nats("stream", &e))?;
+    let stream = jetstream.get_stream(config.namespace.events_stream()).await.map_err(|e| nats("stream", &e))?;
     let consumer = stream
         .create_consumer(pull::Config {
             deliver_policy: DeliverPolicy::Last,
             ack_policy: AckPolicy::None,
-            filter_subject: projection.filter_subject(&config.subject_prefix),
+            filter_subject: projection.filter_subject(&config.namespace),
             inactive_threshold: Duration::from_secs(30),
             ..Default::default()
         })

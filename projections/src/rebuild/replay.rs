@@ -34,12 +34,12 @@ impl Source {
         projection: Projection,
     ) -> Result<Self, RebuildError> {
         let nats = |what: &str, error: &dyn std::fmt::Display| RebuildError::Nats(format!("{what}: {error}"));
-        let stream = jetstream.get_stream(&config.stream).await.map_err(|e| nats("stream", &e))?;
+        let stream = jetstream.get_stream(config.namespace.events_stream()).await.map_err(|e| nats("stream", &e))?;
         let created = stream.cached_info().created.unix_timestamp_nanos();
         let stream_created_ns = i64::try_from(created).unwrap_or(i64::MAX);
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
-                filter_subject: projection.filter_subject(&config.subject_prefix),
+                filter_subject: projection.filter_subject(&config.namespace),
                 deliver_policy: DeliverPolicy::All,
                 ..Default::default()
             })

@@ -160,12 +160,7 @@ async fn analytics_equal_an_independent_count_of_the_exported_stream() {
     let start = DateTime::parse_from_rfc3339("2024-02-20T00:00:00Z").expect("a time").with_timezone(&Utc);
     let history = HistoryConfig { seed: 20240220, rooms: ROOMS, days: DAYS, start };
     // The test's own stream, written the way `rapat events generate` writes.
-    let event_store = EventStoreConfig {
-        stream: env.config.stream.clone(),
-        subject_prefix: env.config.subject_prefix.clone(),
-        snapshot_every: 0,
-        ..EventStoreConfig::default()
-    };
+    let event_store = EventStoreConfig { snapshot_every: 0, ..EventStoreConfig::for_namespace(env.config.namespace.clone()) };
     let store = JetStreamEventStore::<RoomAggregate>::open(env.jetstream.client(), event_store).await.expect("opens the store");
     let bus = Arc::new(CommandBus::new(store, DomainServices::new(Arc::new(Argon2idHasher::new()))));
     let published = run_plan(bus, plan_history(&history), MAX_WINDOW, |_| {}).await.expect("runs the plan");
@@ -191,7 +186,7 @@ async fn analytics_equal_an_independent_count_of_the_exported_stream() {
     let exporting = Instant::now();
     let mut jsonl = Vec::new();
     let filter = ExportFilter { aggregate_type: Some("room".into()), ..Default::default() };
-    export_jsonl(&env.jetstream, &env.config.stream, &env.config.subject_prefix, &filter, &mut jsonl, |_| {})
+    export_jsonl(&env.jetstream, &env.config.namespace, &filter, &mut jsonl, |_| {})
         .await
         .expect("exports");
     let lines: Vec<Line> = jsonl

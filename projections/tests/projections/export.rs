@@ -54,7 +54,7 @@ async fn generate(env: &TestEnv) -> Vec<(u64, StoredEvent)> {
 async fn export(env: &TestEnv, filter: &ExportFilter) -> Vec<u8> {
     let mut out = Vec::new();
     let mut reported = 0;
-    let report = export_jsonl(&env.jetstream, &env.config.stream, &env.config.subject_prefix, filter, &mut out, |p| {
+    let report = export_jsonl(&env.jetstream, &env.config.namespace, filter, &mut out, |p| {
         reported = p.events;
     })
     .await
@@ -106,7 +106,7 @@ async fn filters_select_by_aggregate_type_sequence_and_time() {
     let expected: Vec<_> = published.iter().filter(|(sequence, _)| *sequence >= 5).cloned().collect();
     assert_eq!(parse(&export(&env, &from_five).await), expected);
 
-    let stream = env.jetstream.get_stream(&env.config.stream).await.expect("stream");
+    let stream = env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream");
     let since = ExportFilter { since: Some(stored_at(&stream, 8).await), ..Default::default() };
     let expected: Vec<_> = published.iter().filter(|(sequence, _)| *sequence >= 8).cloned().collect();
     assert_eq!(parse(&export(&env, &since).await), expected);
@@ -147,7 +147,7 @@ async fn an_export_ends_at_the_streams_last_message_and_the_next_one_continues()
     let env = TestEnv::new().await;
     let published = generate(&env).await;
     let mut out = Vec::new();
-    let report = export_jsonl(&env.jetstream, &env.config.stream, &env.config.subject_prefix, &ExportFilter::default(), &mut out, |_| {})
+    let report = export_jsonl(&env.jetstream, &env.config.namespace, &ExportFilter::default(), &mut out, |_| {})
         .await
         .expect("exports");
     assert_eq!(report.last_sequence, published.last().map(|(sequence, _)| *sequence).expect("events"));

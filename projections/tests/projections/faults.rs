@@ -48,7 +48,7 @@ fn sorted(rooms: &[RoomId]) -> Vec<Uuid> {
 }
 
 async fn stream_last_sequence(env: &TestEnv) -> u64 {
-    let mut stream = env.jetstream.get_stream(&env.config.stream).await.expect("stream");
+    let mut stream = env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream");
     stream.info().await.expect("stream info").state.last_sequence
 }
 
@@ -87,7 +87,7 @@ async fn a_stream_that_lost_its_tail_is_detected_and_the_read_models_rebuilt() {
     }
     env.wait_caught_up(Duration::from_secs(30)).await;
     let kept_at = stream_last_sequence(&env).await;
-    let created = env.jetstream.get_stream(&env.config.stream).await.expect("stream").cached_info().created;
+    let created = env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream").cached_info().created;
 
     // The store as it is now is what the "power loss" will bring back.
     nats.kill();
@@ -95,7 +95,7 @@ async fn a_stream_that_lost_its_tail_is_detected_and_the_read_models_rebuilt() {
     let aside = store.with_file_name("jetstream-aside");
     copy_dir(&store, &aside);
     nats.restart().await;
-    let mut stream = env.jetstream.get_stream(&env.config.stream).await.expect("stream after a restart");
+    let mut stream = env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream after a restart");
     assert_eq!(stream.info().await.expect("info").created, created, "a restart keeps the stream's creation time");
 
     // Lost: an account and 3 rooms of 4 joins, applied by the read models.
@@ -194,8 +194,8 @@ async fn a_replaced_stream_is_detected_and_the_read_models_rebuilt() {
     }
     env.wait_caught_up(Duration::from_secs(30)).await;
 
-    let config = env.jetstream.get_stream(&env.config.stream).await.expect("stream").cached_info().config.clone();
-    env.jetstream.delete_stream(&env.config.stream).await.expect("deletes the stream");
+    let config = env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream").cached_info().config.clone();
+    env.jetstream.delete_stream(env.config.namespace.events_stream()).await.expect("deletes the stream");
     env.jetstream.create_stream(stream::Config { ..config }).await.expect("creates it again");
     let mut new = Vec::new();
     for _ in 0..2 {
@@ -232,7 +232,7 @@ fn through(url: &str, address: std::net::SocketAddr) -> String {
 async fn projections_resume_within_a_second_of_the_database_returning() {
     let mut env = TestEnv::new().await;
     // What ships, not the shorter pause the other tests use.
-    env.config.max_backoff = ProjectorConfig::default().max_backoff;
+    env.config.max_backoff = ProjectorConfig::for_namespace(env.config.namespace.clone()).max_backoff;
     let upstream = env.database_url.split_once('@').and_then(|(_, rest)| rest.split_once('/')).expect("host").0;
     let proxy = TcpProxy::start(upstream).await;
     let pool = rapat_projections::connect(&through(&env.database_url, proxy.address())).await.expect("connects");

@@ -52,7 +52,7 @@ async fn redelivered_messages_and_restarts_apply_once() {
         .expect("locks");
     let users: Vec<UserId> = (0..20).map(|_| UserId::new_random()).collect();
     let room = room_with(&env, story.ana, &users).await;
-    let jetstream_stream = env.jetstream.get_stream(&env.config.stream).await.expect("stream");
+    let jetstream_stream = env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let mut consumer: async_nats::jetstream::consumer::PullConsumer = jetstream_stream

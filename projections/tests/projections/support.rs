@@ -66,15 +66,15 @@ impl TestEnv {
 
         let client = async_nats::connect(url).await.expect("NATS with JetStream must be running");
         let jetstream = jetstream::new(client);
-        let mut config = ProjectorConfig::for_namespace(namespace.as_str());
+        let mut config = ProjectorConfig::for_namespace(namespace.clone());
         // Tests want takeovers and idle checks to be quick.
         config.standby_retry = Duration::from_millis(100);
         config.idle_check = Duration::from_millis(100);
         config.max_backoff = Duration::from_millis(500);
         jetstream
             .create_stream(stream::Config {
-                name: config.stream.clone(),
-                subjects: vec![format!("{}.>", config.subject_prefix)],
+                name: config.namespace.events_stream(),
+                subjects: vec![config.namespace.all_event_subjects()],
                 // Whatever a crashed test leaves behind expires on its own.
                 max_age: Duration::from_secs(3600),
                 ..Default::default()
@@ -93,21 +93,20 @@ impl TestEnv {
         }
     }
 
-    /// A fresh database of its own reading this environment's stream (with
-    /// consumers of its own): what building every read model from scratch gives.
+    /// A fresh database of its own reading this environment's stream: what building
+    /// every read model from scratch gives. It keeps this environment's namespace, and
+    /// so its consumer names: run its projector only while this environment's is
+    /// stopped (each recreates the consumers from its own checkpoint).
     pub async fn fresh_database_on_same_stream(&self) -> TestEnv {
-        // Only the database and the consumers are its own.
-        let own = unique_namespace();
-        let database = TestDatabase::for_namespace(&own);
+        // Only the database is its own.
+        let database = TestDatabase::for_namespace(&unique_namespace());
         let database_url = database.url();
         let pool = rapat_projections::connect(&database_url).await.expect("Postgres must be running");
-        let mut config = self.config.clone();
-        config.consumer_prefix = format!("{own}_projection");
         Self {
             database_url,
             pool,
             jetstream: self.jetstream.clone(),
-            config,
+            config: self.config.clone(),
             versions: Mutex::new(HashMap::new()),
             last_sequences: Mutex::new(self.last_sequences.lock().expect("not poisoned").clone()),
             _database: database,
@@ -181,7 +180,7 @@ impl TestEnv {
         body: Vec<u8>,
         headers: async_nats::HeaderMap,
     ) -> u64 {
-        let subject = format!("{}.{aggregate_type}.{aggregate_id}", self.config.subject_prefix);
+        let subject = self.config.namespace.event_subject(aggregate_type, aggregate_id);
         let ack = self
             .jetstream
             .publish_with_headers(subject, headers, body.into())

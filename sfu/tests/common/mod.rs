@@ -82,7 +82,7 @@ pub async fn harness_with(config: SfuConfig) -> Harness {
 pub async fn harness_on(url: &str, config: SfuConfig) -> Harness {
     let nats = async_nats::connect(url).await.expect("NATS is reachable");
     let namespace = unique_namespace();
-    let mut events = EventStoreConfig::for_namespace(namespace.as_str());
+    let mut events = EventStoreConfig::for_namespace(namespace.clone());
     events.max_age = Some(Duration::from_secs(3600));
     let store = JetStreamEventStore::open(nats.clone(), events.clone()).await.expect("event store");
     let rooms = CommandBus::new(store, MarkedHasher::services());
@@ -91,7 +91,7 @@ pub async fn harness_on(url: &str, config: SfuConfig) -> Harness {
     let (sfu, outgoing) = Sfu::start(config, Arc::new(admission)).expect("SFU starts");
     let cancel = CancellationToken::new();
     let events_config = events.clone();
-    let serve = rapat_sfu::nats::serve(nats.clone(), namespace.to_string(), events, rosters.clone(), sfu.handle(), outgoing, cancel.clone());
+    let serve = rapat_sfu::nats::serve(nats.clone(), events, rosters.clone(), sfu.handle(), outgoing, cancel.clone());
     tokio::spawn(async move { serve.await.expect("SFU on NATS") });
     let handle = sfu.handle();
     eventually("the SFU's signaling subscription", Duration::from_secs(10), || handle.signaling()).await;
@@ -158,7 +158,7 @@ impl Harness {
         let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
         config.workers = 1;
         let (sfu, outgoing) = Sfu::start(config, Arc::new(admission)).expect("SFU starts");
-        let serve = rapat_sfu::nats::serve(self.nats.clone(), self.namespace.to_string(), self.events.clone(), rosters, sfu.handle(), outgoing, self.cancel.clone());
+        let serve = rapat_sfu::nats::serve(self.nats.clone(), self.events.clone(), rosters, sfu.handle(), outgoing, self.cancel.clone());
         tokio::spawn(async move { serve.await.expect("SFU on NATS") });
         let handle = sfu.handle();
         eventually("the second node's signaling subscription", Duration::from_secs(10), || handle.signaling()).await;

@@ -98,7 +98,7 @@ async fn chat_lives_on_its_own_limited_stream() {
     let app = spawn_app().await;
     let (room, host, _) = room_with(&app, &[]).await;
     let jetstream = jetstream().await;
-    let mut events = jetstream.get_stream(&app.event_store.stream).await.expect("event stream");
+    let mut events = jetstream.get_stream(app.namespace.events_stream()).await.expect("event stream");
     let events_before = events.info().await.expect("event stream info").state.messages;
 
     let mut a = connected(&app.base_url, &room, &host.token).await;
@@ -108,10 +108,10 @@ async fn chat_lives_on_its_own_limited_stream() {
     let mut stream = jetstream.get_stream(chat_stream(&app)).await.expect("the chat stream exists");
     let info = stream.info().await.expect("stream info");
     let namespace = &app.namespace;
-    assert_eq!(info.config.subjects, [format!("{namespace}.chat.*")]);
+    assert_eq!(info.config.subjects, [namespace.all_chat_subjects()]);
     assert_eq!(info.config.max_messages_per_subject, 1000);
     assert_eq!(info.config.max_age, Duration::from_secs(30 * 24 * 3600));
-    let stored = stream.get_last_raw_message_by_subject(&format!("{namespace}.chat.{room}")).await.expect("stored");
+    let stored = stream.get_last_raw_message_by_subject(&namespace.chat_subject(&room)).await.expect("stored");
     assert_eq!(stored.sequence, id);
     let body: Value = serde_json::from_slice(&stored.payload).expect("JSON");
     assert_eq!(body["message"], "halo");

@@ -67,8 +67,8 @@ async fn a_new_socket_over_the_room_cap_replaces_the_oldest_on_any_gateway() {
 /// How many commits the room's event subject holds.
 async fn room_commits(app: &TestApp, room: &str) -> u64 {
     let jetstream = async_nats::jetstream::new(rapat_commands::connect(&nats_url()).await.expect("NATS"));
-    let stream = jetstream.get_stream(&app.event_store.stream).await.expect("the event stream");
-    let subject = format!("{}.room.{room}", app.event_store.subject_prefix);
+    let stream = jetstream.get_stream(app.namespace.events_stream()).await.expect("the event stream");
+    let subject = app.namespace.event_subject("room", room);
     let info = stream.info_with_subjects(subject.clone()).await.expect("stream info");
     let counts: Vec<(String, usize)> = info.collect::<Vec<_>>().await.into_iter().map(|item| item.expect("a subject")).collect();
     counts.into_iter().find(|(name, _)| *name == subject).map_or(0, |(_, count)| count as u64)
