@@ -42,9 +42,12 @@ pub async fn grant(settings: &Settings, email: &str, role: RoleArg) -> anyhow::R
 
     // The email claim is the source of truth for which account owns an address; the
     // users read model may lag behind or be rebuilding.
-    let claims = JetStreamEventStore::<EmailClaim>::open(nats.clone(), config.clone()).await.context("opening the event store")?;
+    let claims = JetStreamEventStore::<EmailClaim>::open(nats.clone(), config.clone())
+        .await
+        .context("opening the event store")?;
     let claim = claims.load(&email.claim_id().to_string()).await.context("looking the email up")?;
-    let account = claim.state.aggregate.account().with_context(|| format!("no account is registered with {}", email.as_str()))?;
+    let account =
+        claim.state.aggregate.account().with_context(|| format!("no account is registered with {}", email.as_str()))?;
 
     let store = JetStreamEventStore::<Account>::open(nats, config).await.context("opening the event store")?;
     let bus = CommandBus::new(store, DomainServices::new(Arc::new(Argon2idHasher::new())));

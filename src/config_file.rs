@@ -29,18 +29,19 @@ pub fn path(args: &[OsString]) -> Option<PathBuf> {
 
 /// `NAME=value` pairs of the file.
 pub fn read(path: &Path) -> anyhow::Result<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the configuration file {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the configuration file {}", path.display()))?;
     let mut values = HashMap::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (name, value) = line
-            .split_once('=')
-            .with_context(|| format!("{}:{}: expected NAME=value", path.display(), number + 1))?;
+        let (name, value) =
+            line.split_once('=').with_context(|| format!("{}:{}: expected NAME=value", path.display(), number + 1))?;
         let value = value.trim();
-        let unquoted = ['"', '\''].iter().find_map(|quote| value.strip_prefix(*quote)?.strip_suffix(*quote)).unwrap_or(value);
+        let unquoted =
+            ['"', '\''].iter().find_map(|quote| value.strip_prefix(*quote)?.strip_suffix(*quote)).unwrap_or(value);
         values.insert(name.trim().to_string(), unquoted.to_string());
     }
     Ok(values)
@@ -49,7 +50,11 @@ pub fn read(path: &Path) -> anyhow::Result<HashMap<String, String>> {
 /// Parses `args` with the file's values as the defaults of the settings that
 /// read those environment variables. A name no setting reads is an error, so a
 /// typo does not pass silently.
-pub fn parse_with(mut command: Command, args: Vec<OsString>, values: &HashMap<String, String>) -> anyhow::Result<ArgMatches> {
+pub fn parse_with(
+    mut command: Command,
+    args: Vec<OsString>,
+    values: &HashMap<String, String>,
+) -> anyhow::Result<ArgMatches> {
     let known: HashMap<String, clap::Id> = command
         .get_arguments()
         .filter_map(|arg| Some((arg.get_env()?.to_string_lossy().into_owned(), arg.get_id().clone())))
@@ -58,7 +63,10 @@ pub fn parse_with(mut command: Command, args: Vec<OsString>, values: &HashMap<St
         let id = known.get(name).with_context(|| {
             let mut names: Vec<&String> = known.keys().collect();
             names.sort();
-            format!("the configuration file sets {name}, which no setting reads; known: {}", names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "))
+            format!(
+                "the configuration file sets {name}, which no setting reads; known: {}",
+                names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+            )
         })?;
         command = command.mut_arg(id.clone(), |arg| arg.default_value(value.clone()));
     }
@@ -74,7 +82,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("rapat-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("rapat.env");
-        std::fs::write(&file, "# local\nNATS_URL = nats://10.0.0.5:4222\n\nRAPAT_NAMESPACE=\"staging\"\n").expect("write");
+        std::fs::write(&file, "# local\nNATS_URL = nats://10.0.0.5:4222\n\nRAPAT_NAMESPACE=\"staging\"\n")
+            .expect("write");
         let values = read(&file).expect("reads");
         assert_eq!(values.get("NATS_URL").map(String::as_str), Some("nats://10.0.0.5:4222"));
         assert_eq!(values.get("RAPAT_NAMESPACE").map(String::as_str), Some("staging"));

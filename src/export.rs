@@ -46,7 +46,9 @@ pub async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Result<()>
     let mut writer: Box<dyn Write> = match &args.output {
         Some(path) if args.resume => {
             let after = match File::open(path) {
-                Ok(file) => resume_point(BufReader::new(file)).with_context(|| format!("reading {}", path.display()))?,
+                Ok(file) => {
+                    resume_point(BufReader::new(file)).with_context(|| format!("reading {}", path.display()))?
+                }
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
                 Err(error) => return Err(error).with_context(|| format!("opening {}", path.display())),
             };

@@ -111,7 +111,9 @@ async fn main() -> std::process::ExitCode {
         Command::Rebuild { projection } => rebuild(&cli.settings, &projection).await,
         Command::Events { command: EventsCommand::Export(args) } => export::export(&cli.settings, args).await,
         Command::Events { command: EventsCommand::Generate(args) } => generate::generate(&cli.settings, args).await,
-        Command::Admin { command: AdminCommand::Grant { email, role } } => admin::grant(&cli.settings, &email, role).await,
+        Command::Admin { command: AdminCommand::Grant { email, role } } => {
+            admin::grant(&cli.settings, &email, role).await
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -160,7 +162,8 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
     let mut tasks = tokio::task::JoinSet::new();
     if parts.projector {
         let (pool, jetstream, config, stop) = (db.clone(), jetstream.clone(), settings.projector(), stop_rest.clone());
-        tasks.spawn(async move { rapat_projections::run_all(pool, jetstream, config, stop).await.context("projector") });
+        tasks
+            .spawn(async move { rapat_projections::run_all(pool, jetstream, config, stop).await.context("projector") });
         // Next to the projector that keeps its read model of pending claims.
         let manager = RegistrationManager::open(nats.clone(), event_store.clone(), db.clone(), settings.registration())
             .await
@@ -181,7 +184,14 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
         let (sfu, outgoing) = rapat_sfu::Sfu::start(settings.sfu(), std::sync::Arc::new(admission))
             .with_context(|| format!("binding the SFU's UDP socket {}", settings.sfu_udp_addr))?;
         tracing::info!(address = %sfu.local_addr(), announced = %sfu.announced_addr(), "SFU media on udp://{}", sfu.local_addr());
-        let serve = rapat_sfu::nats::serve(nats.clone(), event_store.clone(), rosters, sfu.handle(), outgoing, stop_rest.clone());
+        let serve = rapat_sfu::nats::serve(
+            nats.clone(),
+            event_store.clone(),
+            rosters,
+            sfu.handle(),
+            outgoing,
+            stop_rest.clone(),
+        );
         tasks.spawn(async move { serve.await.context("SFU signaling") });
         _sfu = Some(sfu);
     }
@@ -211,7 +221,10 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
     let stopping = async {
         if drain && parts.gateway {
             gateway_shutdown.begin_draining();
-            tracing::info!("draining for {:?}: /readyz answers 503 and new requests are refused", settings.shutdown_drain());
+            tracing::info!(
+                "draining for {:?}: /readyz answers 503 and new requests are refused",
+                settings.shutdown_drain()
+            );
             tokio::time::sleep(settings.shutdown_drain()).await;
         }
         tracing::info!("stopping: closing the listener and every WebSocket (1012)");
@@ -313,4 +326,3 @@ async fn rebuild(settings: &Settings, name: &str) -> anyhow::Result<()> {
     );
     Ok(())
 }
-

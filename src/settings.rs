@@ -321,7 +321,9 @@ fn parse_replicas(text: &str) -> Result<usize, String> {
     match text.trim() {
         "1" => Ok(1),
         "3" => Ok(3),
-        other => Err(format!("{other:?} is not a supported replica count: use 1 (one NATS server) or 3 (a 3-node NATS cluster)")),
+        other => Err(format!(
+            "{other:?} is not a supported replica count: use 1 (one NATS server) or 3 (a 3-node NATS cluster)"
+        )),
     }
 }
 

@@ -133,7 +133,12 @@ async fn export_redacts_password_hashes_unless_secrets_are_asked_for() {
         "payload": { "email": "ana@example.com", "passwordHash": hash, "firstName": "Ana", "lastName": "B", "role": "member" },
     });
     let body = serde_json::to_vec(&json!({ "events": [event] })).expect("json");
-    ns.jetstream.publish(ns.names.event_subject("account", account), body.into()).await.expect("publishes").await.expect("stored");
+    ns.jetstream
+        .publish(ns.names.event_subject("account", account), body.into())
+        .await
+        .expect("publishes")
+        .await
+        .expect("stored");
 
     let redacted = ns.rapat(&["events", "export"]);
     assert!(redacted.status.success(), "stderr: {}", String::from_utf8_lossy(&redacted.stderr));

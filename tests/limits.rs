@@ -34,7 +34,12 @@ async fn register(serve: &Served, name: &str) -> (String, String) {
     let email = format!("{}.{}@example.com", name.to_lowercase(), Uuid::new_v4().simple());
     let password = "correct horse 1";
     serve
-        .post("/api/v1/auth/register", None, None, json!({ "email": email, "password": password, "firstName": name, "lastName": "Tester" }))
+        .post(
+            "/api/v1/auth/register",
+            None,
+            None,
+            json!({ "email": email, "password": password, "firstName": name, "lastName": "Tester" }),
+        )
         .await;
     let login = serve.post("/api/v1/auth/login", None, None, json!({ "email": email, "password": password })).await;
     (email, login["token"].as_str().expect("token").to_string())
@@ -62,7 +67,12 @@ async fn a_thousand_wrong_passwords_from_a_hundred_addresses_leave_memory_bounde
     let mut rooms = Vec::new();
     for name in ["Locked one", "Locked two"] {
         let room = serve
-            .post("/api/v1/rooms", Some(&host_token), None, json!({ "name": name, "maxUsers": 10, "password": "open sesame" }))
+            .post(
+                "/api/v1/rooms",
+                Some(&host_token),
+                None,
+                json!({ "name": name, "maxUsers": 10, "password": "open sesame" }),
+            )
             .await;
         rooms.push(room["id"].as_str().expect("room id").to_string());
     }
@@ -102,7 +112,9 @@ async fn a_thousand_wrong_passwords_from_a_hundred_addresses_leave_memory_bounde
                     .json(&json!({ "password": format!("guess {n}") }))
             } else {
                 let email = if n % 2 == 0 { email.clone() } else { format!("nobody{n}@example.com") };
-                client.post(serve.url("/api/v1/auth/login")).json(&json!({ "email": email, "password": format!("wrong {n}") }))
+                client
+                    .post(serve.url("/api/v1/auth/login"))
+                    .json(&json!({ "email": email, "password": format!("wrong {n}") }))
             };
             let answer = request.send().await.expect("the server answers");
             let status = answer.status().as_u16();
@@ -126,7 +138,10 @@ async fn a_thousand_wrong_passwords_from_a_hundred_addresses_leave_memory_bounde
         baseline / 1024,
         peak / 1024
     );
-    assert!(statuses.iter().all(|status| [401, 403, 429, 503].contains(status)), "only refusals, never a 500: {statuses:?}");
+    assert!(
+        statuses.iter().all(|status| [401, 403, 429, 503].contains(status)),
+        "only refusals, never a 500: {statuses:?}"
+    );
     assert!(count(401) > 0 && count(403) > 0, "passwords were checked: {summary}");
     assert!(peak < RSS_BOUND_KIB, "memory stayed under {} MiB: {summary}", RSS_BOUND_KIB / 1024);
     println!("{summary}");
@@ -149,7 +164,10 @@ async fn limits_are_read_from_the_environment() {
     // Registering and logging in are the first two auth requests of 127.0.0.1.
     let (email, token) = register(&serve, "Hana").await;
     let login = |password: &'static str| {
-        reqwest::Client::new().post(serve.url("/api/v1/auth/login")).json(&json!({ "email": email, "password": password })).send()
+        reqwest::Client::new()
+            .post(serve.url("/api/v1/auth/login"))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
     };
     assert_eq!(login("wrong password 1").await.expect("answers").status(), 401, "the third is within the burst");
     let throttled = login("correct horse 1").await.expect("answers");

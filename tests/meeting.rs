@@ -74,7 +74,9 @@ async fn two_clients_exchange_media_through_rapat_serve_until_the_room_ends() {
 
     served.post(&format!("/api/v1/rooms/{room}/end"), Some(&ayu.token), None, json!({})).await;
     let ended = Instant::now();
-    let received = || ayu_stats.packets_from(&bima.id, RtpCodecKind::Video) + bima_stats.packets_from(&ayu.id, RtpCodecKind::Video);
+    let received = || {
+        ayu_stats.packets_from(&bima.id, RtpCodecKind::Video) + bima_stats.packets_from(&ayu.id, RtpCodecKind::Video)
+    };
     let mut last = received();
     let mut changed = Instant::now();
     while changed.elapsed() < Duration::from_millis(500) {
@@ -99,10 +101,16 @@ async fn with_one_sfu_peer_per_user_a_second_socket_takes_the_media_over() {
 
     let first = attend(&served, &room, &ayu).await;
     let first_stats = first.stats();
-    eventually("the first socket's peer connects", Duration::from_secs(20), || first_stats.connected.load(Ordering::Relaxed)).await;
+    eventually("the first socket's peer connects", Duration::from_secs(20), || {
+        first_stats.connected.load(Ordering::Relaxed)
+    })
+    .await;
     let second = attend(&served, &room, &ayu).await;
     let second_stats = second.stats();
-    eventually("the second socket's peer connects", Duration::from_secs(20), || second_stats.connected.load(Ordering::Relaxed)).await;
+    eventually("the second socket's peer connects", Duration::from_secs(20), || {
+        second_stats.connected.load(Ordering::Relaxed)
+    })
+    .await;
     eventually("the first socket is told its peer was replaced", Duration::from_secs(5), || {
         first_stats.errors.lock().is_ok_and(|errors| errors.iter().any(|error| error["code"] == "peer_replaced"))
     })
@@ -113,7 +121,9 @@ async fn with_one_sfu_peer_per_user_a_second_socket_takes_the_media_over() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let metrics = reqwest::get(served.url("/metrics")).await.expect("metrics").text().await.expect("text");
-        if metrics.lines().any(|line| line == "rapat_sfu_peers 1") && metrics.lines().any(|line| line == "rapat_sfu_routes 1") {
+        if metrics.lines().any(|line| line == "rapat_sfu_peers 1")
+            && metrics.lines().any(|line| line == "rapat_sfu_routes 1")
+        {
             break;
         }
         assert!(Instant::now() < deadline, "no rapat_sfu_peers 1 and rapat_sfu_routes 1 in:\n{metrics}");

@@ -19,7 +19,8 @@ async fn serve_creates_its_stream_and_database_and_answers_http() {
     assert_eq!(body["success"], serde_json::json!(false));
 
     let jetstream = async_nats::jetstream::new(async_nats::connect(nats_url()).await.expect("NATS answers"));
-    let mut stream = jetstream.get_stream(serve.namespace.events_stream()).await.expect("serve created the event stream");
+    let mut stream =
+        jetstream.get_stream(serve.namespace.events_stream()).await.expect("serve created the event stream");
     let info = stream.info().await.expect("stream info").clone();
     assert_eq!(info.config.subjects, vec![serve.namespace.all_event_subjects()]);
     assert!(info.config.deny_delete && info.config.deny_purge, "acknowledged events cannot be deleted");
@@ -71,12 +72,21 @@ fn a_configuration_file_sets_defaults_that_the_environment_overrides() {
         .output()
         .expect("rapat runs");
     let stderr = String::from_utf8_lossy(&overridden.stderr);
-    assert!(stderr.contains("cannot connect to NATS at nats://127.0.0.1:2"), "the environment wins over the file: {stderr}");
+    assert!(
+        stderr.contains("cannot connect to NATS at nats://127.0.0.1:2"),
+        "the environment wins over the file: {stderr}"
+    );
 
     std::fs::write(&file, "NATS_ULR=nats://typo\n").expect("write the file");
-    let typo = Command::new(env!("CARGO_BIN_EXE_rapat")).args(["--config", file.to_str().expect("utf-8 path"), "serve"]).output().expect("rapat runs");
+    let typo = Command::new(env!("CARGO_BIN_EXE_rapat"))
+        .args(["--config", file.to_str().expect("utf-8 path"), "serve"])
+        .output()
+        .expect("rapat runs");
     let stderr = String::from_utf8_lossy(&typo.stderr);
-    assert!(!typo.status.success() && stderr.contains("NATS_ULR, which no setting reads"), "a typo is refused: {stderr}");
+    assert!(
+        !typo.status.success() && stderr.contains("NATS_ULR, which no setting reads"),
+        "a typo is refused: {stderr}"
+    );
     let _ = std::fs::remove_file(&file);
 }
 
@@ -105,19 +115,28 @@ async fn serve_frees_an_address_whose_registration_died_after_claiming_it() {
     use rapat_domain::account::{Email, EmailClaim, EmailClaimCommand};
     use rapat_domain::ids::UserId;
 
-    let serve = Served::start(&[("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"), ("RAPAT_REGISTRATION_GRACE_SECONDS", "1")]).await;
+    let serve =
+        Served::start(&[("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"), ("RAPAT_REGISTRATION_GRACE_SECONDS", "1")]).await;
     let nats = rapat_commands::connect(&nats_url()).await.expect("NATS answers");
     let store = JetStreamEventStore::<EmailClaim>::open(nats, EventStoreConfig::for_namespace(serve.namespace.clone()))
         .await
         .expect("the event store opens");
     let email = Email::parse("wati@example.com".to_owned()).expect("valid email");
-    let claim = EmailClaimCommand::Claim { email: email.clone(), account: UserId::new_random(), now: std::time::SystemTime::now().into() };
-    CommandBus::new(store, ()).execute(&email.claim_id().to_string(), claim, CommandMetadata::system()).await.expect("claimed");
+    let claim = EmailClaimCommand::Claim {
+        email: email.clone(),
+        account: UserId::new_random(),
+        now: std::time::SystemTime::now().into(),
+    };
+    CommandBus::new(store, ())
+        .execute(&email.claim_id().to_string(), claim, CommandMetadata::system())
+        .await
+        .expect("claimed");
 
     let body = serde_json::json!({ "email": "wati@example.com", "password": "correct horse 1", "firstName": "Wati", "lastName": "Again" });
     let started = Instant::now();
     loop {
-        let response = reqwest::Client::new().post(serve.url("/api/v1/auth/register")).json(&body).send().await.expect("answers");
+        let response =
+            reqwest::Client::new().post(serve.url("/api/v1/auth/register")).json(&body).send().await.expect("answers");
         match response.status().as_u16() {
             201 => break,
             409 => assert!(started.elapsed() < Duration::from_secs(20), "the address is still taken after 20 s"),

@@ -52,7 +52,9 @@ async fn sigterm_drains_then_closes_sockets_with_1012_and_exits_0() {
         body.len()
     );
     in_flight.write_all(head.as_bytes()).await.expect("head sent");
-    let interim = tokio::time::timeout(Duration::from_secs(10), read_head(&mut in_flight)).await.expect("an interim answer in time");
+    let interim = tokio::time::timeout(Duration::from_secs(10), read_head(&mut in_flight))
+        .await
+        .expect("an interim answer in time");
     assert!(interim.starts_with("HTTP/1.1 100 Continue"), "the handler reads the body: {interim}");
 
     served.terminate();
@@ -61,10 +63,14 @@ async fn sigterm_drains_then_closes_sockets_with_1012_and_exits_0() {
     // Draining: not ready, new work refused, the process still up.
     let client = reqwest::Client::new();
     let readyz = async || client.get(served.url("/readyz")).send().await.expect("readyz answers while draining");
-    eventually_async("/readyz to turn 503", Duration::from_secs(DRAIN_SECONDS), async || readyz().await.status() == 503).await;
+    eventually_async("/readyz to turn 503", Duration::from_secs(DRAIN_SECONDS), async || {
+        readyz().await.status() == 503
+    })
+    .await;
     let draining: Value = readyz().await.json().await.expect("json");
     assert_eq!(draining["state"], "draining", "{draining}");
-    let refused = client.get(served.url("/api/v1/rooms/history")).bearer_auth(&ayu.token).send().await.expect("answers");
+    let refused =
+        client.get(served.url("/api/v1/rooms/history")).bearer_auth(&ayu.token).send().await.expect("answers");
     assert_eq!(refused.status(), 503, "a new request is refused while draining");
     let refused: Value = refused.json().await.expect("json");
     assert_eq!(refused["error"]["code"], "service_unavailable", "{refused}");
@@ -119,15 +125,21 @@ async fn when_the_grace_period_runs_out_the_process_exits_anyway_and_says_so() {
     .await;
     served.terminate();
     let signalled = Instant::now();
-    let status = served.exit_within(Duration::from_secs(10)).await.expect("exits within the grace period and some slack");
-    assert!(signalled.elapsed() >= Duration::from_millis(900), "not before the grace ran out: {:?}", signalled.elapsed());
+    let status =
+        served.exit_within(Duration::from_secs(10)).await.expect("exits within the grace period and some slack");
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(900),
+        "not before the grace ran out: {:?}",
+        signalled.elapsed()
+    );
     assert_eq!(status.code(), Some(1), "an unfinished shutdown is not a clean exit\n{}", served.log());
     assert!(served.logged("grace period"), "the log says the grace ran out:\n{}", served.log());
 }
 
 #[tokio::test]
 async fn ctrl_c_shuts_down_as_sigterm_does() {
-    let mut served = Served::start(&[("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"), ("RAPAT_SHUTDOWN_DRAIN_SECONDS", "0")]).await;
+    let mut served =
+        Served::start(&[("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"), ("RAPAT_SHUTDOWN_DRAIN_SECONDS", "0")]).await;
     served.signal("INT");
     let status = served.exit_within(Duration::from_secs(GRACE_SECONDS)).await.expect("exits within the grace period");
     assert!(status.success(), "a clean drain exits 0: {status}\n{}", served.log());

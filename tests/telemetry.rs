@@ -79,7 +79,8 @@ async fn a_requests_trace_continues_in_its_command_projections_and_the_sfu() {
     let trace_id = Uuid::new_v4().simple().to_string();
     let caller_span = &Uuid::new_v4().simple().to_string()[..16];
     let traceparent = format!("00-{trace_id}-{caller_span}-01");
-    let room = served.post("/api/v1/rooms", Some(token), Some(&traceparent), json!({ "name": "Traced", "maxUsers": 5 })).await;
+    let room =
+        served.post("/api/v1/rooms", Some(token), Some(&traceparent), json!({ "name": "Traced", "maxUsers": 5 })).await;
     let room = room["id"].as_str().expect("room id").to_string();
 
     let started = Instant::now();
@@ -107,15 +108,20 @@ async fn a_requests_trace_continues_in_its_command_projections_and_the_sfu() {
     socket.send(tokio_tungstenite::tungstenite::Message::text(mute)).await.expect("send");
     let started = Instant::now();
     loop {
-        let traces: Vec<String> = all_spans(&received).into_iter().filter(|(name, _)| name == "ws.message").map(|(_, trace)| trace).collect();
+        let traces: Vec<String> =
+            all_spans(&received).into_iter().filter(|(name, _)| name == "ws.message").map(|(_, trace)| trace).collect();
         let continued = traces.iter().any(|trace| {
             let spans = spans_of(&received, trace);
-            spans.iter().any(|(name, _, _)| name == "projection.apply") && spans.iter().any(|(name, _, _)| name == "sfu.room_event")
+            spans.iter().any(|(name, _, _)| name == "projection.apply")
+                && spans.iter().any(|(name, _, _)| name == "sfu.room_event")
         });
         if continued {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "no ws.message trace reached the projections and the SFU: {traces:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no ws.message trace reached the projections and the SFU: {traces:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

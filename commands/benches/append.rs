@@ -66,7 +66,16 @@ async fn main() -> anyhow::Result<()> {
     println!("every append carries (Nats-Msg-Id, Nats-Expected-Last-Subject-Sequence)\n");
     println!(
         "{:>9} | {:>11} {:>7} {:>7} | {:>10} {:>7} {:>7} | {:>11} | {:>9} {:>13}",
-        "in flight", "commands/s", "p50 µs", "p99 µs", "raw msg/s", "p50 µs", "p99 µs", "guarded/s", "vs raw", "vs guarded"
+        "in flight",
+        "commands/s",
+        "p50 µs",
+        "p99 µs",
+        "raw msg/s",
+        "p50 µs",
+        "p99 µs",
+        "guarded/s",
+        "vs raw",
+        "vs guarded"
     );
     // Last stream sequence of each guarded subject, carried across runs.
     let guarded_last: Arc<Vec<AtomicU64>> = Arc::new(rooms.iter().map(|_| AtomicU64::new(0)).collect());

@@ -182,7 +182,9 @@ where
             self.store.evict(aggregate_id);
             if let Some(before) = before {
                 let command_id = metadata.command_id.to_string();
-                if let Some(sequence) = self.store.last_is(aggregate_id, &command_id).await.map_err(AttemptError::Store)? {
+                if let Some(sequence) =
+                    self.store.last_is(aggregate_id, &command_id).await.map_err(AttemptError::Store)?
+                {
                     crate::deadline::record(crate::deadline::WriteState::Stored);
                     return Ok(CommandOutcome {
                         events: Vec::new(),

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use cqrs_es::Aggregate;
-use rapat_domain::envelope::{decode_event, schema_version_of, split_event, StoredCommit, StoredEvent, Upcast};
+use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_event, schema_version_of, split_event};
 use uuid::Uuid;
 
 use crate::error::StoreError;

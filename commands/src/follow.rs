@@ -52,7 +52,12 @@ pub async fn follow_from_start(nats: async_nats::Client, what: Follow, handle: i
     follow_at(nats, what, Some(1), handle).await
 }
 
-async fn follow_at(nats: async_nats::Client, what: Follow, next: Option<u64>, mut handle: impl FnMut(&jetstream::Message)) {
+async fn follow_at(
+    nats: async_nats::Client,
+    what: Follow,
+    next: Option<u64>,
+    mut handle: impl FnMut(&jetstream::Message),
+) {
     let jetstream = jetstream::new(nats);
     let mut position = Position { next, consumers: 0, failing: false };
     loop {

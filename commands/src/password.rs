@@ -74,7 +74,8 @@ impl PasswordHasher for Argon2idHasher {
         self.pool
             .run(move |memory| {
                 let salt = SaltString::generate(&mut OsRng);
-                let output = compute(Algorithm::Argon2id, Version::V0x13, params.clone(), password.expose(), &salt, memory)?;
+                let output =
+                    compute(Algorithm::Argon2id, Version::V0x13, params.clone(), password.expose(), &salt, memory)?;
                 let phc = PhcHash {
                     algorithm: Algorithm::Argon2id.ident(),
                     version: Some(Version::V0x13.into()),
@@ -94,7 +95,8 @@ impl PasswordHasher for Argon2idHasher {
         self.pool
             .run(move |memory| {
                 let salt = SaltString::from_b64(&stored.salt).map_err(failed)?;
-                let output = compute(stored.algorithm, stored.version, stored.params, password.expose(), &salt, memory)?;
+                let output =
+                    compute(stored.algorithm, stored.version, stored.params, password.expose(), &salt, memory)?;
                 // `Output`'s equality is constant-time.
                 Ok(output == stored.output)
             })
@@ -202,13 +204,14 @@ impl WorkerPool {
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> Result<T, HashingError> + Send + 'static,
     ) -> Result<T, HashingError> {
-        let permit: OwnedSemaphorePermit = tokio::time::timeout(self.queue_timeout, Arc::clone(&self.permits).acquire_owned())
-            .await
-            .map_err(|_| {
-                metrics::counter!("rapat_password_hashing_busy_total").increment(1);
-                HashingError::Busy
-            })?
-            .map_err(failed)?;
+        let permit: OwnedSemaphorePermit =
+            tokio::time::timeout(self.queue_timeout, Arc::clone(&self.permits).acquire_owned())
+                .await
+                .map_err(|_| {
+                    metrics::counter!("rapat_password_hashing_busy_total").increment(1);
+                    HashingError::Busy
+                })?
+                .map_err(failed)?;
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |memory| {
             let result = work(memory);

@@ -33,7 +33,9 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use rapat_domain::account::{Account, AccountCommand, AccountError, Email, EmailClaim, EmailClaimCommand, EmailClaimError, PersonName};
+use rapat_domain::account::{
+    Account, AccountCommand, AccountError, Email, EmailClaim, EmailClaimCommand, EmailClaimError, PersonName,
+};
 use rapat_domain::credentials::Password;
 use rapat_domain::ids::UserId;
 use uuid::Uuid;
@@ -104,7 +106,8 @@ pub async fn register(
     let Registration { account, email, password, first_name, last_name } = registration;
     let claim_id = email.claim_id();
     let claim = EmailClaimCommand::Claim { email: email.clone(), account, now: Utc::now() };
-    let claimed = emails.execute(&claim_id.to_string(), claim, commands.claim).await.map_err(RegistrationError::Claim)?;
+    let claimed =
+        emails.execute(&claim_id.to_string(), claim, commands.claim).await.map_err(RegistrationError::Claim)?;
     let register = AccountCommand::Register { email, password, first_name, last_name };
     let registered = match accounts.execute(&account.to_string(), register, commands.register).await {
         Ok(registered) => registered,
@@ -136,11 +139,15 @@ pub async fn register(
 /// and never for long.
 async fn settle_now(accounts: &CommandBus<Account>, emails: &CommandBus<EmailClaim>, claim: PendingClaim) {
     match tokio::time::timeout(SETTLE_NOW_LIMIT, settle(accounts, emails, claim)).await {
-        Ok(Ok(settled)) => tracing::info!(account = %claim.account, ?settled, "settled the claim of a failed registration"),
+        Ok(Ok(settled)) => {
+            tracing::info!(account = %claim.account, ?settled, "settled the claim of a failed registration")
+        }
         Ok(Err(error)) => {
             tracing::warn!(account = %claim.account, %error, "left the claim of a failed registration to the registration manager");
         }
-        Err(_) => tracing::warn!(account = %claim.account, "settling the claim of a failed registration took too long; left to the registration manager"),
+        Err(_) => {
+            tracing::warn!(account = %claim.account, "settling the claim of a failed registration took too long; left to the registration manager")
+        }
     }
 }
 
@@ -192,9 +199,8 @@ pub async fn settle(
 ) -> Result<Settled, SettleError> {
     let PendingClaim { claim_id, account, claim_version } = claim;
     let abandon_id = settling_id(&format!("account/{account}/abandon-registration"));
-    let abandoned = accounts
-        .execute(&account.to_string(), AccountCommand::AbandonRegistration, system(abandon_id))
-        .await;
+    let abandoned =
+        accounts.execute(&account.to_string(), AccountCommand::AbandonRegistration, system(abandon_id)).await;
     let (command, settled, step) = match abandoned {
         Ok(_) => (EmailClaimCommand::Release { account }, Settled::Released, "release"),
         Err(CommandError::Rejected(AccountError::AlreadyRegistered)) => {

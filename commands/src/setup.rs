@@ -78,10 +78,7 @@ fn warning_for_version(version: &str) -> Option<String> {
 
 /// Creates the event stream and the snapshot bucket when they are missing. An
 /// existing stream is left as it is: its limits are an operator's decision.
-pub async fn ensure_event_store(
-    jetstream: &jetstream::Context,
-    config: &EventStoreConfig,
-) -> Result<(), StoreError> {
+pub async fn ensure_event_store(jetstream: &jetstream::Context, config: &EventStoreConfig) -> Result<(), StoreError> {
     let stream_name = config.namespace.events_stream();
     let stream_config = stream::Config {
         name: stream_name.clone(),
@@ -109,7 +106,8 @@ pub async fn ensure_event_store(
 
 async fn ensure_snapshot_bucket(jetstream: &jetstream::Context, config: &EventStoreConfig) -> Result<(), StoreError> {
     let description = "rapat aggregate snapshots (a cache: safe to delete)";
-    ensure_kv_bucket(jetstream, &config.namespace.snapshots_bucket(), description, config.max_age, config.replicas).await
+    ensure_kv_bucket(jetstream, &config.namespace.snapshots_bucket(), description, config.max_age, config.replicas)
+        .await
 }
 
 /// Creates a key-value bucket's backing stream directly, following the key-value
@@ -188,7 +186,8 @@ mod tests {
 
     #[test]
     fn only_servers_that_cannot_fsync_before_acknowledging_are_warned_about() {
-        let check = |version: &str, warned: bool| assert_eq!(warning_for_version(version).is_some(), warned, "{version}");
+        let check =
+            |version: &str, warned: bool| assert_eq!(warning_for_version(version).is_some(), warned, "{version}");
         check("2.9.10", true);
         check("2.2.0", true);
         check("1.4.1", true);

@@ -20,7 +20,7 @@ use cqrs_es::Aggregate;
 use rapat_domain::envelope::{StoredCommit, Upcast};
 
 use crate::cache::{AggregateCache, Cached};
-use crate::codec::{decode_commit, decode_typed, encode_commit, EVENT_TYPES_HEADER};
+use crate::codec::{EVENT_TYPES_HEADER, decode_commit, decode_typed, encode_commit};
 use crate::config::EventStoreConfig;
 use crate::deadline::{self, WriteState};
 use crate::error::StoreError;
@@ -204,7 +204,10 @@ where
         }
 
         let expected = state.subject_sequence;
-        let ack = match self.publish(self.subject(&aggregate_id), publish, &metadata.command_id.to_string(), expected).await {
+        let ack = match self
+            .publish(self.subject(&aggregate_id), publish, &metadata.command_id.to_string(), expected)
+            .await
+        {
             Ok(ack) => ack,
             Err(error) => {
                 // Whatever happened, the cached state may now be wrong.
@@ -270,10 +273,19 @@ where
         let timeout = self.inner.config.publish_timeout;
         // Until `send_publish` returns the message is not in the client's queue:
         // an error or a timeout here means it was never sent.
-        let pending = match tokio::time::timeout(deadline::bounded(timeout), self.inner.jetstream.send_publish(subject.clone(), publish.clone())).await {
+        let pending = match tokio::time::timeout(
+            deadline::bounded(timeout),
+            self.inner.jetstream.send_publish(subject.clone(), publish.clone()),
+        )
+        .await
+        {
             Ok(Ok(pending)) => pending,
             Ok(Err(error)) => return Err(publish_error(error)),
-            Err(_) => return Err(StoreError::unavailable("the NATS client did not take the message in time; nothing was sent")),
+            Err(_) => {
+                return Err(StoreError::unavailable(
+                    "the NATS client did not take the message in time; nothing was sent",
+                ));
+            }
         };
         deadline::record(WriteState::Unsettled);
         // Keep part of the budget to settle an acknowledgement that does not come.
@@ -313,7 +325,8 @@ where
                 Found::Other => return Err(StoreError::Conflict { expected }),
                 Found::Nothing => {}
             }
-            let pending = self.inner.jetstream.send_publish(subject.to_string(), publish).await.map_err(publish_error)?;
+            let pending =
+                self.inner.jetstream.send_publish(subject.to_string(), publish).await.map_err(publish_error)?;
             match pending.await {
                 Ok(ack) => Ok(PublishAckLike { sequence: ack.sequence, duplicate: ack.duplicate }),
                 Err(error) if is_definite(&error) => Err(publish_error(error)),
@@ -324,7 +337,11 @@ where
         match settled {
             Ok(Ok(ack)) => {
                 tracing::info!(subject, command_id, sequence = ack.sequence, "an unacknowledged publish is stored");
-                Ok(jetstream::publish::PublishAck { sequence: ack.sequence, duplicate: ack.duplicate, ..Default::default() })
+                Ok(jetstream::publish::PublishAck {
+                    sequence: ack.sequence,
+                    duplicate: ack.duplicate,
+                    ..Default::default()
+                })
             }
             Ok(Err(StoreError::Conflict { expected })) => {
                 tracing::info!(subject, command_id, "an unacknowledged publish is not stored (the subject moved on)");
@@ -355,7 +372,12 @@ where
 
     /// The stream sequence of the message with `command_id` as its `Nats-Msg-Id`
     /// on the aggregate's subject after stream sequence `after`, if there is one.
-    pub async fn stored_after(&self, aggregate_id: &str, after: u64, command_id: &str) -> Result<Option<u64>, StoreError> {
+    pub async fn stored_after(
+        &self,
+        aggregate_id: &str,
+        after: u64,
+        command_id: &str,
+    ) -> Result<Option<u64>, StoreError> {
         check_aggregate_id(aggregate_id)?;
         self.check_connected()?;
         match self.find_after(&self.subject(aggregate_id), after, command_id).await? {
@@ -382,7 +404,11 @@ where
         Ok((message_id(&message).as_deref() == Some(command_id)).then_some(message.sequence))
     }
 
-    async fn next_message(&self, subject: &str, after: u64) -> Result<Option<jetstream::message::StreamMessage>, StoreError> {
+    async fn next_message(
+        &self,
+        subject: &str,
+        after: u64,
+    ) -> Result<Option<jetstream::message::StreamMessage>, StoreError> {
         let request = self.inner.stream.raw_message_builder().sequence(after + 1).next_by_subject(subject).send();
         match tokio::time::timeout(deadline::bounded(self.inner.config.publish_timeout), request).await {
             Ok(Ok(message)) => Ok(Some(message)),
@@ -431,7 +457,9 @@ fn is_definite(error: &jetstream::context::PublishError) -> bool {
 fn publish_error(error: jetstream::context::PublishError) -> StoreError {
     match error.kind() {
         PublishErrorKind::WrongLastSequence => StoreError::Conflict { expected: 0 },
-        PublishErrorKind::MaxPayloadExceeded => StoreError::Encode("the command's events exceed the server's max_payload".into()),
+        PublishErrorKind::MaxPayloadExceeded => {
+            StoreError::Encode("the command's events exceed the server's max_payload".into())
+        }
         _ => StoreError::unavailable(format!("publish failed: {error}")),
     }
 }

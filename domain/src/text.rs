@@ -158,7 +158,10 @@ mod tests {
     /// character, C1 controls, line breaks).
     #[test]
     fn patterns_accept_exactly_what_parsing_accepts() {
-        let alphabet = ['a', ' ', '\t', '\n', '\r', '\u{0}', '\u{b}', '\u{1c}', '\u{7f}', '\u{85}', '\u{a0}', '\u{2028}', '\u{3000}', 'é', '\u{200b}'];
+        let alphabet = [
+            'a', ' ', '\t', '\n', '\r', '\u{0}', '\u{b}', '\u{1c}', '\u{7f}', '\u{85}', '\u{a0}', '\u{2028}',
+            '\u{3000}', 'é', '\u{200b}',
+        ];
         for rules in [NAME, PROSE] {
             let pattern = regex::Regex::new(&rules.pattern()).expect("a valid pattern");
             // Every string of up to three characters of the alphabet.

@@ -8,12 +8,12 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rapat_commands::{Argon2idHasher, CommandBus, EventStoreConfig, JetStreamEventStore, StoreError};
 use cqrs_es::Aggregate as _;
+use metrics_exporter_prometheus::PrometheusHandle;
+use rapat_commands::{Argon2idHasher, CommandBus, EventStoreConfig, JetStreamEventStore, StoreError};
 use rapat_domain::services::{DomainServices, PasswordHasher};
 use rapat_domain::session::Session;
 use rapat_projections::ProjectionPositions;
-use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_governor::GovernorLayer;
@@ -29,8 +29,8 @@ use crate::config::GatewayConfig;
 use crate::error::ApiError;
 use crate::metrics;
 use crate::presence::Presence;
-use crate::session_cache::SessionCache;
 use crate::routes;
+use crate::session_cache::SessionCache;
 use crate::shutdown::{Shutdown, refuse_while_draining};
 use crate::state::{AppState, Inner};
 use crate::tokens::TokenKeys;
@@ -72,9 +72,8 @@ impl Application {
         }
         let shutdown = backends.shutdown.clone();
         let state = build_state(config.clone(), backends).await?;
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|source| StartError::Bind { address: config.bind, source })?;
+        let listener =
+            TcpListener::bind(config.bind).await.map_err(|source| StartError::Bind { address: config.bind, source })?;
         let address = listener.local_addr().map_err(|source| StartError::Bind { address: config.bind, source })?;
         Ok(Self { listener, router: router(state), address, http_limits: config.http, shutdown })
     }
@@ -113,7 +112,10 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
     );
     tokio::spawn(revocations);
     Ok(AppState::new(Inner {
-        accounts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services.clone()),
+        accounts: CommandBus::new(
+            JetStreamEventStore::open(nats.clone(), event_store.clone()).await?,
+            services.clone(),
+        ),
         emails: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
         rooms: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services),
         contacts: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
@@ -213,7 +215,11 @@ fn cors_layer(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static(crate::idempotency::HEADER)])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static(crate::idempotency::HEADER),
+        ])
         .max_age(std::time::Duration::from_secs(600))
 }
 
@@ -221,7 +227,8 @@ fn security_headers() -> tower::layer::util::Stack<
     SetResponseHeaderLayer<HeaderValue>,
     tower::layer::util::Stack<SetResponseHeaderLayer<HeaderValue>, SetResponseHeaderLayer<HeaderValue>>,
 > {
-    let nosniff = SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let nosniff =
+        SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     let frames = SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let referrer = SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     tower::layer::util::Stack::new(nosniff, tower::layer::util::Stack::new(frames, referrer))
@@ -229,7 +236,8 @@ fn security_headers() -> tower::layer::util::Stack<
 
 /// One span per request, continuing the caller's W3C trace when it sent one.
 fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let span = tracing::info_span!("request", method = %request.method(), uri = %request.uri(), version = ?request.version());
+    let span =
+        tracing::info_span!("request", method = %request.method(), uri = %request.uri(), version = ?request.version());
     rapat_telemetry::continue_http_trace(&span, request.headers());
     span
 }
@@ -239,6 +247,10 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not accept that method")
-        .into_response()
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+    .into_response()
 }

@@ -42,7 +42,9 @@ impl AuthUser {
     pub fn command(&self) -> CommandMetadata {
         let metadata = with_client_key(CommandMetadata::by(self.user_id.to_string()), self.client_key);
         let metadata = with_request_id(metadata, self.request_id.as_deref());
-        self.trace_context.iter().fold(metadata, |metadata, (name, value)| metadata.with_trace_header(name, value.as_str()))
+        self.trace_context
+            .iter()
+            .fold(metadata, |metadata, (name, value)| metadata.with_trace_header(name, value.as_str()))
     }
 }
 
@@ -101,15 +103,21 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers)
-            .ok_or_else(|| ApiError::unauthorized("missing_token", "this endpoint needs Authorization: Bearer <token>"))?;
+        let token = bearer_token(&parts.headers).ok_or_else(|| {
+            ApiError::unauthorized("missing_token", "this endpoint needs Authorization: Bearer <token>")
+        })?;
         let user = authenticate(state, token).await?;
         let client_key = idempotency::bind(&parts.headers, &user.user_id.to_string(), &parts.method, parts.uri.path())?;
         // Presence is advisory: it must not hold a request up while NATS is down.
         if state.nats.connection_state() == async_nats::connection::State::Connected {
             let _ = tokio::time::timeout(PRESENCE_WAIT, state.presence.touch(user.user_id)).await;
         }
-        Ok(AuthUser { request_id: request_id(&parts.headers), trace_context: trace_context(&parts.headers), client_key, ..user })
+        Ok(AuthUser {
+            request_id: request_id(&parts.headers),
+            trace_context: trace_context(&parts.headers),
+            client_key,
+            ..user
+        })
     }
 }
 
@@ -122,7 +130,8 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
         TokenError::Invalid => ApiError::unauthorized("invalid_token", error.to_string()),
     })?;
     let user_id = UserId::from_uuid(claims.sub);
-    let user = AuthUser { user_id, session_id: claims.sid, request_id: None, trace_context: Vec::new(), client_key: None };
+    let user =
+        AuthUser { user_id, session_id: claims.sid, request_id: None, trace_context: Vec::new(), client_key: None };
     if state.session_cache.is_fresh(claims.sid, user_id) {
         return Ok(user);
     }

@@ -88,7 +88,12 @@ pub struct ChatStore {
 
 impl ChatStore {
     pub fn new(nats: async_nats::Client, namespace: Namespace) -> Self {
-        Self { jetstream: jetstream::new(nats), stream_name: namespace.chat_stream(), namespace, stream: Mutex::new(None) }
+        Self {
+            jetstream: jetstream::new(nats),
+            stream_name: namespace.chat_stream(),
+            namespace,
+            stream: Mutex::new(None),
+        }
     }
 
     pub fn subject(&self, room: Uuid) -> String {
@@ -164,7 +169,13 @@ impl ChatStore {
         read
     }
 
-    async fn read(&self, stream: &stream::Stream, room: Uuid, limit: usize, before: Option<u64>) -> Result<ChatPage, ChatError> {
+    async fn read(
+        &self,
+        stream: &stream::Stream,
+        room: Uuid,
+        limit: usize,
+        before: Option<u64>,
+    ) -> Result<ChatPage, ChatError> {
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
                 filter_subject: self.subject(room),
@@ -190,7 +201,8 @@ impl ChatStore {
                 Ok(Some(Ok(message))) => message,
             };
             remaining -= 1;
-            let sequence = message.info().map_err(|error| unavailable("reading a message's metadata", error))?.stream_sequence;
+            let sequence =
+                message.info().map_err(|error| unavailable("reading a message's metadata", error))?.stream_sequence;
             if before.is_some_and(|before| sequence >= before) {
                 break;
             }

@@ -195,7 +195,11 @@ impl GatewayConfig {
             chat_max_per_room: 1000,
             chat_replicas: 1,
             hashing: HashingLimits::default(),
-            room_join_failures: JoinFailureLimits { per_user_and_room: 5, per_room: 30, window: Duration::from_secs(60) },
+            room_join_failures: JoinFailureLimits {
+                per_user_and_room: 5,
+                per_room: 30,
+                window: Duration::from_secs(60),
+            },
             rooms_per_user_per_hour: 50,
             http: HttpLimits {
                 header_timeout: Duration::from_secs(10),

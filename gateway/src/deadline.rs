@@ -33,20 +33,27 @@ pub async fn request_deadline(State(limit): State<Duration>, request: Request, n
         Ok(response) if response.extensions().get::<AnsweredUnavailable>().is_none() => response,
         Ok(response) => match last_write {
             WriteState::None if keyed => {
-                ApiError::outcome_unknown("an earlier attempt with this Idempotency-Key may have been stored").into_response()
+                ApiError::outcome_unknown("an earlier attempt with this Idempotency-Key may have been stored")
+                    .into_response()
             }
             WriteState::None => response,
             WriteState::Stored => ApiError::stored_not_visible().into_response(),
-            WriteState::Unsettled => ApiError::outcome_unknown("a later step failed while a write was unsettled").into_response(),
+            WriteState::Unsettled => {
+                ApiError::outcome_unknown("a later step failed while a write was unsettled").into_response()
+            }
         },
         Err(_) => match last_write {
-            WriteState::None if keyed => {
-                ApiError::outcome_unknown("the request deadline passed; an earlier attempt with this Idempotency-Key may have been stored")
-                    .into_response()
+            WriteState::None if keyed => ApiError::outcome_unknown(
+                "the request deadline passed; an earlier attempt with this Idempotency-Key may have been stored",
+            )
+            .into_response(),
+            WriteState::None => {
+                ApiError::unavailable(format!("no answer within the request deadline of {limit:?}")).into_response()
             }
-            WriteState::None => ApiError::unavailable(format!("no answer within the request deadline of {limit:?}")).into_response(),
             WriteState::Stored => ApiError::stored_not_visible().into_response(),
-            WriteState::Unsettled => ApiError::outcome_unknown("the request deadline passed while a write was unsettled").into_response(),
+            WriteState::Unsettled => {
+                ApiError::outcome_unknown("the request deadline passed while a write was unsettled").into_response()
+            }
         },
     }
 }

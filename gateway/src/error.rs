@@ -58,7 +58,10 @@ impl ApiError {
     }
 
     pub fn too_many_requests(retry_after: u64) -> Self {
-        Self { retry_after: Some(retry_after.max(1)), ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; try again later") }
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; try again later")
+        }
     }
 
     /// A backing service (NATS, Postgres) is down or too slow.
@@ -66,7 +69,11 @@ impl ApiError {
         tracing::warn!(%cause, "answering 503");
         Self {
             retry_after: Some(1),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE, "a backing service is unavailable; try again shortly")
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                UNAVAILABLE,
+                "a backing service is unavailable; try again shortly",
+            )
         }
     }
 
@@ -101,7 +108,11 @@ impl ApiError {
     pub fn shutting_down() -> Self {
         Self {
             retry_after: Some(1),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "the server is shutting down; try again")
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "the server is shutting down; try again",
+            )
         }
     }
 
@@ -110,7 +121,11 @@ impl ApiError {
     pub fn busy(what: &str) -> Self {
         Self {
             retry_after: Some(2),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", format!("the server is busy ({what}); try again shortly"))
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("the server is busy ({what}); try again shortly"),
+            )
         }
     }
 
@@ -211,7 +226,11 @@ impl DomainRejection for AccountError {
             // releases the address, so trying again works.
             AccountError::RegistrationAbandoned => ApiError {
                 retry_after: Some(1),
-                ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "the registration took too long and was undone; try again")
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "the registration took too long and was undone; try again",
+                )
             },
             AccountError::Hashing(error) => error.clone().into(),
         }
@@ -221,7 +240,9 @@ impl DomainRejection for AccountError {
 impl DomainRejection for EmailClaimError {
     fn to_api_error(&self) -> ApiError {
         match self {
-            EmailClaimError::EmailTaken => ApiError::conflict("email_taken", "an account with this email already exists"),
+            EmailClaimError::EmailTaken => {
+                ApiError::conflict("email_taken", "an account with this email already exists")
+            }
             EmailClaimError::NotClaimedBy => ApiError::internal("confirming an email claim held by another account"),
             EmailClaimError::AlreadyConfirmed => ApiError::internal("releasing an email claim that is confirmed"),
         }

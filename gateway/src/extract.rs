@@ -1,8 +1,8 @@
 //! Extractors whose rejections speak the API's envelope, so a malformed body, path
 //! or query gets a 400 (or 413) like every other error, never axum's plain text.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -23,7 +23,8 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
-        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state).await.map_err(JsonRejection::from)?;
+        let bytes =
+            Bytes::from_request(Request::from_parts(parts.clone(), body), state).await.map_err(JsonRejection::from)?;
         let request = Request::from_parts(parts, Body::from(bytes.clone()));
         let axum::Json(value) = <axum::Json<T> as FromRequest<S>>::from_request(request, state).await?;
         // serde also reads a struct from a JSON array of its field values in
@@ -55,7 +56,8 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Option<Self>, ApiError> {
         let (parts, body) = request.into_parts();
-        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state).await.map_err(JsonRejection::from)?;
+        let bytes =
+            Bytes::from_request(Request::from_parts(parts.clone(), body), state).await.map_err(JsonRejection::from)?;
         if bytes.is_empty() || bytes.trim_ascii() == b"null" {
             return Ok(None);
         }
@@ -98,10 +100,16 @@ fn check_query_parameter(name: &str, value: &str) -> Result<(), ApiError> {
     // The name as the client sent it, but short and with control characters escaped.
     let shown: String = name.chars().take(40).flat_map(char::escape_debug).collect();
     if name.chars().chain(value.chars()).any(char::is_control) {
-        return Err(ApiError::bad_request("invalid_query", format!("the query parameter \"{shown}\" must not contain control characters")));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("the query parameter \"{shown}\" must not contain control characters"),
+        ));
     }
     if value.is_empty() {
-        return Err(ApiError::bad_request("invalid_query", format!("the query parameter \"{shown}\" must not be empty; leave it out instead")));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("the query parameter \"{shown}\" must not be empty; leave it out instead"),
+        ));
     }
     Ok(())
 }
@@ -109,9 +117,10 @@ fn check_query_parameter(name: &str, value: &str) -> Result<(), ApiError> {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::MissingJsonContentType(_) => {
-                ApiError::bad_request("invalid_content_type", "the body must be JSON, with Content-Type: application/json")
-            }
+            JsonRejection::MissingJsonContentType(_) => ApiError::bad_request(
+                "invalid_content_type",
+                "the body must be JSON, with Content-Type: application/json",
+            ),
             JsonRejection::BytesRejection(bytes) if bytes.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::too_large("body_too_large", "the request body is too large")
             }

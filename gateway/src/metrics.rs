@@ -32,9 +32,7 @@ pub async fn record_http(request: Request, next: Next) -> Response {
 /// The text exposition format, or 404 when this process exports no metrics.
 pub fn render(handle: Option<&PrometheusHandle>) -> Response {
     match handle {
-        Some(handle) => {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
-        }
+        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
         None => (StatusCode::NOT_FOUND, "metrics are not enabled in this process").into_response(),
     }
 }

@@ -126,7 +126,14 @@ impl Presence {
     /// Opens the bucket, creating it with `replicas` when missing.
     pub async fn open(jetstream: &jetstream::Context, bucket: &str, replicas: usize) -> Result<Self, StoreError> {
         let day = Some(Duration::from_secs(24 * 3600));
-        ensure_kv_bucket(jetstream, bucket, "rapat presence: last sighting and open sockets of each user", day, replicas).await?;
+        ensure_kv_bucket(
+            jetstream,
+            bucket,
+            "rapat presence: last sighting and open sockets of each user",
+            day,
+            replicas,
+        )
+        .await?;
         let bucket = jetstream
             .get_key_value(bucket)
             .await
@@ -234,7 +241,11 @@ impl Presence {
     }
 
     /// Like `change`, but `edit` may decline (`Err`), and then nothing is written.
-    async fn update<T, E>(&self, user: UserId, edit: impl Fn(&mut Record, DateTime<Utc>) -> Result<T, E>) -> Written<T, E> {
+    async fn update<T, E>(
+        &self,
+        user: UserId,
+        edit: impl Fn(&mut Record, DateTime<Utc>) -> Result<T, E>,
+    ) -> Written<T, E> {
         let key = user.to_string();
         for _ in 0..ATTEMPTS {
             let (mut record, revision) = match self.bucket.entry(key.as_str()).await {

@@ -100,7 +100,9 @@ impl RegistrationManager {
                     standing_by = true;
                 }
                 Ok(None) => {}
-                Err(error) => tracing::warn!(%error, "cannot reach the read database for the registration manager's lock"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot reach the read database for the registration manager's lock")
+                }
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,

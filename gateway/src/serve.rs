@@ -32,7 +32,12 @@ use crate::error::ApiError;
 
 /// Serves `router` on `listener` until `shutdown`, then lets the connections
 /// finish their requests (idle ones close at once) and returns.
-pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, shutdown: CancellationToken) -> io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
@@ -163,7 +168,11 @@ struct Watched {
 
 impl Watched {
     fn new(stream: TcpStream, slot: OwnedSemaphorePermit) -> Self {
-        Self { stream, activity: Arc::new(Activity { origin: Instant::now(), last_millis: AtomicU64::new(0) }), _slot: slot }
+        Self {
+            stream,
+            activity: Arc::new(Activity { origin: Instant::now(), last_millis: AtomicU64::new(0) }),
+            _slot: slot,
+        }
     }
 }
 
@@ -187,7 +196,11 @@ impl AsyncWrite for Watched {
         result
     }
 
-    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
         if matches!(result, Poll::Ready(Ok(written)) if written > 0) {
             self.activity.touch();

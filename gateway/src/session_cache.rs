@@ -103,7 +103,13 @@ impl SessionCache {
     /// `stop`. Follows the event stream from its own position
     /// (`rapat_commands::follow`), so a revocation stored while this gateway was
     /// cut off from NATS still arrives once it is back.
-    pub async fn follow_revocations(self: Arc<Self>, nats: async_nats::Client, stream: String, session_subjects: String, stop: CancellationToken) {
+    pub async fn follow_revocations(
+        self: Arc<Self>,
+        nats: async_nats::Client,
+        stream: String,
+        session_subjects: String,
+        stop: CancellationToken,
+    ) {
         let what = Follow { name: "gateway_session_revocations", stream, filter_subject: session_subjects };
         let follow = rapat_commands::follow(nats, what, |message| {
             let revoked = message

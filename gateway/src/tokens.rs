@@ -126,9 +126,15 @@ mod tests {
 
     #[test]
     fn expired_forged_and_unsigned_tokens_are_refused() {
-        let (old, _) = keys().issue_access(UserId::new_random(), Uuid::new_v4(), "member", Utc::now() - chrono::Duration::hours(1));
+        let (old, _) = keys().issue_access(
+            UserId::new_random(),
+            Uuid::new_v4(),
+            "member",
+            Utc::now() - chrono::Duration::hours(1),
+        );
         assert_eq!(keys().verify_access(&old).map(|_| ()), Err(TokenError::Expired));
-        let other = TokenKeys::new(b"another secret, another issuer..", Duration::from_secs(900), Duration::from_secs(60));
+        let other =
+            TokenKeys::new(b"another secret, another issuer..", Duration::from_secs(900), Duration::from_secs(60));
         let (forged, _) = other.issue_access(UserId::new_random(), Uuid::new_v4(), "admin", Utc::now());
         assert_eq!(keys().verify_access(&forged).map(|_| ()), Err(TokenError::Invalid));
         // {"alg":"none"} with the same claims must never pass.

@@ -47,7 +47,12 @@ async fn main() -> anyhow::Result<()> {
 
     println!("{:<44} {:>12}", "measurement", "events/s");
     println!("{:<44} {:>12.0}", "raw JetStream read (pull consumer)", read);
-    println!("{:<44} {:>12.0}   {:.2} of raw read", "rapat events export (JSON Lines, discarded)", export, export / read);
+    println!(
+        "{:<44} {:>12.0}   {:.2} of raw read",
+        "rapat events export (JSON Lines, discarded)",
+        export,
+        export / read
+    );
     println!("{:<44} {:>12.0}", "raw batched insert of the audit rows", insert);
     println!("{:<44} {:>12.0}   {:.2} of raw insert", "rebuild audit", audit, audit / insert);
     println!("{:<44} {:>12.0}   {:.2} of raw insert", "rebuild rooms (rooms + participants)", rooms, rooms / insert);
@@ -102,7 +107,11 @@ fn stored(room: Uuid, version: u64, event: &RoomEvent) -> StoredEvent {
     }
 }
 
-async fn publish(jetstream: &jetstream::Context, config: &ProjectorConfig, history: &[StoredEvent]) -> anyhow::Result<()> {
+async fn publish(
+    jetstream: &jetstream::Context,
+    config: &ProjectorConfig,
+    history: &[StoredEvent],
+) -> anyhow::Result<()> {
     for window in history.chunks(1000) {
         let mut acks = Vec::with_capacity(window.len());
         for event in window {
@@ -139,7 +148,8 @@ async fn raw_read(jetstream: &jetstream::Context, config: &ProjectorConfig) -> a
 async fn export(jetstream: &jetstream::Context, config: &ProjectorConfig) -> anyhow::Result<f64> {
     let filter = rapat_projections::export::ExportFilter::default();
     let mut sink = std::io::sink();
-    let report = rapat_projections::export::export_jsonl(jetstream, &config.namespace, &filter, &mut sink, |_| {}).await?;
+    let report =
+        rapat_projections::export::export_jsonl(jetstream, &config.namespace, &filter, &mut sink, |_| {}).await?;
     Ok(report.events as f64 / report.elapsed.as_secs_f64())
 }
 

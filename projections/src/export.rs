@@ -106,7 +106,8 @@ pub async fn export_jsonl<W: Write>(
     let started = Instant::now();
     let filter_subject = filter_subject(namespace, filter.aggregate_type.as_deref())?;
     let nats = |what: &str, error: &dyn std::fmt::Display| ExportError::Nats(format!("{what}: {error}"));
-    let mut stream = jetstream.get_stream(namespace.events_stream()).await.map_err(|e| nats("opening the stream", &e))?;
+    let mut stream =
+        jetstream.get_stream(namespace.events_stream()).await.map_err(|e| nats("opening the stream", &e))?;
     // Everything up to here is exported; what arrives later is left for the next run.
     let end = stream.info().await.map_err(|e| nats("reading the stream's state", &e))?.state.last_sequence;
     let mut report = ExportReport { events: 0, last_sequence: 0, elapsed: Duration::ZERO };
@@ -182,8 +183,8 @@ pub async fn export_jsonl<W: Write>(
 /// The subjects to read: all of the stream's, or one aggregate type's.
 fn filter_subject(namespace: &Namespace, aggregate_type: Option<&str>) -> Result<String, ExportError> {
     let Some(aggregate_type) = aggregate_type else { return Ok(namespace.all_event_subjects()) };
-    let valid = !aggregate_type.is_empty()
-        && aggregate_type.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let valid =
+        !aggregate_type.is_empty() && aggregate_type.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !valid {
         return Err(ExportError::InvalidFilter(format!(
             "aggregate type {aggregate_type:?} must be letters, digits, '-' or '_' (e.g. room)"
@@ -193,7 +194,8 @@ fn filter_subject(namespace: &Namespace, aggregate_type: Option<&str>) -> Result
 }
 
 fn to_nats_time(time: DateTime<Utc>) -> Result<async_nats::datetime::DateTime, ExportError> {
-    let nanos = time.timestamp_nanos_opt().ok_or_else(|| ExportError::InvalidFilter(format!("{time} is out of range")))?;
+    let nanos =
+        time.timestamp_nanos_opt().ok_or_else(|| ExportError::InvalidFilter(format!("{time} is out of range")))?;
     async_nats::datetime::from_nanos(i128::from(nanos)).map_err(|e| ExportError::InvalidFilter(e.to_string()))
 }
 

@@ -88,7 +88,8 @@ impl ProjectionPositions {
             return Ok(());
         }
         let mut receiver = self.positions.clone();
-        let waited = tokio::time::timeout(timeout, receiver.wait_for(|now| now.reached(projections, stream_sequence))).await;
+        let waited =
+            tokio::time::timeout(timeout, receiver.wait_for(|now| now.reached(projections, stream_sequence))).await;
         match waited {
             Ok(Ok(_)) => Ok(()),
             // Timed out, or the follower task is gone (which only happens on drop).
@@ -171,14 +172,13 @@ async fn follow(pool: PgPool, sender: watch::Sender<Positions>, mut heard: mpsc:
 
 async fn reload(pool: &PgPool, sender: &watch::Sender<Positions>) {
     let select = "SELECT projection, last_sequence, stream_mismatch IS NOT NULL FROM projection_checkpoints";
-    let rows: Vec<(String, i64, bool)> =
-        match sqlx::query_as(select).fetch_all(pool).await {
-            Ok(rows) => rows,
-            Err(error) => {
-                tracing::debug!(%error, "cannot load checkpoints");
-                return;
-            }
-        };
+    let rows: Vec<(String, i64, bool)> = match sqlx::query_as(select).fetch_all(pool).await {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::debug!(%error, "cannot load checkpoints");
+            return;
+        }
+    };
     let mut loaded = Positions::default();
     let mut rows_seen = [false; Projection::ALL.len()];
     for (name, sequence, mismatch) in rows {

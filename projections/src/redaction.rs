@@ -61,7 +61,8 @@ mod tests {
     #[test]
     fn a_parked_message_keeps_no_secret_but_undecodable_bytes_stay_as_they_are() {
         let message = json!({ "events": [{ "payload": { "RoomCreated": { "passwordHash": "$argon2id$v=19$x" } } }] });
-        let kept: serde_json::Value = serde_json::from_slice(&redacted_message(message.to_string().as_bytes())).expect("json");
+        let kept: serde_json::Value =
+            serde_json::from_slice(&redacted_message(message.to_string().as_bytes())).expect("json");
         assert_eq!(kept["events"][0]["payload"]["RoomCreated"]["passwordHash"], json!("[redacted]"));
         assert_eq!(redacted_message(b"\xff not json"), b"\xff not json".to_vec());
     }

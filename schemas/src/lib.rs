@@ -124,10 +124,8 @@ pub(crate) fn bad(name: &str, reason: impl ToString) -> SchemaError {
 }
 
 pub(crate) fn check(validator: &Validator, what: String, instance: &Value) -> Result<(), SchemaError> {
-    let problems: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|error| format!("at '{}': {error}", error.instance_path()))
-        .collect();
+    let problems: Vec<String> =
+        validator.iter_errors(instance).map(|error| format!("at '{}': {error}", error.instance_path())).collect();
     if problems.is_empty() { Ok(()) } else { Err(SchemaError::Invalid { what, problems }) }
 }
 

@@ -74,7 +74,8 @@ static COMPILED: LazyLock<Compiled> = LazyLock::new(|| Compiled {
         .iter()
         .map(|schema| {
             let name = format!("ws/{}/{}", schema.direction.folder(), schema.message_type);
-            let compiled = parse(&name, schema.source).and_then(|value| options().build(&value).map_err(|e| bad(&name, e)));
+            let compiled =
+                parse(&name, schema.source).and_then(|value| options().build(&value).map_err(|e| bad(&name, e)));
             (schema, compiled)
         })
         .collect(),
@@ -98,11 +99,14 @@ pub fn validate_ws_message(direction: WsDirection, message: &Value) -> Result<()
     let what = format!("a {} WebSocket message", direction.folder());
     check(envelope(pointer)?, what, message)?;
     let kind = message.get("type").and_then(Value::as_str).unwrap_or_default();
-    let compiled = COMPILED.payloads.iter().find(|(schema, _)| schema.direction == direction && schema.message_type == kind);
+    let compiled =
+        COMPILED.payloads.iter().find(|(schema, _)| schema.direction == direction && schema.message_type == kind);
     let validator = match compiled {
         Some((_, Ok(validator))) => validator,
         Some((_, Err(error))) => return Err(error.clone()),
-        None => return Err(SchemaError::UnknownMessage { direction: direction.folder(), message_type: kind.to_owned() }),
+        None => {
+            return Err(SchemaError::UnknownMessage { direction: direction.folder(), message_type: kind.to_owned() });
+        }
     };
     let empty = Value::Object(Default::default());
     let payload = message.get("payload").unwrap_or(&empty);
@@ -118,5 +122,8 @@ pub fn validate_sfu_message(message: &Value) -> Result<(), SchemaError> {
     if kind == "disconnect" {
         return Ok(());
     }
-    validate_ws_message(WsDirection::ClientToServer, &serde_json::json!({ "type": kind, "payload": message["payload"] }))
+    validate_ws_message(
+        WsDirection::ClientToServer,
+        &serde_json::json!({ "type": kind, "payload": message["payload"] }),
+    )
 }

@@ -17,7 +17,9 @@ use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_event, sc
 use rapat_domain::ids::UserId;
 use rapat_domain::room::{MaxUsers, Room, RoomDescription, RoomEvent, RoomName};
 use rapat_domain::session::{RefreshToken, RevokeReason, Session, SessionEvent};
-use rapat_schemas::{EVENT_SCHEMAS, SchemaError, schema_version, validate_commit, validate_event, validate_stored_event};
+use rapat_schemas::{
+    EVENT_SCHEMAS, SchemaError, schema_version, validate_commit, validate_event, validate_stored_event,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -104,7 +106,9 @@ fn next_email_claim_event(previous: Option<&EmailClaimEvent>) -> Option<EmailCla
     match previous {
         None => Some(EmailClaimEvent::EmailClaimed { email: email(), account_id: ANA, claimed_at: Some(at()) }),
         Some(EmailClaimEvent::EmailClaimed { .. }) => Some(EmailClaimEvent::EmailClaimConfirmed { account_id: ANA }),
-        Some(EmailClaimEvent::EmailClaimConfirmed { .. }) => Some(EmailClaimEvent::EmailClaimReleased { account_id: BUDI }),
+        Some(EmailClaimEvent::EmailClaimConfirmed { .. }) => {
+            Some(EmailClaimEvent::EmailClaimReleased { account_id: BUDI })
+        }
         Some(EmailClaimEvent::EmailClaimReleased { .. }) => None,
     }
 }
@@ -123,7 +127,9 @@ fn next_session_event(previous: Option<&SessionEvent>) -> Option<SessionEvent> {
     let refresh_hash = |n: u8| RefreshToken::new(Uuid::from_u128(0x5), [n; 32]).hash();
     Some(match previous {
         None => SessionStarted { user_id: ANA, refresh_hash: refresh_hash(1), expires_at: at() },
-        Some(SessionStarted { .. }) => SessionRefreshed { refresh_hash: refresh_hash(2), expires_at: at(), generation: 1 },
+        Some(SessionStarted { .. }) => {
+            SessionRefreshed { refresh_hash: refresh_hash(2), expires_at: at(), generation: 1 }
+        }
         Some(SessionRefreshed { .. }) => SessionRevoked { reason: RevokeReason::RefreshReuse },
         Some(SessionRevoked { .. }) => return None,
     })
@@ -267,7 +273,13 @@ fn every_max_users_maximum_is_the_domain_limit() {
     for schema in EVENT_SCHEMAS {
         let source: Value = serde_json::from_str(schema.source).expect("a schema is JSON");
         let Some(max_users) = source["properties"].get("maxUsers") else { continue };
-        assert_eq!(max_users["maximum"], json!(MaxUsers::LIMIT), "{}/{}: maxUsers", schema.aggregate_type, schema.event_type);
+        assert_eq!(
+            max_users["maximum"],
+            json!(MaxUsers::LIMIT),
+            "{}/{}: maxUsers",
+            schema.aggregate_type,
+            schema.event_type
+        );
         assert_eq!(max_users["minimum"], json!(1), "{}/{}: maxUsers", schema.aggregate_type, schema.event_type);
         found.push(schema.event_type);
     }
@@ -302,7 +314,8 @@ fn payloads_that_break_the_contract_are_rejected() {
     check("room", "RoomCreated", created, false);
     check("room", "RoomSettingsUpdated", json!({ "name": "a\u{1b}b", "passwordCleared": false }), false);
     check("account", "ProfileUpdated", json!({ "avatarRemoved": false, "lastName": "B\u{0}" }), false);
-    let v1_registration = json!({ "email": "ana@example.com", "passwordHash": "h", "firstName": "Ana", "lastName": "Putri" });
+    let v1_registration =
+        json!({ "email": "ana@example.com", "passwordHash": "h", "firstName": "Ana", "lastName": "Putri" });
     check("account", "AccountRegistered", v1_registration, false);
     check("account", "StatusChanged", json!({ "status": "sleeping" }), false);
     check("account", "ProfileUpdated", json!({ "avatarRemoved": false, "avatar": "https://example.com/a.png" }), false);

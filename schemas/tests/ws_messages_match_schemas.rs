@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use rapat_schemas::{SchemaError, WS_ENVELOPE_SCHEMA, WS_SCHEMAS, WsDirection, validate_sfu_message, validate_ws_message};
+use rapat_schemas::{
+    SchemaError, WS_ENVELOPE_SCHEMA, WS_SCHEMAS, WsDirection, validate_sfu_message, validate_ws_message,
+};
 use serde_json::{Value, json};
 
 const ROOM: &str = "0b6f0a3e-4a0e-4a53-9d0c-5a3f1f0c2b11";
@@ -64,7 +66,10 @@ fn every_server_message_of_the_spec_is_accepted() {
         server("offer", json!({ "sdp": "v=0\r\n", "type": "offer" })),
         server("answer", json!({ "sdp": "v=0\r\n" })),
         server("ice-candidate", candidate.clone()),
-        server("ice-candidate", json!({ "candidate": "", "sdpMid": null, "sdpMLineIndex": null, "usernameFragment": null })),
+        server(
+            "ice-candidate",
+            json!({ "candidate": "", "sdpMid": null, "sdpMLineIndex": null, "usernameFragment": null }),
+        ),
         server("mute", json!({ "muted": true })),
         server("mute", json!({ "muted": true, "byHost": true })),
         server("video", json!({ "on": false })),

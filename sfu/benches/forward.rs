@@ -69,7 +69,16 @@ fn main() -> anyhow::Result<()> {
     println!("cores: {}, window {seconds} s per scenario", std::thread::available_parallelism().map_or(0, usize::from));
     println!(
         "{:<14} {:>11} {:>11} {:>9} {:>12} {:>10} {:>10} {:>8} {:>8} {:>9}",
-        "scenario", "RTP out/s", "all out/s", "SFU cpu", "RTP/s/core", "mean loss", "max loss", "p50 ms", "p99 ms", "vs relay"
+        "scenario",
+        "RTP out/s",
+        "all out/s",
+        "SFU cpu",
+        "RTP/s/core",
+        "mean loss",
+        "max loss",
+        "p50 ms",
+        "p99 ms",
+        "vs relay"
     );
     for n in fanouts {
         let relay = bare_relay(1, n, window)?;
@@ -99,7 +108,15 @@ fn print_row(name: &str, sfu: &Figures, relay: &Figures) {
     );
     println!(
         "{:<14} {:>11.0} {:>11.0} {:>9.2} {:>12.0} {:>9.3}% {:>9.3}% {:>8.2} {:>8.2}",
-        "  bare relay", relay.out_pps, relay.datagrams_pps, relay.cpu_cores, relay.per_core(), relay.mean_loss * 100.0, relay.max_loss * 100.0, relay.p50_ms, relay.p99_ms
+        "  bare relay",
+        relay.out_pps,
+        relay.datagrams_pps,
+        relay.cpu_cores,
+        relay.per_core(),
+        relay.mean_loss * 100.0,
+        relay.max_loss * 100.0,
+        relay.p50_ms,
+        relay.p99_ms
     );
 }
 
@@ -146,13 +163,20 @@ async fn through_sfu(publishers: usize, subscribers_per_publisher: usize, window
             break;
         }
         if started.elapsed() > Duration::from_secs(120) {
-            let ready = clients.iter().enumerate().filter(|(i, c)| c.stats().tracks().iter().filter(|t| t.packets >= 20).count() >= 2 * expected_tracks(*i)).count();
+            let ready = clients
+                .iter()
+                .enumerate()
+                .filter(|(i, c)| {
+                    c.stats().tracks().iter().filter(|t| t.packets >= 20).count() >= 2 * expected_tracks(*i)
+                })
+                .count();
             anyhow::bail!("only {ready} of {} clients receive after 2 minutes", clients.len());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Start the window clean: counters and delays from here on.
-    let baseline: Vec<Vec<rapat_sfu::loopback_client::TrackStats>> = clients.iter().map(|c| c.stats().tracks()).collect();
+    let baseline: Vec<Vec<rapat_sfu::loopback_client::TrackStats>> =
+        clients.iter().map(|c| c.stats().tracks()).collect();
     let before = sfu.handle().counters();
     let cpu_before = sfu_cpu_seconds();
     let wall = Instant::now();
@@ -168,7 +192,8 @@ async fn through_sfu(publishers: usize, subscribers_per_publisher: usize, window
         let mut received = 0u64;
         for track in client.stats().tracks() {
             let previous = before.iter().find(|b| b.stream_id == track.stream_id && b.kind == track.kind);
-            let (prev_expected, prev_packets, prev_delays) = previous.map_or((0, 0, 0), |p| (p.expected, p.packets, p.delays_us.len()));
+            let (prev_expected, prev_packets, prev_delays) =
+                previous.map_or((0, 0, 0), |p| (p.expected, p.packets, p.delays_us.len()));
             expected += track.expected - prev_expected;
             received += track.packets - prev_packets;
             delays.extend_from_slice(&track.delays_us[prev_delays.min(track.delays_us.len())..]);
@@ -182,7 +207,13 @@ async fn through_sfu(publishers: usize, subscribers_per_publisher: usize, window
     Ok(summarise(rtp as f64 / elapsed, datagrams as f64 / elapsed, cpu / elapsed, &losses, &mut delays))
 }
 
-async fn connect(sfu: &SfuHandle, routes: &Routes, room: Uuid, user: Uuid, options: ClientOptions) -> anyhow::Result<LoopbackClient> {
+async fn connect(
+    sfu: &SfuHandle,
+    routes: &Routes,
+    room: Uuid,
+    user: Uuid,
+    options: ClientOptions,
+) -> anyhow::Result<LoopbackClient> {
     let connection = Uuid::new_v4();
     let (to_sfu, mut from_client) = unbounded_channel::<Signal>();
     let (to_client, from_sfu) = unbounded_channel::<Signal>();
@@ -191,7 +222,14 @@ async fn connect(sfu: &SfuHandle, routes: &Routes, room: Uuid, user: Uuid, optio
     tokio::spawn(async move {
         while let Some((kind, payload)) = from_client.recv().await {
             let Some(kind) = SfuRequestKind::from_client_type(&kind) else { continue };
-            sfu.signal(SfuRequest { kind, room_id: room, user_id: user, username: String::new(), connection_id: connection, payload });
+            sfu.signal(SfuRequest {
+                kind,
+                room_id: room,
+                user_id: user,
+                username: String::new(),
+                connection_id: connection,
+                payload,
+            });
         }
     });
     Ok(LoopbackClient::start(options, to_sfu, from_sfu).await?)
@@ -199,7 +237,11 @@ async fn connect(sfu: &SfuHandle, routes: &Routes, room: Uuid, user: Uuid, optio
 
 fn summarise(out_pps: f64, datagrams_pps: f64, cpu_cores: f64, losses: &[f64], delays_us: &mut [u32]) -> Figures {
     delays_us.sort_unstable();
-    let percentile = |p: f64| delays_us.get(((delays_us.len() as f64 * p) as usize).min(delays_us.len().saturating_sub(1))).map_or(0.0, |us| f64::from(*us) / 1000.0);
+    let percentile = |p: f64| {
+        delays_us
+            .get(((delays_us.len() as f64 * p) as usize).min(delays_us.len().saturating_sub(1)))
+            .map_or(0.0, |us| f64::from(*us) / 1000.0)
+    };
     Figures {
         out_pps,
         datagrams_pps,
@@ -241,7 +283,8 @@ fn bare_relay(publishers: usize, subscribers_per_publisher: usize, window: Durat
     relay.set_read_timeout(Some(Duration::from_millis(100)))?;
     let relay_addr = relay.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let subscribers: Vec<UdpSocket> = (0..subscribers_per_publisher.max(1)).map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    let subscribers: Vec<UdpSocket> =
+        (0..subscribers_per_publisher.max(1)).map(|_| UdpSocket::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
     let targets: Vec<_> = subscribers.iter().map(|s| s.local_addr()).collect::<Result<_, _>>()?;
     let received = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
@@ -310,7 +353,8 @@ fn bare_relay(publishers: usize, subscribers_per_publisher: usize, window: Durat
         })?);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let (sent_before, received_before, cpu_before) = (sent.load(Ordering::Relaxed), received.load(Ordering::Relaxed), threads_cpu_seconds("bare-relay"));
+    let (sent_before, received_before, cpu_before) =
+        (sent.load(Ordering::Relaxed), received.load(Ordering::Relaxed), threads_cpu_seconds("bare-relay"));
     let wall = Instant::now();
     std::thread::sleep(window);
     let elapsed = wall.elapsed().as_secs_f64();
@@ -321,7 +365,11 @@ fn bare_relay(publishers: usize, subscribers_per_publisher: usize, window: Durat
     for thread in threads {
         let _ = thread.join();
     }
-    let loss = if sent_in_window > 0 { sent_in_window.saturating_sub(received_in_window) as f64 / sent_in_window as f64 } else { 0.0 };
+    let loss = if sent_in_window > 0 {
+        sent_in_window.saturating_sub(received_in_window) as f64 / sent_in_window as f64
+    } else {
+        0.0
+    };
     let mut delays = delays.lock().map(|d| d.clone()).unwrap_or_default();
     let pps = sent_in_window as f64 / elapsed;
     Ok(summarise(pps, pps, cpu / elapsed, &[loss], &mut delays))

@@ -99,17 +99,22 @@ impl RoomEventAdmission {
 
 impl Admission for RoomEventAdmission {
     fn check(&self, room: Uuid, user: Uuid) -> BoxFuture<'static, Result<Admitted, Refused>> {
-        let (rosters, stream, subject) = (self.rosters.clone(), self.stream.clone(), self.events.namespace.event_subject("room", room));
+        let (rosters, stream, subject) =
+            (self.rosters.clone(), self.stream.clone(), self.events.namespace.event_subject("room", room));
         Box::pin(async move {
-            let head = match tokio::time::timeout(READ_HEAD, stream.raw_message_builder().last_by_subject(subject).send()).await {
-                Ok(Ok(message)) => message.sequence,
-                // No room of that id: nothing to wait for, and nobody is admitted.
-                Ok(Err(error)) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => 0,
-                Ok(Err(error)) => return Err(Refused::Unavailable(format!("reading the room's events: {error}"))),
-                Err(_) => return Err(Refused::Unavailable("reading the room's events: no answer in time".into())),
-            };
+            let head =
+                match tokio::time::timeout(READ_HEAD, stream.raw_message_builder().last_by_subject(subject).send())
+                    .await
+                {
+                    Ok(Ok(message)) => message.sequence,
+                    // No room of that id: nothing to wait for, and nobody is admitted.
+                    Ok(Err(error)) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => 0,
+                    Ok(Err(error)) => return Err(Refused::Unavailable(format!("reading the room's events: {error}"))),
+                    Err(_) => return Err(Refused::Unavailable("reading the room's events: no answer in time".into())),
+                };
             let mut applied = rosters.applied.subscribe();
-            let caught_up = matches!(tokio::time::timeout(CATCH_UP, applied.wait_for(|applied| *applied >= head)).await, Ok(Ok(_)));
+            let caught_up =
+                matches!(tokio::time::timeout(CATCH_UP, applied.wait_for(|applied| *applied >= head)).await, Ok(Ok(_)));
             if !caught_up {
                 return Err(Refused::Unavailable("the SFU has not caught up with the room's events yet".into()));
             }

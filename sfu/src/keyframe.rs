@@ -54,7 +54,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for SurfaceKeyframeRequests {
     fn handle_read(&mut self, mut message: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &message.message.packet
             && packets.iter().any(|packet| {
-                is_keyframe_request(packet.as_ref()) || (self.sender_reports && packet.as_any().is::<rtcp::sender_report::SenderReport>())
+                is_keyframe_request(packet.as_ref())
+                    || (self.sender_reports && packet.as_any().is::<rtcp::sender_report::SenderReport>())
             })
         {
             message.message.add(Attribute::DeliverToApplication);

@@ -53,10 +53,16 @@ impl SourceParameters {
         let payload_types = parameters
             .codecs
             .iter()
-            .map(|codec| (codec.payload_type, CodecKey::new(&codec.rtp_codec.mime_type, &codec.rtp_codec.sdp_fmtp_line)))
+            .map(|codec| {
+                (codec.payload_type, CodecKey::new(&codec.rtp_codec.mime_type, &codec.rtp_codec.sdp_fmtp_line))
+            })
             .collect();
         // Ids above 255 cannot be carried in an RTP header extension at all.
-        let extensions = parameters.header_extensions.iter().filter_map(|ext| Some((u8::try_from(ext.id).ok()?, ext.uri.clone()))).collect();
+        let extensions = parameters
+            .header_extensions
+            .iter()
+            .filter_map(|ext| Some((u8::try_from(ext.id).ok()?, ext.uri.clone())))
+            .collect();
         Self { payload_types, extensions }
     }
 }
@@ -191,11 +197,8 @@ mod tests {
             payload_types: vec![(96, vp8())],
             extensions: vec![(2, ABS_SEND_TIME.into()), (3, AUDIO_LEVEL.into()), (5, TRANSPORT_CC_URI.into())],
         };
-        let leg = LegParameters {
-            payload_types: vec![(96, vp8())],
-            extensions: vec![(7, ABS_SEND_TIME.into())],
-            mid: None,
-        };
+        let leg =
+            LegParameters { payload_types: vec![(96, vp8())], extensions: vec![(7, ABS_SEND_TIME.into())], mid: None };
         // Odd-sized extensions leave padding in the publisher's block, as browsers' do.
         let original = packet(96, &[(2, b"abc"), (3, b"\x01"), (5, b"\x00\x07")]);
         let wire = original.marshal().expect("the publisher's packet marshals");
@@ -213,7 +216,10 @@ mod tests {
 
     #[test]
     fn a_codec_the_leg_did_not_negotiate_is_not_forwarded() {
-        let source = SourceParameters { payload_types: vec![(96, vp8()), (111, CodecKey::new("audio/opus", ""))], extensions: vec![] };
+        let source = SourceParameters {
+            payload_types: vec![(96, vp8()), (111, CodecKey::new("audio/opus", ""))],
+            extensions: vec![],
+        };
         let leg = LegParameters { payload_types: vec![(100, vp8())], ..Default::default() };
         let translation = Translation::new(1, &source, &leg);
 
@@ -224,8 +230,12 @@ mod tests {
 
     #[test]
     fn an_extension_the_leg_did_not_negotiate_is_dropped() {
-        let source = SourceParameters { payload_types: vec![(111, CodecKey::new("audio/opus", "minptime=10;useinbandfec=1"))], extensions: vec![(1, AUDIO_LEVEL.into())] };
-        let leg = LegParameters { payload_types: vec![(109, CodecKey::new("AUDIO/OPUS", "other"))], ..Default::default() };
+        let source = SourceParameters {
+            payload_types: vec![(111, CodecKey::new("audio/opus", "minptime=10;useinbandfec=1"))],
+            extensions: vec![(1, AUDIO_LEVEL.into())],
+        };
+        let leg =
+            LegParameters { payload_types: vec![(109, CodecKey::new("AUDIO/OPUS", "other"))], ..Default::default() };
         let translation = Translation::new(9, &source, &leg);
 
         let out = translation.apply(&packet(111, &[(1, b"\x10")])).expect("opus by MIME type");

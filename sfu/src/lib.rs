@@ -22,8 +22,8 @@ mod metrics;
 pub mod nats;
 mod peer;
 mod placement;
-pub mod room_events;
 mod room_core;
+pub mod room_events;
 mod roster;
 mod routes;
 mod signal;
@@ -177,19 +177,31 @@ impl SfuHandle {
 impl Sfu {
     /// Binds the socket and starts the threads; call inside a Tokio runtime (the
     /// conductor is a task). Returns the messages the SFU sends to clients.
-    pub fn start(config: SfuConfig, admission: Arc<dyn Admission>) -> std::io::Result<(Self, UnboundedReceiver<Outgoing>)> {
+    pub fn start(
+        config: SfuConfig,
+        admission: Arc<dyn Admission>,
+    ) -> std::io::Result<(Self, UnboundedReceiver<Outgoing>)> {
         let binds: Vec<SocketAddr> = match config.port_range {
-            Some((first, last)) if first <= last => (first..=last).map(|port| SocketAddr::new(config.udp_bind.ip(), port)).collect(),
-            Some(_) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the SFU port range is empty")),
+            Some((first, last)) if first <= last => {
+                (first..=last).map(|port| SocketAddr::new(config.udp_bind.ip(), port)).collect()
+            }
+            Some(_) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "the SFU port range is empty"));
+            }
             None => vec![config.udp_bind],
         };
-        let count = if config.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { config.workers };
+        let count = if config.workers == 0 {
+            std::thread::available_parallelism().map_or(2, usize::from)
+        } else {
+            config.workers
+        };
         let (signals_tx, signals_rx) = unbounded_channel();
         let (conductor_tx, conductor_rx) = unbounded_channel();
         let stop = Arc::new(AtomicBool::new(false));
         let channels: Vec<_> = (0..count).map(|_| crossbeam_channel::unbounded()).collect();
         let senders: Vec<Sender<WorkerInput>> = channels.iter().map(|(tx, _)| tx.clone()).collect();
-        let crypto = rtc::crypto::default_provider().map_err(|error| std::io::Error::other(format!("no crypto provider for STUN checks: {error}")))?;
+        let crypto = rtc::crypto::default_provider()
+            .map_err(|error| std::io::Error::other(format!("no crypto provider for STUN checks: {error}")))?;
         let mut sockets = Vec::new();
         let mut receivers = Vec::new();
         let mut route_metrics = Vec::new();
@@ -217,19 +229,40 @@ impl Sfu {
         let metrics: Vec<Arc<WorkerMetrics>> = (0..count).map(|_| Arc::default()).collect();
         let mut threads = Vec::new();
         for (index, (_, inbox)) in channels.into_iter().enumerate() {
-            let worker = Worker::new(index, inbox, senders.clone(), Arc::clone(&sockets), conductor_tx.clone(), signals_tx.clone(), Arc::clone(&metrics[index]));
+            let worker = Worker::new(
+                index,
+                inbox,
+                senders.clone(),
+                Arc::clone(&sockets),
+                conductor_tx.clone(),
+                signals_tx.clone(),
+                Arc::clone(&metrics[index]),
+            );
             threads.push(std::thread::Builder::new().name(format!("rapat-sfu-{index}")).spawn(move || worker.run())?);
         }
         for (index, receive) in receivers.into_iter().enumerate() {
-            threads.push(std::thread::Builder::new().name(format!("rapat-sfu-udp{index}")).spawn(move || receive.run())?);
+            threads
+                .push(std::thread::Builder::new().name(format!("rapat-sfu-udp{index}")).spawn(move || receive.run())?);
         }
         let active = placement::ActiveRooms::default();
         let peers = Arc::new(AtomicUsize::new(0));
-        let limits = PeerLimits { max_peers_per_user: config.max_peers_per_user, active: Arc::clone(&active), peer_count: Arc::clone(&peers) };
-        let conductor = Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission, limits);
+        let limits = PeerLimits {
+            max_peers_per_user: config.max_peers_per_user,
+            active: Arc::clone(&active),
+            peer_count: Arc::clone(&peers),
+        };
+        let conductor =
+            Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission, limits);
         tokio::spawn(conductor.run());
         tracing::info!(%local_addr, %announce, sockets = sockets.len(), workers = count, "SFU listening");
-        let handle = SfuHandle { conductor: conductor_tx, metrics: Arc::new(metrics), active, peers, routes: Arc::new(route_metrics), signaling: Arc::default() };
+        let handle = SfuHandle {
+            conductor: conductor_tx,
+            metrics: Arc::new(metrics),
+            active,
+            peers,
+            routes: Arc::new(route_metrics),
+            signaling: Arc::default(),
+        };
         Ok((Self { handle, local_addr, announce, stop, workers: senders, threads }, signals_rx))
     }
 

@@ -28,7 +28,9 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
 pub use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -207,14 +209,14 @@ impl LoopbackClient {
         let local_addr = socket.local_addr()?;
         let now = Instant::now();
         let media_engine = media_engine(options.payload_types)?;
-        let registry = Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::with_sender_reports());
+        let registry = Registry::new()
+            .with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::with_sender_reports());
         let mut media_engine = media_engine;
         let registry = register_default_interceptors(registry, &mut media_engine)?;
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
-            .build(now)
-            ?;
+            .build(now)?;
         let mut senders = Vec::new();
         if options.publish {
             for (kind, mime, clock_rate, channels) in
@@ -238,7 +240,11 @@ impl LoopbackClient {
                 senders.push(Outbound { sender, kind, ssrc, sequence: rand::random(), payload_type: None, sent: 0 });
             }
         } else {
-            let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, streams: vec![], send_encodings: vec![] };
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
             pc.add_transceiver_from_kind(RtpCodecKind::Audio, Some(init))?;
         }
         let candidate = crate::peer::host_candidate(local_addr)?;
@@ -301,10 +307,21 @@ fn media_engine(payload_types: Option<(u8, u8)>) -> Result<MediaEngine, ClientEr
     let video = RTCRtpCodec {
         mime_type: MIME_TYPE_VP8.into(),
         clock_rate: 90_000,
-        rtcp_feedback: vec![feedback("goog-remb", ""), feedback("ccm", "fir"), feedback("nack", ""), feedback("nack", "pli")],
+        rtcp_feedback: vec![
+            feedback("goog-remb", ""),
+            feedback("ccm", "fir"),
+            feedback("nack", ""),
+            feedback("nack", "pli"),
+        ],
         ..Default::default()
     };
-    let audio = RTCRtpCodec { mime_type: MIME_TYPE_OPUS.into(), clock_rate: 48_000, channels: 2, sdp_fmtp_line: "minptime=10;useinbandfec=1".into(), ..Default::default() };
+    let audio = RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.into(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        ..Default::default()
+    };
     engine.register_codec(RTCRtpCodecParameters { rtp_codec: video, payload_type: vp8 }, RtpCodecKind::Video)?;
     engine.register_codec(RTCRtpCodecParameters { rtp_codec: audio, payload_type: opus }, RtpCodecKind::Audio)?;
     Ok(engine)
@@ -410,7 +427,8 @@ impl Driver {
         match (kind, sdp) {
             ("answer", Some(sdp)) => {
                 self.stats.answers_received.fetch_add(1, Ordering::Relaxed);
-                let attribute = |name: &str| sdp.lines().find_map(|line| line.trim().strip_prefix(name)).map(str::to_string);
+                let attribute =
+                    |name: &str| sdp.lines().find_map(|line| line.trim().strip_prefix(name)).map(str::to_string);
                 let credentials = attribute("a=ice-ufrag:").zip(attribute("a=ice-pwd:"));
                 if let (Ok(mut remote), Some(credentials)) = (self.stats.remote_ice.lock(), credentials) {
                     remote.get_or_insert(credentials);
@@ -457,13 +475,16 @@ impl Driver {
         let stamp = now.duration_since(epoch()).as_micros() as u64;
         for outbound in &mut self.senders {
             let (rate, size, clock) = match outbound.kind {
-                RtpCodecKind::Video => (self.options.video_packets_per_second, self.options.video_payload_bytes, 90_000.0),
+                RtpCodecKind::Video => {
+                    (self.options.video_packets_per_second, self.options.video_payload_bytes, 90_000.0)
+                }
                 _ => (self.options.audio_packets_per_second, self.options.audio_payload_bytes, 48_000.0),
             };
             let due = (elapsed * f64::from(rate)) as u64;
             let Some(mut sender) = self.pc.rtp_sender(outbound.sender) else { continue };
             if outbound.payload_type.is_none() {
-                outbound.payload_type = sender.get_parameters().rtp_parameters.codecs.first().map(|codec| codec.payload_type);
+                outbound.payload_type =
+                    sender.get_parameters().rtp_parameters.codecs.first().map(|codec| codec.payload_type);
             }
             let Some(payload_type) = outbound.payload_type else { continue };
             while outbound.sent < due {
@@ -510,7 +531,14 @@ impl Driver {
                 // Sent from now on, at the video rate.
                 let elapsed = Instant::now().duration_since(self.started).as_secs_f64();
                 let sent = (elapsed * f64::from(self.options.video_packets_per_second)) as u64;
-                self.senders.push(Outbound { sender, kind: RtpCodecKind::Video, ssrc, sequence: rand::random(), payload_type: None, sent });
+                self.senders.push(Outbound {
+                    sender,
+                    kind: RtpCodecKind::Video,
+                    ssrc,
+                    sequence: rand::random(),
+                    payload_type: None,
+                    sent,
+                });
                 self.offer();
             }
             Err(error) => tracing::warn!(%error, "loopback client: cannot add a screen track"),
@@ -547,7 +575,9 @@ impl Driver {
             .receivers
             .values()
             .copied()
-            .filter(|(receiver, _)| self.pc.rtp_receiver(*receiver).is_some_and(|r| r.track().kind() == RtpCodecKind::Video))
+            .filter(|(receiver, _)| {
+                self.pc.rtp_receiver(*receiver).is_some_and(|r| r.track().kind() == RtpCodecKind::Video)
+            })
             .collect();
         for (receiver, media_ssrc) in video {
             if let Some(mut receiver) = self.pc.rtp_receiver(receiver) {
@@ -561,7 +591,9 @@ impl Driver {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
                     RTCPeerConnectionState::Connected => self.stats.connected.store(true, Ordering::Relaxed),
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected => {
+                    RTCPeerConnectionState::Failed
+                    | RTCPeerConnectionState::Closed
+                    | RTCPeerConnectionState::Disconnected => {
                         self.stats.connected.store(false, Ordering::Relaxed);
                         self.stats.closed.store(true, Ordering::Relaxed);
                     }
@@ -569,7 +601,9 @@ impl Driver {
                 },
                 RTCPeerConnectionEvent::OnIceCandidateEvent(event) => {
                     if let Ok(candidate) = event.candidate.to_json() {
-                        let _ = self.outgoing.send(("ice-candidate".into(), serde_json::to_value(candidate).unwrap_or_default()));
+                        let _ = self
+                            .outgoing
+                            .send(("ice-candidate".into(), serde_json::to_value(candidate).unwrap_or_default()));
                     }
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
@@ -598,8 +632,11 @@ impl Driver {
                     }
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
-                    let count = |is: fn(&dyn std::any::Any) -> bool| packets.iter().filter(|p| is(p.as_any())).count() as u64;
-                    self.stats.keyframe_requests.fetch_add(count(|p| p.is::<PictureLossIndication>()), Ordering::Relaxed);
+                    let count =
+                        |is: fn(&dyn std::any::Any) -> bool| packets.iter().filter(|p| is(p.as_any())).count() as u64;
+                    self.stats
+                        .keyframe_requests
+                        .fetch_add(count(|p| p.is::<PictureLossIndication>()), Ordering::Relaxed);
                     self.stats.sender_reports.fetch_add(count(|p| p.is::<SenderReport>()), Ordering::Relaxed);
                 }
                 _ => {}

@@ -23,8 +23,8 @@ use async_nats::HeaderMap;
 use async_nats::jetstream;
 use futures::StreamExt;
 use rapat_commands::{EventStoreConfig, StoreError};
-use rapat_wire::signal::{CONNECTION_HEADER, SfuRequest, SfuRequestKind};
 use rapat_wire::Namespace;
+use rapat_wire::signal::{CONNECTION_HEADER, SfuRequest, SfuRequestKind};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +64,13 @@ pub async fn serve(
     let publisher = tokio::spawn(publish_outgoing(nats.clone(), namespace.clone(), outgoing));
     let follower = {
         let sfu = sfu.clone();
-        tokio::spawn(room_events::follow(nats.clone(), events, rosters, move |change, sequence| sfu.room_changed(change, sequence), cancel.child_token()))
+        tokio::spawn(room_events::follow(
+            nats.clone(),
+            events,
+            rosters,
+            move |change, sequence| sfu.room_changed(change, sequence),
+            cancel.child_token(),
+        ))
     };
     nats.flush().await.map_err(|e| nats_error("flushing the subscription", &e))?;
     sfu.set_signaling(true);

@@ -125,7 +125,13 @@ pub struct Peer {
 
 impl Peer {
     /// `id` is unique across the SFU; this peer's source ids are derived from it.
-    pub fn new(key: PeerKey, id: u64, credentials: IceCredentials, local_addr: SocketAddr, now: Instant) -> Result<Self, PeerError> {
+    pub fn new(
+        key: PeerKey,
+        id: u64,
+        credentials: IceCredentials,
+        local_addr: SocketAddr,
+        now: Instant,
+    ) -> Result<Self, PeerError> {
         let settings = SettingEngineBuilder::new()
             .with_lite(true)
             .with_ice_credentials(credentials.ufrag, credentials.password)
@@ -133,7 +139,8 @@ impl Peer {
             .build();
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs()?;
-        let registry = Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
+        let registry =
+            Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
         let registry = register_default_interceptors(registry, &mut media_engine)?;
         let pc = RTCPeerConnectionBuilder::new()
             .with_setting_engine(settings)
@@ -199,8 +206,12 @@ impl Peer {
     /// ended) leaves its receiver out of the receiving ones: unpublish it.
     fn drop_stopped_tracks(&mut self) {
         let receiving: std::collections::HashSet<RTCRtpReceiverId> = self.pc.get_receivers().collect();
-        let stopped: Vec<MediaStreamTrackId> =
-            self.inbound.iter().filter(|(_, inbound)| !receiving.contains(&inbound.receiver)).map(|(track, _)| track.clone()).collect();
+        let stopped: Vec<MediaStreamTrackId> = self
+            .inbound
+            .iter()
+            .filter(|(_, inbound)| !receiving.contains(&inbound.receiver))
+            .map(|(track, _)| track.clone())
+            .collect();
         for track in stopped {
             if let Some(inbound) = self.inbound.remove(&track) {
                 tracing::debug!(peer = %self.key, source = %inbound.source, "client stopped sending a track");
@@ -233,7 +244,8 @@ impl Peer {
             tracing::debug!(peer = %self.key, "ignoring an answer to no offer");
             return Ok(());
         }
-        let answer = RTCSessionDescription::answer(sdp).map_err(|error| PeerError::BadDescription(error.to_string()))?;
+        let answer =
+            RTCSessionDescription::answer(sdp).map_err(|error| PeerError::BadDescription(error.to_string()))?;
         self.pc.set_remote_description(now, answer)?;
         self.awaiting_answer = None;
         self.refresh_translations();
@@ -328,7 +340,10 @@ impl Peer {
             .collect();
         for leg in self.legs.values_mut() {
             let Some(mut sender) = self.pc.rtp_sender(leg.sender) else { continue };
-            let leg_parameters = LegParameters::negotiated(&sender.get_parameters().rtp_parameters, mids.get(&leg.sender).cloned().flatten());
+            let leg_parameters = LegParameters::negotiated(
+                &sender.get_parameters().rtp_parameters,
+                mids.get(&leg.sender).cloned().flatten(),
+            );
             leg.translation = Some(Translation::new(leg.ssrc, &leg.source_parameters, &leg_parameters));
         }
     }
@@ -339,7 +354,9 @@ impl Peer {
             return false;
         }
         let Some(leg) = self.legs.get(&source) else { return false };
-        let Some(translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else { return false };
+        let Some(translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else {
+            return false;
+        };
         let Some(mut sender) = self.pc.rtp_sender(leg.sender) else { return false };
         match sender.write_rtp(now, translated) {
             Ok(()) => true,
@@ -358,7 +375,8 @@ impl Peer {
         }
         let (receiver, media_ssrc) = (inbound.receiver, inbound.media_ssrc);
         if let Some(mut receiver) = self.pc.rtp_receiver(receiver) {
-            let pli = rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 0, media_ssrc };
+            let pli =
+                rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 0, media_ssrc };
             if let Err(error) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
                 tracing::debug!(peer = %self.key, %error, "cannot send a keyframe request");
             }
@@ -398,8 +416,12 @@ impl Peer {
                     _ => {}
                 }
             }
-            RTCPeerConnectionEvent::OnSignalingStateChangeEvent(RTCSignalingState::Stable) => self.offer_if_needed(now)?,
-            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => self.track_opened(init.receiver_id, init.track_id, init.ssrc),
+            RTCPeerConnectionEvent::OnSignalingStateChangeEvent(RTCSignalingState::Stable) => {
+                self.offer_if_needed(now)?
+            }
+            RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                self.track_opened(init.receiver_id, init.track_id, init.ssrc)
+            }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track)) => {
                 if let Some(inbound) = self.inbound.remove(&track) {
                     self.outputs.push(PeerOutput::Unpublished(inbound.source));

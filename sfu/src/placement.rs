@@ -34,9 +34,20 @@ pub struct Placement {
 
 impl Placement {
     /// Opens the bucket, creating it with `replicas` when missing.
-    pub async fn open(jetstream: &jetstream::Context, namespace: &Namespace, replicas: usize) -> Result<Self, StoreError> {
+    pub async fn open(
+        jetstream: &jetstream::Context,
+        namespace: &Namespace,
+        replicas: usize,
+    ) -> Result<Self, StoreError> {
         let name = namespace.sfu_rooms_bucket();
-        rapat_commands::ensure_kv_bucket(jetstream, &name, "which SFU node serves each room", Some(CLAIM_TTL), replicas).await?;
+        rapat_commands::ensure_kv_bucket(
+            jetstream,
+            &name,
+            "which SFU node serves each room",
+            Some(CLAIM_TTL),
+            replicas,
+        )
+        .await?;
         let bucket = jetstream
             .get_key_value(&name)
             .await

@@ -151,7 +151,11 @@ impl RoomCore {
                     self.tell(key, "invalid_payload", "payload.sdp must be a string");
                     return;
                 };
-                let input = if incoming.kind == SfuRequestKind::Offer { WorkerInput::Offer { peer, sdp } } else { WorkerInput::Answer { peer, sdp } };
+                let input = if incoming.kind == SfuRequestKind::Offer {
+                    WorkerInput::Offer { peer, sdp }
+                } else {
+                    WorkerInput::Answer { peer, sdp }
+                };
                 self.send(peer, input);
             }
             SfuRequestKind::IceCandidate => match serde_json::from_value::<RTCIceCandidateInit>(incoming.payload) {
@@ -198,7 +202,8 @@ impl RoomCore {
                 continue;
             };
             tracing::info!(peer = %entry.key, by = %key.connection, "a newer peer of the same user replaces this one");
-            let message = "a newer connection of yours in this room took over the media; this one's peer connection is closed";
+            let message =
+                "a newer connection of yours in this room took over the media; this one's peer connection is closed";
             self.tell(entry.key.clone(), "peer_replaced", message);
             self.close(old);
         }
@@ -229,14 +234,18 @@ impl RoomCore {
     }
 
     fn room_peers(&self, room: Uuid) -> Vec<u64> {
-        let mut peers: Vec<u64> = self.rooms.get(&room).map(|peers| peers.iter().copied().collect()).unwrap_or_default();
+        let mut peers: Vec<u64> =
+            self.rooms.get(&room).map(|peers| peers.iter().copied().collect()).unwrap_or_default();
         // In age order, so what the core asks for does not depend on hashing.
         peers.sort_unstable();
         peers
     }
 
     fn peers_of(&self, room: Uuid, user: Uuid) -> Vec<u64> {
-        self.room_peers(room).into_iter().filter(|peer| self.peers.get(peer).is_some_and(|entry| entry.key.user == user)).collect()
+        self.room_peers(room)
+            .into_iter()
+            .filter(|peer| self.peers.get(peer).is_some_and(|entry| entry.key.user == user))
+            .collect()
     }
 
     fn room_changed(&mut self, change: RoomChange, sequence: u64) {
@@ -334,7 +343,12 @@ impl RoomCore {
 /// already do; otherwise the peers of `user` to close so that, with the new one,
 /// they are at most `per_user`: the oldest go, because a client that reconnects
 /// (a new socket after a dropped one) must not be locked out by a dying peer.
-pub(crate) fn make_room(live: &[(u64, Uuid)], user: Uuid, max_users: u32, per_user: usize) -> Result<Vec<u64>, Refused> {
+pub(crate) fn make_room(
+    live: &[(u64, Uuid)],
+    user: Uuid,
+    max_users: u32,
+    per_user: usize,
+) -> Result<Vec<u64>, Refused> {
     let users: HashSet<Uuid> = live.iter().map(|(_, owner)| *owner).collect();
     if !users.contains(&user) && users.len() >= max_users as usize {
         return Err(Refused::RoomFull);

@@ -71,7 +71,9 @@ fn errors(outputs: &[CoreOutput]) -> Vec<(Uuid, String)> {
     outputs
         .iter()
         .filter_map(|output| match output {
-            CoreOutput::Signal(outgoing) => Some((outgoing.to.connection, outgoing.payload["code"].as_str().unwrap_or_default().to_string())),
+            CoreOutput::Signal(outgoing) => {
+                Some((outgoing.to.connection, outgoing.payload["code"].as_str().unwrap_or_default().to_string()))
+            }
             _ => None,
         })
         .collect()
@@ -82,7 +84,10 @@ fn errors(outputs: &[CoreOutput]) -> Vec<(Uuid, String)> {
 fn join_with(core: &mut RoomCore, key: &PeerKey, result: Result<Admitted, Refused>) -> (Option<u64>, Vec<CoreOutput>) {
     core.handle_input(offer(key));
     let asked = drain(core);
-    assert!(matches!(asked.as_slice(), [CoreOutput::CheckAdmission(asked)] if asked == key), "an offer asks for admission: {asked:?}");
+    assert!(
+        matches!(asked.as_slice(), [CoreOutput::CheckAdmission(asked)] if asked == key),
+        "an offer asks for admission: {asked:?}"
+    );
     core.handle_input(CoreInput::Checked { key: key.clone(), result });
     let outputs = drain(core);
     let created = outputs.iter().find_map(|output| match output {
@@ -120,16 +125,22 @@ fn an_admitted_offer_creates_a_peer_opens_the_room_and_reaches_the_worker() {
     assert_eq!(requests(&outputs), vec![(peer, "Create".to_string()), (peer, "Offer".to_string())]);
     assert_eq!(core.peer_count(), 1);
     // Later messages of the connection go straight to its peer.
-    core.handle_input(message(SfuRequestKind::IceCandidate, &alice, json!({ "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host" })));
+    core.handle_input(message(
+        SfuRequestKind::IceCandidate,
+        &alice,
+        json!({ "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host" }),
+    ));
     core.handle_input(message(SfuRequestKind::Answer, &alice, json!({ "sdp": "v=0" })));
     assert_eq!(requests(&drain(&mut core)), vec![(peer, "Candidate".to_string()), (peer, "Answer".to_string())]);
 }
 
 #[test]
 fn a_refused_offer_is_told_why_and_creates_nothing() {
-    for (refused, code) in
-        [(Refused::NotParticipant, "not_a_participant"), (Refused::RoomEnded, "room_ended"), (Refused::Unavailable("down".into()), "sfu_unavailable")]
-    {
+    for (refused, code) in [
+        (Refused::NotParticipant, "not_a_participant"),
+        (Refused::RoomEnded, "room_ended"),
+        (Refused::Unavailable("down".into()), "sfu_unavailable"),
+    ] {
         let mut core = RoomCore::new(WORKERS, 3);
         let bob = key(Uuid::new_v4(), Uuid::new_v4());
         let (peer, outputs) = join_with(&mut core, &bob, Err(refused));
@@ -161,7 +172,10 @@ fn a_user_removed_while_their_offer_is_checked_gets_no_peer() {
     let carol = key(Uuid::new_v4(), Uuid::new_v4());
     core.handle_input(offer(&carol));
     drain(&mut core);
-    core.handle_input(CoreInput::Room { change: RoomChange::UserGone { room: carol.room, user: carol.user }, sequence: 1 });
+    core.handle_input(CoreInput::Room {
+        change: RoomChange::UserGone { room: carol.room, user: carol.user },
+        sequence: 1,
+    });
     // The check read the room before the removal and still says yes.
     core.handle_input(CoreInput::Checked { key: carol.clone(), result: Ok(ADMITTED) });
     let outputs = drain(&mut core);
@@ -176,7 +190,10 @@ fn a_leave_the_check_already_saw_does_not_refuse_a_rejoined_users_offer() {
     core.handle_input(offer(&erin));
     drain(&mut core);
     // Erin left (sequence 5) and joined again (6); the check decided on both.
-    core.handle_input(CoreInput::Room { change: RoomChange::UserGone { room: erin.room, user: erin.user }, sequence: 5 });
+    core.handle_input(CoreInput::Room {
+        change: RoomChange::UserGone { room: erin.room, user: erin.user },
+        sequence: 5,
+    });
     core.handle_input(CoreInput::Checked { key: erin.clone(), result: Ok(Admitted { as_of: 6, ..ADMITTED }) });
     let outputs = drain(&mut core);
     assert!(errors(&outputs).is_empty(), "{outputs:?}");
@@ -216,18 +233,25 @@ fn a_mute_blocks_and_an_unmute_unblocks_audio_of_that_user_only() {
     let room = Uuid::new_v4();
     let u = users(2);
     let muted_joiner = key(room, u[0]);
-    let (peer, outputs) = join_with(&mut core, &muted_joiner, Ok(Admitted { audio_muted: true, max_users: 10, as_of: 0 }));
+    let (peer, outputs) =
+        join_with(&mut core, &muted_joiner, Ok(Admitted { audio_muted: true, max_users: 10, as_of: 0 }));
     let peer = peer.expect("created");
-    let starts_blocked =
-        outputs.iter().any(|output| matches!(output, CoreOutput::ToWorker { input: WorkerInput::Create { audio_blocked: true, .. }, .. }));
+    let starts_blocked = outputs.iter().any(|output| {
+        matches!(output, CoreOutput::ToWorker { input: WorkerInput::Create { audio_blocked: true, .. }, .. })
+    });
     assert!(starts_blocked, "a participant admitted muted starts with audio blocked");
     join(&mut core, &key(room, u[1]));
     // Self-mute and host mute arrive as the same change (see `room_events.rs`).
     for blocked in [false, true, false] {
-        core.handle_input(CoreInput::Room { change: RoomChange::AudioBlocked { room, user: u[0], blocked }, sequence: 1 });
+        core.handle_input(CoreInput::Room {
+            change: RoomChange::AudioBlocked { room, user: u[0], blocked },
+            sequence: 1,
+        });
         let outputs = drain(&mut core);
         assert_eq!(requests(&outputs), vec![(peer, "BlockAudio".to_string())]);
-        assert!(matches!(&outputs[0], CoreOutput::ToWorker { input: WorkerInput::BlockAudio { blocked: b, .. }, .. } if *b == blocked));
+        assert!(
+            matches!(&outputs[0], CoreOutput::ToWorker { input: WorkerInput::BlockAudio { blocked: b, .. }, .. } if *b == blocked)
+        );
     }
 }
 
@@ -278,11 +302,20 @@ fn a_closed_publishers_tracks_are_withdrawn_from_everyone() {
     let u = users(2);
     let publisher = join(&mut core, &key(room, u[0]));
     let viewer = join(&mut core, &key(room, u[1]));
-    core.handle_input(CoreInput::FromPeer { peer: publisher, output: PeerOutput::Published(track(publisher, 1, u[0])) });
-    core.handle_input(CoreInput::FromPeer { peer: publisher, output: PeerOutput::Published(track(publisher, 2, u[0])) });
+    core.handle_input(CoreInput::FromPeer {
+        peer: publisher,
+        output: PeerOutput::Published(track(publisher, 1, u[0])),
+    });
+    core.handle_input(CoreInput::FromPeer {
+        peer: publisher,
+        output: PeerOutput::Published(track(publisher, 2, u[0])),
+    });
     drain(&mut core);
     core.handle_input(CoreInput::FromPeer { peer: publisher, output: PeerOutput::Closed });
-    assert_eq!(requests(&drain(&mut core)), vec![(viewer, "Unsubscribe".to_string()), (viewer, "Unsubscribe".to_string())]);
+    assert_eq!(
+        requests(&drain(&mut core)),
+        vec![(viewer, "Unsubscribe".to_string()), (viewer, "Unsubscribe".to_string())]
+    );
 }
 
 #[test]

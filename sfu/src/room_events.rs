@@ -20,8 +20,18 @@ use crate::admission::Rosters;
 
 /// Folds every room event into `rosters` and applies those stored after the
 /// stream's end at start to `apply` (with their stream sequence), until `cancel`.
-pub async fn follow(nats: async_nats::Client, events: EventStoreConfig, rosters: Rosters, mut apply: impl FnMut(RoomChange, u64), cancel: CancellationToken) {
-    let what = Follow { name: "sfu_room_events", stream: events.namespace.events_stream(), filter_subject: events.namespace.event_subject("room", "*") };
+pub async fn follow(
+    nats: async_nats::Client,
+    events: EventStoreConfig,
+    rosters: Rosters,
+    mut apply: impl FnMut(RoomChange, u64),
+    cancel: CancellationToken,
+) {
+    let what = Follow {
+        name: "sfu_room_events",
+        stream: events.namespace.events_stream(),
+        filter_subject: events.namespace.event_subject("room", "*"),
+    };
     // The stream's end when the follower starts: changes before it concern no live peer.
     let live_from = match jetstream::new(nats.clone()).get_stream(events.namespace.events_stream()).await {
         Ok(stream) => stream.cached_info().state.last_sequence + 1,
@@ -36,13 +46,24 @@ pub async fn follow(nats: async_nats::Client, events: EventStoreConfig, rosters:
     }
 }
 
-fn apply_message(message: &jetstream::Message, rosters: &Rosters, live_from: u64, apply: &mut impl FnMut(RoomChange, u64)) {
+fn apply_message(
+    message: &jetstream::Message,
+    rosters: &Rosters,
+    live_from: u64,
+    apply: &mut impl FnMut(RoomChange, u64),
+) {
     let sequence = message.info().map_or(0, |info| info.stream_sequence);
     apply_commit(message, rosters, sequence, sequence >= live_from, apply);
     rosters.applied_through(sequence);
 }
 
-fn apply_commit(message: &jetstream::Message, rosters: &Rosters, sequence: u64, live: bool, apply: &mut impl FnMut(RoomChange, u64)) {
+fn apply_commit(
+    message: &jetstream::Message,
+    rosters: &Rosters,
+    sequence: u64,
+    live: bool,
+    apply: &mut impl FnMut(RoomChange, u64),
+) {
     let Ok(commit) = serde_json::from_slice::<StoredCommit>(&message.payload) else {
         tracing::warn!(subject = %message.subject, "cannot read a room event");
         return;
@@ -75,8 +96,12 @@ pub fn room_change(room: Uuid, event: &RoomEvent) -> Option<RoomChange> {
         RoomEvent::ParticipantLeft { user_id } | RoomEvent::ParticipantRemoved { user_id, .. } => {
             Some(RoomChange::UserGone { room, user: user_id.as_uuid() })
         }
-        RoomEvent::ParticipantMutedByHost { user_id, .. } => Some(RoomChange::AudioBlocked { room, user: user_id.as_uuid(), blocked: true }),
-        RoomEvent::ParticipantAudioChanged { user_id, muted } => Some(RoomChange::AudioBlocked { room, user: user_id.as_uuid(), blocked: *muted }),
+        RoomEvent::ParticipantMutedByHost { user_id, .. } => {
+            Some(RoomChange::AudioBlocked { room, user: user_id.as_uuid(), blocked: true })
+        }
+        RoomEvent::ParticipantAudioChanged { user_id, muted } => {
+            Some(RoomChange::AudioBlocked { room, user: user_id.as_uuid(), blocked: *muted })
+        }
         RoomEvent::RoomEnded {} => Some(RoomChange::Ended { room }),
         // Allowed to unmute is not unmuted: the microphone stays off until the
         // participant's own `ParticipantAudioChanged`.

@@ -113,15 +113,43 @@ mod tests {
         check(&[joined.clone()], user, Err(Refused::NotParticipant));
         check(&[created(5), joined.clone()], user, admitted(false, 5));
         check(&[created(5), RoomEvent::ParticipantJoined { user_id: host }], user, Err(Refused::NotParticipant));
-        check(&[created(5), joined.clone(), RoomEvent::ParticipantLeft { user_id: user }], user, Err(Refused::NotParticipant));
-        check(&[created(5), joined.clone(), RoomEvent::ParticipantRemoved { user_id: user, removed_by: host }], user, Err(Refused::NotParticipant));
-        check(&[created(5), joined.clone(), RoomEvent::ParticipantMutedByHost { user_id: user, muted_by: host }], user, admitted(true, 5));
+        check(
+            &[created(5), joined.clone(), RoomEvent::ParticipantLeft { user_id: user }],
+            user,
+            Err(Refused::NotParticipant),
+        );
+        check(
+            &[created(5), joined.clone(), RoomEvent::ParticipantRemoved { user_id: user, removed_by: host }],
+            user,
+            Err(Refused::NotParticipant),
+        );
+        check(
+            &[created(5), joined.clone(), RoomEvent::ParticipantMutedByHost { user_id: user, muted_by: host }],
+            user,
+            admitted(true, 5),
+        );
         let unmuted = RoomEvent::ParticipantAudioChanged { user_id: user, muted: false };
-        check(&[created(5), joined.clone(), RoomEvent::ParticipantMutedByHost { user_id: user, muted_by: host }, unmuted], user, admitted(false, 5));
+        check(
+            &[created(5), joined.clone(), RoomEvent::ParticipantMutedByHost { user_id: user, muted_by: host }, unmuted],
+            user,
+            admitted(false, 5),
+        );
         // A mute is the participant's state in the room: joining again starts unmuted, as the aggregate does.
-        let rejoined = [created(5), joined.clone(), RoomEvent::ParticipantAudioChanged { user_id: user, muted: true }, RoomEvent::ParticipantLeft { user_id: user }, joined.clone()];
+        let rejoined = [
+            created(5),
+            joined.clone(),
+            RoomEvent::ParticipantAudioChanged { user_id: user, muted: true },
+            RoomEvent::ParticipantLeft { user_id: user },
+            joined.clone(),
+        ];
         check(&rejoined, user, admitted(false, 5));
-        let resized = RoomEvent::RoomSettingsUpdated { name: None, description: None, password_hash: None, password_cleared: false, max_users: Some(MaxUsers::parse(8).expect("max users")) };
+        let resized = RoomEvent::RoomSettingsUpdated {
+            name: None,
+            description: None,
+            password_hash: None,
+            password_cleared: false,
+            max_users: Some(MaxUsers::parse(8).expect("max users")),
+        };
         check(&[created(5), resized, joined.clone()], user, admitted(false, 8));
         check(&[created(5), joined.clone(), RoomEvent::RoomEnded {}], user, Err(Refused::RoomEnded));
         check(&[created(5), RoomEvent::RoomEnded {}, joined], user, Err(Refused::RoomEnded));

@@ -145,7 +145,8 @@ mod tests {
     fn binding_request(username: &str, password: &str) -> Vec<u8> {
         let provider = rtc::crypto::default_provider().expect("a crypto provider");
         let mut message = Message::new();
-        let integrity = MessageIntegrity::new_short_term_integrity_with_provider(password.to_string(), provider.crypto());
+        let integrity =
+            MessageIntegrity::new_short_term_integrity_with_provider(password.to_string(), provider.crypto());
         let setters: Vec<Box<dyn Setter + '_>> = vec![
             Box::new(BINDING_REQUEST),
             Box::new(TransactionId::new()),
@@ -167,7 +168,10 @@ mod tests {
 
         assert_eq!(routes.learn(address(2), &binding_request(&username, "the wrong password, 24 ch")), None);
         assert_eq!(routes.learn(address(3), &binding_request("7zNotTheRealOne:client", &real.password)), None);
-        assert_eq!(routes.learn(address(4), &binding_request(&format!("{}:client", credentials(7).ufrag), &real.password)), None);
+        assert_eq!(
+            routes.learn(address(4), &binding_request(&format!("{}:client", credentials(7).ufrag), &real.password)),
+            None
+        );
         assert_eq!(routes.len(), 0, "nothing kept for refused requests");
 
         assert_eq!(routes.learn(address(5), &binding_request(&username, &real.password)), Some(7));
@@ -176,7 +180,11 @@ mod tests {
 
         routes.apply(RouteChange::Forget { peer: 7 });
         assert_eq!((routes.len(), routes.known(address(5))), (0, None));
-        assert_eq!(routes.learn(address(6), &binding_request(&username, &real.password)), None, "a closed peer's credentials stop working");
+        assert_eq!(
+            routes.learn(address(6), &binding_request(&username, &real.password)),
+            None,
+            "a closed peer's credentials stop working"
+        );
     }
 
     #[test]
@@ -245,7 +253,11 @@ mod tests {
                 // with the length cut there anyway).
                 let covered = valid.len() - 8;
                 assert_eq!(peer, 3);
-                assert_eq!((&datagram[..2], &datagram[4..covered]), (&valid[..2], &valid[4..covered]), "a changed request routed");
+                assert_eq!(
+                    (&datagram[..2], &datagram[4..covered]),
+                    (&valid[..2], &valid[4..covered]),
+                    "a changed request routed"
+                );
                 routes.apply(RouteChange::Forget { peer: 3 });
                 routes.apply(RouteChange::Admit { peer: 3, credentials: real.clone() });
             }

@@ -16,8 +16,8 @@ use bytes::BytesMut;
 use crossbeam_channel::{Receiver, Sender};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use crate::routes::{RouteChange, RouteTable};
 use crate::inputs::WorkerInput;
+use crate::routes::{RouteChange, RouteTable};
 
 /// How often an idle receive loop wakes to apply route changes and check for stop.
 const IDLE_WAKE: Duration = Duration::from_millis(200);
@@ -53,7 +53,9 @@ impl ReceiveLoop {
             self.apply_changes();
             let (len, from) = match self.socket.recv_from(&mut buf) {
                 Ok(received) => received,
-                Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+                Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    continue;
+                }
                 // ICMP errors from a client that went away surface here on Linux.
                 Err(error) if error.kind() == std::io::ErrorKind::ConnectionRefused => continue,
                 Err(error) => {

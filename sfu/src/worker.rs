@@ -70,7 +70,8 @@ impl Worker {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            let batch: Vec<WorkerInput> = first.into_iter().chain(std::iter::from_fn(|| self.inbox.try_recv().ok())).take(BATCH).collect();
+            let batch: Vec<WorkerInput> =
+                first.into_iter().chain(std::iter::from_fn(|| self.inbox.try_recv().ok())).take(BATCH).collect();
             let mut stop = false;
             for input in batch {
                 if matches!(input, WorkerInput::Stop) {

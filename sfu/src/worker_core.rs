@@ -101,7 +101,8 @@ impl WorkerCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         let now = self.now;
-        let due: Vec<u64> = self.deadlines.iter().filter(|(_, deadline)| **deadline <= now).map(|(id, _)| *id).collect();
+        let due: Vec<u64> =
+            self.deadlines.iter().filter(|(_, deadline)| **deadline <= now).map(|(id, _)| *id).collect();
         for id in due {
             let Some(peer) = self.peers.get_mut(&id) else { continue };
             if let Err(error) = peer.connection().handle_timeout(now) {
@@ -134,14 +135,21 @@ impl WorkerCore {
                 match Peer::new(key.clone(), peer, credentials.clone(), self.sockets[socket], now) {
                     Ok(mut created) => {
                         // Registered before the answer goes out, so the client's first check finds it.
-                        self.outputs.push_back(WorkerOutput::Route { socket, change: RouteChange::Admit { peer, credentials } });
+                        self.outputs.push_back(WorkerOutput::Route {
+                            socket,
+                            change: RouteChange::Admit { peer, credentials },
+                        });
                         created.audio_blocked = audio_blocked;
                         self.peers.insert(peer, created);
                         self.touched.push(peer);
                     }
                     Err(error) => {
                         tracing::warn!(peer = %key, %error, "cannot create a peer connection");
-                        self.outputs.push_back(WorkerOutput::Signal(Outgoing::error(key, "sfu_error", "the SFU could not create a peer connection")));
+                        self.outputs.push_back(WorkerOutput::Signal(Outgoing::error(
+                            key,
+                            "sfu_error",
+                            "the SFU could not create a peer connection",
+                        )));
                         self.outputs.push_back(WorkerOutput::ToRoom { peer, output: PeerOutput::Closed });
                     }
                 }
@@ -209,7 +217,11 @@ impl WorkerCore {
         if let Err(error) = action(peer) {
             tracing::info!(peer = %peer.key, %error, "peer request failed");
             let message = error.to_string();
-            self.outputs.push_back(WorkerOutput::Signal(Outgoing::error(peer.key.clone(), "negotiation_failed", &message)));
+            self.outputs.push_back(WorkerOutput::Signal(Outgoing::error(
+                peer.key.clone(),
+                "negotiation_failed",
+                &message,
+            )));
         }
         self.touched.push(id);
     }
@@ -263,7 +275,11 @@ impl WorkerCore {
             }
         }
         while let Some(datagram) = peer.connection().poll_write() {
-            self.outputs.push_back(WorkerOutput::Transmit { socket, to: datagram.transport.peer_addr, bytes: datagram.message });
+            self.outputs.push_back(WorkerOutput::Transmit {
+                socket,
+                to: datagram.transport.peer_addr,
+                bytes: datagram.message,
+            });
         }
         let closed = peer.is_closed();
         for outgoing in std::mem::take(&mut peer.signals) {

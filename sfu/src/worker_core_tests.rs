@@ -82,7 +82,14 @@ impl Net {
     fn new() -> Self {
         let now = Instant::now();
         let metrics = Arc::new(WorkerMetrics::default());
-        Self { now, core: WorkerCore::new(vec![sfu_address()], Arc::clone(&metrics), now), metrics, clients: Vec::new(), room: Uuid::new_v4(), reports: Vec::new() }
+        Self {
+            now,
+            core: WorkerCore::new(vec![sfu_address()], Arc::clone(&metrics), now),
+            metrics,
+            clients: Vec::new(),
+            room: Uuid::new_v4(),
+            reports: Vec::new(),
+        }
     }
 
     /// A client that offers a VP8 track (`publish`) or to receive, and the SFU's peer for it.
@@ -94,9 +101,14 @@ impl Net {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().expect("codecs");
         // As a browser does, the client's application sees the keyframe requests it gets.
-        let surfaced = Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
+        let surfaced =
+            Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
         let registry = register_default_interceptors(surfaced, &mut media_engine).expect("interceptors");
-        let mut pc = RTCPeerConnectionBuilder::new().with_media_engine(media_engine).with_interceptor_registry(registry).build(self.now).expect("a client");
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(media_engine)
+            .with_interceptor_registry(registry)
+            .build(self.now)
+            .expect("a client");
         let mut video = None;
         if publish {
             let ssrc = rand::random::<u32>();
@@ -107,15 +119,26 @@ impl Net {
                 codec,
                 ..Default::default()
             };
-            let track = MediaStreamTrack::new("camera".into(), "camera-video".into(), "video".into(), RtpCodecKind::Video, vec![encoding]);
+            let track = MediaStreamTrack::new(
+                "camera".into(),
+                "camera-video".into(),
+                "video".into(),
+                RtpCodecKind::Video,
+                vec![encoding],
+            );
             video = Some((pc.add_track(track).expect("a video track"), ssrc, 1));
         } else {
-            let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, streams: vec![], send_encodings: vec![] };
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
             pc.add_transceiver_from_kind(RtpCodecKind::Audio, Some(init)).expect("a transceiver");
         }
         let offer = pc.create_offer(None).expect("an offer");
         pc.set_local_description(self.now, offer).expect("the offer applies");
-        pc.add_local_candidate(crate::peer::host_candidate(address).expect("a candidate")).expect("the candidate applies");
+        pc.add_local_candidate(crate::peer::host_candidate(address).expect("a candidate"))
+            .expect("the candidate applies");
         pc.add_local_candidate(RTCIceCandidateInit::default()).expect("end of candidates");
         let sdp = pc.local_description().map(|description| description.sdp).unwrap_or_default();
         self.core.handle_input(self.now, WorkerInput::Create { peer, key: key.clone(), audio_blocked: false });
@@ -148,8 +171,12 @@ impl Net {
             for client in &mut self.clients {
                 while let Some(event) = client.pc.poll_event() {
                     match event {
-                        RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => client.connected = state == RTCPeerConnectionState::Connected,
-                        RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => client.received_tracks.push((init.receiver_id, init.ssrc)),
+                        RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
+                            client.connected = state == RTCPeerConnectionState::Connected
+                        }
+                        RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                            client.received_tracks.push((init.receiver_id, init.ssrc))
+                        }
                         _ => {}
                     }
                 }
@@ -157,14 +184,20 @@ impl Net {
                     match message.message {
                         RTCMessage::RtpPacket(..) => client.rtp_received += 1,
                         RTCMessage::RtcpPacket(_, packets) => {
-                            client.keyframe_requests += packets.iter().filter(|packet| packet.as_any().is::<PictureLossIndication>()).count() as u64;
+                            client.keyframe_requests +=
+                                packets.iter().filter(|packet| packet.as_any().is::<PictureLossIndication>()).count()
+                                    as u64;
                         }
                         _ => {}
                     }
                 }
                 while let Some(datagram) = client.pc.poll_write() {
                     moved = true;
-                    let message = TaggedBytesMut { now: self.now, transport: context(sfu_address(), client.address), message: datagram.message };
+                    let message = TaggedBytesMut {
+                        now: self.now,
+                        transport: context(sfu_address(), client.address),
+                        message: datagram.message,
+                    };
                     self.core.handle_input(self.now, WorkerInput::Datagram { peer: client.peer, datagram: message });
                 }
             }
@@ -179,7 +212,8 @@ impl Net {
         match output {
             WorkerOutput::Transmit { to, bytes, .. } => {
                 let Some(client) = self.clients.iter_mut().find(|client| client.address == to) else { return };
-                let datagram = TaggedBytesMut { now: self.now, transport: context(client.address, sfu_address()), message: bytes };
+                let datagram =
+                    TaggedBytesMut { now: self.now, transport: context(client.address, sfu_address()), message: bytes };
                 // A client that already closed refuses late datagrams; so would a browser.
                 let _ = client.pc.handle_read(datagram);
             }
@@ -188,7 +222,10 @@ impl Net {
                 let sdp = outgoing.payload["sdp"].as_str().unwrap_or_default().to_string();
                 match outgoing.kind {
                     SfuReplyKind::Answer => {
-                        client.pc.set_remote_description(self.now, RTCSessionDescription::answer(sdp).expect("an answer")).expect("the answer applies");
+                        client
+                            .pc
+                            .set_remote_description(self.now, RTCSessionDescription::answer(sdp).expect("an answer"))
+                            .expect("the answer applies");
                     }
                     SfuReplyKind::Offer => {
                         client.offers += 1;
@@ -215,7 +252,12 @@ impl Net {
             if done(self) {
                 return true;
             }
-            let next = self.clients.iter_mut().filter_map(|client| client.pc.poll_timeout()).chain(self.core.poll_timeout()).min();
+            let next = self
+                .clients
+                .iter_mut()
+                .filter_map(|client| client.pc.poll_timeout())
+                .chain(self.core.poll_timeout())
+                .min();
             // At least a millisecond a step, so a timer due again at once cannot stop the clock.
             let next = next.unwrap_or(end).max(self.now + Duration::from_millis(1)).min(end);
             if next <= self.now {
@@ -237,10 +279,21 @@ impl Net {
         let client = &mut self.clients[client];
         let (sender, ssrc, sequence) = client.video.as_mut().expect("a publisher");
         let mut rtp_sender = client.pc.rtp_sender(*sender).expect("the sender");
-        let payload_type = rtp_sender.get_parameters().rtp_parameters.codecs.first().expect("a negotiated codec").payload_type;
+        let payload_type =
+            rtp_sender.get_parameters().rtp_parameters.codecs.first().expect("a negotiated codec").payload_type;
         for _ in 0..count {
-            let header = rtc::rtp::header::Header { version: 2, marker: true, payload_type, sequence_number: *sequence, timestamp: u32::from(*sequence) * 3000, ssrc: *ssrc, ..Default::default() };
-            rtp_sender.write_rtp(now, rtp::Packet { header, payload: Bytes::from_static(&[0x10, 0, 0, 0, 0, 0, 0, 0]) }).expect("the packet is written");
+            let header = rtc::rtp::header::Header {
+                version: 2,
+                marker: true,
+                payload_type,
+                sequence_number: *sequence,
+                timestamp: u32::from(*sequence) * 3000,
+                ssrc: *ssrc,
+                ..Default::default()
+            };
+            rtp_sender
+                .write_rtp(now, rtp::Packet { header, payload: Bytes::from_static(&[0x10, 0, 0, 0, 0, 0, 0, 0]) })
+                .expect("the packet is written");
             *sequence = sequence.wrapping_add(1);
         }
     }
@@ -259,7 +312,8 @@ impl Net {
         let peers: Vec<u64> = self.clients.iter().map(|client| client.peer).collect();
         for (publisher, subscription) in &published {
             for peer in peers.iter().filter(|peer| *peer != publisher) {
-                self.core.handle_input(self.now, WorkerInput::Subscribe { peer: *peer, subscription: subscription.clone() });
+                self.core
+                    .handle_input(self.now, WorkerInput::Subscribe { peer: *peer, subscription: subscription.clone() });
             }
         }
         published.into_iter().map(|(_, subscription)| subscription.source).collect()
@@ -281,7 +335,9 @@ impl Net {
         let client = &mut self.clients[client];
         for (receiver, media_ssrc) in client.received_tracks.clone() {
             let mut receiver = client.pc.rtp_receiver(receiver).expect("the receiver");
-            receiver.write_rtcp(now, vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc })]).expect("the PLI is written");
+            receiver
+                .write_rtcp(now, vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc })])
+                .expect("the PLI is written");
         }
     }
 }
@@ -294,7 +350,10 @@ fn publisher_and_subscriber(subscriber_answers: bool) -> (Net, usize, usize, Sou
     let mut net = Net::new();
     let (publisher, subscriber) = (net.join(true), net.join(false));
     net.clients[subscriber].answers = subscriber_answers;
-    assert!(net.run_until(CONNECT, |net| net.clients.iter().all(|client| client.connected)), "both clients connect over ICE and DTLS");
+    assert!(
+        net.run_until(CONNECT, |net| net.clients.iter().all(|client| client.connected)),
+        "both clients connect over ICE and DTLS"
+    );
     net.publish(publisher, 5);
     assert!(net.run_until(CONNECT, |net| !net.reports.is_empty()), "the SFU sees the publisher's track");
     let sources = net.subscribe_the_others();
@@ -305,17 +364,28 @@ fn publisher_and_subscriber(subscriber_answers: bool) -> (Net, usize, usize, Sou
 #[test]
 fn a_publishers_packets_reach_its_subscriber_and_no_one_else() {
     let (mut net, publisher, subscriber, _) = publisher_and_subscriber(true);
-    assert!(net.run_until(CONNECT, |net| net.clients[subscriber].offers == 1), "the SFU offers the track to the subscriber");
+    assert!(
+        net.run_until(CONNECT, |net| net.clients[subscriber].offers == 1),
+        "the SFU offers the track to the subscriber"
+    );
     let forwarded = net.metrics.rtp_forwarded.load(Ordering::Relaxed);
     net.publish(publisher, 20);
-    assert!(net.run_until(Duration::from_secs(1), |net| net.clients[subscriber].rtp_received >= 20), "the subscriber got {}", net.clients[subscriber].rtp_received);
+    assert!(
+        net.run_until(Duration::from_secs(1), |net| net.clients[subscriber].rtp_received >= 20),
+        "the subscriber got {}",
+        net.clients[subscriber].rtp_received
+    );
     assert_eq!(net.metrics.rtp_forwarded.load(Ordering::Relaxed) - forwarded, 20);
     assert_eq!(net.clients[publisher].rtp_received, 0, "nothing of its own comes back to the publisher");
 
     // Closing the subscriber leaves the publisher's packets nowhere to go.
     net.core.handle_input(net.now, WorkerInput::Close { peer: net.clients[subscriber].peer });
     net.run_until(Duration::from_millis(100), |_| false);
-    assert!(net.reports.iter().any(|(peer, output)| *peer == net.clients[subscriber].peer && matches!(output, PeerOutput::Closed)));
+    assert!(
+        net.reports
+            .iter()
+            .any(|(peer, output)| *peer == net.clients[subscriber].peer && matches!(output, PeerOutput::Closed))
+    );
     let forwarded = net.metrics.rtp_forwarded.load(Ordering::Relaxed);
     net.publish(publisher, 10);
     net.run_until(Duration::from_millis(100), |_| false);
@@ -328,8 +398,14 @@ fn an_sfu_offer_not_answered_in_ten_seconds_is_rolled_back_and_made_again() {
     assert!(net.run_until(Duration::from_millis(100), |net| net.clients[subscriber].offers == 1));
     let offered = net.now;
 
-    assert!(!net.run_until(Duration::from_millis(9_990), |net| net.clients[subscriber].offers > 1), "a second offer before the timeout");
-    assert!(net.run_until(Duration::from_millis(100), |net| net.clients[subscriber].offers == 2), "no new offer after the rollback");
+    assert!(
+        !net.run_until(Duration::from_millis(9_990), |net| net.clients[subscriber].offers > 1),
+        "a second offer before the timeout"
+    );
+    assert!(
+        net.run_until(Duration::from_millis(100), |net| net.clients[subscriber].offers == 2),
+        "no new offer after the rollback"
+    );
     let waited = net.now.duration_since(offered);
     assert!(waited >= Duration::from_secs(10) && waited < Duration::from_millis(10_100), "re-offered after {waited:?}");
 
@@ -338,14 +414,20 @@ fn an_sfu_offer_not_answered_in_ten_seconds_is_rolled_back_and_made_again() {
     let Net { clients, core, now, .. } = &mut net;
     clients[subscriber].answer(core, *now, sdp);
     net.publish(publisher, 10);
-    assert!(net.run_until(Duration::from_secs(1), |net| net.clients[subscriber].rtp_received >= 10), "media after answering the second offer");
+    assert!(
+        net.run_until(Duration::from_secs(1), |net| net.clients[subscriber].rtp_received >= 10),
+        "media after answering the second offer"
+    );
 }
 
 #[test]
 fn a_subscribers_keyframe_requests_reach_the_publisher_at_most_every_half_second() {
     let (mut net, publisher, subscriber, source) = publisher_and_subscriber(true);
     net.publish(publisher, 5);
-    assert!(net.run_until(CONNECT, |net| !net.clients[subscriber].received_tracks.is_empty()), "the subscriber receives the track");
+    assert!(
+        net.run_until(CONNECT, |net| !net.clients[subscriber].received_tracks.is_empty()),
+        "the subscriber receives the track"
+    );
 
     net.request_keyframes(subscriber);
     net.run_until(Duration::from_millis(1), |_| false);
@@ -361,5 +443,8 @@ fn a_subscribers_keyframe_requests_reach_the_publisher_at_most_every_half_second
 
     // The room core routes it to the publisher's worker, which asks the publisher.
     net.core.handle_input(net.now, WorkerInput::Keyframe { peer: net.clients[publisher].peer, source });
-    assert!(net.run_until(Duration::from_secs(1), |net| net.clients[publisher].keyframe_requests == 1), "a PLI at the publisher");
+    assert!(
+        net.run_until(Duration::from_secs(1), |net| net.clients[publisher].keyframe_requests == 1),
+        "a PLI at the publisher"
+    );
 }

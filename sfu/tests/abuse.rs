@@ -33,7 +33,10 @@ async fn a_users_newer_peers_replace_their_oldest_beyond_the_per_user_cap() {
     for _ in 0..6 {
         let connection = h.connect(user, ClientOptions::subscriber()).await;
         let stats = connection.stats();
-        eventually("media at the user's newest connection", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 10).await;
+        eventually("media at the user's newest connection", CONNECT, || {
+            stats.packets_from(&stream, RtpCodecKind::Video) > 10
+        })
+        .await;
         connections.push(connection);
         // The host's peer and at most three of the user's.
         eventually("the user's oldest peer closed", Duration::from_secs(5), || h.sfu.handle().peers() <= 4).await;
@@ -51,14 +54,20 @@ async fn a_users_newer_peers_replace_their_oldest_beyond_the_per_user_cap() {
         assert!(codes(connection).is_empty(), "connection {}: {:?}", index + 3, codes(connection));
         let stats = connection.stats();
         let before = stats.packets_from(&stream, RtpCodecKind::Video);
-        eventually("media keeps flowing to the newest three", Duration::from_secs(5), || stats.packets_from(&stream, RtpCodecKind::Video) > before + 30).await;
+        eventually("media keeps flowing to the newest three", Duration::from_secs(5), || {
+            stats.packets_from(&stream, RtpCodecKind::Video) > before + 30
+        })
+        .await;
     }
     let oldest = replaced[0].stats();
     let frozen = oldest.packets_from(&stream, RtpCodecKind::Video);
     // Media flowing to the newest peer meanwhile is how long the oldest had to get any.
     let newest = kept[2].stats();
     let flowing = newest.packets_from(&stream, RtpCodecKind::Video);
-    eventually("media at the newest peer", Duration::from_secs(5), || newest.packets_from(&stream, RtpCodecKind::Video) > flowing + 60).await;
+    eventually("media at the newest peer", Duration::from_secs(5), || {
+        newest.packets_from(&stream, RtpCodecKind::Video) > flowing + 60
+    })
+    .await;
     assert_eq!(oldest.packets_from(&stream, RtpCodecKind::Video), frozen, "no media to a replaced peer");
 }
 
@@ -69,10 +78,16 @@ fn random_text(len: usize) -> String {
 /// A STUN binding request as a client sends it; `password: None` leaves out MESSAGE-INTEGRITY.
 fn binding_request(username: &str, password: Option<&str>) -> Vec<u8> {
     let provider = rtc::crypto::default_provider().expect("a crypto provider");
-    let mut setters: Vec<Box<dyn Setter + '_>> =
-        vec![Box::new(BINDING_REQUEST), Box::new(TransactionId::new()), Box::new(Username::new(ATTR_USERNAME, username.to_string()))];
+    let mut setters: Vec<Box<dyn Setter + '_>> = vec![
+        Box::new(BINDING_REQUEST),
+        Box::new(TransactionId::new()),
+        Box::new(Username::new(ATTR_USERNAME, username.to_string())),
+    ];
     if let Some(password) = password {
-        setters.push(Box::new(MessageIntegrity::new_short_term_integrity_with_provider(password.to_string(), provider.crypto())));
+        setters.push(Box::new(MessageIntegrity::new_short_term_integrity_with_provider(
+            password.to_string(),
+            provider.crypto(),
+        )));
     }
     setters.push(Box::new(FINGERPRINT));
     let mut message = Message::new();
@@ -88,8 +103,14 @@ fn spoofs(real_ufrags: &[String], count: usize) -> Vec<Vec<u8>> {
     (0..count)
         .map(|n| match n % 5 {
             0 => binding_request(&format!("{}:{}", random_text(12), random_text(4)), Some(&random_text(24))),
-            1 => binding_request(&format!("{:x}z{}:{}", rng.random_range(1..64u32), random_text(8), random_text(4)), Some(&random_text(24))),
-            2 => binding_request(&format!("{}:{}", real_ufrags[n % real_ufrags.len()], random_text(4)), Some(&random_text(24))),
+            1 => binding_request(
+                &format!("{:x}z{}:{}", rng.random_range(1..64u32), random_text(8), random_text(4)),
+                Some(&random_text(24)),
+            ),
+            2 => binding_request(
+                &format!("{}:{}", real_ufrags[n % real_ufrags.len()], random_text(4)),
+                Some(&random_text(24)),
+            ),
             3 => binding_request(&format!("{}:{}", real_ufrags[n % real_ufrags.len()], random_text(4)), None),
             _ => {
                 let mut bytes = vec![0u8; rng.random_range(1..1200)];
@@ -141,11 +162,15 @@ async fn spoofed_stun_adds_no_route_while_real_peers_connect_and_media_flows() {
     let (stream, stats) = (h.host.to_string(), listener.stats());
     eventually("media before the flood", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
     assert_eq!(h.sfu.handle().routes(), 2, "one verified address per peer");
-    let real_ufrags: Vec<String> = [&publisher, &listener].iter().map(|c| c.stats().remote_ice_credentials().expect("the SFU's ICE credentials").0).collect();
+    let real_ufrags: Vec<String> = [&publisher, &listener]
+        .iter()
+        .map(|c| c.stats().remote_ice_credentials().expect("the SFU's ICE credentials").0)
+        .collect();
     let unrouted = h.sfu.handle().unrouted_datagrams();
 
     let target = h.sfu.local_addr();
-    let flooding = tokio::task::spawn_blocking(move || flood(vec![target], real_ufrags, 100_000, Duration::from_secs(30)));
+    let flooding =
+        tokio::task::spawn_blocking(move || flood(vec![target], real_ufrags, 100_000, Duration::from_secs(30)));
     let video = stats.packets_from(&stream, RtpCodecKind::Video);
     // A peer that starts connecting during the flood: its checks are verified and routed.
     let _newcomer = h.connect(h.participant().await, ClientOptions::subscriber()).await;
@@ -154,7 +179,8 @@ async fn spoofed_stun_adds_no_route_while_real_peers_connect_and_media_flows() {
 
     assert_eq!(sent, 100_000, "the whole flood went out in time");
     // What reached the SFU was counted as dropped (loopback dropped the rest).
-    eventually("the flood counted", Duration::from_secs(5), || h.sfu.handle().unrouted_datagrams() - unrouted >= 5_000).await;
+    eventually("the flood counted", Duration::from_secs(5), || h.sfu.handle().unrouted_datagrams() - unrouted >= 5_000)
+        .await;
     assert!(highest <= 3, "{highest} routes during the flood, with three peers of one address each");
     eventually("the newcomer's verified address", CONNECT, || h.sfu.handle().routes() == 3).await;
     eventually("media kept flowing", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > video + 100).await;
@@ -162,7 +188,10 @@ async fn spoofed_stun_adds_no_route_while_real_peers_connect_and_media_flows() {
     let late_user = h.participant().await;
     let late = h.connect(late_user, ClientOptions::subscriber()).await;
     let late_stats = late.stats();
-    eventually("media at a peer that connects after the flood", CONNECT, || late_stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
+    eventually("media at a peer that connects after the flood", CONNECT, || {
+        late_stats.packets_from(&stream, RtpCodecKind::Video) > 30
+    })
+    .await;
     assert_eq!(h.sfu.handle().routes(), 4, "one address per peer, nothing left from the flood");
     h.command(RoomCommand::Leave { user: late_user }).await;
     eventually("a closed peer's route goes with it", Duration::from_secs(5), || h.sfu.handle().routes() == 3).await;
@@ -173,27 +202,38 @@ async fn with_a_port_range_spoofed_stun_on_every_port_adds_no_route() {
     let (h, ports) = harness_with_port_range(3).await;
     h.join(h.host).await;
     let publisher = h.connect(h.host, ClientOptions::publisher()).await;
-    let listeners = [h.connect(h.participant().await, ClientOptions::subscriber()).await, h.connect(h.participant().await, ClientOptions::subscriber()).await];
+    let listeners = [
+        h.connect(h.participant().await, ClientOptions::subscriber()).await,
+        h.connect(h.participant().await, ClientOptions::subscriber()).await,
+    ];
     let stream = h.host.to_string();
     for listener in &listeners {
         let stats = listener.stats();
-        eventually("media through the port range", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
+        eventually("media through the port range", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30)
+            .await;
     }
     assert_eq!(h.sfu.handle().routes(), 3, "each peer verified on its own port");
-    let real_ufrags: Vec<String> =
-        listeners.iter().chain([&publisher]).map(|c| c.stats().remote_ice_credentials().expect("the SFU's ICE credentials").0).collect();
+    let real_ufrags: Vec<String> = listeners
+        .iter()
+        .chain([&publisher])
+        .map(|c| c.stats().remote_ice_credentials().expect("the SFU's ICE credentials").0)
+        .collect();
     let targets: Vec<SocketAddr> = ports.map(|port| SocketAddr::from(([127, 0, 0, 1], port))).collect();
     let unrouted = h.sfu.handle().unrouted_datagrams();
 
     let flooding = tokio::task::spawn_blocking(move || flood(targets, real_ufrags, 30_000, Duration::from_secs(20)));
     let highest = highest_route_count_during(&h, &flooding).await;
     assert_eq!(flooding.await.expect("the flood"), 30_000);
-    eventually("the flood counted", Duration::from_secs(5), || h.sfu.handle().unrouted_datagrams() - unrouted >= 3_000).await;
+    eventually("the flood counted", Duration::from_secs(5), || h.sfu.handle().unrouted_datagrams() - unrouted >= 3_000)
+        .await;
     assert_eq!((highest, h.sfu.handle().routes()), (3, 3), "routes during and after the flood");
     for listener in &listeners {
         let stats = listener.stats();
         let before = stats.packets_from(&stream, RtpCodecKind::Video);
-        eventually("media still flows on every port", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > before + 50).await;
+        eventually("media still flows on every port", CONNECT, || {
+            stats.packets_from(&stream, RtpCodecKind::Video) > before + 50
+        })
+        .await;
     }
 }
 
@@ -250,7 +290,10 @@ async fn a_client_with_the_password_gets_few_addresses_and_its_garbage_stops_not
     // The listener's peer routes two addresses already (its client's and the hostile one):
     // of the 20 more, all but the cap's remaining ones are turned away.
     let refused = (20 - (cap - 2)) as u64;
-    eventually("every request beyond the cap turned away", Duration::from_secs(5), || h.sfu.handle().unrouted_datagrams() - unrouted >= refused).await;
+    eventually("every request beyond the cap turned away", Duration::from_secs(5), || {
+        h.sfu.handle().unrouted_datagrams() - unrouted >= refused
+    })
+    .await;
     assert_eq!(h.sfu.handle().routes(), 1 + cap, "the publisher's address and the listener's first {cap}");
     let garbage = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
@@ -267,8 +310,14 @@ async fn a_client_with_the_password_gets_few_addresses_and_its_garbage_stops_not
     garbage.await.expect("the garbage went out");
 
     let video = stats.packets_from(&stream, RtpCodecKind::Video);
-    eventually("media still flows to the peer the garbage was routed to", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > video + 100).await;
+    eventually("media still flows to the peer the garbage was routed to", CONNECT, || {
+        stats.packets_from(&stream, RtpCodecKind::Video) > video + 100
+    })
+    .await;
     let late = h.connect(h.participant().await, ClientOptions::subscriber()).await;
     let late_stats = late.stats();
-    eventually("every worker still serves new peers", CONNECT, || late_stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
+    eventually("every worker still serves new peers", CONNECT, || {
+        late_stats.packets_from(&stream, RtpCodecKind::Video) > 30
+    })
+    .await;
 }

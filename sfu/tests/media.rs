@@ -24,7 +24,8 @@ async fn a_publisher_reaches_two_subscribers_in_order_under_its_user_id() {
     for subscriber in [&first, &second] {
         let stats = subscriber.stats();
         eventually("video and audio from the publisher", CONNECT, || {
-            stats.packets_from(&stream, RtpCodecKind::Video) >= 150 && stats.packets_from(&stream, RtpCodecKind::Audio) >= 50
+            stats.packets_from(&stream, RtpCodecKind::Video) >= 150
+                && stats.packets_from(&stream, RtpCodecKind::Audio) >= 50
         })
         .await;
         for track in stats.tracks() {
@@ -44,12 +45,19 @@ async fn a_late_joiner_gets_an_sfu_offer_and_then_the_media() {
     let early = h.connect(h.participant().await, ClientOptions::subscriber()).await;
     let stream = h.host.to_string();
     let early_stats = early.stats();
-    eventually("media at the first subscriber", CONNECT, || early_stats.packets_from(&stream, RtpCodecKind::Video) > 50).await;
+    eventually("media at the first subscriber", CONNECT, || {
+        early_stats.packets_from(&stream, RtpCodecKind::Video) > 50
+    })
+    .await;
 
     let late = h.connect(h.participant().await, ClientOptions::subscriber()).await;
     let late_stats = late.stats();
-    eventually("media at the late subscriber", CONNECT, || late_stats.packets_from(&stream, RtpCodecKind::Video) > 50).await;
-    assert!(late_stats.offers_received.load(std::sync::atomic::Ordering::Relaxed) >= 1, "the SFU offered the existing tracks");
+    eventually("media at the late subscriber", CONNECT, || late_stats.packets_from(&stream, RtpCodecKind::Video) > 50)
+        .await;
+    assert!(
+        late_stats.offers_received.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "the SFU offered the existing tracks"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,15 +86,26 @@ async fn removing_a_participant_stops_their_media_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_mute_stops_audio_until_the_host_allows_and_the_user_unmutes() {
     let h = harness().await;
-    let OnAir { speaker, stream, listener, publisher: _publisher } = h.speaker_and_listening_host(ClientOptions::subscriber()).await;
+    let OnAir { speaker, stream, listener, publisher: _publisher } =
+        h.speaker_and_listening_host(ClientOptions::subscriber()).await;
     let stats = listener.stats();
 
     h.command(RoomCommand::MuteParticipant { actor: h.host, target: speaker }).await;
     let muted = Instant::now();
-    let stopped = stopped_at(Duration::from_secs(5), Duration::from_millis(400), || stats.packets_from(&stream, RtpCodecKind::Audio)).await;
-    assert!(stopped.saturating_duration_since(muted) <= Duration::from_secs(1), "audio stopped {:?} after the mute", stopped - muted);
+    let stopped = stopped_at(Duration::from_secs(5), Duration::from_millis(400), || {
+        stats.packets_from(&stream, RtpCodecKind::Audio)
+    })
+    .await;
+    assert!(
+        stopped.saturating_duration_since(muted) <= Duration::from_secs(1),
+        "audio stopped {:?} after the mute",
+        stopped - muted
+    );
     let video = stats.packets_from(&stream, RtpCodecKind::Video);
-    eventually("video keeps flowing while muted", Duration::from_secs(2), || stats.packets_from(&stream, RtpCodecKind::Video) > video + 30).await;
+    eventually("video keeps flowing while muted", Duration::from_secs(2), || {
+        stats.packets_from(&stream, RtpCodecKind::Video) > video + 30
+    })
+    .await;
 
     // The host's allow lifts the lock but leaves the microphone off.
     let allowed = h.command(RoomCommand::AllowUnmute { actor: h.host, target: speaker }).await;
@@ -94,12 +113,22 @@ async fn a_host_mute_stops_audio_until_the_host_allows_and_the_user_unmutes() {
     eventually("the SFU applied the allow", Duration::from_secs(5), || h.rosters.applied() >= allowed).await;
     // Video flowing for a while after the allow is how long audio had to resume.
     let video = stats.packets_from(&stream, RtpCodecKind::Video);
-    eventually("video after the allow", Duration::from_secs(2), || stats.packets_from(&stream, RtpCodecKind::Video) > video + 60).await;
-    assert_eq!(stats.packets_from(&stream, RtpCodecKind::Audio), audio, "audio flowed after the allow, before the unmute");
+    eventually("video after the allow", Duration::from_secs(2), || {
+        stats.packets_from(&stream, RtpCodecKind::Video) > video + 60
+    })
+    .await;
+    assert_eq!(
+        stats.packets_from(&stream, RtpCodecKind::Audio),
+        audio,
+        "audio flowed after the allow, before the unmute"
+    );
 
     h.command(RoomCommand::SetAudio { user: speaker, muted: false }).await;
     let unmuted = Instant::now();
-    eventually("audio after the unmute", Duration::from_secs(1), || stats.packets_from(&stream, RtpCodecKind::Audio) > audio + 5).await;
+    eventually("audio after the unmute", Duration::from_secs(1), || {
+        stats.packets_from(&stream, RtpCodecKind::Audio) > audio + 5
+    })
+    .await;
     assert!(unmuted.elapsed() <= Duration::from_secs(1));
 }
 
@@ -113,16 +142,23 @@ async fn ending_the_room_closes_every_peer_within_a_second() {
     let listener = h.connect(h.participant().await, ClientOptions::subscriber()).await;
     let stats = listener.stats();
     let (host_stream, guest_stream) = (h.host.to_string(), guest.to_string());
-    let total = || stats.packets_from(&host_stream, RtpCodecKind::Video) + stats.packets_from(&guest_stream, RtpCodecKind::Video);
+    let total = || {
+        stats.packets_from(&host_stream, RtpCodecKind::Video) + stats.packets_from(&guest_stream, RtpCodecKind::Video)
+    };
     eventually("media from both publishers", CONNECT, || {
-        stats.packets_from(&host_stream, RtpCodecKind::Video) > 30 && stats.packets_from(&guest_stream, RtpCodecKind::Video) > 30
+        stats.packets_from(&host_stream, RtpCodecKind::Video) > 30
+            && stats.packets_from(&guest_stream, RtpCodecKind::Video) > 30
     })
     .await;
 
     h.command(RoomCommand::End { actor: h.host }).await;
     let ended = Instant::now();
     let stopped = stopped_at(Duration::from_secs(5), Duration::from_millis(400), total).await;
-    assert!(stopped.saturating_duration_since(ended) <= Duration::from_secs(1), "media stopped {:?} after the end", stopped - ended);
+    assert!(
+        stopped.saturating_duration_since(ended) <= Duration::from_secs(1),
+        "media stopped {:?} after the end",
+        stopped - ended
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +167,10 @@ async fn an_offer_from_someone_not_in_the_room_is_refused() {
     let outsider = rapat_domain::ids::UserId::new_random();
     let client = h.connect(outsider, ClientOptions::publisher()).await;
     let stats = client.stats();
-    eventually("an error for the outsider", Duration::from_secs(5), || stats.errors.lock().is_ok_and(|e| !e.is_empty())).await;
+    eventually("an error for the outsider", Duration::from_secs(5), || {
+        stats.errors.lock().is_ok_and(|e| !e.is_empty())
+    })
+    .await;
     let errors = stats.errors.lock().expect("errors").clone();
     assert_eq!(errors[0]["code"], "not_a_participant");
     // The refusal is the SFU's decision: it made no peer, so there is nothing to answer or connect to.
@@ -159,11 +198,15 @@ async fn with_a_port_range_peers_are_spread_over_its_ports() {
     let (h, _) = harness_with_port_range(4).await;
     h.join(h.host).await;
     let _publisher = h.connect(h.host, ClientOptions::publisher()).await;
-    let listeners = [h.connect(h.participant().await, ClientOptions::subscriber()).await, h.connect(h.participant().await, ClientOptions::subscriber()).await];
+    let listeners = [
+        h.connect(h.participant().await, ClientOptions::subscriber()).await,
+        h.connect(h.participant().await, ClientOptions::subscriber()).await,
+    ];
     let stream = h.host.to_string();
     for listener in &listeners {
         let stats = listener.stats();
-        eventually("media through the port range", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30).await;
+        eventually("media through the port range", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 30)
+            .await;
     }
     let remotes: std::collections::HashSet<_> = listeners.iter().map(|l| l.stats().remote_port()).collect();
     assert_eq!(remotes.len(), 2, "two subscribers on two ports of the range: {remotes:?}");
@@ -179,10 +222,15 @@ async fn two_sfu_nodes_on_one_namespace_serve_a_room_once() {
     let subscriber = h.connect(h.participant().await, ClientOptions::subscriber()).await;
     let stream = h.host.to_string();
     let stats = subscriber.stats();
-    eventually("media through one of the nodes", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 50).await;
+    eventually("media through one of the nodes", CONNECT, || stats.packets_from(&stream, RtpCodecKind::Video) > 50)
+        .await;
 
     for client in [&publisher, &subscriber] {
-        assert_eq!(client.stats().answers_received.load(std::sync::atomic::Ordering::Relaxed), 1, "one node answered each offer");
+        assert_eq!(
+            client.stats().answers_received.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "one node answered each offer"
+        );
     }
     let (first_out, second_out) = (h.sfu.handle().counters().datagrams_out, second.handle().counters().datagrams_out);
     assert!((first_out > 0) != (second_out > 0), "the room lives on one node: {first_out} vs {second_out} datagrams");
@@ -194,7 +242,10 @@ async fn lost_video_is_recovered_by_nack_and_sender_reports_arrive() {
     let lossy = ClientOptions { drop_every: Some(25), ..ClientOptions::subscriber() };
     let OnAir { stream, listener, publisher: _publisher, .. } = h.speaker_and_listening_host(lossy).await;
     let stats = listener.stats();
-    eventually("four seconds of video", Duration::from_secs(20), || stats.packets_from(&stream, RtpCodecKind::Video) > 600).await;
+    eventually("four seconds of video", Duration::from_secs(20), || {
+        stats.packets_from(&stream, RtpCodecKind::Video) > 600
+    })
+    .await;
     let video = || stats.tracks().into_iter().find(|t| t.kind == Some(RtpCodecKind::Video)).expect("a video track");
     // The latest losses are recovered a round trip later.
     eventually("NACKed video retransmitted", Duration::from_secs(5), || video().loss() < 0.01).await;
@@ -202,11 +253,18 @@ async fn lost_video_is_recovered_by_nack_and_sender_reports_arrive() {
     let dropped = stats.dropped_on_purpose.load(std::sync::atomic::Ordering::Relaxed);
     assert!(dropped >= 20, "the network lost {dropped} packets");
     let video = video();
-    assert!(video.loss() < 0.01, "NACKed video was retransmitted: loss {:.2}% with 4% dropped ({video:?})", video.loss() * 100.0);
+    assert!(
+        video.loss() < 0.01,
+        "NACKed video was retransmitted: loss {:.2}% with 4% dropped ({video:?})",
+        video.loss() * 100.0
+    );
     // Opus negotiates no NACK: the same drops stay lost there, so they did happen.
     let audio = stats.tracks().into_iter().find(|t| t.kind == Some(RtpCodecKind::Audio)).expect("an audio track");
     assert!(audio.loss() > 0.02, "audio lost {:.2}%", audio.loss() * 100.0);
-    assert!(stats.sender_reports.load(std::sync::atomic::Ordering::Relaxed) > 0, "the SFU's legs send RTCP sender reports");
+    assert!(
+        stats.sender_reports.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the SFU's legs send RTCP sender reports"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,23 +272,31 @@ async fn a_track_added_later_is_offered_to_subscribers_and_removed_again() {
     let h = harness().await;
     let OnAir { stream, listener, publisher, .. } = h.speaker_and_listening_host(ClientOptions::subscriber()).await;
     let stats = listener.stats();
-    let video_tracks = || stats.tracks().iter().filter(|t| t.kind == Some(RtpCodecKind::Video) && t.stream_id == stream).count();
+    let video_tracks =
+        || stats.tracks().iter().filter(|t| t.kind == Some(RtpCodecKind::Video) && t.stream_id == stream).count();
     assert_eq!(video_tracks(), 1);
     let offers = stats.offers_received.load(std::sync::atomic::Ordering::Relaxed);
 
     publisher.peer.add_screen();
     eventually("a second video track from the publisher", Duration::from_secs(5), || video_tracks() == 2).await;
     assert!(stats.offers_received.load(std::sync::atomic::Ordering::Relaxed) > offers, "the SFU offered the new track");
-    let screen = || stats.tracks().iter().filter(|t| t.kind == Some(RtpCodecKind::Video)).map(|t| t.packets).min().unwrap_or(0);
+    let screen =
+        || stats.tracks().iter().filter(|t| t.kind == Some(RtpCodecKind::Video)).map(|t| t.packets).min().unwrap_or(0);
     eventually("screen packets", Duration::from_secs(5), || screen() > 30).await;
 
     let offers = stats.offers_received.load(std::sync::atomic::Ordering::Relaxed);
     publisher.peer.remove_screen();
-    eventually("an SFU offer without the screen", Duration::from_secs(5), || stats.offers_received.load(std::sync::atomic::Ordering::Relaxed) > offers).await;
+    eventually("an SFU offer without the screen", Duration::from_secs(5), || {
+        stats.offers_received.load(std::sync::atomic::Ordering::Relaxed) > offers
+    })
+    .await;
     // Panics unless the screen's packets stop rising.
     stopped_at(Duration::from_secs(5), Duration::from_millis(400), screen).await;
     let camera = stats.packets_from(&stream, RtpCodecKind::Video);
-    eventually("the camera keeps flowing", Duration::from_secs(2), || stats.packets_from(&stream, RtpCodecKind::Video) > camera + 30).await;
+    eventually("the camera keeps flowing", Duration::from_secs(2), || {
+        stats.packets_from(&stream, RtpCodecKind::Video) > camera + 30
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

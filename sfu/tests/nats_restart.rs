@@ -62,7 +62,8 @@ async fn a_room_event_written_while_the_sfu_was_cut_off_from_a_restarting_nats_r
     let events = EventStoreConfig::for_namespace(unique_namespace());
     let store = JetStreamEventStore::open(writer.clone(), events.clone()).await.expect("event store");
     let rooms = CommandBus::new(store, MarkedHasher::services());
-    let (room, host, left, removed) = (Uuid::new_v4(), UserId::new_random(), UserId::new_random(), UserId::new_random());
+    let (room, host, left, removed) =
+        (Uuid::new_v4(), UserId::new_random(), UserId::new_random(), UserId::new_random());
     execute(&rooms, room, create_room(host, 10)).await;
     let mut joined = 0;
     for user in [left, removed] {
@@ -72,11 +73,18 @@ async fn a_room_event_written_while_the_sfu_was_cut_off_from_a_restarting_nats_r
     let (changes_tx, mut changes) = unbounded_channel();
     let cancel = CancellationToken::new();
     let rosters = Rosters::default();
-    let follow = rapat_sfu::room_events::follow(follower_nats, events.clone(), rosters.clone(), move |change, _| drop(changes_tx.send(change)), cancel.clone());
+    let follow = rapat_sfu::room_events::follow(
+        follower_nats,
+        events.clone(),
+        rosters.clone(),
+        move |change, _| drop(changes_tx.send(change)),
+        cancel.clone(),
+    );
     tokio::spawn(follow);
     // The follower folds the room's history into the rosters, and applies as
     // changes what is stored after its start.
-    eventually("the follower applied the room's history", Duration::from_secs(10), || rosters.applied() >= joined).await;
+    eventually("the follower applied the room's history", Duration::from_secs(10), || rosters.applied() >= joined)
+        .await;
 
     execute(&rooms, room, RoomCommand::Leave { user: left }).await;
     assert_eq!(next_change(&mut changes).await, RoomChange::UserGone { room, user: left.as_uuid() });
@@ -90,7 +98,10 @@ async fn a_room_event_written_while_the_sfu_was_cut_off_from_a_restarting_nats_r
     proxy.restore();
     let restored = Instant::now();
     assert_eq!(next_change(&mut changes).await, RoomChange::UserGone { room, user: removed.as_uuid() });
-    eprintln!("the event written in the gap reached the follower {:?} after its connection came back", restored.elapsed());
+    eprintln!(
+        "the event written in the gap reached the follower {:?} after its connection came back",
+        restored.elapsed()
+    );
 
     execute(&rooms, room, RoomCommand::End { actor: host }).await;
     assert_eq!(next_change(&mut changes).await, RoomChange::Ended { room });
@@ -100,7 +111,11 @@ async fn a_room_event_written_while_the_sfu_was_cut_off_from_a_restarting_nats_r
     execute(&rooms, other, create_room(host, 10)).await;
     execute(&rooms, other, RoomCommand::Join { user: guest, password: None }).await;
     execute(&rooms, other, RoomCommand::Leave { user: guest }).await;
-    assert_eq!(next_change(&mut changes).await, RoomChange::UserGone { room: other, user: guest.as_uuid() }, "an extra room change arrived");
+    assert_eq!(
+        next_change(&mut changes).await,
+        RoomChange::UserGone { room: other, user: guest.as_uuid() },
+        "an extra room change arrived"
+    );
     cancel.cancel();
 }
 

@@ -29,10 +29,7 @@ impl TestDatabase {
 
     /// `rapat_test_<namespace>` on the Postgres at `base_url` (no database name).
     pub fn on(base_url: &str, namespace: &Namespace) -> Self {
-        Self {
-            name: format!("rapat_test_{namespace}"),
-            base_url: base_url.to_string(),
-        }
+        Self { name: format!("rapat_test_{namespace}"), base_url: base_url.to_string() }
     }
 
     /// The URL to connect to this database with.
@@ -47,9 +44,7 @@ impl Drop for TestDatabase {
         clean_up_on_a_thread(async move {
             if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
                 let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                let _ = sqlx::query(sqlx::AssertSqlSafe(statement))
-                    .execute(&mut admin)
-                    .await;
+                let _ = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut admin).await;
                 let _ = admin.close().await;
             }
         });
@@ -73,10 +68,7 @@ impl NamespaceCleanup {
 
     /// For a namespace on the NATS at `url` (a test's own server or cluster).
     pub fn on(url: &str, namespace: Namespace) -> Self {
-        Self {
-            namespace,
-            nats_url: url.to_string(),
-        }
+        Self { namespace, nats_url: url.to_string() }
     }
 }
 
@@ -91,11 +83,7 @@ impl Drop for NamespaceCleanup {
             for stream in [namespace.events_stream(), namespace.chat_stream()] {
                 let _ = jetstream.delete_stream(&stream).await;
             }
-            for bucket in [
-                namespace.snapshots_bucket(),
-                namespace.presence_bucket(),
-                namespace.sfu_rooms_bucket(),
-            ] {
+            for bucket in [namespace.snapshots_bucket(), namespace.presence_bucket(), namespace.sfu_rooms_bucket()] {
                 let _ = jetstream.delete_key_value(&bucket).await;
             }
         });
@@ -106,10 +94,7 @@ impl Drop for NamespaceCleanup {
 /// inside a runtime (where blocking on one is refused) or outside any.
 fn clean_up_on_a_thread(cleanup: impl Future<Output = ()> + Send + 'static) {
     let thread = std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
             return;
         };
         runtime.block_on(cleanup);

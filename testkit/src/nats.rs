@@ -119,7 +119,12 @@ impl NatsServer {
         self.spawn();
         let deadline = Instant::now() + READY_WITHIN;
         while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
-            assert!(Instant::now() < deadline, "NATS {} takes no connections after {READY_WITHIN:?}:\n{}", self.name, self.log());
+            assert!(
+                Instant::now() < deadline,
+                "NATS {} takes no connections after {READY_WITHIN:?}:\n{}",
+                self.name,
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -176,7 +181,12 @@ impl NatsServer {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "NATS {} is not healthy after {READY_WITHIN:?}:\n{}", self.name, self.log());
+            assert!(
+                Instant::now() < deadline,
+                "NATS {} is not healthy after {READY_WITHIN:?}:\n{}",
+                self.name,
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

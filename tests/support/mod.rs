@@ -8,8 +8,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use rapat_testkit::{nats_url, postgres_base_url};
 use rapat_testkit::{NamespaceCleanup, TestDatabase};
+pub use rapat_testkit::{nats_url, postgres_base_url};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -98,7 +98,8 @@ impl Served {
 
     /// Sends the signal named `name` (`TERM`, `INT`, ...) to the server.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status().expect("kill runs");
+        let status =
+            Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status().expect("kill runs");
         assert!(status.success(), "kill -{name} failed: {status}");
     }
 
@@ -151,10 +152,18 @@ impl Served {
         let email = format!("{}.{}@example.com", name.to_lowercase(), Uuid::new_v4().simple());
         let password = "correct horse 1";
         let registered = self
-            .post("/api/v1/auth/register", None, None, json!({ "email": email, "password": password, "firstName": name, "lastName": "Tester" }))
+            .post(
+                "/api/v1/auth/register",
+                None,
+                None,
+                json!({ "email": email, "password": password, "firstName": name, "lastName": "Tester" }),
+            )
             .await;
         let login = self.post("/api/v1/auth/login", None, None, json!({ "email": email, "password": password })).await;
-        User { id: registered["user"]["id"].as_str().expect("user id").into(), token: login["token"].as_str().expect("token").into() }
+        User {
+            id: registered["user"]["id"].as_str().expect("user id").into(),
+            token: login["token"].as_str().expect("token").into(),
+        }
     }
 }
 

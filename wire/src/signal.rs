@@ -139,7 +139,9 @@ mod tests {
             assert_eq!(SfuRequestKind::from_client_type(client_type), Some(kind));
         }
         assert_eq!(SfuRequestKind::from_client_type("disconnect"), None);
-        for kind in [SfuRequestKind::Offer, SfuRequestKind::Answer, SfuRequestKind::IceCandidate, SfuRequestKind::Disconnect] {
+        for kind in
+            [SfuRequestKind::Offer, SfuRequestKind::Answer, SfuRequestKind::IceCandidate, SfuRequestKind::Disconnect]
+        {
             assert_eq!(serde_json::to_value(kind).expect("writes"), kind.as_str());
         }
         let unknown = json!({ "type": "chat", "roomId": room, "userId": user, "connectionId": connection });

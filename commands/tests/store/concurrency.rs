@@ -101,6 +101,7 @@ async fn the_same_command_id_is_stored_once() {
 
     let commits = bus.store().read_events(&room_id).await.expect("reads");
     assert_eq!(commits.len(), 2, "create + one join, not two");
-    let info = test.jetstream().get_stream(test.config.namespace.events_stream()).await.expect("stream").cached_info().clone();
+    let info =
+        test.jetstream().get_stream(test.config.namespace.events_stream()).await.expect("stream").cached_info().clone();
     assert_eq!(info.state.messages, 2);
 }

@@ -17,10 +17,18 @@ struct Buses {
 
 impl Buses {
     async fn open(store: &TestStore) -> Self {
-        Self { accounts: CommandBus::new(store.open().await, test_services()), emails: CommandBus::new(store.open().await, ()) }
+        Self {
+            accounts: CommandBus::new(store.open().await, test_services()),
+            emails: CommandBus::new(store.open().await, ()),
+        }
     }
 
-    async fn register(&self, account: UserId, address: &str, commands: RegistrationCommands) -> Result<Registered, RegistrationError> {
+    async fn register(
+        &self,
+        account: UserId,
+        address: &str,
+        commands: RegistrationCommands,
+    ) -> Result<Registered, RegistrationError> {
         registration::register(&self.accounts, &self.emails, new_account(account, address), commands).await
     }
 
@@ -32,7 +40,8 @@ impl Buses {
 
     /// How many commits the claim of `address` and `account` have stored.
     async fn commits(&self, address: &str, account: UserId) -> (usize, usize) {
-        let claim = self.emails.store().read_events(&email(address).claim_id().to_string()).await.expect("the claim reads");
+        let claim =
+            self.emails.store().read_events(&email(address).claim_id().to_string()).await.expect("the claim reads");
         let account = self.accounts.store().read_events(&account.to_string()).await.expect("the account reads");
         (claim.len(), account.len())
     }
@@ -108,7 +117,10 @@ async fn a_taken_address_refuses_the_claim_and_registers_nothing() {
 
     let refused = buses.register(budi, "ana@example.com", fresh(budi)).await.expect_err("the address is taken");
 
-    assert!(matches!(refused, RegistrationError::Claim(CommandError::Rejected(EmailClaimError::EmailTaken))), "{refused:?}");
+    assert!(
+        matches!(refused, RegistrationError::Claim(CommandError::Rejected(EmailClaimError::EmailTaken))),
+        "{refused:?}"
+    );
     assert_eq!(buses.commits("ana@example.com", budi).await.1, 0, "budi's account was never written");
     assert_eq!(buses.claim_of("ana@example.com").await, (Some(ana), true));
 }

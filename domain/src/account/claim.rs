@@ -60,12 +60,16 @@ impl EmailClaim {
             },
             EmailClaimCommand::Confirm { account } => match self.account {
                 Some(owner) if owner == account && self.confirmed => Ok(None),
-                Some(owner) if owner == account => Ok(Some(EmailClaimEvent::EmailClaimConfirmed { account_id: account })),
+                Some(owner) if owner == account => {
+                    Ok(Some(EmailClaimEvent::EmailClaimConfirmed { account_id: account }))
+                }
                 _ => Err(EmailClaimError::NotClaimedBy),
             },
             EmailClaimCommand::Release { account } => match self.account {
                 Some(owner) if owner == account && self.confirmed => Err(EmailClaimError::AlreadyConfirmed),
-                Some(owner) if owner == account => Ok(Some(EmailClaimEvent::EmailClaimReleased { account_id: account })),
+                Some(owner) if owner == account => {
+                    Ok(Some(EmailClaimEvent::EmailClaimReleased { account_id: account }))
+                }
                 // Released already, or held by another account: nothing of this
                 // account's to release (a repeated or late release).
                 _ => Ok(None),
@@ -81,7 +85,12 @@ impl Aggregate for EmailClaim {
     type Error = EmailClaimError;
     type Services = ();
 
-    async fn handle(&mut self, command: EmailClaimCommand, _: &(), sink: &EventSink<Self>) -> Result<(), EmailClaimError> {
+    async fn handle(
+        &mut self,
+        command: EmailClaimCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), EmailClaimError> {
         if let Some(event) = self.decide(command)? {
             sink.write(event, self).await;
         }
@@ -149,7 +158,10 @@ mod tests {
 
     #[test]
     fn claiming_again_for_the_same_account_changes_nothing() {
-        TestFramework::<EmailClaim>::with(()).given(vec![claimed(ANA, 0)]).when(claim(ANA, 1)).then_expect_events(vec![]);
+        TestFramework::<EmailClaim>::with(())
+            .given(vec![claimed(ANA, 0)])
+            .when(claim(ANA, 1))
+            .then_expect_events(vec![]);
     }
 
     fn released(account: UserId) -> EmailClaimEvent {

@@ -9,7 +9,12 @@ use crate::ids::UserId;
 
 #[derive(Clone, Debug)]
 pub enum AccountCommand {
-    Register { email: Email, password: Password, first_name: PersonName, last_name: PersonName },
+    Register {
+        email: Email,
+        password: Password,
+        first_name: PersonName,
+        last_name: PersonName,
+    },
     /// `None` leaves a field as it is.
     UpdateProfile {
         first_name: Option<PersonName>,
@@ -17,9 +22,16 @@ pub enum AccountCommand {
         avatar: Option<AvatarChange>,
         status: Option<AccountStatus>,
     },
-    ChangePassword { current: Password, new: Password },
-    SetStatus { status: AccountStatus },
-    GrantRole { role: Role },
+    ChangePassword {
+        current: Password,
+        new: Password,
+    },
+    SetStatus {
+        status: AccountStatus,
+    },
+    GrantRole {
+        role: Role,
+    },
     /// Gives up a registration that never completed: the account can then never be
     /// registered, so its email claim can be released safely.
     AbandonRegistration,

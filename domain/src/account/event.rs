@@ -17,7 +17,13 @@ use crate::ids::UserId;
 #[serde(rename_all_fields = "camelCase")]
 pub enum AccountEvent {
     /// Version 2 added `role`; version 1 accounts were all members.
-    AccountRegistered { email: Email, password_hash: PasswordHash, first_name: PersonName, last_name: PersonName, role: Role },
+    AccountRegistered {
+        email: Email,
+        password_hash: PasswordHash,
+        first_name: PersonName,
+        last_name: PersonName,
+        role: Role,
+    },
     /// Only what changed is present; `avatar_removed` is true when the avatar was
     /// taken away (a new one arrives as `avatar` instead).
     ProfileUpdated {
@@ -32,9 +38,15 @@ pub enum AccountEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<AccountStatus>,
     },
-    PasswordChanged { password_hash: PasswordHash },
-    StatusChanged { status: AccountStatus },
-    RoleGranted { role: Role },
+    PasswordChanged {
+        password_hash: PasswordHash,
+    },
+    StatusChanged {
+        status: AccountStatus,
+    },
+    RoleGranted {
+        role: Role,
+    },
     /// A registration that never completed was given up (see
     /// `AccountCommand::AbandonRegistration`); the account stays unregistered.
     RegistrationAbandoned {},

@@ -80,7 +80,11 @@ impl Account {
     }
 
     /// Decides what a command does to this account, without changing it.
-    async fn decide(&self, command: AccountCommand, services: &DomainServices) -> Result<Vec<AccountEvent>, AccountError> {
+    async fn decide(
+        &self,
+        command: AccountCommand,
+        services: &DomainServices,
+    ) -> Result<Vec<AccountEvent>, AccountError> {
         if let AccountCommand::AbandonRegistration = command {
             return match (self.is_registered(), self.abandoned) {
                 (true, _) => Err(AccountError::AlreadyRegistered),
@@ -96,7 +100,13 @@ impl Account {
                 return Err(AccountError::RegistrationAbandoned);
             }
             let password_hash = services.passwords.hash(&password).await?;
-            return Ok(vec![AccountEvent::AccountRegistered { email, password_hash, first_name, last_name, role: Role::Member }]);
+            return Ok(vec![AccountEvent::AccountRegistered {
+                email,
+                password_hash,
+                first_name,
+                last_name,
+                role: Role::Member,
+            }]);
         }
         let current_hash = self.password_hash.as_ref().ok_or(AccountError::NotFound)?;
         match command {
@@ -112,7 +122,12 @@ impl Account {
                     Some(AvatarChange::Remove) if self.avatar.is_some() => (None, true),
                     _ => (None, false),
                 };
-                if first_name.is_none() && last_name.is_none() && avatar.is_none() && !avatar_removed && status.is_none() {
+                if first_name.is_none()
+                    && last_name.is_none()
+                    && avatar.is_none()
+                    && !avatar_removed
+                    && status.is_none()
+                {
                     return Ok(vec![]);
                 }
                 Ok(vec![AccountEvent::ProfileUpdated { first_name, last_name, avatar, avatar_removed, status }])
@@ -323,7 +338,8 @@ mod tests {
 
     #[test]
     fn change_password_checks_the_current_one() {
-        let change = |current| AccountCommand::ChangePassword { current: password(current), new: password("password2") };
+        let change =
+            |current| AccountCommand::ChangePassword { current: password(current), new: password("password2") };
         let changed = AccountEvent::PasswordChanged { password_hash: MarkedHasher::hash_of("password2") };
         account().given(vec![registered()]).when(change("password1")).then_expect_events(vec![changed]);
         account().given(vec![registered()]).when(change("password9")).then_expect_error(AccountError::WrongPassword);
@@ -360,7 +376,10 @@ mod tests {
         state.apply(AccountEvent::RoleGranted { role: Role::Admin });
         assert_eq!(state.email(), Some(&email()));
         assert_eq!((state.first_name(), state.last_name()), (Some(&person("Siti")), Some(&person("Putri"))));
-        assert_eq!((state.avatar(), state.status(), state.role()), (Some(&avatar()), AccountStatus::Active, Role::Admin));
+        assert_eq!(
+            (state.avatar(), state.status(), state.role()),
+            (Some(&avatar()), AccountStatus::Active, Role::Admin)
+        );
         assert_eq!(state.password_hash(), Some(&MarkedHasher::hash_of("password1")));
 
         let snapshot = serde_json::to_value(&state).expect("an account serialises");

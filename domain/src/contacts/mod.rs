@@ -46,7 +46,9 @@ impl ContactList {
         match command {
             ContactListCommand::Add { contact, .. } if contact == owner => Err(ContactListError::CannotAddSelf),
             ContactListCommand::Add { contact, .. } if self.contains(contact) => Err(ContactListError::AlreadyAContact),
-            ContactListCommand::Add { contact, .. } => Ok(ContactListEvent::ContactAdded { owner_id: owner, contact_id: contact }),
+            ContactListCommand::Add { contact, .. } => {
+                Ok(ContactListEvent::ContactAdded { owner_id: owner, contact_id: contact })
+            }
             ContactListCommand::Remove { contact, .. } if !self.contains(contact) => Err(ContactListError::NotAContact),
             ContactListCommand::Remove { contact, .. } => {
                 Ok(ContactListEvent::ContactRemoved { owner_id: owner, contact_id: contact })
@@ -62,7 +64,12 @@ impl Aggregate for ContactList {
     type Error = ContactListError;
     type Services = ();
 
-    async fn handle(&mut self, command: ContactListCommand, _: &(), sink: &EventSink<Self>) -> Result<(), ContactListError> {
+    async fn handle(
+        &mut self,
+        command: ContactListCommand,
+        _: &(),
+        sink: &EventSink<Self>,
+    ) -> Result<(), ContactListError> {
         let event = self.decide(command)?;
         sink.write(event, self).await;
         Ok(())
@@ -144,7 +151,8 @@ mod tests {
     #[test]
     fn state_follows_the_events_and_survives_a_snapshot() {
         let mut state = ContactList::default();
-        for event in [added(CITRA), added(BUDI), ContactListEvent::ContactRemoved { owner_id: ANA, contact_id: CITRA }] {
+        for event in [added(CITRA), added(BUDI), ContactListEvent::ContactRemoved { owner_id: ANA, contact_id: CITRA }]
+        {
             state.apply(event);
         }
         assert_eq!((state.owner(), state.contacts().collect::<Vec<_>>()), (Some(ANA), vec![BUDI]));

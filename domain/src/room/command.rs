@@ -24,16 +24,41 @@ pub enum RoomCommand {
         password: Option<PasswordChange>,
         max_users: Option<MaxUsers>,
     },
-    Join { user: UserId, password: Option<Password> },
-    Leave { user: UserId },
+    Join {
+        user: UserId,
+        password: Option<Password>,
+    },
+    Leave {
+        user: UserId,
+    },
     /// Mutes `target` until the host allows them to unmute (`AllowUnmute`).
-    MuteParticipant { actor: UserId, target: UserId },
+    MuteParticipant {
+        actor: UserId,
+        target: UserId,
+    },
     /// Lifts the host's mute of `target`; their microphone stays off until they
     /// unmute themselves.
-    AllowUnmute { actor: UserId, target: UserId },
-    RemoveParticipant { actor: UserId, target: UserId },
-    SetAudio { user: UserId, muted: bool },
-    SetVideo { user: UserId, on: bool },
-    SetScreenShare { user: UserId, sharing: bool },
-    End { actor: UserId },
+    AllowUnmute {
+        actor: UserId,
+        target: UserId,
+    },
+    RemoveParticipant {
+        actor: UserId,
+        target: UserId,
+    },
+    SetAudio {
+        user: UserId,
+        muted: bool,
+    },
+    SetVideo {
+        user: UserId,
+        on: bool,
+    },
+    SetScreenShare {
+        user: UserId,
+        sharing: bool,
+    },
+    End {
+        actor: UserId,
+    },
 }

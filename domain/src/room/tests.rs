@@ -175,7 +175,10 @@ fn join_adds_a_participant() {
 
 #[test]
 fn joining_twice_changes_nothing() {
-    room().given(vec![created_with(Some("secret"), 1), joined(ALICE)]).when(join(ALICE, None)).then_expect_events(vec![]);
+    room()
+        .given(vec![created_with(Some("secret"), 1), joined(ALICE)])
+        .when(join(ALICE, None))
+        .then_expect_events(vec![]);
 }
 
 #[test]
@@ -199,7 +202,10 @@ fn a_full_room_refuses_newcomers() {
 #[test]
 fn leave_removes_a_participant_once() {
     let left = RoomEvent::ParticipantLeft { user_id: ALICE };
-    room().given(vec![created(), joined(ALICE)]).when(RoomCommand::Leave { user: ALICE }).then_expect_events(vec![left]);
+    room()
+        .given(vec![created(), joined(ALICE)])
+        .when(RoomCommand::Leave { user: ALICE })
+        .then_expect_events(vec![left]);
     room().given(vec![created()]).when(RoomCommand::Leave { user: ALICE }).then_expect_events(vec![]);
 }
 
@@ -233,7 +239,10 @@ fn the_host_mutes_a_participant_who_had_muted_themselves_and_that_holds() {
     let given = vec![created(), joined(ALICE), self_muted];
     let mute = RoomCommand::MuteParticipant { actor: HOST, target: ALICE };
     room().given(given.clone()).when(mute).then_expect_events(vec![host_muted(ALICE)]);
-    room().given([given, vec![host_muted(ALICE)]].concat()).when(audio(ALICE, false)).then_expect_error(RoomError::MutedByHost);
+    room()
+        .given([given, vec![host_muted(ALICE)]].concat())
+        .when(audio(ALICE, false))
+        .then_expect_error(RoomError::MutedByHost);
 }
 
 #[test]
@@ -315,8 +324,14 @@ fn removing_is_for_the_host_and_for_other_participants() {
 #[test]
 fn participants_change_their_media() {
     let cases = [
-        (RoomCommand::SetAudio { user: ALICE, muted: true }, RoomEvent::ParticipantAudioChanged { user_id: ALICE, muted: true }),
-        (RoomCommand::SetVideo { user: ALICE, on: true }, RoomEvent::ParticipantVideoChanged { user_id: ALICE, on: true }),
+        (
+            RoomCommand::SetAudio { user: ALICE, muted: true },
+            RoomEvent::ParticipantAudioChanged { user_id: ALICE, muted: true },
+        ),
+        (
+            RoomCommand::SetVideo { user: ALICE, on: true },
+            RoomEvent::ParticipantVideoChanged { user_id: ALICE, on: true },
+        ),
         (
             RoomCommand::SetScreenShare { user: ALICE, sharing: true },
             RoomEvent::ParticipantScreenShareChanged { user_id: ALICE, sharing: true },

@@ -203,11 +203,17 @@ mod tests {
 
     #[test]
     fn deserialising_parses() {
-        check(serde_json::from_str::<RoomName>(r#"" Team ""#).map_err(|_| RoomInputError::NameEmpty), Ok(r#"RoomName("Team")"#));
+        check(
+            serde_json::from_str::<RoomName>(r#"" Team ""#).map_err(|_| RoomInputError::NameEmpty),
+            Ok(r#"RoomName("Team")"#),
+        );
         assert!(serde_json::from_str::<RoomName>(r#""   ""#).is_err());
         assert!(serde_json::from_str::<MaxUsers>("0").is_err());
         assert!(serde_json::from_str::<MaxUsers>("12").is_ok());
         // Stored by an older build: cleaned on load, not refused.
-        check(serde_json::from_str::<RoomDescription>(r#""a\u0000b\nc""#).map_err(|_| RoomInputError::NameEmpty), Ok(r#"RoomDescription("ab\nc")"#));
+        check(
+            serde_json::from_str::<RoomDescription>(r#""a\u0000b\nc""#).map_err(|_| RoomInputError::NameEmpty),
+            Ok(r#"RoomDescription("ab\nc")"#),
+        );
     }
 }

@@ -28,10 +28,21 @@ pub enum RevokeReason {
 
 #[derive(Clone, Debug)]
 pub enum SessionCommand {
-    Start { user: UserId, refresh: RefreshHash, expires_at: DateTime<Utc> },
+    Start {
+        user: UserId,
+        refresh: RefreshHash,
+        expires_at: DateTime<Utc>,
+    },
     /// `now` comes from the caller: the domain has no clock.
-    Refresh { presented: RefreshHash, next: RefreshHash, now: DateTime<Utc>, expires_at: DateTime<Utc> },
-    Revoke { reason: RevokeReason },
+    Refresh {
+        presented: RefreshHash,
+        next: RefreshHash,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    },
+    Revoke {
+        reason: RevokeReason,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,7 +69,11 @@ impl DomainEvent for SessionEvent {
 }
 
 impl Upcast for SessionEvent {
-    fn upcast(event_type: &str, schema_version: u32, payload: serde_json::Value) -> Result<serde_json::Value, UpcastError> {
+    fn upcast(
+        event_type: &str,
+        schema_version: u32,
+        payload: serde_json::Value,
+    ) -> Result<serde_json::Value, UpcastError> {
         refuse_newer(event_type, schema_version, 1)?;
         Ok(payload)
     }
@@ -134,7 +149,11 @@ impl Session {
                 if self.expires_at.is_some_and(|expiry| now >= expiry) {
                     return Err(SessionError::Expired);
                 }
-                Ok(vec![SessionEvent::SessionRefreshed { refresh_hash: next, expires_at, generation: self.generation + 1 }])
+                Ok(vec![SessionEvent::SessionRefreshed {
+                    refresh_hash: next,
+                    expires_at,
+                    generation: self.generation + 1,
+                }])
             }
         }
     }

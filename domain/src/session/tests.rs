@@ -44,7 +44,10 @@ fn a_session_starts_once() {
 
 #[test]
 fn the_current_token_rotates() {
-    SessionTest::with(()).given(vec![started()]).when(refresh(1, 2, at(2))).then_expect_events(vec![refreshed_to(2, 1)]);
+    SessionTest::with(())
+        .given(vec![started()])
+        .when(refresh(1, 2, at(2)))
+        .then_expect_events(vec![refreshed_to(2, 1)]);
     SessionTest::with(())
         .given(vec![started(), refreshed_to(2, 1)])
         .when(refresh(2, 3, at(3)))
@@ -62,14 +65,23 @@ fn a_spent_token_revokes_the_whole_family() {
 #[test]
 fn a_revoked_session_refreshes_nothing() {
     let revoked = SessionEvent::SessionRevoked { reason: RevokeReason::Logout };
-    SessionTest::with(()).given(vec![started(), revoked]).when(refresh(1, 2, at(2))).then_expect_error(SessionError::Revoked);
+    SessionTest::with(())
+        .given(vec![started(), revoked])
+        .when(refresh(1, 2, at(2)))
+        .then_expect_error(SessionError::Revoked);
 }
 
 #[test]
 fn unknown_and_expired_tokens_are_refused() {
-    SessionTest::with(()).given(vec![started()]).when(refresh(7, 2, at(2))).then_expect_error(SessionError::UnknownRefreshToken);
+    SessionTest::with(())
+        .given(vec![started()])
+        .when(refresh(7, 2, at(2)))
+        .then_expect_error(SessionError::UnknownRefreshToken);
     SessionTest::with(()).given(vec![started()]).when(refresh(1, 2, at(30))).then_expect_error(SessionError::Expired);
-    SessionTest::with(()).given_no_previous_events().when(refresh(1, 2, at(2))).then_expect_error(SessionError::NotFound);
+    SessionTest::with(())
+        .given_no_previous_events()
+        .when(refresh(1, 2, at(2)))
+        .then_expect_error(SessionError::NotFound);
 }
 
 #[test]

@@ -89,8 +89,13 @@ mod tests {
     #[test]
     fn malformed_tokens_are_refused() {
         let good_secret = "ab".repeat(32);
-        for raw in ["", "no-dot", "not-a-uuid.abcd", &format!("{}.{}", Uuid::nil(), "zz".repeat(32)), &format!("{}.abc", Uuid::nil())]
-        {
+        for raw in [
+            "",
+            "no-dot",
+            "not-a-uuid.abcd",
+            &format!("{}.{}", Uuid::nil(), "zz".repeat(32)),
+            &format!("{}.abc", Uuid::nil()),
+        ] {
             assert_eq!(RefreshToken::parse(raw), Err(MalformedRefreshToken), "input {raw:?}");
         }
         assert!(RefreshToken::parse(&format!("{}.{good_secret}", Uuid::nil())).is_ok());

@@ -19,10 +19,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::auth::{AuthUser, require_admin};
-use crate::routes::rooms::hosted_room_row;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::response::{self, Failure};
+use crate::routes::rooms::hosted_room_row;
 use crate::state::AppState;
 
 /// Paths are relative to `/api/v1`, which `routes::api_router` nests them under.

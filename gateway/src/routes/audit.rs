@@ -8,8 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use rapat_projections::queries;
-use rapat_projections::queries::audit::{AuditFilter, AuditPosition};
 use rapat_projections::queries::AuditRow;
+use rapat_projections::queries::audit::{AuditFilter, AuditPosition};
 use rapat_projections::redaction::redact_secrets;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -204,7 +204,8 @@ mod tests {
     fn cursors_round_trip_and_garbage_is_refused() {
         let position = AuditPosition { stream_sequence: 42, aggregate_version: 3 };
         assert_eq!(decode_cursor(&encode_cursor(position)).ok(), Some(position));
-        for bad in ["", "not base64!", "djE6eA", &URL_SAFE_NO_PAD.encode("v1:1:2:3"), &URL_SAFE_NO_PAD.encode("v2:1:2")] {
+        for bad in ["", "not base64!", "djE6eA", &URL_SAFE_NO_PAD.encode("v1:1:2:3"), &URL_SAFE_NO_PAD.encode("v2:1:2")]
+        {
             assert_eq!(decode_cursor(bad).map_err(|e| e.code), Err("invalid_cursor"), "{bad:?}");
         }
     }

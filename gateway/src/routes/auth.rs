@@ -36,7 +36,8 @@ use crate::state::AppState;
 /// An argon2id hash (of a password no account has) with the hasher's parameters.
 /// A login for an unknown email is checked against it, so that it costs as much as
 /// a wrong password and the answer time does not tell which emails have accounts.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$g1OMWDhWmefsYsbEdvN3Zw$JDBNyVL9/q521LT0XIcyuD+EjdO14xPyA1/jdGXoIOA";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$g1OMWDhWmefsYsbEdvN3Zw$JDBNyVL9/q521LT0XIcyuD+EjdO14xPyA1/jdGXoIOA";
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -160,11 +161,12 @@ async fn register(
         confirm: metadata(EmailClaim::TYPE, &claim_id, "Confirm"),
     };
     let registration = Registration { account: user, email, password, first_name, last_name };
-    let registered = registration::register(&state.accounts, &state.emails, registration, commands)
-        .await
-        .map_err(|error| match error {
-            RegistrationError::Claim(error) => ApiError::from(error),
-            RegistrationError::Account(error) => ApiError::from(error),
+    let registered =
+        registration::register(&state.accounts, &state.emails, registration, commands).await.map_err(|error| {
+            match error {
+                RegistrationError::Claim(error) => ApiError::from(error),
+                RegistrationError::Account(error) => ApiError::from(error),
+            }
         })?;
     state.wait_visible(Account::TYPE, registered.account_sequence).await?;
 
@@ -202,8 +204,11 @@ async fn login(
     let session_id = Uuid::new_v4();
     let refresh = state.tokens.new_refresh(session_id);
     let now = Utc::now();
-    let start = SessionCommand::Start { user: user.id, refresh: refresh.hash(), expires_at: state.tokens.refresh_expiry(now) };
-    state.write(&state.sessions, &session_id.to_string(), start, acting(user.id, request_id(&headers).as_deref(), None)).await?;
+    let start =
+        SessionCommand::Start { user: user.id, refresh: refresh.hash(), expires_at: state.tokens.refresh_expiry(now) };
+    state
+        .write(&state.sessions, &session_id.to_string(), start, acting(user.id, request_id(&headers).as_deref(), None))
+        .await?;
 
     let (token, expires_in) = state.tokens.issue_access(user.id, session_id, &user.role, now);
     tracing::info!(user = %user.id, session = %session_id, "logged in");
@@ -231,10 +236,9 @@ async fn logout(
     body: Option<ApiJson<LogoutRequest>>,
 ) -> Result<Response, ApiError> {
     let from_body = body.and_then(|ApiJson(body)| body.token);
-    let token = from_body
-        .as_deref()
-        .or_else(|| bearer_token(&headers))
-        .ok_or_else(|| ApiError::unauthorized("missing_token", "send the access token in the body or as Authorization: Bearer"))?;
+    let token = from_body.as_deref().or_else(|| bearer_token(&headers)).ok_or_else(|| {
+        ApiError::unauthorized("missing_token", "send the access token in the body or as Authorization: Bearer")
+    })?;
     // An expired token still names its session, and a client must always be able
     // to end a session: only the signature is checked.
     let claims = state
@@ -248,7 +252,9 @@ async fn logout(
         return Err(ApiError::unauthorized("invalid_token", "this token does not belong to its session's user"));
     }
     let revoke = SessionCommand::Revoke { reason: RevokeReason::Logout };
-    state.write(&state.sessions, &claims.sid.to_string(), revoke, acting(actor, request_id(&headers).as_deref(), None)).await?;
+    state
+        .write(&state.sessions, &claims.sid.to_string(), revoke, acting(actor, request_id(&headers).as_deref(), None))
+        .await?;
     state.session_cache.forget(claims.sid);
     tracing::info!(user = %actor, session = %claims.sid, "logged out");
     Ok(response::message("Logged out successfully"))

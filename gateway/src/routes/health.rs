@@ -48,10 +48,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     // whatever is down.
     let nats = async {
         state.nats.connection_state() == async_nats::connection::State::Connected
-            && matches!(tokio::time::timeout(CHECK_TIMEOUT, state.nats.request(JETSTREAM_INFO, "".into())).await, Ok(Ok(_)))
+            && matches!(
+                tokio::time::timeout(CHECK_TIMEOUT, state.nats.request(JETSTREAM_INFO, "".into())).await,
+                Ok(Ok(_))
+            )
     };
     let parked = async {
-        tokio::time::timeout(CHECK_TIMEOUT, queries::parked::counts(&state.db)).await.map_err(|_| ()).and_then(|r| r.map_err(|_| ()))
+        tokio::time::timeout(CHECK_TIMEOUT, queries::parked::counts(&state.db))
+            .await
+            .map_err(|_| ())
+            .and_then(|r| r.map_err(|_| ()))
     };
     let mismatched = async {
         tokio::time::timeout(CHECK_TIMEOUT, queries::checkpoints::stream_mismatches(&state.db))

@@ -56,7 +56,10 @@ pub fn document_request_timeouts(openapi: &mut utoipa::openapi::OpenApi) {
             }
             let timeout = ResponseBuilder::new()
                 .description("the request body did not arrive in time; the connection is closed")
-                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Failure"))).build())
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Failure"))).build(),
+                )
                 .build();
             operation.responses.responses.entry("408".to_string()).or_insert(timeout.into());
         }
@@ -69,7 +72,8 @@ pub fn document_request_timeouts(openapi: &mut utoipa::openapi::OpenApi) {
 pub fn api_router<L>(rate_limited: L) -> OpenApiRouter<AppState>
 where
     L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
-    L::Service: tower::Service<axum::extract::Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
+    L::Service:
+        tower::Service<axum::extract::Request, Error = std::convert::Infallible> + Clone + Send + Sync + 'static,
     <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse + 'static,
     <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
 {

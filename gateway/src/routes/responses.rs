@@ -33,8 +33,12 @@ fn add_common_responses(operation: &mut Operation) {
     if operation.request_body.is_some() {
         add(operation, "413", "The body is too large");
     }
-    add(operation, "503", "`service_unavailable`: a backing service (NATS, Postgres) is down, nothing was stored; `busy`; or, \
-        for a write, `outcome_unknown`: the change may or may not be stored, retry with the same Idempotency-Key. See Retry-After");
+    add(
+        operation,
+        "503",
+        "`service_unavailable`: a backing service (NATS, Postgres) is down, nothing was stored; `busy`; or, \
+        for a write, `outcome_unknown`: the change may or may not be stored, retry with the same Idempotency-Key. See Retry-After",
+    );
 }
 
 /// The writes a client may retry safely: every operation that runs commands,
@@ -101,9 +105,9 @@ fn accepted_schema() -> Schema {
 fn requires_token(operation: &Operation) -> bool {
     operation.security.as_ref().is_some_and(|requirements| {
         !requirements.is_empty()
-            && requirements
-                .iter()
-                .all(|requirement| serde_json::to_value(requirement).is_ok_and(|value| value.as_object().is_some_and(|o| !o.is_empty())))
+            && requirements.iter().all(|requirement| {
+                serde_json::to_value(requirement).is_ok_and(|value| value.as_object().is_some_and(|o| !o.is_empty()))
+            })
     })
 }
 

@@ -10,7 +10,8 @@ use serde::{Deserialize, Deserializer};
 use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type};
 
 fn string(nullable: bool) -> ObjectBuilder {
-    let schema_type = if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { SchemaType::new(Type::String) };
+    let schema_type =
+        if nullable { SchemaType::from_iter([Type::String, Type::Null]) } else { SchemaType::new(Type::String) };
     ObjectBuilder::new().schema_type(schema_type)
 }
 
@@ -66,7 +67,9 @@ pub fn avatar_or_null() -> Object {
     string(true)
         .max_length(Some(Avatar::MAX_BYTES))
         .pattern(Some("^(data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=]+)?$"))
-        .description(Some("A PNG, JPEG, GIF or WebP image as a base64 data URL (at most 256 KiB); \"\" removes the avatar."))
+        .description(Some(
+            "A PNG, JPEG, GIF or WebP image as a base64 data URL (at most 256 KiB); \"\" removes the avatar.",
+        ))
         .build()
 }
 

@@ -230,4 +230,3 @@ async fn presence(
     let last_seen_at = sighting.last_seen_at;
     Ok(response::ok(PresenceView { user_id, status, last_seen_at }))
 }
-

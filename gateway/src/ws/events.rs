@@ -32,7 +32,8 @@ const FOLLOWED: &[&str] = &[
 
 pub(super) async fn deliver(room: &Arc<LocalRoom>, message: &async_nats::Message) {
     // The header names the commit's event types, so most commits are skipped unread.
-    let relevant = header(message, EVENT_TYPES_HEADER).is_some_and(|types| types.split(',').any(|t| FOLLOWED.contains(&t)));
+    let relevant =
+        header(message, EVENT_TYPES_HEADER).is_some_and(|types| types.split(',').any(|t| FOLLOWED.contains(&t)));
     if !relevant {
         return;
     }
@@ -57,16 +58,24 @@ async fn deliver_event(room: &Arc<LocalRoom>, stored: &StoredEvent) {
     let (user, message, closes) = match event {
         RoomEvent::ParticipantJoined { user_id } => (user_id, ServerMessage::UserJoined {}, Closes::No),
         RoomEvent::ParticipantLeft { user_id } => (user_id, ServerMessage::UserLeft { removed_by: None }, Closes::Left),
-        RoomEvent::ParticipantRemoved { user_id, removed_by } => {
-            (user_id, ServerMessage::UserLeft { removed_by: Some(removed_by.as_uuid()) }, Closes::Removed { removed_by })
+        RoomEvent::ParticipantRemoved { user_id, removed_by } => (
+            user_id,
+            ServerMessage::UserLeft { removed_by: Some(removed_by.as_uuid()) },
+            Closes::Removed { removed_by },
+        ),
+        RoomEvent::ParticipantMutedByHost { user_id, .. } => {
+            (user_id, ServerMessage::Mute { muted: true, by_host: true }, Closes::No)
         }
-        RoomEvent::ParticipantMutedByHost { user_id, .. } => (user_id, ServerMessage::Mute { muted: true, by_host: true }, Closes::No),
         RoomEvent::ParticipantUnmuteAllowed { user_id, allowed_by } => {
             (user_id, ServerMessage::UnmuteAllowed { allowed_by: allowed_by.as_uuid() }, Closes::No)
         }
-        RoomEvent::ParticipantAudioChanged { user_id, muted } => (user_id, ServerMessage::Mute { muted, by_host: false }, Closes::No),
+        RoomEvent::ParticipantAudioChanged { user_id, muted } => {
+            (user_id, ServerMessage::Mute { muted, by_host: false }, Closes::No)
+        }
         RoomEvent::ParticipantVideoChanged { user_id, on } => (user_id, ServerMessage::Video { on }, Closes::No),
-        RoomEvent::ParticipantScreenShareChanged { user_id, sharing } => (user_id, ServerMessage::ScreenShare { sharing }, Closes::No),
+        RoomEvent::ParticipantScreenShareChanged { user_id, sharing } => {
+            (user_id, ServerMessage::ScreenShare { sharing }, Closes::No)
+        }
         RoomEvent::RoomEnded {} => return room_ended(room, stored),
         RoomEvent::RoomCreated { .. } | RoomEvent::RoomSettingsUpdated { .. } => return,
     };
@@ -126,5 +135,10 @@ async fn name_of(room: &LocalRoom, user: Uuid) -> String {
 
 /// "First Last", leaving out empty parts.
 pub(super) fn display_name(first: Option<&str>, last: Option<&str>) -> String {
-    [first.unwrap_or(""), last.unwrap_or("")].iter().filter(|part| !part.is_empty()).copied().collect::<Vec<_>>().join(" ")
+    [first.unwrap_or(""), last.unwrap_or("")]
+        .iter()
+        .filter(|part| !part.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
 }

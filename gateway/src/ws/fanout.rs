@@ -139,7 +139,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Hub {
     pub fn new(nats: async_nats::Client, namespace: Namespace) -> Self {
-        Self { chat: ChatStore::new(nats.clone(), namespace.clone()), nats, namespace, rooms: Mutex::new(HashMap::new()) }
+        Self {
+            chat: ChatStore::new(nats.clone(), namespace.clone()),
+            nats,
+            namespace,
+            rooms: Mutex::new(HashMap::new()),
+        }
     }
 
     fn signal_subject(&self, room: Uuid) -> String {
@@ -223,7 +228,13 @@ impl Hub {
 
     /// Publishes a room message to every gateway with sockets in the room.
     /// `skip` is a connection not to echo it to; `target` limits it to one user.
-    pub async fn publish(&self, room: Uuid, skip: Option<Uuid>, target: Option<Uuid>, text: Utf8Bytes) -> Result<(), async_nats::Error> {
+    pub async fn publish(
+        &self,
+        room: Uuid,
+        skip: Option<Uuid>,
+        target: Option<Uuid>,
+        text: Utf8Bytes,
+    ) -> Result<(), async_nats::Error> {
         let mut headers = HeaderMap::new();
         if let Some(skip) = skip {
             headers.insert(SKIP_HEADER, skip.to_string().as_str());

@@ -83,16 +83,24 @@ async fn dispatch(state: &AppState, connection: &Connection, auth: &AuthUser, me
             publish(state, connection, Some(connection.id), None, text).await;
         }
         ClientMessage::Chat { payload } => chat(state, connection, &payload.message).await,
-        ClientMessage::Mute { payload } => media(state, connection, auth, RoomCommand::SetAudio { user, muted: payload.muted }).await,
-        ClientMessage::Video { payload } => media(state, connection, auth, RoomCommand::SetVideo { user, on: payload.on }).await,
+        ClientMessage::Mute { payload } => {
+            media(state, connection, auth, RoomCommand::SetAudio { user, muted: payload.muted }).await
+        }
+        ClientMessage::Video { payload } => {
+            media(state, connection, auth, RoomCommand::SetVideo { user, on: payload.on }).await
+        }
         ClientMessage::ScreenShare { payload } => {
             let command = RoomCommand::SetScreenShare { user, sharing: payload.sharing };
             media(state, connection, auth, command).await;
         }
         ClientMessage::RequestUnmute {} => request_unmute(state, connection, auth).await,
         ClientMessage::AllowUnmute { target } => allow_unmute(state, connection, auth, UserId::from_uuid(target)).await,
-        ClientMessage::Offer(negotiation) => negotiate(state, connection, SfuRequestKind::Offer, ServerMessage::Offer, negotiation).await,
-        ClientMessage::Answer(negotiation) => negotiate(state, connection, SfuRequestKind::Answer, ServerMessage::Answer, negotiation).await,
+        ClientMessage::Offer(negotiation) => {
+            negotiate(state, connection, SfuRequestKind::Offer, ServerMessage::Offer, negotiation).await
+        }
+        ClientMessage::Answer(negotiation) => {
+            negotiate(state, connection, SfuRequestKind::Answer, ServerMessage::Answer, negotiation).await
+        }
         ClientMessage::IceCandidate(negotiation) => {
             negotiate(state, connection, SfuRequestKind::IceCandidate, ServerMessage::IceCandidate, negotiation).await;
         }
@@ -128,7 +136,11 @@ async fn chat(state: &AppState, connection: &Connection, text: &ChatText) {
         }
         Err(error) => {
             tracing::warn!(%error, "a chat message was not stored");
-            reply_error(connection, "chat_unavailable", "the message could not be stored, so it was not sent; try again");
+            reply_error(
+                connection,
+                "chat_unavailable",
+                "the message could not be stored, so it was not sent; try again",
+            );
         }
     }
 }

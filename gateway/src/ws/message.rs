@@ -10,8 +10,8 @@
 
 use axum::extract::ws::Utf8Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use rapat_wire::signal::{SfuRequest, SfuRequestKind};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -32,9 +32,13 @@ pub struct Identity {
 #[serde(tag = "type", content = "payload", rename_all = "snake_case", rename_all_fields = "camelCase")]
 pub enum ServerMessage {
     /// A socket's first message: what its peer connection needs.
-    Config { ice_servers: Vec<IceServer> },
+    Config {
+        ice_servers: Vec<IceServer>,
+    },
     /// A socket's second message: everyone in the room and their media state.
-    Participants { participants: Vec<Participant> },
+    Participants {
+        participants: Vec<Participant>,
+    },
     UserJoined {},
     /// `removedBy` when the host removed the user.
     UserLeft {
@@ -42,10 +46,15 @@ pub enum ServerMessage {
         removed_by: Option<Uuid>,
     },
     /// To the removed user's own sockets, before they close.
-    Removed { removed_by: Uuid },
+    Removed {
+        removed_by: Uuid,
+    },
     RoomEnded {},
     /// `id` is the message's sequence on the chat stream.
-    Chat { message: String, id: u64 },
+    Chat {
+        message: String,
+        id: u64,
+    },
     /// `byHost` only when the host muted the user.
     Mute {
         muted: bool,
@@ -53,15 +62,24 @@ pub enum ServerMessage {
         by_host: bool,
     },
     UnmuteRequested {},
-    UnmuteAllowed { allowed_by: Uuid },
-    Video { on: bool },
-    ScreenShare { sharing: bool },
+    UnmuteAllowed {
+        allowed_by: Uuid,
+    },
+    Video {
+        on: bool,
+    },
+    ScreenShare {
+        sharing: bool,
+    },
     /// A peer's negotiation, relayed as the peer sent it (peer-to-peer mode).
     Offer(Map<String, Value>),
     Answer(Map<String, Value>),
     #[serde(rename = "ice-candidate")]
     IceCandidate(Map<String, Value>),
-    Error { code: String, message: String },
+    Error {
+        code: String,
+        message: String,
+    },
 }
 
 /// One participant of a `participants` message.
@@ -268,13 +286,16 @@ impl ClientMessage {
             "mute" => boolean("muted"),
             "video" => boolean("on"),
             "screen_share" => boolean("sharing"),
-            "allow_unmute" => Refused::new("invalid_target", "allow_unmute needs targetUserId: the participant's user id"),
-            "offer" | "answer" | "ice-candidate" if !json.get("payload").is_some_and(Value::is_object) => Refused::new(
-                "invalid_payload",
-                "the payload of an offer, answer or ice-candidate must be an object",
-            ),
+            "allow_unmute" => {
+                Refused::new("invalid_target", "allow_unmute needs targetUserId: the participant's user id")
+            }
+            "offer" | "answer" | "ice-candidate" if !json.get("payload").is_some_and(Value::is_object) => {
+                Refused::new("invalid_payload", "the payload of an offer, answer or ice-candidate must be an object")
+            }
             "offer" | "answer" | "ice-candidate" => Refused::new("invalid_target", "targetUserId must be a user's id"),
-            "auth" | "join_room" | "request_unmute" => Refused::new("invalid_payload", format!("{kind} has a malformed payload")),
+            "auth" | "join_room" | "request_unmute" => {
+                Refused::new("invalid_payload", format!("{kind} has a malformed payload"))
+            }
             _ => Refused::new("unknown_type", "unknown message type"),
         }
     }
@@ -334,7 +355,8 @@ mod tests {
     /// `schemas/ws/server/` are checked against live sockets in the API tests).
     #[test]
     fn server_messages_are_their_type_and_payload_in_the_envelope() {
-        let identity = Identity { room: Uuid::from_u128(1), user: Uuid::from_u128(2), username: "Ana Putri".to_owned() };
+        let identity =
+            Identity { room: Uuid::from_u128(1), user: Uuid::from_u128(2), username: "Ana Putri".to_owned() };
         let at = DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z").expect("a time").with_timezone(&Utc);
         let sent = |message: ServerMessage, target: Option<Uuid>| -> Value {
             serde_json::from_str(identity.message_at(&message, target, at).as_str()).expect("JSON")
@@ -347,7 +369,10 @@ mod tests {
             })
         };
         assert_eq!(sent(ServerMessage::UserJoined {}, None), envelope("user_joined", serde_json::json!({})));
-        assert_eq!(sent(ServerMessage::UserLeft { removed_by: None }, None), envelope("user_left", serde_json::json!({})));
+        assert_eq!(
+            sent(ServerMessage::UserLeft { removed_by: None }, None),
+            envelope("user_left", serde_json::json!({}))
+        );
         let removed = ServerMessage::UserLeft { removed_by: Some(host) };
         assert_eq!(sent(removed, None), envelope("user_left", serde_json::json!({ "removedBy": host })));
         assert_eq!(sent(ServerMessage::RoomEnded {}, None), envelope("room_ended", serde_json::json!({})));
@@ -364,7 +389,10 @@ mod tests {
         let config = ServerMessage::Config { ice_servers: Vec::new() };
         assert_eq!(sent(config, None), envelope("config", serde_json::json!({ "iceServers": [] })));
         let error = ServerMessage::Error { code: "unknown_type".to_owned(), message: "no".to_owned() };
-        assert_eq!(sent(error, None), envelope("error", serde_json::json!({ "code": "unknown_type", "message": "no" })));
+        assert_eq!(
+            sent(error, None),
+            envelope("error", serde_json::json!({ "code": "unknown_type", "message": "no" }))
+        );
 
         let candidate = serde_json::json!({ "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host" });
         let relayed = ServerMessage::IceCandidate(candidate.as_object().cloned().expect("an object"));

@@ -140,7 +140,11 @@ pub struct WsParams {
 /// value (echoed back as the selected protocol, as browsers require) or the
 /// payload of a first `auth` message. Refusals happen after the upgrade, as close
 /// frames, so that a browser can read their code and reason.
-pub async fn handler(State(state): State<AppState>, Query(params): Query<WsParams>, mut upgrade: WebSocketUpgrade) -> Response {
+pub async fn handler(
+    State(state): State<AppState>,
+    Query(params): Query<WsParams>,
+    mut upgrade: WebSocketUpgrade,
+) -> Response {
     let protocol_token = upgrade
         .requested_protocols()
         .filter_map(|value| value.to_str().ok())

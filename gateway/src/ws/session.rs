@@ -10,8 +10,8 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use rapat_domain::ids::RoomId;
 use rapat_projections::queries;
-use rapat_wire::signal::SfuRequestKind;
 use rapat_projections::queries::rooms::ParticipantRow;
+use rapat_wire::signal::SfuRequestKind;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -77,12 +77,15 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
     // Watched from here on, the session is checked once more: a revocation stored
     // between the token check and now would otherwise go unseen by this socket.
     let session = state.session_cache.watch(admitted.auth.session_id, connection.id);
-    if let Err(Refusal(code, reason)) = check_session(&state, admitted.auth.session_id, user).await.map_err(Refusal::from) {
+    if let Err(Refusal(code, reason)) =
+        check_session(&state, admitted.auth.session_id, user).await.map_err(Refusal::from)
+    {
         let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
         return;
     }
     let presence_ttl = state.config.presence_socket_ttl;
-    let caps = SocketCaps { per_user: state.config.ws_max_sockets_per_user, per_room: state.config.ws_max_sockets_per_room };
+    let caps =
+        SocketCaps { per_user: state.config.ws_max_sockets_per_user, per_room: state.config.ws_max_sockets_per_room };
     match state.presence.admit_socket(user, connection.id, identity.room, presence_ttl, caps).await {
         Ok(replaced) => {
             for old in replaced {
@@ -94,7 +97,9 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
         Err(TooManySockets { held }) => {
             tracing::info!(%user, held, "refusing a websocket: too many open sockets");
             let reason = format!("too many open sockets ({held}); close one and try again");
-            let _ = sink.send(Message::Close(Some(CloseFrame { code: CLOSE_TOO_MANY_SOCKETS, reason: reason.into() }))).await;
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame { code: CLOSE_TOO_MANY_SOCKETS, reason: reason.into() })))
+                .await;
             return;
         }
     }
@@ -145,17 +150,19 @@ async fn admit(
         .ok_or_else(|| Refusal::new(CLOSE_BAD_REQUEST, "roomId must be a room's id"))?;
     let token = match token {
         Some(token) => token,
-        None => first_message_token(stream)
-            .await
-            .ok_or_else(|| Refusal::new(CLOSE_UNAUTHORIZED, "a token is needed: ?token=, a subprotocol or an auth message"))?,
+        None => first_message_token(stream).await.ok_or_else(|| {
+            Refusal::new(CLOSE_UNAUTHORIZED, "a token is needed: ?token=, a subprotocol or an auth message")
+        })?,
     };
     let auth = authenticate(state, &token).await.map_err(Refusal::from)?;
-    let unavailable = |error: queries::QueryError| Refusal::new(CLOSE_UNAVAILABLE, format!("cannot read the room: {error}"));
+    let unavailable =
+        |error: queries::QueryError| Refusal::new(CLOSE_UNAVAILABLE, format!("cannot read the room: {error}"));
     queries::rooms::by_id(&state.db, RoomId::from_uuid(room))
         .await
         .map_err(unavailable)?
         .ok_or_else(|| Refusal::new(CLOSE_UNKNOWN_ROOM, "the room does not exist"))?;
-    let participants = queries::rooms::current_participants(&state.db, RoomId::from_uuid(room)).await.map_err(unavailable)?;
+    let participants =
+        queries::rooms::current_participants(&state.db, RoomId::from_uuid(room)).await.map_err(unavailable)?;
     let me = participants
         .iter()
         .find(|row| row.user_id == auth.user_id)
@@ -198,7 +205,11 @@ fn participants_message(identity: &Identity, rows: Vec<ParticipantRow>) -> Utf8B
     identity.message(&ServerMessage::Participants { participants }, None)
 }
 
-async fn write(mut sink: SplitSink<WebSocket, Message>, mut outgoing: mpsc::Receiver<Outgoing>, cancel: CancellationToken) {
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outgoing: mpsc::Receiver<Outgoing>,
+    cancel: CancellationToken,
+) {
     loop {
         let item = tokio::select! {
             _ = cancel.cancelled() => break,

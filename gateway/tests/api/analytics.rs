@@ -23,7 +23,10 @@ async fn make_admin(app: &TestApp, user: &TestUser) {
     let command = AccountCommand::GrantRole { role: Role::Admin };
     let outcome = bus.execute(&user.id, command, CommandMetadata::system()).await.expect("granted");
     let positions = ProjectionPositions::start(app.db.clone());
-    positions.wait_for(&[Projection::Accounts], outcome.stream_sequence, Duration::from_secs(10)).await.expect("visible");
+    positions
+        .wait_for(&[Projection::Accounts], outcome.stream_sequence, Duration::from_secs(10))
+        .await
+        .expect("visible");
 }
 
 /// Room writes wait for the rooms read model only: wait until analytics has
@@ -92,6 +95,10 @@ async fn a_host_sees_the_meeting_and_an_admin_sees_the_day() {
     empty.expect(200);
     assert_eq!(empty.data(), &json!([]));
     app.get("/api/v1/analytics/daily?from=yesterday", &admin.token).await.expect_error(400, "invalid_query");
-    app.get("/api/v1/analytics/daily?from=2024-02-01&to=2024-01-01", &admin.token).await.expect_error(400, "invalid_query");
-    app.get("/api/v1/analytics/daily?from=2020-01-01&to=2024-01-01", &admin.token).await.expect_error(400, "invalid_query");
+    app.get("/api/v1/analytics/daily?from=2024-02-01&to=2024-01-01", &admin.token)
+        .await
+        .expect_error(400, "invalid_query");
+    app.get("/api/v1/analytics/daily?from=2020-01-01&to=2024-01-01", &admin.token)
+        .await
+        .expect_error(400, "invalid_query");
 }

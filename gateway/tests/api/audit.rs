@@ -19,9 +19,13 @@ pub(crate) async fn grant(app: &TestApp, user: &TestUser, role: Role) {
     let nats = rapat_commands::connect(&nats_url()).await.expect("NATS");
     let store = JetStreamEventStore::<Account>::open(nats, app.event_store.clone()).await.expect("store");
     let bus = CommandBus::new(store, DomainServices::new(Arc::new(Argon2idHasher::new())));
-    let outcome = bus.execute(&user.id, AccountCommand::GrantRole { role }, CommandMetadata::system()).await.expect("granted");
+    let outcome =
+        bus.execute(&user.id, AccountCommand::GrantRole { role }, CommandMetadata::system()).await.expect("granted");
     let positions = ProjectionPositions::start(app.db.clone());
-    positions.wait_for(&[Projection::Accounts, Projection::Audit], outcome.stream_sequence, Duration::from_secs(10)).await.expect("visible");
+    positions
+        .wait_for(&[Projection::Accounts, Projection::Audit], outcome.stream_sequence, Duration::from_secs(10))
+        .await
+        .expect("visible");
 }
 
 async fn audit(app: &TestApp, token: &str, query: &str) -> crate::helpers::TestResponse {
@@ -54,7 +58,13 @@ async fn all_pages(app: &TestApp, token: &str, query: &str, limit: u32) -> Vec<V
 fn summary(events: &[Value]) -> Vec<(Option<String>, String, String)> {
     events
         .iter()
-        .map(|e| (e["actor"].as_str().map(str::to_owned), e["aggregateType"].as_str().unwrap_or("").to_owned(), e["eventType"].as_str().unwrap_or("").to_owned()))
+        .map(|e| {
+            (
+                e["actor"].as_str().map(str::to_owned),
+                e["aggregateType"].as_str().unwrap_or("").to_owned(),
+                e["eventType"].as_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -67,9 +77,15 @@ async fn an_admin_sees_every_change_of_a_meeting_story_with_its_actor_in_order()
     app.post("/api/v1/users/contacts", Some(&ayu.token), json!({ "contactId": bima.id })).await.expect(201);
     let room = app.create_room(&ayu, json!({ "name": "Standup", "maxUsers": 5, "password": "room-pass" })).await;
     app.post(&format!("/api/v1/rooms/{room}/join"), Some(&ayu.token), json!({})).await.expect(200);
-    app.post(&format!("/api/v1/rooms/{room}/join"), Some(&bima.token), json!({ "password": "room-pass" })).await.expect(200);
-    app.post(&format!("/api/v1/rooms/{room}/participants/{}/mute", bima.id), Some(&ayu.token), json!({})).await.expect(200);
-    app.post(&format!("/api/v1/rooms/{room}/participants/{}/remove", bima.id), Some(&ayu.token), json!({})).await.expect(200);
+    app.post(&format!("/api/v1/rooms/{room}/join"), Some(&bima.token), json!({ "password": "room-pass" }))
+        .await
+        .expect(200);
+    app.post(&format!("/api/v1/rooms/{room}/participants/{}/mute", bima.id), Some(&ayu.token), json!({}))
+        .await
+        .expect(200);
+    app.post(&format!("/api/v1/rooms/{room}/participants/{}/remove", bima.id), Some(&ayu.token), json!({}))
+        .await
+        .expect(200);
     app.post(&format!("/api/v1/rooms/{room}/end"), Some(&ayu.token), json!({})).await.expect(200);
 
     let admin = app.new_user("Admin").await;
@@ -81,25 +97,33 @@ async fn an_admin_sees_every_change_of_a_meeting_story_with_its_actor_in_order()
     let (a, b) = (Some(ayu.id.clone()), Some(bima.id.clone()));
     let story: Vec<_> = summary(&events)
         .into_iter()
-        .filter(|(actor, kind, _)| (actor == &a || actor == &b || actor.is_none()) && ["account", "contacts", "room"].contains(&kind.as_str()))
+        .filter(|(actor, kind, _)| {
+            (actor == &a || actor == &b || actor.is_none()) && ["account", "contacts", "room"].contains(&kind.as_str())
+        })
         .collect();
     let t = |actor: &Option<String>, kind: &str, event: &str| (actor.clone(), kind.to_owned(), event.to_owned());
-    assert_eq!(story, vec![
-        t(&a, "account", "AccountRegistered"),
-        t(&b, "account", "AccountRegistered"),
-        t(&a, "account", "ProfileUpdated"),
-        t(&a, "contacts", "ContactAdded"),
-        t(&a, "room", "RoomCreated"),
-        t(&a, "room", "ParticipantJoined"),
-        t(&b, "room", "ParticipantJoined"),
-        t(&a, "room", "ParticipantMutedByHost"),
-        t(&a, "room", "ParticipantRemoved"),
-        t(&a, "room", "RoomEnded"),
-        t(&None, "account", "RoleGranted"),
-    ]);
+    assert_eq!(
+        story,
+        vec![
+            t(&a, "account", "AccountRegistered"),
+            t(&b, "account", "AccountRegistered"),
+            t(&a, "account", "ProfileUpdated"),
+            t(&a, "contacts", "ContactAdded"),
+            t(&a, "room", "RoomCreated"),
+            t(&a, "room", "ParticipantJoined"),
+            t(&b, "room", "ParticipantJoined"),
+            t(&a, "room", "ParticipantMutedByHost"),
+            t(&a, "room", "ParticipantRemoved"),
+            t(&a, "room", "RoomEnded"),
+            t(&None, "account", "RoleGranted"),
+        ]
+    );
 
     // Stream order, every field of the envelope, and no password hash.
-    let positions: Vec<(u64, u64)> = events.iter().map(|e| (e["streamSequence"].as_u64().expect("seq"), e["aggregateVersion"].as_u64().expect("version"))).collect();
+    let positions: Vec<(u64, u64)> = events
+        .iter()
+        .map(|e| (e["streamSequence"].as_u64().expect("seq"), e["aggregateVersion"].as_u64().expect("version")))
+        .collect();
     assert!(positions.windows(2).all(|pair| pair[0] < pair[1]), "in stream order: {positions:?}");
     let created = events.iter().find(|e| e["eventType"] == "RoomCreated").expect("RoomCreated");
     for field in ["eventId", "aggregateId", "schemaVersion", "commandId", "occurredAt", "correlationId"] {
@@ -144,7 +168,13 @@ async fn filters_and_cursor_pages_cover_the_trail_without_duplicates_or_gaps() {
     let last_at = room_events[3]["occurredAt"].as_str().expect("time").to_owned();
     let from = all_pages(&app, &admin.token, &format!("?aggregateType=room&from={}", urlencode(&created_at)), 2).await;
     assert_eq!(from.len(), 4);
-    let window = all_pages(&app, &admin.token, &format!("?aggregateType=room&from={}&to={}", urlencode(&created_at), urlencode(&last_at)), 2).await;
+    let window = all_pages(
+        &app,
+        &admin.token,
+        &format!("?aggregateType=room&from={}&to={}", urlencode(&created_at), urlencode(&last_at)),
+        2,
+    )
+    .await;
     assert_eq!(window.len(), 3, "to is exclusive");
     let none = audit(&app, &admin.token, "?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z").await;
     none.expect(200);
@@ -166,7 +196,14 @@ async fn bad_filters_are_400_and_only_admins_get_in() {
 
     grant(&app, &member, Role::Admin).await;
     audit(&app, &member.token, "").await.expect(200);
-    for query in ["?limit=0", "?limit=501", "?limit=x", "?from=yesterday", "?to=2025-13-01T00:00:00Z", "?from=2025-02-01T00:00:00Z&to=2025-01-01T00:00:00Z"] {
+    for query in [
+        "?limit=0",
+        "?limit=501",
+        "?limit=x",
+        "?from=yesterday",
+        "?to=2025-13-01T00:00:00Z",
+        "?from=2025-02-01T00:00:00Z&to=2025-01-01T00:00:00Z",
+    ] {
         audit(&app, &member.token, query).await.expect_error(400, "invalid_query");
     }
     for cursor in ["garbage!", "djE6eA"] {

@@ -10,7 +10,6 @@ use uuid::Uuid;
 
 use crate::helpers::{TEST_JWT_SECRET as TEST_SECRET, TestApp, TestResponse, spawn_app, spawn_app_with};
 
-
 impl TestApp {
     pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
         self.post("/api/v1/auth/refresh", None, json!({ "refreshToken": refresh_token })).await
@@ -103,7 +102,8 @@ async fn concurrent_registrations_of_one_email_create_exactly_one_account() {
     let app = spawn_app().await;
     let attempt = |first_name: &'static str| app.register("race@example.com", "correct horse 1", first_name, "Tester");
 
-    let (a, b, c, d, e) = tokio::join!(attempt("Ayu"), attempt("Bima"), attempt("Cici"), attempt("Dani"), attempt("Edo"));
+    let (a, b, c, d, e) =
+        tokio::join!(attempt("Ayu"), attempt("Bima"), attempt("Cici"), attempt("Dani"), attempt("Edo"));
 
     let responses = [a, b, c, d, e];
     let created: Vec<&TestResponse> = responses.iter().filter(|r| r.status == 201).collect();
@@ -341,10 +341,19 @@ async fn auth_endpoints_are_rate_limited_per_client() {
 #[tokio::test]
 async fn auth_and_user_operations_are_documented_with_their_security() {
     let app = spawn_app().await;
-    let document: Value =
-        app.http.get(format!("{}/api/v1/openapi.json", app.base_url)).send().await.expect("sent").json().await.expect("JSON");
+    let document: Value = app
+        .http
+        .get(format!("{}/api/v1/openapi.json", app.base_url))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
     let paths = document["paths"].as_object().expect("paths");
-    for (path, item) in paths.iter().filter(|(path, _)| path.starts_with("/api/v1/auth") || path.starts_with("/api/v1/users")) {
+    for (path, item) in
+        paths.iter().filter(|(path, _)| path.starts_with("/api/v1/auth") || path.starts_with("/api/v1/users"))
+    {
         for (method, operation) in item.as_object().expect("a path item") {
             let what = format!("{method} {path}");
             let tag = if path.starts_with("/api/v1/auth") { "auth" } else { "users" };
@@ -375,9 +384,7 @@ async fn a_logout_through_one_gateway_stops_the_token_at_another() {
     let app = spawn_app().await;
     let other = app.second_gateway().await;
     let user = app.new_user("Sari").await;
-    let profile_at_other = || {
-        app.http.get(format!("{other}/api/v1/users/profile")).bearer_auth(&user.token).send()
-    };
+    let profile_at_other = || app.http.get(format!("{other}/api/v1/users/profile")).bearer_auth(&user.token).send();
     assert_eq!(profile_at_other().await.expect("answers").status(), 200, "the other gateway now remembers the session");
 
     app.post("/api/v1/auth/logout", Some(&user.token), json!({})).await.expect(200);

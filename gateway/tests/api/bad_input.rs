@@ -76,8 +76,9 @@ async fn garbage_bodies_get_400_on_every_endpoint() {
             // and then the missing bearer token is what is wrong.
             let no_body = body.is_empty() || body == b"null";
             let statuses: &[u16] = if endpoint.path.ends_with("/logout") && no_body { &[401] } else { &[400] };
-            let response =
-                app.send_raw(endpoint.method.clone(), endpoint.path, endpoint.token.as_deref(), content_type, body).await;
+            let response = app
+                .send_raw(endpoint.method.clone(), endpoint.path, endpoint.token.as_deref(), content_type, body)
+                .await;
             assert_refused(&response, statuses, &format!("{} {} with {what}", endpoint.method, endpoint.path));
         }
     }
@@ -89,7 +90,8 @@ async fn bodies_over_the_limit_get_413_on_every_endpoint() {
     let app = spawn_app().await;
     let huge = json!({ "email": "x".repeat(2 * 1024 * 1024) }).to_string().into_bytes();
     for endpoint in endpoints(&app).await {
-        let response = app.send_raw(endpoint.method.clone(), endpoint.path, endpoint.token.as_deref(), JSON, huge.clone()).await;
+        let response =
+            app.send_raw(endpoint.method.clone(), endpoint.path, endpoint.token.as_deref(), JSON, huge.clone()).await;
         response.expect_error(413, "body_too_large");
     }
     assert_still_answering(&app).await;
@@ -104,9 +106,7 @@ async fn wrong_types_missing_fields_and_huge_values_get_400() {
     };
     let mega = "x".repeat(1_000_000);
     let mega_email = format!("{}@example.com", "a".repeat(1_000_000));
-    let user = |email: Value, password: Value, first: Value, last: Value| {
-        json!({ "email": email, "password": password, "firstName": first, "lastName": last })
-    };
+    let user = |email: Value, password: Value, first: Value, last: Value| json!({ "email": email, "password": password, "firstName": first, "lastName": last });
     let ok = |text: &str| json!(text);
     let cases: Vec<(&Endpoint, Value, &[u16])> = vec![
         (register, user(json!(1), ok("correct horse 1"), ok("A"), ok("B")), &[400]),
@@ -229,7 +229,13 @@ async fn odd_authorization_and_content_type_headers_are_refused_not_failed() {
         reqwest::header::HeaderValue::from_str(&format!("Bearer {}", "x".repeat(64 * 1024))).expect("long"),
     ];
     for authorization in authorizations {
-        let answer = app.http.get(&url).header(reqwest::header::AUTHORIZATION, authorization.clone()).send().await.expect("sent");
+        let answer = app
+            .http
+            .get(&url)
+            .header(reqwest::header::AUTHORIZATION, authorization.clone())
+            .send()
+            .await
+            .expect("sent");
         let status = answer.status().as_u16();
         assert!(status == 401 || status == 431, "Authorization {authorization:?} answered {status}");
     }

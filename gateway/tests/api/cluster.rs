@@ -48,7 +48,8 @@ async fn create_rooms_until(app: &TestApp, user: &TestUser, stop: Instant) -> Ve
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let room = (answer.status == StatusCode::CREATED).then(|| answer.data()["id"].as_str().expect("room id").to_string());
+        let room =
+            (answer.status == StatusCode::CREATED).then(|| answer.data()["id"].as_str().expect("room id").to_string());
         let error = format!("{} {}", answer.status.as_u16(), answer.error_code());
         writes.push(Write { room, error, answered_at: Instant::now(), took: started.elapsed() });
     }
@@ -94,7 +95,8 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_under_load_loses_no_a
     // Writes go on with the leader down: some succeed after the kill and before
     // the node comes back. The longest stretch without a success is the pause for
     // the elections; it is reported, not bounded, as it depends on the machine.
-    let mut successes: Vec<Instant> = writes.iter().filter(|write| write.room.is_some()).map(|write| write.answered_at).collect();
+    let mut successes: Vec<Instant> =
+        writes.iter().filter(|write| write.room.is_some()).map(|write| write.answered_at).collect();
     successes.sort();
     let longest_pause = successes.windows(2).map(|pair| pair[1] - pair[0]).max().unwrap_or_default();
     let slowest = writes.iter().map(|write| write.took).max().unwrap_or_default();
@@ -119,7 +121,8 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_under_load_loses_no_a
     loop {
         let info = stream.info().await.expect("stream info").clone();
         let replicas = info.cluster.map(|cluster| cluster.replicas).unwrap_or_default();
-        let caught_up = replicas.len() == 2 && replicas.iter().all(|peer| peer.current && !peer.offline && peer.lag.unwrap_or(0) == 0);
+        let caught_up = replicas.len() == 2
+            && replicas.iter().all(|peer| peer.current && !peer.offline && peer.lag.unwrap_or(0) == 0);
         if caught_up {
             break;
         }
@@ -130,6 +133,9 @@ async fn killing_the_stream_leader_of_a_three_node_cluster_under_load_loses_no_a
     // Nothing acknowledged is lost.
     for room in acknowledged {
         let subject = app.namespace.event_subject("room", room);
-        stream.get_last_raw_message_by_subject(&subject).await.unwrap_or_else(|error| panic!("acknowledged room {room} is not in the stream: {error}"));
+        stream
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .unwrap_or_else(|error| panic!("acknowledged room {room} is not in the stream: {error}"));
     }
 }

@@ -52,10 +52,15 @@ async fn contact_summaries_follow_profile_changes() {
     let contact = app.new_user("Cahya").await;
     app.add_contact(&owner, &contact.id).await.expect(201);
 
-    app.put("/api/v1/users/profile", &contact.token, json!({ "firstName": "Cahyani", "status": "away" })).await.expect(200);
+    app.put("/api/v1/users/profile", &contact.token, json!({ "firstName": "Cahyani", "status": "away" }))
+        .await
+        .expect(200);
 
     let listed = app.get("/api/v1/users/contacts", &owner.token).await;
-    assert_eq!((listed.data()[0]["firstName"].as_str(), listed.data()[0]["status"].as_str()), (Some("Cahyani"), Some("away")));
+    assert_eq!(
+        (listed.data()[0]["firstName"].as_str(), listed.data()[0]["status"].as_str()),
+        (Some("Cahyani"), Some("away"))
+    );
 }
 
 #[tokio::test]
@@ -70,7 +75,9 @@ async fn adding_refuses_unknown_self_duplicate_and_malformed_ids() {
     app.add_contact(&owner, &contact.id).await.expect_error(409, "already_a_contact");
     app.add_contact(&owner, "not-a-uuid").await.expect_error(400, "invalid_body");
     app.post("/api/v1/users/contacts", Some(&owner.token), json!({})).await.expect_error(400, "invalid_body");
-    app.post("/api/v1/users/contacts", Some(&owner.token), json!({ "contactId": 7 })).await.expect_error(400, "invalid_body");
+    app.post("/api/v1/users/contacts", Some(&owner.token), json!({ "contactId": 7 }))
+        .await
+        .expect_error(400, "invalid_body");
 
     assert_eq!(app.contact_ids(&owner).await, [contact.id.as_str()]);
 }
@@ -91,7 +98,9 @@ async fn removing_a_contact_and_removing_a_non_contact() {
     assert!(app.contact_ids(&owner).await.is_empty());
     let again = app.delete(&format!("/api/v1/users/contacts/{}", contact.id), &owner.token).await;
     again.expect_error(404, "not_a_contact");
-    app.delete(&format!("/api/v1/users/contacts/{}", stranger.id), &owner.token).await.expect_error(404, "not_a_contact");
+    app.delete(&format!("/api/v1/users/contacts/{}", stranger.id), &owner.token)
+        .await
+        .expect_error(404, "not_a_contact");
     app.delete("/api/v1/users/contacts/not-a-uuid", &owner.token).await.expect_error(400, "invalid_path");
     // A removed contact can be added again.
     app.add_contact(&owner, &contact.id).await.expect(201);

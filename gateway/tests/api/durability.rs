@@ -18,7 +18,15 @@ use crate::helpers::{TestApp, TestResponse, postgres_base_url, spawn_app, spawn_
 const ANSWER_WITHIN: Duration = Duration::from_millis(3500);
 
 /// A request with an `Idempotency-Key` and an `X-Request-Id` (see `TestApp::keyed`).
-async fn keyed(app: &TestApp, method: Method, path: &str, token: Option<&str>, body: Value, key: &str, request_id: &str) -> TestResponse {
+async fn keyed(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+    key: &str,
+    request_id: &str,
+) -> TestResponse {
     app.keyed(method, path, token, body, key, request_id).await
 }
 
@@ -57,15 +65,18 @@ async fn a_retried_keyed_write_is_stored_once_and_answered_alike() {
     let alice = app.new_user("Alice").await;
     let bob = app.new_user("Bob").await;
 
-    let first = keyed(&app, Method::POST, "/api/v1/rooms", Some(&alice.token), room_body("Standup"), "key-1", "req-a1").await;
+    let first =
+        keyed(&app, Method::POST, "/api/v1/rooms", Some(&alice.token), room_body("Standup"), "key-1", "req-a1").await;
     first.expect(201);
-    let again = keyed(&app, Method::POST, "/api/v1/rooms", Some(&alice.token), room_body("Standup"), "key-1", "req-a2").await;
+    let again =
+        keyed(&app, Method::POST, "/api/v1/rooms", Some(&alice.token), room_body("Standup"), "key-1", "req-a2").await;
     again.expect(201);
     assert_eq!(first.data(), again.data(), "a retry answers as the first attempt did");
     let room = first.data()["id"].as_str().expect("room id").to_string();
 
     // The same key from another user is another request.
-    let bobs = keyed(&app, Method::POST, "/api/v1/rooms", Some(&bob.token), room_body("Standup"), "key-1", "req-b1").await;
+    let bobs =
+        keyed(&app, Method::POST, "/api/v1/rooms", Some(&bob.token), room_body("Standup"), "key-1", "req-b1").await;
     bobs.expect(201);
     assert_ne!(bobs.data()["id"], first.data()["id"]);
 
@@ -73,7 +84,8 @@ async fn a_retried_keyed_write_is_stored_once_and_answered_alike() {
     let path = format!("/api/v1/rooms/{room}");
     let update = keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 5 }), "key-2", "req-a3").await;
     update.expect(200);
-    let update_again = keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 5 }), "key-2", "req-a4").await;
+    let update_again =
+        keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 5 }), "key-2", "req-a4").await;
     update_again.expect(200);
     assert_eq!(update.data(), update_again.data());
 
@@ -84,7 +96,8 @@ async fn a_retried_keyed_write_is_stored_once_and_answered_alike() {
 
     // A registration retried: one account, the same answer.
     let register = json!({ "email": "carol@example.com", "password": "correct horse 1", "firstName": "Carol", "lastName": "Tester" });
-    let registered = keyed(&app, Method::POST, "/api/v1/auth/register", None, register.clone(), "key-4", "req-c1").await;
+    let registered =
+        keyed(&app, Method::POST, "/api/v1/auth/register", None, register.clone(), "key-4", "req-c1").await;
     registered.expect(201);
     let registered_again = keyed(&app, Method::POST, "/api/v1/auth/register", None, register, "key-4", "req-c2").await;
     registered_again.expect(201);
@@ -103,13 +116,26 @@ async fn a_retried_keyed_write_is_stored_once_and_answered_alike() {
 #[tokio::test]
 async fn the_document_states_the_key_and_the_202() {
     let app = spawn_app().await;
-    let document: Value = app.http.get(format!("{}/api/v1/openapi.json", app.base_url)).send().await.expect("sent").json().await.expect("json");
+    let document: Value = app
+        .http
+        .get(format!("{}/api/v1/openapi.json", app.base_url))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
     let has_key = |path: &str, method: &str| {
         document["paths"][path][method]["parameters"]
             .as_array()
             .is_some_and(|parameters| parameters.iter().any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"))
     };
-    for (path, method) in [("/api/v1/rooms", "post"), ("/api/v1/rooms/{roomId}", "put"), ("/api/v1/auth/register", "post"), ("/api/v1/users/contacts/{contactId}", "delete")] {
+    for (path, method) in [
+        ("/api/v1/rooms", "post"),
+        ("/api/v1/rooms/{roomId}", "put"),
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/users/contacts/{contactId}", "delete"),
+    ] {
         assert!(has_key(path, method), "{method} {path} documents Idempotency-Key");
         assert!(document["paths"][path][method]["responses"]["202"].is_object(), "{method} {path} documents 202");
     }
@@ -127,7 +153,8 @@ async fn a_malformed_idempotency_key_is_refused() {
             .await
             .expect_error(400, "invalid_idempotency_key");
     }
-    let register = json!({ "email": "dave@example.com", "password": "correct horse 1", "firstName": "D", "lastName": "T" });
+    let register =
+        json!({ "email": "dave@example.com", "password": "correct horse 1", "firstName": "D", "lastName": "T" });
     keyed(&app, Method::POST, "/api/v1/auth/register", None, register, &"k".repeat(256), "req-y")
         .await
         .expect_error(400, "invalid_idempotency_key");
@@ -152,7 +179,8 @@ struct Attempt {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_during_a_nats_outage_answer_fast_and_truthfully() {
     let mut nats = NatsServer::start().await;
-    let app = Arc::new(spawn_app_on(&nats.url(), &postgres_base_url(), |config| config.rooms_per_user_per_hour = 0).await);
+    let app =
+        Arc::new(spawn_app_on(&nats.url(), &postgres_base_url(), |config| config.rooms_per_user_per_hour = 0).await);
     let mut users = Vec::new();
     for name in ["Ann", "Ben", "Cat", "Dan"] {
         users.push(app.new_user(name).await);
@@ -172,19 +200,34 @@ async fn writes_during_a_nats_outage_answer_fast_and_truthfully() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 round += 1;
                 let (method, path, body) = match &last_room {
-                    Some(room) if round.is_multiple_of(2) => (Method::PUT, format!("/api/v1/rooms/{room}"), json!({ "maxUsers": 2 + round % 7 })),
+                    Some(room) if round.is_multiple_of(2) => {
+                        (Method::PUT, format!("/api/v1/rooms/{room}"), json!({ "maxUsers": 2 + round % 7 }))
+                    }
                     _ => (Method::POST, "/api/v1/rooms".to_string(), room_body("Load")),
                 };
                 let (key, request_id) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
                 let started = Instant::now();
-                let answer = keyed(&app, method.clone(), &path, Some(&user.token), body.clone(), &key, &request_id).await;
+                let answer =
+                    keyed(&app, method.clone(), &path, Some(&user.token), body.clone(), &key, &request_id).await;
                 let took = started.elapsed();
-                let code = answer.body["error"]["code"].as_str().or(answer.body["code"].as_str()).unwrap_or("").to_string();
+                let code =
+                    answer.body["error"]["code"].as_str().or(answer.body["code"].as_str()).unwrap_or("").to_string();
                 if answer.status == 201 {
                     last_room = answer.data()["id"].as_str().map(str::to_string);
                 }
                 let status = answer.status.as_u16();
-                attempts.lock().expect("not poisoned").push(Attempt { user: index, method, path, body, key, request_id, status, code, started, took });
+                attempts.lock().expect("not poisoned").push(Attempt {
+                    user: index,
+                    method,
+                    path,
+                    body,
+                    key,
+                    request_id,
+                    status,
+                    code,
+                    started,
+                    took,
+                });
                 // A client backs off a little after a failure; it also keeps the
                 // number of retries to check below small.
                 if !answer.status.is_success() {
@@ -221,7 +264,8 @@ async fn writes_during_a_nats_outage_answer_fast_and_truthfully() {
         let attempts = attempts.lock().expect("not poisoned");
         (0..users.len()).all(|user| attempts.iter().filter(|a| a.user == user && a.started > killed_at).count() >= 3)
     };
-    eventually("every user's writes during the outage to be answered", Duration::from_secs(60), load_through_outage).await;
+    eventually("every user's writes during the outage to be answered", Duration::from_secs(60), load_through_outage)
+        .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for task in load {
         task.await.expect("load task");
@@ -252,8 +296,12 @@ async fn writes_during_a_nats_outage_answer_fast_and_truthfully() {
         let times = stored.get(&attempt.request_id).copied().unwrap_or(0);
         *counts.entry(if attempt.code.is_empty() { "ok" } else { attempt.code.as_str() }).or_default() += 1;
         match (attempt.status, attempt.code.as_str()) {
-            (200 | 201, _) | (202, "stored_not_visible") => assert_eq!(times, 1, "an acknowledged write is stored once: {attempt:?}"),
-            (503, "service_unavailable") => assert_eq!(times, 0, "a write answered unavailable is not stored: {attempt:?}"),
+            (200 | 201, _) | (202, "stored_not_visible") => {
+                assert_eq!(times, 1, "an acknowledged write is stored once: {attempt:?}")
+            }
+            (503, "service_unavailable") => {
+                assert_eq!(times, 0, "a write answered unavailable is not stored: {attempt:?}")
+            }
             (503, "outcome_unknown") => assert!(times <= 1, "{attempt:?}"),
             _ => panic!("an unexpected answer: {attempt:?}"),
         }
@@ -266,7 +314,16 @@ async fn writes_during_a_nats_outage_answer_fast_and_truthfully() {
     for attempt in attempts.iter().filter(|attempt| attempt.status == 503) {
         let retry_id = Uuid::new_v4().to_string();
         let token = &users[attempt.user].token;
-        let answer = keyed(&app, attempt.method.clone(), &attempt.path, Some(token), attempt.body.clone(), &attempt.key, &retry_id).await;
+        let answer = keyed(
+            &app,
+            attempt.method.clone(),
+            &attempt.path,
+            Some(token),
+            attempt.body.clone(),
+            &attempt.key,
+            &retry_id,
+        )
+        .await;
         assert!(matches!(answer.status.as_u16(), 200..=202), "the retry of {attempt:?}: {:#}", answer.body);
         retried.push((attempt.request_id.clone(), retry_id));
     }
@@ -288,7 +345,8 @@ async fn wait_until_ready(app: &TestApp) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_during_a_postgres_cut_answer_within_the_deadline() {
     let proxy = TcpProxy::start("127.0.0.1:5432").await;
-    let app = spawn_app_on(&crate::helpers::nats_url(), &format!("postgres://postgres@{}", proxy.address()), |_| {}).await;
+    let app =
+        spawn_app_on(&crate::helpers::nats_url(), &format!("postgres://postgres@{}", proxy.address()), |_| {}).await;
     let alice = app.new_user("Alice").await;
     let room = app.create_room(&alice, room_body("Cut")).await;
 
@@ -310,7 +368,16 @@ async fn requests_during_a_postgres_cut_answer_within_the_deadline() {
 
     // A write: stored in the stream, but the read models cannot show it: 202.
     let asked = Instant::now();
-    let update = keyed(&app, Method::PUT, &format!("/api/v1/rooms/{room}"), Some(&alice.token), json!({ "maxUsers": 4 }), "cut-1", "req-cut-1").await;
+    let update = keyed(
+        &app,
+        Method::PUT,
+        &format!("/api/v1/rooms/{room}"),
+        Some(&alice.token),
+        json!({ "maxUsers": 4 }),
+        "cut-1",
+        "req-cut-1",
+    )
+    .await;
     let write_took = asked.elapsed();
     eprintln!("postgres cut: /readyz {readyz_took:?}, query {query_took:?}, write {write_took:?} ({})", update.status);
     assert!(write_took <= ANSWER_WITHIN, "a write took {write_took:?}");
@@ -322,8 +389,22 @@ async fn requests_during_a_postgres_cut_answer_within_the_deadline() {
 
     // Back: the same key answers with the room as changed, stored once.
     proxy.restore();
-    let retry = async || keyed(&app, Method::PUT, &format!("/api/v1/rooms/{room}"), Some(&alice.token), json!({ "maxUsers": 4 }), "cut-1", "req-cut-2").await;
-    eventually_async("a retry to be answered 200 once Postgres is back", Duration::from_secs(30), async || retry().await.status.as_u16() == 200).await;
+    let retry = async || {
+        keyed(
+            &app,
+            Method::PUT,
+            &format!("/api/v1/rooms/{room}"),
+            Some(&alice.token),
+            json!({ "maxUsers": 4 }),
+            "cut-1",
+            "req-cut-2",
+        )
+        .await
+    };
+    eventually_async("a retry to be answered 200 once Postgres is back", Duration::from_secs(30), async || {
+        retry().await.status.as_u16() == 200
+    })
+    .await;
     let retried = retry().await;
     retried.expect(200);
     assert_eq!(retried.data()["maxUsers"], 4);
@@ -347,7 +428,8 @@ fn pid_of(server: &NatsServer) -> u32 {
 }
 
 fn signal(pid: u32, name: &str) {
-    let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("kill runs");
+    let status =
+        std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().expect("kill runs");
     assert!(status.success(), "kill -{name} {pid}");
 }
 
@@ -366,7 +448,8 @@ async fn a_write_whose_acknowledgement_does_not_come_is_answered_outcome_unknown
 
     signal(pid, "STOP");
     let asked = Instant::now();
-    let answer = keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 3 }), "paused-1", "req-p1").await;
+    let answer =
+        keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 3 }), "paused-1", "req-p1").await;
     let took = asked.elapsed();
     signal(pid, "CONT");
     eprintln!("paused NATS: answered {} {} in {took:?}", answer.status, answer.error_code());
@@ -377,7 +460,8 @@ async fn a_write_whose_acknowledgement_does_not_come_is_answered_outcome_unknown
     // The message was with the server all along: it lands, once.
     let landed = async || stored_by_request(&stream_commits(&nats.url(), &app).await).contains_key("req-p1");
     eventually_async("the unacknowledged write to land", Duration::from_secs(15), landed).await;
-    let retried = keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 3 }), "paused-1", "req-p2").await;
+    let retried =
+        keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 3 }), "paused-1", "req-p2").await;
     retried.expect(200);
     assert_eq!(retried.data()["maxUsers"], 3);
     let stored = stored_by_request(&stream_commits(&nats.url(), &app).await);

@@ -95,7 +95,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut GatewayConfig)) -> TestA
 
 /// Like `spawn_app_with`, on a NATS and a Postgres of the test's choosing (a
 /// private nats-server to kill, a proxy to cut).
-pub async fn spawn_app_on(nats_url: &str, postgres_base_url: &str, configure: impl FnOnce(&mut GatewayConfig)) -> TestApp {
+pub async fn spawn_app_on(
+    nats_url: &str,
+    postgres_base_url: &str,
+    configure: impl FnOnce(&mut GatewayConfig),
+) -> TestApp {
     spawn_app_replicated(nats_url, postgres_base_url, 1, configure).await
 }
 
@@ -120,9 +124,7 @@ pub async fn spawn_app_replicated(
     rapat_commands::ensure_event_store(&jetstream, &event_store).await.expect("event stream");
 
     let database = test_database.name.clone();
-    let db = rapat_projections::connect(&test_database.url())
-        .await
-        .expect("Postgres must be running");
+    let db = rapat_projections::connect(&test_database.url()).await.expect("Postgres must be running");
     let positions = ProjectionPositions::start(db.clone());
     let shutdown = CancellationToken::new();
     let projector_config = ProjectorConfig::for_namespace(namespace.clone());
@@ -134,7 +136,8 @@ pub async fn spawn_app_replicated(
     configure(&mut config);
     let metrics = Some(metrics_handle());
     let stop = Shutdown::new(shutdown.child_token());
-    let backends = Backends { nats, event_store: event_store.clone(), db: db.clone(), positions, metrics, shutdown: stop };
+    let backends =
+        Backends { nats, event_store: event_store.clone(), db: db.clone(), positions, metrics, shutdown: stop };
     let application = Application::build(config, backends).await.expect("gateway starts");
     let address = application.address();
     tokio::spawn(application.run_until_stopped());
@@ -196,7 +199,15 @@ impl TestApp {
     /// Sends a request with an `Idempotency-Key` and an `X-Request-Id` (which
     /// becomes the correlation id of the events it stores, so the stream tells
     /// which request stored what).
-    pub async fn keyed(&self, method: Method, path: &str, token: Option<&str>, body: Value, key: &str, request_id: &str) -> TestResponse {
+    pub async fn keyed(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+        key: &str,
+        request_id: &str,
+    ) -> TestResponse {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))
@@ -211,7 +222,14 @@ impl TestApp {
     }
 
     /// Sends raw bytes with a given content type (for garbage-body tests).
-    pub async fn send_raw(&self, method: Method, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> TestResponse {
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> TestResponse {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base_url))

@@ -63,7 +63,9 @@ async fn wrong_room_passwords_from_many_users_are_throttled_per_room() {
     }
     for guess in 0..4 {
         let guesser = &guessers[guess % 2];
-        join(&app, guesser, &room, json!({ "password": format!("guess {guess}") })).await.expect_error(403, "wrong_password");
+        join(&app, guesser, &room, json!({ "password": format!("guess {guess}") }))
+            .await
+            .expect_error(403, "wrong_password");
     }
     let late = app.new_user("Citra").await;
     let throttled = join(&app, &late, &room, json!({ "password": "open sesame" })).await;
@@ -131,11 +133,12 @@ async fn a_client_request_id_is_kept_only_when_short_and_visible() {
     let correlation_of = |room: String| {
         let db = app.db.clone();
         async move {
-            let stored: Option<String> = sqlx::query_scalar("SELECT correlation_id FROM audit_events WHERE aggregate_id = $1")
-                .bind(room)
-                .fetch_one(&db)
-                .await
-                .expect("the room's creation is audited");
+            let stored: Option<String> =
+                sqlx::query_scalar("SELECT correlation_id FROM audit_events WHERE aggregate_id = $1")
+                    .bind(room)
+                    .fetch_one(&db)
+                    .await
+                    .expect("the room's creation is audited");
             stored.expect("a correlation id")
         }
     };
@@ -206,10 +209,18 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
 #[tokio::test]
 async fn the_openapi_document_states_these_limits() {
     let app = spawn_app().await;
-    let document: serde_json::Value =
-        app.http.get(format!("{}/api/v1/openapi.json", app.base_url)).send().await.expect("answers").json().await.expect("json");
+    let document: serde_json::Value = app
+        .http
+        .get(format!("{}/api/v1/openapi.json", app.base_url))
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
     let list = &document["paths"]["/api/v1/rooms"]["get"];
-    let limit = list["parameters"].as_array().expect("parameters").iter().find(|p| p["name"] == "limit").expect("limit");
+    let limit =
+        list["parameters"].as_array().expect("parameters").iter().find(|p| p["name"] == "limit").expect("limit");
     assert_eq!(limit["schema"]["maximum"], json!(100));
     let create = &document["paths"]["/api/v1/rooms"]["post"]["responses"];
     for status in ["408", "429", "503"] {

@@ -143,7 +143,10 @@ async fn the_document_states_the_limits_the_server_enforces() {
     assert_eq!(description["maxLength"], 1000);
     assert!(description["pattern"].is_string());
     let max_users = field("CreateRoomRequest", "maxUsers");
-    assert_eq!((max_users["minimum"].as_u64(), max_users["maximum"].as_u64()), (Some(1), Some(u64::from(MaxUsers::LIMIT))));
+    assert_eq!(
+        (max_users["minimum"].as_u64(), max_users["maximum"].as_u64()),
+        (Some(1), Some(u64::from(MaxUsers::LIMIT)))
+    );
     let scheduled_at = field("CreateRoomRequest", "scheduledAt");
     assert_eq!(scheduled_at["format"], "date-time");
     assert!(scheduled_at["pattern"].as_str().is_some_and(|p| p.starts_with("^(19[7-9]")), "{scheduled_at:#}");

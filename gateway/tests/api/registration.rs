@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rapat_commands::{Argon2idHasher, CommandBus, CommandError, CommandMetadata, HashingLimits, JetStreamEventStore};
-use rapat_domain::account::{
-    Account, AccountCommand, AccountError, Email, EmailClaim, EmailClaimCommand, PersonName,
-};
+use rapat_domain::account::{Account, AccountCommand, AccountError, Email, EmailClaim, EmailClaimCommand, PersonName};
 use rapat_domain::credentials::Password;
 use rapat_domain::ids::UserId;
 use rapat_domain::services::DomainServices;
@@ -45,7 +43,8 @@ impl WriteSide {
         let email = email(address);
         let claim_id = email.claim_id();
         let command = EmailClaimCommand::Claim { email, account, now: Utc::now() };
-        let outcome = self.claims.execute(&claim_id.to_string(), command, CommandMetadata::system()).await.expect("claimed");
+        let outcome =
+            self.claims.execute(&claim_id.to_string(), command, CommandMetadata::system()).await.expect("claimed");
         PendingClaim { claim_id, account, claim_version: outcome.version }
     }
 
@@ -68,7 +67,8 @@ fn email(address: &str) -> Email {
 /// Starts a registration manager with a short grace; it stops when the guard drops.
 async fn start_manager(app: &TestApp) -> DropGuard {
     let nats = rapat_commands::connect(&nats_url()).await.expect("NATS");
-    let config = RegistrationConfig { grace: Duration::from_secs(1), poll_every: Duration::from_millis(100), batch: 100 };
+    let config =
+        RegistrationConfig { grace: Duration::from_secs(1), poll_every: Duration::from_millis(100), batch: 100 };
     let manager =
         RegistrationManager::open(nats, app.event_store.clone(), app.db.clone(), config).await.expect("manager opens");
     let stop = CancellationToken::new();
@@ -94,7 +94,8 @@ async fn wait_for_claim(app: &TestApp, address: &str, state: ClaimState) -> Dura
 /// Events stored for one aggregate, read from the stream by a store with an empty cache.
 async fn versions(app: &TestApp, claim: PendingClaim) -> (u64, u64) {
     let fresh = WriteSide::open(app).await;
-    let claim_version = fresh.claims.store().load(&claim.claim_id.to_string()).await.expect("claim loads").state.version;
+    let claim_version =
+        fresh.claims.store().load(&claim.claim_id.to_string()).await.expect("claim loads").state.version;
     let account_version =
         fresh.accounts.store().load(&claim.account.to_string()).await.expect("account loads").state.version;
     (claim_version, account_version)
@@ -165,7 +166,8 @@ async fn a_registration_racing_the_manager_ends_registered_and_confirmed_or_refu
         let (registered, settled) = tokio::join!(request.register(&address, account), late_settle);
         let settled = settled.expect("settles");
         let fresh = WriteSide::open(&app).await;
-        let stored = fresh.claims.store().load(&pending.claim_id.to_string()).await.expect("claim loads").state.aggregate;
+        let stored =
+            fresh.claims.store().load(&pending.claim_id.to_string()).await.expect("claim loads").state.aggregate;
         match (&registered, settled) {
             (Ok(()), Settled::Confirmed) => {
                 assert_eq!((stored.account(), stored.is_confirmed()), (Some(account), true), "round {round}");
@@ -233,7 +235,8 @@ async fn a_registration_refused_for_busy_hashing_frees_its_address_at_once() {
         let address = format!("nia{attempt}@example.com");
         // Logins for unknown addresses keep the one hashing worker taken.
         let logins: Vec<_> = (0..8).map(|_| app.login("nobody@example.com", PASSWORD)).collect();
-        let (_, registered) = tokio::join!(futures::future::join_all(logins), app.register(&address, PASSWORD, "Nia", "Busy"));
+        let (_, registered) =
+            tokio::join!(futures::future::join_all(logins), app.register(&address, PASSWORD, "Nia", "Busy"));
         if registered.status == 503 {
             registered.expect_error(503, "busy");
             break address;

@@ -177,14 +177,20 @@ async fn the_hosts_mute_holds_until_the_host_allows_unmuting() {
     crate::rooms::leave(&app, &guest, &room).await.expect(200);
     let back = join(&app, &guest, &room, json!({})).await;
     back.expect(200);
-    assert_eq!((back.data()["participant"]["audioMuted"].clone(), back.data()["participant"]["mutedByHost"].clone()), (json!(true), json!(true)));
+    assert_eq!(
+        (back.data()["participant"]["audioMuted"].clone(), back.data()["participant"]["mutedByHost"].clone()),
+        (json!(true), json!(true))
+    );
 
     // Only the host may allow it.
     allow_unmute(&app, &guest, &room, &guest.id).await.expect_error(403, "not_host");
     let allowed = allow_unmute(&app, &host, &room, &guest.id).await;
     allowed.expect(200);
     // No longer the host's mute, but the microphone stays off until they turn it on.
-    assert_eq!((allowed.data()["audioMuted"].clone(), allowed.data()["mutedByHost"].clone()), (json!(true), json!(false)));
+    assert_eq!(
+        (allowed.data()["audioMuted"].clone(), allowed.data()["mutedByHost"].clone()),
+        (json!(true), json!(false))
+    );
     let list = app.get(&format!("/api/v1/rooms/{room}/participants"), &host.token).await;
     assert_eq!(listed(&list, &guest)["mutedByHost"], false);
     // Allowing again changes nothing and answers the same.

@@ -25,16 +25,31 @@ async fn a_nul_in_a_room_description_is_refused_on_create_and_update() {
     let app = spawn_app().await;
     let host = app.new_user("Host").await;
 
-    let created = app.post("/api/v1/rooms", Some(&host.token), json!({ "name": "Standup", "description": "a\u{0}b", "maxUsers": 5 })).await;
+    let created = app
+        .post("/api/v1/rooms", Some(&host.token), json!({ "name": "Standup", "description": "a\u{0}b", "maxUsers": 5 }))
+        .await;
     created.expect_error(400, "invalid_input");
-    let escape = app.post("/api/v1/rooms", Some(&host.token), json!({ "name": "Standup", "description": "\u{1b}[2J", "maxUsers": 5 })).await;
+    let escape = app
+        .post(
+            "/api/v1/rooms",
+            Some(&host.token),
+            json!({ "name": "Standup", "description": "\u{1b}[2J", "maxUsers": 5 }),
+        )
+        .await;
     escape.expect_error(400, "invalid_input");
     let listed = app.get("/api/v1/rooms", &host.token).await;
     listed.expect(200);
     assert_eq!(listed.data().as_array().map(Vec::len), Some(0), "no room was created: {:#}", listed.body);
 
-    let room = app.create_room(&host, json!({ "name": "Standup", "description": "Agenda:\n\t- one", "maxUsers": 5 })).await;
-    let updated = app.put(&format!("/api/v1/rooms/{room}"), &host.token, json!({ "description": "x\u{0}", "password": "new secret" })).await;
+    let room =
+        app.create_room(&host, json!({ "name": "Standup", "description": "Agenda:\n\t- one", "maxUsers": 5 })).await;
+    let updated = app
+        .put(
+            &format!("/api/v1/rooms/{room}"),
+            &host.token,
+            json!({ "description": "x\u{0}", "password": "new secret" }),
+        )
+        .await;
     updated.expect_error(400, "invalid_input");
     // A valid update after it is applied by every projection (the write waits for
     // the rooms and audit read models): had the NUL one been stored, it would be
@@ -52,13 +67,16 @@ async fn a_scheduled_time_outside_what_postgres_stores_is_refused() {
     let app = spawn_app().await;
     let host = app.new_user("Planner").await;
     for when in ["-262143-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "+10000-01-01T00:00:00Z", "", "tomorrow"] {
-        let created = app.post("/api/v1/rooms", Some(&host.token), json!({ "name": "Later", "maxUsers": 5, "scheduledAt": when })).await;
+        let created = app
+            .post("/api/v1/rooms", Some(&host.token), json!({ "name": "Later", "maxUsers": 5, "scheduledAt": when }))
+            .await;
         assert_eq!(created.status.as_u16(), 400, "scheduledAt {when:?}: {:#}", created.body);
     }
     let listed = app.get("/api/v1/rooms", &host.token).await;
     assert_eq!(listed.data().as_array().map(Vec::len), Some(0), "{:#}", listed.body);
 
-    let room = app.create_room(&host, json!({ "name": "Later", "maxUsers": 5, "scheduledAt": "9999-12-31T23:59:59Z" })).await;
+    let room =
+        app.create_room(&host, json!({ "name": "Later", "maxUsers": 5, "scheduledAt": "9999-12-31T23:59:59Z" })).await;
     let shown = app.get(&format!("/api/v1/rooms/{room}"), &host.token).await;
     shown.expect(200);
     assert_eq!(shown.data()["scheduledAt"], "9999-12-31T23:59:59Z");
@@ -92,7 +110,8 @@ async fn profile_text_with_control_characters_or_nothing_in_it_is_refused() {
         let answer = app.put("/api/v1/users/profile", &user.token, body.clone()).await;
         assert_eq!(answer.status.as_u16(), 400, "{body}: {:#}", answer.body);
     }
-    let fine = app.put("/api/v1/users/profile", &user.token, json!({ "firstName": "\tAna ", "lastName": "Ö'Brien" })).await;
+    let fine =
+        app.put("/api/v1/users/profile", &user.token, json!({ "firstName": "\tAna ", "lastName": "Ö'Brien" })).await;
     fine.expect(200);
     assert_eq!(fine.data()["firstName"], "Ana");
     assert_eq!(parked(&app).await, 0);

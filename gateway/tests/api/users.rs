@@ -55,7 +55,10 @@ async fn updating_the_profile_answers_and_keeps_the_new_values() {
     let removed = app.put("/api/v1/users/profile", &user.token, json!({ "avatar": "", "lastName": "Baru" })).await;
     removed.expect(200);
     assert_eq!(removed.data()["avatar"], Value::Null);
-    assert_eq!((removed.data()["firstName"].as_str(), removed.data()["lastName"].as_str()), (Some("Okta"), Some("Baru")));
+    assert_eq!(
+        (removed.data()["firstName"].as_str(), removed.data()["lastName"].as_str()),
+        (Some("Okta"), Some("Baru"))
+    );
     assert_eq!(removed.data()["status"], "busy");
 
     // Nothing to change is fine too.
@@ -89,7 +92,10 @@ async fn profile_updates_refuse_bad_values() {
 
     // Nothing was changed by any of them.
     let profile = app.get("/api/v1/users/profile", &user.token).await;
-    assert_eq!((profile.data()["firstName"].as_str(), profile.data()["status"].as_str()), (Some("Putri"), Some("active")));
+    assert_eq!(
+        (profile.data()["firstName"].as_str(), profile.data()["status"].as_str()),
+        (Some("Putri"), Some("active"))
+    );
     assert_eq!(profile.data()["avatar"], Value::Null);
     assert_eq!(profile.data()["role"], "member");
 }
@@ -181,6 +187,8 @@ async fn metrics_count_requests_by_route_and_commands_by_outcome() {
             && line.contains(r#"status="200""#)),
         "{text}"
     );
-    assert!(text.lines().any(|line| line.starts_with("rapat_commands_total") && line.contains(r#"aggregate="account""#)));
+    assert!(
+        text.lines().any(|line| line.starts_with("rapat_commands_total") && line.contains(r#"aggregate="account""#))
+    );
     assert!(text.contains("rapat_projection_position"), "{text}");
 }

@@ -342,7 +342,9 @@ async fn removal_and_room_end_close_sockets() {
     c.expect("participants").await;
 
     let target = &guests[0].id;
-    app.post(&format!("/api/v1/rooms/{room}/participants/{target}/remove"), Some(&host.token), json!({})).await.expect(200);
+    app.post(&format!("/api/v1/rooms/{room}/participants/{target}/remove"), Some(&host.token), json!({}))
+        .await
+        .expect(200);
     assert_eq!(b.expect("removed").await["userId"], target.as_str());
     assert_eq!(b.expect_close().await.0, 4409);
     assert_eq!(a.expect("user_left").await["userId"], target.as_str());
@@ -401,7 +403,9 @@ async fn a_client_that_cannot_keep_up_is_dropped_and_the_room_goes_on() {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(120), flood).await.expect("the slow client is dropped, and the sender is never blocked for long");
+    tokio::time::timeout(Duration::from_secs(120), flood)
+        .await
+        .expect("the slow client is dropped, and the sender is never blocked for long");
     a.send(json!({ "type": "chat", "payload": { "message": "still going" } })).await;
     assert_eq!(a.expect("chat").await["payload"]["message"], "still going");
     drop(b);
@@ -411,7 +415,11 @@ async fn a_client_that_cannot_keep_up_is_dropped_and_the_room_goes_on() {
 async fn each_socket_is_first_told_its_ice_servers() {
     let app = spawn_app_with(|config| {
         config.ice_servers = vec![
-            rapat_gateway::IceServer { urls: vec!["stun:stun.example.com:3478".into()], username: None, credential: None },
+            rapat_gateway::IceServer {
+                urls: vec!["stun:stun.example.com:3478".into()],
+                username: None,
+                credential: None,
+            },
             rapat_gateway::IceServer {
                 urls: vec!["turn:turn.example.com:3478?transport=udp".into(), "turns:turn.example.com:5349".into()],
                 username: Some("rapat".into()),
@@ -444,7 +452,8 @@ async fn each_socket_is_first_told_its_ice_servers() {
 #[test]
 fn ice_servers_read_from_json_take_one_url_or_many() {
     let servers: Vec<rapat_gateway::IceServer> =
-        serde_json::from_str(r#"[{"urls":"stun:a"},{"urls":["turn:b"],"username":"u","credential":"c"}]"#).expect("valid");
+        serde_json::from_str(r#"[{"urls":"stun:a"},{"urls":["turn:b"],"username":"u","credential":"c"}]"#)
+            .expect("valid");
     assert_eq!(servers[0].urls, ["stun:a"]);
     assert_eq!(servers[1].username.as_deref(), Some("u"));
 }

@@ -55,11 +55,7 @@ fn checkpoint_from(projection: Projection, row: &sqlx::postgres::PgRow) -> Resul
         applied_events: to_u64(row.try_get("applied_events")?),
         updated_at: row.try_get("updated_at")?,
         stream_created_ns: row.try_get("stream_created_ns")?,
-        last_message: published.map(|published_ns| MessageMark {
-            sequence: last_sequence,
-            message_id,
-            published_ns,
-        }),
+        last_message: published.map(|published_ns| MessageMark { sequence: last_sequence, message_id, published_ns }),
         stream_mismatch: row.try_get("stream_mismatch")?,
     })
 }
@@ -76,10 +72,11 @@ pub(crate) async fn ensure_row(connection: &mut PgConnection, projection: Projec
 /// last sequence. Batches of two overlapping instances, and a rebuild's switch,
 /// queue on this row lock, so each sees what the one before it committed.
 pub(crate) async fn lock_for_batch(tx: &mut PgConnection, projection: Projection) -> Result<u64, sqlx::Error> {
-    let last: i64 = sqlx::query_scalar("SELECT last_sequence FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
-        .bind(projection.name())
-        .fetch_one(tx)
-        .await?;
+    let last: i64 =
+        sqlx::query_scalar("SELECT last_sequence FROM projection_checkpoints WHERE projection = $1 FOR UPDATE")
+            .bind(projection.name())
+            .fetch_one(tx)
+            .await?;
     Ok(to_u64(last))
 }
 
@@ -172,4 +169,3 @@ async fn notify(tx: &mut PgConnection, projection: Projection, sequence: u64) ->
         .await?;
     Ok(())
 }
-

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, Message, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
+use async_nats::jetstream::{self, Message, consumer::AckPolicy, consumer::DeliverPolicy, consumer::pull};
 use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -223,12 +223,10 @@ async fn consume(
     }
     let stream_created_ns = verified.created_ns;
     let consumer = recreate_consumer(jetstream, config, projection, checkpoint.last_sequence + 1).await?;
-    let mut messages = consumer
-        .stream()
-        .max_messages_per_batch(config.batch_size)
-        .messages()
-        .await
-        .map_err(|error| ProjectorError::Nats(format!("pulling from {}: {error}", config.consumer_name(projection))))?;
+    let mut messages =
+        consumer.stream().max_messages_per_batch(config.batch_size).messages().await.map_err(|error| {
+            ProjectorError::Nats(format!("pulling from {}: {error}", config.consumer_name(projection)))
+        })?;
     tracing::debug!(%projection, from = checkpoint.last_sequence + 1, "consuming");
     outage.ended();
     let mut lock_checked = Instant::now();
@@ -327,7 +325,8 @@ async fn apply_batch(
         .iter()
         .filter(|message| message.headers.as_ref().is_some_and(|headers| headers.get("traceparent").is_some()))
         .map(|message| {
-            let span = tracing::info_span!("projection.apply", projection = projection.name(), subject = %message.subject);
+            let span =
+                tracing::info_span!("projection.apply", projection = projection.name(), subject = %message.subject);
             rapat_telemetry::continue_nats_trace(&span, message.headers.as_ref());
             span
         })

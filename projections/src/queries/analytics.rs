@@ -42,7 +42,6 @@ impl AnalyticsDay {
     }
 }
 
-
 /// A room's figures over its whole history.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoomTotals {

@@ -27,7 +27,6 @@ pub struct AuditRow {
     pub payload: Value,
 }
 
-
 /// One page (1-based) of an aggregate's events in version order, and how many it
 /// has in all.
 pub async fn for_aggregate(
@@ -52,11 +51,12 @@ pub async fn for_aggregate(
     .bind(offset)
     .fetch_all(&mut *tx)
     .await?;
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE aggregate_type = $1 AND aggregate_id = $2")
-        .bind(aggregate_type)
-        .bind(aggregate_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let total: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE aggregate_type = $1 AND aggregate_id = $2")
+            .bind(aggregate_type)
+            .bind(aggregate_id)
+            .fetch_one(&mut *tx)
+            .await?;
     tx.commit().await?;
     Ok((rows, to_u64(total)))
 }

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use rapat_domain::ids::UserId;
-use uuid::Uuid;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use super::{QueryError, UserRow};
 
@@ -25,10 +25,11 @@ pub async fn of(pool: &PgPool, owner: UserId) -> Result<Vec<UserRow>, QueryError
 /// Those of `among` who have `user` in their own contacts.
 pub async fn who_added(pool: &PgPool, user: UserId, among: &[UserId]) -> Result<HashSet<UserId>, QueryError> {
     let among: Vec<Uuid> = among.iter().map(|id| id.as_uuid()).collect();
-    let owners: Vec<Uuid> = sqlx::query_scalar("SELECT owner_id FROM contacts WHERE contact_id = $1 AND owner_id = ANY($2)")
-        .bind(user.as_uuid())
-        .bind(&among)
-        .fetch_all(pool)
-        .await?;
+    let owners: Vec<Uuid> =
+        sqlx::query_scalar("SELECT owner_id FROM contacts WHERE contact_id = $1 AND owner_id = ANY($2)")
+            .bind(user.as_uuid())
+            .bind(&among)
+            .fetch_all(pool)
+            .await?;
     Ok(owners.into_iter().map(UserId::from_uuid).collect())
 }

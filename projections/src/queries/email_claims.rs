@@ -45,7 +45,6 @@ pub struct ClaimRow {
     pub claim_version: u64,
 }
 
-
 /// The claim of one address (`Email::claim_id`).
 pub async fn by_id(pool: &PgPool, claim_id: Uuid) -> Result<Option<ClaimRow>, QueryError> {
     let row = sqlx::query_as(

@@ -57,7 +57,6 @@ pub struct RoomRow {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-
 /// Someone currently in a room, with their media state.
 #[derive(Clone, Debug, PartialEq, FromRow)]
 pub struct ParticipantRow {
@@ -74,7 +73,6 @@ pub struct ParticipantRow {
     pub muted_by_host: bool,
 }
 
-
 pub async fn by_id(pool: &PgPool, id: RoomId) -> Result<Option<RoomRow>, QueryError> {
     let row = sqlx::query_as(
         "SELECT r.id, r.host_id, r.name, r.description, r.has_password, r.max_users, r.scheduled_at, r.status, \
@@ -88,13 +86,23 @@ pub async fn by_id(pool: &PgPool, id: RoomId) -> Result<Option<RoomRow>, QueryEr
 
 /// One page (1-based) of the rooms not ended that `user` hosts or is in now,
 /// newest first, and how many there are in all.
-pub async fn active_page_for(pool: &PgPool, user: UserId, page: u32, limit: u32) -> Result<(Vec<RoomRow>, u64), QueryError> {
+pub async fn active_page_for(
+    pool: &PgPool,
+    user: UserId,
+    page: u32,
+    limit: u32,
+) -> Result<(Vec<RoomRow>, u64), QueryError> {
     page_of(pool, ACTIVE_FOR_USER, "r.created_at DESC, r.id", user, page, limit).await
 }
 
 /// One page (1-based) of the ended rooms `user` hosted or ever joined, most
 /// recently ended first, and how many there are in all.
-pub async fn history_for(pool: &PgPool, user: UserId, page: u32, limit: u32) -> Result<(Vec<RoomRow>, u64), QueryError> {
+pub async fn history_for(
+    pool: &PgPool,
+    user: UserId,
+    page: u32,
+    limit: u32,
+) -> Result<(Vec<RoomRow>, u64), QueryError> {
     const MINE: &str = "r.status = 'ended' AND (r.host_id = $1 OR EXISTS ( \
                         SELECT 1 FROM participants p WHERE p.room_id = r.id AND p.user_id = $1))";
     page_of(pool, MINE, "r.ended_at DESC, r.id", user, page, limit).await
@@ -102,7 +110,11 @@ pub async fn history_for(pool: &PgPool, user: UserId, page: u32, limit: u32) -> 
 
 /// How many rooms `host` created at or after `since` (ended ones too), and when
 /// the oldest of them was created.
-pub async fn created_by_since(pool: &PgPool, host: UserId, since: DateTime<Utc>) -> Result<(u64, Option<DateTime<Utc>>), QueryError> {
+pub async fn created_by_since(
+    pool: &PgPool,
+    host: UserId,
+    since: DateTime<Utc>,
+) -> Result<(u64, Option<DateTime<Utc>>), QueryError> {
     let (count, oldest): (i64, Option<DateTime<Utc>>) =
         sqlx::query_as("SELECT count(*), min(created_at) FROM rooms WHERE host_id = $1 AND created_at >= $2")
             .bind(host.as_uuid())

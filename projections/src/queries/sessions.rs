@@ -32,7 +32,6 @@ impl SessionRow {
     }
 }
 
-
 pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<SessionRow>, QueryError> {
     let row = sqlx::query_as(
         "SELECT id, user_id, refresh_hash, started_at, refreshed_at, expires_at, generation, revoked_at, revoked_reason \

@@ -26,7 +26,6 @@ pub struct UserRow {
     pub updated_at: DateTime<Utc>,
 }
 
-
 pub async fn by_id(pool: &PgPool, id: UserId) -> Result<Option<UserRow>, QueryError> {
     let row = sqlx::query_as(
         "SELECT u.id, u.email, u.password_hash, u.first_name, u.last_name, u.avatar, u.status, u.role, \

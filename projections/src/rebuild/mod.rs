@@ -123,8 +123,7 @@ pub async fn rebuild(
         return Err(RebuildError::AlreadyRunning(projection));
     }
     let shadow = Shadow::create(&mut connection, projection).await?;
-    let outcome =
-        build_and_switch(pool, &mut connection, jetstream, config, &shadow, target_sequence, &report).await;
+    let outcome = build_and_switch(pool, &mut connection, jetstream, config, &shadow, target_sequence, &report).await;
     if outcome.is_err()
         && let Err(error) = shadow.discard(&mut connection).await
     {

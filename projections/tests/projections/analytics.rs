@@ -160,8 +160,10 @@ async fn analytics_equal_an_independent_count_of_the_exported_stream() {
     let start = DateTime::parse_from_rfc3339("2024-02-20T00:00:00Z").expect("a time").with_timezone(&Utc);
     let history = HistoryConfig { seed: 20240220, rooms: ROOMS, days: DAYS, start };
     // The test's own stream, written the way `rapat events generate` writes.
-    let event_store = EventStoreConfig { snapshot_every: 0, ..EventStoreConfig::for_namespace(env.config.namespace.clone()) };
-    let store = JetStreamEventStore::<RoomAggregate>::open(env.jetstream.client(), event_store).await.expect("opens the store");
+    let event_store =
+        EventStoreConfig { snapshot_every: 0, ..EventStoreConfig::for_namespace(env.config.namespace.clone()) };
+    let store =
+        JetStreamEventStore::<RoomAggregate>::open(env.jetstream.client(), event_store).await.expect("opens the store");
     let bus = Arc::new(CommandBus::new(store, DomainServices::new(Arc::new(Argon2idHasher::new()))));
     let published = run_plan(bus, plan_history(&history), MAX_WINDOW, |_| {}).await.expect("runs the plan");
     eprintln!(
@@ -186,9 +188,7 @@ async fn analytics_equal_an_independent_count_of_the_exported_stream() {
     let exporting = Instant::now();
     let mut jsonl = Vec::new();
     let filter = ExportFilter { aggregate_type: Some("room".into()), ..Default::default() };
-    export_jsonl(&env.jetstream, &env.config.namespace, &filter, &mut jsonl, |_| {})
-        .await
-        .expect("exports");
+    export_jsonl(&env.jetstream, &env.config.namespace, &filter, &mut jsonl, |_| {}).await.expect("exports");
     let lines: Vec<Line> = jsonl
         .split(|byte| *byte == b'\n')
         .filter(|line| !line.is_empty())
@@ -216,13 +216,33 @@ async fn analytics_equal_an_independent_count_of_the_exported_stream() {
         assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "days of room {room}");
         for (day, want) in want {
             let got = &got[&day];
-            let got = (got.meetings, got.meetings_ended, got.meeting_micros, got.participant_micros, got.peak_concurrency, got.unique_participants);
-            let want_tuple = (want.meetings, want.meetings_ended, want.meeting_micros, want.participant_micros, want.peak, want.users.len() as u64);
-            assert_eq!(got, want_tuple, "room {room} on {day}: (meetings, ended, meeting µs, participant µs, peak, unique)");
+            let got = (
+                got.meetings,
+                got.meetings_ended,
+                got.meeting_micros,
+                got.participant_micros,
+                got.peak_concurrency,
+                got.unique_participants,
+            );
+            let want_tuple = (
+                want.meetings,
+                want.meetings_ended,
+                want.meeting_micros,
+                want.participant_micros,
+                want.peak,
+                want.users.len() as u64,
+            );
+            assert_eq!(
+                got, want_tuple,
+                "room {room} on {day}: (meetings, ended, meeting µs, participant µs, peak, unique)"
+            );
             meetings += want.meetings;
         }
         let totals = analytics::room_totals(&env.pool, RoomId::from_uuid(*room)).await.expect("reads");
-        let users: BTreeSet<Uuid> = expected.range((*room, NaiveDate::MIN)..=(*room, NaiveDate::MAX)).flat_map(|(_, d)| d.users.iter().copied()).collect();
+        let users: BTreeSet<Uuid> = expected
+            .range((*room, NaiveDate::MIN)..=(*room, NaiveDate::MAX))
+            .flat_map(|(_, d)| d.users.iter().copied())
+            .collect();
         assert_eq!(totals.unique_participants, users.len() as u64);
     }
     assert!(meetings > 1000, "a realistic history holds many meetings: {meetings}");

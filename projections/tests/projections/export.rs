@@ -12,7 +12,13 @@ use crate::support::{TestEnv, now};
 
 /// Publishes one message holding `count` events of one aggregate, the way the
 /// write side stores a command. Returns the stream sequence and the events.
-async fn publish_commit(env: &TestEnv, aggregate_type: &str, id: Uuid, first_version: u64, count: u64) -> (u64, Vec<StoredEvent>) {
+async fn publish_commit(
+    env: &TestEnv,
+    aggregate_type: &str,
+    id: Uuid,
+    first_version: u64,
+    count: u64,
+) -> (u64, Vec<StoredEvent>) {
     let command_id = Uuid::new_v4().to_string();
     let events: Vec<StoredEvent> = (0..count)
         .map(|offset| StoredEvent {
@@ -113,7 +119,8 @@ async fn filters_select_by_aggregate_type_sequence_and_time() {
 
     // Accounts sit at even sequences; the stream's last message is an account's,
     // so a room filter must stop on its own count, not wait for that sequence.
-    let rooms_from_nine = ExportFilter { aggregate_type: Some("room".to_owned()), from_sequence: Some(9), ..Default::default() };
+    let rooms_from_nine =
+        ExportFilter { aggregate_type: Some("room".to_owned()), from_sequence: Some(9), ..Default::default() };
     let expected: Vec<_> =
         published.iter().filter(|(sequence, e)| *sequence >= 9 && e.aggregate_type == "room").cloned().collect();
     assert_eq!(parse(&export(&env, &rooms_from_nine).await), expected);
@@ -134,7 +141,10 @@ async fn a_resumed_export_completes_a_partial_one_without_duplicates_or_gaps() {
         let after = resume_point(partial.as_slice()).expect("a readable partial export");
         if cut > 0 {
             let (sequence, event) = parse(lines[cut - 1]).remove(0);
-            assert_eq!(after, Some(ExportPosition { stream_sequence: sequence, aggregate_version: event.aggregate_version }));
+            assert_eq!(
+                after,
+                Some(ExportPosition { stream_sequence: sequence, aggregate_version: event.aggregate_version })
+            );
         }
         let rest = export(&env, &ExportFilter { after, ..Default::default() }).await;
         partial.extend_from_slice(&rest);

@@ -87,7 +87,8 @@ async fn a_stream_that_lost_its_tail_is_detected_and_the_read_models_rebuilt() {
     }
     env.wait_caught_up(Duration::from_secs(30)).await;
     let kept_at = stream_last_sequence(&env).await;
-    let created = env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream").cached_info().created;
+    let created =
+        env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream").cached_info().created;
 
     // The store as it is now is what the "power loss" will bring back.
     nats.kill();
@@ -95,7 +96,8 @@ async fn a_stream_that_lost_its_tail_is_detected_and_the_read_models_rebuilt() {
     let aside = store.with_file_name("jetstream-aside");
     copy_dir(&store, &aside);
     nats.restart().await;
-    let mut stream = env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream after a restart");
+    let mut stream =
+        env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream after a restart");
     assert_eq!(stream.info().await.expect("info").created, created, "a restart keeps the stream's creation time");
 
     // Lost: an account and 3 rooms of 4 joins, applied by the read models.
@@ -194,7 +196,14 @@ async fn a_replaced_stream_is_detected_and_the_read_models_rebuilt() {
     }
     env.wait_caught_up(Duration::from_secs(30)).await;
 
-    let config = env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream").cached_info().config.clone();
+    let config = env
+        .jetstream
+        .get_stream(env.config.namespace.events_stream())
+        .await
+        .expect("stream")
+        .cached_info()
+        .config
+        .clone();
     env.jetstream.delete_stream(env.config.namespace.events_stream()).await.expect("deletes the stream");
     env.jetstream.create_stream(stream::Config { ..config }).await.expect("creates it again");
     let mut new = Vec::new();

@@ -55,10 +55,8 @@ async fn redelivered_messages_and_restarts_apply_once() {
     let jetstream_stream = env.jetstream.get_stream(env.config.namespace.events_stream()).await.expect("stream");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let mut consumer: async_nats::jetstream::consumer::PullConsumer = jetstream_stream
-            .get_consumer(&env.config.consumer_name(Projection::Rooms))
-            .await
-            .expect("consumer");
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+            jetstream_stream.get_consumer(&env.config.consumer_name(Projection::Rooms)).await.expect("consumer");
         if consumer.info().await.expect("info").num_redelivered > 0 {
             break;
         }
@@ -103,7 +101,11 @@ async fn poison_messages_are_parked_and_stepped_over() {
         .append_raw("room", room.as_uuid(), vec![("ParticipantJoined".into(), 1, json!({"userId": "not-a-uuid"}))])
         .await;
     let future = env
-        .append_raw("room", room.as_uuid(), vec![("ParticipantJoined".into(), 9, json!({"userId": UserId::new_random()}))])
+        .append_raw(
+            "room",
+            room.as_uuid(),
+            vec![("ParticipantJoined".into(), 9, json!({"userId": UserId::new_random()}))],
+        )
         .await;
     for _ in 0..3 {
         env.append("room", room.as_uuid(), &[RoomEvent::ParticipantJoined { user_id: UserId::new_random() }]).await;
@@ -112,14 +114,14 @@ async fn poison_messages_are_parked_and_stepped_over() {
     env.wait_caught_up(Duration::from_secs(20)).await;
 
     assert_eq!(participant_count(&env, room).await, 4, "the host and the three good joins");
-    let parked = sqlx::query("SELECT projection, stream_sequence, error FROM parked_events ORDER BY projection, stream_sequence")
-        .fetch_all(&env.pool)
-        .await
-        .expect("reads parked");
-    let parked: Vec<(String, i64)> = parked
-        .iter()
-        .map(|row| (row.get::<String, _>("projection"), row.get::<i64, _>("stream_sequence")))
-        .collect();
+    let parked = sqlx::query(
+        "SELECT projection, stream_sequence, error FROM parked_events ORDER BY projection, stream_sequence",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .expect("reads parked");
+    let parked: Vec<(String, i64)> =
+        parked.iter().map(|row| (row.get::<String, _>("projection"), row.get::<i64, _>("stream_sequence"))).collect();
     let at = |projection: &str, sequence: u64| (projection.to_owned(), sequence as i64);
     // The audit trail keeps the misfit and the future event (they are well-formed
     // stored events); only the garbage has no event to record. Analytics reads room

@@ -27,7 +27,11 @@ async fn every_read_model_follows_the_story() {
     assert_eq!(budi.avatar.as_deref(), Some(AVATAR));
     assert_eq!(budi.password_hash, "$argon2id$budi-2");
     let dewi = users::by_id(pool, story.dewi).await.expect("query").expect("dewi exists");
-    assert_eq!((dewi.role.as_str(), dewi.status.as_str()), ("member", "active"), "a version-1 registration is a member");
+    assert_eq!(
+        (dewi.role.as_str(), dewi.status.as_str()),
+        ("member", "active"),
+        "a version-1 registration is a member"
+    );
     assert_eq!(users::by_email(pool, "nobody@example.com").await.expect("query"), None);
     let mut some = users::by_ids(pool, &[story.citra, story.dewi, UserId::new_random()]).await.expect("query");
     some.sort_by(|a, b| a.first_name.cmp(&b.first_name));
@@ -46,17 +50,21 @@ async fn every_read_model_follows_the_story() {
     assert_eq!((standup.name.as_str(), standup.max_users, standup.has_password), ("Daily standup", 5, false));
     assert_eq!(standup.participant_count, 0);
     assert!(standup.ended_at.is_some());
-    let stays: Vec<(uuid::Uuid, Option<String>)> = sqlx::query_as(
-        "SELECT user_id, left_reason FROM participants WHERE room_id = $1 ORDER BY id",
-    )
-    .bind(story.standup.as_uuid())
-    .fetch_all(pool)
-    .await
-    .expect("query");
+    let stays: Vec<(uuid::Uuid, Option<String>)> =
+        sqlx::query_as("SELECT user_id, left_reason FROM participants WHERE room_id = $1 ORDER BY id")
+            .bind(story.standup.as_uuid())
+            .fetch_all(pool)
+            .await
+            .expect("query");
     let reason = |user: UserId, reason: &str| (user.as_uuid(), Some(reason.to_owned()));
     assert_eq!(
         stays,
-        [reason(story.ana, "room_ended"), reason(story.budi, "left"), reason(story.citra, "removed"), reason(story.budi, "room_ended")]
+        [
+            reason(story.ana, "room_ended"),
+            reason(story.budi, "left"),
+            reason(story.citra, "removed"),
+            reason(story.budi, "room_ended")
+        ]
     );
     assert!(rooms::current_participants(pool, story.standup).await.expect("query").is_empty());
 
@@ -109,7 +117,10 @@ async fn every_read_model_follows_the_story() {
     let (first, total) = audit::for_aggregate(pool, "room", &standup_id, 1, 4).await.expect("query");
     assert_eq!(total, 10);
     let versions: Vec<_> = first.iter().map(|row| (row.aggregate_version, row.event_type.as_str())).collect();
-    assert_eq!(versions, [(1, "RoomCreated"), (2, "ParticipantJoined"), (3, "ParticipantJoined"), (4, "ParticipantJoined")]);
+    assert_eq!(
+        versions,
+        [(1, "RoomCreated"), (2, "ParticipantJoined"), (3, "ParticipantJoined"), (4, "ParticipantJoined")]
+    );
     assert_eq!(first[0].payload["hostId"], serde_json::json!(story.ana.to_string()));
     let (last, _) = audit::for_aggregate(pool, "room", &standup_id, 3, 4).await.expect("query");
     let versions: Vec<_> = last.iter().map(|row| row.aggregate_version).collect();
@@ -172,6 +183,11 @@ async fn email_claims_follow_claims_confirmations_and_releases() {
         .collect();
     waiting.sort();
     assert_eq!(waiting, ["pending@example.com", "shared@example.com"]);
-    assert!(email_claims::pending_before(&env.pool, now() - chrono::Duration::hours(1), 10).await.expect("query").is_empty());
+    assert!(
+        email_claims::pending_before(&env.pool, now() - chrono::Duration::hours(1), 10)
+            .await
+            .expect("query")
+            .is_empty()
+    );
     projector.stop().await;
 }

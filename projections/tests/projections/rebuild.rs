@@ -172,7 +172,8 @@ async fn rebuild_while_writes_continue_keeps_serving_and_matches_a_fresh_build()
         });
     };
     let rebuilding = async {
-        let mut reports = vec![rebuild_one_watching(&env, Projection::Rooms, hold_until_the_live_checkpoint_passes).await];
+        let mut reports =
+            vec![rebuild_one_watching(&env, Projection::Rooms, hold_until_the_live_checkpoint_passes).await];
         for projection in [Projection::Audit, Projection::Analytics] {
             reports.push(rebuild_one(&env, projection).await);
         }

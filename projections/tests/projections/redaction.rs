@@ -49,9 +49,15 @@ async fn the_migration_redacts_rows_stored_before_it() {
         .await
         .expect("inserted");
     }
-    sqlx::raw_sql(include_str!("../../migrations/0005_redact_audit_secrets.sql")).execute(&env.pool).await.expect("migrates");
+    sqlx::raw_sql(include_str!("../../migrations/0005_redact_audit_secrets.sql"))
+        .execute(&env.pool)
+        .await
+        .expect("migrates");
     let payloads: Vec<serde_json::Value> =
-        sqlx::query_scalar("SELECT payload FROM audit_events ORDER BY stream_sequence").fetch_all(&env.pool).await.expect("rows");
+        sqlx::query_scalar("SELECT payload FROM audit_events ORDER BY stream_sequence")
+            .fetch_all(&env.pool)
+            .await
+            .expect("rows");
     assert_eq!(payloads[0], json!({ "name": "Old", "passwordHash": "[redacted]" }));
     assert_eq!(payloads[1], json!({ "name": "Open", "passwordHash": null }), "no password stays no password");
     assert_eq!(payloads[2]["refreshHash"], "[redacted]");

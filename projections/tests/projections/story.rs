@@ -59,7 +59,8 @@ fn joined(user: UserId) -> RoomEvent {
 }
 
 pub async fn tell(env: &TestEnv) -> Story {
-    let (ana, budi, citra, dewi) = (UserId::new_random(), UserId::new_random(), UserId::new_random(), UserId::new_random());
+    let (ana, budi, citra, dewi) =
+        (UserId::new_random(), UserId::new_random(), UserId::new_random(), UserId::new_random());
     let mut events = 0;
     let account = |user: UserId| user.as_uuid();
 
@@ -95,7 +96,8 @@ pub async fn tell(env: &TestEnv) -> Story {
         let added = ContactListEvent::ContactAdded { owner_id: ana, contact_id: contact };
         env.append("contacts", ana.as_uuid(), &[added]).await;
     }
-    env.append("contacts", ana.as_uuid(), &[ContactListEvent::ContactRemoved { owner_id: ana, contact_id: dewi }]).await;
+    env.append("contacts", ana.as_uuid(), &[ContactListEvent::ContactRemoved { owner_id: ana, contact_id: dewi }])
+        .await;
     events += 4;
 
     // The standup: three join, citra shares and is removed, budi leaves and comes
@@ -152,7 +154,8 @@ pub async fn tell(env: &TestEnv) -> Story {
         ("SessionStarted".to_owned(), 1, json!({"userId": user, "refreshHash": "hash-0", "expiresAt": in_an_hour}))
     };
     env.append_raw("session", ana_session, vec![started(ana)]).await;
-    let refreshed = json!({"refreshHash": "hash-1", "expiresAt": (now() + TimeDelta::hours(2)).to_rfc3339(), "generation": 1});
+    let refreshed =
+        json!({"refreshHash": "hash-1", "expiresAt": (now() + TimeDelta::hours(2)).to_rfc3339(), "generation": 1});
     env.append_raw("session", ana_session, vec![("SessionRefreshed".into(), 1, refreshed)]).await;
     env.append_raw("session", ana_session, vec![("SessionRevoked".into(), 1, json!({"reason": "logout"}))]).await;
     env.append_raw("session", budi_session, vec![started(budi)]).await;

@@ -133,7 +133,8 @@ impl Harness {
         let stream = speaker.to_string();
         let stats = listener.stats();
         eventually("video and audio at the host", Duration::from_secs(15), || {
-            stats.packets_from(&stream, RtpCodecKind::Video) > 30 && stats.packets_from(&stream, RtpCodecKind::Audio) > 10
+            stats.packets_from(&stream, RtpCodecKind::Video) > 30
+                && stats.packets_from(&stream, RtpCodecKind::Audio) > 10
         })
         .await;
         OnAir { speaker, stream, publisher, listener }
@@ -158,7 +159,14 @@ impl Harness {
         let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
         config.workers = 1;
         let (sfu, outgoing) = Sfu::start(config, Arc::new(admission)).expect("SFU starts");
-        let serve = rapat_sfu::nats::serve(self.nats.clone(), self.events.clone(), rosters, sfu.handle(), outgoing, self.cancel.clone());
+        let serve = rapat_sfu::nats::serve(
+            self.nats.clone(),
+            self.events.clone(),
+            rosters,
+            sfu.handle(),
+            outgoing,
+            self.cancel.clone(),
+        );
         tokio::spawn(async move { serve.await.expect("SFU on NATS") });
         let handle = sfu.handle();
         eventually("the second node's signaling subscription", Duration::from_secs(10), || handle.signaling()).await;
@@ -167,7 +175,11 @@ impl Harness {
 
     /// Runs `command` on the room; returns the stream sequence to wait for to see it.
     pub async fn command(&self, command: RoomCommand) -> u64 {
-        self.rooms.execute(&self.room.to_string(), command, CommandMetadata::system()).await.expect("room command").stream_sequence
+        self.rooms
+            .execute(&self.room.to_string(), command, CommandMetadata::system())
+            .await
+            .expect("room command")
+            .stream_sequence
     }
 
     /// A new user who joined the room.
@@ -191,7 +203,11 @@ impl Harness {
         let wanted = connection.to_string();
         tokio::spawn(async move {
             while let Some(message) = replies.next().await {
-                let for_us = message.headers.as_ref().and_then(|h| h.get(CONNECTION_HEADER)).is_some_and(|v| v.as_str() == wanted);
+                let for_us = message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(CONNECTION_HEADER))
+                    .is_some_and(|v| v.as_str() == wanted);
                 if !for_us {
                     continue;
                 }
@@ -205,8 +221,14 @@ impl Harness {
         tokio::spawn(async move {
             while let Some((kind, payload)) = from_client.recv().await {
                 let Some(kind) = SfuRequestKind::from_client_type(&kind) else { continue };
-                let request =
-                    SfuRequest { kind, room_id: room, user_id: user.as_uuid(), username: "loopback".into(), connection_id: connection, payload };
+                let request = SfuRequest {
+                    kind,
+                    room_id: room,
+                    user_id: user.as_uuid(),
+                    username: "loopback".into(),
+                    connection_id: connection,
+                    payload,
+                };
                 let Ok(body) = serde_json::to_vec(&request) else { continue };
                 let _ = nats.publish(subject.clone(), body.into()).await;
             }

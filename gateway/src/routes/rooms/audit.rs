@@ -8,12 +8,12 @@ use rapat_projections::queries;
 use uuid::Uuid;
 
 use super::views::Paged;
-use crate::routes::audit::AuditEventView;
 use super::{PageQuery, hosted_room_row};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::response::{self, Failure};
+use crate::routes::audit::AuditEventView;
 use crate::state::AppState;
 
 /// The room's events, oldest first (host only). Password hashes are redacted.

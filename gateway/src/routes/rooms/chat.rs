@@ -63,8 +63,13 @@ pub async fn chat_history(
         return Err(ApiError::bad_request("invalid_query", format!("before must be between 1 and {}", i64::MAX)));
     }
     let room = room_row(&state, room_id).await?;
-    if room.host_id != auth.user_id && !queries::rooms::has_ever_joined(&state.db, RoomId::from_uuid(room_id), auth.user_id).await? {
-        return Err(ApiError::forbidden("not_a_participant", "only the host and the room's participants, present or past, can read its chat"));
+    if room.host_id != auth.user_id
+        && !queries::rooms::has_ever_joined(&state.db, RoomId::from_uuid(room_id), auth.user_id).await?
+    {
+        return Err(ApiError::forbidden(
+            "not_a_participant",
+            "only the host and the room's participants, present or past, can read its chat",
+        ));
     }
     let page = state
         .signaling

@@ -45,7 +45,8 @@ pub struct CreateRoomRequest {
 
 impl CreateRoomRequest {
     fn into_command(self, host: UserId) -> Result<RoomCommand, ApiError> {
-        let scheduled_at = self.scheduled_at.map(Timestamp::parse).transpose().map_err(|_| RoomInputError::ScheduledAtOutOfRange)?;
+        let scheduled_at =
+            self.scheduled_at.map(Timestamp::parse).transpose().map_err(|_| RoomInputError::ScheduledAtOutOfRange)?;
         Ok(RoomCommand::Create {
             host,
             name: RoomName::parse(self.name)?,
@@ -132,7 +133,8 @@ pub async fn create_room(
 ) -> Result<Response, ApiError> {
     let command = body.into_command(auth.user_id)?;
     // A retry of a keyed creation names the room the first attempt created.
-    let room_id = auth.client_key.map_or_else(RoomId::new_random, |key| RoomId::from_uuid(idempotency::derive(key, "room")));
+    let room_id =
+        auth.client_key.map_or_else(RoomId::new_random, |key| RoomId::from_uuid(idempotency::derive(key, "room")));
     // Held until the new room is in the read model, so this user's next creation
     // counts it.
     let _one_at_a_time = state.limits.room_creation.lock(auth.user_id).await;

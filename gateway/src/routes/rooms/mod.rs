@@ -74,7 +74,10 @@ impl PageQuery {
         let page = self.page.unwrap_or(1);
         let limit = self.limit.unwrap_or(Self::DEFAULT_LIMIT);
         if !(1..=Self::MAX_PAGE).contains(&page) {
-            return Err(ApiError::bad_request("invalid_query", format!("page must be between 1 and {}", Self::MAX_PAGE)));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("page must be between 1 and {}", Self::MAX_PAGE),
+            ));
         }
         if !(1..=Self::MAX_LIMIT).contains(&limit) {
             return Err(ApiError::bad_request(

@@ -144,7 +144,10 @@ pub async fn list_participants(
     let room = room_row(&state, room_id).await?;
     let rows = queries::rooms::current_participants(&state.db, RoomId::from_uuid(room_id)).await?;
     if !may_see_participants(&room, &rows, auth.user_id) {
-        return Err(ApiError::forbidden("not_a_participant", "only the host and the room's participants can see who is in it"));
+        return Err(ApiError::forbidden(
+            "not_a_participant",
+            "only the host and the room's participants can see who is in it",
+        ));
     }
     Ok(response::ok(rows.into_iter().map(ParticipantView::from).collect::<Vec<_>>()))
 }

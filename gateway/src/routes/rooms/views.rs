@@ -92,7 +92,6 @@ pub struct JoinedView {
     pub participant: ParticipantView,
 }
 
-
 impl From<ParticipantRow> for ParticipantView {
     fn from(row: ParticipantRow) -> Self {
         Self {

@@ -27,7 +27,9 @@ async fn a_host_mute_through_rest_reaches_every_socket_once() {
     let mut c = connected(&second, &room, &guests[1].token).await;
 
     let target = &guests[0].id;
-    app.post(&format!("/api/v1/rooms/{room}/participants/{target}/mute"), Some(&host.token), json!({})).await.expect(200);
+    app.post(&format!("/api/v1/rooms/{room}/participants/{target}/mute"), Some(&host.token), json!({}))
+        .await
+        .expect(200);
 
     for client in [&mut b, &mut c] {
         let mute = client.expect("mute").await;
@@ -57,7 +59,10 @@ async fn a_host_mute_through_rest_reaches_every_socket_once() {
     a.send(json!({ "type": "allow_unmute", "targetUserId": target })).await;
     for client in [&mut a, &mut b, &mut c] {
         let allowed = client.expect("unmute_allowed").await;
-        assert_eq!((allowed["userId"].as_str(), allowed["payload"]["allowedBy"].as_str()), (Some(target.as_str()), Some(host.id.as_str())));
+        assert_eq!(
+            (allowed["userId"].as_str(), allowed["payload"]["allowedBy"].as_str()),
+            (Some(target.as_str()), Some(host.id.as_str()))
+        );
     }
 
     // The muted user unmutes through their socket: recorded, and broadcast once by the event.
@@ -150,7 +155,9 @@ async fn a_removal_tells_the_removed_and_the_others_once() {
     let mut b = connected(&app.base_url, &room, &guests[0].token).await;
     let mut c = connected(&app.base_url, &room, &guests[1].token).await;
     let target = &guests[0].id;
-    app.post(&format!("/api/v1/rooms/{room}/participants/{target}/remove"), Some(&host.token), json!({})).await.expect(200);
+    app.post(&format!("/api/v1/rooms/{room}/participants/{target}/remove"), Some(&host.token), json!({}))
+        .await
+        .expect(200);
 
     let removed = b.expect("removed").await;
     assert_eq!(removed["payload"]["removedBy"], host.id.as_str());

@@ -70,7 +70,8 @@ async fn room_commits(app: &TestApp, room: &str) -> u64 {
     let stream = jetstream.get_stream(app.namespace.events_stream()).await.expect("the event stream");
     let subject = app.namespace.event_subject("room", room);
     let info = stream.info_with_subjects(subject.clone()).await.expect("stream info");
-    let counts: Vec<(String, usize)> = info.collect::<Vec<_>>().await.into_iter().map(|item| item.expect("a subject")).collect();
+    let counts: Vec<(String, usize)> =
+        info.collect::<Vec<_>>().await.into_iter().map(|item| item.expect("a subject")).collect();
     counts.into_iter().find(|(name, _)| *name == subject).map_or(0, |(_, count)| count as u64)
 }
 
@@ -150,7 +151,9 @@ async fn a_message_over_the_size_limit_closes_with_1009() {
     let close = tokio::time::timeout(WAIT, async {
         loop {
             match stream.next().await {
-                Some(Ok(Message::Close(Some(frame)))) => return Some((u16::from(frame.code), frame.reason.to_string())),
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return Some((u16::from(frame.code), frame.reason.to_string()));
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return None,
             }

@@ -44,7 +44,9 @@ async fn until_chat_flows(from: &mut Client, to: &mut Client) {
     for attempt in 0.. {
         from.send(json!({ "type": "chat", "payload": { "message": format!("probe {attempt}") } })).await;
         let heard = to.pump(Duration::from_millis(500)).await;
-        let probe = |message: &Value| message["type"] == "chat" && message["payload"]["message"].as_str().is_some_and(|m| m.starts_with("probe "));
+        let probe = |message: &Value| {
+            message["type"] == "chat" && message["payload"]["message"].as_str().is_some_and(|m| m.starts_with("probe "))
+        };
         if heard.iter().any(probe) {
             return;
         }
@@ -87,7 +89,8 @@ async fn after_a_nats_restart_chat_and_room_events_reach_sockets_on_both_gateway
     here.until_marker("after the restart").await;
     let history = app.get(&format!("/api/v1/rooms/{room}/chat"), &host.token).await;
     history.expect(200);
-    let stored = history.data()["messages"].as_array().expect("messages").iter().any(|m| m["message"] == "after the restart");
+    let stored =
+        history.data()["messages"].as_array().expect("messages").iter().any(|m| m["message"] == "after the restart");
     assert!(stored, "the chat message is not in the history: {:#}", history.body);
 
     // A room event written after the restart reaches the sockets on both gateways.
@@ -143,7 +146,8 @@ async fn after_a_nats_restart_projections_apply_new_events() {
     let host = app.new_user("Hana").await;
 
     kill_and_restart(&mut server, &mut []).await;
-    let created = until_ok("creating a room", || app.post("/api/v1/rooms", Some(&host.token), room_body("After"))).await;
+    let created =
+        until_ok("creating a room", || app.post("/api/v1/rooms", Some(&host.token), room_body("After"))).await;
     let room = created.data()["id"].as_str().expect("room id").to_string();
     // Each of these reads a read model the projector fills from events written after the restart.
     app.get(&format!("/api/v1/rooms/{room}"), &host.token).await.expect(200);

@@ -11,7 +11,13 @@ use crate::helpers::{TestApp, TestUser, nats_url, spawn_app, spawn_app_with};
 
 /// Polls `user`'s presence until it is `status`, reading `keep_alive` sockets
 /// meanwhile so that they keep answering pings.
-pub(super) async fn wait_for_status(app: &TestApp, asker: &TestUser, user: &TestUser, status: &str, keep_alive: &mut [&mut Client]) {
+pub(super) async fn wait_for_status(
+    app: &TestApp,
+    asker: &TestUser,
+    user: &TestUser,
+    status: &str,
+    keep_alive: &mut [&mut Client],
+) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let presence = app.presence_of(asker, &user.id).await;
@@ -19,7 +25,12 @@ pub(super) async fn wait_for_status(app: &TestApp, asker: &TestUser, user: &Test
         if presence.data()["status"] == status {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{} never became {status}: {:#}", user.first_name, presence.body);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} never became {status}: {:#}",
+            user.first_name,
+            presence.body
+        );
         for client in keep_alive.iter_mut() {
             client.pump(Duration::from_millis(20)).await;
         }

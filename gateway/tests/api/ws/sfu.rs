@@ -14,14 +14,22 @@ use crate::helpers::{TestApp, nats_url, spawn_app};
 
 /// The next message the stand-in SFU receives, as JSON checked against its schema.
 async fn next_for_sfu(inbox: &mut async_nats::Subscriber) -> Value {
-    let message = tokio::time::timeout(WAIT, inbox.next()).await.expect("a message for the SFU in time").expect("subscribed");
+    let message =
+        tokio::time::timeout(WAIT, inbox.next()).await.expect("a message for the SFU in time").expect("subscribed");
     let body: Value = serde_json::from_slice(&message.payload).expect("JSON for the SFU");
     assert_eq!(validate_sfu_message(&body), Ok(()), "{body:#}");
     body
 }
 
 /// What the SFU sends a socket: a complete server-format message, for one connection.
-async fn sfu_says(nats: &async_nats::Client, app: &TestApp, room: &str, connection: Option<&str>, kind: &str, payload: Value) {
+async fn sfu_says(
+    nats: &async_nats::Client,
+    app: &TestApp,
+    room: &str,
+    connection: Option<&str>,
+    kind: &str,
+    payload: Value,
+) {
     let message = json!({
         "type": kind, "roomId": room, "userId": Uuid::nil(), "username": "sfu", "payload": payload,
         "timestamp": chrono::Utc::now(),
@@ -72,7 +80,10 @@ async fn negotiation_goes_to_the_sfu_and_its_answer_to_that_socket_only() {
     let candidate = json!({ "candidate": "candidate:1 1 udp 2122260223 10.0.0.2 50000 typ host", "sdpMid": "0", "sdpMLineIndex": 0 });
     a1.send(json!({ "type": "ice-candidate", "payload": candidate })).await;
     let to_sfu = next_for_sfu(&mut inbox).await;
-    assert_eq!((&to_sfu["type"], &to_sfu["connectionId"], &to_sfu["payload"]), (&json!("ice-candidate"), &json!(connection), &candidate));
+    assert_eq!(
+        (&to_sfu["type"], &to_sfu["connectionId"], &to_sfu["payload"]),
+        (&json!("ice-candidate"), &json!(connection), &candidate)
+    );
 
     // The SFU answers that connection; only that socket hears it.
     let answer = json!({ "sdp": "v=0\r\n", "type": "answer" });
