@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::config::IceServer;
+use crate::routes::rooms::views::ParticipantView;
 
 /// Who a message is from (or, for server notices, whom it concerns).
 #[derive(Clone, Debug)]
@@ -82,19 +83,14 @@ pub enum ServerMessage {
     },
 }
 
-/// One participant of a `participants` message.
+/// One participant of a `participants` message: the name to show, and what the REST
+/// API says of them.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant {
-    pub user_id: Uuid,
     pub username: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub joined_at: DateTime<Utc>,
-    pub audio_muted: bool,
-    pub video_on: bool,
-    pub screen_sharing: bool,
-    pub muted_by_host: bool,
+    #[serde(flatten)]
+    pub view: ParticipantView,
 }
 
 /// The envelope around a `ServerMessage`.

@@ -27,6 +27,7 @@ use super::*;
 use crate::auth::{AuthUser, authenticate, check_session};
 use crate::error::ApiError;
 use crate::presence::{SocketCaps, TooManySockets};
+use crate::routes::rooms::views::ParticipantView;
 use crate::state::AppState;
 
 /// How long a client may take to send its `auth` message when the token came
@@ -191,15 +192,8 @@ fn participants_message(identity: &Identity, rows: Vec<ParticipantRow>) -> Utf8B
     let participants = rows
         .into_iter()
         .map(|row| Participant {
-            user_id: row.user_id.as_uuid(),
             username: display_name(row.first_name.as_deref(), row.last_name.as_deref()),
-            first_name: row.first_name.unwrap_or_default(),
-            last_name: row.last_name.unwrap_or_default(),
-            joined_at: row.joined_at,
-            audio_muted: row.audio_muted,
-            video_on: row.video_on,
-            screen_sharing: row.screen_sharing,
-            muted_by_host: row.muted_by_host,
+            view: ParticipantView::from(row),
         })
         .collect();
     identity.message(&ServerMessage::Participants { participants }, None)

@@ -341,15 +341,7 @@ async fn auth_endpoints_are_rate_limited_per_client() {
 #[tokio::test]
 async fn auth_and_user_operations_are_documented_with_their_security() {
     let app = spawn_app().await;
-    let document: Value = app
-        .http
-        .get(format!("{}/api/v1/openapi.json", app.base_url))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
+    let document = app.openapi_document().await;
     let paths = document["paths"].as_object().expect("paths");
     for (path, item) in
         paths.iter().filter(|(path, _)| path.starts_with("/api/v1/auth") || path.starts_with("/api/v1/users"))

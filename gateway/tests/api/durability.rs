@@ -12,23 +12,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestResponse, postgres_base_url, spawn_app, spawn_app_on};
+use crate::helpers::{TestApp, postgres_base_url, spawn_app, spawn_app_on};
 
 /// What the deadline promises (3 s) plus room for a busy machine.
 const ANSWER_WITHIN: Duration = Duration::from_millis(3500);
-
-/// A request with an `Idempotency-Key` and an `X-Request-Id` (see `TestApp::keyed`).
-async fn keyed(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    body: Value,
-    key: &str,
-    request_id: &str,
-) -> TestResponse {
-    app.keyed(method, path, token, body, key, request_id).await
-}
 
 /// Every commit of the app's stream, by stream sequence.
 async fn stream_commits(nats_url: &str, app: &TestApp) -> Vec<StoredCommit> {
@@ -66,40 +53,39 @@ async fn a_retried_keyed_write_is_stored_once_and_answered_alike() {
     let bob = app.new_user("Bob").await;
 
     let first =
-        keyed(&app, Method::POST, "/api/v1/rooms", Some(&alice.token), room_body("Standup"), "key-1", "req-a1").await;
+        app.keyed(Method::POST, "/api/v1/rooms", Some(&alice.token), room_body("Standup"), "key-1", "req-a1").await;
     first.expect(201);
     let again =
-        keyed(&app, Method::POST, "/api/v1/rooms", Some(&alice.token), room_body("Standup"), "key-1", "req-a2").await;
+        app.keyed(Method::POST, "/api/v1/rooms", Some(&alice.token), room_body("Standup"), "key-1", "req-a2").await;
     again.expect(201);
     assert_eq!(first.data(), again.data(), "a retry answers as the first attempt did");
     let room = first.data()["id"].as_str().expect("room id").to_string();
 
     // The same key from another user is another request.
     let bobs =
-        keyed(&app, Method::POST, "/api/v1/rooms", Some(&bob.token), room_body("Standup"), "key-1", "req-b1").await;
+        app.keyed(Method::POST, "/api/v1/rooms", Some(&bob.token), room_body("Standup"), "key-1", "req-b1").await;
     bobs.expect(201);
     assert_ne!(bobs.data()["id"], first.data()["id"]);
 
     // A change retried after it was stored: the second is deduplicated.
     let path = format!("/api/v1/rooms/{room}");
-    let update = keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 5 }), "key-2", "req-a3").await;
+    let update = app.keyed(Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 5 }), "key-2", "req-a3").await;
     update.expect(200);
     let update_again =
-        keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 5 }), "key-2", "req-a4").await;
+        app.keyed(Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 5 }), "key-2", "req-a4").await;
     update_again.expect(200);
     assert_eq!(update.data(), update_again.data());
 
     // Joining twice with one key: the second is the first's answer, not a new event.
     let join = format!("/api/v1/rooms/{room}/join");
-    keyed(&app, Method::POST, &join, Some(&bob.token), json!({}), "key-3", "req-b2").await.expect(200);
-    keyed(&app, Method::POST, &join, Some(&bob.token), json!({}), "key-3", "req-b3").await.expect(200);
+    app.keyed(Method::POST, &join, Some(&bob.token), json!({}), "key-3", "req-b2").await.expect(200);
+    app.keyed(Method::POST, &join, Some(&bob.token), json!({}), "key-3", "req-b3").await.expect(200);
 
     // A registration retried: one account, the same answer.
     let register = json!({ "email": "carol@example.com", "password": "correct horse 1", "firstName": "Carol", "lastName": "Tester" });
-    let registered =
-        keyed(&app, Method::POST, "/api/v1/auth/register", None, register.clone(), "key-4", "req-c1").await;
+    let registered = app.keyed(Method::POST, "/api/v1/auth/register", None, register.clone(), "key-4", "req-c1").await;
     registered.expect(201);
-    let registered_again = keyed(&app, Method::POST, "/api/v1/auth/register", None, register, "key-4", "req-c2").await;
+    let registered_again = app.keyed(Method::POST, "/api/v1/auth/register", None, register, "key-4", "req-c2").await;
     registered_again.expect(201);
     assert_eq!(registered.data(), registered_again.data());
 
@@ -116,15 +102,7 @@ async fn a_retried_keyed_write_is_stored_once_and_answered_alike() {
 #[tokio::test]
 async fn the_document_states_the_key_and_the_202() {
     let app = spawn_app().await;
-    let document: Value = app
-        .http
-        .get(format!("{}/api/v1/openapi.json", app.base_url))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let document = app.openapi_document().await;
     let has_key = |path: &str, method: &str| {
         document["paths"][path][method]["parameters"]
             .as_array()
@@ -149,13 +127,13 @@ async fn a_malformed_idempotency_key_is_refused() {
     let app = spawn_app().await;
     let alice = app.new_user("Alice").await;
     for key in ["k".repeat(256), "with space".to_string()] {
-        keyed(&app, Method::POST, "/api/v1/rooms", Some(&alice.token), room_body("R"), &key, "req-x")
+        app.keyed(Method::POST, "/api/v1/rooms", Some(&alice.token), room_body("R"), &key, "req-x")
             .await
             .expect_error(400, "invalid_idempotency_key");
     }
     let register =
         json!({ "email": "dave@example.com", "password": "correct horse 1", "firstName": "D", "lastName": "T" });
-    keyed(&app, Method::POST, "/api/v1/auth/register", None, register, &"k".repeat(256), "req-y")
+    app.keyed(Method::POST, "/api/v1/auth/register", None, register, &"k".repeat(256), "req-y")
         .await
         .expect_error(400, "invalid_idempotency_key");
 }
@@ -207,8 +185,7 @@ async fn writes_during_a_nats_outage_answer_fast_and_truthfully() {
                 };
                 let (key, request_id) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
                 let started = Instant::now();
-                let answer =
-                    keyed(&app, method.clone(), &path, Some(&user.token), body.clone(), &key, &request_id).await;
+                let answer = app.keyed(method.clone(), &path, Some(&user.token), body.clone(), &key, &request_id).await;
                 let took = started.elapsed();
                 let code =
                     answer.body["error"]["code"].as_str().or(answer.body["code"].as_str()).unwrap_or("").to_string();
@@ -314,16 +291,9 @@ async fn writes_during_a_nats_outage_answer_fast_and_truthfully() {
     for attempt in attempts.iter().filter(|attempt| attempt.status == 503) {
         let retry_id = Uuid::new_v4().to_string();
         let token = &users[attempt.user].token;
-        let answer = keyed(
-            &app,
-            attempt.method.clone(),
-            &attempt.path,
-            Some(token),
-            attempt.body.clone(),
-            &attempt.key,
-            &retry_id,
-        )
-        .await;
+        let answer = app
+            .keyed(attempt.method.clone(), &attempt.path, Some(token), attempt.body.clone(), &attempt.key, &retry_id)
+            .await;
         assert!(matches!(answer.status.as_u16(), 200..=202), "the retry of {attempt:?}: {:#}", answer.body);
         retried.push((attempt.request_id.clone(), retry_id));
     }
@@ -368,16 +338,16 @@ async fn requests_during_a_postgres_cut_answer_within_the_deadline() {
 
     // A write: stored in the stream, but the read models cannot show it: 202.
     let asked = Instant::now();
-    let update = keyed(
-        &app,
-        Method::PUT,
-        &format!("/api/v1/rooms/{room}"),
-        Some(&alice.token),
-        json!({ "maxUsers": 4 }),
-        "cut-1",
-        "req-cut-1",
-    )
-    .await;
+    let update = app
+        .keyed(
+            Method::PUT,
+            &format!("/api/v1/rooms/{room}"),
+            Some(&alice.token),
+            json!({ "maxUsers": 4 }),
+            "cut-1",
+            "req-cut-1",
+        )
+        .await;
     let write_took = asked.elapsed();
     eprintln!("postgres cut: /readyz {readyz_took:?}, query {query_took:?}, write {write_took:?} ({})", update.status);
     assert!(write_took <= ANSWER_WITHIN, "a write took {write_took:?}");
@@ -390,8 +360,7 @@ async fn requests_during_a_postgres_cut_answer_within_the_deadline() {
     // Back: the same key answers with the room as changed, stored once.
     proxy.restore();
     let retry = async || {
-        keyed(
-            &app,
+        app.keyed(
             Method::PUT,
             &format!("/api/v1/rooms/{room}"),
             Some(&alice.token),
@@ -449,7 +418,7 @@ async fn a_write_whose_acknowledgement_does_not_come_is_answered_outcome_unknown
     signal(pid, "STOP");
     let asked = Instant::now();
     let answer =
-        keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 3 }), "paused-1", "req-p1").await;
+        app.keyed(Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 3 }), "paused-1", "req-p1").await;
     let took = asked.elapsed();
     signal(pid, "CONT");
     eprintln!("paused NATS: answered {} {} in {took:?}", answer.status, answer.error_code());
@@ -461,7 +430,7 @@ async fn a_write_whose_acknowledgement_does_not_come_is_answered_outcome_unknown
     let landed = async || stored_by_request(&stream_commits(&nats.url(), &app).await).contains_key("req-p1");
     eventually_async("the unacknowledged write to land", Duration::from_secs(15), landed).await;
     let retried =
-        keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 3 }), "paused-1", "req-p2").await;
+        app.keyed(Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 3 }), "paused-1", "req-p2").await;
     retried.expect(200);
     assert_eq!(retried.data()["maxUsers"], 3);
     let stored = stored_by_request(&stream_commits(&nats.url(), &app).await);
@@ -485,7 +454,7 @@ async fn an_unacknowledged_write_is_settled_before_the_answer() {
     signal(pid, "STOP");
     let asked = Instant::now();
     let path = format!("/api/v1/rooms/{room}");
-    let update = keyed(&app, Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 7 }), "settle-1", "req-s1");
+    let update = app.keyed(Method::PUT, &path, Some(&alice.token), json!({ "maxUsers": 7 }), "settle-1", "req-s1");
     // A fault schedule, not a wait for the system: NATS resumes at a set time,
     // inside the settling window (nothing outside the gateway shows when that
     // window opens).

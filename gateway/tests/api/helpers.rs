@@ -241,6 +241,14 @@ impl TestApp {
         into_test_response(request.send().await.expect("request sent")).await
     }
 
+    /// The OpenAPI document the server serves (no token needed).
+    pub async fn openapi_document(&self) -> Value {
+        let url = format!("{}/api/v1/openapi.json", self.base_url);
+        let response = self.http.get(url).send().await.expect("request sent");
+        assert_eq!(response.status().as_u16(), 200);
+        response.json().await.expect("the document is JSON")
+    }
+
     pub async fn get(&self, path: &str, token: &str) -> TestResponse {
         self.request(Method::GET, path, Some(token), None).await
     }

@@ -209,15 +209,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
 #[tokio::test]
 async fn the_openapi_document_states_these_limits() {
     let app = spawn_app().await;
-    let document: serde_json::Value = app
-        .http
-        .get(format!("{}/api/v1/openapi.json", app.base_url))
-        .send()
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let document = app.openapi_document().await;
     let list = &document["paths"]["/api/v1/rooms"]["get"];
     let limit =
         list["parameters"].as_array().expect("parameters").iter().find(|p| p["name"] == "limit").expect("limit");

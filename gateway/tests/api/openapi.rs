@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::spawn_app;
 
 /// SPEC §3 for auth, users, contacts, presence, rooms (with their chat), audit and
 /// analytics.
@@ -44,12 +44,6 @@ const SPEC_ENDPOINTS: &[(&str, &str)] = &[
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
 
-async fn document(app: &TestApp) -> Value {
-    let response = app.http.get(format!("{}/api/v1/openapi.json", app.base_url)).send().await.expect("request sent");
-    assert_eq!(response.status().as_u16(), 200);
-    response.json().await.expect("a JSON document")
-}
-
 /// Every (METHOD, path) the document describes.
 fn operations(document: &Value) -> BTreeSet<(String, String)> {
     let paths = document["paths"].as_object().expect("paths");
@@ -81,7 +75,7 @@ fn fill_parameters(path: &str) -> String {
 #[tokio::test]
 async fn the_document_lists_exactly_the_spec_endpoints() {
     let app = spawn_app().await;
-    let document = document(&app).await;
+    let document = app.openapi_document().await;
     let version = document["openapi"].as_str().expect("an openapi version");
     assert!(version.starts_with("3.1."), "OpenAPI 3.1 expected, got {version}");
     assert!(document["info"]["title"].is_string());
@@ -109,7 +103,7 @@ async fn the_document_lists_exactly_the_spec_endpoints() {
 #[tokio::test]
 async fn every_documented_operation_is_served() {
     let app = spawn_app().await;
-    let document = document(&app).await;
+    let document = app.openapi_document().await;
     for (method, path) in operations(&document) {
         let url = fill_parameters(&path);
         let method = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
@@ -132,7 +126,7 @@ async fn every_documented_operation_is_served() {
 #[tokio::test]
 async fn the_document_states_the_limits_the_server_enforces() {
     let app = spawn_app().await;
-    let document = document(&app).await;
+    let document = app.openapi_document().await;
     let schemas = &document["components"]["schemas"];
     let field = |schema: &str, name: &str| schemas[schema]["properties"][name].clone();
 

@@ -14,7 +14,7 @@ mod audit;
 mod chat;
 mod lifecycle;
 mod participants;
-mod views;
+pub(crate) mod views;
 
 use rapat_domain::ids::RoomId;
 use rapat_projections::queries;

@@ -70,7 +70,7 @@ impl From<RoomRow> for RoomView {
 }
 
 /// A current participant and their media state.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ParticipantView {
     pub user_id: Uuid,

@@ -148,15 +148,7 @@ async fn a_chat_that_cannot_be_stored_is_refused_and_not_broadcast() {
 #[tokio::test]
 async fn the_chat_route_documents_its_page() {
     let app = spawn_app().await;
-    let document: Value = app
-        .http
-        .get(format!("{}/api/v1/openapi.json", app.base_url))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
+    let document = app.openapi_document().await;
     let operation = &document["paths"]["/api/v1/rooms/{roomId}/chat"]["get"];
     let parameters: Vec<&str> =
         operation["parameters"].as_array().expect("parameters").iter().filter_map(|p| p["name"].as_str()).collect();
