@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use support::Served;
-use uuid::Uuid;
+use support::{PASSWORD, Served, User};
 
 /// The bound the issue states: with 1,000 wrong passwords in flight 100 at a time,
 /// unbounded hashing grew the process past 3 GB.
@@ -30,21 +29,6 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn register(serve: &Served, name: &str) -> (String, String) {
-    let email = format!("{}.{}@example.com", name.to_lowercase(), Uuid::new_v4().simple());
-    let password = "correct horse 1";
-    serve
-        .post(
-            "/api/v1/auth/register",
-            None,
-            None,
-            json!({ "email": email, "password": password, "firstName": name, "lastName": "Tester" }),
-        )
-        .await;
-    let login = serve.post("/api/v1/auth/login", None, None, json!({ "email": email, "password": password })).await;
-    (email, login["token"].as_str().expect("token").to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_wrong_passwords_from_a_hundred_addresses_leave_memory_bounded_and_no_500() {
     let serve = Served::start(&[
@@ -59,10 +43,10 @@ async fn a_thousand_wrong_passwords_from_a_hundred_addresses_leave_memory_bounde
     .await;
     let pid = serve.pid();
 
-    let (_, host_token) = register(&serve, "Hana").await;
+    let host_token = serve.new_user("Hana").await.token;
     let mut accounts = Vec::new();
     for name in ["Ana", "Budi", "Citra", "Dewi"] {
-        accounts.push(register(&serve, name).await);
+        accounts.push(serve.new_user(name).await);
     }
     let mut rooms = Vec::new();
     for name in ["Locked one", "Locked two"] {
@@ -103,7 +87,7 @@ async fn a_thousand_wrong_passwords_from_a_hundred_addresses_leave_memory_bounde
     let statuses: Vec<u16> = futures::stream::iter(0..ATTEMPTS)
         .map(|n| async move {
             let client = &clients[n % SOURCE_ADDRESSES];
-            let (email, token) = &accounts[n % accounts.len()];
+            let User { email, token, .. } = &accounts[n % accounts.len()];
             let request = if n % 5 == 4 {
                 let room = &rooms[n % rooms.len()];
                 client
@@ -147,8 +131,8 @@ async fn a_thousand_wrong_passwords_from_a_hundred_addresses_leave_memory_bounde
     println!("{summary}");
 
     // And the server still works for the right password.
-    let (email, _) = &accounts[0];
-    serve.post("/api/v1/auth/login", None, None, json!({ "email": email, "password": "correct horse 1" })).await;
+    let email = &accounts[0].email;
+    serve.post("/api/v1/auth/login", None, None, json!({ "email": email, "password": PASSWORD })).await;
 }
 
 #[tokio::test]
@@ -162,7 +146,7 @@ async fn limits_are_read_from_the_environment() {
     ])
     .await;
     // Registering and logging in are the first two auth requests of 127.0.0.1.
-    let (email, token) = register(&serve, "Hana").await;
+    let User { email, token, .. } = serve.new_user("Hana").await;
     let login = |password: &'static str| {
         reqwest::Client::new()
             .post(serve.url("/api/v1/auth/login"))

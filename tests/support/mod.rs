@@ -150,7 +150,7 @@ impl Served {
     /// Registers a user with a fresh email and logs them in.
     pub async fn new_user(&self, name: &str) -> User {
         let email = format!("{}.{}@example.com", name.to_lowercase(), Uuid::new_v4().simple());
-        let password = "correct horse 1";
+        let password = PASSWORD;
         let registered = self
             .post(
                 "/api/v1/auth/register",
@@ -162,13 +162,19 @@ impl Served {
         let login = self.post("/api/v1/auth/login", None, None, json!({ "email": email, "password": password })).await;
         User {
             id: registered["user"]["id"].as_str().expect("user id").into(),
+            email,
             token: login["token"].as_str().expect("token").into(),
         }
     }
 }
 
+/// The password of every user `new_user` registers.
+pub const PASSWORD: &str = "correct horse 1";
+
 pub struct User {
     pub id: String,
+    /// Registered with the password [`PASSWORD`].
+    pub email: String,
     pub token: String,
 }
 
