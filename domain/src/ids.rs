@@ -59,3 +59,8 @@ uuid_id!(
     /// The id of a room.
     RoomId
 );
+uuid_id!(
+    /// The id of an invitation: derived from its room and invitee
+    /// (`Invitation::id_for`).
+    InvitationId
+);

@@ -66,6 +66,13 @@ event_schemas! {
     "email" => ["EmailClaimed", "EmailClaimConfirmed", "EmailClaimReleased"],
     "contacts" => ["ContactAdded", "ContactRemoved"],
     "session" => ["SessionStarted", "SessionRefreshed", "SessionRevoked"],
+    "invitation" => [
+        "InvitationIssued",
+        "InvitationAccepted",
+        "InvitationDeclined",
+        "InvitationRevoked",
+        "InvitationBoundToAccount",
+    ],
 }
 
 /// The schema of `rapat_domain::envelope::StoredEvent` at its root, and of a

@@ -14,7 +14,8 @@ use rapat_domain::account::{
 use rapat_domain::contacts::{ContactList, ContactListEvent};
 use rapat_domain::credentials::PasswordHash;
 use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_event, schema_version_of, split_event};
-use rapat_domain::ids::UserId;
+use rapat_domain::ids::{RoomId, UserId};
+use rapat_domain::invitation::{Invitation, InvitationEvent};
 use rapat_domain::room::{MaxUsers, Room, RoomDescription, RoomEvent, RoomName};
 use rapat_domain::session::{RefreshToken, RevokeReason, Session, SessionEvent};
 use rapat_schemas::{
@@ -135,6 +136,19 @@ fn next_session_event(previous: Option<&SessionEvent>) -> Option<SessionEvent> {
     })
 }
 
+fn next_invitation_event(previous: Option<&InvitationEvent>) -> Option<InvitationEvent> {
+    use InvitationEvent::*;
+    let room_id = RoomId::from_uuid(Uuid::from_u128(0x10));
+    Some(match previous {
+        None => InvitationIssued { room_id, host_id: ANA, invitee_id: Some(BUDI), email: None },
+        Some(InvitationIssued { .. }) => InvitationAccepted { invitee_id: BUDI },
+        Some(InvitationAccepted { .. }) => InvitationDeclined { invitee_id: BUDI },
+        Some(InvitationDeclined { .. }) => InvitationRevoked { revoked_by: ANA },
+        Some(InvitationRevoked { .. }) => InvitationBoundToAccount { invitee_id: BUDI },
+        Some(InvitationBoundToAccount { .. }) => return None,
+    })
+}
+
 fn chain<E>(next: fn(Option<&E>) -> Option<E>) -> Vec<E> {
     let mut events: Vec<E> = Vec::new();
     while let Some(event) = next(events.last()) {
@@ -188,6 +202,7 @@ fn examples() -> Vec<Example> {
     examples.extend(examples_of::<EmailClaim>(chain(next_email_claim_event)));
     examples.extend(examples_of::<ContactList>(chain(next_contact_list_event)));
     examples.extend(examples_of::<Session>(chain(next_session_event)));
+    examples.extend(examples_of::<Invitation>(chain(next_invitation_event)));
     // Optional fields the chain fills in, left out.
     examples.extend(examples_of::<Room>(vec![
         RoomEvent::RoomCreated {
@@ -213,7 +228,24 @@ fn examples() -> Vec<Example> {
         avatar_removed: true,
         status: None,
     }]));
+    // An email invitation: the other side of InvitationIssued's oneOf.
+    examples.extend(examples_of::<Invitation>(vec![InvitationEvent::InvitationIssued {
+        room_id: RoomId::from_uuid(Uuid::from_u128(0x10)),
+        host_id: ANA,
+        invitee_id: None,
+        email: Some(email()),
+    }]));
     examples
+}
+
+#[test]
+fn an_invitation_names_exactly_one_invitee() {
+    let room = RoomId::from_uuid(Uuid::from_u128(0x10));
+    let both = json!({ "roomId": room, "hostId": ANA, "inviteeId": BUDI, "email": "ana@example.com" });
+    let neither = json!({ "roomId": room, "hostId": ANA });
+    for payload in [both, neither] {
+        assert!(validate_event("invitation", "InvitationIssued", &payload).is_err(), "{payload}");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! run in parallel on one server without seeing each other.
 
 mod concurrency;
+mod invitations;
 mod loading;
 mod registration;
 mod round_trip;
