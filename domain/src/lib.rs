@@ -18,4 +18,5 @@ pub mod invitation;
 pub mod room;
 pub mod services;
 pub mod session;
+pub mod settings;
 pub mod text;

@@ -73,6 +73,7 @@ event_schemas! {
         "InvitationRevoked",
         "InvitationBoundToAccount",
     ],
+    "settings" => ["UserSettingsUpdated"],
 }
 
 /// The schema of `rapat_domain::envelope::StoredEvent` at its root, and of a

@@ -18,6 +18,9 @@ use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::invitation::{Invitation, InvitationEvent};
 use rapat_domain::room::{MaxUsers, Room, RoomDescription, RoomEvent, RoomName};
 use rapat_domain::session::{RefreshToken, RevokeReason, Session, SessionEvent};
+use rapat_domain::settings::{
+    Channels, Locale, NotificationKind, ReminderMinutes, SettingsEvent, Timezone, UserSettings,
+};
 use rapat_schemas::{
     EVENT_SCHEMAS, SchemaError, schema_version, validate_commit, validate_event, validate_stored_event,
 };
@@ -149,6 +152,21 @@ fn next_invitation_event(previous: Option<&InvitationEvent>) -> Option<Invitatio
     })
 }
 
+fn next_settings_event(previous: Option<&SettingsEvent>) -> Option<SettingsEvent> {
+    let every_kind =
+        NotificationKind::ALL.iter().map(|kind| (*kind, Channels { in_app: true, email: false, push: true }));
+    match previous {
+        None => Some(SettingsEvent::UserSettingsUpdated {
+            user_id: ANA,
+            timezone: Some(Timezone::parse("Asia/Jakarta").expect("a zone")),
+            locale: Some(Locale::parse("id-ID").expect("a locale")),
+            reminder_minutes: Some(ReminderMinutes::parse(1440).expect("in range")),
+            notifications: every_kind.collect(),
+        }),
+        Some(SettingsEvent::UserSettingsUpdated { .. }) => None,
+    }
+}
+
 fn chain<E>(next: fn(Option<&E>) -> Option<E>) -> Vec<E> {
     let mut events: Vec<E> = Vec::new();
     while let Some(event) = next(events.last()) {
@@ -203,6 +221,7 @@ fn examples() -> Vec<Example> {
     examples.extend(examples_of::<ContactList>(chain(next_contact_list_event)));
     examples.extend(examples_of::<Session>(chain(next_session_event)));
     examples.extend(examples_of::<Invitation>(chain(next_invitation_event)));
+    examples.extend(examples_of::<UserSettings>(chain(next_settings_event)));
     // Optional fields the chain fills in, left out.
     examples.extend(examples_of::<Room>(vec![
         RoomEvent::RoomCreated {

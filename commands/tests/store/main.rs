@@ -7,5 +7,6 @@ mod invitations;
 mod loading;
 mod registration;
 mod round_trip;
+mod settings;
 mod support;
 mod unavailable;
