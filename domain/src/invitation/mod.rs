@@ -104,14 +104,10 @@ impl Invitation {
             InvitationCommand::Issue { room, host, invitee } => self.issue(room, host, invitee),
             _ if self.status == NotIssued => Err(InvitationError::NotFound),
             InvitationCommand::Accept { by } => {
-                self.answerable_by(by)?;
-                let already = self.status == Accepted;
-                Ok(if already { vec![] } else { vec![InvitationEvent::InvitationAccepted { invitee_id: by }] })
+                self.answer(by, Accepted, InvitationEvent::InvitationAccepted { invitee_id: by })
             }
             InvitationCommand::Decline { by } => {
-                self.answerable_by(by)?;
-                let already = self.status == Declined;
-                Ok(if already { vec![] } else { vec![InvitationEvent::InvitationDeclined { invitee_id: by }] })
+                self.answer(by, Declined, InvitationEvent::InvitationDeclined { invitee_id: by })
             }
             InvitationCommand::Revoke { by } if self.host != Some(by) => Err(InvitationError::NotTheHost),
             InvitationCommand::Revoke { .. } if self.status == Revoked => Ok(vec![]),
@@ -149,14 +145,20 @@ impl Invitation {
         Ok(vec![InvitationEvent::InvitationIssued { room_id: room, host_id: host, invitee_id, email }])
     }
 
-    fn answerable_by(&self, user: UserId) -> Result<(), InvitationError> {
+    /// The invitee's answer, `event`, unless the invitation already stands at `answered`.
+    fn answer(
+        &self,
+        user: UserId,
+        answered: InvitationStatus,
+        event: InvitationEvent,
+    ) -> Result<Vec<InvitationEvent>, InvitationError> {
         if self.invitee_id != Some(user) {
             return Err(InvitationError::NotTheInvitee);
         }
         if self.status == InvitationStatus::Revoked {
             return Err(InvitationError::Revoked);
         }
-        Ok(())
+        Ok(if self.status == answered { vec![] } else { vec![event] })
     }
 }
 

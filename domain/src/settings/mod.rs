@@ -49,6 +49,13 @@ pub struct EffectiveSettings {
     pub notifications: Vec<(NotificationKind, Channels)>,
 }
 
+impl EffectiveSettings {
+    /// Where notifications of `kind` go.
+    pub fn channels(&self, kind: NotificationKind) -> Channels {
+        self.notifications.iter().find(|(k, _)| *k == kind).map_or(Channels::DEFAULT, |(_, channels)| *channels)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserSettings {
@@ -82,11 +89,8 @@ impl UserSettings {
         let timezone = changes.timezone.filter(|zone| *zone != current.timezone);
         let locale = changes.locale.filter(|locale| *locale != current.locale);
         let reminder_minutes = changes.reminder_minutes.filter(|minutes| *minutes != current.reminder_minutes);
-        let notifications: BTreeMap<_, _> = changes
-            .notifications
-            .into_iter()
-            .filter(|(kind, channels)| current.notifications.iter().all(|(k, c)| k != kind || c != channels))
-            .collect();
+        let notifications: BTreeMap<_, _> =
+            changes.notifications.into_iter().filter(|(kind, channels)| current.channels(*kind) != *channels).collect();
         let unchanged =
             timezone.is_none() && locale.is_none() && reminder_minutes.is_none() && notifications.is_empty();
         if unchanged {

@@ -85,9 +85,8 @@ fn notification_channels_change_per_kind() {
     state.apply(updated(None, Some(30)));
     let effective = state.effective();
     assert_eq!(effective.reminder_minutes.get(), 30);
-    let channels = |kind| effective.notifications.iter().find(|(k, _)| *k == kind).map(|(_, c)| *c);
-    assert_eq!(channels(NotificationKind::MeetingReminder), Some(push_too), "kept across a later update");
-    assert_eq!(channels(NotificationKind::RoomInvitation), Some(Channels::DEFAULT));
+    assert_eq!(effective.channels(NotificationKind::MeetingReminder), push_too, "kept across a later update");
+    assert_eq!(effective.channels(NotificationKind::RoomInvitation), Channels::DEFAULT);
 }
 
 #[test]
