@@ -48,7 +48,7 @@ enum Command {
     /// the same command, by the name SPEC §5 also uses.)
     #[command(alias = "replay")]
     Rebuild {
-        /// accounts, sessions, contacts, rooms, audit, analytics or email_claims
+        /// accounts, sessions, contacts, rooms, audit, analytics, email_claims, invitations or settings
         projection: String,
     },
     /// Read the event stream itself.

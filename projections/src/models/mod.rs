@@ -13,8 +13,10 @@ mod analytics;
 mod audit;
 mod contacts;
 mod email_claims;
+mod invitations;
 mod rooms;
 mod sessions;
+mod settings;
 
 use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_known_event};
 use serde::Serialize;
@@ -68,6 +70,8 @@ pub(crate) async fn apply_message(
             Projection::Audit => audit::apply(tx, stream_sequence, event).await?,
             Projection::Analytics => analytics::apply(tx, event).await?,
             Projection::EmailClaims => email_claims::apply(tx, event).await?,
+            Projection::Invitations => invitations::apply(tx, event).await?,
+            Projection::Settings => settings::apply(tx, event).await?,
         }
         applied += 1;
     }

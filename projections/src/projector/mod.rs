@@ -41,11 +41,22 @@ pub enum Projection {
     Audit,
     Analytics,
     EmailClaims,
+    Invitations,
+    Settings,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 7] =
-        [Self::Accounts, Self::Sessions, Self::Contacts, Self::Rooms, Self::Audit, Self::Analytics, Self::EmailClaims];
+    pub const ALL: [Projection; 9] = [
+        Self::Accounts,
+        Self::Sessions,
+        Self::Contacts,
+        Self::Rooms,
+        Self::Audit,
+        Self::Analytics,
+        Self::EmailClaims,
+        Self::Invitations,
+        Self::Settings,
+    ];
 
     /// Stable name: the checkpoint row, the consumer name and the lock key.
     pub fn name(self) -> &'static str {
@@ -57,6 +68,8 @@ impl Projection {
             Self::Audit => "audit",
             Self::Analytics => "analytics",
             Self::EmailClaims => "email_claims",
+            Self::Invitations => "invitations",
+            Self::Settings => "settings",
         }
     }
 
@@ -81,6 +94,8 @@ impl Projection {
             Self::Contacts => Some("contacts"),
             Self::Rooms | Self::Analytics => Some("room"),
             Self::EmailClaims => Some("email"),
+            Self::Invitations => Some("invitation"),
+            Self::Settings => Some("settings"),
             Self::Audit => None,
         }
     }
@@ -100,6 +115,8 @@ impl Projection {
                 "analytics_open_meetings",
             ],
             Self::EmailClaims => &["email_claims"],
+            Self::Invitations => &["invitations"],
+            Self::Settings => &["user_settings"],
         }
     }
 
@@ -112,6 +129,8 @@ impl Projection {
             Self::Audit => 4,
             Self::Analytics => 5,
             Self::EmailClaims => 6,
+            Self::Invitations => 7,
+            Self::Settings => 8,
         }
     }
 }

@@ -6,9 +6,11 @@ pub mod audit;
 pub mod checkpoints;
 pub mod contacts;
 pub mod email_claims;
+pub mod invitations;
 pub mod parked;
 pub mod rooms;
 pub mod sessions;
+pub mod settings;
 pub mod users;
 
 pub use audit::AuditRow;

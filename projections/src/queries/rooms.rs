@@ -182,3 +182,30 @@ pub async fn has_ever_joined(pool: &PgPool, room: RoomId, user: UserId) -> Resul
         .await?;
     Ok(joined)
 }
+
+/// The rooms not ended that `user` hosts or has accepted an invitation to, by
+/// `scheduledAt` (unscheduled last), at most `limit`. With a bound (`from`, `to`,
+/// inclusive) only scheduled rooms within it.
+pub async fn upcoming_for(
+    pool: &PgPool,
+    user: UserId,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: u32,
+) -> Result<Vec<RoomRow>, QueryError> {
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.status = 'active' \
+         AND (r.host_id = $1 OR EXISTS (SELECT 1 FROM invitations i \
+              WHERE i.room_id = r.id AND i.invitee_id = $1 AND i.status = 'accepted')) \
+         AND (($2::timestamptz IS NULL AND $3::timestamptz IS NULL) OR r.scheduled_at IS NOT NULL) \
+         AND ($2::timestamptz IS NULL OR r.scheduled_at >= $2) AND ($3::timestamptz IS NULL OR r.scheduled_at <= $3) \
+         ORDER BY r.scheduled_at ASC NULLS LAST, r.created_at, r.id LIMIT $4"
+    )))
+    .bind(user.as_uuid())
+    .bind(from)
+    .bind(to)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
