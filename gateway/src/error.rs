@@ -10,9 +10,11 @@ use rapat_commands::{CommandError, StoreError};
 use rapat_domain::account::{AccountError, AccountInputError, EmailClaimError};
 use rapat_domain::contacts::ContactListError;
 use rapat_domain::credentials::PasswordError;
+use rapat_domain::invitation::InvitationError;
 use rapat_domain::room::{RoomError, RoomInputError};
 use rapat_domain::services::HashingError;
 use rapat_domain::session::SessionError;
+use rapat_domain::settings::{SettingsError, SettingsInputError};
 use rapat_projections::queries::QueryError;
 use serde_json::json;
 
@@ -258,6 +260,36 @@ impl DomainRejection for ContactListError {
             ContactListError::NotAContact => ApiError::not_found("not_a_contact", message),
             ContactListError::OwnerMismatch => ApiError::internal(message),
         }
+    }
+}
+
+impl DomainRejection for InvitationError {
+    fn to_api_error(&self) -> ApiError {
+        let message = self.to_string();
+        match self {
+            InvitationError::CannotInviteYourself => ApiError::bad_request("cannot_invite_self", message),
+            InvitationError::NotFound => ApiError::not_found("invitation_not_found", message),
+            InvitationError::NotTheInvitee | InvitationError::BoundToAnotherAccount => {
+                ApiError::forbidden("not_the_invitee", message)
+            }
+            InvitationError::NotTheHost => ApiError::forbidden("not_host", message),
+            InvitationError::Revoked => ApiError::conflict("invitation_revoked", message),
+            InvitationError::Mismatch => ApiError::internal(message),
+        }
+    }
+}
+
+impl DomainRejection for SettingsError {
+    fn to_api_error(&self) -> ApiError {
+        match self {
+            SettingsError::OwnerMismatch => ApiError::internal(self),
+        }
+    }
+}
+
+impl From<SettingsInputError> for ApiError {
+    fn from(error: SettingsInputError) -> Self {
+        ApiError::bad_request("invalid_input", error.to_string())
     }
 }
 

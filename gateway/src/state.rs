@@ -6,8 +6,10 @@ use std::sync::Arc;
 use rapat_commands::CommandBus;
 use rapat_domain::account::{Account, EmailClaim};
 use rapat_domain::contacts::ContactList;
+use rapat_domain::invitation::Invitation;
 use rapat_domain::room::Room;
 use rapat_domain::session::Session;
+use rapat_domain::settings::UserSettings;
 use rapat_projections::ProjectionPositions;
 use sqlx::PgPool;
 
@@ -25,6 +27,8 @@ pub struct Inner {
     pub rooms: CommandBus<Room>,
     pub contacts: CommandBus<ContactList>,
     pub sessions: CommandBus<Session>,
+    pub invitations: CommandBus<Invitation>,
+    pub settings: CommandBus<UserSettings>,
     pub db: PgPool,
     pub positions: ProjectionPositions,
     pub tokens: TokenKeys,

@@ -17,6 +17,8 @@ fn visible_in(aggregate_type: &str) -> &'static [Projection] {
         "session" => &[Projection::Sessions],
         "contacts" => &[Projection::Contacts, Projection::Audit],
         "room" => &[Projection::Rooms, Projection::Audit],
+        "invitation" => &[Projection::Invitations, Projection::Audit],
+        "settings" => &[Projection::Settings, Projection::Audit],
         _ => &[],
     }
 }

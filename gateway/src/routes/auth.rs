@@ -160,6 +160,7 @@ async fn register(
         register: metadata(Account::TYPE, &account_id, "Register"),
         confirm: metadata(EmailClaim::TYPE, &claim_id, "Confirm"),
     };
+    let registration_email = email.clone();
     let registration = Registration { account: user, email, password, first_name, last_name };
     let registered =
         registration::register(&state.accounts, &state.emails, registration, commands).await.map_err(|error| {
@@ -169,6 +170,9 @@ async fn register(
             }
         })?;
     state.wait_visible(Account::TYPE, registered.account_sequence).await?;
+    // Invitations sent to this address before the account existed become the
+    // account's. A best effort: answering one binds it too.
+    crate::routes::invitations::bind_email_invitations(&state, user, &registration_email).await;
 
     let row = queries::users::by_id(&state.db, user)
         .await?

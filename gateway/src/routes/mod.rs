@@ -5,11 +5,14 @@
 pub mod analytics;
 pub mod audit;
 pub mod auth;
+pub mod calendar;
 pub mod contacts;
 pub mod health;
+pub mod invitations;
 mod responses;
 pub mod rooms;
 pub mod schema;
+pub mod settings;
 pub mod users;
 
 use utoipa::OpenApi;
@@ -26,6 +29,7 @@ use crate::state::AppState;
         (name = "auth", description = "Registration, login, token refresh and logout"),
         (name = "users", description = "Profiles, contacts and presence"),
         (name = "rooms", description = "Rooms, participants and their history"),
+        (name = "invitations", description = "Answering an invitation to a room (the host sends them under /rooms)"),
         (name = "analytics", description = "Meetings, participants and participant-minutes per day"),
         (name = "audit", description = "The audit trail of every stored event, for administrators"),
     )
@@ -82,6 +86,9 @@ where
         .merge(users::router())
         .merge(contacts::router())
         .merge(rooms::router())
+        .merge(invitations::router())
+        .merge(settings::router())
+        .merge(calendar::router())
         .merge(audit::router())
         .merge(analytics::router());
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1);

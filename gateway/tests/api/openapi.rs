@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::helpers::spawn_app;
 
 /// SPEC §3 for auth, users, contacts, presence, rooms (with their chat), audit and
-/// analytics.
+/// analytics; SPEC §6 for invitations, settings and the calendar.
 const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
@@ -40,6 +40,16 @@ const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/api/v1/analytics/rooms/{roomId}"),
     ("GET", "/api/v1/analytics/daily"),
     ("GET", "/api/v1/audit/events"),
+    ("POST", "/api/v1/rooms/{roomId}/invitations"),
+    ("GET", "/api/v1/rooms/{roomId}/invitations"),
+    ("DELETE", "/api/v1/rooms/{roomId}/invitations/{invitationId}"),
+    ("GET", "/api/v1/users/invitations"),
+    ("POST", "/api/v1/invitations/{invitationId}/accept"),
+    ("POST", "/api/v1/invitations/{invitationId}/decline"),
+    ("GET", "/api/v1/rooms/upcoming"),
+    ("GET", "/api/v1/rooms/{roomId}/calendar.ics"),
+    ("GET", "/api/v1/users/settings"),
+    ("PUT", "/api/v1/users/settings"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
