@@ -114,6 +114,16 @@ pub fn optional_whole_number<'de, D: Deserializer<'de>>(deserializer: D) -> Resu
     Option::<Whole>::deserialize(deserializer).map(|whole| whole.map(|Whole(n)| n))
 }
 
+/// A list of email addresses ([`email`]), at most `max_items`.
+pub fn email_list(max_items: usize) -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new().items(email()).max_items(Some(max_items)).build()
+}
+
+/// The invitees' addresses of an invitation request.
+pub fn invitee_emails() -> utoipa::openapi::schema::Array {
+    email_list(crate::routes::invitations::MAX_INVITEES)
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -137,14 +147,4 @@ mod tests {
         assert_eq!(parse(r#"{"n": 1e20}"#), None);
         assert_eq!(parse(r#"{"n": "5"}"#), None);
     }
-}
-
-/// A list of email addresses ([`email`]), at most `max_items`.
-pub fn email_list(max_items: usize) -> utoipa::openapi::schema::Array {
-    utoipa::openapi::schema::ArrayBuilder::new().items(email()).max_items(Some(max_items)).build()
-}
-
-/// The invitees' addresses of an invitation request.
-pub fn invitee_emails() -> utoipa::openapi::schema::Array {
-    email_list(crate::routes::invitations::MAX_INVITEES)
 }

@@ -17,6 +17,7 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::response::{self, Data, Failure};
+use crate::routes::schema;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -128,6 +129,7 @@ pub struct UpdateSettingsRequest {
     #[schema(min_length = 2, max_length = 35, pattern = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$")]
     pub locale: Option<String>,
     /// Minutes before a scheduled meeting that its reminder goes out.
+    #[serde(default, deserialize_with = "schema::optional_whole_number")]
     #[schema(minimum = 0, maximum = 1440)]
     pub reminder_minutes: Option<u32>,
     pub notifications: Option<NotificationsView>,

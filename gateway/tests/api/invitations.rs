@@ -231,3 +231,50 @@ async fn an_invitation_to_an_address_becomes_the_account_registered_with_it() {
         (Some("accepted"), Some(&*user_id))
     );
 }
+
+/// An invitation to an address that the registration did not bind (its process
+/// stopped in between, say) is bound when the account answers it.
+#[tokio::test]
+async fn answering_an_unbound_invitation_to_ones_address_binds_it_first() {
+    use std::time::Duration;
+
+    use rapat_commands::{CommandBus, CommandMetadata, JetStreamEventStore};
+    use rapat_domain::account::Email;
+    use rapat_domain::ids::{RoomId, UserId};
+    use rapat_domain::invitation::{Invitation, InvitationCommand, Invitee};
+    use rapat_projections::{Projection, ProjectionPositions};
+
+    let app = spawn_app().await;
+    let host = app.new_user("Vivi").await;
+    let umi = app.new_user("Wulan").await;
+    let stranger = app.new_user("Xena").await;
+    let room = app.create_room(&host, json!({ "name": "Kickoff", "maxUsers": 5 })).await;
+    // Issued to the address itself, as it was before the account existed.
+    let nats = rapat_commands::connect(&crate::helpers::nats_url()).await.expect("NATS");
+    let store = JetStreamEventStore::<Invitation>::open(nats, app.event_store.clone()).await.expect("store");
+    let bus = CommandBus::new(store, ());
+    let room_id = RoomId::from_uuid(room.parse().expect("a UUID"));
+    let invitee = Invitee::Email(Email::parse(umi.email.clone()).expect("an address"));
+    let invitation = Invitation::id_for(room_id, &invitee);
+    let host_id = UserId::from_uuid(host.id.parse().expect("a UUID"));
+    let command = InvitationCommand::Issue { room: room_id, host: host_id, invitee };
+    let outcome =
+        bus.execute(&invitation.to_string(), command, CommandMetadata::by(host.id.clone())).await.expect("issued");
+    let positions = ProjectionPositions::start(app.db.clone());
+    positions
+        .wait_for(&[Projection::Invitations], outcome.stream_sequence, Duration::from_secs(10))
+        .await
+        .expect("visible");
+    let invitation = invitation.to_string();
+    assert_eq!(app.room_invitations(&host, &room).await[0].get("inviteeId"), None, "not bound");
+
+    assert_eq!(app.my_invitations(&umi).await[0]["id"], json!(invitation));
+    app.answer_invitation(&stranger, &invitation, "accept").await.expect_error(403, "not_the_invitee");
+    let declined = app.answer_invitation(&umi, &invitation, "decline").await;
+    declined.expect(200);
+    assert_eq!(
+        (declined.data()["status"].as_str(), declined.data()["inviteeId"].as_str()),
+        (Some("declined"), Some(&*umi.id))
+    );
+    assert_eq!(app.room_invitations(&host, &room).await[0]["inviteeId"], json!(umi.id));
+}
