@@ -191,10 +191,87 @@ impl Meeting<'_> {
             organizer.add_parameter("CN", name.trim().replace('"', "'").as_str());
             event.append_property(organizer);
         }
-        let mut calendar = Calendar::new();
-        calendar.append_property(Property::new("PRODID", "-//rapat//meetings//EN"));
-        calendar.append_property(Property::new("METHOD", "PUBLISH"));
+        let mut calendar = Calendar::empty();
+        for (name, value) in
+            [("VERSION", "2.0"), ("PRODID", "-//rapat//meetings//EN"), ("CALSCALE", "GREGORIAN"), ("METHOD", "PUBLISH")]
+        {
+            calendar.append_property(Property::new(name, value));
+        }
         calendar.push(event.done());
         calendar.done().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use rapat_domain::ids::UserId;
+    use rapat_projections::queries::RoomStatus;
+
+    use super::*;
+
+    fn room(name: &str, description: &str) -> RoomRow {
+        let created = Utc.with_ymd_and_hms(2031, 4, 1, 8, 0, 0).unwrap();
+        RoomRow {
+            id: RoomId::from_uuid(Uuid::from_u128(7)),
+            host_id: UserId::from_uuid(Uuid::from_u128(1)),
+            name: name.to_owned(),
+            description: description.to_owned(),
+            has_password: false,
+            max_users: 5,
+            scheduled_at: None,
+            status: RoomStatus::Active,
+            participant_count: 0,
+            created_at: created,
+            updated_at: created,
+            ended_at: None,
+        }
+    }
+
+    #[test]
+    fn the_event_is_escaped_folded_and_in_utc() {
+        let room = room("Plan; budget, Q3 \\ ☕", &"A long agenda line, with commas; ".repeat(8));
+        let start = Utc.with_ymd_and_hms(2031, 5, 1, 9, 30, 0).unwrap();
+        let meeting = Meeting {
+            room: &room,
+            start,
+            duration_minutes: Some(90),
+            sequence: 2,
+            join_url: "https://meet.example.com/#/rooms/00000000-0000-0000-0000-000000000007".to_owned(),
+            organizer: Some(("hana@example.com".to_owned(), "Hana \"H\" Tester".to_owned())),
+        };
+        let file = meeting.to_ics();
+
+        assert!(file.ends_with("\r\n"));
+        assert!(file.split("\r\n").all(|line| line.len() <= 75 && !line.contains('\n')), "{file}");
+        assert!(file.contains("SUMMARY:Plan\\; budget\\, Q3 \\\\ ☕\r\n"), "{file}");
+        assert!(file.contains("DTSTART:20310501T093000Z\r\n"), "{file}");
+        assert!(file.contains("DTEND:20310501T110000Z\r\n"), "{file}");
+        assert!(file.contains("SEQUENCE:2\r\n"), "{file}");
+        assert!(file.contains("UID:00000000-0000-0000-0000-000000000007@rapat\r\n"), "{file}");
+        assert!(file.contains("ORGANIZER;CN=Hana 'H' Tester:mailto:hana@example.com\r\n"), "{file}");
+        let calendar: icalendar::Calendar = file.parse().expect("parses");
+        let event = calendar.events().next().expect("an event");
+        assert_eq!(event.get_description().map(|text| text.starts_with(&room.description)), Some(true));
+        assert_eq!(file.matches("PRODID:").count(), 1, "{file}");
+        assert!(file.starts_with("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//rapat//meetings//EN\r\n"), "{file}");
+    }
+
+    #[test]
+    fn without_a_duration_a_meeting_lasts_an_hour() {
+        let room = room("Standup", "");
+        let start = Utc.with_ymd_and_hms(2031, 5, 1, 23, 30, 0).unwrap();
+        let meeting = Meeting {
+            room: &room,
+            start,
+            duration_minutes: None,
+            sequence: 0,
+            join_url: "http://localhost/#/rooms/x".to_owned(),
+            organizer: None,
+        };
+        let file = meeting.to_ics();
+        assert!(file.contains("DTEND:20310502T003000Z\r\n"), "{file}");
+        assert!(file.contains("DESCRIPTION:Join the meeting: http://localhost/#/rooms/x\r\n"), "{file}");
+        assert!(!file.contains("ORGANIZER"), "{file}");
     }
 }
