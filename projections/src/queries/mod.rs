@@ -7,6 +7,7 @@ pub mod checkpoints;
 pub mod contacts;
 pub mod email_claims;
 pub mod parked;
+pub mod reminders;
 pub mod rooms;
 pub mod sessions;
 pub mod users;
