@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
-use icalendar::{Calendar, Component, EventLike, Property};
+use icalendar::{Calendar, Component, EventLike, EventStatus, Property};
 use rapat_domain::ids::RoomId;
 use rapat_projections::queries;
 use rapat_projections::queries::RoomRow;
@@ -117,14 +117,7 @@ async fn room_calendar(
     };
     let organizer = queries::users::by_id(&state.db, room.host_id).await?;
     let organizer = organizer.map(|host| (host.email, format!("{} {}", host.first_name, host.last_name)));
-    let meeting = Meeting {
-        room: &room,
-        start,
-        duration_minutes: None,
-        sequence: 0,
-        join_url: join_url(&headers, room_id),
-        organizer,
-    };
+    let meeting = Meeting { room: &room, start, join_url: join_url(&headers, room_id), organizer };
     let mut answer = meeting.to_ics().into_response();
     answer.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/calendar; charset=utf-8"));
     let disposition = format!("attachment; filename=\"{room_id}.ics\"");
@@ -155,9 +148,6 @@ fn join_url(headers: &HeaderMap, room_id: Uuid) -> String {
 struct Meeting<'a> {
     room: &'a RoomRow,
     start: DateTime<Utc>,
-    duration_minutes: Option<u32>,
-    /// How many times the meeting was rescheduled.
-    sequence: u32,
     join_url: String,
     /// The host's address and name, once the accounts read model has them.
     organizer: Option<(String, String)>,
@@ -167,8 +157,10 @@ impl Meeting<'_> {
     /// The file. `icalendar` escapes the text values, folds lines at 75 octets and
     /// ends them with CRLF (RFC 5545 §3.1, §3.3.11).
     fn to_ics(&self) -> String {
-        let minutes = self.duration_minutes.unwrap_or(DEFAULT_DURATION_MINUTES);
-        let end = self.start + TimeDelta::minutes(i64::from(minutes));
+        let minutes = self.room.duration_minutes.map_or(i64::from(DEFAULT_DURATION_MINUTES), i64::from);
+        let end = self.start + TimeDelta::minutes(minutes);
+        // Grows with each reschedule, so a calendar replaces what it imported.
+        let sequence = u32::try_from(self.room.schedule_sequence).unwrap_or(u32::MAX);
         let mut description = format!("Join the meeting: {}", self.join_url);
         if !self.room.description.is_empty() {
             description = format!("{}\n\n{description}", self.room.description);
@@ -184,7 +176,11 @@ impl Meeting<'_> {
             .summary(&self.room.name)
             .description(&description)
             .url(&self.join_url)
-            .sequence(self.sequence);
+            .sequence(sequence);
+        if self.room.cancelled_at.is_some() {
+            // Ended before it started: calendars that imported it strike it out.
+            event.status(EventStatus::Cancelled);
+        }
         if let Some((email, name)) = &self.organizer {
             let mut organizer = Property::new("ORGANIZER", format!("mailto:{email}"));
             // A parameter value may not hold a double quote (RFC 5545 §3.1).
@@ -225,18 +221,22 @@ mod tests {
             created_at: created,
             updated_at: created,
             ended_at: None,
+            duration_minutes: None,
+            schedule_sequence: 0,
+            started_at: None,
+            cancelled_at: None,
         }
     }
 
     #[test]
     fn the_event_is_escaped_folded_and_in_utc() {
-        let room = room("Plan; budget, Q3 \\ ☕", &"A long agenda line, with commas; ".repeat(8));
+        let mut room = room("Plan; budget, Q3 \\ ☕", &"A long agenda line, with commas; ".repeat(8));
+        room.duration_minutes = Some(90);
+        room.schedule_sequence = 2;
         let start = Utc.with_ymd_and_hms(2031, 5, 1, 9, 30, 0).unwrap();
         let meeting = Meeting {
             room: &room,
             start,
-            duration_minutes: Some(90),
-            sequence: 2,
             join_url: "https://meet.example.com/#/rooms/00000000-0000-0000-0000-000000000007".to_owned(),
             organizer: Some(("hana@example.com".to_owned(), "Hana \"H\" Tester".to_owned())),
         };
@@ -261,14 +261,8 @@ mod tests {
     fn without_a_duration_a_meeting_lasts_an_hour() {
         let room = room("Standup", "");
         let start = Utc.with_ymd_and_hms(2031, 5, 1, 23, 30, 0).unwrap();
-        let meeting = Meeting {
-            room: &room,
-            start,
-            duration_minutes: None,
-            sequence: 0,
-            join_url: "http://localhost/#/rooms/x".to_owned(),
-            organizer: None,
-        };
+        let meeting =
+            Meeting { room: &room, start, join_url: "http://localhost/#/rooms/x".to_owned(), organizer: None };
         let file = meeting.to_ics();
         assert!(file.contains("DTEND:20310502T003000Z\r\n"), "{file}");
         assert!(file.contains("DESCRIPTION:Join the meeting: http://localhost/#/rooms/x\r\n"), "{file}");

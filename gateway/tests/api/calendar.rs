@@ -71,7 +71,7 @@ async fn the_calendar_file_is_one_rfc_5545_event_that_a_parser_reads_back() {
     // Characters RFC 5545 escapes, non-ASCII ones and enough length to fold.
     let name = "Review; budget, Q3 \\ plans — kôpi ☕ and a long tail to make the line fold: 0123456789";
     let description = "Agenda:\nfirst, second; third";
-    let start = "2031-05-01T09:30:00Z";
+    let start = at(TimeDelta::days(30));
     let body = json!({ "name": name, "description": description, "maxUsers": 5, "scheduledAt": start });
     let room = app.create_room(&host, body).await;
 
@@ -100,14 +100,26 @@ async fn the_calendar_file_is_one_rfc_5545_event_that_a_parser_reads_back() {
     assert!(text.starts_with(description) && text.contains(&join_link), "{text:?}");
     let organizer = event.property_value("ORGANIZER").expect("ORGANIZER");
     assert_eq!(organizer.to_lowercase(), format!("mailto:{}", host.email));
-    assert!(file.contains("DTSTART:20310501T093000Z\r\n"), "in UTC: {file}");
+    assert!(file.contains(&format!("DTSTART:{}\r\n", start.format("%Y%m%dT%H%M%SZ"))), "in UTC: {file}");
 
-    // The same event every time: a calendar that imported it updates it in place.
+    // Rescheduled: the same event, a later SEQUENCE, the new time and length.
+    let moved = at(TimeDelta::days(31));
+    let body = json!({ "scheduledAt": moved, "durationMinutes": 45 });
+    app.put(&format!("/api/v1/rooms/{room}"), &host.token, body).await.expect(200);
     let again: icalendar::Calendar = calendar_file(&app, &host, &room).await.parse().expect("an iCalendar file");
-    assert_eq!(
-        again.events().next().and_then(|event| event.get_uid().map(str::to_owned)),
-        Some(format!("{room}@rapat"))
-    );
+    let event = again.events().next().expect("an event");
+    assert_eq!(event.get_uid(), Some(format!("{room}@rapat").as_str()));
+    assert_eq!(event.get_sequence(), Some(1));
+    let moved: DateTime<Utc> = moved.parse().expect("a time");
+    assert_eq!(event.get_start(), Some(DatePerhapsTime::DateTime(CalendarDateTime::Utc(moved))));
+    assert_eq!(event.get_end(), Some(DatePerhapsTime::DateTime(CalendarDateTime::Utc(moved + TimeDelta::minutes(45)))));
+    assert_eq!(event.get_status(), None);
+
+    // Ended before it started: cancelled.
+    app.post(&format!("/api/v1/rooms/{room}/end"), Some(&host.token), json!({})).await.expect(200);
+    let cancelled: icalendar::Calendar = calendar_file(&app, &host, &room).await.parse().expect("an iCalendar file");
+    let event = cancelled.events().next().expect("an event");
+    assert_eq!(event.get_status(), Some(icalendar::EventStatus::Cancelled));
 }
 
 #[tokio::test]
@@ -116,7 +128,7 @@ async fn only_the_host_and_invitees_get_the_calendar_file() {
     let host = app.new_user("Dharma").await;
     let invitee = app.new_user("Endah").await;
     let stranger = app.new_user("Fajar").await;
-    let body = json!({ "name": "Demo", "maxUsers": 5, "scheduledAt": "2031-05-01T09:30:00Z" });
+    let body = json!({ "name": "Demo", "maxUsers": 5, "scheduledAt": at(TimeDelta::days(3)) });
     let room = app.create_room(&host, body).await;
     let invitation = app.invite_user(&host, &room, &invitee).await;
     let path = format!("/api/v1/rooms/{room}/calendar.ics");

@@ -140,15 +140,15 @@ async fn the_invitee_sees_accepts_and_declines_and_nobody_else_can() {
     let host = app.new_user("Nadia").await;
     let budi = app.new_user("Oka").await;
     let other = app.new_user("Putri").await;
-    let room =
-        app.create_room(&host, json!({ "name": "Launch", "maxUsers": 5, "scheduledAt": "2031-05-01T09:30:00Z" })).await;
+    let when = (chrono::Utc::now() + chrono::TimeDelta::days(20)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let room = app.create_room(&host, json!({ "name": "Launch", "maxUsers": 5, "scheduledAt": when })).await;
     let invitation = app.invite_user(&host, &room, &budi).await;
 
     let mine = app.my_invitations(&budi).await;
     assert_eq!(mine.len(), 1, "{mine:#?}");
     assert_eq!(mine[0]["id"], json!(invitation));
     assert_eq!(mine[0]["roomName"], json!("Launch"));
-    assert_eq!(mine[0]["scheduledAt"], json!("2031-05-01T09:30:00Z"));
+    assert_eq!(mine[0]["scheduledAt"], json!(when));
     assert_eq!(
         (mine[0]["host"]["id"].as_str(), mine[0]["host"]["firstName"].as_str()),
         (Some(&*host.id), Some("Nadia"))
@@ -277,4 +277,26 @@ async fn answering_an_unbound_invitation_to_ones_address_binds_it_first() {
         (Some("declined"), Some(&*umi.id))
     );
     assert_eq!(app.room_invitations(&host, &room).await[0]["inviteeId"], json!(umi.id));
+}
+
+/// An accepted invitation stands in for a room's password; a revoked one no longer does.
+#[tokio::test]
+async fn an_accepted_invitation_lets_its_invitee_into_a_password_room() {
+    let app = spawn_app().await;
+    let host = app.new_user("Yudi").await;
+    let guest = app.new_user("Zaki").await;
+    let room = app.create_room(&host, json!({ "name": "Private", "maxUsers": 5, "password": "s3cret-pass" })).await;
+    let join = format!("/api/v1/rooms/{room}/join");
+    let invitation = app.invite_user(&host, &room, &guest).await;
+
+    app.post(&join, Some(&guest.token), json!({})).await.expect_error(403, "wrong_password");
+    app.answer_invitation(&guest, &invitation, "accept").await.expect(200);
+    let joined = app.post(&join, Some(&guest.token), json!({})).await;
+    joined.expect(200);
+    assert_eq!(joined.data()["participant"]["userId"], json!(guest.id));
+    app.post(&format!("/api/v1/rooms/{room}/leave"), Some(&guest.token), json!({})).await.expect(200);
+
+    app.delete(&format!("/api/v1/rooms/{room}/invitations/{invitation}"), &host.token).await.expect(200);
+    app.post(&join, Some(&guest.token), json!({})).await.expect_error(403, "wrong_password");
+    app.post(&join, Some(&guest.token), json!({ "password": "s3cret-pass" })).await.expect(200);
 }

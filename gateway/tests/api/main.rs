@@ -18,6 +18,7 @@ mod read_your_writes;
 mod registration;
 mod rooms;
 mod rooms_host;
+mod schedule;
 mod settings;
 mod slow_clients;
 mod storable_input;

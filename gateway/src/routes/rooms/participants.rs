@@ -65,7 +65,9 @@ pub async fn join_room(
     if guessing {
         refuse_guessing(&state, auth.user_id, room)?;
     }
-    let command = RoomCommand::Join { user: auth.user_id, password };
+    // An accepted invitation stands in for the room's password (SPEC §6).
+    let invited = queries::invitations::accepted(&state.db, room, auth.user_id).await?;
+    let command = RoomCommand::Join { user: auth.user_id, password, invited };
     let joined = state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await;
     if let Err(error) = &joined
         && guessing
