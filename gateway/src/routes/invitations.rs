@@ -120,6 +120,8 @@ pub struct HostView {
     pub id: Uuid,
     pub first_name: String,
     pub last_name: String,
+    /// First and last name together, for display.
+    pub name: String,
 }
 
 /// An invitation as its invitee sees it: with the room and its host.
@@ -135,12 +137,11 @@ pub struct ReceivedInvitationView {
 
 impl From<ReceivedInvitationRow> for ReceivedInvitationView {
     fn from(row: ReceivedInvitationRow) -> Self {
-        let host = HostView {
-            id: row.invitation.host_id.as_uuid(),
-            // Empty only while the accounts read model catches up with the host.
-            first_name: row.host_first_name.unwrap_or_default(),
-            last_name: row.host_last_name.unwrap_or_default(),
-        };
+        // Empty only while the accounts read model catches up with the host.
+        let first_name = row.host_first_name.unwrap_or_default();
+        let last_name = row.host_last_name.unwrap_or_default();
+        let name = format!("{first_name} {last_name}").trim().to_owned();
+        let host = HostView { id: row.invitation.host_id.as_uuid(), first_name, last_name, name };
         Self { invitation: row.invitation.into(), room_name: row.room_name, scheduled_at: row.scheduled_at, host }
     }
 }

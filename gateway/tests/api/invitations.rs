@@ -153,6 +153,7 @@ async fn the_invitee_sees_accepts_and_declines_and_nobody_else_can() {
         (mine[0]["host"]["id"].as_str(), mine[0]["host"]["firstName"].as_str()),
         (Some(&*host.id), Some("Nadia"))
     );
+    assert_eq!(mine[0]["host"]["name"], json!("Nadia Tester"));
     assert!(app.my_invitations(&other).await.is_empty());
 
     app.answer_invitation(&other, &invitation, "accept").await.expect_error(403, "not_the_invitee");
