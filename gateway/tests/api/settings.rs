@@ -92,3 +92,31 @@ async fn bad_settings_are_refused_and_change_nothing() {
         .expect_error(400, "invalid_input");
     assert_eq!(settings_of(&app, &user).await, defaults());
 }
+
+/// The document states the limits of SPEC §6's bodies, so a fuzzer and a client
+/// agree with the server.
+#[tokio::test]
+async fn the_document_states_the_limits_of_invitations_and_settings() {
+    use rapat_domain::settings::{Locale, ReminderMinutes};
+
+    let app = spawn_app().await;
+    let document = app.openapi_document().await;
+    let schemas = &document["components"]["schemas"];
+    let invite = &schemas["InviteRequest"]["properties"];
+    assert_eq!(invite["userIds"]["maxItems"], 100, "{invite:#}");
+    assert_eq!(invite["userIds"]["items"]["format"], "uuid", "{invite:#}");
+    assert_eq!(invite["emails"]["maxItems"], 100, "{invite:#}");
+    assert!(invite["emails"]["items"]["pattern"].is_string(), "{invite:#}");
+    assert_eq!(schemas["InviteRequest"]["additionalProperties"], false);
+    let settings = &schemas["UpdateSettingsRequest"]["properties"];
+    assert_eq!(settings["reminderMinutes"]["minimum"], 0, "{settings:#}");
+    assert_eq!(settings["reminderMinutes"]["maximum"], ReminderMinutes::MAX, "{settings:#}");
+    assert_eq!(settings["locale"]["maxLength"], Locale::MAX_CHARS, "{settings:#}");
+    let kinds = schemas["NotificationsView"]["properties"].as_object().expect("kinds");
+    assert_eq!(kinds.len(), KINDS.len());
+    assert!(KINDS.iter().all(|kind| kinds.contains_key(*kind)), "{kinds:?}");
+    assert_eq!(schemas["NotificationsView"]["additionalProperties"], false);
+    assert_eq!(schemas["ChannelsView"]["required"], json!(["inApp", "email", "push"]));
+    let calendar = &document["paths"]["/api/v1/rooms/{roomId}/calendar.ics"]["get"]["responses"]["200"]["content"];
+    assert!(calendar["text/calendar"].is_object(), "{calendar:#}");
+}
