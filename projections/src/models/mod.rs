@@ -13,6 +13,8 @@ mod analytics;
 mod audit;
 mod contacts;
 mod email_claims;
+mod notification_state;
+mod notifications;
 mod rooms;
 mod sessions;
 
@@ -24,6 +26,9 @@ use uuid::Uuid;
 
 use crate::projector::Projection;
 use crate::sql::is_transient;
+
+pub use notification_state::REMINDER_TIMERS_CHANNEL;
+pub use notifications::notification_id;
 
 /// Why a message was not applied.
 #[derive(Debug)]
@@ -68,6 +73,7 @@ pub(crate) async fn apply_message(
             Projection::Audit => audit::apply(tx, stream_sequence, event).await?,
             Projection::Analytics => analytics::apply(tx, event).await?,
             Projection::EmailClaims => email_claims::apply(tx, event).await?,
+            Projection::Notifications => notifications::apply(tx, stream_sequence, event).await?,
         }
         applied += 1;
     }

@@ -4,11 +4,13 @@
 //! - `lock.rs`: one active instance per projection across processes.
 //! - `checkpoint.rs`: the position of each projection, Postgres being its truth.
 //! - `runner.rs`: consume, apply a batch in one transaction, ack.
+//! - `live.rs`: after a notifications batch commits, push its new rows on core NATS.
 //! - `parking.rs`: messages that can never be applied.
 //! - `stream_check.rs`: is the stream still the one the checkpoint was written on?
 //! - `recover.rs`: when it is not, rebuild the read model from the stream.
 
 mod checkpoint;
+mod live;
 mod lock;
 mod parking;
 mod recover;
@@ -41,11 +43,20 @@ pub enum Projection {
     Audit,
     Analytics,
     EmailClaims,
+    Notifications,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 7] =
-        [Self::Accounts, Self::Sessions, Self::Contacts, Self::Rooms, Self::Audit, Self::Analytics, Self::EmailClaims];
+    pub const ALL: [Projection; 8] = [
+        Self::Accounts,
+        Self::Sessions,
+        Self::Contacts,
+        Self::Rooms,
+        Self::Audit,
+        Self::Analytics,
+        Self::EmailClaims,
+        Self::Notifications,
+    ];
 
     /// Stable name: the checkpoint row, the consumer name and the lock key.
     pub fn name(self) -> &'static str {
@@ -57,6 +68,7 @@ impl Projection {
             Self::Audit => "audit",
             Self::Analytics => "analytics",
             Self::EmailClaims => "email_claims",
+            Self::Notifications => "notifications",
         }
     }
 
@@ -81,7 +93,8 @@ impl Projection {
             Self::Contacts => Some("contacts"),
             Self::Rooms | Self::Analytics => Some("room"),
             Self::EmailClaims => Some("email"),
-            Self::Audit => None,
+            // Notifications follow rooms, invitations, settings, contacts and inboxes.
+            Self::Audit | Self::Notifications => None,
         }
     }
 
@@ -100,6 +113,14 @@ impl Projection {
                 "analytics_open_meetings",
             ],
             Self::EmailClaims => &["email_claims"],
+            Self::Notifications => &[
+                "notifications",
+                "notification_rooms",
+                "notification_invitees",
+                "notification_settings",
+                "reminder_timers",
+                "reminders_fired",
+            ],
         }
     }
 
@@ -112,6 +133,7 @@ impl Projection {
             Self::Audit => 4,
             Self::Analytics => 5,
             Self::EmailClaims => 6,
+            Self::Notifications => 7,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod checkpoints;
 pub mod contacts;
 pub mod email_claims;
+pub mod notifications;
 pub mod parked;
 pub mod rooms;
 pub mod sessions;
