@@ -4,6 +4,7 @@
 mod analytics;
 mod export;
 mod faults;
+mod notifications;
 mod positions;
 mod projector;
 mod read_models;
