@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rapat_commands::CommandBus;
 use rapat_domain::account::{Account, EmailClaim};
 use rapat_domain::contacts::ContactList;
+use rapat_domain::inbox::Inbox;
 use rapat_domain::room::Room;
 use rapat_domain::session::Session;
 use rapat_projections::ProjectionPositions;
@@ -25,6 +26,8 @@ pub struct Inner {
     pub rooms: CommandBus<Room>,
     pub contacts: CommandBus<ContactList>,
     pub sessions: CommandBus<Session>,
+    /// What each user has read of their notifications.
+    pub inboxes: CommandBus<Inbox>,
     pub db: PgPool,
     pub positions: ProjectionPositions,
     pub tokens: TokenKeys,

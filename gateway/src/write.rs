@@ -17,6 +17,7 @@ fn visible_in(aggregate_type: &str) -> &'static [Projection] {
         "session" => &[Projection::Sessions],
         "contacts" => &[Projection::Contacts, Projection::Audit],
         "room" => &[Projection::Rooms, Projection::Audit],
+        "inbox" => &[Projection::Notifications],
         _ => &[],
     }
 }

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod contacts;
 pub mod health;
+pub mod notifications;
 mod responses;
 pub mod rooms;
 pub mod schema;
@@ -28,6 +29,7 @@ use crate::state::AppState;
         (name = "rooms", description = "Rooms, participants and their history"),
         (name = "analytics", description = "Meetings, participants and participant-minutes per day"),
         (name = "audit", description = "The audit trail of every stored event, for administrators"),
+        (name = "notifications", description = "In-app notifications and what the caller has read"),
     )
 )]
 struct ApiDoc;
@@ -83,7 +85,8 @@ where
         .merge(contacts::router())
         .merge(rooms::router())
         .merge(audit::router())
-        .merge(analytics::router());
+        .merge(analytics::router())
+        .merge(notifications::router());
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1);
     // After every route is in: the statuses all routes share (see `responses.rs`).
     utoipa::Modify::modify(&responses::CommonResponses, router.get_openapi_mut());
