@@ -10,6 +10,7 @@ mod contacts;
 mod durability;
 mod helpers;
 mod limits;
+mod notifications;
 mod observability;
 mod openapi;
 mod read_your_writes;
