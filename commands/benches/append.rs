@@ -157,7 +157,12 @@ async fn prepare_rooms(bus: &CommandBus<Room>, count: usize) -> anyhow::Result<V
         let room_id = Uuid::new_v4().to_string();
         let host = UserId::new_random();
         bus.execute(&room_id, create_command(host), CommandMetadata::system()).await?;
-        bus.execute(&room_id, RoomCommand::Join { user: host, password: None }, CommandMetadata::system()).await?;
+        bus.execute(
+            &room_id,
+            RoomCommand::Join { user: host, password: None, invited: false },
+            CommandMetadata::system(),
+        )
+        .await?;
         rooms.push((room_id, host));
     }
     Ok(rooms)
@@ -171,6 +176,7 @@ fn create_command(host: UserId) -> RoomCommand {
         password: None,
         max_users: MaxUsers::parse(100).expect("valid"),
         scheduled_at: None,
+        duration_minutes: None,
     }
 }
 
@@ -232,7 +238,8 @@ async fn long_history_load(
     let room_id = Uuid::new_v4().to_string();
     let host = UserId::new_random();
     bus.execute(&room_id, create_command(host), CommandMetadata::system()).await?;
-    bus.execute(&room_id, RoomCommand::Join { user: host, password: None }, CommandMetadata::system()).await?;
+    bus.execute(&room_id, RoomCommand::Join { user: host, password: None, invited: false }, CommandMetadata::system())
+        .await?;
     let mut version = 2;
     while version < 10_000 {
         let command = RoomCommand::SetAudio { user: host, muted: version % 2 == 0 };

@@ -211,6 +211,9 @@ impl DomainRejection for RoomError {
             RoomError::CannotRemoveHost => ApiError::bad_request("cannot_remove_host", message),
             RoomError::MaxUsersBelowParticipants => ApiError::conflict("max_users_below_participants", message),
             RoomError::MutedByHost => ApiError::forbidden("muted_by_host", message),
+            RoomError::AlreadyStarted => ApiError::conflict("room_already_started", message),
+            RoomError::NotScheduled => ApiError::bad_request("room_not_scheduled", message),
+            RoomError::StaleSchedule => ApiError::conflict("stale_schedule", message),
             RoomError::Hashing(error) => error.clone().into(),
         }
     }

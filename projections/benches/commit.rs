@@ -153,6 +153,7 @@ impl History {
                     password_hash: None,
                     max_users: MaxUsers::parse(10).expect("valid max users"),
                     scheduled_at: None,
+                    duration_minutes: None,
                 }
             }
             step @ 1..=10 => RoomEvent::ParticipantJoined { user_id: self.users[step - 1] },

@@ -78,6 +78,7 @@ fn generate(commands: usize) -> Vec<StoredEvent> {
                     password_hash: None,
                     max_users: MaxUsers::parse(10).expect("valid max users"),
                     scheduled_at: None,
+                    duration_minutes: None,
                 }
             }
             step @ 1..=10 => RoomEvent::ParticipantJoined { user_id: users[step - 1] },

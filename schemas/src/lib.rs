@@ -54,6 +54,9 @@ event_schemas! {
         "ParticipantVideoChanged",
         "ParticipantScreenShareChanged",
         "RoomEnded",
+        "RoomRescheduled",
+        "RoomCancelled",
+        "MeetingReminderDue",
     ],
     "account" => [
         "AccountRegistered",

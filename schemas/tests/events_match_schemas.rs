@@ -17,7 +17,7 @@ use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_event, sc
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::inbox::{Inbox, InboxEvent};
 use rapat_domain::invitation::{Invitation, InvitationEvent};
-use rapat_domain::room::{MaxUsers, Room, RoomDescription, RoomEvent, RoomName};
+use rapat_domain::room::{DurationMinutes, MaxUsers, Room, RoomDescription, RoomEvent, RoomName};
 use rapat_domain::session::{RefreshToken, RevokeReason, Session, SessionEvent};
 use rapat_domain::settings::{
     Channels, Locale, NotificationKind, ReminderMinutes, SettingsEvent, Timezone, UserSettings,
@@ -60,6 +60,7 @@ fn next_room_event(previous: Option<&RoomEvent>) -> Option<RoomEvent> {
             password_hash: Some(hash()),
             max_users: MaxUsers::parse(25).expect("valid maximum"),
             scheduled_at: Some(at()),
+            duration_minutes: Some(DurationMinutes::parse(45).expect("valid duration")),
         },
         Some(RoomCreated { .. }) => RoomSettingsUpdated {
             name: Some(RoomName::parse("Retro".to_owned()).expect("valid name")),
@@ -76,7 +77,17 @@ fn next_room_event(previous: Option<&RoomEvent>) -> Option<RoomEvent> {
         Some(ParticipantMutedByHost { .. }) => ParticipantUnmuteAllowed { user_id: BUDI, allowed_by: ANA },
         Some(ParticipantUnmuteAllowed { .. }) => ParticipantRemoved { user_id: BUDI, removed_by: ANA },
         Some(ParticipantRemoved { .. }) => ParticipantLeft { user_id: ANA },
-        Some(ParticipantLeft { .. }) => RoomEnded {},
+        Some(ParticipantLeft { .. }) => RoomRescheduled {
+            scheduled_at: at(),
+            duration_minutes: Some(DurationMinutes::parse(DurationMinutes::MAX).expect("valid duration")),
+            schedule_sequence: 1,
+            rescheduled_by: ANA,
+        },
+        Some(RoomRescheduled { .. }) => {
+            MeetingReminderDue { recipient_id: BUDI, schedule_sequence: 1, due_at: at(), late: true }
+        }
+        Some(MeetingReminderDue { .. }) => RoomCancelled { cancelled_by: ANA },
+        Some(RoomCancelled { .. }) => RoomEnded {},
         Some(RoomEnded {}) => return None,
     })
 }
@@ -241,6 +252,13 @@ fn examples() -> Vec<Example> {
             password_hash: None,
             max_users: MaxUsers::parse(1).expect("valid maximum"),
             scheduled_at: None,
+            duration_minutes: None,
+        },
+        RoomEvent::RoomRescheduled {
+            scheduled_at: at(),
+            duration_minutes: None,
+            schedule_sequence: 2,
+            rescheduled_by: ANA,
         },
         RoomEvent::RoomSettingsUpdated {
             name: None,

@@ -110,7 +110,11 @@ pub fn room_change(room: Uuid, event: &RoomEvent) -> Option<RoomChange> {
         | RoomEvent::RoomSettingsUpdated { .. }
         | RoomEvent::ParticipantJoined { .. }
         | RoomEvent::ParticipantVideoChanged { .. }
-        | RoomEvent::ParticipantScreenShareChanged { .. } => None,
+        | RoomEvent::ParticipantScreenShareChanged { .. }
+        // The schedule is not media's; a cancellation's `RoomEnded` follows it.
+        | RoomEvent::RoomRescheduled { .. }
+        | RoomEvent::RoomCancelled { .. }
+        | RoomEvent::MeetingReminderDue { .. } => None,
     }
 }
 

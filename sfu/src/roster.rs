@@ -90,6 +90,7 @@ mod tests {
             password_hash: None,
             max_users: MaxUsers::parse(max_users.into()).expect("max users"),
             scheduled_at: None,
+            duration_minutes: None,
         }
     }
 

@@ -67,7 +67,7 @@ async fn a_room_event_written_while_the_sfu_was_cut_off_from_a_restarting_nats_r
     execute(&rooms, room, create_room(host, 10)).await;
     let mut joined = 0;
     for user in [left, removed] {
-        joined = execute(&rooms, room, RoomCommand::Join { user, password: None }).await;
+        joined = execute(&rooms, room, RoomCommand::Join { user, password: None, invited: false }).await;
     }
 
     let (changes_tx, mut changes) = unbounded_channel();
@@ -109,7 +109,7 @@ async fn a_room_event_written_while_the_sfu_was_cut_off_from_a_restarting_nats_r
     // change is one of another room, written last.
     let (other, guest) = (Uuid::new_v4(), UserId::new_random());
     execute(&rooms, other, create_room(host, 10)).await;
-    execute(&rooms, other, RoomCommand::Join { user: guest, password: None }).await;
+    execute(&rooms, other, RoomCommand::Join { user: guest, password: None, invited: false }).await;
     execute(&rooms, other, RoomCommand::Leave { user: guest }).await;
     assert_eq!(
         next_change(&mut changes).await,

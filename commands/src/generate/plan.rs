@@ -142,6 +142,7 @@ impl RoomSim {
             password: None,
             max_users: MaxUsers::parse(max_users).expect("within the limit"),
             scheduled_at: None,
+            duration_minutes: None,
         };
         let mut pending = VecDeque::new();
         pending.push_back(Planned { at: created_at, actor: host, command: create });
@@ -242,7 +243,11 @@ impl RoomSim {
     fn plan_stay(&mut self, plan: &mut Vec<Planned>, user: Uuid, join: DateTime<Utc>, leave: DateTime<Utc>) {
         let user_id = UserId::from_uuid(user);
         let host_id = UserId::from_uuid(self.host);
-        plan.push(Planned { at: join, actor: user, command: RoomCommand::Join { user: user_id, password: None } });
+        plan.push(Planned {
+            at: join,
+            actor: user,
+            command: RoomCommand::Join { user: user_id, password: None, invited: false },
+        });
         let length = (leave - join).num_milliseconds();
         let mut times: Vec<i64> = (0..self.rng.random_range(0..=5)).map(|_| self.rng.random_range(1..length)).collect();
         times.sort_unstable();

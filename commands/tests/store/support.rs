@@ -67,6 +67,7 @@ pub fn create_room_command(host: UserId, max_users: u32) -> RoomCommand {
         password: None,
         max_users: MaxUsers::parse(max_users).expect("valid max users"),
         scheduled_at: None,
+        duration_minutes: None,
     }
 }
 
@@ -81,7 +82,7 @@ pub async fn create_room(bus: &CommandBus<Room>, max_users: u32) -> (String, Use
 }
 
 pub fn join(user: UserId) -> RoomCommand {
-    RoomCommand::Join { user, password: None }
+    RoomCommand::Join { user, password: None, invited: false }
 }
 
 #[allow(dead_code)]

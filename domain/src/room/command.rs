@@ -1,6 +1,8 @@
 //! What can be asked of a room. Commands hold parsed values only.
 
-use super::types::{MaxUsers, PasswordChange, RoomDescription, RoomName};
+use chrono::{DateTime, Utc};
+
+use super::types::{DurationMinutes, MaxUsers, PasswordChange, RoomDescription, RoomName};
 use crate::credentials::Password;
 use crate::ids::UserId;
 use crate::text::Timestamp;
@@ -15,6 +17,7 @@ pub enum RoomCommand {
         password: Option<Password>,
         max_users: MaxUsers,
         scheduled_at: Option<Timestamp>,
+        duration_minutes: Option<DurationMinutes>,
     },
     /// `None` leaves a setting as it is.
     UpdateSettings {
@@ -27,6 +30,9 @@ pub enum RoomCommand {
     Join {
         user: UserId,
         password: Option<Password>,
+        /// The command layer found an accepted invitation of `user` to this room
+        /// (SPEC §6): it stands in for the room's password.
+        invited: bool,
     },
     Leave {
         user: UserId,
@@ -58,7 +64,24 @@ pub enum RoomCommand {
         user: UserId,
         sharing: bool,
     },
+    /// Ends the room; a room that never started is cancelled instead.
     End {
         actor: UserId,
+    },
+    /// Moves a meeting that has not started: `None` keeps that part of the
+    /// schedule. A duration alone needs a room that already has a time.
+    Reschedule {
+        actor: UserId,
+        scheduled_at: Option<Timestamp>,
+        duration_minutes: Option<DurationMinutes>,
+    },
+    /// A reminder timer of `schedule_sequence` came due for `recipient` (the
+    /// reminder loop, SPEC §6). `late` when it is sent after its moment because
+    /// no process was up to send it then.
+    FireReminder {
+        recipient: UserId,
+        schedule_sequence: u32,
+        due_at: DateTime<Utc>,
+        late: bool,
     },
 }

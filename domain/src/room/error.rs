@@ -26,6 +26,12 @@ pub enum RoomError {
     MaxUsersBelowParticipants,
     #[error("the host muted you; ask the host to allow you to unmute")]
     MutedByHost,
+    #[error("the meeting has already started; its schedule can no longer change")]
+    AlreadyStarted,
+    #[error("the room has no scheduled time; set scheduledAt as well")]
+    NotScheduled,
+    #[error("the reminder is for a schedule the room no longer has")]
+    StaleSchedule,
     #[error(transparent)]
     Hashing(#[from] HashingError),
 }
@@ -48,4 +54,10 @@ pub enum RoomInputError {
     ScheduledAtOutOfRange,
     #[error("the maximum number of users must be between 1 and {max}")]
     MaxUsersOutOfRange { max: u32 },
+    #[error("durationMinutes must be between 1 and {max}")]
+    DurationOutOfRange { max: u16 },
+    #[error("scheduledAt must not lie in the past")]
+    ScheduledInThePast,
+    #[error("scheduledAt must lie at most {days} days ahead")]
+    ScheduledTooFarAhead { days: i64 },
 }

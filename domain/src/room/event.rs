@@ -7,7 +7,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::types::{MaxUsers, RoomDescription, RoomName};
+use super::types::{DurationMinutes, MaxUsers, RoomDescription, RoomName};
 use crate::credentials::PasswordHash;
 use crate::envelope::{Upcast, UpcastError, refuse_newer};
 use crate::ids::UserId;
@@ -22,6 +22,9 @@ pub enum RoomEvent {
         password_hash: Option<PasswordHash>,
         max_users: MaxUsers,
         scheduled_at: Option<DateTime<Utc>>,
+        /// Absent in rooms created before durations existed, and when none was given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_minutes: Option<DurationMinutes>,
     },
     /// Only what changed is present; `password_cleared` is true when the password
     /// was removed (a new password arrives as `password_hash` instead).
@@ -70,6 +73,30 @@ pub enum RoomEvent {
         sharing: bool,
     },
     RoomEnded {},
+    /// The meeting, not started yet, moved. Carries the whole new schedule;
+    /// `schedule_sequence` counts the schedules (0 at creation, one more per
+    /// reschedule): a calendar's `SEQUENCE`, and what a reminder timer is for.
+    RoomRescheduled {
+        scheduled_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration_minutes: Option<DurationMinutes>,
+        schedule_sequence: u32,
+        rescheduled_by: UserId,
+    },
+    /// The host ended a room that never started: the meeting is called off. Always
+    /// followed by `RoomEnded` in the same commit, so what reads only the end of a
+    /// room needs to know nothing of cancellations.
+    RoomCancelled {
+        cancelled_by: UserId,
+    },
+    /// A reminder of the meeting came due for one recipient (SPEC §6); at most one
+    /// per schedule and recipient.
+    MeetingReminderDue {
+        recipient_id: UserId,
+        schedule_sequence: u32,
+        due_at: DateTime<Utc>,
+        late: bool,
+    },
 }
 
 impl DomainEvent for RoomEvent {
@@ -86,6 +113,9 @@ impl DomainEvent for RoomEvent {
             Self::ParticipantVideoChanged { .. } => "ParticipantVideoChanged",
             Self::ParticipantScreenShareChanged { .. } => "ParticipantScreenShareChanged",
             Self::RoomEnded {} => "RoomEnded",
+            Self::RoomRescheduled { .. } => "RoomRescheduled",
+            Self::RoomCancelled { .. } => "RoomCancelled",
+            Self::MeetingReminderDue { .. } => "MeetingReminderDue",
         };
         name.to_owned()
     }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use command::RoomCommand;
 pub use error::{RoomError, RoomInputError};
 pub use event::RoomEvent;
-pub use types::{MaxUsers, ParticipantState, PasswordChange, RoomDescription, RoomName};
+pub use types::{DurationMinutes, MaxUsers, MeetingStart, ParticipantState, PasswordChange, RoomDescription, RoomName};
 
 use crate::credentials::{Password, PasswordHash};
 use crate::ids::UserId;
@@ -34,6 +34,19 @@ pub struct Room {
     password_hash: Option<PasswordHash>,
     max_users: MaxUsers,
     scheduled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    duration_minutes: Option<DurationMinutes>,
+    /// 0 at creation, one more per reschedule.
+    #[serde(default)]
+    schedule_sequence: u32,
+    /// Someone has joined at least once: the meeting began, and its schedule is
+    /// history. (Snapshots from before this existed read `false`; see
+    /// [`Room::has_started`].)
+    #[serde(default)]
+    started: bool,
+    /// Who has had the reminder of the current schedule.
+    #[serde(default)]
+    reminded: BTreeSet<UserId>,
     ended: bool,
     /// A `BTreeMap` so that snapshots serialise the same way every time.
     participants: BTreeMap<UserId, ParticipantState>,
@@ -73,6 +86,18 @@ impl Room {
         self.scheduled_at
     }
 
+    pub fn duration_minutes(&self) -> Option<DurationMinutes> {
+        self.duration_minutes
+    }
+
+    pub fn schedule_sequence(&self) -> u32 {
+        self.schedule_sequence
+    }
+
+    pub fn has_started(&self) -> bool {
+        self.started || !self.participants.is_empty()
+    }
+
     pub fn has_password(&self) -> bool {
         self.password_hash.is_some()
     }
@@ -100,7 +125,9 @@ impl Room {
 
     /// Decides what a command does to this room, without changing it.
     async fn decide(&self, command: RoomCommand, services: &DomainServices) -> Result<Vec<RoomEvent>, RoomError> {
-        if let RoomCommand::Create { host, name, description, password, max_users, scheduled_at } = command {
+        if let RoomCommand::Create { host, name, description, password, max_users, scheduled_at, duration_minutes } =
+            command
+        {
             if self.is_created() {
                 return Err(RoomError::AlreadyExists);
             }
@@ -115,6 +142,7 @@ impl Room {
                 password_hash,
                 max_users,
                 scheduled_at: scheduled_at.map(Timestamp::get),
+                duration_minutes,
             }]);
         }
         // Every other command needs a running room; these two checks come before
@@ -132,7 +160,7 @@ impl Room {
                 require_host(actor)?;
                 self.update_settings(name, description, password, max_users, services).await
             }
-            RoomCommand::Join { user, password } => self.join(user, password, host, services).await,
+            RoomCommand::Join { user, password, invited } => self.join(user, password, invited, host, services).await,
             RoomCommand::Leave { user } => {
                 Ok(unless(!self.participants.contains_key(&user), RoomEvent::ParticipantLeft { user_id: user }))
             }
@@ -182,24 +210,71 @@ impl Room {
             }
             RoomCommand::End { actor } => {
                 require_host(actor)?;
-                Ok(vec![RoomEvent::RoomEnded {}])
+                if self.has_started() {
+                    Ok(vec![RoomEvent::RoomEnded {}])
+                } else {
+                    Ok(vec![RoomEvent::RoomCancelled { cancelled_by: actor }, RoomEvent::RoomEnded {}])
+                }
+            }
+            RoomCommand::Reschedule { actor, scheduled_at, duration_minutes } => {
+                require_host(actor)?;
+                self.reschedule(actor, scheduled_at, duration_minutes)
+            }
+            RoomCommand::FireReminder { recipient, schedule_sequence, due_at, late } => {
+                if self.scheduled_at.is_none() {
+                    return Err(RoomError::NotScheduled);
+                }
+                if schedule_sequence != self.schedule_sequence {
+                    return Err(RoomError::StaleSchedule);
+                }
+                let event = RoomEvent::MeetingReminderDue { recipient_id: recipient, schedule_sequence, due_at, late };
+                Ok(unless(self.reminded.contains(&recipient), event))
             }
         }
+    }
+
+    fn reschedule(
+        &self,
+        actor: UserId,
+        scheduled_at: Option<Timestamp>,
+        duration_minutes: Option<DurationMinutes>,
+    ) -> Result<Vec<RoomEvent>, RoomError> {
+        if self.has_started() {
+            return Err(RoomError::AlreadyStarted);
+        }
+        let scheduled_at = match (scheduled_at, self.scheduled_at) {
+            (Some(new), _) => new.get(),
+            (None, Some(current)) => current,
+            (None, None) => return Err(RoomError::NotScheduled),
+        };
+        let duration_minutes = duration_minutes.or(self.duration_minutes);
+        if Some(scheduled_at) == self.scheduled_at && duration_minutes == self.duration_minutes {
+            return Ok(vec![]);
+        }
+        Ok(vec![RoomEvent::RoomRescheduled {
+            scheduled_at,
+            duration_minutes,
+            schedule_sequence: self.schedule_sequence + 1,
+            rescheduled_by: actor,
+        }])
     }
 
     async fn join(
         &self,
         user: UserId,
         password: Option<Password>,
+        invited: bool,
         host: UserId,
         services: &DomainServices,
     ) -> Result<Vec<RoomEvent>, RoomError> {
         if self.participants.contains_key(&user) {
             return Ok(vec![]);
         }
-        // The host set the password, so asking them for it would only lock them out.
+        // The host set the password, so asking them for it would only lock them out;
+        // an accepted invitation is the host's leave to come in without it.
         if let Some(hash) = &self.password_hash
             && user != host
+            && !invited
         {
             let matches = match password {
                 Some(offered) => services.passwords.verify(&offered, hash).await?,
@@ -291,7 +366,16 @@ impl Aggregate for Room {
 
     fn apply(&mut self, event: RoomEvent) {
         match event {
-            RoomEvent::RoomCreated { host_id, name, description, password_hash, max_users, scheduled_at } => {
+            RoomEvent::RoomCreated {
+                host_id,
+                name,
+                description,
+                password_hash,
+                max_users,
+                scheduled_at,
+                duration_minutes,
+            } => {
+                self.duration_minutes = duration_minutes;
                 self.host = Some(host_id);
                 self.name = Some(name);
                 self.description = description;
@@ -317,6 +401,7 @@ impl Aggregate for Room {
                 }
             }
             RoomEvent::ParticipantJoined { user_id } => {
+                self.started = true;
                 self.participants.insert(user_id, ParticipantState::default());
             }
             RoomEvent::ParticipantLeft { user_id } | RoomEvent::ParticipantRemoved { user_id, .. } => {
@@ -347,6 +432,17 @@ impl Aggregate for Room {
                 self.ended = true;
                 self.participants.clear();
                 self.muted_by_host.clear();
+            }
+            RoomEvent::RoomRescheduled { scheduled_at, duration_minutes, schedule_sequence, .. } => {
+                self.scheduled_at = Some(scheduled_at);
+                self.duration_minutes = duration_minutes;
+                self.schedule_sequence = schedule_sequence;
+                self.reminded.clear();
+            }
+            // `RoomEnded` follows in the same commit and ends it.
+            RoomEvent::RoomCancelled { .. } => {}
+            RoomEvent::MeetingReminderDue { recipient_id, .. } => {
+                self.reminded.insert(recipient_id);
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Given/when/then tests of the room aggregate, one per rule.
+//! Given/when/then tests of the room aggregate, one per rule; the schedule's
+//! (reschedule, cancel, reminders) are in `tests/schedule.rs`.
 use cqrs_es::test::TestFramework;
 use uuid::Uuid;
 
@@ -37,6 +38,7 @@ fn created_with(password: Option<&str>, max_users: u32) -> RoomEvent {
         password_hash: password.map(MarkedHasher::hash_of),
         max_users: max(max_users),
         scheduled_at: None,
+        duration_minutes: None,
     }
 }
 
@@ -49,7 +51,7 @@ fn joined(user: UserId) -> RoomEvent {
 }
 
 fn join(user: UserId, offered: Option<&str>) -> RoomCommand {
-    RoomCommand::Join { user, password: offered.map(password) }
+    RoomCommand::Join { user, password: offered.map(password), invited: false }
 }
 
 fn settings(actor: UserId) -> RoomCommand {
@@ -73,8 +75,12 @@ fn every_command() -> Vec<RoomCommand> {
         RoomCommand::SetVideo { user: ALICE, on: true },
         RoomCommand::SetScreenShare { user: ALICE, sharing: true },
         RoomCommand::End { actor: HOST },
+        schedule::reschedule(HOST, Some(schedule::at(9)), None),
+        schedule::fire(ALICE, 0),
     ]
 }
+
+mod schedule;
 
 #[test]
 fn create_hashes_the_password_and_happens_once() {
@@ -85,6 +91,7 @@ fn create_hashes_the_password_and_happens_once() {
         password: Some(password("secret")),
         max_users: max(10),
         scheduled_at: None,
+        duration_minutes: None,
     };
     let created = created_with(Some("secret"), 10);
     room().given_no_previous_events().when(create.clone()).then_expect_events(vec![created.clone()]);
@@ -358,7 +365,7 @@ fn media_changes_are_for_participants_only() {
 #[test]
 fn the_host_ends_the_room() {
     let end = |actor| RoomCommand::End { actor };
-    room().given(vec![created()]).when(end(HOST)).then_expect_events(vec![RoomEvent::RoomEnded {}]);
+    room().given(vec![created(), joined(HOST)]).when(end(HOST)).then_expect_events(vec![RoomEvent::RoomEnded {}]);
     room().given(vec![created()]).when(end(ALICE)).then_expect_error(RoomError::NotHost);
 }
 

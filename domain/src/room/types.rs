@@ -4,10 +4,11 @@
 //! `Deserialize` goes through `parse` too (`serde(try_from)`): a value read back from
 //! an event, a snapshot or a request body obeys the same rules as one built in code.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::RoomInputError;
-use crate::text::{TextError, TextRules, parse_text};
+use crate::text::{TextError, TextRules, Timestamp, parse_text};
 
 /// A room's display name: 1 to 100 characters once trimmed, no control characters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +140,70 @@ impl From<MaxUsers> for u32 {
     }
 }
 
+/// How long a scheduled meeting is planned to last: 1 to 1440 minutes (a day).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u16", into = "u16")]
+pub struct DurationMinutes(u16);
+
+impl DurationMinutes {
+    pub const MAX: u16 = 1440;
+
+    pub fn parse(minutes: u16) -> Result<Self, RoomInputError> {
+        if (1..=Self::MAX).contains(&minutes) {
+            Ok(Self(minutes))
+        } else {
+            Err(RoomInputError::DurationOutOfRange { max: Self::MAX })
+        }
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl TryFrom<u16> for DurationMinutes {
+    type Error = RoomInputError;
+
+    fn try_from(minutes: u16) -> Result<Self, Self::Error> {
+        Self::parse(minutes)
+    }
+}
+
+impl From<DurationMinutes> for u16 {
+    fn from(minutes: DurationMinutes) -> Self {
+        minutes.0
+    }
+}
+
+/// A moment a meeting may be scheduled for, as a request asks it: not in the past
+/// and at most [`MeetingStart::MAX_AHEAD_DAYS`] ahead of `now`. The clock is the
+/// caller's (the domain reads none); a stored event is not checked again, since
+/// its moment was in the future when it was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MeetingStart(Timestamp);
+
+impl MeetingStart {
+    /// A year, leap or not.
+    pub const MAX_AHEAD_DAYS: i64 = 366;
+    /// How far in the past a requested start may lie and still count as "now": a
+    /// form filled in a minute ago is not refused for the clock having moved on.
+    pub const GRACE_SECONDS: i64 = 60;
+
+    pub fn parse(time: DateTime<Utc>, now: DateTime<Utc>) -> Result<Self, RoomInputError> {
+        if time < now - chrono::Duration::seconds(Self::GRACE_SECONDS) {
+            return Err(RoomInputError::ScheduledInThePast);
+        }
+        if time > now + chrono::Duration::days(Self::MAX_AHEAD_DAYS) {
+            return Err(RoomInputError::ScheduledTooFarAhead { days: Self::MAX_AHEAD_DAYS });
+        }
+        Timestamp::parse(time).map(Self).map_err(|_| RoomInputError::ScheduledAtOutOfRange)
+    }
+
+    pub fn get(self) -> Timestamp {
+        self.0
+    }
+}
+
 /// What a settings update does to a room's password.
 #[derive(Clone, Debug)]
 pub enum PasswordChange {
@@ -199,6 +264,29 @@ mod tests {
         check(MaxUsers::parse(1), Ok("MaxUsers(1)"));
         check(MaxUsers::parse(500), Ok("MaxUsers(500)"));
         check(MaxUsers::parse(501), Err(RoomInputError::MaxUsersOutOfRange { max: 500 }));
+    }
+
+    #[test]
+    fn durations() {
+        check(DurationMinutes::parse(0), Err(RoomInputError::DurationOutOfRange { max: 1440 }));
+        check(DurationMinutes::parse(1), Ok("DurationMinutes(1)"));
+        check(DurationMinutes::parse(1440), Ok("DurationMinutes(1440)"));
+        check(DurationMinutes::parse(1441), Err(RoomInputError::DurationOutOfRange { max: 1440 }));
+        assert!(serde_json::from_str::<DurationMinutes>("0").is_err());
+    }
+
+    #[test]
+    fn meeting_starts_lie_between_now_and_a_year_ahead() {
+        use chrono::{Duration, TimeZone};
+        let now = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
+        assert!(MeetingStart::parse(now + Duration::hours(1), now).is_ok());
+        assert!(MeetingStart::parse(now - Duration::seconds(30), now).is_ok(), "within the grace");
+        check(MeetingStart::parse(now - Duration::minutes(5), now), Err(RoomInputError::ScheduledInThePast));
+        assert!(MeetingStart::parse(now + Duration::days(366), now).is_ok());
+        check(
+            MeetingStart::parse(now + Duration::days(367), now),
+            Err(RoomInputError::ScheduledTooFarAhead { days: 366 }),
+        );
     }
 
     #[test]

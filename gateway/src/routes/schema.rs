@@ -4,7 +4,7 @@
 //! fuzzer and the server agree on what is valid.
 
 use rapat_domain::account::{Avatar, Email, PersonName};
-use rapat_domain::room::{MaxUsers, RoomDescription, RoomName};
+use rapat_domain::room::{DurationMinutes, MaxUsers, RoomDescription, RoomName};
 use rapat_domain::text::{TextRules, Timestamp};
 use serde::{Deserialize, Deserializer};
 use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, SchemaType, Type};
@@ -91,6 +91,14 @@ pub fn max_users_or_null() -> Object {
         .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
         .minimum(Some(1))
         .maximum(Some(MaxUsers::LIMIT))
+        .build()
+}
+
+pub fn duration_minutes_or_null() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(DurationMinutes::MAX))
         .build()
 }
 

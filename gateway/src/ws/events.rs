@@ -77,7 +77,12 @@ async fn deliver_event(room: &Arc<LocalRoom>, stored: &StoredEvent) {
             (user_id, ServerMessage::ScreenShare { sharing }, Closes::No)
         }
         RoomEvent::RoomEnded {} => return room_ended(room, stored),
-        RoomEvent::RoomCreated { .. } | RoomEvent::RoomSettingsUpdated { .. } => return,
+        // Not the room's sockets' business: notifications tell people of schedules.
+        RoomEvent::RoomCreated { .. }
+        | RoomEvent::RoomSettingsUpdated { .. }
+        | RoomEvent::RoomRescheduled { .. }
+        | RoomEvent::RoomCancelled { .. }
+        | RoomEvent::MeetingReminderDue { .. } => return,
     };
     let user = user.as_uuid();
     let identity = Identity { room: room.id, user, username: name_of(room, user).await };

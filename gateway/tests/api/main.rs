@@ -17,6 +17,7 @@ mod read_your_writes;
 mod registration;
 mod rooms;
 mod rooms_host;
+mod schedule;
 mod slow_clients;
 mod storable_input;
 mod users;

@@ -53,12 +53,14 @@ async fn creating_a_room_answers_its_view_and_never_the_password() {
     let app = spawn_app().await;
     let host = app.new_user("Hana").await;
 
+    let when = (chrono::Utc::now() + chrono::Duration::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let body = json!({
         "name": "  Weekly sync ",
         "description": "Agenda: numbers",
         "password": "open sesame",
         "maxUsers": 8,
-        "scheduledAt": "2031-05-01T09:30:00Z",
+        "scheduledAt": when,
+        "durationMinutes": 45,
     });
     let created = app.post("/api/v1/rooms", Some(&host.token), body).await;
     created.expect(201);
@@ -69,7 +71,8 @@ async fn creating_a_room_answers_its_view_and_never_the_password() {
     assert_eq!(room["hostId"], json!(host.id));
     assert_eq!(room["hasPassword"], true);
     assert_eq!(room["maxUsers"], 8);
-    assert_eq!(room["scheduledAt"], "2031-05-01T09:30:00Z");
+    assert_eq!(room["scheduledAt"], json!(when));
+    assert_eq!(room["durationMinutes"], 45);
     assert_eq!(room["status"], "active");
     // The host is not a participant until they join.
     assert_eq!(room["participantCount"], 0);

@@ -108,7 +108,11 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
         | RoomEvent::ParticipantUnmuteAllowed { .. }
         | RoomEvent::ParticipantAudioChanged { .. }
         | RoomEvent::ParticipantVideoChanged { .. }
-        | RoomEvent::ParticipantScreenShareChanged { .. } => return Ok(()),
+        | RoomEvent::ParticipantScreenShareChanged { .. }
+        | RoomEvent::RoomRescheduled { .. }
+        // A cancelled room never met; its `RoomEnded` follows and closes nothing.
+        | RoomEvent::RoomCancelled { .. }
+        | RoomEvent::MeetingReminderDue { .. } => return Ok(()),
     };
     let room = aggregate_uuid(event)?;
     let at = event.timestamp;

@@ -14,10 +14,19 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
     let room = aggregate_uuid(event)?;
     let at = event.timestamp;
     let rows = match decoded {
-        RoomEvent::RoomCreated { host_id, name, description, password_hash, max_users, scheduled_at } => {
+        RoomEvent::RoomCreated {
+            host_id,
+            name,
+            description,
+            password_hash,
+            max_users,
+            scheduled_at,
+            duration_minutes,
+        } => {
             sqlx::query(
                 "INSERT INTO rooms (id, host_id, name, description, has_password, max_users, scheduled_at, status, \
-                 participant_count, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', 0, $8, $8)",
+                 participant_count, created_at, updated_at, duration_minutes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', 0, $8, $8, $9)",
             )
             .bind(room)
             .bind(host_id.as_uuid())
@@ -27,9 +36,33 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
             .bind(max_users_column(max_users.get())?)
             .bind(scheduled_at)
             .bind(at)
+            .bind(duration_minutes.map(|minutes| i32::from(minutes.get())))
             .execute(tx)
             .await?
         }
+        RoomEvent::RoomRescheduled { scheduled_at, duration_minutes, schedule_sequence, .. } => {
+            sqlx::query(
+                "UPDATE rooms SET scheduled_at = $2, duration_minutes = $3, schedule_sequence = $4, updated_at = $5 \
+                 WHERE id = $1",
+            )
+            .bind(room)
+            .bind(scheduled_at)
+            .bind(duration_minutes.map(|minutes| i32::from(minutes.get())))
+            .bind(i64::from(schedule_sequence))
+            .bind(at)
+            .execute(tx)
+            .await?
+        }
+        // `RoomEnded` follows in the same commit and ends the room.
+        RoomEvent::RoomCancelled { .. } => {
+            sqlx::query("UPDATE rooms SET cancelled_at = $2, updated_at = $2 WHERE id = $1")
+                .bind(room)
+                .bind(at)
+                .execute(tx)
+                .await?
+        }
+        // A notification's business (SPEC §6), not the room's row.
+        RoomEvent::MeetingReminderDue { .. } => return Ok(()),
         RoomEvent::RoomSettingsUpdated { name, description, password_hash, password_cleared, max_users } => {
             // A new password arrives as a hash; `passwordCleared` removes it.
             let has_password = match (password_hash.is_some(), password_cleared) {
@@ -63,6 +96,11 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
             .bind(at)
             .execute(&mut *tx)
             .await?;
+            sqlx::query("UPDATE rooms SET started_at = $2 WHERE id = $1 AND started_at IS NULL")
+                .bind(room)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
             adjust_count(tx, room, opened.rows_affected(), 1, at).await?
         }
         RoomEvent::ParticipantLeft { user_id } => close_stay(tx, room, user_id.as_uuid(), "left", at).await?,

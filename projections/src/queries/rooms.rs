@@ -55,6 +55,14 @@ pub struct RoomRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// Planned length in minutes (1..=1440), when given.
+    pub duration_minutes: Option<i32>,
+    /// 0 at creation, one more per reschedule (a calendar's `SEQUENCE`).
+    pub schedule_sequence: i64,
+    /// The first join: the meeting began.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Ended without ever starting.
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 /// Someone currently in a room, with their media state.
@@ -74,13 +82,10 @@ pub struct ParticipantRow {
 }
 
 pub async fn by_id(pool: &PgPool, id: RoomId) -> Result<Option<RoomRow>, QueryError> {
-    let row = sqlx::query_as(
-        "SELECT r.id, r.host_id, r.name, r.description, r.has_password, r.max_users, r.scheduled_at, r.status, \
-         r.participant_count, r.created_at, r.updated_at, r.ended_at FROM rooms r WHERE r.id = $1",
-    )
-    .bind(id.as_uuid())
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {ROOM_COLUMNS} FROM rooms r WHERE r.id = $1")))
+        .bind(id.as_uuid())
+        .fetch_optional(pool)
+        .await?;
     Ok(row)
 }
 
@@ -125,7 +130,8 @@ pub async fn created_by_since(
 }
 
 const ROOM_COLUMNS: &str = "r.id, r.host_id, r.name, r.description, r.has_password, r.max_users, r.scheduled_at, r.status, \
-                            r.participant_count, r.created_at, r.updated_at, r.ended_at";
+                            r.participant_count, r.created_at, r.updated_at, r.ended_at, r.duration_minutes, \
+                            r.schedule_sequence, r.started_at, r.cancelled_at";
 
 /// Not ended, and `$1` hosts it or is in it now.
 const ACTIVE_FOR_USER: &str = "r.status = 'active' AND (r.host_id = $1 OR EXISTS ( \

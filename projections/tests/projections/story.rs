@@ -51,6 +51,7 @@ fn created(host: UserId, name: &str, password: bool) -> RoomEvent {
         password_hash: password.then(|| PasswordHash::from_phc("$argon2id$room".into())),
         max_users: MaxUsers::parse(10).expect("valid max"),
         scheduled_at: None,
+        duration_minutes: None,
     }
 }
 

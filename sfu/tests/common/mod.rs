@@ -112,6 +112,7 @@ pub fn create_room(host: UserId, max_users: u16) -> RoomCommand {
         password: None,
         max_users: MaxUsers::parse(max_users.into()).expect("max users"),
         scheduled_at: None,
+        duration_minutes: None,
     }
 }
 
@@ -190,7 +191,7 @@ impl Harness {
     }
 
     pub async fn join(&self, user: UserId) {
-        self.command(RoomCommand::Join { user, password: None }).await;
+        self.command(RoomCommand::Join { user, password: None, invited: false }).await;
     }
 
     /// A loopback client for `user`, signaling through NATS like a gateway would.

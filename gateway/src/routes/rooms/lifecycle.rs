@@ -6,8 +6,9 @@ use axum::response::Response;
 use chrono::{DateTime, Utc};
 use rapat_domain::credentials::Password;
 use rapat_domain::ids::{RoomId, UserId};
-use rapat_domain::room::{MaxUsers, PasswordChange, RoomCommand, RoomDescription, RoomInputError, RoomName};
-use rapat_domain::text::Timestamp;
+use rapat_domain::room::{
+    DurationMinutes, MaxUsers, MeetingStart, PasswordChange, RoomCommand, RoomDescription, RoomName,
+};
 use rapat_projections::queries;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
@@ -38,15 +39,19 @@ pub struct CreateRoomRequest {
     #[serde(deserialize_with = "schema::whole_number")]
     #[schema(schema_with = schema::max_users)]
     max_users: u32,
-    /// When the meeting is planned: RFC 3339, years 1970 to 9999.
+    /// When the meeting is planned: RFC 3339, from now to a year ahead.
     #[schema(schema_with = schema::timestamp_or_null)]
     scheduled_at: Option<DateTime<Utc>>,
+    /// How long it is planned to last, 1 to 1440 minutes.
+    #[serde(default, deserialize_with = "schema::optional_whole_number")]
+    #[schema(schema_with = schema::duration_minutes_or_null)]
+    duration_minutes: Option<u32>,
 }
 
 impl CreateRoomRequest {
     fn into_command(self, host: UserId) -> Result<RoomCommand, ApiError> {
-        let scheduled_at =
-            self.scheduled_at.map(Timestamp::parse).transpose().map_err(|_| RoomInputError::ScheduledAtOutOfRange)?;
+        let now = Utc::now();
+        let scheduled_at = self.scheduled_at.map(|at| MeetingStart::parse(at, now)).transpose()?.map(MeetingStart::get);
         Ok(RoomCommand::Create {
             host,
             name: RoomName::parse(self.name)?,
@@ -54,6 +59,7 @@ impl CreateRoomRequest {
             password: non_empty(self.password).map(Password::parse_for_room).transpose()?,
             max_users: MaxUsers::parse(self.max_users)?,
             scheduled_at,
+            duration_minutes: parse_duration(self.duration_minutes)?,
         })
     }
 }
@@ -74,10 +80,42 @@ pub struct UpdateRoomRequest {
     #[serde(default, deserialize_with = "schema::optional_whole_number")]
     #[schema(schema_with = schema::max_users_or_null)]
     max_users: Option<u32>,
+    /// Moves a meeting that has not started (a reschedule): RFC 3339, from now to a
+    /// year ahead.
+    #[schema(schema_with = schema::timestamp_or_null)]
+    scheduled_at: Option<DateTime<Utc>>,
+    /// Changes the planned length of a scheduled meeting that has not started.
+    #[serde(default, deserialize_with = "schema::optional_whole_number")]
+    #[schema(schema_with = schema::duration_minutes_or_null)]
+    duration_minutes: Option<u32>,
+}
+
+/// An update's two commands: the settings, and the schedule (SPEC §6), each only
+/// when the request changes something of it.
+struct RoomUpdate {
+    settings: Option<RoomCommand>,
+    schedule: Option<RoomCommand>,
 }
 
 impl UpdateRoomRequest {
-    fn into_command(self, actor: UserId) -> Result<RoomCommand, ApiError> {
+    fn into_commands(self, actor: UserId) -> Result<RoomUpdate, ApiError> {
+        let now = Utc::now();
+        let scheduled_at = self.scheduled_at.map(|at| MeetingStart::parse(at, now)).transpose()?.map(MeetingStart::get);
+        let duration_minutes = parse_duration(self.duration_minutes)?;
+        let schedule = (scheduled_at.is_some() || duration_minutes.is_some()).then_some(RoomCommand::Reschedule {
+            actor,
+            scheduled_at,
+            duration_minutes,
+        });
+        let touches_settings =
+            self.name.is_some() || self.description.is_some() || self.password.is_some() || self.max_users.is_some();
+        // An empty body is still a settings update (which records nothing), so
+        // that it answers as before: the room, or why the caller may not change it.
+        let settings = (touches_settings || schedule.is_none()).then(|| self.into_settings(actor)).transpose()?;
+        Ok(RoomUpdate { settings, schedule })
+    }
+
+    fn into_settings(self, actor: UserId) -> Result<RoomCommand, ApiError> {
         let password = match self.password {
             None => None,
             Some(value) => Some(match non_empty(value) {
@@ -103,6 +141,12 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer).map(Some)
+}
+
+fn parse_duration(minutes: Option<u32>) -> Result<Option<DurationMinutes>, ApiError> {
+    let out_of_range = || rapat_domain::room::RoomInputError::DurationOutOfRange { max: DurationMinutes::MAX };
+    let parse = |n: u32| u16::try_from(n).map_err(|_| out_of_range()).and_then(DurationMinutes::parse);
+    Ok(minutes.map(parse).transpose()?)
 }
 
 /// Forms send an empty field for "no password".
@@ -249,7 +293,7 @@ pub async fn get_room(
         (status = 401, description = "Missing or invalid token", body = Failure),
         (status = 403, description = "The caller is not the host", body = Failure),
         (status = 404, description = "No such room", body = Failure),
-        (status = 409, description = "The room has ended, or has more participants than the new maxUsers", body = Failure),
+        (status = 409, description = "The room has ended, has more participants than the new maxUsers, or (for a new schedule) its meeting has started", body = Failure),
         (status = 503, description = "Password hashing is busy; see Retry-After", body = Failure),
     )
 )]
@@ -259,13 +303,17 @@ pub async fn update_room(
     ApiPath(room_id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<UpdateRoomRequest>,
 ) -> Result<Response, ApiError> {
-    let command = body.into_command(auth.user_id)?;
-    state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
+    let RoomUpdate { settings, schedule } = body.into_commands(auth.user_id)?;
+    // The schedule first: it is what a started meeting refuses, and then the
+    // settings stay as they were too.
+    for command in schedule.into_iter().chain(settings) {
+        state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
+    }
     Ok(response::ok(RoomView::from(room_row(&state, room_id).await?)))
 }
 
 /// End the meeting (host only): everyone is disconnected and the room moves to
-/// history.
+/// history. A room whose meeting never started is cancelled (SPEC §6).
 #[utoipa::path(
     post,
     path = "/rooms/{roomId}/end",

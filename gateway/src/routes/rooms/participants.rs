@@ -65,7 +65,7 @@ pub async fn join_room(
     if guessing {
         refuse_guessing(&state, auth.user_id, room)?;
     }
-    let command = RoomCommand::Join { user: auth.user_id, password };
+    let command = RoomCommand::Join { user: auth.user_id, password, invited: false };
     let joined = state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await;
     if let Err(error) = &joined
         && guessing

@@ -40,11 +40,17 @@ pub struct RoomView {
     pub has_password: bool,
     pub max_users: u32,
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// The meeting's planned length in minutes, when given.
+    pub duration_minutes: Option<u32>,
     pub status: RoomStatusView,
     pub participant_count: u32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// When the first participant joined: from then on the schedule is history.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Set when the room ended without its meeting ever starting.
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 impl From<RoomRow> for RoomView {
@@ -57,6 +63,7 @@ impl From<RoomRow> for RoomView {
             has_password: row.has_password,
             max_users: row.max_users,
             scheduled_at: row.scheduled_at,
+            duration_minutes: row.duration_minutes.and_then(|minutes| u32::try_from(minutes).ok()),
             status: match row.status {
                 RoomStatus::Active => RoomStatusView::Active,
                 RoomStatus::Ended => RoomStatusView::Ended,
@@ -65,6 +72,8 @@ impl From<RoomRow> for RoomView {
             created_at: row.created_at,
             updated_at: row.updated_at,
             ended_at: row.ended_at,
+            started_at: row.started_at,
+            cancelled_at: row.cancelled_at,
         }
     }
 }
