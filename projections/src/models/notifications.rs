@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::notification_state::{self as state, RoomState};
+use super::notification_state::{self as state, ACTIVE_STATUSES, RoomState};
 use super::{ApplyError, aggregate_uuid, decode, stored_name};
 use crate::sql::to_i64;
 
@@ -96,6 +96,67 @@ async fn room_event(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), ApplyEr
                 let payload = json!({ "room": room_json(&room), "actor": actor_json(removed_by.as_uuid()) });
                 let notice = Notice { kind: NotificationKind::RemovedFromRoom, actor: removed_by.as_uuid(), payload };
                 notify(tx, at, &notice, &[user_id.as_uuid()]).await?;
+            }
+        }
+        RoomEvent::RoomRescheduled { scheduled_at, schedule_sequence, rescheduled_by, .. } => {
+            let sequence = i32::try_from(schedule_sequence).unwrap_or(i32::MAX);
+            sqlx::query("UPDATE notification_rooms SET scheduled_at = $2, schedule_sequence = $3 WHERE room_id = $1")
+                .bind(room_id)
+                .bind(scheduled_at)
+                .bind(sequence)
+                .execute(&mut *tx)
+                .await?;
+            // The old schedule's timers go, the new one's come.
+            state::arm_reminders(tx, room_id).await?;
+            if let Some(room) = state::room(tx, room_id).await? {
+                let recipients = state::invitees(tx, room_id, ACTIVE_STATUSES).await?;
+                let payload = json!({
+                    "room": room_json(&room),
+                    "actor": actor_json(rescheduled_by.as_uuid()),
+                    "scheduledAt": scheduled_at,
+                    "scheduleSequence": schedule_sequence,
+                });
+                let actor = rescheduled_by.as_uuid();
+                let notice = Notice { kind: NotificationKind::MeetingRescheduled, actor, payload };
+                notify(tx, at, &notice, &recipients).await?;
+            }
+        }
+        RoomEvent::RoomCancelled { cancelled_by } => {
+            sqlx::query("UPDATE notification_rooms SET ended = TRUE WHERE room_id = $1")
+                .bind(room_id)
+                .execute(&mut *tx)
+                .await?;
+            state::arm_reminders(tx, room_id).await?;
+            if let Some(room) = state::room(tx, room_id).await? {
+                let recipients = state::invitees(tx, room_id, ACTIVE_STATUSES).await?;
+                let payload = json!({
+                    "room": room_json(&room),
+                    "actor": actor_json(cancelled_by.as_uuid()),
+                    "scheduledAt": room.scheduled_at,
+                });
+                let actor = cancelled_by.as_uuid();
+                let notice = Notice { kind: NotificationKind::MeetingCancelled, actor, payload };
+                notify(tx, at, &notice, &recipients).await?;
+            }
+        }
+        RoomEvent::MeetingReminderDue { recipient_id, schedule_sequence, due_at, late } => {
+            let recipient = recipient_id.as_uuid();
+            let sequence = i32::try_from(schedule_sequence).unwrap_or(i32::MAX);
+            // Decided on this projection's state at the event, so a rebuild agrees:
+            // only the host and invitees who have not declined nor been revoked.
+            let concerned = state::is_host_or_active_invitee(tx, room_id, recipient).await?;
+            state::reminder_fired(tx, room_id, sequence, recipient).await?;
+            if concerned && let Some(room) = state::room(tx, room_id).await? {
+                let payload = json!({
+                    "room": room_json(&room),
+                    "scheduledAt": room.scheduled_at,
+                    "scheduleSequence": schedule_sequence,
+                    "dueAt": due_at,
+                    "late": late,
+                });
+                // Nobody acted: the system fires reminders.
+                let notice = Notice { kind: NotificationKind::MeetingReminder, actor: Uuid::nil(), payload };
+                notify(tx, at, &notice, &[recipient]).await?;
             }
         }
         RoomEvent::RoomEnded {} => {

@@ -37,8 +37,8 @@ struct Meeting {
 }
 
 /// In-app notifications one [`meeting`] makes (and one more with in-app off).
-const IN_APP_PER_MEETING: i64 = 7;
-const ROWS_PER_MEETING: i64 = 8;
+const IN_APP_PER_MEETING: i64 = 8;
+const ROWS_PER_MEETING: i64 = 9;
 
 fn issued(room: RoomId, host: UserId, invitee: Option<UserId>, email: Option<&str>) -> InvitationEvent {
     InvitationEvent::InvitationIssued {
@@ -88,6 +88,7 @@ async fn meeting(env: &TestEnv) -> Meeting {
         password_hash: None,
         max_users: MaxUsers::parse(10).expect("valid max"),
         scheduled_at: Some(m.scheduled_at),
+        duration_minutes: None,
     };
     env.append("room", room, &[created]).await;
     let (ana_invitation, budi_invitation, citra_invitation) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
@@ -104,6 +105,9 @@ async fn meeting(env: &TestEnv) -> Meeting {
     env.append("room", room, &[RoomEvent::ParticipantRemoved { user_id: m.budi, removed_by: m.host }]).await;
     env.append("contacts", m.host.as_uuid(), &[ContactListEvent::ContactAdded { owner_id: m.host, contact_id: m.ana }])
         .await;
+    let due_at = m.scheduled_at - TimeDelta::minutes(10);
+    let reminder = RoomEvent::MeetingReminderDue { recipient_id: m.host, schedule_sequence: 0, due_at, late: false };
+    env.append("room", room, &[reminder]).await;
     m
 }
 
@@ -136,6 +140,7 @@ async fn each_event_tells_the_right_people_once_and_arms_reminders() {
         ("invitation_accepted".to_owned(), host, true, true, false, false),
         ("invitation_declined".to_owned(), host, false, true, true, false),
         ("meeting_started".to_owned(), host, true, true, false, false),
+        ("meeting_reminder".to_owned(), host, true, true, false, false),
         ("removed_from_room".to_owned(), budi, true, true, false, false),
         ("room_invitation".to_owned(), ana, true, true, false, false),
         ("room_invitation".to_owned(), budi, true, true, false, false),
@@ -157,7 +162,8 @@ async fn each_event_tells_the_right_people_once_and_arms_reminders() {
     let scheduled: DateTime<Utc> = serde_json::from_value(payload["scheduledAt"].clone()).expect("a time");
     assert_eq!(scheduled, m.scheduled_at);
 
-    // Host, ana (30 minutes ahead) and budi (pending) are reminded; citra declined.
+    // Ana (30 minutes ahead) and budi (pending) are still to be reminded; the host
+    // was; citra declined.
     let timers: Vec<(Uuid, i32, DateTime<Utc>)> = sqlx::query_as(
         "SELECT recipient_id, schedule_sequence, due_at FROM reminder_timers WHERE room_id = $1 ORDER BY recipient_id",
     )
@@ -165,11 +171,8 @@ async fn each_event_tells_the_right_people_once_and_arms_reminders() {
     .fetch_all(&env.pool)
     .await
     .expect("reads timers");
-    let mut expected_timers = vec![
-        (host, 0, m.scheduled_at - TimeDelta::minutes(10)),
-        (ana, 0, m.scheduled_at - TimeDelta::minutes(30)),
-        (budi, 0, m.scheduled_at - TimeDelta::minutes(10)),
-    ];
+    let mut expected_timers =
+        vec![(ana, 0, m.scheduled_at - TimeDelta::minutes(30)), (budi, 0, m.scheduled_at - TimeDelta::minutes(10))];
     expected_timers.sort();
     assert_eq!(timers, expected_timers);
 
@@ -267,7 +270,8 @@ async fn two_projectors_and_a_rebuild_give_one_notification_per_event_and_recipi
         env.count("SELECT count(*) FROM (SELECT DISTINCT event_id, recipient_id FROM notifications) d").await,
         ROWS_PER_MEETING * MEETINGS
     );
-    assert_eq!(env.count("SELECT count(*) FROM reminder_timers").await, 3 * MEETINGS);
+    assert_eq!(env.count("SELECT count(*) FROM reminder_timers").await, 2 * MEETINGS);
+    assert_eq!(env.count("SELECT count(*) FROM reminders_fired").await, MEETINGS);
     assert_eq!(env.count("SELECT count(*) FROM parked_events").await, 0);
     let keys: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as("SELECT id, event_id, recipient_id FROM notifications")
         .fetch_all(&env.pool)
@@ -284,4 +288,114 @@ async fn two_projectors_and_a_rebuild_give_one_notification_per_event_and_recipi
     assert!(report.events > 0);
     assert_eq!(snapshot(&env).await, before, "a rebuild gives the same rows");
     second.stop().await;
+}
+
+/// (kind, recipient) of the notifications of `room`, in a stable order.
+async fn kinds_in(env: &TestEnv, room: RoomId) -> Vec<(String, Uuid)> {
+    sqlx::query_as(
+        "SELECT kind, recipient_id FROM notifications WHERE payload -> 'room' ->> 'id' = $1 \
+         ORDER BY kind, recipient_id",
+    )
+    .bind(room.to_string())
+    .fetch_all(&env.pool)
+    .await
+    .expect("reads")
+}
+
+async fn timers_of(env: &TestEnv, room: RoomId) -> Vec<(i32, Uuid, DateTime<Utc>)> {
+    sqlx::query_as(
+        "SELECT schedule_sequence, recipient_id, due_at FROM reminder_timers WHERE room_id = $1 \
+         ORDER BY schedule_sequence, recipient_id",
+    )
+    .bind(room.as_uuid())
+    .fetch_all(&env.pool)
+    .await
+    .expect("reads timers")
+}
+
+#[tokio::test]
+async fn reschedules_reminders_and_a_cancellation_tell_the_invitees_still_coming() {
+    let env = TestEnv::new().await;
+    let projector = env.spawn_projector(env.pool.clone());
+    let (host, ana, citra) = (UserId::new_random(), UserId::new_random(), UserId::new_random());
+    let room = RoomId::new_random();
+    let first = now() + TimeDelta::hours(3);
+    let created = RoomEvent::RoomCreated {
+        host_id: host,
+        name: RoomName::parse("Retro".into()).expect("valid name"),
+        description: RoomDescription::parse("the sprint".into()).expect("valid description"),
+        password_hash: None,
+        max_users: MaxUsers::parse(10).expect("valid max"),
+        scheduled_at: Some(first),
+        duration_minutes: None,
+    };
+    env.append("room", room.as_uuid(), &[created]).await;
+    let (ana_invitation, citra_invitation) = (Uuid::new_v4(), Uuid::new_v4());
+    env.append("invitation", ana_invitation, &[issued(room, host, Some(ana), None)]).await;
+    env.append("invitation", citra_invitation, &[issued(room, host, Some(citra), None)]).await;
+    env.append("invitation", citra_invitation, &[InvitationEvent::InvitationDeclined { invitee_id: citra }]).await;
+    let moved = first + TimeDelta::hours(1);
+    let rescheduled = RoomEvent::RoomRescheduled {
+        scheduled_at: moved,
+        duration_minutes: None,
+        schedule_sequence: 1,
+        rescheduled_by: host,
+    };
+    env.append("room", room.as_uuid(), &[rescheduled]).await;
+    env.wait_caught_up(Duration::from_secs(30)).await;
+
+    let (h, a, c) = (host.as_uuid(), ana.as_uuid(), citra.as_uuid());
+    let mut expected_timers = vec![(1, h, moved - TimeDelta::minutes(10)), (1, a, moved - TimeDelta::minutes(10))];
+    expected_timers.sort();
+    assert_eq!(timers_of(&env, room).await, expected_timers, "the old schedule's timers are gone");
+    let payload: Value = sqlx::query_scalar("SELECT payload FROM notifications WHERE kind = 'meeting_rescheduled'")
+        .fetch_one(&env.pool)
+        .await
+        .expect("one reschedule notice");
+    let told: DateTime<Utc> = serde_json::from_value(payload["scheduledAt"].clone()).expect("a time");
+    assert_eq!(told, moved);
+
+    // The reminder of ana fires (late); one for citra, who declined, tells nobody.
+    let reminder = |recipient: UserId| RoomEvent::MeetingReminderDue {
+        recipient_id: recipient,
+        schedule_sequence: 1,
+        due_at: moved - TimeDelta::minutes(10),
+        late: true,
+    };
+    env.append("room", room.as_uuid(), &[reminder(ana)]).await;
+    env.append("room", room.as_uuid(), &[reminder(citra)]).await;
+    // A change of ana's lead afterwards does not arm her fired reminder again.
+    let lead = SettingsEvent::UserSettingsUpdated {
+        user_id: ana,
+        timezone: None,
+        locale: None,
+        reminder_minutes: Some(5.try_into().expect("in range")),
+        notifications: BTreeMap::new(),
+    };
+    env.append("settings", a, &[lead]).await;
+    env.wait_caught_up(Duration::from_secs(30)).await;
+    assert_eq!(timers_of(&env, room).await, [(1, h, moved - TimeDelta::minutes(10))]);
+    let late: Value = sqlx::query_scalar("SELECT payload FROM notifications WHERE kind = 'meeting_reminder'")
+        .fetch_one(&env.pool)
+        .await
+        .expect("one reminder");
+    assert_eq!(late["late"], true);
+    assert_eq!(late["scheduleSequence"], 1);
+
+    // Cancelled: the invitees still coming are told, the timers go.
+    let cancelled = [RoomEvent::RoomCancelled { cancelled_by: host }, RoomEvent::RoomEnded {}];
+    env.append("room", room.as_uuid(), &cancelled).await;
+    env.wait_caught_up(Duration::from_secs(30)).await;
+    assert_eq!(timers_of(&env, room).await, []);
+    let mut expected = vec![
+        ("invitation_declined".to_owned(), h),
+        ("meeting_cancelled".to_owned(), a),
+        ("meeting_reminder".to_owned(), a),
+        ("meeting_rescheduled".to_owned(), a),
+        ("room_invitation".to_owned(), a),
+        ("room_invitation".to_owned(), c),
+    ];
+    expected.sort();
+    assert_eq!(kinds_in(&env, room).await, expected);
+    projector.stop().await;
 }
