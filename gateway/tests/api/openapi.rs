@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::helpers::spawn_app;
 
 /// SPEC §3 for auth, users, contacts, presence, rooms (with their chat), audit and
-/// analytics.
+/// analytics; SPEC §6 for notifications.
 const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
@@ -40,6 +40,11 @@ const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/api/v1/analytics/rooms/{roomId}"),
     ("GET", "/api/v1/analytics/daily"),
     ("GET", "/api/v1/audit/events"),
+    // SPEC §6.
+    ("GET", "/api/v1/notifications"),
+    ("GET", "/api/v1/notifications/unread-count"),
+    ("POST", "/api/v1/notifications/{id}/read"),
+    ("POST", "/api/v1/notifications/read-all"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];

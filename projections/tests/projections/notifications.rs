@@ -281,13 +281,14 @@ async fn two_projectors_and_a_rebuild_give_one_notification_per_event_and_recipi
         assert_eq!(id, notification_id(event, recipient), "the id is derived from the event and the recipient");
     }
 
+    second.stop().await;
     let before = snapshot(&env).await;
-    // Rebuilt while the surviving projector runs: same rows.
+    // `rapat rebuild notifications`: the same rows again from the stream. (Rebuilding
+    // beside a running projector is `rebuild.rs`'s to show.)
     let report =
         rebuild(&env.pool, &env.jetstream, &env.config, Projection::Notifications, |_| {}).await.expect("rebuilds");
     assert!(report.events > 0);
     assert_eq!(snapshot(&env).await, before, "a rebuild gives the same rows");
-    second.stop().await;
 }
 
 /// (kind, recipient) of the notifications of `room`, in a stable order.
