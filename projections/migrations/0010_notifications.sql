@@ -50,6 +50,13 @@ CREATE TABLE notification_invitees (
 CREATE INDEX notification_invitees_room ON notification_invitees (room_id);
 CREATE INDEX notification_invitees_invitee ON notification_invitees (invitee_id);
 
+-- The names of users, so a notification names its actor.
+CREATE TABLE notification_users (
+    user_id    UUID PRIMARY KEY,
+    first_name TEXT NOT NULL,
+    last_name  TEXT NOT NULL
+);
+
 -- What each user changed of their settings; absent means the defaults of
 -- `rapat_domain::settings` (reminder 10 minutes, in-app and email on, push off).
 CREATE TABLE notification_settings (

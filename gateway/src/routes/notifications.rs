@@ -66,7 +66,7 @@ pub struct NotificationView {
     /// When the event that caused it happened.
     pub created_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,
-    /// Names the room (`room: {id, name}`), the actor (`actor: {id}`) and what changed
+    /// Names the room (`room: {id, name}`), the actor (`actor: {id, name}`) and what changed
     /// (e.g. `scheduledAt`, `late`).
     #[schema(value_type = Object)]
     pub payload: Value,

@@ -73,7 +73,7 @@ async fn notifications_page_newest_first_and_are_marked_read() {
     let first = all[0];
     assert_eq!(first["kind"], "contact_added");
     assert_eq!(first["readAt"], Value::Null);
-    assert_eq!(first["payload"]["actor"]["id"], budi.id.as_str());
+    assert_eq!(first["payload"]["actor"], json!({ "id": budi.id, "name": "Budi Tester" }));
     // The default page is 20.
     let default = app.get("/api/v1/notifications", &ana.token).await;
     assert_eq!(default.data().as_array().map(Vec::len), Some(20));

@@ -5,6 +5,7 @@
 //! projection's own state (`notification_state.rs`) as it stands at the event.
 //! The actor of an event is never told about it.
 
+use rapat_domain::account::AccountEvent;
 use rapat_domain::contacts::ContactListEvent;
 use rapat_domain::envelope::StoredEvent;
 use rapat_domain::inbox::InboxEvent;
@@ -39,6 +40,7 @@ pub(super) async fn apply(tx: &mut PgConnection, stream_sequence: u64, event: &S
         "settings" => settings_event(tx, event).await,
         "contacts" => contacts_event(tx, &at).await,
         "inbox" => inbox_event(tx, event).await,
+        "account" => account_event(tx, event).await,
         _ => Ok(()),
     }
 }
@@ -319,6 +321,38 @@ async fn contacts_event(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), App
     Ok(())
 }
 
+/// Users' names, for the `actor` of the notifications they cause.
+async fn account_event(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
+    let Some(decoded) = decode::<AccountEvent>(event)? else { return Ok(()) };
+    let user = aggregate_uuid(event)?;
+    match decoded {
+        AccountEvent::AccountRegistered { first_name, last_name, .. } => {
+            sqlx::query(
+                "INSERT INTO notification_users (user_id, first_name, last_name) VALUES ($1, $2, $3) \
+                 ON CONFLICT (user_id) DO UPDATE SET first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name",
+            )
+            .bind(user)
+            .bind(String::from(first_name))
+            .bind(String::from(last_name))
+            .execute(tx)
+            .await?;
+        }
+        AccountEvent::ProfileUpdated { first_name, last_name, .. } if first_name.is_some() || last_name.is_some() => {
+            sqlx::query(
+                "UPDATE notification_users SET first_name = COALESCE($2, first_name), \
+                 last_name = COALESCE($3, last_name) WHERE user_id = $1",
+            )
+            .bind(user)
+            .bind(first_name.map(String::from))
+            .bind(last_name.map(String::from))
+            .execute(tx)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 async fn inbox_event(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
     let Some(decoded) = decode::<InboxEvent>(event)? else { return Ok(()) };
     match decoded {
@@ -362,6 +396,16 @@ async fn notify(tx: &mut PgConnection, at: &Cause<'_>, notice: &Notice, recipien
         return Ok(());
     }
     let ids: Vec<Uuid> = recipients.iter().map(|recipient| notification_id(at.event.event_id, *recipient)).collect();
+    let mut payload = notice.payload.clone();
+    // The actor's name as it was at the event (a later rename does not rewrite it).
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT btrim(first_name || ' ' || last_name) FROM notification_users WHERE user_id = $1")
+            .bind(notice.actor)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let (Some(name), Some(actor)) = (name, payload.get_mut("actor").and_then(Value::as_object_mut)) {
+        actor.insert("name".to_owned(), Value::String(name));
+    }
     let kind = stored_name(&notice.kind)?;
     let Channels { in_app, email, push } = Channels::DEFAULT;
     sqlx::query(
@@ -379,7 +423,7 @@ async fn notify(tx: &mut PgConnection, at: &Cause<'_>, notice: &Notice, recipien
     .bind(&recipients)
     .bind(&kind)
     .bind(at.event.timestamp)
-    .bind(&notice.payload)
+    .bind(&payload)
     .bind(at.event.event_id)
     .bind(to_i64(at.stream_sequence))
     .bind(in_app)

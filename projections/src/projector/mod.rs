@@ -118,6 +118,7 @@ impl Projection {
                 "notification_rooms",
                 "notification_invitees",
                 "notification_settings",
+                "notification_users",
                 "reminder_timers",
                 "reminders_fired",
             ],

@@ -18,7 +18,7 @@ use rapat_domain::settings::{Channels, NotificationKind, SettingsEvent};
 use rapat_projections::projector::load_checkpoint;
 use rapat_projections::queries::notifications::{NotificationRow, notification_id};
 use rapat_projections::{Projection, rebuild};
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::{TestEnv, now};
@@ -60,6 +60,9 @@ async fn meeting(env: &TestEnv) -> Meeting {
         scheduled_at: now() + TimeDelta::hours(2),
     };
     let room = m.room.as_uuid();
+    let registered = json!({"email": format!("host-{}@example.com", m.host), "passwordHash": "x",
+        "firstName": "Hana", "lastName": "Host", "role": "member"});
+    env.append_raw("account", m.host.as_uuid(), vec![("AccountRegistered".into(), 2, registered)]).await;
     // The host wants no in-app notice of declines (the row is kept for other channels);
     // ana is reminded 30 minutes ahead.
     let host_settings = SettingsEvent::UserSettingsUpdated {
@@ -158,7 +161,7 @@ async fn each_event_tells_the_right_people_once_and_arms_reminders() {
             .expect("reads");
     assert_eq!(payload["room"]["id"], m.room.to_string());
     assert_eq!(payload["room"]["name"], "Planning");
-    assert_eq!(payload["actor"]["id"], m.host.to_string());
+    assert_eq!(payload["actor"], json!({ "id": m.host, "name": "Hana Host" }));
     let scheduled: DateTime<Utc> = serde_json::from_value(payload["scheduledAt"].clone()).expect("a time");
     assert_eq!(scheduled, m.scheduled_at);
 
@@ -232,6 +235,7 @@ async fn snapshot(env: &TestEnv) -> Vec<Value> {
         ("notification_rooms", "t.room_id"),
         ("notification_invitees", "t.invitation_id"),
         ("notification_settings", "t.user_id"),
+        ("notification_users", "t.user_id"),
         ("reminder_timers", "t.room_id, t.schedule_sequence, t.recipient_id"),
         ("reminders_fired", "t.room_id, t.schedule_sequence, t.recipient_id"),
     ] {
