@@ -14,7 +14,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use metrics_exporter_prometheus::PrometheusBuilder;
-use rapat_gateway::{Application, Backends, RegistrationManager, Shutdown};
+use rapat_gateway::{Application, Backends, RegistrationManager, ReminderScheduler, Shutdown};
 use rapat_projections::{Projection, ProjectionPositions};
 use tokio_util::sync::CancellationToken;
 
@@ -171,6 +171,15 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
         let stop = stop_rest.clone();
         tasks.spawn(async move {
             manager.run(stop).await;
+            Ok(())
+        });
+        // Next to the projector that keeps the reminder timers.
+        let scheduler = ReminderScheduler::open(nats.clone(), event_store.clone(), db.clone(), settings.reminders())
+            .await
+            .context("opening the event store for the reminder scheduler")?;
+        let stop = stop_rest.clone();
+        tasks.spawn(async move {
+            scheduler.run(stop).await;
             Ok(())
         });
     }

@@ -190,6 +190,10 @@ pub struct Settings {
     /// answered 503.
     #[arg(long, env = "RAPAT_REGISTRATION_GRACE_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub registration_grace_seconds: u64,
+    /// Seconds after its moment a meeting reminder counts as late (`late: true`):
+    /// every rapat process was down when it came due.
+    #[arg(long, env = "RAPAT_REMINDER_LATE_AFTER_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub reminder_late_after_seconds: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -212,6 +216,13 @@ impl Settings {
     pub fn registration(&self) -> rapat_gateway::RegistrationConfig {
         rapat_gateway::RegistrationConfig {
             grace: Duration::from_secs(self.registration_grace_seconds),
+            ..Default::default()
+        }
+    }
+
+    pub fn reminders(&self) -> rapat_gateway::ReminderConfig {
+        rapat_gateway::ReminderConfig {
+            late_after: Duration::from_secs(self.reminder_late_after_seconds),
             ..Default::default()
         }
     }

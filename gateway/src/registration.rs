@@ -161,8 +161,9 @@ impl RegistrationManager {
     }
 }
 
-/// The manager's account commands hash nothing; a command that would is refused.
-struct NoPasswords;
+/// The manager's account commands hash nothing (nor do the reminder scheduler's
+/// room commands); a command that would is refused.
+pub(crate) struct NoPasswords;
 
 #[async_trait]
 impl PasswordHasher for NoPasswords {

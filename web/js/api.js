@@ -199,12 +199,25 @@ export const listRooms = () => request("GET", "/rooms?limit=100");
 export const roomHistory = (page = 1, limit = 10) =>
   request("GET", `/rooms/history?page=${page}&limit=${limit}`, { whole: true });
 
-/** @param {{name?: string, description?: string, password?: string, maxUsers?: number}} room */
-export function createRoom({ name, description, password, maxUsers }) {
+/**
+ * @param {{name?: string, description?: string, password?: string, maxUsers?: number,
+ *   scheduledAt?: string, durationMinutes?: number}} room
+ */
+export function createRoom({ name, description, password, maxUsers, scheduledAt, durationMinutes }) {
   return request("POST", "/rooms", {
-    body: { name, description: description || undefined, password: password || undefined, maxUsers },
+    body: {
+      name,
+      description: description || undefined,
+      password: password || undefined,
+      maxUsers,
+      scheduledAt,
+      durationMinutes,
+    },
   });
 }
+
+/** Rooms not ended that the caller hosts or accepted, soonest first (unscheduled last). */
+export const upcomingRooms = () => request("GET", "/rooms/upcoming");
 
 /** @type {Promise<{maxUsers: number}> | null} */
 let roomLimitsOnce = null;
@@ -260,3 +273,44 @@ export function chatHistory(id, before = null, limit = 50) {
   if (before) query.set("before", before);
   return request("GET", `${room(id)}/chat?${query}`);
 }
+
+// ---------------------------------------------------------------- calendar
+
+/** The caller's contacts, as user summaries. */
+export const contacts = () => request("GET", "/users/contacts");
+
+/** @param {string} id @param {{userIds?: string[], emails?: string[]}} invitees */
+export const invite = (id, { userIds = [], emails = [] }) =>
+  request("POST", `${room(id)}/invitations`, { body: { userIds, emails } });
+
+/** The caller's pending invitations, with room name, host and scheduledAt. */
+export const myInvitations = () => request("GET", "/users/invitations");
+
+export const acceptInvitation = (id) => request("POST", `/invitations/${encodeURIComponent(id)}/accept`);
+export const declineInvitation = (id) => request("POST", `/invitations/${encodeURIComponent(id)}/decline`);
+
+/** `{timezone, locale, reminderMinutes, notifications: {<kind>: {inApp, email, push}}}`. */
+export const settings = () => request("GET", "/users/settings");
+
+/** Any part of the settings; answers all of them. */
+export const updateSettings = (changes) => request("PUT", "/users/settings", { body: changes });
+
+// ---------------------------------------------------------------- notifications
+
+/**
+ * One page of the caller's notifications, newest first: the whole envelope, whose
+ * `data` is the page and which says where the next one starts.
+ * @param {{unread?: boolean, cursor?: string | null, limit?: number}} [options]
+ */
+export function notifications({ unread = false, cursor = null, limit = 20 } = {}) {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (unread) query.set("unread", "true");
+  if (cursor) query.set("cursor", cursor);
+  return request("GET", `/notifications?${query}`, { whole: true });
+}
+
+/** @returns {Promise<number>} */
+export const unreadCount = () => request("GET", "/notifications/unread-count").then((data) => data.count ?? 0);
+
+export const markRead = (id) => request("POST", `/notifications/${encodeURIComponent(id)}/read`);
+export const markAllRead = () => request("POST", "/notifications/read-all");

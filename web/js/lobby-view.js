@@ -1,8 +1,10 @@
 // @ts-check
-// The lobby: create a room, the rooms I host or am in, and past meetings.
+// The lobby: create a room, schedule one (schedule-view.js), the rooms I host or
+// am in, and past meetings.
 
 import * as api from "./api.js";
 import { describe } from "./errors.js";
+import { calendarSections } from "./schedule-view.js";
 import { busy, copyText, el, formError, formValues, formatDate, replace, roomLink } from "./ui.js";
 
 const HISTORY_PAGE = 10;
@@ -18,6 +20,7 @@ export function renderLobby(root, { user, openRoom }) {
       { class: "lobby" },
       el("section", { class: "card" }, el("h2", {}, "New meeting"), createForm(openRoom)),
       el("section", { class: "card" }, el("h2", {}, "Join by link"), joinForm(openRoom)),
+      calendarSections({ user, openRoom }),
       el("section", { class: "card wide" }, el("h2", {}, "My rooms"), active),
       el("section", { class: "card wide" }, el("h2", {}, "Past meetings"), history),
     ),

@@ -1,7 +1,8 @@
 // @ts-check
 // Entry point: the routes of the single page and the header.
 //
-//   #/                 the lobby (my rooms, history, create)
+//   #/                 the lobby (my rooms, schedule, invitations, upcoming, history)
+//   #/settings         time zone, reminder lead, notification switches
 //   #/rooms/<roomId>   a room's join screen, then the meeting
 //   /?room=<roomId>    the same, as a plain link (rewritten to the hash form)
 //
@@ -10,15 +11,20 @@
 
 import * as api from "./api.js";
 import { renderAuth } from "./auth-view.js";
+import { Bell } from "./bell.js";
 import { describe } from "./errors.js";
 import { renderLobby } from "./lobby-view.js";
 import { Meeting, displayName } from "./meeting.js";
+import { forgetSettings, renderSettings } from "./settings-view.js";
 import { el, replace, toast } from "./ui.js";
 
 // Both are in index.html, which loads this module.
 const root = /** @type {HTMLElement} */ (document.getElementById("app"));
 const userBox = /** @type {HTMLElement} */ (document.getElementById("user-box"));
 let meeting = null;
+/** The header's bell, with its lobby socket: one per signed-in tab. @type {Bell | null} */
+let bell = null;
+const bellBox = document.createElement("span");
 
 // For the end-to-end test and for debugging from the console.
 /** @type {any} */ (window).rapat = {
@@ -46,9 +52,17 @@ function roomFromLocation() {
 }
 
 function renderHeader(session) {
-  if (!session) return replace(userBox);
+  if (!session) {
+    bell?.stop();
+    bell = null;
+    forgetSettings();
+    return replace(userBox);
+  }
+  bell ??= new Bell(bellBox, (id) => go(`#/rooms/${id}`));
   replace(
     userBox,
+    bellBox,
+    el("a", { href: "#/settings", id: "settings-link" }, "Settings"),
     el("span", { id: "signed-in-as" }, displayName(session.user)),
     el(
       "button",
@@ -83,7 +97,9 @@ function route() {
     return;
   }
   const roomId = roomFromLocation();
-  if (roomId) {
+  if (location.hash === "#/settings") {
+    renderSettings(root);
+  } else if (roomId) {
     meeting = new Meeting({ root, roomId, user: session.user, onExit: () => go("#/") });
     meeting.open();
   } else {

@@ -1,5 +1,7 @@
 // @ts-check
-// The signaling WebSocket (`/ws?roomId=&token=`), kept alive across drops.
+// The signaling WebSocket (`/ws?roomId=&token=`), kept alive across drops; without
+// a room it is the lobby socket (`/ws?token=`), which carries the user's
+// notifications.
 //
 // A socket that closes for a reason that may pass (network, server restart,
 // keep-alive timeout, an expired token) is reopened with exponential backoff and
@@ -26,7 +28,7 @@ const FINAL = new Set([
 export class Signaling {
   /**
    * @param {object} options
-   * @param {string} options.roomId
+   * @param {string | null} options.roomId null for the lobby socket
    * @param {(closeCode: number|null) => Promise<string>} options.prepare
    *   called before every (re)connect with the previous close code; answers the
    *   access token to use, and may rejoin the room first. Throwing stops retrying.
@@ -66,9 +68,18 @@ export class Signaling {
     }
     if (this.stopped) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const query = new URLSearchParams({ roomId: this.roomId, token });
+    const query = new URLSearchParams({ token });
+    if (this.roomId) query.set("roomId", this.roomId);
     const ws = new WebSocket(`${scheme}://${location.host}/ws?${query}`);
     this.ws = ws;
+    ws.onopen = () => {
+      // A room socket is admitted by its first message (the participants); the
+      // lobby socket may stay quiet until there is news, so open is admitted.
+      if (this.roomId || this.admitted) return;
+      this.admitted = true;
+      this.attempt = 0;
+      this.onState("open");
+    };
     ws.onmessage = (event) => {
       let message;
       try {

@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod email_claims;
 pub mod notifications;
 pub mod parked;
+pub mod reminders;
 pub mod rooms;
 pub mod sessions;
 pub mod users;
