@@ -32,7 +32,7 @@ CREATE TABLE notification_rooms (
     name              TEXT NOT NULL,
     scheduled_at      TIMESTAMPTZ,
     -- 0 with RoomCreated, one more per RoomRescheduled.
-    schedule_sequence INTEGER NOT NULL DEFAULT 0,
+    schedule_sequence BIGINT NOT NULL DEFAULT 0,
     -- Someone has joined at least once (meeting_started goes out once).
     started           BOOLEAN NOT NULL DEFAULT FALSE,
     -- Ended or cancelled: no more reminders.
@@ -73,7 +73,7 @@ CREATE TABLE notification_settings (
 -- removes the row.
 CREATE TABLE reminder_timers (
     room_id           UUID NOT NULL,
-    schedule_sequence INTEGER NOT NULL,
+    schedule_sequence BIGINT NOT NULL,
     recipient_id      UUID NOT NULL,
     due_at            TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (room_id, schedule_sequence, recipient_id)
@@ -84,7 +84,7 @@ CREATE INDEX reminder_timers_due ON reminder_timers (due_at);
 -- reminder lead) does not arm the same (room, schedule, recipient) twice.
 CREATE TABLE reminders_fired (
     room_id           UUID NOT NULL,
-    schedule_sequence INTEGER NOT NULL,
+    schedule_sequence BIGINT NOT NULL,
     recipient_id      UUID NOT NULL,
     PRIMARY KEY (room_id, schedule_sequence, recipient_id)
 );

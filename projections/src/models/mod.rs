@@ -27,7 +27,6 @@ use uuid::Uuid;
 use crate::projector::Projection;
 use crate::sql::is_transient;
 
-pub use notification_state::REMINDER_TIMERS_CHANNEL;
 pub use notifications::notification_id;
 
 /// Why a message was not applied.

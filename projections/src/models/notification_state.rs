@@ -8,9 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::ApplyError;
-
-/// NOTIFY channel of `reminder_timers`: the reminder loop wakes on it.
-pub const REMINDER_TIMERS_CHANNEL: &str = "rapat_reminder_timers";
+use crate::queries::reminders::TIMERS_CHANGED_CHANNEL;
 
 /// An invitation counts for reminders, `meeting_rescheduled` and
 /// `meeting_cancelled` while it is in one of these states.
@@ -116,7 +114,7 @@ pub(super) async fn arm_reminders_of_user(tx: &mut PgConnection, user: Uuid) -> 
 pub(super) async fn reminder_fired(
     tx: &mut PgConnection,
     room: Uuid,
-    schedule_sequence: i32,
+    schedule_sequence: i64,
     recipient: Uuid,
 ) -> Result<(), ApplyError> {
     sqlx::query(
@@ -142,6 +140,6 @@ pub(super) async fn reminder_fired(
 }
 
 async fn timers_changed(tx: &mut PgConnection) -> Result<(), ApplyError> {
-    sqlx::query("SELECT pg_notify($1, '')").bind(REMINDER_TIMERS_CHANNEL).execute(tx).await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(TIMERS_CHANGED_CHANNEL).execute(tx).await?;
     Ok(())
 }

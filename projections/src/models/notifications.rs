@@ -101,7 +101,7 @@ async fn room_event(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), ApplyEr
             }
         }
         RoomEvent::RoomRescheduled { scheduled_at, schedule_sequence, rescheduled_by, .. } => {
-            let sequence = i32::try_from(schedule_sequence).unwrap_or(i32::MAX);
+            let sequence = i64::from(schedule_sequence);
             sqlx::query("UPDATE notification_rooms SET scheduled_at = $2, schedule_sequence = $3 WHERE room_id = $1")
                 .bind(room_id)
                 .bind(scheduled_at)
@@ -143,7 +143,7 @@ async fn room_event(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), ApplyEr
         }
         RoomEvent::MeetingReminderDue { recipient_id, schedule_sequence, due_at, late } => {
             let recipient = recipient_id.as_uuid();
-            let sequence = i32::try_from(schedule_sequence).unwrap_or(i32::MAX);
+            let sequence = i64::from(schedule_sequence);
             // Decided on this projection's state at the event, so a rebuild agrees:
             // only the host and invitees who have not declined nor been revoked.
             let concerned = state::is_host_or_active_invitee(tx, room_id, recipient).await?;

@@ -1,9 +1,9 @@
-//! Notifications (SPEC §6): a user's in-app list and unread count, the rows a
-//! batch of the projection added (live delivery), and the reminder timers the
-//! reminder loop fires.
+//! Notifications (SPEC §6): a user's in-app list and unread count, and the rows a
+//! batch of the projection added (live delivery). The reminder timers it keeps are
+//! read in `reminders.rs`.
 
 use chrono::{DateTime, Utc};
-use rapat_domain::ids::{RoomId, UserId};
+use rapat_domain::ids::UserId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{PgExecutor, PgPool};
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::QueryError;
 use crate::sql::to_i64;
 
-pub use crate::models::{REMINDER_TIMERS_CHANNEL, notification_id};
+pub use crate::models::notification_id;
 
 /// One notification as the read model holds it; also the body of the live
 /// message the projector publishes for it.
@@ -99,47 +99,4 @@ pub async fn added_between<'e>(
     let rows =
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(to_i64(after)).bind(to_i64(up_to)).fetch_all(executor).await?;
     Ok(rows)
-}
-
-/// A reminder still to fire: (room, schedule, recipient), due at `due_at`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReminderTimer {
-    pub room_id: RoomId,
-    pub schedule_sequence: u32,
-    pub recipient_id: UserId,
-    pub due_at: DateTime<Utc>,
-}
-
-/// Timers due at or before `now`, earliest first, at most `limit`, locked (`FOR
-/// UPDATE SKIP LOCKED`) for the caller's transaction so that processes sharing the
-/// database take different ones.
-pub async fn due_reminder_timers<'e>(
-    executor: impl PgExecutor<'e>,
-    now: DateTime<Utc>,
-    limit: u32,
-) -> Result<Vec<ReminderTimer>, QueryError> {
-    let rows: Vec<(Uuid, i32, Uuid, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT room_id, schedule_sequence, recipient_id, due_at FROM reminder_timers WHERE due_at <= $1 \
-         ORDER BY due_at, room_id, recipient_id LIMIT $2 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(now)
-    .bind(i64::from(limit))
-    .fetch_all(executor)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(room, sequence, recipient, due_at)| ReminderTimer {
-            room_id: RoomId::from_uuid(room),
-            schedule_sequence: u32::try_from(sequence).unwrap_or(0),
-            recipient_id: UserId::from_uuid(recipient),
-            due_at,
-        })
-        .collect())
-}
-
-/// When the earliest timer is due (`None`: no timer): how long the reminder loop
-/// may sleep, unless NOTIFY on [`REMINDER_TIMERS_CHANNEL`] wakes it first.
-pub async fn next_reminder_due<'e>(executor: impl PgExecutor<'e>) -> Result<Option<DateTime<Utc>>, QueryError> {
-    let due = sqlx::query_scalar("SELECT min(due_at) FROM reminder_timers").fetch_one(executor).await?;
-    Ok(due)
 }

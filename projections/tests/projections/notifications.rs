@@ -167,7 +167,7 @@ async fn each_event_tells_the_right_people_once_and_arms_reminders() {
 
     // Ana (30 minutes ahead) and budi (pending) are still to be reminded; the host
     // was; citra declined.
-    let timers: Vec<(Uuid, i32, DateTime<Utc>)> = sqlx::query_as(
+    let timers: Vec<(Uuid, i64, DateTime<Utc>)> = sqlx::query_as(
         "SELECT recipient_id, schedule_sequence, due_at FROM reminder_timers WHERE room_id = $1 ORDER BY recipient_id",
     )
     .bind(m.room.as_uuid())
@@ -178,6 +178,14 @@ async fn each_event_tells_the_right_people_once_and_arms_reminders() {
         vec![(ana, 0, m.scheduled_at - TimeDelta::minutes(30)), (budi, 0, m.scheduled_at - TimeDelta::minutes(10))];
     expected_timers.sort();
     assert_eq!(timers, expected_timers);
+    // As the reminder scheduler reads them.
+    let due = rapat_projections::queries::reminders::due(&env.pool, m.scheduled_at, 10).await.expect("reads");
+    let mut due: Vec<(Uuid, i64, DateTime<Utc>)> =
+        due.into_iter().map(|t| (t.recipient_id.as_uuid(), t.schedule_sequence, t.due_at)).collect();
+    due.sort();
+    assert_eq!(due, expected_timers);
+    let next = rapat_projections::queries::reminders::next_due_after(&env.pool, now()).await.expect("reads");
+    assert_eq!(next, Some(m.scheduled_at - TimeDelta::minutes(30)));
 
     // Reading is the user's own event; the row remembers when.
     let invitation_id = sqlx::query_scalar::<_, Uuid>(
@@ -248,7 +256,9 @@ async fn snapshot(env: &TestEnv) -> Vec<Value> {
 async fn two_projectors_and_a_rebuild_give_one_notification_per_event_and_recipient() {
     const MEETINGS: i64 = 40;
     let env = Arc::new(TestEnv::new().await);
-    let first = env.spawn_projector(env.pool.clone());
+    // Each process with its own connections, as two processes have.
+    let first_pool = env.second_pool().await;
+    let first = env.spawn_projector(first_pool.clone());
     let second = env.spawn_projector(env.second_pool().await);
     let publisher = {
         let env = Arc::clone(&env);
@@ -265,6 +275,8 @@ async fn two_projectors_and_a_rebuild_give_one_notification_per_event_and_recipi
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     first.kill().await;
+    // A dead process's connections die with it (and its open transaction with them).
+    first_pool.close().await;
     publisher.await.expect("publisher finished");
     env.wait_caught_up(Duration::from_secs(60)).await;
 
@@ -307,7 +319,7 @@ async fn kinds_in(env: &TestEnv, room: RoomId) -> Vec<(String, Uuid)> {
     .expect("reads")
 }
 
-async fn timers_of(env: &TestEnv, room: RoomId) -> Vec<(i32, Uuid, DateTime<Utc>)> {
+async fn timers_of(env: &TestEnv, room: RoomId) -> Vec<(i64, Uuid, DateTime<Utc>)> {
     sqlx::query_as(
         "SELECT schedule_sequence, recipient_id, due_at FROM reminder_timers WHERE room_id = $1 \
          ORDER BY schedule_sequence, recipient_id",
