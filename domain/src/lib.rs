@@ -14,6 +14,7 @@ pub mod contacts;
 pub mod credentials;
 pub mod envelope;
 pub mod ids;
+pub mod inbox;
 pub mod invitation;
 pub mod room;
 pub mod services;

@@ -10,6 +10,7 @@ use rapat_commands::{CommandError, StoreError};
 use rapat_domain::account::{AccountError, AccountInputError, EmailClaimError};
 use rapat_domain::contacts::ContactListError;
 use rapat_domain::credentials::PasswordError;
+use rapat_domain::inbox::InboxError;
 use rapat_domain::invitation::InvitationError;
 use rapat_domain::room::{RoomError, RoomInputError};
 use rapat_domain::services::HashingError;
@@ -278,6 +279,16 @@ impl DomainRejection for InvitationError {
             InvitationError::NotTheHost => ApiError::forbidden("not_host", message),
             InvitationError::Revoked => ApiError::conflict("invitation_revoked", message),
             InvitationError::Mismatch => ApiError::internal(message),
+        }
+    }
+}
+
+impl DomainRejection for InboxError {
+    fn to_api_error(&self) -> ApiError {
+        let message = self.to_string();
+        match self {
+            InboxError::NothingToMark => ApiError::bad_request("invalid_request", message),
+            InboxError::OwnerMismatch => ApiError::internal(message),
         }
     }
 }

@@ -219,9 +219,11 @@ impl Presence {
             }
         };
         let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
-        let state = if record.live_sockets(now) > 0 {
+        // A lobby socket (`ws::LOBBY`) is online, not in a meeting.
+        let in_room = record.sockets.values().any(|socket| socket.expires_at > now && !socket.room_id.is_nil());
+        let state = if in_room {
             PresenceState::InMeeting
-        } else if record.last_seen_at.is_some_and(|seen| now - seen <= window) {
+        } else if record.live_sockets(now) > 0 || record.last_seen_at.is_some_and(|seen| now - seen <= window) {
             PresenceState::Online
         } else {
             PresenceState::Offline

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rapat_commands::CommandBus;
 use rapat_domain::account::{Account, EmailClaim};
 use rapat_domain::contacts::ContactList;
+use rapat_domain::inbox::Inbox;
 use rapat_domain::invitation::Invitation;
 use rapat_domain::room::Room;
 use rapat_domain::session::Session;
@@ -29,6 +30,8 @@ pub struct Inner {
     pub sessions: CommandBus<Session>,
     pub invitations: CommandBus<Invitation>,
     pub settings: CommandBus<UserSettings>,
+    /// What each user has read of their notifications.
+    pub inboxes: CommandBus<Inbox>,
     pub db: PgPool,
     pub positions: ProjectionPositions,
     pub tokens: TokenKeys,

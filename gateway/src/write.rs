@@ -19,6 +19,7 @@ fn visible_in(aggregate_type: &str) -> &'static [Projection] {
         "room" => &[Projection::Rooms, Projection::Audit],
         "invitation" => &[Projection::Invitations, Projection::Audit],
         "settings" => &[Projection::Settings, Projection::Audit],
+        "inbox" => &[Projection::Notifications],
         _ => &[],
     }
 }

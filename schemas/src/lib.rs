@@ -77,6 +77,7 @@ event_schemas! {
         "InvitationBoundToAccount",
     ],
     "settings" => ["UserSettingsUpdated"],
+    "inbox" => ["NotificationsRead", "AllNotificationsRead"],
 }
 
 /// The schema of `rapat_domain::envelope::StoredEvent` at its root, and of a

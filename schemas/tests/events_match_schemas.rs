@@ -15,6 +15,7 @@ use rapat_domain::contacts::{ContactList, ContactListEvent};
 use rapat_domain::credentials::PasswordHash;
 use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_event, schema_version_of, split_event};
 use rapat_domain::ids::{RoomId, UserId};
+use rapat_domain::inbox::{Inbox, InboxEvent};
 use rapat_domain::invitation::{Invitation, InvitationEvent};
 use rapat_domain::room::{DurationMinutes, MaxUsers, Room, RoomDescription, RoomEvent, RoomName};
 use rapat_domain::session::{RefreshToken, RevokeReason, Session, SessionEvent};
@@ -178,6 +179,14 @@ fn next_settings_event(previous: Option<&SettingsEvent>) -> Option<SettingsEvent
     }
 }
 
+fn next_inbox_event(previous: Option<&InboxEvent>) -> Option<InboxEvent> {
+    match previous {
+        None => Some(InboxEvent::NotificationsRead { user_id: ANA, ids: vec![Uuid::from_u128(1), Uuid::from_u128(2)] }),
+        Some(InboxEvent::NotificationsRead { .. }) => Some(InboxEvent::AllNotificationsRead { user_id: ANA }),
+        Some(InboxEvent::AllNotificationsRead { .. }) => None,
+    }
+}
+
 fn chain<E>(next: fn(Option<&E>) -> Option<E>) -> Vec<E> {
     let mut events: Vec<E> = Vec::new();
     while let Some(event) = next(events.last()) {
@@ -233,6 +242,7 @@ fn examples() -> Vec<Example> {
     examples.extend(examples_of::<Session>(chain(next_session_event)));
     examples.extend(examples_of::<Invitation>(chain(next_invitation_event)));
     examples.extend(examples_of::<UserSettings>(chain(next_settings_event)));
+    examples.extend(examples_of::<Inbox>(chain(next_inbox_event)));
     // Optional fields the chain fills in, left out.
     examples.extend(examples_of::<Room>(vec![
         RoomEvent::RoomCreated {

@@ -20,6 +20,11 @@ fn server(kind: &str, payload: Value) -> Value {
     json!({ "type": kind, "roomId": ROOM, "userId": ANA, "username": "Ana Putri", "payload": payload, "timestamp": "2025-03-14T09:30:00.123456Z" })
 }
 
+/// A message of the user's own: no `roomId` nor `username`.
+fn to_user(kind: &str, payload: Value) -> Value {
+    json!({ "type": kind, "userId": ANA, "payload": payload, "timestamp": "2025-03-14T09:30:00.123456Z" })
+}
+
 fn client(kind: &str, payload: Value) -> Value {
     json!({ "type": kind, "payload": payload })
 }
@@ -79,6 +84,13 @@ fn every_server_message_of_the_spec_is_accepted() {
         server("error", json!({ "code": "bad_json", "message": "a message must be JSON" })),
         server("unmute_requested", json!({})),
         server("unmute_allowed", json!({ "allowedBy": ANA })),
+        to_user(
+            "notification",
+            json!({ "id": BUDI, "kind": "room_invitation", "createdAt": "2025-03-14T09:30:00Z", "readAt": null,
+                "payload": { "room": { "id": ROOM, "name": "Planning" }, "actor": { "id": ANA } } }),
+        ),
+        to_user("unread_count", json!({ "count": 3 })),
+        to_user("error", json!({ "code": "lobby_is_receive_only", "message": "x" })),
     ];
     let mut relayed = server("offer", json!({ "sdp": "v=0", "type": "offer" }));
     relayed["targetUserId"] = json!(BUDI);
@@ -126,6 +138,13 @@ fn messages_that_break_the_contract_are_rejected() {
         server("config", json!({ "iceServers": [{ "urls": [] }] })),
         server("offer", json!({ "sdp": "v=0", "type": "answer" })),
         server("user_joined", json!({ "extra": 1 })),
+        to_user("chat", json!({ "message": "a room's message names its room", "id": 1 })),
+        to_user(
+            "notification",
+            json!({ "id": BUDI, "kind": "party", "createdAt": "2025-03-14T09:30:00Z",
+            "readAt": null, "payload": {} }),
+        ),
+        to_user("unread_count", json!({ "count": -1 })),
         {
             let mut message = server("chat", json!({ "message": "hi", "id": 1 }));
             message["timestamp"] = json!("yesterday");

@@ -11,6 +11,7 @@
 //! | chat stream | `RAPAT_CHAT`, subjects `rapat.chat.<roomId>` |
 //! | presence bucket | `RAPAT_PRESENCE` |
 //! | SFU placement bucket | `RAPAT_SFU_ROOMS` |
+//! | a user's new notifications | `rapat.users.<userId>.notifications` (core NATS) |
 //! | gateway → SFU | `rapat.sfu.rooms.<roomId>.in` (core NATS) |
 //! | SFU/gateway → a room's sockets | `rapat.rooms.<roomId>.signal` (core NATS) |
 
@@ -115,6 +116,12 @@ impl Namespace {
         format!("{}.rooms.{room}.signal", self.0)
     }
 
+    /// A user's new notifications, published by the notifications projection after
+    /// its batch commits, for every gateway holding a socket of that user.
+    pub fn user_notifications_subject(&self, user: impl fmt::Display) -> String {
+        format!("{}.users.{user}.notifications", self.0)
+    }
+
     /// Which SFU node serves each room.
     pub fn sfu_rooms_bucket(&self) -> String {
         format!("{}_SFU_ROOMS", self.upper())
@@ -155,6 +162,7 @@ mod tests {
         assert_eq!(ns.all_sfu_inbound_subjects(), "rapat.sfu.rooms.*.in");
         assert_eq!(ns.room_signal_subject("r1"), "rapat.rooms.r1.signal");
         assert_eq!(ns.sfu_rooms_bucket(), "RAPAT_SFU_ROOMS");
+        assert_eq!(ns.user_notifications_subject("u1"), "rapat.users.u1.notifications");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod contacts;
 pub mod health;
 pub mod invitations;
+pub mod notifications;
 mod responses;
 pub mod rooms;
 pub mod schema;
@@ -32,6 +33,7 @@ use crate::state::AppState;
         (name = "invitations", description = "Answering an invitation to a room (the host sends them under /rooms)"),
         (name = "analytics", description = "Meetings, participants and participant-minutes per day"),
         (name = "audit", description = "The audit trail of every stored event, for administrators"),
+        (name = "notifications", description = "In-app notifications and what the caller has read"),
     )
 )]
 struct ApiDoc;
@@ -90,7 +92,8 @@ where
         .merge(settings::router())
         .merge(calendar::router())
         .merge(audit::router())
-        .merge(analytics::router());
+        .merge(analytics::router())
+        .merge(notifications::router());
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1);
     // After every route is in: the statuses all routes share (see `responses.rs`).
     utoipa::Modify::modify(&responses::CommonResponses, router.get_openapi_mut());

@@ -84,6 +84,8 @@ pub struct Hub {
     /// Chat history. Kept here, beside the other names derived from the
     /// namespace, because the sockets and the chat route both use it.
     pub chat: ChatStore,
+    /// Each user's live notifications, for all their sockets here (`feeds.rs`).
+    pub feeds: Arc<super::feeds::UserFeeds>,
 }
 
 pub(super) struct LocalRoom {
@@ -141,6 +143,7 @@ impl Hub {
     pub fn new(nats: async_nats::Client, namespace: Namespace) -> Self {
         Self {
             chat: ChatStore::new(nats.clone(), namespace.clone()),
+            feeds: Arc::new(super::feeds::UserFeeds::new(nats.clone(), namespace.clone())),
             nats,
             namespace,
             rooms: Mutex::new(HashMap::new()),

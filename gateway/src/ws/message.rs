@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::config::IceServer;
+use crate::routes::notifications::NotificationView;
 use crate::routes::rooms::views::ParticipantView;
 
 /// Who a message is from (or, for server notices, whom it concerns).
@@ -81,6 +82,13 @@ pub enum ServerMessage {
         code: String,
         message: String,
     },
+    /// One of the user's notifications, as `GET /notifications` lists it: to every
+    /// socket of the recipient, room and lobby sockets alike.
+    Notification(NotificationView),
+    /// A lobby socket's first message: how many notifications are unread.
+    UnreadCount {
+        count: u64,
+    },
 }
 
 /// One participant of a `participants` message: the name to show, and what the REST
@@ -144,6 +152,23 @@ impl Identity {
     pub fn error(&self, code: &str, message: impl Into<String>) -> Utf8Bytes {
         self.message(&ServerMessage::Error { code: code.to_owned(), message: message.into() }, None)
     }
+}
+
+/// The envelope of a message about the user rather than a room (a notification,
+/// the unread count): no `roomId` nor `username`, on room and lobby sockets alike.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SentToUser<'a> {
+    #[serde(flatten)]
+    message: &'a ServerMessage,
+    user_id: Uuid,
+    timestamp: DateTime<Utc>,
+}
+
+/// `message` for `user`'s own sockets, stamped now.
+pub fn user_message(user: Uuid, message: &ServerMessage) -> Utf8Bytes {
+    let sent = SentToUser { message, user_id: user, timestamp: Utc::now() };
+    serde_json::to_string(&sent).unwrap_or_default().into()
 }
 
 /// The outline every client message must have: a JSON object with a string

@@ -1,4 +1,11 @@
 //! WebSocket signaling (`GET /ws`, SPEC §4): one socket per participant in a room.
+//! Without `roomId`, `/ws` is the user's lobby socket (`lobby.rs`, SPEC §6).
+//!
+//! Every socket, room or lobby, also gets its user's notifications live:
+//! `feeds.rs` subscribes to `<namespace>.users.<userId>.notifications` while the
+//! gateway holds a socket of the user and sends each as `notification` (its
+//! payload as `GET /notifications` lists it; no `roomId` nor `username` in the
+//! envelope: it is the user's, not a room's).
 //!
 //! `session.rs` admits a socket (token, room, current participant) and runs it;
 //! `message.rs` is the wire shape: it decodes each client message once into a
@@ -92,8 +99,10 @@
 
 mod events;
 mod fanout;
+mod feeds;
 mod handle;
 mod limits;
+mod lobby;
 mod message;
 mod session;
 
@@ -136,7 +145,8 @@ pub struct WsParams {
     token: Option<String>,
 }
 
-/// `GET /ws?roomId=..&token=..`. The token may instead be a `Sec-WebSocket-Protocol`
+/// `GET /ws?roomId=..&token=..`, or without `roomId` the user's lobby socket
+/// (`lobby.rs`: their notifications, nothing of any room). The token may instead be a `Sec-WebSocket-Protocol`
 /// value (echoed back as the selected protocol, as browsers require) or the
 /// payload of a first `auth` message. Refusals happen after the upgrade, as close
 /// frames, so that a browser can read their code and reason.
@@ -159,8 +169,10 @@ pub async fn handler(
     }
     let token = params.token.filter(|token| !token.is_empty()).or(protocol_token);
     let max_message = state.config.ws_max_message_bytes;
-    upgrade
-        .max_message_size(max_message)
-        .max_frame_size(max_message)
-        .on_upgrade(move |socket| session::run(socket, state, params.room_id, token))
+    upgrade.max_message_size(max_message).max_frame_size(max_message).on_upgrade(move |socket| async move {
+        match params.room_id {
+            Some(room) => session::run(socket, state, Some(room), token).await,
+            None => lobby::run(socket, state, token).await,
+        }
+    })
 }

@@ -38,10 +38,10 @@ const QUEUE: usize = 256;
 /// How long a socket that timed out gets to receive its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-struct Refusal(u16, String);
+pub(super) struct Refusal(pub(super) u16, pub(super) String);
 
 impl Refusal {
-    fn new(code: u16, reason: impl Into<String>) -> Self {
+    pub(super) fn new(code: u16, reason: impl Into<String>) -> Self {
         Self(code, reason.into())
     }
 }
@@ -119,6 +119,15 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
             return;
         }
     };
+    // Before `config`: a client that got it also gets every notification after it.
+    // Without the feed the room still works; notifications wait for the REST list.
+    let feed = match state.signaling.feeds.join(Arc::clone(&connection)).await {
+        Ok(feed) => Some(feed),
+        Err(error) => {
+            tracing::warn!(%error, "a room socket without live notifications");
+            None
+        }
+    };
     let writer = tokio::spawn(write(sink, outgoing, connection.cancel.clone()));
     let config = ServerMessage::Config { ice_servers: state.config.ice_servers.clone() };
     connection.deliver(Outgoing::Text(identity.message(&config, None)));
@@ -129,6 +138,7 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
     connection.cancel.cancel();
     drop(session);
     drop(membership);
+    drop(feed);
     // Every close, not only of sockets that negotiated with the SFU: the SFU
     // ignores a connection it does not know, and the gateway keeps no state.
     let disconnect = identity.sfu_request(SfuRequestKind::Disconnect, connection.id, json!({}));
@@ -173,7 +183,7 @@ async fn admit(
     Ok(Admitted { auth, identity, participants })
 }
 
-async fn first_message_token(stream: &mut SplitStream<WebSocket>) -> Option<String> {
+pub(super) async fn first_message_token(stream: &mut SplitStream<WebSocket>) -> Option<String> {
     let first = tokio::time::timeout(AUTH_TIMEOUT, async {
         loop {
             match stream.next().await? {
@@ -199,7 +209,7 @@ fn participants_message(identity: &Identity, rows: Vec<ParticipantRow>) -> Utf8B
     identity.message(&ServerMessage::Participants { participants }, None)
 }
 
-async fn write(
+pub(super) async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut outgoing: mpsc::Receiver<Outgoing>,
     cancel: CancellationToken,
@@ -302,7 +312,7 @@ async fn read(
 
 /// Sends a close frame and gives the writer a moment to send it (it cancels when
 /// done), but not more: the client may not be listening.
-async fn close(connection: &Connection, code: u16, reason: &'static str) {
+pub(super) async fn close(connection: &Connection, code: u16, reason: &'static str) {
     connection.deliver(Outgoing::Close(code, reason));
     let _ = tokio::time::timeout(CLOSE_GRACE, connection.cancel.cancelled()).await;
 }
@@ -310,7 +320,7 @@ async fn close(connection: &Connection, code: u16, reason: &'static str) {
 /// Reads and drops what the client still sends, for a moment, after a close
 /// frame went out: closing a connection with unread data resets it, and the
 /// client could lose the close frame.
-async fn drain(stream: &mut SplitStream<WebSocket>) {
+pub(super) async fn drain(stream: &mut SplitStream<WebSocket>) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = stream.next().await {} }).await;
 }
 

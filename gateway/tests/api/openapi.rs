@@ -12,6 +12,7 @@ use crate::helpers::spawn_app;
 
 /// SPEC §3 for auth, users, contacts, presence, rooms (with their chat), audit and
 /// analytics; SPEC §6 for invitations, settings and the calendar.
+/// analytics; SPEC §6 for notifications.
 const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/register"),
     ("POST", "/api/v1/auth/login"),
@@ -50,6 +51,11 @@ const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/api/v1/rooms/{roomId}/calendar.ics"),
     ("GET", "/api/v1/users/settings"),
     ("PUT", "/api/v1/users/settings"),
+    // SPEC §6.
+    ("GET", "/api/v1/notifications"),
+    ("GET", "/api/v1/notifications/unread-count"),
+    ("POST", "/api/v1/notifications/{id}/read"),
+    ("POST", "/api/v1/notifications/read-all"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];

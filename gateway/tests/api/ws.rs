@@ -4,6 +4,7 @@
 //! - `chat.rs`: chat stored on its stream, and its history for late joiners.
 //! - `events.rs`: room events (REST or socket) reach every socket exactly once.
 //! - `limits.rs`: socket caps, message rates and the message size limit.
+//! - `notifications.rs`: live notifications on room and lobby sockets, over two gateways.
 //! - `nats_restart.rs`: fan-out, chat, revocation, presence and projections after a NATS restart.
 //! - `presence.rs`: presence follows open sockets.
 //! - `sessions.rs`: a revoked session's sockets close; a token must be its session's user's.
@@ -13,6 +14,7 @@ mod chat;
 mod events;
 mod limits;
 mod nats_restart;
+mod notifications;
 mod presence;
 mod sessions;
 mod sfu;

@@ -14,6 +14,8 @@ mod audit;
 mod contacts;
 mod email_claims;
 mod invitations;
+mod notification_state;
+mod notifications;
 mod rooms;
 mod sessions;
 mod settings;
@@ -26,6 +28,8 @@ use uuid::Uuid;
 
 use crate::projector::Projection;
 use crate::sql::is_transient;
+
+pub use notifications::notification_id;
 
 /// Why a message was not applied.
 #[derive(Debug)]
@@ -72,6 +76,7 @@ pub(crate) async fn apply_message(
             Projection::EmailClaims => email_claims::apply(tx, event).await?,
             Projection::Invitations => invitations::apply(tx, event).await?,
             Projection::Settings => settings::apply(tx, event).await?,
+            Projection::Notifications => notifications::apply(tx, stream_sequence, event).await?,
         }
         applied += 1;
     }

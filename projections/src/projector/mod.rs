@@ -4,11 +4,13 @@
 //! - `lock.rs`: one active instance per projection across processes.
 //! - `checkpoint.rs`: the position of each projection, Postgres being its truth.
 //! - `runner.rs`: consume, apply a batch in one transaction, ack.
+//! - `live.rs`: after a notifications batch commits, push its new rows on core NATS.
 //! - `parking.rs`: messages that can never be applied.
 //! - `stream_check.rs`: is the stream still the one the checkpoint was written on?
 //! - `recover.rs`: when it is not, rebuild the read model from the stream.
 
 mod checkpoint;
+mod live;
 mod lock;
 mod parking;
 mod recover;
@@ -43,10 +45,11 @@ pub enum Projection {
     EmailClaims,
     Invitations,
     Settings,
+    Notifications,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 9] = [
+    pub const ALL: [Projection; 10] = [
         Self::Accounts,
         Self::Sessions,
         Self::Contacts,
@@ -56,6 +59,7 @@ impl Projection {
         Self::EmailClaims,
         Self::Invitations,
         Self::Settings,
+        Self::Notifications,
     ];
 
     /// Stable name: the checkpoint row, the consumer name and the lock key.
@@ -70,6 +74,7 @@ impl Projection {
             Self::EmailClaims => "email_claims",
             Self::Invitations => "invitations",
             Self::Settings => "settings",
+            Self::Notifications => "notifications",
         }
     }
 
@@ -96,7 +101,8 @@ impl Projection {
             Self::EmailClaims => Some("email"),
             Self::Invitations => Some("invitation"),
             Self::Settings => Some("settings"),
-            Self::Audit => None,
+            // Notifications follow rooms, invitations, settings, contacts and inboxes.
+            Self::Audit | Self::Notifications => None,
         }
     }
 
@@ -117,6 +123,15 @@ impl Projection {
             Self::EmailClaims => &["email_claims"],
             Self::Invitations => &["invitations"],
             Self::Settings => &["user_settings"],
+            Self::Notifications => &[
+                "notifications",
+                "notification_rooms",
+                "notification_invitees",
+                "notification_settings",
+                "notification_users",
+                "reminder_timers",
+                "reminders_fired",
+            ],
         }
     }
 
@@ -131,6 +146,7 @@ impl Projection {
             Self::EmailClaims => 6,
             Self::Invitations => 7,
             Self::Settings => 8,
+            Self::Notifications => 9,
         }
     }
 }

@@ -198,7 +198,8 @@ impl StreamWatch {
 }
 
 enum Batch {
-    Committed,
+    /// Applied what followed stream sequence `after`, up to `up_to`.
+    Committed { after: u64, up_to: u64 },
     /// A message could not be applied; the attempt was rolled back.
     Poisoned,
 }
@@ -290,9 +291,13 @@ async fn consume(
 
         match apply_batch(pool, projection, stream_created_ns, &batch).await? {
             Batch::Poisoned => return Err(ProjectorError::Task("a batch stayed poisoned message by message".into())),
-            Batch::Committed => {
+            Batch::Committed { after, up_to } => {
                 backoff.reset();
                 outage.ended();
+                if projection == Projection::Notifications && up_to > after {
+                    // After the commit: a push lost to a crash here costs liveness only.
+                    super::live::publish_added(pool, jetstream.client(), &config.namespace, after, up_to).await;
+                }
                 // With AckPolicy::All, acking the last message acks the whole batch.
                 // A lost ack costs a redelivery, which the checkpoint skips.
                 if let Some(last) = batch.last() {
@@ -361,6 +366,7 @@ async fn apply_batch_as(
     // read-your-writes wait (README, "Read side").
     let mut tx = pool.begin().await?;
     let mut last = lock_for_batch(&mut tx, projection).await?;
+    let after = last;
     // The message that moves the checkpoint: its mark is recorded with it.
     let mut last_message = None;
     let mut applied_events = 0;
@@ -388,7 +394,7 @@ async fn apply_batch_as(
         }
         tx.commit().await?;
         record_progress(projection, last, applied_events);
-        return Ok(Batch::Committed);
+        return Ok(Batch::Committed { after, up_to: last });
     }
     for message in batch {
         let sequence = stream_sequence(message)?;
@@ -423,7 +429,7 @@ async fn apply_batch_as(
     }
     tx.commit().await?;
     record_progress(projection, last, applied_events);
-    Ok(Batch::Committed)
+    Ok(Batch::Committed { after, up_to: last })
 }
 
 /// Exposed at `/metrics`: how far each projection is, and how fast it moves.

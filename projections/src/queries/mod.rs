@@ -7,6 +7,7 @@ pub mod checkpoints;
 pub mod contacts;
 pub mod email_claims;
 pub mod invitations;
+pub mod notifications;
 pub mod parked;
 pub mod reminders;
 pub mod rooms;

@@ -19,15 +19,21 @@ pub struct DueTimer {
     pub schedule_sequence: i64,
     #[sqlx(try_from = "Uuid")]
     pub recipient_id: UserId,
+    /// When the reminder is to go out: `reminderMinutes` before the meeting, or
+    /// when that moment was set if it had passed by then (a meeting scheduled
+    /// inside its reminder window is reminded at once, and not late).
     pub due_at: DateTime<Utc>,
 }
 
+/// The moment a timer fires; `reminder_timers_fire_at` indexes it.
+const FIRE_AT: &str = "GREATEST(due_at, armed_at)";
+
 /// Timers due at `now` or before, the oldest first, at most `limit`.
 pub async fn due(pool: &PgPool, now: DateTime<Utc>, limit: u32) -> Result<Vec<DueTimer>, QueryError> {
-    let rows = sqlx::query_as(
-        "SELECT room_id, schedule_sequence, recipient_id, due_at FROM reminder_timers \
-         WHERE due_at <= $1 ORDER BY due_at LIMIT $2",
-    )
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT room_id, schedule_sequence, recipient_id, {FIRE_AT} AS due_at FROM reminder_timers \
+         WHERE {FIRE_AT} <= $1 ORDER BY {FIRE_AT} LIMIT $2"
+    )))
     .bind(now)
     .bind(i64::from(limit))
     .fetch_all(pool)
@@ -37,9 +43,11 @@ pub async fn due(pool: &PgPool, now: DateTime<Utc>, limit: u32) -> Result<Vec<Du
 
 /// The earliest timer due after `now`, if any.
 pub async fn next_due_after(pool: &PgPool, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, QueryError> {
-    let next = sqlx::query_scalar("SELECT min(due_at) FROM reminder_timers WHERE due_at > $1")
-        .bind(now)
-        .fetch_one(pool)
-        .await?;
+    let next = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT min({FIRE_AT}) FROM reminder_timers WHERE {FIRE_AT} > $1"
+    )))
+    .bind(now)
+    .fetch_one(pool)
+    .await?;
     Ok(next)
 }

@@ -5,6 +5,7 @@ mod analytics;
 mod export;
 mod faults;
 mod invitations;
+mod notifications;
 mod positions;
 mod projector;
 mod read_models;

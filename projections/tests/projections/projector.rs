@@ -125,12 +125,16 @@ async fn poison_messages_are_parked_and_stepped_over() {
     let at = |projection: &str, sequence: u64| (projection.to_owned(), sequence as i64);
     // The audit trail keeps the misfit and the future event (they are well-formed
     // stored events); only the garbage has no event to record. Analytics reads room
-    // events as the rooms read model does, so it parks the same three.
+    // events as the rooms read model does, so it parks the same three, and so do the
+    // notifications (which decode every aggregate's events).
     let expected = [
         at("analytics", garbage),
         at("analytics", misfit),
         at("analytics", future),
         at("audit", garbage),
+        at("notifications", garbage),
+        at("notifications", misfit),
+        at("notifications", future),
         at("rooms", garbage),
         at("rooms", misfit),
         at("rooms", future),
