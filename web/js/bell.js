@@ -18,10 +18,9 @@ import { el, replace, toast } from "./ui.js";
  */
 export function notificationText({ kind, payload }, zone) {
   const p = payload ?? {};
-  const room = p.room?.name ?? p.roomName ?? "a meeting";
-  const actor = p.actor?.name ?? p.actorName ?? "Someone";
-  const scheduledAt = p.scheduledAt ?? p.room?.scheduledAt;
-  const when = scheduledAt ? formatInZone(scheduledAt, zone) : "";
+  const room = p.room?.name ?? "a meeting";
+  const actor = p.actor?.name ?? "Someone";
+  const when = p.scheduledAt ? formatInZone(p.scheduledAt, zone) : "";
   switch (kind) {
     case "room_invitation":
       return `${actor} invited you to ${room}${when ? ` on ${when}` : ""}`;
@@ -48,7 +47,7 @@ export function notificationText({ kind, payload }, zone) {
 
 /** The room a notification is about, if any. @param {Notification} notification */
 function roomOf({ payload }) {
-  return payload?.room?.id ?? payload?.roomId ?? null;
+  return payload?.room?.id ?? null;
 }
 
 export class Bell {

@@ -116,9 +116,9 @@ async function loadInvitations(box, refresh) {
         "ul",
         { class: "rooms" },
         invitations.map((invitation) => {
-          const name = invitation.roomName ?? invitation.room?.name ?? "A meeting";
-          const host = invitation.hostName ?? invitation.host?.name ?? "";
-          const when = invitation.scheduledAt ?? invitation.room?.scheduledAt;
+          const name = invitation.roomName;
+          const host = invitation.host?.name ?? "";
+          const when = invitation.scheduledAt;
           const answer = (accept) => async () => {
             try {
               await (accept ? api.acceptInvitation(invitation.id) : api.declineInvitation(invitation.id));
