@@ -145,3 +145,65 @@ async fn serve_frees_an_address_whose_registration_died_after_claiming_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `rapat serve` runs the reminder scheduler, and its timers outlive it: a
+/// reminder whose moment passes while the process is killed is sent by the next
+/// one, late and once.
+#[tokio::test]
+async fn a_reminder_due_while_serve_was_killed_is_sent_late_once_by_the_next_one() {
+    let env = [("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0"), ("RAPAT_REMINDER_LATE_AFTER_SECONDS", "1")];
+    let mut serve = Served::start(&env).await;
+    let host = serve.new_user("Host").await;
+    let http = reqwest::Client::new();
+    let settings = http
+        .put(serve.url("/api/v1/users/settings"))
+        .bearer_auth(&host.token)
+        .json(&serde_json::json!({ "reminderMinutes": 0 }))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(settings.status().as_u16(), 200);
+    let due = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let room = serve
+        .post(
+            "/api/v1/rooms",
+            Some(&host.token),
+            None,
+            serde_json::json!({ "name": "Through a crash", "maxUsers": 5,
+                "scheduledAt": due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) }),
+        )
+        .await;
+    assert!(room["id"].is_string(), "{room:#}");
+
+    // Killed before the moment; back once it and the late grace have passed.
+    let down = (due - chrono::Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(1500);
+    serve.kill_and_restart(down, &env).await;
+
+    let started = Instant::now();
+    let reminders = loop {
+        let page: serde_json::Value = http
+            .get(serve.url("/api/v1/notifications"))
+            .bearer_auth(&host.token)
+            .send()
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json");
+        let reminders: Vec<serde_json::Value> = page["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|notification| notification["kind"] == "meeting_reminder")
+            .cloned()
+            .collect();
+        if !reminders.is_empty() {
+            break reminders;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no reminder 30 s after the restart: {page:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(reminders.len(), 1, "{reminders:#?}");
+    assert_eq!(reminders[0]["payload"]["late"], true, "{:#}", reminders[0]);
+    assert_eq!(reminders[0]["payload"]["room"]["id"], room["id"]);
+}

@@ -19,6 +19,7 @@ pub struct Served {
     child: std::process::Child,
     pub namespace: rapat_wire::Namespace,
     pub database: String,
+    jwt_secret: String,
     /// `host:port` of the HTTP listener.
     pub address: String,
     /// Every line the server logged so far.
@@ -35,51 +36,35 @@ impl Served {
         let namespace = rapat_testkit::unique_namespace();
         let test_database = TestDatabase::for_namespace(&namespace);
         let database = test_database.name.clone();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rapat"))
-            .args(["serve", "--namespace", namespace.as_str(), "--nats-url", &nats_url(), "--http-addr", "127.0.0.1:0"])
-            .args(["--database-url", &format!("{}/{database}", postgres_base_url())])
-            .env("RUST_LOG", "info")
-            // Every token of this server verifies (a random key is only logged about).
-            .env("RAPAT_JWT_SECRET", format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple()))
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("rapat starts");
-        // The log says where the API listens. Keep draining stderr afterwards: a
-        // closed pipe would make the server's log writes fail.
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (found, address) = tokio::sync::oneshot::channel();
+        // Every token of this server verifies, also after a restart (a random key
+        // is only logged about).
+        let jwt_secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
         let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut found = Some(found);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(mut lines) = lines.lock() {
-                    lines.push(line.clone());
-                }
-                if let Some(rest) = line.split("REST API listening on http://").nth(1)
-                    && let Some(sender) = found.take()
-                {
-                    let _ = sender.send(rest.split('/').next().unwrap_or_default().to_string());
-                }
-            }
-        });
+        let child = spawn(&namespace, &database, &jwt_secret, env, &log);
         // Owned from here on, so a timeout below still stops and cleans up.
         let mut served = Self {
-            child,
+            child: child.0,
             namespace: namespace.clone(),
             database,
+            jwt_secret,
             address: String::new(),
             log,
             _database: test_database,
             _nats_names: NamespaceCleanup::new(namespace),
         };
-        served.address = tokio::time::timeout(Duration::from_secs(60), address)
-            .await
-            .expect("rapat serve starts listening within a minute")
-            .expect("rapat serve logs its address");
+        served.address = listening(child.1).await;
         served
+    }
+
+    /// Kills the server at once (SIGKILL: no drain, no cleanup), waits `down`,
+    /// and starts it again on the same stream and database with `env`.
+    pub async fn kill_and_restart(&mut self, down: Duration, env: &[(&str, &str)]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        tokio::time::sleep(down).await;
+        let (child, address) = spawn(&self.namespace, &self.database, &self.jwt_secret, env, &self.log);
+        self.child = child;
+        self.address = listening(address).await;
     }
 
     /// The server's process id (to read its memory in `/proc`).
@@ -176,6 +161,53 @@ pub struct User {
     /// Registered with the password [`PASSWORD`].
     pub email: String,
     pub token: String,
+}
+
+/// Starts `rapat serve` on `namespace` and `database`; the receiver gets the
+/// address it listens on. Its log lines go to `log`.
+fn spawn(
+    namespace: &rapat_wire::Namespace,
+    database: &str,
+    jwt_secret: &str,
+    env: &[(&str, &str)],
+    log: &Arc<Mutex<Vec<String>>>,
+) -> (std::process::Child, tokio::sync::oneshot::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapat"))
+        .args(["serve", "--namespace", namespace.as_str(), "--nats-url", &nats_url(), "--http-addr", "127.0.0.1:0"])
+        .args(["--database-url", &format!("{}/{database}", postgres_base_url())])
+        .env("RUST_LOG", "info")
+        .env("RAPAT_JWT_SECRET", jwt_secret)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rapat starts");
+    // The log says where the API listens. Keep draining stderr afterwards: a
+    // closed pipe would make the server's log writes fail.
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (found, address) = tokio::sync::oneshot::channel();
+    let lines = Arc::clone(log);
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(mut lines) = lines.lock() {
+                lines.push(line.clone());
+            }
+            if let Some(rest) = line.split("REST API listening on http://").nth(1)
+                && let Some(sender) = found.take()
+            {
+                let _ = sender.send(rest.split('/').next().unwrap_or_default().to_string());
+            }
+        }
+    });
+    (child, address)
+}
+
+async fn listening(address: tokio::sync::oneshot::Receiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(60), address)
+        .await
+        .expect("rapat serve starts listening within a minute")
+        .expect("rapat serve logs its address")
 }
 
 impl Drop for Served {
