@@ -5,7 +5,7 @@
 import * as api from "./api.js";
 import { describe } from "./errors.js";
 import { calendarSections } from "./schedule-view.js";
-import { busy, copyText, el, formError, formValues, formatDate, replace, roomLink } from "./ui.js";
+import { busy, copyText, el, fillList, formError, formValues, formatDate, replace, roomLink } from "./ui.js";
 
 const HISTORY_PAGE = 10;
 
@@ -90,42 +90,28 @@ function joinForm(openRoom) {
 }
 
 async function loadActive(box, user, openRoom) {
-  try {
-    const rooms = await api.listRooms();
-    if (rooms.length === 0) {
-      replace(box, el("p", { class: "muted" }, "No open rooms. Create one above."));
-      return;
-    }
-    replace(
-      box,
+  await fillList(box, api.listRooms, {
+    empty: "No open rooms. Create one above.",
+    item: (room) =>
       el(
-        "ul",
-        { class: "rooms" },
-        rooms.map((room) =>
+        "li",
+        { "data-room-id": room.id },
+        el(
+          "div",
+          { class: "room-info" },
+          el("strong", {}, room.name),
           el(
-            "li",
-            { "data-room-id": room.id },
-            el(
-              "div",
-              { class: "room-info" },
-              el("strong", {}, room.name),
-              el(
-                "span",
-                { class: "muted" },
-                `${room.participantCount}/${room.maxUsers} in the room`,
-                room.hostId === user.id ? " · you host" : "",
-                room.hasPassword ? " · password" : "",
-              ),
-            ),
-            el("button", { type: "button", onclick: () => copyText(roomLink(room.id)) }, "Copy link"),
-            el("button", { type: "button", class: "primary", onclick: () => openRoom(room.id) }, "Join"),
+            "span",
+            { class: "muted" },
+            `${room.participantCount}/${room.maxUsers} in the room`,
+            room.hostId === user.id ? " · you host" : "",
+            room.hasPassword ? " · password" : "",
           ),
         ),
+        el("button", { type: "button", onclick: () => copyText(roomLink(room.id)) }, "Copy link"),
+        el("button", { type: "button", class: "primary", onclick: () => openRoom(room.id) }, "Join"),
       ),
-    );
-  } catch (error) {
-    replace(box, el("p", { class: "form-error" }, describe(error)));
-  }
+  });
 }
 
 async function loadHistory(box, user, page) {

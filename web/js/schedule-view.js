@@ -7,7 +7,7 @@ import * as api from "./api.js";
 import { describe } from "./errors.js";
 import { userZone } from "./settings-view.js";
 import { formatInZone, nextQuarterHour, zonedToUtc } from "./time.js";
-import { busy, el, formError, formValues, replace, toast } from "./ui.js";
+import { busy, el, fillList, formError, formValues, replace, toast } from "./ui.js";
 
 /** The sections this module adds to the lobby. */
 export function calendarSections({ user, openRoom }) {
@@ -104,82 +104,57 @@ function scheduleForm(refresh) {
 }
 
 async function loadInvitations(box, refresh) {
-  try {
-    const [invitations, zone] = await Promise.all([api.myInvitations(), userZone()]);
-    if (invitations.length === 0) {
-      replace(box, el("p", { class: "muted" }, "No pending invitations."));
-      return;
-    }
-    replace(
-      box,
-      el(
-        "ul",
-        { class: "rooms" },
-        invitations.map((invitation) => {
-          const name = invitation.roomName;
-          const host = invitation.host?.name ?? "";
-          const when = invitation.scheduledAt;
-          const answer = (accept) => async () => {
-            try {
-              await (accept ? api.acceptInvitation(invitation.id) : api.declineInvitation(invitation.id));
-              toast(accept ? `Accepted: ${name}` : `Declined: ${name}`);
-              refresh();
-            } catch (error) {
-              toast(describe(error), "error");
-            }
-          };
-          return el(
-            "li",
-            { "data-invitation-id": invitation.id },
-            el(
-              "div",
-              { class: "room-info" },
-              el("strong", {}, name),
-              el("span", { class: "muted" }, [when ? formatInZone(when, zone) : "no time set", host ? ` · from ${host}` : ""]),
-            ),
-            el("button", { type: "button", class: "decline", onclick: answer(false) }, "Decline"),
-            el("button", { type: "button", class: "primary accept", onclick: answer(true) }, "Accept"),
-          );
-        }),
-      ),
-    );
-  } catch (error) {
-    replace(box, el("p", { class: "form-error" }, describe(error)));
-  }
+  const zone = await userZone();
+  await fillList(box, api.myInvitations, {
+    empty: "No pending invitations.",
+    item: (invitation) => {
+      const answer = (accept) => async () => {
+        try {
+          await (accept ? api.acceptInvitation(invitation.id) : api.declineInvitation(invitation.id));
+          toast(accept ? `Accepted: ${invitation.roomName}` : `Declined: ${invitation.roomName}`);
+          refresh();
+        } catch (error) {
+          toast(describe(error), "error");
+        }
+      };
+      return el(
+        "li",
+        { "data-invitation-id": invitation.id },
+        el(
+          "div",
+          { class: "room-info" },
+          el("strong", {}, invitation.roomName),
+          el("span", { class: "muted" }, [
+            invitation.scheduledAt ? formatInZone(invitation.scheduledAt, zone) : "no time set",
+            invitation.host?.name ? ` · from ${invitation.host.name}` : "",
+          ]),
+        ),
+        el("button", { type: "button", class: "decline", onclick: answer(false) }, "Decline"),
+        el("button", { type: "button", class: "primary accept", onclick: answer(true) }, "Accept"),
+      );
+    },
+  });
 }
 
 async function loadUpcoming(box, user, openRoom) {
-  try {
-    const [rooms, zone] = await Promise.all([api.upcomingRooms(), userZone()]);
-    if (rooms.length === 0) {
-      replace(box, el("p", { class: "muted" }, "Nothing scheduled."));
-      return;
-    }
-    replace(
-      box,
+  const zone = await userZone();
+  await fillList(box, api.upcomingRooms, {
+    empty: "Nothing scheduled.",
+    item: (room) =>
       el(
-        "ul",
-        { class: "rooms" },
-        rooms.map((room) =>
-          el(
-            "li",
-            { "data-room-id": room.id },
-            el(
-              "div",
-              { class: "room-info" },
-              el("strong", {}, room.name),
-              el("span", { class: "muted" }, [
-                room.scheduledAt ? formatInZone(room.scheduledAt, zone) : "any time",
-                room.durationMinutes ? ` · ${room.durationMinutes} min` : "",
-                room.hostId === user.id ? " · you host" : "",
-              ]),
-            ),
-            el("button", { type: "button", class: "primary", onclick: () => openRoom(room.id) }, "Join"),
-          ),
+        "li",
+        { "data-room-id": room.id },
+        el(
+          "div",
+          { class: "room-info" },
+          el("strong", {}, room.name),
+          el("span", { class: "muted" }, [
+            room.scheduledAt ? formatInZone(room.scheduledAt, zone) : "any time",
+            room.durationMinutes ? ` · ${room.durationMinutes} min` : "",
+            room.hostId === user.id ? " · you host" : "",
+          ]),
         ),
+        el("button", { type: "button", class: "primary", onclick: () => openRoom(room.id) }, "Join"),
       ),
-    );
-  } catch (error) {
-    replace(box, el("p", { class: "form-error" }, describe(error)));
-  }
+  });
 }

@@ -2,6 +2,8 @@
 // Small DOM helpers shared by the views. Text always goes in through textContent
 // (never innerHTML): names and chat messages come from other people.
 
+import { describe } from "./errors.js";
+
 /**
  * Builds an element: `el("button", {class: "x", onclick: f, "data-id": 1}, "text", child)`.
  * Attributes starting with "on" become listeners; `null`/`false` ones are skipped.
@@ -105,5 +107,21 @@ export async function copyText(text) {
   } catch {
     // Clipboard access needs a secure context or permission; show it instead.
     window.prompt("Copy this link", text);
+  }
+}
+
+/**
+ * Fills `box` with what `load()` answers: a list of `item(x)`, the `empty` line,
+ * or the error.
+ * @template T
+ * @param {HTMLElement} box @param {() => Promise<T[]>} load
+ * @param {{empty: string, item: (x: T) => Node}} render
+ */
+export async function fillList(box, load, { empty, item }) {
+  try {
+    const items = await load();
+    replace(box, items.length ? el("ul", { class: "rooms" }, items.map(item)) : el("p", { class: "muted" }, empty));
+  } catch (error) {
+    replace(box, el("p", { class: "form-error" }, describe(error)));
   }
 }

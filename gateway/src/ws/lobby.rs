@@ -7,19 +7,18 @@
 //! gets an `error` (`lobby_is_receive_only`), within the socket's message rate.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::SplitStream;
 use futures::{SinkExt, StreamExt};
 use rapat_projections::queries;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::fanout::{Connection, Outgoing};
 use super::limits::{MessageKind, SocketRates};
+use super::liveness::Liveness;
 use super::message::{Identity, ServerMessage, user_message};
 use super::session::{Refusal, close, drain, first_message_token, write};
 use super::*;
@@ -109,40 +108,9 @@ async fn read(
     revoked: &CancellationToken,
     stream: &mut SplitStream<WebSocket>,
 ) {
-    let ping_every = state.config.ws_ping_interval;
-    let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    let ttl = state.config.presence_socket_ttl;
-    let refresh_every = (ttl / 3).max(Duration::from_millis(100));
-    let mut refresh = tokio::time::interval_at(Instant::now() + refresh_every, refresh_every);
-    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let rates = SocketRates::new(&state.config.ws_rate_limits);
-    let mut heard = Instant::now();
-    loop {
-        let frame = tokio::select! {
-            _ = connection.cancel.cancelled() => return,
-            () = state.shutdown.stopped() => {
-                close(connection, CLOSE_SERVICE_RESTART, "the server is restarting; reconnect").await;
-                return drain(stream).await;
-            }
-            _ = revoked.cancelled() => {
-                close(connection, CLOSE_UNAUTHORIZED, "this session has ended; log in again").await;
-                return drain(stream).await;
-            }
-            _ = refresh.tick() => {
-                state.presence.socket_open(auth.user_id, connection.id, LOBBY, ttl).await;
-                continue;
-            }
-            _ = ticker.tick() => {
-                if heard.elapsed() > state.config.ws_pong_timeout {
-                    return close(connection, CLOSE_TIMED_OUT, "no pong in time").await;
-                }
-                connection.deliver(Outgoing::Ping);
-                continue;
-            }
-            frame = stream.next() => frame,
-        };
-        let Some(Ok(frame)) = frame else { return };
-        heard = Instant::now();
+    let mut liveness = Liveness::new(state);
+    while let Some(frame) = liveness.next_frame(state, connection, auth, revoked, stream).await {
         match frame {
             Message::Text(_) | Message::Binary(_) if rates.allow(MessageKind::Other) => {
                 let error = ServerMessage::Error {

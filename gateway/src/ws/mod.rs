@@ -102,6 +102,7 @@ mod fanout;
 mod feeds;
 mod handle;
 mod limits;
+mod liveness;
 mod lobby;
 mod message;
 mod session;

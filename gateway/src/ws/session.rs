@@ -14,7 +14,6 @@ use rapat_projections::queries::rooms::ParticipantRow;
 use rapat_wire::signal::SfuRequestKind;
 use serde_json::json;
 use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -22,6 +21,7 @@ use super::events::display_name;
 use super::fanout::{Connection, Outgoing};
 use super::handle::{handle, reply_error};
 use super::limits::{MessageKind, SocketRates};
+use super::liveness::Liveness;
 use super::message::{Identity, Participant, ServerMessage, auth_token};
 use super::*;
 use crate::auth::{AuthUser, authenticate, check_session};
@@ -36,7 +36,7 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages a socket may have waiting before it counts as too slow and is dropped.
 const QUEUE: usize = 256;
 /// How long a socket that timed out gets to receive its close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 pub(super) struct Refusal(pub(super) u16, pub(super) String);
 
@@ -245,53 +245,9 @@ async fn read(
     revoked: &CancellationToken,
     stream: &mut SplitStream<WebSocket>,
 ) {
-    let ping_every = state.config.ws_ping_interval;
-    let mut ticker = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
-    // Three refreshes per TTL: a socket expires only if its gateway is gone.
-    let ttl = state.config.presence_socket_ttl;
-    let refresh_every = (ttl / 3).max(Duration::from_millis(100));
-    let mut refresh = tokio::time::interval_at(Instant::now() + refresh_every, refresh_every);
-    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let rates = SocketRates::new(&state.config.ws_rate_limits);
-    let mut heard = Instant::now();
-    loop {
-        let frame = tokio::select! {
-            _ = connection.cancel.cancelled() => return,
-            () = state.shutdown.stopped() => {
-                close(connection, CLOSE_SERVICE_RESTART, "the server is restarting; reconnect").await;
-                return drain(stream).await;
-            }
-            _ = revoked.cancelled() => {
-                close(connection, CLOSE_UNAUTHORIZED, "this session has ended; log in again").await;
-                return drain(stream).await;
-            }
-            _ = refresh.tick() => {
-                let identity = &connection.identity;
-                state.presence.socket_open(auth.user_id, connection.id, identity.room, ttl).await;
-                continue;
-            }
-            _ = ticker.tick() => {
-                if heard.elapsed() > state.config.ws_pong_timeout {
-                    return close(connection, CLOSE_TIMED_OUT, "no pong in time").await;
-                }
-                connection.deliver(Outgoing::Ping);
-                continue;
-            }
-            frame = stream.next() => frame,
-        };
-        let frame = match frame {
-            Some(Ok(frame)) => frame,
-            Some(Err(error)) if is_too_big(&error) => {
-                close(connection, CLOSE_TOO_BIG, "message too big").await;
-                // The rest of the oversized message is still arriving. Closing the
-                // connection on it at once would reset it, and the client could
-                // lose the close frame: give it a moment to read it first.
-                tokio::time::sleep(CLOSE_GRACE).await;
-                return;
-            }
-            Some(Err(_)) | None => return,
-        };
-        heard = Instant::now();
+    let mut liveness = Liveness::new(state);
+    while let Some(frame) = liveness.next_frame(state, connection, auth, revoked, stream).await {
         let outcome = match frame {
             Message::Text(text) => handle(state, connection, auth, &rates, text.as_str()).await,
             Message::Binary(_) if rates.allow(MessageKind::Other) => {
@@ -322,16 +278,4 @@ pub(super) async fn close(connection: &Connection, code: u16, reason: &'static s
 /// client could lose the close frame.
 pub(super) async fn drain(stream: &mut SplitStream<WebSocket>) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async { while let Some(Ok(_)) = stream.next().await {} }).await;
-}
-
-/// True for the read error of a frame or message over `ws_max_message_bytes`.
-fn is_too_big(error: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = error.downcast_ref::<tungstenite::Error>() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
 }
