@@ -244,11 +244,12 @@ async fn baseline_postgres(db: &PgPool, n: usize) -> anyhow::Result<Duration> {
 async fn baseline_nats(bench: &Bench, n: usize) -> anyhow::Result<Duration> {
     let subscriber = rapat_commands::connect(&bench.nats_url).await?;
     let publisher = rapat_commands::connect(&bench.nats_url).await?;
-    let prefix = format!("{}.benchfanout.{}", bench.namespace, Uuid::new_v4().simple());
+    // Live-notification subjects of users nobody else subscribes to.
+    let subjects: Vec<String> = (0..n).map(|_| bench.namespace.user_notifications_subject(Uuid::new_v4())).collect();
     let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
     let mut readers = tokio::task::JoinSet::new();
-    for i in 0..n {
-        let mut subscription = subscriber.subscribe(format!("{prefix}.{i}")).await?;
+    for subject in &subjects {
+        let mut subscription = subscriber.subscribe(subject.clone()).await?;
         let arrived = arrived.clone();
         readers.spawn(async move {
             if subscription.next().await.is_some() {
@@ -260,8 +261,8 @@ async fn baseline_nats(bench: &Bench, n: usize) -> anyhow::Result<Duration> {
     // About the size of a notification row as the projector publishes it.
     let body = vec![b'x'; 600];
     let started = Instant::now();
-    for i in 0..n {
-        publisher.publish(format!("{prefix}.{i}"), body.clone().into()).await?;
+    for subject in &subjects {
+        publisher.publish(subject.clone(), body.clone().into()).await?;
     }
     publisher.flush().await?;
     let mut last = started;
