@@ -121,7 +121,18 @@ pub async fn spawn_app_replicated(
 
     let nats = rapat_commands::connect(nats_url).await.expect("NATS with JetStream must be running");
     let jetstream = async_nats::jetstream::new(nats.clone());
-    rapat_commands::ensure_event_store(&jetstream, &event_store).await.expect("event stream");
+    // A cluster that has just started may not know all its peers yet ("no
+    // suitable peers for placement"): a replicated stream is asked for again.
+    let placement_deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match rapat_commands::ensure_event_store(&jetstream, &event_store).await {
+            Ok(_) => break,
+            Err(_) if replicas > 1 && std::time::Instant::now() < placement_deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => panic!("event stream: {error:?}"),
+        }
+    }
 
     let database = test_database.name.clone();
     let db = rapat_projections::connect(&test_database.url()).await.expect("Postgres must be running");
