@@ -1,0 +1,14 @@
+//! Delivery channels (SPEC §7). Each channel is a durable, at-least-once worker
+//! over a Postgres outbox that a projection fills in the same transaction as the
+//! read model it derives from, so a channel that is down only delays its rows and
+//! a restart resumes from the table. Workers in several rapat processes share the
+//! work by leasing rows; receivers recognise a repeat by its stable id
+//! (`webhook-id`, `Message-ID`, the push message's topic).
+//!
+//! - `retry`: the backoff schedule every channel uses.
+//! - `outbox`: the email and push outbox (`deliveries`), filled from
+//!   notifications and account events, and the worker loop that drains it.
+
+pub mod retry;
+
+pub use retry::{NextStep, RetryPolicy};
