@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::notification_state::{self as state, ACTIVE_STATUSES, RoomState};
 use super::{ApplyError, aggregate_uuid, decode, stored_name};
+use crate::outbox;
 use crate::sql::to_i64;
 
 /// The namespace of notification ids. Fixed forever: changing it would give every
@@ -408,7 +409,7 @@ async fn notify(tx: &mut PgConnection, at: &Cause<'_>, notice: &Notice, recipien
     }
     let kind = stored_name(&notice.kind)?;
     let Channels { in_app, email, push } = Channels::DEFAULT;
-    sqlx::query(
+    let added: Vec<(Uuid, Uuid, bool, bool)> = sqlx::query_as(
         "INSERT INTO notifications (id, recipient_id, kind, created_at, payload, event_id, stream_sequence, \
          in_app, email, push) \
          SELECT n.id, n.recipient, $3, $4, $5, $6, $7, \
@@ -417,7 +418,8 @@ async fn notify(tx: &mut PgConnection, at: &Cause<'_>, notice: &Notice, recipien
          COALESCE((s.channels -> $3 ->> 'push')::boolean, $10) \
          FROM UNNEST($1::uuid[], $2::uuid[]) AS n(id, recipient) \
          LEFT JOIN notification_settings s ON s.user_id = n.recipient \
-         ON CONFLICT (id) DO NOTHING",
+         ON CONFLICT (id) DO NOTHING \
+         RETURNING id, recipient_id, email, push",
     )
     .bind(&ids)
     .bind(&recipients)
@@ -429,8 +431,29 @@ async fn notify(tx: &mut PgConnection, at: &Cause<'_>, notice: &Notice, recipien
     .bind(in_app)
     .bind(email)
     .bind(push)
-    .execute(tx)
+    .fetch_all(&mut *tx)
     .await?;
+    // Only the rows this call stored (a redelivered event adds none) owe messages.
+    let mut owed = Vec::new();
+    for (notification, recipient, email, push) in &added {
+        for (channel, on) in [("email", email), ("push", push)] {
+            if *on {
+                owed.push(outbox::NewDelivery {
+                    id: outbox::delivery_id(*notification, channel),
+                    channel,
+                    kind: &kind,
+                    recipient_id: Some(*recipient),
+                    address: None,
+                    notification_id: Some(*notification),
+                    payload: &payload,
+                    event_id: at.event.event_id,
+                    stream_sequence: at.stream_sequence,
+                    created_at: at.event.timestamp,
+                });
+            }
+        }
+    }
+    outbox::enqueue_all(tx, &owed).await?;
     Ok(())
 }
 
