@@ -111,18 +111,9 @@ async fn room_event(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), ApplyEr
                 .await?;
             // The old schedule's timers go, the new one's come.
             state::arm_reminders(tx, room_id, at.event.timestamp).await?;
-            if let Some(room) = state::room(tx, room_id).await? {
-                let recipients = state::invitees(tx, room_id, ACTIVE_STATUSES).await?;
-                let payload = json!({
-                    "room": room_json(&room),
-                    "actor": actor_json(rescheduled_by.as_uuid()),
-                    "scheduledAt": scheduled_at,
-                    "scheduleSequence": schedule_sequence,
-                });
-                let actor = rescheduled_by.as_uuid();
-                let notice = Notice { kind: NotificationKind::MeetingRescheduled, actor, payload };
-                notify(tx, at, &notice, &recipients).await?;
-            }
+            let change = ScheduleChange { kind: NotificationKind::MeetingRescheduled, actor: rescheduled_by.as_uuid() };
+            let sequence = json!({ "scheduleSequence": schedule_sequence });
+            tell_invitees(tx, at, room_id, change, sequence).await?;
         }
         RoomEvent::RoomCancelled { cancelled_by } => {
             sqlx::query("UPDATE notification_rooms SET ended = TRUE WHERE room_id = $1")
@@ -130,17 +121,8 @@ async fn room_event(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), ApplyEr
                 .execute(&mut *tx)
                 .await?;
             state::arm_reminders(tx, room_id, at.event.timestamp).await?;
-            if let Some(room) = state::room(tx, room_id).await? {
-                let recipients = state::invitees(tx, room_id, ACTIVE_STATUSES).await?;
-                let payload = json!({
-                    "room": room_json(&room),
-                    "actor": actor_json(cancelled_by.as_uuid()),
-                    "scheduledAt": room.scheduled_at,
-                });
-                let actor = cancelled_by.as_uuid();
-                let notice = Notice { kind: NotificationKind::MeetingCancelled, actor, payload };
-                notify(tx, at, &notice, &recipients).await?;
-            }
+            let change = ScheduleChange { kind: NotificationKind::MeetingCancelled, actor: cancelled_by.as_uuid() };
+            tell_invitees(tx, at, room_id, change, json!({})).await?;
         }
         RoomEvent::MeetingReminderDue { recipient_id, schedule_sequence, due_at, late } => {
             let recipient = recipient_id.as_uuid();
@@ -455,6 +437,35 @@ async fn notify(tx: &mut PgConnection, at: &Cause<'_>, notice: &Notice, recipien
     }
     outbox::enqueue_all(tx, &owed).await?;
     Ok(())
+}
+
+/// A host's change to a meeting's schedule.
+struct ScheduleChange {
+    kind: NotificationKind,
+    actor: Uuid,
+}
+
+/// Tells the invitees who have not declined about `change`, with the room, the
+/// schedule as it now stands, and `extra`'s fields.
+async fn tell_invitees(
+    tx: &mut PgConnection,
+    at: &Cause<'_>,
+    room_id: Uuid,
+    change: ScheduleChange,
+    extra: Value,
+) -> Result<(), ApplyError> {
+    let Some(room) = state::room(tx, room_id).await? else { return Ok(()) };
+    let recipients = state::invitees(tx, room_id, ACTIVE_STATUSES).await?;
+    let mut payload = json!({
+        "room": room_json(&room),
+        "actor": actor_json(change.actor),
+        "scheduledAt": room.scheduled_at,
+    });
+    if let (Some(payload), Value::Object(extra)) = (payload.as_object_mut(), extra) {
+        payload.extend(extra);
+    }
+    let notice = Notice { kind: change.kind, actor: change.actor, payload };
+    notify(tx, at, &notice, &recipients).await
 }
 
 fn room_json(room: &RoomState) -> Value {
