@@ -10,5 +10,6 @@
 //!   notifications and account events, and the worker loop that drains it.
 
 pub mod retry;
+pub mod webhooks;
 
 pub use retry::{NextStep, RetryPolicy};

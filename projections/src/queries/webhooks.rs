@@ -26,7 +26,8 @@ const ENDPOINT_COLUMNS: &str =
 
 /// Every endpoint not deleted, oldest first.
 pub async fn list(db: &PgPool) -> Result<Vec<WebhookRow>, QueryError> {
-    let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY created_at, id");
+    let sql =
+        format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY created_at, id");
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(db).await?)
 }
 
