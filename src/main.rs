@@ -48,7 +48,7 @@ enum Command {
     /// the same command, by the name SPEC §5 also uses.)
     #[command(alias = "replay")]
     Rebuild {
-        /// accounts, sessions, contacts, rooms, audit, analytics, email_claims, invitations or settings
+        /// accounts, sessions, contacts, rooms, audit, analytics, email_claims, invitations, settings, notifications or webhooks
         projection: String,
     },
     /// Read the event stream itself.
@@ -180,6 +180,14 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
         let stop = stop_rest.clone();
         tasks.spawn(async move {
             scheduler.run(stop).await;
+            Ok(())
+        });
+        // Next to the projector that queues the webhook deliveries.
+        let webhooks = rapat_delivery::webhooks::WebhookWorker::new(db.clone(), settings.webhooks())
+            .context("starting the webhook worker")?;
+        let stop = stop_rest.clone();
+        tasks.spawn(async move {
+            webhooks.run(stop).await;
             Ok(())
         });
     }
