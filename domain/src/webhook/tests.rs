@@ -1,6 +1,6 @@
 //! Given/when/then tests of every webhook rule, and the parsers' tables.
 
-use std::net::IpAddr;
+use core::net::IpAddr;
 
 use chrono::{TimeZone, Utc};
 use cqrs_es::test::TestFramework;

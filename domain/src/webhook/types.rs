@@ -3,8 +3,8 @@
 //! [`is_public_address`]; looking the host up is I/O and belongs to the callers
 //! (the gateway at registration, the delivery worker before every connection).
 
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;

@@ -10,8 +10,7 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use rapat_delivery::webhooks::{ResolveError, check_url};
 use rapat_domain::webhook::{
-    EventTypePattern, WebhookCommand, WebhookError, WebhookSecret, WebhookUrl, parse_description,
-    parse_event_types,
+    EventTypePattern, WebhookCommand, WebhookError, WebhookSecret, WebhookUrl, parse_description, parse_event_types,
 };
 use rapat_projections::queries::webhooks::{self as webhook_queries, DeliveryFilter, DeliveryRow, WebhookRow};
 use serde::{Deserialize, Serialize};
