@@ -13,6 +13,7 @@
 pub mod metrics;
 pub mod outbox;
 pub mod retry;
+pub mod webhooks;
 
 pub use metrics::ChannelCounts;
 pub use outbox::{Channel, Delivery, OutboxWorker, SendError, Sender, WorkerConfig};

@@ -79,6 +79,10 @@ pub struct GatewayConfig {
     pub ws_max_message_bytes: usize,
     /// Per-socket message rates by kind; a socket over one is closed with 1008.
     pub ws_rate_limits: WsRateLimits,
+
+    /// Webhook URLs may name loopback, private and link-local hosts
+    /// (`RAPAT_WEBHOOK_ALLOW_PRIVATE`; the delivery worker has the same switch).
+    pub webhook_allow_private: bool,
 }
 
 /// Room password guessing: failed joins (a password was offered and was wrong)
@@ -212,6 +216,7 @@ impl GatewayConfig {
             ws_max_sockets_per_room: 3,
             ws_max_message_bytes: 1024 * 1024,
             ws_rate_limits: WsRateLimits::default(),
+            webhook_allow_private: false,
         }
     }
 }
