@@ -9,6 +9,8 @@
 //! - `outbox`: the email and push outbox (`deliveries`), filled from
 //!   notifications and account events, and the worker loop that drains it.
 
+pub mod outbox;
+pub mod push;
 pub mod retry;
 
 pub use retry::{NextStep, RetryPolicy};

@@ -11,8 +11,10 @@ pub const REDACTED: &str = "[redacted]";
 
 /// Payload fields that hold a secret, or what checks one: an argon2id password hash
 /// (account and room), which a leak would let anyone attack offline, and a
-/// refresh token's SHA-256, which is what a refresh is checked against.
-pub const SECRET_FIELDS: [&str; 2] = ["passwordHash", "refreshHash"];
+/// refresh token's SHA-256, which is what a refresh is checked against; a web
+/// push subscription's authentication secret, with which anyone could encrypt
+/// messages for that browser.
+pub const SECRET_FIELDS: [&str; 3] = ["passwordHash", "refreshHash", "authSecret"];
 
 /// Replaces every secret field's value in `payload` (at any depth) with
 /// [`REDACTED`]. A `null` stays `null`, so "no password" still reads as such.
@@ -77,6 +79,9 @@ mod tests {
         assert_eq!(redacted(&started)["refreshHash"], "[redacted]");
         let nested = json!({ "changes": [{ "passwordHash": "x" }] });
         assert_eq!(redacted(&nested), json!({ "changes": [{ "passwordHash": "[redacted]" }] }));
+        let subscribed = json!({ "endpoint": "https://push.example.net/x", "authSecret": "AAECAwQFBgcICQoLDA0ODw" });
+        assert_eq!(redacted(&subscribed)["authSecret"], "[redacted]");
+        assert_eq!(redacted(&subscribed)["endpoint"], "https://push.example.net/x");
         let joined = json!({ "userId": "7c9e6679-7425-40de-944b-e07fc1f90ae7" });
         assert_eq!(redacted(&joined), joined);
     }

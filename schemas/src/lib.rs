@@ -78,6 +78,7 @@ event_schemas! {
     ],
     "settings" => ["UserSettingsUpdated"],
     "inbox" => ["NotificationsRead", "AllNotificationsRead"],
+    "push" => ["PushSubscribed", "PushUnsubscribed"],
 }
 
 /// The schema of `rapat_domain::envelope::StoredEvent` at its root, and of a

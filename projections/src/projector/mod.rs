@@ -46,10 +46,11 @@ pub enum Projection {
     Invitations,
     Settings,
     Notifications,
+    PushSubscriptions,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 10] = [
+    pub const ALL: [Projection; 11] = [
         Self::Accounts,
         Self::Sessions,
         Self::Contacts,
@@ -60,6 +61,7 @@ impl Projection {
         Self::Invitations,
         Self::Settings,
         Self::Notifications,
+        Self::PushSubscriptions,
     ];
 
     /// Stable name: the checkpoint row, the consumer name and the lock key.
@@ -75,6 +77,7 @@ impl Projection {
             Self::Invitations => "invitations",
             Self::Settings => "settings",
             Self::Notifications => "notifications",
+            Self::PushSubscriptions => "push_subscriptions",
         }
     }
 
@@ -101,6 +104,7 @@ impl Projection {
             Self::EmailClaims => Some("email"),
             Self::Invitations => Some("invitation"),
             Self::Settings => Some("settings"),
+            Self::PushSubscriptions => Some("push"),
             // Notifications follow rooms, invitations, settings, contacts and inboxes.
             Self::Audit | Self::Notifications => None,
         }
@@ -132,6 +136,7 @@ impl Projection {
                 "reminder_timers",
                 "reminders_fired",
             ],
+            Self::PushSubscriptions => &["push_subscriptions"],
         }
     }
 
@@ -147,6 +152,7 @@ impl Projection {
             Self::Invitations => 7,
             Self::Settings => 8,
             Self::Notifications => 9,
+            Self::PushSubscriptions => 10,
         }
     }
 }
