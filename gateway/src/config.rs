@@ -79,6 +79,9 @@ pub struct GatewayConfig {
     pub ws_max_message_bytes: usize,
     /// Per-socket message rates by kind; a socket over one is closed with 1008.
     pub ws_rate_limits: WsRateLimits,
+
+    /// Web push: the VAPID key setting and which endpoints are accepted.
+    pub push: rapat_delivery::push::PushConfig,
 }
 
 /// Room password guessing: failed joins (a password was offered and was wrong)
@@ -212,6 +215,7 @@ impl GatewayConfig {
             ws_max_sockets_per_room: 3,
             ws_max_message_bytes: 1024 * 1024,
             ws_rate_limits: WsRateLimits::default(),
+            push: rapat_delivery::push::PushConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod contacts;
 pub mod health;
 pub mod invitations;
 pub mod notifications;
+pub mod push;
 mod responses;
 pub mod rooms;
 pub mod schema;
@@ -34,6 +35,7 @@ use crate::state::AppState;
         (name = "analytics", description = "Meetings, participants and participant-minutes per day"),
         (name = "audit", description = "The audit trail of every stored event, for administrators"),
         (name = "notifications", description = "In-app notifications and what the caller has read"),
+        (name = "push", description = "Web push: the VAPID key and the caller's browser subscriptions"),
     )
 )]
 struct ApiDoc;
@@ -93,7 +95,8 @@ where
         .merge(calendar::router())
         .merge(audit::router())
         .merge(analytics::router())
-        .merge(notifications::router());
+        .merge(notifications::router())
+        .merge(push::router());
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1);
     // After every route is in: the statuses all routes share (see `responses.rs`).
     utoipa::Modify::modify(&responses::CommonResponses, router.get_openapi_mut());
