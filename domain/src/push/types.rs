@@ -1,8 +1,8 @@
 //! What a browser's `PushSubscription` carries, parsed: the push service's
 //! endpoint, the subscription's P-256 public key and its authentication secret.
 
+use core::net::IpAddr;
 use std::fmt;
-use std::net::IpAddr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
