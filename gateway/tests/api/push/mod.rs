@@ -8,14 +8,14 @@ mod service;
 
 use std::time::Duration;
 
-use rapat_delivery::outbox::{Channel, Delivery, SendError, Sender};
 use rapat_delivery::push::VapidKey;
+use rapat_delivery::{Channel, Delivery, SendError, Sender};
 use rapat_testkit::eventually_async;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use self::channel::{PushChannel, push_config};
+use self::channel::{PushChannel, push_config, push_sender};
 use self::service::{PushService, Subscription};
 use crate::helpers::{TestApp, TestUser, spawn_app_with};
 use crate::rooms::room_body;
@@ -153,16 +153,55 @@ async fn a_gone_subscription_is_removed_and_not_sent_to_again() {
     assert_eq!(service.refused(), Vec::<String>::new());
 }
 
+/// The push delivery of `user`'s newest notification: (state, attempts, last error).
+async fn push_delivery(app: &TestApp, user: &TestUser) -> Option<(String, i32, Option<String>)> {
+    sqlx::query_as(
+        "SELECT state, attempts, last_error FROM deliveries WHERE channel = 'push' AND recipient_id = $1 \
+         ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(Uuid::parse_str(&user.id).expect("a uuid"))
+    .fetch_optional(&app.db)
+    .await
+    .expect("query")
+}
+
 #[tokio::test]
 async fn a_push_service_that_is_down_gets_the_message_once_it_is_back() {
     let (app, service, host, ana) = setup().await;
     subscribe(&app, &service, &ana, "laptop").await;
-    let nats = rapat_commands::connect(&app.nats_url).await.expect("NATS");
-    let sender = rapat_delivery::push::PushSender::open(nats, app.event_store.clone(), app.db.clone(), push_config())
-        .await
-        .expect("opens");
+    let _channel = PushChannel::start(&app).await;
 
     service.stop().await;
+    invite(&app, &host, &ana, "Retrospective").await;
+    eventually_async("a failed attempt, kept for a retry", WAIT, async || {
+        push_delivery(&app, &ana).await.is_some_and(|(state, attempts, error)| {
+            state == "pending" && attempts >= 2 && error.is_some_and(|e| e.contains("unreachable"))
+        })
+    })
+    .await;
+    assert!(service.received("laptop").is_empty());
+    assert_eq!(endpoints_of(&app, &ana).await.len(), 1, "an outage removes no subscription");
+
+    service.restart().await;
+    eventually_async("the message, once the service is back", WAIT, async || !service.received("laptop").is_empty())
+        .await;
+    eventually_async("the delivery recorded", WAIT, async || {
+        push_delivery(&app, &ana).await.is_some_and(|(state, _, _)| state == "delivered")
+    })
+    .await;
+    let notification = newest_notification(&app, &ana).await;
+    assert_eq!(service.received("laptop").len(), 1);
+    assert_eq!(service.received("laptop")[0].message["notificationId"], notification["id"]);
+    assert_eq!(service.refused(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_retried_delivery_goes_only_to_the_subscriptions_that_failed() {
+    let (app, service, host, ana) = setup().await;
+    subscribe(&app, &service, &ana, "laptop").await;
+    subscribe(&app, &service, &ana, "phone").await;
+    service.answer("phone", 503);
+    let sender = push_sender(&app).await;
     invite(&app, &host, &ana, "Retrospective").await;
     let notification = newest_notification(&app, &ana).await;
     let delivery = Delivery {
@@ -175,21 +214,21 @@ async fn a_push_service_that_is_down_gets_the_message_once_it_is_back() {
         payload: notification["payload"].clone(),
         event_id: Uuid::new_v4(),
         created_at: chrono::Utc::now(),
+        enqueued_at: chrono::Utc::now(),
         attempts: 1,
     };
     match sender.send(&delivery).await {
-        Err(SendError::Retry(reason)) => assert!(reason.contains("unreachable"), "{reason}"),
-        other => panic!("a push service that is down means try again later, got {other:?}"),
+        Err(SendError::Retry(reason)) => assert!(reason.contains("503"), "{reason}"),
+        other => panic!("a 503 means try again later, got {other:?}"),
     }
-    assert_eq!(endpoints_of(&app, &ana).await.len(), 1, "an outage removes no subscription");
+    assert_eq!((service.received("laptop").len(), service.answered("phone")), (1, 1));
 
-    service.restart().await;
-    sender.send(&Delivery { attempts: 2, ..delivery.clone() }).await.expect("delivered once it is back");
-    assert_eq!(service.received("laptop").len(), 1);
-    assert_eq!(service.received("laptop")[0].message["notificationId"], notification["id"]);
-    // Served once: the same delivery again sends nothing more from this process.
+    service.unanswer("phone");
+    sender.send(&Delivery { attempts: 2, ..delivery.clone() }).await.expect("delivered to the rest");
+    assert_eq!((service.received("laptop").len(), service.received("phone").len()), (1, 1), "the laptop had it");
     sender.send(&Delivery { attempts: 3, ..delivery }).await.expect("nothing left to send");
-    assert_eq!(service.received("laptop").len(), 1);
+    assert_eq!((service.received("laptop").len(), service.received("phone").len()), (1, 1));
+    assert_eq!(service.refused(), Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -146,6 +146,11 @@ impl PushService {
         self.inner.lock().expect("lock").answers.insert(name.to_owned(), status);
     }
 
+    /// Back to accepting messages for `name`.
+    pub fn unanswer(&self, name: &str) {
+        self.inner.lock().expect("lock").answers.remove(name);
+    }
+
     pub fn received(&self, name: &str) -> Vec<Received> {
         self.inner.lock().expect("lock").received.get(name).cloned().unwrap_or_default()
     }
