@@ -9,7 +9,7 @@
 //   site; a pushed message is shown as a notification with its title, body,
 //   link and tag.
 
-import { expect, test } from "./fixtures.mjs";
+import { expect, register, test } from "./fixtures.mjs";
 
 const run = Date.now().toString(36);
 
@@ -20,13 +20,7 @@ test("the service worker registers and shows what is pushed", async ({ openUser,
 
   await test.step("register and find the switch on the settings page", async () => {
     await page.goto("/");
-    await page.click("#show-register");
-    await page.fill("#register-form input[name=firstName]", "Ana");
-    await page.fill("#register-form input[name=lastName]", "Tester");
-    await page.fill("#register-form input[name=email]", `ana.push.${run}@example.com`);
-    await page.fill("#register-form input[name=password]", "e2e-Passw0rd!");
-    await page.click("#register-form button[type=submit]");
-    await expect(page.locator("#signed-in-as")).toHaveText("Ana Tester");
+    await register(page, { first: "Ana", last: "Tester", email: `ana.push.${run}@example.com` });
     await page.click("#settings-link");
     await expect(page.locator("#push-enabled")).toBeVisible();
     await expect(page.locator("#push-enabled")).toBeEnabled();
