@@ -242,21 +242,31 @@ impl Sender for PushSender {
         }
         let key = self.key().await.map_err(|error| SendError::Retry(format!("VAPID key: {error}")))?;
         let message = PushMessage::new(&delivery.kind, delivery.notification_id, &delivery.payload);
-        let (mut delivered, mut retry, mut permanent) = (0usize, Vec::new(), Vec::new());
-        for subscription in pending {
-            match self.send_one(key, subscription, &message).await {
-                Outcome::Delivered => {
-                    delivered += 1;
-                    self.remember(delivery.id, &subscription.endpoint);
-                }
+        // Side by side: a user's browsers must not wait for each other's push
+        // services, and the whole send stays within the worker's time for it.
+        let message = &message;
+        let sends = pending.iter().map(|subscription| async move {
+            let outcome = match self.send_one(key, subscription, message).await {
                 Outcome::Gone => match self.remove_gone(recipient, delivery.id, &subscription.endpoint).await {
                     Ok(()) => {
                         tracing::info!(user = %recipient, endpoint = %subscription.endpoint, "push subscription gone; removed");
                         metrics::counter!("rapat_push_subscriptions_gone_total").increment(1);
-                        self.remember(delivery.id, &subscription.endpoint);
+                        Outcome::Gone
                     }
-                    Err(error) => retry.push(format!("removing a gone subscription: {error}")),
+                    Err(error) => Outcome::Retry(format!("removing a gone subscription: {error}")),
                 },
+                other => other,
+            };
+            (subscription, outcome)
+        });
+        let (mut delivered, mut retry, mut permanent) = (0usize, Vec::new(), Vec::new());
+        for (subscription, outcome) in futures::future::join_all(sends).await {
+            match outcome {
+                Outcome::Delivered => {
+                    delivered += 1;
+                    self.remember(delivery.id, &subscription.endpoint);
+                }
+                Outcome::Gone => self.remember(delivery.id, &subscription.endpoint),
                 Outcome::Retry(error) => retry.push(error),
                 Outcome::Permanent(error) => {
                     tracing::warn!(user = %recipient, endpoint = %subscription.endpoint, %error, "push refused");
