@@ -144,8 +144,7 @@ async fn unsubscribe(
     ApiJson(body): ApiJson<UnsubscribeRequest>,
 ) -> Result<Response, ApiError> {
     // Parsed as leniently as any endpoint ever stored, so it compares the same.
-    let endpoint = PushEndpoint::parse(&body.endpoint, EndpointPolicy::AllowLoopbackHttp)
-        .or_else(|_| PushEndpoint::parse(&body.endpoint, EndpointPolicy::HttpsOnly))?;
+    let endpoint = PushEndpoint::parse(&body.endpoint, EndpointPolicy::AllowLoopbackHttp)?;
     let command = PushCommand::Unsubscribe { user: caller.user_id, endpoint, reason: UnsubscribeReason::User };
     state.write(&state.push_devices, &caller.user_id.to_string(), command, caller.command()).await?;
     Ok(response::message("unsubscribed"))
