@@ -137,15 +137,19 @@ async fn a_gone_subscription_is_removed_and_not_sent_to_again() {
     })
     .await;
     assert_eq!(service.answered("gone"), 1);
-    // The removal is an event like any other: in the audit trail, its reason given.
-    let reason: Option<String> = sqlx::query_scalar(
-        "SELECT payload ->> 'reason' FROM audit_events WHERE event_type = 'PushUnsubscribed' AND aggregate_id = $1",
-    )
-    .bind(&ana.id)
-    .fetch_optional(&app.db)
-    .await
-    .expect("query");
-    assert_eq!(reason.as_deref(), Some("gone"));
+    // The removal is an event like any other: in the audit trail (a projection of
+    // its own, which may lag a moment), its reason given.
+    eventually_async("the removal in the audit trail", WAIT, async || {
+        let reason: Option<String> = sqlx::query_scalar(
+            "SELECT payload ->> 'reason' FROM audit_events WHERE event_type = 'PushUnsubscribed' AND aggregate_id = $1",
+        )
+        .bind(&ana.id)
+        .fetch_optional(&app.db)
+        .await
+        .expect("query");
+        reason.as_deref() == Some("gone")
+    })
+    .await;
 
     invite(&app, &host, &ana, "Second").await;
     eventually_async("the second message", WAIT, async || service.received("kept").len() == 2).await;
@@ -315,4 +319,44 @@ fn with_field(body: &Value, path: &str, value: Value) -> Value {
     let mut body = body.clone();
     *body.pointer_mut(path).expect("a field") = value;
     body
+}
+
+#[tokio::test]
+async fn the_sender_reaches_no_private_address_unless_allowed() {
+    let (app, service, host, ana) = setup().await;
+    // Accepted by a gateway that allows loopback (as in a test), under a name
+    // that resolves to loopback: only the sender's resolver stands in the way.
+    let subscription = Subscription::new("laptop");
+    service.add(&subscription);
+    let mut body = subscription.json(&service);
+    let endpoint = body["endpoint"].as_str().expect("an endpoint").replace("127.0.0.1", "localhost");
+    body["endpoint"] = json!(endpoint);
+    app.post("/api/v1/push/subscriptions", Some(&ana.token), body).await.expect(201);
+    invite(&app, &host, &ana, "Internal").await;
+    let notification = newest_notification(&app, &ana).await;
+    let delivery = Delivery {
+        id: Uuid::new_v4(),
+        channel: Channel::Push,
+        kind: "room_invitation".to_owned(),
+        recipient_id: Some(Uuid::parse_str(&ana.id).expect("a uuid")),
+        address: None,
+        notification_id: None,
+        payload: notification["payload"].clone(),
+        event_id: Uuid::new_v4(),
+        created_at: chrono::Utc::now(),
+        enqueued_at: chrono::Utc::now(),
+        attempts: 1,
+    };
+    let nats = rapat_commands::connect(&app.nats_url).await.expect("NATS");
+    let strict = rapat_delivery::push::PushConfig { allow_insecure: false, ..push_config() };
+    let sender = rapat_delivery::push::PushSender::open(nats, app.event_store.clone(), app.db.clone(), strict)
+        .await
+        .expect("opens");
+    match sender.send(&delivery).await {
+        Err(SendError::Retry(reason)) => assert!(reason.contains("unreachable"), "{reason}"),
+        other => panic!("a private address is not reached, got {other:?}"),
+    }
+    assert!(service.received("laptop").is_empty());
+    push_sender(&app).await.send(&delivery).await.expect("reached where allowed");
+    assert_eq!(service.received("laptop").len(), 1);
 }

@@ -129,10 +129,6 @@ impl PushService {
         format!("http://{}/push/{name}", self.address)
     }
 
-    fn origin(&self) -> String {
-        format!("http://{}", self.address)
-    }
-
     pub fn expect_vapid_key(&self, public_key: &str) {
         self.inner.lock().expect("lock").vapid_key = Some(public_key.to_owned());
     }
@@ -222,8 +218,10 @@ fn check(service: &PushService, name: &str, headers: &HeaderMap, body: &[u8]) ->
         .map_err(|e| e.to_string())?;
     verifying.verify(signing_input.as_bytes(), &signature).map_err(|_| "the JWT signature does not verify")?;
     let claims = decode_json(claims)?;
-    if claims["aud"] != service.origin() {
-        return Err(format!("aud {} is not the endpoint's origin {}", claims["aud"], service.origin()));
+    // The origin the sender addressed this service by (an IP or a name).
+    let origin = format!("http://{}", header(headers, "host").ok_or("no Host")?);
+    if claims["aud"] != origin {
+        return Err(format!("aud {} is not the endpoint's origin {origin}", claims["aud"]));
     }
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
     let exp = claims["exp"].as_u64().ok_or("no exp")?;
