@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-
+use rapat_commands::EventStoreConfig;
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +16,8 @@ use crate::settings::Settings;
 /// when it is off and why.
 pub async fn spawn(
     settings: &Settings,
+    nats: &async_nats::Client,
+    event_store: &EventStoreConfig,
     db: &PgPool,
     tasks: &mut JoinSet<anyhow::Result<()>>,
     stop: &CancellationToken,
@@ -29,8 +31,13 @@ pub async fn spawn(
         Ok(())
     });
     let config = settings.delivery();
-    // Each outbox channel's sender is added here (email, push).
-    let senders: Vec<Arc<dyn rapat_delivery::Sender>> = Vec::new();
+    // Each outbox channel's sender (email, push).
+    let mut senders: Vec<Arc<dyn rapat_delivery::Sender>> = Vec::new();
+    // Web push needs nothing configured: the VAPID key is made and kept when none is.
+    let push = rapat_delivery::push::PushSender::open(nats.clone(), event_store.clone(), db.clone(), settings.push()?)
+        .await
+        .context("opening the event store for the push channel")?;
+    senders.push(Arc::new(push));
     for sender in senders {
         let worker = rapat_delivery::OutboxWorker::new(db.clone(), sender, config);
         let stop = stop.clone();

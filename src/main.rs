@@ -184,7 +184,7 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
             Ok(())
         });
         // Next to the projector that fills their outboxes.
-        channels::spawn(settings, &db, &mut tasks, &stop_rest).await?;
+        channels::spawn(settings, &nats, &event_store, &db, &mut tasks, &stop_rest).await?;
     }
     // Kept alive until the end of `run`: dropping it stops the media threads.
     let mut _sfu = None;

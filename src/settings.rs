@@ -194,6 +194,17 @@ pub struct Settings {
     /// every rapat process was down when it came due.
     #[arg(long, env = "RAPAT_REMINDER_LATE_AFTER_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub reminder_late_after_seconds: u64,
+    /// Web push: the VAPID `sub` claim, a `mailto:` or `https:` URL where push
+    /// services can reach the operator. By default RAPAT_PUBLIC_URL when it is
+    /// https, else `mailto:admin@localhost`. (The key itself,
+    /// RAPAT_VAPID_PRIVATE_KEY, comes from the environment only.)
+    #[arg(long, env = "RAPAT_VAPID_SUBJECT", global = true)]
+    pub vapid_subject: Option<String>,
+    /// Web push: accept `http` subscription endpoints on loopback hosts and
+    /// endpoints resolving to private addresses. For tests and local push
+    /// service stand-ins only.
+    #[arg(long, env = "RAPAT_PUSH_ALLOW_INSECURE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub push_allow_insecure: bool,
     /// Milliseconds before the first retry of an email or push that could not be
     /// sent; each later retry waits up to twice as long (with jitter).
     #[arg(long, env = "RAPAT_DELIVERY_RETRY_BASE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
@@ -301,8 +312,34 @@ impl Settings {
         config
     }
 
+    /// The web push channel's settings (REST accepts subscriptions with them,
+    /// the sender signs with them). A malformed key stops the process here.
+    pub fn push(&self) -> anyhow::Result<rapat_delivery::push::PushConfig> {
+        let vapid_private_key = match std::env::var("RAPAT_VAPID_PRIVATE_KEY") {
+            Ok(key) if !key.trim().is_empty() => {
+                rapat_delivery::push::VapidKey::parse(&key)?;
+                Some(key)
+            }
+            Ok(_) | Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("RAPAT_VAPID_PRIVATE_KEY is not valid UTF-8"),
+        };
+        let public_url = std::env::var("RAPAT_PUBLIC_URL").ok();
+        let vapid_subject = match &self.vapid_subject {
+            Some(subject) if subject.starts_with("mailto:") || subject.starts_with("https://") => subject.clone(),
+            Some(_) => anyhow::bail!("RAPAT_VAPID_SUBJECT must be a mailto: or https: URL"),
+            None => rapat_delivery::push::PushConfig::default_subject(public_url.as_deref()),
+        };
+        Ok(rapat_delivery::push::PushConfig {
+            vapid_private_key,
+            vapid_subject,
+            allow_insecure: self.push_allow_insecure,
+            ..Default::default()
+        })
+    }
+
     pub fn gateway(&self) -> anyhow::Result<GatewayConfig> {
         let mut config = GatewayConfig::new(self.http_addr, jwt_secret()?);
+        config.push = self.push()?;
         config.cors_origins = self.cors_origins.clone();
         config.access_ttl = Duration::from_secs(self.access_ttl_seconds);
         config.ice_servers = self.ice_servers.clone().map(|servers| servers.0).unwrap_or_default();

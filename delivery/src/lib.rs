@@ -12,6 +12,7 @@
 
 pub mod metrics;
 pub mod outbox;
+pub mod push;
 pub mod retry;
 pub mod webhooks;
 

@@ -83,6 +83,8 @@ pub struct GatewayConfig {
     /// Webhook URLs may name loopback, private and link-local hosts
     /// (`RAPAT_WEBHOOK_ALLOW_PRIVATE`; the delivery worker has the same switch).
     pub webhook_allow_private: bool,
+    /// Web push: the VAPID key setting and which endpoints are accepted.
+    pub push: rapat_delivery::push::PushConfig,
 }
 
 /// Room password guessing: failed joins (a password was offered and was wrong)
@@ -217,6 +219,7 @@ impl GatewayConfig {
             ws_max_message_bytes: 1024 * 1024,
             ws_rate_limits: WsRateLimits::default(),
             webhook_allow_private: false,
+            push: rapat_delivery::push::PushConfig::default(),
         }
     }
 }

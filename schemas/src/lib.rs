@@ -85,6 +85,7 @@ event_schemas! {
         "WebhookDeleted",
         "WebhookDeliveryRetried",
     ],
+    "push" => ["PushSubscribed", "PushUnsubscribed"],
 }
 
 /// The schema of `rapat_domain::envelope::StoredEvent` at its root, and of a

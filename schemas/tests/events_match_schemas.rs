@@ -17,6 +17,9 @@ use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_event, sc
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::inbox::{Inbox, InboxEvent};
 use rapat_domain::invitation::{Invitation, InvitationEvent};
+use rapat_domain::push::{
+    AuthSecret, EndpointPolicy, P256dhKey, PushDevices, PushEndpoint, PushEvent, UnsubscribeReason,
+};
 use rapat_domain::room::{DurationMinutes, MaxUsers, Room, RoomDescription, RoomEvent, RoomName};
 use rapat_domain::session::{RefreshToken, RevokeReason, Session, SessionEvent};
 use rapat_domain::settings::{
@@ -213,6 +216,25 @@ fn next_webhook_event(previous: Option<&WebhookEvent>) -> Option<WebhookEvent> {
     })
 }
 
+fn next_push_event(previous: Option<&PushEvent>) -> Option<PushEvent> {
+    let endpoint = PushEndpoint::parse("https://push.example.net/send/abc", EndpointPolicy::HttpsOnly).expect("valid");
+    match previous {
+        None => Some(PushEvent::PushSubscribed {
+            user_id: ANA,
+            endpoint,
+            p256dh: P256dhKey::parse(
+                "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU",
+            )
+            .expect("a point"),
+            auth_secret: AuthSecret::parse("AAECAwQFBgcICQoLDA0ODw").expect("16 bytes"),
+        }),
+        Some(PushEvent::PushSubscribed { .. }) => {
+            Some(PushEvent::PushUnsubscribed { user_id: ANA, endpoint, reason: UnsubscribeReason::Gone })
+        }
+        Some(PushEvent::PushUnsubscribed { .. }) => None,
+    }
+}
+
 fn chain<E>(next: fn(Option<&E>) -> Option<E>) -> Vec<E> {
     let mut events: Vec<E> = Vec::new();
     while let Some(event) = next(events.last()) {
@@ -270,6 +292,7 @@ fn examples() -> Vec<Example> {
     examples.extend(examples_of::<UserSettings>(chain(next_settings_event)));
     examples.extend(examples_of::<Inbox>(chain(next_inbox_event)));
     examples.extend(examples_of::<Webhook>(chain(next_webhook_event)));
+    examples.extend(examples_of::<PushDevices>(chain(next_push_event)));
     // Optional fields the chain fills in, left out.
     examples.extend(examples_of::<Room>(vec![
         RoomEvent::RoomCreated {

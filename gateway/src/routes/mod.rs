@@ -10,6 +10,7 @@ pub mod contacts;
 pub mod health;
 pub mod invitations;
 pub mod notifications;
+pub mod push;
 mod responses;
 pub mod rooms;
 pub mod schema;
@@ -36,6 +37,7 @@ use crate::state::AppState;
         (name = "audit", description = "The audit trail of every stored event, for administrators"),
         (name = "notifications", description = "In-app notifications and what the caller has read"),
         (name = "webhooks", description = "Signed webhook endpoints and their delivery log, for administrators"),
+        (name = "push", description = "Web push: the VAPID key and the caller's browser subscriptions"),
     )
 )]
 struct ApiDoc;
@@ -96,7 +98,8 @@ where
         .merge(audit::router())
         .merge(analytics::router())
         .merge(notifications::router())
-        .merge(webhooks::router());
+        .merge(webhooks::router())
+        .merge(push::router());
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1);
     // After every route is in: the statuses all routes share (see `responses.rs`).
     utoipa::Modify::modify(&responses::CommonResponses, router.get_openapi_mut());

@@ -15,6 +15,7 @@ mod limits;
 mod notifications;
 mod observability;
 mod openapi;
+mod push;
 mod read_your_writes;
 mod registration;
 mod reminders;
