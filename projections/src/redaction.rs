@@ -11,8 +11,9 @@ pub const REDACTED: &str = "[redacted]";
 
 /// Payload fields that hold a secret, or what checks one: an argon2id password hash
 /// (account and room), which a leak would let anyone attack offline, and a
-/// refresh token's SHA-256, which is what a refresh is checked against.
-pub const SECRET_FIELDS: [&str; 2] = ["passwordHash", "refreshHash"];
+/// refresh token's SHA-256, which is what a refresh is checked against, and a
+/// password reset or email verification token's SHA-256, likewise.
+pub const SECRET_FIELDS: [&str; 3] = ["passwordHash", "refreshHash", "tokenHash"];
 
 /// Replaces every secret field's value in `payload` (at any depth) with
 /// [`REDACTED`]. A `null` stays `null`, so "no password" still reads as such.
