@@ -6,9 +6,14 @@
 //! (`webhook-id`, `Message-ID`, the push message's topic).
 //!
 //! - `retry`: the backoff schedule every channel uses.
-//! - `outbox`: the email and push outbox (`deliveries`), filled from
-//!   notifications and account events, and the worker loop that drains it.
+//! - `metrics`: the gauges every channel exports.
+//! - `outbox`: the worker that drains the email and push outbox (`deliveries`,
+//!   filled by `rapat_projections::outbox`) through a channel's `Sender`.
 
+pub mod metrics;
+pub mod outbox;
 pub mod retry;
 
+pub use metrics::ChannelCounts;
+pub use outbox::{Channel, Delivery, OutboxWorker, SendError, Sender, WorkerConfig};
 pub use retry::{NextStep, RetryPolicy};
