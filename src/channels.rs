@@ -20,7 +20,10 @@ pub async fn spawn(
 ) -> anyhow::Result<()> {
     let config = settings.delivery();
     // Each channel's sender is added here (email, push); webhooks run a worker of their own.
-    let senders: Vec<Arc<dyn rapat_delivery::Sender>> = Vec::new();
+    let mut senders: Vec<Arc<dyn rapat_delivery::Sender>> = Vec::new();
+    if let Some(email) = settings.email()? {
+        senders.push(Arc::new(rapat_delivery::email::EmailSender::new(db.clone(), email)?));
+    }
     for sender in senders {
         let worker = rapat_delivery::OutboxWorker::new(db.clone(), sender, config);
         let stop = stop.clone();

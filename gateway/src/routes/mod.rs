@@ -10,6 +10,7 @@ pub mod contacts;
 pub mod health;
 pub mod invitations;
 pub mod notifications;
+pub mod recovery;
 mod responses;
 pub mod rooms;
 pub mod schema;
@@ -27,7 +28,7 @@ use crate::state::AppState;
     info(title = "rapat", description = "Event-sourced backend for browser video meetings: REST API v1"),
     modifiers(&BearerAuth),
     tags(
-        (name = "auth", description = "Registration, login, token refresh and logout"),
+        (name = "auth", description = "Registration, login, token refresh, logout, password reset and email verification"),
         (name = "users", description = "Profiles, contacts and presence"),
         (name = "rooms", description = "Rooms, participants and their history"),
         (name = "invitations", description = "Answering an invitation to a room (the host sends them under /rooms)"),
@@ -84,7 +85,7 @@ where
     <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
 {
     let v1 = OpenApiRouter::new()
-        .merge(auth::router().layer(rate_limited))
+        .merge(auth::router().merge(recovery::router()).layer(rate_limited))
         .merge(users::router())
         .merge(contacts::router())
         .merge(rooms::router())
