@@ -155,19 +155,21 @@ async fn confirm_password_reset(
     let token = AccountToken::parse(&body.token).map_err(|_| invalid_token())?;
     let password = Password::parse_for_account(body.password)?;
     let account = token.account();
-    let metadata = acting(account, request_id(&headers).as_deref());
+    let request = request_id(&headers);
     let command = AccountCommand::ResetPassword { token: token.hash(), new: password, now: Utc::now() };
-    state.write(&state.accounts, &account.to_string(), command, metadata.clone()).await.map_err(token_refused)?;
-    revoke_sessions(&state, account, &metadata).await?;
+    let metadata = acting(account, request.as_deref());
+    state.write(&state.accounts, &account.to_string(), command, metadata).await.map_err(token_refused)?;
+    revoke_sessions(&state, account, request.as_deref()).await?;
     tracing::info!(user = %account, "password reset; every session revoked");
     Ok(response::message("Password reset; log in with the new password"))
 }
 
-/// Revokes every session of `account` the read model knows as active.
-async fn revoke_sessions(state: &AppState, account: UserId, metadata: &CommandMetadata) -> Result<(), ApiError> {
+/// Revokes every session of `account` the read model knows as active, each as
+/// a command of its own (its own command id).
+async fn revoke_sessions(state: &AppState, account: UserId, request_id: Option<&str>) -> Result<(), ApiError> {
     for session in queries::sessions::active_of_user(&state.db, account, Utc::now()).await? {
         let revoke = SessionCommand::Revoke { reason: RevokeReason::PasswordReset };
-        state.write(&state.sessions, &session.to_string(), revoke, metadata.clone()).await?;
+        state.write(&state.sessions, &session.to_string(), revoke, acting(account, request_id)).await?;
         state.session_cache.forget(session);
     }
     Ok(())

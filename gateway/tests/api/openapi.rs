@@ -56,6 +56,9 @@ const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/api/v1/notifications/unread-count"),
     ("POST", "/api/v1/notifications/{id}/read"),
     ("POST", "/api/v1/notifications/read-all"),
+    ("POST", "/api/v1/auth/password-reset"),
+    ("POST", "/api/v1/auth/password-reset/confirm"),
+    ("POST", "/api/v1/auth/verify-email"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];
