@@ -33,6 +33,9 @@ pub async fn spawn(
     let config = settings.delivery();
     // Each outbox channel's sender (email, push).
     let mut senders: Vec<Arc<dyn rapat_delivery::Sender>> = Vec::new();
+    if let Some(email) = settings.email()? {
+        senders.push(Arc::new(rapat_delivery::email::EmailSender::new(db.clone(), email)?));
+    }
     // Web push needs nothing configured: the VAPID key is made and kept when none is.
     let push = rapat_delivery::push::PushSender::open(nats.clone(), event_store.clone(), db.clone(), settings.push()?)
         .await

@@ -11,11 +11,12 @@ pub const REDACTED: &str = "[redacted]";
 
 /// Payload fields that hold a secret, or what checks one: an argon2id password hash
 /// (account and room), which a leak would let anyone attack offline, and a
-/// refresh token's SHA-256, which is what a refresh is checked against; a webhook
-/// endpoint's signing secret (`WebhookRegistered`, `WebhookSecretRotated`), which
-/// would let anyone forge deliveries; a web push subscription's authentication
-/// secret, with which anyone could encrypt messages for that browser.
-pub const SECRET_FIELDS: [&str; 4] = ["passwordHash", "refreshHash", "secret", "authSecret"];
+/// refresh token's SHA-256, which is what a refresh is checked against; a password
+/// reset or email verification token's SHA-256, likewise; a webhook endpoint's
+/// signing secret (`WebhookRegistered`, `WebhookSecretRotated`), which would let
+/// anyone forge deliveries; a web push subscription's authentication secret, with
+/// which anyone could encrypt messages for that browser.
+pub const SECRET_FIELDS: [&str; 5] = ["passwordHash", "refreshHash", "tokenHash", "secret", "authSecret"];
 
 /// Replaces every secret field's value in `payload` (at any depth) with
 /// [`REDACTED`]. A `null` stays `null`, so "no password" still reads as such.

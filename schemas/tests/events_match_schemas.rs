@@ -9,7 +9,8 @@ use std::path::Path;
 use chrono::{DateTime, TimeZone, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
 use rapat_domain::account::{
-    Account, AccountEvent, AccountStatus, Avatar, Email, EmailClaim, EmailClaimEvent, PersonName, Role,
+    Account, AccountEvent, AccountStatus, AccountTokenKey, Avatar, Email, EmailClaim, EmailClaimEvent, PersonName,
+    Role, TokenPurpose, TokenRequest,
 };
 use rapat_domain::contacts::{ContactList, ContactListEvent};
 use rapat_domain::credentials::PasswordHash;
@@ -118,8 +119,24 @@ fn next_account_event(previous: Option<&AccountEvent>) -> Option<AccountEvent> {
         Some(StatusChanged { .. }) => RoleGranted { role: Role::Admin },
         // Only ever the event of an unregistered account; the chain is a list of examples.
         Some(RoleGranted { .. }) => RegistrationAbandoned {},
-        Some(RegistrationAbandoned {}) => return None,
+        Some(RegistrationAbandoned {}) => {
+            let TokenRequest { request_id, token_hash } = token(TokenPurpose::EmailVerification);
+            EmailVerificationRequested { request_id, token_hash }
+        }
+        Some(EmailVerificationRequested { .. }) => EmailVerified {},
+        Some(EmailVerified {}) => {
+            let TokenRequest { request_id, token_hash } = token(TokenPurpose::PasswordReset);
+            PasswordResetRequested { request_id, token_hash, expires_at: at() }
+        }
+        Some(PasswordResetRequested { .. }) => {
+            PasswordReset { password_hash: hash(), token_hash: token(TokenPurpose::PasswordReset).token_hash }
+        }
+        Some(PasswordReset { .. }) => return None,
     })
+}
+
+fn token(purpose: TokenPurpose) -> TokenRequest {
+    TokenRequest::new(&AccountTokenKey::derive(b"a deployment secret"), purpose, ANA, Uuid::from_u128(0x7))
 }
 
 fn next_email_claim_event(previous: Option<&EmailClaimEvent>) -> Option<EmailClaimEvent> {

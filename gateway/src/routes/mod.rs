@@ -11,6 +11,7 @@ pub mod health;
 pub mod invitations;
 pub mod notifications;
 pub mod push;
+pub mod recovery;
 mod responses;
 pub mod rooms;
 pub mod schema;
@@ -29,7 +30,7 @@ use crate::state::AppState;
     info(title = "rapat", description = "Event-sourced backend for browser video meetings: REST API v1"),
     modifiers(&BearerAuth),
     tags(
-        (name = "auth", description = "Registration, login, token refresh and logout"),
+        (name = "auth", description = "Registration, login, token refresh, logout, password reset and email verification"),
         (name = "users", description = "Profiles, contacts and presence"),
         (name = "rooms", description = "Rooms, participants and their history"),
         (name = "invitations", description = "Answering an invitation to a room (the host sends them under /rooms)"),
@@ -88,7 +89,7 @@ where
     <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
 {
     let v1 = OpenApiRouter::new()
-        .merge(auth::router().layer(rate_limited))
+        .merge(auth::router().merge(recovery::router()).layer(rate_limited))
         .merge(users::router())
         .merge(contacts::router())
         .merge(rooms::router())

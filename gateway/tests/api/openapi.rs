@@ -69,6 +69,9 @@ const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("GET", "/api/v1/push/vapid-public-key"),
     ("POST", "/api/v1/push/subscriptions"),
     ("DELETE", "/api/v1/push/subscriptions"),
+    ("POST", "/api/v1/auth/password-reset"),
+    ("POST", "/api/v1/auth/password-reset/confirm"),
+    ("POST", "/api/v1/auth/verify-email"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];

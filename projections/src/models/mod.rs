@@ -14,6 +14,7 @@ mod audit;
 mod contacts;
 mod email_claims;
 mod invitations;
+mod mail;
 mod notification_state;
 mod notifications;
 mod push_subscriptions;
