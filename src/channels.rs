@@ -22,9 +22,20 @@ pub async fn spawn(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
+    // Webhooks have a queue of their own: per endpoint, in stream order.
+    let webhooks = rapat_delivery::webhooks::WebhookWorker::new(db.clone(), settings.webhooks())
+        .context("starting the webhook worker")?;
+    let stop_webhooks = stop.clone();
+    tasks.spawn(async move {
+        webhooks.run(stop_webhooks).await;
+        Ok(())
+    });
     let config = settings.delivery();
-    // Each channel's sender is added here (email, push); webhooks run a worker of their own.
+    // Each outbox channel's sender (email, push).
     let mut senders: Vec<Arc<dyn rapat_delivery::Sender>> = Vec::new();
+    if let Some(email) = settings.email()? {
+        senders.push(Arc::new(rapat_delivery::email::EmailSender::new(db.clone(), email)?));
+    }
     // Web push needs nothing configured: the VAPID key is made and kept when none is.
     let push = rapat_delivery::push::PushSender::open(nats.clone(), event_store.clone(), db.clone(), settings.push()?)
         .await

@@ -123,6 +123,7 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
         invitations: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
         settings: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
         inboxes: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
+        webhooks: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ()),
         push_devices: CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store).await?, ()),
         vapid: tokio::sync::OnceCell::new(),
         presence: Presence::open(&jetstream, &namespace.presence_bucket(), replicas).await?,

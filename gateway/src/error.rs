@@ -239,6 +239,8 @@ impl DomainRejection for AccountError {
                     "the registration took too long and was undone; try again",
                 )
             },
+            AccountError::InvalidToken => ApiError::bad_request("invalid_token", message),
+            AccountError::TokenExpired => ApiError::bad_request("token_expired", message),
             AccountError::Hashing(error) => error.clone().into(),
         }
     }

@@ -12,6 +12,7 @@ use rapat_domain::push::PushDevices;
 use rapat_domain::room::Room;
 use rapat_domain::session::Session;
 use rapat_domain::settings::UserSettings;
+use rapat_domain::webhook::Webhook;
 use rapat_projections::ProjectionPositions;
 use sqlx::PgPool;
 
@@ -33,6 +34,8 @@ pub struct Inner {
     pub settings: CommandBus<UserSettings>,
     /// What each user has read of their notifications.
     pub inboxes: CommandBus<Inbox>,
+    /// Webhook endpoints (SPEC §7).
+    pub webhooks: CommandBus<Webhook>,
     /// Each user's web push subscriptions.
     pub push_devices: CommandBus<PushDevices>,
     /// The deployment's VAPID key, read (or made and kept) on first use.

@@ -14,6 +14,7 @@
 //! - [`outbox`] records, exactly once, the emails and pushes a projection owes.
 //! - [`redaction`] hides secrets in the copies of events made for people to read.
 
+pub mod calendar;
 pub mod db;
 pub mod export;
 pub mod listen;
@@ -27,6 +28,7 @@ pub mod redaction;
 mod sql;
 
 pub use db::{ReadDbError, connect};
+pub use models::{WEBHOOK_DELIVERIES_CHANNEL, webhook_body, webhook_delivery_id};
 pub use positions::{ProjectionPositions, WaitTimeout};
 pub use projector::{Projection, ProjectorConfig, ProjectorError, run_all, run_projection};
 pub use rebuild::{RebuildError, RebuildProgress, RebuildReport, rebuild};

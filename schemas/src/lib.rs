@@ -65,6 +65,10 @@ event_schemas! {
         "StatusChanged",
         "RoleGranted",
         "RegistrationAbandoned",
+        "EmailVerificationRequested",
+        "EmailVerified",
+        "PasswordResetRequested",
+        "PasswordReset",
     ],
     "email" => ["EmailClaimed", "EmailClaimConfirmed", "EmailClaimReleased"],
     "contacts" => ["ContactAdded", "ContactRemoved"],
@@ -78,6 +82,13 @@ event_schemas! {
     ],
     "settings" => ["UserSettingsUpdated"],
     "inbox" => ["NotificationsRead", "AllNotificationsRead"],
+    "webhook" => [
+        "WebhookRegistered",
+        "WebhookUpdated",
+        "WebhookSecretRotated",
+        "WebhookDeleted",
+        "WebhookDeliveryRetried",
+    ],
     "push" => ["PushSubscribed", "PushUnsubscribed"],
 }
 

@@ -9,7 +9,8 @@ use std::path::Path;
 use chrono::{DateTime, TimeZone, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
 use rapat_domain::account::{
-    Account, AccountEvent, AccountStatus, Avatar, Email, EmailClaim, EmailClaimEvent, PersonName, Role,
+    Account, AccountEvent, AccountStatus, AccountTokenKey, Avatar, Email, EmailClaim, EmailClaimEvent, PersonName,
+    Role, TokenPurpose, TokenRequest,
 };
 use rapat_domain::contacts::{ContactList, ContactListEvent};
 use rapat_domain::credentials::PasswordHash;
@@ -25,6 +26,7 @@ use rapat_domain::session::{RefreshToken, RevokeReason, Session, SessionEvent};
 use rapat_domain::settings::{
     Channels, Locale, NotificationKind, ReminderMinutes, SettingsEvent, Timezone, UserSettings,
 };
+use rapat_domain::webhook::{Webhook, WebhookEvent, WebhookSecret, WebhookUrl, parse_event_types};
 use rapat_schemas::{
     EVENT_SCHEMAS, SchemaError, schema_version, validate_commit, validate_event, validate_stored_event,
 };
@@ -117,8 +119,24 @@ fn next_account_event(previous: Option<&AccountEvent>) -> Option<AccountEvent> {
         Some(StatusChanged { .. }) => RoleGranted { role: Role::Admin },
         // Only ever the event of an unregistered account; the chain is a list of examples.
         Some(RoleGranted { .. }) => RegistrationAbandoned {},
-        Some(RegistrationAbandoned {}) => return None,
+        Some(RegistrationAbandoned {}) => {
+            let TokenRequest { request_id, token_hash } = token(TokenPurpose::EmailVerification);
+            EmailVerificationRequested { request_id, token_hash }
+        }
+        Some(EmailVerificationRequested { .. }) => EmailVerified {},
+        Some(EmailVerified {}) => {
+            let TokenRequest { request_id, token_hash } = token(TokenPurpose::PasswordReset);
+            PasswordResetRequested { request_id, token_hash, expires_at: at() }
+        }
+        Some(PasswordResetRequested { .. }) => {
+            PasswordReset { password_hash: hash(), token_hash: token(TokenPurpose::PasswordReset).token_hash }
+        }
+        Some(PasswordReset { .. }) => return None,
     })
+}
+
+fn token(purpose: TokenPurpose) -> TokenRequest {
+    TokenRequest::new(&AccountTokenKey::derive(b"a deployment secret"), purpose, ANA, Uuid::from_u128(0x7))
 }
 
 fn next_email_claim_event(previous: Option<&EmailClaimEvent>) -> Option<EmailClaimEvent> {
@@ -188,6 +206,31 @@ fn next_inbox_event(previous: Option<&InboxEvent>) -> Option<InboxEvent> {
         Some(InboxEvent::NotificationsRead { .. }) => Some(InboxEvent::AllNotificationsRead { user_id: ANA }),
         Some(InboxEvent::AllNotificationsRead { .. }) => None,
     }
+}
+
+fn next_webhook_event(previous: Option<&WebhookEvent>) -> Option<WebhookEvent> {
+    use WebhookEvent::*;
+    let url = |raw: &str| WebhookUrl::parse(raw).expect("a valid URL");
+    Some(match previous {
+        None => WebhookRegistered {
+            url: url("https://hooks.example.com/rapat"),
+            event_types: parse_event_types(&["RoomCreated", "account.*", "*"]).expect("patterns"),
+            description: "CRM".to_owned(),
+            secret: WebhookSecret::from_key(&[7; 32]),
+        },
+        Some(WebhookRegistered { .. }) => WebhookUpdated {
+            url: Some(url("http://hooks.example.com:8080/v2")),
+            event_types: Some(parse_event_types(&["room.*"]).expect("patterns")),
+            enabled: Some(false),
+            description: Some(String::new()),
+        },
+        Some(WebhookUpdated { .. }) => {
+            WebhookSecretRotated { secret: WebhookSecret::from_key(&[8; 32]), previous_secret_expires_at: at() }
+        }
+        Some(WebhookSecretRotated { .. }) => WebhookDeliveryRetried { delivery_id: Uuid::from_u128(3) },
+        Some(WebhookDeliveryRetried { .. }) => WebhookDeleted {},
+        Some(WebhookDeleted {}) => return None,
+    })
 }
 
 fn next_push_event(previous: Option<&PushEvent>) -> Option<PushEvent> {
@@ -265,6 +308,7 @@ fn examples() -> Vec<Example> {
     examples.extend(examples_of::<Invitation>(chain(next_invitation_event)));
     examples.extend(examples_of::<UserSettings>(chain(next_settings_event)));
     examples.extend(examples_of::<Inbox>(chain(next_inbox_event)));
+    examples.extend(examples_of::<Webhook>(chain(next_webhook_event)));
     examples.extend(examples_of::<PushDevices>(chain(next_push_event)));
     // Optional fields the chain fills in, left out.
     examples.extend(examples_of::<Room>(vec![

@@ -11,11 +11,13 @@ pub mod health;
 pub mod invitations;
 pub mod notifications;
 pub mod push;
+pub mod recovery;
 mod responses;
 pub mod rooms;
 pub mod schema;
 pub mod settings;
 pub mod users;
+pub mod webhooks;
 
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -28,13 +30,14 @@ use crate::state::AppState;
     info(title = "rapat", description = "Event-sourced backend for browser video meetings: REST API v1"),
     modifiers(&BearerAuth),
     tags(
-        (name = "auth", description = "Registration, login, token refresh and logout"),
+        (name = "auth", description = "Registration, login, token refresh, logout, password reset and email verification"),
         (name = "users", description = "Profiles, contacts and presence"),
         (name = "rooms", description = "Rooms, participants and their history"),
         (name = "invitations", description = "Answering an invitation to a room (the host sends them under /rooms)"),
         (name = "analytics", description = "Meetings, participants and participant-minutes per day"),
         (name = "audit", description = "The audit trail of every stored event, for administrators"),
         (name = "notifications", description = "In-app notifications and what the caller has read"),
+        (name = "webhooks", description = "Signed webhook endpoints and their delivery log, for administrators"),
         (name = "push", description = "Web push: the VAPID key and the caller's browser subscriptions"),
     )
 )]
@@ -86,7 +89,7 @@ where
     <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
 {
     let v1 = OpenApiRouter::new()
-        .merge(auth::router().layer(rate_limited))
+        .merge(auth::router().merge(recovery::router()).layer(rate_limited))
         .merge(users::router())
         .merge(contacts::router())
         .merge(rooms::router())
@@ -96,6 +99,7 @@ where
         .merge(audit::router())
         .merge(analytics::router())
         .merge(notifications::router())
+        .merge(webhooks::router())
         .merge(push::router());
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1);
     // After every route is in: the statuses all routes share (see `responses.rs`).

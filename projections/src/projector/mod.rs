@@ -46,11 +46,12 @@ pub enum Projection {
     Invitations,
     Settings,
     Notifications,
+    Webhooks,
     PushSubscriptions,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 11] = [
+    pub const ALL: [Projection; 12] = [
         Self::Accounts,
         Self::Sessions,
         Self::Contacts,
@@ -61,6 +62,7 @@ impl Projection {
         Self::Invitations,
         Self::Settings,
         Self::Notifications,
+        Self::Webhooks,
         Self::PushSubscriptions,
     ];
 
@@ -77,6 +79,7 @@ impl Projection {
             Self::Invitations => "invitations",
             Self::Settings => "settings",
             Self::Notifications => "notifications",
+            Self::Webhooks => "webhooks",
             Self::PushSubscriptions => "push_subscriptions",
         }
     }
@@ -105,8 +108,9 @@ impl Projection {
             Self::Invitations => Some("invitation"),
             Self::Settings => Some("settings"),
             Self::PushSubscriptions => Some("push"),
-            // Notifications follow rooms, invitations, settings, contacts and inboxes.
-            Self::Audit | Self::Notifications => None,
+            // Notifications follow rooms, invitations, settings, contacts and
+            // inboxes; webhooks may want any event.
+            Self::Audit | Self::Notifications | Self::Webhooks => None,
         }
     }
 
@@ -136,6 +140,9 @@ impl Projection {
                 "reminder_timers",
                 "reminders_fired",
             ],
+            // Not `webhook_deliveries` nor `webhook_leases`: the delivery queue is
+            // never rebuilt (see `models/webhooks.rs`).
+            Self::Webhooks => &["webhook_endpoints"],
             Self::PushSubscriptions => &["push_subscriptions"],
         }
     }
@@ -152,7 +159,8 @@ impl Projection {
             Self::Invitations => 7,
             Self::Settings => 8,
             Self::Notifications => 9,
-            Self::PushSubscriptions => 10,
+            Self::Webhooks => 10,
+            Self::PushSubscriptions => 11,
         }
     }
 }
