@@ -7,7 +7,7 @@
 //   a user registers and opens the settings page, which offers the "enable
 //   notifications" switch; the service worker (/sw.js) registers for the whole
 //   site; a pushed message is shown as a notification with its title, body,
-//   link and tag.
+//   link and tag; signing out leaves the browser unsubscribed.
 
 import { expect, register, test } from "./fixtures.mjs";
 
@@ -82,5 +82,15 @@ test("the service worker registers and shows what is pushed", async ({ openUser,
         }),
       )
       .toEqual([[message.title, message.body, message.url, message.notificationId]]);
+  });
+
+  await test.step("signing out unsubscribes this browser and still signs out", async () => {
+    await page.click("#sign-out");
+    await expect(page.locator("#show-register")).toBeVisible();
+    const subscribed = await page.evaluate(async () => {
+      const registration = await navigator.serviceWorker.getRegistration("/");
+      return Boolean(await registration?.pushManager.getSubscription().catch(() => null));
+    });
+    expect(subscribed).toBe(false);
   });
 });

@@ -141,7 +141,7 @@ fn keys_must_be_a_curve_point_and_a_sixteen_byte_secret() {
     }
     assert!(AuthSecret::parse(AUTH).is_ok());
     assert!(AuthSecret::parse("AAECAwQFBgcICQoLDA0ODw==").is_ok());
-    for bad in ["", "AAECAwQFBgcICQoLDA0O", POINT, "!!!!"] {
+    for bad in ["", "AAECAwQFBgcICQoLDA0O", POINT, "!!!!", "AAECAwQFBgcICQoLDA0ODw=", "AAECAwQFBgcICQoLDA0ODw==="] {
         assert_eq!(AuthSecret::parse(bad).map(|_| ()), Err(PushInputError::BadAuth), "{bad}");
     }
     assert_eq!(format!("{:?}", auth(AUTH)), "AuthSecret([redacted])");

@@ -5,7 +5,7 @@ use core::net::IpAddr;
 use std::fmt;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
 use super::PushInputError;
@@ -145,11 +145,11 @@ impl fmt::Debug for AuthSecret {
     }
 }
 
-/// Base64url with or without padding (browsers give it unpadded; some
-/// libraries pad), at most a few hundred characters.
+/// Base64url unpadded (as browsers give it) or with exactly its padding (as
+/// some libraries give it), at most a few hundred characters.
 fn decode(raw: &str) -> Option<Vec<u8>> {
     if raw.len() > 256 {
         return None;
     }
-    URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')).ok()
+    if raw.ends_with('=') { URL_SAFE.decode(raw).ok() } else { URL_SAFE_NO_PAD.decode(raw).ok() }
 }

@@ -38,8 +38,8 @@ pub struct VapidPublicKey {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscribeRequest {
-    /// The push service's URL for this subscription: https.
-    #[schema(min_length = 1, max_length = 2048)]
+    /// The push service's URL for this subscription: https, on a public host.
+    #[schema(min_length = 1, max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://")]
     pub endpoint: String,
     pub keys: SubscriptionKeys,
 }
@@ -47,8 +47,10 @@ pub struct SubscribeRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SubscriptionKeys {
     /// The subscription's uncompressed P-256 public key (65 bytes), base64url.
+    #[schema(pattern = "^[A-Za-z0-9_-]{87}=?$")]
     pub p256dh: String,
     /// The subscription's 16-byte authentication secret, base64url.
+    #[schema(pattern = "^[A-Za-z0-9_-]{22}(==)?$")]
     pub auth: String,
 }
 
