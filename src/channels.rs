@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+
 use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -18,8 +20,16 @@ pub async fn spawn(
     tasks: &mut JoinSet<anyhow::Result<()>>,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
+    // Webhooks have a queue of their own: per endpoint, in stream order.
+    let webhooks = rapat_delivery::webhooks::WebhookWorker::new(db.clone(), settings.webhooks())
+        .context("starting the webhook worker")?;
+    let stop_webhooks = stop.clone();
+    tasks.spawn(async move {
+        webhooks.run(stop_webhooks).await;
+        Ok(())
+    });
     let config = settings.delivery();
-    // Each channel's sender is added here (email, push); webhooks run a worker of their own.
+    // Each outbox channel's sender is added here (email, push).
     let mut senders: Vec<Arc<dyn rapat_delivery::Sender>> = Vec::new();
     if let Some(email) = settings.email()? {
         senders.push(Arc::new(rapat_delivery::email::EmailSender::new(db.clone(), email)?));

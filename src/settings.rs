@@ -219,6 +219,27 @@ pub struct Settings {
     /// Seconds a password reset token stays valid.
     #[arg(long, env = "RAPAT_PASSWORD_RESET_TTL_SECONDS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub password_reset_ttl_seconds: u64,
+    /// Webhooks may go to loopback, private, link-local and other non-public
+    /// addresses (tests, private deployments); off, such URLs are refused at
+    /// registration and at every delivery.
+    #[arg(long, env = "RAPAT_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub webhook_allow_private: bool,
+    /// Milliseconds before a failed webhook is tried again the first time; each
+    /// later wait doubles (with jitter), up to RAPAT_WEBHOOK_RETRY_MAX_MS.
+    #[arg(long, env = "RAPAT_WEBHOOK_RETRY_BASE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub webhook_retry_base_ms: u64,
+    /// Longest wait between two attempts of a webhook, in milliseconds.
+    #[arg(long, env = "RAPAT_WEBHOOK_RETRY_MAX_MS", default_value_t = 3_600_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub webhook_retry_max_ms: u64,
+    /// Seconds after its first attempt a webhook delivery is retried before it is
+    /// `failed` (SPEC §7: at least a day; the default is 25 hours).
+    #[arg(long, env = "RAPAT_WEBHOOK_GIVE_UP_AFTER_SECONDS", default_value_t = 90_000, global = true)]
+    pub webhook_give_up_after_seconds: u64,
+    /// Seconds an endpoint's lease lasts (renewed before each attempt; more than
+    /// the 10 s a receiver has to answer): how long the deliveries of a rapat
+    /// process that crashed mid-send wait before another one sends them.
+    #[arg(long, env = "RAPAT_WEBHOOK_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(11..), global = true)]
+    pub webhook_lease_seconds: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -283,6 +304,19 @@ impl Settings {
         }
     }
 
+    pub fn webhooks(&self) -> rapat_delivery::webhooks::WebhookConfig {
+        rapat_delivery::webhooks::WebhookConfig {
+            retry: rapat_delivery::RetryPolicy {
+                base: Duration::from_millis(self.webhook_retry_base_ms),
+                max_delay: Duration::from_millis(self.webhook_retry_max_ms),
+                give_up_after: Duration::from_secs(self.webhook_give_up_after_seconds),
+            },
+            allow_private: self.webhook_allow_private,
+            lease: Duration::from_secs(self.webhook_lease_seconds),
+            ..Default::default()
+        }
+    }
+
     pub fn shutdown_drain(&self) -> Duration {
         Duration::from_secs(self.shutdown_drain_seconds)
     }
@@ -311,6 +345,7 @@ impl Settings {
         config.password_reset_ttl = Duration::from_secs(self.password_reset_ttl_seconds);
         self.apply_limits(&mut config);
         config.ws_max_sockets_per_user = self.ws_max_sockets_per_user;
+        config.webhook_allow_private = self.webhook_allow_private;
         config.ws_max_sockets_per_room = self.ws_max_sockets_per_room;
         config.ws_max_message_bytes = self.ws_max_message_bytes;
         config.ws_rate_limits = WsRateLimits {

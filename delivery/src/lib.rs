@@ -15,6 +15,7 @@ pub mod email;
 pub mod metrics;
 pub mod outbox;
 pub mod retry;
+pub mod webhooks;
 
 pub use metrics::ChannelCounts;
 pub use outbox::{Channel, Delivery, OutboxWorker, SendError, Sender, WorkerConfig};

@@ -64,3 +64,7 @@ uuid_id!(
     /// (`Invitation::id_for`).
     InvitationId
 );
+uuid_id!(
+    /// The id of a webhook endpoint (SPEC §7).
+    WebhookId
+);

@@ -21,3 +21,4 @@ pub mod services;
 pub mod session;
 pub mod settings;
 pub mod text;
+pub mod webhook;

@@ -89,6 +89,9 @@ pub struct GatewayConfig {
     /// Reset requests accepted per email address within `window` (more answer 429).
     pub password_reset_per_address: u32,
     pub password_reset_window: Duration,
+    /// Webhook URLs may name loopback, private and link-local hosts
+    /// (`RAPAT_WEBHOOK_ALLOW_PRIVATE`; the delivery worker has the same switch).
+    pub webhook_allow_private: bool,
 }
 
 /// Room password guessing: failed joins (a password was offered and was wrong)
@@ -226,6 +229,7 @@ impl GatewayConfig {
             ws_max_sockets_per_room: 3,
             ws_max_message_bytes: 1024 * 1024,
             ws_rate_limits: WsRateLimits::default(),
+            webhook_allow_private: false,
         }
     }
 }

@@ -11,6 +11,7 @@ use rapat_domain::invitation::Invitation;
 use rapat_domain::room::Room;
 use rapat_domain::session::Session;
 use rapat_domain::settings::UserSettings;
+use rapat_domain::webhook::Webhook;
 use rapat_projections::ProjectionPositions;
 use sqlx::PgPool;
 
@@ -32,6 +33,8 @@ pub struct Inner {
     pub settings: CommandBus<UserSettings>,
     /// What each user has read of their notifications.
     pub inboxes: CommandBus<Inbox>,
+    /// Webhook endpoints (SPEC §7).
+    pub webhooks: CommandBus<Webhook>,
     pub db: PgPool,
     pub positions: ProjectionPositions,
     pub tokens: TokenKeys,

@@ -20,6 +20,7 @@ fn visible_in(aggregate_type: &str) -> &'static [Projection] {
         "invitation" => &[Projection::Invitations, Projection::Audit],
         "settings" => &[Projection::Settings, Projection::Audit],
         "inbox" => &[Projection::Notifications],
+        "webhook" => &[Projection::Webhooks, Projection::Audit],
         _ => &[],
     }
 }

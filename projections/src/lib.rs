@@ -28,6 +28,7 @@ pub mod redaction;
 mod sql;
 
 pub use db::{ReadDbError, connect};
+pub use models::{WEBHOOK_DELIVERIES_CHANNEL, webhook_body, webhook_delivery_id};
 pub use positions::{ProjectionPositions, WaitTimeout};
 pub use projector::{Projection, ProjectorConfig, ProjectorError, run_all, run_projection};
 pub use rebuild::{RebuildError, RebuildProgress, RebuildReport, rebuild};

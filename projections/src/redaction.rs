@@ -11,9 +11,11 @@ pub const REDACTED: &str = "[redacted]";
 
 /// Payload fields that hold a secret, or what checks one: an argon2id password hash
 /// (account and room), which a leak would let anyone attack offline, and a
-/// refresh token's SHA-256, which is what a refresh is checked against, and a
-/// password reset or email verification token's SHA-256, likewise.
-pub const SECRET_FIELDS: [&str; 3] = ["passwordHash", "refreshHash", "tokenHash"];
+/// refresh token's SHA-256, which is what a refresh is checked against; a webhook
+/// endpoint's signing secret (`WebhookRegistered`, `WebhookSecretRotated`), which
+/// would let anyone forge deliveries; a password reset or email verification
+/// token's SHA-256, which is what a presented token is checked against.
+pub const SECRET_FIELDS: [&str; 4] = ["passwordHash", "refreshHash", "secret", "tokenHash"];
 
 /// Replaces every secret field's value in `payload` (at any depth) with
 /// [`REDACTED`]. A `null` stays `null`, so "no password" still reads as such.
@@ -78,6 +80,8 @@ mod tests {
         assert_eq!(redacted(&started)["refreshHash"], "[redacted]");
         let nested = json!({ "changes": [{ "passwordHash": "x" }] });
         assert_eq!(redacted(&nested), json!({ "changes": [{ "passwordHash": "[redacted]" }] }));
+        let webhook = json!({ "url": "https://example.com/", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" });
+        assert_eq!(redacted(&webhook), json!({ "url": "https://example.com/", "secret": "[redacted]" }));
         let joined = json!({ "userId": "7c9e6679-7425-40de-944b-e07fc1f90ae7" });
         assert_eq!(redacted(&joined), joined);
     }

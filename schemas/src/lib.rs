@@ -82,6 +82,13 @@ event_schemas! {
     ],
     "settings" => ["UserSettingsUpdated"],
     "inbox" => ["NotificationsRead", "AllNotificationsRead"],
+    "webhook" => [
+        "WebhookRegistered",
+        "WebhookUpdated",
+        "WebhookSecretRotated",
+        "WebhookDeleted",
+        "WebhookDeliveryRetried",
+    ],
 }
 
 /// The schema of `rapat_domain::envelope::StoredEvent` at its root, and of a

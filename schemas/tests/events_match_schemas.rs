@@ -23,6 +23,7 @@ use rapat_domain::session::{RefreshToken, RevokeReason, Session, SessionEvent};
 use rapat_domain::settings::{
     Channels, Locale, NotificationKind, ReminderMinutes, SettingsEvent, Timezone, UserSettings,
 };
+use rapat_domain::webhook::{Webhook, WebhookEvent, WebhookSecret, WebhookUrl, parse_event_types};
 use rapat_schemas::{
     EVENT_SCHEMAS, SchemaError, schema_version, validate_commit, validate_event, validate_stored_event,
 };
@@ -204,6 +205,31 @@ fn next_inbox_event(previous: Option<&InboxEvent>) -> Option<InboxEvent> {
     }
 }
 
+fn next_webhook_event(previous: Option<&WebhookEvent>) -> Option<WebhookEvent> {
+    use WebhookEvent::*;
+    let url = |raw: &str| WebhookUrl::parse(raw).expect("a valid URL");
+    Some(match previous {
+        None => WebhookRegistered {
+            url: url("https://hooks.example.com/rapat"),
+            event_types: parse_event_types(&["RoomCreated", "account.*", "*"]).expect("patterns"),
+            description: "CRM".to_owned(),
+            secret: WebhookSecret::from_key(&[7; 32]),
+        },
+        Some(WebhookRegistered { .. }) => WebhookUpdated {
+            url: Some(url("http://hooks.example.com:8080/v2")),
+            event_types: Some(parse_event_types(&["room.*"]).expect("patterns")),
+            enabled: Some(false),
+            description: Some(String::new()),
+        },
+        Some(WebhookUpdated { .. }) => {
+            WebhookSecretRotated { secret: WebhookSecret::from_key(&[8; 32]), previous_secret_expires_at: at() }
+        }
+        Some(WebhookSecretRotated { .. }) => WebhookDeliveryRetried { delivery_id: Uuid::from_u128(3) },
+        Some(WebhookDeliveryRetried { .. }) => WebhookDeleted {},
+        Some(WebhookDeleted {}) => return None,
+    })
+}
+
 fn chain<E>(next: fn(Option<&E>) -> Option<E>) -> Vec<E> {
     let mut events: Vec<E> = Vec::new();
     while let Some(event) = next(events.last()) {
@@ -260,6 +286,7 @@ fn examples() -> Vec<Example> {
     examples.extend(examples_of::<Invitation>(chain(next_invitation_event)));
     examples.extend(examples_of::<UserSettings>(chain(next_settings_event)));
     examples.extend(examples_of::<Inbox>(chain(next_inbox_event)));
+    examples.extend(examples_of::<Webhook>(chain(next_webhook_event)));
     // Optional fields the chain fills in, left out.
     examples.extend(examples_of::<Room>(vec![
         RoomEvent::RoomCreated {

@@ -16,6 +16,7 @@ pub mod rooms;
 pub mod schema;
 pub mod settings;
 pub mod users;
+pub mod webhooks;
 
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -35,6 +36,7 @@ use crate::state::AppState;
         (name = "analytics", description = "Meetings, participants and participant-minutes per day"),
         (name = "audit", description = "The audit trail of every stored event, for administrators"),
         (name = "notifications", description = "In-app notifications and what the caller has read"),
+        (name = "webhooks", description = "Signed webhook endpoints and their delivery log, for administrators"),
     )
 )]
 struct ApiDoc;
@@ -94,7 +96,8 @@ where
         .merge(calendar::router())
         .merge(audit::router())
         .merge(analytics::router())
-        .merge(notifications::router());
+        .merge(notifications::router())
+        .merge(webhooks::router());
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1);
     // After every route is in: the statuses all routes share (see `responses.rs`).
     utoipa::Modify::modify(&responses::CommonResponses, router.get_openapi_mut());

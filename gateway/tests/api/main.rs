@@ -28,4 +28,5 @@ mod settings;
 mod slow_clients;
 mod storable_input;
 mod users;
+mod webhooks;
 mod ws;

@@ -20,6 +20,7 @@ mod notifications;
 mod rooms;
 mod sessions;
 mod settings;
+mod webhooks;
 
 use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_known_event};
 use serde::Serialize;
@@ -31,6 +32,7 @@ use crate::projector::Projection;
 use crate::sql::is_transient;
 
 pub use notifications::notification_id;
+pub use webhooks::{WEBHOOK_DELIVERIES_CHANNEL, webhook_body, webhook_delivery_id};
 
 /// Why a message was not applied.
 #[derive(Debug)]
@@ -60,7 +62,7 @@ pub(crate) async fn apply_message(
     let commit: StoredCommit =
         serde_json::from_slice(body).map_err(|error| ApplyError::Poison(format!("not a stored commit: {error}")))?;
     let mut applied = 0;
-    for event in &commit.events {
+    for (event_index, event) in commit.events.iter().enumerate() {
         // The subject filter already selects the aggregate type; an envelope that
         // disagrees with its subject is not this projection's to read.
         if projection.aggregate_type().is_some_and(|expected| expected != event.aggregate_type) {
@@ -78,6 +80,7 @@ pub(crate) async fn apply_message(
             Projection::Invitations => invitations::apply(tx, event).await?,
             Projection::Settings => settings::apply(tx, event).await?,
             Projection::Notifications => notifications::apply(tx, stream_sequence, event).await?,
+            Projection::Webhooks => webhooks::apply(tx, stream_sequence, event_index, event).await?,
         }
         applied += 1;
     }

@@ -46,10 +46,11 @@ pub enum Projection {
     Invitations,
     Settings,
     Notifications,
+    Webhooks,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 10] = [
+    pub const ALL: [Projection; 11] = [
         Self::Accounts,
         Self::Sessions,
         Self::Contacts,
@@ -60,6 +61,7 @@ impl Projection {
         Self::Invitations,
         Self::Settings,
         Self::Notifications,
+        Self::Webhooks,
     ];
 
     /// Stable name: the checkpoint row, the consumer name and the lock key.
@@ -75,6 +77,7 @@ impl Projection {
             Self::Invitations => "invitations",
             Self::Settings => "settings",
             Self::Notifications => "notifications",
+            Self::Webhooks => "webhooks",
         }
     }
 
@@ -101,8 +104,9 @@ impl Projection {
             Self::EmailClaims => Some("email"),
             Self::Invitations => Some("invitation"),
             Self::Settings => Some("settings"),
-            // Notifications follow rooms, invitations, settings, contacts and inboxes.
-            Self::Audit | Self::Notifications => None,
+            // Notifications follow rooms, invitations, settings, contacts and
+            // inboxes; webhooks may want any event.
+            Self::Audit | Self::Notifications | Self::Webhooks => None,
         }
     }
 
@@ -132,6 +136,9 @@ impl Projection {
                 "reminder_timers",
                 "reminders_fired",
             ],
+            // Not `webhook_deliveries` nor `webhook_leases`: the delivery queue is
+            // never rebuilt (see `models/webhooks.rs`).
+            Self::Webhooks => &["webhook_endpoints"],
         }
     }
 
@@ -147,6 +154,7 @@ impl Projection {
             Self::Invitations => 7,
             Self::Settings => 8,
             Self::Notifications => 9,
+            Self::Webhooks => 10,
         }
     }
 }

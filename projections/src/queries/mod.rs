@@ -14,6 +14,7 @@ pub mod rooms;
 pub mod sessions;
 pub mod settings;
 pub mod users;
+pub mod webhooks;
 
 pub use audit::AuditRow;
 pub use rooms::{ParticipantRow, RoomRow, RoomStatus};

@@ -13,3 +13,4 @@ mod rebuild;
 mod redaction;
 mod story;
 mod support;
+mod webhooks;
