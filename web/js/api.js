@@ -188,6 +188,21 @@ export async function logout() {
   }
 }
 
+/** Asks for a reset link; the server answers the same whether or not the address has an account. @param {string} email */
+export function requestPasswordReset(email) {
+  return request("POST", "/auth/password-reset", { body: { email }, auth: false });
+}
+
+/** Sets a new password with the emailed token; every session of the account ends. @param {string} token @param {string} password */
+export function confirmPasswordReset(token, password) {
+  return request("POST", "/auth/password-reset/confirm", { body: { token, password }, auth: false });
+}
+
+/** Confirms the address with the token emailed at registration. @param {string} token */
+export function verifyEmail(token) {
+  return request("POST", "/auth/verify-email", { body: { token }, auth: false });
+}
+
 // ---------------------------------------------------------------- rooms
 
 const room = (id) => `/rooms/${encodeURIComponent(id)}`;

@@ -11,11 +11,13 @@ import { busy, el, formError, formValues, replace } from "./ui.js";
  */
 /**
  * @param {HTMLElement} root
- * @param {{onSignedIn: (user: import("./api.js").User) => void, mode?: string, note?: string | null}} options
+ * @param {{onSignedIn: (user: import("./api.js").User) => void, mode?: string, note?: string | null, email?: string | null}} options
  */
-export function renderAuth(root, { onSignedIn, mode = "login", note = null }) {
-  const switchTo = (next) => renderAuth(root, { onSignedIn, mode: next });
+export function renderAuth(root, { onSignedIn, mode = "login", note = null, email = null }) {
+  const switchTo = (next) => renderAuth(root, { onSignedIn, mode: next, email });
   const form = mode === "login" ? loginForm(onSignedIn) : registerForm(onSignedIn);
+  const emailInput = /** @type {HTMLInputElement | null} */ (form.querySelector("input[name=email]"));
+  if (email && emailInput) emailInput.value = email;
   replace(
     root,
     el(
@@ -24,6 +26,7 @@ export function renderAuth(root, { onSignedIn, mode = "login", note = null }) {
       el("h1", {}, mode === "login" ? "Sign in" : "Create an account"),
       note ? el("p", { class: "note" }, note) : null,
       form,
+      mode === "login" ? el("p", { class: "switch" }, el("a", { href: "#/forgot-password", id: "forgot-password" }, "Forgot your password?")) : null,
       el(
         "p",
         { class: "switch" },

@@ -16,6 +16,7 @@ import { describe } from "./errors.js";
 import { renderLobby } from "./lobby-view.js";
 import { Meeting, displayName } from "./meeting.js";
 import { disablePush } from "./push.js";
+import { renderForgotPassword, renderResetPassword, renderVerifyEmail, tokenFromHash } from "./recovery-view.js";
 import { forgetSettings, renderSettings } from "./settings-view.js";
 import { el, replace, toast } from "./ui.js";
 
@@ -92,10 +93,20 @@ function route() {
 
   const session = api.currentSession();
   renderHeader(session);
+  // The account emails' links work signed in or not.
+  const page = location.hash.split("?")[0];
+  const token = tokenFromHash();
+  if (page === "#/verify-email" && token) return void renderVerifyEmail(root, token);
+  if (page === "#/reset-password" && token) return renderResetPassword(root, token);
+  if (page === "#/forgot-password" && !session) return renderForgotPassword(root);
   if (!session) {
     const roomId = roomFromLocation();
+    // An invitation emailed to an address without an account links here.
+    const invited = page === "#/register" ? new URLSearchParams(location.hash.split("?")[1] ?? "").get("email") : null;
     renderAuth(root, {
-      note: roomId ? "Sign in to join the meeting." : null,
+      note: roomId ? "Sign in to join the meeting." : invited ? "Create an account to see your invitation." : null,
+      mode: invited ? "register" : "login",
+      email: invited,
       onSignedIn: () => route(),
     });
     return;
