@@ -149,6 +149,7 @@ async fn hook(State(receiver): State<Arc<Receiver>>, Path(_endpoint): Path<Strin
 
 struct NoPasswords;
 
+#[async_trait::async_trait]
 impl PasswordHasher for NoPasswords {
     async fn hash(&self, _: &Password) -> Result<PasswordHash, HashingError> {
         Err(HashingError::Failed("the bench hashes no passwords".into()))
