@@ -7,23 +7,12 @@
 //   the reminder arrives in the bell, the upcoming list shows the meeting in their
 //   own time zone, and they join it from there.
 
-import { expect, test } from "./fixtures.mjs";
+import { expect, register, test } from "./fixtures.mjs";
 
 const run = Date.now().toString(36);
-const PASSWORD = "e2e-Passw0rd!";
 const LIVE = 20_000;
 
 /** @typedef {import("@playwright/test").Page} Page */
-
-async function register(page, { first, last, email }) {
-  await page.click("#show-register");
-  await page.fill("#register-form input[name=firstName]", first);
-  await page.fill("#register-form input[name=lastName]", last);
-  await page.fill("#register-form input[name=email]", email);
-  await page.fill("#register-form input[name=password]", PASSWORD);
-  await page.click("#register-form button[type=submit]");
-  await expect(page.locator("#signed-in-as")).toHaveText(`${first} ${last}`);
-}
 
 /** The bell's unread count as a number (0 when the badge is hidden). @param {Page} page */
 async function unread(page) {

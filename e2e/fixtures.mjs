@@ -14,6 +14,24 @@ export const ARTIFACTS = fileURLToPath(new URL("./artifacts/", import.meta.url))
 /** RAPAT_E2E_SKIP_MEDIA=1 skips audio/video assertions (client work without an SFU; not a pass). */
 export const SKIP_MEDIA = process.env.RAPAT_E2E_SKIP_MEDIA === "1";
 
+/** The password every test account registers with. */
+export const PASSWORD = "e2e-Passw0rd!";
+
+/**
+ * Registers through the page's own form and waits until it says who is signed in.
+ * @param {import("@playwright/test").Page} page
+ * @param {{first: string, last: string, email: string}} who
+ */
+export async function register(page, { first, last, email }) {
+  await page.click("#show-register");
+  await page.fill("#register-form input[name=firstName]", first);
+  await page.fill("#register-form input[name=lastName]", last);
+  await page.fill("#register-form input[name=email]", email);
+  await page.fill("#register-form input[name=password]", PASSWORD);
+  await page.click("#register-form button[type=submit]");
+  await expect(page.locator("#signed-in-as")).toHaveText(`${first} ${last}`);
+}
+
 export const test = base.extend({
   openUser: async ({ browser, baseURL }, use, testInfo) => {
     /** @type {Map<string, {page: import("@playwright/test").Page, lines: string[]}>} */

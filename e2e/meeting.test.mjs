@@ -12,26 +12,15 @@
 // is not there; the real run asserts media). One test, one step per part of the
 // story: a failed step ends it, and every page leaves a screenshot (fixtures.mjs).
 
-import { ARTIFACTS, SKIP_MEDIA, expect, test } from "./fixtures.mjs";
+import { ARTIFACTS, SKIP_MEDIA, expect, register, test } from "./fixtures.mjs";
 
 const MEDIA_WAIT = 45_000;
 const run = Date.now().toString(36);
-const PASSWORD = "e2e-Passw0rd!";
 const ROOM_PASSWORD = "room-pass-42";
 
 /** @typedef {import("@playwright/test").Page} Page */
 
 // ------------------------------------------------------------------ the app's screens
-
-async function register(page, { first, last, email }) {
-  await page.click("#show-register");
-  await page.fill("#register-form input[name=firstName]", first);
-  await page.fill("#register-form input[name=lastName]", last);
-  await page.fill("#register-form input[name=email]", email);
-  await page.fill("#register-form input[name=password]", PASSWORD);
-  await page.click("#register-form button[type=submit]");
-  await expect(page.locator("#signed-in-as")).toHaveText(`${first} ${last}`);
-}
 
 async function joinMeeting(page, password = null) {
   await page.locator("#join-form").waitFor();

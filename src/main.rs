@@ -3,6 +3,7 @@
 //! across machines on a NATS cluster and a shared Postgres.
 
 mod admin;
+mod channels;
 mod config_file;
 mod export;
 mod generate;
@@ -182,6 +183,8 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
             scheduler.run(stop).await;
             Ok(())
         });
+        // Next to the projector that fills their outboxes.
+        channels::spawn(settings, &db, &mut tasks, &stop_rest).await?;
         // Next to the projector that queues the webhook deliveries.
         let webhooks = rapat_delivery::webhooks::WebhookWorker::new(db.clone(), settings.webhooks())
             .context("starting the webhook worker")?;

@@ -194,6 +194,16 @@ pub struct Settings {
     /// every rapat process was down when it came due.
     #[arg(long, env = "RAPAT_REMINDER_LATE_AFTER_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub reminder_late_after_seconds: u64,
+    /// Milliseconds before the first retry of an email or push that could not be
+    /// sent; each later retry waits up to twice as long (with jitter).
+    #[arg(long, env = "RAPAT_DELIVERY_RETRY_BASE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub delivery_retry_base_ms: u64,
+    /// The longest wait between two retries of an email or push, in milliseconds.
+    #[arg(long, env = "RAPAT_DELIVERY_RETRY_MAX_MS", default_value_t = 3_600_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub delivery_retry_max_ms: u64,
+    /// Seconds an email or push is retried before it is marked `failed`.
+    #[arg(long, env = "RAPAT_DELIVERY_GIVE_UP_AFTER_SECONDS", default_value_t = 90_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub delivery_give_up_after_seconds: u64,
     /// Webhooks may go to loopback, private, link-local and other non-public
     /// addresses (tests, private deployments); off, such URLs are refused at
     /// registration and at every delivery.
@@ -257,6 +267,18 @@ impl Settings {
             },
             allow_private: self.webhook_allow_private,
             lease: Duration::from_secs(self.webhook_lease_seconds),
+            ..Default::default()
+        }
+    }
+
+    /// How the email and push workers pace themselves and retry.
+    pub fn delivery(&self) -> rapat_delivery::WorkerConfig {
+        rapat_delivery::WorkerConfig {
+            retry: rapat_delivery::RetryPolicy {
+                base: Duration::from_millis(self.delivery_retry_base_ms),
+                max_delay: Duration::from_millis(self.delivery_retry_max_ms),
+                give_up_after: Duration::from_secs(self.delivery_give_up_after_seconds),
+            },
             ..Default::default()
         }
     }

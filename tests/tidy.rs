@@ -110,6 +110,7 @@ fn crate_dependencies_follow_the_layering() {
         "rapat-domain",
         "rapat-commands",
         "rapat-projections",
+        "rapat-delivery",
         "rapat-gateway",
         "rapat-sfu",
         "rapat-schemas",
@@ -119,20 +120,26 @@ fn crate_dependencies_follow_the_layering() {
     assert_depends_on_none("wire", &rapat_crates, "the wire contract sits below every process");
     assert_depends_on_none(
         "commands",
-        &["rapat-projections", "rapat-gateway", "rapat-sfu"],
+        &["rapat-projections", "rapat-delivery", "rapat-gateway", "rapat-sfu"],
         "the write side knows nothing of readers or edges",
     );
     assert_depends_on_none(
         "projections",
-        &["rapat-gateway", "rapat-sfu"],
+        &["rapat-delivery", "rapat-gateway", "rapat-sfu"],
         "the read side knows nothing of the edges that serve it",
     );
     assert_depends_on_none(
+        "delivery",
+        &["rapat-gateway", "rapat-sfu"],
+        "the channels send what the read side owes; they serve no requests",
+    );
+    assert_depends_on_none(
         "sfu",
-        &["rapat-projections", "rapat-gateway"],
+        &["rapat-projections", "rapat-delivery", "rapat-gateway"],
         "the media plane reads no read model and calls no gateway code",
     );
-    for crate_dir in ["domain", "commands", "projections", "gateway", "sfu", "schemas", "telemetry", "wire"] {
+    for crate_dir in ["domain", "commands", "projections", "delivery", "gateway", "sfu", "schemas", "telemetry", "wire"]
+    {
         assert_depends_on_none(crate_dir, &["rapat-testkit"], "the test kit is for tests only (a dev-dependency)");
     }
 }

@@ -6,10 +6,17 @@
 //! (`webhook-id`, `Message-ID`, the push message's topic).
 //!
 //! - `retry`: the backoff schedule every channel uses.
-//! - `outbox`: the email and push outbox (`deliveries`), filled from
-//!   notifications and account events, and the worker loop that drains it.
+//! - `metrics`: the gauges every channel exports.
+//! - `outbox`: the worker that drains the email and push outbox (`deliveries`,
+//!   filled by `rapat_projections::outbox`) through a channel's `Sender`.
+//! - `webhooks`: the webhook worker, over `webhook_deliveries` (filled by the
+//!   webhooks projection), one delivery in flight per endpoint, in stream order.
 
+pub mod metrics;
+pub mod outbox;
 pub mod retry;
 pub mod webhooks;
 
+pub use metrics::ChannelCounts;
+pub use outbox::{Channel, Delivery, OutboxWorker, SendError, Sender, WorkerConfig};
 pub use retry::{NextStep, RetryPolicy};

@@ -19,14 +19,15 @@
 //! sockets authenticate with tokens signed with the bench's secret, for sessions
 //! started through the bus.
 
-use std::net::SocketAddr;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
-use rapat_commands::{CommandBus, CommandMetadata, EventStoreConfig, JetStreamEventStore};
+use rapat_commands::{CommandBus, CommandMetadata, JetStreamEventStore};
 use rapat_domain::credentials::{Password, PasswordHash};
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::invitation::{Invitation, InvitationCommand, Invitee};
@@ -35,17 +36,16 @@ use rapat_domain::services::{DomainServices, HashingError, PasswordHasher};
 use rapat_domain::session::{RefreshToken, Session, SessionCommand};
 use rapat_domain::settings::{ReminderMinutes, SettingsChanges, SettingsCommand, UserSettings};
 use rapat_domain::text::Timestamp;
-use rapat_gateway::{Application, Backends, GatewayConfig, ReminderConfig, ReminderScheduler};
-use rapat_projections::{ProjectionPositions, ProjectorConfig};
-use rapat_wire::Namespace;
+use rapat_gateway::{ReminderConfig, ReminderScheduler};
 use serde_json::json;
-use sqlx::{Connection as _, PgPool};
+use sqlx::PgPool;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-const SECRET: &[u8] = b"bench-secret-bench-secret-bench-secret";
+use support::{SECRET, Stack, env_or};
+
 /// Commands in flight at once during setup.
 const SETUP_CONCURRENCY: usize = 64;
 /// Reminders per room: the host and 99 invitees.
@@ -85,8 +85,8 @@ async fn fan_out(bench: &Bench, n: usize) -> anyhow::Result<()> {
     bench.create_room(room, host, tomorrow).await?;
     bench.invite_all(room, host, &users).await?;
     let sessions = bench.start_sessions(&users).await?;
-    wait_count(&bench.db, "notification_invitees", "room_id = ANY($1)", &[room.as_uuid()], n).await?;
-    wait_count(&bench.db, "sessions", "user_id = ANY($1)", &user_uuids(&users), n).await?;
+    wait_count(&bench.stack.db, "notification_invitees", "room_id = ANY($1)", &[room.as_uuid()], n).await?;
+    wait_count(&bench.stack.db, "sessions", "user_id = ANY($1)", &user_uuids(&users), n).await?;
 
     let sockets = open_lobby_sockets(bench, &users, &sessions).await?;
     println!("setup {:.1} s; {} of {n} lobby sockets open", setup.elapsed().as_secs_f64(), sockets.len());
@@ -97,13 +97,14 @@ async fn fan_out(bench: &Bench, n: usize) -> anyhow::Result<()> {
     bench.rooms.execute(&room.to_string(), command, CommandMetadata::by(host.to_string())).await?;
     let appended = started.elapsed();
     let filter = "kind = 'meeting_rescheduled'";
-    let seen = wait_rows(&bench.db, "notifications", filter, n, Duration::from_millis(2), started + PATIENCE).await?;
+    let seen =
+        wait_rows(&bench.stack.db, "notifications", filter, n, Duration::from_millis(2), started + PATIENCE).await?;
     let committed = seen - started;
     let open = sockets.len();
     let (received, last) = sockets.wait_all(PATIENCE).await;
     let last = last.map(|at| at - started);
 
-    let pg = baseline_postgres(&bench.db, n).await?;
+    let pg = baseline_postgres(&bench.stack.db, n).await?;
     let nats = baseline_nats(bench, n).await?;
 
     println!("{:<56} {:>10} {:>16}", "", "ms", "notifications/s");
@@ -158,7 +159,7 @@ async fn open_lobby_sockets(bench: &Bench, users: &[UserId], sessions: &[Uuid]) 
     let mut readers = tokio::task::JoinSet::new();
     let mut opening = futures::stream::iter(users.iter().zip(sessions))
         .map(|(user, session)| {
-            let url = format!("ws://{}/ws?token={}", bench.address, access_token(*user, *session));
+            let url = format!("ws://{}/ws?token={}", bench.stack.address, access_token(*user, *session));
             async move {
                 let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
                 // The first message is the unread count, sent once the socket's feed is subscribed.
@@ -242,10 +243,11 @@ async fn baseline_postgres(db: &PgPool, n: usize) -> anyhow::Result<Duration> {
 /// subject each; another connection publishes one message to each. Until the last
 /// arrives.
 async fn baseline_nats(bench: &Bench, n: usize) -> anyhow::Result<Duration> {
-    let subscriber = rapat_commands::connect(&bench.nats_url).await?;
-    let publisher = rapat_commands::connect(&bench.nats_url).await?;
+    let subscriber = rapat_commands::connect(&bench.stack.nats_url).await?;
+    let publisher = rapat_commands::connect(&bench.stack.nats_url).await?;
     // Live-notification subjects of users nobody else subscribes to.
-    let subjects: Vec<String> = (0..n).map(|_| bench.namespace.user_notifications_subject(Uuid::new_v4())).collect();
+    let subjects: Vec<String> =
+        (0..n).map(|_| bench.stack.namespace.user_notifications_subject(Uuid::new_v4())).collect();
     let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
     let mut readers = tokio::task::JoinSet::new();
     for subject in &subjects {
@@ -283,9 +285,14 @@ async fn reminder_lateness(bench: &Bench, n: usize, lead: Duration) -> anyhow::R
     println!("== reminder lateness: {n} reminders ({rooms} rooms of {room_size}) due over 60 s ==");
     let setup = Instant::now();
     let stop = CancellationToken::new();
-    let nats = rapat_commands::connect(&bench.nats_url).await?;
-    let scheduler =
-        ReminderScheduler::open(nats, bench.event_store.clone(), bench.db.clone(), ReminderConfig::default()).await?;
+    let nats = rapat_commands::connect(&bench.stack.nats_url).await?;
+    let scheduler = ReminderScheduler::open(
+        nats,
+        bench.stack.event_store.clone(),
+        bench.stack.db.clone(),
+        ReminderConfig::default(),
+    )
+    .await?;
     tokio::spawn(scheduler.run(stop.clone()));
 
     let users: Vec<UserId> = (0..n).map(|_| UserId::new_random()).collect();
@@ -297,8 +304,8 @@ async fn reminder_lateness(bench: &Bench, n: usize, lead: Duration) -> anyhow::R
         bench.invite_all(*room, people[0], &people[1..]).await?;
     }
     let room_uuids: Vec<Uuid> = room_ids.iter().map(RoomId::as_uuid).collect();
-    wait_count(&bench.db, "notification_settings", "user_id = ANY($1)", &user_uuids(&users), n).await?;
-    wait_count(&bench.db, "notification_invitees", "room_id = ANY($1)", &room_uuids, n - rooms).await?;
+    wait_count(&bench.stack.db, "notification_settings", "user_id = ANY($1)", &user_uuids(&users), n).await?;
+    wait_count(&bench.stack.db, "notification_invitees", "room_id = ANY($1)", &room_uuids, n - rooms).await?;
 
     // Room i's meeting (and so its reminders) at first + i × 60 s / rooms.
     let first = Utc::now() + chrono::Duration::from_std(lead)?;
@@ -310,7 +317,7 @@ async fn reminder_lateness(bench: &Bench, n: usize, lead: Duration) -> anyhow::R
         .collect::<Vec<_>>()
         .await;
     created.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
-    wait_count(&bench.db, "reminder_timers", "room_id = ANY($1)", &room_uuids, n).await?;
+    wait_count(&bench.stack.db, "reminder_timers", "room_id = ANY($1)", &room_uuids, n).await?;
     let slack = (first - Utc::now()).num_milliseconds() as f64 / 1e3;
     println!("setup {:.1} s; first reminder due in {slack:.1} s", setup.elapsed().as_secs_f64());
     anyhow::ensure!(slack > 0.0, "setup overran the first due moment: raise BENCH_LEAD_SECONDS");
@@ -331,14 +338,15 @@ async fn reminder_lateness(bench: &Bench, n: usize, lead: Duration) -> anyhow::R
     let patience = (last_due - Utc::now()).to_std().unwrap_or_default() + PATIENCE;
     let every = Duration::from_millis(250);
     let deadline = Instant::now() + patience;
-    let fired = wait_rows(&bench.db, "audit_events", "event_type = 'MeetingReminderDue'", n, every, deadline).await;
+    let fired =
+        wait_rows(&bench.stack.db, "audit_events", "event_type = 'MeetingReminderDue'", n, every, deadline).await;
     if let Err(error) = &fired {
         println!("  {error:#}");
     }
     // The notifications projection follows the stream on its own consumer: let it
     // catch up before counting its rows.
     let kind = "kind = 'meeting_reminder'";
-    let _ = wait_rows(&bench.db, "notifications", kind, n, every, Instant::now() + PATIENCE).await;
+    let _ = wait_rows(&bench.stack.db, "notifications", kind, n, every, Instant::now() + PATIENCE).await;
     stop.cancel();
     let mut baseline = Vec::with_capacity(n);
     while let Some(lateness) = sleepers.join_next().await {
@@ -348,15 +356,15 @@ async fn reminder_lateness(bench: &Bench, n: usize, lead: Duration) -> anyhow::R
         "SELECT (EXTRACT(EPOCH FROM occurred_at - (payload->>'dueAt')::timestamptz) * 1e6)::bigint \
          FROM audit_events WHERE event_type = 'MeetingReminderDue'",
     )
-    .fetch_all(&bench.db)
+    .fetch_all(&bench.stack.db)
     .await?;
     let late: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM audit_events WHERE event_type = 'MeetingReminderDue' AND (payload->>'late')::boolean",
     )
-    .fetch_one(&bench.db)
+    .fetch_one(&bench.stack.db)
     .await?;
     let notified: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications WHERE kind = 'meeting_reminder'")
-        .fetch_one(&bench.db)
+        .fetch_one(&bench.stack.db)
         .await?;
 
     println!("{:<40} {:>11} {:>9} {:>9} {:>9}", "lateness (ms)", "fired", "p50", "p99", "max");
@@ -438,18 +446,9 @@ impl PasswordHasher for NoPasswords {
     }
 }
 
-/// A whole rapat (write side, projector, gateway) with its own database and
-/// stream, as `benches/rest.rs` builds it, and command buses of its own for setup.
+/// The bench stack (`support`), and command buses of its own for setup.
 struct Bench {
-    address: SocketAddr,
-    db: PgPool,
-    database: String,
-    postgres: String,
-    nats: async_nats::Client,
-    nats_url: String,
-    namespace: Namespace,
-    event_store: EventStoreConfig,
-    shutdown: CancellationToken,
+    stack: Stack,
     rooms: CommandBus<Room>,
     invitations: CommandBus<Invitation>,
     sessions: CommandBus<Session>,
@@ -458,56 +457,14 @@ struct Bench {
 
 impl Bench {
     async fn start() -> anyhow::Result<Self> {
-        let nats_url = env_or("NATS_URL", "nats://127.0.0.1:4222");
-        let database_url = env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rapat");
-        let postgres = database_url.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(database_url);
-        let namespace = Namespace::parse(&format!("bench{}", Uuid::new_v4().simple()))?;
-        let mut event_store = EventStoreConfig::for_namespace(namespace.clone());
-        event_store.max_age = Some(Duration::from_secs(3600));
-
-        let nats = rapat_commands::connect(&nats_url).await?;
-        let jetstream = async_nats::jetstream::new(nats.clone());
-        rapat_commands::ensure_event_store(&jetstream, &event_store).await?;
-        let database = format!("rapat_{namespace}");
-        let db = rapat_projections::connect(&format!("{postgres}/{database}")).await?;
-        let positions = ProjectionPositions::start(db.clone());
-        let shutdown = CancellationToken::new();
-        let projector = ProjectorConfig::for_namespace(namespace.clone());
-        tokio::spawn(rapat_projections::run_all(db.clone(), jetstream, projector, shutdown.child_token()));
-
-        let config = GatewayConfig::new("127.0.0.1:0".parse()?, SECRET.to_vec());
-        let backends = Backends {
-            nats: nats.clone(),
-            event_store: event_store.clone(),
-            db: db.clone(),
-            positions,
-            metrics: None,
-            shutdown: rapat_gateway::Shutdown::new(shutdown.child_token()),
-        };
-        let application = Application::build(config, backends).await?;
-        let address = application.address();
-        tokio::spawn(application.run_until_stopped());
-
+        let stack = Stack::start(|_| {}).await?;
+        let (nats, event_store) = (&stack.nats, &stack.event_store);
         let services = DomainServices::new(Arc::new(NoPasswords));
         let rooms = CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services);
         let invitations = CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ());
         let sessions = CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ());
         let settings = CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ());
-        Ok(Self {
-            address,
-            db,
-            database,
-            postgres,
-            nats,
-            nats_url,
-            namespace,
-            event_store,
-            shutdown,
-            rooms,
-            invitations,
-            sessions,
-            settings,
-        })
+        Ok(Self { stack, rooms, invitations, sessions, settings })
     }
 
     async fn create_room(&self, room: RoomId, host: UserId, at: DateTime<Utc>) -> anyhow::Result<()> {
@@ -579,22 +536,7 @@ impl Bench {
         Ok(())
     }
 
-    /// Stops the app and removes its database, streams and buckets.
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.db.close().await;
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{}/postgres", self.postgres)).await {
-            let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database);
-            let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
-        }
-        let jetstream = async_nats::jetstream::new(self.nats);
-        let _ = jetstream.delete_stream(self.namespace.events_stream()).await;
-        let _ = jetstream.delete_stream(self.namespace.chat_stream()).await;
-        let _ = jetstream.delete_key_value(self.namespace.snapshots_bucket()).await;
-        let _ = jetstream.delete_key_value(self.namespace.presence_bucket()).await;
+        self.stack.stop().await;
     }
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
 }

@@ -17,6 +17,8 @@
 //! measurement (default 5), `BENCH_CLIENTS` (default "1,16,64"), `BENCH_RATES`
 //! commands per second (default "200,1000").
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,15 +29,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hdrhistogram::Histogram;
-use rapat_commands::EventStoreConfig;
-use rapat_gateway::{Application, Backends, GatewayConfig};
-use rapat_projections::{ProjectionPositions, ProjectorConfig};
-use rapat_wire::Namespace;
 use serde_json::{Value, json};
-use sqlx::{Connection as _, PgPool, Row as _};
+use sqlx::{PgPool, Row as _};
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use support::{Stack, env_or};
 
 /// The query `queries::rooms::by_id` runs.
 const ROOM_BY_ID: &str = "SELECT r.id, r.host_id, r.name, r.description, r.has_password, r.max_users, r.scheduled_at, \
@@ -74,8 +73,8 @@ async fn run(bench: &Bench, duration: Duration, clients: &[usize], rates: &[u64]
     let http = reqwest::Client::new();
     let token = bench.new_user(&http, "Bench").await?;
     let room = bench.create_room(&http, &token, "Benchmark room").await?;
-    let bare = serve_bare(bench.db.clone()).await?;
-    println!("gateway at {}, bare handler at {bare}; {} s per measurement\n", bench.address, duration.as_secs());
+    let bare = serve_bare(bench.stack.db.clone()).await?;
+    println!("gateway at {}, bare handler at {bare}; {} s per measurement\n", bench.stack.address, duration.as_secs());
 
     println!("GET /api/v1/rooms/{{id}} (real: JWT + session lookup + middleware + query; bare: the query alone)");
     println!(
@@ -83,7 +82,7 @@ async fn run(bench: &Bench, duration: Duration, clients: &[usize], rates: &[u64]
         "clients", "real req/s", "p50 µs", "p99 µs", "bare req/s", "p50 µs", "p99 µs", "real/bare"
     );
     for &n in clients {
-        let real_url = format!("http://{}/api/v1/rooms/{room}", bench.address);
+        let real_url = format!("http://{}/api/v1/rooms/{room}", bench.stack.address);
         let bare_url = format!("http://{bare}/rooms/{room}");
         let real = measure_gets(n, duration, real_url, Some(token.clone())).await?;
         let bare = measure_gets(n, duration, bare_url, None).await?;
@@ -235,7 +234,7 @@ async fn measure_commands(
         // Alternate join and leave per room, so every command changes something
         // (appends one event) rather than being an idempotent no-op.
         let action = if rooms[index].joined.fetch_xor(true, Ordering::Relaxed) { "leave" } else { "join" };
-        let url = format!("http://{}/api/v1/rooms/{}/{action}", bench.address, rooms[index].id);
+        let url = format!("http://{}/api/v1/rooms/{}/{action}", bench.stack.address, rooms[index].id);
         let request = client.post(url).bearer_auth(token).json(&json!({}));
         let rooms = Arc::clone(rooms);
         tasks.spawn(async move {
@@ -317,55 +316,21 @@ async fn bare_room(State(db): State<PgPool>, Path(id): Path<Uuid>) -> Response {
     }
 }
 
-/// A whole rapat (write side, projector, gateway) with its own database and stream,
-/// as the API tests' `spawn_app` builds it.
+/// The bench stack (`support`) with limits raised for one user's hundreds of rooms.
 #[derive(Clone)]
 struct Bench {
-    address: SocketAddr,
-    db: PgPool,
-    database: String,
-    postgres: String,
-    nats: async_nats::Client,
-    namespace: Namespace,
-    shutdown: CancellationToken,
+    stack: Stack,
 }
 
 impl Bench {
     async fn start() -> anyhow::Result<Self> {
-        let nats_url = env_or("NATS_URL", "nats://127.0.0.1:4222");
-        let database_url = env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rapat");
-        let postgres = database_url.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(database_url);
-        let namespace = Namespace::parse(&format!("bench{}", Uuid::new_v4().simple()))?;
-        let mut event_store = EventStoreConfig::for_namespace(namespace.clone());
-        event_store.max_age = Some(Duration::from_secs(3600));
-
-        let nats = rapat_commands::connect(&nats_url).await?;
-        let jetstream = async_nats::jetstream::new(nats.clone());
-        rapat_commands::ensure_event_store(&jetstream, &event_store).await?;
-        let database = format!("rapat_{namespace}");
-        let db = rapat_projections::connect(&format!("{postgres}/{database}")).await?;
-        let positions = ProjectionPositions::start(db.clone());
-        let shutdown = CancellationToken::new();
-        let projector = ProjectorConfig::for_namespace(namespace.clone());
-        tokio::spawn(rapat_projections::run_all(db.clone(), jetstream, projector, shutdown.child_token()));
-
-        let secret = b"bench-secret-bench-secret-bench-secret".to_vec();
-        let mut config = GatewayConfig::new("127.0.0.1:0".parse()?, secret);
-        config.auth_rate_limit.burst = 1000;
-        // One user sets up hundreds of rooms.
-        config.rooms_per_user_per_hour = 0;
-        let backends = Backends {
-            nats: nats.clone(),
-            event_store,
-            db: db.clone(),
-            positions,
-            metrics: None,
-            shutdown: rapat_gateway::Shutdown::new(shutdown.child_token()),
-        };
-        let application = Application::build(config, backends).await?;
-        let address = application.address();
-        tokio::spawn(application.run_until_stopped());
-        Ok(Self { address, db, database, postgres, nats, namespace, shutdown })
+        let stack = Stack::start(|config| {
+            config.auth_rate_limit.burst = 1000;
+            // One user sets up hundreds of rooms.
+            config.rooms_per_user_per_hour = 0;
+        })
+        .await?;
+        Ok(Self { stack })
     }
 
     /// Registers and logs in a user; answers their access token.
@@ -392,7 +357,7 @@ impl Bench {
         token: Option<&str>,
         body: Value,
     ) -> anyhow::Result<Value> {
-        let mut request = http.post(format!("http://{}{path}", self.address)).json(&body);
+        let mut request = http.post(format!("http://{}{path}", self.stack.address)).json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -403,24 +368,9 @@ impl Bench {
         Ok(body)
     }
 
-    /// Stops the app and removes its database, streams and buckets.
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.db.close().await;
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{}/postgres", self.postgres)).await {
-            let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database);
-            let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
-        }
-        let jetstream = async_nats::jetstream::new(self.nats);
-        let _ = jetstream.delete_stream(self.namespace.events_stream()).await;
-        let _ = jetstream.delete_stream(self.namespace.chat_stream()).await;
-        let _ = jetstream.delete_key_value(self.namespace.snapshots_bucket()).await;
-        let _ = jetstream.delete_key_value(self.namespace.presence_bucket()).await;
+        self.stack.stop().await;
     }
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
 fn numbers<T: std::str::FromStr>(list: &str) -> Vec<T> {

@@ -24,11 +24,11 @@ use futures::StreamExt;
 use rapat_commands::{CommandBus, CommandError, CommandMetadata, EventStoreConfig, JetStreamEventStore, StoreError};
 use rapat_domain::room::{Room, RoomCommand, RoomError};
 use rapat_domain::services::DomainServices;
+use rapat_projections::listen::ChangeListener;
 use rapat_projections::projector::AdvisoryLock;
 use rapat_projections::queries::QueryError;
 use rapat_projections::queries::reminders::{self, DueTimer, TIMERS_CHANGED_CHANNEL};
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -120,7 +120,7 @@ impl ReminderScheduler {
     }
 
     async fn run_locked(&self, mut lock: AdvisoryLock, shutdown: &CancellationToken) {
-        let mut listener = self.listen().await;
+        let mut listener = ChangeListener::connect(&self.db, TIMERS_CHANGED_CHANNEL).await;
         let mut recently_fired = HashMap::new();
         loop {
             let wait = match self.fire_due(&mut recently_fired).await {
@@ -136,34 +136,11 @@ impl ReminderScheduler {
                     return;
                 }
                 () = tokio::time::sleep(wait) => {}
-                changed = next_notification(&mut listener) => {
-                    if !changed {
-                        // The listening connection broke: it is made again below
-                        // and the timers read again meanwhile, so no change is missed.
-                        listener = self.listen().await;
-                    }
-                }
+                () = listener.changed() => {}
             }
             if !lock.still_held().await {
                 tracing::warn!("lost the reminder scheduler's lock; standing by");
                 return;
-            }
-        }
-    }
-
-    async fn listen(&self) -> Option<PgListener> {
-        let mut listener = match PgListener::connect_with(&self.db).await {
-            Ok(listener) => listener,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for reminder timer changes; polling");
-                return None;
-            }
-        };
-        match listener.listen(TIMERS_CHANGED_CHANNEL).await {
-            Ok(()) => Some(listener),
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for reminder timer changes; polling");
-                None
             }
         }
     }
@@ -246,14 +223,5 @@ impl ReminderScheduler {
             )) => Ok(()),
             Err(error) => Err(error.into()),
         }
-    }
-}
-
-/// Waits for the projection's next change to the timers; `false` when the
-/// connection broke (or there is none: then only the sleep wakes the loop).
-async fn next_notification(listener: &mut Option<PgListener>) -> bool {
-    match listener {
-        Some(listener) => listener.recv().await.is_ok(),
-        None => std::future::pending().await,
     }
 }

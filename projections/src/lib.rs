@@ -10,11 +10,15 @@
 //! - [`positions::ProjectionPositions`] lets a writer wait until its events are
 //!   visible (read-your-writes).
 //! - [`queries`] are the reads REST runs.
+//! - [`listen::ChangeListener`] wakes a background loop when a projection changed its table.
+//! - [`outbox`] records, exactly once, the emails and pushes a projection owes.
 //! - [`redaction`] hides secrets in the copies of events made for people to read.
 
 pub mod db;
 pub mod export;
+pub mod listen;
 mod models;
+pub mod outbox;
 pub mod positions;
 pub mod projector;
 pub mod queries;

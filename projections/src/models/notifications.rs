@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::notification_state::{self as state, ACTIVE_STATUSES, RoomState};
 use super::{ApplyError, aggregate_uuid, decode, stored_name};
+use crate::outbox;
 use crate::sql::to_i64;
 
 /// The namespace of notification ids. Fixed forever: changing it would give every
@@ -110,18 +111,9 @@ async fn room_event(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), ApplyEr
                 .await?;
             // The old schedule's timers go, the new one's come.
             state::arm_reminders(tx, room_id, at.event.timestamp).await?;
-            if let Some(room) = state::room(tx, room_id).await? {
-                let recipients = state::invitees(tx, room_id, ACTIVE_STATUSES).await?;
-                let payload = json!({
-                    "room": room_json(&room),
-                    "actor": actor_json(rescheduled_by.as_uuid()),
-                    "scheduledAt": scheduled_at,
-                    "scheduleSequence": schedule_sequence,
-                });
-                let actor = rescheduled_by.as_uuid();
-                let notice = Notice { kind: NotificationKind::MeetingRescheduled, actor, payload };
-                notify(tx, at, &notice, &recipients).await?;
-            }
+            let change = ScheduleChange { kind: NotificationKind::MeetingRescheduled, actor: rescheduled_by.as_uuid() };
+            let sequence = json!({ "scheduleSequence": schedule_sequence });
+            tell_invitees(tx, at, room_id, change, sequence).await?;
         }
         RoomEvent::RoomCancelled { cancelled_by } => {
             sqlx::query("UPDATE notification_rooms SET ended = TRUE WHERE room_id = $1")
@@ -129,17 +121,8 @@ async fn room_event(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), ApplyEr
                 .execute(&mut *tx)
                 .await?;
             state::arm_reminders(tx, room_id, at.event.timestamp).await?;
-            if let Some(room) = state::room(tx, room_id).await? {
-                let recipients = state::invitees(tx, room_id, ACTIVE_STATUSES).await?;
-                let payload = json!({
-                    "room": room_json(&room),
-                    "actor": actor_json(cancelled_by.as_uuid()),
-                    "scheduledAt": room.scheduled_at,
-                });
-                let actor = cancelled_by.as_uuid();
-                let notice = Notice { kind: NotificationKind::MeetingCancelled, actor, payload };
-                notify(tx, at, &notice, &recipients).await?;
-            }
+            let change = ScheduleChange { kind: NotificationKind::MeetingCancelled, actor: cancelled_by.as_uuid() };
+            tell_invitees(tx, at, room_id, change, json!({})).await?;
         }
         RoomEvent::MeetingReminderDue { recipient_id, schedule_sequence, due_at, late } => {
             let recipient = recipient_id.as_uuid();
@@ -408,7 +391,7 @@ async fn notify(tx: &mut PgConnection, at: &Cause<'_>, notice: &Notice, recipien
     }
     let kind = stored_name(&notice.kind)?;
     let Channels { in_app, email, push } = Channels::DEFAULT;
-    sqlx::query(
+    let added: Vec<(Uuid, Uuid, bool, bool)> = sqlx::query_as(
         "INSERT INTO notifications (id, recipient_id, kind, created_at, payload, event_id, stream_sequence, \
          in_app, email, push) \
          SELECT n.id, n.recipient, $3, $4, $5, $6, $7, \
@@ -417,7 +400,8 @@ async fn notify(tx: &mut PgConnection, at: &Cause<'_>, notice: &Notice, recipien
          COALESCE((s.channels -> $3 ->> 'push')::boolean, $10) \
          FROM UNNEST($1::uuid[], $2::uuid[]) AS n(id, recipient) \
          LEFT JOIN notification_settings s ON s.user_id = n.recipient \
-         ON CONFLICT (id) DO NOTHING",
+         ON CONFLICT (id) DO NOTHING \
+         RETURNING id, recipient_id, email, push",
     )
     .bind(&ids)
     .bind(&recipients)
@@ -429,9 +413,59 @@ async fn notify(tx: &mut PgConnection, at: &Cause<'_>, notice: &Notice, recipien
     .bind(in_app)
     .bind(email)
     .bind(push)
-    .execute(tx)
+    .fetch_all(&mut *tx)
     .await?;
+    // Only the rows this call stored (a redelivered event adds none) owe messages.
+    let mut owed = Vec::new();
+    for (notification, recipient, email, push) in &added {
+        for (channel, on) in [("email", email), ("push", push)] {
+            if *on {
+                owed.push(outbox::NewDelivery {
+                    id: outbox::delivery_id(*notification, channel),
+                    channel,
+                    kind: &kind,
+                    recipient_id: Some(*recipient),
+                    address: None,
+                    notification_id: Some(*notification),
+                    payload: &payload,
+                    event_id: at.event.event_id,
+                    stream_sequence: at.stream_sequence,
+                    created_at: at.event.timestamp,
+                });
+            }
+        }
+    }
+    outbox::enqueue_all(tx, &owed).await?;
     Ok(())
+}
+
+/// A host's change to a meeting's schedule.
+struct ScheduleChange {
+    kind: NotificationKind,
+    actor: Uuid,
+}
+
+/// Tells the invitees who have not declined about `change`, with the room, the
+/// schedule as it now stands, and `extra`'s fields.
+async fn tell_invitees(
+    tx: &mut PgConnection,
+    at: &Cause<'_>,
+    room_id: Uuid,
+    change: ScheduleChange,
+    extra: Value,
+) -> Result<(), ApplyError> {
+    let Some(room) = state::room(tx, room_id).await? else { return Ok(()) };
+    let recipients = state::invitees(tx, room_id, ACTIVE_STATUSES).await?;
+    let mut payload = json!({
+        "room": room_json(&room),
+        "actor": actor_json(change.actor),
+        "scheduledAt": room.scheduled_at,
+    });
+    if let (Some(payload), Value::Object(extra)) = (payload.as_object_mut(), extra) {
+        payload.extend(extra);
+    }
+    let notice = Notice { kind: change.kind, actor: change.actor, payload };
+    notify(tx, at, &notice, &recipients).await
 }
 
 fn room_json(room: &RoomState) -> Value {
