@@ -63,6 +63,8 @@ impl WebhookWorker {
             }
             let mut wait = this.config.poll_every;
             match this.claim_due(&in_flight, &mut drains, &shutdown).await {
+                // Every slot busy: a drain that ends wakes the loop.
+                Ok(()) if drains.len() >= this.config.concurrency => {}
                 Ok(()) => {
                     if let Ok(Some(next)) = queue::until_next_due(&this.db).await {
                         wait = wait.min(next.max(Duration::from_millis(10)));
