@@ -26,6 +26,11 @@ if [[ -z ${RAPAT_TEST_NATS_SERVER:-} ]] && nats_bin=$(infra/services.sh nats-bin
   export RAPAT_TEST_NATS_SERVER=$nats_bin
 fi
 
+# The email tests' SMTP server runs on Debian's python3-aiosmtpd.
+if [[ -z ${RAPAT_TEST_SMTP_PYTHON:-} ]] && smtp_python=$(infra/services.sh smtp-python); then
+  export RAPAT_TEST_SMTP_PYTHON=$smtp_python
+fi
+
 if ! command -v cargo >/dev/null 2>&1 && [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo ]]; then
   PATH=${CARGO_HOME:-$HOME/.cargo}/bin:$PATH
 fi

@@ -9,6 +9,9 @@
 #   infra/services.sh stop           stop only what this script started
 #   infra/services.sh nats-bin       print the path of a nats-server >= 2.10
 #                                      (fetching Debian's when none is installed)
+#   infra/services.sh smtp-python    print a python3 that has aiosmtpd, for the
+#                                      email tests' SMTP server (infra/smtp-sink.py;
+#                                      installs Debian's python3-aiosmtpd when root)
 #   infra/services.sh cluster [start|stop|status]
 #                                    a 3-node NATS cluster on loopback
 #                                      (infra/nats-cluster.sh); prints its NATS_URL
@@ -30,7 +33,7 @@ log() { printf 'services.sh: %s\n' "$*" >&2; }
 die() { printf 'services.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 is_root() { [[ $(id -u) == 0 ]]; }
@@ -251,6 +254,23 @@ install_packages() { # package...
   [[ -z $added_policy ]] || rm -f "$policy"
   ((rc == 0)) || die "apt-get failed (exit $rc) while installing: $*"
 
+}
+
+# ------------------------------------------------ an SMTP server for tests
+
+# The email tests run a loopback SMTP server (infra/smtp-sink.py) on aiosmtpd.
+# Prints a python3 that imports it; installs Debian's package when none does.
+smtp_python() {
+  local python
+  for python in /usr/bin/python3 "$(command -v python3 || true)"; do
+    if [[ -n $python && -x $python ]] && "$python" -c 'import aiosmtpd' 2>/dev/null; then
+      printf '%s\n' "$python"
+      return 0
+    fi
+  done
+  install_packages python3 python3-aiosmtpd
+  /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || die "python3-aiosmtpd did not install"
+  printf '/usr/bin/python3\n'
 }
 
 # ------------------------------------------------------- a NATS that fsyncs
@@ -586,7 +606,7 @@ if [[ ${1:-} == cluster ]]; then
 fi
 for arg in "$@"; do
   case $arg in
-    start | stop | status | nats-bin) command=$arg ;;
+    start | stop | status | nats-bin | smtp-python) command=$arg ;;
     --env) as_env=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage; die "unknown argument: $arg" ;;
@@ -602,4 +622,5 @@ case $command in
     mkdir -p "$data_dir"
     durable_nats_bin || { fetch_durable_nats >&2 && durable_nats_bin; }
     ;;
+  smtp-python) smtp_python ;;
 esac

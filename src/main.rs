@@ -184,15 +184,7 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
             Ok(())
         });
         // Next to the projector that fills their outboxes.
-        channels::spawn(settings, &db, &mut tasks, &stop_rest).await?;
-        // Next to the projector that queues the webhook deliveries.
-        let webhooks = rapat_delivery::webhooks::WebhookWorker::new(db.clone(), settings.webhooks())
-            .context("starting the webhook worker")?;
-        let stop = stop_rest.clone();
-        tasks.spawn(async move {
-            webhooks.run(stop).await;
-            Ok(())
-        });
+        channels::spawn(settings, &nats, &event_store, &db, &mut tasks, &stop_rest).await?;
     }
     // Kept alive until the end of `run`: dropping it stops the media threads.
     let mut _sfu = None;

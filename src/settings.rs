@@ -194,6 +194,17 @@ pub struct Settings {
     /// every rapat process was down when it came due.
     #[arg(long, env = "RAPAT_REMINDER_LATE_AFTER_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub reminder_late_after_seconds: u64,
+    /// Web push: the VAPID `sub` claim, a `mailto:` or `https:` URL where push
+    /// services can reach the operator. By default RAPAT_PUBLIC_URL when it is
+    /// https, else `mailto:admin@localhost`. (The key itself,
+    /// RAPAT_VAPID_PRIVATE_KEY, comes from the environment only.)
+    #[arg(long, env = "RAPAT_VAPID_SUBJECT", global = true)]
+    pub vapid_subject: Option<String>,
+    /// Web push: accept `http` subscription endpoints on loopback hosts and
+    /// endpoints resolving to private addresses. For tests and local push
+    /// service stand-ins only.
+    #[arg(long, env = "RAPAT_PUSH_ALLOW_INSECURE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub push_allow_insecure: bool,
     /// Milliseconds before the first retry of an email or push that could not be
     /// sent; each later retry waits up to twice as long (with jitter).
     #[arg(long, env = "RAPAT_DELIVERY_RETRY_BASE_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
@@ -225,6 +236,21 @@ pub struct Settings {
     /// process that crashed mid-send wait before another one sends them.
     #[arg(long, env = "RAPAT_WEBHOOK_LEASE_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(11..), global = true)]
     pub webhook_lease_seconds: u64,
+    /// The mail server for the email channel: `smtp://host:port` (plain),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:pass@host` (TLS). Unset: the email channel is off.
+    #[arg(long, env = "RAPAT_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of every email: `rapat <noreply@example.com>` or a bare address.
+    #[arg(long, env = "RAPAT_MAIL_FROM", default_value = "rapat <noreply@localhost>", global = true)]
+    pub mail_from: String,
+    /// Where users reach rapat, such as `https://meet.example.com`: the base of
+    /// the links in emails and calendar files, and the host of email Message-IDs.
+    #[arg(long, env = "RAPAT_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Seconds a password reset token stays valid.
+    #[arg(long, env = "RAPAT_PASSWORD_RESET_TTL_SECONDS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub password_reset_ttl_seconds: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -258,17 +284,23 @@ impl Settings {
         }
     }
 
-    pub fn webhooks(&self) -> rapat_delivery::webhooks::WebhookConfig {
-        rapat_delivery::webhooks::WebhookConfig {
-            retry: rapat_delivery::RetryPolicy {
-                base: Duration::from_millis(self.webhook_retry_base_ms),
-                max_delay: Duration::from_millis(self.webhook_retry_max_ms),
-                give_up_after: Duration::from_secs(self.webhook_give_up_after_seconds),
-            },
-            allow_private: self.webhook_allow_private,
-            lease: Duration::from_secs(self.webhook_lease_seconds),
-            ..Default::default()
+    /// The email channel's settings, `None` (and said once) without `RAPAT_SMTP_URL`.
+    pub fn email(&self) -> anyhow::Result<Option<rapat_delivery::email::EmailConfig>> {
+        let Some(smtp_url) = self.smtp_url.clone() else {
+            tracing::warn!("RAPAT_SMTP_URL is not set: the email channel is off (emails wait in the outbox)");
+            return Ok(None);
+        };
+        let public_url = self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.http_addr));
+        if self.public_url.is_none() {
+            tracing::warn!(%public_url, "RAPAT_PUBLIC_URL is not set: links in emails use the listen address");
         }
+        Ok(Some(rapat_delivery::email::EmailConfig {
+            smtp_url,
+            from: self.mail_from.clone(),
+            public_url,
+            token_key: rapat_domain::account::AccountTokenKey::derive(&jwt_secret()?),
+            timeout: Duration::from_secs(30),
+        }))
     }
 
     /// How the email and push workers pace themselves and retry.
@@ -279,6 +311,19 @@ impl Settings {
                 max_delay: Duration::from_millis(self.delivery_retry_max_ms),
                 give_up_after: Duration::from_secs(self.delivery_give_up_after_seconds),
             },
+            ..Default::default()
+        }
+    }
+
+    pub fn webhooks(&self) -> rapat_delivery::webhooks::WebhookConfig {
+        rapat_delivery::webhooks::WebhookConfig {
+            retry: rapat_delivery::RetryPolicy {
+                base: Duration::from_millis(self.webhook_retry_base_ms),
+                max_delay: Duration::from_millis(self.webhook_retry_max_ms),
+                give_up_after: Duration::from_secs(self.webhook_give_up_after_seconds),
+            },
+            allow_private: self.webhook_allow_private,
+            lease: Duration::from_secs(self.webhook_lease_seconds),
             ..Default::default()
         }
     }
@@ -301,12 +346,39 @@ impl Settings {
         config
     }
 
+    /// The web push channel's settings (REST accepts subscriptions with them,
+    /// the sender signs with them). A malformed key stops the process here.
+    pub fn push(&self) -> anyhow::Result<rapat_delivery::push::PushConfig> {
+        let vapid_private_key = match std::env::var("RAPAT_VAPID_PRIVATE_KEY") {
+            Ok(key) if !key.trim().is_empty() => {
+                rapat_delivery::push::VapidKey::parse(&key)?;
+                Some(key)
+            }
+            Ok(_) | Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("RAPAT_VAPID_PRIVATE_KEY is not valid UTF-8"),
+        };
+        let vapid_subject = match &self.vapid_subject {
+            Some(subject) if subject.starts_with("mailto:") || subject.starts_with("https://") => subject.clone(),
+            Some(_) => anyhow::bail!("RAPAT_VAPID_SUBJECT must be a mailto: or https: URL"),
+            None => rapat_delivery::push::PushConfig::default_subject(self.public_url.as_deref()),
+        };
+        Ok(rapat_delivery::push::PushConfig {
+            vapid_private_key,
+            vapid_subject,
+            allow_insecure: self.push_allow_insecure,
+            ..Default::default()
+        })
+    }
+
     pub fn gateway(&self) -> anyhow::Result<GatewayConfig> {
         let mut config = GatewayConfig::new(self.http_addr, jwt_secret()?);
+        config.push = self.push()?;
         config.cors_origins = self.cors_origins.clone();
         config.access_ttl = Duration::from_secs(self.access_ttl_seconds);
         config.ice_servers = self.ice_servers.clone().map(|servers| servers.0).unwrap_or_default();
         config.chat_replicas = self.stream_replicas;
+        config.public_url = self.public_url.clone();
+        config.password_reset_ttl = Duration::from_secs(self.password_reset_ttl_seconds);
         self.apply_limits(&mut config);
         config.ws_max_sockets_per_user = self.ws_max_sockets_per_user;
         config.webhook_allow_private = self.webhook_allow_private;
@@ -414,13 +486,19 @@ fn jwt_secret() -> anyhow::Result<Vec<u8>> {
         Ok(_) => anyhow::bail!("RAPAT_JWT_SECRET must be at least 32 bytes"),
         Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("RAPAT_JWT_SECRET is not valid UTF-8"),
         Err(std::env::VarError::NotPresent) => {
-            tracing::warn!(
-                "RAPAT_JWT_SECRET is not set: using a random key, so tokens die with this process \
-                 and a second gateway cannot verify them"
-            );
-            let mut secret = vec![0u8; 48];
-            rand::rng().fill_bytes(&mut secret);
-            Ok(secret)
+            // One random key per process: its gateway and its email channel share it.
+            static RANDOM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+            Ok(RANDOM
+                .get_or_init(|| {
+                    tracing::warn!(
+                        "RAPAT_JWT_SECRET is not set: using a random key, so tokens (and emailed reset and \
+                         verification links) die with this process and a second process cannot verify them"
+                    );
+                    let mut secret = vec![0u8; 48];
+                    rand::rng().fill_bytes(&mut secret);
+                    secret
+                })
+                .clone())
         }
     };
     secret.context("reading RAPAT_JWT_SECRET")

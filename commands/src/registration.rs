@@ -35,6 +35,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rapat_domain::account::{
     Account, AccountCommand, AccountError, Email, EmailClaim, EmailClaimCommand, EmailClaimError, PersonName,
+    TokenRequest,
 };
 use rapat_domain::credentials::Password;
 use rapat_domain::ids::UserId;
@@ -60,6 +61,8 @@ pub struct Registration {
     pub password: Password,
     pub first_name: PersonName,
     pub last_name: PersonName,
+    /// The email verification token to ask for with the account (SPEC §7).
+    pub verification: Option<TokenRequest>,
 }
 
 /// The metadata of each of a registration's commands: their ids, actor and
@@ -103,12 +106,12 @@ pub async fn register(
     registration: Registration,
     commands: RegistrationCommands,
 ) -> Result<Registered, RegistrationError> {
-    let Registration { account, email, password, first_name, last_name } = registration;
+    let Registration { account, email, password, first_name, last_name, verification } = registration;
     let claim_id = email.claim_id();
     let claim = EmailClaimCommand::Claim { email: email.clone(), account, now: Utc::now() };
     let claimed =
         emails.execute(&claim_id.to_string(), claim, commands.claim).await.map_err(RegistrationError::Claim)?;
-    let register = AccountCommand::Register { email, password, first_name, last_name };
+    let register = AccountCommand::Register { email, password, first_name, last_name, verification };
     let registered = match accounts.execute(&account.to_string(), register, commands.register).await {
         Ok(registered) => registered,
         Err(error) => {

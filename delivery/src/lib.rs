@@ -6,14 +6,17 @@
 //! (`webhook-id`, `Message-ID`, the push message's topic).
 //!
 //! - `retry`: the backoff schedule every channel uses.
+//! - `email`: the email channel's `Sender` (SMTP with lettre) and its messages.
 //! - `metrics`: the gauges every channel exports.
 //! - `outbox`: the worker that drains the email and push outbox (`deliveries`,
 //!   filled by `rapat_projections::outbox`) through a channel's `Sender`.
 //! - `webhooks`: the webhook worker, over `webhook_deliveries` (filled by the
 //!   webhooks projection), one delivery in flight per endpoint, in stream order.
 
+pub mod email;
 pub mod metrics;
 pub mod outbox;
+pub mod push;
 pub mod retry;
 pub mod webhooks;
 

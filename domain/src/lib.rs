@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod ids;
 pub mod inbox;
 pub mod invitation;
+pub mod push;
 pub mod room;
 pub mod services;
 pub mod session;

@@ -83,6 +83,17 @@ pub struct GatewayConfig {
     /// Webhook URLs may name loopback, private and link-local hosts
     /// (`RAPAT_WEBHOOK_ALLOW_PRIVATE`; the delivery worker has the same switch).
     pub webhook_allow_private: bool,
+    /// Web push: the VAPID key setting and which endpoints are accepted.
+    pub push: rapat_delivery::push::PushConfig,
+    // Account recovery and verification (SPEC §7).
+    /// `RAPAT_PUBLIC_URL`: where users reach rapat (links in emails and calendar
+    /// files). `None`: calendar files use the origin a request came to.
+    pub public_url: Option<String>,
+    /// How long a password reset token is valid.
+    pub password_reset_ttl: Duration,
+    /// Reset requests accepted per email address within `window` (more answer 429).
+    pub password_reset_per_address: u32,
+    pub password_reset_window: Duration,
 }
 
 /// Room password guessing: failed joins (a password was offered and was wrong)
@@ -199,6 +210,10 @@ impl GatewayConfig {
             chat_max_per_room: 1000,
             chat_replicas: 1,
             hashing: HashingLimits::default(),
+            public_url: None,
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            password_reset_per_address: 3,
+            password_reset_window: Duration::from_secs(15 * 60),
             room_join_failures: JoinFailureLimits {
                 per_user_and_room: 5,
                 per_room: 30,
@@ -217,6 +232,7 @@ impl GatewayConfig {
             ws_max_message_bytes: 1024 * 1024,
             ws_rate_limits: WsRateLimits::default(),
             webhook_allow_private: false,
+            push: rapat_delivery::push::PushConfig::default(),
         }
     }
 }

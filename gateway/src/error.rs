@@ -12,6 +12,7 @@ use rapat_domain::contacts::ContactListError;
 use rapat_domain::credentials::PasswordError;
 use rapat_domain::inbox::InboxError;
 use rapat_domain::invitation::InvitationError;
+use rapat_domain::push::{PushError, PushInputError};
 use rapat_domain::room::{RoomError, RoomInputError};
 use rapat_domain::services::HashingError;
 use rapat_domain::session::SessionError;
@@ -238,6 +239,8 @@ impl DomainRejection for AccountError {
                     "the registration took too long and was undone; try again",
                 )
             },
+            AccountError::InvalidToken => ApiError::bad_request("invalid_token", message),
+            AccountError::TokenExpired => ApiError::bad_request("token_expired", message),
             AccountError::Hashing(error) => error.clone().into(),
         }
     }
@@ -290,6 +293,23 @@ impl DomainRejection for InboxError {
             InboxError::NothingToMark => ApiError::bad_request("invalid_request", message),
             InboxError::OwnerMismatch => ApiError::internal(message),
         }
+    }
+}
+
+impl DomainRejection for PushError {
+    fn to_api_error(&self) -> ApiError {
+        let message = self.to_string();
+        match self {
+            PushError::TooManySubscriptions { .. } => ApiError::conflict("too_many_subscriptions", message),
+            PushError::UnknownSubscription => ApiError::not_found("subscription_not_found", message),
+            PushError::OwnerMismatch => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<PushInputError> for ApiError {
+    fn from(error: PushInputError) -> Self {
+        ApiError::bad_request("invalid_subscription", error.to_string())
     }
 }
 

@@ -1,5 +1,5 @@
-//! Throttles of what one user may do through REST: guess room passwords, and
-//! create rooms.
+//! Throttles of what one user may do through REST: guess room passwords, create
+//! rooms, and ask for password reset emails to one address.
 //!
 //! Failed joins are counted in this process (a refused command leaves no event to
 //! count elsewhere), so with several gateways behind a balancer each allows its own
@@ -20,6 +20,8 @@ pub struct Limits {
     pub join_failures_per_user_and_room: FailureWindow<(UserId, RoomId)>,
     pub join_failures_per_room: FailureWindow<RoomId>,
     pub room_creation: UserLocks,
+    /// Password reset requests per (normalised) email address.
+    pub password_resets_per_address: FailureWindow<String>,
 }
 
 impl Limits {
@@ -29,6 +31,10 @@ impl Limits {
             join_failures_per_user_and_room: FailureWindow::new(joins.per_user_and_room, joins.window),
             join_failures_per_room: FailureWindow::new(joins.per_room, joins.window),
             room_creation: UserLocks::new(),
+            password_resets_per_address: FailureWindow::new(
+                config.password_reset_per_address,
+                config.password_reset_window,
+            ),
         }
     }
 }

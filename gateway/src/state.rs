@@ -8,6 +8,7 @@ use rapat_domain::account::{Account, EmailClaim};
 use rapat_domain::contacts::ContactList;
 use rapat_domain::inbox::Inbox;
 use rapat_domain::invitation::Invitation;
+use rapat_domain::push::PushDevices;
 use rapat_domain::room::Room;
 use rapat_domain::session::Session;
 use rapat_domain::settings::UserSettings;
@@ -35,6 +36,10 @@ pub struct Inner {
     pub inboxes: CommandBus<Inbox>,
     /// Webhook endpoints (SPEC §7).
     pub webhooks: CommandBus<Webhook>,
+    /// Each user's web push subscriptions.
+    pub push_devices: CommandBus<PushDevices>,
+    /// The deployment's VAPID key, read (or made and kept) on first use.
+    pub vapid: tokio::sync::OnceCell<rapat_delivery::push::VapidKey>,
     pub db: PgPool,
     pub positions: ProjectionPositions,
     pub tokens: TokenKeys,

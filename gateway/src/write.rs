@@ -21,6 +21,7 @@ fn visible_in(aggregate_type: &str) -> &'static [Projection] {
         "settings" => &[Projection::Settings, Projection::Audit],
         "inbox" => &[Projection::Notifications],
         "webhook" => &[Projection::Webhooks, Projection::Audit],
+        "push" => &[Projection::PushSubscriptions, Projection::Audit],
         _ => &[],
     }
 }

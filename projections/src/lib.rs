@@ -14,6 +14,7 @@
 //! - [`outbox`] records, exactly once, the emails and pushes a projection owes.
 //! - [`redaction`] hides secrets in the copies of events made for people to read.
 
+pub mod calendar;
 pub mod db;
 pub mod export;
 pub mod listen;

@@ -65,6 +65,10 @@ event_schemas! {
         "StatusChanged",
         "RoleGranted",
         "RegistrationAbandoned",
+        "EmailVerificationRequested",
+        "EmailVerified",
+        "PasswordResetRequested",
+        "PasswordReset",
     ],
     "email" => ["EmailClaimed", "EmailClaimConfirmed", "EmailClaimReleased"],
     "contacts" => ["ContactAdded", "ContactRemoved"],
@@ -85,6 +89,7 @@ event_schemas! {
         "WebhookDeleted",
         "WebhookDeliveryRetried",
     ],
+    "push" => ["PushSubscribed", "PushUnsubscribed"],
 }
 
 /// The schema of `rapat_domain::envelope::StoredEvent` at its root, and of a

@@ -9,7 +9,8 @@ use std::path::Path;
 use chrono::{DateTime, TimeZone, Utc};
 use cqrs_es::{Aggregate, DomainEvent};
 use rapat_domain::account::{
-    Account, AccountEvent, AccountStatus, Avatar, Email, EmailClaim, EmailClaimEvent, PersonName, Role,
+    Account, AccountEvent, AccountStatus, AccountTokenKey, Avatar, Email, EmailClaim, EmailClaimEvent, PersonName,
+    Role, TokenPurpose, TokenRequest,
 };
 use rapat_domain::contacts::{ContactList, ContactListEvent};
 use rapat_domain::credentials::PasswordHash;
@@ -17,6 +18,9 @@ use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_event, sc
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::inbox::{Inbox, InboxEvent};
 use rapat_domain::invitation::{Invitation, InvitationEvent};
+use rapat_domain::push::{
+    AuthSecret, EndpointPolicy, P256dhKey, PushDevices, PushEndpoint, PushEvent, UnsubscribeReason,
+};
 use rapat_domain::room::{DurationMinutes, MaxUsers, Room, RoomDescription, RoomEvent, RoomName};
 use rapat_domain::session::{RefreshToken, RevokeReason, Session, SessionEvent};
 use rapat_domain::settings::{
@@ -115,8 +119,24 @@ fn next_account_event(previous: Option<&AccountEvent>) -> Option<AccountEvent> {
         Some(StatusChanged { .. }) => RoleGranted { role: Role::Admin },
         // Only ever the event of an unregistered account; the chain is a list of examples.
         Some(RoleGranted { .. }) => RegistrationAbandoned {},
-        Some(RegistrationAbandoned {}) => return None,
+        Some(RegistrationAbandoned {}) => {
+            let TokenRequest { request_id, token_hash } = token(TokenPurpose::EmailVerification);
+            EmailVerificationRequested { request_id, token_hash }
+        }
+        Some(EmailVerificationRequested { .. }) => EmailVerified {},
+        Some(EmailVerified {}) => {
+            let TokenRequest { request_id, token_hash } = token(TokenPurpose::PasswordReset);
+            PasswordResetRequested { request_id, token_hash, expires_at: at() }
+        }
+        Some(PasswordResetRequested { .. }) => {
+            PasswordReset { password_hash: hash(), token_hash: token(TokenPurpose::PasswordReset).token_hash }
+        }
+        Some(PasswordReset { .. }) => return None,
     })
+}
+
+fn token(purpose: TokenPurpose) -> TokenRequest {
+    TokenRequest::new(&AccountTokenKey::derive(b"a deployment secret"), purpose, ANA, Uuid::from_u128(0x7))
 }
 
 fn next_email_claim_event(previous: Option<&EmailClaimEvent>) -> Option<EmailClaimEvent> {
@@ -213,6 +233,25 @@ fn next_webhook_event(previous: Option<&WebhookEvent>) -> Option<WebhookEvent> {
     })
 }
 
+fn next_push_event(previous: Option<&PushEvent>) -> Option<PushEvent> {
+    let endpoint = PushEndpoint::parse("https://push.example.net/send/abc", EndpointPolicy::HttpsOnly).expect("valid");
+    match previous {
+        None => Some(PushEvent::PushSubscribed {
+            user_id: ANA,
+            endpoint,
+            p256dh: P256dhKey::parse(
+                "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU",
+            )
+            .expect("a point"),
+            auth_secret: AuthSecret::parse("AAECAwQFBgcICQoLDA0ODw").expect("16 bytes"),
+        }),
+        Some(PushEvent::PushSubscribed { .. }) => {
+            Some(PushEvent::PushUnsubscribed { user_id: ANA, endpoint, reason: UnsubscribeReason::Gone })
+        }
+        Some(PushEvent::PushUnsubscribed { .. }) => None,
+    }
+}
+
 fn chain<E>(next: fn(Option<&E>) -> Option<E>) -> Vec<E> {
     let mut events: Vec<E> = Vec::new();
     while let Some(event) = next(events.last()) {
@@ -270,6 +309,7 @@ fn examples() -> Vec<Example> {
     examples.extend(examples_of::<UserSettings>(chain(next_settings_event)));
     examples.extend(examples_of::<Inbox>(chain(next_inbox_event)));
     examples.extend(examples_of::<Webhook>(chain(next_webhook_event)));
+    examples.extend(examples_of::<PushDevices>(chain(next_push_event)));
     // Optional fields the chain fills in, left out.
     examples.extend(examples_of::<Room>(vec![
         RoomEvent::RoomCreated {

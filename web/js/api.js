@@ -314,3 +314,15 @@ export const unreadCount = () => request("GET", "/notifications/unread-count").t
 
 export const markRead = (id) => request("POST", `/notifications/${encodeURIComponent(id)}/read`);
 export const markAllRead = () => request("POST", "/notifications/read-all");
+
+// ---------------------------------------------------------------- web push
+
+/** The deployment's VAPID public key (base64url), for `applicationServerKey`. */
+export const vapidPublicKey = () =>
+  request("GET", "/push/vapid-public-key", { auth: false }).then((data) => String(data.publicKey));
+
+/** Registers this browser's PushSubscription (its `toJSON()`). */
+export const pushSubscribe = (subscription) => request("POST", "/push/subscriptions", { body: subscription });
+
+/** @param {string} endpoint */
+export const pushUnsubscribe = (endpoint) => request("DELETE", "/push/subscriptions", { body: { endpoint } });

@@ -15,6 +15,7 @@ import { Bell } from "./bell.js";
 import { describe } from "./errors.js";
 import { renderLobby } from "./lobby-view.js";
 import { Meeting, displayName } from "./meeting.js";
+import { disablePush } from "./push.js";
 import { forgetSettings, renderSettings } from "./settings-view.js";
 import { el, replace, toast } from "./ui.js";
 
@@ -72,6 +73,9 @@ function renderHeader(session) {
         id: "sign-out",
         onclick: async () => {
           if (meeting?.view && !meeting.finished) await meeting.leave({ navigate: false });
+          // This browser stops receiving the user's notifications: the next
+          // person to sign in here must not see them.
+          await disablePush().catch(() => {});
           api.logout().catch(() => {});
         },
       },

@@ -5,6 +5,7 @@
 
 import * as api from "./api.js";
 import { describe } from "./errors.js";
+import { currentSubscription, disablePush, enablePush, pushSupported } from "./push.js";
 import { busy, el, formError, replace, toast } from "./ui.js";
 
 export const KINDS = [
@@ -135,5 +136,66 @@ export async function renderSettings(root) {
       }
     });
   });
-  replace(root, el("section", { class: "card wide" }, el("h2", {}, "Settings"), form));
+  replace(root, el("section", { class: "card wide" }, el("h2", {}, "Settings"), pushSwitch(form), form));
+}
+
+/**
+ * The "enable notifications" switch: subscribes this browser to web push (asking
+ * permission first) or unsubscribes it. Turning it on when no kind goes by push
+ * yet switches push on for every kind, so that something arrives.
+ * @param {HTMLFormElement} form the settings form, whose Push column it may fill
+ */
+function pushSwitch(form) {
+  const box = /** @type {HTMLInputElement} */ (
+    el("input", { type: "checkbox", id: "push-enabled", name: "pushEnabled", disabled: true })
+  );
+  const status = el("span", { class: "muted", id: "push-status" });
+  const row = el("div", { class: "row push-switch" }, el("label", {}, box, " Enable notifications in this browser"), status);
+  if (!pushSupported()) {
+    status.textContent = "This browser cannot receive push notifications here (it needs HTTPS or localhost).";
+    return row;
+  }
+  currentSubscription()
+    .then((subscription) => {
+      box.checked = Boolean(subscription);
+      box.disabled = false;
+    })
+    .catch(() => {
+      box.disabled = false;
+    });
+  box.addEventListener("change", async () => {
+    box.disabled = true;
+    status.textContent = "";
+    try {
+      if (box.checked) {
+        await enablePush();
+        await pushEveryKindIfNone(form);
+        toast("Notifications are on in this browser");
+      } else {
+        await disablePush();
+        toast("Notifications are off in this browser");
+      }
+    } catch (error) {
+      box.checked = !box.checked;
+      status.textContent = error instanceof api.ApiError ? describe(error) : String(error?.message ?? error);
+    } finally {
+      box.disabled = false;
+    }
+  });
+  return row;
+}
+
+/** @param {HTMLFormElement} form */
+async function pushEveryKindIfNone(form) {
+  const current = await userSettings();
+  if (KINDS.some(([kind]) => current.notifications?.[kind]?.push)) return;
+  /** @type {Record<string, {inApp: boolean, email: boolean, push: boolean}>} */
+  const notifications = {};
+  for (const [kind] of KINDS) {
+    const channels = current.notifications?.[kind] ?? { inApp: true, email: true };
+    notifications[kind] = { inApp: Boolean(channels.inApp), email: Boolean(channels.email), push: true };
+    const box = /** @type {HTMLInputElement | null} */ (form.elements.namedItem(`${kind}.push`));
+    if (box) box.checked = true;
+  }
+  loaded = Promise.resolve(await api.updateSettings({ notifications }));
 }

@@ -58,6 +58,7 @@ fn new_account(account: UserId, address: &str) -> Registration {
         password: Password::parse_for_account("correct horse 1".to_owned()).expect("valid password"),
         first_name: PersonName::parse("Ana".to_owned()).expect("valid name"),
         last_name: PersonName::parse("Putri".to_owned()).expect("valid name"),
+        verification: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::token::{TokenHash, TokenRequest};
 use super::types::{AccountStatus, AvatarChange, Email, PersonName, Role};
 use crate::credentials::Password;
 use crate::ids::UserId;
@@ -14,6 +15,9 @@ pub enum AccountCommand {
         password: Password,
         first_name: PersonName,
         last_name: PersonName,
+        /// The email verification token to send to the new address; `None`
+        /// registers without asking for a verification.
+        verification: Option<TokenRequest>,
     },
     /// `None` leaves a field as it is.
     UpdateProfile {
@@ -31,6 +35,22 @@ pub enum AccountCommand {
     },
     GrantRole {
         role: Role,
+    },
+    /// A password reset token was asked for; valid until `expires_at`, once.
+    RequestPasswordReset {
+        request: TokenRequest,
+        expires_at: DateTime<Utc>,
+    },
+    /// Sets a new password with a reset token (its hash). `now` comes from the
+    /// caller: the domain has no clock.
+    ResetPassword {
+        token: TokenHash,
+        new: Password,
+        now: DateTime<Utc>,
+    },
+    /// The address is the account holder's: the token sent at registration came back.
+    VerifyEmail {
+        token: TokenHash,
     },
     /// Gives up a registration that never completed: the account can then never be
     /// registered, so its email claim can be released safely.

@@ -16,6 +16,12 @@ pub enum AccountError {
     /// The registration took too long and was given up; a new one may start.
     #[error("the registration took too long and was abandoned")]
     RegistrationAbandoned,
+    /// A reset or verification token that this account never issued, or one
+    /// already used.
+    #[error("the token is not valid or was already used")]
+    InvalidToken,
+    #[error("the token has expired")]
+    TokenExpired,
     #[error(transparent)]
     Hashing(#[from] HashingError),
 }

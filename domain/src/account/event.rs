@@ -8,6 +8,9 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use uuid::Uuid;
+
+use super::token::TokenHash;
 use super::types::{AccountStatus, Avatar, Email, PersonName, Role};
 use crate::credentials::PasswordHash;
 use crate::envelope::{Upcast, UpcastError, refuse_newer};
@@ -47,6 +50,26 @@ pub enum AccountEvent {
     RoleGranted {
         role: Role,
     },
+    /// An email verification token was sent for (at registration). The token is
+    /// derived from `request_id` (see `token.rs`); only its hash is kept.
+    EmailVerificationRequested {
+        request_id: Uuid,
+        token_hash: TokenHash,
+    },
+    /// The verification token came back: the address is the account holder's.
+    EmailVerified {},
+    /// A password reset token was asked for; it is valid once, until `expires_at`.
+    PasswordResetRequested {
+        request_id: Uuid,
+        token_hash: TokenHash,
+        expires_at: DateTime<Utc>,
+    },
+    /// The password was set with the reset token `token_hash`; every session of
+    /// the account is to be revoked.
+    PasswordReset {
+        password_hash: PasswordHash,
+        token_hash: TokenHash,
+    },
     /// A registration that never completed was given up (see
     /// `AccountCommand::AbandonRegistration`); the account stays unregistered.
     RegistrationAbandoned {},
@@ -58,7 +81,15 @@ impl AccountEvent {
     fn current_version(event_type: &str) -> Option<u32> {
         match event_type {
             "AccountRegistered" => Some(2),
-            "ProfileUpdated" | "PasswordChanged" | "StatusChanged" | "RoleGranted" | "RegistrationAbandoned" => Some(1),
+            "ProfileUpdated"
+            | "PasswordChanged"
+            | "StatusChanged"
+            | "RoleGranted"
+            | "RegistrationAbandoned"
+            | "EmailVerificationRequested"
+            | "EmailVerified"
+            | "PasswordResetRequested"
+            | "PasswordReset" => Some(1),
             _ => None,
         }
     }
@@ -73,6 +104,10 @@ impl DomainEvent for AccountEvent {
             Self::StatusChanged { .. } => "StatusChanged",
             Self::RoleGranted { .. } => "RoleGranted",
             Self::RegistrationAbandoned {} => "RegistrationAbandoned",
+            Self::EmailVerificationRequested { .. } => "EmailVerificationRequested",
+            Self::EmailVerified {} => "EmailVerified",
+            Self::PasswordResetRequested { .. } => "PasswordResetRequested",
+            Self::PasswordReset { .. } => "PasswordReset",
         };
         name.to_owned()
     }

@@ -15,8 +15,12 @@ mod claim;
 mod command;
 mod error;
 mod event;
+#[cfg(test)]
+mod recovery_tests;
+mod token;
 mod types;
 
+use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -25,6 +29,7 @@ pub use claim::EmailClaim;
 pub use command::{AccountCommand, EmailClaimCommand};
 pub use error::{AccountError, AccountInputError, EmailClaimError};
 pub use event::{AccountEvent, EmailClaimEvent};
+pub use token::{AccountToken, AccountTokenKey, MalformedAccountToken, TokenHash, TokenPurpose, TokenRequest};
 pub use types::{AccountStatus, Avatar, AvatarChange, Email, PersonName, Role};
 
 use crate::credentials::PasswordHash;
@@ -44,9 +49,32 @@ pub struct Account {
     /// Its registration was given up: it can never be registered.
     #[serde(default)]
     abandoned: bool,
+    #[serde(default)]
+    email_verified: bool,
+    /// The hash of the verification token sent at registration.
+    #[serde(default)]
+    verification: Option<TokenHash>,
+    /// Reset tokens asked for and not yet used, newest last (at most
+    /// [`Account::MAX_PENDING_RESETS`]); a reset spends them all.
+    #[serde(default)]
+    pending_resets: Vec<PendingReset>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PendingReset {
+    token_hash: TokenHash,
+    expires_at: DateTime<Utc>,
 }
 
 impl Account {
+    /// Reset tokens kept per account: asking again and again keeps only the newest.
+    pub const MAX_PENDING_RESETS: usize = 5;
+
+    pub fn email_verified(&self) -> bool {
+        self.email_verified
+    }
+
     pub fn is_registered(&self) -> bool {
         self.email.is_some()
     }
@@ -92,7 +120,7 @@ impl Account {
                 (false, false) => Ok(vec![AccountEvent::RegistrationAbandoned {}]),
             };
         }
-        if let AccountCommand::Register { email, password, first_name, last_name } = command {
+        if let AccountCommand::Register { email, password, first_name, last_name, verification } = command {
             if self.is_registered() {
                 return Err(AccountError::AlreadyRegistered);
             }
@@ -100,13 +128,17 @@ impl Account {
                 return Err(AccountError::RegistrationAbandoned);
             }
             let password_hash = services.passwords.hash(&password).await?;
-            return Ok(vec![AccountEvent::AccountRegistered {
+            let mut events = vec![AccountEvent::AccountRegistered {
                 email,
                 password_hash,
                 first_name,
                 last_name,
                 role: Role::Member,
-            }]);
+            }];
+            if let Some(TokenRequest { request_id, token_hash }) = verification {
+                events.push(AccountEvent::EmailVerificationRequested { request_id, token_hash });
+            }
+            return Ok(events);
         }
         let current_hash = self.password_hash.as_ref().ok_or(AccountError::NotFound)?;
         match command {
@@ -141,6 +173,30 @@ impl Account {
             }
             AccountCommand::SetStatus { status } if status == self.status => Ok(vec![]),
             AccountCommand::SetStatus { status } => Ok(vec![AccountEvent::StatusChanged { status }]),
+            AccountCommand::RequestPasswordReset { request, expires_at } => {
+                Ok(vec![AccountEvent::PasswordResetRequested {
+                    request_id: request.request_id,
+                    token_hash: request.token_hash,
+                    expires_at,
+                }])
+            }
+            AccountCommand::ResetPassword { token, new, now } => {
+                let pending = self
+                    .pending_resets
+                    .iter()
+                    .find(|pending| pending.token_hash == token)
+                    .ok_or(AccountError::InvalidToken)?;
+                if pending.expires_at <= now {
+                    return Err(AccountError::TokenExpired);
+                }
+                let password_hash = services.passwords.hash(&new).await?;
+                Ok(vec![AccountEvent::PasswordReset { password_hash, token_hash: token }])
+            }
+            AccountCommand::VerifyEmail { token } if self.verification.as_ref() != Some(&token) => {
+                Err(AccountError::InvalidToken)
+            }
+            AccountCommand::VerifyEmail { .. } if self.email_verified => Ok(vec![]),
+            AccountCommand::VerifyEmail { .. } => Ok(vec![AccountEvent::EmailVerified {}]),
             AccountCommand::GrantRole { role } if role == self.role => Ok(vec![]),
             AccountCommand::GrantRole { role } => Ok(vec![AccountEvent::RoleGranted { role }]),
         }
@@ -196,6 +252,18 @@ impl Aggregate for Account {
             AccountEvent::StatusChanged { status } => self.status = status,
             AccountEvent::RoleGranted { role } => self.role = role,
             AccountEvent::RegistrationAbandoned {} => self.abandoned = true,
+            AccountEvent::EmailVerificationRequested { token_hash, .. } => self.verification = Some(token_hash),
+            AccountEvent::EmailVerified {} => self.email_verified = true,
+            AccountEvent::PasswordResetRequested { token_hash, expires_at, .. } => {
+                if self.pending_resets.len() >= Self::MAX_PENDING_RESETS {
+                    self.pending_resets.remove(0);
+                }
+                self.pending_resets.push(PendingReset { token_hash, expires_at });
+            }
+            AccountEvent::PasswordReset { password_hash, .. } => {
+                self.password_hash = Some(password_hash);
+                self.pending_resets.clear();
+            }
         }
     }
 }
@@ -253,6 +321,7 @@ mod tests {
             password: password("password1"),
             first_name: person("Ana"),
             last_name: person("Putri"),
+            verification: None,
         };
         account().given_no_previous_events().when(command.clone()).then_expect_events(vec![registered()]);
         account().given(vec![registered()]).when(command).then_expect_error(AccountError::AlreadyRegistered);
@@ -266,6 +335,7 @@ mod tests {
             password: password("password1"),
             first_name: person("Ana"),
             last_name: person("Putri"),
+            verification: None,
         };
         account()
             .given_no_previous_events()

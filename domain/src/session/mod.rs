@@ -24,6 +24,8 @@ pub enum RevokeReason {
     Logout,
     /// A spent refresh token was presented again.
     RefreshReuse,
+    /// The account's password was reset: every session of it ends.
+    PasswordReset,
 }
 
 #[derive(Clone, Debug)]

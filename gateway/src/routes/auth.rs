@@ -161,7 +161,8 @@ async fn register(
         confirm: metadata(EmailClaim::TYPE, &claim_id, "Confirm"),
     };
     let registration_email = email.clone();
-    let registration = Registration { account: user, email, password, first_name, last_name };
+    let verification = Some(crate::routes::recovery::registration_verification(&state, user));
+    let registration = Registration { account: user, email, password, first_name, last_name, verification };
     let registered =
         registration::register(&state.accounts, &state.emails, registration, commands).await.map_err(|error| {
             match error {

@@ -10,6 +10,8 @@ pub mod contacts;
 pub mod health;
 pub mod invitations;
 pub mod notifications;
+pub mod push;
+pub mod recovery;
 mod responses;
 pub mod rooms;
 pub mod schema;
@@ -28,7 +30,7 @@ use crate::state::AppState;
     info(title = "rapat", description = "Event-sourced backend for browser video meetings: REST API v1"),
     modifiers(&BearerAuth),
     tags(
-        (name = "auth", description = "Registration, login, token refresh and logout"),
+        (name = "auth", description = "Registration, login, token refresh, logout, password reset and email verification"),
         (name = "users", description = "Profiles, contacts and presence"),
         (name = "rooms", description = "Rooms, participants and their history"),
         (name = "invitations", description = "Answering an invitation to a room (the host sends them under /rooms)"),
@@ -36,6 +38,7 @@ use crate::state::AppState;
         (name = "audit", description = "The audit trail of every stored event, for administrators"),
         (name = "notifications", description = "In-app notifications and what the caller has read"),
         (name = "webhooks", description = "Signed webhook endpoints and their delivery log, for administrators"),
+        (name = "push", description = "Web push: the VAPID key and the caller's browser subscriptions"),
     )
 )]
 struct ApiDoc;
@@ -86,7 +89,7 @@ where
     <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
 {
     let v1 = OpenApiRouter::new()
-        .merge(auth::router().layer(rate_limited))
+        .merge(auth::router().merge(recovery::router()).layer(rate_limited))
         .merge(users::router())
         .merge(contacts::router())
         .merge(rooms::router())
@@ -96,7 +99,8 @@ where
         .merge(audit::router())
         .merge(analytics::router())
         .merge(notifications::router())
-        .merge(webhooks::router());
+        .merge(webhooks::router())
+        .merge(push::router());
     let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1);
     // After every route is in: the statuses all routes share (see `responses.rs`).
     utoipa::Modify::modify(&responses::CommonResponses, router.get_openapi_mut());

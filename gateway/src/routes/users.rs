@@ -40,6 +40,9 @@ pub struct UserView {
     pub status: String,
     /// `member` or `admin`.
     pub role: String,
+    /// The address was verified with the token emailed at registration
+    /// (`POST /auth/verify-email`).
+    pub email_verified: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -56,6 +59,7 @@ impl From<UserRow> for UserView {
             avatar: row.avatar,
             status: row.status,
             role: row.role,
+            email_verified: row.email_verified,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }

@@ -105,8 +105,11 @@ async fn an_admin_sees_every_change_of_a_meeting_story_with_its_actor_in_order()
     assert_eq!(
         story,
         vec![
+            // Registration asks for the address's verification in the same command.
             t(&a, "account", "AccountRegistered"),
+            t(&a, "account", "EmailVerificationRequested"),
             t(&b, "account", "AccountRegistered"),
+            t(&b, "account", "EmailVerificationRequested"),
             t(&a, "account", "ProfileUpdated"),
             t(&a, "contacts", "ContactAdded"),
             t(&a, "room", "RoomCreated"),

@@ -65,6 +65,13 @@ const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/v1/webhooks/{id}/rotate-secret"),
     ("GET", "/api/v1/webhooks/{id}/deliveries"),
     ("POST", "/api/v1/webhooks/{id}/deliveries/{deliveryId}/retry"),
+    // SPEC §7: web push.
+    ("GET", "/api/v1/push/vapid-public-key"),
+    ("POST", "/api/v1/push/subscriptions"),
+    ("DELETE", "/api/v1/push/subscriptions"),
+    ("POST", "/api/v1/auth/password-reset"),
+    ("POST", "/api/v1/auth/password-reset/confirm"),
+    ("POST", "/api/v1/auth/verify-email"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];

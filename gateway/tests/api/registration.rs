@@ -55,6 +55,7 @@ impl WriteSide {
             password: Password::parse_for_account(PASSWORD.to_owned()).expect("valid password"),
             first_name: PersonName::parse("Cut".to_owned()).expect("valid name"),
             last_name: PersonName::parse("Short".to_owned()).expect("valid name"),
+            verification: None,
         };
         self.accounts.execute(&account.to_string(), command, CommandMetadata::system()).await.map(|_| ())
     }

@@ -67,6 +67,26 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
                 .execute(tx)
                 .await?
         }
+        AccountEvent::PasswordReset { password_hash, .. } => {
+            sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(password_hash.as_phc())
+                .bind(at)
+                .execute(tx)
+                .await?
+        }
+        AccountEvent::EmailVerified {} => {
+            sqlx::query("UPDATE users SET email_verified = TRUE, updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(at)
+                .execute(tx)
+                .await?
+        }
+        // Tokens asked for: the emails come from the outbox (`mail.rs`); the
+        // account's row does not change.
+        AccountEvent::EmailVerificationRequested { .. } | AccountEvent::PasswordResetRequested { .. } => {
+            return Ok(());
+        }
         AccountEvent::RegistrationAbandoned {} => {
             // An account that was never registered: it has no row, and gets none.
             return Ok(());

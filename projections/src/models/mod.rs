@@ -14,8 +14,10 @@ mod audit;
 mod contacts;
 mod email_claims;
 mod invitations;
+mod mail;
 mod notification_state;
 mod notifications;
+mod push_subscriptions;
 mod rooms;
 mod sessions;
 mod settings;
@@ -80,6 +82,7 @@ pub(crate) async fn apply_message(
             Projection::Settings => settings::apply(tx, event).await?,
             Projection::Notifications => notifications::apply(tx, stream_sequence, event).await?,
             Projection::Webhooks => webhooks::apply(tx, stream_sequence, event_index, event).await?,
+            Projection::PushSubscriptions => push_subscriptions::apply(tx, event).await?,
         }
         applied += 1;
     }

@@ -35,6 +35,7 @@ pub fn notification_id(event: Uuid, recipient: Uuid) -> Uuid {
 
 pub(super) async fn apply(tx: &mut PgConnection, stream_sequence: u64, event: &StoredEvent) -> Result<(), ApplyError> {
     let at = Cause { event, stream_sequence };
+    super::mail::apply(tx, stream_sequence, event).await?;
     match event.aggregate_type.as_str() {
         "room" => room_event(tx, &at).await,
         "invitation" => invitation_event(tx, &at).await,

@@ -47,10 +47,11 @@ pub enum Projection {
     Settings,
     Notifications,
     Webhooks,
+    PushSubscriptions,
 }
 
 impl Projection {
-    pub const ALL: [Projection; 11] = [
+    pub const ALL: [Projection; 12] = [
         Self::Accounts,
         Self::Sessions,
         Self::Contacts,
@@ -62,6 +63,7 @@ impl Projection {
         Self::Settings,
         Self::Notifications,
         Self::Webhooks,
+        Self::PushSubscriptions,
     ];
 
     /// Stable name: the checkpoint row, the consumer name and the lock key.
@@ -78,6 +80,7 @@ impl Projection {
             Self::Settings => "settings",
             Self::Notifications => "notifications",
             Self::Webhooks => "webhooks",
+            Self::PushSubscriptions => "push_subscriptions",
         }
     }
 
@@ -104,6 +107,7 @@ impl Projection {
             Self::EmailClaims => Some("email"),
             Self::Invitations => Some("invitation"),
             Self::Settings => Some("settings"),
+            Self::PushSubscriptions => Some("push"),
             // Notifications follow rooms, invitations, settings, contacts and
             // inboxes; webhooks may want any event.
             Self::Audit | Self::Notifications | Self::Webhooks => None,
@@ -139,6 +143,7 @@ impl Projection {
             // Not `webhook_deliveries` nor `webhook_leases`: the delivery queue is
             // never rebuilt (see `models/webhooks.rs`).
             Self::Webhooks => &["webhook_endpoints"],
+            Self::PushSubscriptions => &["push_subscriptions"],
         }
     }
 
@@ -155,6 +160,7 @@ impl Projection {
             Self::Settings => 8,
             Self::Notifications => 9,
             Self::Webhooks => 10,
+            Self::PushSubscriptions => 11,
         }
     }
 }

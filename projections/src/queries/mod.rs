@@ -9,6 +9,7 @@ pub mod email_claims;
 pub mod invitations;
 pub mod notifications;
 pub mod parked;
+pub mod push;
 pub mod reminders;
 pub mod rooms;
 pub mod sessions;

@@ -21,7 +21,7 @@ pub struct SessionRow {
     #[sqlx(try_from = "i64")]
     pub generation: u64,
     pub revoked_at: Option<DateTime<Utc>>,
-    /// `logout` or `refresh_reuse`.
+    /// `logout`, `refresh_reuse` or `password_reset`.
     pub revoked_reason: Option<String>,
 }
 
@@ -41,6 +41,17 @@ pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<SessionRow>, QueryE
     .fetch_optional(pool)
     .await?;
     Ok(row)
+}
+
+/// The ids of `user`'s sessions neither revoked nor expired at `now`.
+pub async fn active_of_user(pool: &PgPool, user: UserId, now: DateTime<Utc>) -> Result<Vec<Uuid>, QueryError> {
+    let ids =
+        sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2")
+            .bind(user.as_uuid())
+            .bind(now)
+            .fetch_all(pool)
+            .await?;
+    Ok(ids)
 }
 
 #[cfg(test)]

@@ -24,12 +24,14 @@ pub struct UserRow {
     pub role: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The address was verified with the token emailed at registration.
+    pub email_verified: bool,
 }
 
 pub async fn by_id(pool: &PgPool, id: UserId) -> Result<Option<UserRow>, QueryError> {
     let row = sqlx::query_as(
         "SELECT u.id, u.email, u.password_hash, u.first_name, u.last_name, u.avatar, u.status, u.role, \
-         u.created_at, u.updated_at FROM users u WHERE u.id = $1",
+         u.created_at, u.updated_at, u.email_verified FROM users u WHERE u.id = $1",
     )
     .bind(id.as_uuid())
     .fetch_optional(pool)
@@ -41,7 +43,7 @@ pub async fn by_id(pool: &PgPool, id: UserId) -> Result<Option<UserRow>, QueryEr
 pub async fn by_email(pool: &PgPool, email: &str) -> Result<Option<UserRow>, QueryError> {
     let row = sqlx::query_as(
         "SELECT u.id, u.email, u.password_hash, u.first_name, u.last_name, u.avatar, u.status, u.role, \
-         u.created_at, u.updated_at FROM users u WHERE u.email = $1",
+         u.created_at, u.updated_at, u.email_verified FROM users u WHERE u.email = $1",
     )
     .bind(email)
     .fetch_optional(pool)
@@ -54,7 +56,7 @@ pub async fn by_ids(pool: &PgPool, ids: &[UserId]) -> Result<Vec<UserRow>, Query
     let ids: Vec<Uuid> = ids.iter().map(UserId::as_uuid).collect();
     let rows = sqlx::query_as(
         "SELECT u.id, u.email, u.password_hash, u.first_name, u.last_name, u.avatar, u.status, u.role, \
-         u.created_at, u.updated_at FROM users u WHERE u.id = ANY($1)",
+         u.created_at, u.updated_at, u.email_verified FROM users u WHERE u.id = ANY($1)",
     )
     .bind(ids)
     .fetch_all(pool)
