@@ -10,6 +10,8 @@
 //! - `metrics`: the gauges every channel exports.
 //! - `outbox`: the worker that drains the email and push outbox (`deliveries`,
 //!   filled by `rapat_projections::outbox`) through a channel's `Sender`.
+//! - `webhooks`: the webhook worker, over `webhook_deliveries` (filled by the
+//!   webhooks projection), one delivery in flight per endpoint, in stream order.
 
 pub mod email;
 pub mod metrics;

@@ -162,7 +162,7 @@ pub(super) struct Figures {
 
 pub(super) async fn figures(db: &PgPool) -> Result<Figures, sqlx::Error> {
     sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE d.status = 'pending') AS queued, \
+        "SELECT count(*) FILTER (WHERE d.status = 'pending' AND d.attempts = 0) AS queued, \
            count(*) FILTER (WHERE d.status = 'pending' AND d.attempts > 0) AS retrying, \
            count(*) FILTER (WHERE d.status = 'failed') AS failed, \
            COALESCE(EXTRACT(EPOCH FROM now() - min(d.created_at) FILTER (WHERE d.status = 'pending'))::float8, 0) \

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::queue::{self, Head, Recorded};
 use super::{CHANNEL, PublicOnly, WebhookConfig, check_literal, signature_header};
-use crate::NextStep;
+use crate::{ChannelCounts, NextStep};
 
 /// How often the gauges are refreshed.
 const FIGURES_EVERY: Duration = Duration::from_secs(2);
@@ -63,6 +63,8 @@ impl WebhookWorker {
             }
             let mut wait = this.config.poll_every;
             match this.claim_due(&in_flight, &mut drains, &shutdown).await {
+                // Every slot busy: a drain that ends wakes the loop.
+                Ok(()) if drains.len() >= this.config.concurrency => {}
                 Ok(()) => {
                     if let Ok(Some(next)) = queue::until_next_due(&this.db).await {
                         wait = wait.min(next.max(Duration::from_millis(10)));
@@ -213,11 +215,15 @@ impl WebhookWorker {
     async fn export_figures(&self) {
         match queue::figures(&self.db).await {
             Ok(figures) => {
-                metrics::gauge!("rapat_delivery_queued", "channel" => CHANNEL).set(figures.queued as f64);
-                metrics::gauge!("rapat_delivery_retrying", "channel" => CHANNEL).set(figures.retrying as f64);
-                metrics::gauge!("rapat_delivery_failed", "channel" => CHANNEL).set(figures.failed as f64);
-                metrics::gauge!("rapat_delivery_oldest_undelivered_seconds", "channel" => CHANNEL)
-                    .set(figures.oldest_undelivered_seconds);
+                let count = |n: i64| u64::try_from(n).unwrap_or(0);
+                let counts = ChannelCounts {
+                    queued: count(figures.queued),
+                    retrying: count(figures.retrying),
+                    failed: count(figures.failed),
+                    oldest_undelivered: (figures.oldest_undelivered_seconds > 0.0)
+                        .then(|| Duration::from_secs_f64(figures.oldest_undelivered_seconds)),
+                };
+                counts.export(CHANNEL);
             }
             Err(error) => tracing::debug!(%error, "reading the webhook figures failed"),
         }
