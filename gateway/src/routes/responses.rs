@@ -43,9 +43,21 @@ fn add_common_responses(operation: &mut Operation) {
 
 /// The writes a client may retry safely: every operation that runs commands,
 /// except login and refresh, whose answers carry new secrets a retry could not
-/// give back (a repeated logout is harmless as it is).
+/// give back (a repeated logout is harmless as it is), and the account emails'
+/// routes: a reset request answers the same whatever happens, and a token is
+/// itself the request's name (a repeat finds it used).
 fn is_keyed_write(path: &str) -> bool {
-    !["/auth/login", "/auth/refresh", "/auth/logout", "/chat"].iter().any(|tail| path.ends_with(tail))
+    ![
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/logout",
+        "/chat",
+        "/auth/password-reset",
+        "/auth/password-reset/confirm",
+        "/auth/verify-email",
+    ]
+    .iter()
+    .any(|tail| path.ends_with(tail))
 }
 
 /// The 202 answer of every write, and the `Idempotency-Key` header of every

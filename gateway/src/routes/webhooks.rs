@@ -192,6 +192,7 @@ impl From<DeliveryRow> for DeliveryView {
 #[serde(rename_all = "camelCase")]
 pub struct DeliveriesQuery {
     /// Only deliveries in this state.
+    #[param(inline)]
     status: Option<DeliveryStatus>,
     /// Deliveries per page, 1 to 500; defaults to 50.
     #[param(minimum = 1, maximum = 500)]
