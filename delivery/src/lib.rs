@@ -23,3 +23,7 @@ pub mod webhooks;
 pub use metrics::ChannelCounts;
 pub use outbox::{Channel, Delivery, OutboxWorker, SendError, Sender, WorkerConfig};
 pub use retry::{NextStep, RetryPolicy};
+
+/// Delivered messages are deleted this long after delivery (failed and pending
+/// ones are kept until they are delivered or resent).
+pub(crate) const KEEP_DELIVERED: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);

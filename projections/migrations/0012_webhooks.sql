@@ -53,6 +53,8 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (endpoint_id, stream_sequence, event_index)
     WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_log ON webhook_deliveries (endpoint_id, stream_sequence DESC, event_index DESC);
+-- Delivered rows are deleted after 30 days (the delivery worker's housekeeping).
+CREATE INDEX webhook_deliveries_delivered ON webhook_deliveries (delivered_at) WHERE status = 'delivered';
 
 -- At most one delivery in flight per endpoint across every rapat process: a
 -- worker holds the endpoint's lease while it sends; a crashed one's expires.

@@ -99,8 +99,6 @@ impl Default for WorkerConfig {
     }
 }
 
-/// Delivered rows older than this are deleted.
-const KEEP_DELIVERED: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How often a worker deletes old delivered rows and refreshes its gauges.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(5);
 
@@ -209,7 +207,7 @@ impl OutboxWorker {
             Ok(counts) => counts.export(channel.as_str()),
             Err(error) => tracing::warn!(%error, "cannot count the outbox"),
         }
-        if let Err(error) = store::delete_delivered_before(&self.db, KEEP_DELIVERED).await {
+        if let Err(error) = store::delete_delivered_before(&self.db, crate::KEEP_DELIVERED).await {
             tracing::warn!(%error, "cannot delete old delivered rows");
         }
     }

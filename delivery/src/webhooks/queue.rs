@@ -173,3 +173,16 @@ pub(super) async fn figures(db: &PgPool) -> Result<Figures, sqlx::Error> {
     .fetch_one(db)
     .await
 }
+
+/// Deletes deliveries delivered more than `age` ago. The projection queues a
+/// delivery only when its event is new, so a deleted one never comes back.
+pub(super) async fn delete_delivered_before(db: &PgPool, age: Duration) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM webhook_deliveries WHERE status = 'delivered' \
+         AND delivered_at < now() - make_interval(secs => $1)",
+    )
+    .bind(age.as_secs_f64())
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -227,6 +227,9 @@ impl WebhookWorker {
             }
             Err(error) => tracing::debug!(%error, "reading the webhook figures failed"),
         }
+        if let Err(error) = queue::delete_delivered_before(&self.db, crate::KEEP_DELIVERED).await {
+            tracing::debug!(%error, "deleting old delivered webhooks failed");
+        }
     }
 }
 
