@@ -28,11 +28,10 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use futures::StreamExt as _;
 use rapat_commands::{CommandBus, CommandMetadata, JetStreamEventStore};
-use rapat_domain::credentials::{Password, PasswordHash};
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::invitation::{Invitation, InvitationCommand, Invitee};
 use rapat_domain::room::{MaxUsers, Room, RoomCommand, RoomDescription, RoomName};
-use rapat_domain::services::{DomainServices, HashingError, PasswordHasher};
+use rapat_domain::services::DomainServices;
 use rapat_domain::session::{RefreshToken, Session, SessionCommand};
 use rapat_domain::settings::{ReminderMinutes, SettingsChanges, SettingsCommand, UserSettings};
 use rapat_domain::text::Timestamp;
@@ -44,7 +43,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use support::{SECRET, Stack, env_or};
+use support::{NoPasswords, SECRET, Stack, env_or};
 
 /// Commands in flight at once during setup.
 const SETUP_CONCURRENCY: usize = 64;
@@ -431,20 +430,6 @@ fn ms(took: Duration) -> f64 {
 }
 
 // ---------------------------------------------------------------- the app
-
-/// Commands the bench sends hash no password.
-struct NoPasswords;
-
-#[async_trait::async_trait]
-impl PasswordHasher for NoPasswords {
-    async fn hash(&self, _: &Password) -> Result<PasswordHash, HashingError> {
-        Err(HashingError::Failed("the bench hashes no passwords".into()))
-    }
-
-    async fn verify(&self, _: &Password, _: &PasswordHash) -> Result<bool, HashingError> {
-        Err(HashingError::Failed("the bench checks no passwords".into()))
-    }
-}
 
 /// The bench stack (`support`), and command buses of its own for setup.
 struct Bench {

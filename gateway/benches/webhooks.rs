@@ -14,6 +14,8 @@
 //!    receipt at each endpoint (p50/p99). Baseline: the bare loop's per-request
 //!    latency.
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,21 +26,19 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use futures::StreamExt as _;
 use hdrhistogram::Histogram;
-use rapat_commands::{CommandBus, CommandMetadata, EventStoreConfig, JetStreamEventStore};
+use rapat_commands::{CommandBus, CommandMetadata, JetStreamEventStore};
 use rapat_delivery::RetryPolicy;
 use rapat_delivery::webhooks::{WebhookConfig, WebhookWorker};
-use rapat_domain::credentials::{Password, PasswordHash};
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::room::{MaxUsers, Room, RoomCommand, RoomDescription, RoomName};
-use rapat_domain::services::{DomainServices, HashingError, PasswordHasher};
+use rapat_domain::services::DomainServices;
 use rapat_domain::webhook::{Webhook, WebhookCommand, WebhookSecret, WebhookUrl, parse_event_types};
-use rapat_projections::ProjectorConfig;
-use rapat_wire::Namespace;
 use serde_json::Value;
-use sqlx::{Connection as _, PgPool};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use support::{NoPasswords, Stack, env_or};
 
 const PATIENCE: Duration = Duration::from_secs(600);
 
@@ -73,7 +73,8 @@ async fn round(bench: &Bench, endpoints: usize, events: usize, paced: usize) -> 
     bench.receiver.wait_for(events * endpoints).await?;
     let rate = (events * endpoints) as f64 / started.elapsed().as_secs_f64();
     worker.cancel();
-    let body: String = sqlx::query_scalar("SELECT body FROM webhook_deliveries LIMIT 1").fetch_one(&bench.db).await?;
+    let body: String =
+        sqlx::query_scalar("SELECT body FROM webhook_deliveries LIMIT 1").fetch_one(&bench.stack.db).await?;
     let (bare_rate, bare_latency) = bench.bare_loop(endpoints, events, body).await?;
 
     // 2. Delay from append to receipt.
@@ -147,50 +148,19 @@ async fn hook(State(receiver): State<Arc<Receiver>>, Path(_endpoint): Path<Strin
     ""
 }
 
-struct NoPasswords;
-
-#[async_trait::async_trait]
-impl PasswordHasher for NoPasswords {
-    async fn hash(&self, _: &Password) -> Result<PasswordHash, HashingError> {
-        Err(HashingError::Failed("the bench hashes no passwords".into()))
-    }
-
-    async fn verify(&self, _: &Password, _: &PasswordHash) -> Result<bool, HashingError> {
-        Err(HashingError::Failed("the bench checks no passwords".into()))
-    }
-}
-
+/// The bench stack (`support`), a receiver on loopback, and command buses of its own for setup.
 struct Bench {
-    db: PgPool,
-    database: String,
-    postgres: String,
-    nats: async_nats::Client,
-    namespace: Namespace,
+    stack: Stack,
     rooms: CommandBus<Room>,
     webhooks: CommandBus<Webhook>,
     receiver: Arc<Receiver>,
     receiver_url: String,
     host: UserId,
-    shutdown: CancellationToken,
 }
 
 impl Bench {
     async fn start() -> anyhow::Result<Self> {
-        let nats_url = env_or("NATS_URL", "nats://127.0.0.1:4222");
-        let database_url = env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rapat");
-        let postgres = database_url.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(database_url);
-        let namespace = Namespace::parse(&format!("bench{}", Uuid::new_v4().simple()))?;
-        let mut event_store = EventStoreConfig::for_namespace(namespace.clone());
-        event_store.max_age = Some(Duration::from_secs(3600));
-        let nats = rapat_commands::connect(&nats_url).await?;
-        let jetstream = async_nats::jetstream::new(nats.clone());
-        rapat_commands::ensure_event_store(&jetstream, &event_store).await?;
-        let database = format!("rapat_{namespace}");
-        let db = rapat_projections::connect(&format!("{postgres}/{database}")).await?;
-        let shutdown = CancellationToken::new();
-        let projector = ProjectorConfig::for_namespace(namespace.clone());
-        tokio::spawn(rapat_projections::run_all(db.clone(), jetstream, projector, shutdown.child_token()));
-
+        let stack = Stack::start(|_| {}).await?;
         let receiver = Arc::new(Receiver::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let receiver_url = format!("http://{}", listener.local_addr()?);
@@ -199,11 +169,12 @@ impl Bench {
             .with_state(Arc::clone(&receiver));
         tokio::spawn(async move { axum::serve(listener, app).await });
 
+        let (nats, event_store) = (&stack.nats, &stack.event_store);
         let services = DomainServices::new(Arc::new(NoPasswords));
         let rooms = CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, services);
-        let webhooks = CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store).await?, ());
+        let webhooks = CommandBus::new(JetStreamEventStore::open(nats.clone(), event_store.clone()).await?, ());
         let host = UserId::new_random();
-        Ok(Self { db, database, postgres, nats, namespace, rooms, webhooks, receiver, receiver_url, host, shutdown })
+        Ok(Self { stack, rooms, webhooks, receiver, receiver_url, host })
     }
 
     async fn register(&self, endpoints: usize) -> anyhow::Result<Vec<Uuid>> {
@@ -255,7 +226,7 @@ impl Bench {
         loop {
             let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = ANY($1)")
                 .bind(endpoints)
-                .fetch_one(&self.db)
+                .fetch_one(&self.stack.db)
                 .await?;
             if queued as usize >= count {
                 return Ok(());
@@ -271,8 +242,8 @@ impl Bench {
             allow_private: true,
             ..Default::default()
         };
-        let stop = self.shutdown.child_token();
-        tokio::spawn(WebhookWorker::new(self.db.clone(), config)?.run(stop.clone()));
+        let stop = self.stack.stopping();
+        tokio::spawn(WebhookWorker::new(self.stack.db.clone(), config)?.run(stop.clone()));
         Ok(stop)
     }
 
@@ -309,18 +280,6 @@ impl Bench {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        self.db.close().await;
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{}/postgres", self.postgres)).await {
-            let drop = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database);
-            let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await;
-        }
-        let jetstream = async_nats::jetstream::new(self.nats);
-        let _ = jetstream.delete_stream(self.namespace.events_stream()).await;
-        let _ = jetstream.delete_key_value(self.namespace.snapshots_bucket()).await;
+        self.stack.stop().await;
     }
-}
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
 }

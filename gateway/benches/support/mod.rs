@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use rapat_commands::EventStoreConfig;
+use rapat_domain::credentials::{Password, PasswordHash};
+use rapat_domain::services::{HashingError, PasswordHasher};
 use rapat_gateway::{Application, Backends, GatewayConfig};
 use rapat_projections::{ProjectionPositions, ProjectorConfig};
 use rapat_wire::Namespace;
@@ -80,6 +82,27 @@ impl Stack {
         let _ = jetstream.delete_stream(self.namespace.chat_stream()).await;
         let _ = jetstream.delete_key_value(self.namespace.snapshots_bucket()).await;
         let _ = jetstream.delete_key_value(self.namespace.presence_bucket()).await;
+    }
+}
+
+/// A token cancelled when the stack stops, for tasks a bench starts beside it.
+impl Stack {
+    pub fn stopping(&self) -> CancellationToken {
+        self.shutdown.child_token()
+    }
+}
+
+/// Setup commands run as the system: nothing in a bench hashes a password.
+pub struct NoPasswords;
+
+#[async_trait::async_trait]
+impl PasswordHasher for NoPasswords {
+    async fn hash(&self, _: &Password) -> Result<PasswordHash, HashingError> {
+        Err(HashingError::Failed("the bench hashes no passwords".into()))
+    }
+
+    async fn verify(&self, _: &Password, _: &PasswordHash) -> Result<bool, HashingError> {
+        Err(HashingError::Failed("the bench checks no passwords".into()))
     }
 }
 
