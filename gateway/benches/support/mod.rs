@@ -85,8 +85,8 @@ impl Stack {
     }
 }
 
-/// A token cancelled when the stack stops, for tasks a bench starts beside it.
 impl Stack {
+    /// A token cancelled when the stack stops, for tasks a bench starts beside it.
     pub fn stopping(&self) -> CancellationToken {
         self.shutdown.child_token()
     }
