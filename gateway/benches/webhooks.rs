@@ -138,7 +138,11 @@ impl Receiver {
     }
 }
 
-async fn hook(State(receiver): State<Arc<Receiver>>, Path(_endpoint): Path<String>, body: Bytes) -> &'static str {
+async fn hook(
+    State(receiver): State<Arc<Receiver>>,
+    Path((_kind, _endpoint)): Path<(String, String)>,
+    body: Bytes,
+) -> &'static str {
     let now = Instant::now();
     if let Ok(body) = serde_json::from_slice::<Value>(&body) {
         let room = body["aggregateId"].as_str().unwrap_or_default().to_owned();
