@@ -251,6 +251,13 @@ pub struct Settings {
     /// Seconds a password reset token stays valid.
     #[arg(long, env = "RAPAT_PASSWORD_RESET_TTL_SECONDS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub password_reset_ttl_seconds: u64,
+    /// Password reset requests accepted per email address within
+    /// RAPAT_PASSWORD_RESET_WINDOW_SECONDS; more answer 429.
+    #[arg(long, env = "RAPAT_PASSWORD_RESETS_PER_ADDRESS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub password_resets_per_address: u32,
+    /// The window of RAPAT_PASSWORD_RESETS_PER_ADDRESS, in seconds.
+    #[arg(long, env = "RAPAT_PASSWORD_RESET_WINDOW_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub password_reset_window_seconds: u64,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -379,6 +386,8 @@ impl Settings {
         config.chat_replicas = self.stream_replicas;
         config.public_url = self.public_url.clone();
         config.password_reset_ttl = Duration::from_secs(self.password_reset_ttl_seconds);
+        config.password_reset_per_address = self.password_resets_per_address;
+        config.password_reset_window = Duration::from_secs(self.password_reset_window_seconds);
         self.apply_limits(&mut config);
         config.ws_max_sockets_per_user = self.ws_max_sockets_per_user;
         config.webhook_allow_private = self.webhook_allow_private;
