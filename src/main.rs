@@ -49,7 +49,7 @@ enum Command {
     /// the same command, by the name SPEC §5 also uses.)
     #[command(alias = "replay")]
     Rebuild {
-        /// accounts, sessions, contacts, rooms, audit, analytics, email_claims, invitations, settings, notifications or webhooks
+        /// accounts, sessions, contacts, rooms, audit, analytics, email_claims, invitations, settings, notifications, webhooks or push_subscriptions
         projection: String,
     },
     /// Read the event stream itself.
