@@ -294,6 +294,8 @@ test("a whole meeting through the server", async ({ openUser, request, baseURL }
       return room.id;
     });
     await late.goto(`/#/rooms/${fullRoom}`);
+    // The hash changes in place: wait for this room's join screen, not the last one's.
+    await expect(late.locator(".prejoin h1")).toHaveText("Satu kursi");
     await late.click("#join-button");
     await expect(late.locator("#join-form .form-error:not([hidden])")).toHaveText(
       "This room is full: it has reached its participant limit.",

@@ -23,6 +23,14 @@ export function renderRoomProblem(root, text, onBack) {
 }
 
 /**
+ * Shown while a room is looked up, so that the previous page's buttons (another
+ * room's join form) cannot be clicked in the meantime.
+ */
+export function renderRoomLoading(root) {
+  replace(root, el("section", { class: "card notice-card", id: "room-loading" }, el("p", { class: "muted" }, "Opening the room…")));
+}
+
+/**
  * The screen before joining: the room's name and, when it has one and the caller
  * is not its host, the password. `onJoin(password)` throws an ApiError to show.
  */

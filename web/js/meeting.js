@@ -6,7 +6,7 @@
 import * as api from "./api.js";
 import { CLOSE, describe, describeMediaError } from "./errors.js";
 import { PeerLink, openLocalMedia, openScreen } from "./media.js";
-import { MeetingView, renderPreJoin, renderRoomProblem } from "./meeting-view.js";
+import { MeetingView, renderPreJoin, renderRoomLoading, renderRoomProblem } from "./meeting-view.js";
 import { Roster } from "./roster.js";
 import { Signaling } from "./signaling.js";
 
@@ -59,6 +59,7 @@ export class Meeting {
 
   /** Looks the room up and shows the join screen (with a password field if needed). */
   async open() {
+    renderRoomLoading(this.root);
     try {
       this.room = await api.getRoom(this.roomId);
     } catch (error) {
