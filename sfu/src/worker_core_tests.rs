@@ -76,6 +76,10 @@ struct Net {
     room: Uuid,
     /// What the worker reported for the room core, in order.
     reports: Vec<(u64, PeerOutput)>,
+    /// Datagrams sent so far towards the SFU and from it, over every client.
+    sent: (usize, usize),
+    /// Which of those the network loses, by their number (from 0) in `sent`.
+    lost: (Vec<usize>, Vec<usize>),
 }
 
 impl Net {
@@ -89,6 +93,8 @@ impl Net {
             clients: Vec::new(),
             room: Uuid::new_v4(),
             reports: Vec::new(),
+            sent: (0, 0),
+            lost: (Vec::new(), Vec::new()),
         }
     }
 
@@ -193,6 +199,10 @@ impl Net {
                 }
                 while let Some(datagram) = client.pc.poll_write() {
                     moved = true;
+                    self.sent.0 += 1;
+                    if self.lost.0.contains(&(self.sent.0 - 1)) {
+                        continue;
+                    }
                     let message = TaggedBytesMut {
                         now: self.now,
                         transport: context(sfu_address(), client.address),
@@ -211,6 +221,10 @@ impl Net {
     fn deliver(&mut self, output: WorkerOutput) {
         match output {
             WorkerOutput::Transmit { to, bytes, .. } => {
+                self.sent.1 += 1;
+                if self.lost.1.contains(&(self.sent.1 - 1)) {
+                    return;
+                }
                 let Some(client) = self.clients.iter_mut().find(|client| client.address == to) else { return };
                 let datagram =
                     TaggedBytesMut { now: self.now, transport: context(client.address, sfu_address()), message: bytes };
@@ -447,4 +461,28 @@ fn a_subscribers_keyframe_requests_reach_the_publisher_at_most_every_half_second
         net.run_until(Duration::from_secs(1), |net| net.clients[publisher].keyframe_requests == 1),
         "a PLI at the publisher"
     );
+}
+
+/// Under load a datagram of the handshake can be lost (a full socket buffer): the
+/// connection must still come up, by retransmission, whichever one it was: a
+/// STUN check or its response, a DTLS flight in either direction.
+#[test]
+fn a_peer_connects_whichever_handshake_datagram_is_lost() {
+    for towards_sfu in [true, false] {
+        // A handshake takes six datagrams each way: two STUN, then DTLS.
+        for lost in 0..6 {
+            let mut net = Net::new();
+            if towards_sfu {
+                net.lost.0.push(lost);
+            } else {
+                net.lost.1.push(lost);
+            }
+            let client = net.join(false);
+            let connected = net.run_until(Duration::from_secs(30), |net| net.clients[client].connected);
+            let direction = if towards_sfu { "to the SFU" } else { "from the SFU" };
+            assert!(connected, "datagram {lost} {direction} lost: not connected after 30 s ({:?} sent)", net.sent);
+            let sent = if towards_sfu { net.sent.0 } else { net.sent.1 };
+            assert!(sent > lost, "datagram {lost} {direction} was never sent: {:?}", net.sent);
+        }
+    }
 }
