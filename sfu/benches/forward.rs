@@ -3,6 +3,8 @@
 //!
 //!     cargo bench -p rapat-sfu --bench forward
 //!
+//! `BENCH_SPREAD_MS` (default 5) is the pause between two clients' starts.
+//!
 //! Scenarios: one publisher to N subscribers (`BENCH_FANOUT`, default
 //! "10,50,100,200,400") and N×N meetings (`BENCH_MEETING`, default "5,10"). Each
 //! publisher sends ~1.5 Mbit/s of VP8 (150 packets/s of 1,200 B) and Opus (50
@@ -149,8 +151,8 @@ async fn through_sfu(publishers: usize, subscribers_per_publisher: usize, window
         let mut options = if publishing { ClientOptions::publisher() } else { ClientOptions::subscriber() };
         options.record_delays = true;
         clients.push(connect(&sfu.handle(), &routes, room, user, options).await?);
-        // Spread the handshakes a little: hundreds at once starve the DTLS timers.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Spread the handshakes a little (`BENCH_SPREAD_MS`, 0 for a storm).
+        tokio::time::sleep(Duration::from_millis(env_or("BENCH_SPREAD_MS", 5))).await;
     }
     let expected_tracks = |client_index: usize| if client_index < publishers { publishers - 1 } else { publishers };
     let started = Instant::now();
