@@ -28,6 +28,7 @@ mod roster;
 mod routes;
 mod signal;
 mod source;
+mod speakers;
 mod udp;
 mod ufrag;
 mod worker;
