@@ -91,7 +91,10 @@ fn every_server_message_of_the_spec_is_accepted() {
         ),
         to_user("unread_count", json!({ "count": 3 })),
         to_user("error", json!({ "code": "lobby_is_receive_only", "message": "x" })),
-        server("active_speakers", json!({ "speakers": [{ "userId": BUDI, "level": 0.92 }, { "userId": ANA, "level": 0.7 }] })),
+        server(
+            "active_speakers",
+            json!({ "speakers": [{ "userId": BUDI, "level": 0.92 }, { "userId": ANA, "level": 0.7 }] }),
+        ),
         server("active_speakers", json!({ "speakers": [] })),
     ];
     let mut relayed = server("offer", json!({ "sdp": "v=0", "type": "offer" }));

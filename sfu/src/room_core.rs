@@ -1,8 +1,9 @@
 //! The room core: the SFU's picture of who is in which room and what they
 //! publish, and every decision made on it. Sans-IO, after str0m's `Rtc`: it is
 //! driven by [`RoomCore::handle_input`] and drained by [`RoomCore::poll_output`];
-//! it owns no socket, channel, task or clock (no room rule depends on time), so
-//! its tests run it with plain values.
+//! it owns no socket, channel, task or clock (no room rule depends on time, and
+//! active speakers, which do, take it in: `room_speakers.rs`), so its tests run
+//! it with plain values.
 //!
 //! It admits offers (an admission check asked for by [`CoreOutput::CheckAdmission`]
 //! and answered by [`CoreInput::Checked`], within the room's capacity: see

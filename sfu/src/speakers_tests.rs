@@ -101,7 +101,7 @@ fn the_louder_speaker_is_first_and_the_order_follows_when_levels_swap() {
     let mut sim = Sim::new();
     sim.play(1000, &[(a, 10), (b, 30)]);
     assert_eq!(sim.last(), vec![a, b]);
-    let levels: Vec<f64> = sim.sent.last().map(|(_, list)| list.iter().map(|s| s.level).collect()).unwrap();
+    let levels: Vec<f64> = sim.sent.last().map(|(_, list)| list.iter().map(|s| s.level).collect()).expect("a list");
     assert_eq!(levels, vec![0.92, 0.76], "1 - dBov/127");
 
     sim.play(1000, &[(a, 30), (b, 10)]);
@@ -208,7 +208,7 @@ fn a_forgotten_user_leaves_the_list_at_the_next_evaluation() {
     sim.speakers.forget_user(sim.room, a);
     sim.play(300, &[(b, 20)]);
     assert_eq!(sim.last(), vec![b]);
-    assert_eq!(sim.speakers.current(sim.room), sim.sent.last().unwrap().1.as_slice());
+    assert_eq!(sim.speakers.current(sim.room), sim.sent.last().expect("a list").1.as_slice());
 }
 
 #[test]

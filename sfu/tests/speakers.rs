@@ -52,7 +52,7 @@ async fn the_louder_publisher_is_listed_first_and_the_list_follows_a_swap() {
             && stats.tracks().iter().all(|t| t.packets > 25)
     })
     .await;
-    assert_eq!(count(&stats), 0, "no list without audio levels: {:?}", stats.speakers.lock().unwrap());
+    assert_eq!(count(&stats), 0, "no list without audio levels: {:?}", stats.speakers.lock().expect("lock"));
 
     first.peer.set_audio_level(Some(10));
     second.peer.set_audio_level(Some(30));
