@@ -185,6 +185,13 @@ test("a whole meeting through the server", async ({ openUser, request, baseURL }
     await host.locator(`#video-grid .tile[data-user-id="${ids.budi}"]:not(.no-video)`).waitFor();
   });
 
+  await mediaStep("each sees the other highlighted as an active speaker", async () => {
+    // Both fake microphones talk (fake-audio.mjs); the SFU lists both from their audio levels.
+    await host.locator(`#video-grid .tile.speaking[data-user-id="${ids.budi}"]`).waitFor();
+    await host.locator(`#participant-list li.speaking[data-user-id="${ids.budi}"]`).waitFor();
+    await guest.locator(`#video-grid .tile.speaking[data-user-id="${ids.ayu}"]`).waitFor();
+  });
+
   await test.step("chat goes both ways", async () => {
     await sendChat(host, "Selamat pagi, Budi!");
     await expect.poll(() => chatTexts(guest), { message: "the guest reads the host" }).toContain("Selamat pagi, Budi!");
@@ -213,8 +220,11 @@ test("a whole meeting through the server", async ({ openUser, request, baseURL }
     await expect(guest.locator("#toggle-mute")).toHaveText("Unmute");
     await host.locator(`#participant-list li[data-user-id="${ids.budi}"][data-audio-muted=true]`).waitFor();
     await host.locator(`#video-grid .tile[data-user-id="${ids.budi}"][data-audio-muted=true]`).waitFor();
+    // Muted, the guest is no active speaker; unmuted, they are again.
+    if (!SKIP_MEDIA) await host.locator(`#video-grid .tile[data-user-id="${ids.budi}"]:not(.speaking)`).waitFor();
     await guest.click("#toggle-mute");
     await host.locator(`#participant-list li[data-user-id="${ids.budi}"][data-audio-muted=false]`).waitFor();
+    if (!SKIP_MEDIA) await host.locator(`#video-grid .tile.speaking[data-user-id="${ids.budi}"]`).waitFor();
   });
 
   await test.step("the host mutes the guest, who must ask to unmute and be allowed", async () => {

@@ -3,6 +3,7 @@
 // fake camera and microphone; Playwright's own browser downloads are never used.
 
 import { defineConfig } from "@playwright/test";
+import { FAKE_SPEECH } from "./fake-audio.mjs";
 
 const BASE = process.env.RAPAT_E2E_URL;
 if (!BASE) throw new Error("RAPAT_E2E_URL is not set: run infra/run-e2e.sh, or point it at a running rapat serve");
@@ -39,10 +40,11 @@ export default defineConfig({
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        // A generated test pattern and a beeping tone instead of real devices,
-        // granted without a prompt.
+        // A generated test pattern and a speech-like sound (fake-audio.mjs)
+        // instead of real devices, granted without a prompt.
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
+        `--use-file-for-fake-audio-capture=${FAKE_SPEECH}`,
         // The SFU and the browser meet on 127.0.0.1, which WebRTC otherwise leaves out.
         "--allow-loopback-in-peer-connection",
         "--disable-features=WebRtcHideLocalIpsWithMdns",

@@ -57,7 +57,7 @@ ws_schemas! {
     ServerToClient in "server" => [
         "config", "participants", "user_joined", "user_left", "chat", "offer", "answer", "ice-candidate",
         "mute", "video", "screen_share", "removed", "room_ended", "error", "unmute_requested", "unmute_allowed",
-        "notification", "unread_count",
+        "notification", "unread_count", "active_speakers",
     ],
 }
 

@@ -91,6 +91,11 @@ fn every_server_message_of_the_spec_is_accepted() {
         ),
         to_user("unread_count", json!({ "count": 3 })),
         to_user("error", json!({ "code": "lobby_is_receive_only", "message": "x" })),
+        server(
+            "active_speakers",
+            json!({ "speakers": [{ "userId": BUDI, "level": 0.92 }, { "userId": ANA, "level": 0.7 }] }),
+        ),
+        server("active_speakers", json!({ "speakers": [] })),
     ];
     let mut relayed = server("offer", json!({ "sdp": "v=0", "type": "offer" }));
     relayed["targetUserId"] = json!(BUDI);
@@ -145,6 +150,9 @@ fn messages_that_break_the_contract_are_rejected() {
             "readAt": null, "payload": {} }),
         ),
         to_user("unread_count", json!({ "count": -1 })),
+        server("active_speakers", json!({ "speakers": [{ "userId": "budi", "level": 0.5 }] })),
+        server("active_speakers", json!({ "speakers": [{ "userId": BUDI, "level": 1.5 }] })),
+        server("active_speakers", json!({})),
         {
             let mut message = server("chat", json!({ "message": "hi", "id": 1 }));
             message["timestamp"] = json!("yesterday");

@@ -66,8 +66,17 @@ impl Conductor {
     }
 
     pub async fn run(mut self) {
-        while let Some(input) = self.inputs.recv().await {
-            self.core.handle_input(input);
+        loop {
+            // The core's only timer is active speakers'; it reads no clock, so the time comes from here.
+            let timer = self.core.poll_timeout();
+            let sleep = tokio::time::sleep_until(timer.unwrap_or_else(std::time::Instant::now).into());
+            tokio::select! {
+                input = self.inputs.recv() => match input {
+                    Some(input) => self.core.handle_input(input),
+                    None => return,
+                },
+                () = sleep, if timer.is_some() => self.core.handle_timeout(std::time::Instant::now()),
+            }
             while let Some(output) = self.core.poll_output() {
                 self.perform(output);
             }

@@ -13,6 +13,7 @@ use rtc::shared::TaggedBytesMut;
 use crate::peer::PeerOutput;
 use crate::signal::{PeerKey, RoomChange};
 use crate::source::{SourceId, Subscription};
+use crate::speakers::LevelSummary;
 
 pub enum WorkerInput {
     Datagram {
@@ -73,6 +74,8 @@ pub enum CoreInput {
     FromPeer { peer: u64, output: PeerOutput },
     /// The answer to an [`crate::room_core::CoreOutput::CheckAdmission`].
     Checked { key: PeerKey, result: Result<Admitted, Refused> },
+    /// A worker's count of its publishers' audio levels up to `at`.
+    AudioLevels { at: std::time::Instant, levels: Vec<(SourceId, LevelSummary)> },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

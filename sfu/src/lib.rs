@@ -8,7 +8,9 @@
 //! each packet per leg (`leg.rs`); a worker's decisions are its sans-IO core's
 //! (`worker_core.rs`); `room_core.rs` (sans-IO) keeps the room picture
 //! and decides who is admitted and who subscribes to what, run by `conductor.rs`,
-//! its async shell; `inputs.rs` holds the messages between them; `nats.rs`
+//! its async shell; `inputs.rs` holds the messages between them; active
+//! speakers come from the publishers' audio levels (`speakers.rs`, counted by
+//! the workers, ranked by the room core in `room_speakers.rs`); `nats.rs`
 //! connects it all to the gateways (signaling subjects) and to the room events,
 //! which `room_events.rs` folds into the rosters admission reads (`roster.rs`,
 //! `admission.rs`).
@@ -28,6 +30,7 @@ mod roster;
 mod routes;
 mod signal;
 mod source;
+mod speakers;
 mod udp;
 mod ufrag;
 mod worker;

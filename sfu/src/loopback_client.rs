@@ -143,6 +143,8 @@ pub struct ClientStats {
     pub sender_reports: AtomicU64,
     pub dropped_on_purpose: AtomicU64,
     pub errors: Mutex<Vec<Value>>,
+    /// Every `active_speakers` message's payload and arrival, in order.
+    pub speakers: Mutex<Vec<(Instant, Value)>>,
     /// Where the SFU's datagrams come from.
     remote: Mutex<Option<SocketAddr>>,
     /// The SFU's ICE ufrag and password, from its first answer.
@@ -177,6 +179,7 @@ enum Command {
     AddScreen,
     /// Removes it again and offers.
     RemoveScreen,
+    AudioLevel(Option<u8>),
 }
 
 pub struct LoopbackClient {
@@ -264,6 +267,7 @@ impl LoopbackClient {
             options,
             senders,
             publishing: true,
+            audio_level: None,
             receivers: HashMap::new(),
             stats: Arc::clone(&stats),
             outgoing,
@@ -294,11 +298,18 @@ impl LoopbackClient {
     pub fn remove_screen(&self) {
         let _ = self.commands.send(Command::RemoveScreen);
     }
+
+    /// Audio packets carry this RFC 6464 level (-dBov, flagged as voice) from
+    /// now on; `None` (the start) sends none.
+    pub fn set_audio_level(&self, dbov: Option<u8>) {
+        let _ = self.commands.send(Command::AudioLevel(dbov));
+    }
 }
 
 /// webrtc-rs's default codecs, or only VP8 and Opus under the given payload types.
 fn media_engine(payload_types: Option<(u8, u8)>) -> Result<MediaEngine, ClientError> {
     let mut engine = MediaEngine::default();
+    crate::speakers::register(&mut engine)?;
     let Some((vp8, opus)) = payload_types else {
         engine.register_default_codecs()?;
         return Ok(engine);
@@ -351,6 +362,7 @@ struct Driver {
     options: ClientOptions,
     senders: Vec<Outbound>,
     publishing: bool,
+    audio_level: Option<u8>,
     receivers: HashMap<String, (RTCRtpReceiverId, u32)>,
     stats: Arc<ClientStats>,
     outgoing: UnboundedSender<Signal>,
@@ -399,6 +411,7 @@ impl Driver {
                     Some(Command::Publish(on)) => self.publishing = on,
                     Some(Command::AddScreen) => self.add_screen(),
                     Some(Command::RemoveScreen) => self.remove_screen(),
+                    Some(Command::AudioLevel(dbov)) => self.audio_level = dbov,
                     None => return,
                 },
             }
@@ -458,6 +471,11 @@ impl Driver {
                     let _ = self.pc.add_remote_candidate(candidate);
                 }
             }
+            ("active_speakers", _) => {
+                if let Ok(mut speakers) = self.stats.speakers.lock() {
+                    speakers.push((now, payload));
+                }
+            }
             ("error", _) => {
                 if let Ok(mut errors) = self.stats.errors.lock() {
                     errors.push(payload);
@@ -487,6 +505,13 @@ impl Driver {
                     sender.get_parameters().rtp_parameters.codecs.first().map(|codec| codec.payload_type);
             }
             let Some(payload_type) = outbound.payload_type else { continue };
+            let audio_level = (outbound.kind == RtpCodecKind::Audio)
+                .then(|| {
+                    let extensions = &sender.get_parameters().rtp_parameters.header_extensions;
+                    let id = extensions.iter().find(|ext| ext.uri == crate::speakers::AUDIO_LEVEL_URI)?.id;
+                    Some((u8::try_from(id).ok()?, Bytes::from(vec![0x80 | self.audio_level? & 0x7f])))
+                })
+                .flatten();
             while outbound.sent < due {
                 let mut payload = vec![0u8; size.max(8)];
                 payload[..8].copy_from_slice(&stamp.to_be_bytes());
@@ -502,6 +527,10 @@ impl Driver {
                     },
                     payload: Bytes::from(payload),
                 };
+                let mut packet = packet;
+                if let Some((id, level)) = &audio_level {
+                    let _ = packet.header.set_extension(*id, level.clone());
+                }
                 outbound.sequence = outbound.sequence.wrapping_add(1);
                 outbound.sent += 1;
                 if sender.write_rtp(now, packet).is_ok() {

@@ -89,6 +89,8 @@ struct Inbound {
     kind: RtpCodecKind,
     receiver: RTCRtpReceiverId,
     media_ssrc: u32,
+    /// The negotiated id of the audio-level extension, for active speakers.
+    audio_level_id: Option<u8>,
 }
 
 /// A track the SFU sends to this client.
@@ -139,6 +141,7 @@ impl Peer {
             .build();
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs()?;
+        crate::speakers::register(&mut media_engine)?;
         let registry =
             Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
         let registry = register_default_interceptors(registry, &mut media_engine)?;
@@ -393,6 +396,12 @@ impl Peer {
         Some(inbound.source)
     }
 
+    /// The audio level a packet received on `track` carries, if it is audio with one.
+    pub fn audio_level(&self, track: &MediaStreamTrackId, packet: &rtp::Packet) -> Option<crate::speakers::AudioLevel> {
+        let id = self.inbound.get(track)?.audio_level_id?;
+        crate::speakers::AudioLevel::parse(&packet.header.get_extension(id)?)
+    }
+
     /// Keyframe requests from this client about tracks the SFU sends it.
     pub fn handle_rtcp(&mut self, packets: &[Box<dyn rtcp::Packet>], now: Instant) {
         for media_ssrc in self.keyframes.media_ssrcs(packets) {
@@ -446,7 +455,9 @@ impl Peer {
         let source_parameters = SourceParameters::negotiated(&receiver.get_parameters().rtp_parameters);
         self.next_source += 1;
         let source = SourceId(self.source_base + self.next_source);
-        self.inbound.insert(track_id, Inbound { source, kind, receiver: receiver_id, media_ssrc: ssrc });
+        let audio_level_id = crate::speakers::extension_id(kind, &source_parameters.extensions);
+        self.inbound
+            .insert(track_id, Inbound { source, kind, receiver: receiver_id, media_ssrc: ssrc, audio_level_id });
         tracing::debug!(peer = %self.key, %source, ?kind, mime = %codec.mime_type, "client publishes a track");
         self.outputs.push(PeerOutput::Published(Subscription {
             source,

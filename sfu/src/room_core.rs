@@ -1,8 +1,9 @@
 //! The room core: the SFU's picture of who is in which room and what they
 //! publish, and every decision made on it. Sans-IO, after str0m's `Rtc`: it is
 //! driven by [`RoomCore::handle_input`] and drained by [`RoomCore::poll_output`];
-//! it owns no socket, channel, task or clock (no room rule depends on time), so
-//! its tests run it with plain values.
+//! it owns no socket, channel, task or clock (no room rule depends on time, and
+//! active speakers, which do, take it in: `room_speakers.rs`), so its tests run
+//! it with plain values.
 //!
 //! It admits offers (an admission check asked for by [`CoreOutput::CheckAdmission`]
 //! and answered by [`CoreInput::Checked`], within the room's capacity: see
@@ -23,6 +24,10 @@ use crate::inputs::{Admitted, CoreInput, Refused, WorkerInput};
 use crate::peer::{PeerOutput, SOURCE_BITS};
 use crate::signal::{Outgoing, PeerKey, RoomChange, sdp_of};
 use crate::source::Subscription;
+use crate::speakers::Speakers;
+
+#[path = "room_speakers.rs"]
+mod room_speakers;
 
 /// What the core wants done; the shell (`conductor.rs`) does it.
 #[derive(Debug)]
@@ -64,6 +69,8 @@ pub struct RoomCore {
     by_connection: HashMap<Uuid, u64>,
     rooms: HashMap<Uuid, HashSet<u64>>,
     pending: HashMap<Uuid, Pending>,
+    /// Active speakers per room (`room_speakers.rs`).
+    speakers: Speakers,
     outputs: VecDeque<CoreOutput>,
 }
 
@@ -78,6 +85,7 @@ impl RoomCore {
             by_connection: HashMap::new(),
             rooms: HashMap::new(),
             pending: HashMap::new(),
+            speakers: Speakers::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -88,6 +96,7 @@ impl RoomCore {
             CoreInput::Room { change, sequence } => self.room_changed(change, sequence),
             CoreInput::FromPeer { peer, output } => self.peer_reported(peer, output),
             CoreInput::Checked { key, result } => self.checked(key, result),
+            CoreInput::AudioLevels { at, levels } => self.audio_levels(at, levels),
         }
     }
 
@@ -227,6 +236,7 @@ impl RoomCore {
         for subscription in existing {
             self.send(peer, WorkerInput::Subscribe { peer, subscription });
         }
+        self.tell_speakers(&key);
         tracing::info!(peer = %key, id = peer, worker, "peer admitted");
         for incoming in pending.queued {
             self.deliver(peer, incoming);
@@ -253,11 +263,15 @@ impl RoomCore {
         match change {
             RoomChange::UserGone { room, user } => {
                 self.cancel_pending(sequence, |key| key.room == room && key.user == user);
+                self.silence(room, user);
                 for peer in self.peers_of(room, user) {
                     self.close(peer);
                 }
             }
             RoomChange::AudioBlocked { room, user, blocked } => {
+                if blocked {
+                    self.silence(room, user);
+                }
                 for peer in self.peers_of(room, user) {
                     self.send(peer, WorkerInput::BlockAudio { peer, blocked });
                 }
@@ -332,6 +346,7 @@ impl RoomCore {
             room.remove(&peer);
             if room.is_empty() {
                 self.rooms.remove(&entry.key.room);
+                self.speakers.forget_room(entry.key.room);
                 self.outputs.push_back(CoreOutput::RoomClosed(entry.key.room));
             }
         }

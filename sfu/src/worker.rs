@@ -115,6 +115,9 @@ impl Worker {
                 WorkerOutput::Signal(outgoing) => {
                     let _ = self.signals.send(outgoing);
                 }
+                WorkerOutput::AudioLevels { at, levels } => {
+                    let _ = self.conductor.send(CoreInput::AudioLevels { at, levels });
+                }
             }
         }
         self.metrics.datagrams_out.fetch_add(sent, Ordering::Relaxed);

@@ -30,6 +30,7 @@ use crate::peer::{Peer, PeerError, PeerOutput};
 use crate::routes::RouteChange;
 use crate::signal::Outgoing;
 use crate::source::SourceId;
+use crate::speakers::{LevelMeter, LevelSummary};
 
 /// What the worker core wants done; its thread (`worker.rs`) does it.
 #[derive(Debug)]
@@ -45,6 +46,9 @@ pub enum WorkerOutput {
     ToRoom { peer: u64, output: PeerOutput },
     /// A message for one client connection.
     Signal(Outgoing),
+    /// The audio levels of this worker's publishers counted up to `at`, for
+    /// the room core's active speakers.
+    AudioLevels { at: Instant, levels: Vec<(SourceId, LevelSummary)> },
 }
 
 pub struct WorkerCore {
@@ -60,6 +64,8 @@ pub struct WorkerCore {
     deadlines: HashMap<u64, Instant>,
     /// Peers handled since they were last drained; drained once per batch of inputs.
     touched: Vec<u64>,
+    /// The audio levels of this worker's publishers since the last report.
+    levels: LevelMeter,
     /// The latest time passed in, for the work `poll_output` does.
     now: Instant,
     outputs: VecDeque<WorkerOutput>,
@@ -76,6 +82,7 @@ impl WorkerCore {
             subscribers: HashMap::new(),
             deadlines: HashMap::new(),
             touched: Vec::new(),
+            levels: LevelMeter::default(),
             now,
             outputs: VecDeque::new(),
         }
@@ -93,7 +100,11 @@ impl WorkerCore {
     /// The earliest moment a peer needs [`WorkerCore::handle_timeout`]; read after
     /// `poll_output` returned `None`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.values().min().copied()
+        let peers = self.deadlines.values().min().copied();
+        match (peers, self.levels.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs every peer timer due at `now`: webrtc-rs's (ICE, DTLS, RTCP reports,
@@ -209,6 +220,11 @@ impl WorkerCore {
         if self.outputs.is_empty() && !self.touched.is_empty() {
             self.flush();
         }
+        if self.outputs.is_empty()
+            && let Some(levels) = self.levels.take_due(self.now)
+        {
+            self.outputs.push_back(WorkerOutput::AudioLevels { at: self.now, levels });
+        }
         self.outputs.pop_front()
     }
 
@@ -267,6 +283,9 @@ impl WorkerCore {
             match message {
                 RTCMessage::RtpPacket(track, packet) => {
                     if let Some(source) = peer.source_of(&track) {
+                        if let Some(level) = peer.audio_level(&track, &packet) {
+                            self.levels.record(source, level, now);
+                        }
                         forwarded.push((source, Arc::new(packet)));
                     }
                 }
@@ -294,6 +313,7 @@ impl WorkerCore {
         };
         if closed {
             self.peers.remove(&id);
+            self.levels.forget(|source| source.0 >> crate::peer::SOURCE_BITS == id);
             self.subscribers.retain(|_, subscribers| {
                 subscribers.remove(&id);
                 !subscribers.is_empty()

@@ -250,11 +250,14 @@ impl Net {
                         }
                     }
                     SfuReplyKind::Error => panic!("the SFU refused {}: {}", outgoing.to, outgoing.payload),
+                    // The room core's, not a worker's.
+                    SfuReplyKind::ActiveSpeakers => {}
                 }
             }
             WorkerOutput::ToRoom { peer, output } => self.reports.push((peer, output)),
-            // One worker and no receive loop: clients are routed by peer id already.
-            WorkerOutput::Route { .. } | WorkerOutput::Shared { .. } => {}
+            // One worker and no receive loop: clients are routed by peer id already;
+            // audio levels are the room core's (its tests and sfu/tests/speakers.rs).
+            WorkerOutput::Route { .. } | WorkerOutput::Shared { .. } | WorkerOutput::AudioLevels { .. } => {}
         }
     }
 

@@ -88,6 +88,8 @@ export class MeetingView {
     this.actions = actions;
     this.isHost = isHost;
     this.selfId = user.id;
+    /** The active speakers, for the participant list. @type {Set<string>} */
+    this.speaking = new Set();
     this.status = el("span", { id: "connection-status", class: "status", "data-state": "connecting" }, "Connecting…");
     this.mediaStatus = el("span", { id: "media-status", class: "status", "data-state": "new" }, "Media: waiting");
     const gridRoot = el("div", { id: "video-grid", class: "grid" });
@@ -173,6 +175,15 @@ export class MeetingView {
     this.people.replaceChildren(...sorted.map((p) => this.personRow(p)));
   }
 
+  /** Highlights who speaks: their tile and their row in the participant list. */
+  setSpeakers(userIds) {
+    this.grid.setSpeakers(userIds);
+    this.speaking = new Set(userIds);
+    for (const row of this.people.querySelectorAll("li[data-user-id]")) {
+      if (row instanceof HTMLElement) row.classList.toggle("speaking", this.speaking.has(row.dataset.userId ?? ""));
+    }
+  }
+
   personRow(p) {
     const self = p.userId === this.selfId;
     const state = [
@@ -195,6 +206,7 @@ export class MeetingView {
     return el(
       "li",
       {
+        class: this.speaking.has(p.userId) ? "speaking" : null,
         "data-user-id": p.userId,
         "data-audio-muted": String(Boolean(p.audioMuted)),
         "data-muted-by-host": String(Boolean(p.mutedByHost)),

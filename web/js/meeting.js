@@ -9,6 +9,7 @@ import { PeerLink, openLocalMedia, openScreen } from "./media.js";
 import { MeetingView, renderPreJoin, renderRoomLoading, renderRoomProblem } from "./meeting-view.js";
 import { Roster } from "./roster.js";
 import { Signaling } from "./signaling.js";
+import { speakingUsers } from "./speakers.js";
 
 /**
  * An error that makes reconnecting pointless (see Signaling's prepare).
@@ -192,6 +193,8 @@ export class Meeting {
         if (this.peer) return this.peer.handle(message);
         this.pendingSignals.push(message);
         return;
+      case "active_speakers":
+        return this.shown.setSpeakers(speakingUsers(payload));
       case "removed":
         return this.finish("removed");
       case "room_ended":

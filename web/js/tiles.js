@@ -7,6 +7,7 @@
 // is their screen. Audio plays through a separate <audio> element so that a tile
 // without video still plays sound.
 
+import { speakerChanges } from "./speakers.js";
 import { el } from "./ui.js";
 
 export class VideoGrid {
@@ -15,6 +16,8 @@ export class VideoGrid {
     this.selfId = selfId;
     /** userId → {tile, video, audio, label, badges, screenTile, audioStream, videos: MediaStreamTrack[]} */
     this.users = new Map();
+    /** Who the SFU last said speaks (their tiles have the class `speaking`). @type {Set<string>} */
+    this.speaking = new Set();
   }
 
   /** The tile of `userId`, made on first use. */
@@ -30,7 +33,7 @@ export class VideoGrid {
     const placeholder = el("div", { class: "tile-placeholder" }, el("span", { class: "initials" }));
     const tile = el(
       "figure",
-      { class: `tile${self ? " self" : ""} no-video`, "data-user-id": userId },
+      { class: `tile${self ? " self" : ""}${this.speaking.has(userId) ? " speaking" : ""} no-video`, "data-user-id": userId },
       video,
       placeholder,
       audio,
@@ -41,6 +44,14 @@ export class VideoGrid {
     this.root.append(tile);
     this.relayout();
     return entry;
+  }
+
+  /** Highlights the tiles of `userIds` (the active speakers) and no others. */
+  setSpeakers(userIds) {
+    const { stopped, started, now } = speakerChanges(this.speaking, userIds);
+    for (const userId of stopped) this.users.get(userId)?.tile.classList.remove("speaking");
+    for (const userId of started) this.users.get(userId)?.tile.classList.add("speaking");
+    this.speaking = now;
   }
 
   /** Name and media state of a participant (their tile is made if missing). */

@@ -82,6 +82,10 @@ pub enum SfuReplyKind {
     Answer,
     /// `{code, message}`: a refused offer, a failed negotiation, a replaced peer.
     Error,
+    /// `{speakers: [{userId, level}]}`: who speaks in the room, loudest first
+    /// (SPEC §9); sent when it changes, at most every 300 ms.
+    #[serde(rename = "active_speakers")]
+    ActiveSpeakers,
 }
 
 impl SfuReplyKind {
@@ -91,6 +95,7 @@ impl SfuReplyKind {
             Self::Offer => "offer",
             Self::Answer => "answer",
             Self::Error => "error",
+            Self::ActiveSpeakers => "active_speakers",
         }
     }
 }
@@ -162,7 +167,7 @@ mod tests {
             })
         );
         assert_eq!(serde_json::from_value::<SfuReply>(text).expect("reads"), reply);
-        for kind in [SfuReplyKind::Offer, SfuReplyKind::Answer, SfuReplyKind::Error] {
+        for kind in [SfuReplyKind::Offer, SfuReplyKind::Answer, SfuReplyKind::Error, SfuReplyKind::ActiveSpeakers] {
             assert_eq!(serde_json::to_value(kind).expect("writes"), kind.as_str());
         }
     }
