@@ -116,12 +116,19 @@ pub struct SfuHandle {
     routes: Arc<Vec<Arc<RouteMetrics>>>,
     /// Whether `nats::serve` has its signaling subscription on the server.
     signaling: Arc<AtomicBool>,
+    /// Messages to clients, for requests refused before they reach the conductor.
+    replies: UnboundedSender<Outgoing>,
 }
 
 impl SfuHandle {
     /// A client's offer, answer, ICE candidate or disconnect.
     pub fn signal(&self, request: SfuRequest) {
         let _ = self.conductor.send(CoreInput::Signal(request));
+    }
+
+    /// Tells the client of a request this node will not handle why (an `error`).
+    pub fn refuse(&self, request: &SfuRequest, code: &str, message: &str) {
+        let _ = self.replies.send(Outgoing::error(PeerKey::of(request), code, message));
     }
 
     /// A room event that matters for media, stored at stream sequence `sequence`.
@@ -252,7 +259,7 @@ impl Sfu {
             peer_count: Arc::clone(&peers),
         };
         let conductor =
-            Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission, limits);
+            Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx.clone(), admission, limits);
         tokio::spawn(conductor.run());
         tracing::info!(%local_addr, %announce, sockets = sockets.len(), workers = count, "SFU listening");
         let handle = SfuHandle {
@@ -262,6 +269,7 @@ impl Sfu {
             peers,
             routes: Arc::new(route_metrics),
             signaling: Arc::default(),
+            replies: signals_tx,
         };
         Ok((Self { handle, local_addr, announce, stop, workers: senders, threads }, signals_rx))
     }
