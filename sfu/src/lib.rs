@@ -270,8 +270,8 @@ impl Sfu {
                 conductor_tx.clone(),
                 signals_tx.clone(),
                 Arc::clone(&metrics[index]),
-                tcp.clone(),
-            );
+            )
+            .with_tcp(tcp.clone());
             threads.push(std::thread::Builder::new().name(format!("rapat-sfu-{index}")).spawn(move || worker.run())?);
         }
         for (index, receive) in receivers.into_iter().enumerate() {

@@ -58,12 +58,16 @@ impl Worker {
         conductor: UnboundedSender<CoreInput>,
         signals: UnboundedSender<Outgoing>,
         metrics: Arc<WorkerMetrics>,
-        tcp: Option<Arc<TcpMedia>>,
     ) -> Self {
         let announced = sockets.iter().map(|socket| socket.announce).collect();
-        let core = WorkerCore::new(announced, Arc::clone(&metrics), Instant::now())
-            .with_tcp(tcp.as_ref().map(|tcp| tcp.announce));
-        Self { index, inbox, workers, sockets, conductor, signals, metrics, tcp, core }
+        let core = WorkerCore::new(announced, Arc::clone(&metrics), Instant::now());
+        Self { index, inbox, workers, sockets, conductor, signals, metrics, tcp: None, core }
+    }
+
+    /// Its peers also take ICE-TCP, through the listener's connections.
+    pub fn with_tcp(self, tcp: Option<Arc<TcpMedia>>) -> Self {
+        let announce = tcp.as_ref().map(|tcp| tcp.announce);
+        Self { core: self.core.with_tcp(announce), tcp, ..self }
     }
 
     pub fn run(mut self) {
