@@ -102,8 +102,11 @@ log "starting turnserver on 127.0.0.1:${turn_port} (log ${turn_log})"
 test_server_helpers+=("$!")
 
 # Access tokens live 20 s (plus the server's 5 s leeway), so that the test meets
-# expired tokens and the client's refresh path for real.
+# expired tokens and the client's refresh path for real. Every browser signs up
+# and in from 127.0.0.1, so the per-address auth limit is raised above the
+# suite's few dozen registrations and logins.
 start_test_server "$server_log" "${RAPAT_E2E_KEEP:-}" RAPAT_ACCESS_TTL_SECONDS=20 RUST_LOG="${RUST_LOG:-info}" \
+  RAPAT_AUTH_RATE_BURST=100 \
   RAPAT_SFU_TCP_ADDR="127.0.0.1:${tcp_port}" RAPAT_TURN_URLS="turn:127.0.0.1:${turn_port}" \
   RAPAT_TURN_SECRET="$turn_secret" RAPAT_TURN_TTL_SECONDS=600
 
