@@ -3,7 +3,8 @@
 //! and stopped by room events.
 //!
 //! Data flow: `udp.rs` receives datagrams and routes them by address, learnt
-//! from verified STUN (`routes.rs`), to the `worker.rs` thread owning the peer; a worker drives its peers
+//! from verified STUN (`routes.rs`), to the `worker.rs` thread owning the peer
+//! (`tcp.rs` does the same per ICE-TCP connection); a worker drives its peers
 //! (`peer.rs`), fans decrypted RTP out to every worker's subscribers, rewriting
 //! each packet per leg (`leg.rs`); a worker's decisions are its sans-IO core's
 //! (`worker_core.rs`); `room_core.rs` (sans-IO) keeps the room picture

@@ -1,7 +1,8 @@
 //! One participant's peer connection on the SFU side, and its negotiation.
 //!
 //! The client always makes the first offer (its own tracks); the SFU answers with
-//! its single host candidate in the SDP (ICE-lite, so no trickle from this side).
+//! its host candidate in the SDP (and a passive ICE-TCP one when it listens on
+//! TCP; ICE-lite, so no trickle from this side).
 //! After that the SFU offers whenever tracks to forward come or go. The SFU is the
 //! impolite side of "perfect negotiation": a client offer that crosses one of its
 //! own is ignored, and the client rolls back and answers.
