@@ -5,7 +5,8 @@
 //! bucket (an atomic create); the others then ignore that room's messages.
 //! Any message claims, not only an offer: an ICE candidate can overtake its
 //! offer, and a room is never left unowned while its clients wait (the claim of
-//! a room that gets no peer is given up at the next refresh). The owner
+//! a room that gets no peer is given up by the first refresh after 30 s without
+//! a message for it, so an offer still in its admission check keeps its node). The owner
 //! refreshes its claims while the room has peers and gives them up when it has
 //! none; a node that dies stops refreshing, and its claims expire (bucket max
 //! age), so its rooms can be claimed again.
@@ -22,6 +23,10 @@ use uuid::Uuid;
 /// A claim not refreshed for this long expires.
 pub const CLAIM_TTL: Duration = Duration::from_secs(180);
 pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// A room without peers stays claimed until this long after its last message:
+/// an offer may still be in its admission check (or behind the ICE candidate
+/// that claimed the room).
+const RELEASE_AFTER: Duration = Duration::from_secs(30);
 /// How long "another node owns this room" is believed without asking again.
 const OTHERS_CACHE: Duration = Duration::from_secs(5);
 
@@ -44,7 +49,8 @@ pub enum Serving {
 pub struct Placement {
     node: String,
     bucket: kv::Store,
-    owned: HashSet<Uuid>,
+    /// Rooms this node owns, with when it last took a message for each.
+    owned: HashMap<Uuid, Instant>,
     others: HashMap<Uuid, Instant>,
 }
 
@@ -68,13 +74,14 @@ impl Placement {
             .get_key_value(&name)
             .await
             .map_err(|error| StoreError::Unavailable { reason: format!("bucket {name}: {error}") })?;
-        Ok(Self { node: Uuid::new_v4().to_string(), bucket, owned: HashSet::new(), others: HashMap::new() })
+        Ok(Self { node: Uuid::new_v4().to_string(), bucket, owned: HashMap::new(), others: HashMap::new() })
     }
 
     /// Whether this node serves `room`; a message for a room nobody owns claims it
     /// (`may_claim`; a `disconnect` has nothing to do in an unowned room).
     pub async fn serves(&mut self, room: Uuid, may_claim: bool) -> Serving {
-        if self.owned.contains(&room) {
+        if let Some(seen) = self.owned.get_mut(&room) {
+            *seen = Instant::now();
             return Serving::Here;
         }
         if self.others.get(&room).is_some_and(|seen| seen.elapsed() < OTHERS_CACHE) {
@@ -105,7 +112,7 @@ impl Placement {
         };
         match serving {
             Serving::Here => {
-                self.owned.insert(room);
+                self.owned.insert(room, Instant::now());
                 self.others.remove(&room);
             }
             _ => {
@@ -122,17 +129,17 @@ impl Placement {
         if self.others.contains_key(&room) { Serving::Elsewhere } else { Serving::Unknown }
     }
 
-    /// Keeps the claims of rooms with peers alive and gives up the others.
+    /// Keeps the claims of rooms with peers alive and gives up those quiet and empty.
     pub async fn refresh(&mut self, active: &ActiveRooms) {
         let active: HashSet<Uuid> = active.lock().map(|rooms| rooms.clone()).unwrap_or_default();
-        let owned: Vec<Uuid> = self.owned.iter().copied().collect();
-        for room in owned {
+        let owned: Vec<(Uuid, Instant)> = self.owned.iter().map(|(room, at)| (*room, *at)).collect();
+        for (room, last_message) in owned {
             let key = room.to_string();
             if active.contains(&room) {
                 if let Err(error) = self.bucket.put(&key, self.node.clone().into()).await {
                     tracing::warn!(%room, %error, "cannot refresh the room's SFU claim");
                 }
-            } else {
+            } else if last_message.elapsed() >= RELEASE_AFTER {
                 self.owned.remove(&room);
                 if let Err(error) = self.bucket.purge(&key).await {
                     tracing::warn!(%room, %error, "cannot release the room's SFU claim");
