@@ -4,11 +4,10 @@
 //! message for a room nobody owns claims it in the `<NS>_SFU_ROOMS` key-value
 //! bucket (an atomic create); the others then ignore that room's messages.
 //! Any message claims, not only an offer: an ICE candidate can overtake its
-//! offer, and a room is never left unowned while its clients wait (the claim of
-//! a room that gets no peer is given up by the first refresh after 30 s without
-//! a message for it, so an offer still in its admission check keeps its node). The owner
+//! offer, and a room is never left unowned while its clients wait. The owner
 //! refreshes its claims while the room has peers and gives them up when it has
-//! none; a node that dies stops refreshing, and its claims expire (bucket max
+//! none and has had no message for 30 s (an offer may still be in its admission
+//! check); a node that dies stops refreshing, and its claims expire (bucket max
 //! age), so its rooms can be claimed again.
 
 use std::collections::{HashMap, HashSet};
