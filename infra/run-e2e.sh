@@ -11,6 +11,9 @@
 #    the meeting state (`npm run test:unit`, node --test); either failing fails the run;
 # 5. builds `rapat` and starts `rapat serve` on a free port, with a namespace and
 #    a database of its own, and waits for /readyz;
+#    The server also listens for ICE-TCP and hands out TURN credentials for a
+#    coturn `turnserver` started here on loopback (Debian's coturn, installed when
+#    missing and root; nftables likewise, for the test that blocks UDP);
 # 6. runs `npx playwright test` (e2e/negotiation.test.mjs, e2e/meeting.test.mjs)
 #    against it, then stops the server, drops the database and deletes the
 #    namespace's streams, and exits non-zero when a test failed.
@@ -79,9 +82,33 @@ prepare_test_server e2e
 mkdir -p e2e/artifacts
 server_log=$repo_root/e2e/artifacts/server.log
 : >"$server_log"
+# connectivity.test.mjs: ICE-TCP with UDP to the SFU blocked (an nft rule the test
+# adds and removes), and relay-only media through a real coturn on loopback that
+# checks the gateway's time-limited credentials (`use-auth-secret`).
+nft_bin=$(infra/services.sh nft-bin)
+turnserver_bin=$(infra/services.sh turnserver-bin)
+tcp_port=$(free_port tcp)
+turn_port=$(free_port udp)
+turn_secret=$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')
+turn_dir=$repo_root/e2e/artifacts/turn
+mkdir -p "$turn_dir"
+turn_log=$repo_root/e2e/artifacts/turnserver.log
+log "starting turnserver on 127.0.0.1:${turn_port} (log ${turn_log})"
+# -n: no config file; loopback peers allowed, since the SFU is on 127.0.0.1.
+"$turnserver_bin" -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 --listening-port="$turn_port" \
+  --use-auth-secret --static-auth-secret="$turn_secret" --realm=rapat.test --fingerprint \
+  --allow-loopback-peers --no-cli --no-tls --no-dtls --userdb="$turn_dir/turndb" \
+  --pidfile="$turn_dir/turnserver.pid" --log-file=stdout --simple-log >"$turn_log" 2>&1 &
+test_server_helpers+=("$!")
+
 # Access tokens live 20 s (plus the server's 5 s leeway), so that the test meets
-# expired tokens and the client's refresh path for real.
-start_test_server "$server_log" "${RAPAT_E2E_KEEP:-}" RAPAT_ACCESS_TTL_SECONDS=20 RUST_LOG="${RUST_LOG:-info}"
+# expired tokens and the client's refresh path for real. Every browser signs up
+# and in from 127.0.0.1, so the per-address auth limit is raised above the
+# suite's few dozen registrations and logins.
+start_test_server "$server_log" "${RAPAT_E2E_KEEP:-}" RAPAT_ACCESS_TTL_SECONDS=20 RUST_LOG="${RUST_LOG:-info}" \
+  RAPAT_AUTH_RATE_BURST=100 \
+  RAPAT_SFU_TCP_ADDR="127.0.0.1:${tcp_port}" RAPAT_TURN_URLS="turn:127.0.0.1:${turn_port}" \
+  RAPAT_TURN_SECRET="$turn_secret" RAPAT_TURN_TTL_SECONDS=600
 
 # ---------------------------------------------------------------- test
 
@@ -90,7 +117,9 @@ start_test_server "$server_log" "${RAPAT_E2E_KEEP:-}" RAPAT_ACCESS_TTL_SECONDS=2
 # playwright.config.mjs bounds the whole run (globalTimeout).
 rc=0
 export RAPAT_E2E_URL=$base_url CHROMIUM=$chromium PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-(cd e2e && npx --no-install playwright test) || rc=$?
+export RAPAT_E2E_NFT=$nft_bin RAPAT_E2E_SFU_UDP_PORT=$udp_port RAPAT_E2E_SFU_TCP_PORT=$tcp_port RAPAT_E2E_TURN_PORT=$turn_port
+# Arguments go to Playwright: `infra/run-e2e.sh connectivity.test.mjs` runs one file.
+(cd e2e && npx --no-install playwright test "$@") || rc=$?
 if ((rc != 0)); then
   log "the test failed (exit $rc); the server's last lines:"
   tail -n 30 "$server_log" >&2 || true

@@ -12,6 +12,10 @@
 #   infra/services.sh smtp-python    print a python3 that has aiosmtpd, for the
 #                                      email tests' SMTP server (infra/smtp-sink.py;
 #                                      installs Debian's python3-aiosmtpd when root)
+#   infra/services.sh turnserver-bin print the path of coturn's turnserver, for the
+#                                      TURN relay test (installs Debian's coturn when root)
+#   infra/services.sh nft-bin        print the path of nft, with which the ICE-TCP test
+#                                      blocks UDP to the SFU (installs nftables when root)
 #   infra/services.sh cluster [start|stop|status]
 #                                    a 3-node NATS cluster on loopback
 #                                      (infra/nats-cluster.sh); prints its NATS_URL
@@ -33,7 +37,7 @@ log() { printf 'services.sh: %s\n' "$*" >&2; }
 die() { printf 'services.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 is_root() { [[ $(id -u) == 0 ]]; }
@@ -271,6 +275,22 @@ smtp_python() {
   install_packages python3 python3-aiosmtpd
   /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || die "python3-aiosmtpd did not install"
   printf '/usr/bin/python3\n'
+}
+
+# A binary from a Debian package, installed when missing (the distro's service is
+# not started: install_packages keeps it from starting).
+package_bin() { # binary package
+  local found
+  found=$(command -v "$1" || true)
+  [[ -z $found && -x /usr/sbin/$1 ]] && found=/usr/sbin/$1
+  [[ -z $found && -x /usr/bin/$1 ]] && found=/usr/bin/$1
+  if [[ -z $found ]]; then
+    install_packages "$2"
+    found=$(command -v "$1" || true)
+    [[ -z $found && -x /usr/sbin/$1 ]] && found=/usr/sbin/$1
+    [[ -n $found ]] || die "$2 did not install $1"
+  fi
+  printf '%s\n' "$found"
 }
 
 # ------------------------------------------------------- a NATS that fsyncs
@@ -606,7 +626,7 @@ if [[ ${1:-} == cluster ]]; then
 fi
 for arg in "$@"; do
   case $arg in
-    start | stop | status | nats-bin | smtp-python) command=$arg ;;
+    start | stop | status | nats-bin | smtp-python | turnserver-bin | nft-bin) command=$arg ;;
     --env) as_env=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage; die "unknown argument: $arg" ;;
@@ -623,4 +643,6 @@ case $command in
     durable_nats_bin || { fetch_durable_nats >&2 && durable_nats_bin; }
     ;;
   smtp-python) smtp_python ;;
+  turnserver-bin) package_bin turnserver coturn ;;
+  nft-bin) package_bin nft nftables ;;
 esac

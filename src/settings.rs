@@ -55,6 +55,10 @@ pub struct Settings {
     /// primary interface's when bound to 0.0.0.0.
     #[arg(long, env = "RAPAT_SFU_PUBLIC_IP", global = true)]
     pub sfu_public_ip: Option<IpAddr>,
+    /// A TCP port for ICE-TCP (a passive candidate beside the UDP one) for
+    /// networks that block UDP, e.g. `0.0.0.0:7882`. Off by default.
+    #[arg(long, env = "RAPAT_SFU_TCP_ADDR", global = true)]
+    pub sfu_tcp_addr: Option<SocketAddr>,
     /// Media worker threads of the SFU; 0 means one per core.
     #[arg(long, env = "RAPAT_SFU_WORKERS", default_value_t = 0, global = true)]
     pub sfu_workers: usize,
@@ -74,6 +78,14 @@ pub struct Settings {
     /// None by default: the SFU's candidate is directly reachable.
     #[arg(long, env = "RAPAT_ICE_SERVERS", value_parser = parse_ice_servers, global = true)]
     pub ice_servers: Option<IceServers>,
+    /// TURN URLs (comma separated, e.g. `turn:turn.example.org:3478`) handed to
+    /// every socket with a credential of its own, signed with RAPAT_TURN_SECRET
+    /// (coturn's `use-auth-secret`; the secret is read from the environment only).
+    #[arg(long, env = "RAPAT_TURN_URLS", value_delimiter = ',', global = true)]
+    pub turn_urls: Vec<String>,
+    /// How long a TURN credential works after the socket got it, in seconds.
+    #[arg(long, env = "RAPAT_TURN_TTL_SECONDS", default_value_t = 86400, global = true)]
+    pub turn_ttl_seconds: u64,
     // WebSocket abuse limits.
     /// Open WebSockets one user may hold across every gateway; one more is
     /// refused (close 4429). 0: no cap.
@@ -350,6 +362,7 @@ impl Settings {
         config.workers = self.sfu_workers;
         config.max_peers_per_user = usize::from(self.sfu_max_peers_per_user);
         config.max_addresses_per_peer = usize::from(self.sfu_max_addresses_per_peer);
+        config.tcp_bind = self.sfu_tcp_addr;
         config
     }
 
@@ -383,6 +396,7 @@ impl Settings {
         config.cors_origins = self.cors_origins.clone();
         config.access_ttl = Duration::from_secs(self.access_ttl_seconds);
         config.ice_servers = self.ice_servers.clone().map(|servers| servers.0).unwrap_or_default();
+        config.turn = self.turn()?;
         config.chat_replicas = self.stream_replicas;
         config.public_url = self.public_url.clone();
         config.password_reset_ttl = Duration::from_secs(self.password_reset_ttl_seconds);
@@ -489,6 +503,24 @@ fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
 /// `RAPAT_JWT_SECRET` (at least 32 bytes) signs access tokens; every gateway of
 /// a deployment needs the same one. Without it a random key is used, which is
 /// fine for one process on a laptop and logged as a warning.
+impl Settings {
+    fn turn(&self) -> anyhow::Result<Option<rapat_gateway::TurnConfig>> {
+        let urls: Vec<String> =
+            self.turn_urls.iter().map(|url| url.trim().to_string()).filter(|url| !url.is_empty()).collect();
+        let secret = std::env::var("RAPAT_TURN_SECRET").unwrap_or_default();
+        match (urls.is_empty(), secret.is_empty()) {
+            (true, true) => Ok(None),
+            (false, false) => Ok(Some(rapat_gateway::TurnConfig {
+                urls,
+                secret,
+                ttl: Duration::from_secs(self.turn_ttl_seconds.max(60)),
+            })),
+            (false, true) => anyhow::bail!("RAPAT_TURN_URLS is set but RAPAT_TURN_SECRET is not"),
+            (true, false) => anyhow::bail!("RAPAT_TURN_SECRET is set but RAPAT_TURN_URLS is not"),
+        }
+    }
+}
+
 fn jwt_secret() -> anyhow::Result<Vec<u8>> {
     let secret: anyhow::Result<Vec<u8>> = match std::env::var("RAPAT_JWT_SECRET") {
         Ok(secret) if secret.len() >= 32 => Ok(secret.into_bytes()),

@@ -8,6 +8,8 @@ use ipnet::IpNet;
 use rapat_commands::HashingLimits;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::turn::TurnConfig;
+
 #[derive(Clone)]
 pub struct GatewayConfig {
     pub bind: SocketAddr,
@@ -43,6 +45,9 @@ pub struct GatewayConfig {
     pub presence_socket_ttl: Duration,
     /// STUN/TURN servers handed to each socket in its first (`config`) message.
     pub ice_servers: Vec<IceServer>,
+    /// TURN servers whose time-limited credentials (`turn.rs`) are added to
+    /// `ice_servers` for each socket.
+    pub turn: Option<TurnConfig>,
     /// Chat history: the oldest message kept (on the chat stream, made with these
     /// limits when missing; an existing stream keeps its own).
     pub chat_max_age: Duration,
@@ -206,6 +211,7 @@ impl GatewayConfig {
             ws_pong_timeout: Duration::from_secs(60),
             presence_socket_ttl: Duration::from_secs(90),
             ice_servers: Vec::new(),
+            turn: None,
             chat_max_age: Duration::from_secs(30 * 24 * 3600),
             chat_max_per_room: 1000,
             chat_replicas: 1,

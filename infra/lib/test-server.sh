@@ -69,8 +69,13 @@ http_status() { # path
 
 test_server_pid=""
 test_server_keep=""
+# Helpers the caller started for the server (a TURN server), stopped with it.
+test_server_helpers=()
 stop_test_server() {
-  local rc=$?
+  local rc=$? pid
+  for pid in "${test_server_helpers[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
   if [[ -n $test_server_pid ]] && kill -0 "$test_server_pid" 2>/dev/null; then
     kill "$test_server_pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$test_server_pid" 2>/dev/null || break; sleep 0.1; done

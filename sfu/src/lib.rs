@@ -3,7 +3,8 @@
 //! and stopped by room events.
 //!
 //! Data flow: `udp.rs` receives datagrams and routes them by address, learnt
-//! from verified STUN (`routes.rs`), to the `worker.rs` thread owning the peer; a worker drives its peers
+//! from verified STUN (`routes.rs`), to the `worker.rs` thread owning the peer
+//! (`tcp.rs` does the same per ICE-TCP connection); a worker drives its peers
 //! (`peer.rs`), fans decrypted RTP out to every worker's subscribers, rewriting
 //! each packet per leg (`leg.rs`); a worker's decisions are its sans-IO core's
 //! (`worker_core.rs`); `room_core.rs` (sans-IO) keeps the room picture
@@ -31,6 +32,7 @@ mod routes;
 mod signal;
 mod source;
 mod speakers;
+mod tcp;
 mod udp;
 mod ufrag;
 mod worker;
@@ -47,6 +49,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 use rapat_wire::signal::SfuRequest;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio_util::sync::CancellationToken;
 
 pub use conductor::Admission;
 pub use inputs::{Admitted, Refused};
@@ -81,6 +84,9 @@ pub struct SfuConfig {
     /// Remote addresses one peer may route from: the first of its client's
     /// candidates to pass a STUN check verified with the peer's ICE password.
     pub max_addresses_per_peer: usize,
+    /// A TCP listener for ICE-TCP (RFC 6544, passive candidate) beside the UDP
+    /// socket(s), for networks that block UDP; its candidate has the announced IP.
+    pub tcp_bind: Option<SocketAddr>,
 }
 
 impl SfuConfig {
@@ -95,6 +101,7 @@ impl SfuConfig {
             workers: 0,
             max_peers_per_user: Self::DEFAULT_MAX_PEERS_PER_USER,
             max_addresses_per_peer: Self::DEFAULT_MAX_ADDRESSES_PER_PEER,
+            tcp_bind: None,
         }
     }
 }
@@ -104,7 +111,10 @@ pub struct Sfu {
     handle: SfuHandle,
     local_addr: SocketAddr,
     announce: SocketAddr,
+    tcp_announce: Option<SocketAddr>,
     stop: Arc<AtomicBool>,
+    /// Stops the ICE-TCP listener and its connections.
+    tcp_stop: CancellationToken,
     workers: Vec<Sender<WorkerInput>>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -119,12 +129,19 @@ pub struct SfuHandle {
     routes: Arc<Vec<Arc<RouteMetrics>>>,
     /// Whether `nats::serve` has its signaling subscription on the server.
     signaling: Arc<AtomicBool>,
+    /// Messages to clients, for requests refused before they reach the conductor.
+    replies: UnboundedSender<Outgoing>,
 }
 
 impl SfuHandle {
     /// A client's offer, answer, ICE candidate or disconnect.
     pub fn signal(&self, request: SfuRequest) {
         let _ = self.conductor.send(CoreInput::Signal(request));
+    }
+
+    /// Tells the client of a request this node will not handle why (an `error`).
+    pub fn refuse(&self, request: &SfuRequest, code: &str, message: &str) {
+        let _ = self.replies.send(Outgoing::error(PeerKey::of(request), code, message));
     }
 
     /// A room event that matters for media, stored at stream sequence `sequence`.
@@ -228,6 +245,23 @@ impl Sfu {
         }
         let local_addr = sockets[0].socket.local_addr()?;
         let announce = sockets[0].announce;
+        let tcp_stop = CancellationToken::new();
+        let tcp = match config.tcp_bind {
+            Some(bind) => {
+                let listener = std::net::TcpListener::bind(bind)?;
+                listener.set_nonblocking(true)?;
+                let bound = listener.local_addr()?;
+                let announce = SocketAddr::new(announce_ip(&config, bound), bound.port());
+                let table = RouteTable::new(config.max_addresses_per_peer, Arc::clone(&crypto));
+                let media = tcp::TcpMedia::new(announce, table);
+                let listener = tokio::net::TcpListener::from_std(listener)?;
+                tokio::spawn(tcp::accept(listener, Arc::clone(&media), senders.clone(), tcp_stop.clone()));
+                tracing::info!(%bound, %announce, "SFU listening for ICE-TCP");
+                Some(media)
+            }
+            None => None,
+        };
+        let tcp_announce = tcp.as_ref().map(|tcp| tcp.announce);
         let sockets = Arc::new(sockets);
         let metrics: Vec<Arc<WorkerMetrics>> = (0..count).map(|_| Arc::default()).collect();
         let mut threads = Vec::new();
@@ -240,7 +274,8 @@ impl Sfu {
                 conductor_tx.clone(),
                 signals_tx.clone(),
                 Arc::clone(&metrics[index]),
-            );
+            )
+            .with_tcp(tcp.clone());
             threads.push(std::thread::Builder::new().name(format!("rapat-sfu-{index}")).spawn(move || worker.run())?);
         }
         for (index, receive) in receivers.into_iter().enumerate() {
@@ -255,7 +290,7 @@ impl Sfu {
             peer_count: Arc::clone(&peers),
         };
         let conductor =
-            Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx, admission, limits);
+            Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx.clone(), admission, limits);
         tokio::spawn(conductor.run());
         tracing::info!(%local_addr, %announce, sockets = sockets.len(), workers = count, "SFU listening");
         let handle = SfuHandle {
@@ -265,8 +300,10 @@ impl Sfu {
             peers,
             routes: Arc::new(route_metrics),
             signaling: Arc::default(),
+            replies: signals_tx,
         };
-        Ok((Self { handle, local_addr, announce, stop, workers: senders, threads }, signals_rx))
+        let sfu = Self { handle, local_addr, announce, tcp_announce, stop, tcp_stop, workers: senders, threads };
+        Ok((sfu, signals_rx))
     }
 
     pub fn handle(&self) -> SfuHandle {
@@ -281,11 +318,17 @@ impl Sfu {
     pub fn announced_addr(&self) -> SocketAddr {
         self.announce
     }
+
+    /// The address of the ICE-TCP candidate, when the SFU listens on TCP.
+    pub fn tcp_announced_addr(&self) -> Option<SocketAddr> {
+        self.tcp_announce
+    }
 }
 
 impl Drop for Sfu {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.tcp_stop.cancel();
         for worker in &self.workers {
             let _ = worker.send(WorkerInput::Stop);
         }

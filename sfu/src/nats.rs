@@ -29,7 +29,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::admission::{RoomEventAdmission, Rosters};
-use crate::placement::{Placement, REFRESH_EVERY};
+use crate::placement::{Placement, REFRESH_EVERY, Serving};
 use crate::room_events;
 use crate::{Outgoing, SfuHandle};
 
@@ -82,11 +82,16 @@ pub async fn serve(
             _ = report.tick() => sfu.report_metrics(),
             message = inbound.next() => match message {
                 Some(message) => match serde_json::from_slice::<SfuRequest>(&message.payload) {
-                    Ok(request) => {
-                        if placement.serves(request.room_id, request.kind == SfuRequestKind::Offer).await {
-                            sfu.signal(request);
-                        }
-                    }
+                    Ok(request) => match placement.serves(request.room_id, request.kind != SfuRequestKind::Disconnect).await {
+                        Serving::Here => sfu.signal(request),
+                        Serving::Elsewhere => {}
+                        Serving::Unknown if request.kind == SfuRequestKind::Disconnect => {}
+                        Serving::Unknown => sfu.refuse(
+                            &request,
+                            "sfu_unavailable",
+                            "the media server cannot tell which node serves this room; try again",
+                        ),
+                    },
                     Err(error) => tracing::warn!(subject = %message.subject, %error, "ignoring an unreadable SFU signaling message"),
                 },
                 None => break,

@@ -1,7 +1,8 @@
 //! One participant's peer connection on the SFU side, and its negotiation.
 //!
 //! The client always makes the first offer (its own tracks); the SFU answers with
-//! its single host candidate in the SDP (ICE-lite, so no trickle from this side).
+//! its host candidate in the SDP (and a passive ICE-TCP one when it listens on
+//! TCP; ICE-lite, so no trickle from this side).
 //! After that the SFU offers whenever tracks to forward come or go. The SFU is the
 //! impolite side of "perfect negotiation": a client offer that crosses one of its
 //! own is ignored, and the client rolls back and answers.
@@ -48,15 +49,28 @@ pub const SOURCE_BITS: u32 = 20;
 
 /// The ICE host candidate of a UDP socket at `addr`.
 pub(crate) fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
+    candidate_on("udp", addr, Default::default())
+}
+
+/// The passive ICE-TCP host candidate of a listener at `addr` (RFC 6544): clients connect to it.
+pub(crate) fn tcp_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
+    candidate_on("tcp", addr, rtc::ice::tcp_type::TcpType::Passive)
+}
+
+fn candidate_on(
+    network: &str,
+    addr: SocketAddr,
+    tcp_type: rtc::ice::tcp_type::TcpType,
+) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
     let candidate = CandidateHostConfig {
         base_config: CandidateConfig {
-            network: "udp".to_owned(),
+            network: network.to_owned(),
             address: addr.ip().to_string(),
             port: addr.port(),
             component: 1,
             ..Default::default()
         },
-        ..Default::default()
+        tcp_type,
     }
     .new_candidate_host()?;
     RTCIceCandidate::from(&candidate).to_json()
@@ -107,6 +121,8 @@ pub struct Peer {
     pub source_base: u64,
     pc: RTCPeerConnection,
     local_candidate: RTCIceCandidateInit,
+    /// The passive ICE-TCP candidate, when the SFU listens on TCP.
+    tcp_candidate: Option<RTCIceCandidateInit>,
     answered_first_offer: bool,
     awaiting_answer: Option<Instant>,
     renegotiate: bool,
@@ -156,6 +172,7 @@ impl Peer {
             source_base: id << SOURCE_BITS,
             pc,
             local_candidate,
+            tcp_candidate: None,
             answered_first_offer: false,
             awaiting_answer: None,
             renegotiate: false,
@@ -170,6 +187,12 @@ impl Peer {
             outputs: Vec::new(),
             signals: Vec::new(),
         })
+    }
+
+    /// Offers a passive ICE-TCP candidate at `addr` too, in the first answer.
+    pub fn add_tcp_candidate(&mut self, addr: SocketAddr) -> Result<(), PeerError> {
+        self.tcp_candidate = Some(tcp_candidate(addr)?);
+        Ok(())
     }
 
     pub fn is_closed(&self) -> bool {
@@ -226,6 +249,9 @@ impl Peer {
     fn answer_offer(&mut self, now: Instant) -> Result<(), PeerError> {
         if !self.answered_first_offer {
             self.pc.add_local_candidate(self.local_candidate.clone())?;
+            if let Some(tcp) = self.tcp_candidate.clone() {
+                self.pc.add_local_candidate(tcp)?;
+            }
             self.pc.add_local_candidate(RTCIceCandidateInit::default())?;
         }
         let answer = self.pc.create_answer(None)?;

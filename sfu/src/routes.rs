@@ -21,8 +21,8 @@ use rtc::stun::textattrs::Username;
 
 use crate::ufrag::{IceCredentials, local_ufrag};
 
-/// What a worker tells the receive loop of its peer's socket.
-#[derive(Debug)]
+/// What a worker tells the receive loop of its peer's socket (and the ICE-TCP listener).
+#[derive(Clone, Debug)]
 pub enum RouteChange {
     /// A peer exists: binding requests for its ufrag that verify with its password route to it.
     Admit { peer: u64, credentials: IceCredentials },

@@ -34,6 +34,14 @@ pub struct RouteMetrics {
 
 pub struct ReceiveLoop {
     pub socket: Arc<UdpSocket>,
+    /// The socket's announced address, not the bound one: webrtc-rs's ICE agent
+    /// looks the datagram's local address up among its local candidates and
+    /// drops what matches none ("Discarded message, not a valid local
+    /// candidate", naming that local address, which reads as if the SFU had
+    /// sent to itself). With 0.0.0.0 or a public IP behind NAT the bound
+    /// address is never the candidate's. The agent also has no local candidate
+    /// before the peer's first answer and after it failed or closed (rtc-ice
+    /// deletes them), so a peer's leftover datagrams in those states log it too.
     pub local_addr: SocketAddr,
     pub workers: Vec<Sender<WorkerInput>>,
     /// Peers of this socket created and closed, from their workers.

@@ -19,6 +19,7 @@ use crate::inputs::{CoreInput, WorkerInput};
 use crate::metrics::WorkerMetrics;
 use crate::routes::RouteChange;
 use crate::signal::Outgoing;
+use crate::tcp::TcpMedia;
 use crate::worker_core::{WorkerCore, WorkerOutput};
 
 /// When nothing is due, a worker still wakes this often.
@@ -43,6 +44,8 @@ pub struct Worker {
     pub conductor: UnboundedSender<CoreInput>,
     pub signals: UnboundedSender<Outgoing>,
     pub metrics: Arc<WorkerMetrics>,
+    /// The ICE-TCP listener's connections, when there is one.
+    pub tcp: Option<Arc<TcpMedia>>,
     core: WorkerCore,
 }
 
@@ -58,7 +61,13 @@ impl Worker {
     ) -> Self {
         let announced = sockets.iter().map(|socket| socket.announce).collect();
         let core = WorkerCore::new(announced, Arc::clone(&metrics), Instant::now());
-        Self { index, inbox, workers, sockets, conductor, signals, metrics, core }
+        Self { index, inbox, workers, sockets, conductor, signals, metrics, tcp: None, core }
+    }
+
+    /// Its peers also take ICE-TCP, through the listener's connections.
+    pub fn with_tcp(self, tcp: Option<Arc<TcpMedia>>) -> Self {
+        let announce = tcp.as_ref().map(|tcp| tcp.announce);
+        Self { core: self.core.with_tcp(announce), tcp, ..self }
     }
 
     pub fn run(mut self) {
@@ -95,11 +104,21 @@ impl Worker {
         let mut sent = 0u64;
         while let Some(output) = self.core.poll_output() {
             match output {
-                WorkerOutput::Transmit { socket, to, bytes } => match self.sockets[socket].socket.send_to(&bytes, to) {
-                    Ok(_) => sent += 1,
-                    Err(error) => tracing::trace!(%to, %error, "send failed"),
-                },
+                WorkerOutput::Transmit { to, bytes, tcp: true, .. } => {
+                    if self.tcp.as_ref().is_some_and(|tcp| tcp.send(to, &bytes)) {
+                        sent += 1;
+                    }
+                }
+                WorkerOutput::Transmit { socket, to, bytes, tcp: false } => {
+                    match self.sockets[socket].socket.send_to(&bytes, to) {
+                        Ok(_) => sent += 1,
+                        Err(error) => tracing::trace!(%to, %error, "send failed"),
+                    }
+                }
                 WorkerOutput::Route { socket, change } => {
+                    if let Some(tcp) = &self.tcp {
+                        let _ = tcp.routes.send(change.clone());
+                    }
                     let _ = self.sockets[socket].routes.send(change);
                 }
                 WorkerOutput::Shared { source, packet } => {

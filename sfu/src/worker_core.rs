@@ -35,8 +35,9 @@ use crate::speakers::{LevelMeter, LevelSummary};
 /// What the worker core wants done; its thread (`worker.rs`) does it.
 #[derive(Debug)]
 pub enum WorkerOutput {
-    /// Send `bytes` to `to` from the SFU's socket number `socket`.
-    Transmit { socket: usize, to: SocketAddr, bytes: BytesMut },
+    /// Send `bytes` to `to` from the SFU's socket number `socket`, or, when
+    /// `tcp`, on the client's ICE-TCP connection from `to` (`tcp.rs`).
+    Transmit { socket: usize, to: SocketAddr, bytes: BytesMut, tcp: bool },
     /// Tell socket `socket`'s receive loop that a peer exists or is gone.
     Route { socket: usize, change: RouteChange },
     /// A decrypted packet of one of this worker's publishers, already forwarded
@@ -54,6 +55,8 @@ pub enum WorkerOutput {
 pub struct WorkerCore {
     /// The announced address of each of the SFU's sockets; a peer's is `peer % len`.
     sockets: Vec<SocketAddr>,
+    /// The announced address of the ICE-TCP listener, when there is one.
+    tcp: Option<SocketAddr>,
     metrics: Arc<WorkerMetrics>,
     peers: HashMap<u64, Peer>,
     /// This worker's subscribers of each source.
@@ -77,6 +80,7 @@ impl WorkerCore {
         assert!(!sockets.is_empty(), "a worker needs a socket");
         Self {
             sockets,
+            tcp: None,
             metrics,
             peers: HashMap::new(),
             subscribers: HashMap::new(),
@@ -86,6 +90,12 @@ impl WorkerCore {
             now,
             outputs: VecDeque::new(),
         }
+    }
+
+    /// Every peer also offers a passive ICE-TCP candidate at `announce`.
+    pub fn with_tcp(mut self, announce: Option<SocketAddr>) -> Self {
+        self.tcp = announce;
+        self
     }
 
     /// Peers are spread over the SFU's sockets (one, or one per port of a range) by id.
@@ -145,6 +155,11 @@ impl WorkerCore {
                 let socket = self.socket_of(peer);
                 match Peer::new(key.clone(), peer, credentials.clone(), self.sockets[socket], now) {
                     Ok(mut created) => {
+                        if let Some(tcp) = self.tcp
+                            && let Err(error) = created.add_tcp_candidate(tcp)
+                        {
+                            tracing::warn!(peer = %key, %error, "cannot make the ICE-TCP candidate");
+                        }
                         // Registered before the answer goes out, so the client's first check finds it.
                         self.outputs.push_back(WorkerOutput::Route {
                             socket,
@@ -298,6 +313,7 @@ impl WorkerCore {
                 socket,
                 to: datagram.transport.peer_addr,
                 bytes: datagram.message,
+                tcp: datagram.transport.transport_protocol == rtc::shared::TransportProtocol::TCP,
             });
         }
         let closed = peer.is_closed();

@@ -36,6 +36,19 @@ export async function openScreen() {
 }
 
 /**
+ * "relay" only where a test asks for it (localStorage `rapat.iceTransportPolicy`,
+ * set by the TURN end-to-end test); otherwise every path, as a product should.
+ * @returns {RTCIceTransportPolicy}
+ */
+function iceTransportPolicy() {
+  try {
+    return localStorage.getItem("rapat.iceTransportPolicy") === "relay" ? "relay" : "all";
+  } catch {
+    return "all";
+  }
+}
+
+/**
  * The peer connection to the SFU. Signaling goes out through `send(type, payload)`
  * (`offer`, `answer`, `ice-candidate`, never with a targetUserId); what the SFU
  * sends comes in through `handle(message)`.
@@ -43,7 +56,7 @@ export async function openScreen() {
 export class PeerLink {
   constructor({ iceServers, send, onTrack, onState }) {
     this.send = send;
-    this.pc = new RTCPeerConnection({ iceServers: iceServers ?? [] });
+    this.pc = new RTCPeerConnection({ iceServers: iceServers ?? [], iceTransportPolicy: iceTransportPolicy() });
     this.makingOffer = false;
     this.closed = false;
     // Incoming signaling is applied one message at a time, in arrival order: an

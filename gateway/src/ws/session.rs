@@ -129,7 +129,11 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
         }
     };
     let writer = tokio::spawn(write(sink, outgoing, connection.cancel.clone()));
-    let config = ServerMessage::Config { ice_servers: state.config.ice_servers.clone() };
+    let mut ice_servers = state.config.ice_servers.clone();
+    if let Some(turn) = &state.config.turn {
+        ice_servers.push(turn.ice_server(identity.user, std::time::SystemTime::now()));
+    }
+    let config = ServerMessage::Config { ice_servers };
     connection.deliver(Outgoing::Text(identity.message(&config, None)));
     connection.deliver(Outgoing::Text(participants_message(identity, admitted.participants)));
 

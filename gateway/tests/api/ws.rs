@@ -451,6 +451,41 @@ async fn each_socket_is_first_told_its_ice_servers() {
     assert_eq!(b.next().await["payload"], json!({ "iceServers": [] }));
 }
 
+#[tokio::test]
+async fn each_socket_gets_a_time_limited_turn_credential_of_its_own() {
+    use base64::Engine;
+    use hmac::Mac;
+    let app = spawn_app_with(|config| {
+        config.turn = Some(rapat_gateway::TurnConfig {
+            urls: vec!["turn:turn.example.com:3478".into()],
+            secret: "shared-with-coturn".into(),
+            ttl: Duration::from_secs(600),
+        });
+    })
+    .await;
+    let (room, host, guests) = room_with(&app, &["Guest"]).await;
+    let mut seen = Vec::new();
+    for (token, user) in [(&host.token, &host.id), (&guests[0].token, &guests[0].id)] {
+        let mut socket = connect(&app.base_url, &room, Some(token)).await;
+        let config = socket.next().await;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs();
+        let server = &config["payload"]["iceServers"][0];
+        assert_eq!(server["urls"], json!(["turn:turn.example.com:3478"]));
+        let username = server["username"].as_str().expect("a username");
+        let (expiry, named) = username.split_once(':').expect("expiry:userId");
+        assert_eq!(named, user.as_str());
+        let expiry: u64 = expiry.parse().expect("unix time");
+        assert!((now + 590..=now + 600).contains(&expiry), "expires in the TTL: {expiry} vs now {now}");
+        // What coturn computes with use-auth-secret to check it.
+        let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(b"shared-with-coturn").expect("any key");
+        mac.update(username.as_bytes());
+        let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        assert_eq!(server["credential"], expected.as_str());
+        seen.push(username.to_string());
+    }
+    assert_ne!(seen[0], seen[1], "each user gets their own");
+}
+
 #[test]
 fn ice_servers_read_from_json_take_one_url_or_many() {
     let servers: Vec<rapat_gateway::IceServer> =
