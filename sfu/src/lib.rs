@@ -27,6 +27,7 @@ pub mod room_events;
 mod roster;
 mod routes;
 mod signal;
+mod simulcast;
 mod source;
 mod udp;
 mod ufrag;

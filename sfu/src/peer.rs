@@ -37,6 +37,7 @@ use serde_json::json;
 use crate::keyframe::KeyframeRequests;
 use crate::leg::{LegParameters, SourceParameters, Translation};
 use crate::signal::{Outgoing, PeerKey};
+use crate::simulcast::{CodecFamily, LayerForwarder, LayerTag};
 use crate::source::{SourceId, Subscription};
 use crate::ufrag::IceCredentials;
 
@@ -71,6 +72,12 @@ pub enum PeerOutput {
     Unpublished(SourceId),
     /// A subscriber asked for a keyframe of a forwarded track.
     KeyframeWanted(SourceId),
+    /// A subscriber needs a keyframe of one simulcast layer of a track (to switch
+    /// to it, or because it lost the picture of the layer it gets).
+    LayerKeyframeWanted {
+        source: SourceId,
+        layer: u8,
+    },
     /// The connection failed or closed; the peer is gone.
     Closed,
 }
@@ -89,7 +96,15 @@ struct Inbound {
     kind: RtpCodecKind,
     receiver: RTCRtpReceiverId,
     media_ssrc: u32,
+    /// Simulcast layers seen so far (layer, SSRC); empty for a single-stream track.
+    layers: Vec<(u8, u32)>,
+    simulcast: bool,
+    codec: CodecFamily,
 }
+
+/// A packet of a simulcast track whose layer is not known: not forwarded.
+#[derive(Debug)]
+pub struct UnknownLayer;
 
 /// A track the SFU sends to this client.
 struct Leg {
@@ -98,6 +113,10 @@ struct Leg {
     source_parameters: SourceParameters,
     /// Built once negotiation settles; until then packets for this leg are skipped.
     translation: Option<Translation>,
+    publisher_user: uuid::Uuid,
+    clock_rate: u32,
+    /// For a simulcast track: the layer chosen and the rewriting; made at its first packet.
+    layers: Option<LayerForwarder>,
 }
 
 pub struct Peer {
@@ -118,6 +137,8 @@ pub struct Peer {
     queued: Vec<Subscription>,
     next_source: u64,
     keyframes: KeyframeRequests,
+    /// The largest height this client shows each publisher's video at (`video_constraints`).
+    video_constraints: HashMap<uuid::Uuid, u16>,
     pub outputs: Vec<PeerOutput>,
     /// Messages for this peer's client: answers, offers, errors.
     pub signals: Vec<Outgoing>,
@@ -164,6 +185,7 @@ impl Peer {
             queued: Vec::new(),
             next_source: 0,
             keyframes: KeyframeRequests::default(),
+            video_constraints: HashMap::new(),
             outputs: Vec::new(),
             signals: Vec::new(),
         })
@@ -296,6 +318,9 @@ impl Peer {
             ssrc,
             source_parameters: subscription.parameters,
             translation: None,
+            publisher_user: subscription.publisher_user,
+            clock_rate: subscription.codec.clock_rate,
+            layers: None,
         };
         self.legs.insert(subscription.source, leg);
         self.renegotiate = true;
@@ -349,14 +374,37 @@ impl Peer {
     }
 
     /// Sends a forwarded packet on this client's leg for `source`; whether it went.
-    pub fn forward(&mut self, source: SourceId, packet: &rtp::Packet, now: Instant) -> bool {
+    /// `layer` tags a packet of a simulcast track: only the layer chosen for this
+    /// client goes, renumbered to run on across switches.
+    pub fn forward(&mut self, source: SourceId, packet: &rtp::Packet, layer: Option<LayerTag>, now: Instant) -> bool {
         if !self.connected {
             return false;
         }
-        let Some(leg) = self.legs.get(&source) else { return false };
-        let Some(translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else {
+        let Some(leg) = self.legs.get_mut(&source) else { return false };
+        let mut renumbered = None;
+        if let Some(tag) = layer {
+            let constraint = self.video_constraints.get(&leg.publisher_user).copied();
+            let forwarder = leg.layers.get_or_insert_with(|| {
+                let mut forwarder = LayerForwarder::new(leg.clock_rate);
+                forwarder.set_max_height(constraint);
+                forwarder
+            });
+            let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
+            if let Some(layer) = decision.wants_keyframe
+                && self.keyframes.allow_layer(source, layer, now)
+            {
+                self.outputs.push(PeerOutput::LayerKeyframeWanted { source, layer });
+            }
+            let Some(rewritten) = decision.forward else { return false };
+            renumbered = Some(rewritten);
+        }
+        let Some(mut translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else {
             return false;
         };
+        if let Some((sequence_number, timestamp)) = renumbered {
+            translated.header.sequence_number = sequence_number;
+            translated.header.timestamp = timestamp;
+        }
         let Some(mut sender) = self.pc.rtp_sender(leg.sender) else { return false };
         match sender.write_rtp(now, translated) {
             Ok(()) => true,
@@ -383,6 +431,58 @@ impl Peer {
         }
     }
 
+    /// Asks this client (a publisher) for a keyframe of one simulcast layer.
+    pub fn request_layer_keyframe(&mut self, source: SourceId, layer: u8, now: Instant) {
+        let Some(inbound) = self.inbound.values().find(|inbound| inbound.source == source) else { return };
+        let Some(media_ssrc) = inbound.layers.iter().find(|(seen, _)| *seen == layer).map(|(_, ssrc)| *ssrc) else {
+            return;
+        };
+        if let Some(mut receiver) = self.pc.rtp_receiver(inbound.receiver) {
+            let pli =
+                rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 0, media_ssrc };
+            if let Err(error) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
+                tracing::debug!(peer = %self.key, %error, "cannot send a layer keyframe request");
+            }
+        }
+    }
+
+    /// This client shows `publisher`'s video at most `max_height` pixels high.
+    pub fn set_video_constraint(&mut self, publisher: uuid::Uuid, max_height: u16) {
+        self.video_constraints.insert(publisher, max_height);
+        for leg in self.legs.values_mut().filter(|leg| leg.publisher_user == publisher) {
+            if let Some(forwarder) = leg.layers.as_mut() {
+                forwarder.set_max_height(Some(max_height));
+            }
+        }
+    }
+
+    /// The simulcast layer of a packet received on `track`: `Ok(None)` for a
+    /// single-stream track.
+    pub fn layer_of(
+        &mut self,
+        track: &MediaStreamTrackId,
+        packet: &rtp::Packet,
+    ) -> Result<Option<LayerTag>, UnknownLayer> {
+        let Some(inbound) = self.inbound.get_mut(track) else { return Ok(None) };
+        if !inbound.simulcast {
+            return Ok(None);
+        }
+        let ssrc = packet.header.ssrc;
+        let layer = match inbound.layers.iter().find(|(_, seen)| *seen == ssrc) {
+            Some((layer, _)) => *layer,
+            None => {
+                // The layer's first packet can come before its open event is handled.
+                let receiver = self.pc.rtp_receiver(inbound.receiver).ok_or(UnknownLayer)?;
+                let layer = receiver.track().rid(ssrc).and_then(|rid| crate::simulcast::layer_of_rid(rid));
+                let layer = layer.ok_or(UnknownLayer)?;
+                inbound.layers.push((layer, ssrc));
+                layer
+            }
+        };
+        let keyframe = crate::simulcast::keyframe_start(inbound.codec, &packet.payload);
+        Ok(Some(LayerTag { layer, keyframe: keyframe.is_some(), height: keyframe.flatten() }))
+    }
+
     /// The source a packet received on `track` belongs to, unless it must not be
     /// forwarded (audio while blocked).
     pub fn source_of(&self, track: &MediaStreamTrackId) -> Option<SourceId> {
@@ -396,8 +496,15 @@ impl Peer {
     /// Keyframe requests from this client about tracks the SFU sends it.
     pub fn handle_rtcp(&mut self, packets: &[Box<dyn rtcp::Packet>], now: Instant) {
         for media_ssrc in self.keyframes.media_ssrcs(packets) {
-            let source = self.legs.iter().find(|(_, leg)| leg.ssrc == media_ssrc).map(|(source, _)| *source);
-            if let Some(source) = source
+            let leg = self.legs.iter().find(|(_, leg)| leg.ssrc == media_ssrc);
+            let current = leg.and_then(|(_, leg)| leg.layers.as_ref()).and_then(LayerForwarder::current);
+            let source = leg.map(|(source, _)| *source);
+            if let (Some(source), Some(layer)) = (source, current) {
+                // The picture lost is that of the layer this client gets.
+                if self.keyframes.allow_layer(source, layer, now) {
+                    self.outputs.push(PeerOutput::LayerKeyframeWanted { source, layer });
+                }
+            } else if let Some(source) = source
                 && self.keyframes.allow(source, now)
             {
                 self.outputs.push(PeerOutput::KeyframeWanted(source));
@@ -420,7 +527,7 @@ impl Peer {
                 self.offer_if_needed(now)?
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                self.track_opened(init.receiver_id, init.track_id, init.ssrc)
+                self.track_opened(init.receiver_id, init.track_id, init.ssrc, init.rid.as_deref())
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track)) => {
                 if let Some(inbound) = self.inbound.remove(&track) {
@@ -432,8 +539,21 @@ impl Peer {
         Ok(())
     }
 
-    fn track_opened(&mut self, receiver_id: RTCRtpReceiverId, track_id: MediaStreamTrackId, ssrc: u32) {
-        if self.inbound.contains_key(&track_id) {
+    fn track_opened(
+        &mut self,
+        receiver_id: RTCRtpReceiverId,
+        track_id: MediaStreamTrackId,
+        ssrc: u32,
+        rid: Option<&str>,
+    ) {
+        let layer = rid.and_then(crate::simulcast::layer_of_rid);
+        if let Some(inbound) = self.inbound.get_mut(&track_id) {
+            // Another simulcast layer of a track already published.
+            if let Some(layer) = layer
+                && !inbound.layers.iter().any(|(_, seen)| *seen == ssrc)
+            {
+                inbound.layers.push((layer, ssrc));
+            }
             return;
         }
         let Some(mut receiver) = self.pc.rtp_receiver(receiver_id) else { return };
@@ -446,7 +566,17 @@ impl Peer {
         let source_parameters = SourceParameters::negotiated(&receiver.get_parameters().rtp_parameters);
         self.next_source += 1;
         let source = SourceId(self.source_base + self.next_source);
-        self.inbound.insert(track_id, Inbound { source, kind, receiver: receiver_id, media_ssrc: ssrc });
+        let simulcast = rid.is_some_and(|rid| !rid.is_empty());
+        let inbound = Inbound {
+            source,
+            kind,
+            receiver: receiver_id,
+            media_ssrc: ssrc,
+            layers: layer.map(|layer| vec![(layer, ssrc)]).unwrap_or_default(),
+            simulcast,
+            codec: CodecFamily::of_mime(&codec.mime_type),
+        };
+        self.inbound.insert(track_id, inbound);
         tracing::debug!(peer = %self.key, %source, ?kind, mime = %codec.mime_type, "client publishes a track");
         self.outputs.push(PeerOutput::Published(Subscription {
             source,

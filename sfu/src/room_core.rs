@@ -309,6 +309,10 @@ impl RoomCore {
                 let publisher = source.0 >> SOURCE_BITS;
                 self.send(publisher, WorkerInput::Keyframe { peer: publisher, source });
             }
+            PeerOutput::LayerKeyframeWanted { source, layer } => {
+                let publisher = source.0 >> SOURCE_BITS;
+                self.send(publisher, WorkerInput::LayerKeyframe { peer: publisher, source, layer });
+            }
             PeerOutput::Closed => self.forget(peer),
         }
     }

@@ -60,6 +60,7 @@ fn requests(outputs: &[CoreOutput]) -> Vec<(u64, String)> {
                 | WorkerInput::Keyframe { peer, .. }
                 | WorkerInput::Close { peer }
                 | WorkerInput::Datagram { peer, .. } => *peer,
+                WorkerInput::LayerKeyframe { peer, .. } | WorkerInput::VideoConstraint { peer, .. } => *peer,
                 WorkerInput::Rtp { .. } | WorkerInput::Stop => 0,
             };
             (peer, format!("{input:?}"))
