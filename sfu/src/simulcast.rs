@@ -17,6 +17,10 @@ pub const LAYERS: usize = 3;
 pub const DEFAULT_HEIGHTS: [u16; LAYERS] = [180, 360, 720];
 /// A layer with no packet for this long is taken to be paused at the publisher.
 const LIVE_FOR: Duration = Duration::from_millis(1_000);
+/// For this long after a leg's first packet the wanted layer is taken to exist:
+/// the layers' first packets come one by one, and falling back to whichever
+/// came first would cost a keyframe of each.
+const SETTLING: Duration = Duration::from_millis(300);
 
 /// The layer number of a simulcast `rid`: q, h, f as browsers (and this project's
 /// client) name them, or 0, 1, 2.
@@ -156,6 +160,7 @@ pub struct LayerForwarder {
     max_layer: Option<u8>,
     heights: [Option<u16>; LAYERS],
     last_seen: [Option<Instant>; LAYERS],
+    first_seen: Option<Instant>,
     current: Option<u8>,
     seq_offset: u16,
     ts_offset: u32,
@@ -173,6 +178,7 @@ impl LayerForwarder {
             max_layer: None,
             heights: [None; LAYERS],
             last_seen: [None; LAYERS],
+            first_seen: None,
             current: None,
             seq_offset: 0,
             ts_offset: 0,
@@ -209,6 +215,9 @@ impl LayerForwarder {
     /// live one below it, else the nearest above.
     pub fn target(&self, now: Instant) -> u8 {
         let wanted = self.wanted();
+        if self.first_seen.is_none_or(|first| now.saturating_duration_since(first) < SETTLING) {
+            return wanted;
+        }
         let live = |layer: u8| {
             self.last_seen[usize::from(layer)].is_some_and(|seen| now.saturating_duration_since(seen) < LIVE_FOR)
         };
@@ -228,6 +237,7 @@ impl LayerForwarder {
             return Decision { forward: None, wants_keyframe: None };
         }
         self.last_seen[layer] = Some(now);
+        self.first_seen.get_or_insert(now);
         if let Some(height) = tag.height {
             self.heights[layer] = Some(height);
         }

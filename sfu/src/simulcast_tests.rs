@@ -113,6 +113,8 @@ fn sequence_numbers_and_timestamps_wrap_across_a_switch() {
 fn a_paused_layer_gives_way_to_the_nearest_live_one() {
     let start = Instant::now();
     let mut forwarder = LayerForwarder::new(90_000);
+    forwarder.handle(tag(0, false), 1, 0, start);
+    assert_eq!(forwarder.target(start), 2, "the other layers' first packets are still to come");
     for layer in 0..3 {
         forwarder.handle(tag(layer, false), 1, 0, start);
     }
