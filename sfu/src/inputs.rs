@@ -69,6 +69,12 @@ pub enum WorkerInput {
         source: SourceId,
         layer: u8,
     },
+    /// Tell publisher `peer` which layers of its simulcast track `source` are needed.
+    PublisherLayers {
+        peer: u64,
+        source: SourceId,
+        active: crate::layer_demand::ActiveLayers,
+    },
     /// Subscriber `peer` shows `publisher`'s video at most `max_height` high.
     VideoConstraint {
         peer: u64,
@@ -138,6 +144,7 @@ impl std::fmt::Debug for WorkerInput {
             WorkerInput::Rtp { .. } => "Rtp",
             WorkerInput::LayerKeyframe { .. } => "LayerKeyframe",
             WorkerInput::VideoConstraint { .. } => "VideoConstraint",
+            WorkerInput::PublisherLayers { .. } => "PublisherLayers",
             WorkerInput::Stop => "Stop",
         };
         f.write_str(name)

@@ -17,6 +17,7 @@ mod admission;
 mod conductor;
 mod inputs;
 mod keyframe;
+mod layer_demand;
 mod leg;
 mod metrics;
 pub mod nats;

@@ -78,6 +78,11 @@ pub enum PeerOutput {
         source: SourceId,
         layer: u8,
     },
+    /// This subscriber's leg of a simulcast track wants this layer now.
+    LayerWanted {
+        source: SourceId,
+        layer: u8,
+    },
     /// The connection failed or closed; the peer is gone.
     Closed,
 }
@@ -106,6 +111,9 @@ struct Inbound {
 #[derive(Debug)]
 pub struct UnknownLayer;
 
+#[path = "peer_layers.rs"]
+mod layers;
+
 /// A track the SFU sends to this client.
 struct Leg {
     sender: RTCRtpSenderId,
@@ -117,6 +125,8 @@ struct Leg {
     clock_rate: u32,
     /// For a simulcast track: the layer chosen and the rewriting; made at its first packet.
     layers: Option<LayerForwarder>,
+    /// The layer last reported wanted ([`PeerOutput::LayerWanted`]).
+    reported_want: Option<u8>,
 }
 
 pub struct Peer {
@@ -321,6 +331,7 @@ impl Peer {
             publisher_user: subscription.publisher_user,
             clock_rate: subscription.codec.clock_rate,
             layers: None,
+            reported_want: None,
         };
         self.legs.insert(subscription.source, leg);
         self.renegotiate = true;
@@ -390,6 +401,11 @@ impl Peer {
                 forwarder
             });
             let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
+            let wanted = forwarder.wanted();
+            if leg.reported_want != Some(wanted) {
+                leg.reported_want = Some(wanted);
+                self.outputs.push(PeerOutput::LayerWanted { source, layer: wanted });
+            }
             if let Some(layer) = decision.wants_keyframe
                 && self.keyframes.allow_layer(source, layer, now)
             {
@@ -429,58 +445,6 @@ impl Peer {
                 tracing::debug!(peer = %self.key, %error, "cannot send a keyframe request");
             }
         }
-    }
-
-    /// Asks this client (a publisher) for a keyframe of one simulcast layer.
-    pub fn request_layer_keyframe(&mut self, source: SourceId, layer: u8, now: Instant) {
-        let Some(inbound) = self.inbound.values().find(|inbound| inbound.source == source) else { return };
-        let Some(media_ssrc) = inbound.layers.iter().find(|(seen, _)| *seen == layer).map(|(_, ssrc)| *ssrc) else {
-            return;
-        };
-        if let Some(mut receiver) = self.pc.rtp_receiver(inbound.receiver) {
-            let pli =
-                rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 0, media_ssrc };
-            if let Err(error) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
-                tracing::debug!(peer = %self.key, %error, "cannot send a layer keyframe request");
-            }
-        }
-    }
-
-    /// This client shows `publisher`'s video at most `max_height` pixels high.
-    pub fn set_video_constraint(&mut self, publisher: uuid::Uuid, max_height: u16) {
-        self.video_constraints.insert(publisher, max_height);
-        for leg in self.legs.values_mut().filter(|leg| leg.publisher_user == publisher) {
-            if let Some(forwarder) = leg.layers.as_mut() {
-                forwarder.set_max_height(Some(max_height));
-            }
-        }
-    }
-
-    /// The simulcast layer of a packet received on `track`: `Ok(None)` for a
-    /// single-stream track.
-    pub fn layer_of(
-        &mut self,
-        track: &MediaStreamTrackId,
-        packet: &rtp::Packet,
-    ) -> Result<Option<LayerTag>, UnknownLayer> {
-        let Some(inbound) = self.inbound.get_mut(track) else { return Ok(None) };
-        if !inbound.simulcast {
-            return Ok(None);
-        }
-        let ssrc = packet.header.ssrc;
-        let layer = match inbound.layers.iter().find(|(_, seen)| *seen == ssrc) {
-            Some((layer, _)) => *layer,
-            None => {
-                // The layer's first packet can come before its open event is handled.
-                let receiver = self.pc.rtp_receiver(inbound.receiver).ok_or(UnknownLayer)?;
-                let layer = receiver.track().rid(ssrc).and_then(|rid| crate::simulcast::layer_of_rid(rid));
-                let layer = layer.ok_or(UnknownLayer)?;
-                inbound.layers.push((layer, ssrc));
-                layer
-            }
-        };
-        let keyframe = crate::simulcast::keyframe_start(inbound.codec, &packet.payload);
-        Ok(Some(LayerTag { layer, keyframe: keyframe.is_some(), height: keyframe.flatten() }))
     }
 
     /// The source a packet received on `track` belongs to, unless it must not be

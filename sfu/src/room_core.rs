@@ -20,9 +20,10 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use uuid::Uuid;
 
 use crate::inputs::{Admitted, CoreInput, Refused, WorkerInput};
+use crate::layer_demand::{ActiveLayers, LayerDemand};
 use crate::peer::{PeerOutput, SOURCE_BITS};
 use crate::signal::{Outgoing, PeerKey, RoomChange, sdp_of};
-use crate::source::Subscription;
+use crate::source::{SourceId, Subscription};
 
 /// What the core wants done; the shell (`conductor.rs`) does it.
 #[derive(Debug)]
@@ -64,6 +65,8 @@ pub struct RoomCore {
     by_connection: HashMap<Uuid, u64>,
     rooms: HashMap<Uuid, HashSet<u64>>,
     pending: HashMap<Uuid, Pending>,
+    /// The simulcast layers subscribers need, per track.
+    layer_demand: LayerDemand,
     outputs: VecDeque<CoreOutput>,
 }
 
@@ -78,6 +81,7 @@ impl RoomCore {
             by_connection: HashMap::new(),
             rooms: HashMap::new(),
             pending: HashMap::new(),
+            layer_demand: LayerDemand::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -161,6 +165,16 @@ impl RoomCore {
             SfuRequestKind::IceCandidate => match serde_json::from_value::<RTCIceCandidateInit>(incoming.payload) {
                 Ok(candidate) => self.send(peer, WorkerInput::Candidate { peer, candidate }),
                 Err(_) => self.tell(key, "invalid_payload", "payload must be an RTCIceCandidateInit"),
+            },
+            SfuRequestKind::VideoConstraints => match crate::signal::video_constraint_of(&incoming) {
+                Some((publisher, max_height)) => {
+                    self.send(peer, WorkerInput::VideoConstraint { peer, publisher, max_height })
+                }
+                None => self.tell(
+                    key,
+                    "invalid_payload",
+                    "payload.publisherId must be a user id and payload.maxHeight a height in pixels",
+                ),
             },
             _ => {}
         }
@@ -298,6 +312,7 @@ impl RoomCore {
                     return;
                 };
                 entry.published.retain(|published| published.source != source);
+                self.layer_demand.forget_source(source);
                 let room = entry.key.room;
                 for other in self.room_peers(room) {
                     if other != peer {
@@ -313,8 +328,18 @@ impl RoomCore {
                 let publisher = source.0 >> SOURCE_BITS;
                 self.send(publisher, WorkerInput::LayerKeyframe { peer: publisher, source, layer });
             }
+            PeerOutput::LayerWanted { source, layer } => {
+                if let Some(active) = self.layer_demand.want(source, peer, Some(layer)) {
+                    self.tell_layers(source, active);
+                }
+            }
             PeerOutput::Closed => self.forget(peer),
         }
+    }
+
+    fn tell_layers(&mut self, source: SourceId, active: ActiveLayers) {
+        let publisher = source.0 >> SOURCE_BITS;
+        self.send(publisher, WorkerInput::PublisherLayers { peer: publisher, source, active });
     }
 
     fn forget(&mut self, peer: u64) {
@@ -322,6 +347,12 @@ impl RoomCore {
             return;
         };
         tracing::info!(peer = %entry.key, "peer closed");
+        for published in &entry.published {
+            self.layer_demand.forget_source(published.source);
+        }
+        for (source, active) in self.layer_demand.forget_peer(peer) {
+            self.tell_layers(source, active);
+        }
         for published in &entry.published {
             for other in self.room_peers(entry.key.room) {
                 if other != peer {

@@ -198,6 +198,10 @@ impl WorkerCore {
                 p.request_layer_keyframe(source, layer, now);
                 Ok(())
             }),
+            WorkerInput::PublisherLayers { peer, source, active } => self.with_peer(peer, |p| {
+                p.set_publisher_layers(source, &active);
+                Ok(())
+            }),
             WorkerInput::VideoConstraint { peer, publisher, max_height } => self.with_peer(peer, |p| {
                 p.set_video_constraint(publisher, max_height);
                 Ok(())

@@ -99,6 +99,17 @@ impl Net {
         }
     }
 
+    /// The layers the subscriber legs reported wanting, in order.
+    fn layers_wanted(&self) -> Vec<u8> {
+        self.reports
+            .iter()
+            .filter_map(|(_, output)| match output {
+                PeerOutput::LayerWanted { layer, .. } => Some(*layer),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn layer_keyframes_wanted(&self) -> Vec<(SourceId, u8)> {
         self.reports
             .iter()
@@ -154,6 +165,8 @@ fn a_subscriber_gets_one_layer_switched_at_keyframes_and_numbered_as_one_stream(
     net.interframes(publisher, 4, &mut timestamp);
     assert_eq!(net.clients[subscriber].received.len(), 5, "one packet per frame");
 
+    assert_eq!(net.layers_wanted(), [2], "unconstrained, the leg wants the full layer");
+
     // Shown small now: the quarter layer is wanted, and switched to at its keyframe.
     net.reports.clear();
     let publisher_user = net.clients[publisher].key.user;
@@ -162,6 +175,7 @@ fn a_subscriber_gets_one_layer_switched_at_keyframes_and_numbered_as_one_stream(
     net.core.handle_input(net.now, constraint);
     net.interframes(publisher, 3, &mut timestamp);
     assert_eq!(net.layer_keyframes_wanted(), [(source, 0)]);
+    assert_eq!(net.layers_wanted(), [0], "for the room core, which pauses unneeded layers");
     net.publish_frame(publisher, &[(0, true), (1, false), (2, false)], timestamp);
     timestamp += FRAME_TICKS;
     net.run_until(FRAME, |_| false);
@@ -186,4 +200,13 @@ fn a_subscriber_gets_one_layer_switched_at_keyframes_and_numbered_as_one_stream(
     net.run_until(Duration::from_millis(1), |_| false);
     assert_eq!(net.layer_keyframes_wanted(), [(source, 0)]);
     assert!(net.keyframes_wanted().is_empty(), "not for the track as a whole");
+
+    // The room core's answer to the wanted layers reaches the publisher's client.
+    let active = WorkerInput::PublisherLayers { peer: publisher_peer, source, active: [true, false, false] };
+    net.core.handle_input(net.now, active);
+    net.run_until(Duration::from_millis(1), |_| false);
+    let told = net.clients[publisher].publisher_layers.clone();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["active"], serde_json::json!(["q"]));
+    assert!(told[0]["mid"].is_string() && told[0]["trackId"].is_string(), "names the track: {}", told[0]);
 }

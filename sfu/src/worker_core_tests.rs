@@ -59,6 +59,8 @@ struct Client {
     simulcast: Option<(RTCRtpSenderId, [u32; 3], [u16; 3])>,
     /// Every RTP packet received, in order.
     received: Vec<rtp::Packet>,
+    /// The `publisher_layers` payloads received.
+    publisher_layers: Vec<serde_json::Value>,
 }
 
 impl Client {
@@ -176,6 +178,7 @@ impl Net {
             keyframe_ssrcs: Vec::new(),
             simulcast,
             received: Vec::new(),
+            publisher_layers: Vec::new(),
         });
         index
     }
@@ -262,6 +265,7 @@ impl Net {
                         }
                     }
                     SfuReplyKind::Error => panic!("the SFU refused {}: {}", outgoing.to, outgoing.payload),
+                    SfuReplyKind::PublisherLayers => client.publisher_layers.push(outgoing.payload),
                 }
             }
             WorkerOutput::ToRoom { peer, output } => self.reports.push((peer, output)),

@@ -29,6 +29,10 @@ pub enum SfuRequestKind {
     IceCandidate,
     /// The socket closed: the SFU closes the peer connection it opened for it.
     Disconnect,
+    /// `{publisherId, maxHeight}`: the client shows that publisher's video at
+    /// most this high, so a smaller simulcast layer does.
+    #[serde(rename = "video_constraints")]
+    VideoConstraints,
 }
 
 impl SfuRequestKind {
@@ -39,6 +43,7 @@ impl SfuRequestKind {
             Self::Answer => "answer",
             Self::IceCandidate => "ice-candidate",
             Self::Disconnect => "disconnect",
+            Self::VideoConstraints => "video_constraints",
         }
     }
 
@@ -49,6 +54,7 @@ impl SfuRequestKind {
             "offer" => Some(Self::Offer),
             "answer" => Some(Self::Answer),
             "ice-candidate" => Some(Self::IceCandidate),
+            "video_constraints" => Some(Self::VideoConstraints),
             _ => None,
         }
     }
@@ -82,6 +88,10 @@ pub enum SfuReplyKind {
     Answer,
     /// `{code, message}`: a refused offer, a failed negotiation, a replaced peer.
     Error,
+    /// `{trackId, mid, active: ["q", …]}`: the simulcast layers of one of the
+    /// client's tracks that some subscriber needs; the client pauses the others.
+    #[serde(rename = "publisher_layers")]
+    PublisherLayers,
 }
 
 impl SfuReplyKind {
@@ -91,6 +101,7 @@ impl SfuReplyKind {
             Self::Offer => "offer",
             Self::Answer => "answer",
             Self::Error => "error",
+            Self::PublisherLayers => "publisher_layers",
         }
     }
 }
