@@ -78,10 +78,12 @@ pub enum PeerOutput {
         source: SourceId,
         layer: u8,
     },
-    /// This subscriber's leg of a simulcast track wants this layer now.
+    /// This subscriber's leg of a simulcast track wants `layer` now, and
+    /// forwards `forwarded` (another when the wanted one does not come).
     LayerWanted {
         source: SourceId,
         layer: u8,
+        forwarded: u8,
     },
     /// The connection failed or closed; the peer is gone.
     Closed,
@@ -125,8 +127,8 @@ struct Leg {
     clock_rate: u32,
     /// For a simulcast track: the layer chosen and the rewriting; made at its first packet.
     layers: Option<LayerForwarder>,
-    /// The layer last reported wanted ([`PeerOutput::LayerWanted`]).
-    reported_want: Option<u8>,
+    /// The layers last reported ([`PeerOutput::LayerWanted`]).
+    reported_want: Option<(u8, u8)>,
 }
 
 pub struct Peer {
@@ -392,26 +394,15 @@ impl Peer {
             return false;
         }
         let Some(leg) = self.legs.get_mut(&source) else { return false };
+        // Not before negotiation settled: a layer switch must not use up a keyframe that cannot go.
+        if leg.translation.is_none() {
+            return false;
+        }
         let mut renumbered = None;
         if let Some(tag) = layer {
             let constraint = self.video_constraints.get(&leg.publisher_user).copied();
-            let forwarder = leg.layers.get_or_insert_with(|| {
-                let mut forwarder = LayerForwarder::new(leg.clock_rate);
-                forwarder.set_max_height(constraint);
-                forwarder
-            });
-            let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
-            let wanted = forwarder.wanted();
-            if leg.reported_want != Some(wanted) {
-                leg.reported_want = Some(wanted);
-                self.outputs.push(PeerOutput::LayerWanted { source, layer: wanted });
-            }
-            if let Some(layer) = decision.wants_keyframe
-                && self.keyframes.allow_layer(source, layer, now)
-            {
-                self.outputs.push(PeerOutput::LayerKeyframeWanted { source, layer });
-            }
-            let Some(rewritten) = decision.forward else { return false };
+            let sink = (&mut self.keyframes, &mut self.outputs);
+            let Some(rewritten) = layers::pick(leg, source, tag, packet, constraint, sink, now) else { return false };
             renumbered = Some(rewritten);
         }
         let Some(mut translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else {

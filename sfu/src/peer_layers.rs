@@ -12,8 +12,9 @@ use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpTransceiverId;
 use serde_json::json;
 
-use super::{Peer, UnknownLayer};
-use crate::simulcast::LayerTag;
+use super::{Leg, Peer, PeerOutput, UnknownLayer};
+use crate::keyframe::KeyframeRequests;
+use crate::simulcast::{LayerForwarder, LayerTag};
 use crate::source::SourceId;
 
 impl Peer {
@@ -84,4 +85,35 @@ impl Peer {
         let keyframe = crate::simulcast::keyframe_start(inbound.codec, &packet.payload);
         Ok(Some(LayerTag { layer, keyframe: keyframe.is_some(), height: keyframe.flatten() }))
     }
+}
+
+/// Whether `leg` sends this packet of a simulcast track, and under which
+/// sequence number and timestamp; on the way, asks for the keyframe a switch
+/// waits for and reports the layers the leg needs.
+pub(super) fn pick(
+    leg: &mut Leg,
+    source: SourceId,
+    tag: LayerTag,
+    packet: &rtp::Packet,
+    max_height: Option<u16>,
+    (keyframes, outputs): (&mut KeyframeRequests, &mut Vec<PeerOutput>),
+    now: Instant,
+) -> Option<(u16, u32)> {
+    let forwarder = leg.layers.get_or_insert_with(|| {
+        let mut forwarder = LayerForwarder::new(leg.clock_rate);
+        forwarder.set_max_height(max_height);
+        forwarder
+    });
+    let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
+    let (layer, forwarded) = (forwarder.wanted(), forwarder.target(now));
+    if leg.reported_want != Some((layer, forwarded)) {
+        leg.reported_want = Some((layer, forwarded));
+        outputs.push(PeerOutput::LayerWanted { source, layer, forwarded });
+    }
+    if let Some(layer) = decision.wants_keyframe
+        && keyframes.allow_layer(source, layer, now)
+    {
+        outputs.push(PeerOutput::LayerKeyframeWanted { source, layer });
+    }
+    decision.forward
 }

@@ -328,8 +328,8 @@ impl RoomCore {
                 let publisher = source.0 >> SOURCE_BITS;
                 self.send(publisher, WorkerInput::LayerKeyframe { peer: publisher, source, layer });
             }
-            PeerOutput::LayerWanted { source, layer } => {
-                if let Some(active) = self.layer_demand.want(source, peer, Some(layer)) {
+            PeerOutput::LayerWanted { source, layer, forwarded } => {
+                if let Some(active) = self.layer_demand.want(source, peer, &[layer, forwarded]) {
                     self.tell_layers(source, active);
                 }
             }

@@ -453,10 +453,10 @@ fn layers_no_subscriber_wants_are_paused_at_the_publisher_until_wanted_again() {
     let camera = track(publisher, 1, publisher_key.user);
     core.handle_input(CoreInput::FromPeer { peer: publisher, output: PeerOutput::Published(camera.clone()) });
     drain(&mut core);
-    let mut want = |core: &mut RoomCore, peer: u64, layer: u8| {
+    let want = |core: &mut RoomCore, peer: u64, layer: u8| {
         core.handle_input(CoreInput::FromPeer {
             peer,
-            output: PeerOutput::LayerWanted { source: camera.source, layer },
+            output: PeerOutput::LayerWanted { source: camera.source, layer, forwarded: layer },
         });
         drain(core)
             .into_iter()
@@ -469,9 +469,8 @@ fn layers_no_subscriber_wants_are_paused_at_the_publisher_until_wanted_again() {
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(want(&mut core, first, 2), vec![[true, false, true]]);
-    assert!(want(&mut core, second, 2).is_empty(), "nothing changed");
-    assert_eq!(want(&mut core, second, 1), vec![[true, true, true]]);
+    assert!(want(&mut core, first, 2).is_empty(), "every layer is needed, as the publisher sends them");
+    assert!(want(&mut core, second, 1).is_empty());
     // The subscriber wanting the full layer leaves: nobody needs it.
     core.handle_input(message(SfuRequestKind::Disconnect, &core_key_of(&core, first), json!(null)));
     drain(&mut core);
@@ -484,6 +483,8 @@ fn layers_no_subscriber_wants_are_paused_at_the_publisher_until_wanted_again() {
         )),
         "{outputs:?}"
     );
+    assert_eq!(want(&mut core, second, 0), vec![[true, false, false]]);
+    assert_eq!(want(&mut core, second, 2), vec![[true, true, true]], "and back");
 }
 
 fn core_key_of(core: &RoomCore, peer: u64) -> PeerKey {

@@ -156,8 +156,6 @@ pub struct LayerForwarder {
     clock_rate: u32,
     /// The largest height the subscriber shows this video at, if it said.
     max_height: Option<u16>,
-    /// The most the subscriber's downlink is thought to carry: no layer above it.
-    max_layer: Option<u8>,
     heights: [Option<u16>; LAYERS],
     last_seen: [Option<Instant>; LAYERS],
     first_seen: Option<Instant>,
@@ -175,7 +173,6 @@ impl LayerForwarder {
         Self {
             clock_rate: clock_rate.max(1),
             max_height: None,
-            max_layer: None,
             heights: [None; LAYERS],
             last_seen: [None; LAYERS],
             first_seen: None,
@@ -191,24 +188,23 @@ impl LayerForwarder {
         self.max_height = max_height;
     }
 
-    pub fn set_max_layer(&mut self, max_layer: Option<u8>) {
-        self.max_layer = max_layer;
-    }
-
     /// The layer being forwarded now.
     pub fn current(&self) -> Option<u8> {
         self.current
     }
 
-    /// The layer wanted for the subscriber's size and downlink, ignoring which
+    /// The layer wanted for the size the subscriber shows the video at, ignoring which
     /// layers the publisher sends now.
     pub fn wanted(&self) -> u8 {
-        let height = |layer: usize| self.heights[layer].unwrap_or(DEFAULT_HEIGHTS[layer]);
-        let by_size = match self.max_height {
+        // A layer not seen yet is taken to be half the next one up, when that one is known.
+        let height = |layer: usize| {
+            let known = (layer..LAYERS).find_map(|above| Some(self.heights[above]? >> (above - layer)));
+            known.unwrap_or(DEFAULT_HEIGHTS[layer])
+        };
+        match self.max_height {
             None => (LAYERS - 1) as u8,
             Some(max) => (0..LAYERS).rev().find(|layer| height(*layer) <= max).unwrap_or(0) as u8,
-        };
-        self.max_layer.map_or(by_size, |max| by_size.min(max))
+        }
     }
 
     /// The layer to forward: the wanted one when it is live, else the nearest

@@ -46,16 +46,13 @@ fn tag(layer: u8, keyframe: bool) -> LayerTag {
 }
 
 #[test]
-fn the_highest_layer_that_fits_the_shown_height_and_the_downlink_is_wanted() {
+fn the_highest_layer_that_fits_the_shown_height_is_wanted() {
     let mut forwarder = LayerForwarder::new(90_000);
     assert_eq!(forwarder.wanted(), 2, "no constraint: full size");
     forwarder.set_max_height(Some(400));
     assert_eq!(forwarder.wanted(), 1);
     forwarder.set_max_height(Some(100));
     assert_eq!(forwarder.wanted(), 0, "the lowest at least");
-    forwarder.set_max_height(Some(720));
-    forwarder.set_max_layer(Some(0));
-    assert_eq!(forwarder.wanted(), 0, "the downlink caps it");
 
     // Heights learnt from keyframes replace the assumed ones.
     let mut forwarder = LayerForwarder::new(90_000);
@@ -64,6 +61,14 @@ fn the_highest_layer_that_fits_the_shown_height_and_the_downlink_is_wanted() {
     forwarder.handle(LayerTag { layer: 1, keyframe: true, height: Some(540) }, 1, 0, now);
     forwarder.set_max_height(Some(720));
     assert_eq!(forwarder.wanted(), 1);
+    forwarder.set_max_height(Some(300));
+    assert_eq!(forwarder.wanted(), 0, "the lowest is taken as half the middle: 270");
+
+    // Only the top layer seen (a browser that drops its small layers): the others scale from it.
+    let mut forwarder = LayerForwarder::new(90_000);
+    forwarder.handle(LayerTag { layer: 2, keyframe: true, height: Some(360) }, 1, 0, now);
+    forwarder.set_max_height(Some(200));
+    assert_eq!(forwarder.wanted(), 1, "180 high");
 }
 
 #[test]

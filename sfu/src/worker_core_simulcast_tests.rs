@@ -104,7 +104,7 @@ impl Net {
         self.reports
             .iter()
             .filter_map(|(_, output)| match output {
-                PeerOutput::LayerWanted { layer, .. } => Some(*layer),
+                PeerOutput::LayerWanted { layer, forwarded, .. } if layer == forwarded => Some(*layer),
                 _ => None,
             })
             .collect()
