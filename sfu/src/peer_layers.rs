@@ -105,8 +105,9 @@ pub(super) fn pick(
         forwarder
     });
     let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
-    let (layer, forwarded) = (forwarder.wanted(), forwarder.target(now));
-    if leg.reported_want != Some((layer, forwarded)) {
+    if let Some((layer, forwarded)) = forwarder.needed(now)
+        && leg.reported_want != Some((layer, forwarded))
+    {
         leg.reported_want = Some((layer, forwarded));
         outputs.push(PeerOutput::LayerWanted { source, layer, forwarded });
     }

@@ -225,6 +225,20 @@ impl LayerForwarder {
         below.or(above).unwrap_or(wanted)
     }
 
+    /// The layers this leg needs the publisher to send: the wanted one and the
+    /// one forwarded instead, or the top one while no layer arrives at all (so
+    /// pausing cannot leave nothing to forward). `None` while the layers' first
+    /// packets are still coming in.
+    pub fn needed(&self, now: Instant) -> Option<(u8, u8)> {
+        let first = self.first_seen?;
+        if now.saturating_duration_since(first) < SETTLING {
+            return None;
+        }
+        let any_live = self.last_seen.iter().flatten().any(|seen| now.saturating_duration_since(*seen) < LIVE_FOR);
+        let forwarded = if any_live { self.target(now) } else { (LAYERS - 1) as u8 };
+        Some((self.wanted(), forwarded))
+    }
+
     /// Decides on one packet of layer `tag.layer` with the publisher's `sequence`
     /// and `timestamp`, arriving at `now`.
     pub fn handle(&mut self, tag: LayerTag, sequence: u16, timestamp: u32, now: Instant) -> Decision {

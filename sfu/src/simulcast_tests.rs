@@ -120,6 +120,7 @@ fn a_paused_layer_gives_way_to_the_nearest_live_one() {
     let mut forwarder = LayerForwarder::new(90_000);
     forwarder.handle(tag(0, false), 1, 0, start);
     assert_eq!(forwarder.target(start), 2, "the other layers' first packets are still to come");
+    assert_eq!(forwarder.needed(start), None, "nothing to pause yet");
     for layer in 0..3 {
         forwarder.handle(tag(layer, false), 1, 0, start);
     }
@@ -133,4 +134,7 @@ fn a_paused_layer_gives_way_to_the_nearest_live_one() {
     let much_later = later + Duration::from_secs(2);
     forwarder.handle(tag(2, false), 3, 0, much_later);
     assert_eq!(forwarder.target(much_later), 2, "only the high one is live: better than nothing");
+    assert_eq!(forwarder.needed(much_later), Some((0, 2)));
+    let silent = much_later + Duration::from_secs(2);
+    assert_eq!(forwarder.needed(silent), Some((0, 2)), "nothing arrives: every layer is needed");
 }
