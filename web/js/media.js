@@ -47,6 +47,22 @@ export const SIMULCAST_ENCODINGS = [
 ];
 
 /**
+ * Whether to publish the camera in simulcast layers: only when
+ * `localStorage["rapat.simulcast"]` is "on", for now. The SFU's WebRTC stack
+ * (webrtc-rs `rtc` 0.21) forgets which SSRC is which layer whenever the
+ * connection is renegotiated, and Chrome stops naming its layers (the rid header
+ * extension) once the SFU has acknowledged them, so a simulcast camera would
+ * freeze at the first renegotiation (someone joins, a screen share starts).
+ */
+export function simulcastEnabled() {
+  try {
+    return globalThis.localStorage?.getItem("rapat.simulcast") === "on";
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The peer connection to the SFU. Signaling goes out through `send(type, payload)`
  * (`offer`, `answer`, `ice-candidate`, never with a targetUserId); what the SFU
  * sends comes in through `handle(message)`.

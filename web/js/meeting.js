@@ -5,7 +5,7 @@
 
 import * as api from "./api.js";
 import { CLOSE, describe, describeMediaError } from "./errors.js";
-import { PeerLink, openLocalMedia, openScreen } from "./media.js";
+import { PeerLink, openLocalMedia, openScreen, simulcastEnabled } from "./media.js";
 import { MeetingView, renderPreJoin, renderRoomLoading, renderRoomProblem } from "./meeting-view.js";
 import { Roster } from "./roster.js";
 import { Signaling } from "./signaling.js";
@@ -294,7 +294,7 @@ export class Meeting {
       },
     });
     for (const track of this.local.stream.getTracks()) {
-      this.peer.publish(track, this.local.stream, { simulcast: true });
+      this.peer.publish(track, this.local.stream, { simulcast: simulcastEnabled() });
     }
     if (this.local.screen) this.screenSender = this.peer.publish(this.local.screen, this.local.screenStream);
     const early = this.pendingSignals.splice(0);
