@@ -519,7 +519,6 @@ impl Driver {
             }
             let Some(payload_type) = outbound.payload_type else { continue };
             if !outbound.layers.is_empty() {
-                drop(sender);
                 let transceiver = rtc::rtp_transceiver::RTCRtpTransceiverId::from(outbound.sender);
                 let mid = self.pc.rtp_transceiver(transceiver).and_then(|t| t.mid().clone()).unwrap_or_default();
                 let Some(mut sender) = self.pc.rtp_sender(outbound.sender) else { continue };
