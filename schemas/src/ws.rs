@@ -52,12 +52,12 @@ macro_rules! ws_schemas {
 ws_schemas! {
     ClientToServer in "client" => [
         "auth", "join_room", "chat", "offer", "answer", "ice-candidate", "mute", "video", "screen_share",
-        "request_unmute", "allow_unmute",
+        "request_unmute", "allow_unmute", "video_constraints",
     ],
     ServerToClient in "server" => [
         "config", "participants", "user_joined", "user_left", "chat", "offer", "answer", "ice-candidate",
         "mute", "video", "screen_share", "removed", "room_ended", "error", "unmute_requested", "unmute_allowed",
-        "notification", "unread_count", "active_speakers",
+        "notification", "unread_count", "active_speakers", "publisher_layers",
     ],
 }
 

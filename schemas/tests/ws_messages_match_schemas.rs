@@ -96,6 +96,7 @@ fn every_server_message_of_the_spec_is_accepted() {
             json!({ "speakers": [{ "userId": BUDI, "level": 0.92 }, { "userId": ANA, "level": 0.7 }] }),
         ),
         server("active_speakers", json!({ "speakers": [] })),
+        server("publisher_layers", json!({ "trackId": "camera", "mid": "0", "active": ["q", "h"] })),
     ];
     let mut relayed = server("offer", json!({ "sdp": "v=0", "type": "offer" }));
     relayed["targetUserId"] = json!(BUDI);
@@ -126,6 +127,7 @@ fn every_client_message_of_the_spec_is_accepted() {
         client("screen_share", json!({ "sharing": false })),
         json!({ "type": "request_unmute" }),
         json!({ "type": "allow_unmute", "targetUserId": BUDI, "payload": {} }),
+        client("video_constraints", json!({ "publisherId": BUDI, "maxHeight": 360 })),
     ];
     for message in &samples {
         assert_eq!(validate_ws_message(WsDirection::ClientToServer, message), Ok(()), "{message}");
@@ -153,6 +155,7 @@ fn messages_that_break_the_contract_are_rejected() {
         server("active_speakers", json!({ "speakers": [{ "userId": "budi", "level": 0.5 }] })),
         server("active_speakers", json!({ "speakers": [{ "userId": BUDI, "level": 1.5 }] })),
         server("active_speakers", json!({})),
+        server("publisher_layers", json!({ "mid": "0", "active": ["x"] })),
         {
             let mut message = server("chat", json!({ "message": "hi", "id": 1 }));
             message["timestamp"] = json!("yesterday");
@@ -172,6 +175,8 @@ fn messages_that_break_the_contract_are_rejected() {
         client("chat", json!({ "message": "x".repeat(2001) })),
         client("ice-candidate", json!({ "sdpMid": "0" })),
         client("screen_share", json!({ "sharing": "yes" })),
+        client("video_constraints", json!({ "publisherId": "budi", "maxHeight": 360 })),
+        client("video_constraints", json!({ "publisherId": BUDI, "maxHeight": -1 })),
         json!({ "type": "offer", "targetUserId": "bob", "payload": { "sdp": "v=0" } }),
         json!({ "type": "offer", "payload": "v=0" }),
         json!({ "type": "allow_unmute", "payload": {} }),

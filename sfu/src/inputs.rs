@@ -12,6 +12,7 @@ use rtc::shared::TaggedBytesMut;
 
 use crate::peer::PeerOutput;
 use crate::signal::{PeerKey, RoomChange};
+use crate::simulcast::LayerTag;
 use crate::source::{SourceId, Subscription};
 use crate::speakers::LevelSummary;
 
@@ -56,10 +57,30 @@ pub enum WorkerInput {
     Close {
         peer: u64,
     },
-    /// A decrypted packet of `source`, for this worker's subscribers of it.
+    /// A decrypted packet of `source`, for this worker's subscribers of it;
+    /// `layer` tags a packet of a simulcast track.
     Rtp {
         source: SourceId,
         packet: Arc<rtp::Packet>,
+        layer: Option<LayerTag>,
+    },
+    /// Ask the publisher `peer` for a keyframe of one simulcast layer of `source`.
+    LayerKeyframe {
+        peer: u64,
+        source: SourceId,
+        layer: u8,
+    },
+    /// Tell publisher `peer` which layers of its simulcast track `source` are needed.
+    PublisherLayers {
+        peer: u64,
+        source: SourceId,
+        active: crate::layer_demand::ActiveLayers,
+    },
+    /// Subscriber `peer` shows `publisher`'s video at most `max_height` high.
+    VideoConstraint {
+        peer: u64,
+        publisher: uuid::Uuid,
+        max_height: u16,
     },
     Stop,
 }
@@ -124,6 +145,9 @@ impl std::fmt::Debug for WorkerInput {
             WorkerInput::Keyframe { .. } => "Keyframe",
             WorkerInput::Close { .. } => "Close",
             WorkerInput::Rtp { .. } => "Rtp",
+            WorkerInput::LayerKeyframe { .. } => "LayerKeyframe",
+            WorkerInput::VideoConstraint { .. } => "VideoConstraint",
+            WorkerInput::PublisherLayers { .. } => "PublisherLayers",
             WorkerInput::Stop => "Stop",
         };
         f.write_str(name)

@@ -97,6 +97,8 @@ impl Interceptor for SurfaceKeyframeRequests {
 #[derive(Default)]
 pub struct KeyframeRequests {
     last: HashMap<SourceId, Instant>,
+    /// The same per simulcast layer of a track.
+    last_layer: HashMap<(SourceId, u8), Instant>,
 }
 
 impl KeyframeRequests {
@@ -112,6 +114,17 @@ impl KeyframeRequests {
             }
         }
         ssrcs
+    }
+
+    /// Whether a request for one simulcast layer of `source` should go on now.
+    pub fn allow_layer(&mut self, source: SourceId, layer: u8, now: Instant) -> bool {
+        match self.last_layer.get(&(source, layer)) {
+            Some(last) if now.duration_since(*last) < MIN_INTERVAL => false,
+            _ => {
+                self.last_layer.insert((source, layer), now);
+                true
+            }
+        }
     }
 
     /// Whether a request for `source` should go on now.

@@ -17,9 +17,11 @@
 //! `admission.rs`).
 
 mod admission;
+mod candidate;
 mod conductor;
 mod inputs;
 mod keyframe;
+mod layer_demand;
 mod leg;
 mod metrics;
 pub mod nats;
@@ -30,6 +32,7 @@ pub mod room_events;
 mod roster;
 mod routes;
 mod signal;
+mod simulcast;
 mod source;
 mod speakers;
 mod tcp;

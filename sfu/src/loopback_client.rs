@@ -39,6 +39,9 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 
+#[path = "loopback_simulcast.rs"]
+mod simulcast;
+
 /// A signaling message: `(type, payload)`.
 pub type Signal = (String, Value);
 
@@ -57,6 +60,9 @@ pub struct ClientOptions {
     /// Offer VP8 (and Opus) under these payload types instead of webrtc-rs's
     /// defaults, as another browser might (Firefox uses 120 for VP8).
     pub payload_types: Option<(u8, u8)>,
+    /// Publish the camera as three simulcast layers (rid q, h, f), as a browser
+    /// does: VP8-shaped payloads, a keyframe on a layer when asked for one.
+    pub simulcast: bool,
 }
 
 impl ClientOptions {
@@ -71,6 +77,7 @@ impl ClientOptions {
             record_delays: false,
             drop_every: None,
             payload_types: None,
+            simulcast: false,
         }
     }
 
@@ -95,6 +102,8 @@ pub struct TrackStats {
     pub delays_us: Vec<u32>,
     /// Every payload type seen on the track.
     pub payload_types: std::collections::BTreeSet<u8>,
+    /// The simulcast layers received, in order, each once per run of packets.
+    pub layers: Vec<u8>,
 }
 
 impl TrackStats {
@@ -180,6 +189,8 @@ enum Command {
     /// Removes it again and offers.
     RemoveScreen,
     AudioLevel(Option<u8>),
+    /// Sends a signaling message (as `video_constraints`).
+    Signal(Signal),
 }
 
 pub struct LoopbackClient {
@@ -227,20 +238,31 @@ impl LoopbackClient {
             {
                 let ssrc = rand::random::<u32>();
                 let codec = RTCRtpCodec { mime_type: mime.to_string(), clock_rate, channels, ..Default::default() };
+                let layers =
+                    if options.simulcast && kind == RtpCodecKind::Video { simulcast::layers() } else { Vec::new() };
+                let encodings = if layers.is_empty() {
+                    vec![RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() }]
+                } else {
+                    layers.iter().map(simulcast::Layer::coding).collect()
+                };
                 let track = MediaStreamTrack::new(
                     "loopback".to_string(),
                     format!("loopback-{kind:?}"),
                     format!("{kind:?}"),
                     kind,
-                    vec![RTCRtpEncodingParameters {
-                        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                        active: true,
-                        codec,
-                        ..Default::default()
-                    }],
+                    encodings
+                        .into_iter()
+                        .map(|rtp_coding_parameters| RTCRtpEncodingParameters {
+                            rtp_coding_parameters,
+                            active: true,
+                            codec: codec.clone(),
+                            ..Default::default()
+                        })
+                        .collect(),
                 );
                 let sender = pc.add_track(track)?;
-                senders.push(Outbound { sender, kind, ssrc, sequence: rand::random(), payload_type: None, sent: 0 });
+                let sequence = rand::random();
+                senders.push(Outbound { sender, kind, ssrc, sequence, payload_type: None, sent: 0, layers });
             }
         } else {
             let init = RTCRtpTransceiverInit {
@@ -304,6 +326,12 @@ impl LoopbackClient {
     pub fn set_audio_level(&self, dbov: Option<u8>) {
         let _ = self.commands.send(Command::AudioLevel(dbov));
     }
+
+    /// Tells the SFU this client shows `publisher`'s video at most `max_height` high.
+    pub fn send_video_constraints(&self, publisher: &str, max_height: u16) {
+        let payload = json!({ "publisherId": publisher, "maxHeight": max_height });
+        let _ = self.commands.send(Command::Signal(("video_constraints".into(), payload)));
+    }
 }
 
 /// webrtc-rs's default codecs, or only VP8 and Opus under the given payload types.
@@ -353,6 +381,8 @@ struct Outbound {
     sequence: u16,
     payload_type: Option<u8>,
     sent: u64,
+    /// Simulcast layers, each sent every time a packet is due; empty: one stream.
+    layers: Vec<simulcast::Layer>,
 }
 
 struct Driver {
@@ -412,6 +442,7 @@ impl Driver {
                     Some(Command::AddScreen) => self.add_screen(),
                     Some(Command::RemoveScreen) => self.remove_screen(),
                     Some(Command::AudioLevel(dbov)) => self.audio_level = dbov,
+                    Some(Command::Signal(signal)) => { let _ = self.outgoing.send(signal); }
                     None => return,
                 },
             }
@@ -505,6 +536,15 @@ impl Driver {
                     sender.get_parameters().rtp_parameters.codecs.first().map(|codec| codec.payload_type);
             }
             let Some(payload_type) = outbound.payload_type else { continue };
+            if !outbound.layers.is_empty() {
+                let transceiver = rtc::rtp_transceiver::RTCRtpTransceiverId::from(outbound.sender);
+                let mid = self.pc.rtp_transceiver(transceiver).and_then(|t| t.mid().clone()).unwrap_or_default();
+                let Some(mut sender) = self.pc.rtp_sender(outbound.sender) else { continue };
+                let frame = simulcast::Frame { payload_type, size, timestamp: (elapsed * clock) as u32, mid: &mid };
+                let sent = simulcast::send(&mut sender, outbound, due, &frame, now);
+                self.stats.sent_packets.fetch_add(sent, Ordering::Relaxed);
+                continue;
+            }
             let audio_level = (outbound.kind == RtpCodecKind::Audio)
                 .then(|| {
                     let extensions = &sender.get_parameters().rtp_parameters.header_extensions;
@@ -567,6 +607,7 @@ impl Driver {
                     sequence: rand::random(),
                     payload_type: None,
                     sent,
+                    layers: Vec::new(),
                 });
                 self.offer();
             }
@@ -657,10 +698,16 @@ impl Driver {
                     if let Ok(mut tracks) = self.stats.tracks.lock() {
                         let stats = tracks.entry(track).or_default();
                         stats.payload_types.insert(packet.header.payload_type);
+                        if let Some(layer) = simulcast::layer_of(&packet.payload)
+                            && stats.layers.last() != Some(&layer)
+                        {
+                            stats.layers.push(layer);
+                        }
                         stats.record(packet.header.sequence_number, delay, self.options.record_delays);
                     }
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
+                    simulcast::keyframes_asked(&mut self.senders, &packets);
                     let count =
                         |is: fn(&dyn std::any::Any) -> bool| packets.iter().filter(|p| is(p.as_any())).count() as u64;
                     self.stats

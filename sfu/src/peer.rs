@@ -20,9 +20,7 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
 use rtc::peer_connection::state::{RTCPeerConnectionState, RTCSignalingState};
-use rtc::peer_connection::transport::{
-    CandidateConfig, CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
-};
+use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp;
 use rtc::rtp;
@@ -35,9 +33,11 @@ use rtc::rtp_transceiver::{
 use rtc::sansio::Protocol;
 use serde_json::json;
 
+pub(crate) use crate::candidate::{host_candidate, tcp_candidate};
 use crate::keyframe::KeyframeRequests;
 use crate::leg::{LegParameters, SourceParameters, Translation};
 use crate::signal::{Outgoing, PeerKey};
+use crate::simulcast::{CodecFamily, LayerForwarder, LayerTag};
 use crate::source::{SourceId, Subscription};
 use crate::ufrag::IceCredentials;
 
@@ -46,35 +46,6 @@ use crate::ufrag::IceCredentials;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A peer's source ids are `peer id << SOURCE_BITS | n`, so a source names its peer.
 pub const SOURCE_BITS: u32 = 20;
-
-/// The ICE host candidate of a UDP socket at `addr`.
-pub(crate) fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
-    candidate_on("udp", addr, Default::default())
-}
-
-/// The passive ICE-TCP host candidate of a listener at `addr` (RFC 6544): clients connect to it.
-pub(crate) fn tcp_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
-    candidate_on("tcp", addr, rtc::ice::tcp_type::TcpType::Passive)
-}
-
-fn candidate_on(
-    network: &str,
-    addr: SocketAddr,
-    tcp_type: rtc::ice::tcp_type::TcpType,
-) -> Result<RTCIceCandidateInit, rtc::shared::error::Error> {
-    let candidate = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: network.to_owned(),
-            address: addr.ip().to_string(),
-            port: addr.port(),
-            component: 1,
-            ..Default::default()
-        },
-        tcp_type,
-    }
-    .new_candidate_host()?;
-    RTCIceCandidate::from(&candidate).to_json()
-}
 
 /// What a peer asks of the conductor after it handled something. (What it
 /// says to its client goes out directly, through `Peer::signals`.)
@@ -85,6 +56,19 @@ pub enum PeerOutput {
     Unpublished(SourceId),
     /// A subscriber asked for a keyframe of a forwarded track.
     KeyframeWanted(SourceId),
+    /// A subscriber needs a keyframe of one simulcast layer of a track (to switch
+    /// to it, or because it lost the picture of the layer it gets).
+    LayerKeyframeWanted {
+        source: SourceId,
+        layer: u8,
+    },
+    /// This subscriber's leg of a simulcast track wants `layer` now, and
+    /// forwards `forwarded` (another when the wanted one does not come).
+    LayerWanted {
+        source: SourceId,
+        layer: u8,
+        forwarded: u8,
+    },
     /// The connection failed or closed; the peer is gone.
     Closed,
 }
@@ -105,7 +89,18 @@ struct Inbound {
     media_ssrc: u32,
     /// The negotiated id of the audio-level extension, for active speakers.
     audio_level_id: Option<u8>,
+    /// Simulcast layers seen so far (layer, SSRC); empty for a single-stream track.
+    layers: Vec<(u8, u32)>,
+    simulcast: bool,
+    codec: CodecFamily,
 }
+
+/// A packet of a simulcast track whose layer is not known: not forwarded.
+#[derive(Debug)]
+pub struct UnknownLayer;
+
+#[path = "peer_layers.rs"]
+mod layers;
 
 /// A track the SFU sends to this client.
 struct Leg {
@@ -114,6 +109,12 @@ struct Leg {
     source_parameters: SourceParameters,
     /// Built once negotiation settles; until then packets for this leg are skipped.
     translation: Option<Translation>,
+    publisher_user: uuid::Uuid,
+    clock_rate: u32,
+    /// For a simulcast track: the layer chosen and the rewriting; made at its first packet.
+    layers: Option<LayerForwarder>,
+    /// The layers last reported ([`PeerOutput::LayerWanted`]).
+    reported_want: Option<(u8, u8)>,
 }
 
 pub struct Peer {
@@ -136,6 +137,8 @@ pub struct Peer {
     queued: Vec<Subscription>,
     next_source: u64,
     keyframes: KeyframeRequests,
+    /// The largest height this client shows each publisher's video at (`video_constraints`).
+    video_constraints: HashMap<uuid::Uuid, u16>,
     pub outputs: Vec<PeerOutput>,
     /// Messages for this peer's client: answers, offers, errors.
     pub signals: Vec<Outgoing>,
@@ -184,6 +187,7 @@ impl Peer {
             queued: Vec::new(),
             next_source: 0,
             keyframes: KeyframeRequests::default(),
+            video_constraints: HashMap::new(),
             outputs: Vec::new(),
             signals: Vec::new(),
         })
@@ -325,6 +329,10 @@ impl Peer {
             ssrc,
             source_parameters: subscription.parameters,
             translation: None,
+            publisher_user: subscription.publisher_user,
+            clock_rate: subscription.codec.clock_rate,
+            layers: None,
+            reported_want: None,
         };
         self.legs.insert(subscription.source, leg);
         self.renegotiate = true;
@@ -378,14 +386,31 @@ impl Peer {
     }
 
     /// Sends a forwarded packet on this client's leg for `source`; whether it went.
-    pub fn forward(&mut self, source: SourceId, packet: &rtp::Packet, now: Instant) -> bool {
+    /// `layer` tags a packet of a simulcast track: only the layer chosen for this
+    /// client goes, renumbered to run on across switches.
+    pub fn forward(&mut self, source: SourceId, packet: &rtp::Packet, layer: Option<LayerTag>, now: Instant) -> bool {
         if !self.connected {
             return false;
         }
-        let Some(leg) = self.legs.get(&source) else { return false };
-        let Some(translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else {
+        let Some(leg) = self.legs.get_mut(&source) else { return false };
+        // Not before negotiation settled: a layer switch must not use up a keyframe that cannot go.
+        if leg.translation.is_none() {
+            return false;
+        }
+        let mut renumbered = None;
+        if let Some(tag) = layer {
+            let constraint = self.video_constraints.get(&leg.publisher_user).copied();
+            let sink = (&mut self.keyframes, &mut self.outputs);
+            let Some(rewritten) = layers::pick(leg, source, tag, packet, constraint, sink, now) else { return false };
+            renumbered = Some(rewritten);
+        }
+        let Some(mut translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else {
             return false;
         };
+        if let Some((sequence_number, timestamp)) = renumbered {
+            translated.header.sequence_number = sequence_number;
+            translated.header.timestamp = timestamp;
+        }
         let Some(mut sender) = self.pc.rtp_sender(leg.sender) else { return false };
         match sender.write_rtp(now, translated) {
             Ok(()) => true,
@@ -431,8 +456,15 @@ impl Peer {
     /// Keyframe requests from this client about tracks the SFU sends it.
     pub fn handle_rtcp(&mut self, packets: &[Box<dyn rtcp::Packet>], now: Instant) {
         for media_ssrc in self.keyframes.media_ssrcs(packets) {
-            let source = self.legs.iter().find(|(_, leg)| leg.ssrc == media_ssrc).map(|(source, _)| *source);
-            if let Some(source) = source
+            let leg = self.legs.iter().find(|(_, leg)| leg.ssrc == media_ssrc);
+            let current = leg.and_then(|(_, leg)| leg.layers.as_ref()).and_then(LayerForwarder::current);
+            let source = leg.map(|(source, _)| *source);
+            if let (Some(source), Some(layer)) = (source, current) {
+                // The picture lost is that of the layer this client gets.
+                if self.keyframes.allow_layer(source, layer, now) {
+                    self.outputs.push(PeerOutput::LayerKeyframeWanted { source, layer });
+                }
+            } else if let Some(source) = source
                 && self.keyframes.allow(source, now)
             {
                 self.outputs.push(PeerOutput::KeyframeWanted(source));
@@ -455,7 +487,7 @@ impl Peer {
                 self.offer_if_needed(now)?
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                self.track_opened(init.receiver_id, init.track_id, init.ssrc)
+                self.track_opened(init.receiver_id, init.track_id, init.ssrc, init.rid.as_deref())
             }
             RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(track)) => {
                 if let Some(inbound) = self.inbound.remove(&track) {
@@ -467,8 +499,21 @@ impl Peer {
         Ok(())
     }
 
-    fn track_opened(&mut self, receiver_id: RTCRtpReceiverId, track_id: MediaStreamTrackId, ssrc: u32) {
-        if self.inbound.contains_key(&track_id) {
+    fn track_opened(
+        &mut self,
+        receiver_id: RTCRtpReceiverId,
+        track_id: MediaStreamTrackId,
+        ssrc: u32,
+        rid: Option<&str>,
+    ) {
+        let layer = rid.and_then(crate::simulcast::layer_of_rid);
+        if let Some(inbound) = self.inbound.get_mut(&track_id) {
+            // Another simulcast layer of a track already published.
+            if let Some(layer) = layer
+                && !inbound.layers.iter().any(|(_, seen)| *seen == ssrc)
+            {
+                inbound.layers.push((layer, ssrc));
+            }
             return;
         }
         let Some(mut receiver) = self.pc.rtp_receiver(receiver_id) else { return };
@@ -482,8 +527,18 @@ impl Peer {
         self.next_source += 1;
         let source = SourceId(self.source_base + self.next_source);
         let audio_level_id = crate::speakers::extension_id(kind, &source_parameters.extensions);
-        self.inbound
-            .insert(track_id, Inbound { source, kind, receiver: receiver_id, media_ssrc: ssrc, audio_level_id });
+        let simulcast = rid.is_some_and(|rid| !rid.is_empty());
+        let inbound = Inbound {
+            source,
+            kind,
+            receiver: receiver_id,
+            media_ssrc: ssrc,
+            audio_level_id,
+            layers: layer.map(|layer| vec![(layer, ssrc)]).unwrap_or_default(),
+            simulcast,
+            codec: CodecFamily::of_mime(&codec.mime_type),
+        };
+        self.inbound.insert(track_id, inbound);
         tracing::debug!(peer = %self.key, %source, ?kind, mime = %codec.mime_type, "client publishes a track");
         self.outputs.push(PeerOutput::Published(Subscription {
             source,

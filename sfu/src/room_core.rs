@@ -21,9 +21,10 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use uuid::Uuid;
 
 use crate::inputs::{Admitted, CoreInput, Refused, WorkerInput};
+use crate::layer_demand::{ActiveLayers, LayerDemand};
 use crate::peer::{PeerOutput, SOURCE_BITS};
 use crate::signal::{Outgoing, PeerKey, RoomChange, sdp_of};
-use crate::source::Subscription;
+use crate::source::{SourceId, Subscription};
 use crate::speakers::Speakers;
 
 #[path = "room_speakers.rs"]
@@ -71,6 +72,8 @@ pub struct RoomCore {
     pending: HashMap<Uuid, Pending>,
     /// Active speakers per room (`room_speakers.rs`).
     speakers: Speakers,
+    /// The simulcast layers subscribers need, per track.
+    layer_demand: LayerDemand,
     outputs: VecDeque<CoreOutput>,
 }
 
@@ -86,6 +89,7 @@ impl RoomCore {
             rooms: HashMap::new(),
             pending: HashMap::new(),
             speakers: Speakers::default(),
+            layer_demand: LayerDemand::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -170,6 +174,16 @@ impl RoomCore {
             SfuRequestKind::IceCandidate => match serde_json::from_value::<RTCIceCandidateInit>(incoming.payload) {
                 Ok(candidate) => self.send(peer, WorkerInput::Candidate { peer, candidate }),
                 Err(_) => self.tell(key, "invalid_payload", "payload must be an RTCIceCandidateInit"),
+            },
+            SfuRequestKind::VideoConstraints => match crate::signal::video_constraint_of(&incoming) {
+                Some((publisher, max_height)) => {
+                    self.send(peer, WorkerInput::VideoConstraint { peer, publisher, max_height })
+                }
+                None => self.tell(
+                    key,
+                    "invalid_payload",
+                    "payload.publisherId must be a user id and payload.maxHeight a height in pixels",
+                ),
             },
             _ => {}
         }
@@ -312,6 +326,7 @@ impl RoomCore {
                     return;
                 };
                 entry.published.retain(|published| published.source != source);
+                self.layer_demand.forget_source(source);
                 let room = entry.key.room;
                 for other in self.room_peers(room) {
                     if other != peer {
@@ -323,8 +338,22 @@ impl RoomCore {
                 let publisher = source.0 >> SOURCE_BITS;
                 self.send(publisher, WorkerInput::Keyframe { peer: publisher, source });
             }
+            PeerOutput::LayerKeyframeWanted { source, layer } => {
+                let publisher = source.0 >> SOURCE_BITS;
+                self.send(publisher, WorkerInput::LayerKeyframe { peer: publisher, source, layer });
+            }
+            PeerOutput::LayerWanted { source, layer, forwarded } => {
+                if let Some(active) = self.layer_demand.want(source, peer, &[layer, forwarded]) {
+                    self.tell_layers(source, active);
+                }
+            }
             PeerOutput::Closed => self.forget(peer),
         }
+    }
+
+    fn tell_layers(&mut self, source: SourceId, active: ActiveLayers) {
+        let publisher = source.0 >> SOURCE_BITS;
+        self.send(publisher, WorkerInput::PublisherLayers { peer: publisher, source, active });
     }
 
     fn forget(&mut self, peer: u64) {
@@ -332,6 +361,12 @@ impl RoomCore {
             return;
         };
         tracing::info!(peer = %entry.key, "peer closed");
+        for published in &entry.published {
+            self.layer_demand.forget_source(published.source);
+        }
+        for (source, active) in self.layer_demand.forget_peer(peer) {
+            self.tell_layers(source, active);
+        }
         for published in &entry.published {
             for other in self.room_peers(entry.key.room) {
                 if other != peer {

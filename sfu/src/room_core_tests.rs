@@ -60,6 +60,9 @@ fn requests(outputs: &[CoreOutput]) -> Vec<(u64, String)> {
                 | WorkerInput::Keyframe { peer, .. }
                 | WorkerInput::Close { peer }
                 | WorkerInput::Datagram { peer, .. } => *peer,
+                WorkerInput::LayerKeyframe { peer, .. }
+                | WorkerInput::VideoConstraint { peer, .. }
+                | WorkerInput::PublisherLayers { peer, .. } => *peer,
                 WorkerInput::Rtp { .. } | WorkerInput::Stop => 0,
             };
             (peer, format!("{input:?}"))
@@ -401,4 +404,89 @@ fn peers_in_a_room_stay_within_max_users_times_the_cap() {
         let distinct: HashSet<Uuid> = live.iter().map(|(_, owner)| *owner).collect();
         assert!(distinct.len() <= 5 && live.len() <= 15, "{} users, {} peers", distinct.len(), live.len());
     }
+}
+
+#[test]
+fn video_constraints_reach_the_subscribers_worker_and_a_layer_keyframe_request_its_publisher() {
+    let mut core = RoomCore::new(WORKERS, 3);
+    let room = Uuid::new_v4();
+    let (publisher_key, viewer_key) = (key(room, Uuid::new_v4()), key(room, Uuid::new_v4()));
+    let publisher = join(&mut core, &publisher_key);
+    let viewer = join(&mut core, &viewer_key);
+    let shown = json!({ "publisherId": publisher_key.user, "maxHeight": 240 });
+    core.handle_input(message(SfuRequestKind::VideoConstraints, &viewer_key, shown));
+    let outputs = drain(&mut core);
+    assert!(
+        matches!(
+            outputs.as_slice(),
+            [CoreOutput::ToWorker { input: WorkerInput::VideoConstraint { peer, publisher: user, max_height: 240 }, .. }]
+                if *peer == viewer && *user == publisher_key.user
+        ),
+        "{outputs:?}"
+    );
+    for bad in [json!({ "publisherId": "someone", "maxHeight": 240 }), json!({ "publisherId": publisher_key.user })] {
+        core.handle_input(message(SfuRequestKind::VideoConstraints, &viewer_key, bad));
+        assert_eq!(errors(&drain(&mut core)), vec![(viewer_key.connection, "invalid_payload".to_string())]);
+    }
+
+    let camera = track(publisher, 1, publisher_key.user);
+    let wanted = PeerOutput::LayerKeyframeWanted { source: camera.source, layer: 0 };
+    core.handle_input(CoreInput::FromPeer { peer: viewer, output: wanted });
+    let outputs = drain(&mut core);
+    assert!(
+        matches!(
+            outputs.as_slice(),
+            [CoreOutput::ToWorker { input: WorkerInput::LayerKeyframe { peer, source, layer: 0 }, .. }]
+                if *peer == publisher && *source == camera.source
+        ),
+        "{outputs:?}"
+    );
+}
+
+#[test]
+fn layers_no_subscriber_wants_are_paused_at_the_publisher_until_wanted_again() {
+    let mut core = RoomCore::new(WORKERS, 3);
+    let room = Uuid::new_v4();
+    let publisher_key = key(room, Uuid::new_v4());
+    let publisher = join(&mut core, &publisher_key);
+    let (first, second) = (join(&mut core, &key(room, Uuid::new_v4())), join(&mut core, &key(room, Uuid::new_v4())));
+    let camera = track(publisher, 1, publisher_key.user);
+    core.handle_input(CoreInput::FromPeer { peer: publisher, output: PeerOutput::Published(camera.clone()) });
+    drain(&mut core);
+    let want = |core: &mut RoomCore, peer: u64, layer: u8| {
+        core.handle_input(CoreInput::FromPeer {
+            peer,
+            output: PeerOutput::LayerWanted { source: camera.source, layer, forwarded: layer },
+        });
+        drain(core)
+            .into_iter()
+            .filter_map(|output| match output {
+                CoreOutput::ToWorker { input: WorkerInput::PublisherLayers { peer, source, active }, .. } => {
+                    assert_eq!((peer, source), (publisher, camera.source), "to the publisher, for its track");
+                    Some(active)
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(want(&mut core, first, 2).is_empty(), "every layer is needed, as the publisher sends them");
+    assert!(want(&mut core, second, 1).is_empty());
+    // The subscriber wanting the full layer leaves: nobody needs it.
+    core.handle_input(message(SfuRequestKind::Disconnect, &core_key_of(&core, first), json!(null)));
+    drain(&mut core);
+    core.handle_input(CoreInput::FromPeer { peer: first, output: PeerOutput::Closed });
+    let outputs = drain(&mut core);
+    assert!(
+        outputs.iter().any(|output| matches!(
+            output,
+            CoreOutput::ToWorker { input: WorkerInput::PublisherLayers { active: [true, true, false], .. }, .. }
+        )),
+        "{outputs:?}"
+    );
+    assert_eq!(want(&mut core, second, 0), vec![[true, false, false]]);
+    assert_eq!(want(&mut core, second, 2), vec![[true, true, true]], "and back");
+}
+
+fn core_key_of(core: &RoomCore, peer: u64) -> PeerKey {
+    core.peers.get(&peer).map(|entry| entry.key.clone()).expect("a live peer")
 }

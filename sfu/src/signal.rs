@@ -34,6 +34,13 @@ pub fn sdp_of(request: &SfuRequest) -> Option<String> {
     request.payload.get("sdp")?.as_str().map(str::to_string)
 }
 
+/// The `{publisherId, maxHeight}` of a `video_constraints` message.
+pub fn video_constraint_of(request: &SfuRequest) -> Option<(Uuid, u16)> {
+    let publisher = request.payload.get("publisherId")?.as_str()?.parse().ok()?;
+    let max_height = request.payload.get("maxHeight")?.as_f64()?;
+    (max_height.is_finite() && max_height >= 0.0).then_some((publisher, max_height.min(f64::from(u16::MAX)) as u16))
+}
+
 /// A message from the SFU to one client connection.
 #[derive(Clone, Debug)]
 pub struct Outgoing {

@@ -121,10 +121,10 @@ impl Worker {
                     }
                     let _ = self.sockets[socket].routes.send(change);
                 }
-                WorkerOutput::Shared { source, packet } => {
+                WorkerOutput::Shared { source, packet, layer } => {
                     for (index, worker) in self.workers.iter().enumerate() {
                         if index != self.index {
-                            let _ = worker.send(WorkerInput::Rtp { source, packet: Arc::clone(&packet) });
+                            let _ = worker.send(WorkerInput::Rtp { source, packet: Arc::clone(&packet), layer });
                         }
                     }
                 }

@@ -29,8 +29,12 @@ use crate::metrics::WorkerMetrics;
 use crate::peer::{Peer, PeerError, PeerOutput};
 use crate::routes::RouteChange;
 use crate::signal::Outgoing;
+use crate::simulcast::LayerTag;
 use crate::source::SourceId;
 use crate::speakers::{LevelMeter, LevelSummary};
+
+/// A publisher's packet on its way to subscribers, with its simulcast layer.
+type Forwarded = (SourceId, Arc<rtp::Packet>, Option<LayerTag>);
 
 /// What the worker core wants done; its thread (`worker.rs`) does it.
 #[derive(Debug)]
@@ -42,7 +46,7 @@ pub enum WorkerOutput {
     Route { socket: usize, change: RouteChange },
     /// A decrypted packet of one of this worker's publishers, already forwarded
     /// to this worker's subscribers: for every other worker's.
-    Shared { source: SourceId, packet: Arc<rtp::Packet> },
+    Shared { source: SourceId, packet: Arc<rtp::Packet>, layer: Option<LayerTag> },
     /// What a peer asks of the room core.
     ToRoom { peer: u64, output: PeerOutput },
     /// A message for one client connection.
@@ -216,7 +220,19 @@ impl WorkerCore {
                 p.close();
                 Ok(())
             }),
-            WorkerInput::Rtp { source, packet } => self.forward_local(source, &packet),
+            WorkerInput::LayerKeyframe { peer, source, layer } => self.with_peer(peer, |p| {
+                p.request_layer_keyframe(source, layer, now);
+                Ok(())
+            }),
+            WorkerInput::PublisherLayers { peer, source, active } => self.with_peer(peer, |p| {
+                p.set_publisher_layers(source, &active);
+                Ok(())
+            }),
+            WorkerInput::VideoConstraint { peer, publisher, max_height } => self.with_peer(peer, |p| {
+                p.set_video_constraint(publisher, max_height);
+                Ok(())
+            }),
+            WorkerInput::Rtp { source, packet, layer } => self.forward_local(source, &packet, layer),
             WorkerInput::Stop => self.close_all(),
         }
     }
@@ -257,12 +273,12 @@ impl WorkerCore {
         self.touched.push(id);
     }
 
-    fn forward_local(&mut self, source: SourceId, packet: &rtp::Packet) {
+    fn forward_local(&mut self, source: SourceId, packet: &rtp::Packet, layer: Option<LayerTag>) {
         let Some(subscribers) = self.subscribers.get(&source) else { return };
         let mut forwarded = 0;
         for id in subscribers {
             if let Some(peer) = self.peers.get_mut(id) {
-                forwarded += u64::from(peer.forward(source, packet, self.now));
+                forwarded += u64::from(peer.forward(source, packet, layer, self.now));
                 self.touched.push(*id);
             }
         }
@@ -270,7 +286,7 @@ impl WorkerCore {
     }
 
     fn flush(&mut self) {
-        let mut forwarded: Vec<(SourceId, Arc<rtp::Packet>)> = Vec::new();
+        let mut forwarded: Vec<Forwarded> = Vec::new();
         while !self.touched.is_empty() || !forwarded.is_empty() {
             let mut touched = std::mem::take(&mut self.touched);
             touched.sort_unstable();
@@ -278,14 +294,14 @@ impl WorkerCore {
             for id in touched {
                 self.drain_peer(id, &mut forwarded);
             }
-            for (source, packet) in forwarded.drain(..) {
-                self.forward_local(source, &packet);
-                self.outputs.push_back(WorkerOutput::Shared { source, packet });
+            for (source, packet, layer) in forwarded.drain(..) {
+                self.forward_local(source, &packet, layer);
+                self.outputs.push_back(WorkerOutput::Shared { source, packet, layer });
             }
         }
     }
 
-    fn drain_peer(&mut self, id: u64, forwarded: &mut Vec<(SourceId, Arc<rtp::Packet>)>) {
+    fn drain_peer(&mut self, id: u64, forwarded: &mut Vec<Forwarded>) {
         let socket = self.socket_of(id);
         let now = self.now;
         let Some(peer) = self.peers.get_mut(&id) else { return };
@@ -297,11 +313,13 @@ impl WorkerCore {
         while let Some(TaggedRTCMessage { message, .. }) = peer.connection().poll_read() {
             match message {
                 RTCMessage::RtpPacket(track, packet) => {
-                    if let Some(source) = peer.source_of(&track) {
+                    if let Some(source) = peer.source_of(&track)
+                        && let Ok(layer) = peer.layer_of(&track, &packet)
+                    {
                         if let Some(level) = peer.audio_level(&track, &packet) {
                             self.levels.record(source, level, now);
                         }
-                        forwarded.push((source, Arc::new(packet)));
+                        forwarded.push((source, Arc::new(packet), layer));
                     }
                 }
                 RTCMessage::RtcpPacket(_, packets) => peer.handle_rtcp(&packets, now),

@@ -53,6 +53,14 @@ struct Client {
     /// The received tracks (receiver, media SSRC), for keyframe requests.
     received_tracks: Vec<(RTCRtpReceiverId, u32)>,
     keyframe_requests: u64,
+    /// The media SSRCs of the keyframe requests received.
+    keyframe_ssrcs: Vec<u32>,
+    /// A simulcast publisher's sender, its layers' SSRCs and next sequence numbers.
+    simulcast: Option<(RTCRtpSenderId, [u32; 3], [u16; 3])>,
+    /// Every RTP packet received, in order.
+    received: Vec<rtp::Packet>,
+    /// The `publisher_layers` payloads received.
+    publisher_layers: Vec<serde_json::Value>,
 }
 
 impl Client {
@@ -100,6 +108,15 @@ impl Net {
 
     /// A client that offers a VP8 track (`publish`) or to receive, and the SFU's peer for it.
     fn join(&mut self, publish: bool) -> usize {
+        self.join_with(publish, |_| None)
+    }
+
+    /// A client whose tracks `add` adds (unless it publishes the plain VP8 track).
+    fn join_with(
+        &mut self,
+        publish: bool,
+        add: impl FnOnce(&mut RTCPeerConnection) -> Option<(RTCRtpSenderId, [u32; 3], [u16; 3])>,
+    ) -> usize {
         let index = self.clients.len();
         let peer = index as u64 + 1;
         let key = PeerKey { room: self.room, user: Uuid::new_v4(), connection: Uuid::new_v4() };
@@ -133,7 +150,9 @@ impl Net {
                 vec![encoding],
             );
             video = Some((pc.add_track(track).expect("a video track"), ssrc, 1));
-        } else {
+        }
+        let simulcast = add(&mut pc);
+        if !publish && simulcast.is_none() {
             let init = RTCRtpTransceiverInit {
                 direction: RTCRtpTransceiverDirection::Recvonly,
                 streams: vec![],
@@ -162,6 +181,10 @@ impl Net {
             rtp_received: 0,
             received_tracks: Vec::new(),
             keyframe_requests: 0,
+            keyframe_ssrcs: Vec::new(),
+            simulcast,
+            received: Vec::new(),
+            publisher_layers: Vec::new(),
         });
         index
     }
@@ -188,8 +211,14 @@ impl Net {
                 }
                 while let Some(message) = client.pc.poll_read() {
                     match message.message {
-                        RTCMessage::RtpPacket(..) => client.rtp_received += 1,
+                        RTCMessage::RtpPacket(_, packet) => {
+                            client.rtp_received += 1;
+                            client.received.push(packet);
+                        }
                         RTCMessage::RtcpPacket(_, packets) => {
+                            client.keyframe_ssrcs.extend(packets.iter().filter_map(|packet| {
+                                packet.as_any().downcast_ref::<PictureLossIndication>().map(|pli| pli.media_ssrc)
+                            }));
                             client.keyframe_requests +=
                                 packets.iter().filter(|packet| packet.as_any().is::<PictureLossIndication>()).count()
                                     as u64;
@@ -252,6 +281,7 @@ impl Net {
                     SfuReplyKind::Error => panic!("the SFU refused {}: {}", outgoing.to, outgoing.payload),
                     // The room core's, not a worker's.
                     SfuReplyKind::ActiveSpeakers => {}
+                    SfuReplyKind::PublisherLayers => client.publisher_layers.push(outgoing.payload),
                 }
             }
             WorkerOutput::ToRoom { peer, output } => self.reports.push((peer, output)),
@@ -489,3 +519,6 @@ fn a_peer_connects_whichever_handshake_datagram_is_lost() {
         }
     }
 }
+
+#[path = "worker_core_simulcast_tests.rs"]
+mod simulcast;

@@ -323,3 +323,28 @@ async fn payload_types_are_rewritten_for_each_subscriber_leg() {
         assert_eq!(track.payload_types.iter().copied().collect::<Vec<_>>(), vec![expected], "{track:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulcast_camera_reaches_a_subscriber_one_layer_at_a_time_switched_by_its_shown_size() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let _publisher = h.connect(h.host, ClientOptions { simulcast: true, ..ClientOptions::publisher() }).await;
+    let subscriber = h.connect(h.participant().await, ClientOptions::subscriber()).await;
+    let stream = h.host.to_string();
+    let stats = subscriber.stats();
+    let video = || stats.tracks().into_iter().find(|t| t.stream_id == stream && t.kind == Some(RtpCodecKind::Video));
+
+    eventually("video from the publisher", CONNECT, || video().is_some_and(|track| track.packets >= 100)).await;
+    let track = video().expect("the video track");
+    assert_eq!(track.layers, [2], "unconstrained, only the full layer, from its first keyframe on");
+
+    // The subscriber shows the video small: the quarter layer, from its keyframe on.
+    subscriber.peer.send_video_constraints(&stream, 200);
+    eventually("a switch to the quarter layer", CONNECT, || video().is_some_and(|track| track.layers == [2, 0])).await;
+    let switched = video().expect("the video track").packets;
+    eventually("more of it", CONNECT, || video().is_some_and(|track| track.packets >= switched + 100)).await;
+    let track = video().expect("the video track");
+    assert_eq!(track.layers, [2, 0], "one switch, and no layer mixed in");
+    assert_eq!(track.out_of_order, 0, "sequence numbers run on across the switch");
+    assert!(track.loss() < 0.01, "no gap in the numbering: {} of {} expected", track.packets, track.expected);
+}

@@ -49,6 +49,33 @@ function iceTransportPolicy() {
 }
 
 /**
+ * A camera in three layers, lowest first (SPEC §9): the SFU forwards each
+ * subscriber the one that fits the size it shows the video at.
+ * @type {RTCRtpEncodingParameters[]}
+ */
+export const SIMULCAST_ENCODINGS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+
+/**
+ * Whether to publish the camera in simulcast layers: only when
+ * `localStorage["rapat.simulcast"]` is "on", for now. The SFU's WebRTC stack
+ * (webrtc-rs `rtc` 0.21) forgets which SSRC is which layer whenever the
+ * connection is renegotiated, and Chrome stops naming its layers (the rid header
+ * extension) once the SFU has acknowledged them, so a simulcast camera would
+ * freeze at the first renegotiation (someone joins, a screen share starts).
+ */
+export function simulcastEnabled() {
+  try {
+    return globalThis.localStorage?.getItem("rapat.simulcast") === "on";
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The peer connection to the SFU. Signaling goes out through `send(type, payload)`
  * (`offer`, `answer`, `ice-candidate`, never with a targetUserId); what the SFU
  * sends comes in through `handle(message)`.
@@ -131,8 +158,45 @@ export class PeerLink {
    * (`sendonly`). addTrack() would reuse a transceiver the SFU opened to send us
    * someone else's media, mixing our upload into their m-line. Answers the sender.
    */
-  publish(track, stream) {
-    return this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] }).sender;
+  publish(track, stream, { simulcast = false } = {}) {
+    const init = { direction: /** @type {const} */ ("sendonly"), streams: [stream] };
+    if (simulcast && track.kind === "video") {
+      try {
+        return this.pc.addTransceiver(track, { ...init, sendEncodings: SIMULCAST_ENCODINGS }).sender;
+      } catch (error) {
+        console.warn("rapat: simulcast refused, sending one layer", error);
+      }
+    }
+    return this.pc.addTransceiver(track, init).sender;
+  }
+
+  /**
+   * Pauses the simulcast layers of one of our tracks that no subscriber needs
+   * (`publisher_layers`: `{mid, trackId, active: ["q", …]}`) and resumes the others.
+   */
+  async setActiveLayers({ mid, trackId, active }) {
+    if (this.closed || !Array.isArray(active) || active.length === 0) return;
+    const transceiver = this.pc
+      .getTransceivers()
+      .find((t) => (mid != null && t.mid === mid) || (trackId && t.sender.track?.id === trackId));
+    const sender = transceiver?.sender;
+    if (!sender) return;
+    const parameters = sender.getParameters();
+    if (!parameters.encodings || parameters.encodings.length < 2) return;
+    let changed = false;
+    for (const encoding of parameters.encodings) {
+      const on = !encoding.rid || active.includes(encoding.rid);
+      if (encoding.active !== on) {
+        encoding.active = on;
+        changed = true;
+      }
+    }
+    if (!changed) return;
+    try {
+      await sender.setParameters(parameters);
+    } catch (error) {
+      console.warn("rapat: pausing simulcast layers failed", error);
+    }
   }
 
   /** Stops sending a published track (its m-line becomes inactive). */

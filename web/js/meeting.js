@@ -5,7 +5,7 @@
 
 import * as api from "./api.js";
 import { CLOSE, describe, describeMediaError } from "./errors.js";
-import { PeerLink, openLocalMedia, openScreen } from "./media.js";
+import { PeerLink, openLocalMedia, openScreen, simulcastEnabled } from "./media.js";
 import { MeetingView, renderPreJoin, renderRoomLoading, renderRoomProblem } from "./meeting-view.js";
 import { Roster } from "./roster.js";
 import { Signaling } from "./signaling.js";
@@ -101,6 +101,9 @@ export class Meeting {
     this.local.video = stream.getVideoTracks()[0] ?? null;
     this.state.cameraOn = Boolean(this.local.video);
     this.shown.grid.setLocal(stream);
+    // How high each remote camera is shown: the SFU picks the simulcast layer.
+    this.shown.grid.onVideoSize = (userId, height) =>
+      this.signaling?.send("video_constraints", { publisherId: userId, maxHeight: Math.min(height, 65535) });
     this.shown.setLocalControls(this.controls());
     this.upsert({ userId: this.user.id, username: displayName(this.user), videoOn: this.state.cameraOn });
 
@@ -184,6 +187,8 @@ export class Meeting {
         return this.onMediaState(userId, { videoOn: Boolean(payload.on) });
       case "screen_share":
         return this.onMediaState(userId, { screenSharing: Boolean(payload.sharing) });
+      case "publisher_layers":
+        return this.peer?.setActiveLayers(payload);
       case "offer":
       case "answer":
       case "ice-candidate":
@@ -291,7 +296,9 @@ export class Meeting {
         if (state === "failed") this.signaling?.drop();
       },
     });
-    for (const track of this.local.stream.getTracks()) this.peer.publish(track, this.local.stream);
+    for (const track of this.local.stream.getTracks()) {
+      this.peer.publish(track, this.local.stream, { simulcast: simulcastEnabled() });
+    }
     if (this.local.screen) this.screenSender = this.peer.publish(this.local.screen, this.local.screenStream);
     const early = this.pendingSignals.splice(0);
     for (const message of early) this.peer.handle(message);

@@ -18,6 +18,8 @@ export class VideoGrid {
     this.users = new Map();
     /** Who the SFU last said speaks (their tiles have the class `speaking`). @type {Set<string>} */
     this.speaking = new Set();
+    /** @type {((userId: string, height: number) => void) | null} told how high a remote camera is shown */
+    this.onVideoSize = null;
   }
 
   /** The tile of `userId`, made on first use. */
@@ -39,7 +41,25 @@ export class VideoGrid {
       audio,
       el("figcaption", {}, label, badges),
     );
-    entry = { tile, video, audio, label, badges, placeholder, screenTile: null, audioStream: null, videos: [] };
+    entry = {
+      tile,
+      video,
+      audio,
+      label,
+      badges,
+      placeholder,
+      screenTile: null,
+      audioStream: null,
+      videos: [],
+      resizes: null,
+      resizeTimer: 0,
+      sentHeight: 0,
+    };
+    if (!self && typeof ResizeObserver !== "undefined") {
+      const tileEntry = entry;
+      entry.resizes = new ResizeObserver(() => this.videoResized(userId, tileEntry));
+      entry.resizes.observe(video);
+    }
     this.users.set(userId, entry);
     this.root.append(tile);
     this.relayout();
@@ -121,9 +141,26 @@ export class VideoGrid {
   renderVideos(userId, entry) {
     const [camera, screen] = entry.videos;
     const current = entry.video.srcObject?.getVideoTracks?.()[0];
-    if (camera !== current) entry.video.srcObject = camera ? new MediaStream([camera]) : null;
+    if (camera !== current) {
+      entry.video.srcObject = camera ? new MediaStream([camera]) : null;
+      // A new track is a new subscription at the SFU: tell it the size again.
+      entry.sentHeight = 0;
+      if (camera) this.videoResized(userId, entry);
+    }
     this.showVideo(entry, entry.videoWanted ?? true);
     this.setScreen(entry, screen ?? null, userId);
+  }
+
+  /** Tells `onVideoSize`, once resizing settles, how high a remote camera is shown (device pixels). */
+  videoResized(userId, entry) {
+    clearTimeout(entry.resizeTimer);
+    entry.resizeTimer = setTimeout(() => {
+      const height = Math.round(entry.video.clientHeight * (globalThis.devicePixelRatio || 1));
+      if (height > 0 && height !== entry.sentHeight && entry.videos.length > 0) {
+        entry.sentHeight = height;
+        this.onVideoSize?.(userId, height);
+      }
+    }, 300);
   }
 
   setScreen(entry, track, userId) {
@@ -163,6 +200,8 @@ export class VideoGrid {
   remove(userId) {
     const entry = this.users.get(userId);
     if (!entry || userId === this.selfId) return;
+    entry.resizes?.disconnect();
+    clearTimeout(entry.resizeTimer);
     entry.tile.remove();
     entry.screenTile?.remove();
     this.users.delete(userId);

@@ -29,6 +29,10 @@ pub enum SfuRequestKind {
     IceCandidate,
     /// The socket closed: the SFU closes the peer connection it opened for it.
     Disconnect,
+    /// `{publisherId, maxHeight}`: the client shows that publisher's video at
+    /// most this high, so a smaller simulcast layer does.
+    #[serde(rename = "video_constraints")]
+    VideoConstraints,
 }
 
 impl SfuRequestKind {
@@ -39,6 +43,7 @@ impl SfuRequestKind {
             Self::Answer => "answer",
             Self::IceCandidate => "ice-candidate",
             Self::Disconnect => "disconnect",
+            Self::VideoConstraints => "video_constraints",
         }
     }
 
@@ -49,6 +54,7 @@ impl SfuRequestKind {
             "offer" => Some(Self::Offer),
             "answer" => Some(Self::Answer),
             "ice-candidate" => Some(Self::IceCandidate),
+            "video_constraints" => Some(Self::VideoConstraints),
             _ => None,
         }
     }
@@ -86,6 +92,10 @@ pub enum SfuReplyKind {
     /// (SPEC §9); sent when it changes, at most every 300 ms.
     #[serde(rename = "active_speakers")]
     ActiveSpeakers,
+    /// `{trackId, mid, active: ["q", …]}`: the simulcast layers of one of the
+    /// client's tracks that some subscriber needs; the client pauses the others.
+    #[serde(rename = "publisher_layers")]
+    PublisherLayers,
 }
 
 impl SfuReplyKind {
@@ -96,6 +106,7 @@ impl SfuReplyKind {
             Self::Answer => "answer",
             Self::Error => "error",
             Self::ActiveSpeakers => "active_speakers",
+            Self::PublisherLayers => "publisher_layers",
         }
     }
 }

@@ -163,6 +163,21 @@ impl EmailSender {
         let Some(room) = queries::rooms::by_id(&self.db, RoomId::from_uuid(room)).await.map_err(retry)? else {
             return Ok(None);
         };
+        // The rooms read model is another projection and may not have reached
+        // the event that caused this notification yet: the file would then say
+        // the old time, or not that it is cancelled. Try again a little later.
+        let behind = match delivery.kind.as_str() {
+            "meeting_cancelled" => room.cancelled_at.is_none(),
+            "meeting_rescheduled" => delivery
+                .payload
+                .get("scheduleSequence")
+                .and_then(Value::as_i64)
+                .is_some_and(|sequence| sequence > room.schedule_sequence),
+            _ => false,
+        };
+        if behind {
+            return Err(SendError::Retry("the rooms read model has not reached this change yet".into()));
+        }
         let Some(start) = room.scheduled_at else { return Ok(None) };
         let organizer = queries::users::by_id(&self.db, room.host_id).await.map_err(retry)?;
         let organizer = organizer.map(|host| (host.email, format!("{} {}", host.first_name, host.last_name)));

@@ -104,6 +104,14 @@ async fn dispatch(state: &AppState, connection: &Connection, auth: &AuthUser, me
         ClientMessage::IceCandidate(negotiation) => {
             negotiate(state, connection, SfuRequestKind::IceCandidate, ServerMessage::IceCandidate, negotiation).await;
         }
+        ClientMessage::VideoConstraints { payload } => {
+            let payload = serde_json::to_value(payload).unwrap_or_default();
+            let request = connection.identity.sfu_request(SfuRequestKind::VideoConstraints, connection.id, payload);
+            if let Err(error) = state.signaling.publish_to_sfu(&request).await {
+                tracing::warn!(%error, "cannot publish to the SFU");
+                reply_error(connection, "unavailable", "the message could not be sent; try again");
+            }
+        }
     }
 }
 

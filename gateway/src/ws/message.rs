@@ -213,6 +213,11 @@ pub enum ClientMessage {
     Answer(Negotiation),
     #[serde(rename = "ice-candidate")]
     IceCandidate(Negotiation),
+    /// The largest height the client shows a publisher's video at, for the SFU
+    /// (it picks the simulcast layer to forward).
+    VideoConstraints {
+        payload: VideoConstraintsPayload,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +274,13 @@ pub struct ScreenSharePayload {
     pub sharing: bool,
 }
 
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoConstraintsPayload {
+    pub publisher_id: Uuid,
+    pub max_height: u16,
+}
+
 /// An `offer`, `answer` or `ice-candidate`: for one participant with
 /// `targetUserId` (peer-to-peer), else for the room's SFU.
 #[derive(Debug, Deserialize)]
@@ -314,6 +326,10 @@ impl ClientMessage {
                 Refused::new("invalid_payload", "the payload of an offer, answer or ice-candidate must be an object")
             }
             "offer" | "answer" | "ice-candidate" => Refused::new("invalid_target", "targetUserId must be a user's id"),
+            "video_constraints" => Refused::new(
+                "invalid_payload",
+                "payload.publisherId must be a user id and payload.maxHeight a height in pixels (0 to 65535)",
+            ),
             "auth" | "join_room" | "request_unmute" => {
                 Refused::new("invalid_payload", format!("{kind} has a malformed payload"))
             }
@@ -361,6 +377,13 @@ mod tests {
         assert_eq!(code(r#"{"type":"offer","targetUserId":"x","payload":{}}"#), "invalid_target");
         assert_eq!(code(r#"{"type":"allow_unmute"}"#), "invalid_target");
         assert_eq!(code(r#"{"type":"teleport"}"#), "unknown_type");
+        let shown = r#"{"type":"video_constraints","payload":{"publisherId":"6f1c8a4e-2b1d-4a8e-9c3f-0a1b2c3d4e5f","maxHeight":360}}"#;
+        assert!(matches!(decode(shown), Ok(ClientMessage::VideoConstraints { payload }) if payload.max_height == 360));
+        assert_eq!(
+            code(r#"{"type":"video_constraints","payload":{"publisherId":"x","maxHeight":360}}"#),
+            "invalid_payload"
+        );
+        assert_eq!(code(r#"{"type":"video_constraints","payload":{"maxHeight":-1}}"#), "invalid_payload");
         assert!(matches!(decode(r#"{"type":"join_room","roomId":"ignored"}"#), Ok(ClientMessage::JoinRoom {})));
         assert!(matches!(decode(r#"{"type":"ice-candidate","payload":{}}"#), Ok(ClientMessage::IceCandidate(_))));
     }

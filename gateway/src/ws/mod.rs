@@ -65,7 +65,8 @@
 //! - `<namespace>.sfu.rooms.<roomId>.in` (core NATS): gateway → SFU. A client's
 //!   `offer`, `answer` or `ice-candidate` without `targetUserId` is published
 //!   here as `{"type", "roomId", "userId", "username", "connectionId",
-//!   "payload"}`, the payload as the client sent it (an object). When any socket
+//!   "payload"}`, the payload as the client sent it (an object); so is a
+//!   `video_constraints` (`{publisherId, maxHeight}`, checked here). When any socket
 //!   closes, `{"type": "disconnect", ..., "payload": {}}` follows, so the SFU can
 //!   drop that connection's peer. The SFU answers on the signal subject above with
 //!   a complete server-format message (`username: "sfu"`, no `targetUserId`) and

@@ -1,0 +1,120 @@
+//! The simulcast side of a peer: which layer a publisher's packet belongs to,
+//! keyframe requests for one layer, the sizes a subscriber shows videos at, and
+//! telling a publisher which of its layers are needed. Kept apart from
+//! `peer.rs`, which stays about negotiation and forwarding.
+
+use std::time::Instant;
+
+use rapat_wire::signal::SfuReplyKind;
+use rtc::media_stream::MediaStreamTrackId;
+use rtc::rtcp;
+use rtc::rtp;
+use rtc::rtp_transceiver::RTCRtpTransceiverId;
+use serde_json::json;
+
+use super::{Leg, Peer, PeerOutput, UnknownLayer};
+use crate::keyframe::KeyframeRequests;
+use crate::simulcast::{LayerForwarder, LayerTag};
+use crate::source::SourceId;
+
+impl Peer {
+    /// Asks this client (a publisher) for a keyframe of one simulcast layer.
+    pub fn request_layer_keyframe(&mut self, source: SourceId, layer: u8, now: Instant) {
+        let Some(inbound) = self.inbound.values().find(|inbound| inbound.source == source) else { return };
+        let Some(media_ssrc) = inbound.layers.iter().find(|(seen, _)| *seen == layer).map(|(_, ssrc)| *ssrc) else {
+            return;
+        };
+        if let Some(mut receiver) = self.pc.rtp_receiver(inbound.receiver) {
+            let pli =
+                rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication { sender_ssrc: 0, media_ssrc };
+            if let Err(error) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
+                tracing::debug!(peer = %self.key, %error, "cannot send a layer keyframe request");
+            }
+        }
+    }
+
+    /// Tells this client (a publisher) which layers of its simulcast track
+    /// `source` some subscriber needs.
+    pub fn set_publisher_layers(&mut self, source: SourceId, active: &crate::layer_demand::ActiveLayers) {
+        let Some((track, inbound)) = self.inbound.iter().find(|(_, inbound)| inbound.source == source) else { return };
+        if !inbound.simulcast {
+            return;
+        }
+        let mid = self.pc.rtp_transceiver(RTCRtpTransceiverId::from(inbound.receiver)).and_then(|t| t.mid().clone());
+        let payload = json!({
+            "trackId": track.to_string(),
+            "mid": mid,
+            "active": crate::layer_demand::active_rids(active),
+        });
+        self.signal(SfuReplyKind::PublisherLayers, payload);
+    }
+
+    /// This client shows `publisher`'s video at most `max_height` pixels high.
+    pub fn set_video_constraint(&mut self, publisher: uuid::Uuid, max_height: u16) {
+        self.video_constraints.insert(publisher, max_height);
+        for leg in self.legs.values_mut().filter(|leg| leg.publisher_user == publisher) {
+            if let Some(forwarder) = leg.layers.as_mut() {
+                forwarder.set_max_height(Some(max_height));
+            }
+        }
+    }
+
+    /// The simulcast layer of a packet received on `track`: `Ok(None)` for a
+    /// single-stream track.
+    pub fn layer_of(
+        &mut self,
+        track: &MediaStreamTrackId,
+        packet: &rtp::Packet,
+    ) -> Result<Option<LayerTag>, UnknownLayer> {
+        let Some(inbound) = self.inbound.get_mut(track) else { return Ok(None) };
+        if !inbound.simulcast {
+            return Ok(None);
+        }
+        let ssrc = packet.header.ssrc;
+        let layer = match inbound.layers.iter().find(|(_, seen)| *seen == ssrc) {
+            Some((layer, _)) => *layer,
+            None => {
+                // The layer's first packet can come before its open event is handled.
+                let receiver = self.pc.rtp_receiver(inbound.receiver).ok_or(UnknownLayer)?;
+                let layer = receiver.track().rid(ssrc).and_then(|rid| crate::simulcast::layer_of_rid(rid));
+                let layer = layer.ok_or(UnknownLayer)?;
+                inbound.layers.push((layer, ssrc));
+                layer
+            }
+        };
+        let keyframe = crate::simulcast::keyframe_start(inbound.codec, &packet.payload);
+        Ok(Some(LayerTag { layer, keyframe: keyframe.is_some(), height: keyframe.flatten() }))
+    }
+}
+
+/// Whether `leg` sends this packet of a simulcast track, and under which
+/// sequence number and timestamp; on the way, asks for the keyframe a switch
+/// waits for and reports the layers the leg needs.
+pub(super) fn pick(
+    leg: &mut Leg,
+    source: SourceId,
+    tag: LayerTag,
+    packet: &rtp::Packet,
+    max_height: Option<u16>,
+    (keyframes, outputs): (&mut KeyframeRequests, &mut Vec<PeerOutput>),
+    now: Instant,
+) -> Option<(u16, u32)> {
+    let forwarder = leg.layers.get_or_insert_with(|| {
+        let mut forwarder = LayerForwarder::new(leg.clock_rate);
+        forwarder.set_max_height(max_height);
+        forwarder
+    });
+    let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
+    if let Some((layer, forwarded)) = forwarder.needed(now)
+        && leg.reported_want != Some((layer, forwarded))
+    {
+        leg.reported_want = Some((layer, forwarded));
+        outputs.push(PeerOutput::LayerWanted { source, layer, forwarded });
+    }
+    if let Some(layer) = decision.wants_keyframe
+        && keyframes.allow_layer(source, layer, now)
+    {
+        outputs.push(PeerOutput::LayerKeyframeWanted { source, layer });
+    }
+    decision.forward
+}

@@ -1,0 +1,140 @@
+use super::*;
+
+/// A VP8 payload: the descriptor (with a 15-bit picture id) and a frame header.
+fn vp8(start: bool, keyframe: bool, height: u16) -> Vec<u8> {
+    let mut payload = vec![0x80 | if start { 0x10 } else { 0 }, 0x80, 0x81, 0x23];
+    if keyframe {
+        let [w0, w1] = 1280u16.to_le_bytes();
+        let [h0, h1] = height.to_le_bytes();
+        payload.extend_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, w0, w1, h0, h1]);
+    } else {
+        payload.extend_from_slice(&[0x11, 0x02, 0x00, 0xaa]);
+    }
+    payload
+}
+
+#[test]
+fn a_vp8_keyframe_start_is_seen_with_its_height() {
+    assert_eq!(vp8_keyframe_start(&vp8(true, true, 720)), Some(Some(720)));
+    assert_eq!(vp8_keyframe_start(&vp8(true, false, 0)), None, "an interframe");
+    assert_eq!(vp8_keyframe_start(&vp8(false, true, 720)), None, "not the partition's start");
+    // No extension byte: the frame header follows the first byte.
+    assert_eq!(vp8_keyframe_start(&[0x10, 0x50, 0x02, 0x00]), Some(None), "a keyframe with a short header");
+    assert_eq!(vp8_keyframe_start(&[0x10]), None, "truncated");
+    assert_eq!(vp8_keyframe_start(&[]), None);
+    assert_eq!(vp8_keyframe_start(&[0x90, 0x80]), None, "picture id missing");
+}
+
+#[test]
+fn h264_keyframes_alone_aggregated_and_fragmented() {
+    assert_eq!(keyframe_start(CodecFamily::H264, &[0x65, 0]), Some(None), "an IDR slice");
+    assert_eq!(keyframe_start(CodecFamily::H264, &[0x41, 0]), None, "a non-IDR slice");
+    assert_eq!(keyframe_start(CodecFamily::H264, &[0x18, 0, 2, 0x67, 0, 0, 1, 0x68]), Some(None), "STAP-A with SPS");
+    assert_eq!(keyframe_start(CodecFamily::H264, &[0x7c, 0x85]), Some(None), "FU-A start of an IDR");
+    assert_eq!(keyframe_start(CodecFamily::H264, &[0x7c, 0x05]), None, "FU-A middle");
+}
+
+#[test]
+fn rids_name_layers_low_to_high() {
+    assert_eq!(["q", "h", "f"].map(layer_of_rid), [Some(0), Some(1), Some(2)]);
+    assert_eq!(layer_of_rid("x"), None);
+    assert_eq!([0, 1, 2].map(rid_of_layer), ["q", "h", "f"]);
+}
+
+fn tag(layer: u8, keyframe: bool) -> LayerTag {
+    LayerTag { layer, keyframe, height: None }
+}
+
+#[test]
+fn the_highest_layer_that_fits_the_shown_height_is_wanted() {
+    let mut forwarder = LayerForwarder::new(90_000);
+    assert_eq!(forwarder.wanted(), 2, "no constraint: full size");
+    forwarder.set_max_height(Some(400));
+    assert_eq!(forwarder.wanted(), 1);
+    forwarder.set_max_height(Some(100));
+    assert_eq!(forwarder.wanted(), 0, "the lowest at least");
+
+    // Heights learnt from keyframes replace the assumed ones.
+    let mut forwarder = LayerForwarder::new(90_000);
+    let now = Instant::now();
+    forwarder.handle(LayerTag { layer: 2, keyframe: true, height: Some(1080) }, 1, 0, now);
+    forwarder.handle(LayerTag { layer: 1, keyframe: true, height: Some(540) }, 1, 0, now);
+    forwarder.set_max_height(Some(720));
+    assert_eq!(forwarder.wanted(), 1);
+    forwarder.set_max_height(Some(300));
+    assert_eq!(forwarder.wanted(), 0, "the lowest is taken as half the middle: 270");
+
+    // Only the top layer seen (a browser that drops its small layers): the others scale from it.
+    let mut forwarder = LayerForwarder::new(90_000);
+    forwarder.handle(LayerTag { layer: 2, keyframe: true, height: Some(360) }, 1, 0, now);
+    forwarder.set_max_height(Some(200));
+    assert_eq!(forwarder.wanted(), 1, "180 high");
+}
+
+#[test]
+fn one_layer_is_forwarded_and_a_switch_waits_for_a_keyframe_of_the_target() {
+    let start = Instant::now();
+    let mut forwarder = LayerForwarder::new(90_000);
+    forwarder.set_max_height(Some(200));
+    // Only the low layer is wanted; its interframes wait for its keyframe.
+    let first = forwarder.handle(tag(0, false), 100, 9_000, start);
+    assert_eq!(first, Decision { forward: None, wants_keyframe: Some(0) });
+    let key = forwarder.handle(tag(0, true), 101, 12_000, start);
+    assert_eq!(key, Decision { forward: Some((101, 12_000)), wants_keyframe: None });
+    assert_eq!(forwarder.handle(tag(2, true), 5_000, 700, start).forward, None, "another layer is dropped");
+    assert_eq!(forwarder.handle(tag(0, false), 102, 15_000, start).forward, Some((102, 15_000)));
+
+    // The subscriber shows it larger: the high layer, once it has a keyframe.
+    forwarder.set_max_height(Some(720));
+    let later = start + Duration::from_millis(33);
+    let waiting = forwarder.handle(tag(2, false), 5_001, 3_700, later);
+    assert_eq!(waiting, Decision { forward: None, wants_keyframe: Some(2) });
+    let meanwhile = forwarder.handle(tag(0, false), 103, 18_000, later);
+    assert_eq!(meanwhile.forward, Some((103, 18_000)), "the old layer goes on until the switch");
+    let later = later + Duration::from_millis(10);
+    let switched = forwarder.handle(tag(2, true), 5_002, 6_700, later);
+    // Sequence continues by one; the timestamp by the 10 ms since the last sent (900 ticks).
+    assert_eq!(switched.forward, Some((104, 18_900)));
+    assert_eq!(forwarder.current(), Some(2));
+    assert_eq!(forwarder.handle(tag(2, false), 5_003, 9_700, later).forward, Some((105, 21_900)));
+    assert_eq!(forwarder.handle(tag(0, false), 104, 21_000, later).forward, None, "the old layer stops");
+    assert_eq!(forwarder.handle(tag(2, false), 5_001, 3_700, later).forward, None, "from before the switch");
+}
+
+#[test]
+fn sequence_numbers_and_timestamps_wrap_across_a_switch() {
+    let now = Instant::now();
+    let mut forwarder = LayerForwarder::new(90_000);
+    forwarder.set_max_height(Some(180));
+    assert_eq!(forwarder.handle(tag(0, true), u16::MAX, u32::MAX - 100, now).forward, Some((u16::MAX, u32::MAX - 100)));
+    forwarder.set_max_height(None);
+    forwarder.handle(tag(2, false), 7, 50, now);
+    let switched = forwarder.handle(tag(2, true), 8, 60, now);
+    assert_eq!(switched.forward, Some((0, u32::MAX - 99)), "one on, one tick on");
+    assert_eq!(forwarder.handle(tag(2, false), 9, 3_060, now).forward, Some((1, 2_900)));
+}
+
+#[test]
+fn a_paused_layer_gives_way_to_the_nearest_live_one() {
+    let start = Instant::now();
+    let mut forwarder = LayerForwarder::new(90_000);
+    forwarder.handle(tag(0, false), 1, 0, start);
+    assert_eq!(forwarder.target(start), 2, "the other layers' first packets are still to come");
+    assert_eq!(forwarder.needed(start), None, "nothing to pause yet");
+    for layer in 0..3 {
+        forwarder.handle(tag(layer, false), 1, 0, start);
+    }
+    assert_eq!(forwarder.target(start), 2);
+    // Only the low and middle layers keep coming.
+    let later = start + Duration::from_secs(2);
+    forwarder.handle(tag(0, false), 2, 0, later);
+    forwarder.handle(tag(1, false), 2, 0, later);
+    assert_eq!(forwarder.target(later), 1);
+    forwarder.set_max_height(Some(180));
+    let much_later = later + Duration::from_secs(2);
+    forwarder.handle(tag(2, false), 3, 0, much_later);
+    assert_eq!(forwarder.target(much_later), 2, "only the high one is live: better than nothing");
+    assert_eq!(forwarder.needed(much_later), Some((0, 2)));
+    let silent = much_later + Duration::from_secs(2);
+    assert_eq!(forwarder.needed(silent), Some((0, 2)), "nothing arrives: every layer is needed");
+}
