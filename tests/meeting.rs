@@ -76,6 +76,17 @@ async fn attend(served: &Served, room: &str, user: &User) -> Attendee {
     Attendee { peer, seen, _hang_up: hang_up }
 }
 
+/// Ayu's room, which Ayu and Bima have joined over REST.
+async fn two_in_a_room(served: &Served) -> (User, User, String) {
+    let (ayu, bima) = (served.new_user("Ayu").await, served.new_user("Bima").await);
+    let room = served.post("/api/v1/rooms", Some(&ayu.token), None, json!({ "name": "Standup", "maxUsers": 5 })).await;
+    let room = room["id"].as_str().expect("room id").to_string();
+    for who in [&ayu, &bima] {
+        served.post(&format!("/api/v1/rooms/{room}/join"), Some(&who.token), None, json!({})).await;
+    }
+    (ayu, bima, room)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clients_exchange_media_through_rapat_serve_until_the_room_ends() {
     let served = Served::start(&[
@@ -83,12 +94,7 @@ async fn two_clients_exchange_media_through_rapat_serve_until_the_room_ends() {
         ("RAPAT_ICE_SERVERS", r#"[{"urls":"stun:stun.example.org:3478"}]"#),
     ])
     .await;
-    let (ayu, bima) = (served.new_user("Ayu").await, served.new_user("Bima").await);
-    let room = served.post("/api/v1/rooms", Some(&ayu.token), None, json!({ "name": "Standup", "maxUsers": 5 })).await;
-    let room = room["id"].as_str().expect("room id").to_string();
-    for who in [&ayu, &bima] {
-        served.post(&format!("/api/v1/rooms/{room}/join"), Some(&who.token), None, json!({})).await;
-    }
+    let (ayu, bima, room) = two_in_a_room(&served).await;
 
     let ayu_socket = attend(&served, &room, &ayu).await;
     let bima_socket = attend(&served, &room, &bima).await;
@@ -170,12 +176,7 @@ async fn with_one_sfu_peer_per_user_a_second_socket_takes_the_media_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_socket_that_comes_back_resumes_media_without_leaving() {
     let served = Served::start(&[("RAPAT_SFU_UDP_ADDR", "127.0.0.1:0")]).await;
-    let (ayu, bima) = (served.new_user("Ayu").await, served.new_user("Bima").await);
-    let room = served.post("/api/v1/rooms", Some(&ayu.token), None, json!({ "name": "Standup", "maxUsers": 5 })).await;
-    let room = room["id"].as_str().expect("room id").to_string();
-    for who in [&ayu, &bima] {
-        served.post(&format!("/api/v1/rooms/{room}/join"), Some(&who.token), None, json!({})).await;
-    }
+    let (ayu, bima, room) = two_in_a_room(&served).await;
     let ayu_socket = attend(&served, &room, &ayu).await;
     let bima_socket = attend(&served, &room, &bima).await;
     let ayu_stats = ayu_socket.peer.stats();

@@ -52,7 +52,13 @@ impl Figures {
                 figures.acknowledged_during_fault +=
                     usize::from(sent >= fault.start && record.answered_at() <= fault.end);
                 if stored == 0 {
-                    if disk_loss.as_ref().is_some_and(|window| window.contains(&record.answered_at())) {
+                    // The append may have been acknowledged by NATS inside the
+                    // window and the answer reached the client after it (a request
+                    // in flight across the kill): what counts is the overlap.
+                    let last_sent = record.attempts.last().map_or(Duration::ZERO, |attempt| attempt.sent_at);
+                    let in_flight =
+                        |window: &Range<Duration>| last_sent <= window.end && record.answered_at() >= window.start;
+                    if disk_loss.as_ref().is_some_and(in_flight) {
                         figures.lost_to_disk_loss += 1;
                     } else {
                         figures.lost += 1;
@@ -249,5 +255,21 @@ mod tests {
         let figures = Figures::of(&records, &stream, Duration::ZERO..Duration::from_secs(1), window);
         assert_eq!((figures.lost, figures.lost_to_disk_loss), (0, 1));
         assert!(!figures.failed());
+    }
+
+    #[test]
+    fn a_write_in_flight_across_the_disk_loss_counts_apart_and_one_sent_after_it_is_lost() {
+        // Sent at 1 s, answered at 1.2 s: the window ends at 1.1 s, mid-request.
+        let across = vec![record("across", Kind::Join, vec![ok()])];
+        let stream = Stream::of(Vec::new());
+        let window = Some(Duration::from_millis(500)..Duration::from_millis(1100));
+        let figures = Figures::of(&across, &stream, Duration::ZERO..Duration::from_millis(1100), window);
+        assert_eq!((figures.lost, figures.lost_to_disk_loss), (0, 1));
+        // Sent at 1 s, after a window that ended at 0.9 s: a real loss.
+        let after = vec![record("after", Kind::Join, vec![ok()])];
+        let window = Some(Duration::from_millis(500)..Duration::from_millis(900));
+        let figures = Figures::of(&after, &stream, Duration::ZERO..Duration::from_millis(900), window);
+        assert_eq!((figures.lost, figures.lost_to_disk_loss), (1, 0));
+        assert!(figures.failed());
     }
 }
