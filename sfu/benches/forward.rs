@@ -5,6 +5,13 @@
 //!
 //! `BENCH_SPREAD_MS` (default 5) is the pause between two clients' starts.
 //!
+//! `BENCH_SIMULCAST` (default "50,200") runs one publisher sending its camera in
+//! three simulcast layers (each at the single stream's rate) to N subscribers that
+//! show it at 180, 360 or full height (a third each); during the window a
+//! rotating third of them flips between the smallest and the full size every
+//! 500 ms, so the SFU switches layers (at keyframes it asks for) all along. The
+//! row adds layer switches per second, counted at the subscribers.
+//!
 //! Scenarios: one publisher to N subscribers (`BENCH_FANOUT`, default
 //! "10,50,100,200,400") and N×N meetings (`BENCH_MEETING`, default "5,10"). Each
 //! publisher sends ~1.5 Mbit/s of VP8 (150 packets/s of 1,200 B) and Opus (50
@@ -54,6 +61,8 @@ struct Figures {
     max_loss: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Layer changes the subscribers saw per second (simulcast scenarios).
+    switches_per_s: f64,
 }
 
 impl Figures {
@@ -66,6 +75,7 @@ fn main() -> anyhow::Result<()> {
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let fanouts = env_list("BENCH_FANOUT", "10,50,100,200,400");
     let meetings = env_list("BENCH_MEETING", "5,10");
+    let simulcast = env_list("BENCH_SIMULCAST", "50,200");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let window = Duration::from_secs(seconds);
     println!("cores: {}, window {seconds} s per scenario", std::thread::available_parallelism().map_or(0, usize::from));
@@ -84,13 +94,19 @@ fn main() -> anyhow::Result<()> {
     );
     for n in fanouts {
         let relay = bare_relay(1, n, window)?;
-        let sfu = runtime.block_on(through_sfu(1, n, window))?;
+        let sfu = runtime.block_on(through_sfu(1, n, window, false))?;
         print_row(&format!("1→{n}"), &sfu, &relay);
     }
     for n in meetings {
         let relay = bare_relay(n, n - 1, window)?;
-        let sfu = runtime.block_on(through_sfu(n, n - 1, window))?;
+        let sfu = runtime.block_on(through_sfu(n, n - 1, window, false))?;
         print_row(&format!("{n}×{n}"), &sfu, &relay);
+    }
+    for n in simulcast {
+        let relay = bare_relay(1, n, window)?;
+        let sfu = runtime.block_on(through_sfu(1, n, window, true))?;
+        print_row(&format!("1→{n} sim"), &sfu, &relay);
+        println!("{:<14} {:>11.1} layer switches/s at the subscribers", "", sfu.switches_per_s);
     }
     Ok(())
 }
@@ -124,7 +140,13 @@ fn print_row(name: &str, sfu: &Figures, relay: &Figures) {
 
 /// `publishers` each send to the SFU; everyone else in the room (`subscribers_per_publisher`
 /// + publishers - 1 in total) receives. In a fan-out the subscribers publish nothing.
-async fn through_sfu(publishers: usize, subscribers_per_publisher: usize, window: Duration) -> anyhow::Result<Figures> {
+/// With `simulcast`, publishers send three layers and subscribers ask for different sizes.
+async fn through_sfu(
+    publishers: usize,
+    subscribers_per_publisher: usize,
+    window: Duration,
+    simulcast: bool,
+) -> anyhow::Result<Figures> {
     let mut config = SfuConfig::new("127.0.0.1:0".parse()?);
     config.workers = 2;
     let (sfu, mut outgoing) = Sfu::start(config, Arc::new(AdmitAll))?;
@@ -150,6 +172,7 @@ async fn through_sfu(publishers: usize, subscribers_per_publisher: usize, window
         }
         let mut options = if publishing { ClientOptions::publisher() } else { ClientOptions::subscriber() };
         options.record_delays = true;
+        options.simulcast = simulcast && publishing;
         clients.push(connect(&sfu.handle(), &routes, room, user, options).await?);
         // Spread the handshakes a little (`BENCH_SPREAD_MS`, 0 for a storm).
         tokio::time::sleep(Duration::from_millis(env_or("BENCH_SPREAD_MS", 5))).await;
@@ -176,14 +199,40 @@ async fn through_sfu(publishers: usize, subscribers_per_publisher: usize, window
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A third of the subscribers each at 180, 360 and the full height; then time
+    // for the switches this asks for to happen.
+    const HEIGHTS: [u16; 3] = [180, 360, 720];
+    let subscribers = &clients[publishers..];
+    if simulcast {
+        for (index, client) in subscribers.iter().enumerate() {
+            client.send_video_constraints(&publisher_ids[0], HEIGHTS[index % 3]);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let layers_seen = || -> usize {
+        clients.iter().flat_map(|c| c.stats().tracks()).map(|track| track.layers.len().saturating_sub(1)).sum()
+    };
+    let switches_before = layers_seen();
     // Start the window clean: counters and delays from here on.
     let baseline: Vec<Vec<rapat_sfu::loopback_client::TrackStats>> =
         clients.iter().map(|c| c.stats().tracks()).collect();
     let before = sfu.handle().counters();
     let cpu_before = sfu_cpu_seconds();
     let wall = Instant::now();
-    tokio::time::sleep(window).await;
+    let mut flips = 0usize;
+    while wall.elapsed() < window {
+        tokio::time::sleep(Duration::from_millis(500).min(window)).await;
+        if simulcast {
+            // A rotating third flips between the smallest and the full size.
+            for (index, client) in subscribers.iter().enumerate().filter(|(index, _)| index % 3 == flips % 3) {
+                let small = (flips / 3 + index) % 2 == 0;
+                client.send_video_constraints(&publisher_ids[0], if small { HEIGHTS[0] } else { HEIGHTS[2] });
+            }
+            flips += 1;
+        }
+    }
     let elapsed = wall.elapsed().as_secs_f64();
+    let switches = layers_seen().saturating_sub(switches_before);
     let cpu = sfu_cpu_seconds() - cpu_before;
     let after = sfu.handle().counters();
     let (rtp, datagrams) = (after.rtp_forwarded - before.rtp_forwarded, after.datagrams_out - before.datagrams_out);
@@ -206,7 +255,9 @@ async fn through_sfu(publishers: usize, subscribers_per_publisher: usize, window
     }
     drop(clients);
     drop(sfu);
-    Ok(summarise(rtp as f64 / elapsed, datagrams as f64 / elapsed, cpu / elapsed, &losses, &mut delays))
+    let mut figures = summarise(rtp as f64 / elapsed, datagrams as f64 / elapsed, cpu / elapsed, &losses, &mut delays);
+    figures.switches_per_s = switches as f64 / elapsed;
+    Ok(figures)
 }
 
 async fn connect(
@@ -252,6 +303,7 @@ fn summarise(out_pps: f64, datagrams_pps: f64, cpu_cores: f64, losses: &[f64], d
         max_loss: losses.iter().copied().fold(0.0, f64::max),
         p50_ms: percentile(0.5),
         p99_ms: percentile(0.99),
+        switches_per_s: 0.0,
     }
 }
 

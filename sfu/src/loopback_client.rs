@@ -540,7 +540,8 @@ impl Driver {
                 let transceiver = rtc::rtp_transceiver::RTCRtpTransceiverId::from(outbound.sender);
                 let mid = self.pc.rtp_transceiver(transceiver).and_then(|t| t.mid().clone()).unwrap_or_default();
                 let Some(mut sender) = self.pc.rtp_sender(outbound.sender) else { continue };
-                let frame = simulcast::Frame { payload_type, size, timestamp: (elapsed * clock) as u32, mid: &mid };
+                let timestamp = (elapsed * clock) as u32;
+                let frame = simulcast::Frame { payload_type, size, timestamp, mid: &mid, stamp };
                 let sent = simulcast::send(&mut sender, outbound, due, &frame, now);
                 self.stats.sent_packets.fetch_add(sent, Ordering::Relaxed);
                 continue;
@@ -691,7 +692,9 @@ impl Driver {
         while let Some(TaggedRTCMessage { now, message }) = self.pc.poll_read() {
             match message {
                 RTCMessage::RtpPacket(track, packet) => {
-                    let delay = packet.payload.get(..8).map(|stamp| {
+                    // A simulcast payload starts with its VP8 headers; the stamp follows.
+                    let at = if simulcast::layer_of(&packet.payload).is_some() { simulcast::STAMP_AT } else { 0 };
+                    let delay = packet.payload.get(at..at + 8).map(|stamp| {
                         let sent = u64::from_be_bytes(stamp.try_into().unwrap_or_default());
                         now.duration_since(epoch()).saturating_sub(Duration::from_micros(sent))
                     });

@@ -68,7 +68,12 @@ pub(super) struct Frame<'a> {
     pub size: usize,
     pub timestamp: u32,
     pub mid: &'a str,
+    /// Microseconds since the client's epoch, for the receiver's delay figures.
+    pub stamp: u64,
 }
+
+/// Where a simulcast payload carries its send time: after the VP8 headers.
+pub(super) const STAMP_AT: usize = 11;
 
 /// Sends one packet on every layer for each packet due; answers how many went.
 pub(super) fn send(
@@ -102,8 +107,8 @@ pub(super) fn send(
             };
             let _ = header.set_extension(mid_id, Bytes::copy_from_slice(frame.mid.as_bytes()));
             let _ = header.set_extension(rid_id, Bytes::from_static(layer.rid.as_bytes()));
-            let size = (frame.size >> (RIDS.len() - 1 - index)).max(16);
-            let payload = payload(index as u8, std::mem::take(&mut layer.keyframe), size);
+            let size = (frame.size >> (RIDS.len() - 1 - index)).max(STAMP_AT + 8 + 2);
+            let payload = payload(index as u8, std::mem::take(&mut layer.keyframe), size, frame.stamp);
             layer.sequence = layer.sequence.wrapping_add(1);
             if sender.write_rtp(now, rtp::Packet { header, payload }).is_ok() {
                 sent += 1;
@@ -114,7 +119,7 @@ pub(super) fn send(
 }
 
 /// A VP8-shaped payload of `size` bytes for `layer`.
-fn payload(layer: u8, keyframe: bool, size: usize) -> Bytes {
+fn payload(layer: u8, keyframe: bool, size: usize, stamp: u64) -> Bytes {
     let mut payload = vec![0u8; size];
     payload[0] = 0x10; // the start of a partition, no extensions
     if keyframe {
@@ -125,6 +130,7 @@ fn payload(layer: u8, keyframe: bool, size: usize) -> Bytes {
     } else {
         payload[1] = 0x01; // an interframe
     }
+    payload[STAMP_AT..STAMP_AT + 8].copy_from_slice(&stamp.to_be_bytes());
     payload[size - 2] = MARK;
     payload[size - 1] = layer;
     Bytes::from(payload)
