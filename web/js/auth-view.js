@@ -2,8 +2,7 @@
 // Sign in and create an account.
 
 import * as api from "./api.js";
-import { describe } from "./errors.js";
-import { busy, el, formError, formValues, replace } from "./ui.js";
+import { el, replace, submitForm } from "./ui.js";
 
 /**
  * Renders the sign-in form (or the registration form) into `root`; calls
@@ -54,18 +53,7 @@ function loginForm(onSignedIn) {
     field("Password", "password", "password", { autocomplete: "current-password" }),
     el("button", { type: "submit", class: "primary" }, "Sign in"),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const { email, password } = formValues(form);
-    formError(form, null);
-    await busy(form, async () => {
-      try {
-        onSignedIn(await api.login(email, password));
-      } catch (error) {
-        formError(form, describe(error));
-      }
-    });
-  });
+  submitForm(form, async ({ email, password }) => onSignedIn(await api.login(email, password)));
   return form;
 }
 
@@ -84,20 +72,10 @@ function registerForm(onSignedIn) {
     el("p", { class: "hint" }, "At least 8 characters, with a letter and a digit or symbol."),
     el("button", { type: "submit", class: "primary" }, "Create account"),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const values = formValues(form);
-    formError(form, null);
-    await busy(form, async () => {
-      try {
-        const { email, password, firstName, lastName } = values;
-        await api.register({ email, password, firstName, lastName });
-        // Registration makes the account; a login makes the session.
-        onSignedIn(await api.login(values.email, values.password));
-      } catch (error) {
-        formError(form, describe(error));
-      }
-    });
+  submitForm(form, async ({ email, password, firstName, lastName }) => {
+    await api.register({ email, password, firstName, lastName });
+    // Registration makes the account; a login makes the session.
+    onSignedIn(await api.login(email, password));
   });
   return form;
 }

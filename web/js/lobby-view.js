@@ -5,7 +5,7 @@
 import * as api from "./api.js";
 import { describe } from "./errors.js";
 import { calendarSections } from "./schedule-view.js";
-import { busy, copyText, el, fillList, formError, formValues, formatDate, replace, roomLink } from "./ui.js";
+import { copyText, el, fillList, formError, formValues, formatDate, replace, roomLink, submitForm } from "./ui.js";
 
 const HISTORY_PAGE = 10;
 
@@ -50,19 +50,10 @@ function createForm(openRoom) {
     ),
     el("button", { type: "submit", class: "primary" }, "Create room"),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const values = formValues(form);
-    formError(form, null);
-    await busy(form, async () => {
-      try {
-        const room = await api.createRoom({ ...values, maxUsers: Number(values.maxUsers) });
-        // The room's password was just typed by its host, who never needs it.
-        openRoom(room.id);
-      } catch (error) {
-        formError(form, describe(error));
-      }
-    });
+  submitForm(form, async (values) => {
+    const room = await api.createRoom({ ...values, maxUsers: Number(values.maxUsers) });
+    // The room's password was just typed by its host, who never needs it.
+    openRoom(room.id);
   });
   return form;
 }

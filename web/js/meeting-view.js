@@ -4,9 +4,8 @@
 // is decided in meeting.js; this file only draws and forwards clicks.
 
 import { ChatPanel } from "./chat.js";
-import { describe } from "./errors.js";
 import { VideoGrid } from "./tiles.js";
-import { busy, copyText, el, formError, formValues, replace, roomLink, toast } from "./ui.js";
+import { copyText, el, replace, roomLink, submitForm, toast } from "./ui.js";
 
 /** A room that cannot be entered (unknown, ended, no access). */
 export function renderRoomProblem(root, text, onBack) {
@@ -48,19 +47,11 @@ export function renderPreJoin(root, { room, needsPassword, onJoin, onCancel }) {
       el("button", { type: "submit", class: "primary", id: "join-button" }, "Join meeting"),
     ),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const { password } = formValues(form);
-    formError(form, null);
-    await busy(form, async () => {
-      try {
-        await onJoin(password || null);
-      } catch (error) {
-        formError(form, describe(error));
-        form.querySelector("input[name=password]")?.select();
-      }
-    });
-  });
+  submitForm(
+    form,
+    ({ password }) => onJoin(password || null),
+    () => /** @type {HTMLInputElement | null} */ (form.querySelector("input[name=password]"))?.select(),
+  );
   replace(
     root,
     el(

@@ -4,7 +4,7 @@
 
 import * as api from "./api.js";
 import { describe } from "./errors.js";
-import { busy, el, formError, formValues, replace } from "./ui.js";
+import { el, replace, submitForm } from "./ui.js";
 
 /** The `token` of a `#/page?token=...` link, or null. */
 export function tokenFromHash() {
@@ -28,19 +28,10 @@ export function renderForgotPassword(root) {
     form,
     el("p", { class: "switch" }, el("a", { href: "#/" }, "Back to sign in")),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const { email } = formValues(form);
-    formError(form, null);
-    await busy(form, async () => {
-      try {
-        await api.requestPasswordReset(email);
-        // The same words whether or not the address has an account: the server does not say.
-        replace(form, el("p", { id: "reset-requested" }, `If an account uses ${email}, a link is on its way there.`));
-      } catch (error) {
-        formError(form, describe(error));
-      }
-    });
+  submitForm(form, async ({ email }) => {
+    await api.requestPasswordReset(email);
+    // The same words whether or not the address has an account: the server does not say.
+    replace(form, el("p", { id: "reset-requested" }, `If an account uses ${email}, a link is on its way there.`));
   });
   replace(root, card);
   form.querySelector("input")?.focus();
@@ -60,22 +51,13 @@ export function renderResetPassword(root, token) {
     el("p", { class: "hint" }, "At least 8 characters, with a letter and a digit or symbol."),
     el("button", { type: "submit", class: "primary" }, "Set the new password"),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const { password } = formValues(form);
-    formError(form, null);
-    await busy(form, async () => {
-      try {
-        await api.confirmPasswordReset(token, password);
-        replace(
-          form,
-          el("p", { id: "password-reset-done" }, "Your password is changed and every session of the account has ended. "),
-          el("a", { href: "#/" }, "Sign in"),
-        );
-      } catch (error) {
-        formError(form, describe(error));
-      }
-    });
+  submitForm(form, async ({ password }) => {
+    await api.confirmPasswordReset(token, password);
+    replace(
+      form,
+      el("p", { id: "password-reset-done" }, "Your password is changed and every session of the account has ended. "),
+      el("a", { href: "#/" }, "Sign in"),
+    );
   });
   replace(root, el("section", { class: "card auth" }, el("h1", {}, "Choose a new password"), form));
   form.querySelector("input")?.focus();

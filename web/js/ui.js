@@ -85,6 +85,29 @@ export async function busy(form, work) {
   }
 }
 
+/**
+ * On submit, runs `work` with the form's values while the form is `busy`; an
+ * error it throws is shown under the form (`describe`), then `onError` runs.
+ * @param {HTMLFormElement} form
+ * @param {(values: Record<string, string>) => unknown} work
+ * @param {((error: unknown) => void) | null} [onError]
+ */
+export function submitForm(form, work, onError = null) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const values = formValues(form);
+    formError(form, null);
+    await busy(form, async () => {
+      try {
+        await work(values);
+      } catch (error) {
+        formError(form, describe(error));
+        onError?.(error);
+      }
+    });
+  });
+}
+
 export function formatTime(timestamp) {
   const date = new Date(timestamp);
   return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
