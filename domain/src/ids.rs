@@ -68,3 +68,8 @@ uuid_id!(
     /// The id of a webhook endpoint (SPEC §7).
     WebhookId
 );
+uuid_id!(
+    /// The id of one recorded track: one file, from one publication of one
+    /// track (SPEC §10).
+    TrackRecordingId
+);

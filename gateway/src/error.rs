@@ -217,6 +217,8 @@ impl DomainRejection for RoomError {
             RoomError::AlreadyStarted => ApiError::conflict("room_already_started", message),
             RoomError::NotScheduled => ApiError::bad_request("room_not_scheduled", message),
             RoomError::StaleSchedule => ApiError::conflict("stale_schedule", message),
+            RoomError::AlreadyRecording => ApiError::conflict("already_recording", message),
+            RoomError::NotRecording => ApiError::conflict("not_recording", message),
             RoomError::Hashing(error) => error.clone().into(),
         }
     }

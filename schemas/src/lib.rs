@@ -57,6 +57,10 @@ event_schemas! {
         "RoomRescheduled",
         "RoomCancelled",
         "MeetingReminderDue",
+        "RecordingStarted",
+        "RecordingStopped",
+        "TrackRecordingFinished",
+        "TrackRecordingExpired",
     ],
     "account" => [
         "AccountRegistered",

@@ -15,13 +15,16 @@ use rapat_domain::account::{
 use rapat_domain::contacts::{ContactList, ContactListEvent};
 use rapat_domain::credentials::PasswordHash;
 use rapat_domain::envelope::{StoredCommit, StoredEvent, Upcast, decode_event, schema_version_of, split_event};
-use rapat_domain::ids::{RoomId, UserId};
+use rapat_domain::ids::{RoomId, TrackRecordingId, UserId};
 use rapat_domain::inbox::{Inbox, InboxEvent};
 use rapat_domain::invitation::{Invitation, InvitationEvent};
 use rapat_domain::push::{
     AuthSecret, EndpointPolicy, P256dhKey, PushDevices, PushEndpoint, PushEvent, UnsubscribeReason,
 };
-use rapat_domain::room::{DurationMinutes, MaxUsers, Room, RoomDescription, RoomEvent, RoomName};
+use rapat_domain::room::{
+    DurationMinutes, MaxUsers, RecordingCodec, RecordingStopReason, Room, RoomDescription, RoomEvent, RoomName,
+    TrackRecording,
+};
 use rapat_domain::session::{RefreshToken, RevokeReason, Session, SessionEvent};
 use rapat_domain::settings::{
     Channels, Locale, NotificationKind, ReminderMinutes, SettingsEvent, Timezone, UserSettings,
@@ -50,6 +53,17 @@ fn person(raw: &str) -> PersonName {
 
 fn at() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 14, 9, 30, 0).single().expect("a valid time")
+}
+
+fn track_recording() -> TrackRecording {
+    TrackRecording {
+        id: TrackRecordingId::from_uuid(Uuid::from_u128(0x7)),
+        user_id: BUDI,
+        codec: RecordingCodec::Vp8,
+        started_at: at(),
+        duration_ms: 61_250,
+        bytes: 4_718_592,
+    }
 }
 
 /// Every variant once, as a chain: `None` gives the first example, each example the
@@ -91,7 +105,11 @@ fn next_room_event(previous: Option<&RoomEvent>) -> Option<RoomEvent> {
         Some(RoomRescheduled { .. }) => {
             MeetingReminderDue { recipient_id: BUDI, schedule_sequence: 1, due_at: at(), late: true }
         }
-        Some(MeetingReminderDue { .. }) => RoomCancelled { cancelled_by: ANA },
+        Some(MeetingReminderDue { .. }) => RecordingStarted { started_by: ANA },
+        Some(RecordingStarted { .. }) => RecordingStopped { stopped_by: Some(ANA), reason: RecordingStopReason::Host },
+        Some(RecordingStopped { .. }) => TrackRecordingFinished { recording: track_recording() },
+        Some(TrackRecordingFinished { .. }) => TrackRecordingExpired { track_recording_id: track_recording().id },
+        Some(TrackRecordingExpired { .. }) => RoomCancelled { cancelled_by: ANA },
         Some(RoomCancelled { .. }) => RoomEnded {},
         Some(RoomEnded {}) => return None,
     })

@@ -114,7 +114,12 @@ pub fn room_change(room: Uuid, event: &RoomEvent) -> Option<RoomChange> {
         // The schedule is not media's; a cancellation's `RoomEnded` follows it.
         | RoomEvent::RoomRescheduled { .. }
         | RoomEvent::RoomCancelled { .. }
-        | RoomEvent::MeetingReminderDue { .. } => None,
+        | RoomEvent::MeetingReminderDue { .. }
+        // Recording is not forwarding yet: files are written beside it.
+        | RoomEvent::RecordingStarted { .. }
+        | RoomEvent::RecordingStopped { .. }
+        | RoomEvent::TrackRecordingFinished { .. }
+        | RoomEvent::TrackRecordingExpired { .. } => None,
     }
 }
 

@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
+use super::recording::TrackRecording;
 use super::types::{DurationMinutes, MaxUsers, PasswordChange, RoomDescription, RoomName};
 use crate::credentials::Password;
-use crate::ids::UserId;
+use crate::ids::{TrackRecordingId, UserId};
 use crate::text::Timestamp;
 
 /// `Clone` because the event store retries a command after a concurrency conflict.
@@ -83,5 +84,20 @@ pub enum RoomCommand {
         schedule_sequence: u32,
         due_at: DateTime<Utc>,
         late: bool,
+    },
+    /// The host starts recording every published track (SPEC §10).
+    StartRecording {
+        actor: UserId,
+    },
+    StopRecording {
+        actor: UserId,
+    },
+    /// The SFU closed one track's file. Accepted after the room ended too.
+    FinishTrackRecording {
+        recording: TrackRecording,
+    },
+    /// The retention setting removed the file. Accepted after the room ended too.
+    ExpireTrackRecording {
+        track_recording_id: TrackRecordingId,
     },
 }

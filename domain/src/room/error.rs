@@ -32,6 +32,10 @@ pub enum RoomError {
     NotScheduled,
     #[error("the reminder is for a schedule the room no longer has")]
     StaleSchedule,
+    #[error("the room is already being recorded")]
+    AlreadyRecording,
+    #[error("the room is not being recorded")]
+    NotRecording,
     #[error(transparent)]
     Hashing(#[from] HashingError),
 }

@@ -7,10 +7,11 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::recording::{RecordingStopReason, TrackRecording};
 use super::types::{DurationMinutes, MaxUsers, RoomDescription, RoomName};
 use crate::credentials::PasswordHash;
 use crate::envelope::{Upcast, UpcastError, refuse_newer};
-use crate::ids::UserId;
+use crate::ids::{TrackRecordingId, UserId};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all_fields = "camelCase")]
@@ -97,6 +98,24 @@ pub enum RoomEvent {
         due_at: DateTime<Utc>,
         late: bool,
     },
+    /// The host started recording the room (SPEC §10).
+    RecordingStarted {
+        started_by: UserId,
+    },
+    /// `stopped_by` is absent when the recording stopped because the room ended.
+    RecordingStopped {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stopped_by: Option<UserId>,
+        reason: RecordingStopReason,
+    },
+    /// The SFU finished one track's file; at most once per track recording.
+    TrackRecordingFinished {
+        recording: TrackRecording,
+    },
+    /// The file is gone: older than the retention setting allows.
+    TrackRecordingExpired {
+        track_recording_id: TrackRecordingId,
+    },
 }
 
 impl DomainEvent for RoomEvent {
@@ -116,6 +135,10 @@ impl DomainEvent for RoomEvent {
             Self::RoomRescheduled { .. } => "RoomRescheduled",
             Self::RoomCancelled { .. } => "RoomCancelled",
             Self::MeetingReminderDue { .. } => "MeetingReminderDue",
+            Self::RecordingStarted { .. } => "RecordingStarted",
+            Self::RecordingStopped { .. } => "RecordingStopped",
+            Self::TrackRecordingFinished { .. } => "TrackRecordingFinished",
+            Self::TrackRecordingExpired { .. } => "TrackRecordingExpired",
         };
         name.to_owned()
     }

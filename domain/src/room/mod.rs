@@ -4,6 +4,7 @@
 mod command;
 mod error;
 mod event;
+mod recording;
 mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,10 +17,11 @@ use serde::{Deserialize, Serialize};
 pub use command::RoomCommand;
 pub use error::{RoomError, RoomInputError};
 pub use event::RoomEvent;
+pub use recording::{RecordingCodec, RecordingStopReason, TrackKind, TrackRecording};
 pub use types::{DurationMinutes, MaxUsers, MeetingStart, ParticipantState, PasswordChange, RoomDescription, RoomName};
 
 use crate::credentials::{Password, PasswordHash};
-use crate::ids::UserId;
+use crate::ids::{TrackRecordingId, UserId};
 use crate::services::DomainServices;
 use crate::text::Timestamp;
 
@@ -55,6 +57,12 @@ pub struct Room {
     /// lift it. Missing in snapshots from before it existed.
     #[serde(default)]
     muted_by_host: BTreeSet<UserId>,
+    /// Recording is on (SPEC §10).
+    #[serde(default)]
+    recording: bool,
+    /// Every track recording finished in this room, `true` once it expired.
+    #[serde(default)]
+    track_recordings: BTreeMap<TrackRecordingId, bool>,
 }
 
 impl Room {
@@ -118,6 +126,10 @@ impl Room {
         self.participants.iter().map(|(user, state)| (*user, state))
     }
 
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
     /// True while the host's mute of `user` holds (they cannot unmute themselves).
     pub fn is_muted_by_host(&self, user: UserId) -> bool {
         self.muted_by_host.contains(&user)
@@ -145,9 +157,16 @@ impl Room {
                 duration_minutes,
             }]);
         }
-        // Every other command needs a running room; these two checks come before
-        // any other so a client learns first that the room is gone.
+        // Every other command needs a room, and all but these two a running one.
         let host = self.host.ok_or(RoomError::NotFound)?;
+        match command {
+            RoomCommand::FinishTrackRecording { recording } => return Ok(self.finish_track_recording(recording)),
+            RoomCommand::ExpireTrackRecording { track_recording_id } => {
+                return Ok(self.expire_track_recording(track_recording_id));
+            }
+            _ => {}
+        }
+        // This check comes before any other so a client learns first that the room is gone.
         if self.ended {
             return Err(RoomError::Ended);
         }
@@ -162,7 +181,15 @@ impl Room {
             }
             RoomCommand::Join { user, password, invited } => self.join(user, password, invited, host, services).await,
             RoomCommand::Leave { user } => {
-                Ok(unless(!self.participants.contains_key(&user), RoomEvent::ParticipantLeft { user_id: user }))
+                if !self.participants.contains_key(&user) {
+                    return Ok(vec![]);
+                }
+                let left = RoomEvent::ParticipantLeft { user_id: user };
+                if user == host && self.recording {
+                    let reason = RecordingStopReason::HostLeft;
+                    return Ok(vec![left, RoomEvent::RecordingStopped { stopped_by: Some(user), reason }]);
+                }
+                Ok(vec![left])
             }
             RoomCommand::MuteParticipant { actor, target } => {
                 require_host(actor)?;
@@ -210,11 +237,16 @@ impl Room {
             }
             RoomCommand::End { actor } => {
                 require_host(actor)?;
-                if self.has_started() {
-                    Ok(vec![RoomEvent::RoomEnded {}])
-                } else {
-                    Ok(vec![RoomEvent::RoomCancelled { cancelled_by: actor }, RoomEvent::RoomEnded {}])
+                let mut events = Vec::new();
+                if self.recording {
+                    events
+                        .push(RoomEvent::RecordingStopped { stopped_by: None, reason: RecordingStopReason::RoomEnded });
                 }
+                if !self.has_started() {
+                    events.push(RoomEvent::RoomCancelled { cancelled_by: actor });
+                }
+                events.push(RoomEvent::RoomEnded {});
+                Ok(events)
             }
             RoomCommand::Reschedule { actor, scheduled_at, duration_minutes } => {
                 require_host(actor)?;
@@ -230,7 +262,36 @@ impl Room {
                 let event = RoomEvent::MeetingReminderDue { recipient_id: recipient, schedule_sequence, due_at, late };
                 Ok(unless(self.reminded.contains(&recipient), event))
             }
+            RoomCommand::StartRecording { actor } => {
+                require_host(actor)?;
+                if self.recording {
+                    return Err(RoomError::AlreadyRecording);
+                }
+                Ok(vec![RoomEvent::RecordingStarted { started_by: actor }])
+            }
+            RoomCommand::StopRecording { actor } => {
+                require_host(actor)?;
+                if !self.recording {
+                    return Err(RoomError::NotRecording);
+                }
+                Ok(vec![RoomEvent::RecordingStopped { stopped_by: Some(actor), reason: RecordingStopReason::Host }])
+            }
+            // Answered above, before the room's end is checked.
+            RoomCommand::FinishTrackRecording { recording } => Ok(self.finish_track_recording(recording)),
+            RoomCommand::ExpireTrackRecording { track_recording_id } => {
+                Ok(self.expire_track_recording(track_recording_id))
+            }
         }
+    }
+
+    /// Once per file: the SFU may say it again after a restart.
+    fn finish_track_recording(&self, recording: TrackRecording) -> Vec<RoomEvent> {
+        unless(self.track_recordings.contains_key(&recording.id), RoomEvent::TrackRecordingFinished { recording })
+    }
+
+    fn expire_track_recording(&self, id: TrackRecordingId) -> Vec<RoomEvent> {
+        let expirable = self.track_recordings.get(&id) == Some(&false);
+        unless(!expirable, RoomEvent::TrackRecordingExpired { track_recording_id: id })
     }
 
     fn reschedule(
@@ -430,6 +491,7 @@ impl Aggregate for Room {
             RoomEvent::RoomEnded {} => {
                 // Ending disconnects everyone, so an ended room has no participants.
                 self.ended = true;
+                self.recording = false;
                 self.participants.clear();
                 self.muted_by_host.clear();
             }
@@ -443,6 +505,14 @@ impl Aggregate for Room {
             RoomEvent::RoomCancelled { .. } => {}
             RoomEvent::MeetingReminderDue { recipient_id, .. } => {
                 self.reminded.insert(recipient_id);
+            }
+            RoomEvent::RecordingStarted { .. } => self.recording = true,
+            RoomEvent::RecordingStopped { .. } => self.recording = false,
+            RoomEvent::TrackRecordingFinished { recording } => {
+                self.track_recordings.insert(recording.id, false);
+            }
+            RoomEvent::TrackRecordingExpired { track_recording_id } => {
+                self.track_recordings.insert(track_recording_id, true);
             }
         }
     }

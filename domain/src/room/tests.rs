@@ -77,9 +77,12 @@ fn every_command() -> Vec<RoomCommand> {
         RoomCommand::End { actor: HOST },
         schedule::reschedule(HOST, Some(schedule::at(9)), None),
         schedule::fire(ALICE, 0),
+        RoomCommand::StartRecording { actor: HOST },
+        RoomCommand::StopRecording { actor: HOST },
     ]
 }
 
+mod recording;
 mod schedule;
 
 #[test]

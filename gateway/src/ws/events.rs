@@ -82,7 +82,12 @@ async fn deliver_event(room: &Arc<LocalRoom>, stored: &StoredEvent) {
         | RoomEvent::RoomSettingsUpdated { .. }
         | RoomEvent::RoomRescheduled { .. }
         | RoomEvent::RoomCancelled { .. }
-        | RoomEvent::MeetingReminderDue { .. } => return,
+        | RoomEvent::MeetingReminderDue { .. }
+        // Files for the host's list, not news for the room.
+        | RoomEvent::TrackRecordingFinished { .. }
+        | RoomEvent::TrackRecordingExpired { .. } => return,
+        // TODO(recording): tell every socket (SPEC §10).
+        RoomEvent::RecordingStarted { .. } | RoomEvent::RecordingStopped { .. } => return,
     };
     let user = user.as_uuid();
     let identity = Identity { room: room.id, user, username: name_of(room, user).await };

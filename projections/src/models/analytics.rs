@@ -112,7 +112,11 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
         | RoomEvent::RoomRescheduled { .. }
         // A cancelled room never met; its `RoomEnded` follows and closes nothing.
         | RoomEvent::RoomCancelled { .. }
-        | RoomEvent::MeetingReminderDue { .. } => return Ok(()),
+        | RoomEvent::MeetingReminderDue { .. }
+        | RoomEvent::RecordingStarted { .. }
+        | RoomEvent::RecordingStopped { .. }
+        | RoomEvent::TrackRecordingFinished { .. }
+        | RoomEvent::TrackRecordingExpired { .. } => return Ok(()),
     };
     let room = aggregate_uuid(event)?;
     let at = event.timestamp;

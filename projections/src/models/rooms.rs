@@ -63,6 +63,11 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
         }
         // A notification's business (SPEC §6), not the room's row.
         RoomEvent::MeetingReminderDue { .. } => return Ok(()),
+        // Recording has its own read model.
+        RoomEvent::RecordingStarted { .. }
+        | RoomEvent::RecordingStopped { .. }
+        | RoomEvent::TrackRecordingFinished { .. }
+        | RoomEvent::TrackRecordingExpired { .. } => return Ok(()),
         RoomEvent::RoomSettingsUpdated { name, description, password_hash, password_cleared, max_users } => {
             // A new password arrives as a hash; `passwordCleared` removes it.
             let has_password = match (password_hash.is_some(), password_cleared) {
