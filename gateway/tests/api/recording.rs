@@ -151,7 +151,7 @@ async fn the_host_lists_and_downloads_recorded_tracks_with_ranges_and_others_get
     let listed = app.get(&format!("/api/v1/rooms/{room}/recordings"), &host.token).await;
     listed.expect(200);
     let entries = listed.data().as_array().expect("a list").clone();
-    assert_eq!(entries.len(), 2, "{entries:#}");
+    assert_eq!(entries.len(), 2, "{entries:#?}");
     let audio_entry = entries.iter().find(|entry| entry["id"] == audio_id.to_string()).expect("audio listed");
     assert_eq!(audio_entry["userId"], guest.id);
     assert_eq!(audio_entry["kind"], "audio");
