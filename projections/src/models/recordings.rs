@@ -57,14 +57,13 @@ pub(super) async fn expired(
     track: TrackRecordingId,
     at: DateTime<Utc>,
 ) -> Result<PgQueryResult, ApplyError> {
-    let rows = sqlx::query(
-        "UPDATE track_recordings SET expired_at = COALESCE(expired_at, $3) WHERE id = $1 AND room_id = $2",
-    )
-    .bind(track.as_uuid())
-    .bind(room)
-    .bind(at)
-    .execute(tx)
-    .await?;
+    let rows =
+        sqlx::query("UPDATE track_recordings SET expired_at = COALESCE(expired_at, $3) WHERE id = $1 AND room_id = $2")
+            .bind(track.as_uuid())
+            .bind(room)
+            .bind(at)
+            .execute(tx)
+            .await?;
     Ok(rows)
 }
 

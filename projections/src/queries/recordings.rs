@@ -72,11 +72,7 @@ pub async fn for_room(pool: &PgPool, room: RoomId) -> Result<Vec<TrackRecordingR
 }
 
 /// One kept file of the room; `None` when unknown, of another room or expired.
-pub async fn by_id(
-    pool: &PgPool,
-    room: RoomId,
-    id: TrackRecordingId,
-) -> Result<Option<TrackRecordingRow>, QueryError> {
+pub async fn by_id(pool: &PgPool, room: RoomId, id: TrackRecordingId) -> Result<Option<TrackRecordingRow>, QueryError> {
     let row: Option<Stored> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM track_recordings WHERE id = $1 AND room_id = $2 AND expired_at IS NULL"
     )))

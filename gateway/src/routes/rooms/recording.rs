@@ -174,7 +174,8 @@ pub async fn download_recording(
     hosted_room_row(&state, &auth, room_id).await?;
     let room = RoomId::from_uuid(room_id);
     let not_found = || ApiError::not_found("recording_not_found", "no such recording in this room, or it expired");
-    let row = queries::recordings::by_id(&state.db, room, TrackRecordingId::from_uuid(id)).await?.ok_or_else(not_found)?;
+    let row =
+        queries::recordings::by_id(&state.db, room, TrackRecordingId::from_uuid(id)).await?.ok_or_else(not_found)?;
     let key = RecordingKey::for_track(room, row.id, row.codec);
     let store = state.recordings.clone();
     let lookup = tokio::task::spawn_blocking(move || store.download(&key)).await.map_err(ApiError::internal)?;
