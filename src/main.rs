@@ -183,6 +183,22 @@ async fn run(settings: &Settings, parts: Parts) -> anyhow::Result<()> {
             scheduler.run(stop).await;
             Ok(())
         });
+        // Next to the projector that lists the recordings it expires.
+        let store = std::sync::Arc::new(rapat_recording::LocalDirStore::new(settings.recordings_dir.clone()));
+        let retention = rapat_gateway::RecordingRetention::open(
+            nats.clone(),
+            event_store.clone(),
+            db.clone(),
+            store,
+            settings.recording_retention(),
+        )
+        .await
+        .context("opening the event store for recording retention")?;
+        let stop = stop_rest.clone();
+        tasks.spawn(async move {
+            retention.run(stop).await;
+            Ok(())
+        });
         // Next to the projector that fills their outboxes.
         channels::spawn(settings, &nats, &event_store, &db, &mut tasks, &stop_rest).await?;
     }

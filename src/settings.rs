@@ -270,6 +270,14 @@ pub struct Settings {
     /// The window of RAPAT_PASSWORD_RESETS_PER_ADDRESS, in seconds.
     #[arg(long, env = "RAPAT_PASSWORD_RESET_WINDOW_SECONDS", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub password_reset_window_seconds: u64,
+    /// The directory recorded files are kept in (SPEC §10); every node of a
+    /// deployment that runs the SFU or serves downloads needs the same one.
+    #[arg(long, env = "RAPAT_RECORDINGS_DIR", default_value = "recordings", global = true)]
+    pub recordings_dir: std::path::PathBuf,
+    /// Days a recording is kept (from its start) before its file is deleted.
+    /// Unset: recordings are kept forever.
+    #[arg(long, env = "RAPAT_RECORDINGS_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub recordings_retention_days: Option<u32>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -301,6 +309,11 @@ impl Settings {
             late_after: Duration::from_secs(self.reminder_late_after_seconds),
             ..Default::default()
         }
+    }
+
+    pub fn recording_retention(&self) -> rapat_gateway::RetentionConfig {
+        let keep_for = self.recordings_retention_days.map(|days| Duration::from_secs(u64::from(days) * 24 * 3600));
+        rapat_gateway::RetentionConfig { keep_for, ..Default::default() }
     }
 
     /// The email channel's settings, `None` (and said once) without `RAPAT_SMTP_URL`.
@@ -402,6 +415,7 @@ impl Settings {
         config.password_reset_ttl = Duration::from_secs(self.password_reset_ttl_seconds);
         config.password_reset_per_address = self.password_resets_per_address;
         config.password_reset_window = Duration::from_secs(self.password_reset_window_seconds);
+        config.recordings_dir = self.recordings_dir.clone();
         self.apply_limits(&mut config);
         config.ws_max_sockets_per_user = self.ws_max_sockets_per_user;
         config.webhook_allow_private = self.webhook_allow_private;

@@ -5,6 +5,7 @@
 //! NATS JetStream, the only source of truth. The services commands need (argon2id
 //! hashing) live here too, so the domain stays free of I/O. [`registration`] is the
 //! sequence of commands that registers an account, and settles one cut short.
+//! [`recording`] is what the SFU and the retention loop record of recorded files.
 //! [`generate`] writes a made-up history of rooms through the same bus.
 
 mod bus;
@@ -17,6 +18,7 @@ mod follow;
 pub mod generate;
 mod metadata;
 mod password;
+pub mod recording;
 pub mod registration;
 mod setup;
 mod snapshot;

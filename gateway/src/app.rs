@@ -137,6 +137,7 @@ async fn build_state(config: GatewayConfig, backends: Backends) -> Result<AppSta
         limits: crate::limits::Limits::new(&config),
         client_addr: ClientAddr::new(&config.trusted_proxies),
         shutdown,
+        recordings: Arc::new(rapat_recording::LocalDirStore::new(config.recordings_dir.clone())),
         config,
         passwords,
     }))

@@ -99,6 +99,9 @@ pub struct GatewayConfig {
     /// Reset requests accepted per email address within `window` (more answer 429).
     pub password_reset_per_address: u32,
     pub password_reset_window: Duration,
+    /// `RAPAT_RECORDINGS_DIR`: the recording store's directory, which the SFU
+    /// writes and downloads are served from (SPEC §10).
+    pub recordings_dir: std::path::PathBuf,
 }
 
 /// Room password guessing: failed joins (a password was offered and was wrong)
@@ -220,6 +223,7 @@ impl GatewayConfig {
             password_reset_ttl: Duration::from_secs(30 * 60),
             password_reset_per_address: 3,
             password_reset_window: Duration::from_secs(15 * 60),
+            recordings_dir: std::path::PathBuf::from("recordings"),
             room_join_failures: JoinFailureLimits {
                 per_user_and_room: 5,
                 per_room: 30,

@@ -17,6 +17,7 @@ mod idempotency;
 mod limits;
 mod metrics;
 mod presence;
+mod recording_retention;
 mod registration;
 mod reminders;
 mod response;
@@ -36,6 +37,7 @@ pub use config::{GatewayConfig, HttpLimits, IceServer, JoinFailureLimits, RateLi
 pub use error::ApiError;
 pub use rapat_commands::HashingLimits;
 pub use rapat_commands::registration::{PendingClaim, Settled, settle};
+pub use recording_retention::{RecordingRetention, RetentionConfig, RetentionError};
 pub use registration::{RegistrationConfig, RegistrationManager};
 pub use reminders::{ReminderConfig, ReminderScheduler};
 pub use shutdown::Shutdown;

@@ -62,6 +62,8 @@ pub struct Inner {
     /// Draining and stopping (`shutdown.rs`): read by `/readyz`, the middleware
     /// that refuses new requests, and every WebSocket session.
     pub shutdown: crate::shutdown::Shutdown,
+    /// Where recorded files are kept (SPEC §10); downloads are served from it.
+    pub recordings: Arc<dyn rapat_recording::RecordingStore>,
 }
 
 impl AppState {

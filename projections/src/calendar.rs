@@ -97,6 +97,7 @@ mod tests {
             schedule_sequence: 0,
             started_at: None,
             cancelled_at: None,
+            recording: false,
         }
     }
 

@@ -58,6 +58,7 @@ ws_schemas! {
         "config", "participants", "user_joined", "user_left", "chat", "offer", "answer", "ice-candidate",
         "mute", "video", "screen_share", "removed", "room_ended", "error", "unmute_requested", "unmute_allowed",
         "notification", "unread_count", "active_speakers", "publisher_layers",
+        "recording",
     ],
 }
 

@@ -97,6 +97,8 @@ fn every_server_message_of_the_spec_is_accepted() {
         ),
         server("active_speakers", json!({ "speakers": [] })),
         server("publisher_layers", json!({ "trackId": "camera", "mid": "0", "active": ["q", "h"] })),
+        server("recording", json!({ "active": true })),
+        server("recording", json!({ "active": false })),
     ];
     let mut relayed = server("offer", json!({ "sdp": "v=0", "type": "offer" }));
     relayed["targetUserId"] = json!(BUDI);

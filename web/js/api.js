@@ -341,3 +341,37 @@ export const pushSubscribe = (subscription) => request("POST", "/push/subscripti
 
 /** @param {string} endpoint */
 export const pushUnsubscribe = (endpoint) => request("DELETE", "/push/subscriptions", { body: { endpoint } });
+
+// ---------------------------------------------------------------- recording (SPEC §10)
+
+/** Host only; answers the room (`recording: true`). 409 `already_recording`. */
+export const startRecording = (id) => request("POST", `${room(id)}/recording/start`);
+
+/** Host only; answers the room (`recording: false`). 409 `not_recording`. */
+export const stopRecording = (id) => request("POST", `${room(id)}/recording/stop`);
+
+/** Host only: `[{id, userId, kind, codec, startedAt, durationMs, bytes}]`. */
+export const recordings = (id) => request("GET", `${room(id)}/recordings`);
+
+/**
+ * One recorded track's file, as a Blob. The file needs the access token, which a
+ * plain link cannot carry, so it is fetched and handed to the page as a Blob.
+ * @param {string} id @param {string} recordingId @returns {Promise<Blob>}
+ */
+export async function downloadRecording(id, recordingId) {
+  const token = await freshToken();
+  let response;
+  try {
+    response = await fetch(`${BASE}${room(id)}/recordings/${encodeURIComponent(recordingId)}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+  } catch {
+    throw new ApiError(0, "network_error", "Cannot reach the server.");
+  }
+  if (!response.ok) {
+    const envelope = await response.json().catch(() => null);
+    const code = envelope?.error?.code ?? `http_${response.status}`;
+    throw new ApiError(response.status, code, envelope?.error?.message ?? "Download failed");
+  }
+  return response.blob();
+}

@@ -4,6 +4,7 @@
 // is decided in meeting.js; this file only draws and forwards clicks.
 
 import { ChatPanel } from "./chat.js";
+import { RecordingPanel } from "./recording.js";
 import { VideoGrid } from "./tiles.js";
 import { copyText, el, replace, roomLink, submitForm, toast } from "./ui.js";
 
@@ -96,6 +97,13 @@ export class MeetingView {
       end: isHost ? el("button", { type: "button", id: "end-button", class: "danger", onclick: () => actions.end() }, "End for all") : null,
     };
     if (!navigator.mediaDevices?.getDisplayMedia) this.buttons.screen.hidden = true;
+    this.recording = new RecordingPanel({
+      roomId: room.id,
+      isHost,
+      active: Boolean(room.recording),
+      nameOf: (userId) => actions.nameOf?.(userId) ?? "Someone",
+    });
+    if (this.recording.section) sidebar.append(this.recording.section);
 
     this.overlay = el("div", { class: "overlay", id: "meeting-over", hidden: true });
     replace(
@@ -108,13 +116,14 @@ export class MeetingView {
           { class: "meeting-bar" },
           el("h1", { id: "room-name" }, room.name),
           isHost ? el("span", { class: "badge host" }, "host") : null,
+          this.recording.indicator,
           el("button", { type: "button", class: "link", id: "copy-link", onclick: () => copyText(roomLink(room.id)) }, "Copy invite link"),
           el("span", { class: "spacer" }),
           this.mediaStatus,
           this.status,
         ),
         el("div", { class: "meeting-body" }, gridRoot, sidebar),
-        el("footer", { class: "controls" }, Object.values(this.buttons)),
+        el("footer", { class: "controls" }, Object.values(this.buttons), this.recording.button),
         this.overlay,
       ),
     );

@@ -187,6 +187,8 @@ export class Meeting {
         return this.onMediaState(userId, { videoOn: Boolean(payload.on) });
       case "screen_share":
         return this.onMediaState(userId, { screenSharing: Boolean(payload.sharing) });
+      case "recording":
+        return this.shown.recording.setActive(Boolean(payload.active));
       case "publisher_layers":
         return this.peer?.setActiveLayers(payload);
       case "offer":
@@ -227,6 +229,11 @@ export class Meeting {
     if (name !== null) this.shown.chat.system(removed ? `${name} was removed by the host` : `${name} left`);
     this.shown.grid.remove(userId);
     this.render();
+  }
+
+  /** A participant's name for the recordings list (recording.js). @param {string} userId */
+  nameOf(userId) {
+    return userId === this.user.id ? "You" : this.roster.nameOf(userId, "") || "Someone";
   }
 
   onParticipants(list) {

@@ -28,6 +28,8 @@ const FOLLOWED: &[&str] = &[
     "ParticipantVideoChanged",
     "ParticipantScreenShareChanged",
     "RoomEnded",
+    "RecordingStarted",
+    "RecordingStopped",
 ];
 
 pub(super) async fn deliver(room: &Arc<LocalRoom>, message: &async_nats::Message) {
@@ -86,8 +88,14 @@ async fn deliver_event(room: &Arc<LocalRoom>, stored: &StoredEvent) {
         // Files for the host's list, not news for the room.
         | RoomEvent::TrackRecordingFinished { .. }
         | RoomEvent::TrackRecordingExpired { .. } => return,
-        // TODO(recording): tell every socket (SPEC §10).
-        RoomEvent::RecordingStarted { .. } | RoomEvent::RecordingStopped { .. } => return,
+        RoomEvent::RecordingStarted { started_by } => {
+            (started_by, ServerMessage::Recording { active: true }, Closes::No)
+        }
+        RoomEvent::RecordingStopped { stopped_by: Some(stopped_by), .. } => {
+            (stopped_by, ServerMessage::Recording { active: false }, Closes::No)
+        }
+        // Stopped by the room's end, whose `RoomEnded` follows and closes every socket.
+        RoomEvent::RecordingStopped { stopped_by: None, .. } => return recording_stopped_by_end(room, stored),
     };
     let user = user.as_uuid();
     let identity = Identity { room: room.id, user, username: name_of(room, user).await };
@@ -120,6 +128,13 @@ fn room_ended(room: &LocalRoom, event: &StoredEvent) {
         let notice = connection.identity.message_at(&ServerMessage::RoomEnded {}, None, event.timestamp);
         connection.deliver(Outgoing::Text(notice));
         connection.deliver(Outgoing::Close(CLOSE_ROOM_ENDED, "the room has ended"));
+    }
+}
+
+fn recording_stopped_by_end(room: &LocalRoom, event: &StoredEvent) {
+    for connection in room.connections() {
+        let notice = connection.identity.message_at(&ServerMessage::Recording { active: false }, None, event.timestamp);
+        connection.deliver(Outgoing::Text(notice));
     }
 }
 

@@ -89,6 +89,11 @@ pub enum ServerMessage {
     UnreadCount {
         count: u64,
     },
+    /// The room is being recorded, or no longer (SPEC §10): on every change, and
+    /// to a socket that joins while it is.
+    Recording {
+        active: bool,
+    },
 }
 
 /// One participant of a `participants` message: the name to show, and what the REST

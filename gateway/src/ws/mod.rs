@@ -33,7 +33,10 @@
 //! `{muted: true, byHost: true}`, `ParticipantUnmuteAllowed` → `unmute_allowed`
 //! `{allowedBy}`, `ParticipantVideoChanged` → `video` `{on}`,
 //! `ParticipantScreenShareChanged` → `screen_share` `{sharing}`, `RoomEnded` →
-//! `room_ended` (then close, 4410). Their `userId` is the affected user's and
+//! `room_ended` (then close, 4410), `RecordingStarted` / `RecordingStopped` →
+//! `recording` `{active}` (SPEC §10; a socket that joins while the room's row
+//! says it is recorded gets `{active: true}` after `participants`). Their
+//! `userId` is the affected user's (for `recording`, the host's) and
 //! their `timestamp` the event's. A client's `mute` / `video` / `screen_share`
 //! only records the change; a change to what already is records nothing and so
 //! broadcasts nothing. A socket closing is not a leave: it sends no `user_left`.

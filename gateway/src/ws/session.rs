@@ -136,6 +136,7 @@ pub async fn run(socket: WebSocket, state: AppState, room: Option<String>, token
     let config = ServerMessage::Config { ice_servers };
     connection.deliver(Outgoing::Text(identity.message(&config, None)));
     connection.deliver(Outgoing::Text(participants_message(identity, admitted.participants)));
+    tell_if_recording(&state, &connection).await;
 
     read(&state, &connection, &admitted.auth, &session.revoked, &mut stream).await;
 
@@ -200,6 +201,26 @@ pub(super) async fn first_message_token(stream: &mut SplitStream<WebSocket>) -> 
     .await
     .ok()??;
     auth_token(&first)
+}
+
+/// A socket that joins while the room is recorded is told at once (SPEC §10).
+/// Read after the socket follows the room's events, so a change stored from
+/// then on also reaches it; a repeated `{active: true}` is harmless.
+async fn tell_if_recording(state: &AppState, connection: &Connection) {
+    let identity = &connection.identity;
+    match queries::rooms::by_id(&state.db, RoomId::from_uuid(identity.room)).await {
+        Ok(Some(room)) if room.recording => {
+            let host_name = match queries::users::by_id(&state.db, room.host_id).await {
+                Ok(Some(host)) => display_name(Some(&host.first_name), Some(&host.last_name)),
+                _ => String::new(),
+            };
+            let host = Identity { room: identity.room, user: room.host_id.as_uuid(), username: host_name };
+            let message = host.message(&ServerMessage::Recording { active: true }, None);
+            connection.deliver(Outgoing::Text(message));
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot tell a new socket whether the room is recorded"),
+    }
 }
 
 fn participants_message(identity: &Identity, rows: Vec<ParticipantRow>) -> Utf8Bytes {

@@ -19,6 +19,7 @@ mod observability;
 mod openapi;
 mod push;
 mod read_your_writes;
+mod recording;
 mod recovery;
 mod registration;
 mod reminders;

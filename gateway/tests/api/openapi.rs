@@ -72,6 +72,11 @@ const SPEC_ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/api/v1/auth/password-reset"),
     ("POST", "/api/v1/auth/password-reset/confirm"),
     ("POST", "/api/v1/auth/verify-email"),
+    // SPEC §10.
+    ("POST", "/api/v1/rooms/{roomId}/recording/start"),
+    ("POST", "/api/v1/rooms/{roomId}/recording/stop"),
+    ("GET", "/api/v1/rooms/{roomId}/recordings"),
+    ("GET", "/api/v1/rooms/{roomId}/recordings/{id}"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "patch", "head", "options", "trace"];

@@ -16,6 +16,7 @@ mod limits;
 mod nats_restart;
 mod notifications;
 mod presence;
+mod recording;
 mod sessions;
 mod sfu;
 

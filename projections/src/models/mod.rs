@@ -18,6 +18,7 @@ mod mail;
 mod notification_state;
 mod notifications;
 mod push_subscriptions;
+mod recordings;
 mod rooms;
 mod sessions;
 mod settings;

@@ -1,4 +1,5 @@
-//! `rooms` and `participants`, from room events. A participant row is one stay:
+//! `rooms` and `participants`, from room events (and through `recordings.rs`
+//! the room's recording flag and `track_recordings`). A participant row is one stay:
 //! joining opens it, leaving, removal or the room's end closes it.
 
 use chrono::{DateTime, Utc};
@@ -7,7 +8,7 @@ use rapat_domain::room::RoomEvent;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{ApplyError, aggregate_uuid, check_found, decode};
+use super::{ApplyError, aggregate_uuid, check_found, decode, recordings};
 
 pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
     let Some(decoded) = decode::<RoomEvent>(event)? else { return Ok(()) };
@@ -63,11 +64,12 @@ pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<
         }
         // A notification's business (SPEC §6), not the room's row.
         RoomEvent::MeetingReminderDue { .. } => return Ok(()),
-        // Recording has its own read model.
-        RoomEvent::RecordingStarted { .. }
-        | RoomEvent::RecordingStopped { .. }
-        | RoomEvent::TrackRecordingFinished { .. }
-        | RoomEvent::TrackRecordingExpired { .. } => return Ok(()),
+        RoomEvent::RecordingStarted { .. } => recordings::set_recording(tx, room, true, at).await?,
+        RoomEvent::RecordingStopped { .. } => recordings::set_recording(tx, room, false, at).await?,
+        RoomEvent::TrackRecordingFinished { recording } => return recordings::finished(tx, room, &recording, at).await,
+        RoomEvent::TrackRecordingExpired { track_recording_id } => {
+            recordings::expired(tx, room, track_recording_id, at).await?
+        }
         RoomEvent::RoomSettingsUpdated { name, description, password_hash, password_cleared, max_users } => {
             // A new password arrives as a hash; `passwordCleared` removes it.
             let has_password = match (password_hash.is_some(), password_cleared) {

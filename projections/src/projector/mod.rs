@@ -120,7 +120,7 @@ impl Projection {
             Self::Accounts => &["users"],
             Self::Sessions => &["sessions"],
             Self::Contacts => &["contacts"],
-            Self::Rooms => &["rooms", "participants"],
+            Self::Rooms => &["rooms", "participants", "track_recordings"],
             Self::Audit => &["audit_events"],
             Self::Analytics => &[
                 "analytics_room_days",

@@ -10,6 +10,7 @@ pub mod invitations;
 pub mod notifications;
 pub mod parked;
 pub mod push;
+pub mod recordings;
 pub mod reminders;
 pub mod rooms;
 pub mod sessions;

@@ -63,6 +63,8 @@ pub struct RoomRow {
     pub started_at: Option<DateTime<Utc>>,
     /// Ended without ever starting.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// The host is recording the room (SPEC §10).
+    pub recording: bool,
 }
 
 /// Someone currently in a room, with their media state.
@@ -131,7 +133,7 @@ pub async fn created_by_since(
 
 const ROOM_COLUMNS: &str = "r.id, r.host_id, r.name, r.description, r.has_password, r.max_users, r.scheduled_at, r.status, \
                             r.participant_count, r.created_at, r.updated_at, r.ended_at, r.duration_minutes, \
-                            r.schedule_sequence, r.started_at, r.cancelled_at";
+                            r.schedule_sequence, r.started_at, r.cancelled_at, r.recording";
 
 /// Not ended, and `$1` hosts it or is in it now.
 const ACTIVE_FOR_USER: &str = "r.status = 'active' AND (r.host_id = $1 OR EXISTS ( \

@@ -8,12 +8,14 @@
 //!   unmute) and remove.
 //! - `audit.rs`: the room's event history, for its host.
 //! - `chat.rs`: the room's recent chat, from the chat stream (not a read model).
+//! - `recording.rs`: start and stop recording, the recorded tracks and their files.
 //! - `views.rs`: the JSON shapes these answer with.
 
 mod audit;
 mod chat;
 mod lifecycle;
 mod participants;
+mod recording;
 pub(crate) mod views;
 
 use rapat_domain::ids::RoomId;
@@ -43,6 +45,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(participants::remove_participant))
         .routes(routes!(audit::room_events))
         .routes(routes!(chat::chat_history))
+        .routes(routes!(recording::start_recording))
+        .routes(routes!(recording::stop_recording))
+        .routes(routes!(recording::list_recordings))
+        .routes(routes!(recording::download_recording))
 }
 
 /// `?page=&limit=` of the paginated lists.

@@ -51,6 +51,8 @@ pub struct RoomView {
     pub started_at: Option<DateTime<Utc>>,
     /// Set when the room ended without its meeting ever starting.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// The host is recording the room (SPEC §10).
+    pub recording: bool,
 }
 
 impl From<RoomRow> for RoomView {
@@ -74,6 +76,7 @@ impl From<RoomRow> for RoomView {
             ended_at: row.ended_at,
             started_at: row.started_at,
             cancelled_at: row.cancelled_at,
+            recording: row.recording,
         }
     }
 }
