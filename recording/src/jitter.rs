@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 pub enum Released<P> {
     Packet(P),
     /// `missing` packets were given up on before the next one.
-    Gap { missing: u64 },
+    Gap {
+        missing: u64,
+    },
 }
 
 #[derive(Debug)]

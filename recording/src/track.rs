@@ -70,7 +70,11 @@ impl<W: Write + Seek> TrackRecorder<W> {
         let (media, clock_rate) = match codec {
             RecordingCodec::Opus => (Media::Opus(OggOpusWriter::new(writer)?), 48_000),
             RecordingCodec::Vp8 => (
-                Media::Vp8 { frames: Vp8Frames::default(), file: Vp8File::NotStarted(writer), waiting_for_keyframe: true },
+                Media::Vp8 {
+                    frames: Vp8Frames::default(),
+                    file: Vp8File::NotStarted(writer),
+                    waiting_for_keyframe: true,
+                },
                 90_000,
             ),
         };
@@ -159,19 +163,18 @@ impl<W: Write + Seek> TrackRecorder<W> {
                 ogg.write_packet(&packet.payload, place)
             }
             Media::Vp8 { frames, file, waiting_for_keyframe } => {
-                let frame =
-                    match frames.push(&packet.payload, packet.header.timestamp, packet.header.marker, place) {
-                        Ok(Some(frame)) => frame,
-                        Ok(None) => return Ok(()),
-                        Err(_) => {
-                            self.frames_dropped += 1;
-                            if !*waiting_for_keyframe {
-                                *waiting_for_keyframe = true;
-                                self.keyframe_wanted = true;
-                            }
-                            return Ok(());
+                let frame = match frames.push(&packet.payload, packet.header.timestamp, packet.header.marker, place) {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => return Ok(()),
+                    Err(_) => {
+                        self.frames_dropped += 1;
+                        if !*waiting_for_keyframe {
+                            *waiting_for_keyframe = true;
+                            self.keyframe_wanted = true;
                         }
-                    };
+                        return Ok(());
+                    }
+                };
                 if *waiting_for_keyframe && !frame.keyframe {
                     self.frames_dropped += 1;
                     self.keyframe_wanted = true;

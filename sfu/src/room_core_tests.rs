@@ -62,7 +62,8 @@ fn requests(outputs: &[CoreOutput]) -> Vec<(u64, String)> {
                 | WorkerInput::Datagram { peer, .. } => *peer,
                 WorkerInput::LayerKeyframe { peer, .. }
                 | WorkerInput::VideoConstraint { peer, .. }
-                | WorkerInput::PublisherLayers { peer, .. } => *peer,
+                | WorkerInput::PublisherLayers { peer, .. }
+                | WorkerInput::Record { peer, .. } => *peer,
                 WorkerInput::Rtp { .. } | WorkerInput::Stop => 0,
             };
             (peer, format!("{input:?}"))
