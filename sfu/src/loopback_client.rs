@@ -39,8 +39,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 
+#[path = "loopback_clip.rs"]
+mod clip;
 #[path = "loopback_simulcast.rs"]
 mod simulcast;
+
+pub use clip::MediaClip;
 
 /// A signaling message: `(type, payload)`.
 pub type Signal = (String, Value);
@@ -63,6 +67,8 @@ pub struct ClientOptions {
     /// Publish the camera as three simulcast layers (rid q, h, f), as a browser
     /// does: VP8-shaped payloads, a keyframe on a layer when asked for one.
     pub simulcast: bool,
+    /// Send this encoded media instead of made-up payloads (single-stream tracks).
+    pub clip: Option<std::sync::Arc<MediaClip>>,
 }
 
 impl ClientOptions {
@@ -78,6 +84,7 @@ impl ClientOptions {
             drop_every: None,
             payload_types: None,
             simulcast: false,
+            clip: None,
         }
     }
 
@@ -543,6 +550,11 @@ impl Driver {
                 let timestamp = (elapsed * clock) as u32;
                 let frame = simulcast::Frame { payload_type, size, timestamp, mid: &mid, stamp };
                 let sent = simulcast::send(&mut sender, outbound, due, &frame, now);
+                self.stats.sent_packets.fetch_add(sent, Ordering::Relaxed);
+                continue;
+            }
+            if let Some(media) = &self.options.clip {
+                let sent = clip::send(&mut sender, outbound, media, payload_type, elapsed, now);
                 self.stats.sent_packets.fetch_add(sent, Ordering::Relaxed);
                 continue;
             }

@@ -1,0 +1,93 @@
+//! Real media for the loopback client: Opus packets and VP8 frames made by an
+//! encoder (a test makes them with ffmpeg), sent in a loop at their own rate,
+//! VP8 frames cut into packets with the RFC 7741 payload descriptor, so what
+//! the SFU records from them is a file a player decodes. A clip may lose
+//! packets on purpose (never sent, so no retransmission brings them back).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpSender, RtpCodecKind};
+
+use super::Outbound;
+
+/// The largest VP8 payload in one packet, descriptor excluded.
+const VP8_CHUNK: usize = 1_100;
+
+#[derive(Clone, Debug, Default)]
+pub struct MediaClip {
+    /// 20 ms Opus packets.
+    pub opus: Vec<Bytes>,
+    /// VP8 frames, the first a keyframe.
+    pub vp8: Vec<Bytes>,
+    pub frames_per_second: u32,
+    /// Lose every Nth packet of each track.
+    pub lose_every: Option<u64>,
+}
+
+/// Sends what is due `elapsed` seconds after the start; returns the packets sent.
+pub(super) fn send(
+    sender: &mut RTCRtpSender<'_>,
+    outbound: &mut Outbound,
+    clip: &MediaClip,
+    payload_type: u8,
+    elapsed: f64,
+    now: Instant,
+) -> u64 {
+    let (units, rate, ticks) = match outbound.kind {
+        RtpCodecKind::Video => (&clip.vp8, clip.frames_per_second.max(1), 90_000 / clip.frames_per_second.max(1)),
+        _ => (&clip.opus, 50, 960),
+    };
+    if units.is_empty() {
+        return 0;
+    }
+    let due = (elapsed * f64::from(rate)) as u64;
+    let mut sent = 0;
+    while outbound.sent < due {
+        let index = outbound.sent;
+        let unit = &units[(index % units.len() as u64) as usize];
+        let timestamp = (index as u32).wrapping_mul(ticks);
+        let payloads: Vec<(Bytes, bool)> = match outbound.kind {
+            RtpCodecKind::Video => vp8_packets(unit),
+            _ => vec![(unit.clone(), index == 0)],
+        };
+        for (payload, marker) in payloads {
+            let sequence = outbound.sequence;
+            outbound.sequence = outbound.sequence.wrapping_add(1);
+            if clip.lose_every.is_some_and(|every| u64::from(sequence) % every == every - 1) {
+                continue;
+            }
+            let header = rtp::header::Header {
+                version: 2,
+                marker,
+                payload_type,
+                sequence_number: sequence,
+                timestamp,
+                ssrc: outbound.ssrc,
+                ..Default::default()
+            };
+            if sender.write_rtp(now, rtp::Packet { header, payload }).is_ok() {
+                sent += 1;
+            }
+        }
+        outbound.sent += 1;
+    }
+    sent
+}
+
+/// One frame's packets: a one-byte descriptor (S on the first) and the marker on the last.
+fn vp8_packets(frame: &Bytes) -> Vec<(Bytes, bool)> {
+    let chunks: Vec<&[u8]> = frame.chunks(VP8_CHUNK).collect();
+    let last = chunks.len().saturating_sub(1);
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(index, chunk)| {
+            let mut payload = Vec::with_capacity(chunk.len() + 1);
+            payload.push(if index == 0 { 0x10 } else { 0x00 });
+            payload.extend_from_slice(chunk);
+            (Bytes::from(payload), index == last)
+        })
+        .collect()
+}
