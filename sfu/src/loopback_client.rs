@@ -269,7 +269,16 @@ impl LoopbackClient {
                 );
                 let sender = pc.add_track(track)?;
                 let sequence = rand::random();
-                senders.push(Outbound { sender, kind, ssrc, sequence, payload_type: None, sent: 0, layers });
+                senders.push(Outbound {
+                    sender,
+                    kind,
+                    ssrc,
+                    sequence,
+                    payload_type: None,
+                    sent: 0,
+                    layers,
+                    clip: clip::Position::default(),
+                });
             }
         } else {
             let init = RTCRtpTransceiverInit {
@@ -390,6 +399,8 @@ struct Outbound {
     sent: u64,
     /// Simulcast layers, each sent every time a packet is due; empty: one stream.
     layers: Vec<simulcast::Layer>,
+    /// Where in the clip this track is, when it sends one.
+    clip: clip::Position,
 }
 
 struct Driver {
@@ -621,6 +632,7 @@ impl Driver {
                     payload_type: None,
                     sent,
                     layers: Vec::new(),
+                    clip: clip::Position::default(),
                 });
                 self.offer();
             }
@@ -723,6 +735,7 @@ impl Driver {
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
                     simulcast::keyframes_asked(&mut self.senders, &packets);
+                    clip::keyframes_asked(&mut self.senders, &packets);
                     let count =
                         |is: fn(&dyn std::any::Any) -> bool| packets.iter().filter(|p| is(p.as_any())).count() as u64;
                     self.stats

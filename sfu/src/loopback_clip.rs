@@ -7,6 +7,8 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use rtc::rtcp;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpSender, RtpCodecKind};
 
@@ -24,6 +26,24 @@ pub struct MediaClip {
     pub frames_per_second: u32,
     /// Lose every Nth packet of each track.
     pub lose_every: Option<u64>,
+}
+
+/// The next clip unit a track sends.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Position {
+    next: u64,
+    /// A receiver lost the picture: start the clip over at its first keyframe, as an encoder would send one.
+    keyframe_asked: bool,
+}
+
+/// Marks the clip tracks a PLI names.
+pub(super) fn keyframes_asked(senders: &mut [Outbound], packets: &[Box<dyn rtcp::Packet>]) {
+    for packet in packets {
+        let Some(pli) = packet.as_any().downcast_ref::<PictureLossIndication>() else { continue };
+        for outbound in senders.iter_mut().filter(|outbound| outbound.ssrc == pli.media_ssrc) {
+            outbound.clip.keyframe_asked = true;
+        }
+    }
 }
 
 /// Sends what is due `elapsed` seconds after the start; returns the packets sent.
@@ -46,7 +66,11 @@ pub(super) fn send(
     let mut sent = 0;
     while outbound.sent < due {
         let index = outbound.sent;
-        let unit = &units[(index % units.len() as u64) as usize];
+        if std::mem::take(&mut outbound.clip.keyframe_asked) && outbound.kind == RtpCodecKind::Video {
+            outbound.clip.next = 0;
+        }
+        let unit = &units[(outbound.clip.next % units.len() as u64) as usize];
+        outbound.clip.next += 1;
         let timestamp = (index as u32).wrapping_mul(ticks);
         let payloads: Vec<(Bytes, bool)> = match outbound.kind {
             RtpCodecKind::Video => vp8_packets(unit),

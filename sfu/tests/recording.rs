@@ -37,10 +37,9 @@ fn ffmpeg() -> PathBuf {
 }
 
 fn run(program: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|error| panic!("{} runs ({error}); infra/services.sh ffprobe-bin installs it", program.display()))
+    Command::new(program).args(args).output().unwrap_or_else(|error| {
+        panic!("{} runs ({error}); infra/services.sh ffprobe-bin installs it", program.display())
+    })
 }
 
 fn scratch_dir(name: &str) -> PathBuf {
@@ -55,16 +54,57 @@ fn clip(dir: &Path, gop: u32) -> MediaClip {
     let ogg = dir.join("tone.ogg");
     let ivf = dir.join("picture.ivf");
     let gop = gop.to_string();
-    let audio = run(&ffmpeg(), &[
-        "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-ac", "2", "-ar", "48000",
-        "-c:a", "libopus", "-b:a", "48k", "-frame_duration", "20", ogg.to_str().expect("path"),
-    ]);
+    let audio = run(
+        &ffmpeg(),
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=2",
+            "-ac",
+            "2",
+            "-ar",
+            "48000",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "48k",
+            "-frame_duration",
+            "20",
+            ogg.to_str().expect("path"),
+        ],
+    );
     assert!(audio.status.success(), "ffmpeg made Opus: {}", String::from_utf8_lossy(&audio.stderr));
-    let video = run(&ffmpeg(), &[
-        "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30:duration=2", "-c:v", "libvpx",
-        "-g", &gop, "-keyint_min", &gop, "-b:v", "400k", "-auto-alt-ref", "0", "-lag-in-frames", "0",
-        "-deadline", "realtime", ivf.to_str().expect("path"),
-    ]);
+    let video = run(
+        &ffmpeg(),
+        &[
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=30:duration=2",
+            "-c:v",
+            "libvpx",
+            "-g",
+            &gop,
+            "-keyint_min",
+            &gop,
+            "-b:v",
+            "400k",
+            "-auto-alt-ref",
+            "0",
+            "-lag-in-frames",
+            "0",
+            "-deadline",
+            "realtime",
+            ivf.to_str().expect("path"),
+        ],
+    );
     assert!(video.status.success(), "ffmpeg made VP8: {}", String::from_utf8_lossy(&video.stderr));
     let opus = ogg_packets(&std::fs::read(&ogg).expect("the .ogg"));
     let vp8 = ivf_frames(&std::fs::read(&ivf).expect("the .ivf"));
@@ -107,10 +147,19 @@ fn ivf_frames(bytes: &[u8]) -> Vec<Bytes> {
 
 /// What ffprobe says of a file: (codec, duration in seconds, frames decoded).
 fn probe(file: &Path) -> (String, f64, u64) {
-    let output = run(&ffprobe(), &[
-        "-v", "error", "-count_frames", "-show_entries", "format=duration:stream=codec_name,nb_read_frames",
-        "-of", "json", file.to_str().expect("path"),
-    ]);
+    let output = run(
+        &ffprobe(),
+        &[
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "format=duration:stream=codec_name,nb_read_frames",
+            "-of",
+            "json",
+            file.to_str().expect("path"),
+        ],
+    );
     assert!(output.status.success(), "ffprobe reads {}: {}", file.display(), String::from_utf8_lossy(&output.stderr));
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ffprobe's JSON");
     let stream = &json["streams"][0];
@@ -197,7 +246,8 @@ async fn a_recorded_meeting_gives_one_file_per_track_that_ffprobe_reads_at_its_r
         let h = harness_with(config.clone()).await;
         // A keyframe in every frame: the video file starts with the recording's first frame.
         let media = Arc::new(clip(&dir, 1));
-        let _clients = room_with_two_publishers(&h, ClientOptions { clip: Some(media), ..ClientOptions::publisher() }).await;
+        let _clients =
+            room_with_two_publishers(&h, ClientOptions { clip: Some(media), ..ClientOptions::publisher() }).await;
 
         let recorded = record_for(&h, Duration::from_secs(6)).await;
         let tracks = wait_for_tracks(&h, 4).await;
@@ -210,8 +260,12 @@ async fn a_recorded_meeting_gives_one_file_per_track_that_ffprobe_reads_at_its_r
             let (codec, duration, frames) = probe(&file);
             assert_eq!(codec, track.codec.as_str(), "{}", file.display());
             let error = (duration - recorded.as_secs_f64()).abs() / recorded.as_secs_f64();
-            println!("{}: {codec}, {duration:.3} s for {recorded:?} recorded ({:.2}% off), {frames} frames, {} bytes",
-                file.display(), error * 100.0, track.bytes);
+            println!(
+                "{}: {codec}, {duration:.3} s for {recorded:?} recorded ({:.2}% off), {frames} frames, {} bytes",
+                file.display(),
+                error * 100.0,
+                track.bytes
+            );
             assert!(error <= 0.02, "{codec} lasts {duration} s; recorded {recorded:?}");
             let reported = track.duration_ms as f64 / 1000.0;
             assert!((reported - duration).abs() <= 0.05, "the event says {reported} s, ffprobe {duration} s");
