@@ -26,6 +26,11 @@ if [[ -z ${RAPAT_TEST_NATS_SERVER:-} ]] && nats_bin=$(infra/services.sh nats-bin
   export RAPAT_TEST_NATS_SERVER=$nats_bin
 fi
 
+# The recording test reads its files with Debian's ffprobe and ffmpeg.
+if [[ -z ${RAPAT_TEST_FFPROBE:-} ]] && ffprobe_bin=$(infra/services.sh ffprobe-bin); then
+  export RAPAT_TEST_FFPROBE=$ffprobe_bin
+fi
+
 # The email tests' SMTP server runs on Debian's python3-aiosmtpd.
 if [[ -z ${RAPAT_TEST_SMTP_PYTHON:-} ]] && smtp_python=$(infra/services.sh smtp-python); then
   export RAPAT_TEST_SMTP_PYTHON=$smtp_python

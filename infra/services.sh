@@ -16,6 +16,8 @@
 #                                      TURN relay test (installs Debian's coturn when root)
 #   infra/services.sh nft-bin        print the path of nft, with which the ICE-TCP test
 #                                      blocks UDP to the SFU (installs nftables when root)
+#   infra/services.sh ffprobe-bin    print the path of ffprobe (ffmpeg beside it), with which
+#                                      the recording test reads the files (installs ffmpeg when root)
 #   infra/services.sh cluster [start|stop|status]
 #                                    a 3-node NATS cluster on loopback
 #                                      (infra/nats-cluster.sh); prints its NATS_URL
@@ -37,7 +39,7 @@ log() { printf 'services.sh: %s\n' "$*" >&2; }
 die() { printf 'services.sh: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 }
 
 is_root() { [[ $(id -u) == 0 ]]; }
@@ -626,7 +628,7 @@ if [[ ${1:-} == cluster ]]; then
 fi
 for arg in "$@"; do
   case $arg in
-    start | stop | status | nats-bin | smtp-python | turnserver-bin | nft-bin) command=$arg ;;
+    start | stop | status | nats-bin | smtp-python | turnserver-bin | nft-bin | ffprobe-bin) command=$arg ;;
     --env) as_env=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage; die "unknown argument: $arg" ;;
@@ -645,4 +647,5 @@ case $command in
   smtp-python) smtp_python ;;
   turnserver-bin) package_bin turnserver coturn ;;
   nft-bin) package_bin nft nftables ;;
+  ffprobe-bin) package_bin ffprobe ffmpeg ;;
 esac

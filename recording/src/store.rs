@@ -57,6 +57,13 @@ impl PartialFile {
     pub fn key(&self) -> &RecordingKey {
         &self.key
     }
+
+    /// Deletes the partial file (it held nothing worth keeping).
+    pub fn remove(self) -> Result<(), StoreError> {
+        let Self { file, path, .. } = self;
+        drop(file);
+        fs::remove_file(&path).map_err(io_error(&path))
+    }
 }
 
 impl Write for PartialFile {
@@ -81,6 +88,10 @@ pub trait RecordingStore: Send + Sync {
     fn create(&self, key: RecordingKey) -> Result<PartialFile, StoreError>;
     /// Makes a finished file readable under its key; returns its size in bytes.
     fn commit(&self, file: PartialFile) -> Result<u64, StoreError>;
+    /// Drops a file that will not be committed.
+    fn discard(&self, file: PartialFile) -> Result<(), StoreError> {
+        file.remove()
+    }
     /// `None` when no file is kept under the key.
     fn download(&self, key: &RecordingKey) -> Result<Option<Download>, StoreError>;
     /// Removes the file; `false` when there was none.

@@ -12,6 +12,14 @@
 //! 500 ms, so the SFU switches layers (at keyframes it asks for) all along. The
 //! row adds layer switches per second, counted at the subscribers.
 //!
+//! `BENCH_RECORDING` (default "5") runs an N×N meeting (2N published tracks)
+//! twice in the same run, not recorded and recorded (every track written to a
+//! file in a scratch directory by the SFU's recording thread, whose CPU counts
+//! as the SFU's), both sending VP8-shaped frames (a keyframe header, 5 packets a
+//! frame at 30 frames/s) and Opus-shaped packets, so the recorder assembles
+//! frames and writes WebM and Ogg as it would for a browser. The "rec cost"
+//! line is 1 - (recorded RTP/s/core) / (not recorded RTP/s/core).
+//!
 //! Scenarios: one publisher to N subscribers (`BENCH_FANOUT`, default
 //! "10,50,100,200,400") and N×N meetings (`BENCH_MEETING`, default "5,10"). Each
 //! publisher sends ~1.5 Mbit/s of VP8 (150 packets/s of 1,200 B) and Opus (50
@@ -30,8 +38,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use rapat_sfu::loopback_client::{ClientOptions, LoopbackClient, Signal};
-use rapat_sfu::{Admission, Admitted, Refused, Sfu, SfuConfig, SfuHandle};
+use rapat_sfu::loopback_client::{ClientOptions, LoopbackClient, MediaClip, Signal};
+use rapat_sfu::{Admission, Admitted, Refused, RoomChange, Sfu, SfuConfig, SfuHandle};
 use rapat_wire::signal::{SfuRequest, SfuRequestKind};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use uuid::Uuid;
@@ -76,6 +84,7 @@ fn main() -> anyhow::Result<()> {
     let fanouts = env_list("BENCH_FANOUT", "10,50,100,200,400");
     let meetings = env_list("BENCH_MEETING", "5,10");
     let simulcast = env_list("BENCH_SIMULCAST", "50,200");
+    let recording = env_list("BENCH_RECORDING", "5");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let window = Duration::from_secs(seconds);
     println!("cores: {}, window {seconds} s per scenario", std::thread::available_parallelism().map_or(0, usize::from));
@@ -94,17 +103,31 @@ fn main() -> anyhow::Result<()> {
     );
     for n in fanouts {
         let relay = bare_relay(1, n, window)?;
-        let sfu = runtime.block_on(through_sfu(1, n, window, false))?;
+        let sfu = runtime.block_on(through_sfu(1, n, window, false, None))?;
         print_row(&format!("1→{n}"), &sfu, &relay);
     }
     for n in meetings {
         let relay = bare_relay(n, n - 1, window)?;
-        let sfu = runtime.block_on(through_sfu(n, n - 1, window, false))?;
+        let sfu = runtime.block_on(through_sfu(n, n - 1, window, false, None))?;
         print_row(&format!("{n}×{n}"), &sfu, &relay);
+    }
+    for n in recording {
+        let relay = bare_relay(n, n - 1, window)?;
+        let plain = runtime.block_on(through_sfu(n, n - 1, window, false, Some(Recorded::No)))?;
+        print_row(&format!("{n}×{n} media"), &plain, &relay);
+        let recorded = runtime.block_on(through_sfu(n, n - 1, window, false, Some(Recorded::Yes)))?;
+        print_row(&format!("{n}×{n} rec"), &recorded, &relay);
+        let cost = 1.0 - recorded.per_core() / plain.per_core().max(1.0);
+        println!(
+            "{:<14} {:>11.1}% of forwarded RTP/s per core ({} tracks recorded)",
+            "  rec cost",
+            cost * 100.0,
+            2 * n
+        );
     }
     for n in simulcast {
         let relay = bare_relay(1, n, window)?;
-        let sfu = runtime.block_on(through_sfu(1, n, window, true))?;
+        let sfu = runtime.block_on(through_sfu(1, n, window, true, None))?;
         print_row(&format!("1→{n} sim"), &sfu, &relay);
         println!("{:<14} {:>11.1} layer switches/s at the subscribers", "", sfu.switches_per_s);
     }
@@ -146,9 +169,12 @@ async fn through_sfu(
     subscribers_per_publisher: usize,
     window: Duration,
     simulcast: bool,
+    recorded: Option<Recorded>,
 ) -> anyhow::Result<Figures> {
     let mut config = SfuConfig::new("127.0.0.1:0".parse()?);
     config.workers = 2;
+    let recordings = std::env::temp_dir().join(format!("rapat-bench-recordings-{}", Uuid::new_v4()));
+    config.recordings_dir = recordings.clone();
     let (sfu, mut outgoing) = Sfu::start(config, Arc::new(AdmitAll))?;
     let routes: Routes = Arc::default();
     let router = Arc::clone(&routes);
@@ -173,6 +199,9 @@ async fn through_sfu(
         let mut options = if publishing { ClientOptions::publisher() } else { ClientOptions::subscriber() };
         options.record_delays = true;
         options.simulcast = simulcast && publishing;
+        if recorded.is_some() {
+            options.clip = Some(Arc::new(shaped_clip()));
+        }
         clients.push(connect(&sfu.handle(), &routes, room, user, options).await?);
         // Spread the handshakes a little (`BENCH_SPREAD_MS`, 0 for a storm).
         tokio::time::sleep(Duration::from_millis(env_or("BENCH_SPREAD_MS", 5))).await;
@@ -212,6 +241,11 @@ async fn through_sfu(
     let layers_seen = || -> usize {
         clients.iter().flat_map(|c| c.stats().tracks()).map(|track| track.layers.len().saturating_sub(1)).sum()
     };
+    if recorded == Some(Recorded::Yes) {
+        sfu.handle().room_changed(RoomChange::Recording { room, on: true }, 0);
+        // Every file open and writing before the window.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let switches_before = layers_seen();
     // Start the window clean: counters and delays from here on.
     let baseline: Vec<Vec<rapat_sfu::loopback_client::TrackStats>> =
@@ -254,10 +288,38 @@ async fn through_sfu(
         }
     }
     drop(clients);
+    let recording_dropped = sfu.handle().recording_packets_dropped();
     drop(sfu);
+    if recorded == Some(Recorded::Yes) {
+        let files = std::fs::read_dir(recordings.join(room.to_string())).map_or(0, |dir| dir.count());
+        println!("recorded: {files} files, {recording_dropped} packets dropped on the way to the recording thread");
+    }
+    let _ = std::fs::remove_dir_all(&recordings);
     let mut figures = summarise(rtp as f64 / elapsed, datagrams as f64 / elapsed, cpu / elapsed, &losses, &mut delays);
     figures.switches_per_s = switches as f64 / elapsed;
     Ok(figures)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Recorded {
+    No,
+    Yes,
+}
+
+/// VP8- and Opus-shaped media at the usual rates: a 5,500-byte frame (a keyframe
+/// header, then filler) 30 times a second is 150 packets/s; 160-byte CELT
+/// packets 50 times a second. Not decodable, but the recorder's work is the same.
+fn shaped_clip() -> MediaClip {
+    let mut frame = vec![0u8; 5_500];
+    frame[..10].copy_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]);
+    let mut opus = vec![0u8; 160];
+    opus[0] = 0xf8;
+    MediaClip {
+        opus: vec![bytes::Bytes::from(opus)],
+        vp8: vec![bytes::Bytes::from(frame)],
+        frames_per_second: 30,
+        lose_every: None,
+    }
 }
 
 async fn connect(

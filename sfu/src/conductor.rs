@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::inputs::{Admitted, CoreInput, Refused, WorkerInput};
 use crate::placement::ActiveRooms;
+use crate::recorder::RecordOrder;
 use crate::room_core::{CoreOutput, RoomCore};
 use crate::signal::Outgoing;
 
@@ -42,6 +43,8 @@ pub struct Conductor {
     active: ActiveRooms,
     /// How many peers exist (closing ones included), for metrics.
     peer_count: Arc<AtomicUsize>,
+    /// The recording thread's orders.
+    recorder: Option<Sender<RecordOrder>>,
 }
 
 impl Conductor {
@@ -62,7 +65,12 @@ impl Conductor {
             admission,
             active: limits.active,
             peer_count: limits.peer_count,
+            recorder: None,
         }
+    }
+
+    pub fn with_recorder(self, orders: Sender<RecordOrder>) -> Self {
+        Self { recorder: Some(orders), ..self }
     }
 
     pub async fn run(mut self) {
@@ -110,6 +118,11 @@ impl Conductor {
             CoreOutput::RoomClosed(room) => {
                 if let Ok(mut active) = self.active.lock() {
                     active.remove(&room);
+                }
+            }
+            CoreOutput::Record(order) => {
+                if let Some(recorder) = &self.recorder {
+                    let _ = recorder.send(order);
                 }
             }
         }

@@ -82,6 +82,12 @@ pub enum WorkerInput {
         publisher: uuid::Uuid,
         max_height: u16,
     },
+    /// Hand (`on`) or stop handing the packets of `peer`'s track `source` to the recording thread.
+    Record {
+        peer: u64,
+        source: SourceId,
+        on: bool,
+    },
     Stop,
 }
 
@@ -148,6 +154,7 @@ impl std::fmt::Debug for WorkerInput {
             WorkerInput::LayerKeyframe { .. } => "LayerKeyframe",
             WorkerInput::VideoConstraint { .. } => "VideoConstraint",
             WorkerInput::PublisherLayers { .. } => "PublisherLayers",
+            WorkerInput::Record { .. } => "Record",
             WorkerInput::Stop => "Stop",
         };
         f.write_str(name)

@@ -14,7 +14,9 @@
 //! the workers, ranked by the room core in `room_speakers.rs`); `nats.rs`
 //! connects it all to the gateways (signaling subjects) and to the room events,
 //! which `room_events.rs` folds into the rosters admission reads (`roster.rs`,
-//! `admission.rs`).
+//! `admission.rs`). While a room records, the workers also hand its tracks'
+//! packets to the recording thread (`recorder.rs`, told what to record by the
+//! room core's `room_recording.rs`), which writes one file per publication.
 
 mod admission;
 mod candidate;
@@ -27,6 +29,7 @@ mod metrics;
 pub mod nats;
 mod peer;
 mod placement;
+mod recorder;
 mod room_core;
 pub mod room_events;
 mod roster;
@@ -36,6 +39,7 @@ mod simulcast;
 mod source;
 mod speakers;
 mod tcp;
+mod track_files;
 mod udp;
 mod ufrag;
 mod worker;
@@ -45,8 +49,9 @@ mod worker_core;
 pub mod loopback_client;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
@@ -58,11 +63,13 @@ pub use conductor::Admission;
 pub use inputs::{Admitted, Refused};
 pub use leg::{CodecKey, LegParameters, SourceParameters, Translation};
 pub use metrics::SfuCounters;
+pub use recorder::FinishedTrack;
 pub use signal::{Outgoing, PeerKey, RoomChange};
 
 use conductor::{Conductor, PeerLimits};
 use inputs::{CoreInput, WorkerInput};
 use metrics::WorkerMetrics;
+use recorder::{PacketQueue, RecordOrder, Recorder};
 use routes::RouteTable;
 use udp::RouteMetrics;
 use worker::{MediaSocket, Worker};
@@ -90,11 +97,14 @@ pub struct SfuConfig {
     /// A TCP listener for ICE-TCP (RFC 6544, passive candidate) beside the UDP
     /// socket(s), for networks that block UDP; its candidate has the announced IP.
     pub tcp_bind: Option<SocketAddr>,
+    /// Where recorded tracks are written (`RAPAT_RECORDINGS_DIR`; SPEC §10).
+    pub recordings_dir: PathBuf,
 }
 
 impl SfuConfig {
     pub const DEFAULT_MAX_PEERS_PER_USER: usize = 3;
     pub const DEFAULT_MAX_ADDRESSES_PER_PEER: usize = 8;
+    pub const DEFAULT_RECORDINGS_DIR: &str = "./recordings";
 
     pub fn new(udp_bind: SocketAddr) -> Self {
         Self {
@@ -105,6 +115,7 @@ impl SfuConfig {
             max_peers_per_user: Self::DEFAULT_MAX_PEERS_PER_USER,
             max_addresses_per_peer: Self::DEFAULT_MAX_ADDRESSES_PER_PEER,
             tcp_bind: None,
+            recordings_dir: PathBuf::from(Self::DEFAULT_RECORDINGS_DIR),
         }
     }
 }
@@ -120,6 +131,9 @@ pub struct Sfu {
     tcp_stop: CancellationToken,
     workers: Vec<Sender<WorkerInput>>,
     threads: Vec<JoinHandle<()>>,
+    /// Told to finish every file when the SFU stops; its thread is joined last.
+    recorder: Sender<RecordOrder>,
+    recorder_thread: Option<JoinHandle<()>>,
 }
 
 /// What the signaling side holds: cheap to clone.
@@ -134,6 +148,9 @@ pub struct SfuHandle {
     signaling: Arc<AtomicBool>,
     /// Messages to clients, for requests refused before they reach the conductor.
     replies: UnboundedSender<Outgoing>,
+    recording_queue: PacketQueue,
+    /// Files the recording thread finished, until `nats::serve` takes them to record on their rooms.
+    finished_recordings: Arc<Mutex<Option<UnboundedReceiver<FinishedTrack>>>>,
 }
 
 impl SfuHandle {
@@ -160,6 +177,17 @@ impl SfuHandle {
 
     pub(crate) fn set_signaling(&self, on: bool) {
         self.signaling.store(on, Ordering::Relaxed);
+    }
+
+    /// Recorded packets dropped because the recording thread was behind.
+    pub fn recording_packets_dropped(&self) -> u64 {
+        self.recording_queue.dropped()
+    }
+
+    /// The files the recording thread finishes, for whoever records them on
+    /// their rooms; `None` once taken.
+    pub fn take_finished_recordings(&self) -> Option<UnboundedReceiver<FinishedTrack>> {
+        self.finished_recordings.lock().ok()?.take()
     }
 
     pub fn counters(&self) -> SfuCounters {
@@ -194,6 +222,7 @@ impl SfuHandle {
         ::metrics::gauge!("rapat_sfu_peers").set(self.peers() as f64);
         ::metrics::gauge!("rapat_sfu_routes").set(self.routes() as f64);
         ::metrics::counter!("rapat_sfu_datagrams_unrouted_total").absolute(self.unrouted_datagrams());
+        ::metrics::counter!("rapat_sfu_recording_packets_dropped_total").absolute(self.recording_packets_dropped());
     }
 }
 
@@ -266,6 +295,10 @@ impl Sfu {
         };
         let tcp_announce = tcp.as_ref().map(|tcp| tcp.announce);
         let sockets = Arc::new(sockets);
+        let store = Arc::new(rapat_recording::LocalDirStore::new(config.recordings_dir.clone()));
+        let (finished_tx, finished_rx) = unbounded_channel();
+        let (recorder, recorder_orders, recording_queue) = Recorder::new(store, conductor_tx.clone(), finished_tx);
+        let recorder_thread = std::thread::Builder::new().name("rapat-sfu-rec".into()).spawn(move || recorder.run())?;
         let metrics: Vec<Arc<WorkerMetrics>> = (0..count).map(|_| Arc::default()).collect();
         let mut threads = Vec::new();
         for (index, (_, inbox)) in channels.into_iter().enumerate() {
@@ -278,7 +311,8 @@ impl Sfu {
                 signals_tx.clone(),
                 Arc::clone(&metrics[index]),
             )
-            .with_tcp(tcp.clone());
+            .with_tcp(tcp.clone())
+            .with_recorder(recording_queue.clone());
             threads.push(std::thread::Builder::new().name(format!("rapat-sfu-{index}")).spawn(move || worker.run())?);
         }
         for (index, receive) in receivers.into_iter().enumerate() {
@@ -293,7 +327,8 @@ impl Sfu {
             peer_count: Arc::clone(&peers),
         };
         let conductor =
-            Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx.clone(), admission, limits);
+            Conductor::new(conductor_rx, conductor_tx.clone(), senders.clone(), signals_tx.clone(), admission, limits)
+                .with_recorder(recorder_orders.clone());
         tokio::spawn(conductor.run());
         tracing::info!(%local_addr, %announce, sockets = sockets.len(), workers = count, "SFU listening");
         let handle = SfuHandle {
@@ -304,8 +339,21 @@ impl Sfu {
             routes: Arc::new(route_metrics),
             signaling: Arc::default(),
             replies: signals_tx,
+            recording_queue,
+            finished_recordings: Arc::new(Mutex::new(Some(finished_rx))),
         };
-        let sfu = Self { handle, local_addr, announce, tcp_announce, stop, tcp_stop, workers: senders, threads };
+        let sfu = Self {
+            handle,
+            local_addr,
+            announce,
+            tcp_announce,
+            stop,
+            tcp_stop,
+            workers: senders,
+            threads,
+            recorder: recorder_orders,
+            recorder_thread: Some(recorder_thread),
+        };
         Ok((sfu, signals_rx))
     }
 
@@ -336,6 +384,11 @@ impl Drop for Sfu {
             let _ = worker.send(WorkerInput::Stop);
         }
         for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+        // After the workers: no packet comes any more; every open file is completed.
+        let _ = self.recorder.send(RecordOrder::Shutdown);
+        if let Some(thread) = self.recorder_thread.take() {
             let _ = thread.join();
         }
     }

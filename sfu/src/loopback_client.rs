@@ -39,8 +39,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 
+#[path = "loopback_clip.rs"]
+mod clip;
 #[path = "loopback_simulcast.rs"]
 mod simulcast;
+
+pub use clip::MediaClip;
 
 /// A signaling message: `(type, payload)`.
 pub type Signal = (String, Value);
@@ -63,6 +67,8 @@ pub struct ClientOptions {
     /// Publish the camera as three simulcast layers (rid q, h, f), as a browser
     /// does: VP8-shaped payloads, a keyframe on a layer when asked for one.
     pub simulcast: bool,
+    /// Send this encoded media instead of made-up payloads (single-stream tracks).
+    pub clip: Option<std::sync::Arc<MediaClip>>,
 }
 
 impl ClientOptions {
@@ -78,6 +84,7 @@ impl ClientOptions {
             drop_every: None,
             payload_types: None,
             simulcast: false,
+            clip: None,
         }
     }
 
@@ -262,7 +269,16 @@ impl LoopbackClient {
                 );
                 let sender = pc.add_track(track)?;
                 let sequence = rand::random();
-                senders.push(Outbound { sender, kind, ssrc, sequence, payload_type: None, sent: 0, layers });
+                senders.push(Outbound {
+                    sender,
+                    kind,
+                    ssrc,
+                    sequence,
+                    payload_type: None,
+                    sent: 0,
+                    layers,
+                    clip: clip::Position::default(),
+                });
             }
         } else {
             let init = RTCRtpTransceiverInit {
@@ -383,6 +399,8 @@ struct Outbound {
     sent: u64,
     /// Simulcast layers, each sent every time a packet is due; empty: one stream.
     layers: Vec<simulcast::Layer>,
+    /// Where in the clip this track is, when it sends one.
+    clip: clip::Position,
 }
 
 struct Driver {
@@ -546,6 +564,11 @@ impl Driver {
                 self.stats.sent_packets.fetch_add(sent, Ordering::Relaxed);
                 continue;
             }
+            if let Some(media) = &self.options.clip {
+                let sent = clip::send(&mut sender, outbound, media, payload_type, elapsed, now);
+                self.stats.sent_packets.fetch_add(sent, Ordering::Relaxed);
+                continue;
+            }
             let audio_level = (outbound.kind == RtpCodecKind::Audio)
                 .then(|| {
                     let extensions = &sender.get_parameters().rtp_parameters.header_extensions;
@@ -609,6 +632,7 @@ impl Driver {
                     payload_type: None,
                     sent,
                     layers: Vec::new(),
+                    clip: clip::Position::default(),
                 });
                 self.offer();
             }
@@ -711,6 +735,7 @@ impl Driver {
                 }
                 RTCMessage::RtcpPacket(_, packets) => {
                     simulcast::keyframes_asked(&mut self.senders, &packets);
+                    clip::keyframes_asked(&mut self.senders, &packets);
                     let count =
                         |is: fn(&dyn std::any::Any) -> bool| packets.iter().filter(|p| is(p.as_any())).count() as u64;
                     self.stats

@@ -13,7 +13,9 @@
 //!   room, when several run (`placement.rs`).
 //! - `<namespace>.events.room.<roomId>` on the event stream: followed from its
 //!   start by `room_events.rs`, which keeps its position across NATS restarts and
-//!   folds the events into the rosters admission decides on (`admission.rs`).
+//!   folds the events into the rosters admission decides on (`admission.rs`);
+//!   the SFU's one write is there too: each finished recording file, as a room
+//!   command through the command layer (`track_files.rs`).
 //!
 //! The inbound subscription is core NATS: the client sends it again when it
 //! reconnects, and the placement bucket is read and written by request, so both
@@ -62,6 +64,10 @@ pub async fn serve(
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     let mut report = tokio::time::interval(std::time::Duration::from_secs(5));
     let publisher = tokio::spawn(publish_outgoing(nats.clone(), namespace.clone(), outgoing));
+    // Not stopped with the rest: files the SFU finishes as it stops are still recorded.
+    if let Some(finished) = sfu.take_finished_recordings() {
+        tokio::spawn(crate::track_files::record_finished(nats.clone(), events.clone(), finished));
+    }
     let follower = {
         let sfu = sfu.clone();
         tokio::spawn(room_events::follow(

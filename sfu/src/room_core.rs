@@ -27,6 +27,8 @@ use crate::signal::{Outgoing, PeerKey, RoomChange, sdp_of};
 use crate::source::{SourceId, Subscription};
 use crate::speakers::Speakers;
 
+#[path = "room_recording.rs"]
+mod room_recording;
 #[path = "room_speakers.rs"]
 mod room_speakers;
 
@@ -43,6 +45,8 @@ pub enum CoreOutput {
     RoomOpened(Uuid),
     /// The room's last peer on this node closed.
     RoomClosed(Uuid),
+    /// Start or stop writing a track to a file (`room_recording.rs`).
+    Record(crate::recorder::RecordOrder),
 }
 
 struct PeerEntry {
@@ -74,6 +78,9 @@ pub struct RoomCore {
     speakers: Speakers,
     /// The simulcast layers subscribers need, per track.
     layer_demand: LayerDemand,
+    /// Rooms recording now, and the tracks being recorded (`room_recording.rs`).
+    recording: HashSet<Uuid>,
+    recorded: HashSet<SourceId>,
     outputs: VecDeque<CoreOutput>,
 }
 
@@ -90,6 +97,8 @@ impl RoomCore {
             pending: HashMap::new(),
             speakers: Speakers::default(),
             layer_demand: LayerDemand::default(),
+            recording: HashSet::new(),
+            recorded: HashSet::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -292,10 +301,12 @@ impl RoomCore {
             }
             RoomChange::Ended { room } => {
                 self.cancel_pending(sequence, |key| key.room == room);
+                self.set_recording(room, false);
                 for peer in self.room_peers(room) {
                     self.close(peer);
                 }
             }
+            RoomChange::Recording { room, on } => self.set_recording(room, on),
         }
     }
 
@@ -315,6 +326,7 @@ impl RoomCore {
                 };
                 entry.published.push(subscription.clone());
                 let (room, user) = (entry.key.room, entry.key.user);
+                self.record_publication(peer, &subscription);
                 for other in self.room_peers(room) {
                     if self.peers.get(&other).is_some_and(|entry| entry.key.user != user) {
                         self.send(other, WorkerInput::Subscribe { peer: other, subscription: subscription.clone() });
@@ -328,6 +340,7 @@ impl RoomCore {
                 entry.published.retain(|published| published.source != source);
                 self.layer_demand.forget_source(source);
                 let room = entry.key.room;
+                self.stop_recording_source(source);
                 for other in self.room_peers(room) {
                     if other != peer {
                         self.send(other, WorkerInput::Unsubscribe { peer: other, source });
@@ -363,6 +376,7 @@ impl RoomCore {
         tracing::info!(peer = %entry.key, "peer closed");
         for published in &entry.published {
             self.layer_demand.forget_source(published.source);
+            self.stop_recording_source(published.source);
         }
         for (source, active) in self.layer_demand.forget_peer(peer) {
             self.tell_layers(source, active);

@@ -62,7 +62,8 @@ fn requests(outputs: &[CoreOutput]) -> Vec<(u64, String)> {
                 | WorkerInput::Datagram { peer, .. } => *peer,
                 WorkerInput::LayerKeyframe { peer, .. }
                 | WorkerInput::VideoConstraint { peer, .. }
-                | WorkerInput::PublisherLayers { peer, .. } => *peer,
+                | WorkerInput::PublisherLayers { peer, .. }
+                | WorkerInput::Record { peer, .. } => *peer,
                 WorkerInput::Rtp { .. } | WorkerInput::Stop => 0,
             };
             (peer, format!("{input:?}"))
@@ -489,4 +490,51 @@ fn layers_no_subscriber_wants_are_paused_at_the_publisher_until_wanted_again() {
 
 fn core_key_of(core: &RoomCore, peer: u64) -> PeerKey {
     core.peers.get(&peer).map(|entry| entry.key.clone()).expect("a live peer")
+}
+
+/// The recording thread's orders among `outputs`.
+fn record_orders(outputs: &[CoreOutput]) -> Vec<crate::recorder::RecordOrder> {
+    outputs
+        .iter()
+        .filter_map(|output| match output {
+            CoreOutput::Record(order) => Some(order.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_recording_room_records_each_publication_until_it_stops_or_the_track_goes() {
+    use crate::recorder::RecordOrder;
+    use rapat_domain::room::RecordingCodec;
+
+    let mut core = RoomCore::new(WORKERS, 3);
+    let room = Uuid::new_v4();
+    let u = users(2);
+    let publisher = join(&mut core, &key(room, u[0]));
+    let _viewer = join(&mut core, &key(room, u[1]));
+    let vp8 = rtc::rtp_transceiver::rtp_sender::RTCRtpCodec { mime_type: "video/VP8".into(), ..Default::default() };
+    let camera = Subscription { codec: vp8, ..track(publisher, 1, u[0]) };
+    let other = track(publisher, 2, u[0]); // no codec that is recorded
+    for published in [&camera, &other] {
+        core.handle_input(CoreInput::FromPeer { peer: publisher, output: PeerOutput::Published(published.clone()) });
+    }
+    assert_eq!(record_orders(&drain(&mut core)), [], "not recording yet");
+
+    core.handle_input(CoreInput::Room { change: RoomChange::Recording { room, on: true }, sequence: 1 });
+    let outputs = drain(&mut core);
+    let start = RecordOrder::Start { source: camera.source, room, user: u[0], codec: RecordingCodec::Vp8 };
+    assert_eq!(record_orders(&outputs), [start.clone()]);
+    assert_eq!(requests(&outputs), [(publisher, "Record".to_string())], "the publisher's worker hands the packets");
+
+    // The track goes and comes back: a new file.
+    core.handle_input(CoreInput::FromPeer { peer: publisher, output: PeerOutput::Unpublished(camera.source) });
+    assert_eq!(record_orders(&drain(&mut core)), [RecordOrder::Stop { source: camera.source }]);
+    core.handle_input(CoreInput::FromPeer { peer: publisher, output: PeerOutput::Published(camera.clone()) });
+    assert_eq!(record_orders(&drain(&mut core)), [start]);
+
+    core.handle_input(CoreInput::Room { change: RoomChange::Recording { room, on: false }, sequence: 2 });
+    assert_eq!(record_orders(&drain(&mut core)), [RecordOrder::Stop { source: camera.source }]);
+    core.handle_input(CoreInput::FromPeer { peer: publisher, output: PeerOutput::Closed });
+    assert_eq!(record_orders(&drain(&mut core)), [], "stopped once");
 }

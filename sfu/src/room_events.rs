@@ -103,6 +103,8 @@ pub fn room_change(room: Uuid, event: &RoomEvent) -> Option<RoomChange> {
             Some(RoomChange::AudioBlocked { room, user: user_id.as_uuid(), blocked: *muted })
         }
         RoomEvent::RoomEnded {} => Some(RoomChange::Ended { room }),
+        RoomEvent::RecordingStarted { .. } => Some(RoomChange::Recording { room, on: true }),
+        RoomEvent::RecordingStopped { .. } => Some(RoomChange::Recording { room, on: false }),
         // Allowed to unmute is not unmuted: the microphone stays off until the
         // participant's own `ParticipantAudioChanged`.
         RoomEvent::ParticipantUnmuteAllowed { .. }
@@ -115,9 +117,7 @@ pub fn room_change(room: Uuid, event: &RoomEvent) -> Option<RoomChange> {
         | RoomEvent::RoomRescheduled { .. }
         | RoomEvent::RoomCancelled { .. }
         | RoomEvent::MeetingReminderDue { .. }
-        // Recording is not forwarding yet: files are written beside it.
-        | RoomEvent::RecordingStarted { .. }
-        | RoomEvent::RecordingStopped { .. }
+        // What the SFU itself recorded, and the files' retention: nothing to write.
         | RoomEvent::TrackRecordingFinished { .. }
         | RoomEvent::TrackRecordingExpired { .. } => None,
     }

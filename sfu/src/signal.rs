@@ -77,4 +77,9 @@ pub enum RoomChange {
     Ended {
         room: Uuid,
     },
+    /// The room started (`on`) or stopped recording: its tracks are written to files.
+    Recording {
+        room: Uuid,
+        on: bool,
+    },
 }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::inputs::{CoreInput, WorkerInput};
 use crate::metrics::WorkerMetrics;
+use crate::recorder::{PacketQueue, RecordedPacket};
 use crate::routes::RouteChange;
 use crate::signal::Outgoing;
 use crate::tcp::TcpMedia;
@@ -46,6 +47,8 @@ pub struct Worker {
     pub metrics: Arc<WorkerMetrics>,
     /// The ICE-TCP listener's connections, when there is one.
     pub tcp: Option<Arc<TcpMedia>>,
+    /// The recording thread's packet queue, never waited on.
+    pub recorder: Option<PacketQueue>,
     core: WorkerCore,
 }
 
@@ -61,13 +64,18 @@ impl Worker {
     ) -> Self {
         let announced = sockets.iter().map(|socket| socket.announce).collect();
         let core = WorkerCore::new(announced, Arc::clone(&metrics), Instant::now());
-        Self { index, inbox, workers, sockets, conductor, signals, metrics, tcp: None, core }
+        Self { index, inbox, workers, sockets, conductor, signals, metrics, tcp: None, recorder: None, core }
     }
 
     /// Its peers also take ICE-TCP, through the listener's connections.
     pub fn with_tcp(self, tcp: Option<Arc<TcpMedia>>) -> Self {
         let announce = tcp.as_ref().map(|tcp| tcp.announce);
         Self { core: self.core.with_tcp(announce), tcp, ..self }
+    }
+
+    /// Packets of recorded tracks go to the recording thread through `queue`.
+    pub fn with_recorder(self, queue: PacketQueue) -> Self {
+        Self { recorder: Some(queue), ..self }
     }
 
     pub fn run(mut self) {
@@ -136,6 +144,11 @@ impl Worker {
                 }
                 WorkerOutput::AudioLevels { at, levels } => {
                     let _ = self.conductor.send(CoreInput::AudioLevels { at, levels });
+                }
+                WorkerOutput::Record { source, packet, layer, at } => {
+                    if let Some(queue) = &self.recorder {
+                        queue.offer(RecordedPacket { source, packet, layer, at });
+                    }
                 }
             }
         }

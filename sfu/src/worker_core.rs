@@ -54,6 +54,8 @@ pub enum WorkerOutput {
     /// The audio levels of this worker's publishers counted up to `at`, for
     /// the room core's active speakers.
     AudioLevels { at: Instant, levels: Vec<(SourceId, LevelSummary)> },
+    /// A packet of a recorded track, received at `at`, for the recording thread.
+    Record { source: SourceId, packet: Arc<rtp::Packet>, layer: Option<u8>, at: Instant },
 }
 
 pub struct WorkerCore {
@@ -73,6 +75,8 @@ pub struct WorkerCore {
     touched: Vec<u64>,
     /// The audio levels of this worker's publishers since the last report.
     levels: LevelMeter,
+    /// This worker's publishers' tracks that are being recorded.
+    recorded: HashSet<SourceId>,
     /// The latest time passed in, for the work `poll_output` does.
     now: Instant,
     outputs: VecDeque<WorkerOutput>,
@@ -91,6 +95,7 @@ impl WorkerCore {
             deadlines: HashMap::new(),
             touched: Vec::new(),
             levels: LevelMeter::default(),
+            recorded: HashSet::new(),
             now,
             outputs: VecDeque::new(),
         }
@@ -232,6 +237,14 @@ impl WorkerCore {
                 p.set_video_constraint(publisher, max_height);
                 Ok(())
             }),
+            WorkerInput::Record { peer, source, on } => {
+                // Only a live publisher's own track; its packets start flowing at its next datagram.
+                if on && self.peers.contains_key(&peer) && source.0 >> crate::peer::SOURCE_BITS == peer {
+                    self.recorded.insert(source);
+                } else {
+                    self.recorded.remove(&source);
+                }
+            }
             WorkerInput::Rtp { source, packet, layer } => self.forward_local(source, &packet, layer),
             WorkerInput::Stop => self.close_all(),
         }
@@ -319,7 +332,16 @@ impl WorkerCore {
                         if let Some(level) = peer.audio_level(&track, &packet) {
                             self.levels.record(source, level, now);
                         }
-                        forwarded.push((source, Arc::new(packet), layer));
+                        let packet = Arc::new(packet);
+                        if self.recorded.contains(&source) {
+                            self.outputs.push_back(WorkerOutput::Record {
+                                source,
+                                packet: Arc::clone(&packet),
+                                layer: layer.map(|tag| tag.layer),
+                                at: now,
+                            });
+                        }
+                        forwarded.push((source, packet, layer));
                     }
                 }
                 RTCMessage::RtcpPacket(_, packets) => peer.handle_rtcp(&packets, now),
@@ -348,6 +370,7 @@ impl WorkerCore {
         if closed {
             self.peers.remove(&id);
             self.levels.forget(|source| source.0 >> crate::peer::SOURCE_BITS == id);
+            self.recorded.retain(|source| source.0 >> crate::peer::SOURCE_BITS != id);
             self.subscribers.retain(|_, subscribers| {
                 subscribers.remove(&id);
                 !subscribers.is_empty()

@@ -287,7 +287,10 @@ impl Net {
             WorkerOutput::ToRoom { peer, output } => self.reports.push((peer, output)),
             // One worker and no receive loop: clients are routed by peer id already;
             // audio levels are the room core's (its tests and sfu/tests/speakers.rs).
-            WorkerOutput::Route { .. } | WorkerOutput::Shared { .. } | WorkerOutput::AudioLevels { .. } => {}
+            WorkerOutput::Route { .. }
+            | WorkerOutput::Shared { .. }
+            | WorkerOutput::AudioLevels { .. }
+            | WorkerOutput::Record { .. } => {}
         }
     }
 
