@@ -377,9 +377,7 @@ impl Settings {
         config.max_addresses_per_peer = usize::from(self.sfu_max_addresses_per_peer);
         config.tcp_bind = self.sfu_tcp_addr;
         // The same directory the gateway serves recordings from (SPEC §10).
-        if let Some(dir) = std::env::var_os("RAPAT_RECORDINGS_DIR").filter(|dir| !dir.is_empty()) {
-            config.recordings_dir = dir.into();
-        }
+        config.recordings_dir = self.recordings_dir.clone();
         config
     }
 
