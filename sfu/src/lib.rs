@@ -33,6 +33,7 @@ mod roster;
 mod routes;
 mod signal;
 mod simulcast;
+mod simulcast_sdp;
 mod source;
 mod speakers;
 mod tcp;
@@ -59,6 +60,7 @@ pub use inputs::{Admitted, Refused};
 pub use leg::{CodecKey, LegParameters, SourceParameters, Translation};
 pub use metrics::SfuCounters;
 pub use signal::{Outgoing, PeerKey, RoomChange};
+pub use tcp::TcpLimits;
 
 use conductor::{Conductor, PeerLimits};
 use inputs::{CoreInput, WorkerInput};
@@ -90,6 +92,9 @@ pub struct SfuConfig {
     /// A TCP listener for ICE-TCP (RFC 6544, passive candidate) beside the UDP
     /// socket(s), for networks that block UDP; its candidate has the announced IP.
     pub tcp_bind: Option<SocketAddr>,
+    /// The ICE-TCP listener's connection limit, verification deadline and
+    /// per-connection write queue.
+    pub tcp_limits: TcpLimits,
 }
 
 impl SfuConfig {
@@ -105,6 +110,7 @@ impl SfuConfig {
             max_peers_per_user: Self::DEFAULT_MAX_PEERS_PER_USER,
             max_addresses_per_peer: Self::DEFAULT_MAX_ADDRESSES_PER_PEER,
             tcp_bind: None,
+            tcp_limits: TcpLimits::default(),
         }
     }
 }
@@ -256,7 +262,7 @@ impl Sfu {
                 let bound = listener.local_addr()?;
                 let announce = SocketAddr::new(announce_ip(&config, bound), bound.port());
                 let table = RouteTable::new(config.max_addresses_per_peer, Arc::clone(&crypto));
-                let media = tcp::TcpMedia::new(announce, table);
+                let media = tcp::TcpMedia::new(announce, config.tcp_limits.clone(), table);
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 tokio::spawn(tcp::accept(listener, Arc::clone(&media), senders.clone(), tcp_stop.clone()));
                 tracing::info!(%bound, %announce, "SFU listening for ICE-TCP");

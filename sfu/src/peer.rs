@@ -217,6 +217,7 @@ impl Peer {
             tracing::debug!(peer = %self.key, "ignoring a client offer that crossed the SFU's own");
             return Ok(());
         }
+        let sdp = self.keep_playing_layers(&sdp);
         let offer = RTCSessionDescription::offer(sdp).map_err(|error| PeerError::BadDescription(error.to_string()))?;
         self.pc.set_remote_description(now, offer)?;
         if let Err(error) = self.answer_offer(now) {
@@ -277,6 +278,7 @@ impl Peer {
             tracing::debug!(peer = %self.key, "ignoring an answer to no offer");
             return Ok(());
         }
+        let sdp = self.keep_playing_layers(&sdp);
         let answer =
             RTCSessionDescription::answer(sdp).map_err(|error| PeerError::BadDescription(error.to_string()))?;
         self.pc.set_remote_description(now, answer)?;

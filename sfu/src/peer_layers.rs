@@ -15,6 +15,7 @@ use serde_json::json;
 use super::{Leg, Peer, PeerOutput, UnknownLayer};
 use crate::keyframe::KeyframeRequests;
 use crate::simulcast::{LayerForwarder, LayerTag};
+use crate::simulcast_sdp::{PlayingTrack, keep_playing_layers};
 use crate::source::SourceId;
 
 impl Peer {
@@ -57,6 +58,25 @@ impl Peer {
                 forwarder.set_max_height(Some(max_height));
             }
         }
+    }
+
+    /// `sdp` (a client's offer or answer) made to keep the SSRCs of the simulcast
+    /// tracks already playing ([`crate::simulcast_sdp`]).
+    pub(super) fn keep_playing_layers(&mut self, sdp: &str) -> String {
+        let simulcast: Vec<_> = self
+            .inbound
+            .iter()
+            .filter(|(_, inbound)| inbound.simulcast)
+            .map(|(track, inbound)| (track.clone(), inbound.receiver))
+            .collect();
+        let playing: Vec<PlayingTrack> = simulcast
+            .into_iter()
+            .filter_map(|(track_id, receiver)| {
+                let mid = self.pc.rtp_transceiver(RTCRtpTransceiverId::from(receiver))?.mid().clone()?;
+                Some(PlayingTrack { mid, track_id })
+            })
+            .collect();
+        keep_playing_layers(sdp, &playing)
     }
 
     /// The simulcast layer of a packet received on `track`: `Ok(None)` for a
