@@ -45,10 +45,11 @@ const ACKED_WINDOW: Duration = Duration::from_millis(500);
 const BACK_OFF: f64 = 0.85;
 /// At most one cut per this long: the feedback after a cut still shows the queue.
 const CUT_INTERVAL: Duration = Duration::from_millis(200);
-/// Growth while neither signal objects, as GCC's. Not capped by the rate sent:
-/// an SFU sending a small layer has no other way to find room for a bigger one
-/// (the layer choice backs off probes that fail, `layer_fit.rs`).
-pub const INCREASE_PER_SECOND: f64 = 1.08;
+/// Growth while neither signal objects; faster than GCC's 8 % and not capped by
+/// the rate sent: an SFU sending a small layer has no other way to find room
+/// for a bigger one (it sends no padding probes), and going too high costs one
+/// layer switch down (the layer choice backs off probes that fail, `layer_fit.rs`).
+pub const INCREASE_PER_SECOND: f64 = 1.15;
 /// A batch with fewer packets says too little about loss.
 const LOSS_MIN_PACKETS: usize = 10;
 const LOSS_CUT_ABOVE: f64 = 0.10;
@@ -86,7 +87,9 @@ pub fn register(registry: Registry) -> (Registry, EstimateHandle) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Usage {
     Normal,
+    /// A queue building ever faster: cut.
     Overuse,
+    /// A queue draining, or one no longer building faster: hold.
     Underuse,
 }
 
@@ -109,6 +112,7 @@ pub struct DownlinkEstimator {
     /// (arrival in ms, smoothed summed delay in ms) of the last groups.
     trend: VecDeque<(f64, f64)>,
     usage: Usage,
+    previous_slope: Option<f64>,
     /// (arrival, bytes) of the packets that arrived, over [`ACKED_WINDOW`].
     arrivals: VecDeque<(Duration, usize)>,
     last_update: Option<Instant>,
@@ -133,6 +137,7 @@ impl DownlinkEstimator {
             smoothed_ms: 0.0,
             trend: VecDeque::with_capacity(TREND_GROUPS + 1),
             usage: Usage::Normal,
+            previous_slope: None,
             arrivals: VecDeque::new(),
             last_update: None,
             last_cut: None,
@@ -228,9 +233,17 @@ impl BandwidthEstimator for DownlinkEstimator {
                 (false, _) => lost += 1,
             }
         }
-        self.usage = match self.slope() {
-            Some(slope) if slope > OVERUSE_SLOPE => Usage::Overuse,
-            Some(slope) if slope < -OVERUSE_SLOPE => Usage::Underuse,
+        let slope = self.slope();
+        // A queue still there but no longer growing faster (the cut worked) is
+        // left to drain: cutting again would cut on the reduced rate.
+        let rising = match (slope, self.previous_slope) {
+            (Some(slope), Some(previous)) => slope >= previous,
+            _ => true,
+        };
+        self.previous_slope = slope;
+        self.usage = match slope {
+            Some(slope) if slope > OVERUSE_SLOPE && rising => Usage::Overuse,
+            Some(slope) if slope > OVERUSE_SLOPE || slope < -OVERUSE_SLOPE => Usage::Underuse,
             _ => Usage::Normal,
         };
         let elapsed = self.last_update.map_or(Duration::ZERO, |last| now.saturating_duration_since(last));

@@ -126,7 +126,7 @@ fn sending_what_fits_after_the_drop_keeps_the_estimate_near_capacity_and_it_clim
 fn heavy_loss_cuts_the_estimate() {
     let mut estimator = DownlinkEstimator::default();
     let start = Instant::now();
-    for batch in 0..10u64 {
+    for batch in 0..20u64 {
         let now = start + FEEDBACK * (batch as u32 + 1);
         let reports: Vec<PacketReport> = (0..20u64)
             .map(|n| {

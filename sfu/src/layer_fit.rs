@@ -188,8 +188,8 @@ mod tests {
         assert_eq!(changes[0].1, 0, "400 kbit/s fits the quarter layer only");
         assert!(changes[0].0 <= TICK, "at once: {changes:?}");
 
-        // 560 kbit/s: the half layer fits with headroom; up after the hold.
-        let changes = run(&mut fit, &mut now, Some(560_000), Duration::from_secs(5));
+        // 600 kbit/s: the half layer fits with headroom; up after the hold.
+        let changes = run(&mut fit, &mut now, Some(600_000), Duration::from_secs(5));
         assert_eq!(changes.iter().map(|(_, layer)| *layer).collect::<Vec<_>>(), [1], "{changes:?}");
         assert!(changes[0].0 >= UP_HOLD && changes[0].0 <= UP_HOLD + TICK * 2, "{changes:?}");
 

@@ -154,10 +154,12 @@ impl Net {
     }
 }
 
-/// Frames a client received whole: (when its last packet came, its layer), in order.
+/// Frames a client received whole: (when its last packet came, its layer), in
+/// order; a frame completed (by a retransmission) after a newer one is not shown.
 fn whole_frames(client: &Client) -> Vec<(Instant, u8)> {
     let mut frames: Vec<(u32, usize, Instant, u8)> = Vec::new();
     let mut whole = Vec::new();
+    let mut newest: Option<u32> = None;
     for (packet, at) in client.received.iter().zip(&client.received_at) {
         let [.., count, layer] = packet.payload[..] else { continue };
         let timestamp = packet.header.timestamp;
@@ -169,8 +171,10 @@ fn whole_frames(client: &Client) -> Vec<(Instant, u8)> {
             }
         };
         frames[index].1 += 1;
-        if frames[index].1 == usize::from(count) {
+        let late = newest.is_some_and(|newest| (timestamp.wrapping_sub(newest) as i32) <= 0);
+        if frames[index].1 == usize::from(count) && !late {
             whole.push((*at, layer));
+            newest = Some(timestamp);
         }
         if frames.len() > 64 {
             frames.remove(0);
