@@ -12,6 +12,10 @@
 //! 500 ms, so the SFU switches layers (at keyframes it asks for) all along. The
 //! row adds layer switches per second, counted at the subscribers.
 //!
+//! `BENCH_BWE` (default "10") runs N subscribers whose downlinks drop from
+//! 2 Mbit/s to 400 kbit/s and come back (`forward/bwe.rs`): time to settle on
+//! a fitting layer, frozen time, time to the full layer again.
+//!
 //! Scenarios: one publisher to N subscribers (`BENCH_FANOUT`, default
 //! "10,50,100,200,400") and N×N meetings (`BENCH_MEETING`, default "5,10"). Each
 //! publisher sends ~1.5 Mbit/s of VP8 (150 packets/s of 1,200 B) and Opus (50
@@ -35,6 +39,9 @@ use rapat_sfu::{Admission, Admitted, Refused, Sfu, SfuConfig, SfuHandle};
 use rapat_wire::signal::{SfuRequest, SfuRequestKind};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use uuid::Uuid;
+
+#[path = "forward/bwe.rs"]
+mod bwe;
 
 const VIDEO_PPS: u32 = 150;
 const AUDIO_PPS: u32 = 50;
@@ -107,6 +114,10 @@ fn main() -> anyhow::Result<()> {
         let sfu = runtime.block_on(through_sfu(1, n, window, true))?;
         print_row(&format!("1→{n} sim"), &sfu, &relay);
         println!("{:<14} {:>11.1} layer switches/s at the subscribers", "", sfu.switches_per_s);
+    }
+    for n in env_list("BENCH_BWE", "10") {
+        let figures = runtime.block_on(bwe::bandwidth_drop(n))?;
+        bwe::print(n, &figures);
     }
     Ok(())
 }

@@ -19,9 +19,11 @@
 mod admission;
 mod candidate;
 mod conductor;
+mod downlink;
 mod inputs;
 mod keyframe;
 mod layer_demand;
+mod layer_fit;
 mod leg;
 mod metrics;
 pub mod nats;

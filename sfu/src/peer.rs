@@ -115,6 +115,7 @@ struct Leg {
     layers: Option<LayerForwarder>,
     /// The layers last reported ([`PeerOutput::LayerWanted`]).
     reported_want: Option<(u8, u8)>,
+    video: bool,
 }
 
 pub struct Peer {
@@ -139,6 +140,8 @@ pub struct Peer {
     keyframes: KeyframeRequests,
     /// The largest height this client shows each publisher's video at (`video_constraints`).
     video_constraints: HashMap<uuid::Uuid, u16>,
+    /// This client's downlink estimate, from its TWCC feedback; shared by its video legs.
+    downlink: crate::downlink::EstimateHandle,
     pub outputs: Vec<PeerOutput>,
     /// Messages for this peer's client: answers, offers, errors.
     pub signals: Vec<Outgoing>,
@@ -164,6 +167,7 @@ impl Peer {
         let registry =
             Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
         let registry = register_default_interceptors(registry, &mut media_engine)?;
+        let (registry, downlink) = crate::downlink::register(registry);
         let pc = RTCPeerConnectionBuilder::new()
             .with_setting_engine(settings)
             .with_media_engine(media_engine)
@@ -188,6 +192,7 @@ impl Peer {
             next_source: 0,
             keyframes: KeyframeRequests::default(),
             video_constraints: HashMap::new(),
+            downlink,
             outputs: Vec::new(),
             signals: Vec::new(),
         })
@@ -335,6 +340,7 @@ impl Peer {
             clock_rate: subscription.codec.clock_rate,
             layers: None,
             reported_want: None,
+            video: subscription.kind == RtpCodecKind::Video,
         };
         self.legs.insert(subscription.source, leg);
         self.renegotiate = true;
@@ -394,6 +400,7 @@ impl Peer {
         if !self.connected {
             return false;
         }
+        let budget = self.video_budget();
         let Some(leg) = self.legs.get_mut(&source) else { return false };
         // Not before negotiation settled: a layer switch must not use up a keyframe that cannot go.
         if leg.translation.is_none() {
@@ -401,9 +408,9 @@ impl Peer {
         }
         let mut renumbered = None;
         if let Some(tag) = layer {
-            let constraint = self.video_constraints.get(&leg.publisher_user).copied();
+            let limits = (self.video_constraints.get(&leg.publisher_user).copied(), budget);
             let sink = (&mut self.keyframes, &mut self.outputs);
-            let Some(rewritten) = layers::pick(leg, source, tag, packet, constraint, sink, now) else { return false };
+            let Some(rewritten) = layers::pick(leg, source, tag, packet, limits, sink, now) else { return false };
             renumbered = Some(rewritten);
         }
         let Some(mut translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else {

@@ -50,6 +50,19 @@ impl Peer {
         self.signal(SfuReplyKind::PublisherLayers, payload);
     }
 
+    /// This client's downlink estimate, once its TWCC feedback gave one.
+    #[cfg(test)]
+    pub fn downlink_bps(&self) -> Option<u64> {
+        self.downlink.bps()
+    }
+
+    /// Each video leg's share of the downlink estimate: an even one.
+    pub(super) fn video_budget(&self) -> Option<u64> {
+        let bps = self.downlink.bps()?;
+        let video_legs = self.legs.values().filter(|leg| leg.video).count().max(1);
+        Some(bps / video_legs as u64)
+    }
+
     /// This client shows `publisher`'s video at most `max_height` pixels high.
     pub fn set_video_constraint(&mut self, publisher: uuid::Uuid, max_height: u16) {
         self.video_constraints.insert(publisher, max_height);
@@ -107,15 +120,20 @@ impl Peer {
     }
 }
 
+/// Bytes a forwarded packet costs on the wire beyond its payload (RTP header
+/// and extensions, SRTP tag, UDP and IP), for comparing layer rates with the estimate.
+const PACKET_OVERHEAD: usize = 70;
+
 /// Whether `leg` sends this packet of a simulcast track, and under which
-/// sequence number and timestamp; on the way, asks for the keyframe a switch
+/// sequence number and timestamp, for the subscriber's `max_height` and its
+/// leg's share of the downlink estimate, `budget`; on the way, asks for the keyframe a switch
 /// waits for and reports the layers the leg needs.
 pub(super) fn pick(
     leg: &mut Leg,
     source: SourceId,
     tag: LayerTag,
     packet: &rtp::Packet,
-    max_height: Option<u16>,
+    (max_height, budget): (Option<u16>, Option<u64>),
     (keyframes, outputs): (&mut KeyframeRequests, &mut Vec<PeerOutput>),
     now: Instant,
 ) -> Option<(u16, u32)> {
@@ -124,6 +142,7 @@ pub(super) fn pick(
         forwarder.set_max_height(max_height);
         forwarder
     });
+    forwarder.observe(tag.layer, packet.payload.len() + PACKET_OVERHEAD, budget, now);
     let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
     if let Some((layer, forwarded)) = forwarder.needed(now)
         && leg.reported_want != Some((layer, forwarded))
