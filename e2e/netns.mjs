@@ -82,10 +82,13 @@ export function shapedNamespace({ ip, tc, nft, ports, dir }) {
   };
 
   let shaped = false;
-  /** Limits the namespace's downlink to `kbit` kbit/s (a token bucket, drop-tail beyond 300 ms of queue). */
-  const limit = (kbit) => {
-    run(tc, "qdisc", shaped ? "change" : "add", "dev", host, "root", "tbf", "rate", `${kbit}kbit`, "burst", "16kb", "latency", "300ms");
+  const bucket = (rate, burst) => {
+    run(tc, "qdisc", shaped ? "change" : "add", "dev", host, "root", "tbf", "rate", rate, "burst", burst, "latency", "300ms");
     shaped = true;
   };
-  return { name, launcher, limit, close, inNs };
+  /** Limits the namespace's downlink to `kbit` kbit/s (a token bucket, drop-tail beyond 300 ms of queue). */
+  const limit = (kbit) => bucket(`${kbit}kbit`, "16kb");
+  /** Lifts the limit: the same bucket, at 1 Gbit/s with a burst to match. */
+  const lift = () => bucket("1gbit", "1mb");
+  return { name, launcher, limit, lift, close, inNs };
 }
