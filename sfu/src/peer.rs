@@ -18,7 +18,7 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
-use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
+use rtc::peer_connection::sdp::RTCSdpType;
 use rtc::peer_connection::state::{RTCPeerConnectionState, RTCSignalingState};
 use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
@@ -222,8 +222,7 @@ impl Peer {
             tracing::debug!(peer = %self.key, "ignoring a client offer that crossed the SFU's own");
             return Ok(());
         }
-        let sdp = self.keep_playing_layers(&sdp);
-        let offer = RTCSessionDescription::offer(sdp).map_err(|error| PeerError::BadDescription(error.to_string()))?;
+        let offer = self.client_description(RTCSdpType::Offer, &sdp)?;
         self.pc.set_remote_description(now, offer)?;
         if let Err(error) = self.answer_offer(now) {
             // Back to stable, so the next offer (either side's) can proceed.
@@ -283,9 +282,7 @@ impl Peer {
             tracing::debug!(peer = %self.key, "ignoring an answer to no offer");
             return Ok(());
         }
-        let sdp = self.keep_playing_layers(&sdp);
-        let answer =
-            RTCSessionDescription::answer(sdp).map_err(|error| PeerError::BadDescription(error.to_string()))?;
+        let answer = self.client_description(RTCSdpType::Answer, &sdp)?;
         self.pc.set_remote_description(now, answer)?;
         self.awaiting_answer = None;
         self.refresh_translations();

@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use rapat_wire::signal::SfuReplyKind;
 use rtc::media_stream::MediaStreamTrackId;
+use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
 use rtc::rtcp;
 use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpTransceiverId;
 use serde_json::json;
 
-use super::{Leg, Peer, PeerOutput, UnknownLayer};
+use super::{Leg, Peer, PeerError, PeerOutput, UnknownLayer};
 use crate::keyframe::KeyframeRequests;
 use crate::simulcast::{LayerForwarder, LayerTag};
 use crate::simulcast_sdp::{PlayingTrack, keep_playing_layers};
@@ -73,9 +74,23 @@ impl Peer {
         }
     }
 
-    /// `sdp` (a client's offer or answer) made to keep the SSRCs of the simulcast
-    /// tracks already playing ([`crate::simulcast_sdp`]).
-    pub(super) fn keep_playing_layers(&mut self, sdp: &str) -> String {
+    /// A client's offer or answer, made to keep the SSRCs of the simulcast tracks
+    /// already playing ([`crate::simulcast_sdp`]).
+    pub(super) fn client_description(
+        &mut self,
+        kind: RTCSdpType,
+        sdp: &str,
+    ) -> Result<RTCSessionDescription, PeerError> {
+        let sdp = self.keep_playing_layers(sdp);
+        let description = if kind == RTCSdpType::Answer {
+            RTCSessionDescription::answer(sdp)
+        } else {
+            RTCSessionDescription::offer(sdp)
+        };
+        description.map_err(|error| PeerError::BadDescription(error.to_string()))
+    }
+
+    fn keep_playing_layers(&mut self, sdp: &str) -> String {
         let simulcast: Vec<_> = self
             .inbound
             .iter()

@@ -42,9 +42,7 @@ pub fn keep_playing_layers(sdp: &str, playing: &[PlayingTrack]) -> String {
 
 /// Appends one section (the session part, or one m-section) to `kept`.
 fn flush(kept: &mut String, section: &mut Vec<&str>, playing: &[PlayingTrack]) {
-    let attribute = |name: &str| {
-        section.iter().find_map(|line| line.trim_end().strip_prefix(name).map(str::to_owned))
-    };
+    let attribute = |name: &str| section.iter().find_map(|line| line.trim_end().strip_prefix(name).map(str::to_owned));
     let is_media = section.first().is_some_and(|line| line.starts_with("m="));
     let has_rids = section.iter().any(|line| line.starts_with("a=rid:"));
     let mid = attribute("a=mid:");
@@ -54,7 +52,8 @@ fn flush(kept: &mut String, section: &mut Vec<&str>, playing: &[PlayingTrack]) {
         && matches!((&mid, &track_id), (Some(mid), Some(track_id))
             if playing.iter().any(|known| &known.mid == mid && &known.track_id == track_id));
     for line in section.drain(..) {
-        let names_track = line.starts_with("a=msid:") || line.starts_with("a=ssrc:") || line.starts_with("a=ssrc-group:");
+        let names_track =
+            line.starts_with("a=msid:") || line.starts_with("a=ssrc:") || line.starts_with("a=ssrc-group:");
         if !(keep_receiver && names_track) {
             kept.push_str(line);
         }

@@ -72,7 +72,14 @@ pub struct TcpMedia {
 impl TcpMedia {
     pub fn new(announce: SocketAddr, limits: TcpLimits, table: RouteTable) -> Arc<Self> {
         let (routes, changes) = crossbeam_channel::unbounded();
-        Arc::new(Self { announce, limits, table: Mutex::new(table), changes, routes, writers: Mutex::new(HashMap::new()) })
+        Arc::new(Self {
+            announce,
+            limits,
+            table: Mutex::new(table),
+            changes,
+            routes,
+            writers: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Sends one packet a peer's connection wrote to `to` on that remote's TCP
