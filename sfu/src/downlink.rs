@@ -39,6 +39,8 @@ const TREND_GROUPS: usize = 20;
 const SMOOTHING: f64 = 0.9;
 /// A delay trend above this (ms of delay gained per ms) is a queue building.
 const OVERUSE_SLOPE: f64 = 0.05;
+/// ...and the smoothed delay this far above its lowest over the trend.
+const MIN_QUEUE_MS: f64 = 15.0;
 /// The rate that got through is measured over this long of arrivals.
 const ACKED_WINDOW: Duration = Duration::from_millis(500);
 /// On overuse the estimate goes to this share of the rate that got through.
@@ -199,6 +201,12 @@ impl DownlinkEstimator {
         self.previous = Some(group);
     }
 
+    /// How far the smoothed delay is above its lowest over the trend: the queue.
+    fn queue_delay_ms(&self) -> f64 {
+        let lowest = self.trend.iter().map(|(_, delay)| *delay).fold(f64::INFINITY, f64::min);
+        self.trend.back().map_or(0.0, |(_, delay)| delay - lowest)
+    }
+
     /// The least-squares slope of the smoothed delay over arrival time.
     fn slope(&self) -> Option<f64> {
         if self.trend.len() < TREND_GROUPS / 2 {
@@ -240,9 +248,14 @@ impl BandwidthEstimator for DownlinkEstimator {
             (Some(slope), Some(previous)) => slope >= previous,
             _ => true,
         };
+        // Scheduling jitter on a busy host makes short trends too: a queue is only
+        // taken for one when it is also long enough and the trend held since the
+        // last update.
+        let queued = self.queue_delay_ms() > MIN_QUEUE_MS;
+        let sustained = self.previous_slope.is_some_and(|previous| previous > OVERUSE_SLOPE);
         self.previous_slope = slope;
         self.usage = match slope {
-            Some(slope) if slope > OVERUSE_SLOPE && rising => Usage::Overuse,
+            Some(slope) if slope > OVERUSE_SLOPE && rising && queued && sustained => Usage::Overuse,
             Some(slope) if slope > OVERUSE_SLOPE || slope < -OVERUSE_SLOPE => Usage::Underuse,
             _ => Usage::Normal,
         };

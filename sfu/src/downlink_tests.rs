@@ -23,15 +23,7 @@ struct Bottleneck {
 impl Bottleneck {
     fn new(capacity_bps: f64) -> Self {
         let start = Instant::now();
-        Self {
-            start,
-            now: start,
-            capacity_bps,
-            free_at: start,
-            queue_bytes: 60_000.0,
-            pending: Vec::new(),
-            next_id: 0,
-        }
+        Self { start, now: start, capacity_bps, free_at: start, queue_bytes: 60_000.0, pending: Vec::new(), next_id: 0 }
     }
 
     /// One frame of `bps` worth of packets leaving now.
@@ -41,8 +33,8 @@ impl Bottleneck {
             let queued_s = self.free_at.saturating_duration_since(self.now).as_secs_f64();
             let arrived = queued_s * self.capacity_bps / 8.0 < self.queue_bytes;
             let arrival = arrived.then(|| {
-                self.free_at = self.free_at.max(self.now)
-                    + Duration::from_secs_f64(PACKET as f64 * 8.0 / self.capacity_bps);
+                self.free_at =
+                    self.free_at.max(self.now) + Duration::from_secs_f64(PACKET as f64 * 8.0 / self.capacity_bps);
                 self.free_at.duration_since(self.start) + Duration::from_millis(20)
             });
             self.pending.push(PacketReport {

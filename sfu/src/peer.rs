@@ -115,6 +115,7 @@ struct Leg {
     layers: Option<LayerForwarder>,
     /// The layers last reported ([`PeerOutput::LayerWanted`]).
     reported_want: Option<(u8, u8)>,
+    /// Video legs share the downlink estimate.
     video: bool,
 }
 
@@ -397,7 +398,7 @@ impl Peer {
         if !self.connected {
             return false;
         }
-        let budget = self.video_budget();
+        let budget = layer.and_then(|_| self.video_budget());
         let Some(leg) = self.legs.get_mut(&source) else { return false };
         // Not before negotiation settled: a layer switch must not use up a keyframe that cannot go.
         if leg.translation.is_none() {
