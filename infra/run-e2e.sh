@@ -13,7 +13,8 @@
 #    a database of its own, and waits for /readyz;
 #    The server also listens for ICE-TCP and hands out TURN credentials for a
 #    coturn `turnserver` started here on loopback (Debian's coturn, installed when
-#    missing and root; nftables likewise, for the test that blocks UDP);
+#    missing and root; nftables likewise, for the test that blocks UDP, and
+#    iproute2's ip and tc, for the test that watches through a shaped link);
 # 6. runs `npx playwright test` (e2e/negotiation.test.mjs, e2e/meeting.test.mjs)
 #    against it, then stops the server, drops the database and deletes the
 #    namespace's streams, and exits non-zero when a test failed.
@@ -87,6 +88,9 @@ server_log=$repo_root/e2e/artifacts/server.log
 # checks the gateway's time-limited credentials (`use-auth-secret`).
 nft_bin=$(infra/services.sh nft-bin)
 turnserver_bin=$(infra/services.sh turnserver-bin)
+# shaped.test.mjs: a watcher in a network namespace behind a `tc` token bucket.
+ip_bin=$(infra/services.sh ip-bin)
+tc_bin=$(infra/services.sh tc-bin)
 tcp_port=$(free_port tcp)
 turn_port=$(free_port udp)
 turn_secret=$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')
@@ -117,6 +121,7 @@ start_test_server "$server_log" "${RAPAT_E2E_KEEP:-}" RAPAT_ACCESS_TTL_SECONDS=2
 # playwright.config.mjs bounds the whole run (globalTimeout).
 rc=0
 export RAPAT_E2E_URL=$base_url CHROMIUM=$chromium PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+export RAPAT_E2E_IP=$ip_bin RAPAT_E2E_TC=$tc_bin
 export RAPAT_E2E_NFT=$nft_bin RAPAT_E2E_SFU_UDP_PORT=$udp_port RAPAT_E2E_SFU_TCP_PORT=$tcp_port RAPAT_E2E_TURN_PORT=$turn_port
 # Arguments go to Playwright: `infra/run-e2e.sh connectivity.test.mjs` runs one file.
 (cd e2e && npx --no-install playwright test "$@") || rc=$?

@@ -18,6 +18,9 @@
 #                                      blocks UDP to the SFU (installs nftables when root)
 #   infra/services.sh ffprobe-bin    print the path of ffprobe (ffmpeg beside it), with which
 #                                      the recording test reads the files (installs ffmpeg when root)
+#   infra/services.sh ip-bin         print the paths of ip and tc (iproute2), with
+#   infra/services.sh tc-bin           which the shaped-network test builds a network
+#                                      namespace and limits its link (installs iproute2 when root)
 #   infra/services.sh cluster [start|stop|status]
 #                                    a 3-node NATS cluster on loopback
 #                                      (infra/nats-cluster.sh); prints its NATS_URL
@@ -628,7 +631,7 @@ if [[ ${1:-} == cluster ]]; then
 fi
 for arg in "$@"; do
   case $arg in
-    start | stop | status | nats-bin | smtp-python | turnserver-bin | nft-bin | ffprobe-bin) command=$arg ;;
+    start | stop | status | nats-bin | smtp-python | turnserver-bin | nft-bin | ffprobe-bin | ip-bin | tc-bin) command=$arg ;;
     --env) as_env=1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage; die "unknown argument: $arg" ;;
@@ -648,4 +651,6 @@ case $command in
   turnserver-bin) package_bin turnserver coturn ;;
   nft-bin) package_bin nft nftables ;;
   ffprobe-bin) package_bin ffprobe ffmpeg ;;
+  ip-bin) package_bin ip iproute2 ;;
+  tc-bin) package_bin tc iproute2 ;;
 esac

@@ -59,6 +59,17 @@ pub struct Settings {
     /// networks that block UDP, e.g. `0.0.0.0:7882`. Off by default.
     #[arg(long, env = "RAPAT_SFU_TCP_ADDR", global = true)]
     pub sfu_tcp_addr: Option<SocketAddr>,
+    /// Open ICE-TCP connections over all peers; more are refused until some close.
+    #[arg(long, env = "RAPAT_SFU_TCP_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub sfu_tcp_max_connections: u32,
+    /// Seconds an ICE-TCP connection has to send a binding request that verifies
+    /// with a peer's ICE password; then it is closed.
+    #[arg(long, env = "RAPAT_SFU_TCP_VERIFY_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub sfu_tcp_verify_seconds: u64,
+    /// Packets queued for one ICE-TCP connection's writer; more are dropped (a
+    /// client whose TCP path stalls loses media, not the server's memory).
+    #[arg(long, env = "RAPAT_SFU_TCP_WRITE_QUEUE", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub sfu_tcp_write_queue: u32,
     /// Media worker threads of the SFU; 0 means one per core.
     #[arg(long, env = "RAPAT_SFU_WORKERS", default_value_t = 0, global = true)]
     pub sfu_workers: usize,
@@ -378,6 +389,11 @@ impl Settings {
         config.tcp_bind = self.sfu_tcp_addr;
         // The same directory the gateway serves recordings from (SPEC §10).
         config.recordings_dir = self.recordings_dir.clone();
+        config.tcp_limits = rapat_sfu::TcpLimits {
+            max_connections: self.sfu_tcp_max_connections as usize,
+            verify_within: Duration::from_secs(self.sfu_tcp_verify_seconds),
+            write_queue: self.sfu_tcp_write_queue as usize,
+        };
         config
     }
 

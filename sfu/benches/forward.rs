@@ -19,6 +19,9 @@
 //! frame at 30 frames/s) and Opus-shaped packets, so the recorder assembles
 //! frames and writes WebM and Ogg as it would for a browser. The "rec cost"
 //! line is 1 - (recorded RTP/s/core) / (not recorded RTP/s/core).
+//! `BENCH_BWE` (default "10") runs N subscribers whose downlinks drop from
+//! 2 Mbit/s to 400 kbit/s and come back (`forward/bwe.rs`): time to settle on
+//! a fitting layer, frozen time, time to the full layer again.
 //!
 //! Scenarios: one publisher to N subscribers (`BENCH_FANOUT`, default
 //! "10,50,100,200,400") and N×N meetings (`BENCH_MEETING`, default "5,10"). Each
@@ -43,6 +46,9 @@ use rapat_sfu::{Admission, Admitted, Refused, RoomChange, Sfu, SfuConfig, SfuHan
 use rapat_wire::signal::{SfuRequest, SfuRequestKind};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use uuid::Uuid;
+
+#[path = "forward/bwe.rs"]
+mod bwe;
 
 const VIDEO_PPS: u32 = 150;
 const AUDIO_PPS: u32 = 50;
@@ -130,6 +136,10 @@ fn main() -> anyhow::Result<()> {
         let sfu = runtime.block_on(through_sfu(1, n, window, true, None))?;
         print_row(&format!("1→{n} sim"), &sfu, &relay);
         println!("{:<14} {:>11.1} layer switches/s at the subscribers", "", sfu.switches_per_s);
+    }
+    for n in env_list("BENCH_BWE", "10") {
+        let figures = runtime.block_on(bwe::bandwidth_drop(n))?;
+        bwe::print(n, &figures);
     }
     Ok(())
 }

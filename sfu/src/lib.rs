@@ -21,9 +21,11 @@
 mod admission;
 mod candidate;
 mod conductor;
+mod downlink;
 mod inputs;
 mod keyframe;
 mod layer_demand;
+mod layer_fit;
 mod leg;
 mod metrics;
 pub mod nats;
@@ -36,6 +38,7 @@ mod roster;
 mod routes;
 mod signal;
 mod simulcast;
+mod simulcast_sdp;
 mod source;
 mod speakers;
 mod tcp;
@@ -65,6 +68,7 @@ pub use leg::{CodecKey, LegParameters, SourceParameters, Translation};
 pub use metrics::SfuCounters;
 pub use recorder::FinishedTrack;
 pub use signal::{Outgoing, PeerKey, RoomChange};
+pub use tcp::TcpLimits;
 
 use conductor::{Conductor, PeerLimits};
 use inputs::{CoreInput, WorkerInput};
@@ -99,6 +103,9 @@ pub struct SfuConfig {
     pub tcp_bind: Option<SocketAddr>,
     /// Where recorded tracks are written (`RAPAT_RECORDINGS_DIR`; SPEC §10).
     pub recordings_dir: PathBuf,
+    /// The ICE-TCP listener's connection limit, verification deadline and
+    /// per-connection write queue.
+    pub tcp_limits: TcpLimits,
 }
 
 impl SfuConfig {
@@ -116,6 +123,7 @@ impl SfuConfig {
             max_addresses_per_peer: Self::DEFAULT_MAX_ADDRESSES_PER_PEER,
             tcp_bind: None,
             recordings_dir: PathBuf::from(Self::DEFAULT_RECORDINGS_DIR),
+            tcp_limits: TcpLimits::default(),
         }
     }
 }
@@ -285,7 +293,7 @@ impl Sfu {
                 let bound = listener.local_addr()?;
                 let announce = SocketAddr::new(announce_ip(&config, bound), bound.port());
                 let table = RouteTable::new(config.max_addresses_per_peer, Arc::clone(&crypto));
-                let media = tcp::TcpMedia::new(announce, table);
+                let media = tcp::TcpMedia::new(announce, config.tcp_limits.clone(), table);
                 let listener = tokio::net::TcpListener::from_std(listener)?;
                 tokio::spawn(tcp::accept(listener, Arc::clone(&media), senders.clone(), tcp_stop.clone()));
                 tracing::info!(%bound, %announce, "SFU listening for ICE-TCP");

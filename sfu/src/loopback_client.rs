@@ -45,6 +45,8 @@ mod clip;
 mod simulcast;
 
 pub use clip::MediaClip;
+#[path = "loopback_shaper.rs"]
+mod shaper;
 
 /// A signaling message: `(type, payload)`.
 pub type Signal = (String, Value);
@@ -69,6 +71,8 @@ pub struct ClientOptions {
     pub simulcast: bool,
     /// Send this encoded media instead of made-up payloads (single-stream tracks).
     pub clip: Option<std::sync::Arc<MediaClip>>,
+    /// A downlink limit in bits per second, changeable while running (0: none).
+    pub downlink_bps: Option<Arc<AtomicU64>>,
 }
 
 impl ClientOptions {
@@ -85,6 +89,7 @@ impl ClientOptions {
             payload_types: None,
             simulcast: false,
             clip: None,
+            downlink_bps: None,
         }
     }
 
@@ -111,6 +116,8 @@ pub struct TrackStats {
     pub payload_types: std::collections::BTreeSet<u8>,
     /// The simulcast layers received, in order, each once per run of packets.
     pub layers: Vec<u8>,
+    /// With `record_delays`: when each simulcast packet came, and its layer.
+    pub layer_arrivals: Vec<(Instant, u8)>,
 }
 
 impl TrackStats {
@@ -311,6 +318,7 @@ impl LoopbackClient {
             outgoing,
             started: now,
             rtp_seen: 0,
+            shaper: shaper::Shaper::default(),
         };
         let task = tokio::spawn(driver.run(incoming, commands_rx));
         Ok(Self { stats, commands: commands_tx, task, local_addr })
@@ -416,6 +424,7 @@ struct Driver {
     outgoing: UnboundedSender<Signal>,
     started: Instant,
     rtp_seen: u64,
+    shaper: shaper::Shaper,
 }
 
 const TICK: Duration = Duration::from_millis(5);
@@ -432,22 +441,27 @@ impl Driver {
             }
             let deadline = self.pc.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             let sleep = tokio::time::sleep_until(deadline.into());
+            let release = self.shaper.next_release();
+            let shaped = tokio::time::sleep_until(release.unwrap_or(deadline).into());
             tokio::select! {
                 _ = sleep => { let _ = self.pc.handle_timeout(Instant::now()); }
+                _ = shaped, if release.is_some() => {
+                    while let Some((from, datagram)) = self.shaper.release(Instant::now()) {
+                        self.deliver(from, datagram);
+                    }
+                }
                 _ = ticker.tick() => self.publish(Instant::now()),
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((len, from)) = received {
                         if let Ok(mut remote) = self.stats.remote.lock() {
                             remote.get_or_insert(from);
                         }
-                        if self.drop_on_purpose(&buf[..len]) {
-                            continue;
+                        let limit = self.options.downlink_bps.as_ref().map_or(0, |bps| bps.load(Ordering::Relaxed));
+                        if limit > 0 {
+                            self.shaper.admit(Instant::now(), limit, from, BytesMut::from(&buf[..len]));
+                        } else {
+                            self.deliver(from, BytesMut::from(&buf[..len]));
                         }
-                        let _ = self.pc.handle_read(TaggedBytesMut {
-                            now: Instant::now(),
-                            transport: TransportContext { local_addr: self.local_addr, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
-                            message: BytesMut::from(&buf[..len]),
-                        });
                     }
                 }
                 signal = incoming.recv() => match signal {
@@ -465,6 +479,22 @@ impl Driver {
                 },
             }
         }
+    }
+
+    fn deliver(&mut self, from: SocketAddr, datagram: BytesMut) {
+        if self.drop_on_purpose(&datagram) {
+            return;
+        }
+        let _ = self.pc.handle_read(TaggedBytesMut {
+            now: Instant::now(),
+            transport: TransportContext {
+                local_addr: self.local_addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: datagram,
+        });
     }
 
     /// Whether to lose this datagram: every Nth SRTP media packet, once connected.
@@ -729,6 +759,11 @@ impl Driver {
                             && stats.layers.last() != Some(&layer)
                         {
                             stats.layers.push(layer);
+                        }
+                        if let Some(layer) = simulcast::layer_of(&packet.payload)
+                            && self.options.record_delays
+                        {
+                            stats.layer_arrivals.push((now, layer));
                         }
                         stats.record(packet.header.sequence_number, delay, self.options.record_delays);
                     }

@@ -18,7 +18,7 @@ use rtc::peer_connection::configuration::interceptor_registry::register_default_
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
-use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
+use rtc::peer_connection::sdp::RTCSdpType;
 use rtc::peer_connection::state::{RTCPeerConnectionState, RTCSignalingState};
 use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
@@ -115,6 +115,8 @@ struct Leg {
     layers: Option<LayerForwarder>,
     /// The layers last reported ([`PeerOutput::LayerWanted`]).
     reported_want: Option<(u8, u8)>,
+    /// Video legs share the downlink estimate.
+    video: bool,
 }
 
 pub struct Peer {
@@ -139,6 +141,8 @@ pub struct Peer {
     keyframes: KeyframeRequests,
     /// The largest height this client shows each publisher's video at (`video_constraints`).
     video_constraints: HashMap<uuid::Uuid, u16>,
+    /// This client's downlink estimate, from its TWCC feedback; shared by its video legs.
+    downlink: crate::downlink::EstimateHandle,
     pub outputs: Vec<PeerOutput>,
     /// Messages for this peer's client: answers, offers, errors.
     pub signals: Vec<Outgoing>,
@@ -164,6 +168,7 @@ impl Peer {
         let registry =
             Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
         let registry = register_default_interceptors(registry, &mut media_engine)?;
+        let (registry, downlink) = crate::downlink::register(registry);
         let pc = RTCPeerConnectionBuilder::new()
             .with_setting_engine(settings)
             .with_media_engine(media_engine)
@@ -188,6 +193,7 @@ impl Peer {
             next_source: 0,
             keyframes: KeyframeRequests::default(),
             video_constraints: HashMap::new(),
+            downlink,
             outputs: Vec::new(),
             signals: Vec::new(),
         })
@@ -217,7 +223,7 @@ impl Peer {
             tracing::debug!(peer = %self.key, "ignoring a client offer that crossed the SFU's own");
             return Ok(());
         }
-        let offer = RTCSessionDescription::offer(sdp).map_err(|error| PeerError::BadDescription(error.to_string()))?;
+        let offer = self.client_description(RTCSdpType::Offer, &sdp)?;
         self.pc.set_remote_description(now, offer)?;
         if let Err(error) = self.answer_offer(now) {
             // Back to stable, so the next offer (either side's) can proceed.
@@ -277,8 +283,7 @@ impl Peer {
             tracing::debug!(peer = %self.key, "ignoring an answer to no offer");
             return Ok(());
         }
-        let answer =
-            RTCSessionDescription::answer(sdp).map_err(|error| PeerError::BadDescription(error.to_string()))?;
+        let answer = self.client_description(RTCSdpType::Answer, &sdp)?;
         self.pc.set_remote_description(now, answer)?;
         self.awaiting_answer = None;
         self.refresh_translations();
@@ -333,6 +338,7 @@ impl Peer {
             clock_rate: subscription.codec.clock_rate,
             layers: None,
             reported_want: None,
+            video: subscription.kind == RtpCodecKind::Video,
         };
         self.legs.insert(subscription.source, leg);
         self.renegotiate = true;
@@ -392,6 +398,7 @@ impl Peer {
         if !self.connected {
             return false;
         }
+        let budget = layer.and_then(|_| self.video_budget());
         let Some(leg) = self.legs.get_mut(&source) else { return false };
         // Not before negotiation settled: a layer switch must not use up a keyframe that cannot go.
         if leg.translation.is_none() {
@@ -399,9 +406,9 @@ impl Peer {
         }
         let mut renumbered = None;
         if let Some(tag) = layer {
-            let constraint = self.video_constraints.get(&leg.publisher_user).copied();
+            let limits = (self.video_constraints.get(&leg.publisher_user).copied(), budget);
             let sink = (&mut self.keyframes, &mut self.outputs);
-            let Some(rewritten) = layers::pick(leg, source, tag, packet, constraint, sink, now) else { return false };
+            let Some(rewritten) = layers::pick(leg, source, tag, packet, limits, sink, now) else { return false };
             renumbered = Some(rewritten);
         }
         let Some(mut translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else {

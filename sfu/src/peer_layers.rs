@@ -7,14 +7,16 @@ use std::time::Instant;
 
 use rapat_wire::signal::SfuReplyKind;
 use rtc::media_stream::MediaStreamTrackId;
+use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
 use rtc::rtcp;
 use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpTransceiverId;
 use serde_json::json;
 
-use super::{Leg, Peer, PeerOutput, UnknownLayer};
+use super::{Leg, Peer, PeerError, PeerOutput, UnknownLayer};
 use crate::keyframe::KeyframeRequests;
 use crate::simulcast::{LayerForwarder, LayerTag};
+use crate::simulcast_sdp::{PlayingTrack, keep_playing_layers};
 use crate::source::SourceId;
 
 impl Peer {
@@ -49,6 +51,19 @@ impl Peer {
         self.signal(SfuReplyKind::PublisherLayers, payload);
     }
 
+    /// This client's downlink estimate, once its TWCC feedback gave one.
+    #[cfg(test)]
+    pub fn downlink_bps(&self) -> Option<u64> {
+        self.downlink.bps()
+    }
+
+    /// Each video leg's share of the downlink estimate: an even one.
+    pub(super) fn video_budget(&self) -> Option<u64> {
+        let bps = self.downlink.bps()?;
+        let video_legs = self.legs.values().filter(|leg| leg.video).count().max(1);
+        Some(bps / video_legs as u64)
+    }
+
     /// This client shows `publisher`'s video at most `max_height` pixels high.
     pub fn set_video_constraint(&mut self, publisher: uuid::Uuid, max_height: u16) {
         self.video_constraints.insert(publisher, max_height);
@@ -57,6 +72,39 @@ impl Peer {
                 forwarder.set_max_height(Some(max_height));
             }
         }
+    }
+
+    /// A client's offer or answer, made to keep the SSRCs of the simulcast tracks
+    /// already playing ([`crate::simulcast_sdp`]).
+    pub(super) fn client_description(
+        &mut self,
+        kind: RTCSdpType,
+        sdp: &str,
+    ) -> Result<RTCSessionDescription, PeerError> {
+        let sdp = self.keep_playing_layers(sdp);
+        let description = if kind == RTCSdpType::Answer {
+            RTCSessionDescription::answer(sdp)
+        } else {
+            RTCSessionDescription::offer(sdp)
+        };
+        description.map_err(|error| PeerError::BadDescription(error.to_string()))
+    }
+
+    fn keep_playing_layers(&mut self, sdp: &str) -> String {
+        let simulcast: Vec<_> = self
+            .inbound
+            .iter()
+            .filter(|(_, inbound)| inbound.simulcast)
+            .map(|(track, inbound)| (track.clone(), inbound.receiver))
+            .collect();
+        let playing: Vec<PlayingTrack> = simulcast
+            .into_iter()
+            .filter_map(|(track_id, receiver)| {
+                let mid = self.pc.rtp_transceiver(RTCRtpTransceiverId::from(receiver))?.mid().clone()?;
+                Some(PlayingTrack { mid, track_id })
+            })
+            .collect();
+        keep_playing_layers(sdp, &playing)
     }
 
     /// The simulcast layer of a packet received on `track`: `Ok(None)` for a
@@ -87,15 +135,20 @@ impl Peer {
     }
 }
 
+/// Bytes a forwarded packet costs on the wire beyond its payload (RTP header
+/// and extensions, SRTP tag, UDP and IP), for comparing layer rates with the estimate.
+const PACKET_OVERHEAD: usize = 70;
+
 /// Whether `leg` sends this packet of a simulcast track, and under which
-/// sequence number and timestamp; on the way, asks for the keyframe a switch
+/// sequence number and timestamp, for the subscriber's `max_height` and its
+/// leg's share of the downlink estimate, `budget`; on the way, asks for the keyframe a switch
 /// waits for and reports the layers the leg needs.
 pub(super) fn pick(
     leg: &mut Leg,
     source: SourceId,
     tag: LayerTag,
     packet: &rtp::Packet,
-    max_height: Option<u16>,
+    (max_height, budget): (Option<u16>, Option<u64>),
     (keyframes, outputs): (&mut KeyframeRequests, &mut Vec<PeerOutput>),
     now: Instant,
 ) -> Option<(u16, u32)> {
@@ -104,6 +157,7 @@ pub(super) fn pick(
         forwarder.set_max_height(max_height);
         forwarder
     });
+    forwarder.observe(tag.layer, packet.payload.len() + PACKET_OVERHEAD, budget, now);
     let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
     if let Some((layer, forwarded)) = forwarder.needed(now)
         && leg.reported_want != Some((layer, forwarded))

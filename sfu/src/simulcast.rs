@@ -11,6 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::layer_fit::LayerFit;
+
 /// Layers are numbered from the lowest (`q`) up.
 pub const LAYERS: usize = 3;
 /// Heights assumed for layers whose keyframes have not told theirs.
@@ -166,6 +168,8 @@ pub struct LayerForwarder {
     switched_at: u16,
     /// The last packet sent: (sequence, timestamp, when), as rewritten.
     last_out: Option<(u16, u32, Instant)>,
+    /// The layers' bitrates against this leg's share of the downlink estimate.
+    fit: LayerFit,
 }
 
 impl LayerForwarder {
@@ -181,6 +185,7 @@ impl LayerForwarder {
             ts_offset: 0,
             switched_at: 0,
             last_out: None,
+            fit: LayerFit::default(),
         }
     }
 
@@ -188,14 +193,26 @@ impl LayerForwarder {
         self.max_height = max_height;
     }
 
+    /// A packet of `layer` with `bytes` of payload, seen at `now`, while the leg's
+    /// share of the subscriber's downlink estimate is `budget` (`None`: no
+    /// estimate): measures the layers' bitrates and moves the bandwidth's ceiling.
+    pub fn observe(&mut self, layer: u8, bytes: usize, budget: Option<u64>, now: Instant) {
+        self.fit.record(layer, bytes, now);
+        self.fit.update(budget, now);
+    }
+
     /// The layer being forwarded now.
     pub fn current(&self) -> Option<u8> {
         self.current
     }
 
-    /// The layer wanted for the size the subscriber shows the video at, ignoring which
-    /// layers the publisher sends now.
+    /// The layer wanted for the size the subscriber shows the video at and for its
+    /// downlink, ignoring which layers the publisher sends now.
     pub fn wanted(&self) -> u8 {
+        self.wanted_for_size().min(self.fit.ceiling())
+    }
+
+    fn wanted_for_size(&self) -> u8 {
         // A layer not seen yet is taken to be half the next one up, when that one is known.
         let height = |layer: usize| {
             let known = (layer..LAYERS).find_map(|above| Some(self.heights[above]? >> (above - layer)));

@@ -27,18 +27,40 @@ use tokio_util::sync::CancellationToken;
 use crate::inputs::WorkerInput;
 use crate::routes::{RouteChange, RouteTable};
 
-/// A connection must send its verified binding request within this long.
-const VERIFY_WITHIN: Duration = Duration::from_secs(10);
-/// Packets queued for one connection's writer; more are dropped, as a full UDP
-/// send buffer would (a client whose TCP path stalls loses media, not memory).
-const WRITE_QUEUE: usize = 512;
-/// Open connections over all peers (each holds a task and its buffers).
-pub const MAX_CONNECTIONS: usize = 4096;
+/// How much the ICE-TCP listener takes on (`SfuConfig::tcp_limits`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Open connections over all peers (each holds a task and its buffers);
+    /// more are refused until some close.
+    pub max_connections: usize,
+    /// A connection must send its verified binding request within this long.
+    pub verify_within: Duration,
+    /// Packets queued for one connection's writer; more are dropped, as a full
+    /// UDP send buffer would (a client whose TCP path stalls loses media, not memory).
+    pub write_queue: usize,
+}
+
+impl TcpLimits {
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+    pub const DEFAULT_VERIFY_WITHIN: Duration = Duration::from_secs(10);
+    pub const DEFAULT_WRITE_QUEUE: usize = 512;
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            verify_within: Self::DEFAULT_VERIFY_WITHIN,
+            write_queue: Self::DEFAULT_WRITE_QUEUE,
+        }
+    }
+}
 
 /// What the workers and the connections share.
 pub struct TcpMedia {
     /// The address in the TCP candidate: the announced IP and the bound port.
     pub announce: SocketAddr,
+    limits: TcpLimits,
     table: Mutex<RouteTable>,
     changes: Receiver<RouteChange>,
     /// Peers' route changes from the workers, applied under `table`'s lock.
@@ -48,9 +70,16 @@ pub struct TcpMedia {
 }
 
 impl TcpMedia {
-    pub fn new(announce: SocketAddr, table: RouteTable) -> Arc<Self> {
+    pub fn new(announce: SocketAddr, limits: TcpLimits, table: RouteTable) -> Arc<Self> {
         let (routes, changes) = crossbeam_channel::unbounded();
-        Arc::new(Self { announce, table: Mutex::new(table), changes, routes, writers: Mutex::new(HashMap::new()) })
+        Arc::new(Self {
+            announce,
+            limits,
+            table: Mutex::new(table),
+            changes,
+            routes,
+            writers: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Sends one packet a peer's connection wrote to `to` on that remote's TCP
@@ -99,7 +128,7 @@ pub async fn accept(
                 }
             },
         };
-        if open.load(std::sync::atomic::Ordering::Relaxed) >= MAX_CONNECTIONS {
+        if open.load(std::sync::atomic::Ordering::Relaxed) >= media.limits.max_connections {
             tracing::debug!(%from, "too many SFU TCP connections; refusing one");
             continue;
         }
@@ -121,7 +150,7 @@ async fn connection(stream: TcpStream, from: SocketAddr, media: &TcpMedia, worke
     let (mut reader, mut writer) = stream.into_split();
     let mut decoder = TcpFrameDecoder::new();
     let mut buf = vec![0u8; 16 * 1024];
-    let deadline = tokio::time::Instant::now() + VERIFY_WITHIN;
+    let deadline = tokio::time::Instant::now() + media.limits.verify_within;
     // The first frame must verify; until then nothing else is read.
     let peer = loop {
         let read = tokio::time::timeout_at(deadline, reader.read(&mut buf)).await;
@@ -138,7 +167,7 @@ async fn connection(stream: TcpStream, from: SocketAddr, media: &TcpMedia, worke
             break peer;
         }
     };
-    let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<Bytes>(media.limits.write_queue.max(1));
     if let Ok(mut writers) = media.writers.lock() {
         writers.insert(from, (peer, tx));
     }

@@ -208,3 +208,6 @@ fn a_subscriber_gets_one_layer_switched_at_keyframes_and_numbered_as_one_stream(
     assert_eq!(told[0]["active"], serde_json::json!(["q"]));
     assert!(told[0]["mid"].is_string() && told[0]["trackId"].is_string(), "names the track: {}", told[0]);
 }
+
+#[path = "worker_core_bwe_tests.rs"]
+pub(super) mod bwe;

@@ -5,6 +5,7 @@
 //! core would do with the worker's reports (subscribe the others to a published
 //! track, route a keyframe request to its publisher) the test does by hand.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,10 @@ struct Client {
     received: Vec<rtp::Packet>,
     /// The `publisher_layers` payloads received.
     publisher_layers: Vec<serde_json::Value>,
+    /// When each of `received` came.
+    received_at: Vec<Instant>,
+    /// The client's own estimate from the SFU's TWCC feedback on what it sends.
+    uplink: crate::downlink::EstimateHandle,
 }
 
 impl Client {
@@ -88,6 +93,8 @@ struct Net {
     sent: (usize, usize),
     /// Which of those the network loses, by their number (from 0) in `sent`.
     lost: (Vec<usize>, Vec<usize>),
+    /// Shaped links from the SFU to some clients, by client address.
+    links: HashMap<SocketAddr, simulcast::bwe::Link>,
 }
 
 impl Net {
@@ -103,6 +110,7 @@ impl Net {
             reports: Vec::new(),
             sent: (0, 0),
             lost: (Vec::new(), Vec::new()),
+            links: HashMap::new(),
         }
     }
 
@@ -127,6 +135,8 @@ impl Net {
         let surfaced =
             Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
         let registry = register_default_interceptors(surfaced, &mut media_engine).expect("interceptors");
+        // As a browser does, the client numbers what it sends for the SFU's TWCC feedback.
+        let (registry, uplink) = crate::downlink::register(registry);
         let mut pc = RTCPeerConnectionBuilder::new()
             .with_media_engine(media_engine)
             .with_interceptor_registry(registry)
@@ -185,6 +195,8 @@ impl Net {
             simulcast,
             received: Vec::new(),
             publisher_layers: Vec::new(),
+            received_at: Vec::new(),
+            uplink,
         });
         index
     }
@@ -197,6 +209,7 @@ impl Net {
                 moved = true;
                 self.deliver(output);
             }
+            moved |= self.release_links();
             for client in &mut self.clients {
                 while let Some(event) = client.pc.poll_event() {
                     match event {
@@ -214,6 +227,7 @@ impl Net {
                         RTCMessage::RtpPacket(_, packet) => {
                             client.rtp_received += 1;
                             client.received.push(packet);
+                            client.received_at.push(self.now);
                         }
                         RTCMessage::RtcpPacket(_, packets) => {
                             client.keyframe_ssrcs.extend(packets.iter().filter_map(|packet| {
@@ -252,6 +266,10 @@ impl Net {
             WorkerOutput::Transmit { to, bytes, .. } => {
                 self.sent.1 += 1;
                 if self.lost.1.contains(&(self.sent.1 - 1)) {
+                    return;
+                }
+                if let Some(link) = self.links.get_mut(&to) {
+                    link.send(self.now, bytes);
                     return;
                 }
                 let Some(client) = self.clients.iter_mut().find(|client| client.address == to) else { return };
@@ -307,6 +325,7 @@ impl Net {
                 .iter_mut()
                 .filter_map(|client| client.pc.poll_timeout())
                 .chain(self.core.poll_timeout())
+                .chain(self.links.values().filter_map(simulcast::bwe::Link::next_arrival))
                 .min();
             // At least a millisecond a step, so a timer due again at once cannot stop the clock.
             let next = next.unwrap_or(end).max(self.now + Duration::from_millis(1)).min(end);

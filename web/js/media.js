@@ -60,18 +60,15 @@ export const SIMULCAST_ENCODINGS = [
 ];
 
 /**
- * Whether to publish the camera in simulcast layers: only when
- * `localStorage["rapat.simulcast"]` is "on", for now. The SFU's WebRTC stack
- * (webrtc-rs `rtc` 0.21) forgets which SSRC is which layer whenever the
- * connection is renegotiated, and Chrome stops naming its layers (the rid header
- * extension) once the SFU has acknowledged them, so a simulcast camera would
- * freeze at the first renegotiation (someone joins, a screen share starts).
+ * Whether to publish the camera in simulcast layers: yes, unless
+ * `localStorage["rapat.simulcast"]` is "off" (one layer, for a network or a
+ * browser where three encodings cost more than they bring).
  */
 export function simulcastEnabled() {
   try {
-    return globalThis.localStorage?.getItem("rapat.simulcast") === "on";
+    return globalThis.localStorage?.getItem("rapat.simulcast") !== "off";
   } catch {
-    return false;
+    return true;
   }
 }
 

@@ -1,0 +1,214 @@
+// A subscriber behind a slow link keeps watching, in real headless Chromium
+// against a running `rapat serve` (infra/run-e2e.sh starts it):
+//
+//   one person publishes a three-layer simulcast camera; two others watch, one
+//   of them from a Chromium inside a network namespace whose downlink a `tc`
+//   token bucket limits (netns.mjs). Limited to 400 kbit/s, that subscriber
+//   settles on the lowest layer within seconds and keeps decoding without long
+//   freezes, while the unconstrained one keeps the high layer; once the limit
+//   is lifted the high layer comes back. Needs root (run-e2e.sh as root).
+
+import { chromium } from "@playwright/test";
+
+import { ARTIFACTS, SKIP_MEDIA, expect, register, test } from "./fixtures.mjs";
+import { shapedNamespace } from "./netns.mjs";
+
+const run = Date.now().toString(36);
+const LIMIT_KBIT = 400;
+const env = process.env;
+
+/** @typedef {import("@playwright/test").Page} Page */
+
+/** The one inbound video of a subscriber page: its size and counters. */
+function watched(page) {
+  return page.evaluate(async () => {
+    let video = null;
+    (await window.rapat.pc.getStats()).forEach((stat) => {
+      if (stat.type !== "inbound-rtp" || stat.kind !== "video") return;
+      video = {
+        height: stat.frameHeight ?? 0,
+        decoded: stat.framesDecoded ?? 0,
+        freezes: stat.freezeCount ?? 0,
+        frozenSeconds: stat.totalFreezesDuration ?? 0,
+        bytes: stat.bytesReceived ?? 0,
+        at: stat.timestamp,
+      };
+    });
+    return video;
+  });
+}
+
+/** Height and bytes sent of each simulcast layer the publisher sends now, by rid. */
+function layersSent(page) {
+  return page.evaluate(async () => {
+    /** @type {Record<string, {height: number, bytes: number, at: number}>} */
+    const layers = {};
+    (await window.rapat.pc.getStats()).forEach((stat) => {
+      if (stat.type === "outbound-rtp" && stat.kind === "video" && stat.rid && stat.frameHeight) {
+        layers[stat.rid] = { height: stat.frameHeight, bytes: stat.bytesSent ?? 0, at: stat.timestamp };
+      }
+    });
+    return layers;
+  });
+}
+
+/** Polls `page` once a second until `accept(sample, previous)` holds; answers that sample. */
+async function until(page, what, timeout, accept) {
+  let previous = null;
+  let last = null;
+  await expect
+    .poll(
+      async () => {
+        const sample = await watched(page);
+        const ok = Boolean(sample && previous && accept(sample, previous));
+        previous = sample ?? previous;
+        last = sample;
+        return ok;
+      },
+      { message: what, timeout, intervals: [1000] },
+    )
+    .toBe(true)
+    .catch((error) => {
+      throw new Error(`${error.message}; last inbound video: ${JSON.stringify(last)}`);
+    });
+  return last;
+}
+
+/**
+ * Registers `first` on `page`. The publisher's camera is asked for at 720p, so
+ * that its top layers need more than the limited link carries; a watcher opens
+ * no camera, only its microphone (the client's first offer needs a track).
+ */
+async function signUp(page, first, index, { publishes }) {
+  await page.addInitScript((publishes) => {
+    const devices = navigator.mediaDevices;
+    const open = devices.getUserMedia.bind(devices);
+    devices.getUserMedia = (constraints) => {
+      if (!publishes && constraints?.video) return Promise.reject(new DOMException("this person only watches", "NotFoundError"));
+      const video = constraints?.video ? { width: { ideal: 1280 }, height: { ideal: 720 } } : false;
+      return open({ ...constraints, video });
+    };
+  }, publishes);
+  await page.goto("/");
+  await register(page, { first, last: "Shaped", email: `${first.toLowerCase()}.shaped.${run}.${index}@example.com` });
+}
+
+async function join(page, roomId) {
+  await page.goto(`/#/rooms/${roomId}`);
+  await page.locator("#join-form").waitFor();
+  await page.click("#join-button");
+  await page.locator("#connection-status[data-state=open]").waitFor();
+}
+
+/**
+ * A watcher's page in `browser`: at a device scale of 4 its video tile is about
+ * 720 device pixels high, so the size shown asks for the top layer.
+ */
+async function watcherPage(browser, baseURL) {
+  const context = await browser.newContext({ baseURL, viewport: { width: 1280, height: 720 }, deviceScaleFactor: 4 });
+  await context.grantPermissions(["camera", "microphone"], { origin: baseURL });
+  return context.newPage();
+}
+
+test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching", async ({ openUser, browser, baseURL }, testInfo) => {
+  test.skip(SKIP_MEDIA, "RAPAT_E2E_SKIP_MEDIA=1");
+  test.setTimeout(90_000);
+  expect(env.RAPAT_E2E_IP && env.RAPAT_E2E_TC && env.RAPAT_E2E_NFT, "run through infra/run-e2e.sh (as root)").toBeTruthy();
+  const http = Number(new URL(String(baseURL)).port);
+  const namespace = shapedNamespace({
+    ip: String(env.RAPAT_E2E_IP),
+    tc: String(env.RAPAT_E2E_TC),
+    nft: String(env.RAPAT_E2E_NFT),
+    ports: { tcp: [http, Number(env.RAPAT_E2E_SFU_TCP_PORT)], udp: [Number(env.RAPAT_E2E_SFU_UDP_PORT)] },
+    dir: `${ARTIFACTS}netns`,
+  });
+  /** @type {import("@playwright/test").Browser | null} */
+  let shapedBrowser = null;
+  try {
+    const launchOptions = testInfo.project.use.launchOptions ?? {};
+    shapedBrowser = await chromium.launch({
+      ...launchOptions,
+      executablePath: namespace.launcher(String(launchOptions.executablePath ?? "/usr/bin/chromium")),
+    });
+    const slow = await watcherPage(shapedBrowser, baseURL);
+    const publisher = await openUser("shaped-publisher");
+    const fast = await watcherPage(browser, baseURL);
+    await signUp(publisher, "Lintang", 0, { publishes: true });
+    await signUp(fast, "Made", 1, { publishes: false });
+    await signUp(slow, "Nyoman", 2, { publishes: false });
+    await publisher.fill("#create-room-form input[name=name]", "shaped room");
+    await publisher.click("#create-room-form button[type=submit]");
+    await publisher.waitForURL(/#\/rooms\/[0-9a-f-]{36}$/);
+    const roomId = publisher.url().split("/").pop();
+    for (const page of [publisher, fast, slow]) await join(page, roomId);
+
+    const rising = (now, before) => now.decoded > before.decoded;
+    let high = 0;
+    let low = 0;
+    await test.step("unlimited, both watchers decode the same high layer", async () => {
+      const first = await until(fast, "the unconstrained watcher decodes", 25_000, (now, before) => rising(now, before) && now.height > 0);
+      high = first.height;
+      await until(slow, `the watcher in the namespace decodes at ${high}p`, 15_000, (now, before) => rising(now, before) && now.height === high);
+      const before = await layersSent(publisher);
+      await publisher.waitForTimeout(2000);
+      const after = await layersSent(publisher);
+      const heights = Object.fromEntries(Object.entries(after).map(([rid, layer]) => [rid, layer.height]));
+      const rates = Object.entries(after).map(([rid, { height, bytes, at }]) => {
+        const kbit = before[rid] ? ((bytes - before[rid].bytes) * 8) / (at - before[rid].at) : 0;
+        return `${rid} ${height}p ${kbit.toFixed(0)} kbit/s`;
+      });
+      console.log(`shaped: the publisher sends ${rates.join(", ")}; the watchers get ${high}p`);
+      low = Math.min(...Object.values(heights));
+      expect(Object.keys(heights).length, `layers sent: ${JSON.stringify(heights)}`).toBeGreaterThanOrEqual(2);
+      expect(high, `the high layer is above the lowest (${JSON.stringify(heights)})`).toBeGreaterThan(low);
+    });
+
+    await test.step(`limited to ${LIMIT_KBIT} kbit/s, the limited watcher settles on the low layer`, async () => {
+      namespace.limit(LIMIT_KBIT);
+      const limitedAt = Date.now();
+      await until(slow, `the limited watcher on the ${low}p layer`, 15_000, (now, before) => rising(now, before) && now.height <= low);
+      console.log(`shaped: on the ${low}p layer ${((Date.now() - limitedAt) / 1000).toFixed(1)} s after the limit`);
+    });
+
+    await test.step("it keeps decoding without long freezes; the unconstrained watcher keeps the high layer", async () => {
+      // The switch itself may cost a freeze (packets of the old layer queued or
+      // dropped at the bottleneck): the window starts once it is behind.
+      await slow.waitForTimeout(2000);
+      const start = { slow: await watched(slow), fast: await watched(fast) };
+      const series = [];
+      for (let second = 0; second < 8; second += 1) {
+        await slow.waitForTimeout(1000);
+        const now = await watched(slow);
+        series.push(`${now.height}p/${now.decoded}/${now.freezes}`);
+      }
+      console.log(`shaped: the limited watcher each second (height/decoded/freezes): ${series.join(" ")}`);
+      const end = { slow: await watched(slow), fast: await watched(fast) };
+      const seconds = (end.slow.at - start.slow.at) / 1000;
+      const fps = (end.slow.decoded - start.slow.decoded) / seconds;
+      const kbit = ((end.slow.bytes - start.slow.bytes) * 8) / seconds / 1000;
+      const frozen = end.slow.frozenSeconds - start.slow.frozenSeconds;
+      console.log(
+        `shaped: limited watcher ${fps.toFixed(1)} frames/s at ${end.slow.height}p, ${kbit.toFixed(0)} kbit/s, ` +
+          `${end.slow.freezes - start.slow.freezes} freezes (${frozen.toFixed(2)} s)`,
+      );
+      expect(end.slow.height, "still on the low layer").toBeLessThanOrEqual(low);
+      expect(fps, "frames decoded per second behind the limit").toBeGreaterThan(5);
+      expect(frozen, "seconds frozen in the window").toBeLessThan(1);
+      expect(end.fast.height, "the unconstrained watcher's layer").toBe(high);
+      expect(end.fast.decoded, "the unconstrained watcher decodes").toBeGreaterThan(start.fast.decoded);
+    });
+
+    await test.step("lifting the limit brings the high layer back", async () => {
+      namespace.lift();
+      const liftedAt = Date.now();
+      // The estimate grows some 15 %/s from the low layer's rate, and the layer
+      // choice waits longer after up-switches that failed behind the limit.
+      await until(slow, `the watcher back on ${high}p`, 40_000, (now, before) => rising(now, before) && now.height === high);
+      console.log(`shaped: back on the ${high}p layer ${((Date.now() - liftedAt) / 1000).toFixed(1)} s after lifting the limit`);
+    });
+  } finally {
+    for (const context of browser.contexts()) await context.close().catch(() => {});
+    await shapedBrowser?.close().catch(() => {});
+    namespace.close();
+  }
+});

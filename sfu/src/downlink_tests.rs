@@ -1,0 +1,144 @@
+//! The estimator against a simulated bottleneck on a fake clock: frames sent
+//! at a rate through a link of a given capacity (a FIFO with a byte limit that
+//! drops what does not fit), acknowledged in batches every 100 ms.
+
+use super::*;
+
+const FRAME: Duration = Duration::from_millis(33);
+const PACKET: usize = 1_200;
+const FEEDBACK: Duration = Duration::from_millis(100);
+
+struct Bottleneck {
+    start: Instant,
+    now: Instant,
+    capacity_bps: f64,
+    /// When the link is free again.
+    free_at: Instant,
+    /// Bytes the link's queue holds before it drops.
+    queue_bytes: f64,
+    pending: Vec<PacketReport>,
+    next_id: u64,
+}
+
+impl Bottleneck {
+    fn new(capacity_bps: f64) -> Self {
+        let start = Instant::now();
+        Self { start, now: start, capacity_bps, free_at: start, queue_bytes: 60_000.0, pending: Vec::new(), next_id: 0 }
+    }
+
+    /// One frame of `bps` worth of packets leaving now.
+    fn send_frame(&mut self, bps: f64) {
+        let bytes = (bps / 8.0 * FRAME.as_secs_f64()) as usize;
+        for _ in 0..bytes.div_ceil(PACKET) {
+            let queued_s = self.free_at.saturating_duration_since(self.now).as_secs_f64();
+            let arrived = queued_s * self.capacity_bps / 8.0 < self.queue_bytes;
+            let arrival = arrived.then(|| {
+                self.free_at =
+                    self.free_at.max(self.now) + Duration::from_secs_f64(PACKET as f64 * 8.0 / self.capacity_bps);
+                self.free_at.duration_since(self.start) + Duration::from_millis(20)
+            });
+            self.pending.push(PacketReport {
+                ssrc: 1,
+                id: self.next_id,
+                rtp_sequence_number: self.next_id as u16,
+                is_twcc: true,
+                twcc_sequence_number: self.next_id as u16,
+                size: PACKET,
+                arrived,
+                departure: self.now,
+                arrival,
+                ecn: Default::default(),
+            });
+            self.next_id += 1;
+        }
+    }
+
+    /// Sends at `bps` for `time`, feeding back every [`FEEDBACK`] what has arrived by then.
+    fn run(&mut self, estimator: &mut DownlinkEstimator, bps: impl Fn(f64) -> f64, time: Duration) {
+        let end = self.now + time;
+        let mut next_feedback = self.now + FEEDBACK;
+        while self.now < end {
+            self.send_frame(bps(estimator.target_bitrate()));
+            self.now += FRAME;
+            if self.now >= next_feedback {
+                next_feedback += FEEDBACK;
+                let seen = self.now.duration_since(self.start);
+                let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending)
+                    .into_iter()
+                    .partition(|report| report.arrival.is_none_or(|arrival| arrival <= seen));
+                self.pending = later;
+                estimator.on_reports(self.now, &due);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_link_with_room_lets_the_estimate_grow() {
+    let mut estimator = DownlinkEstimator::default();
+    let handle = estimator.handle();
+    assert_eq!(handle.bps(), None, "no estimate before feedback");
+    let mut link = Bottleneck::new(5_000_000.0);
+    link.run(&mut estimator, |_| 1_200_000.0, Duration::from_secs(5));
+    assert_eq!(estimator.usage(), Usage::Normal);
+    assert!(estimator.target_bitrate() > INITIAL_BPS, "{}", estimator.target_bitrate());
+    assert_eq!(handle.bps(), Some(estimator.target_bitrate().round() as u64));
+}
+
+#[test]
+fn a_drop_in_capacity_brings_the_estimate_under_it_within_a_second() {
+    let mut estimator = DownlinkEstimator::default();
+    let mut link = Bottleneck::new(2_000_000.0);
+    link.run(&mut estimator, |_| 1_200_000.0, Duration::from_secs(3));
+    assert!(estimator.target_bitrate() > 1_200_000.0);
+
+    link.capacity_bps = 400_000.0;
+    // The sender keeps sending its 1.2 Mbit/s until the estimate says otherwise.
+    link.run(&mut estimator, |_| 1_200_000.0, Duration::from_secs(1));
+    let target = estimator.target_bitrate();
+    assert!(target < 400_000.0 && target > 150_000.0, "estimate {target}");
+}
+
+#[test]
+fn sending_what_fits_after_the_drop_keeps_the_estimate_near_capacity_and_it_climbs_when_lifted() {
+    let mut estimator = DownlinkEstimator::default();
+    let mut link = Bottleneck::new(400_000.0);
+    // A sender that follows the estimate with a little headroom, as a layer choice does.
+    let follow = |target: f64| (target * 0.8).min(1_200_000.0);
+    link.run(&mut estimator, follow, Duration::from_secs(10));
+    let settled = estimator.target_bitrate();
+    assert!(settled > 250_000.0 && settled < 600_000.0, "estimate {settled}");
+
+    link.capacity_bps = 5_000_000.0;
+    link.run(&mut estimator, follow, Duration::from_secs(12));
+    assert!(estimator.target_bitrate() > 2.0 * settled, "estimate {}", estimator.target_bitrate());
+}
+
+#[test]
+fn heavy_loss_cuts_the_estimate() {
+    let mut estimator = DownlinkEstimator::default();
+    let start = Instant::now();
+    for batch in 0..20u64 {
+        let now = start + FEEDBACK * (batch as u32 + 1);
+        let reports: Vec<PacketReport> = (0..20u64)
+            .map(|n| {
+                let id = batch * 20 + n;
+                let arrived = n % 4 != 0;
+                PacketReport {
+                    ssrc: 1,
+                    id,
+                    rtp_sequence_number: id as u16,
+                    is_twcc: true,
+                    twcc_sequence_number: id as u16,
+                    size: PACKET,
+                    arrived,
+                    departure: start + Duration::from_millis(id * 5),
+                    arrival: arrived.then(|| Duration::from_millis(id * 5 + 20)),
+                    ecn: Default::default(),
+                }
+            })
+            .collect();
+        estimator.on_reports(now, &reports);
+    }
+    assert!(estimator.target_bitrate() < INITIAL_BPS / 2.0, "estimate {}", estimator.target_bitrate());
+}

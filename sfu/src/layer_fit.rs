@@ -1,0 +1,257 @@
+//! Which simulcast layers fit a subscriber's downlink: each layer's bitrate as
+//! the publisher sends it, against the leg's share of the subscriber's estimate
+//! (`downlink.rs`). The answer is a ceiling, the highest layer the bandwidth
+//! allows; the size the subscriber shows the video at caps it further
+//! (`simulcast.rs`).
+//!
+//! Down at once when the current ceiling no longer fits, up one layer at a time,
+//! and only once the layer above has fitted with headroom for [`UP_HOLD`] and the
+//! last drop is [`HOLD_AFTER_DOWN`] old: an estimate climbs back by probing, and
+//! every switch costs a keyframe. Pure, on the times passed in.
+
+use std::time::{Duration, Instant};
+
+use crate::simulcast::LAYERS;
+
+/// A layer's bitrate is measured over windows this long.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// A window this old when its next packet comes spanned a pause: not a measurement.
+const STALE_WINDOW: Duration = Duration::from_secs(2);
+/// Going up needs the layer above to fit for this long...
+pub const UP_HOLD: Duration = Duration::from_secs(1);
+/// ...this long after the last drop (doubled, up to [`MAX_HOLD`], each time a
+/// step up is undone within [`PROBE_FAILED_WITHIN`]: the link really is short)...
+pub const HOLD_AFTER_DOWN: Duration = Duration::from_secs(3);
+const MAX_HOLD: Duration = Duration::from_secs(24);
+const PROBE_FAILED_WITHIN: Duration = Duration::from_secs(3);
+/// ...with this much room over its bitrate.
+const UP_HEADROOM: f64 = 1.15;
+const TOP: u8 = (LAYERS - 1) as u8;
+
+/// One layer's bitrate, from the bytes seen of it over a window.
+#[derive(Clone, Copy, Debug, Default)]
+struct LayerRate {
+    window_start: Option<Instant>,
+    bytes: u64,
+    /// The last whole window's rate, kept while the layer is paused: a paused
+    /// layer's rate is what it will cost when it comes back.
+    bps: Option<u64>,
+}
+
+impl LayerRate {
+    fn record(&mut self, bytes: usize, now: Instant) {
+        let start = *self.window_start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= STALE_WINDOW {
+            self.window_start = Some(now);
+            self.bytes = 0;
+        } else if elapsed >= RATE_WINDOW {
+            self.bps = Some(self.bytes * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64);
+            self.window_start = Some(now);
+            self.bytes = 0;
+        }
+        self.bytes += bytes as u64;
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LayerFit {
+    rates: [LayerRate; LAYERS],
+    ceiling: u8,
+    /// Since when the layer above the ceiling has fitted.
+    up_since: Option<Instant>,
+    last_down: Option<Instant>,
+    last_up: Option<Instant>,
+    hold: Duration,
+}
+
+impl Default for LayerFit {
+    fn default() -> Self {
+        Self {
+            rates: [LayerRate::default(); LAYERS],
+            ceiling: TOP,
+            up_since: None,
+            last_down: None,
+            last_up: None,
+            hold: HOLD_AFTER_DOWN,
+        }
+    }
+}
+
+impl LayerFit {
+    /// A packet of `layer` of `bytes` payload seen at `now`.
+    pub fn record(&mut self, layer: u8, bytes: usize, now: Instant) {
+        if let Some(rate) = self.rates.get_mut(usize::from(layer)) {
+            rate.record(bytes, now);
+        }
+    }
+
+    /// The measured bitrate of `layer`, once a window of it was seen.
+    pub fn rate(&self, layer: u8) -> Option<u64> {
+        self.rates.get(usize::from(layer))?.bps
+    }
+
+    /// The highest layer the bandwidth allows, as last updated.
+    pub fn ceiling(&self) -> u8 {
+        self.ceiling
+    }
+
+    /// A layer not measured yet is taken to fit: it is probed by sending it.
+    fn fits(&self, layer: u8, budget: u64, headroom: f64) -> bool {
+        self.rate(layer).is_none_or(|bps| bps as f64 * headroom <= budget as f64)
+    }
+
+    /// Updates the ceiling for a budget of `budget` bits per second (`None`: no
+    /// estimate, so the bandwidth allows every layer).
+    pub fn update(&mut self, budget: Option<u64>, now: Instant) -> u8 {
+        let Some(budget) = budget else {
+            self.ceiling = TOP;
+            self.up_since = None;
+            return self.ceiling;
+        };
+        let fitting = (0..=TOP).rev().find(|layer| self.fits(*layer, budget, 1.0)).unwrap_or(0);
+        if fitting < self.ceiling {
+            let probe_failed = self.last_up.is_some_and(|up| now.saturating_duration_since(up) < PROBE_FAILED_WITHIN);
+            self.hold = if probe_failed { (self.hold * 2).min(MAX_HOLD) } else { HOLD_AFTER_DOWN };
+            self.ceiling = fitting;
+            self.last_down = Some(now);
+            self.up_since = None;
+            return self.ceiling;
+        }
+        let above = self.ceiling + 1;
+        if above <= TOP && self.fits(above, budget, UP_HEADROOM) {
+            let since = *self.up_since.get_or_insert(now);
+            let held = now.saturating_duration_since(since) >= UP_HOLD;
+            let settled = self.last_down.is_none_or(|down| now.saturating_duration_since(down) >= self.hold);
+            if held && settled {
+                self.ceiling = above;
+                self.up_since = None;
+                self.last_up = Some(now);
+            }
+        } else {
+            self.up_since = None;
+        }
+        self.ceiling
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATES: [u64; LAYERS] = [150_000, 500_000, 1_200_000];
+    const TICK: Duration = Duration::from_millis(33);
+
+    /// Feeds one frame time of every layer at [`RATES`] and updates for `budget`.
+    fn step(fit: &mut LayerFit, now: &mut Instant, budget: Option<u64>) -> u8 {
+        for (layer, bps) in RATES.iter().enumerate() {
+            fit.record(layer as u8, (*bps as f64 / 8.0 * TICK.as_secs_f64()) as usize, *now);
+        }
+        *now += TICK;
+        fit.update(budget, *now)
+    }
+
+    fn run(fit: &mut LayerFit, now: &mut Instant, budget: Option<u64>, time: Duration) -> Vec<(Duration, u8)> {
+        let start = *now;
+        let mut changes = Vec::new();
+        let mut last = fit.ceiling();
+        while now.duration_since(start) < time {
+            let ceiling = step(fit, now, budget);
+            if ceiling != last {
+                changes.push((now.duration_since(start), ceiling));
+                last = ceiling;
+            }
+        }
+        changes
+    }
+
+    #[test]
+    fn layer_rates_are_measured_per_layer_over_a_window() {
+        let mut fit = LayerFit::default();
+        let mut now = Instant::now();
+        run(&mut fit, &mut now, None, Duration::from_millis(2_100));
+        for (layer, expected) in RATES.iter().enumerate() {
+            let measured = fit.rate(layer as u8).expect("measured") as f64;
+            assert!((measured / *expected as f64 - 1.0).abs() < 0.05, "layer {layer}: {measured}");
+        }
+    }
+
+    #[test]
+    fn a_drop_goes_down_at_once_and_recovery_goes_up_one_layer_at_a_time_after_holding() {
+        let mut fit = LayerFit::default();
+        let mut now = Instant::now();
+        assert!(run(&mut fit, &mut now, Some(2_000_000), Duration::from_secs(2)).is_empty(), "the top fits");
+        assert_eq!(fit.ceiling(), 2);
+
+        let changes = run(&mut fit, &mut now, Some(400_000), Duration::from_secs(5));
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].1, 0, "400 kbit/s fits the quarter layer only");
+        assert!(changes[0].0 <= TICK, "at once: {changes:?}");
+
+        // 600 kbit/s: the half layer fits with headroom; up after the hold.
+        let changes = run(&mut fit, &mut now, Some(600_000), Duration::from_secs(5));
+        assert_eq!(changes.iter().map(|(_, layer)| *layer).collect::<Vec<_>>(), [1], "{changes:?}");
+        assert!(changes[0].0 >= UP_HOLD && changes[0].0 <= UP_HOLD + TICK * 2, "{changes:?}");
+
+        // Plenty again: one layer up per hold, not straight to the top.
+        let changes = run(&mut fit, &mut now, Some(5_000_000), Duration::from_secs(5));
+        assert_eq!(changes.iter().map(|(_, layer)| *layer).collect::<Vec<_>>(), [2], "{changes:?}");
+
+        // No estimate at all (no feedback): the bandwidth allows every layer.
+        run(&mut fit, &mut now, Some(100_000), Duration::from_millis(100));
+        assert_eq!(fit.ceiling(), 0);
+        assert_eq!(fit.update(None, now), 2);
+    }
+
+    #[test]
+    fn a_budget_that_flickers_around_a_layers_rate_does_not_flip_it_every_time() {
+        let mut fit = LayerFit::default();
+        let mut now = Instant::now();
+        run(&mut fit, &mut now, Some(2_000_000), Duration::from_secs(2));
+        let mut changes = 0;
+        let mut last = fit.ceiling();
+        for n in 0..300 {
+            // 1.1 and 1.3 Mbit/s in turn, a frame each: below the full layer every other frame.
+            let budget = if n % 2 == 0 { 1_100_000 } else { 1_300_000 };
+            let ceiling = step(&mut fit, &mut now, Some(budget));
+            changes += usize::from(ceiling != last);
+            last = ceiling;
+        }
+        assert_eq!(changes, 1, "down once, and the hold keeps it there");
+    }
+
+    #[test]
+    fn a_step_up_undone_at_once_doubles_the_hold_before_the_next() {
+        let mut fit = LayerFit::default();
+        let mut now = Instant::now();
+        run(&mut fit, &mut now, Some(2_000_000), Duration::from_secs(2));
+        step(&mut fit, &mut now, Some(400_000));
+        assert_eq!(fit.ceiling(), 0);
+        // The estimate says the half layer fits; it does not, and the estimate drops again.
+        let mut holds = Vec::new();
+        for _ in 0..3 {
+            let start = now;
+            while step(&mut fit, &mut now, Some(600_000)) == 0 {
+                assert!(now.duration_since(start) < Duration::from_secs(60), "never up");
+            }
+            holds.push(now.duration_since(start).as_secs_f64().round() as u64);
+            step(&mut fit, &mut now, Some(400_000));
+            assert_eq!(fit.ceiling(), 0);
+        }
+        assert_eq!(holds, [3, 6, 12], "seconds before each step up");
+    }
+
+    #[test]
+    fn a_paused_layer_keeps_its_last_rate() {
+        let mut fit = LayerFit::default();
+        let mut now = Instant::now();
+        run(&mut fit, &mut now, None, Duration::from_millis(2_100));
+        // Only the quarter layer for a while: the full layer's rate is still known.
+        for _ in 0..100 {
+            fit.record(0, 600, now);
+            now += TICK;
+        }
+        assert!(fit.rate(2).is_some_and(|bps| bps > 1_000_000));
+        assert_eq!(fit.update(Some(400_000), now), 0, "so it does not fit 400 kbit/s");
+    }
+}
