@@ -17,7 +17,7 @@ export default defineConfig({
   workers: 1,
   retries: 0,
   // The whole run is bounded, whatever hangs.
-  globalTimeout: 10 * 60_000,
+  globalTimeout: 15 * 60_000,
   timeout: 5 * 60_000,
   expect: { timeout: 20_000 },
   reporter: [["list"]],

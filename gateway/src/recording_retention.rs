@@ -76,10 +76,12 @@ impl RecordingRetention {
         Ok(Self { rooms, db, store, config })
     }
 
-    /// Runs until `shutdown`; returns at once when recordings are kept forever.
+    /// Runs until `shutdown`, also when recordings are kept forever: the process
+    /// takes any of its tasks ending as a reason to stop.
     pub async fn run(self, shutdown: CancellationToken) {
         let Some(keep_for) = self.config.keep_for else {
             tracing::info!("recordings are kept forever (RAPAT_RECORDINGS_RETENTION_DAYS is not set)");
+            shutdown.cancelled().await;
             return;
         };
         let keep_for = chrono::Duration::from_std(keep_for).unwrap_or(chrono::Duration::MAX);
