@@ -174,17 +174,9 @@ fn print_row(name: &str, sfu: &Figures, relay: &Figures) {
 /// `publishers` each send to the SFU; everyone else in the room (`subscribers_per_publisher`
 /// + publishers - 1 in total) receives. In a fan-out the subscribers publish nothing.
 /// With `simulcast`, publishers send three layers and subscribers ask for different sizes.
-async fn through_sfu(
-    publishers: usize,
-    subscribers_per_publisher: usize,
-    window: Duration,
-    simulcast: bool,
-    recorded: Option<Recorded>,
-) -> anyhow::Result<Figures> {
-    let mut config = SfuConfig::new("127.0.0.1:0".parse()?);
-    config.workers = 2;
-    let recordings = std::env::temp_dir().join(format!("rapat-bench-recordings-{}", Uuid::new_v4()));
-    config.recordings_dir = recordings.clone();
+/// Starts an SFU that admits everyone, and routes its messages to the clients
+/// registered in the returned map.
+fn start_sfu(config: SfuConfig) -> anyhow::Result<(Sfu, Routes)> {
     let (sfu, mut outgoing) = Sfu::start(config, Arc::new(AdmitAll))?;
     let routes: Routes = Arc::default();
     let router = Arc::clone(&routes);
@@ -196,6 +188,21 @@ async fn through_sfu(
             }
         }
     });
+    Ok((sfu, routes))
+}
+
+async fn through_sfu(
+    publishers: usize,
+    subscribers_per_publisher: usize,
+    window: Duration,
+    simulcast: bool,
+    recorded: Option<Recorded>,
+) -> anyhow::Result<Figures> {
+    let mut config = SfuConfig::new("127.0.0.1:0".parse()?);
+    config.workers = 2;
+    let recordings = std::env::temp_dir().join(format!("rapat-bench-recordings-{}", Uuid::new_v4()));
+    config.recordings_dir = recordings.clone();
+    let (sfu, routes) = start_sfu(config)?;
     let room = Uuid::new_v4();
     let listeners = if publishers == 1 { subscribers_per_publisher } else { 0 };
     let mut clients = Vec::new();

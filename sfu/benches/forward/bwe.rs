@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rapat_sfu::SfuConfig;
 use rapat_sfu::loopback_client::{ClientOptions, LoopbackClient, TrackStats};
-use rapat_sfu::{Sfu, SfuConfig};
 use uuid::Uuid;
 
-use super::{AdmitAll, Routes, connect, sfu_cpu_seconds};
+use super::{connect, sfu_cpu_seconds, start_sfu};
 
 const HIGH_BPS: u64 = 2_000_000;
 const LOW_BPS: u64 = 400_000;
@@ -73,17 +73,7 @@ fn percentiles(mut values: Vec<f64>) -> (f64, f64) {
 pub async fn bandwidth_drop(shaped: usize) -> anyhow::Result<BweFigures> {
     let mut config = SfuConfig::new("127.0.0.1:0".parse()?);
     config.workers = 2;
-    let (sfu, mut outgoing) = Sfu::start(config, Arc::new(AdmitAll))?;
-    let routes: Routes = Arc::default();
-    let router = Arc::clone(&routes);
-    tokio::spawn(async move {
-        while let Some(message) = outgoing.recv().await {
-            let route = router.lock().ok().and_then(|routes| routes.get(&message.to.connection).cloned());
-            if let Some(route) = route {
-                let _ = route.send((message.kind.as_str().to_string(), message.payload));
-            }
-        }
-    });
+    let (sfu, routes) = start_sfu(config)?;
     let room = Uuid::new_v4();
     let mut publisher = ClientOptions::publisher();
     publisher.simulcast = true;
