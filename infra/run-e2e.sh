@@ -91,6 +91,7 @@ turnserver_bin=$(infra/services.sh turnserver-bin)
 # shaped.test.mjs: a watcher in a network namespace behind a `tc` token bucket.
 ip_bin=$(infra/services.sh ip-bin)
 tc_bin=$(infra/services.sh tc-bin)
+ffprobe_bin=$(infra/services.sh ffprobe-bin)
 tcp_port=$(free_port tcp)
 turn_port=$(free_port udp)
 turn_secret=$(head -c 24 /dev/urandom | base64 | tr -d '\n/+=')
@@ -110,7 +111,7 @@ test_server_helpers+=("$!")
 # and in from 127.0.0.1, so the per-address auth limit is raised above the
 # suite's few dozen registrations and logins.
 start_test_server "$server_log" "${RAPAT_E2E_KEEP:-}" RAPAT_ACCESS_TTL_SECONDS=20 RUST_LOG="${RUST_LOG:-info}" \
-  RAPAT_AUTH_RATE_BURST=100 \
+  RAPAT_AUTH_RATE_BURST=100 RAPAT_RECORDINGS_DIR="$repo_root/e2e/artifacts/recordings" \
   RAPAT_SFU_TCP_ADDR="127.0.0.1:${tcp_port}" RAPAT_TURN_URLS="turn:127.0.0.1:${turn_port}" \
   RAPAT_TURN_SECRET="$turn_secret" RAPAT_TURN_TTL_SECONDS=600
 
@@ -121,7 +122,7 @@ start_test_server "$server_log" "${RAPAT_E2E_KEEP:-}" RAPAT_ACCESS_TTL_SECONDS=2
 # playwright.config.mjs bounds the whole run (globalTimeout).
 rc=0
 export RAPAT_E2E_URL=$base_url CHROMIUM=$chromium PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-export RAPAT_E2E_IP=$ip_bin RAPAT_E2E_TC=$tc_bin
+export RAPAT_E2E_IP=$ip_bin RAPAT_E2E_TC=$tc_bin RAPAT_E2E_FFPROBE=$ffprobe_bin
 export RAPAT_E2E_NFT=$nft_bin RAPAT_E2E_SFU_UDP_PORT=$udp_port RAPAT_E2E_SFU_TCP_PORT=$tcp_port RAPAT_E2E_TURN_PORT=$turn_port
 # Arguments go to Playwright: `infra/run-e2e.sh connectivity.test.mjs` runs one file.
 (cd e2e && npx --no-install playwright test "$@") || rc=$?

@@ -26,6 +26,11 @@ const JITTER_PACKETS: usize = 500;
 /// A simulcast layer not heard from for this long no longer holds the recording:
 /// a lower one may take over at its next keyframe.
 const LAYER_SILENCE: Duration = Duration::from_secs(1);
+/// While no stream can be taken up for want of a keyframe, one is asked for at
+/// most this often. Browsers send keyframes only when asked, so a recording that
+/// starts mid-stream, or a layer that falls silent, would otherwise wait for one
+/// that a new subscriber happens to ask for.
+const KEYFRAME_ASK_EVERY: Duration = Duration::from_millis(500);
 
 /// What a finished recording holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +64,10 @@ pub struct TrackRecorder<W: Write + Seek> {
     stream: Option<(u32, Option<u8>)>,
     stream_heard: Option<Instant>,
     keyframe_wanted: bool,
+    /// When a keyframe was last asked for a stream not yet recorded.
+    keyframe_asked: Option<Instant>,
+    /// The highest simulcast layer heard lately, and when: the one asked for.
+    highest_heard: Option<(u8, Instant)>,
     /// Frames dropped as undecodable (lost packets), for the logs.
     pub frames_dropped: u64,
     /// Packets lost for good (not arrived within the jitter buffer's wait).
@@ -85,6 +94,8 @@ impl<W: Write + Seek> TrackRecorder<W> {
             stream: None,
             stream_heard: None,
             keyframe_wanted: false,
+            keyframe_asked: None,
+            highest_heard: None,
             frames_dropped: 0,
             packets_lost: 0,
         })
@@ -93,8 +104,22 @@ impl<W: Write + Seek> TrackRecorder<W> {
     /// A packet of the track, arrived at `at`; `layer` is its simulcast layer.
     pub fn push(&mut self, packet: Arc<Packet>, layer: Option<u8>, at: Instant) -> io::Result<()> {
         let ssrc = packet.header.ssrc;
+        if let Some(layer) = layer
+            && self
+                .highest_heard
+                .is_none_or(|(highest, heard)| layer >= highest || at.saturating_duration_since(heard) >= LAYER_SILENCE)
+        {
+            self.highest_heard = Some((layer, at));
+        }
         if self.stream.is_some_and(|(recorded, _)| recorded == ssrc) {
             self.stream_heard = Some(at);
+        } else if let Some(layer) = layer
+            && self
+                .highest_heard
+                .is_some_and(|(highest, heard)| highest > layer && at.saturating_duration_since(heard) < LAYER_SILENCE)
+        {
+            // A lower layer than one still arriving: never recorded.
+            return Ok(());
         } else if self.switches_to(&packet, layer, at) {
             // Another stream: what the old one left is written first.
             self.drain()?;
@@ -104,10 +129,26 @@ impl<W: Write + Seek> TrackRecorder<W> {
                 *frames = Vp8Frames::default();
             }
         } else {
+            self.ask_keyframe_for_switch(at);
             return Ok(());
         }
         self.jitter.push(packet.header.sequence_number, (packet, at), at);
         self.poll(at)
+    }
+
+    /// A packet of a stream this recording would take up if it started a
+    /// keyframe: ask for one (the caller asks on the packet's layer).
+    fn ask_keyframe_for_switch(&mut self, at: Instant) {
+        let wanted = match self.stream {
+            None => true,
+            // Only when the recorded layer fell silent; a higher layer is taken up
+            // at its own next keyframe, whatever asks for it.
+            Some(_) => self.stream_heard.is_none_or(|heard| at.saturating_duration_since(heard) >= LAYER_SILENCE),
+        };
+        if wanted && self.keyframe_asked.is_none_or(|asked| at.saturating_duration_since(asked) >= KEYFRAME_ASK_EVERY) {
+            self.keyframe_asked = Some(at);
+            self.keyframe_wanted = true;
+        }
     }
 
     /// Whether a packet of another stream than the recorded one takes over: a new

@@ -130,3 +130,49 @@ fn simulcast_records_the_highest_layer_from_its_keyframe() {
     let (_, written) = recorder.finish().expect("finish");
     assert!((2_900..=3_100).contains(&written.duration_ms), "{written:?}");
 }
+
+#[test]
+fn a_recording_that_starts_mid_stream_asks_for_a_keyframe_of_the_highest_layer() {
+    let start = Instant::now();
+    let mut recorder = TrackRecorder::new(RecordingCodec::Vp8, Cursor::new(Vec::new())).expect("recorder");
+    // Layers 0 and 2 already flowing, no keyframe in sight: the browser sends one
+    // only when asked.
+    let mut asked = Vec::new();
+    for index in 1..31u16 {
+        let at = start + ms(u64::from(index) * 100 / 3);
+        for (ssrc, layer) in [(10, 0), (12, 2)] {
+            for packet in vp8_frame(ssrc, index, false) {
+                recorder.push(packet, Some(layer), at).expect("push");
+                if recorder.take_keyframe_request() {
+                    asked.push((layer, index));
+                }
+            }
+        }
+    }
+    // The very first packet is the only layer heard yet; from then on the top one.
+    assert_eq!(asked, vec![(0, 1), (2, 16)], "asked on the top layer, at most every 500 ms");
+    // The keyframe comes; the top layer is recorded from it.
+    for index in 31..61u16 {
+        let at = start + ms(u64::from(index) * 100 / 3);
+        for packet in vp8_frame(12, index, index == 31) {
+            recorder.push(packet, Some(2), at).expect("push");
+        }
+    }
+    assert_eq!(recorder.stream, Some((12, Some(2))));
+    // The top layer is paused: after a second of silence the low layer is asked
+    // for a keyframe and taken up from it.
+    asked.clear();
+    for index in 61..121u16 {
+        let at = start + ms(u64::from(index) * 100 / 3);
+        for packet in vp8_frame(10, index, index == 100) {
+            recorder.push(packet, Some(0), at).expect("push");
+            if recorder.take_keyframe_request() {
+                asked.push((0, index));
+            }
+        }
+    }
+    assert!(asked.first().is_some_and(|&(layer, index)| layer == 0 && index >= 90), "{asked:?}");
+    assert_eq!(recorder.stream, Some((10, Some(0))));
+    let (_, written) = recorder.finish().expect("finish");
+    assert!((2_900..=3_000).contains(&written.duration_ms), "from frame 31 to 120: {written:?}");
+}

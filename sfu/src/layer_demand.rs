@@ -42,6 +42,14 @@ impl LayerDemand {
         self.changed(source)
     }
 
+    /// `peer` no longer needs `source`, if it said it did: unlike `want` with no
+    /// layers, a track nobody asked layers of is left alone (an audio track, a
+    /// single-stream video).
+    pub fn unwant(&mut self, source: SourceId, peer: u64) -> Option<ActiveLayers> {
+        self.wants.get_mut(&source)?.remove(&peer)?;
+        self.changed(source)
+    }
+
     /// A subscriber peer is gone: the tracks whose needed layers changed.
     pub fn forget_peer(&mut self, peer: u64) -> Vec<(SourceId, ActiveLayers)> {
         let mut sources: Vec<SourceId> =

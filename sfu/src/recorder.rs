@@ -86,7 +86,15 @@ impl PacketQueue {
     }
 }
 
+/// The peer id the recording thread speaks as to the room core: no real peer's.
+/// A recorded simulcast track is wanted at its top layer under it, so the
+/// publisher keeps sending the best layer while it is recorded, whatever size
+/// the subscribers show it at.
+pub const RECORDER_PEER: u64 = u64::MAX;
+
 struct Track {
+    /// Whether the top layer was asked for (once, at the first simulcast packet).
+    top_layer_wanted: bool,
     room: Uuid,
     user: Uuid,
     codec: RecordingCodec,
@@ -150,7 +158,9 @@ impl Recorder {
             RecordOrder::Start { source, room, user, codec } => {
                 let id = TrackRecordingId::from_uuid(Uuid::new_v4());
                 tracing::info!(%room, %user, %source, %id, codec = codec.as_str(), "recording a track");
-                if let Some(replaced) = self.tracks.insert(source, Track { room, user, codec, id, writing: None }) {
+                if let Some(replaced) =
+                    self.tracks.insert(source, Track { top_layer_wanted: false, room, user, codec, id, writing: None })
+                {
                     self.finish(replaced);
                 }
             }
@@ -182,6 +192,12 @@ impl Recorder {
                     return;
                 }
             }
+        }
+        if recorded.layer.is_some() && !track.top_layer_wanted {
+            track.top_layer_wanted = true;
+            let top = (crate::simulcast::LAYERS - 1) as u8;
+            let output = PeerOutput::LayerWanted { source: recorded.source, layer: top, forwarded: top };
+            let _ = self.conductor.send(CoreInput::FromPeer { peer: RECORDER_PEER, output });
         }
         let Some((recorder, _)) = &mut track.writing else { return };
         if let Err(error) = recorder.push(recorded.packet, recorded.layer, recorded.at) {

@@ -58,6 +58,9 @@ impl RoomCore {
             return;
         }
         self.outputs.push_back(CoreOutput::Record(RecordOrder::Stop { source }));
+        if let Some(active) = self.layer_demand.unwant(source, crate::recorder::RECORDER_PEER) {
+            self.tell_layers(source, active);
+        }
         let publisher = source.0 >> SOURCE_BITS;
         self.send(publisher, WorkerInput::Record { peer: publisher, source, on: false });
     }
