@@ -12,7 +12,7 @@ export default defineConfig({
   testDir: ".",
   testMatch: [
     "negotiation.test.mjs", "meeting.test.mjs", "calendar.test.mjs", "push.test.mjs", "recovery.test.mjs",
-    "connectivity.test.mjs", "simulcast.test.mjs", "recording.test.mjs",
+    "connectivity.test.mjs", "simulcast.test.mjs", "recording.test.mjs", "listen.test.mjs",
     // The watcher behind a shaped link runs only when asked for
     // (RAPAT_E2E_SHAPED=1): its settling and freeze times are not yet within
     // bounds on every run (README, Downlink estimate), and a default run must not flake.

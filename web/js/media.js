@@ -98,6 +98,16 @@ export class PeerLink {
     };
   }
 
+  /**
+   * With nothing to send the client would never offer, and the SFU answers
+   * offers rather than making the first one: ask for audio and video to receive,
+   * so a participant with no devices still gets everyone else's media.
+   */
+  listenOnly() {
+    this.pc.addTransceiver("audio", { direction: "recvonly" });
+    this.pc.addTransceiver("video", { direction: "recvonly" });
+  }
+
   async offer() {
     if (this.closed) return;
     try {

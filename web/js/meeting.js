@@ -307,6 +307,7 @@ export class Meeting {
       this.peer.publish(track, this.local.stream, { simulcast: simulcastEnabled() });
     }
     if (this.local.screen) this.screenSender = this.peer.publish(this.local.screen, this.local.screenStream);
+    if (this.local.stream.getTracks().length === 0 && !this.local.screen) this.peer.listenOnly();
     const early = this.pendingSignals.splice(0);
     for (const message of early) this.peer.handle(message);
   }
