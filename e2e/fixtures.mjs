@@ -32,6 +32,39 @@ export async function register(page, { first, last, email }) {
   await expect(page.locator("#signed-in-as")).toHaveText(`${first} ${last}`);
 }
 
+const RUN = Date.now().toString(36);
+
+/**
+ * Registers `first last` from the home page, with an address of this run's own.
+ * @param {import("@playwright/test").Page} page
+ */
+export async function signUp(page, first, last, index) {
+  await page.goto("/");
+  await register(page, { first, last, email: `${first.toLowerCase()}.${last.toLowerCase()}.${RUN}.${index}@example.com` });
+}
+
+/**
+ * Creates a room from the lobby's form; answers its id.
+ * @param {import("@playwright/test").Page} page
+ */
+export async function createRoom(page, name) {
+  await page.fill("#create-room-form input[name=name]", name);
+  await page.click("#create-room-form button[type=submit]");
+  await page.waitForURL(/#\/rooms\/[0-9a-f-]{36}$/);
+  return page.url().split("/").pop();
+}
+
+/**
+ * Opens a room, joins it and waits until its socket is open.
+ * @param {import("@playwright/test").Page} page
+ */
+export async function joinRoom(page, roomId) {
+  await page.goto(`/#/rooms/${roomId}`);
+  await page.locator("#join-form").waitFor();
+  await page.click("#join-button");
+  await page.locator("#connection-status[data-state=open]").waitFor();
+}
+
 export const test = base.extend({
   openUser: async ({ browser, baseURL }, use, testInfo) => {
     /** @type {Map<string, {page: import("@playwright/test").Page, lines: string[]}>} */

@@ -3,9 +3,8 @@
 // running `rapat serve` (infra/run-e2e.sh). The client offers first, so with
 // nothing to send it must still ask for media to receive.
 
-import { SKIP_MEDIA, expect, register, test } from "./fixtures.mjs";
+import { SKIP_MEDIA, createRoom, expect, joinRoom, signUp, test } from "./fixtures.mjs";
 
-const run = Date.now().toString(36);
 
 async function person(openUser, first, index, devices) {
   const page = await openUser(`listen-${first.toLowerCase()}`);
@@ -14,16 +13,8 @@ async function person(openUser, first, index, devices) {
       navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException("no devices here", "NotFoundError"));
     });
   }
-  await page.goto("/");
-  await register(page, { first, last: "Listen", email: `${first.toLowerCase()}.listen.${run}.${index}@example.com` });
+  await signUp(page, first, "Listen", index);
   return page;
-}
-
-async function join(page, roomId) {
-  await page.goto(`/#/rooms/${roomId}`);
-  await page.locator("#join-form").waitFor();
-  await page.click("#join-button");
-  await page.locator("#connection-status[data-state=open]").waitFor();
 }
 
 /** What the page receives: inbound video frames decoded and audio bytes. */
@@ -42,12 +33,9 @@ test("a participant with no devices watches and hears the others", async ({ open
   test.skip(SKIP_MEDIA, "RAPAT_E2E_SKIP_MEDIA=1");
   const host = await person(openUser, "Oka", 0, true);
   const listener = await person(openUser, "Putu", 1, false);
-  await host.fill("#create-room-form input[name=name]", "listen-only room");
-  await host.click("#create-room-form button[type=submit]");
-  await host.waitForURL(/#\/rooms\/[0-9a-f-]{36}$/);
-  const roomId = host.url().split("/").pop();
-  await join(host, roomId);
-  await join(listener, roomId);
+  const roomId = await createRoom(host, "listen-only room");
+  await joinRoom(host, roomId);
+  await joinRoom(listener, roomId);
   await expect
     .poll(async () => (await received(listener)).frames, { message: "the listener decodes the host's video", timeout: 45_000 })
     .toBeGreaterThan(30);

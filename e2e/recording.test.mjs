@@ -9,26 +9,17 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 
-import { ARTIFACTS, SKIP_MEDIA, expect, register, test } from "./fixtures.mjs";
+import { ARTIFACTS, SKIP_MEDIA, createRoom, expect, joinRoom, signUp, test } from "./fixtures.mjs";
 
 const FFPROBE = process.env.RAPAT_E2E_FFPROBE || "ffprobe";
 const RECORDED_MS = 6_000;
-const run = Date.now().toString(36);
 
 /** @typedef {import("@playwright/test").Page} Page */
 
 async function person(openUser, first, index) {
   const page = await openUser(`recording-${first.toLowerCase()}`);
-  await page.goto("/");
-  await register(page, { first, last: "Recording", email: `${first.toLowerCase()}.recording.${run}.${index}@example.com` });
+  await signUp(page, first, "Recording", index);
   return page;
-}
-
-async function join(page, roomId) {
-  await page.goto(`/#/rooms/${roomId}`);
-  await page.locator("#join-form").waitFor();
-  await page.click("#join-button");
-  await page.locator("#connection-status[data-state=open]").waitFor();
 }
 
 /** Inbound video frames decoded, summed over the page's streams. */
@@ -59,12 +50,9 @@ test("the host records a meeting: everyone sees it, the files play at the record
   test.setTimeout(150_000);
   const host = await person(openUser, "Lina", 0);
   const guest = await person(openUser, "Mira", 1);
-  await host.fill("#create-room-form input[name=name]", "recorded room");
-  await host.click("#create-room-form button[type=submit]");
-  await host.waitForURL(/#\/rooms\/[0-9a-f-]{36}$/);
-  const roomId = host.url().split("/").pop();
-  await join(host, roomId);
-  await join(guest, roomId);
+  const roomId = await createRoom(host, "recorded room");
+  await joinRoom(host, roomId);
+  await joinRoom(guest, roomId);
   for (const page of [host, guest]) {
     await expect.poll(() => framesDecoded(page), { message: "the other's video decodes", timeout: 45_000 }).toBeGreaterThan(30);
   }
@@ -76,7 +64,7 @@ test("the host records a meeting: everyone sees it, the files play at the record
     for (const page of [host, guest]) await expect(page.locator("#recording-indicator")).toBeVisible();
     started = Date.now();
     const late = await person(openUser, "Nadia", 2);
-    await join(late, roomId);
+    await joinRoom(late, roomId);
     await expect(late.locator("#recording-indicator")).toBeVisible();
   });
 

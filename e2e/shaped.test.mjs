@@ -10,10 +10,9 @@
 
 import { chromium } from "@playwright/test";
 
-import { ARTIFACTS, SKIP_MEDIA, expect, register, test } from "./fixtures.mjs";
+import { ARTIFACTS, SKIP_MEDIA, createRoom, expect, joinRoom, signUp, test } from "./fixtures.mjs";
 import { shapedNamespace } from "./netns.mjs";
 
-const run = Date.now().toString(36);
 const LIMIT_KBIT = 400;
 const env = process.env;
 
@@ -77,9 +76,9 @@ async function until(page, what, timeout, accept) {
 /**
  * Registers `first` on `page`. The publisher's camera is asked for at 720p, so
  * that its top layers need more than the limited link carries; a watcher opens
- * no camera, only its microphone (the client's first offer needs a track).
+ * no camera, only its microphone.
  */
-async function signUp(page, first, index, { publishes }) {
+async function person(page, first, index, { publishes }) {
   await page.addInitScript((publishes) => {
     const devices = navigator.mediaDevices;
     const open = devices.getUserMedia.bind(devices);
@@ -89,15 +88,7 @@ async function signUp(page, first, index, { publishes }) {
       return open({ ...constraints, video });
     };
   }, publishes);
-  await page.goto("/");
-  await register(page, { first, last: "Shaped", email: `${first.toLowerCase()}.shaped.${run}.${index}@example.com` });
-}
-
-async function join(page, roomId) {
-  await page.goto(`/#/rooms/${roomId}`);
-  await page.locator("#join-form").waitFor();
-  await page.click("#join-button");
-  await page.locator("#connection-status[data-state=open]").waitFor();
+  await signUp(page, first, "Shaped", index);
 }
 
 /**
@@ -133,14 +124,11 @@ test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching",
     const slow = await watcherPage(shapedBrowser, baseURL);
     const publisher = await openUser("shaped-publisher");
     const fast = await watcherPage(browser, baseURL);
-    await signUp(publisher, "Lintang", 0, { publishes: true });
-    await signUp(fast, "Made", 1, { publishes: false });
-    await signUp(slow, "Nyoman", 2, { publishes: false });
-    await publisher.fill("#create-room-form input[name=name]", "shaped room");
-    await publisher.click("#create-room-form button[type=submit]");
-    await publisher.waitForURL(/#\/rooms\/[0-9a-f-]{36}$/);
-    const roomId = publisher.url().split("/").pop();
-    for (const page of [publisher, fast, slow]) await join(page, roomId);
+    await person(publisher, "Lintang", 0, { publishes: true });
+    await person(fast, "Made", 1, { publishes: false });
+    await person(slow, "Nyoman", 2, { publishes: false });
+    const roomId = await createRoom(publisher, "shaped room");
+    for (const page of [publisher, fast, slow]) await joinRoom(page, roomId);
 
     const rising = (now, before) => now.decoded > before.decoded;
     let high = 0;

@@ -8,10 +8,9 @@
 //   which SSRC is which layer: the first two keep decoding each other's video,
 //   and the third decodes both.
 
-import { SKIP_MEDIA, expect, register, test } from "./fixtures.mjs";
+import { SKIP_MEDIA, createRoom, expect, joinRoom, signUp, test } from "./fixtures.mjs";
 
 const MEDIA_WAIT = 45_000;
-const run = Date.now().toString(36);
 
 /** @typedef {import("@playwright/test").Page} Page */
 
@@ -66,28 +65,17 @@ async function expectVideosDecoding(page, videos, what) {
 async function person(openUser, first, index, simulcast = null) {
   const page = await openUser(`simulcast-${first.toLowerCase()}`);
   if (simulcast) await page.addInitScript((value) => localStorage.setItem("rapat.simulcast", value), simulcast);
-  await page.goto("/");
-  await register(page, { first, last: "Simulcast", email: `${first.toLowerCase()}.simulcast.${run}.${index}@example.com` });
+  await signUp(page, first, "Simulcast", index);
   return page;
-}
-
-async function join(page, roomId) {
-  await page.goto(`/#/rooms/${roomId}`);
-  await page.locator("#join-form").waitFor();
-  await page.click("#join-button");
-  await page.locator("#connection-status[data-state=open]").waitFor();
 }
 
 test("simulcast cameras keep decoding when a third person joins (renegotiation)", async ({ openUser }) => {
   test.skip(SKIP_MEDIA, "RAPAT_E2E_SKIP_MEDIA=1");
   const host = await person(openUser, "Gita", 0);
   const guest = await person(openUser, "Hadi", 1);
-  await host.fill("#create-room-form input[name=name]", "simulcast room");
-  await host.click("#create-room-form button[type=submit]");
-  await host.waitForURL(/#\/rooms\/[0-9a-f-]{36}$/);
-  const roomId = host.url().split("/").pop();
-  await join(host, roomId);
-  await join(guest, roomId);
+  const roomId = await createRoom(host, "simulcast room");
+  await joinRoom(host, roomId);
+  await joinRoom(guest, roomId);
 
   await test.step("two people decode each other's three-layer cameras", async () => {
     for (const page of [host, guest]) await expectVideosDecoding(page, 1, "the other's video decoding");
@@ -101,7 +89,7 @@ test("simulcast cameras keep decoding when a third person joins (renegotiation)"
   });
 
   const third = await person(openUser, "Indah", 2);
-  await join(third, roomId);
+  await joinRoom(third, roomId);
 
   await test.step("after the renegotiation everyone decodes everyone", async () => {
     await expectVideosDecoding(third, 2, "the third decodes both cameras");
@@ -118,12 +106,9 @@ test("simulcast can be turned off: one layer, media still flows", async ({ openU
   test.skip(SKIP_MEDIA, "RAPAT_E2E_SKIP_MEDIA=1");
   const host = await person(openUser, "Joko", 3, "off");
   const guest = await person(openUser, "Kartika", 4, "off");
-  await host.fill("#create-room-form input[name=name]", "single layer room");
-  await host.click("#create-room-form button[type=submit]");
-  await host.waitForURL(/#\/rooms\/[0-9a-f-]{36}$/);
-  const roomId = host.url().split("/").pop();
-  await join(host, roomId);
-  await join(guest, roomId);
+  const roomId = await createRoom(host, "single layer room");
+  await joinRoom(host, roomId);
+  await joinRoom(guest, roomId);
   for (const page of [host, guest]) await expectVideosDecoding(page, 1, "the other's video decoding");
   expect(await sentLayers(host), "no rid on a single-layer camera").toEqual([]);
 });
