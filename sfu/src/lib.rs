@@ -45,6 +45,7 @@ mod tcp;
 mod track_files;
 mod udp;
 mod ufrag;
+mod unrecorded;
 mod worker;
 mod worker_core;
 
@@ -76,6 +77,7 @@ use metrics::WorkerMetrics;
 use recorder::{PacketQueue, RecordOrder, Recorder};
 use routes::RouteTable;
 use udp::RouteMetrics;
+use unrecorded::Unrecorded;
 use worker::{MediaSocket, Worker};
 
 #[derive(Clone, Debug)]
@@ -159,6 +161,8 @@ pub struct SfuHandle {
     recording_queue: PacketQueue,
     /// Files the recording thread finished, until `nats::serve` takes them to record on their rooms.
     finished_recordings: Arc<Mutex<Option<UnboundedReceiver<FinishedTrack>>>>,
+    /// The finished files not yet recorded on their rooms, on disk.
+    unrecorded: Unrecorded,
 }
 
 impl SfuHandle {
@@ -193,9 +197,10 @@ impl SfuHandle {
     }
 
     /// The files the recording thread finishes, for whoever records them on
-    /// their rooms; `None` once taken.
-    pub fn take_finished_recordings(&self) -> Option<UnboundedReceiver<FinishedTrack>> {
-        self.finished_recordings.lock().ok()?.take()
+    /// their rooms, with those an earlier process left unrecorded; `None` once taken.
+    pub(crate) fn take_finished_recordings(&self) -> Option<(UnboundedReceiver<FinishedTrack>, Unrecorded)> {
+        let finished = self.finished_recordings.lock().ok()?.take()?;
+        Some((finished, self.unrecorded.clone()))
     }
 
     pub fn counters(&self) -> SfuCounters {
@@ -305,7 +310,9 @@ impl Sfu {
         let sockets = Arc::new(sockets);
         let store = Arc::new(rapat_recording::LocalDirStore::new(config.recordings_dir.clone()));
         let (finished_tx, finished_rx) = unbounded_channel();
-        let (recorder, recorder_orders, recording_queue) = Recorder::new(store, conductor_tx.clone(), finished_tx);
+        let unrecorded = Unrecorded::in_recordings_dir(&config.recordings_dir);
+        let (recorder, recorder_orders, recording_queue) =
+            Recorder::new(store, conductor_tx.clone(), finished_tx, unrecorded.clone());
         let recorder_thread = std::thread::Builder::new().name("rapat-sfu-rec".into()).spawn(move || recorder.run())?;
         let metrics: Vec<Arc<WorkerMetrics>> = (0..count).map(|_| Arc::default()).collect();
         let mut threads = Vec::new();
@@ -349,6 +356,7 @@ impl Sfu {
             replies: signals_tx,
             recording_queue,
             finished_recordings: Arc::new(Mutex::new(Some(finished_rx))),
+            unrecorded,
         };
         let sfu = Self {
             handle,

@@ -65,8 +65,8 @@ pub async fn serve(
     let mut report = tokio::time::interval(std::time::Duration::from_secs(5));
     let publisher = tokio::spawn(publish_outgoing(nats.clone(), namespace.clone(), outgoing));
     // Not stopped with the rest: files the SFU finishes as it stops are still recorded.
-    if let Some(finished) = sfu.take_finished_recordings() {
-        tokio::spawn(crate::track_files::record_finished(nats.clone(), events.clone(), finished));
+    if let Some((finished, unrecorded)) = sfu.take_finished_recordings() {
+        tokio::spawn(crate::track_files::record_finished(nats.clone(), events.clone(), finished, unrecorded));
     }
     let follower = {
         let sfu = sfu.clone();

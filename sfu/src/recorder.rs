@@ -25,6 +25,7 @@ use uuid::Uuid;
 use crate::inputs::CoreInput;
 use crate::peer::PeerOutput;
 use crate::source::SourceId;
+use crate::unrecorded::Unrecorded;
 
 /// Packets waiting for the recording thread, over every recorded track: about
 /// a second of ten video tracks.
@@ -59,7 +60,7 @@ pub struct RecordedPacket {
 }
 
 /// A file committed to the store, to be recorded on its room.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct FinishedTrack {
     pub room: RoomId,
     pub recording: TrackRecording,
@@ -110,6 +111,8 @@ pub struct Recorder {
     /// For keyframe requests, as if a subscriber had lost the picture.
     conductor: UnboundedSender<CoreInput>,
     finished: UnboundedSender<FinishedTrack>,
+    /// Where a committed file waits until its room has recorded it.
+    unrecorded: Unrecorded,
     tracks: HashMap<SourceId, Track>,
 }
 
@@ -119,11 +122,12 @@ impl Recorder {
         store: Arc<dyn RecordingStore>,
         conductor: UnboundedSender<CoreInput>,
         finished: UnboundedSender<FinishedTrack>,
+        unrecorded: Unrecorded,
     ) -> (Self, Sender<RecordOrder>, PacketQueue) {
         let (orders_tx, orders) = crossbeam_channel::unbounded();
         let (sender, packets) = crossbeam_channel::bounded(PACKET_QUEUE);
         let queue = PacketQueue { sender, dropped: Arc::default() };
-        let recorder = Self { store, orders, packets, conductor, finished, tracks: HashMap::new() };
+        let recorder = Self { store, orders, packets, conductor, finished, unrecorded, tracks: HashMap::new() };
         (recorder, orders_tx, queue)
     }
 
@@ -282,7 +286,13 @@ impl Recorder {
             duration_ms: written.duration_ms,
             bytes,
         };
-        let _ = self.finished.send(FinishedTrack { room: RoomId::from_uuid(track.room), recording });
+        let finished = FinishedTrack { room: RoomId::from_uuid(track.room), recording };
+        // On disk before it is handed on: a process that stops before the room
+        // has the event records it when it starts again.
+        if let Err(error) = self.unrecorded.keep(&finished) {
+            tracing::warn!(%error, id = %finished.recording.id, "cannot note a finished recording file before recording it");
+        }
+        let _ = self.finished.send(finished);
     }
 }
 

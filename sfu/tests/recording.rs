@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Harness, eventually, harness_with};
+use common::{Harness, eventually, harness, harness_with};
 use rapat_domain::envelope::decode_known_event;
+use rapat_domain::ids::{RoomId, TrackRecordingId};
 use rapat_domain::room::{RecordingCodec, RoomCommand, RoomEvent, TrackRecording};
-use rapat_sfu::SfuConfig;
 use rapat_sfu::loopback_client::{ClientOptions, MediaClip};
+use rapat_sfu::{FinishedTrack, SfuConfig};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use uuid::Uuid;
 
@@ -273,6 +274,11 @@ async fn a_recorded_meeting_gives_one_file_per_track_that_ffprobe_reads_at_its_r
             assert!(frames > 0);
             assert_decodes(&file);
         }
+        let unrecorded = config.recordings_dir.join(".unrecorded");
+        eventually("no file is left waiting to be recorded", Duration::from_secs(5), || {
+            std::fs::read_dir(&unrecorded).map_or(true, |mut entries| entries.next().is_none())
+        })
+        .await;
         std::fs::remove_dir_all(&dir).expect("clean up");
     })
     .await
@@ -304,6 +310,38 @@ async fn a_publisher_losing_five_percent_of_its_packets_still_gives_decodable_fi
             assert_decodes(&file);
         }
         assert_eq!(h.sfu.handle().recording_packets_dropped(), 0, "the recording thread kept up");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    })
+    .await
+    .expect("the test finishes in time");
+}
+
+/// A file committed by an SFU that stopped (or lost NATS for good) before its
+/// room had the event is recorded by the next SFU on the same directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_file_an_earlier_sfu_left_unrecorded_is_recorded_when_the_next_one_starts() {
+    tokio::time::timeout(TEST_LIMIT, async {
+        let h = harness().await;
+        let dir = scratch_dir("left-over");
+        let recording = TrackRecording {
+            id: TrackRecordingId::new_random(),
+            user_id: h.host,
+            codec: RecordingCodec::Opus,
+            started_at: chrono::Utc::now(),
+            duration_ms: 4_000,
+            bytes: 40_960,
+        };
+        let left_over = FinishedTrack { room: RoomId::from_uuid(h.room), recording: recording.clone() };
+        let entry = dir.join(".unrecorded").join(format!("{}.json", recording.id));
+        std::fs::create_dir_all(entry.parent().expect("a parent")).expect("the entry's directory");
+        std::fs::write(&entry, serde_json::to_vec(&left_over).expect("JSON")).expect("the entry");
+
+        let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
+        config.workers = 1;
+        config.recordings_dir = dir.clone();
+        let _next = h.another_sfu_node_with(config).await;
+        assert_eq!(wait_for_tracks(&h, 1).await, vec![recording]);
+        eventually("the entry is removed once recorded", Duration::from_secs(5), || !entry.exists()).await;
         std::fs::remove_dir_all(&dir).expect("clean up");
     })
     .await

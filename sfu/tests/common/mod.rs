@@ -155,10 +155,15 @@ impl Harness {
 
     /// Another SFU process on the same NATS namespace, running until the harness drops.
     pub async fn another_sfu_node(&self) -> Sfu {
-        let admission = RoomEventAdmission::open(self.nats.clone(), self.events.clone()).await.expect("admission");
-        let rosters = admission.rosters();
         let mut config = SfuConfig::new("127.0.0.1:0".parse().expect("address"));
         config.workers = 1;
+        self.another_sfu_node_with(config).await
+    }
+
+    /// Another SFU process with `config` on the same NATS namespace.
+    pub async fn another_sfu_node_with(&self, config: SfuConfig) -> Sfu {
+        let admission = RoomEventAdmission::open(self.nats.clone(), self.events.clone()).await.expect("admission");
+        let rosters = admission.rosters();
         let (sfu, outgoing) = Sfu::start(config, Arc::new(admission)).expect("SFU starts");
         let serve = rapat_sfu::nats::serve(
             self.nats.clone(),
