@@ -5,8 +5,10 @@
 //! typed [`RoomEvent`] (upcast first), the same path every other consumer takes,
 //! and folded into the admission rosters (`admission.rs`); what it means for
 //! media now (a leave, a mute, an end) goes to the room core. Events stored
-//! before the SFU started only build the rosters: the peers they were about are
-//! gone with the previous process.
+//! before the SFU started only build the rosters (the peers they were about are
+//! gone with the previous process), except whether a room records: that is a
+//! state the peers who come back meet, so a restarted SFU goes on recording a
+//! room the host has not stopped.
 
 use async_nats::jetstream;
 use rapat_commands::{EventStoreConfig, Follow, follow_from_start};
@@ -79,7 +81,9 @@ fn apply_commit(
         match decode_known_event::<RoomEvent>(stored) {
             Ok(Some(event)) => {
                 rosters.apply(room, &event);
-                if live && let Some(change) = room_change(room, &event) {
+                if let Some(change) = room_change(room, &event)
+                    && (live || holds_after_restart(&change))
+                {
                     apply(change, sequence);
                 }
             }
@@ -88,6 +92,12 @@ fn apply_commit(
             Err(error) => tracing::warn!(event = %stored.event_type, %error, "cannot decode a room event"),
         }
     }
+}
+
+/// Whether a change stored before the SFU started still applies to it (see
+/// the module's documentation).
+fn holds_after_restart(change: &RoomChange) -> bool {
+    matches!(change, RoomChange::Recording { .. })
 }
 
 /// What a room event means for media, if anything.
@@ -130,6 +140,17 @@ mod tests {
     use rapat_domain::ids::UserId;
 
     use super::*;
+
+    #[test]
+    fn only_whether_a_room_records_applies_from_before_the_start() {
+        let room = Uuid::new_v4();
+        let user = Uuid::new_v4();
+        assert!(holds_after_restart(&RoomChange::Recording { room, on: true }));
+        assert!(holds_after_restart(&RoomChange::Recording { room, on: false }));
+        assert!(!holds_after_restart(&RoomChange::UserGone { room, user }));
+        assert!(!holds_after_restart(&RoomChange::AudioBlocked { room, user, blocked: true }));
+        assert!(!holds_after_restart(&RoomChange::Ended { room }));
+    }
 
     /// Stores `event` of `room` as the command path does, then decodes and maps it.
     fn check(room: Uuid, event: RoomEvent, expected: Option<RoomChange>) {
