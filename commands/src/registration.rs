@@ -41,6 +41,7 @@ use rapat_domain::credentials::Password;
 use rapat_domain::ids::UserId;
 use uuid::Uuid;
 
+use crate::deadline::WriteState;
 use crate::{CommandBus, CommandError, CommandMetadata};
 
 /// The namespace of the settling commands' ids. Fixed: a changed namespace would
@@ -117,6 +118,11 @@ pub async fn register(
         Err(error) => {
             if !(error.is_unavailable() || error.is_outcome_unknown()) {
                 settle_now(accounts, emails, PendingClaim { claim_id, account, claim_version: claimed.version }).await;
+            }
+            // The registration is not stored, whatever the claim's steps stored: the
+            // request's answer must not read as "stored, not visible yet".
+            if !error.is_outcome_unknown() {
+                crate::deadline::record(WriteState::None);
             }
             return Err(RegistrationError::Account(error));
         }

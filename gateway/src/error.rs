@@ -231,16 +231,15 @@ impl DomainRejection for AccountError {
             AccountError::AlreadyRegistered => ApiError::conflict("email_taken", message),
             AccountError::NotFound => ApiError::not_found("user_not_found", message),
             AccountError::WrongPassword => ApiError::forbidden(WRONG_PASSWORD, message),
-            // The registration manager gave up on a registration this slow; it
-            // releases the address, so trying again works.
-            AccountError::RegistrationAbandoned => ApiError {
-                retry_after: Some(1),
-                ..ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "service_unavailable",
-                    "the registration took too long and was undone; try again",
-                )
-            },
+            // The registration manager gave up on a registration this slow and
+            // releases the address. A refusal for good, not `service_unavailable`:
+            // the account this request (and its Idempotency-Key) names can never
+            // be registered, and an "unavailable" after the claim was stored would
+            // read as "stored, not visible yet" (`deadline.rs`).
+            AccountError::RegistrationAbandoned => ApiError::conflict(
+                "registration_abandoned",
+                "the registration took too long and was undone; register again (with a new Idempotency-Key)",
+            ),
             AccountError::InvalidToken => ApiError::bad_request("invalid_token", message),
             AccountError::TokenExpired => ApiError::bad_request("token_expired", message),
             AccountError::Hashing(error) => error.clone().into(),

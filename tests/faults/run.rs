@@ -111,11 +111,13 @@ impl Run {
         );
         assert!(
             !figures.failed(),
-            "{fault}: lost {}, applied twice {}, false failures {}, read models forked: {} (table above)\nrapat's log ends:\n{}",
+            "{fault}: lost {}, applied twice {}, false failures {}, read models forked: {} (table above)\n{}\nrapat's log ends:\n{}",
             figures.lost,
             figures.applied_twice,
             figures.false_failures,
             !figures.fork.is_empty(),
+            // Repeated here: a CI log shows the panic's message, and may cut the table.
+            figures.examples.join("\n"),
             self.stack.rapat.log_tail(30)
         );
     }

@@ -118,10 +118,10 @@ pub struct TokenData {
     responses(
         (status = 201, description = "`data.user` is the new account", body = Data<UserData>),
         (status = 400, description = "bad email, weak password, bad names or a malformed body", body = Failure),
-        (status = 409, description = "an account with this email exists", body = Failure),
+        (status = 409, description = "an account with this email exists (`email_taken`), or this registration took so long that it was undone (`registration_abandoned`: register again, with a new Idempotency-Key)", body = Failure),
         (status = 413, description = "the body is too large", body = Failure),
         (status = 429, description = "too many requests from this address; see Retry-After", body = Failure),
-        (status = 503, description = "password hashing is busy, or the registration took too long and was undone; see Retry-After", body = Failure),
+        (status = 503, description = "password hashing is busy; see Retry-After", body = Failure),
     )
 )]
 #[instrument(skip_all)]

@@ -247,3 +247,47 @@ async fn a_registration_refused_for_busy_hashing_frees_its_address_at_once() {
     let retried = app.http.post(format!("{other}/api/v1/auth/register")).json(&body).send().await.expect("answers");
     assert_eq!(retried.status(), 201, "{:?}", retried.text().await);
 }
+
+/// A registration whose account the manager abandoned while it ran (a request
+/// slower than the grace period) is refused for good, and its answer does not
+/// say "stored": the claim it stored and the release do not count as the
+/// registration. (It used to answer 503 `service_unavailable`, which the
+/// request's deadline layer then turned into 202 `stored_not_visible`, because
+/// the claim had been stored: an account acknowledged that never existed.)
+#[tokio::test]
+async fn a_registration_abandoned_while_it_ran_is_refused_and_does_not_read_as_stored() {
+    use rapat_commands::deadline::{self, RequestBudget, WriteState};
+    use rapat_commands::registration::{Registration, RegistrationCommands, RegistrationError, register};
+
+    let app = spawn_app().await;
+    let write = WriteSide::open(&app).await;
+    let account = UserId::new_random();
+    // The manager got there first: the account will never be registered.
+    let abandon = write.accounts.execute(&account.to_string(), AccountCommand::AbandonRegistration, system()).await;
+    abandon.expect("abandoned");
+
+    let registration = Registration {
+        account,
+        email: email("slow@example.com"),
+        password: Password::parse_for_account(PASSWORD.to_owned()).expect("valid password"),
+        first_name: PersonName::parse("Slow".to_owned()).expect("valid name"),
+        last_name: PersonName::parse("Poke".to_owned()).expect("valid name"),
+        verification: None,
+    };
+    let commands = RegistrationCommands { claim: system(), register: system(), confirm: system() };
+    let budget = RequestBudget::new(Duration::from_secs(10));
+    let registered =
+        deadline::scope(Arc::clone(&budget), register(&write.accounts, &write.claims, registration, commands)).await;
+    let Err(RegistrationError::Account(error)) = registered else { panic!("refused: {registered:?}") };
+    assert!(matches!(error, CommandError::Rejected(AccountError::RegistrationAbandoned)), "{error:?}");
+    assert_eq!(budget.last_write(), WriteState::None, "the request's last write must not read as stored");
+
+    let answer = rapat_gateway::ApiError::from(error);
+    assert_eq!((answer.status.as_u16(), answer.code), (409, "registration_abandoned"));
+    // The address is free again.
+    wait_for_claim(&app, "slow@example.com", ClaimState::Released).await;
+}
+
+fn system() -> CommandMetadata {
+    CommandMetadata::system()
+}
