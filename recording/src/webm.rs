@@ -1,9 +1,11 @@
 //! VP8 frames into a WebM (Matroska) file: the EBML header, one Segment with
-//! Info and one video track, and Clusters of SimpleBlocks, each Cluster
-//! starting at a keyframe. The sizes of the Segment and of each Cluster, and
-//! the Duration in Info, are not known until they are complete: they are
-//! written as placeholders and filled in by seeking back, which is why the
-//! writer needs `Seek` (the store's partial file gives it).
+//! a SeekHead, Info and one video track, Clusters of SimpleBlocks (each Cluster
+//! starting at a keyframe), and Cues at the end, one per keyframe Cluster, so a
+//! player can seek (a browser will not seek in a WebM without Cues). The sizes
+//! of the Segment and of each Cluster, the Duration in Info and the SeekHead
+//! (which points at the Cues) are not known until the end: they are written as
+//! placeholders and filled in by seeking back, which is why the writer needs
+//! `Seek` (the store's partial file gives it).
 //!
 //! Written by hand (a dozen element types) rather than with `webm-iterable`:
 //! that crate writes tags as a stream and would still leave the seeking back
@@ -31,6 +33,21 @@ const PIXEL_HEIGHT: u32 = 0xBA;
 const CLUSTER: u32 = 0x1F43_B675;
 const TIMECODE: u32 = 0xE7;
 const SIMPLE_BLOCK: u32 = 0xA3;
+const SEEK_HEAD: u32 = 0x114D_9B74;
+const SEEK: u32 = 0x4DBB;
+const SEEK_ID: u32 = 0x53AB;
+const SEEK_POSITION: u32 = 0x53AC;
+const CUES: u32 = 0x1C53_BB6B;
+const CUE_POINT: u32 = 0xBB;
+const CUE_TIME: u32 = 0xB3;
+const CUE_TRACK_POSITIONS: u32 = 0xB7;
+const CUE_TRACK: u32 = 0xF7;
+const CUE_CLUSTER_POSITION: u32 = 0xF1;
+const VOID: u32 = 0xEC;
+
+/// Bytes kept at the Segment's start for the SeekHead written at the end (three
+/// entries take at most 68; the rest stays a Void element).
+const SEEK_HEAD_ROOM: usize = 96;
 
 /// An 8-byte size to be filled in later.
 const SIZE_PLACEHOLDER: [u8; 8] = [0x01, 0, 0, 0, 0, 0, 0, 0];
@@ -47,6 +64,12 @@ pub struct WebmWriter<W: Write + Seek> {
     segment_data: u64,
     /// Where the Duration's 8-byte float is.
     duration_at: u64,
+    /// Where Info and Tracks start, relative to the Segment's data (for the SeekHead).
+    info_position: u64,
+    tracks_position: u64,
+    /// (time in ms, Cluster position relative to the Segment's data) of each
+    /// Cluster that starts with a keyframe.
+    cues: Vec<(u64, u64)>,
     /// The open Cluster: where its data starts and its timecode (ms).
     cluster: Option<(u64, u64)>,
     first_ms: Option<u64>,
@@ -71,6 +94,8 @@ impl<W: Write + Seek> WebmWriter<W> {
         write_id(&mut header, SEGMENT);
         header.extend_from_slice(&SIZE_PLACEHOLDER);
         let segment_data = header.len() as u64;
+        void(&mut header, SEEK_HEAD_ROOM);
+        let info_position = header.len() as u64 - segment_data;
 
         let mut info = Vec::new();
         uint_element(&mut info, TIMECODE_SCALE, 1_000_000); // timecodes in milliseconds
@@ -84,6 +109,7 @@ impl<W: Write + Seek> WebmWriter<W> {
         write_size(&mut header, info.len() as u64);
         let duration_at = (header.len() + duration_in_info) as u64;
         header.extend_from_slice(&info);
+        let tracks_position = header.len() as u64 - segment_data;
 
         let mut video = Vec::new();
         uint_element(&mut video, PIXEL_WIDTH, u64::from(width));
@@ -105,6 +131,9 @@ impl<W: Write + Seek> WebmWriter<W> {
             writer,
             segment_data: start + segment_data,
             duration_at: start + duration_at,
+            info_position,
+            tracks_position,
+            cues: Vec::new(),
             cluster: None,
             first_ms: None,
             last_ms: 0,
@@ -124,6 +153,10 @@ impl<W: Write + Seek> WebmWriter<W> {
         };
         if new_cluster {
             self.close_cluster()?;
+            if keyframe {
+                let position = self.writer.stream_position()? - self.segment_data;
+                self.cues.push((time, position));
+            }
             // A four-byte id.
             self.writer.write_all(&CLUSTER.to_be_bytes())?;
             self.writer.write_all(&SIZE_PLACEHOLDER)?;
@@ -169,17 +202,66 @@ impl<W: Write + Seek> WebmWriter<W> {
         self.last_ms + self.last_interval_ms
     }
 
-    /// Fills in the sizes and the duration; returns the writer.
+    /// Writes the Cues, fills in the sizes, the duration and the SeekHead;
+    /// returns the writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.close_cluster()?;
+        let cues_position = self.writer.stream_position()? - self.segment_data;
+        self.writer.write_all(&cues(&self.cues))?;
         self.patch_size(self.segment_data)?;
         let end = self.writer.stream_position()?;
         self.writer.seek(SeekFrom::Start(self.duration_at))?;
         self.writer.write_all(&(self.duration_ms() as f64).to_be_bytes())?;
+        let positions = [(INFO, self.info_position), (TRACKS, self.tracks_position), (CUES, cues_position)];
+        self.writer.seek(SeekFrom::Start(self.segment_data))?;
+        self.writer.write_all(&seek_head(&positions))?;
         self.writer.seek(SeekFrom::Start(end))?;
         self.writer.flush()?;
         Ok(self.writer)
     }
+}
+
+/// One CuePoint per keyframe Cluster, on track 1.
+fn cues(points: &[(u64, u64)]) -> Vec<u8> {
+    let mut cues = Vec::new();
+    for &(time, position) in points {
+        let mut track_positions = Vec::new();
+        uint_element(&mut track_positions, CUE_TRACK, 1);
+        uint_element(&mut track_positions, CUE_CLUSTER_POSITION, position);
+        let mut point = Vec::new();
+        uint_element(&mut point, CUE_TIME, time);
+        element(&mut point, CUE_TRACK_POSITIONS, &track_positions);
+        element(&mut cues, CUE_POINT, &point);
+    }
+    let mut out = Vec::new();
+    element(&mut out, CUES, &cues);
+    out
+}
+
+/// The SeekHead for `positions` (element id, position in the Segment), padded
+/// with a Void element to exactly [`SEEK_HEAD_ROOM`] bytes.
+fn seek_head(positions: &[(u32, u64)]) -> Vec<u8> {
+    let mut seeks = Vec::new();
+    for &(id, position) in positions {
+        let mut id_bytes = Vec::new();
+        write_id(&mut id_bytes, id);
+        let mut seek = Vec::new();
+        element(&mut seek, SEEK_ID, &id_bytes);
+        uint_element(&mut seek, SEEK_POSITION, position);
+        element(&mut seeks, SEEK, &seek);
+    }
+    let mut out = Vec::new();
+    element(&mut out, SEEK_HEAD, &seeks);
+    let padding = SEEK_HEAD_ROOM - out.len();
+    void(&mut out, padding);
+    out
+}
+
+/// A Void element of `total` bytes (at least 9: its id and an 8-byte size).
+fn void(out: &mut Vec<u8>, total: usize) {
+    write_id(out, VOID);
+    out.extend_from_slice(&sized_placeholder(total as u64 - 9));
+    out.resize(out.len() + total - 9, 0);
 }
 
 fn write_id(out: &mut Vec<u8>, id: u32) {
@@ -256,15 +338,54 @@ mod tests {
         assert_eq!(top.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [EBML, SEGMENT]);
         let segment = children(&bytes, top[1].1.clone());
         let ids: Vec<u32> = segment.iter().map(|(id, _)| *id).collect();
-        assert_eq!(ids, [INFO, TRACKS, CLUSTER, CLUSTER]);
-        let info = children(&bytes, segment[0].1.clone());
+        assert_eq!(ids, [SEEK_HEAD, VOID, INFO, TRACKS, CLUSTER, CLUSTER, CUES]);
+        let segment_data = top[1].1.start;
+        // Where an element starts, relative to the Segment's data.
+        let position_of = |index: usize| (starts(&bytes, segment_data..top[1].1.end)[index] - segment_data) as u64;
+        assert_eq!(position_of(2), SEEK_HEAD_ROOM as u64, "the SeekHead and its Void fill the room kept for them");
+        let info = children(&bytes, segment[2].1.clone());
         let (_, duration) = info.iter().find(|(id, _)| *id == DURATION).expect("a duration").clone();
         let duration = f64::from_be_bytes(bytes[duration].try_into().expect("8 bytes"));
         assert_eq!(duration, 6_034.0);
-        let first_cluster = children(&bytes, segment[2].1.clone());
+        let first_cluster = children(&bytes, segment[4].1.clone());
         assert_eq!(first_cluster.len(), 1 + 180, "the timecode and the frames before the keyframe at 6 s");
         let (_, block) = first_cluster[1].clone();
         assert_eq!(&bytes[block.start..block.start + 4], &[0x81, 0, 0, 0x80]);
+
+        let seeks: Vec<(u32, u64)> = children(&bytes, segment[0].1.clone())
+            .into_iter()
+            .map(|(_, seek)| {
+                let fields = children(&bytes, seek);
+                let id = bytes[fields[0].1.clone()].iter().fold(0u32, |id, &byte| (id << 8) | u32::from(byte));
+                (id, uint(&bytes, fields[1].1.clone()))
+            })
+            .collect();
+        assert_eq!(seeks, [(INFO, position_of(2)), (TRACKS, position_of(3)), (CUES, position_of(6))]);
+        let cue_points: Vec<(u64, u64)> = children(&bytes, segment[6].1.clone())
+            .into_iter()
+            .map(|(_, point)| {
+                let fields = children(&bytes, point);
+                let positions = children(&bytes, fields[1].1.clone());
+                assert_eq!(uint(&bytes, positions[0].1.clone()), 1, "track 1");
+                (uint(&bytes, fields[0].1.clone()), uint(&bytes, positions[1].1.clone()))
+            })
+            .collect();
+        assert_eq!(cue_points, [(0, position_of(4)), (6_000, position_of(5))], "a cue per keyframe Cluster");
+    }
+
+    /// Where each child element of `range` starts.
+    fn starts(bytes: &[u8], range: std::ops::Range<usize>) -> Vec<usize> {
+        let mut at = range.start;
+        let mut found = Vec::new();
+        while at < range.end {
+            found.push(at);
+            at = read_element(bytes, at).1.end;
+        }
+        found
+    }
+
+    fn uint(bytes: &[u8], range: std::ops::Range<usize>) -> u64 {
+        bytes[range].iter().fold(0, |value, &byte| (value << 8) | u64::from(byte))
     }
 
     #[test]
