@@ -76,6 +76,14 @@ pub fn bounded(step: Duration) -> Duration {
     current().map_or(step, |budget| budget.remaining().min(step))
 }
 
+/// Says that the request's effect was not stored, whatever its earlier steps
+/// stored on the way (a registration's claim, an invitation bound before it is
+/// answered): an `unavailable` answer after it must not read as "stored, not
+/// visible yet".
+pub fn not_applied() {
+    record(WriteState::None);
+}
+
 /// Records what became of the write in progress.
 pub(crate) fn record(state: WriteState) {
     if let Some(budget) = current() {

@@ -41,7 +41,6 @@ use rapat_domain::credentials::Password;
 use rapat_domain::ids::UserId;
 use uuid::Uuid;
 
-use crate::deadline::WriteState;
 use crate::{CommandBus, CommandError, CommandMetadata};
 
 /// The namespace of the settling commands' ids. Fixed: a changed namespace would
@@ -122,7 +121,7 @@ pub async fn register(
             // The registration is not stored, whatever the claim's steps stored: the
             // request's answer must not read as "stored, not visible yet".
             if !error.is_outcome_unknown() {
-                crate::deadline::record(WriteState::None);
+                crate::deadline::not_applied();
             }
             return Err(RegistrationError::Account(error));
         }

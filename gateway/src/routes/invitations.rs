@@ -399,7 +399,14 @@ async fn answer(
         let bind = InvitationCommand::BindAccount { account: auth.user_id };
         state.write(&state.invitations, &id, bind, bind_metadata(invitation.id, auth.user_id)).await?;
     }
-    state.write(&state.invitations, &id, command, auth.command()).await?;
+    if let Err(error) = state.write(&state.invitations, &id, command, auth.command()).await {
+        // A bind stored on the way is bookkeeping, not the answer: a failed answer
+        // must not read as "stored, not visible yet".
+        if ![crate::error::OUTCOME_UNKNOWN, crate::error::STORED_NOT_VISIBLE].contains(&error.code) {
+            rapat_commands::deadline::not_applied();
+        }
+        return Err(error);
+    }
     Ok(response::ok(InvitationView::from(invitation_row(state, invitation_id).await?)))
 }
 
