@@ -332,7 +332,12 @@ impl DomainRejection for SessionError {
     fn to_api_error(&self) -> ApiError {
         let message = self.to_string();
         match self {
-            SessionError::AlreadyStarted => ApiError::internal(message),
+            // A login retried with its Idempotency-Key after its session moved on
+            // (refreshed or revoked): the first answer cannot be given again.
+            SessionError::AlreadyStarted => ApiError::conflict(
+                "login_already_answered",
+                "this Idempotency-Key's login was answered and its session has changed since; log in again with a new key",
+            ),
             SessionError::NotFound | SessionError::UnknownRefreshToken => {
                 ApiError::unauthorized("invalid_refresh_token", "the refresh token is not valid")
             }

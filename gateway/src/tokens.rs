@@ -7,11 +7,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use rapat_domain::ids::UserId;
 use rapat_domain::session::RefreshToken;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use uuid::Uuid;
 
 const ISSUER: &str = "rapat";
@@ -38,6 +40,8 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Derives the refresh token of a keyed login (see [`Self::keyed_refresh`]).
+    refresh_derivation: Hmac<Sha256>,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
 }
@@ -50,10 +54,16 @@ impl TokenKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
         validation.leeway = 5;
+        // A key of its own, derived from the secret, so that no HMAC made here
+        // can be mistaken for a token's signature.
+        let mut derivation = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts any key length");
+        derivation.update(b"rapat refresh tokens of keyed logins");
+        let refresh_key = derivation.finalize().into_bytes();
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            refresh_derivation: Hmac::<Sha256>::new_from_slice(&refresh_key).expect("HMAC accepts any key length"),
             access_ttl,
             refresh_ttl,
         }
@@ -101,6 +111,16 @@ impl TokenKeys {
         RefreshToken::new(session, secret)
     }
 
+    /// The refresh token of a login sent with an Idempotency-Key (`bound`, the
+    /// key bound to the user and the route): derived from it with the server's
+    /// secret, so a retry of the login gives back the token the first attempt
+    /// stored, and nobody without the secret can compute it.
+    pub fn keyed_refresh(&self, session: Uuid, bound: Uuid) -> RefreshToken {
+        let mut mac = self.refresh_derivation.clone();
+        mac.update(bound.as_bytes());
+        RefreshToken::new(session, mac.finalize().into_bytes().into())
+    }
+
     pub fn refresh_expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         now + chrono::Duration::from_std(self.refresh_ttl).unwrap_or(chrono::Duration::days(30))
     }
@@ -112,6 +132,17 @@ mod tests {
 
     fn keys() -> TokenKeys {
         TokenKeys::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(900), Duration::from_secs(86400))
+    }
+
+    #[test]
+    fn a_keyed_login_gets_the_same_refresh_token_again_and_only_for_its_key_and_secret() {
+        let (session, bound) = (Uuid::new_v4(), Uuid::new_v4());
+        let first = keys().keyed_refresh(session, bound);
+        assert_eq!(first.hash(), keys().keyed_refresh(session, bound).hash());
+        assert_ne!(first.hash(), keys().keyed_refresh(session, Uuid::new_v4()).hash());
+        let other_secret =
+            TokenKeys::new(b"another secret, just as long....", Duration::from_secs(900), Duration::from_secs(86400));
+        assert_ne!(first.hash(), other_secret.keyed_refresh(session, bound).hash());
     }
 
     #[test]

@@ -181,7 +181,9 @@ async fn register(
     Ok(response::created(UserData { user: UserView::from(row) }))
 }
 
-/// Logs in: a new session with an access token and a refresh token.
+/// Logs in: a new session with an access token and a refresh token. Sent again
+/// with the same `Idempotency-Key`, it answers with the same session and
+/// refresh token (and a new access token) instead of starting another.
 #[utoipa::path(
     post,
     path = "/auth/login",
@@ -189,8 +191,9 @@ async fn register(
     request_body = LoginRequest,
     responses(
         (status = 200, description = "`data` holds the user and the session's tokens", body = Data<LoginData>),
-        (status = 400, description = "a malformed body or email", body = Failure),
+        (status = 400, description = "a malformed body or email, or a malformed Idempotency-Key", body = Failure),
         (status = 401, description = "wrong email or password (one answer for both)", body = Failure),
+        (status = 409, description = "`login_already_answered`: this Idempotency-Key's session was refreshed or ended since; log in with a new key", body = Failure),
         (status = 429, description = "too many requests from this address; see Retry-After", body = Failure),
         (status = 503, description = "password checks are busy; see Retry-After", body = Failure),
     )
@@ -206,14 +209,20 @@ async fn login(
     let found = queries::users::by_email(&state.db, email.as_str()).await?;
     let user = check_password(&state, found, &password).await?;
 
-    let session_id = Uuid::new_v4();
-    let refresh = state.tokens.new_refresh(session_id);
+    // With an Idempotency-Key (bound to the user), a retry names the session the
+    // first attempt started and gives back its refresh token (derived from the
+    // key with the server's secret), instead of starting a second session.
+    let key = idempotency::bind(&headers, &user.id.to_string(), &Method::POST, "/auth/login")?;
+    let session_id = key.map_or_else(Uuid::new_v4, |key| idempotency::derive(key, "session"));
+    let refresh = match key {
+        Some(key) => state.tokens.keyed_refresh(session_id, key),
+        None => state.tokens.new_refresh(session_id),
+    };
     let now = Utc::now();
     let start =
         SessionCommand::Start { user: user.id, refresh: refresh.hash(), expires_at: state.tokens.refresh_expiry(now) };
-    state
-        .write(&state.sessions, &session_id.to_string(), start, acting(user.id, request_id(&headers).as_deref(), None))
-        .await?;
+    let metadata = acting(user.id, request_id(&headers).as_deref(), key);
+    state.write(&state.sessions, &session_id.to_string(), start, metadata).await?;
 
     let (token, expires_in) = state.tokens.issue_access(user.id, session_id, &user.role, now);
     tracing::info!(user = %user.id, session = %session_id, "logged in");

@@ -41,14 +41,14 @@ fn add_common_responses(operation: &mut Operation) {
     );
 }
 
-/// The writes a client may retry safely: every operation that runs commands,
-/// except login and refresh, whose answers carry new secrets a retry could not
-/// give back (a repeated logout is harmless as it is), and the account emails'
+/// The writes a client may retry safely: every operation that runs commands
+/// (a login too: its retry gives back the same session and refresh token),
+/// except refresh, whose answer carries a new secret a retry could not give
+/// back (a repeated logout is harmless as it is), and the account emails'
 /// routes: a reset request answers the same whatever happens, and a token is
 /// itself the request's name (a repeat finds it used).
 fn is_keyed_write(path: &str) -> bool {
     ![
-        "/auth/login",
         "/auth/refresh",
         "/auth/logout",
         "/chat",

@@ -89,7 +89,28 @@ async fn a_retried_keyed_write_is_stored_once_and_answered_alike() {
     registered_again.expect(201);
     assert_eq!(registered.data(), registered_again.data());
 
+    // A login retried: one session, the same refresh token, which works.
+    let login = json!({ "email": "carol@example.com", "password": "correct horse 1" });
+    let logged_in = app.keyed(Method::POST, "/api/v1/auth/login", None, login.clone(), "key-5", "req-c3").await;
+    logged_in.expect(200);
+    let logged_in_again = app.keyed(Method::POST, "/api/v1/auth/login", None, login.clone(), "key-5", "req-c4").await;
+    logged_in_again.expect(200);
+    let refresh_token = logged_in.data()["refreshToken"].clone();
+    assert_eq!(refresh_token, logged_in_again.data()["refreshToken"], "the same session's refresh token");
+    let another = app.keyed(Method::POST, "/api/v1/auth/login", None, login.clone(), "key-6", "req-c5").await;
+    another.expect(200);
+    assert_ne!(refresh_token, another.data()["refreshToken"], "another key is another session");
+    let refreshed = app
+        .keyed(Method::POST, "/api/v1/auth/refresh", None, json!({ "refreshToken": refresh_token }), "r", "req-c6")
+        .await;
+    refreshed.expect(200);
+    // Its session moved on: the first answer cannot be given again.
+    let too_late = app.keyed(Method::POST, "/api/v1/auth/login", None, login, "key-5", "req-c7").await;
+    too_late.expect_error(409, "login_already_answered");
+
     let stored = stored_by_request(&stream_commits(&crate::helpers::nats_url(), &app).await);
+    assert_eq!(stored.get("req-c3"), Some(&1), "the login is stored once: {stored:?}");
+    assert_eq!(stored.get("req-c4"), None, "its retry stored nothing: {stored:?}");
     for first_attempt in ["req-a1", "req-b1", "req-a3", "req-b2"] {
         assert_eq!(stored.get(first_attempt), Some(&1), "{first_attempt} is stored once: {stored:?}");
     }
@@ -117,7 +138,8 @@ async fn the_document_states_the_key_and_the_202() {
         assert!(has_key(path, method), "{method} {path} documents Idempotency-Key");
         assert!(document["paths"][path][method]["responses"]["202"].is_object(), "{method} {path} documents 202");
     }
-    assert!(!has_key("/api/v1/auth/login", "post"), "a login is not keyed");
+    assert!(has_key("/api/v1/auth/login", "post"), "a login is keyed");
+    assert!(!has_key("/api/v1/auth/refresh", "post"), "a refresh is not keyed");
     assert!(document["paths"]["/api/v1/auth/login"]["post"]["responses"]["202"].is_object());
     assert!(!has_key("/api/v1/rooms", "get"), "a read is not keyed");
 }
