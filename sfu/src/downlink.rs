@@ -48,6 +48,10 @@ const OVERUSE_SLOPE: f64 = 0.05;
 const MIN_QUEUE_MS: f64 = 15.0;
 /// The rate that got through is measured over this long of arrivals.
 const ACKED_WINDOW: Duration = Duration::from_millis(500);
+/// What a packet costs on the link beyond the RTP packet the feedback reports
+/// the size of: the SRTP tag, UDP and IPv4 headers. Counted, so the rate that
+/// got through compares with the layers' rates, which count them too.
+const WIRE_OVERHEAD: usize = 38;
 /// On overuse the estimate goes to this share of the rate that got through.
 const BACK_OFF: f64 = 0.85;
 /// At most one cut per this long: the feedback after a cut still shows the queue.
@@ -173,7 +177,7 @@ impl DownlinkEstimator {
 
     /// One acknowledged packet into the groups and the trend.
     fn add_arrival(&mut self, departure: Instant, arrival: Duration, size: usize) {
-        self.arrivals.push_back((arrival, size));
+        self.arrivals.push_back((arrival, size + WIRE_OVERHEAD));
         while self.arrivals.front().is_some_and(|(at, _)| arrival.saturating_sub(*at) > ACKED_WINDOW) {
             self.arrivals.pop_front();
         }
@@ -264,7 +268,7 @@ impl BandwidthEstimator for DownlinkEstimator {
         self.previous_slope = slope;
         self.usage = match slope {
             Some(slope) if slope > OVERUSE_SLOPE && rising && queued && sustained => Usage::Overuse,
-            Some(slope) if slope > OVERUSE_SLOPE || slope < -OVERUSE_SLOPE => Usage::Underuse,
+            Some(slope) if slope.abs() > OVERUSE_SLOPE => Usage::Underuse,
             _ => Usage::Normal,
         };
         let elapsed = self.last_update.map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
