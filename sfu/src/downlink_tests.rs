@@ -103,7 +103,7 @@ fn sending_little_on_a_wide_link_does_not_let_the_estimate_climb_far_above_it() 
     let target = estimator.target_bitrate();
     // (The rate that got through counts a little high: it is measured from the
     // first to the last arrival of a window, and with the SRTP, UDP and IP headers.)
-    assert!(target >= 280_000.0 && target <= MAX_OVER_ACKED * 290_000.0 * 1.15, "estimate {target}");
+    assert!((280_000.0..=MAX_OVER_ACKED * 290_000.0 * 1.15).contains(&target), "estimate {target}");
     // What got through without a queue counts at once (a layer probe that went through).
     link.run(&mut estimator, |_| 1_000_000.0, Duration::from_millis(800));
     assert!(estimator.target_bitrate() >= 900_000.0, "estimate {}", estimator.target_bitrate());
