@@ -38,6 +38,8 @@ pub struct BweFigures {
     pub cpu_cores: f64,
     /// Unshaped subscribers that left the full layer after they reached it.
     pub open_switched: usize,
+    /// Times a subscriber's ICE went disconnected, over all.
+    pub disconnects: u64,
 }
 
 fn video(client: &LoopbackClient) -> TrackStats {
@@ -202,6 +204,7 @@ pub async fn bandwidth_drop(shaped: usize) -> anyhow::Result<BweFigures> {
             first_full.is_none_or(|index| track.layer_arrivals[index..].iter().any(|(_, layer)| *layer != 2))
         })
         .count();
+    let disconnects = subscribers.iter().map(|client| client.stats().disconnects.load(Ordering::Relaxed)).sum::<u64>();
     drop(publisher);
     drop(subscribers);
     drop(sfu);
@@ -215,6 +218,7 @@ pub async fn bandwidth_drop(shaped: usize) -> anyhow::Result<BweFigures> {
         out_pps: (after.rtp_forwarded - before.rtp_forwarded) as f64 / elapsed,
         cpu_cores: cpu / elapsed,
         open_switched,
+        disconnects,
     })
 }
 
@@ -234,4 +238,5 @@ pub fn print(shaped: usize, figures: &BweFigures) {
         "{:<14} never settled {}, never back {}, unshaped subscribers that left the full layer {}",
         "", figures.unsettled, figures.unrecovered, figures.open_switched
     );
+    println!("{:<14} ICE disconnected (and carried on), all subscribers: {}", "", figures.disconnects);
 }
