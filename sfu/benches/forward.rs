@@ -171,8 +171,9 @@ fn print_row(name: &str, sfu: &Figures, relay: &Figures) {
     );
 }
 
-/// `publishers` each send to the SFU; everyone else in the room (`subscribers_per_publisher`
-/// + publishers - 1 in total) receives. In a fan-out the subscribers publish nothing.
+/// `publishers` each send to the SFU; everyone else in the room
+/// (`subscribers_per_publisher` plus `publishers` less one in all) receives.
+/// In a fan-out the subscribers publish nothing.
 /// With `simulcast`, publishers send three layers and subscribers ask for different sizes.
 /// Starts an SFU that admits everyone, and routes its messages to the clients
 /// registered in the returned map.
@@ -276,7 +277,7 @@ async fn through_sfu(
         if simulcast {
             // A rotating third flips between the smallest and the full size.
             for (index, client) in subscribers.iter().enumerate().filter(|(index, _)| index % 3 == flips % 3) {
-                let small = (flips / 3 + index) % 2 == 0;
+                let small = (flips / 3 + index).is_multiple_of(2);
                 client.send_video_constraints(&publisher_ids[0], if small { HEIGHTS[0] } else { HEIGHTS[2] });
             }
             flips += 1;

@@ -16,7 +16,12 @@
 //! - loss: a batch losing more than a tenth of its packets cuts the estimate.
 //!
 //! On overuse the estimate drops to a little under the rate that got through;
-//! with neither signal it climbs by [`INCREASE_PER_SECOND`].
+//! with neither signal it climbs by [`INCREASE_PER_SECOND`], but only up to
+//! [`MAX_OVER_ACKED`] times the rate that got through, and it is at least that
+//! rate. An SFU sends no padding probes, so the rate that got through is what
+//! it sends: an estimate free to climb past it says nothing of the link (it
+//! climbed until it named a layer that did not fit, which then froze). Finding
+//! room for a bigger layer is the layer choice's probe (`layer_fit.rs`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -43,15 +48,22 @@ const OVERUSE_SLOPE: f64 = 0.05;
 const MIN_QUEUE_MS: f64 = 15.0;
 /// The rate that got through is measured over this long of arrivals.
 const ACKED_WINDOW: Duration = Duration::from_millis(500);
+/// What a packet costs on the link beyond the RTP packet the feedback reports
+/// the size of: the SRTP tag, UDP and IPv4 headers. Counted, so the rate that
+/// got through compares with the layers' rates, which count them too.
+const WIRE_OVERHEAD: usize = 38;
 /// On overuse the estimate goes to this share of the rate that got through.
 const BACK_OFF: f64 = 0.85;
 /// At most one cut per this long: the feedback after a cut still shows the queue.
 const CUT_INTERVAL: Duration = Duration::from_millis(200);
-/// Growth while neither signal objects; faster than GCC's 8 % and not capped by
-/// the rate sent: an SFU sending a small layer has no other way to find room
-/// for a bigger one (it sends no padding probes), and going too high costs one
-/// layer switch down (the layer choice backs off probes that fail, `layer_fit.rs`).
+/// Growth while neither signal objects; faster than GCC's 8 %: after a layer
+/// probe went through, the estimate has a few seconds to climb past the probed
+/// layer's rate before the layer choice judges by it again (`layer_fit.rs`).
 pub const INCREASE_PER_SECOND: f64 = 1.15;
+/// The estimate grows to at most this multiple of the rate that got through
+/// (GCC's cap). Sending a quarter layer and audio, it stays under what the
+/// half layer needs, so it no longer steps up into a layer that does not fit.
+pub const MAX_OVER_ACKED: f64 = 1.5;
 /// A batch with fewer packets says too little about loss.
 const LOSS_MIN_PACKETS: usize = 10;
 const LOSS_CUT_ABOVE: f64 = 0.10;
@@ -165,7 +177,7 @@ impl DownlinkEstimator {
 
     /// One acknowledged packet into the groups and the trend.
     fn add_arrival(&mut self, departure: Instant, arrival: Duration, size: usize) {
-        self.arrivals.push_back((arrival, size));
+        self.arrivals.push_back((arrival, size + WIRE_OVERHEAD));
         while self.arrivals.front().is_some_and(|(at, _)| arrival.saturating_sub(*at) > ACKED_WINDOW) {
             self.arrivals.pop_front();
         }
@@ -256,7 +268,7 @@ impl BandwidthEstimator for DownlinkEstimator {
         self.previous_slope = slope;
         self.usage = match slope {
             Some(slope) if slope > OVERUSE_SLOPE && rising && queued && sustained => Usage::Overuse,
-            Some(slope) if slope > OVERUSE_SLOPE || slope < -OVERUSE_SLOPE => Usage::Underuse,
+            Some(slope) if slope.abs() > OVERUSE_SLOPE => Usage::Underuse,
             _ => Usage::Normal,
         };
         let elapsed = self.last_update.map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
@@ -271,7 +283,14 @@ impl BandwidthEstimator for DownlinkEstimator {
                 self.last_cut = Some(now);
             }
             Usage::Normal if !lossy => {
-                self.target *= INCREASE_PER_SECOND.powf(elapsed.as_secs_f64().min(1.0));
+                let grown = self.target * INCREASE_PER_SECOND.powf(elapsed.as_secs_f64().min(1.0));
+                self.target = match self.acked_bps() {
+                    // What got through with no queue building and no loss fits: the
+                    // estimate is at least that (a probed layer that went through
+                    // counts at once). The cap only stops growth, it never cuts.
+                    Some(acked) => grown.min((MAX_OVER_ACKED * acked).max(self.target)).max(acked),
+                    None => grown,
+                };
             }
             _ => {}
         }

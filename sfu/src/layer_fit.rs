@@ -4,11 +4,18 @@
 //! allows; the size the subscriber shows the video at caps it further
 //! (`simulcast.rs`).
 //!
-//! Down at once when the current ceiling no longer fits, up one layer at a time,
-//! and only once the layer above has fitted with headroom for [`UP_HOLD`] and the
-//! last drop is [`HOLD_AFTER_DOWN`] old: an estimate climbs back by probing, and
-//! every switch costs a keyframe. Pure, on the times passed in.
-
+//! Down at once when the current ceiling no longer fits. Up one layer at a
+//! time, two ways:
+//! - the estimate shows room: the layer above has fitted with headroom for
+//!   [`UP_HOLD`];
+//! - a probe: the estimate grows only to a multiple of what got through
+//!   (`downlink.rs`), and the SFU sends no padding, so the only way to learn
+//!   whether a bigger layer fits is to send it. A probe goes up one layer once
+//!   the last drop is `hold` old and the last step up proved itself; if the
+//!   estimate is cut while it runs, it goes back at once and the next probe
+//!   waits twice as long (up to [`MAX_HOLD`]): the link really is short.
+//!
+//! Every switch costs a keyframe. Pure, on the times passed in.
 use std::time::{Duration, Instant};
 
 use crate::simulcast::LAYERS;
@@ -19,18 +26,27 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 const STALE_WINDOW: Duration = Duration::from_secs(2);
 /// Going up needs the layer above to fit for this long...
 pub const UP_HOLD: Duration = Duration::from_secs(1);
-/// ...this long after the last drop (doubled, up to [`MAX_HOLD`], each time a
-/// step up is undone within [`PROBE_FAILED_WITHIN`]: the link really is short)...
-pub const HOLD_AFTER_DOWN: Duration = Duration::from_secs(3);
-const MAX_HOLD: Duration = Duration::from_secs(24);
-const PROBE_FAILED_WITHIN: Duration = Duration::from_secs(3);
 /// ...with this much room over its bitrate.
 const UP_HEADROOM: f64 = 1.15;
+/// A probe comes this long after the last drop (doubled, up to [`MAX_HOLD`],
+/// each time a step up is undone within [`PROBE_FAILED_WITHIN`])...
+pub const HOLD_AFTER_DOWN: Duration = Duration::from_secs(3);
+/// The longest wait between probes on a link that stays short: it bounds how
+/// long a lifted limit goes unnoticed, against a probe's cost (a queue and a
+/// keyframe each way) on a link that is still short.
+const MAX_HOLD: Duration = Duration::from_secs(8);
+/// ...and this long after the last step up: a step up undone within it failed.
+const PROBE_FAILED_WITHIN: Duration = Duration::from_secs(3);
+/// A probe fails when the budget falls under this share of the budget it
+/// started with: the estimator cut it (a queue or loss), which is the answer.
+/// Not any dip: the audio's share moves a little from window to window.
+const PROBE_CUT: f64 = 0.95;
 const TOP: u8 = (LAYERS - 1) as u8;
 
-/// One layer's bitrate, from the bytes seen of it over a window.
+/// One stream's bitrate (a layer's, or the audio a subscriber gets), from the
+/// bytes seen of it over a window.
 #[derive(Clone, Copy, Debug, Default)]
-struct LayerRate {
+pub(crate) struct LayerRate {
     window_start: Option<Instant>,
     bytes: u64,
     /// The last whole window's rate, kept while the layer is paused: a paused
@@ -39,7 +55,12 @@ struct LayerRate {
 }
 
 impl LayerRate {
-    fn record(&mut self, bytes: usize, now: Instant) {
+    /// The last whole window's rate.
+    pub(crate) fn bps(&self) -> Option<u64> {
+        self.bps
+    }
+
+    pub(crate) fn record(&mut self, bytes: usize, now: Instant) {
         let start = *self.window_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);
         if elapsed >= STALE_WINDOW {
@@ -63,6 +84,8 @@ pub struct LayerFit {
     last_down: Option<Instant>,
     last_up: Option<Instant>,
     hold: Duration,
+    /// A probe under way: the budget when it started.
+    probe_budget: Option<u64>,
 }
 
 impl Default for LayerFit {
@@ -74,6 +97,7 @@ impl Default for LayerFit {
             last_down: None,
             last_up: None,
             hold: HOLD_AFTER_DOWN,
+            probe_budget: None,
         }
     }
 }
@@ -102,36 +126,70 @@ impl LayerFit {
     }
 
     /// Updates the ceiling for a budget of `budget` bits per second (`None`: no
-    /// estimate, so the bandwidth allows every layer).
-    pub fn update(&mut self, budget: Option<u64>, now: Instant) -> u8 {
+    /// estimate, so the bandwidth allows every layer); probes go no higher than
+    /// `probe_up_to` (the layer the subscriber's size asks for: a layer that
+    /// would not be sent is no probe).
+    pub fn update(&mut self, budget: Option<u64>, probe_up_to: u8, now: Instant) -> u8 {
         let Some(budget) = budget else {
             self.ceiling = TOP;
             self.up_since = None;
+            self.probe_budget = None;
             return self.ceiling;
         };
         let fitting = (0..=TOP).rev().find(|layer| self.fits(*layer, budget, 1.0)).unwrap_or(0);
+        if let Some(started) = self.probe_budget {
+            let since_up = self.last_up.map_or(Duration::MAX, |up| now.saturating_duration_since(up));
+            if (budget as f64) < started as f64 * PROBE_CUT {
+                // The estimate was cut while the probe ran: back at once.
+                self.probe_budget = None;
+                self.go_down(fitting.min(self.ceiling.saturating_sub(1)), now);
+                return self.ceiling;
+            }
+            if fitting >= self.ceiling || since_up >= PROBE_FAILED_WITHIN {
+                // The estimate caught up with the layer (what got through without a
+                // queue counts, `downlink.rs`), or the probe ran its time uncut.
+                self.probe_budget = None;
+            } else {
+                // The estimate still climbs towards the probed layer's rate:
+                // not fitting yet is expected, not a reason to go down.
+                return self.ceiling;
+            }
+        }
         if fitting < self.ceiling {
-            let probe_failed = self.last_up.is_some_and(|up| now.saturating_duration_since(up) < PROBE_FAILED_WITHIN);
-            self.hold = if probe_failed { (self.hold * 2).min(MAX_HOLD) } else { HOLD_AFTER_DOWN };
-            self.ceiling = fitting;
-            self.last_down = Some(now);
-            self.up_since = None;
+            self.go_down(fitting, now);
             return self.ceiling;
         }
         let above = self.ceiling + 1;
-        if above <= TOP && self.fits(above, budget, UP_HEADROOM) {
+        if above > TOP {
+            self.up_since = None;
+            return self.ceiling;
+        }
+        let settled = self.last_down.is_none_or(|down| now.saturating_duration_since(down) >= self.hold);
+        if self.fits(above, budget, UP_HEADROOM) {
             let since = *self.up_since.get_or_insert(now);
-            let held = now.saturating_duration_since(since) >= UP_HOLD;
-            let settled = self.last_down.is_none_or(|down| now.saturating_duration_since(down) >= self.hold);
-            if held && settled {
+            if now.saturating_duration_since(since) >= UP_HOLD && settled {
                 self.ceiling = above;
                 self.up_since = None;
                 self.last_up = Some(now);
             }
-        } else {
-            self.up_since = None;
+            return self.ceiling;
+        }
+        self.up_since = None;
+        let proved = self.last_up.is_none_or(|up| now.saturating_duration_since(up) >= PROBE_FAILED_WITHIN);
+        if above <= probe_up_to && settled && proved {
+            self.ceiling = above;
+            self.last_up = Some(now);
+            self.probe_budget = Some(budget);
         }
         self.ceiling
+    }
+
+    fn go_down(&mut self, layer: u8, now: Instant) {
+        let probe_failed = self.last_up.is_some_and(|up| now.saturating_duration_since(up) < PROBE_FAILED_WITHIN);
+        self.hold = if probe_failed { (self.hold * 2).min(MAX_HOLD) } else { HOLD_AFTER_DOWN };
+        self.ceiling = layer;
+        self.last_down = Some(now);
+        self.up_since = None;
     }
 }
 
@@ -142,13 +200,18 @@ mod tests {
     const RATES: [u64; LAYERS] = [150_000, 500_000, 1_200_000];
     const TICK: Duration = Duration::from_millis(33);
 
-    /// Feeds one frame time of every layer at [`RATES`] and updates for `budget`.
+    /// Feeds one frame time of every layer at [`RATES`] and updates for `budget`, without probes.
     fn step(fit: &mut LayerFit, now: &mut Instant, budget: Option<u64>) -> u8 {
+        probing_step(fit, now, budget, 0)
+    }
+
+    /// [`step`], probing up to `probe_up_to`.
+    fn probing_step(fit: &mut LayerFit, now: &mut Instant, budget: Option<u64>, probe_up_to: u8) -> u8 {
         for (layer, bps) in RATES.iter().enumerate() {
             fit.record(layer as u8, (*bps as f64 / 8.0 * TICK.as_secs_f64()) as usize, *now);
         }
         *now += TICK;
-        fit.update(budget, *now)
+        fit.update(budget, probe_up_to, *now)
     }
 
     fn run(fit: &mut LayerFit, now: &mut Instant, budget: Option<u64>, time: Duration) -> Vec<(Duration, u8)> {
@@ -200,7 +263,7 @@ mod tests {
         // No estimate at all (no feedback): the bandwidth allows every layer.
         run(&mut fit, &mut now, Some(100_000), Duration::from_millis(100));
         assert_eq!(fit.ceiling(), 0);
-        assert_eq!(fit.update(None, now), 2);
+        assert_eq!(fit.update(None, 0, now), 2);
     }
 
     #[test]
@@ -238,7 +301,7 @@ mod tests {
             step(&mut fit, &mut now, Some(400_000));
             assert_eq!(fit.ceiling(), 0);
         }
-        assert_eq!(holds, [3, 6, 12], "seconds before each step up");
+        assert_eq!(holds, [3, 6, 8], "seconds before each step up");
     }
 
     #[test]
@@ -252,6 +315,62 @@ mod tests {
             now += TICK;
         }
         assert!(fit.rate(2).is_some_and(|bps| bps > 1_000_000));
-        assert_eq!(fit.update(Some(400_000), now), 0, "so it does not fit 400 kbit/s");
+        assert_eq!(fit.update(Some(400_000), TOP, now), 0, "so it does not fit 400 kbit/s");
+    }
+
+    #[test]
+    fn a_probe_cut_short_goes_back_at_once_and_one_not_cut_keeps_the_layer() {
+        let mut fit = LayerFit::default();
+        let mut now = Instant::now();
+        run(&mut fit, &mut now, Some(2_000_000), Duration::from_secs(2));
+        probing_step(&mut fit, &mut now, Some(300_000), TOP);
+        assert_eq!(fit.ceiling(), 0);
+        // 300 kbit/s never shows room for the half layer: a probe tries it after the hold.
+        let start = now;
+        while probing_step(&mut fit, &mut now, Some(300_000), TOP) == 0 {
+            assert!(now.duration_since(start) <= HOLD_AFTER_DOWN + TICK, "no probe");
+        }
+        assert!(now.duration_since(start) >= HOLD_AFTER_DOWN - TICK);
+        // Not fitting yet while the estimate climbs is no reason to go back.
+        assert_eq!(probing_step(&mut fit, &mut now, Some(320_000), TOP), 1);
+        // A cut is: back at once, and the next probe waits twice as long.
+        assert_eq!(probing_step(&mut fit, &mut now, Some(250_000), TOP), 0);
+        let start = now;
+        while probing_step(&mut fit, &mut now, Some(300_000), TOP) == 0 {
+            assert!(now.duration_since(start) <= HOLD_AFTER_DOWN * 2 + TICK, "no second probe");
+        }
+        assert!(now.duration_since(start) >= HOLD_AFTER_DOWN * 2 - TICK);
+        // This time the link has room: the estimate climbs past the layer, it stays,
+        // and the next probe (the full layer) comes once this one proved itself.
+        let changes = run_probing(&mut fit, &mut now, 300_000, 1.3, Duration::from_secs(6));
+        assert_eq!(changes.iter().map(|(_, layer)| *layer).collect::<Vec<_>>(), [2], "{changes:?}");
+        assert!(changes[0].0 >= PROBE_FAILED_WITHIN - TICK, "{changes:?}");
+        // No probe above the size the subscriber shows the video at.
+        let mut fit = LayerFit::default();
+        run(&mut fit, &mut now, Some(2_000_000), Duration::from_secs(2));
+        let changes = (0..300).filter(|_| probing_step(&mut fit, &mut now, Some(300_000), 0) != 0).count();
+        assert_eq!(changes, 0);
+    }
+
+    /// Probing steps whose budget grows from `from` by `growth` a second.
+    fn run_probing(
+        fit: &mut LayerFit,
+        now: &mut Instant,
+        from: u64,
+        growth: f64,
+        time: Duration,
+    ) -> Vec<(Duration, u8)> {
+        let start = *now;
+        let mut changes = Vec::new();
+        let mut last = fit.ceiling();
+        while now.duration_since(start) < time {
+            let budget = from as f64 * growth.powf(now.duration_since(start).as_secs_f64());
+            let ceiling = probing_step(fit, now, Some(budget as u64), TOP);
+            if ceiling != last {
+                changes.push((now.duration_since(start), ceiling));
+                last = ceiling;
+            }
+        }
+        changes
     }
 }

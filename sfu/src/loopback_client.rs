@@ -159,6 +159,9 @@ impl TrackStats {
 pub struct ClientStats {
     pub connected: AtomicBool,
     pub closed: AtomicBool,
+    /// Times ICE went disconnected (consent checks unanswered for a while, as
+    /// on a link whose queue drops them); the client carries on, as a browser does.
+    pub disconnects: AtomicU64,
     pub sent_packets: AtomicU64,
     pub keyframe_requests: AtomicU64,
     pub offers_received: AtomicU64,
@@ -716,9 +719,13 @@ impl Driver {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
                     RTCPeerConnectionState::Connected => self.stats.connected.store(true, Ordering::Relaxed),
-                    RTCPeerConnectionState::Failed
-                    | RTCPeerConnectionState::Closed
-                    | RTCPeerConnectionState::Disconnected => {
+                    // Disconnected is transient: it ends when checks are answered again.
+                    // (Ending the client on it stopped a shaped subscriber for good
+                    // when a full queue dropped the SFU's check responses.)
+                    RTCPeerConnectionState::Disconnected => {
+                        self.stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
                         self.stats.connected.store(false, Ordering::Relaxed);
                         self.stats.closed.store(true, Ordering::Relaxed);
                     }

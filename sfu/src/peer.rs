@@ -37,7 +37,7 @@ pub(crate) use crate::candidate::{host_candidate, tcp_candidate};
 use crate::keyframe::KeyframeRequests;
 use crate::leg::{LegParameters, SourceParameters, Translation};
 use crate::signal::{Outgoing, PeerKey};
-use crate::simulcast::{CodecFamily, LayerForwarder, LayerTag};
+use crate::simulcast::{CodecFamily, LayerForwarder};
 use crate::source::{SourceId, Subscription};
 use crate::ufrag::IceCredentials;
 
@@ -102,6 +102,9 @@ pub struct UnknownLayer;
 #[path = "peer_layers.rs"]
 mod layers;
 
+#[path = "peer_forward.rs"]
+mod forward;
+
 /// A track the SFU sends to this client.
 struct Leg {
     sender: RTCRtpSenderId,
@@ -143,6 +146,10 @@ pub struct Peer {
     video_constraints: HashMap<uuid::Uuid, u16>,
     /// This client's downlink estimate, from its TWCC feedback; shared by its video legs.
     downlink: crate::downlink::EstimateHandle,
+    /// How many of `legs` are video, kept with them: the budget is asked per packet.
+    video_legs: usize,
+    /// The bitrate of the audio sent to this client: it comes off the estimate first.
+    audio_rate: crate::layer_fit::LayerRate,
     pub outputs: Vec<PeerOutput>,
     /// Messages for this peer's client: answers, offers, errors.
     pub signals: Vec<Outgoing>,
@@ -194,6 +201,8 @@ impl Peer {
             keyframes: KeyframeRequests::default(),
             video_constraints: HashMap::new(),
             downlink,
+            video_legs: 0,
+            audio_rate: Default::default(),
             outputs: Vec::new(),
             signals: Vec::new(),
         })
@@ -340,6 +349,7 @@ impl Peer {
             reported_want: None,
             video: subscription.kind == RtpCodecKind::Video,
         };
+        self.video_legs += usize::from(leg.video);
         self.legs.insert(subscription.source, leg);
         self.renegotiate = true;
         Ok(())
@@ -348,6 +358,7 @@ impl Peer {
     pub fn unsubscribe(&mut self, source: SourceId) -> Result<(), PeerError> {
         self.queued.retain(|queued| queued.source != source);
         if let Some(leg) = self.legs.remove(&source) {
+            self.video_legs -= usize::from(leg.video);
             self.pc.remove_track(leg.sender)?;
             self.renegotiate = true;
         }
@@ -388,43 +399,6 @@ impl Peer {
                 mids.get(&leg.sender).cloned().flatten(),
             );
             leg.translation = Some(Translation::new(leg.ssrc, &leg.source_parameters, &leg_parameters));
-        }
-    }
-
-    /// Sends a forwarded packet on this client's leg for `source`; whether it went.
-    /// `layer` tags a packet of a simulcast track: only the layer chosen for this
-    /// client goes, renumbered to run on across switches.
-    pub fn forward(&mut self, source: SourceId, packet: &rtp::Packet, layer: Option<LayerTag>, now: Instant) -> bool {
-        if !self.connected {
-            return false;
-        }
-        let budget = layer.and_then(|_| self.video_budget());
-        let Some(leg) = self.legs.get_mut(&source) else { return false };
-        // Not before negotiation settled: a layer switch must not use up a keyframe that cannot go.
-        if leg.translation.is_none() {
-            return false;
-        }
-        let mut renumbered = None;
-        if let Some(tag) = layer {
-            let limits = (self.video_constraints.get(&leg.publisher_user).copied(), budget);
-            let sink = (&mut self.keyframes, &mut self.outputs);
-            let Some(rewritten) = layers::pick(leg, source, tag, packet, limits, sink, now) else { return false };
-            renumbered = Some(rewritten);
-        }
-        let Some(mut translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else {
-            return false;
-        };
-        if let Some((sequence_number, timestamp)) = renumbered {
-            translated.header.sequence_number = sequence_number;
-            translated.header.timestamp = timestamp;
-        }
-        let Some(mut sender) = self.pc.rtp_sender(leg.sender) else { return false };
-        match sender.write_rtp(now, translated) {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::trace!(peer = %self.key, %error, "a forwarded packet was refused");
-                false
-            }
         }
     }
 

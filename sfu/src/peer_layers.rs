@@ -51,19 +51,6 @@ impl Peer {
         self.signal(SfuReplyKind::PublisherLayers, payload);
     }
 
-    /// This client's downlink estimate, once its TWCC feedback gave one.
-    #[cfg(test)]
-    pub fn downlink_bps(&self) -> Option<u64> {
-        self.downlink.bps()
-    }
-
-    /// Each video leg's share of the downlink estimate: an even one.
-    pub(super) fn video_budget(&self) -> Option<u64> {
-        let bps = self.downlink.bps()?;
-        let video_legs = self.legs.values().filter(|leg| leg.video).count().max(1);
-        Some(bps / video_legs as u64)
-    }
-
     /// This client shows `publisher`'s video at most `max_height` pixels high.
     pub fn set_video_constraint(&mut self, publisher: uuid::Uuid, max_height: u16) {
         self.video_constraints.insert(publisher, max_height);
@@ -137,7 +124,7 @@ impl Peer {
 
 /// Bytes a forwarded packet costs on the wire beyond its payload (RTP header
 /// and extensions, SRTP tag, UDP and IP), for comparing layer rates with the estimate.
-const PACKET_OVERHEAD: usize = 70;
+pub(super) const PACKET_OVERHEAD: usize = 70;
 
 /// Whether `leg` sends this packet of a simulcast track, and under which
 /// sequence number and timestamp, for the subscriber's `max_height` and its

@@ -524,7 +524,7 @@ fn a_recording_room_records_each_publication_until_it_stops_or_the_track_goes() 
     core.handle_input(CoreInput::Room { change: RoomChange::Recording { room, on: true }, sequence: 1 });
     let outputs = drain(&mut core);
     let start = RecordOrder::Start { source: camera.source, room, user: u[0], codec: RecordingCodec::Vp8 };
-    assert_eq!(record_orders(&outputs), [start.clone()]);
+    assert_eq!(record_orders(&outputs), std::slice::from_ref(&start));
     assert_eq!(requests(&outputs), [(publisher, "Record".to_string())], "the publisher's worker hands the packets");
 
     // The track goes and comes back: a new file.

@@ -111,7 +111,7 @@ mod tests {
         let admitted = |audio_muted, max_users| Ok(Admitted { audio_muted, max_users, as_of: 0 });
         check(&[], user, Err(Refused::NotParticipant));
         check(&[created(5)], user, Err(Refused::NotParticipant));
-        check(&[joined.clone()], user, Err(Refused::NotParticipant));
+        check(std::slice::from_ref(&joined), user, Err(Refused::NotParticipant));
         check(&[created(5), joined.clone()], user, admitted(false, 5));
         check(&[created(5), RoomEvent::ParticipantJoined { user_id: host }], user, Err(Refused::NotParticipant));
         check(

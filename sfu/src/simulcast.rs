@@ -198,7 +198,8 @@ impl LayerForwarder {
     /// estimate): measures the layers' bitrates and moves the bandwidth's ceiling.
     pub fn observe(&mut self, layer: u8, bytes: usize, budget: Option<u64>, now: Instant) {
         self.fit.record(layer, bytes, now);
-        self.fit.update(budget, now);
+        let probe_up_to = self.wanted_for_size();
+        self.fit.update(budget, probe_up_to, now);
     }
 
     /// The layer being forwarded now.

@@ -76,7 +76,7 @@ mod tests {
     #[test]
     fn a_playing_simulcast_section_loses_only_its_track_naming() {
         let kept = keep_playing_layers(OFFER, &playing("1", "video1"));
-        let video = &kept[kept.find("m=video").unwrap()..];
+        let video = &kept[kept.find("m=video").expect("a video section")..];
         assert!(!video.contains("a=msid:"), "{kept}");
         assert!(video.contains("a=rid:q send\r\na=rid:h send\r\na=simulcast:send q;h\r\n"), "{kept}");
         // The audio section is no simulcast track: untouched.

@@ -1,5 +1,6 @@
 //! Layer choice by the subscriber's downlink estimate, through the worker
-//! core: a three-layer publisher, and two subscribers, one behind a shaped
+//! core: a three-layer publisher with a microphone beside its camera (the
+//! audio shares the link and is never switched down), and two subscribers, one behind a shaped
 //! link (a token bucket of a given rate whose queue drops what would wait
 //! longer than [`QUEUE_LIMIT`], plus a propagation delay and a little loss) on
 //! the simulated clock. The SFU numbers what it sends, the subscriber's
@@ -9,6 +10,7 @@
 use std::collections::VecDeque;
 
 use bytes::BytesMut;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 
 use super::*;
 
@@ -21,6 +23,82 @@ const LOSS_EVERY: usize = 200;
 /// Bytes per frame of each layer: 150 kbit/s, 500 kbit/s and 1.2 Mbit/s at 30 frames a second.
 const FRAME_BYTES: [usize; 3] = [625, 2_080, 5_000];
 const PACKET_BYTES: usize = 1_100;
+/// Opus as browsers send it: 50 packets a second, about 85 kbit/s on the wire.
+const AUDIO_EVERY: Duration = Duration::from_millis(20);
+const AUDIO_BYTES: usize = 160;
+/// The last byte of an audio packet: no layer, so not taken for a video frame.
+const AUDIO_MARK: u8 = 0xff;
+/// How long the link stays at 400 kbit/s: long enough for several probes.
+const LIMITED: Duration = Duration::from_secs(15);
+/// The full layer is back within this after the limit is lifted: the longest
+/// wait for the next probe (8 s, `layer_fit.rs`), the half layer proving itself
+/// before the full one is tried (3 s), and a second for keyframes to come.
+const BACK_WITHIN: Duration = Duration::from_secs(12);
+
+/// A publisher's microphone: its sender, SSRC, next sequence number and when its next packet is due.
+pub(crate) struct Microphone {
+    sender: RTCRtpSenderId,
+    ssrc: u32,
+    sequence: u16,
+    next: Instant,
+}
+
+impl Net {
+    /// A client publishing a microphone and a camera in three simulcast layers.
+    fn join_camera_and_microphone(&mut self) -> (usize, Microphone) {
+        let ssrc = rand::random::<u32>();
+        let mut sender = None;
+        let client = self.join_with(false, |pc| {
+            let codec = RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_string(),
+                clock_rate: 48_000,
+                channels: 2,
+                ..Default::default()
+            };
+            let encoding = RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                active: true,
+                codec,
+                ..Default::default()
+            };
+            let track = MediaStreamTrack::new(
+                "microphone".into(),
+                "microphone-audio".into(),
+                "audio".into(),
+                RtpCodecKind::Audio,
+                vec![encoding],
+            );
+            sender = Some(pc.add_track(track).expect("an audio track"));
+            add_simulcast_camera(pc)
+        });
+        let sender = sender.expect("the audio sender");
+        (client, Microphone { sender, ssrc, sequence: 1, next: self.now })
+    }
+
+    /// The audio packets due by now.
+    fn speak(&mut self, client: usize, microphone: &mut Microphone) {
+        let mut rtp_sender = self.clients[client].pc.rtp_sender(microphone.sender).expect("the audio sender");
+        let payload_type =
+            rtp_sender.get_parameters().rtp_parameters.codecs.first().expect("a negotiated codec").payload_type;
+        while microphone.next <= self.now {
+            let header = rtc::rtp::header::Header {
+                version: 2,
+                payload_type,
+                sequence_number: microphone.sequence,
+                timestamp: u32::from(microphone.sequence) * 960,
+                ssrc: microphone.ssrc,
+                ..Default::default()
+            };
+            let mut payload = vec![0x78; AUDIO_BYTES];
+            payload[AUDIO_BYTES - 1] = AUDIO_MARK;
+            rtp_sender
+                .write_rtp(self.now, rtp::Packet { header, payload: Bytes::from(payload) })
+                .expect("the packet is written");
+            microphone.sequence = microphone.sequence.wrapping_add(1);
+            microphone.next += AUDIO_EVERY;
+        }
+    }
+}
 
 /// The SFU's side of a link to one client: a rate limit with a bounded queue.
 pub(crate) struct Link {
@@ -136,9 +214,12 @@ impl Net {
 
     /// Runs the publisher at 30 frames a second for `time`, sending a keyframe of
     /// a layer when one is asked for (the room core's routing, by hand).
-    fn stream(&mut self, publisher: usize, time: Duration, timestamp: &mut u32) {
+    fn stream(&mut self, publisher: usize, mut audio: Option<&mut Microphone>, time: Duration, timestamp: &mut u32) {
         let end = self.now + time;
         while self.now < end {
+            if let Some(microphone) = audio.as_deref_mut() {
+                self.speak(publisher, microphone);
+            }
             let mut keyframes = [false; 3];
             for (_, output) in self.reports.drain(..) {
                 match output {
@@ -162,6 +243,9 @@ fn whole_frames(client: &Client) -> Vec<(Instant, u8)> {
     let mut newest: Option<u32> = None;
     for (packet, at) in client.received.iter().zip(&client.received_at) {
         let [.., count, layer] = packet.payload[..] else { continue };
+        if layer == AUDIO_MARK {
+            continue;
+        }
         let timestamp = packet.header.timestamp;
         let index = match frames.iter().position(|(seen, ..)| *seen == timestamp) {
             Some(index) => index,
@@ -204,66 +288,80 @@ fn layers_between(frames: &[(Instant, u8)], from: Instant, to: Instant) -> Vec<u
 #[test]
 fn a_subscriber_whose_downlink_drops_gets_a_fitting_layer_within_three_seconds_and_the_top_one_back_after() {
     let mut net = Net::new();
-    let publisher = net.join_simulcast();
+    let (publisher, mut microphone) = net.join_camera_and_microphone();
     let (shaped, open) = (net.join(false), net.join(false));
     net.links.insert(net.clients[shaped].address, Link::new(2_000_000.0));
     assert!(net.run_until(CONNECT, |net| net.clients.iter().all(|client| client.connected)), "all connect");
     let mut timestamp = 0;
     net.publish_sized_frame(publisher, [true; 3], timestamp);
-    assert!(net.run_until(CONNECT, |net| !net.reports.is_empty()), "the SFU sees the simulcast track");
-    net.subscribe_the_others();
+    net.speak(publisher, &mut microphone);
+    assert!(net.run_until(CONNECT, |net| net.reports.len() >= 2), "the SFU sees the camera and the microphone");
+    assert_eq!(net.subscribe_the_others().len(), 2);
     assert!(
-        net.run_until(CONNECT, |net| net.clients[shaped].offers == 1 && net.clients[open].offers == 1),
+        net.run_until(CONNECT, |net| net.clients[shaped].offers >= 1 && net.clients[open].offers >= 1),
         "offered to both"
     );
     let offer =
         net.clients[shaped].pc.remote_description().map(|description| description.sdp.clone()).unwrap_or_default();
     assert!(offer.contains("transport-wide-cc"), "the SFU's offer has the transport-cc extension: {offer}");
     assert!(offer.contains("a=rtcp-fb:") && offer.contains(" transport-cc"), "and its rtcp-fb: {offer}");
+    let audio =
+        |client: &Client| client.received.iter().filter(|packet| packet.payload.last() == Some(&AUDIO_MARK)).count();
 
-    // 2 Mbit/s: the full layer fits.
-    net.stream(publisher, Duration::from_secs(6), &mut timestamp);
+    // 2 Mbit/s: the full layer fits beside the audio.
+    net.stream(publisher, Some(&mut microphone), Duration::from_secs(6), &mut timestamp);
     let dropped_at = net.now;
     let shaped_frames = whole_frames(&net.clients[shaped]);
     assert_eq!(layers_between(&shaped_frames, dropped_at - Duration::from_secs(2), dropped_at), [2]);
     let estimate = net.core.peers.get(&net.clients[shaped].peer).and_then(|peer| peer.downlink_bps());
     assert!(estimate.is_some_and(|bps| bps > 1_200_000), "an estimate from the feedback: {estimate:?}");
+    assert!(audio(&net.clients[shaped]) > 250, "the audio comes too: {}", audio(&net.clients[shaped]));
 
-    // 400 kbit/s.
+    // 400 kbit/s: the quarter layer and the audio fit (about 250 kbit/s), the
+    // half layer and the audio do not (about 600 kbit/s).
     net.links.get_mut(&net.clients[shaped].address).expect("the link").rate_bps = Some(400_000.0);
-    net.stream(publisher, Duration::from_secs(6), &mut timestamp);
+    net.stream(publisher, Some(&mut microphone), LIMITED, &mut timestamp);
     let lifted_at = net.now;
     let shaped_frames = whole_frames(&net.clients[shaped]);
     let first_low = shaped_frames.iter().find(|(at, layer)| *at > dropped_at && *layer == 0).map(|(at, _)| *at);
     let settled = first_low.map(|at| at.duration_since(dropped_at));
     assert!(settled.is_some_and(|settled| settled <= Duration::from_secs(3)), "on the quarter layer after {settled:?}");
-    // The estimate keeps climbing slowly while nothing queues; a step up to
-    // probe for room may come, the full layer may not.
+    // Probes for room may step up to the half layer, never to the full one,
+    // and each waits longer than the last.
     let after = first_low.expect("settled") + Duration::from_millis(500);
     let limited = layers_between(&shaped_frames, after, lifted_at);
     assert!(!limited.contains(&2), "no full layer on 400 kbit/s: {limited:?}");
+    let probes = limited.iter().filter(|layer| **layer == 1).count();
+    assert!(probes <= 3, "probes back off: {limited:?}");
+    // The longest time without a new frame, over the drop and every probe.
     let frozen = longest_freeze(&shaped_frames, dropped_at, lifted_at);
     assert!(frozen < Duration::from_secs(1), "frozen for {frozen:?}");
     let estimate = net.core.peers.get(&net.clients[shaped].peer).and_then(|peer| peer.downlink_bps());
-    // It climbs again while nothing queues (probing for room), from under the link.
     assert!(estimate.is_some_and(|bps| bps < 800_000), "the estimate came down: {estimate:?}");
     eprintln!("settled after {settled:?}, then {limited:?}, longest freeze {frozen:?}, estimate {estimate:?}");
 
-    // Lifted: the estimate climbs, and the layers come back one by one.
+    // Lifted: probes find the room, and the layers come back one by one.
     net.links.get_mut(&net.clients[shaped].address).expect("the link").rate_bps = None;
-    net.stream(publisher, Duration::from_secs(25), &mut timestamp);
+    net.stream(publisher, Some(&mut microphone), Duration::from_secs(20), &mut timestamp);
     let shaped_frames = whole_frames(&net.clients[shaped]);
     let back = shaped_frames.iter().find(|(at, layer)| *at > lifted_at && *layer == 2).map(|(at, _)| *at);
     let back_after = back.map(|at| at.duration_since(lifted_at));
-    eprintln!("the full layer back after {back_after:?}");
-    assert!(back.is_some(), "the full layer is back: {:?}", layers_between(&shaped_frames, lifted_at, net.now));
+    let frozen = longest_freeze(&shaped_frames, lifted_at, net.now);
+    eprintln!("the full layer back after {back_after:?}, longest freeze since the lift {frozen:?}");
+    let recovering = layers_between(&shaped_frames, lifted_at, net.now);
+    assert!(
+        back_after.is_some_and(|after| after <= BACK_WITHIN),
+        "the full layer is back: {back_after:?} {recovering:?}"
+    );
     assert_eq!(shaped_frames.last().map(|(_, layer)| *layer), Some(2));
+    assert!(frozen < Duration::from_secs(1), "frozen for {frozen:?} after the lift");
 
-    // The subscriber with room kept the full layer all along.
+    // The subscriber with room kept the full layer all along, beside the audio.
     let open_frames = whole_frames(&net.clients[open]);
     let start = open_frames.iter().find(|(_, layer)| *layer == 2).map(|(at, _)| *at).expect("the full layer");
     assert_eq!(layers_between(&open_frames, start, net.now), [2]);
     assert!(longest_freeze(&open_frames, start, net.now) < Duration::from_millis(200));
+    assert!(audio(&net.clients[open]) > 2_000, "the audio: {}", audio(&net.clients[open]));
 }
 
 #[test]
@@ -278,7 +376,7 @@ fn a_publisher_gets_twcc_feedback_for_what_it_sends() {
     assert_eq!(net.clients[publisher].uplink.bps(), None, "no feedback before media");
     let mut timestamp = 0;
     net.publish_sized_frame(publisher, [true; 3], timestamp);
-    net.stream(publisher, Duration::from_secs(2), &mut timestamp);
+    net.stream(publisher, None, Duration::from_secs(2), &mut timestamp);
     // The client's estimator only moves on feedback naming its packets.
     assert!(net.clients[publisher].uplink.bps().is_some(), "the publisher's estimator got the SFU's feedback");
 }

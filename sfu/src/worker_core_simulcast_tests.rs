@@ -31,32 +31,7 @@ fn vp8_frame(layer: u8, keyframe: bool) -> Bytes {
 impl Net {
     /// A client publishing one VP8 camera track in three simulcast layers.
     fn join_simulcast(&mut self) -> usize {
-        self.join_with(false, |pc| {
-            let ssrcs: [u32; 3] = [rand::random(), rand::random(), rand::random()];
-            let codec = RTCRtpCodec { mime_type: MIME_TYPE_VP8.to_string(), clock_rate: 90_000, ..Default::default() };
-            let encodings = ["q", "h", "f"]
-                .into_iter()
-                .zip(ssrcs)
-                .map(|(rid, ssrc)| RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        rid: rid.to_string(),
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    active: true,
-                    codec: codec.clone(),
-                    ..Default::default()
-                })
-                .collect();
-            let track = MediaStreamTrack::new(
-                "camera".into(),
-                "camera-video".into(),
-                "video".into(),
-                RtpCodecKind::Video,
-                encodings,
-            );
-            Some((pc.add_track(track).expect("a simulcast track"), ssrcs, [1, 1, 1]))
-        })
+        self.join_with(false, add_simulcast_camera)
     }
 
     /// One packet (a whole frame) on each of `layers` (layer, keyframe), now.
@@ -128,6 +103,30 @@ impl Net {
             self.run_until(FRAME, |_| false);
         }
     }
+}
+
+/// Adds a VP8 camera track in three simulcast layers to `pc`: its sender, the
+/// layers' SSRCs and their next sequence numbers.
+fn add_simulcast_camera(pc: &mut RTCPeerConnection) -> Option<(RTCRtpSenderId, [u32; 3], [u16; 3])> {
+    let ssrcs: [u32; 3] = [rand::random(), rand::random(), rand::random()];
+    let codec = RTCRtpCodec { mime_type: MIME_TYPE_VP8.to_string(), clock_rate: 90_000, ..Default::default() };
+    let encodings = ["q", "h", "f"]
+        .into_iter()
+        .zip(ssrcs)
+        .map(|(rid, ssrc)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: rid.to_string(),
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            active: true,
+            codec: codec.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let track =
+        MediaStreamTrack::new("camera".into(), "camera-video".into(), "video".into(), RtpCodecKind::Video, encodings);
+    Some((pc.add_track(track).expect("a simulcast track"), ssrcs, [1, 1, 1]))
 }
 
 #[test]

@@ -30,13 +30,16 @@ pub struct BweFigures {
     pub recovered_ms: (f64, f64),
     /// Shaped subscribers never on the quarter layer / never back on the full one for good.
     pub unsettled: usize,
-    /// Steps up (probes) back above the quarter layer before the limit was lifted, over all.
+    /// Steps up (probes) back above the quarter layer before the limit was lifted, over all
+    /// (runs of at least [`SWITCH_RUN`] packets of a layer, so retransmissions do not count).
     pub probes: usize,
     pub unrecovered: usize,
     pub out_pps: f64,
     pub cpu_cores: f64,
     /// Unshaped subscribers that left the full layer after they reached it.
     pub open_switched: usize,
+    /// Times a subscriber's ICE went disconnected, over all.
+    pub disconnects: u64,
 }
 
 fn video(client: &LoopbackClient) -> TrackStats {
@@ -54,6 +57,26 @@ fn settled_on(track: &TrackStats, layer: u8, from: Instant, to: Instant) -> Opti
     first.map(|(at, _)| *at)
 }
 
+/// A run of this many packets of one layer is a switch to it; shorter ones
+/// are retransmissions (NACK) of the layer before, coming in after a switch.
+const SWITCH_RUN: usize = 20;
+
+/// How many times `layers` (per packet, in order) went to a layer above the
+/// quarter one and stayed for at least [`SWITCH_RUN`] packets.
+fn steps_up(layers: &[u8]) -> usize {
+    let mut runs: Vec<(u8, usize)> = Vec::new();
+    for layer in layers {
+        match runs.last_mut() {
+            Some((last, count)) if last == layer => *count += 1,
+            _ => runs.push((*layer, 1)),
+        }
+    }
+    let mut switches: Vec<u8> =
+        runs.into_iter().filter(|(_, count)| *count >= SWITCH_RUN).map(|(layer, _)| layer).collect();
+    switches.dedup();
+    switches.iter().filter(|layer| **layer > 0).count()
+}
+
 fn longest_gap(track: &TrackStats, from: Instant, to: Instant) -> Duration {
     let mut last = from;
     let mut longest = Duration::ZERO;
@@ -62,6 +85,32 @@ fn longest_gap(track: &TrackStats, from: Instant, to: Instant) -> Duration {
         last = *at;
     }
     longest.max(to.saturating_duration_since(last))
+}
+
+/// Where a long gap after the drop was, and the layers around it, for a reader to follow up.
+fn describe_gap(track: &TrackStats, from: Instant, to: Instant) {
+    let arrivals: Vec<&(Instant, u8)> = track.layer_arrivals.iter().filter(|(at, _)| *at >= from && *at < to).collect();
+    // (start of the gap, its length, index of the arrival ending it: `arrivals.len()` for none)
+    let mut worst = (from, Duration::ZERO, 0);
+    let mut last = from;
+    for (index, (at, _)) in arrivals.iter().enumerate() {
+        if at.saturating_duration_since(last) > worst.1 {
+            worst = (last, at.saturating_duration_since(last), index);
+        }
+        last = *at;
+    }
+    if to.saturating_duration_since(last) > worst.1 {
+        worst = (last, to.saturating_duration_since(last), arrivals.len());
+    }
+    let (start, gap, index) = worst;
+    let before: Vec<u8> = arrivals[index.saturating_sub(10)..index].iter().map(|(_, layer)| *layer).collect();
+    let after: Vec<u8> = arrivals[index..(index + 10).min(arrivals.len())].iter().map(|(_, layer)| *layer).collect();
+    println!(
+        "{:<14} no video for {} ms from {} ms after the drop; layers before {before:?}, after {after:?}",
+        "",
+        gap.as_millis(),
+        start.saturating_duration_since(from).as_millis()
+    );
 }
 
 fn percentiles(mut values: Vec<f64>) -> (f64, f64) {
@@ -127,18 +176,21 @@ pub async fn bandwidth_drop(shaped: usize) -> anyhow::Result<BweFigures> {
         match first_low {
             Some((at, _)) => {
                 settles.push(at.duration_since(dropped_at).as_secs_f64() * 1e3);
-                let mut later: Vec<u8> = track
+                let later: Vec<u8> = track
                     .layer_arrivals
                     .iter()
                     .filter(|(arrived, _)| arrived > at && *arrived < lifted_at)
                     .map(|(_, layer)| *layer)
                     .collect();
-                later.dedup();
-                probes += later.iter().filter(|layer| **layer > 0).count();
+                probes += steps_up(&later);
             }
             None => unsettled += 1,
         }
-        frozen.push(longest_gap(&track, dropped_at, lifted_at).as_secs_f64() * 1e3);
+        let gap = longest_gap(&track, dropped_at, lifted_at);
+        if gap > Duration::from_secs(1) {
+            describe_gap(&track, dropped_at, lifted_at);
+        }
+        frozen.push(gap.as_secs_f64() * 1e3);
         match settled_on(&track, 2, lifted_at, end) {
             Some(at) => recoveries.push(at.duration_since(lifted_at).as_secs_f64() * 1e3),
             None => unrecovered += 1,
@@ -152,6 +204,7 @@ pub async fn bandwidth_drop(shaped: usize) -> anyhow::Result<BweFigures> {
             first_full.is_none_or(|index| track.layer_arrivals[index..].iter().any(|(_, layer)| *layer != 2))
         })
         .count();
+    let disconnects = subscribers.iter().map(|client| client.stats().disconnects.load(Ordering::Relaxed)).sum::<u64>();
     drop(publisher);
     drop(subscribers);
     drop(sfu);
@@ -165,6 +218,7 @@ pub async fn bandwidth_drop(shaped: usize) -> anyhow::Result<BweFigures> {
         out_pps: (after.rtp_forwarded - before.rtp_forwarded) as f64 / elapsed,
         cpu_cores: cpu / elapsed,
         open_switched,
+        disconnects,
     })
 }
 
@@ -184,4 +238,5 @@ pub fn print(shaped: usize, figures: &BweFigures) {
         "{:<14} never settled {}, never back {}, unshaped subscribers that left the full layer {}",
         "", figures.unsettled, figures.unrecovered, figures.open_switched
     );
+    println!("{:<14} ICE disconnected (and carried on), all subscribers: {}", "", figures.disconnects);
 }

@@ -1,0 +1,75 @@
+//! Forwarding a packet to a client, and the share of its downlink estimate
+//! each of its video legs may use. Kept apart from `peer.rs`, which stays
+//! about negotiation.
+
+use std::time::Instant;
+
+use rtc::rtp;
+
+use super::Peer;
+use crate::simulcast::LayerTag;
+use crate::source::SourceId;
+
+impl Peer {
+    /// Sends a forwarded packet on this client's leg for `source`; whether it went.
+    /// `layer` tags a packet of a simulcast track: only the layer chosen for this
+    /// client goes, renumbered to run on across switches.
+    pub fn forward(&mut self, source: SourceId, packet: &rtp::Packet, layer: Option<LayerTag>, now: Instant) -> bool {
+        if !self.connected {
+            return false;
+        }
+        let budget = layer.and_then(|_| self.video_budget());
+        let Some(leg) = self.legs.get_mut(&source) else { return false };
+        // Not before negotiation settled: a layer switch must not use up a keyframe that cannot go.
+        if leg.translation.is_none() {
+            return false;
+        }
+        let mut renumbered = None;
+        if let Some(tag) = layer {
+            let limits = (self.video_constraints.get(&leg.publisher_user).copied(), budget);
+            let sink = (&mut self.keyframes, &mut self.outputs);
+            let Some(rewritten) = super::layers::pick(leg, source, tag, packet, limits, sink, now) else {
+                return false;
+            };
+            renumbered = Some(rewritten);
+        }
+        let Some(mut translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else {
+            return false;
+        };
+        if let Some((sequence_number, timestamp)) = renumbered {
+            translated.header.sequence_number = sequence_number;
+            translated.header.timestamp = timestamp;
+        }
+        let Some(mut sender) = self.pc.rtp_sender(leg.sender) else { return false };
+        let bytes = translated.payload.len() + super::layers::PACKET_OVERHEAD;
+        match sender.write_rtp(now, translated) {
+            Ok(()) => {
+                if !leg.video {
+                    self.audio_rate.record(bytes, now);
+                }
+                true
+            }
+            Err(error) => {
+                tracing::trace!(peer = %self.key, %error, "a forwarded packet was refused");
+                false
+            }
+        }
+    }
+
+    /// This client's downlink estimate, once its TWCC feedback gave one.
+    #[cfg(test)]
+    pub fn downlink_bps(&self) -> Option<u64> {
+        self.downlink.bps()
+    }
+
+    /// Each video leg's share of the downlink estimate: what the audio sent
+    /// to this client leaves of it, split evenly. The audio comes first: it is
+    /// not switched down, so a layer chosen without it would not fit beside it.
+    /// (Even, not by need: a leg whose size asks for less than its share leaves
+    /// the rest unused. Good enough while a subscriber watches one camera big.)
+    fn video_budget(&self) -> Option<u64> {
+        let bps = self.downlink.bps()?;
+        let audio = self.audio_rate.bps().unwrap_or(0);
+        Some(bps.saturating_sub(audio) / self.video_legs.max(1) as u64)
+    }
+}
