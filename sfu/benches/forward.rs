@@ -373,7 +373,8 @@ fn summarise(out_pps: f64, datagrams_pps: f64, cpu_cores: f64, losses: &[f64], d
     let percentile = |p: f64| {
         delays_us
             .get(((delays_us.len() as f64 * p) as usize).min(delays_us.len().saturating_sub(1)))
-            .map_or(0.0, |us| f64::from(*us) / 1000.0)
+            // No delays when the media carried no send stamp (a clip): not a delay of 0.
+            .map_or(f64::NAN, |us| f64::from(*us) / 1000.0)
     };
     Figures {
         out_pps,

@@ -755,7 +755,9 @@ impl Driver {
                 RTCMessage::RtpPacket(track, packet) => {
                     // A simulcast payload starts with its VP8 headers; the stamp follows.
                     let at = if simulcast::layer_of(&packet.payload).is_some() { simulcast::STAMP_AT } else { 0 };
-                    let delay = packet.payload.get(at..at + 8).map(|stamp| {
+                    // A clip's payload is media as it is: it carries no send stamp.
+                    let stamped = self.options.clip.is_none();
+                    let delay = packet.payload.get(at..at + 8).filter(|_| stamped).map(|stamp| {
                         let sent = u64::from_be_bytes(stamp.try_into().unwrap_or_default());
                         now.duration_since(epoch()).saturating_sub(Duration::from_micros(sent))
                     });
