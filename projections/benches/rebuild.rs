@@ -65,7 +65,12 @@ async fn main() -> anyhow::Result<()> {
             continue;
         }
         let name = format!("rebuild {} ({} events)", projection.name(), report.events);
-        println!("{:<44} {:>12.0}   {:.2} of raw insert", name, report.events_per_second, report.events_per_second / insert);
+        println!(
+            "{:<44} {:>12.0}   {:.2} of raw insert",
+            name,
+            report.events_per_second,
+            report.events_per_second / insert
+        );
     }
     println!("\nno room events to replay: {}", idle.join(", "));
 

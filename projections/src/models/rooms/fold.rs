@@ -61,7 +61,7 @@ pub(super) struct Stay {
 }
 
 /// The rows the batch starts from: the rooms of [`rooms_to_load`] and the open
-/// stays of the rooms of [`stay_rooms_to_load`], as the database has them.
+/// stays of [`stays_to_load`], as the database has them.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Loaded {
     pub(super) rooms: Vec<RoomRow>,
@@ -116,23 +116,6 @@ fn touches_room_row(event: &RoomEvent) -> bool {
     }
 }
 
-/// Whether the event opens, changes or closes stays.
-fn touches_stays(event: &RoomEvent) -> bool {
-    use RoomEvent::*;
-    matches!(
-        event,
-        ParticipantJoined { .. }
-            | ParticipantLeft { .. }
-            | ParticipantRemoved { .. }
-            | ParticipantMutedByHost { .. }
-            | ParticipantUnmuteAllowed { .. }
-            | ParticipantAudioChanged { .. }
-            | ParticipantVideoChanged { .. }
-            | ParticipantScreenShareChanged { .. }
-            | RoomEnded {}
-    )
-}
-
 /// Rooms whose row the batch changes but does not create first: their rows must
 /// be loaded. A room whose first row event is its creation is not loaded: the
 /// insert finds out whether it already exists.
@@ -151,16 +134,62 @@ pub(super) fn rooms_to_load(events: &[Event]) -> Vec<Uuid> {
     rooms
 }
 
-/// Rooms whose open stays must be loaded: every room with an event on its stays
-/// (stays have no foreign key, so even a room created by the batch may have some).
-pub(super) fn stay_rooms_to_load(events: &[Event]) -> Vec<Uuid> {
-    let mut rooms: Vec<Uuid> = Vec::new();
-    for event in events.iter().filter(|event| touches_stays(&event.event)) {
-        if !rooms.contains(&event.room) {
-            rooms.push(event.room);
+/// The open stays the batch starts from: every open stay of a room the batch ends
+/// (ending closes them all), and the open stay, if any, of each (room, user) that an
+/// event of another room is about. Only those: a room may hold thousands of open
+/// stays, and one toggle must not load them all.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct StaysToLoad {
+    pub(super) rooms: Vec<Uuid>,
+    pub(super) rooms_of_pairs: Vec<Uuid>,
+    pub(super) users_of_pairs: Vec<Uuid>,
+}
+
+impl StaysToLoad {
+    pub(super) fn is_empty(&self) -> bool {
+        self.rooms.is_empty() && self.rooms_of_pairs.is_empty()
+    }
+
+    /// Whether `stay`, if open, is one to load (what the query selects).
+    #[cfg(test)]
+    pub(super) fn wants(&self, stay: &Stay) -> bool {
+        self.rooms.contains(&stay.room_id)
+            || self.rooms_of_pairs.iter().zip(&self.users_of_pairs).any(|pair| pair == (&stay.room_id, &stay.user_id))
+    }
+}
+
+pub(super) fn stays_to_load(events: &[Event]) -> StaysToLoad {
+    let mut load = StaysToLoad::default();
+    for event in events {
+        if matches!(event.event, RoomEvent::RoomEnded {}) && !load.rooms.contains(&event.room) {
+            load.rooms.push(event.room);
         }
     }
-    rooms
+    let mut pairs = std::collections::HashSet::new();
+    for event in events {
+        let Some(user) = stay_user(&event.event) else { continue };
+        if !load.rooms.contains(&event.room) && pairs.insert((event.room, user)) {
+            load.rooms_of_pairs.push(event.room);
+            load.users_of_pairs.push(user);
+        }
+    }
+    load
+}
+
+/// The user whose stay the event opens, changes or closes.
+fn stay_user(event: &RoomEvent) -> Option<Uuid> {
+    use RoomEvent::*;
+    match event {
+        ParticipantJoined { user_id }
+        | ParticipantLeft { user_id }
+        | ParticipantRemoved { user_id, .. }
+        | ParticipantMutedByHost { user_id, .. }
+        | ParticipantUnmuteAllowed { user_id, .. }
+        | ParticipantAudioChanged { user_id, .. }
+        | ParticipantVideoChanged { user_id, .. }
+        | ParticipantScreenShareChanged { user_id, .. } => Some(user_id.as_uuid()),
+        _ => None,
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -447,7 +476,8 @@ fn finish(state: State, recordings: Vec<usize>, unmatched: Vec<usize>) -> Folded
     let opened: Vec<Option<Stay>> =
         state.opened.iter().map(|index| index.map(|index| state.stays[index].0.clone())).collect();
     folded.opened = opened;
-    folded.changed = state.stays.into_iter().filter(|(stay, changed)| *changed && stay.id.is_some()).map(|(stay, _)| stay).collect();
+    folded.changed =
+        state.stays.into_iter().filter(|(stay, changed)| *changed && stay.id.is_some()).map(|(stay, _)| stay).collect();
     folded
 }
 

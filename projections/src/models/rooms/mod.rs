@@ -18,7 +18,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::{ApplyError, aggregate_uuid, check_found, decode, recordings};
-use fold::{Event, Folded, Loaded, RoomRow, Stay, fold, rooms_to_load, stay_rooms_to_load};
+use fold::{Event, Folded, Loaded, RoomRow, Stay, fold, rooms_to_load, stays_to_load};
 
 pub(super) async fn apply(tx: &mut PgConnection, event: &StoredEvent) -> Result<(), ApplyError> {
     apply_many(tx, &[event]).await
@@ -75,12 +75,17 @@ async fn load(tx: &mut PgConnection, events: &[Event]) -> Result<Loaded, ApplyEr
             .await?;
         loaded.rooms = rows.iter().map(room_row).collect::<Result<_, _>>()?;
     }
-    let stay_rooms = stay_rooms_to_load(events);
-    if !stay_rooms.is_empty() {
+    let stays = stays_to_load(events);
+    if !stays.is_empty() {
+        // Both halves use the open-stay index (room_id, user_id) WHERE left_at IS NULL.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {STAY_COLUMNS} FROM participants WHERE room_id = ANY($1) AND left_at IS NULL"
+            "SELECT {STAY_COLUMNS} FROM participants WHERE left_at IS NULL AND room_id = ANY($1) \
+             UNION SELECT {STAY_COLUMNS} FROM participants \
+             WHERE left_at IS NULL AND (room_id, user_id) IN (SELECT * FROM UNNEST($2::uuid[], $3::uuid[]))"
         )))
-        .bind(&stay_rooms)
+        .bind(&stays.rooms)
+        .bind(&stays.rooms_of_pairs)
+        .bind(&stays.users_of_pairs)
         .fetch_all(&mut *tx)
         .await?;
         loaded.open_stays = rows.iter().map(stay_row).collect::<Result<_, _>>()?;

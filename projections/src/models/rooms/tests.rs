@@ -9,7 +9,7 @@ use rapat_domain::ids::UserId;
 use rapat_domain::room::{MaxUsers, RoomDescription, RoomEvent, RoomName};
 use uuid::Uuid;
 
-use super::fold::{Event, Folded, Loaded, RoomRow, Stay, fold, rooms_to_load, stay_rooms_to_load};
+use super::fold::{Event, Folded, Loaded, RoomRow, Stay, fold, rooms_to_load, stays_to_load};
 use crate::models::ApplyError;
 
 fn at(second: i64) -> DateTime<Utc> {
@@ -93,9 +93,13 @@ fn a_room_created_filled_and_toggled_in_one_batch_is_one_insert_per_table() {
         event(room, 5, audio(1, false)),
     ];
     assert!(rooms_to_load(&events).is_empty(), "a room created by the batch is not loaded");
-    assert_eq!(stay_rooms_to_load(&events), vec![room]);
+    let pairs = stays_to_load(&events);
+    assert!(pairs.rooms.is_empty(), "no room ends: only the stays named are loaded");
+    assert_eq!(pairs.rooms_of_pairs, vec![room, room]);
+    assert_eq!(pairs.users_of_pairs, vec![user(0).as_uuid(), user(1).as_uuid()]);
     let folded = fold(Loaded::default(), &events).expect("folds");
-    let expected_room = RoomRow { participant_count: 2, updated_at: at(2), started_at: Some(at(1)), ..room_row(room, 0) };
+    let expected_room =
+        RoomRow { participant_count: 2, updated_at: at(2), started_at: Some(at(1)), ..room_row(room, 0) };
     let first = Stay { audio_muted: true, ..stay(None, room, 0, 1) };
     let second = stay(None, room, 1, 2);
     assert_eq!(
@@ -118,17 +122,13 @@ fn a_loaded_stay_left_and_joined_again_is_closed_and_a_new_one_opened() {
     ];
     assert_eq!(rooms_to_load(&events), vec![room]);
     let folded = fold(loaded, &events).expect("folds");
-    let closed = Stay { left_at: Some(at(10)), left_reason: Some("left".into()), video_on: true, ..stay(Some(7), room, 3, 1) };
+    let closed =
+        Stay { left_at: Some(at(10)), left_reason: Some("left".into()), video_on: true, ..stay(Some(7), room, 3, 1) };
     let reopened = Stay { video_on: true, ..stay(None, room, 3, 11) };
     let room_after = RoomRow { participant_count: 1, updated_at: at(11), started_at: Some(at(1)), ..room_row(room, 0) };
     assert_eq!(
         folded,
-        Folded {
-            updated: vec![room_after],
-            opened: vec![Some(reopened)],
-            changed: vec![closed],
-            ..Folded::default()
-        }
+        Folded { updated: vec![room_after], opened: vec![Some(reopened)], changed: vec![closed], ..Folded::default() }
     );
 }
 
@@ -154,6 +154,8 @@ fn ending_the_room_closes_loaded_and_new_stays_and_zeroes_the_count() {
         open_stays: vec![stay(Some(3), room, 1, 0)],
     };
     let events = vec![event(room, 5, joined(2)), event(room, 6, RoomEvent::RoomEnded {})];
+    let wanted = stays_to_load(&events);
+    assert_eq!((wanted.rooms, wanted.rooms_of_pairs), (vec![room], vec![]), "every open stay of an ending room");
     let folded = fold(loaded, &events).expect("folds");
     let ended = |stay: Stay| Stay { left_at: Some(at(6)), left_reason: Some("room_ended".into()), ..stay };
     assert_eq!(folded.changed, vec![ended(stay(Some(3), room, 1, 0))]);
@@ -173,7 +175,12 @@ fn ending_the_room_closes_loaded_and_new_stays_and_zeroes_the_count() {
 #[test]
 fn a_second_join_opens_nothing_but_keeps_its_place_in_the_id_order() {
     let room = Uuid::from_u128(5);
-    let events = vec![event(room, 0, created(user(0))), event(room, 1, joined(1)), event(room, 2, joined(1)), event(room, 3, joined(2))];
+    let events = vec![
+        event(room, 0, created(user(0))),
+        event(room, 1, joined(1)),
+        event(room, 2, joined(1)),
+        event(room, 3, joined(2)),
+    ];
     let folded = fold(Loaded::default(), &events).expect("folds");
     assert_eq!(folded.opened, vec![Some(stay(None, room, 1, 1)), None, Some(stay(None, room, 2, 3))]);
     assert_eq!(folded.created[0].participant_count, 2);
@@ -203,7 +210,8 @@ fn a_room_created_twice_is_poison() {
     let events = vec![event(room, 0, created(user(0))), event(room, 1, created(user(0)))];
     assert!(matches!(fold(Loaded::default(), &events), Err(ApplyError::Poison(_))));
     let loaded = Loaded { rooms: vec![room_row(room, 0)], open_stays: vec![] };
-    let events = vec![event(room, 1, RoomEvent::RecordingStarted { started_by: user(0) }), event(room, 2, created(user(0)))];
+    let events =
+        vec![event(room, 1, RoomEvent::RecordingStarted { started_by: user(0) }), event(room, 2, created(user(0)))];
     assert!(matches!(fold(loaded, &events), Err(ApplyError::Poison(_))));
 }
 
@@ -218,13 +226,9 @@ struct Tables {
 impl Tables {
     fn load(&self, events: &[Event]) -> Loaded {
         let rooms = rooms_to_load(events).iter().filter_map(|id| self.rooms.get(id).cloned()).collect();
-        let stay_rooms = stay_rooms_to_load(events);
-        let open_stays = self
-            .stays
-            .values()
-            .filter(|stay| stay.left_at.is_none() && stay_rooms.contains(&stay.room_id))
-            .cloned()
-            .collect();
+        let wanted = stays_to_load(events);
+        let open_stays =
+            self.stays.values().filter(|stay| stay.left_at.is_none() && wanted.wants(stay)).cloned().collect();
         Loaded { rooms, open_stays }
     }
 
