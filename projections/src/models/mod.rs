@@ -108,6 +108,53 @@ pub(crate) async fn apply_audit_batch(tx: &mut PgConnection, messages: &[(u64, &
     Ok(events.len() as u64)
 }
 
+/// Applies many messages to `projection`'s read model, with as few statements as the
+/// model allows: the audit trail in one insert, rooms folded in memory and written
+/// set-based, any other projection one message after another. Any message that is
+/// poison fails the whole call; the caller then falls back to [`apply_message`] one
+/// message at a time to find and park it.
+pub(crate) async fn apply_batch(
+    tx: &mut PgConnection,
+    projection: Projection,
+    messages: &[(u64, &[u8])],
+) -> Result<u64, ApplyError> {
+    match projection {
+        Projection::Audit => apply_audit_batch(tx, messages).await,
+        Projection::Rooms => apply_rooms_batch(tx, messages).await,
+        _ => {
+            let mut events = 0;
+            for (sequence, body) in messages {
+                events += apply_message(tx, projection, *sequence, body).await?;
+            }
+            Ok(events)
+        }
+    }
+}
+
+/// Many messages of room events to the rooms read model: the events of the whole
+/// batch are folded together (`rooms/fold.rs`), as [`apply_message`] one by one
+/// would have applied them.
+pub(crate) async fn apply_rooms_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])]) -> Result<u64, ApplyError> {
+    let mut commits = Vec::with_capacity(messages.len());
+    for (sequence, body) in messages {
+        let commit: StoredCommit = serde_json::from_slice(body)
+            .map_err(|error| ApplyError::Poison(format!("not a stored commit: {error}")))?;
+        commits.push((*sequence, commit));
+    }
+    let mut events = Vec::new();
+    for (sequence, commit) in &commits {
+        for event in &commit.events {
+            if Projection::Rooms.aggregate_type().is_some_and(|expected| expected != event.aggregate_type) {
+                tracing::warn!(projection = %Projection::Rooms, stream_sequence = sequence, aggregate_type = %event.aggregate_type, "event of another aggregate type on this subject; skipped");
+                continue;
+            }
+            events.push(event);
+        }
+    }
+    rooms::apply_many(tx, &events).await?;
+    Ok(events.len() as u64)
+}
+
 /// The stored event as the domain's typed event `E`, upcast from an older schema
 /// version first. `None` for an event type this build does not know: newer builds
 /// may add types, and an older projector should keep going rather than stop, so

@@ -1,5 +1,6 @@
-//! Recording, from room events (part of the `rooms` projection, SPEC §10): the
-//! room's `recording` flag and one `track_recordings` row per finished file.
+//! Recording, from room events (part of the `rooms` projection, SPEC §10): one
+//! `track_recordings` row per finished file (the room's `recording` flag is a
+//! column of its row, folded with the rest of it in `rooms/fold.rs`).
 //! Every statement is idempotent in effect (the checkpoint already keeps a
 //! message from being applied twice; a rebuild replays the same rows).
 
@@ -11,21 +12,6 @@ use sqlx::postgres::PgQueryResult;
 use uuid::Uuid;
 
 use super::ApplyError;
-
-pub(super) async fn set_recording(
-    tx: &mut PgConnection,
-    room: Uuid,
-    recording: bool,
-    at: DateTime<Utc>,
-) -> Result<PgQueryResult, ApplyError> {
-    let rows = sqlx::query("UPDATE rooms SET recording = $2, updated_at = $3 WHERE id = $1")
-        .bind(room)
-        .bind(recording)
-        .bind(at)
-        .execute(tx)
-        .await?;
-    Ok(rows)
-}
 
 pub(super) async fn finished(
     tx: &mut PgConnection,

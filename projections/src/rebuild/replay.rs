@@ -9,7 +9,7 @@ use futures::{FutureExt, StreamExt};
 use sqlx::PgConnection;
 
 use super::RebuildError;
-use crate::models::{ApplyError, apply_audit_batch, apply_message};
+use crate::models::{ApplyError, apply_batch, apply_message};
 use crate::projector::{MessageMark, Projection, ProjectorConfig, park};
 
 /// How long to wait for a message the rebuild knows exists (its sequence is at or
@@ -129,12 +129,8 @@ pub(super) async fn apply_to_shadow(
     // The fast path has no savepoint per message; one around the batch lets a poison
     // message send it to the slow path without losing the caller's transaction.
     sqlx::query("SAVEPOINT shadow_batch").execute(&mut *tx).await?;
-    let together = if projection == Projection::Audit {
-        let bodies: Vec<(u64, &[u8])> = fresh.iter().map(|(s, m)| (*s, m.payload.as_ref())).collect();
-        apply_audit_batch(tx, &bodies).await
-    } else {
-        apply_all(tx, projection, &fresh).await
-    };
+    let bodies: Vec<(u64, &[u8])> = fresh.iter().map(|(s, m)| (*s, m.payload.as_ref())).collect();
+    let together = apply_batch(tx, projection, &bodies).await;
     let events = match together {
         Ok(events) => events,
         Err(ApplyError::Transient(error)) => return Err(error.into()),
@@ -145,18 +141,6 @@ pub(super) async fn apply_to_shadow(
     };
     sqlx::query("RELEASE SAVEPOINT shadow_batch").execute(&mut *tx).await?;
     Ok(Position { last_sequence, events: position.events + events, last: Some(last) })
-}
-
-async fn apply_all(
-    tx: &mut PgConnection,
-    projection: Projection,
-    fresh: &[(u64, &Message)],
-) -> Result<u64, ApplyError> {
-    let mut events = 0;
-    for (sequence, message) in fresh {
-        events += apply_message(tx, projection, *sequence, &message.payload).await?;
-    }
-    Ok(events)
 }
 
 /// The slow path: a savepoint per message, so a poison one is rolled back and
