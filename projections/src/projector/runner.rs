@@ -34,7 +34,7 @@ use super::parking::park;
 use super::recover::recover_from_mismatch;
 use super::stream_check::{MessageMark, verify};
 use super::{Projection, ProjectorConfig, ProjectorError};
-use crate::models::{ApplyError, apply_audit_batch, apply_message};
+use crate::models::{ApplyError, apply_batch as apply_batch_of, apply_message};
 
 /// Runs `projection` until `shutdown`: as the active instance while it holds the
 /// projection's lock, as a standby retrying every `standby_retry` otherwise.
@@ -370,8 +370,9 @@ async fn apply_batch_as(
     // The message that moves the checkpoint: its mark is recorded with it.
     let mut last_message = None;
     let mut applied_events = 0;
-    if projection == Projection::Audit && isolation == Isolation::Together {
+    if matches!(projection, Projection::Audit | Projection::Rooms) && isolation == Isolation::Together {
         // The audit trail only appends: the whole batch goes in one statement.
+        // Rooms fold the batch in memory and write it set-based.
         let mut fresh = Vec::with_capacity(batch.len());
         for message in batch {
             let sequence = stream_sequence(message)?;
@@ -381,7 +382,7 @@ async fn apply_batch_as(
                 last_message = Some(message);
             }
         }
-        match apply_audit_batch(&mut tx, &fresh).await {
+        match apply_batch_of(&mut tx, projection, &fresh).await {
             Ok(events) => applied_events = events,
             Err(ApplyError::Poison(_)) => {
                 tx.rollback().await?;
