@@ -154,6 +154,9 @@ async fn follow(pool: PgPool, sender: watch::Sender<Positions>, mut heard: mpsc:
             next = heard.recv() => match next {
                 Some(Heard::Notification(payload)) => match parse(&payload) {
                     Some((projection, sequence)) => {
+                        // Stage timing for `gateway/benches/rest.rs` (off unless traced).
+                        tracing::trace!(target: "rapat::latency", projection = projection.name(),
+                            sequence = sequence.unwrap_or(0), "heard");
                         sender.send_if_modified(|positions| {
                             let changed = positions.0[projection.index()] != sequence;
                             positions.0[projection.index()] = sequence;

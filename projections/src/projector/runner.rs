@@ -274,6 +274,9 @@ async fn consume(
                 Some(None) | None => break,
             }
         }
+        // Stage timing for `gateway/benches/rest.rs` (off unless traced).
+        tracing::trace!(target: "rapat::latency", projection = projection.name(), first = sequence_or_0(&batch[0]),
+            last = batch.last().map_or(0, sequence_or_0), messages = batch.len(), "fetched");
         if lock_checked.elapsed() > config.idle_check {
             if !lock.still_held().await {
                 return Ok(Consumed::LockLost);
@@ -292,6 +295,8 @@ async fn consume(
         match apply_batch(pool, projection, stream_created_ns, &batch).await? {
             Batch::Poisoned => return Err(ProjectorError::Task("a batch stayed poisoned message by message".into())),
             Batch::Committed { after, up_to } => {
+                tracing::trace!(target: "rapat::latency", projection = projection.name(), first = sequence_or_0(&batch[0]),
+                    last = batch.last().map_or(0, sequence_or_0), "committed");
                 backoff.reset();
                 outage.ended();
                 if projection == Projection::Notifications && up_to > after {
@@ -447,6 +452,10 @@ fn stream_sequence(message: &Message) -> Result<u64, ProjectorError> {
         .info()
         .map(|info| info.stream_sequence)
         .map_err(|error| ProjectorError::Nats(format!("message without JetStream metadata: {error}")))
+}
+
+fn sequence_or_0(message: &Message) -> u64 {
+    stream_sequence(message).unwrap_or(0)
 }
 
 /// Replaces the projection's durable consumer with one starting at `start_sequence`.
