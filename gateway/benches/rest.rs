@@ -86,7 +86,10 @@ async fn run(
     let bare = serve_bare(bench.stack.db.clone()).await?;
     println!("gateway at {}, bare handler at {bare}; {} s per measurement", bench.stack.address, duration.as_secs());
     let server = bench.stack.nats.server_info();
-    println!("NATS {} at {} (fsync before ack only if it runs sync_interval: always)\n", server.version, bench.stack.nats_url);
+    println!(
+        "NATS {} at {} (fsync before ack only if it runs sync_interval: always)\n",
+        server.version, bench.stack.nats_url
+    );
 
     println!("GET /api/v1/rooms/{{id}} (real: JWT + session lookup + middleware + query; bare: the query alone)");
     println!(

@@ -164,7 +164,8 @@ impl Breakdown {
         for projection in WAITED_FOR {
             breakdown.projections.insert(projection, ([histogram()?, histogram()?, histogram()?, histogram()?], 0));
             for event in by_projection.get(&(projection, "fetched")).into_iter().flatten() {
-                breakdown.projections.get_mut(projection).expect("inserted").0[3].saturating_record(event.messages.max(1));
+                breakdown.projections.get_mut(projection).expect("inserted").0[3]
+                    .saturating_record(event.messages.max(1));
             }
         }
         for command in sent {

@@ -28,7 +28,7 @@ use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::checkpoint::{advance, load_checkpoint, lock_for_batch};
+use super::checkpoint::{advance, announce, load_checkpoint, lock_for_batch};
 use super::lock::ProjectionLock;
 use super::parking::park;
 use super::recover::recover_from_mismatch;
@@ -299,6 +299,13 @@ async fn consume(
                     last = batch.last().map_or(0, sequence_or_0), "committed");
                 backoff.reset();
                 outage.ended();
+                // Wakes the writers waiting for this position. Lost, it costs them
+                // the follower's next reload (100 ms), never a wrong answer.
+                if up_to > after
+                    && let Err(error) = announce(pool, projection).await
+                {
+                    tracing::debug!(%projection, %error, "cannot announce the checkpoint");
+                }
                 if projection == Projection::Notifications && up_to > after {
                     // After the commit: a push lost to a crash here costs liveness only.
                     super::live::publish_added(pool, jetstream.client(), &config.namespace, after, up_to).await;
@@ -319,8 +326,7 @@ async fn consume(
     }
 }
 
-/// Applies `batch` in one transaction, moving and announcing the checkpoint before
-/// the commit. The common case runs without savepoints (two round trips fewer per
+/// Applies `batch` in one transaction, moving the checkpoint before the commit. The common case runs without savepoints (two round trips fewer per
 /// message); only a batch that meets a poison message is redone message by message,
 /// so that the poison can be parked and the rest applied.
 async fn apply_batch(
