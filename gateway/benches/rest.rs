@@ -10,13 +10,15 @@
 //! 2. Latency of `POST /rooms/{id}/join` and `/leave`, sent open-loop at fixed rates:
 //!    from sending the request until its answer, which the gateway sends only once
 //!    the rooms and audit read models show the change (read-your-writes). So this is
-//!    command-to-visible latency as a client sees it.
+//!    command-to-visible latency as a client sees it, split into stages along each
+//!    command's critical path (`stages/mod.rs`).
 //!
 //! Settings come from the environment: `NATS_URL`, `DATABASE_URL` (its database
 //! name is replaced by a fresh one, dropped at the end), `BENCH_SECONDS` per
 //! measurement (default 5), `BENCH_CLIENTS` (default "1,16,64"), `BENCH_RATES`
 //! commands per second (default "200,1000").
 
+mod stages;
 mod support;
 
 use std::net::SocketAddr;
@@ -34,6 +36,7 @@ use sqlx::{PgPool, Row as _};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use stages::{Breakdown, Recorder, Sent};
 use support::{Stack, env_or};
 
 /// The query `queries::rooms::by_id` runs.
@@ -63,18 +66,30 @@ async fn main() -> anyhow::Result<()> {
     let rates: Vec<u64> = numbers(&env_or("BENCH_RATES", "200,1000"));
     let duration = Duration::from_secs(seconds);
 
+    let recorder = Recorder::install()?;
     let bench = Bench::start().await?;
-    let result = run(&bench, duration, &clients, &rates).await;
+    let result = run(&bench, &recorder, duration, &clients, &rates).await;
     bench.stop().await;
     result
 }
 
-async fn run(bench: &Bench, duration: Duration, clients: &[usize], rates: &[u64]) -> anyhow::Result<()> {
+async fn run(
+    bench: &Bench,
+    recorder: &Recorder,
+    duration: Duration,
+    clients: &[usize],
+    rates: &[u64],
+) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let token = bench.new_user(&http, "Bench").await?;
     let room = bench.create_room(&http, &token, "Benchmark room").await?;
     let bare = serve_bare(bench.stack.db.clone()).await?;
-    println!("gateway at {}, bare handler at {bare}; {} s per measurement\n", bench.stack.address, duration.as_secs());
+    println!("gateway at {}, bare handler at {bare}; {} s per measurement", bench.stack.address, duration.as_secs());
+    let server = bench.stack.nats.server_info();
+    println!(
+        "NATS {} at {} (fsync before ack only if it runs sync_interval: always)\n",
+        server.version, bench.stack.nats_url
+    );
 
     println!("GET /api/v1/rooms/{{id}} (real: JWT + session lookup + middleware + query; bare: the query alone)");
     println!(
@@ -119,8 +134,11 @@ async fn run(bench: &Bench, duration: Duration, clients: &[usize], rates: &[u64]
         }
     }
     let rooms = Arc::new(rooms);
+    let mut breakdowns = Vec::new();
     for &rate in rates {
+        recorder.clear();
         let measured = measure_commands(bench, &token, rate, duration, &rooms).await?;
+        breakdowns.push((rate, Breakdown::of(recorder, &measured.sent)?));
         println!(
             "{:>9} | {:>10.0} | {:>8.1} {:>8.1} {:>8.1} | {:>6} {:>7}",
             rate,
@@ -131,6 +149,10 @@ async fn run(bench: &Bench, duration: Duration, clients: &[usize], rates: &[u64]
             measured.errors,
             measured.skipped
         );
+    }
+    for (rate, breakdown) in breakdowns {
+        println!("\nat {rate} commands/s:");
+        breakdown.print();
     }
     Ok(())
 }
@@ -190,6 +212,8 @@ struct Latency {
     errors: u64,
     /// Ticks with every room still busy: the server could not keep up.
     skipped: u64,
+    /// The commands answered OK.
+    sent: Vec<Sent>,
 }
 
 /// One room of the latency run.
@@ -249,21 +273,26 @@ async fn measure_commands(
                 }
                 Err(error) => Err(error.to_string()),
             };
-            let took = began.elapsed();
+            let answered = Instant::now();
+            let room = rooms[index].id.clone();
             rooms[index].busy.store(false, Ordering::Release);
             drop(permit);
-            (took, outcome)
+            (Sent { room, sent: began, answered }, outcome)
         });
     }
     let mut histogram = Histogram::<u64>::new(3)?;
     let mut errors = 0;
     let mut first_error = None;
+    let mut answered = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        let (took, outcome) = done?;
-        histogram.record(took.as_micros() as u64)?;
-        if let Err(error) = outcome {
-            errors += 1;
-            first_error.get_or_insert(error);
+        let (command, outcome) = done?;
+        histogram.record(command.answered.duration_since(command.sent).as_micros() as u64)?;
+        match outcome {
+            Ok(()) => answered.push(command),
+            Err(error) => {
+                errors += 1;
+                first_error.get_or_insert(error);
+            }
         }
     }
     if let Some(error) = first_error {
@@ -276,6 +305,7 @@ async fn measure_commands(
         max_us: histogram.max(),
         errors,
         skipped,
+        sent: answered,
     })
 }
 

@@ -54,8 +54,12 @@ impl AppState {
         } else {
             metadata
         };
+        // Stage timing for `benches/rest.rs` (off unless traced).
+        tracing::trace!(target: "rapat::latency", aggregate_id, "write");
         let outcome = bus.execute(aggregate_id, command, metadata).await.map_err(Into::into)?;
+        tracing::trace!(target: "rapat::latency", aggregate_id, sequence = outcome.stream_sequence, "stored");
         self.wait_visible(A::TYPE, outcome.stream_sequence).await?;
+        tracing::trace!(target: "rapat::latency", aggregate_id, sequence = outcome.stream_sequence, "visible");
         Ok(outcome)
     }
 

@@ -2,7 +2,8 @@
 //!
 //! Projectors announce every checkpoint on the `rapat_checkpoints` channel
 //! (`<projection>:<seq>`, sent by the committing transaction). One listener task per
-//! [`ProjectionPositions`] keeps the latest positions in a `watch`, reloading them
+//! [`ProjectionPositions`] keeps the latest positions in a `watch` per projection
+//! (a waiter wakes only when a projection it waits for moves), reloading them
 //! all from `projection_checkpoints` when it (re)connects and every 100 ms, since a
 //! notification sent while the listener was reconnecting is lost for good.
 //!
@@ -50,7 +51,9 @@ pub struct WaitTimeout {
 /// once every clone is dropped.
 #[derive(Clone)]
 pub struct ProjectionPositions {
-    positions: watch::Receiver<Positions>,
+    /// One channel per projection (at `Projection::index`): with one channel for
+    /// all, each of the twelve projections' checkpoints woke every waiting write.
+    positions: Vec<watch::Receiver<Option<u64>>>,
 }
 
 const POLL_EVERY: Duration = Duration::from_millis(100);
@@ -59,19 +62,23 @@ impl ProjectionPositions {
     /// Starts following the checkpoints of the database behind `pool`. Must be
     /// called inside a tokio runtime.
     pub fn start(pool: PgPool) -> Self {
-        let (sender, receiver) = watch::channel(Positions::default());
+        let (senders, positions) = Projection::ALL.iter().map(|_| watch::channel(None)).unzip();
         let (notifications, incoming) = mpsc::channel(1024);
         let listener = tokio::spawn(listen(pool.clone(), notifications));
         tokio::spawn(async move {
-            follow(pool, sender, incoming).await;
+            follow(pool, senders, incoming).await;
             listener.abort();
         });
-        Self { positions: receiver }
+        Self { positions }
     }
 
     /// The positions as last seen.
     pub fn current(&self) -> Positions {
-        *self.positions.borrow()
+        let mut now = Positions::default();
+        for (at, receiver) in now.0.iter_mut().zip(&self.positions) {
+            *at = *receiver.borrow();
+        }
+        now
     }
 
     /// Returns once every projection in `projections` has applied the stream up to
@@ -84,12 +91,23 @@ impl ProjectionPositions {
         stream_sequence: u64,
         timeout: Duration,
     ) -> Result<(), WaitTimeout> {
-        if self.positions.borrow().reached(projections, stream_sequence) {
+        if self.current().reached(projections, stream_sequence) {
             return Ok(());
         }
-        let mut receiver = self.positions.clone();
-        let waited =
-            tokio::time::timeout(timeout, receiver.wait_for(|now| now.reached(projections, stream_sequence))).await;
+        let all_reached = async {
+            loop {
+                for projection in projections {
+                    let mut receiver = self.positions[projection.index()].clone();
+                    receiver.wait_for(|at| at.is_some_and(|at| at >= stream_sequence)).await?;
+                }
+                // Each one reached it in turn; one of them may have moved back since
+                // (a stream mismatch), and then the wait goes on.
+                if self.current().reached(projections, stream_sequence) {
+                    return Ok::<(), watch::error::RecvError>(());
+                }
+            }
+        };
+        let waited = tokio::time::timeout(timeout, all_reached).await;
         match waited {
             Ok(Ok(_)) => Ok(()),
             // Timed out, or the follower task is gone (which only happens on drop).
@@ -143,34 +161,42 @@ async fn listen(pool: PgPool, heard: mpsc::Sender<Heard>) {
 
 /// Applies notifications and periodic reloads to the watch, in one task, so a
 /// reload and a notification never race each other.
-async fn follow(pool: PgPool, sender: watch::Sender<Positions>, mut heard: mpsc::Receiver<Heard>) {
+async fn follow(pool: PgPool, senders: Vec<watch::Sender<Option<u64>>>, mut heard: mpsc::Receiver<Heard>) {
     let mut poll = tokio::time::interval(POLL_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        if sender.is_closed() {
+        // Every clone of `ProjectionPositions` holds every receiver.
+        if senders.iter().all(watch::Sender::is_closed) {
             return;
         }
         tokio::select! {
             next = heard.recv() => match next {
                 Some(Heard::Notification(payload)) => match parse(&payload) {
                     Some((projection, sequence)) => {
-                        sender.send_if_modified(|positions| {
-                            let changed = positions.0[projection.index()] != sequence;
-                            positions.0[projection.index()] = sequence;
-                            changed
-                        });
+                        // Stage timing for `gateway/benches/rest.rs` (off unless traced).
+                        tracing::trace!(target: "rapat::latency", projection = projection.name(),
+                            sequence = sequence.unwrap_or(0), "heard");
+                        set(&senders[projection.index()], sequence);
                     }
                     None => tracing::debug!(payload, "unreadable checkpoint notification"),
                 },
-                Some(Heard::Reconnected) => reload(&pool, &sender).await,
+                Some(Heard::Reconnected) => reload(&pool, &senders).await,
                 None => return,
             },
-            _ = poll.tick() => reload(&pool, &sender).await,
+            _ = poll.tick() => reload(&pool, &senders).await,
         }
     }
 }
 
-async fn reload(pool: &PgPool, sender: &watch::Sender<Positions>) {
+fn set(sender: &watch::Sender<Option<u64>>, position: Option<u64>) {
+    sender.send_if_modified(|at| {
+        let changed = *at != position;
+        *at = position;
+        changed
+    });
+}
+
+async fn reload(pool: &PgPool, senders: &[watch::Sender<Option<u64>>]) {
     let select = "SELECT projection, last_sequence, stream_mismatch IS NOT NULL FROM projection_checkpoints";
     let rows: Vec<(String, i64, bool)> = match sqlx::query_as(select).fetch_all(pool).await {
         Ok(rows) => rows,
@@ -193,11 +219,9 @@ async fn reload(pool: &PgPool, sender: &watch::Sender<Positions>) {
             loaded.0[projection.index()] = Some(0);
         }
     }
-    sender.send_if_modified(|positions| {
-        let changed = *positions != loaded;
-        *positions = loaded;
-        changed
-    });
+    for (sender, position) in senders.iter().zip(loaded.0) {
+        set(sender, position);
+    }
 }
 
 /// `<projection>:<seq>`, or `<projection>:mismatch` (position unknown: `None`).

@@ -28,7 +28,7 @@ use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::checkpoint::{advance, load_checkpoint, lock_for_batch};
+use super::checkpoint::{advance, announce, load_checkpoint, lock_for_batch};
 use super::lock::ProjectionLock;
 use super::parking::park;
 use super::recover::recover_from_mismatch;
@@ -274,6 +274,9 @@ async fn consume(
                 Some(None) | None => break,
             }
         }
+        // Stage timing for `gateway/benches/rest.rs` (off unless traced).
+        tracing::trace!(target: "rapat::latency", projection = projection.name(), first = sequence_or_0(&batch[0]),
+            last = batch.last().map_or(0, sequence_or_0), messages = batch.len(), "fetched");
         if lock_checked.elapsed() > config.idle_check {
             if !lock.still_held().await {
                 return Ok(Consumed::LockLost);
@@ -292,8 +295,17 @@ async fn consume(
         match apply_batch(pool, projection, stream_created_ns, &batch).await? {
             Batch::Poisoned => return Err(ProjectorError::Task("a batch stayed poisoned message by message".into())),
             Batch::Committed { after, up_to } => {
+                tracing::trace!(target: "rapat::latency", projection = projection.name(), first = sequence_or_0(&batch[0]),
+                    last = batch.last().map_or(0, sequence_or_0), "committed");
                 backoff.reset();
                 outage.ended();
+                // Wakes the writers waiting for this position. Lost, it costs them
+                // the follower's next reload (100 ms), never a wrong answer.
+                if up_to > after
+                    && let Err(error) = announce(pool, projection).await
+                {
+                    tracing::debug!(%projection, %error, "cannot announce the checkpoint");
+                }
                 if projection == Projection::Notifications && up_to > after {
                     // After the commit: a push lost to a crash here costs liveness only.
                     super::live::publish_added(pool, jetstream.client(), &config.namespace, after, up_to).await;
@@ -314,8 +326,7 @@ async fn consume(
     }
 }
 
-/// Applies `batch` in one transaction, moving and announcing the checkpoint before
-/// the commit. The common case runs without savepoints (two round trips fewer per
+/// Applies `batch` in one transaction, moving the checkpoint before the commit. The common case runs without savepoints (two round trips fewer per
 /// message); only a batch that meets a poison message is redone message by message,
 /// so that the poison can be parked and the rest applied.
 async fn apply_batch(
@@ -448,6 +459,10 @@ fn stream_sequence(message: &Message) -> Result<u64, ProjectorError> {
         .info()
         .map(|info| info.stream_sequence)
         .map_err(|error| ProjectorError::Nats(format!("message without JetStream metadata: {error}")))
+}
+
+fn sequence_or_0(message: &Message) -> u64 {
+    stream_sequence(message).unwrap_or(0)
 }
 
 /// Replaces the projection's durable consumer with one starting at `start_sequence`.

@@ -5,10 +5,12 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::room::RoomEvent;
+use rapat_projections::projector::CHECKPOINT_CHANNEL;
 use rapat_projections::queries::rooms;
 use rapat_projections::{Projection, ProjectionPositions};
 use rapat_testkit::eventually;
 use serde_json::json;
+use sqlx::postgres::PgListener;
 
 use crate::support::TestEnv;
 
@@ -48,6 +50,32 @@ async fn writers_can_wait_for_their_writes() {
     // Caught up, a wait costs no database round trip: it works with the pool closed.
     positions_pool.close().await;
     positions.wait_for(&[Projection::Rooms], sequence, Duration::from_millis(1)).await.expect("already there");
+    projector.stop().await;
+}
+
+/// Each committed batch announces its checkpoint (after the commit, outside it): a
+/// listener hears the position once the read model shows the write.
+#[tokio::test]
+async fn a_committed_batch_announces_its_checkpoint() {
+    let env = TestEnv::new().await;
+    let mut listener = PgListener::connect_with(&env.pool).await.expect("connects");
+    listener.listen(CHECKPOINT_CHANNEL).await.expect("listens");
+    let projector = env.spawn_projector(env.pool.clone());
+    let room = RoomId::new_random();
+    let created = json!({"hostId": UserId::new_random(), "name": "Heard", "description": "", "maxUsers": 10});
+    let sequence = env.append_raw("room", room.as_uuid(), vec![("RoomCreated".into(), 1, created)]).await;
+    let expected = format!("rooms:{sequence}");
+    let heard = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let notification = listener.recv().await.expect("a notification");
+            if notification.payload() == expected {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(heard.is_ok(), "no {expected} announced");
+    assert!(rooms::by_id(&env.pool, room).await.expect("query").is_some(), "announced before it was visible");
     projector.stop().await;
 }
 

@@ -1,0 +1,255 @@
+//! Where a command's time goes: the gateway, the projector and the checkpoint
+//! follower emit `rapat::latency` trace events (off unless a subscriber asks for
+//! them), this bench records each with the instant it was heard, and after a run
+//! splits every command's send-to-answer time into stages along its critical path.
+//!
+//! A command on room R with stream sequence S:
+//! - `write` (R) and `stored` (R, S): `AppState::write` starts, and the command's
+//!   event is acknowledged by JetStream;
+//! - `fetched` / `committed` (projection, first..last): the projector took a batch
+//!   holding S from its consumer, and committed it with its checkpoint;
+//! - `heard` (projection, S' >= S): the gateway's checkpoint follower got the NOTIFY;
+//! - `visible` (R, S): the write's wait for its read models is over.
+//!
+//! The write waits for two projections (rooms and audit); the stages follow the
+//! one heard last, which is the one the answer waited for.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{Layer, Registry};
+
+/// The projections a room command's answer waits for (`gateway/src/write.rs`).
+const WAITED_FOR: [&str; 2] = ["rooms", "audit"];
+
+#[derive(Clone, Debug, Default)]
+struct Event {
+    at: Option<Instant>,
+    message: String,
+    projection: String,
+    aggregate_id: String,
+    sequence: u64,
+    first: u64,
+    last: u64,
+    messages: u64,
+}
+
+impl Visit for Event {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => self.message = value.to_string(),
+            "projection" => self.projection = value.to_string(),
+            "aggregate_id" => self.aggregate_id = value.to_string(),
+            _ => {}
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            "sequence" => self.sequence = value,
+            "first" => self.first = value,
+            "last" => self.last = value,
+            "messages" => self.messages = value,
+            _ => {}
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.record_u64(field, u64::try_from(value).unwrap_or(0));
+    }
+}
+
+/// Every `rapat::latency` event heard since the last `take`.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+struct Collect(Recorder);
+
+impl<S: tracing::Subscriber> Layer<S> for Collect {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut heard = Event { at: Some(Instant::now()), ..Event::default() };
+        event.record(&mut heard);
+        self.0.events.lock().expect("not poisoned").push(heard);
+    }
+}
+
+impl Recorder {
+    /// Installs the process's tracing subscriber: only `rapat::latency` events, into this.
+    pub fn install() -> anyhow::Result<Self> {
+        let recorder = Self::default();
+        let only = Targets::new().with_target("rapat::latency", LevelFilter::TRACE);
+        Registry::default().with(only).with(Collect(recorder.clone())).try_init()?;
+        Ok(recorder)
+    }
+
+    pub fn clear(&self) {
+        self.events.lock().expect("not poisoned").clear();
+    }
+
+    fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.lock().expect("not poisoned"))
+    }
+}
+
+/// One answered command as the load generator saw it.
+pub struct Sent {
+    pub room: String,
+    pub sent: Instant,
+    pub answered: Instant,
+}
+
+const STAGES: [&str; 7] = [
+    "send → write starts (HTTP, auth, invitation query)",
+    "write → stored (load, decide, publish → ack)",
+    "stored → projector fetched",
+    "fetched → committed (batch transaction)",
+    "committed → NOTIFY heard",
+    "heard → wait over",
+    "wait over → answer (2 queries, HTTP)",
+];
+
+/// Per-stage histograms of the commands of one run.
+pub struct Breakdown {
+    stages: Vec<Histogram<u64>>,
+    /// Per projection: stored → fetched, fetched → committed, committed → heard,
+    /// batch sizes, and how often it was the one waited for last.
+    projections: HashMap<&'static str, ([Histogram<u64>; 4], u64)>,
+    matched: u64,
+    unmatched: u64,
+}
+
+impl Breakdown {
+    /// Matches the events heard during the run to the commands sent.
+    pub fn of(recorder: &Recorder, sent: &[Sent]) -> anyhow::Result<Self> {
+        let events = recorder.take();
+        let mut by_room: HashMap<&str, Vec<&Event>> = HashMap::new();
+        let mut by_projection: HashMap<(&str, &str), Vec<&Event>> = HashMap::new();
+        for event in &events {
+            if event.aggregate_id.is_empty() {
+                by_projection.entry((event.projection.as_str(), event.message.as_str())).or_default().push(event);
+            } else {
+                by_room.entry(event.aggregate_id.as_str()).or_default().push(event);
+            }
+        }
+        if std::env::var_os("BENCH_STAGES_DEBUG").is_some() {
+            let mut kinds: HashMap<(&str, &str), usize> = HashMap::new();
+            for event in &events {
+                *kinds.entry((event.message.as_str(), event.projection.as_str())).or_default() += 1;
+            }
+            println!("    events heard: {kinds:?}; first: {:?}", events.iter().take(3).collect::<Vec<_>>());
+            println!("    first command: {:?}", sent.first().map(|command| &command.room));
+        }
+        // 1 µs to 10 minutes: `record` below saturates instead of resizing.
+        let histogram = || Histogram::<u64>::new_with_bounds(1, 600_000_000, 3);
+        let mut breakdown = Self {
+            stages: (0..STAGES.len()).map(|_| histogram()).collect::<Result<_, _>>()?,
+            projections: HashMap::new(),
+            matched: 0,
+            unmatched: 0,
+        };
+        for projection in WAITED_FOR {
+            breakdown.projections.insert(projection, ([histogram()?, histogram()?, histogram()?, histogram()?], 0));
+            for event in by_projection.get(&(projection, "fetched")).into_iter().flatten() {
+                breakdown.projections.get_mut(projection).expect("inserted").0[3]
+                    .saturating_record(event.messages.max(1));
+            }
+        }
+        for command in sent {
+            match breakdown.command(command, &by_room, &by_projection) {
+                Some(()) => breakdown.matched += 1,
+                None => breakdown.unmatched += 1,
+            }
+        }
+        Ok(breakdown)
+    }
+
+    fn command(
+        &mut self,
+        command: &Sent,
+        by_room: &HashMap<&str, Vec<&Event>>,
+        by_projection: &HashMap<(&str, &str), Vec<&Event>>,
+    ) -> Option<()> {
+        let during = |event: &&&Event| event.at.is_some_and(|at| at >= command.sent && at <= command.answered);
+        let own: Vec<&Event> = by_room.get(command.room.as_str())?.iter().filter(during).copied().collect();
+        let point = |message: &str| own.iter().find(|event| event.message == message).copied();
+        let (write, stored, visible) = (point("write")?, point("stored")?, point("visible")?);
+        let sequence = stored.sequence;
+        // Per waited-for projection: fetched, committed, heard.
+        let mut path = Vec::new();
+        for projection in WAITED_FOR {
+            let batch = |message: &str| {
+                let list = by_projection.get(&(projection, message))?;
+                // Batches come in stream order: the first one reaching `sequence`.
+                let index = list.partition_point(|event| event.last < sequence);
+                list.get(index).filter(|event| event.first <= sequence).and_then(|event| event.at)
+            };
+            let heard = by_projection.get(&(projection, "heard")).and_then(|list| {
+                let index = list.partition_point(|event| event.sequence < sequence);
+                list.get(index).and_then(|event| event.at)
+            });
+            path.push((projection, batch("fetched")?, batch("committed")?, heard?));
+        }
+        let &(critical, fetched, committed, heard) = path.iter().max_by_key(|(_, _, _, heard)| *heard)?;
+        let stored_at = stored.at?;
+        let points = [command.sent, write.at?, stored_at, fetched, committed, heard, visible.at?, command.answered];
+        for (stage, pair) in points.windows(2).enumerate() {
+            record(&mut self.stages[stage], pair[1].saturating_duration_since(pair[0]));
+        }
+        for (projection, fetched, committed, heard) in path {
+            let (histograms, critical_count) = self.projections.get_mut(projection)?;
+            record(&mut histograms[0], fetched.saturating_duration_since(stored_at));
+            record(&mut histograms[1], committed.saturating_duration_since(fetched));
+            record(&mut histograms[2], heard.saturating_duration_since(committed));
+            if projection == critical {
+                *critical_count += 1;
+            }
+        }
+        Some(())
+    }
+
+    pub fn print(&self) {
+        println!("    stages of {} commands ({} not matched to their events), ms:", self.matched, self.unmatched);
+        println!("    {:<52} {:>8} {:>8}", "stage (critical path)", "p50", "p99");
+        for (name, histogram) in STAGES.iter().zip(&self.stages) {
+            println!("    {name:<52} {:>8.2} {:>8.2}", ms(histogram, 0.5), ms(histogram, 0.99));
+        }
+        for projection in WAITED_FOR {
+            let Some((histograms, critical)) = self.projections.get(projection) else { continue };
+            println!(
+                "    {projection:<6} waited for last {critical:>5}×; stored→fetched {:.2}/{:.2}, fetched→committed \
+                 {:.2}/{:.2}, committed→heard {:.2}/{:.2} (p50/p99 ms); batch p50/p99 {}/{} messages",
+                ms(&histograms[0], 0.5),
+                ms(&histograms[0], 0.99),
+                ms(&histograms[1], 0.5),
+                ms(&histograms[1], 0.99),
+                ms(&histograms[2], 0.5),
+                ms(&histograms[2], 0.99),
+                histograms[3].value_at_quantile(0.5),
+                histograms[3].value_at_quantile(0.99),
+            );
+        }
+    }
+}
+
+fn record(histogram: &mut Histogram<u64>, took: Duration) {
+    // Saturates rather than fails on an outlier.
+    histogram.saturating_record((took.as_micros() as u64).max(1));
+}
+
+fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1e3
+}
