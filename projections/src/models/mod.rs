@@ -94,18 +94,26 @@ pub(crate) async fn apply_message(
 /// is not a stored commit fails the whole call as poison; the caller then falls
 /// back to [`apply_message`] one message at a time to find and park it.
 pub(crate) async fn apply_audit_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])]) -> Result<u64, ApplyError> {
-    let mut commits = Vec::with_capacity(messages.len());
-    for (sequence, body) in messages {
-        let commit: StoredCommit = serde_json::from_slice(body)
-            .map_err(|error| ApplyError::Poison(format!("not a stored commit: {error}")))?;
-        commits.push((*sequence, commit));
-    }
+    let commits = stored_commits(messages)?;
     let events: Vec<(u64, &StoredEvent)> = commits
         .iter()
         .flat_map(|(sequence, commit)| commit.events.iter().map(move |event| (*sequence, event)))
         .collect();
     audit::apply_many(tx, &events).await?;
     Ok(events.len() as u64)
+}
+
+/// The messages' stored commits, with their stream sequences; a message that is
+/// not one is poison.
+fn stored_commits(messages: &[(u64, &[u8])]) -> Result<Vec<(u64, StoredCommit)>, ApplyError> {
+    messages
+        .iter()
+        .map(|(sequence, body)| {
+            serde_json::from_slice(body)
+                .map(|commit| (*sequence, commit))
+                .map_err(|error| ApplyError::Poison(format!("not a stored commit: {error}")))
+        })
+        .collect()
 }
 
 /// Applies many messages to `projection`'s read model, with as few statements as the
@@ -135,12 +143,7 @@ pub(crate) async fn apply_batch(
 /// batch are folded together (`rooms/fold.rs`), as [`apply_message`] one by one
 /// would have applied them.
 pub(crate) async fn apply_rooms_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])]) -> Result<u64, ApplyError> {
-    let mut commits = Vec::with_capacity(messages.len());
-    for (sequence, body) in messages {
-        let commit: StoredCommit = serde_json::from_slice(body)
-            .map_err(|error| ApplyError::Poison(format!("not a stored commit: {error}")))?;
-        commits.push((*sequence, commit));
-    }
+    let commits = stored_commits(messages)?;
     let mut events = Vec::new();
     for (sequence, commit) in &commits {
         for event in &commit.events {
