@@ -119,7 +119,9 @@ pub(crate) async fn advance(
 /// a stale position is never announced after a newer one.
 pub(crate) async fn announce(pool: &PgPool, projection: Projection) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "SELECT set_config('synchronous_commit', 'off', true),          pg_notify($1, projection || ':' || CASE WHEN stream_mismatch IS NULL THEN last_sequence::text ELSE $2 END)          FROM projection_checkpoints WHERE projection = $3 FOR SHARE",
+        "SELECT set_config('synchronous_commit', 'off', true), \
+                pg_notify($1, projection || ':' || CASE WHEN stream_mismatch IS NULL THEN last_sequence::text ELSE $2 END) \
+         FROM projection_checkpoints WHERE projection = $3 FOR SHARE",
     )
     .bind(CHECKPOINT_CHANNEL)
     .bind(MISMATCH)

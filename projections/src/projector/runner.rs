@@ -326,9 +326,10 @@ async fn consume(
     }
 }
 
-/// Applies `batch` in one transaction, moving the checkpoint before the commit. The common case runs without savepoints (two round trips fewer per
-/// message); only a batch that meets a poison message is redone message by message,
-/// so that the poison can be parked and the rest applied.
+/// Applies `batch` in one transaction, moving the checkpoint before the commit.
+/// The common case runs without savepoints (two round trips fewer per message);
+/// only a batch that meets a poison message is redone message by message, so that
+/// the poison can be parked and the rest applied.
 async fn apply_batch(
     pool: &PgPool,
     projection: Projection,
@@ -381,9 +382,10 @@ async fn apply_batch_as(
     // The message that moves the checkpoint: its mark is recorded with it.
     let mut last_message = None;
     let mut applied_events = 0;
-    if matches!(projection, Projection::Audit | Projection::Rooms) && isolation == Isolation::Together {
-        // The audit trail only appends: the whole batch goes in one statement.
-        // Rooms fold the batch in memory and write it set-based.
+    if isolation == Isolation::Together {
+        // Every new message in one call (`models::apply_batch`): the audit trail
+        // appends them in one statement, rooms fold them in memory and write
+        // set-based, the others go message by message; any poison aborts the attempt.
         let mut fresh = Vec::with_capacity(batch.len());
         for message in batch {
             let sequence = stream_sequence(message)?;
@@ -401,40 +403,27 @@ async fn apply_batch_as(
             }
             Err(ApplyError::Transient(error)) => return Err(error.into()),
         }
-        if let Some(message) = last_message {
-            advance(&mut tx, projection, &mark(message)?, stream_created_ns, applied_events).await?;
-        }
-        tx.commit().await?;
-        record_progress(projection, last, applied_events);
-        return Ok(Batch::Committed { after, up_to: last });
-    }
-    for message in batch {
-        let sequence = stream_sequence(message)?;
-        if sequence <= last {
-            // Applied by an earlier transaction: a redelivery, or a batch of an
-            // instance that was active a moment ago.
-            continue;
-        }
-        if isolation == Isolation::PerMessage {
+    } else {
+        for message in batch {
+            let sequence = stream_sequence(message)?;
+            if sequence <= last {
+                // Applied by an earlier transaction: a redelivery, or a batch of an
+                // instance that was active a moment ago.
+                continue;
+            }
             sqlx::query("SAVEPOINT message").execute(&mut *tx).await?;
-        }
-        match apply_message(&mut tx, projection, sequence, &message.payload).await {
-            Ok(events) => applied_events += events,
-            Err(ApplyError::Poison(_)) if isolation == Isolation::Together => {
-                tx.rollback().await?;
-                return Ok(Batch::Poisoned);
+            match apply_message(&mut tx, projection, sequence, &message.payload).await {
+                Ok(events) => applied_events += events,
+                Err(ApplyError::Poison(reason)) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT message").execute(&mut *tx).await?;
+                    park(&mut tx, projection, sequence, message.subject.as_str(), &reason, &message.payload).await?;
+                }
+                Err(ApplyError::Transient(error)) => return Err(error.into()),
             }
-            Err(ApplyError::Poison(reason)) => {
-                sqlx::query("ROLLBACK TO SAVEPOINT message").execute(&mut *tx).await?;
-                park(&mut tx, projection, sequence, message.subject.as_str(), &reason, &message.payload).await?;
-            }
-            Err(ApplyError::Transient(error)) => return Err(error.into()),
-        }
-        if isolation == Isolation::PerMessage {
             sqlx::query("RELEASE SAVEPOINT message").execute(&mut *tx).await?;
+            last = sequence;
+            last_message = Some(message);
         }
-        last = sequence;
-        last_message = Some(message);
     }
     if let Some(message) = last_message {
         advance(&mut tx, projection, &mark(message)?, stream_created_ns, applied_events).await?;
