@@ -30,6 +30,9 @@ function watched(page) {
         freezes: stat.freezeCount ?? 0,
         frozenSeconds: stat.totalFreezesDuration ?? 0,
         bytes: stat.bytesReceived ?? 0,
+        lost: stat.packetsLost ?? 0,
+        nacks: stat.nackCount ?? 0,
+        plis: stat.pliCount ?? 0,
         at: stat.timestamp,
       };
     });
@@ -48,6 +51,19 @@ function layersSent(page) {
       }
     });
     return layers;
+  });
+}
+
+/** What limits the publisher's camera encoder now, as Chromium says, and its frame rate per layer. */
+function sending(page) {
+  return page.evaluate(async () => {
+    const parts = [];
+    (await window.rapat.pc.getStats()).forEach((stat) => {
+      if (stat.type === "outbound-rtp" && stat.kind === "video" && stat.rid) {
+        parts.push(`${stat.rid} ${stat.framesPerSecond ?? 0} frames/s (limited by ${stat.qualityLimitationReason ?? "?"})`);
+      }
+    });
+    return parts.sort().join(", ");
   });
 }
 
@@ -162,7 +178,7 @@ test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching",
       // The switch itself may cost a freeze (packets of the old layer queued or
       // dropped at the bottleneck): the window starts once it is behind.
       await slow.waitForTimeout(2000);
-      const start = { slow: await watched(slow), fast: await watched(fast) };
+      const start = { slow: await watched(slow), fast: await watched(fast), sent: await layersSent(publisher) };
       const series = [];
       for (let second = 0; second < 8; second += 1) {
         await slow.waitForTimeout(1000);
@@ -170,18 +186,36 @@ test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching",
         series.push(`${now.height}p/${now.decoded}/${now.freezes}`);
       }
       console.log(`shaped: the limited watcher each second (height/decoded/freezes): ${series.join(" ")}`);
-      const end = { slow: await watched(slow), fast: await watched(fast) };
+      const end = { slow: await watched(slow), fast: await watched(fast), sent: await layersSent(publisher) };
       const seconds = (end.slow.at - start.slow.at) / 1000;
       const fps = (end.slow.decoded - start.slow.decoded) / seconds;
       const kbit = ((end.slow.bytes - start.slow.bytes) * 8) / seconds / 1000;
       const frozen = end.slow.frozenSeconds - start.slow.frozenSeconds;
+      const fastSeconds = (end.fast.at - start.fast.at) / 1000;
+      const fastFps = (end.fast.decoded - start.fast.decoded) / fastSeconds;
       console.log(
         `shaped: limited watcher ${fps.toFixed(1)} frames/s at ${end.slow.height}p, ${kbit.toFixed(0)} kbit/s, ` +
-          `${end.slow.freezes - start.slow.freezes} freezes (${frozen.toFixed(2)} s)`,
+          `${end.slow.freezes - start.slow.freezes} freezes (${frozen.toFixed(2)} s), ` +
+          `${end.slow.lost - start.slow.lost} packets lost, ${end.slow.nacks - start.slow.nacks} NACKs, ` +
+          `${end.slow.plis - start.slow.plis} PLIs; the other watcher ${fastFps.toFixed(1)} frames/s at ${end.fast.height}p, ` +
+          `${(end.fast.frozenSeconds - start.fast.frozenSeconds).toFixed(2)} s frozen; the publisher: ${await sending(publisher)}`,
       );
-      expect(end.slow.height, "still on the low layer").toBeLessThanOrEqual(low);
+      // The layer it is on fits the link: below the top, and sent by the
+      // publisher at a rate the link carries. (Which layers fit depends on
+      // the publisher's encoder: on a busy machine Chromium sends its layers
+      // well under their caps, and the half layer may fit 400 kbit/s.)
+      const onLayer = Object.entries(end.sent).find(([, layer]) => layer.height === end.slow.height);
+      const layerKbit = onLayer && start.sent[onLayer[0]]
+        ? ((onLayer[1].bytes - start.sent[onLayer[0]].bytes) * 8) / (onLayer[1].at - start.sent[onLayer[0]].at)
+        : 0;
+      console.log(`shaped: the limited watcher's layer, ${onLayer?.[0]} at ${end.slow.height}p, came at ${layerKbit.toFixed(0)} kbit/s`);
+      expect(end.slow.height, "below the top layer").toBeLessThan(high);
+      expect(end.slow.height === low || layerKbit < LIMIT_KBIT * 0.8, "the layer fits beside the audio").toBe(true);
       expect(fps, "frames decoded per second behind the limit").toBeGreaterThan(5);
-      expect(frozen, "seconds frozen in the window").toBeLessThan(1);
+      // Frozen no longer than the unconstrained watcher was, plus under a
+      // second: a publisher starved of CPU freezes every watcher alike.
+      const fastFrozen = end.fast.frozenSeconds - start.fast.frozenSeconds;
+      expect(frozen, "seconds frozen in the window, beyond the other watcher's").toBeLessThan(1 + fastFrozen);
       expect(end.fast.height, "the unconstrained watcher's layer").toBe(high);
       expect(end.fast.decoded, "the unconstrained watcher decodes").toBeGreaterThan(start.fast.decoded);
     });

@@ -18,10 +18,12 @@
 //! On overuse the estimate drops to a little under the rate that got through;
 //! with neither signal it climbs by [`INCREASE_PER_SECOND`], but only up to
 //! [`MAX_OVER_ACKED`] times the rate that got through, and it is at least that
-//! rate. An SFU sends no padding probes, so the rate that got through is what
-//! it sends: an estimate free to climb past it says nothing of the link (it
-//! climbed until it named a layer that did not fit, which then froze). Finding
-//! room for a bigger layer is the layer choice's probe (`layer_fit.rs`).
+//! rate. The rate that got through is what the SFU sends: an estimate free to
+//! climb past it says nothing of the link (it climbed until it named a layer
+//! that did not fit, which then froze). Finding room for a bigger layer is the
+//! layer choice's probe (`layer_fit.rs`): padding sent beside the layer raises
+//! what gets through when the link has room, and builds a queue, which this
+//! estimator cuts on, when it has not.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -56,9 +58,8 @@ const WIRE_OVERHEAD: usize = 38;
 const BACK_OFF: f64 = 0.85;
 /// At most one cut per this long: the feedback after a cut still shows the queue.
 const CUT_INTERVAL: Duration = Duration::from_millis(200);
-/// Growth while neither signal objects; faster than GCC's 8 %: after a layer
-/// probe went through, the estimate has a few seconds to climb past the probed
-/// layer's rate before the layer choice judges by it again (`layer_fit.rs`).
+/// Growth while neither signal objects; faster than GCC's 8 %, so that the
+/// estimate soon names a layer that a probe's padding showed room for.
 pub const INCREASE_PER_SECOND: f64 = 1.15;
 /// The estimate grows to at most this multiple of the rate that got through
 /// (GCC's cap). Sending a quarter layer and audio, it stays under what the
@@ -69,17 +70,27 @@ const LOSS_MIN_PACKETS: usize = 10;
 const LOSS_CUT_ABOVE: f64 = 0.10;
 
 /// The estimate, readable by the peer while webrtc-rs owns the estimator: 0
-/// until the subscriber's first feedback (a client without TWCC never gets one).
+/// until the subscriber's first feedback (a client without TWCC never gets
+/// one); and how many times it was cut (for a queue or for loss), which is how
+/// the layer choice learns that a probe found no room.
 #[derive(Clone, Debug, Default)]
-pub struct EstimateHandle(Arc<AtomicU64>);
+pub struct EstimateHandle {
+    bps: Arc<AtomicU64>,
+    cuts: Arc<AtomicU64>,
+}
 
 impl EstimateHandle {
     /// The estimate in bits per second, once there is one.
     pub fn bps(&self) -> Option<u64> {
-        match self.0.load(Ordering::Relaxed) {
+        match self.bps.load(Ordering::Relaxed) {
             0 => None,
             bps => Some(bps),
         }
+    }
+
+    /// The cuts so far.
+    pub fn cuts(&self) -> u64 {
+        self.cuts.load(Ordering::Relaxed)
     }
 }
 
@@ -236,7 +247,13 @@ impl DownlinkEstimator {
     }
 
     fn publish(&self) {
-        self.handle.0.store(self.target.round().max(1.0) as u64, Ordering::Relaxed);
+        self.handle.bps.store(self.target.round().max(1.0) as u64, Ordering::Relaxed);
+    }
+
+    fn cut(&mut self, to: f64, now: Instant) {
+        self.target = to;
+        self.last_cut = Some(now);
+        self.handle.cuts.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -286,7 +303,7 @@ impl BandwidthEstimator for DownlinkEstimator {
                 let grown = self.target * INCREASE_PER_SECOND.powf(elapsed.as_secs_f64().min(1.0));
                 self.target = match self.acked_bps() {
                     // What got through with no queue building and no loss fits: the
-                    // estimate is at least that (a probed layer that went through
+                    // estimate is at least that (a probe's padding that went through
                     // counts at once). The cap only stops growth, it never cuts.
                     Some(acked) => grown.min((MAX_OVER_ACKED * acked).max(self.target)).max(acked),
                     None => grown,
@@ -296,8 +313,7 @@ impl BandwidthEstimator for DownlinkEstimator {
         }
         // One cut per update: the delay signal's, when it had one.
         if lossy && may_cut && self.last_cut != Some(now) {
-            self.target *= 1.0 - 0.5 * loss;
-            self.last_cut = Some(now);
+            self.cut(self.target * (1.0 - 0.5 * loss), now);
         }
         self.target = self.target.clamp(MIN_BPS, MAX_BPS);
         self.publish();

@@ -166,4 +166,7 @@ fn heavy_loss_cuts_the_estimate() {
         estimator.on_reports(now, &reports);
     }
     assert!(estimator.target_bitrate() < INITIAL_BPS / 2.0, "estimate {}", estimator.target_bitrate());
+    // Each cut is counted for the layer choice's probes; at most one per 200 ms.
+    let cuts = estimator.handle().cuts();
+    assert!((2..=(20 * FEEDBACK.as_millis() / 200 + 1) as u64).contains(&cuts), "{cuts} cuts");
 }

@@ -5,15 +5,18 @@
 //! (`simulcast.rs`).
 //!
 //! Down at once when the current ceiling no longer fits. Up one layer at a
-//! time, two ways:
-//! - the estimate shows room: the layer above has fitted with headroom for
-//!   [`UP_HOLD`];
-//! - a probe: the estimate grows only to a multiple of what got through
-//!   (`downlink.rs`), and the SFU sends no padding, so the only way to learn
-//!   whether a bigger layer fits is to send it. A probe goes up one layer once
-//!   the last drop is `hold` old and the last step up proved itself; if the
-//!   estimate is cut while it runs, it goes back at once and the next probe
-//!   waits twice as long (up to [`MAX_HOLD`]): the link really is short.
+//! time, once the layer above has fitted with headroom for [`UP_HOLD`]. The
+//! estimate grows only to a multiple of what got through (`downlink.rs`), so
+//! on its own it never shows room for a layer much bigger than the one sent:
+//! a probe makes the room visible. Once the last drop is `hold` old, the leg
+//! sends padding beside its layer, ramping up over [`PROBE_RAMP`] to what the
+//! layer above would cost (with headroom); if the link carries it, what got
+//! through grows, the estimate with it, and the layer above fits. If the
+//! estimator cuts while the padding runs (for a queue or for loss), the padding stops
+//! at once and the next probe waits twice as long (up to [`MAX_HOLD`]): the
+//! link really is short. Padding, not the layer itself: a layer that does not
+//! fit costs a keyframe each way and a freeze in between, padding only a
+//! short queue.
 //!
 //! Every switch costs a keyframe. Pure, on the times passed in.
 use std::time::{Duration, Instant};
@@ -29,18 +32,25 @@ pub const UP_HOLD: Duration = Duration::from_secs(1);
 /// ...with this much room over its bitrate.
 const UP_HEADROOM: f64 = 1.15;
 /// A probe comes this long after the last drop (doubled, up to [`MAX_HOLD`],
-/// each time a step up is undone within [`PROBE_FAILED_WITHIN`])...
+/// each time a probe or a step up fails)...
 pub const HOLD_AFTER_DOWN: Duration = Duration::from_secs(3);
 /// The longest wait between probes on a link that stays short: it bounds how
-/// long a lifted limit goes unnoticed, against a probe's cost (a queue and a
-/// keyframe each way) on a link that is still short.
+/// long a lifted limit goes unnoticed, against a probe's cost (a short queue)
+/// on a link that is still short.
 const MAX_HOLD: Duration = Duration::from_secs(8);
-/// ...and this long after the last step up: a step up undone within it failed.
+/// A step up undone within this long failed.
 const PROBE_FAILED_WITHIN: Duration = Duration::from_secs(3);
-/// A probe fails when the budget falls under this share of the budget it
-/// started with: the estimator cut it (a queue or loss), which is the answer.
-/// Not any dip: the audio's share moves a little from window to window.
-const PROBE_CUT: f64 = 0.95;
+/// The next probe comes no sooner than this after a step up: the new layer's
+/// keyframe and rate are in what got through by then.
+const PROBE_AFTER_UP: Duration = Duration::from_secs(1);
+/// A probe's padding ramps up over this long, so that a short link shows a
+/// growing queue before the queue is long enough to drop media.
+pub const PROBE_RAMP: Duration = Duration::from_secs(1);
+/// A probe that has not made room for the layer above in this long failed.
+const PROBE_LONGEST: Duration = Duration::from_secs(4);
+/// A probe pads up to this multiple of the probed layer's rate: above the
+/// headroom going up asks for, so that what got through shows it.
+const PROBE_OVER: f64 = 1.3;
 const TOP: u8 = (LAYERS - 1) as u8;
 
 /// One stream's bitrate (a layer's, or the audio a subscriber gets), from the
@@ -75,6 +85,17 @@ impl LayerRate {
     }
 }
 
+/// A probe under way: padding towards the cost of the layer above.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    started: Instant,
+    /// What the leg's video should come to with the padding, at full ramp.
+    target_bps: u64,
+    /// The estimator's cuts when it started: one more is the answer (not a dip
+    /// of the budget, which moves with the audio's share from window to window).
+    cuts: u64,
+}
+
 #[derive(Clone, Debug)]
 pub struct LayerFit {
     rates: [LayerRate; LAYERS],
@@ -84,8 +105,9 @@ pub struct LayerFit {
     last_down: Option<Instant>,
     last_up: Option<Instant>,
     hold: Duration,
-    /// A probe under way: the budget when it started.
-    probe_budget: Option<u64>,
+    probe: Option<Probe>,
+    /// The estimator's cuts so far (`downlink.rs`).
+    cuts: u64,
 }
 
 impl Default for LayerFit {
@@ -97,7 +119,8 @@ impl Default for LayerFit {
             last_down: None,
             last_up: None,
             hold: HOLD_AFTER_DOWN,
-            probe_budget: None,
+            probe: None,
+            cuts: 0,
         }
     }
 }
@@ -120,49 +143,67 @@ impl LayerFit {
         self.ceiling
     }
 
-    /// A layer not measured yet is taken to fit: it is probed by sending it.
+    /// How many times the estimator has cut the estimate so far.
+    pub fn set_estimate_cuts(&mut self, cuts: u64) {
+        self.cuts = cuts;
+    }
+
+    /// Whether a probe is padding now.
+    pub fn probing(&self) -> bool {
+        self.probe.is_some()
+    }
+
+    /// The padding a leg forwarding `layer` should add now, in bits per second:
+    /// during a probe, what brings the layer up to the probe's target, ramped.
+    pub fn padding_bps(&self, layer: u8, now: Instant) -> u64 {
+        let Some(probe) = self.probe else { return 0 };
+        let sent = self.rate(layer).unwrap_or(0);
+        let ramp = now.saturating_duration_since(probe.started).as_secs_f64() / PROBE_RAMP.as_secs_f64();
+        (probe.target_bps.saturating_sub(sent) as f64 * ramp.min(1.0)) as u64
+    }
+
+    /// A layer not measured yet is taken to fit: it is tried by sending it.
     fn fits(&self, layer: u8, budget: u64, headroom: f64) -> bool {
         self.rate(layer).is_none_or(|bps| bps as f64 * headroom <= budget as f64)
     }
 
     /// Updates the ceiling for a budget of `budget` bits per second (`None`: no
     /// estimate, so the bandwidth allows every layer); probes go no higher than
-    /// `probe_up_to` (the layer the subscriber's size asks for: a layer that
-    /// would not be sent is no probe).
+    /// `probe_up_to` (the layer the subscriber's size asks for: room for a layer
+    /// that would not be sent is not worth finding).
     pub fn update(&mut self, budget: Option<u64>, probe_up_to: u8, now: Instant) -> u8 {
         let Some(budget) = budget else {
             self.ceiling = TOP;
             self.up_since = None;
-            self.probe_budget = None;
+            self.probe = None;
             return self.ceiling;
         };
         let fitting = (0..=TOP).rev().find(|layer| self.fits(*layer, budget, 1.0)).unwrap_or(0);
-        if let Some(started) = self.probe_budget {
-            let since_up = self.last_up.map_or(Duration::MAX, |up| now.saturating_duration_since(up));
-            if (budget as f64) < started as f64 * PROBE_CUT {
-                // The estimate was cut while the probe ran: back at once.
-                self.probe_budget = None;
-                self.go_down(fitting.min(self.ceiling.saturating_sub(1)), now);
-                return self.ceiling;
-            }
-            if fitting >= self.ceiling || since_up >= PROBE_FAILED_WITHIN {
-                // The estimate caught up with the layer (what got through without a
-                // queue counts, `downlink.rs`), or the probe ran its time uncut.
-                self.probe_budget = None;
-            } else {
-                // The estimate still climbs towards the probed layer's rate:
-                // not fitting yet is expected, not a reason to go down.
-                return self.ceiling;
-            }
-        }
         if fitting < self.ceiling {
+            self.probe = None;
             self.go_down(fitting, now);
             return self.ceiling;
         }
         let above = self.ceiling + 1;
         if above > TOP {
             self.up_since = None;
+            self.probe = None;
             return self.ceiling;
+        }
+        if above > probe_up_to {
+            // The subscriber shows the video smaller now: no room to find.
+            self.probe = None;
+        }
+        if let Some(probe) = self.probe {
+            if self.cuts > probe.cuts || now.saturating_duration_since(probe.started) >= PROBE_LONGEST {
+                // The estimator cut while the padding ran, or the padding never
+                // showed enough room: the link is short. Wait longer next time.
+                self.probe = None;
+                self.up_since = None;
+                self.hold = (self.hold * 2).min(MAX_HOLD);
+                self.last_down = Some(now);
+                return self.ceiling;
+            }
         }
         let settled = self.last_down.is_none_or(|down| now.saturating_duration_since(down) >= self.hold);
         if self.fits(above, budget, UP_HEADROOM) {
@@ -171,22 +212,22 @@ impl LayerFit {
                 self.ceiling = above;
                 self.up_since = None;
                 self.last_up = Some(now);
+                self.probe = None;
             }
             return self.ceiling;
         }
         self.up_since = None;
-        let proved = self.last_up.is_none_or(|up| now.saturating_duration_since(up) >= PROBE_FAILED_WITHIN);
-        if above <= probe_up_to && settled && proved {
-            self.ceiling = above;
-            self.last_up = Some(now);
-            self.probe_budget = Some(budget);
+        let proved = self.last_up.is_none_or(|up| now.saturating_duration_since(up) >= PROBE_AFTER_UP);
+        if self.probe.is_none() && above <= probe_up_to && settled && proved {
+            let target_bps = self.rate(above).map_or(0, |bps| (bps as f64 * PROBE_OVER) as u64);
+            self.probe = Some(Probe { started: now, target_bps, cuts: self.cuts });
         }
         self.ceiling
     }
 
     fn go_down(&mut self, layer: u8, now: Instant) {
-        let probe_failed = self.last_up.is_some_and(|up| now.saturating_duration_since(up) < PROBE_FAILED_WITHIN);
-        self.hold = if probe_failed { (self.hold * 2).min(MAX_HOLD) } else { HOLD_AFTER_DOWN };
+        let step_up_failed = self.last_up.is_some_and(|up| now.saturating_duration_since(up) < PROBE_FAILED_WITHIN);
+        self.hold = if step_up_failed { (self.hold * 2).min(MAX_HOLD) } else { HOLD_AFTER_DOWN };
         self.ceiling = layer;
         self.last_down = Some(now);
         self.up_since = None;
@@ -319,58 +360,67 @@ mod tests {
     }
 
     #[test]
-    fn a_probe_cut_short_goes_back_at_once_and_one_not_cut_keeps_the_layer() {
+    fn a_probe_pads_towards_the_layer_above_and_steps_up_only_once_the_estimate_shows_room() {
         let mut fit = LayerFit::default();
         let mut now = Instant::now();
         run(&mut fit, &mut now, Some(2_000_000), Duration::from_secs(2));
         probing_step(&mut fit, &mut now, Some(300_000), TOP);
         assert_eq!(fit.ceiling(), 0);
-        // 300 kbit/s never shows room for the half layer: a probe tries it after the hold.
+        // 300 kbit/s never shows room for the half layer: a probe pads after the hold.
         let start = now;
-        while probing_step(&mut fit, &mut now, Some(300_000), TOP) == 0 {
+        while !fit.probing() {
+            assert_eq!(probing_step(&mut fit, &mut now, Some(300_000), TOP), 0, "padding, not the layer");
             assert!(now.duration_since(start) <= HOLD_AFTER_DOWN + TICK, "no probe");
         }
         assert!(now.duration_since(start) >= HOLD_AFTER_DOWN - TICK);
-        // Not fitting yet while the estimate climbs is no reason to go back.
-        assert_eq!(probing_step(&mut fit, &mut now, Some(320_000), TOP), 1);
-        // A cut is: back at once, and the next probe waits twice as long.
-        assert_eq!(probing_step(&mut fit, &mut now, Some(250_000), TOP), 0);
+        // The padding ramps up to the half layer's cost (with headroom) beside the quarter layer.
+        let ramp_start = now;
+        assert!(fit.padding_bps(0, now) < 20_000, "{}", fit.padding_bps(0, now));
+        while now.duration_since(ramp_start) < PROBE_RAMP {
+            assert_eq!(probing_step(&mut fit, &mut now, Some(310_000), TOP), 0);
+        }
+        let full = fit.padding_bps(0, now) as f64;
+        let expected = RATES[1] as f64 * PROBE_OVER - RATES[0] as f64;
+        assert!((full / expected - 1.0).abs() < 0.05, "{full} vs {expected}");
+        // A cut while it pads ends it at once, and the next waits twice as long.
+        fit.set_estimate_cuts(1);
+        assert_eq!(probing_step(&mut fit, &mut now, Some(280_000), TOP), 0);
+        assert!(!fit.probing());
+        assert_eq!(fit.padding_bps(0, now), 0);
         let start = now;
-        while probing_step(&mut fit, &mut now, Some(300_000), TOP) == 0 {
+        while !fit.probing() {
+            probing_step(&mut fit, &mut now, Some(300_000), TOP);
             assert!(now.duration_since(start) <= HOLD_AFTER_DOWN * 2 + TICK, "no second probe");
         }
         assert!(now.duration_since(start) >= HOLD_AFTER_DOWN * 2 - TICK);
-        // This time the link has room: the estimate climbs past the layer, it stays,
-        // and the next probe (the full layer) comes once this one proved itself.
-        let changes = run_probing(&mut fit, &mut now, 300_000, 1.3, Duration::from_secs(6));
-        assert_eq!(changes.iter().map(|(_, layer)| *layer).collect::<Vec<_>>(), [2], "{changes:?}");
-        assert!(changes[0].0 >= PROBE_FAILED_WITHIN - TICK, "{changes:?}");
+        // This time the link has room: the estimate climbs with what got through,
+        // the half layer fits, and the leg steps up to it.
+        let start = now;
+        while fit.ceiling() == 0 {
+            let budget = 300_000.0 * 1.4f64.powf(now.duration_since(start).as_secs_f64());
+            probing_step(&mut fit, &mut now, Some(budget as u64), TOP);
+            assert!(now.duration_since(start) < PROBE_LONGEST, "no step up");
+        }
+        assert_eq!(fit.ceiling(), 1);
+        assert!(!fit.probing(), "stepping up ends the probe");
+        // A probe the estimate never answers ends after its longest time.
+        let mut fit = LayerFit::default();
+        run(&mut fit, &mut now, Some(2_000_000), Duration::from_secs(2));
+        probing_step(&mut fit, &mut now, Some(300_000), TOP);
+        while !fit.probing() {
+            probing_step(&mut fit, &mut now, Some(300_000), TOP);
+        }
+        let start = now;
+        while fit.probing() {
+            assert_eq!(probing_step(&mut fit, &mut now, Some(300_000), TOP), 0);
+            assert!(now.duration_since(start) <= PROBE_LONGEST + TICK, "the probe never ends");
+        }
         // No probe above the size the subscriber shows the video at.
         let mut fit = LayerFit::default();
         run(&mut fit, &mut now, Some(2_000_000), Duration::from_secs(2));
-        let changes = (0..300).filter(|_| probing_step(&mut fit, &mut now, Some(300_000), 0) != 0).count();
-        assert_eq!(changes, 0);
-    }
-
-    /// Probing steps whose budget grows from `from` by `growth` a second.
-    fn run_probing(
-        fit: &mut LayerFit,
-        now: &mut Instant,
-        from: u64,
-        growth: f64,
-        time: Duration,
-    ) -> Vec<(Duration, u8)> {
-        let start = *now;
-        let mut changes = Vec::new();
-        let mut last = fit.ceiling();
-        while now.duration_since(start) < time {
-            let budget = from as f64 * growth.powf(now.duration_since(start).as_secs_f64());
-            let ceiling = probing_step(fit, now, Some(budget as u64), TOP);
-            if ceiling != last {
-                changes.push((now.duration_since(start), ceiling));
-                last = ceiling;
-            }
+        for _ in 0..300 {
+            assert_eq!(probing_step(&mut fit, &mut now, Some(300_000), 0), 0);
+            assert!(!fit.probing());
         }
-        changes
     }
 }

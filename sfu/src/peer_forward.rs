@@ -26,9 +26,9 @@ impl Peer {
         }
         let mut renumbered = None;
         if let Some(tag) = layer {
-            let limits = (self.video_constraints.get(&leg.publisher_user).copied(), budget);
+            let limits = (self.video_constraints.get(&leg.publisher_user).copied(), budget, self.downlink.cuts());
             let sink = (&mut self.keyframes, &mut self.outputs);
-            let Some(rewritten) = super::layers::pick(leg, source, tag, packet, limits, sink, now) else {
+            let Some(rewritten) = super::layers::pick(leg, (&self.key, source), tag, packet, limits, sink, now) else {
                 return false;
             };
             renumbered = Some(rewritten);
@@ -42,18 +42,36 @@ impl Peer {
         }
         let Some(mut sender) = self.pc.rtp_sender(leg.sender) else { return false };
         let bytes = translated.payload.len() + super::layers::PACKET_OVERHEAD;
-        match sender.write_rtp(now, translated) {
-            Ok(()) => {
-                if !leg.video {
-                    self.audio_rate.record(bytes, now);
+        let (ssrc, payload_type) = (translated.header.ssrc, translated.header.payload_type);
+        if let Err(error) = sender.write_rtp(now, translated) {
+            tracing::trace!(peer = %self.key, %error, "a forwarded packet was refused");
+            return false;
+        }
+        if !leg.video {
+            self.audio_rate.record(bytes, now);
+        }
+        // A probe's padding goes between frames, where it splits nothing.
+        if packet.header.marker
+            && let Some(padding) =
+                leg.layers.as_mut().and_then(|layers| layers.padding(packet.header.sequence_number, now))
+        {
+            for n in 0..padding.count {
+                let header = rtp::header::Header {
+                    version: 2,
+                    padding: true,
+                    payload_type,
+                    sequence_number: padding.first.wrapping_add(n),
+                    timestamp: padding.timestamp,
+                    ssrc,
+                    ..Default::default()
+                };
+                if let Err(error) = sender.write_rtp(now, rtp::Packet { header, payload: Default::default() }) {
+                    tracing::trace!(peer = %self.key, %error, "a padding packet was refused");
+                    break;
                 }
-                true
-            }
-            Err(error) => {
-                tracing::trace!(peer = %self.key, %error, "a forwarded packet was refused");
-                false
             }
         }
+        true
     }
 
     /// This client's downlink estimate, once its TWCC feedback gave one.

@@ -13,7 +13,7 @@ use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpTransceiverId;
 use serde_json::json;
 
-use super::{Leg, Peer, PeerError, PeerOutput, UnknownLayer};
+use super::{Leg, Peer, PeerError, PeerKey, PeerOutput, UnknownLayer};
 use crate::keyframe::KeyframeRequests;
 use crate::simulcast::{LayerForwarder, LayerTag};
 use crate::simulcast_sdp::{PlayingTrack, keep_playing_layers};
@@ -127,15 +127,15 @@ impl Peer {
 pub(super) const PACKET_OVERHEAD: usize = 70;
 
 /// Whether `leg` sends this packet of a simulcast track, and under which
-/// sequence number and timestamp, for the subscriber's `max_height` and its
-/// leg's share of the downlink estimate, `budget`; on the way, asks for the keyframe a switch
+/// sequence number and timestamp, for the subscriber's `max_height`, its
+/// leg's share of the downlink estimate, `budget`, and the estimator's `cuts` so far; on the way, asks for the keyframe a switch
 /// waits for and reports the layers the leg needs.
 pub(super) fn pick(
     leg: &mut Leg,
-    source: SourceId,
+    (peer, source): (&PeerKey, SourceId),
     tag: LayerTag,
     packet: &rtp::Packet,
-    (max_height, budget): (Option<u16>, Option<u64>),
+    (max_height, budget, cuts): (Option<u16>, Option<u64>, u64),
     (keyframes, outputs): (&mut KeyframeRequests, &mut Vec<PeerOutput>),
     now: Instant,
 ) -> Option<(u16, u32)> {
@@ -144,7 +144,14 @@ pub(super) fn pick(
         forwarder.set_max_height(max_height);
         forwarder
     });
+    let before = (forwarder.wanted(), forwarder.probing());
+    forwarder.set_estimate_cuts(cuts);
     forwarder.observe(tag.layer, packet.payload.len() + PACKET_OVERHEAD, budget, now);
+    let (wanted, probing) = (forwarder.wanted(), forwarder.probing());
+    if before != (wanted, probing) {
+        let rates = forwarder.layer_rates();
+        tracing::debug!(%peer, %source, wanted, probing, ?budget, ?rates, "a leg's layer choice moved");
+    }
     let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
     if let Some((layer, forwarded)) = forwarder.needed(now)
         && leg.reported_want != Some((layer, forwarded))

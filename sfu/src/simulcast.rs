@@ -23,6 +23,12 @@ const LIVE_FOR: Duration = Duration::from_millis(1_000);
 /// the layers' first packets come one by one, and falling back to whichever
 /// came first would cost a keyframe of each.
 const SETTLING: Duration = Duration::from_millis(300);
+/// What one padding packet costs on the wire: an RTP header with the
+/// transport-wide sequence number (20 bytes), 4 bytes of padding (webrtc-rs
+/// pads no more), the SRTP tag, UDP and IP.
+pub const PADDING_PACKET_BYTES: usize = 62;
+/// Padding owed for longer than this (a pause between frames) is forgotten.
+const PADDING_LONGEST_GAP: Duration = Duration::from_millis(100);
 
 /// The layer number of a simulcast `rid`: q, h, f as browsers (and this project's
 /// client) name them, or 0, 1, 2.
@@ -170,6 +176,18 @@ pub struct LayerForwarder {
     last_out: Option<(u16, u32, Instant)>,
     /// The layers' bitrates against this leg's share of the downlink estimate.
     fit: LayerFit,
+    /// Padding bytes a probe wants sent and not sent yet, and when that was counted.
+    padding_owed: f64,
+    padding_counted: Option<Instant>,
+}
+
+/// A run of padding packets to send after a frame: `count` sequence numbers
+/// from `first`, all with the frame's `timestamp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Padding {
+    pub first: u16,
+    pub count: u16,
+    pub timestamp: u32,
 }
 
 impl LayerForwarder {
@@ -186,6 +204,8 @@ impl LayerForwarder {
             switched_at: 0,
             last_out: None,
             fit: LayerFit::default(),
+            padding_owed: 0.0,
+            padding_counted: None,
         }
     }
 
@@ -200,6 +220,48 @@ impl LayerForwarder {
         self.fit.record(layer, bytes, now);
         let probe_up_to = self.wanted_for_size();
         self.fit.update(budget, probe_up_to, now);
+    }
+
+    /// The padding a probe wants sent after the frame whose last packet, the
+    /// publisher's `sequence`, was just forwarded: sequence numbers taken from
+    /// the leg's run, so the packets after them move on by as many. A packet of
+    /// the publisher's from before the padding that comes late (reordered) is
+    /// dropped from then on, as after a switch: it has no number left.
+    pub fn padding(&mut self, sequence: u16, now: Instant) -> Option<Padding> {
+        let layer = self.current?;
+        let bps = self.fit.padding_bps(layer, now);
+        let counted = self.padding_counted.replace(now);
+        if bps == 0 {
+            self.padding_owed = 0.0;
+            return None;
+        }
+        let elapsed = counted.map_or(Duration::ZERO, |at| now.saturating_duration_since(at));
+        self.padding_owed += bps as f64 / 8.0 * elapsed.min(PADDING_LONGEST_GAP).as_secs_f64();
+        let count = (self.padding_owed / PADDING_PACKET_BYTES as f64) as u16;
+        let (last, timestamp, sent) = self.last_out?;
+        if count == 0 {
+            return None;
+        }
+        self.padding_owed -= f64::from(count) * PADDING_PACKET_BYTES as f64;
+        self.seq_offset = self.seq_offset.wrapping_add(count);
+        self.switched_at = sequence.wrapping_add(1);
+        self.last_out = Some((last.wrapping_add(count), timestamp, sent));
+        Some(Padding { first: last.wrapping_add(1), count, timestamp })
+    }
+
+    /// Whether a probe is padding now.
+    pub fn probing(&self) -> bool {
+        self.fit.probing()
+    }
+
+    /// How many times the subscriber's estimator has cut its estimate so far.
+    pub fn set_estimate_cuts(&mut self, cuts: u64) {
+        self.fit.set_estimate_cuts(cuts);
+    }
+
+    /// The layers' measured bitrates, lowest first (0: not measured yet).
+    pub fn layer_rates(&self) -> [u64; LAYERS] {
+        [0, 1, 2].map(|layer| self.fit.rate(layer).unwrap_or(0))
     }
 
     /// The layer being forwarded now.

@@ -267,6 +267,17 @@ fn whole_frames(client: &Client) -> Vec<(Instant, u8)> {
     whole
 }
 
+/// Padding-only packets (no payload left once the padding is taken off) a client received in `from..to`.
+fn padding_received(client: &Client, from: Instant, to: Instant) -> usize {
+    let between = |at: &&Instant| **at >= from && **at < to;
+    client
+        .received
+        .iter()
+        .zip(&client.received_at)
+        .filter(|(packet, at)| packet.payload.is_empty() && between(at))
+        .count()
+}
+
 /// The longest time between two whole frames in `from..to` (and from `from` to the first).
 fn longest_freeze(frames: &[(Instant, u8)], from: Instant, to: Instant) -> Duration {
     let mut last = from;
@@ -326,19 +337,25 @@ fn a_subscriber_whose_downlink_drops_gets_a_fitting_layer_within_three_seconds_a
     let first_low = shaped_frames.iter().find(|(at, layer)| *at > dropped_at && *layer == 0).map(|(at, _)| *at);
     let settled = first_low.map(|at| at.duration_since(dropped_at));
     assert!(settled.is_some_and(|settled| settled <= Duration::from_secs(3)), "on the quarter layer after {settled:?}");
-    // Probes for room may step up to the half layer, never to the full one,
-    // and each waits longer than the last.
+    // Probes for room pad beside the quarter layer; none finds room for the
+    // half layer, so the subscriber never leaves the quarter layer.
     let after = first_low.expect("settled") + Duration::from_millis(500);
     let limited = layers_between(&shaped_frames, after, lifted_at);
-    assert!(!limited.contains(&2), "no full layer on 400 kbit/s: {limited:?}");
-    let probes = limited.iter().filter(|layer| **layer == 1).count();
-    assert!(probes <= 3, "probes back off: {limited:?}");
+    assert_eq!(limited, [0], "only the quarter layer on 400 kbit/s");
+    let padding = padding_received(&net.clients[shaped], after, lifted_at);
+    assert!(padding > 100, "probes padded: {padding} padding packets");
+    // A probe that finds no room costs a short queue, not a freeze.
+    let probing_frozen = longest_freeze(&shaped_frames, after, lifted_at);
+    assert!(probing_frozen < Duration::from_millis(300), "frozen for {probing_frozen:?} while probing");
     // The longest time without a new frame, over the drop and every probe.
     let frozen = longest_freeze(&shaped_frames, dropped_at, lifted_at);
     assert!(frozen < Duration::from_secs(1), "frozen for {frozen:?}");
     let estimate = net.core.peers.get(&net.clients[shaped].peer).and_then(|peer| peer.downlink_bps());
     assert!(estimate.is_some_and(|bps| bps < 800_000), "the estimate came down: {estimate:?}");
-    eprintln!("settled after {settled:?}, then {limited:?}, longest freeze {frozen:?}, estimate {estimate:?}");
+    eprintln!(
+        "settled after {settled:?}, {padding} padding packets, longest freeze {frozen:?} \
+         ({probing_frozen:?} once settled), estimate {estimate:?}"
+    );
 
     // Lifted: probes find the room, and the layers come back one by one.
     net.links.get_mut(&net.clients[shaped].address).expect("the link").rate_bps = None;
