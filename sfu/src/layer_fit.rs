@@ -49,8 +49,9 @@ pub const PROBE_RAMP: Duration = Duration::from_secs(1);
 /// A probe that has not made room for the layer above in this long failed.
 const PROBE_LONGEST: Duration = Duration::from_secs(4);
 /// A probe pads up to this multiple of the probed layer's rate: above the
-/// headroom going up asks for, so that what got through shows it.
-const PROBE_OVER: f64 = 1.3;
+/// headroom going up asks for, so that what got through shows it. A leg's
+/// share of the estimate is asked for with the same room (`split_budget`).
+pub const PROBE_OVER: f64 = 1.3;
 const TOP: u8 = (LAYERS - 1) as u8;
 
 /// One stream's bitrate (a layer's, or the audio a subscriber gets), from the
@@ -234,6 +235,25 @@ impl LayerFit {
     }
 }
 
+/// Splits `available` bits per second over legs that need `demands` (`None`:
+/// not known, as much as it can get): the smallest need first, each leg at most
+/// an even share of what is left, so that what a small leg does not need goes
+/// to the others. A subscriber showing one camera big and the rest as
+/// thumbnails gets the big one a layer that fits the rest of its downlink.
+pub fn split_budget(available: u64, demands: &[Option<u64>]) -> Vec<u64> {
+    let mut order: Vec<usize> = (0..demands.len()).collect();
+    order.sort_by_key(|index| demands[*index].unwrap_or(u64::MAX));
+    let mut shares = vec![0; demands.len()];
+    let mut left = available;
+    for (given, index) in order.into_iter().enumerate() {
+        let even = left / (demands.len() - given) as u64;
+        let share = demands[index].map_or(even, |demand| demand.min(even));
+        shares[index] = share;
+        left -= share;
+    }
+    shares
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +287,18 @@ mod tests {
             }
         }
         changes
+    }
+
+    #[test]
+    fn a_budget_goes_to_the_legs_that_need_it_smallest_need_first() {
+        // One camera shown big (no known need), two thumbnails needing 200 kbit/s each.
+        assert_eq!(split_budget(1_500_000, &[None, Some(200_000), Some(200_000)]), [1_100_000, 200_000, 200_000]);
+        // Too little for everyone: even shares, no leg over its need.
+        assert_eq!(split_budget(300_000, &[Some(200_000), Some(500_000), None]), [100_000, 100_000, 100_000]);
+        assert_eq!(split_budget(900_000, &[Some(200_000), Some(500_000), Some(100_000)]), [200_000, 500_000, 100_000]);
+        // What no leg needs is left over.
+        assert_eq!(split_budget(600_000, &[Some(100_000), Some(100_000)]), [100_000, 100_000]);
+        assert_eq!(split_budget(600_000, &[]), Vec::<u64>::new());
     }
 
     #[test]

@@ -148,6 +148,9 @@ pub struct Peer {
     downlink: crate::downlink::EstimateHandle,
     /// How many of `legs` are video, kept with them: the budget is asked per packet.
     video_legs: usize,
+    /// Each video leg's part of the estimate (after the audio), by need, and when it was split.
+    video_shares: HashMap<SourceId, f64>,
+    shares_split: Option<Instant>,
     /// The bitrate of the audio sent to this client: it comes off the estimate first.
     audio_rate: crate::layer_fit::LayerRate,
     pub outputs: Vec<PeerOutput>,
@@ -202,6 +205,8 @@ impl Peer {
             video_constraints: HashMap::new(),
             downlink,
             video_legs: 0,
+            video_shares: HashMap::new(),
+            shares_split: None,
             audio_rate: Default::default(),
             outputs: Vec::new(),
             signals: Vec::new(),

@@ -2,11 +2,15 @@
 //! each of its video legs may use. Kept apart from `peer.rs`, which stays
 //! about negotiation.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::rtp;
 
 use super::Peer;
+
+/// A subscriber's estimate is split over its video legs again this often:
+/// their needs move with the layers' rates, measured over a second.
+const SHARES_EVERY: Duration = Duration::from_millis(250);
 use crate::simulcast::LayerTag;
 use crate::source::SourceId;
 
@@ -18,7 +22,7 @@ impl Peer {
         if !self.connected {
             return false;
         }
-        let budget = layer.and_then(|_| self.video_budget());
+        let budget = if layer.is_some() { self.video_budget(source, now) } else { None };
         let Some(leg) = self.legs.get_mut(&source) else { return false };
         // Not before negotiation settled: a layer switch must not use up a keyframe that cannot go.
         if leg.translation.is_none() {
@@ -80,14 +84,30 @@ impl Peer {
         self.downlink.bps()
     }
 
-    /// Each video leg's share of the downlink estimate: what the audio sent
-    /// to this client leaves of it, split evenly. The audio comes first: it is
-    /// not switched down, so a layer chosen without it would not fit beside it.
-    /// (Even, not by need: a leg whose size asks for less than its share leaves
-    /// the rest unused. Good enough while a subscriber watches one camera big.)
-    fn video_budget(&self) -> Option<u64> {
+    /// Video leg `source`'s share of the downlink estimate: what the audio
+    /// sent to this client leaves of it, split by need (`split_budget`) again
+    /// every [`SHARES_EVERY`]. The audio comes first: it is not switched down,
+    /// so a layer chosen without it would not fit beside it.
+    fn video_budget(&mut self, source: SourceId, now: Instant) -> Option<u64> {
         let bps = self.downlink.bps()?;
-        let audio = self.audio_rate.bps().unwrap_or(0);
-        Some(bps.saturating_sub(audio) / self.video_legs.max(1) as u64)
+        let available = bps.saturating_sub(self.audio_rate.bps().unwrap_or(0));
+        if self.video_legs <= 1 {
+            return Some(available);
+        }
+        if self.shares_split.is_none_or(|split| now.saturating_duration_since(split) >= SHARES_EVERY) {
+            self.shares_split = Some(now);
+            let (sources, demands): (Vec<SourceId>, Vec<Option<u64>>) = self
+                .legs
+                .iter()
+                .filter(|(_, leg)| leg.video)
+                .map(|(source, leg)| (*source, leg.layers.as_ref().and_then(|layers| layers.demand_bps())))
+                .unzip();
+            let shares = crate::layer_fit::split_budget(available, &demands);
+            let part = |share: u64| if available == 0 { 0.0 } else { share as f64 / available as f64 };
+            self.video_shares = sources.into_iter().zip(shares.into_iter().map(part)).collect();
+        }
+        // Kept as parts of what is available, so a drop of the estimate counts at once.
+        let part = self.video_shares.get(&source).copied().unwrap_or(1.0 / self.video_legs as f64);
+        Some((available as f64 * part) as u64)
     }
 }

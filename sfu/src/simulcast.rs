@@ -264,6 +264,14 @@ impl LayerForwarder {
         [0, 1, 2].map(|layer| self.fit.rate(layer).unwrap_or(0))
     }
 
+    /// What this leg needs of the downlink: the layer the subscriber's size
+    /// asks for at its measured rate, with the room a probe or a step up to it
+    /// asks for; `None` until that rate is known.
+    pub fn demand_bps(&self) -> Option<u64> {
+        let bps = self.fit.rate(self.wanted_for_size())?;
+        Some((bps as f64 * crate::layer_fit::PROBE_OVER) as u64)
+    }
+
     /// The layer being forwarded now.
     pub fn current(&self) -> Option<u8> {
         self.current

@@ -397,3 +397,61 @@ fn a_publisher_gets_twcc_feedback_for_what_it_sends() {
     // The client's estimator only moves on feedback naming its packets.
     assert!(net.clients[publisher].uplink.bps().is_some(), "the publisher's estimator got the SFU's feedback");
 }
+
+#[test]
+fn a_subscriber_showing_one_camera_big_and_one_small_gets_the_top_layer_of_the_big_one() {
+    let mut net = Net::new();
+    let (big, small) = (net.join_simulcast(), net.join_simulcast());
+    let viewer = net.join(false);
+    // Room for the full layer and a quarter layer, not for two halves of it.
+    net.links.insert(net.clients[viewer].address, Link::new(2_000_000.0));
+    assert!(net.run_until(CONNECT, |net| net.clients.iter().all(|client| client.connected)), "all connect");
+    let mut timestamp = 0;
+    for publisher in [big, small] {
+        net.publish_sized_frame(publisher, [true; 3], timestamp);
+    }
+    assert!(net.run_until(CONNECT, |net| net.reports.len() >= 2), "the SFU sees both cameras");
+    assert_eq!(net.subscribe_the_others().len(), 2);
+    assert!(net.run_until(CONNECT, |net| net.clients[viewer].offers >= 1), "offered to the viewer");
+    let constraint = WorkerInput::VideoConstraint {
+        peer: net.clients[viewer].peer,
+        publisher: net.clients[small].key.user,
+        max_height: 180,
+    };
+    net.core.handle_input(net.now, constraint);
+
+    // Both cameras at 30 frames a second, keyframes of every layer once a second.
+    let start = net.now;
+    for frame in 0..(10 * 30) {
+        for publisher in [big, small] {
+            net.publish_sized_frame(publisher, [frame % 30 == 0; 3], timestamp);
+        }
+        timestamp = timestamp.wrapping_add(FRAME_TICKS);
+        net.run_until(FRAME, |_| false);
+    }
+    // Over the last 3 s, the layers each of the viewer's two video streams
+    // carried, in sequence (not counting retransmissions of older packets).
+    let viewer = &net.clients[viewer];
+    let mut layers: Vec<(u32, u16, Vec<u8>)> = Vec::new();
+    let recent =
+        viewer.received.iter().zip(&viewer.received_at).filter(|(_, at)| **at >= start + Duration::from_secs(7));
+    for (packet, _) in recent {
+        let [.., _, layer] = packet.payload[..] else { continue };
+        let (ssrc, sequence) = (packet.header.ssrc, packet.header.sequence_number);
+        let Some((_, newest, seen)) = layers.iter_mut().find(|(seen, ..)| *seen == ssrc) else {
+            layers.push((ssrc, sequence, vec![layer]));
+            continue;
+        };
+        if (sequence.wrapping_sub(*newest) as i16) <= 0 {
+            continue;
+        }
+        *newest = sequence;
+        if seen.last() != Some(&layer) {
+            seen.push(layer);
+        }
+    }
+    let mut seen: Vec<Vec<u8>> = layers.into_iter().map(|(.., layers)| layers).collect();
+    seen.sort();
+    // An even split (1 Mbit/s each) would hold the big one at the half layer.
+    assert_eq!(seen, [vec![0], vec![2]], "the thumbnail on the quarter layer, the big one on the full layer");
+}
