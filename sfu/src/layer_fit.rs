@@ -195,16 +195,16 @@ impl LayerFit {
             // The subscriber shows the video smaller now: no room to find.
             self.probe = None;
         }
-        if let Some(probe) = self.probe {
-            if self.cuts > probe.cuts || now.saturating_duration_since(probe.started) >= PROBE_LONGEST {
-                // The estimator cut while the padding ran, or the padding never
-                // showed enough room: the link is short. Wait longer next time.
-                self.probe = None;
-                self.up_since = None;
-                self.hold = (self.hold * 2).min(MAX_HOLD);
-                self.last_down = Some(now);
-                return self.ceiling;
-            }
+        if let Some(probe) = self.probe
+            && (self.cuts > probe.cuts || now.saturating_duration_since(probe.started) >= PROBE_LONGEST)
+        {
+            // The estimator cut while the padding ran, or the padding never
+            // showed enough room: the link is short. Wait longer next time.
+            self.probe = None;
+            self.up_since = None;
+            self.hold = (self.hold * 2).min(MAX_HOLD);
+            self.last_down = Some(now);
+            return self.ceiling;
         }
         let settled = self.last_down.is_none_or(|down| now.saturating_duration_since(down) >= self.hold);
         if self.fits(above, budget, UP_HEADROOM) {
