@@ -312,8 +312,16 @@ async fn through_sfu(scenario: Scenario, window: Duration) -> anyhow::Result<Fig
         for client in &clients[..publishers] {
             client.set_publishing(false);
         }
-        // What was in flight is through; the RTCP timers run on.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Until a worker that fell behind is through: nothing forwarded for a second.
+        let mut forwarded = sfu.handle().counters().rtp_forwarded;
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = sfu.handle().counters().rtp_forwarded;
+            if now == forwarded {
+                break;
+            }
+            forwarded = now;
+        }
     }
     // A third of the subscribers each at 180, 360 and the full height; then time
     // for the switches this asks for to happen.
