@@ -43,7 +43,7 @@ pub struct WorkerSender {
     metrics: Arc<WorkerMetrics>,
 }
 
-/// Why an input could not be handed over.
+/// What became of an input handed to a worker.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Handover {
     Queued,
