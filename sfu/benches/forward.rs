@@ -23,6 +23,18 @@
 //! 2 Mbit/s to 400 kbit/s and come back (`forward/bwe.rs`): time to settle on
 //! a fitting layer, frozen time, time to the full layer again.
 //!
+//! `BENCH_SIMULCAST_ESTIMATE` (default "on"; "on,off" for both in the same run)
+//! runs each simulcast size with the SFU's downlink estimate (TWCC sender side,
+//! the estimator and the layer choice fitting it) on or off.
+//!
+//! `BENCH_IDLE` (default none, e.g. "100,200,400") connects N subscribers to a
+//! publisher that then stops sending, and measures the SFU threads' CPU over
+//! `BENCH_IDLE_SECONDS` (default 20) of idle peers (`forward/idle.rs`).
+//!
+//! Every SFU scenario prints a "connect" line: clients connected (ICE and DTLS)
+//! and how long each took from its own start, and lists any client not
+//! connected within 30 s with what it had seen (`forward/connect.rs`).
+//!
 //! Scenarios: one publisher to N subscribers (`BENCH_FANOUT`, default
 //! "10,50,100,200,400") and N×N meetings (`BENCH_MEETING`, default "5,10"). Each
 //! publisher sends ~1.5 Mbit/s of VP8 (150 packets/s of 1,200 B) and Opus (50
@@ -49,9 +61,33 @@ use uuid::Uuid;
 
 #[path = "forward/bwe.rs"]
 mod bwe;
+#[path = "forward/connect.rs"]
+mod connect;
+#[path = "forward/idle.rs"]
+mod idle;
 
 const VIDEO_PPS: u32 = 150;
 const AUDIO_PPS: u32 = 50;
+
+/// What `through_sfu` sets up.
+#[derive(Clone, Copy, Debug, Default)]
+struct Scenario {
+    publishers: usize,
+    subscribers_per_publisher: usize,
+    /// Publishers send three layers and subscribers ask for different sizes.
+    simulcast: bool,
+    recorded: Option<Recorded>,
+    /// The SFU's downlink estimate and the layer choice fitting it turned off.
+    no_estimate: bool,
+    /// The publishers stop sending once everyone received: the window sees idle peers.
+    idle: bool,
+}
+
+impl Scenario {
+    fn new(publishers: usize, subscribers_per_publisher: usize) -> Self {
+        Self { publishers, subscribers_per_publisher, ..Self::default() }
+    }
+}
 
 /// The benchmark measures media, not admission: everyone is let in.
 struct AdmitAll;
@@ -77,6 +113,8 @@ struct Figures {
     p99_ms: f64,
     /// Layer changes the subscribers saw per second (simulcast scenarios).
     switches_per_s: f64,
+    /// Datagrams the SFU received per second.
+    datagrams_in_pps: f64,
 }
 
 impl Figures {
@@ -86,6 +124,13 @@ impl Figures {
 }
 
 fn main() -> anyhow::Result<()> {
+    // `RUST_LOG` (e.g. "rapat_sfu=debug,rtc_ice=info") shows the SFU's and webrtc-rs's log on stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let fanouts = env_list("BENCH_FANOUT", "10,50,100,200,400");
     let meetings = env_list("BENCH_MEETING", "5,10");
@@ -109,19 +154,21 @@ fn main() -> anyhow::Result<()> {
     );
     for n in fanouts {
         let relay = bare_relay(1, n, window)?;
-        let sfu = runtime.block_on(through_sfu(1, n, window, false, None))?;
+        let sfu = runtime.block_on(through_sfu(Scenario::new(1, n), window))?;
         print_row(&format!("1→{n}"), &sfu, &relay);
     }
     for n in meetings {
         let relay = bare_relay(n, n - 1, window)?;
-        let sfu = runtime.block_on(through_sfu(n, n - 1, window, false, None))?;
+        let sfu = runtime.block_on(through_sfu(Scenario::new(n, n - 1), window))?;
         print_row(&format!("{n}×{n}"), &sfu, &relay);
     }
     for n in recording {
         let relay = bare_relay(n, n - 1, window)?;
-        let plain = runtime.block_on(through_sfu(n, n - 1, window, false, Some(Recorded::No)))?;
+        let plain = runtime
+            .block_on(through_sfu(Scenario { recorded: Some(Recorded::No), ..Scenario::new(n, n - 1) }, window))?;
         print_row(&format!("{n}×{n} media"), &plain, &relay);
-        let recorded = runtime.block_on(through_sfu(n, n - 1, window, false, Some(Recorded::Yes)))?;
+        let recorded = runtime
+            .block_on(through_sfu(Scenario { recorded: Some(Recorded::Yes), ..Scenario::new(n, n - 1) }, window))?;
         print_row(&format!("{n}×{n} rec"), &recorded, &relay);
         let cost = 1.0 - recorded.per_core() / plain.per_core().max(1.0);
         println!(
@@ -131,11 +178,24 @@ fn main() -> anyhow::Result<()> {
             2 * n
         );
     }
+    // `BENCH_SIMULCAST_ESTIMATE=on,off` runs each simulcast size with the downlink
+    // estimate on and off in the same run (default: on only).
+    let estimate_modes = std::env::var("BENCH_SIMULCAST_ESTIMATE").unwrap_or_else(|_| "on".into());
     for n in simulcast {
         let relay = bare_relay(1, n, window)?;
-        let sfu = runtime.block_on(through_sfu(1, n, window, true, None))?;
-        print_row(&format!("1→{n} sim"), &sfu, &relay);
-        println!("{:<14} {:>11.1} layer switches/s at the subscribers", "", sfu.switches_per_s);
+        for mode in estimate_modes.split(',').map(str::trim).filter(|mode| !mode.is_empty()) {
+            let scenario = Scenario { simulcast: true, no_estimate: mode == "off", ..Scenario::new(1, n) };
+            let sfu = runtime.block_on(through_sfu(scenario, window))?;
+            print_row(&format!("1→{n} sim {mode}"), &sfu, &relay);
+            println!("{:<14} {:>11.1} layer switches/s at the subscribers", "", sfu.switches_per_s);
+        }
+    }
+    // `BENCH_IDLE` (default none): N subscribers and a publisher that stopped
+    // sending: the SFU's CPU for keep-alives and RTCP timers alone.
+    let idle_window = Duration::from_secs(env_or("BENCH_IDLE_SECONDS", 20));
+    for n in env_list("BENCH_IDLE", "") {
+        let figures = runtime.block_on(through_sfu(Scenario { idle: true, ..Scenario::new(1, n) }, idle_window))?;
+        idle::print(n, &figures);
     }
     for n in env_list("BENCH_BWE", "10") {
         let figures = runtime.block_on(bwe::bandwidth_drop(n))?;
@@ -192,21 +252,18 @@ fn start_sfu(config: SfuConfig) -> anyhow::Result<(Sfu, Routes)> {
     Ok((sfu, routes))
 }
 
-async fn through_sfu(
-    publishers: usize,
-    subscribers_per_publisher: usize,
-    window: Duration,
-    simulcast: bool,
-    recorded: Option<Recorded>,
-) -> anyhow::Result<Figures> {
+async fn through_sfu(scenario: Scenario, window: Duration) -> anyhow::Result<Figures> {
+    let Scenario { publishers, subscribers_per_publisher, simulcast, recorded, .. } = scenario;
     let mut config = SfuConfig::new("127.0.0.1:0".parse()?);
     config.workers = 2;
+    config.downlink_estimate = !scenario.no_estimate;
     let recordings = std::env::temp_dir().join(format!("rapat-bench-recordings-{}", Uuid::new_v4()));
     config.recordings_dir = recordings.clone();
     let (sfu, routes) = start_sfu(config)?;
     let room = Uuid::new_v4();
     let listeners = if publishers == 1 { subscribers_per_publisher } else { 0 };
     let mut clients = Vec::new();
+    let mut watch = connect::ConnectWatch::default();
     let mut publisher_ids = Vec::new();
     for index in 0..publishers + listeners {
         let publishing = index < publishers;
@@ -220,7 +277,9 @@ async fn through_sfu(
         if recorded.is_some() {
             options.clip = Some(Arc::new(shaped_clip()));
         }
-        clients.push(connect(&sfu.handle(), &routes, room, user, options).await?);
+        let connection = Uuid::new_v4();
+        watch.started(connection);
+        clients.push(connect(&sfu.handle(), &routes, room, user, connection, options).await?);
         // Spread the handshakes a little (`BENCH_SPREAD_MS`, 0 for a storm).
         tokio::time::sleep(Duration::from_millis(env_or("BENCH_SPREAD_MS", 5))).await;
     }
@@ -231,10 +290,12 @@ async fn through_sfu(
             let tracks = client.stats().tracks();
             tracks.iter().filter(|t| t.packets >= 20).count() >= 2 * expected_tracks(index)
         });
+        watch.observe(&clients, &sfu.handle());
         if ready {
             break;
         }
         if started.elapsed() > Duration::from_secs(120) {
+            watch.print(&clients, &sfu.handle());
             let ready = clients
                 .iter()
                 .enumerate()
@@ -245,6 +306,22 @@ async fn through_sfu(
             anyhow::bail!("only {ready} of {} clients receive after 2 minutes", clients.len());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watch.print(&clients, &sfu.handle());
+    if scenario.idle {
+        for client in &clients[..publishers] {
+            client.set_publishing(false);
+        }
+        // Until a worker that fell behind is through: nothing forwarded for a second.
+        let mut forwarded = sfu.handle().counters().rtp_forwarded;
+        for _ in 0..60 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = sfu.handle().counters().rtp_forwarded;
+            if now == forwarded {
+                break;
+            }
+            forwarded = now;
+        }
     }
     // A third of the subscribers each at 180, 360 and the full height; then time
     // for the switches this asks for to happen.
@@ -288,6 +365,7 @@ async fn through_sfu(
     let cpu = sfu_cpu_seconds() - cpu_before;
     let after = sfu.handle().counters();
     let (rtp, datagrams) = (after.rtp_forwarded - before.rtp_forwarded, after.datagrams_out - before.datagrams_out);
+    let datagrams_in = after.datagrams_in - before.datagrams_in;
     let mut losses = Vec::new();
     let mut delays = Vec::new();
     for (client, before) in clients.iter().zip(&baseline) {
@@ -315,6 +393,7 @@ async fn through_sfu(
     let _ = std::fs::remove_dir_all(&recordings);
     let mut figures = summarise(rtp as f64 / elapsed, datagrams as f64 / elapsed, cpu / elapsed, &losses, &mut delays);
     figures.switches_per_s = switches as f64 / elapsed;
+    figures.datagrams_in_pps = datagrams_in as f64 / elapsed;
     Ok(figures)
 }
 
@@ -345,9 +424,9 @@ async fn connect(
     routes: &Routes,
     room: Uuid,
     user: Uuid,
+    connection: Uuid,
     options: ClientOptions,
 ) -> anyhow::Result<LoopbackClient> {
-    let connection = Uuid::new_v4();
     let (to_sfu, mut from_client) = unbounded_channel::<Signal>();
     let (to_client, from_sfu) = unbounded_channel::<Signal>();
     routes.lock().map_err(|_| anyhow::anyhow!("routes poisoned"))?.insert(connection, to_client);
@@ -385,6 +464,7 @@ fn summarise(out_pps: f64, datagrams_pps: f64, cpu_cores: f64, losses: &[f64], d
         p50_ms: percentile(0.5),
         p99_ms: percentile(0.99),
         switches_per_s: 0.0,
+        datagrams_in_pps: 0.0,
     }
 }
 

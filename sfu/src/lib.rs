@@ -31,6 +31,7 @@ mod metrics;
 pub mod nats;
 mod peer;
 mod placement;
+mod queues;
 mod recorder;
 mod room_core;
 pub mod room_events;
@@ -108,6 +109,10 @@ pub struct SfuConfig {
     /// The ICE-TCP listener's connection limit, verification deadline and
     /// per-connection write queue.
     pub tcp_limits: TcpLimits,
+    /// Whether peers estimate their client's downlink from TWCC feedback and
+    /// fit simulcast layers to it (default on). Off only for the forwarding
+    /// bench's same-run comparison of what the estimate costs.
+    pub downlink_estimate: bool,
 }
 
 impl SfuConfig {
@@ -126,6 +131,7 @@ impl SfuConfig {
             tcp_bind: None,
             recordings_dir: PathBuf::from(Self::DEFAULT_RECORDINGS_DIR),
             tcp_limits: TcpLimits::default(),
+            downlink_estimate: true,
         }
     }
 }
@@ -263,8 +269,11 @@ impl Sfu {
         let (signals_tx, signals_rx) = unbounded_channel();
         let (conductor_tx, conductor_rx) = unbounded_channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let channels: Vec<_> = (0..count).map(|_| crossbeam_channel::unbounded()).collect();
-        let senders: Vec<Sender<WorkerInput>> = channels.iter().map(|(tx, _)| tx.clone()).collect();
+        let metrics: Vec<Arc<WorkerMetrics>> = (0..count).map(|_| Arc::default()).collect();
+        let channels: Vec<_> =
+            metrics.iter().map(|metrics| queues::worker_queues(queues::MEDIA_QUEUE, Arc::clone(metrics))).collect();
+        let queues: Vec<queues::WorkerSender> = channels.iter().map(|(tx, _)| tx.clone()).collect();
+        let senders: Vec<Sender<WorkerInput>> = queues.iter().map(|tx| tx.control.clone()).collect();
         let crypto = rtc::crypto::default_provider()
             .map_err(|error| std::io::Error::other(format!("no crypto provider for STUN checks: {error}")))?;
         let mut sockets = Vec::new();
@@ -279,7 +288,7 @@ impl Sfu {
             receivers.push(udp::ReceiveLoop {
                 socket: Arc::clone(&socket),
                 local_addr: announce,
-                workers: senders.clone(),
+                workers: queues.clone(),
                 changes,
                 table: RouteTable::new(config.max_addresses_per_peer, Arc::clone(&crypto)),
                 metrics: Arc::clone(&metrics),
@@ -314,19 +323,19 @@ impl Sfu {
         let (recorder, recorder_orders, recording_queue) =
             Recorder::new(store, conductor_tx.clone(), finished_tx, unrecorded.clone());
         let recorder_thread = std::thread::Builder::new().name("rapat-sfu-rec".into()).spawn(move || recorder.run())?;
-        let metrics: Vec<Arc<WorkerMetrics>> = (0..count).map(|_| Arc::default()).collect();
         let mut threads = Vec::new();
         for (index, (_, inbox)) in channels.into_iter().enumerate() {
             let worker = Worker::new(
                 index,
                 inbox,
-                senders.clone(),
+                queues.clone(),
                 Arc::clone(&sockets),
                 conductor_tx.clone(),
                 signals_tx.clone(),
                 Arc::clone(&metrics[index]),
             )
             .with_tcp(tcp.clone())
+            .with_downlink_estimate(config.downlink_estimate)
             .with_recorder(recording_queue.clone());
             threads.push(std::thread::Builder::new().name(format!("rapat-sfu-{index}")).spawn(move || worker.run())?);
         }

@@ -169,6 +169,8 @@ pub struct ClientStats {
     pub sender_reports: AtomicU64,
     pub dropped_on_purpose: AtomicU64,
     pub errors: Mutex<Vec<Value>>,
+    /// ICE and peer connection states in order, with the time since the client started.
+    pub states: Mutex<Vec<(Duration, String)>>,
     /// Every `active_speakers` message's payload and arrival, in order.
     pub speakers: Mutex<Vec<(Instant, Value)>>,
     /// Where the SFU's datagrams come from.
@@ -714,8 +716,21 @@ impl Driver {
         }
     }
 
+    fn note_state(&self, state: String) {
+        if let Ok(mut states) = self.stats.states.lock() {
+            states.push((self.started.elapsed(), state));
+        }
+    }
+
     async fn drain(&mut self) {
         while let Some(event) = self.pc.poll_event() {
+            match &event {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => self.note_state(format!("pc {state}")),
+                RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(state) => {
+                    self.note_state(format!("ice {state}"))
+                }
+                _ => {}
+            }
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
                     RTCPeerConnectionState::Connected => self.stats.connected.store(true, Ordering::Relaxed),

@@ -9,6 +9,8 @@ pub struct WorkerMetrics {
     pub datagrams_out: AtomicU64,
     /// RTP packets handed to a subscriber leg.
     pub rtp_forwarded: AtomicU64,
+    /// Media inputs dropped because this worker's media queue was full (`queues.rs`).
+    pub media_shed: AtomicU64,
 }
 
 /// Totals over every worker.
@@ -17,6 +19,7 @@ pub struct SfuCounters {
     pub datagrams_in: u64,
     pub datagrams_out: u64,
     pub rtp_forwarded: u64,
+    pub media_shed: u64,
 }
 
 impl SfuCounters {
@@ -25,6 +28,7 @@ impl SfuCounters {
             datagrams_in: total.datagrams_in + worker.datagrams_in.load(Ordering::Relaxed),
             datagrams_out: total.datagrams_out + worker.datagrams_out.load(Ordering::Relaxed),
             rtp_forwarded: total.rtp_forwarded + worker.rtp_forwarded.load(Ordering::Relaxed),
+            media_shed: total.media_shed + worker.media_shed.load(Ordering::Relaxed),
         })
     }
 }

@@ -165,6 +165,7 @@ impl Peer {
         id: u64,
         credentials: IceCredentials,
         local_addr: SocketAddr,
+        downlink_estimate: bool,
         now: Instant,
     ) -> Result<Self, PeerError> {
         let settings = SettingEngineBuilder::new()
@@ -178,7 +179,13 @@ impl Peer {
         let registry =
             Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
         let registry = register_default_interceptors(registry, &mut media_engine)?;
-        let (registry, downlink) = crate::downlink::register(registry);
+        // Without the estimate no packet carries a transport-wide sequence number,
+        // no feedback is joined, and layers are chosen by the client's sizes alone.
+        let (registry, downlink) = if downlink_estimate {
+            crate::downlink::register(registry)
+        } else {
+            (registry, crate::downlink::EstimateHandle::default())
+        };
         let pc = RTCPeerConnectionBuilder::new()
             .with_setting_engine(settings)
             .with_media_engine(media_engine)

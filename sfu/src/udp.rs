@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::inputs::WorkerInput;
+use crate::queues::{Handover, WorkerSender};
 use crate::routes::{RouteChange, RouteTable};
 
 /// How often an idle receive loop wakes to apply route changes and check for stop.
@@ -43,7 +44,8 @@ pub struct ReceiveLoop {
     /// before the peer's first answer and after it failed or closed (rtc-ice
     /// deletes them), so a peer's leftover datagrams in those states log it too.
     pub local_addr: SocketAddr,
-    pub workers: Vec<Sender<WorkerInput>>,
+    /// SRTP/SRTCP go to a worker's bounded media queue, the rest (STUN, DTLS) ahead of it.
+    pub workers: Vec<WorkerSender>,
     /// Peers of this socket created and closed, from their workers.
     pub changes: Receiver<RouteChange>,
     pub table: RouteTable,
@@ -87,7 +89,7 @@ impl ReceiveLoop {
                 },
                 message: BytesMut::from(datagram),
             };
-            if worker.send(WorkerInput::Datagram { peer, datagram: tagged }).is_err() {
+            if worker.datagram(WorkerInput::Datagram { peer, datagram: tagged }, datagram) == Handover::Closed {
                 return;
             }
         }

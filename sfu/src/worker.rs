@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::inputs::{CoreInput, WorkerInput};
 use crate::metrics::WorkerMetrics;
+use crate::queues::{WorkerInbox, WorkerSender};
 use crate::recorder::{PacketQueue, RecordedPacket};
 use crate::routes::RouteChange;
 use crate::signal::Outgoing;
@@ -39,8 +40,10 @@ pub struct MediaSocket {
 
 pub struct Worker {
     pub index: usize,
-    pub inbox: Receiver<WorkerInput>,
-    pub workers: Vec<Sender<WorkerInput>>,
+    /// Control inputs first, then media (`queues.rs`).
+    pub inbox: WorkerInbox,
+    /// Every worker's queues; packets shared with the others go to their media queues.
+    pub workers: Vec<WorkerSender>,
     pub sockets: Arc<Vec<MediaSocket>>,
     pub conductor: UnboundedSender<CoreInput>,
     pub signals: UnboundedSender<Outgoing>,
@@ -55,8 +58,8 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         index: usize,
-        inbox: Receiver<WorkerInput>,
-        workers: Vec<Sender<WorkerInput>>,
+        inbox: WorkerInbox,
+        workers: Vec<WorkerSender>,
         sockets: Arc<Vec<MediaSocket>>,
         conductor: UnboundedSender<CoreInput>,
         signals: UnboundedSender<Outgoing>,
@@ -73,6 +76,11 @@ impl Worker {
         Self { core: self.core.with_tcp(announce), tcp, ..self }
     }
 
+    /// Whether its peers estimate their downlinks (`SfuConfig::downlink_estimate`).
+    pub fn with_downlink_estimate(self, on: bool) -> Self {
+        Self { core: self.core.with_downlink_estimate(on), ..self }
+    }
+
     /// Packets of recorded tracks go to the recording thread through `queue`.
     pub fn with_recorder(self, queue: PacketQueue) -> Self {
         Self { recorder: Some(queue), ..self }
@@ -82,13 +90,7 @@ impl Worker {
         loop {
             let now = Instant::now();
             let deadline = self.core.poll_timeout().unwrap_or(now + IDLE_WAKE).min(now + IDLE_WAKE);
-            let first = match self.inbox.recv_timeout(deadline.saturating_duration_since(now)) {
-                Ok(input) => Some(input),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
-            };
-            let batch: Vec<WorkerInput> =
-                first.into_iter().chain(std::iter::from_fn(|| self.inbox.try_recv().ok())).take(BATCH).collect();
+            let Some(batch) = self.inbox.next_batch(deadline.saturating_duration_since(now), BATCH) else { return };
             let mut stop = false;
             for input in batch {
                 if matches!(input, WorkerInput::Stop) {
@@ -132,7 +134,7 @@ impl Worker {
                 WorkerOutput::Shared { source, packet, layer } => {
                     for (index, worker) in self.workers.iter().enumerate() {
                         if index != self.index {
-                            let _ = worker.send(WorkerInput::Rtp { source, packet: Arc::clone(&packet), layer });
+                            let _ = worker.offer_media(WorkerInput::Rtp { source, packet: Arc::clone(&packet), layer });
                         }
                     }
                 }

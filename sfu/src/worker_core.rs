@@ -63,6 +63,8 @@ pub struct WorkerCore {
     sockets: Vec<SocketAddr>,
     /// The announced address of the ICE-TCP listener, when there is one.
     tcp: Option<SocketAddr>,
+    /// Whether new peers estimate their downlink (TWCC) and fit layers to it.
+    downlink_estimate: bool,
     metrics: Arc<WorkerMetrics>,
     peers: HashMap<u64, Peer>,
     /// This worker's subscribers of each source.
@@ -89,6 +91,7 @@ impl WorkerCore {
         Self {
             sockets,
             tcp: None,
+            downlink_estimate: true,
             metrics,
             peers: HashMap::new(),
             subscribers: HashMap::new(),
@@ -104,6 +107,12 @@ impl WorkerCore {
     /// Every peer also offers a passive ICE-TCP candidate at `announce`.
     pub fn with_tcp(mut self, announce: Option<SocketAddr>) -> Self {
         self.tcp = announce;
+        self
+    }
+
+    /// New peers estimate their downlink and fit simulcast layers to it, or not.
+    pub fn with_downlink_estimate(mut self, on: bool) -> Self {
+        self.downlink_estimate = on;
         self
     }
 
@@ -162,7 +171,8 @@ impl WorkerCore {
             WorkerInput::Create { peer, key, audio_blocked } => {
                 let credentials = crate::ufrag::credentials(peer);
                 let socket = self.socket_of(peer);
-                match Peer::new(key.clone(), peer, credentials.clone(), self.sockets[socket], now) {
+                let estimate = self.downlink_estimate;
+                match Peer::new(key.clone(), peer, credentials.clone(), self.sockets[socket], estimate, now) {
                     Ok(mut created) => {
                         if let Some(tcp) = self.tcp
                             && let Err(error) = created.add_tcp_candidate(tcp)

@@ -128,7 +128,7 @@ pub async fn bandwidth_drop(shaped: usize) -> anyhow::Result<BweFigures> {
     publisher.simulcast = true;
     publisher.video_packets_per_second = 100;
     publisher.video_payload_bytes = 1_000;
-    let publisher = connect(&sfu.handle(), &routes, room, Uuid::new_v4(), publisher).await?;
+    let publisher = connect(&sfu.handle(), &routes, room, Uuid::new_v4(), Uuid::new_v4(), publisher).await?;
     let mut limits = Vec::new();
     let mut subscribers = Vec::new();
     for index in 0..shaped + 2 {
@@ -139,7 +139,7 @@ pub async fn bandwidth_drop(shaped: usize) -> anyhow::Result<BweFigures> {
             options.downlink_bps = Some(Arc::clone(&limit));
             limits.push(limit);
         }
-        subscribers.push(connect(&sfu.handle(), &routes, room, Uuid::new_v4(), options).await?);
+        subscribers.push(connect(&sfu.handle(), &routes, room, Uuid::new_v4(), Uuid::new_v4(), options).await?);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let started = Instant::now();

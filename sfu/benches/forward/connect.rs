@@ -1,0 +1,100 @@
+//! How the clients of a scenario connected: when each reached "connected" (ICE
+//! and DTLS) counted from its own start, and which did not within
+//! [`CONNECT_LIMIT`], with what each of those had seen, so a client that never
+//! connects says where it stopped: no answer, no datagram from the SFU, or
+//! ICE/DTLS that gave up.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rapat_sfu::SfuHandle;
+use rapat_sfu::loopback_client::LoopbackClient;
+
+/// Issue 15's bar: every admitted client connected within this long.
+pub const CONNECT_LIMIT: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+pub struct ConnectWatch {
+    started: Vec<Instant>,
+    /// Each client's connection id, which names its peer in the SFU's log.
+    connections: Vec<uuid::Uuid>,
+    connected_after: Vec<Option<Duration>>,
+    reported: bool,
+}
+
+impl ConnectWatch {
+    /// The client at the next index starts now.
+    pub fn started(&mut self, connection: uuid::Uuid) {
+        self.started.push(Instant::now());
+        self.connections.push(connection);
+        self.connected_after.push(None);
+    }
+
+    /// Notes the clients that are connected by now; once the oldest start is
+    /// [`CONNECT_LIMIT`] ago, reports the ones that are not (once).
+    pub fn observe(&mut self, clients: &[LoopbackClient], sfu: &SfuHandle) {
+        let now = Instant::now();
+        for ((client, started), after) in clients.iter().zip(&self.started).zip(&mut self.connected_after) {
+            if after.is_none() && client.stats().connected.load(Ordering::Relaxed) {
+                *after = Some(now.duration_since(*started));
+            }
+        }
+        if !self.reported && self.started.last().is_some_and(|last| now.duration_since(*last) >= CONNECT_LIMIT) {
+            self.reported = true;
+            self.print_late(clients, sfu);
+        }
+    }
+
+    /// One line: how many connected, how fast (p50, p99, slowest), how many not within the limit.
+    pub fn print(&self, clients: &[LoopbackClient], sfu: &SfuHandle) {
+        let mut times: Vec<Duration> = self.connected_after.iter().flatten().copied().collect();
+        times.sort_unstable();
+        let at = |p: f64| {
+            times
+                .get(((times.len() as f64 * p) as usize).min(times.len().saturating_sub(1)))
+                .map_or(f64::NAN, |d| d.as_secs_f64())
+        };
+        let late = self.connected_after.iter().filter(|after| after.is_none_or(|d| d > CONNECT_LIMIT)).count();
+        println!(
+            "  connect      {}/{} connected, p50 {:.2} s, p99 {:.2} s, slowest {:.2} s; not connected within {} s: {late}; \
+             SFU peers {}, routes {}, unrouted datagrams {}, media inputs shed {}",
+            times.len(),
+            clients.len(),
+            at(0.5),
+            at(0.99),
+            times.last().map_or(f64::NAN, Duration::as_secs_f64),
+            CONNECT_LIMIT.as_secs(),
+            sfu.peers(),
+            sfu.routes(),
+            sfu.unrouted_datagrams(),
+            sfu.counters().media_shed,
+        );
+        if !self.reported {
+            self.print_late(clients, sfu);
+        }
+    }
+
+    fn print_late(&self, clients: &[LoopbackClient], sfu: &SfuHandle) {
+        for (index, (client, after)) in clients.iter().zip(&self.connected_after).enumerate() {
+            if after.is_some_and(|d| d <= CONNECT_LIMIT) {
+                continue;
+            }
+            let stats = client.stats();
+            println!(
+                "  NOT CONNECTED client {index} at {} (connection {}): answers {}, offers {}, datagram from the \
+                 SFU: {}, disconnects {}, closed (ICE/DTLS failed) {}, errors {:?}, states {:?}; SFU unrouted \
+                 datagrams {}",
+                client.local_addr,
+                self.connections.get(index).map(ToString::to_string).unwrap_or_default(),
+                stats.answers_received.load(Ordering::Relaxed),
+                stats.offers_received.load(Ordering::Relaxed),
+                stats.remote_port().is_some(),
+                stats.disconnects.load(Ordering::Relaxed),
+                stats.closed.load(Ordering::Relaxed),
+                stats.errors.lock().map(|errors| errors.clone()).unwrap_or_default(),
+                stats.states.lock().map(|states| states.clone()).unwrap_or_default(),
+                sfu.unrouted_datagrams(),
+            );
+        }
+    }
+}
