@@ -47,6 +47,10 @@ async fn upgrade(State(rooms): State<Rooms>, Query(params): Query<Params>, upgra
 
 async fn serve(socket: WebSocket, channel: broadcast::Sender<Arc<str>>, params: Params) {
     let (mut sink, mut stream) = socket.split();
+    // What rapat's `config` is to the clients: the sign that the socket is held.
+    if sink.send(Message::text(r#"{"type":"config"}"#)).await.is_err() {
+        return;
+    }
     let mut deliveries = channel.subscribe();
     let writer = tokio::spawn(async move {
         while let Ok(text) = deliveries.recv().await {

@@ -171,6 +171,11 @@ async fn open(
         .await
         .context("the handshake took over 30 s")??;
     let (mut sink, mut stream) = websocket.split();
+    // Connected means admitted: the server's first message (rapat's `config`, the
+    // bare server's hello) has come, so the server holds all it keeps per socket.
+    let first =
+        tokio::time::timeout(Duration::from_secs(60), stream.next()).await.context("no first message in 60 s")?;
+    anyhow::ensure!(matches!(first, Some(Ok(Message::Text(_)))), "the server closed the socket: {first:?}");
     let (sender, mut outgoing) = mpsc::unbounded_channel::<String>();
     tokio::spawn(async move {
         while let Some(text) = outgoing.recv().await {

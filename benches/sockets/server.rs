@@ -131,6 +131,37 @@ impl Coordinator {
         }
     }
 
+    /// Logs in and returns the access token. On a busy machine the read models can
+    /// lag behind the request deadline: the account is not found yet (401), or the
+    /// session is stored but not yet visible (202, no token); both are tried again.
+    async fn login(&self, credentials: &Value) -> anyhow::Result<String> {
+        let url = format!("http://{}/api/v1/auth/login", self.address);
+        let mut attempts = 0;
+        loop {
+            let response = self.http.post(&url).json(credentials).send().await?;
+            let status = response.status();
+            let answer: Value = response.json().await?;
+            if let Some(token) = answer["data"]["token"].as_str() {
+                return Ok(token.to_string());
+            }
+            attempts += 1;
+            anyhow::ensure!(attempts < 30, "login answered {status} and no token: {answer}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Creates a room and returns its id. A 202 (stored, not yet visible: a busy
+    /// machine) names no id, so another room is made; the first stays empty.
+    async fn create_room(&self, host: &str, body: &Value) -> anyhow::Result<String> {
+        for _ in 0..10 {
+            let created = self.post("/rooms", Some(host), body.clone()).await?;
+            if let Some(id) = created["data"]["id"].as_str() {
+                return Ok(id.to_string());
+            }
+        }
+        anyhow::bail!("creating a room answered no id ten times")
+    }
+
     /// Registers `users`, creates `rooms` and joins ten users to each; the host of
     /// a room is its first member.
     pub async fn populate(&self, users: usize, rooms: usize) -> anyhow::Result<Vec<RoomSockets>> {
@@ -146,8 +177,7 @@ impl Coordinator {
                 register["firstName"] = json!(format!("User{n}"));
                 register["lastName"] = json!("Bench");
                 self.post("/auth/register", None, register).await?;
-                let login = self.post("/auth/login", None, credentials).await?;
-                login["data"]["token"].as_str().map(str::to_string).context("login answered no token")
+                self.login(&credentials).await
             }
         }))
         .await?;
@@ -158,8 +188,7 @@ impl Coordinator {
             async move {
                 let _permit = gate.acquire().await?;
                 let body = json!({ "name": format!("Bench room {room}"), "maxUsers": ROOM_SIZE });
-                let created = self.post("/rooms", Some(&members[0]), body).await?;
-                let room_id = created["data"]["id"].as_str().context("no room id")?.to_string();
+                let room_id = self.create_room(&members[0], &body).await?;
                 for token in &members {
                     self.post(&format!("/rooms/{room_id}/join"), Some(token), json!({})).await?;
                 }

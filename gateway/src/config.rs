@@ -82,6 +82,10 @@ pub struct GatewayConfig {
     /// Largest WebSocket frame or message read; a bigger one closes the socket
     /// with 1009. (Messages over 64 KiB get an `error` and are not handled.)
     pub ws_max_message_bytes: usize,
+    /// How much one socket reads from the network at a time, and the read buffer
+    /// it keeps for its whole life. A bigger message is still read whole (its
+    /// buffer grows to it for that message), in reads of this size.
+    pub ws_read_buffer_bytes: usize,
     /// Per-socket message rates by kind; a socket over one is closed with 1008.
     pub ws_rate_limits: WsRateLimits,
 
@@ -240,6 +244,7 @@ impl GatewayConfig {
             ws_max_sockets_per_user: 20,
             ws_max_sockets_per_room: 3,
             ws_max_message_bytes: 1024 * 1024,
+            ws_read_buffer_bytes: 4 * 1024,
             ws_rate_limits: WsRateLimits::default(),
             webhook_allow_private: false,
             push: rapat_delivery::push::PushConfig::default(),

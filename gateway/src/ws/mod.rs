@@ -174,6 +174,10 @@ pub async fn handler(
     }
     let token = params.token.filter(|token| !token.is_empty()).or(protocol_token);
     let max_message = state.config.ws_max_message_bytes;
+    // tungstenite's default read buffer is 128 KiB, filled in at once and kept for
+    // the socket's life: most of an idle socket's memory, for messages that are
+    // mostly under a kilobyte.
+    let upgrade = upgrade.read_buffer_size(state.config.ws_read_buffer_bytes);
     upgrade.max_message_size(max_message).max_frame_size(max_message).on_upgrade(move |socket| async move {
         match params.room_id {
             Some(room) => session::run(socket, state, Some(room), token).await,
