@@ -114,10 +114,11 @@ pub struct Settings {
     /// socket with 1009.
     #[arg(long, env = "RAPAT_WS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub ws_max_message_bytes: usize,
-    /// Read buffer of each WebSocket, in bytes: what one read takes from the
-    /// network, held by every open socket (a bigger message is still read whole).
-    #[arg(long, env = "RAPAT_WS_READ_BUFFER_BYTES", default_value_t = 4 * 1024, global = true)]
-    pub ws_read_buffer_bytes: usize,
+    /// Read buffer of each WebSocket, in bytes (at least 512): what one read
+    /// takes from the network, held by every open socket (a bigger message is
+    /// still read whole).
+    #[arg(long, env = "RAPAT_WS_READ_BUFFER_BYTES", default_value_t = 4 * 1024, value_parser = clap::value_parser!(u32).range(512..), global = true)]
+    pub ws_read_buffer_bytes: u32,
     /// Per-socket rate of `join_room` messages, as BURST/PERIOD: BURST at once,
     /// then one more each PERIOD (`ms` or `s`). Over it, the socket closes (1008).
     #[arg(long, env = "RAPAT_WS_RATE_JOIN_ROOM", default_value = "5/10s", value_parser = parse_rate, global = true)]
@@ -447,7 +448,7 @@ impl Settings {
         config.webhook_allow_private = self.webhook_allow_private;
         config.ws_max_sockets_per_room = self.ws_max_sockets_per_room;
         config.ws_max_message_bytes = self.ws_max_message_bytes;
-        config.ws_read_buffer_bytes = self.ws_read_buffer_bytes;
+        config.ws_read_buffer_bytes = self.ws_read_buffer_bytes as usize;
         config.ws_rate_limits = WsRateLimits {
             join_room: self.ws_rate_join_room,
             chat: self.ws_rate_chat,
