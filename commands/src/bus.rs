@@ -171,7 +171,7 @@ where
         command: A::Command,
         metadata: &CommandMetadata,
     ) -> Result<CommandOutcome<A>, AttemptError<A::Error>> {
-        let mut loaded = self.store.load(aggregate_id).await.map_err(AttemptError::Store)?;
+        let mut loaded = self.store.load_for_command(aggregate_id).await.map_err(AttemptError::Store)?;
         // A client's retry of a stored command is refused by the state that
         // command made (a room that now exists): answer it as the first was.
         let before = metadata.from_client_key.then(|| loaded.state.clone());
