@@ -150,13 +150,20 @@ where
         if let Some((aggregate_id, state)) = self.inner.cache.take(aggregate_id) {
             return Ok(Loaded { aggregate_id, state });
         }
+        // Boxed: reading from NATS is the cold path, and its future inlined would
+        // make every command's future larger, and so slower to move.
+        let state = Box::pin(self.load_uncached(aggregate_id)).await?;
+        Ok(Loaded { aggregate_id: aggregate_id.to_string(), state })
+    }
+
+    /// The aggregate from its snapshot and the events after it.
+    async fn load_uncached(&self, aggregate_id: &str) -> Result<Cached<A>, StoreError> {
         self.check_connected()?;
         let start = match &self.inner.snapshots {
             Some(snapshots) => snapshots.load(A::TYPE, aggregate_id).await,
             None => None,
         };
-        let state = self.replay(aggregate_id, start).await?;
-        Ok(Loaded { aggregate_id: aggregate_id.to_string(), state })
+        self.replay(aggregate_id, start).await
     }
 
     /// Rebuilds the aggregate from `start` (or from nothing) by applying every
@@ -321,7 +328,8 @@ where
             Ok(Err(error)) => format!("publish failed: {error}"),
             Err(_) => "no acknowledgement from JetStream in time".to_string(),
         };
-        self.settle(&subject, message, &failure).await
+        // Boxed: the cold path, kept out of every command's future.
+        Box::pin(self.settle(&subject, message, &failure)).await
     }
 
     /// Finds out what became of a publish whose acknowledgement did not come:
