@@ -123,7 +123,8 @@ where
                     // behind another writer's (an acknowledgement lost in a leader
                     // change): then the command is done, whatever the retry would say.
                     let since = *first_conflict.get_or_insert(expected);
-                    if let Some(outcome) = self.stored_since(aggregate_id, since, metadata, attempt).await {
+                    // Boxed (as below): cold paths, kept out of every command's future.
+                    if let Some(outcome) = Box::pin(self.stored_since(aggregate_id, since, metadata, attempt)).await {
                         return Ok(outcome);
                     }
                     if attempt >= self.retry.max_attempts {
@@ -171,7 +172,7 @@ where
         command: A::Command,
         metadata: &CommandMetadata,
     ) -> Result<CommandOutcome<A>, AttemptError<A::Error>> {
-        let mut loaded = self.store.load(aggregate_id).await.map_err(AttemptError::Store)?;
+        let mut loaded = self.store.load_for_command(aggregate_id).await.map_err(AttemptError::Store)?;
         // A client's retry of a stored command is refused by the state that
         // command made (a room that now exists): answer it as the first was.
         let before = metadata.from_client_key.then(|| loaded.state.clone());
@@ -183,7 +184,7 @@ where
             if let Some(before) = before {
                 let command_id = metadata.command_id.to_string();
                 if let Some(sequence) =
-                    self.store.last_is(aggregate_id, &command_id).await.map_err(AttemptError::Store)?
+                    Box::pin(self.store.last_is(aggregate_id, &command_id)).await.map_err(AttemptError::Store)?
                 {
                     crate::deadline::record(crate::deadline::WriteState::Stored);
                     return Ok(CommandOutcome {

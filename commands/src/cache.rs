@@ -37,8 +37,20 @@ impl<A: Clone> AggregateCache<A> {
         self.lock().get(aggregate_id).cloned()
     }
 
+    /// Removes the entry and hands it over with its key: a command works on it
+    /// in place and puts it back after its append, so the aggregate is not
+    /// cloned on the way in.
+    pub fn take(&self, aggregate_id: &str) -> Option<(String, Cached<A>)> {
+        self.lock().pop_entry(aggregate_id)
+    }
+
     pub fn put(&self, aggregate_id: &str, entry: Cached<A>) {
-        self.lock().put(aggregate_id.to_string(), entry);
+        self.put_owned(aggregate_id.to_string(), entry);
+    }
+
+    /// [`Self::put`] with a key the caller already owns (the one [`Self::take`] gave).
+    pub fn put_owned(&self, aggregate_id: String, entry: Cached<A>) {
+        self.lock().put(aggregate_id, entry);
     }
 
     pub fn evict(&self, aggregate_id: &str) {
@@ -130,5 +142,10 @@ mod tests {
         assert_eq!(cache.get("c").map(|c| c.aggregate), Some("c".to_string()));
         cache.evict("c");
         assert!(cache.get("c").is_none());
+        let (key, taken) = cache.take("b").expect("b is cached");
+        assert_eq!((key.as_str(), taken.aggregate.as_str()), ("b", "b"));
+        assert!(cache.get("b").is_none(), "a taken entry is out of the cache until put back");
+        cache.put_owned(key, taken);
+        assert!(cache.get("b").is_some());
     }
 }

@@ -71,6 +71,8 @@ where
 
 struct Inner<A> {
     jetstream: jetstream::Context,
+    /// `<ns>.events.<type>.`: an aggregate's subject is this and its id.
+    subject_prefix: String,
     stream: stream::Stream<()>,
     config: EventStoreConfig,
     cache: AggregateCache<A>,
@@ -110,7 +112,8 @@ where
             None
         };
         let cache = AggregateCache::new(config.cache_capacity);
-        Ok(Self { inner: Arc::new(Inner { jetstream, stream, config, cache, snapshots }) })
+        let subject_prefix = config.namespace.event_subject(A::TYPE, "");
+        Ok(Self { inner: Arc::new(Inner { jetstream, subject_prefix, stream, config, cache, snapshots }) })
     }
 
     pub fn config(&self) -> &EventStoreConfig {
@@ -132,6 +135,35 @@ where
         let state = self.replay(aggregate_id, start).await?;
         self.inner.cache.put(aggregate_id, state.clone());
         Ok(Loaded { aggregate_id: aggregate_id.to_string(), state })
+    }
+
+    /// [`Self::load`] for a command that will decide on the state and append:
+    /// the cached entry is taken out instead of copied, and [`Self::append`] puts
+    /// the committed state back. Until then the aggregate is not cached, so a
+    /// failed or rejected command leaves nothing half-applied behind (the same as
+    /// evicting it). The command bus's per-aggregate lock keeps its own commands
+    /// from missing each other's entry; any other reader meanwhile replays from
+    /// the stream, and a state it caches that is older than the stream costs a
+    /// conflict and a retry, never a wrong decision.
+    pub(crate) async fn load_for_command(&self, aggregate_id: &str) -> Result<Loaded<A>, StoreError> {
+        check_aggregate_id(aggregate_id)?;
+        if let Some((aggregate_id, state)) = self.inner.cache.take(aggregate_id) {
+            return Ok(Loaded { aggregate_id, state });
+        }
+        // Boxed: reading from NATS is the cold path, and its future inlined would
+        // make every command's future larger, and so slower to move.
+        let state = Box::pin(self.load_uncached(aggregate_id)).await?;
+        Ok(Loaded { aggregate_id: aggregate_id.to_string(), state })
+    }
+
+    /// The aggregate from its snapshot and the events after it.
+    async fn load_uncached(&self, aggregate_id: &str) -> Result<Cached<A>, StoreError> {
+        self.check_connected()?;
+        let start = match &self.inner.snapshots {
+            Some(snapshots) => snapshots.load(A::TYPE, aggregate_id).await,
+            None => None,
+        };
+        self.replay(aggregate_id, start).await
     }
 
     /// Rebuilds the aggregate from `start` (or from nothing) by applying every
@@ -185,29 +217,26 @@ where
     ) -> Result<Appended, StoreError> {
         let Loaded { aggregate_id, state } = loaded;
         if events.is_empty() {
-            return Ok(Appended { stream_sequence: state.subject_sequence, version: state.version, duplicate: false });
+            let unchanged =
+                Appended { stream_sequence: state.subject_sequence, version: state.version, duplicate: false };
+            // Nothing was decided: the state is as loaded, and goes back to the cache.
+            self.inner.cache.put_owned(aggregate_id, state);
+            return Ok(unchanged);
         }
-        let commit = encode_commit::<A>(&aggregate_id, state.version + 1, events, metadata)?;
-        let body = serde_json::to_vec(&commit).map_err(|error| StoreError::Encode(error.to_string()))?;
-        let event_types: Vec<&str> = commit.events.iter().map(|event| event.event_type.as_str()).collect();
-        let mut publish = PublishMessage::build()
-            .payload(body.into())
-            .message_id(metadata.command_id.to_string())
-            .expected_last_subject_sequence(state.subject_sequence)
-            .header(EVENT_TYPES_HEADER, event_types.join(",").as_str());
+        let command_id = metadata.command_id.to_string();
+        let encoded = encode_commit::<A>(&aggregate_id, state.version + 1, events, metadata, &command_id)?;
         // With telemetry on, the consumers' spans become children of this
         // command's span; otherwise the caller's own trace context passes through.
         let traced = rapat_telemetry::current_trace_headers();
-        let trace_context = if traced.is_empty() { &metadata.trace_context } else { &traced };
-        for (name, value) in trace_context {
-            publish = publish.header(name.as_str(), value.as_str());
-        }
+        let message = Outgoing {
+            body: encoded.body.into(),
+            command_id: &command_id,
+            expected: state.subject_sequence,
+            event_types: &encoded.event_types,
+            trace_context: if traced.is_empty() { &metadata.trace_context } else { &traced },
+        };
 
-        let expected = state.subject_sequence;
-        let ack = match self
-            .publish(self.subject(&aggregate_id), publish, &metadata.command_id.to_string(), expected)
-            .await
-        {
+        let ack = match self.publish(self.subject(&aggregate_id), &message).await {
             Ok(ack) => ack,
             Err(error) => {
                 // Whatever happened, the cached state may now be wrong.
@@ -236,7 +265,7 @@ where
             let (snapshots, aggregate_id, state) = (snapshots.clone(), aggregate_id.clone(), committed.clone());
             tokio::spawn(async move { snapshots.save(A::TYPE, &aggregate_id, &state).await });
         }
-        self.inner.cache.put(&aggregate_id, committed);
+        self.inner.cache.put_owned(aggregate_id, committed);
         Ok(Appended { stream_sequence: ack.sequence, version: new_version, duplicate: false })
     }
 
@@ -245,8 +274,13 @@ where
         self.inner.cache.evict(aggregate_id);
     }
 
+    /// The namespace's `event_subject`, without formatting it anew for every append.
     fn subject(&self, aggregate_id: &str) -> String {
-        self.inner.config.namespace.event_subject(A::TYPE, aggregate_id)
+        let prefix = &self.inner.subject_prefix;
+        let mut subject = String::with_capacity(prefix.len() + aggregate_id.len());
+        subject.push_str(prefix);
+        subject.push_str(aggregate_id);
+        subject
     }
 
     /// Fails at once, with nothing sent, unless the NATS connection is up: the
@@ -265,9 +299,7 @@ where
     async fn publish(
         &self,
         subject: String,
-        publish: PublishMessage,
-        command_id: &str,
-        expected: u64,
+        message: &Outgoing<'_>,
     ) -> Result<jetstream::publish::PublishAck, StoreError> {
         self.check_connected()?;
         let timeout = self.inner.config.publish_timeout;
@@ -275,7 +307,7 @@ where
         // an error or a timeout here means it was never sent.
         let pending = match tokio::time::timeout(
             deadline::bounded(timeout),
-            self.inner.jetstream.send_publish(subject.clone(), publish.clone()),
+            self.inner.jetstream.send_publish(subject.clone(), message.build()),
         )
         .await
         {
@@ -296,7 +328,8 @@ where
             Ok(Err(error)) => format!("publish failed: {error}"),
             Err(_) => "no acknowledgement from JetStream in time".to_string(),
         };
-        self.settle(&subject, publish, command_id, expected, &failure).await
+        // Boxed: the cold path, kept out of every command's future.
+        Box::pin(self.settle(&subject, message, &failure)).await
     }
 
     /// Finds out what became of a publish whose acknowledgement did not come:
@@ -308,11 +341,10 @@ where
     async fn settle(
         &self,
         subject: &str,
-        publish: PublishMessage,
-        command_id: &str,
-        expected: u64,
+        message: &Outgoing<'_>,
         failure: &str,
     ) -> Result<jetstream::publish::PublishAck, StoreError> {
+        let (command_id, expected) = (message.command_id, message.expected);
         let unknown = |why: String| StoreError::OutcomeUnknown { reason: format!("{failure}; {why}") };
         let budget = deadline::bounded(self.inner.config.publish_timeout);
         let settled = tokio::time::timeout(budget, async {
@@ -326,7 +358,7 @@ where
                 Found::Nothing => {}
             }
             let pending =
-                self.inner.jetstream.send_publish(subject.to_string(), publish).await.map_err(publish_error)?;
+                self.inner.jetstream.send_publish(subject.to_string(), message.build()).await.map_err(publish_error)?;
             match pending.await {
                 Ok(ack) => Ok(PublishAckLike { sequence: ack.sequence, duplicate: ack.duplicate }),
                 Err(error) if is_definite(&error) => Err(publish_error(error)),
@@ -430,6 +462,32 @@ where
 const SETTLE_RESERVE: std::time::Duration = std::time::Duration::from_millis(800);
 /// The shortest wait for an acknowledgement, however little of the budget is left.
 const MIN_ACK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// What an append publishes. The message is built from these parts for each send
+/// (a settle may send it again) rather than kept built and copied for a send
+/// that rarely happens.
+struct Outgoing<'a> {
+    body: bytes::Bytes,
+    command_id: &'a str,
+    /// The subject's last stream sequence the command decided on.
+    expected: u64,
+    event_types: &'a str,
+    trace_context: &'a [(String, String)],
+}
+
+impl Outgoing<'_> {
+    fn build(&self) -> PublishMessage {
+        let mut publish = PublishMessage::build()
+            .payload(self.body.clone())
+            .message_id(self.command_id)
+            .expected_last_subject_sequence(self.expected)
+            .header(async_nats::HeaderName::from_static(EVENT_TYPES_HEADER), self.event_types);
+        for (name, value) in self.trace_context {
+            publish = publish.header(name.as_str(), value.as_str());
+        }
+        publish
+    }
+}
 
 struct PublishAckLike {
     sequence: u64,

@@ -43,6 +43,7 @@ async fn events_round_trip_with_their_envelope() {
     // The message carries the dedup id, the trace context and the event types.
     let stream = test.jetstream().get_stream(test.config.namespace.events_stream()).await.expect("stream");
     let raw = stream.get_raw_message(commits[1].0).await.expect("message");
+    assert_eq!(raw.subject.as_str(), test.config.namespace.event_subject("room", &room_id));
     let header = |name: &str| raw.headers.get(name).map(|value| value.to_string());
     assert_eq!(header("Nats-Msg-Id"), Some(command_id.to_string()));
     assert_eq!(header("traceparent").as_deref(), Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
