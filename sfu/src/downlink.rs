@@ -13,7 +13,7 @@
 //!   from group to group is summed, smoothed, and its trend (a least-squares
 //!   slope over the last groups) says whether a queue is building (overuse),
 //!   draining (underuse) or neither;
-//! - loss: a batch losing more than a tenth of its bytes cuts the estimate.
+//! - loss: a batch losing more than a tenth of its packets cuts the estimate.
 //!
 //! On overuse the estimate drops to a little under the rate that got through;
 //! with neither signal it climbs by [`INCREASE_PER_SECOND`], but only up to
@@ -262,16 +262,12 @@ impl BandwidthEstimator for DownlinkEstimator {
         if reports.is_empty() {
             return;
         }
-        // Loss is weighed by bytes: a queue counted in bytes (a token bucket)
-        // drops the big media packets and lets a probe's small padding packets
-        // through, so by count a full queue would look almost lossless.
-        let (mut lost_bytes, mut sent_bytes) = (0, 0);
+        let mut lost = 0;
         for report in reports {
-            sent_bytes += report.size + WIRE_OVERHEAD;
             match (report.arrived, report.arrival) {
                 (true, Some(arrival)) => self.add_arrival(report.departure, arrival, report.size),
                 (true, None) => {}
-                (false, _) => lost_bytes += report.size + WIRE_OVERHEAD,
+                (false, _) => lost += 1,
             }
         }
         let slope = self.slope();
@@ -295,7 +291,7 @@ impl BandwidthEstimator for DownlinkEstimator {
         let elapsed = self.last_update.map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
         self.last_update = Some(now);
         let may_cut = self.last_cut.is_none_or(|cut| now.saturating_duration_since(cut) >= CUT_INTERVAL);
-        let loss = lost_bytes as f64 / sent_bytes.max(1) as f64;
+        let loss = lost as f64 / reports.len() as f64;
         let lossy = reports.len() >= LOSS_MIN_PACKETS && loss > LOSS_CUT_ABOVE;
         match self.usage {
             Usage::Overuse if may_cut => {

@@ -170,35 +170,3 @@ fn heavy_loss_cuts_the_estimate() {
     let cuts = estimator.handle().cuts();
     assert!((2..=(20 * FEEDBACK.as_millis() / 200 + 1) as u64).contains(&cuts), "{cuts} cuts");
 }
-
-#[test]
-fn losing_the_big_packets_while_small_padding_arrives_cuts_the_estimate() {
-    let mut estimator = DownlinkEstimator::default();
-    let start = Instant::now();
-    // Each batch: 4 media packets of 1,100 bytes, one of them lost, and 16
-    // padding packets of 24 bytes, all arrived: 5 % lost by count, 20 % by bytes.
-    for batch in 0..10u64 {
-        let now = start + FEEDBACK * (batch as u32 + 1);
-        let reports: Vec<PacketReport> = (0..20u64)
-            .map(|n| {
-                let id = batch * 20 + n;
-                let arrived = n != 0;
-                PacketReport {
-                    ssrc: 1,
-                    id,
-                    rtp_sequence_number: id as u16,
-                    is_twcc: true,
-                    twcc_sequence_number: id as u16,
-                    size: if n < 4 { 1_100 } else { 24 },
-                    arrived,
-                    departure: start + Duration::from_millis(id * 5),
-                    arrival: arrived.then(|| Duration::from_millis(id * 5 + 20)),
-                    ecn: Default::default(),
-                }
-            })
-            .collect();
-        estimator.on_reports(now, &reports);
-    }
-    assert!(estimator.handle().cuts() >= 2, "{} cuts", estimator.handle().cuts());
-    assert!(estimator.target_bitrate() < INITIAL_BPS, "estimate {}", estimator.target_bitrate());
-}

@@ -70,7 +70,7 @@ impl Peer {
                     ..Default::default()
                 };
                 if let Err(error) = sender.write_rtp(now, rtp::Packet { header, payload: Default::default() }) {
-                    tracing::trace!(peer = %self.key, %error, "a padding packet was refused");
+                    tracing::debug!(peer = %self.key, %error, "a padding packet was refused");
                     break;
                 }
             }

@@ -150,7 +150,8 @@ pub(super) fn pick(
     let (wanted, probing) = (forwarder.wanted(), forwarder.probing());
     if before != (wanted, probing) {
         let rates = forwarder.layer_rates();
-        tracing::debug!(%peer, %source, wanted, probing, ?budget, ?rates, "a leg's layer choice moved");
+        let (padding, cuts) = (forwarder.padding_sent(), cuts);
+        tracing::debug!(%peer, %source, wanted, probing, ?budget, ?rates, padding, cuts, "a leg's layer choice moved");
     }
     let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
     if let Some((layer, forwarded)) = forwarder.needed(now)

@@ -179,6 +179,8 @@ pub struct LayerForwarder {
     /// Padding bytes a probe wants sent and not sent yet, and when that was counted.
     padding_owed: f64,
     padding_counted: Option<Instant>,
+    /// Padding packets handed out so far (for the layer choice's debug log).
+    padding_sent: u64,
 }
 
 /// A run of padding packets to send after a frame: `count` sequence numbers
@@ -206,6 +208,7 @@ impl LayerForwarder {
             fit: LayerFit::default(),
             padding_owed: 0.0,
             padding_counted: None,
+            padding_sent: 0,
         }
     }
 
@@ -243,6 +246,7 @@ impl LayerForwarder {
             return None;
         }
         self.padding_owed -= f64::from(count) * PADDING_PACKET_BYTES as f64;
+        self.padding_sent += u64::from(count);
         self.seq_offset = self.seq_offset.wrapping_add(count);
         self.switched_at = sequence.wrapping_add(1);
         self.last_out = Some((last.wrapping_add(count), timestamp, sent));
@@ -252,6 +256,11 @@ impl LayerForwarder {
     /// Whether a probe is padding now.
     pub fn probing(&self) -> bool {
         self.fit.probing()
+    }
+
+    /// Padding packets handed out so far.
+    pub fn padding_sent(&self) -> u64 {
+        self.padding_sent
     }
 
     /// How many times the subscriber's estimator has cut its estimate so far.
