@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use rtc::rtp;
 
 use super::Peer;
+use crate::simulcast::LayerTag;
+use crate::source::SourceId;
 
 /// A subscriber's estimate is split over its video legs again this often:
 /// their needs move with the layers' rates, measured over a second.
 const SHARES_EVERY: Duration = Duration::from_millis(250);
-use crate::simulcast::LayerTag;
-use crate::source::SourceId;
 
 impl Peer {
     /// Sends a forwarded packet on this client's leg for `source`; whether it went.

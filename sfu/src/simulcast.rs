@@ -26,7 +26,7 @@ const SETTLING: Duration = Duration::from_millis(300);
 /// What one padding packet costs on the wire: an RTP header with the
 /// transport-wide sequence number (20 bytes), 4 bytes of padding (webrtc-rs
 /// pads no more), the SRTP tag, UDP and IP.
-pub const PADDING_PACKET_BYTES: usize = 62;
+const PADDING_PACKET_BYTES: usize = 62;
 /// Padding owed for longer than this (a pause between frames) is forgotten.
 const PADDING_LONGEST_GAP: Duration = Duration::from_millis(100);
 
