@@ -144,13 +144,16 @@ pub(super) fn pick(
         forwarder.set_max_height(max_height);
         forwarder
     });
-    let before = (forwarder.wanted(), forwarder.probing());
+    // The choice before this packet, only when it will be logged: this runs per packet.
+    let logged = tracing::enabled!(tracing::Level::DEBUG);
+    let before = logged.then(|| (forwarder.wanted(), forwarder.probing()));
     forwarder.set_estimate_cuts(cuts);
     forwarder.observe(tag.layer, packet.payload.len() + PACKET_OVERHEAD, budget, now);
-    let (wanted, probing) = (forwarder.wanted(), forwarder.probing());
-    if before != (wanted, probing) {
-        let rates = forwarder.layer_rates();
-        let (padding, cuts) = (forwarder.padding_sent(), cuts);
+    if let Some(before) = before
+        && before != (forwarder.wanted(), forwarder.probing())
+    {
+        let (wanted, probing, rates, padding) =
+            (forwarder.wanted(), forwarder.probing(), forwarder.layer_rates(), forwarder.padding_sent());
         tracing::debug!(%peer, %source, wanted, probing, ?budget, ?rates, padding, cuts, "a leg's layer choice moved");
     }
     let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);

@@ -60,6 +60,24 @@ pub(super) struct Stay {
     pub(super) muted_by_host: bool,
 }
 
+impl Stay {
+    /// A stay that `user` opened in `room` at `joined_at`, before its row has an id.
+    pub(super) fn opened(room_id: Uuid, user_id: Uuid, joined_at: DateTime<Utc>) -> Self {
+        Self {
+            id: None,
+            room_id,
+            user_id,
+            joined_at,
+            left_at: None,
+            left_reason: None,
+            audio_muted: false,
+            video_on: false,
+            screen_sharing: false,
+            muted_by_host: false,
+        }
+    }
+}
+
 /// The rows the batch starts from: the rooms of [`rooms_to_load`] and the open
 /// stays of [`stays_to_load`], as the database has them.
 #[derive(Clone, Debug, Default)]
@@ -367,18 +385,7 @@ pub(super) fn fold(loaded: Loaded, events: &[Event]) -> Result<Folded, ApplyErro
                 if already_open {
                     state.opened.push(None);
                 } else {
-                    let stay = Stay {
-                        id: None,
-                        room_id: room,
-                        user_id: user,
-                        joined_at: at,
-                        left_at: None,
-                        left_reason: None,
-                        audio_muted: false,
-                        video_on: false,
-                        screen_sharing: false,
-                        muted_by_host: false,
-                    };
+                    let stay = Stay::opened(room, user, at);
                     state.open.entry(room).or_default().insert(user, state.stays.len());
                     state.opened.push(Some(state.stays.len()));
                     state.stays.push((stay, true));

@@ -160,23 +160,16 @@ async fn write(tx: &mut PgConnection, folded: &Folded) -> Result<(), ApplyError>
         bind_rooms(sqlx::query(sqlx::AssertSqlSafe(query)), &folded.updated).execute(&mut *tx).await?;
     }
     if !folded.changed.is_empty() {
-        let stays = &folded.changed;
-        sqlx::query(
+        let stays: Vec<&Stay> = folded.changed.iter().collect();
+        let query = sqlx::query(
             "UPDATE participants AS p SET left_at = u.left_at, left_reason = u.left_reason, \
              audio_muted = u.audio_muted, video_on = u.video_on, screen_sharing = u.screen_sharing, \
              muted_by_host = u.muted_by_host \
              FROM UNNEST($1::int8[], $2::timestamptz[], $3::text[], $4::bool[], $5::bool[], $6::bool[], $7::bool[]) \
              AS u(id, left_at, left_reason, audio_muted, video_on, screen_sharing, muted_by_host) WHERE p.id = u.id",
         )
-        .bind(stays.iter().map(|s| s.id).collect::<Vec<_>>())
-        .bind(stays.iter().map(|s| s.left_at).collect::<Vec<_>>())
-        .bind(stays.iter().map(|s| s.left_reason.as_deref()).collect::<Vec<_>>())
-        .bind(stays.iter().map(|s| s.audio_muted).collect::<Vec<_>>())
-        .bind(stays.iter().map(|s| s.video_on).collect::<Vec<_>>())
-        .bind(stays.iter().map(|s| s.screen_sharing).collect::<Vec<_>>())
-        .bind(stays.iter().map(|s| s.muted_by_host).collect::<Vec<_>>())
-        .execute(&mut *tx)
-        .await?;
+        .bind(stays.iter().map(|s| s.id).collect::<Vec<_>>());
+        bind_stay_state(query, &stays).execute(&mut *tx).await?;
     }
     insert_stays(tx, &folded.opened).await
 }
@@ -226,7 +219,7 @@ async fn insert_stays(tx: &mut PgConnection, opened: &[Option<Stay>]) -> Result<
         None
     };
     // WITH ORDINALITY ... ORDER BY: the default draws the ids in the array's order.
-    sqlx::query(
+    let query = sqlx::query(
         "INSERT INTO participants (id, room_id, user_id, joined_at, left_at, left_reason, audio_muted, video_on, \
          screen_sharing, muted_by_host) \
          SELECT COALESCE(u.id, nextval(pg_get_serial_sequence('participants', 'id'))), u.room_id, u.user_id, \
@@ -242,14 +235,23 @@ async fn insert_stays(tx: &mut PgConnection, opened: &[Option<Stay>]) -> Result<
     })
     .bind(stays.iter().map(|s| s.room_id).collect::<Vec<_>>())
     .bind(stays.iter().map(|s| s.user_id).collect::<Vec<_>>())
-    .bind(stays.iter().map(|s| s.joined_at).collect::<Vec<_>>())
-    .bind(stays.iter().map(|s| s.left_at).collect::<Vec<_>>())
-    .bind(stays.iter().map(|s| s.left_reason.as_deref()).collect::<Vec<_>>())
-    .bind(stays.iter().map(|s| s.audio_muted).collect::<Vec<_>>())
-    .bind(stays.iter().map(|s| s.video_on).collect::<Vec<_>>())
-    .bind(stays.iter().map(|s| s.screen_sharing).collect::<Vec<_>>())
-    .bind(stays.iter().map(|s| s.muted_by_host).collect::<Vec<_>>())
-    .execute(&mut *tx)
-    .await?;
+    .bind(stays.iter().map(|s| s.joined_at).collect::<Vec<_>>());
+    bind_stay_state(query, &stays).execute(&mut *tx).await?;
     Ok(())
+}
+
+/// Binds what a stay's row holds besides its keys, in the order both stay
+/// statements list it: left_at, left_reason, audio_muted, video_on,
+/// screen_sharing, muted_by_host.
+fn bind_stay_state<'q>(
+    query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    stays: &[&'q Stay],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(stays.iter().map(|s| s.left_at).collect::<Vec<_>>())
+        .bind(stays.iter().map(|s| s.left_reason.as_deref()).collect::<Vec<_>>())
+        .bind(stays.iter().map(|s| s.audio_muted).collect::<Vec<_>>())
+        .bind(stays.iter().map(|s| s.video_on).collect::<Vec<_>>())
+        .bind(stays.iter().map(|s| s.screen_sharing).collect::<Vec<_>>())
+        .bind(stays.iter().map(|s| s.muted_by_host).collect::<Vec<_>>())
 }

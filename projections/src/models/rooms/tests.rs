@@ -67,18 +67,7 @@ fn room_row(room: Uuid, second: i64) -> RoomRow {
 }
 
 fn stay(id: Option<i64>, room: Uuid, n: u128, second: i64) -> Stay {
-    Stay {
-        id,
-        room_id: room,
-        user_id: user(n).as_uuid(),
-        joined_at: at(second),
-        left_at: None,
-        left_reason: None,
-        audio_muted: false,
-        video_on: false,
-        screen_sharing: false,
-        muted_by_host: false,
-    }
+    Stay { id, ..Stay::opened(room, user(n).as_uuid(), at(second)) }
 }
 
 #[test]
