@@ -55,19 +55,7 @@ impl Net {
                 channels: 2,
                 ..Default::default()
             };
-            let encoding = RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                active: true,
-                codec,
-                ..Default::default()
-            };
-            let track = MediaStreamTrack::new(
-                "microphone".into(),
-                "microphone-audio".into(),
-                "audio".into(),
-                RtpCodecKind::Audio,
-                vec![encoding],
-            );
+            let track = super::single_stream_track("microphone", RtpCodecKind::Audio, codec, ssrc);
             sender = Some(pc.add_track(track).expect("an audio track"));
             add_simulcast_camera(pc)
         });

@@ -97,6 +97,19 @@ struct Net {
     links: HashMap<SocketAddr, simulcast::bwe::Link>,
 }
 
+/// A track of one stream on `ssrc`, named `name` (its id `name-kind`, its
+/// stream `kind`), as a client publishes a camera or a microphone.
+pub(crate) fn single_stream_track(name: &str, kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> MediaStreamTrack {
+    let encoding = RTCRtpEncodingParameters {
+        rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+        active: true,
+        codec,
+        ..Default::default()
+    };
+    let label = if kind == RtpCodecKind::Video { "video" } else { "audio" };
+    MediaStreamTrack::new(name.into(), format!("{name}-{label}"), label.into(), kind, vec![encoding])
+}
+
 impl Net {
     fn new() -> Self {
         let now = Instant::now();
@@ -146,19 +159,7 @@ impl Net {
         if publish {
             let ssrc = rand::random::<u32>();
             let codec = RTCRtpCodec { mime_type: MIME_TYPE_VP8.to_string(), clock_rate: 90_000, ..Default::default() };
-            let encoding = RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                active: true,
-                codec,
-                ..Default::default()
-            };
-            let track = MediaStreamTrack::new(
-                "camera".into(),
-                "camera-video".into(),
-                "video".into(),
-                RtpCodecKind::Video,
-                vec![encoding],
-            );
+            let track = single_stream_track("camera", RtpCodecKind::Video, codec, ssrc);
             video = Some((pc.add_track(track).expect("a video track"), ssrc, 1));
         }
         let simulcast = add(&mut pc);
