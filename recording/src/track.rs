@@ -64,8 +64,9 @@ pub struct TrackRecorder<W: Write + Seek> {
     stream: Option<(u32, Option<u8>)>,
     stream_heard: Option<Instant>,
     keyframe_wanted: bool,
-    /// When a keyframe was last asked for a stream not yet recorded.
-    keyframe_asked: Option<Instant>,
+    /// When a keyframe was last asked for a stream not yet recorded, and of
+    /// which layer.
+    keyframe_asked: Option<(Instant, Option<u8>)>,
     /// The highest simulcast layer heard lately, and when: the one asked for.
     highest_heard: Option<(u8, Instant)>,
     /// Frames dropped as undecodable (lost packets), for the logs.
@@ -129,7 +130,7 @@ impl<W: Write + Seek> TrackRecorder<W> {
                 *frames = Vp8Frames::default();
             }
         } else {
-            self.ask_keyframe_for_switch(at);
+            self.ask_keyframe_for_switch(layer, at);
             return Ok(());
         }
         self.jitter.push(packet.header.sequence_number, (packet, at), at);
@@ -137,16 +138,22 @@ impl<W: Write + Seek> TrackRecorder<W> {
     }
 
     /// A packet of a stream this recording would take up if it started a
-    /// keyframe: ask for one (the caller asks on the packet's layer).
-    fn ask_keyframe_for_switch(&mut self, at: Instant) {
+    /// keyframe: ask for one (the caller asks on the packet's layer). A layer
+    /// not asked yet is asked at once: at a recording's start the low layer's
+    /// packet often comes first, and the top layer's keyframe should not wait
+    /// out the pause after the low layer's ask.
+    fn ask_keyframe_for_switch(&mut self, layer: Option<u8>, at: Instant) {
         let wanted = match self.stream {
             None => true,
             // Only when the recorded layer fell silent; a higher layer is taken up
             // at its own next keyframe, whatever asks for it.
             Some(_) => self.stream_heard.is_none_or(|heard| at.saturating_duration_since(heard) >= LAYER_SILENCE),
         };
-        if wanted && self.keyframe_asked.is_none_or(|asked| at.saturating_duration_since(asked) >= KEYFRAME_ASK_EVERY) {
-            self.keyframe_asked = Some(at);
+        let paused = self.keyframe_asked.is_some_and(|(asked, asked_layer)| {
+            asked_layer == layer && at.saturating_duration_since(asked) < KEYFRAME_ASK_EVERY
+        });
+        if wanted && !paused {
+            self.keyframe_asked = Some((at, layer));
             self.keyframe_wanted = true;
         }
     }
