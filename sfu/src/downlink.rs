@@ -179,9 +179,13 @@ impl DownlinkEstimator {
     }
 
     /// The rate that got through over the last [`ACKED_WINDOW`] of arrivals.
+    /// Over the whole window even when the arrivals span less: after a stall
+    /// (a busy host) what waited goes out at once, a token bucket's burst
+    /// allowance lets it through at line rate, and that burst says nothing of
+    /// the rate the link keeps up.
     pub fn acked_bps(&self) -> Option<f64> {
         let (first, last) = (self.arrivals.front()?.0, self.arrivals.back()?.0);
-        let span = last.saturating_sub(first).max(Duration::from_millis(100));
+        let span = last.saturating_sub(first).max(ACKED_WINDOW);
         let bytes: usize = self.arrivals.iter().map(|(_, size)| size).sum();
         Some(bytes as f64 * 8.0 / span.as_secs_f64())
     }
@@ -296,8 +300,9 @@ impl BandwidthEstimator for DownlinkEstimator {
         match self.usage {
             Usage::Overuse if may_cut => {
                 let through = self.acked_bps().unwrap_or(self.target);
-                self.target = (BACK_OFF * through).min(self.target);
-                self.last_cut = Some(now);
+                // Counted even when the estimate is already lower: a probe's
+                // padding goes out over the estimate, and this queue is its answer.
+                self.cut((BACK_OFF * through).min(self.target), now);
             }
             Usage::Normal if !lossy => {
                 let grown = self.target * INCREASE_PER_SECOND.powf(elapsed.as_secs_f64().min(1.0));

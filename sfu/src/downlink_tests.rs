@@ -170,3 +170,69 @@ fn heavy_loss_cuts_the_estimate() {
     let cuts = estimator.handle().cuts();
     assert!((2..=(20 * FEEDBACK.as_millis() / 200 + 1) as u64).contains(&cuts), "{cuts} cuts");
 }
+
+#[test]
+fn a_queue_built_by_sending_over_the_estimate_counts_as_a_cut_before_any_loss() {
+    let mut estimator = DownlinkEstimator::default();
+    let mut link = Bottleneck::new(400_000.0);
+    link.run(&mut estimator, |target| (target * 0.8).min(1_200_000.0), Duration::from_secs(10));
+    // From here a queue that never drops: whatever ends the probe is the delay signal.
+    link.queue_bytes = f64::INFINITY;
+    let cuts = estimator.handle().cuts();
+    // A probe's padding: 1.3x what the link carries, whatever the estimate says.
+    link.run(&mut estimator, |_| 520_000.0, Duration::from_secs(2));
+    let after = estimator.handle().cuts();
+    assert!(after > cuts, "the queue is seen within 2 s: {cuts} cuts before, {after} after");
+}
+
+/// A report of packet `id` of [`PACKET`] bytes that left at `departure` and arrived at `arrival`.
+fn arrived(id: u64, departure: Instant, arrival: Duration) -> PacketReport {
+    PacketReport {
+        ssrc: 1,
+        id,
+        rtp_sequence_number: id as u16,
+        is_twcc: true,
+        twcc_sequence_number: id as u16,
+        size: PACKET,
+        arrived: true,
+        departure,
+        arrival: Some(arrival),
+        ecn: Default::default(),
+    }
+}
+
+#[test]
+fn a_burst_after_a_stall_does_not_raise_the_estimate() {
+    let mut estimator = DownlinkEstimator::default();
+    let start = Instant::now();
+    // 300 kbit/s (a packet every 32 ms), fed back every 12 packets: for 3 s with
+    // a quarter lost (the estimate comes down from its start), then 5 s without.
+    let every = Duration::from_millis(32);
+    let mut id = 0;
+    let mut reports = Vec::new();
+    while every * id as u32 <= Duration::from_secs(8) {
+        let sent = every * id as u32;
+        let mut report = arrived(id, start + sent, sent + Duration::from_millis(20));
+        if sent < Duration::from_secs(3) && id % 4 == 0 {
+            (report.arrived, report.arrival) = (false, None);
+        }
+        reports.push(report);
+        id += 1;
+        if reports.len() == 12 {
+            estimator.on_reports(start + sent + Duration::from_millis(30), &std::mem::take(&mut reports));
+        }
+    }
+    let steady = estimator.target_bitrate();
+    // The sender stalls for 600 ms (a busy host), then sends the 19 packets that
+    // waited at once; a token bucket with a burst allowance lets them all through.
+    let stalled = every * id as u32 + Duration::from_millis(600);
+    let burst: Vec<_> = (0..19u64)
+        .map(|n| {
+            let left = stalled + Duration::from_micros(500 * n);
+            arrived(id + n, start + left, left + Duration::from_millis(20))
+        })
+        .collect();
+    estimator.on_reports(start + stalled + Duration::from_millis(40), &burst);
+    let after = estimator.target_bitrate();
+    assert!(after <= steady * 1.2, "the estimate jumped from {steady} to {after}");
+}

@@ -219,7 +219,10 @@ impl LayerFit {
         }
         self.up_since = None;
         let proved = self.last_up.is_none_or(|up| now.saturating_duration_since(up) >= PROBE_AFTER_UP);
-        if self.probe.is_none() && above <= probe_up_to && settled && proved {
+        // A probe on a link that does not carry even the layer being sent would
+        // only lengthen a queue that is still draining.
+        let carried = self.fits(self.ceiling, budget, 1.0);
+        if self.probe.is_none() && above <= probe_up_to && settled && proved && carried {
             let target_bps = self.rate(above).map_or(0, |bps| (bps as f64 * PROBE_OVER) as u64);
             self.probe = Some(Probe { started: now, target_bps, cuts: self.cuts });
         }
@@ -446,6 +449,14 @@ mod tests {
         while fit.probing() {
             assert_eq!(probing_step(&mut fit, &mut now, Some(300_000), TOP), 0);
             assert!(now.duration_since(start) <= PROBE_LONGEST + TICK, "the probe never ends");
+        }
+        // No probe while the link does not carry even the quarter layer: its
+        // queue is still draining.
+        let mut fit = LayerFit::default();
+        run(&mut fit, &mut now, Some(2_000_000), Duration::from_secs(2));
+        for _ in 0..300 {
+            assert_eq!(probing_step(&mut fit, &mut now, Some(120_000), TOP), 0);
+            assert!(!fit.probing());
         }
         // No probe above the size the subscriber shows the video at.
         let mut fit = LayerFit::default();

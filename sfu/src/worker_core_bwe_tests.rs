@@ -326,12 +326,13 @@ fn a_subscriber_whose_downlink_drops_gets_a_fitting_layer_within_three_seconds_a
     let settled = first_low.map(|at| at.duration_since(dropped_at));
     assert!(settled.is_some_and(|settled| settled <= Duration::from_secs(3)), "on the quarter layer after {settled:?}");
     // Probes for room pad beside the quarter layer; none finds room for the
-    // half layer, so the subscriber never leaves the quarter layer.
+    // half layer, so the subscriber never leaves the quarter layer. Each ends as
+    // soon as the feedback shows its queue, a few dozen packets in.
     let after = first_low.expect("settled") + Duration::from_millis(500);
     let limited = layers_between(&shaped_frames, after, lifted_at);
     assert_eq!(limited, [0], "only the quarter layer on 400 kbit/s");
     let padding = padding_received(&net.clients[shaped], after, lifted_at);
-    assert!(padding > 100, "probes padded: {padding} padding packets");
+    assert!(padding > 20, "probes padded: {padding} padding packets");
     // A probe that finds no room costs a short queue, not a freeze.
     let probing_frozen = longest_freeze(&shaped_frames, after, lifted_at);
     assert!(probing_frozen < Duration::from_millis(300), "frozen for {probing_frozen:?} while probing");
