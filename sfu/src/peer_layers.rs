@@ -147,6 +147,7 @@ pub(super) fn pick(
     // The choice before this packet, only when it will be logged: this runs per packet.
     let logged = tracing::enabled!(tracing::Level::DEBUG);
     let before = logged.then(|| (forwarder.wanted(), forwarder.probing()));
+    let forwarded_before = logged.then(|| forwarder.current());
     forwarder.set_estimate_cuts(cuts);
     forwarder.observe(tag.layer, packet.payload.len() + PACKET_OVERHEAD, budget, now);
     if let Some(before) = before
@@ -157,6 +158,11 @@ pub(super) fn pick(
         tracing::debug!(%peer, %source, wanted, probing, ?budget, ?rates, padding, cuts, "a leg's layer choice moved");
     }
     let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
+    if let Some(forwarded_before) = forwarded_before
+        && forwarded_before != forwarder.current()
+    {
+        tracing::debug!(%peer, %source, from = ?forwarded_before, to = ?forwarder.current(), "a leg switched layers at a keyframe");
+    }
     if let Some((layer, forwarded)) = forwarder.needed(now)
         && leg.reported_want != Some((layer, forwarded))
     {
@@ -166,6 +172,7 @@ pub(super) fn pick(
     if let Some(layer) = decision.wants_keyframe
         && keyframes.allow_layer(source, layer, now)
     {
+        tracing::debug!(%peer, %source, layer, "asking the publisher for a keyframe of a layer to switch to");
         outputs.push(PeerOutput::LayerKeyframeWanted { source, layer });
     }
     decision.forward
