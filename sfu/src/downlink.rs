@@ -178,16 +178,29 @@ impl DownlinkEstimator {
         self.usage
     }
 
-    /// The rate that got through over the last [`ACKED_WINDOW`] of arrivals.
-    /// Over the whole window even when the arrivals span less: after a stall
-    /// (a busy host) what waited goes out at once, a token bucket's burst
-    /// allowance lets it through at line rate, and that burst says nothing of
-    /// the rate the link keeps up.
-    pub fn acked_bps(&self) -> Option<f64> {
+    /// The rate that got through over the last [`ACKED_WINDOW`] of arrivals,
+    /// over the time they span (at least `least`).
+    fn acked_over(&self, least: Duration) -> Option<f64> {
         let (first, last) = (self.arrivals.front()?.0, self.arrivals.back()?.0);
-        let span = last.saturating_sub(first).max(ACKED_WINDOW);
+        let span = last.saturating_sub(first).max(least);
         let bytes: usize = self.arrivals.iter().map(|(_, size)| size).sum();
         Some(bytes as f64 * 8.0 / span.as_secs_f64())
+    }
+
+    /// The rate that got through, over the time the window's arrivals span: what
+    /// a cut goes under. After a stall (a busy host) the window holds less
+    /// than its length, and counting the gap would cut far below the link.
+    pub fn acked_bps(&self) -> Option<f64> {
+        self.acked_over(Duration::from_millis(100))
+    }
+
+    /// The rate that got through, over the whole window however little the
+    /// arrivals span: what the estimate is raised to at once. After a stall,
+    /// what waited goes out together, a token bucket's burst allowance lets it
+    /// through at line rate, and that burst says nothing of the rate the link
+    /// keeps up.
+    fn acked_floor_bps(&self) -> Option<f64> {
+        self.acked_over(ACKED_WINDOW)
     }
 
     /// One acknowledged packet into the groups and the trend.
@@ -306,12 +319,12 @@ impl BandwidthEstimator for DownlinkEstimator {
             }
             Usage::Normal if !lossy => {
                 let grown = self.target * INCREASE_PER_SECOND.powf(elapsed.as_secs_f64().min(1.0));
-                self.target = match self.acked_bps() {
+                self.target = match (self.acked_bps(), self.acked_floor_bps()) {
                     // What got through with no queue building and no loss fits: the
                     // estimate is at least that (a probe's padding that went through
                     // counts at once). The cap only stops growth, it never cuts.
-                    Some(acked) => grown.min((MAX_OVER_ACKED * acked).max(self.target)).max(acked),
-                    None => grown,
+                    (Some(acked), Some(floor)) => grown.min((MAX_OVER_ACKED * acked).max(self.target)).max(floor),
+                    _ => grown,
                 };
             }
             _ => {}
