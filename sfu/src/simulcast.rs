@@ -229,9 +229,16 @@ impl LayerForwarder {
     /// publisher's `sequence`, was just forwarded: sequence numbers taken from
     /// the leg's run, so the packets after them move on by as many. A packet of
     /// the publisher's from before the padding that comes late (reordered) is
-    /// dropped from then on, as after a switch: it has no number left.
+    /// dropped from then on, as after a switch: it has no number left. None
+    /// after a last packet that came late (a retransmission): the next frame
+    /// may be under way, and padding inside a frame leaves the receiver unable
+    /// to put it together until a keyframe.
     pub fn padding(&mut self, sequence: u16, now: Instant) -> Option<Padding> {
         let layer = self.current?;
+        let newest = self.last_out.is_some_and(|(last, _, _)| last == sequence.wrapping_add(self.seq_offset));
+        if !newest {
+            return None;
+        }
         let bps = self.fit.padding_bps(layer, now);
         let counted = self.padding_counted.replace(now);
         if bps == 0 {

@@ -138,3 +138,48 @@ fn a_paused_layer_gives_way_to_the_nearest_live_one() {
     let silent = much_later + Duration::from_secs(2);
     assert_eq!(forwarder.needed(silent), Some((0, 2)), "nothing arrives: every layer is needed");
 }
+
+#[test]
+fn a_probe_pads_only_after_the_newest_frame_end_never_inside_a_frame() {
+    let mut now = Instant::now();
+    let mut forwarder = LayerForwarder::new(90_000);
+    let (mut sequence, mut timestamp) = ([0u16; 3], 0u32);
+    // One 30 fps frame of each layer (150, 500 and 1,200 kbit/s, one packet each).
+    let mut frame = |forwarder: &mut LayerForwarder, now: Instant, budget: u64, keyframe: bool| {
+        timestamp = timestamp.wrapping_add(3_000);
+        for (layer, bps) in [150_000u64, 500_000, 1_200_000].into_iter().enumerate() {
+            forwarder.observe(layer as u8, (bps / 8 / 30) as usize, Some(budget), now);
+            sequence[layer] = sequence[layer].wrapping_add(1);
+            let forwarded = forwarder.handle(tag(layer as u8, keyframe), sequence[layer], timestamp, now).forward;
+            if forwarded.is_some() {
+                // Each packet ends its frame: padding may follow it, as the peer asks.
+                forwarder.padding(sequence[layer], now);
+            }
+        }
+        sequence[0]
+    };
+    for n in 0..60 {
+        frame(&mut forwarder, now, 2_000_000, n == 0);
+        now += Duration::from_millis(33);
+    }
+    // 300 kbit/s: the quarter layer (from its next keyframe), then a probe after the hold.
+    frame(&mut forwarder, now, 300_000, true);
+    let mut waited = Duration::ZERO;
+    while !forwarder.probing() {
+        now += Duration::from_millis(33);
+        waited += Duration::from_millis(33);
+        frame(&mut forwarder, now, 300_000, false);
+        assert!(waited < Duration::from_secs(10), "no probe");
+    }
+    assert_eq!(forwarder.current(), Some(0));
+    now += Duration::from_millis(500);
+    let last = frame(&mut forwarder, now, 300_000, false);
+    // The next frame's first packet went out, then the last frame's end comes again (a retransmission).
+    now += Duration::from_millis(33);
+    let next = forwarder.handle(tag(0, false), last.wrapping_add(1), timestamp.wrapping_add(3_000), now);
+    assert!(next.forward.is_some());
+    assert_eq!(forwarder.padding(last, now), None, "no padding inside the next frame");
+    // After the next frame's end, padding follows.
+    let padding = forwarder.padding(last.wrapping_add(1), now).expect("padding after a frame");
+    assert_eq!(padding.first, next.forward.map(|(out, _)| out.wrapping_add(1)).expect("forwarded"));
+}
