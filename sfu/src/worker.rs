@@ -30,8 +30,9 @@ const IDLE_WAKE: Duration = Duration::from_millis(500);
 /// Inputs handled before the worker looks at timers again.
 const BATCH: usize = 256;
 /// Queued UDP datagrams are sent once this many wait, not only at the end of
-/// a wake: a wake of 256 inputs at 1→400 makes ~100k datagrams, and holding
-/// them all would delay the first subscribers and hold their memory.
+/// a wake: a wake of 256 inputs at 1→400 makes ~100k datagrams, and a flush
+/// builds its message headers for all it holds. (Batching delays nothing: the
+/// core encrypts a wake's packets before the first one is polled.)
 const SEND_AT: usize = 4 * MAX_MESSAGES;
 
 /// One of the SFU's UDP sockets, as workers use it.
