@@ -37,6 +37,7 @@ mod room_core;
 pub mod room_events;
 mod roster;
 mod routes;
+mod send_batch;
 mod signal;
 mod simulcast;
 mod simulcast_sdp;

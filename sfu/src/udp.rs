@@ -5,7 +5,8 @@
 //! owns its peer, by remote address. A new address is routed only by a verified
 //! STUN binding request of a peer that exists (`routes.rs`); anything else from
 //! an unknown address is dropped and counted, and nothing is kept for it. Workers
-//! send on the same socket themselves (`send_to` on a shared socket is safe).
+//! send on the same socket themselves, batched (`send_batch.rs`; sending on a
+//! shared socket is safe).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
