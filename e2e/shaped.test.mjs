@@ -171,7 +171,9 @@ test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching",
       expect(high, `the high layer is above the lowest (${JSON.stringify(heights)})`).toBeGreaterThan(low);
     });
 
+    let beforeLimit = null;
     await test.step(`limited to ${LIMIT_KBIT} kbit/s, the limited watcher settles on the low layer`, async () => {
+      beforeLimit = await watched(slow);
       namespace.limit(LIMIT_KBIT);
       const limitedAt = Date.now();
       await until(slow, `the limited watcher on the ${low}p layer`, 15_000, (now, before) => rising(now, before) && now.height <= low);
@@ -182,7 +184,22 @@ test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching",
       // The switch itself may cost a freeze (packets of the old layer queued or
       // dropped at the bottleneck): the window starts once it is behind.
       await slow.waitForTimeout(2000);
+      // getStats counts a freeze when it ends: one still going on at the start
+      // would count in the window whole. The window starts once frames come
+      // again (two quarter-second samples in a row with new frames).
+      let flowing = 0;
+      let previous = await watched(slow);
+      for (let tries = 0; flowing < 2 && tries < 40; tries += 1) {
+        await slow.waitForTimeout(250);
+        const sample = await watched(slow);
+        flowing = rising(sample, previous) ? flowing + 1 : 0;
+        previous = sample;
+      }
       const start = { slow: await watched(slow), fast: await watched(fast), sent: await layersSent(publisher) };
+      console.log(
+        `shaped: frozen around the drop (from the limit to the window): ` +
+          `${(start.slow.frozenSeconds - beforeLimit.frozenSeconds).toFixed(2)} s in ${start.slow.freezes - beforeLimit.freezes} freezes`,
+      );
       const series = [];
       for (let second = 0; second < 8; second += 1) {
         await slow.waitForTimeout(1000);
