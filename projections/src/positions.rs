@@ -297,6 +297,39 @@ mod tests {
     }
 
     #[test]
+    fn a_lower_position_after_a_higher_one_is_stale_unless_a_mismatch_came_between() {
+        let (sender, receiver) = watch::channel(None);
+        set(&sender, Some(5));
+        set(&sender, Some(3));
+        assert_eq!(*receiver.borrow(), Some(5), "an older announcement heard late");
+        set(&sender, None);
+        assert_eq!(*receiver.borrow(), None, "a mismatch always goes through");
+        set(&sender, Some(3));
+        assert_eq!(*receiver.borrow(), Some(3), "after a mismatch, the rebuilt position");
+    }
+
+    /// No database at all: only the projector's word in this process can move it.
+    #[tokio::test]
+    async fn a_commit_announced_in_this_process_releases_its_waiters_without_postgres() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(50))
+            .connect_lazy("postgres://nobody@127.0.0.1:1/announced_locally")
+            .expect("a lazy pool");
+        let positions = ProjectionPositions::start(pool.clone());
+        let other = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/another_database")
+            .expect("a lazy pool");
+        announce_locally(&database_key(&other), Projection::Rooms, 7);
+        let waited = positions.wait_for(&[Projection::Rooms], 7, Duration::from_millis(200)).await;
+        assert!(waited.is_err(), "another database's commit released the wait");
+        announce_locally(&database_key(&pool), Projection::Rooms, 7);
+        positions
+            .wait_for(&[Projection::Rooms], 7, Duration::from_secs(5))
+            .await
+            .expect("released by the announcement");
+    }
+
+    #[test]
     fn reached_needs_every_projection() {
         let mut positions = Positions::default();
         assert!(!positions.reached(&[Projection::Rooms], 0));
