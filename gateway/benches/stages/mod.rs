@@ -120,7 +120,7 @@ const STAGES: [&str; 7] = [
     "write → stored (load, decide, publish → ack)",
     "stored → projector fetched",
     "fetched → committed (batch transaction)",
-    "committed → NOTIFY heard",
+    "committed → heard (in process or NOTIFY)",
     "heard → wait over",
     "wait over → answer (queries, HTTP)",
 ];
