@@ -9,9 +9,10 @@
 //!    the ratio is the whole cost of the real endpoint over the bare query.
 //! 2. Latency of `POST /rooms/{id}/join` and `/leave`, sent open-loop at fixed rates:
 //!    from sending the request until its answer, which the gateway sends only once
-//!    the rooms and audit read models show the change (read-your-writes). So this is
-//!    command-to-visible latency as a client sees it, split into stages along each
-//!    command's critical path (`stages/mod.rs`).
+//!    the rooms read model shows the change (read-your-writes; audit queries wait
+//!    for the audit trail themselves). So this is command-to-visible latency as a
+//!    client sees it, split into stages along each command's critical path
+//!    (`stages/mod.rs`).
 //!
 //! Settings come from the environment: `NATS_URL`, `DATABASE_URL` (its database
 //! name is replaced by a fresh one, dropped at the end), `BENCH_SECONDS` per
@@ -116,7 +117,7 @@ async fn run(
     }
 
     println!("\ncommand-to-visible latency: POST /rooms/{{id}}/join|leave, sent open-loop at a fixed rate,");
-    println!("timed from send to answer (answered only once the read models show the change)");
+    println!("timed from send to answer (answered only once the rooms read model shows the change)");
     println!(
         "{:>9} | {:>10} | {:>8} {:>8} {:>8} | {:>6} {:>7}",
         "target/s", "achieved/s", "p50 ms", "p99 ms", "max ms", "errors", "skipped"

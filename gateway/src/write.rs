@@ -1,30 +1,51 @@
-//! Writes with read-your-writes: a command's answer waits until the read models
-//! that show its effect have applied its events, so a client that creates a room
-//! and then lists rooms sees it.
+//! Writes with read-your-writes (SPEC §2): a command's answer waits until the read
+//! model that shows its effect has applied its events, so a client that creates a
+//! room and then lists rooms sees it.
+//!
+//! The audit trail shows every write too, but no write waits for it: the audit
+//! queries wait instead (`wait_audit_current`), until the audit trail has applied
+//! everything the read models the writes wait for have applied. A write answered
+//! before an audit query began is then in the trail that query reads, and the many
+//! writes pay nothing for the few audit reads.
 
 use rapat_commands::{CommandBus, CommandError, CommandMetadata, CommandOutcome, StoredAggregate, deadline};
 use rapat_domain::envelope::Upcast;
-use rapat_projections::Projection;
+use rapat_projections::{Projection, queries};
 
 use crate::error::{ApiError, DomainRejection};
 use crate::idempotency;
 use crate::state::AppState;
 
-/// The read models an aggregate type's events show up in.
+/// The read model a write of `aggregate_type` waits for: the one its answer and
+/// its writer's next reads show.
 fn visible_in(aggregate_type: &str) -> &'static [Projection] {
     match aggregate_type {
-        "account" => &[Projection::Accounts, Projection::Audit],
+        "account" => &[Projection::Accounts],
         "session" => &[Projection::Sessions],
-        "contacts" => &[Projection::Contacts, Projection::Audit],
-        "room" => &[Projection::Rooms, Projection::Audit],
-        "invitation" => &[Projection::Invitations, Projection::Audit],
-        "settings" => &[Projection::Settings, Projection::Audit],
+        "contacts" => &[Projection::Contacts],
+        "room" => &[Projection::Rooms],
+        "invitation" => &[Projection::Invitations],
+        "settings" => &[Projection::Settings],
         "inbox" => &[Projection::Notifications],
-        "webhook" => &[Projection::Webhooks, Projection::Audit],
-        "push" => &[Projection::PushSubscriptions, Projection::Audit],
+        "webhook" => &[Projection::Webhooks],
+        "push" => &[Projection::PushSubscriptions],
         _ => &[],
     }
 }
+
+/// The read models whose writes the audit trail shows their writers: an audit
+/// query waits until the trail has reached the furthest of them. (Sessions and
+/// inboxes were never in this promise: their writes are the login and the
+/// reading of notifications.)
+const AUDITED: [Projection; 7] = [
+    Projection::Accounts,
+    Projection::Contacts,
+    Projection::Rooms,
+    Projection::Invitations,
+    Projection::Settings,
+    Projection::Webhooks,
+    Projection::PushSubscriptions,
+];
 
 impl AppState {
     /// Runs `command` and waits for its events to be visible to queries.
@@ -76,5 +97,20 @@ impl AppState {
             }
         }
         Ok(())
+    }
+
+    /// Waits until the audit trail shows every write answered so far, by any
+    /// gateway: until it has applied the stream as far as the furthest read model
+    /// in `AUDITED`. 503 when it lags for longer than a write would wait.
+    pub async fn wait_audit_current(&self) -> Result<(), ApiError> {
+        let furthest = queries::checkpoints::furthest(&self.db, &AUDITED).await?;
+        if furthest == 0 {
+            return Ok(());
+        }
+        let wait = deadline::bounded(self.config.read_your_writes_timeout);
+        self.positions
+            .wait_for(&[Projection::Audit], furthest, wait)
+            .await
+            .map_err(|timeout| ApiError::unavailable(format!("the audit trail lags: {timeout}")))
     }
 }

@@ -7,13 +7,23 @@
 //! all from `projection_checkpoints` when it (re)connects and every 100 ms, since a
 //! notification sent while the listener was reconnecting is lost for good.
 //!
+//! A projector running in the same process as the follower also tells it of each
+//! commit directly ([`announce_locally`]), so a write answered by this process is
+//! released as soon as its batch commits rather than when the NOTIFY makes its way
+//! back through Postgres; the NOTIFY still serves every other process.
+//!
 //! A position can go backwards: a projection whose stream lost its tail has a
 //! checkpoint past messages that will be written again with the same sequences,
 //! and its rebuild leaves the checkpoint lower. While a projection's checkpoint is
 //! marked with a stream mismatch its position is unknown (`None`), so a wait for a
 //! new event's sequence is not released by the stale, higher checkpoint; after the
-//! rebuild the position is whatever the rebuilt checkpoint says.
+//! rebuild the position is whatever the rebuilt checkpoint says. Without a
+//! mismatch in between a checkpoint never moves back (a rebuild's switch leaves it
+//! at or past the live one), so a lower number heard after a higher one is stale
+//! news (a NOTIFY overtaken by a local announcement, a reload that read the row
+//! just before a commit) and is ignored.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -58,12 +68,39 @@ pub struct ProjectionPositions {
 
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
+/// The followers of this process, each with the database it follows
+/// ([`database_key`]), for [`announce_locally`]. Closed ones are dropped as found.
+static LOCAL_FOLLOWERS: Mutex<Vec<(String, mpsc::Sender<Heard>)>> = Mutex::new(Vec::new());
+
+/// Which database a pool is on, as far as telling followers apart needs.
+pub(crate) fn database_key(pool: &PgPool) -> String {
+    let options = pool.connect_options();
+    format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or_default())
+}
+
+/// Tells the followers in this process of the database `database` (a
+/// [`database_key`]) that `projection` has committed its checkpoint at
+/// `sequence`. Never waits: a follower too busy to take it now hears the NOTIFY.
+pub(crate) fn announce_locally(database: &str, projection: Projection, sequence: u64) {
+    let mut followers = LOCAL_FOLLOWERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    followers.retain(|(_, follower)| !follower.is_closed());
+    for (key, follower) in followers.iter() {
+        if key == database {
+            let _ = follower.try_send(Heard::Committed(projection, sequence));
+        }
+    }
+}
+
 impl ProjectionPositions {
     /// Starts following the checkpoints of the database behind `pool`. Must be
     /// called inside a tokio runtime.
     pub fn start(pool: PgPool) -> Self {
         let (senders, positions) = Projection::ALL.iter().map(|_| watch::channel(None)).unzip();
         let (notifications, incoming) = mpsc::channel(1024);
+        LOCAL_FOLLOWERS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((database_key(&pool), notifications.clone()));
         let listener = tokio::spawn(listen(pool.clone(), notifications));
         tokio::spawn(async move {
             follow(pool, senders, incoming).await;
@@ -118,6 +155,8 @@ impl ProjectionPositions {
 
 enum Heard {
     Notification(String),
+    /// A projector of this process committed its checkpoint at this position.
+    Committed(Projection, u64),
     /// The listener's connection was lost and re-established: reload everything.
     Reconnected,
 }
@@ -180,6 +219,10 @@ async fn follow(pool: PgPool, senders: Vec<watch::Sender<Option<u64>>>, mut hear
                     }
                     None => tracing::debug!(payload, "unreadable checkpoint notification"),
                 },
+                Some(Heard::Committed(projection, sequence)) => {
+                    tracing::trace!(target: "rapat::latency", projection = projection.name(), sequence, "heard");
+                    set(&senders[projection.index()], Some(sequence));
+                }
                 Some(Heard::Reconnected) => reload(&pool, &senders).await,
                 None => return,
             },
@@ -188,10 +231,15 @@ async fn follow(pool: PgPool, senders: Vec<watch::Sender<Option<u64>>>, mut hear
     }
 }
 
+/// Moves a position; a lower number after a higher one is stale and ignored
+/// (see the module's comment), while `None` (a mismatch) always goes through.
 fn set(sender: &watch::Sender<Option<u64>>, position: Option<u64>) {
     sender.send_if_modified(|at| {
-        let changed = *at != position;
-        *at = position;
+        let stale = matches!((*at, position), (Some(known), Some(heard)) if heard < known);
+        let changed = !stale && *at != position;
+        if changed {
+            *at = position;
+        }
         changed
     });
 }
@@ -246,6 +294,39 @@ mod tests {
         assert_eq!(parse("rooms"), None);
         assert_eq!(parse("nope:1"), None);
         assert_eq!(parse("rooms:-1"), None);
+    }
+
+    #[test]
+    fn a_lower_position_after_a_higher_one_is_stale_unless_a_mismatch_came_between() {
+        let (sender, receiver) = watch::channel(None);
+        set(&sender, Some(5));
+        set(&sender, Some(3));
+        assert_eq!(*receiver.borrow(), Some(5), "an older announcement heard late");
+        set(&sender, None);
+        assert_eq!(*receiver.borrow(), None, "a mismatch always goes through");
+        set(&sender, Some(3));
+        assert_eq!(*receiver.borrow(), Some(3), "after a mismatch, the rebuilt position");
+    }
+
+    /// No database at all: only the projector's word in this process can move it.
+    #[tokio::test]
+    async fn a_commit_announced_in_this_process_releases_its_waiters_without_postgres() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(50))
+            .connect_lazy("postgres://nobody@127.0.0.1:1/announced_locally")
+            .expect("a lazy pool");
+        let positions = ProjectionPositions::start(pool.clone());
+        let other = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/another_database")
+            .expect("a lazy pool");
+        announce_locally(&database_key(&other), Projection::Rooms, 7);
+        let waited = positions.wait_for(&[Projection::Rooms], 7, Duration::from_millis(200)).await;
+        assert!(waited.is_err(), "another database's commit released the wait");
+        announce_locally(&database_key(&pool), Projection::Rooms, 7);
+        positions
+            .wait_for(&[Projection::Rooms], 7, Duration::from_secs(5))
+            .await
+            .expect("released by the announcement");
     }
 
     #[test]

@@ -11,8 +11,8 @@
 //! - `heard` (projection, S' >= S): the gateway's checkpoint follower got the NOTIFY;
 //! - `visible` (R, S): the write's wait for its read models is over.
 //!
-//! The write waits for two projections (rooms and audit); the stages follow the
-//! one heard last, which is the one the answer waited for.
+//! A room write waits for the rooms projection alone; the audit projection's
+//! figures are printed beside it for comparison (audit queries wait for it).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,8 +25,11 @@ use tracing_subscriber::layer::{Context, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer, Registry};
 
-/// The projections a room command's answer waits for (`gateway/src/write.rs`).
-const WAITED_FOR: [&str; 2] = ["rooms", "audit"];
+/// The projections a room command's answer waits for (`gateway/src/write.rs`);
+/// with more than one, the stages follow the one heard last.
+const WAITED_FOR: [&str; 1] = ["rooms"];
+/// The projections whose own stages are printed.
+const SHOWN: [&str; 2] = ["rooms", "audit"];
 
 #[derive(Clone, Debug, Default)]
 struct Event {
@@ -113,13 +116,13 @@ pub struct Sent {
 }
 
 const STAGES: [&str; 7] = [
-    "send → write starts (HTTP, auth, invitation query)",
+    "send → write starts (HTTP, auth)",
     "write → stored (load, decide, publish → ack)",
     "stored → projector fetched",
     "fetched → committed (batch transaction)",
-    "committed → NOTIFY heard",
+    "committed → heard (in process or NOTIFY)",
     "heard → wait over",
-    "wait over → answer (2 queries, HTTP)",
+    "wait over → answer (queries, HTTP)",
 ];
 
 /// Per-stage histograms of the commands of one run.
@@ -161,7 +164,7 @@ impl Breakdown {
             matched: 0,
             unmatched: 0,
         };
-        for projection in WAITED_FOR {
+        for projection in SHOWN {
             breakdown.projections.insert(projection, ([histogram()?, histogram()?, histogram()?, histogram()?], 0));
             for event in by_projection.get(&(projection, "fetched")).into_iter().flatten() {
                 breakdown.projections.get_mut(projection).expect("inserted").0[3]
@@ -188,9 +191,10 @@ impl Breakdown {
         let point = |message: &str| own.iter().find(|event| event.message == message).copied();
         let (write, stored, visible) = (point("write")?, point("stored")?, point("visible")?);
         let sequence = stored.sequence;
-        // Per waited-for projection: fetched, committed, heard.
+        // Per projection shown: fetched, committed, heard; every waited-for one
+        // must be matched, the others are left out when they are not.
         let mut path = Vec::new();
-        for projection in WAITED_FOR {
+        for projection in SHOWN {
             let batch = |message: &str| {
                 let list = by_projection.get(&(projection, message))?;
                 // Batches come in stream order: the first one reaching `sequence`.
@@ -201,9 +205,16 @@ impl Breakdown {
                 let index = list.partition_point(|event| event.sequence < sequence);
                 list.get(index).and_then(|event| event.at)
             });
-            path.push((projection, batch("fetched")?, batch("committed")?, heard?));
+            match (batch("fetched"), batch("committed"), heard) {
+                (Some(fetched), Some(committed), Some(heard)) => path.push((projection, fetched, committed, heard)),
+                _ if WAITED_FOR.contains(&projection) => return None,
+                _ => {}
+            }
         }
-        let &(critical, fetched, committed, heard) = path.iter().max_by_key(|(_, _, _, heard)| *heard)?;
+        let &(critical, fetched, committed, heard) = path
+            .iter()
+            .filter(|(projection, ..)| WAITED_FOR.contains(projection))
+            .max_by_key(|(_, _, _, heard)| *heard)?;
         let stored_at = stored.at?;
         let points = [command.sent, write.at?, stored_at, fetched, committed, heard, visible.at?, command.answered];
         for (stage, pair) in points.windows(2).enumerate() {
@@ -227,7 +238,7 @@ impl Breakdown {
         for (name, histogram) in STAGES.iter().zip(&self.stages) {
             println!("    {name:<52} {:>8.2} {:>8.2}", ms(histogram, 0.5), ms(histogram, 0.99));
         }
-        for projection in WAITED_FOR {
+        for projection in SHOWN {
             let Some((histograms, critical)) = self.projections.get(projection) else { continue };
             println!(
                 "    {projection:<6} waited for last {critical:>5}×; stored→fetched {:.2}/{:.2}, fetched→committed \

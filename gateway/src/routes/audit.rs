@@ -126,6 +126,7 @@ pub struct AuditPage {
         (status = 400, description = "A malformed filter, limit or cursor", body = Failure),
         (status = 401, description = "Missing or invalid token", body = Failure),
         (status = 403, description = "The caller is not an administrator", body = Failure),
+        (status = 503, description = "The audit trail lags behind the writes answered; see Retry-After", body = Failure),
     )
 )]
 pub async fn audit_events(
@@ -152,6 +153,8 @@ pub async fn audit_events(
         return Err(ApiError::bad_request("invalid_query", "from must not be after to"));
     }
     let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    // No write waits for the audit trail; its reader does (`write.rs`).
+    state.wait_audit_current().await?;
 
     // One row more than asked tells whether another page follows.
     let mut rows = queries::audit::search(&state.db, &filter, after, limit + 1).await?;

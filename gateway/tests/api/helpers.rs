@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rapat_commands::EventStoreConfig;
 use rapat_gateway::{Application, Backends, GatewayConfig, Shutdown};
-use rapat_projections::{ProjectionPositions, ProjectorConfig};
+use rapat_projections::{Projection, ProjectionPositions, ProjectorConfig};
 use rapat_testkit::{NamespaceCleanup, TestDatabase};
 use rapat_wire::Namespace;
 use reqwest::{Method, StatusCode};
@@ -169,6 +169,24 @@ pub async fn spawn_app_replicated(
 }
 
 impl TestApp {
+    /// Waits until the audit trail has applied what every other read model has.
+    /// Writes wait for their own read model only and the API's audit queries wait
+    /// like this (`write.rs`), so a test reading `audit_events` itself must too.
+    pub async fn audit_caught_up(&self) {
+        let furthest: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(last_sequence), 0) FROM projection_checkpoints \
+             WHERE projection <> 'audit' AND stream_mismatch IS NULL",
+        )
+        .fetch_one(&self.db)
+        .await
+        .expect("checkpoints");
+        let positions = ProjectionPositions::start(self.db.clone());
+        positions
+            .wait_for(&[Projection::Audit], u64::try_from(furthest).unwrap_or(0), Duration::from_secs(10))
+            .await
+            .expect("the audit trail caught up");
+    }
+
     /// Starts another gateway on the same stream and database, as a second
     /// process would, and returns its base URL.
     pub async fn second_gateway(&self) -> String {

@@ -150,6 +150,7 @@ async fn a_client_request_id_is_kept_only_when_short_and_visible() {
         assert_ne!(echoed, unfit);
         assert!(echoed.len() <= 128, "a generated id, not {} bytes", echoed.len());
         let body: serde_json::Value = answer.json().await.expect("json");
+        app.audit_caught_up().await;
         let stored = correlation_of(body["data"]["id"].as_str().expect("id").to_string()).await;
         assert_eq!(stored, echoed, "the generated id is the stored correlation id");
     }
@@ -158,6 +159,7 @@ async fn a_client_request_id_is_kept_only_when_short_and_visible() {
     let answer = create(fit.clone()).await.expect("answers");
     assert_eq!(answer.headers()["x-request-id"], fit.as_str());
     let body: serde_json::Value = answer.json().await.expect("json");
+    app.audit_caught_up().await;
     assert_eq!(correlation_of(body["data"]["id"].as_str().expect("id").to_string()).await, fit);
 }
 

@@ -1,9 +1,13 @@
 //! A client that wrote through REST reads its own write at once, with no sleeps
 //! and no retries; and garbage in a room request gets a 400 envelope, never a 500.
 
+use std::time::Duration;
+
+use rapat_domain::account::Role;
 use reqwest::Method;
 use serde_json::json;
 
+use crate::audit::grant;
 use crate::helpers::spawn_app;
 use crate::rooms::{ids, join, leave, participant_ids, room_body};
 
@@ -34,6 +38,59 @@ async fn a_join_and_a_leave_show_in_the_very_next_participant_list() {
         leave(&app, &guest, &room).await.expect(200);
         assert!(participant_ids(&app, &host, &room).await.is_empty(), "round {n}, after leaving");
     }
+}
+
+/// A room write waits for the rooms read model only; the audit trail is read
+/// through queries that wait for it, so a write shows there at once as well.
+#[tokio::test]
+async fn a_room_write_shows_in_the_room_events_and_the_audit_trail_by_the_very_next_request() {
+    let app = spawn_app().await;
+    let host = app.new_user("Hana").await;
+    let admin = app.new_user("Ada").await;
+    grant(&app, &admin, Role::Admin).await;
+    let room = app.create_room(&host, room_body("Audited")).await;
+    for n in 0..20 {
+        if n % 2 == 0 {
+            join(&app, &host, &room, json!({})).await.expect(200);
+        } else {
+            leave(&app, &host, &room).await.expect(200);
+        }
+        // The room's creation and the n + 1 joins and leaves since.
+        let expected = n + 2;
+        let events = app.get(&format!("/api/v1/rooms/{room}/events?limit=100"), &host.token).await;
+        events.expect(200);
+        assert_eq!(events.body["pagination"]["total"], expected, "round {n}: the room's events");
+        let trail = app.get(&format!("/api/v1/audit/events?aggregateId={room}&limit=100"), &admin.token).await;
+        trail.expect(200);
+        let listed = trail.data().as_array().map_or(0, Vec::len);
+        assert_eq!(listed, expected, "round {n}: the audit trail");
+    }
+}
+
+/// The audit trail held back (its checkpoint row locked, as a long batch would
+/// hold it): the room write is answered all the same, and a query of the room's
+/// events sent meanwhile answers once the trail shows the write, not before.
+#[tokio::test]
+async fn a_room_events_query_waits_for_a_lagging_audit_trail() {
+    let app = spawn_app().await;
+    let host = app.new_user("Hana").await;
+    let room = app.create_room(&host, room_body("Held back")).await;
+    app.audit_caught_up().await;
+    let mut holder = app.db.begin().await.expect("a transaction");
+    sqlx::query("SELECT 1 FROM projection_checkpoints WHERE projection = 'audit' FOR UPDATE")
+        .execute(&mut *holder)
+        .await
+        .expect("the audit checkpoint locked");
+    join(&app, &host, &room, json!({})).await.expect(200);
+    let path = format!("/api/v1/rooms/{room}/events?limit=100");
+    let query = app.get(&path, &host.token);
+    let release = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        holder.rollback().await.expect("released");
+    };
+    let (events, ()) = tokio::join!(query, release);
+    events.expect(200);
+    assert_eq!(events.body["pagination"]["total"], 2, "the join is missing: {:#}", events.body);
 }
 
 #[tokio::test]

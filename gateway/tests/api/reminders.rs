@@ -64,6 +64,7 @@ async fn reminders(app: &TestApp, user: &TestUser, room: &str) -> Vec<Value> {
 }
 
 async fn stored(app: &TestApp, room: &str) -> Vec<Value> {
+    app.audit_caught_up().await;
     sqlx::query_scalar(
         "SELECT payload FROM audit_events WHERE aggregate_id = $1 AND event_type = 'MeetingReminderDue' ORDER BY 1::text",
     )

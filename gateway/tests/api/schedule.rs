@@ -16,6 +16,7 @@ fn in_days(days: i64) -> String {
 }
 
 async fn stored_events(app: &TestApp, room: &str, event_type: &str) -> i64 {
+    app.audit_caught_up().await;
     sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE aggregate_id = $1 AND event_type = $2")
         .bind(room)
         .bind(event_type)

@@ -8,6 +8,7 @@ use crate::helpers::{TestApp, spawn_app};
 
 /// How many `event_type` events the audit trail holds for the aggregate `id`.
 async fn stored_events(app: &TestApp, id: &str, event_type: &str) -> i64 {
+    app.audit_caught_up().await;
     sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE aggregate_id = $1 AND event_type = $2")
         .bind(id)
         .bind(event_type)

@@ -129,6 +129,7 @@ pub(crate) async fn apply_batch(
     match projection {
         Projection::Audit => apply_audit_batch(tx, messages).await,
         Projection::Rooms => apply_rooms_batch(tx, messages).await,
+        Projection::Webhooks => apply_webhooks_batch(tx, messages).await,
         _ => {
             let mut events = 0;
             for (sequence, body) in messages {
@@ -156,6 +157,24 @@ pub(crate) async fn apply_rooms_batch(tx: &mut PgConnection, messages: &[(u64, &
     }
     rooms::apply_many(tx, &events).await?;
     Ok(events.len() as u64)
+}
+
+/// Many messages to the webhooks projection. It reads every event of the stream,
+/// and message by message asks for the endpoints each one goes to; with no endpoint
+/// enabled (a deployment without webhooks) and no endpoint event in the batch,
+/// nothing would be queued, so one query answers for the whole batch.
+pub(crate) async fn apply_webhooks_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])]) -> Result<u64, ApplyError> {
+    let commits = stored_commits(messages)?;
+    let changes_endpoints =
+        commits.iter().any(|(_, commit)| commit.events.iter().any(|event| event.aggregate_type == webhooks::AGGREGATE));
+    if !changes_endpoints && !webhooks::any_enabled(tx).await? {
+        return Ok(commits.iter().map(|(_, commit)| commit.events.len() as u64).sum());
+    }
+    let mut events = 0;
+    for (sequence, body) in messages {
+        events += apply_message(tx, Projection::Webhooks, *sequence, body).await?;
+    }
+    Ok(events)
 }
 
 /// The stored event as the domain's typed event `E`, upcast from an older schema

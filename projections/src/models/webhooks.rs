@@ -51,13 +51,16 @@ pub fn webhook_body(event: &StoredEvent) -> String {
     .to_string()
 }
 
+/// The aggregate type of the endpoints' own events.
+pub(super) const AGGREGATE: &str = "webhook";
+
 pub(super) async fn apply(
     tx: &mut PgConnection,
     stream_sequence: u64,
     event_index: usize,
     event: &StoredEvent,
 ) -> Result<(), ApplyError> {
-    if event.aggregate_type == "webhook" {
+    if event.aggregate_type == AGGREGATE {
         endpoint_event(tx, stream_sequence, event).await?;
     }
     enqueue(tx, stream_sequence, event_index, event).await
@@ -148,6 +151,18 @@ async fn endpoint_event(tx: &mut PgConnection, stream_sequence: u64, event: &Sto
 
 /// Queues `event` for every enabled endpoint that wants it and was registered
 /// before it.
+/// Whether any endpoint could be sent an event now: if not, `enqueue` queues
+/// nothing whatever the event. Like `enqueue`, false inside a rebuild's shadow schema.
+pub(super) async fn any_enabled(tx: &mut PgConnection) -> Result<bool, ApplyError> {
+    let any = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE enabled AND deleted_at IS NULL) \
+         AND current_schema() = 'public'",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(any)
+}
+
 async fn enqueue(
     tx: &mut PgConnection,
     stream_sequence: u64,

@@ -35,6 +35,7 @@ use super::recover::recover_from_mismatch;
 use super::stream_check::{MessageMark, verify};
 use super::{Projection, ProjectorConfig, ProjectorError};
 use crate::models::{ApplyError, apply_batch as apply_batch_of, apply_message};
+use crate::positions::{announce_locally, database_key};
 
 /// Runs `projection` until `shutdown`: as the active instance while it holds the
 /// projection's lock, as a standby retrying every `standby_retry` otherwise.
@@ -231,6 +232,7 @@ async fn consume(
     tracing::debug!(%projection, from = checkpoint.last_sequence + 1, "consuming");
     outage.ended();
     let mut lock_checked = Instant::now();
+    let database = database_key(pool);
     // The last position this loop committed or started from: a message at or below
     // it is a redelivery, or a sign of a stream that lost its tail.
     let mut position = checkpoint.last_sequence;
@@ -299,12 +301,19 @@ async fn consume(
                     last = batch.last().map_or(0, sequence_or_0), "committed");
                 backoff.reset();
                 outage.ended();
-                // Wakes the writers waiting for this position. Lost, it costs them
-                // the follower's next reload (100 ms), never a wrong answer.
-                if up_to > after
-                    && let Err(error) = announce(pool, projection).await
-                {
-                    tracing::debug!(%projection, %error, "cannot announce the checkpoint");
+                // Wakes the writers waiting for this position: those of this process
+                // at once, those of the others through a NOTIFY, sent aside so that
+                // the next batch need not wait for it (the followers ignore a
+                // position heard after a higher one). Lost, it costs them the
+                // follower's next reload (100 ms), never a wrong answer.
+                if up_to > after {
+                    announce_locally(&database, projection, up_to);
+                    let pool = pool.clone();
+                    tokio::spawn(async move {
+                        if let Err(error) = announce(&pool, projection).await {
+                            tracing::debug!(%projection, %error, "cannot announce the checkpoint");
+                        }
+                    });
                 }
                 if projection == Projection::Notifications && up_to > after {
                     // After the commit: a push lost to a crash here costs liveness only.

@@ -29,6 +29,7 @@ use crate::state::AppState;
         (status = 401, description = "Missing or invalid token", body = Failure),
         (status = 403, description = "The caller is not the host", body = Failure),
         (status = 404, description = "No such room", body = Failure),
+        (status = 503, description = "The audit trail lags behind the writes answered; see Retry-After", body = Failure),
     )
 )]
 pub async fn room_events(
@@ -39,6 +40,8 @@ pub async fn room_events(
 ) -> Result<Response, ApiError> {
     let page = query.parse()?;
     hosted_room_row(&state, &auth, room_id).await?;
+    // No write waits for the audit trail; its reader does (`write.rs`).
+    state.wait_audit_current().await?;
     let aggregate_type = <Room as cqrs_es::Aggregate>::TYPE;
     let (rows, total) =
         queries::audit::for_aggregate(&state.db, aggregate_type, &room_id.to_string(), page.page, page.limit).await?;

@@ -65,10 +65,20 @@ pub async fn join_room(
     if guessing {
         refuse_guessing(&state, auth.user_id, room)?;
     }
-    // An accepted invitation stands in for the room's password (SPEC §6).
-    let invited = queries::invitations::accepted(&state.db, room, auth.user_id).await?;
+    // An accepted invitation stands in for the room's password (SPEC §6). Most
+    // joins offer no password and need none, so the invitation is looked up only
+    // when a password is offered (an invitee's is then not checked) or when the
+    // room refused the join for want of one.
+    let invited = guessing && queries::invitations::accepted(&state.db, room, auth.user_id).await?;
     let command = RoomCommand::Join { user: auth.user_id, password, invited };
-    let joined = state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await;
+    let mut joined = state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await;
+    if !guessing
+        && joined.as_ref().is_err_and(|error| error.code == WRONG_PASSWORD)
+        && queries::invitations::accepted(&state.db, room, auth.user_id).await?
+    {
+        let command = RoomCommand::Join { user: auth.user_id, password: None, invited: true };
+        joined = state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await;
+    }
     if let Err(error) = &joined
         && guessing
         && error.code == WRONG_PASSWORD
@@ -78,9 +88,9 @@ pub async fn join_room(
         state.limits.join_failures_per_room.record(room, now);
     }
     joined?;
-    let room = RoomView::from(room_row(&state, room_id).await?);
-    let participant = participant(&state, room_id, auth.user_id).await?;
-    Ok(response::ok(JoinedView { room, participant }))
+    // Two reads of what the write waited for, side by side rather than one after the other.
+    let (room, participant) = tokio::try_join!(room_row(&state, room_id), participant(&state, room_id, auth.user_id))?;
+    Ok(response::ok(JoinedView { room: RoomView::from(room), participant }))
 }
 
 /// 429 while this user, or everyone together, offered this room too many wrong

@@ -306,6 +306,7 @@ async fn bad_subscriptions_are_refused_and_removal_is_the_users() {
     delete("https://push.example.net/send/abc").await.expect_error(404, "subscription_not_found");
     assert_eq!(endpoints_of(&app, &ana).await.len(), 19);
     // The auth secret never reaches the audit trail.
+    app.audit_caught_up().await;
     let secrets: Vec<String> =
         sqlx::query_scalar("SELECT payload ->> 'authSecret' FROM audit_events WHERE event_type = 'PushSubscribed'")
             .fetch_all(&app.db)
