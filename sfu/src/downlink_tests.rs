@@ -8,6 +8,23 @@ const FRAME: Duration = Duration::from_millis(33);
 const PACKET: usize = 1_200;
 const FEEDBACK: Duration = Duration::from_millis(100);
 
+/// A report of packet `id` of [`PACKET`] bytes that left at `departure` and
+/// arrived at `arrival` (`None`: lost).
+fn report(id: u64, departure: Instant, arrival: Option<Duration>) -> PacketReport {
+    PacketReport {
+        ssrc: 1,
+        id,
+        rtp_sequence_number: id as u16,
+        is_twcc: true,
+        twcc_sequence_number: id as u16,
+        size: PACKET,
+        arrived: arrival.is_some(),
+        departure,
+        arrival,
+        ecn: Default::default(),
+    }
+}
+
 struct Bottleneck {
     start: Instant,
     now: Instant,
@@ -37,18 +54,7 @@ impl Bottleneck {
                     self.free_at.max(self.now) + Duration::from_secs_f64(PACKET as f64 * 8.0 / self.capacity_bps);
                 self.free_at.duration_since(self.start) + Duration::from_millis(20)
             });
-            self.pending.push(PacketReport {
-                ssrc: 1,
-                id: self.next_id,
-                rtp_sequence_number: self.next_id as u16,
-                is_twcc: true,
-                twcc_sequence_number: self.next_id as u16,
-                size: PACKET,
-                arrived,
-                departure: self.now,
-                arrival,
-                ecn: Default::default(),
-            });
+            self.pending.push(report(self.next_id, self.now, arrival));
             self.next_id += 1;
         }
     }
@@ -148,19 +154,8 @@ fn heavy_loss_cuts_the_estimate() {
         let reports: Vec<PacketReport> = (0..20u64)
             .map(|n| {
                 let id = batch * 20 + n;
-                let arrived = n % 4 != 0;
-                PacketReport {
-                    ssrc: 1,
-                    id,
-                    rtp_sequence_number: id as u16,
-                    is_twcc: true,
-                    twcc_sequence_number: id as u16,
-                    size: PACKET,
-                    arrived,
-                    departure: start + Duration::from_millis(id * 5),
-                    arrival: arrived.then(|| Duration::from_millis(id * 5 + 20)),
-                    ecn: Default::default(),
-                }
+                let arrival = (n % 4 != 0).then(|| Duration::from_millis(id * 5 + 20));
+                report(id, start + Duration::from_millis(id * 5), arrival)
             })
             .collect();
         estimator.on_reports(now, &reports);
@@ -185,22 +180,6 @@ fn a_queue_built_by_sending_over_the_estimate_counts_as_a_cut_before_any_loss() 
     assert!(after > cuts, "the queue is seen within 2 s: {cuts} cuts before, {after} after");
 }
 
-/// A report of packet `id` of [`PACKET`] bytes that left at `departure` and arrived at `arrival`.
-fn arrived(id: u64, departure: Instant, arrival: Duration) -> PacketReport {
-    PacketReport {
-        ssrc: 1,
-        id,
-        rtp_sequence_number: id as u16,
-        is_twcc: true,
-        twcc_sequence_number: id as u16,
-        size: PACKET,
-        arrived: true,
-        departure,
-        arrival: Some(arrival),
-        ecn: Default::default(),
-    }
-}
-
 #[test]
 fn a_burst_after_a_stall_does_not_raise_the_estimate() {
     let mut estimator = DownlinkEstimator::default();
@@ -212,11 +191,9 @@ fn a_burst_after_a_stall_does_not_raise_the_estimate() {
     let mut reports = Vec::new();
     while every * id as u32 <= Duration::from_secs(8) {
         let sent = every * id as u32;
-        let mut report = arrived(id, start + sent, sent + Duration::from_millis(20));
-        if sent < Duration::from_secs(3) && id % 4 == 0 {
-            (report.arrived, report.arrival) = (false, None);
-        }
-        reports.push(report);
+        // A quarter lost for the first 3 s.
+        let lost = sent < Duration::from_secs(3) && id % 4 == 0;
+        reports.push(report(id, start + sent, (!lost).then(|| sent + Duration::from_millis(20))));
         id += 1;
         if reports.len() == 12 {
             estimator.on_reports(start + sent + Duration::from_millis(30), &std::mem::take(&mut reports));
@@ -229,7 +206,7 @@ fn a_burst_after_a_stall_does_not_raise_the_estimate() {
     let burst: Vec<_> = (0..19u64)
         .map(|n| {
             let left = stalled + Duration::from_micros(500 * n);
-            arrived(id + n, start + left, left + Duration::from_millis(20))
+            report(id + n, start + left, Some(left + Duration::from_millis(20)))
         })
         .collect();
     estimator.on_reports(start + stalled + Duration::from_millis(40), &burst);
