@@ -176,6 +176,7 @@ test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching",
       beforeLimit = await watched(slow);
       namespace.limit(LIMIT_KBIT);
       const limitedAt = Date.now();
+      console.log(`shaped: limited at ${new Date(limitedAt).toISOString()}`);
       await until(slow, `the limited watcher on the ${low}p layer`, 15_000, (now, before) => rising(now, before) && now.height <= low);
       console.log(`shaped: on the ${low}p layer ${((Date.now() - limitedAt) / 1000).toFixed(1)} s after the limit`);
     });
@@ -243,6 +244,7 @@ test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching",
 
     await test.step("lifting the limit brings the high layer back", async () => {
       namespace.lift();
+      console.log(`shaped: lifted at ${new Date().toISOString()}`);
       const liftedAt = Date.now();
       // The estimate grows some 15 %/s from the low layer's rate, and the layer
       // choice waits longer after up-switches that failed behind the limit.

@@ -315,7 +315,9 @@ impl BandwidthEstimator for DownlinkEstimator {
                 let through = self.acked_bps().unwrap_or(self.target);
                 // Counted even when the estimate is already lower: a probe's
                 // padding goes out over the estimate, and this queue is its answer.
-                self.cut((BACK_OFF * through).min(self.target), now);
+                let to = (BACK_OFF * through).min(self.target);
+                tracing::debug!(from = self.target as u64, to = to as u64, queue_ms = self.queue_delay_ms(), "the downlink estimate was cut for a queue");
+                self.cut(to, now);
             }
             Usage::Normal if !lossy => {
                 let grown = self.target * INCREASE_PER_SECOND.powf(elapsed.as_secs_f64().min(1.0));
@@ -331,7 +333,9 @@ impl BandwidthEstimator for DownlinkEstimator {
         }
         // One cut per update: the delay signal's, when it had one.
         if lossy && may_cut && self.last_cut != Some(now) {
-            self.cut(self.target * (1.0 - 0.5 * loss), now);
+            let to = self.target * (1.0 - 0.5 * loss);
+            tracing::debug!(from = self.target as u64, to = to as u64, loss, "the downlink estimate was cut for loss");
+            self.cut(to, now);
         }
         self.target = self.target.clamp(MIN_BPS, MAX_BPS);
         self.publish();

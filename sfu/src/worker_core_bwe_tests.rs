@@ -31,9 +31,10 @@ const AUDIO_MARK: u8 = 0xff;
 /// How long the link stays at 400 kbit/s: long enough for several probes.
 const LIMITED: Duration = Duration::from_secs(15);
 /// The full layer is back within this after the limit is lifted: the longest
-/// wait for the next probe (8 s, `layer_fit.rs`), the half layer proving itself
-/// before the full one is tried (3 s), and a second for keyframes to come.
-const BACK_WITHIN: Duration = Duration::from_secs(12);
+/// wait for the next probe (4 s, `layer_fit.rs`), that probe and the step up to
+/// the half layer (2 s), the half layer proving itself and the probe for the
+/// full one (2 s), and a second for keyframes to come.
+const BACK_WITHIN: Duration = Duration::from_secs(9);
 
 /// A publisher's microphone: its sender, SSRC, next sequence number and when its next packet is due.
 pub(crate) struct Microphone {
