@@ -316,7 +316,12 @@ impl BandwidthEstimator for DownlinkEstimator {
                 // Counted even when the estimate is already lower: a probe's
                 // padding goes out over the estimate, and this queue is its answer.
                 let to = (BACK_OFF * through).min(self.target);
-                tracing::debug!(from = self.target as u64, to = to as u64, queue_ms = self.queue_delay_ms(), "the downlink estimate was cut for a queue");
+                tracing::debug!(
+                    from = self.target as u64,
+                    to = to as u64,
+                    queue_ms = self.queue_delay_ms(),
+                    "the downlink estimate was cut for a queue"
+                );
                 self.cut(to, now);
             }
             Usage::Normal if !lossy => {
