@@ -27,6 +27,9 @@ function watched(page) {
       video = {
         height: stat.frameHeight ?? 0,
         decoded: stat.framesDecoded ?? 0,
+        received: stat.framesReceived ?? 0,
+        packets: stat.packetsReceived ?? 0,
+        keyframes: stat.keyFramesDecoded ?? 0,
         freezes: stat.freezeCount ?? 0,
         frozenSeconds: stat.totalFreezesDuration ?? 0,
         bytes: stat.bytesReceived ?? 0,
@@ -38,6 +41,38 @@ function watched(page) {
     });
     return video;
   });
+}
+
+/**
+ * Samples `page`'s inbound video every quarter second until `stop()`; `timeline()`
+ * prints each quarter's frames received and decoded, packets and keyframes, so a
+ * freeze shows whether frames stopped coming or stopped decoding.
+ */
+function sampler(page, since) {
+  const samples = [];
+  let running = true;
+  const done = (async () => {
+    while (running) {
+      const sample = await watched(page).catch(() => null);
+      if (sample) samples.push({ ...sample, t: (Date.now() - since) / 1000 });
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+    },
+    timeline: () =>
+      samples
+        .slice(1)
+        .map((now, i) => {
+          const before = samples[i];
+          const key = now.keyframes > before.keyframes ? " key" : "";
+          return `${now.t.toFixed(2)} ${now.height}p r${now.received - before.received} d${now.decoded - before.decoded} p${now.packets - before.packets}${key}`;
+        })
+        .join(" | "),
+  };
 }
 
 /** Height and bytes sent of each simulcast layer the publisher sends now, by rid. */
@@ -131,6 +166,7 @@ test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching",
   });
   /** @type {import("@playwright/test").Browser | null} */
   let shapedBrowser = null;
+  let limitedTimeline = null;
   try {
     const launchOptions = testInfo.project.use.launchOptions ?? {};
     shapedBrowser = await chromium.launch({
@@ -177,6 +213,7 @@ test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching",
       namespace.limit(LIMIT_KBIT);
       const limitedAt = Date.now();
       console.log(`shaped: limited at ${new Date(limitedAt).toISOString()}`);
+      limitedTimeline = sampler(slow, limitedAt);
       await until(slow, `the limited watcher on the ${low}p layer`, 15_000, (now, before) => rising(now, before) && now.height <= low);
       console.log(`shaped: on the ${low}p layer ${((Date.now() - limitedAt) / 1000).toFixed(1)} s after the limit`);
     });
@@ -238,7 +275,10 @@ test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching",
       // second: a publisher starved of CPU freezes every watcher alike.
       const fastFrozen = end.fast.frozenSeconds - start.fast.frozenSeconds;
       expect(frozen, "seconds frozen in the window, beyond the other watcher's").toBeLessThan(1 + fastFrozen);
-      expect(end.fast.height, "the unconstrained watcher's layer").toBe(high);
+      // The top layer the publisher sends now: on a busy machine its encoder
+      // may have added the top layer since the start (or dropped it).
+      const topNow = Math.max(...Object.values(end.sent).map((layer) => layer.height));
+      expect(end.fast.height, "the unconstrained watcher's layer").toBe(topNow);
       expect(end.fast.decoded, "the unconstrained watcher decodes").toBeGreaterThan(start.fast.decoded);
     });
 
@@ -252,6 +292,11 @@ test("a subscriber limited to 400 kbit/s gets the low layer and keeps watching",
       console.log(`shaped: back on the ${high}p layer ${((Date.now() - liftedAt) / 1000).toFixed(1)} s after lifting the limit`);
     });
   } finally {
+    // Seconds since the limit, then frames received (r) and decoded (d) and packets (p) in each quarter second.
+    if (limitedTimeline) {
+      await limitedTimeline.stop();
+      console.log(`shaped: the limited watcher from the limit on: ${limitedTimeline.timeline()}`);
+    }
     for (const context of browser.contexts()) await context.close().catch(() => {});
     await shapedBrowser?.close().catch(() => {});
     namespace.close();

@@ -338,7 +338,11 @@ impl BandwidthEstimator for DownlinkEstimator {
         }
         // One cut per update: the delay signal's, when it had one.
         if lossy && may_cut && self.last_cut != Some(now) {
-            let to = self.target * (1.0 - 0.5 * loss);
+            // From what got through when that is lower: the estimate may stand
+            // far above what is sent (it starts high and is only capped from
+            // growing), and a cut from there would name a layer that does not fit.
+            let from = self.acked_bps().map_or(self.target, |through| through.min(self.target));
+            let to = from * (1.0 - 0.5 * loss);
             tracing::debug!(from = self.target as u64, to = to as u64, loss, "the downlink estimate was cut for loss");
             self.cut(to, now);
         }
