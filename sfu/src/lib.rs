@@ -43,6 +43,7 @@ mod simulcast;
 mod simulcast_sdp;
 mod source;
 mod speakers;
+mod stale_nacks;
 mod tcp;
 mod track_files;
 mod udp;

@@ -142,6 +142,8 @@ pub struct Peer {
     queued: Vec<Subscription>,
     next_source: u64,
     keyframes: KeyframeRequests,
+    /// Where each video leg's resendable packets start (its last switch's keyframe).
+    resend_floors: crate::stale_nacks::ResendFloors,
     /// The largest height this client shows each publisher's video at (`video_constraints`).
     video_constraints: HashMap<uuid::Uuid, u16>,
     /// This client's downlink estimate, from its TWCC feedback; shared by its video legs.
@@ -176,8 +178,10 @@ impl Peer {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs()?;
         crate::speakers::register(&mut media_engine)?;
-        let registry =
-            Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
+        let resend_floors = crate::stale_nacks::ResendFloors::default();
+        let registry = Registry::new()
+            .with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default())
+            .with(crate::stale_nacks::slot(), crate::stale_nacks::DropStaleNacks::new(resend_floors.clone()));
         let registry = register_default_interceptors(registry, &mut media_engine)?;
         // Without the estimate no packet carries a transport-wide sequence number,
         // no feedback is joined, and layers are chosen by the client's sizes alone.
@@ -209,6 +213,7 @@ impl Peer {
             queued: Vec::new(),
             next_source: 0,
             keyframes: KeyframeRequests::default(),
+            resend_floors,
             video_constraints: HashMap::new(),
             downlink,
             video_legs: 0,
@@ -371,6 +376,7 @@ impl Peer {
         self.queued.retain(|queued| queued.source != source);
         if let Some(leg) = self.legs.remove(&source) {
             self.video_legs -= usize::from(leg.video);
+            self.resend_floors.remove(leg.ssrc);
             self.pc.remove_track(leg.sender)?;
             self.renegotiate = true;
         }

@@ -31,7 +31,7 @@ impl Peer {
         let mut renumbered = None;
         if let Some(tag) = layer {
             let limits = (self.video_constraints.get(&leg.publisher_user).copied(), budget, self.downlink.cuts());
-            let sink = (&mut self.keyframes, &mut self.outputs);
+            let sink = (&mut self.keyframes, &mut self.outputs, &self.resend_floors);
             let Some(rewritten) = super::layers::pick(leg, (&self.key, source), tag, packet, limits, sink, now) else {
                 return false;
             };

@@ -18,6 +18,7 @@ use crate::keyframe::KeyframeRequests;
 use crate::simulcast::{LayerForwarder, LayerTag};
 use crate::simulcast_sdp::{PlayingTrack, keep_playing_layers};
 use crate::source::SourceId;
+use crate::stale_nacks::ResendFloors;
 
 impl Peer {
     /// Asks this client (a publisher) for a keyframe of one simulcast layer.
@@ -136,7 +137,7 @@ pub(super) fn pick(
     tag: LayerTag,
     packet: &rtp::Packet,
     (max_height, budget, cuts): (Option<u16>, Option<u64>, u64),
-    (keyframes, outputs): (&mut KeyframeRequests, &mut Vec<PeerOutput>),
+    (keyframes, outputs, resend_floors): (&mut KeyframeRequests, &mut Vec<PeerOutput>, &ResendFloors),
     now: Instant,
 ) -> Option<(u16, u32)> {
     let forwarder = leg.layers.get_or_insert_with(|| {
@@ -147,7 +148,7 @@ pub(super) fn pick(
     // The choice before this packet, only when it will be logged: this runs per packet.
     let logged = tracing::enabled!(tracing::Level::DEBUG);
     let before = logged.then(|| (forwarder.wanted(), forwarder.probing()));
-    let forwarded_before = logged.then(|| forwarder.current());
+    let forwarded_before = forwarder.current();
     forwarder.set_estimate_cuts(cuts);
     forwarder.observe(tag.layer, packet.payload.len() + PACKET_OVERHEAD, budget, now);
     if let Some(before) = before
@@ -158,10 +159,11 @@ pub(super) fn pick(
         tracing::debug!(%peer, %source, wanted, probing, ?budget, ?rates, padding, cuts, "a leg's layer choice moved");
     }
     let decision = forwarder.handle(tag, packet.header.sequence_number, packet.header.timestamp, now);
-    if let Some(forwarded_before) = forwarded_before
-        && forwarded_before != forwarder.current()
-    {
+    if forwarded_before != forwarder.current() {
         tracing::debug!(%peer, %source, from = ?forwarded_before, to = ?forwarder.current(), "a leg switched layers at a keyframe");
+        if let Some(first) = forwarder.resend_from() {
+            resend_floors.set(leg.ssrc, first);
+        }
     }
     if let Some((layer, forwarded)) = forwarder.needed(now)
         && leg.reported_want != Some((layer, forwarded))

@@ -174,6 +174,9 @@ pub struct LayerForwarder {
     switched_at: u16,
     /// The last packet sent: (sequence, timestamp, when), as rewritten.
     last_out: Option<(u16, u32, Instant)>,
+    /// The rewritten sequence number of the current layer's keyframe: the
+    /// subscriber decodes from there, so nothing before it is worth resending.
+    keyframe_out: Option<u16>,
     /// The layers' bitrates against this leg's share of the downlink estimate.
     fit: LayerFit,
     /// Padding bytes a probe wants sent and not sent yet, and when that was counted.
@@ -205,6 +208,7 @@ impl LayerForwarder {
             ts_offset: 0,
             switched_at: 0,
             last_out: None,
+            keyframe_out: None,
             fit: LayerFit::default(),
             padding_owed: 0.0,
             padding_counted: None,
@@ -258,6 +262,11 @@ impl LayerForwarder {
         self.switched_at = sequence.wrapping_add(1);
         self.last_out = Some((last.wrapping_add(count), timestamp, sent));
         Some(Padding { first: last.wrapping_add(1), count, timestamp })
+    }
+
+    /// The first sequence number worth resending: the current layer's keyframe's.
+    pub fn resend_from(&self) -> Option<u16> {
+        self.keyframe_out
     }
 
     /// Whether a probe is padding now.
@@ -360,7 +369,9 @@ impl LayerForwarder {
         if switching && tag.layer == target && tag.keyframe {
             self.switch(sequence, timestamp, now);
             self.current = Some(target);
-            return Decision { forward: self.rewrite(sequence, timestamp, now), wants_keyframe: None };
+            let forward = self.rewrite(sequence, timestamp, now);
+            self.keyframe_out = forward.map(|(sequence, _)| sequence);
+            return Decision { forward, wants_keyframe: None };
         }
         let wants_keyframe = switching.then_some(target);
         let forward = if self.current == Some(tag.layer) { self.rewrite(sequence, timestamp, now) } else { None };

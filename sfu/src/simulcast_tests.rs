@@ -81,6 +81,7 @@ fn one_layer_is_forwarded_and_a_switch_waits_for_a_keyframe_of_the_target() {
     assert_eq!(first, Decision { forward: None, wants_keyframe: Some(0) });
     let key = forwarder.handle(tag(0, true), 101, 12_000, start);
     assert_eq!(key, Decision { forward: Some((101, 12_000)), wants_keyframe: None });
+    assert_eq!(forwarder.resend_from(), Some(101));
     assert_eq!(forwarder.handle(tag(2, true), 5_000, 700, start).forward, None, "another layer is dropped");
     assert_eq!(forwarder.handle(tag(0, false), 102, 15_000, start).forward, Some((102, 15_000)));
 
@@ -96,6 +97,7 @@ fn one_layer_is_forwarded_and_a_switch_waits_for_a_keyframe_of_the_target() {
     // Sequence continues by one; the timestamp by the 10 ms since the last sent (900 ticks).
     assert_eq!(switched.forward, Some((104, 18_900)));
     assert_eq!(forwarder.current(), Some(2));
+    assert_eq!(forwarder.resend_from(), Some(104), "nothing before the new layer's keyframe is worth resending");
     assert_eq!(forwarder.handle(tag(2, false), 5_003, 9_700, later).forward, Some((105, 21_900)));
     assert_eq!(forwarder.handle(tag(0, false), 104, 21_000, later).forward, None, "the old layer stops");
     assert_eq!(forwarder.handle(tag(2, false), 5_001, 3_700, later).forward, None, "from before the switch");
