@@ -49,6 +49,7 @@ mod track_files;
 mod udp;
 mod ufrag;
 mod unrecorded;
+mod vp8_ids;
 mod worker;
 mod worker_core;
 

@@ -116,6 +116,8 @@ struct Leg {
     clock_rate: u32,
     /// For a simulcast track: the layer chosen and the rewriting; made at its first packet.
     layers: Option<LayerForwarder>,
+    /// For a VP8 track: its picture ids kept running across layer switches.
+    vp8_ids: Option<crate::vp8_ids::Vp8Ids>,
     /// The layers last reported ([`PeerOutput::LayerWanted`]).
     reported_want: Option<(u8, u8)>,
     /// Video legs share the downlink estimate.
@@ -363,6 +365,9 @@ impl Peer {
             publisher_user: subscription.publisher_user,
             clock_rate: subscription.codec.clock_rate,
             layers: None,
+            vp8_ids: (crate::simulcast::CodecFamily::of_mime(&subscription.codec.mime_type)
+                == crate::simulcast::CodecFamily::Vp8)
+                .then(crate::vp8_ids::Vp8Ids::default),
             reported_want: None,
             video: subscription.kind == RtpCodecKind::Video,
         };

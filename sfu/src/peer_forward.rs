@@ -40,9 +40,12 @@ impl Peer {
         let Some(mut translated) = leg.translation.as_ref().and_then(|translation| translation.apply(packet)) else {
             return false;
         };
-        if let Some((sequence_number, timestamp)) = renumbered {
-            translated.header.sequence_number = sequence_number;
-            translated.header.timestamp = timestamp;
+        if let Some(rewritten) = renumbered {
+            translated.header.sequence_number = rewritten.sequence;
+            translated.header.timestamp = rewritten.timestamp;
+            if let Some(payload) = rewritten.payload {
+                translated.payload = payload;
+            }
         }
         let Some(mut sender) = self.pc.rtp_sender(leg.sender) else { return false };
         let bytes = translated.payload.len() + super::layers::PACKET_OVERHEAD;

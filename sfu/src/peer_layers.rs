@@ -139,7 +139,7 @@ pub(super) fn pick(
     (max_height, budget, cuts): (Option<u16>, Option<u64>, u64),
     (keyframes, outputs, resend_floors): (&mut KeyframeRequests, &mut Vec<PeerOutput>, &ResendFloors),
     now: Instant,
-) -> Option<(u16, u32)> {
+) -> Option<Rewritten> {
     let forwarder = leg.layers.get_or_insert_with(|| {
         let mut forwarder = LayerForwarder::new(leg.clock_rate);
         forwarder.set_max_height(max_height);
@@ -164,6 +164,9 @@ pub(super) fn pick(
         if let Some(first) = forwarder.resend_from() {
             resend_floors.set(leg.ssrc, first);
         }
+        if let Some(ids) = leg.vp8_ids.as_mut() {
+            ids.switch(&packet.payload);
+        }
     }
     if let Some((layer, forwarded)) = forwarder.needed(now)
         && leg.reported_want != Some((layer, forwarded))
@@ -177,5 +180,15 @@ pub(super) fn pick(
         tracing::debug!(%peer, %source, layer, "asking the publisher for a keyframe of a layer to switch to");
         outputs.push(PeerOutput::LayerKeyframeWanted { source, layer });
     }
-    decision.forward
+    let (sequence, timestamp) = decision.forward?;
+    let payload = leg.vp8_ids.as_mut().and_then(|ids| ids.apply(&packet.payload));
+    Some(Rewritten { sequence, timestamp, payload })
+}
+
+/// A simulcast packet as a leg sends it: renumbered, and its payload when that
+/// changed too (VP8 picture ids).
+pub(super) struct Rewritten {
+    pub sequence: u16,
+    pub timestamp: u32,
+    pub payload: Option<bytes::Bytes>,
 }

@@ -190,7 +190,11 @@ impl Net {
                 header.set_extension(rid_id, Bytes::from_static(["q", "h", "f"][index].as_bytes())).expect("rid");
                 // The first packet starts the VP8 frame; the last two bytes say how many
                 // packets the frame has and which layer it is.
-                let mut payload = if part == 0 { vp8_frame(layer, keyframes[index]).to_vec() } else { vec![0x00] };
+                let mut payload = if part == 0 {
+                    vp8_frame(layer, keyframes[index], sequences[index] & 0x7fff).to_vec()
+                } else {
+                    vec![0x00]
+                };
                 payload.resize(PACKET_BYTES.min(FRAME_BYTES[index] - part * PACKET_BYTES).max(8) - 2, 0);
                 payload.extend_from_slice(&[count as u8, layer]);
                 rtp_sender

@@ -14,9 +14,10 @@ const HEIGHTS: [u16; 3] = [180, 360, 720];
 const FRAME: Duration = Duration::from_millis(33);
 const FRAME_TICKS: u32 = 2_970;
 
-/// A VP8 packet of one whole frame of `layer`; its last byte names the layer.
-fn vp8_frame(layer: u8, keyframe: bool) -> Bytes {
-    let mut payload = vec![0x10];
+/// A VP8 packet of one whole frame of `layer` with a 15-bit `picture_id`; its last byte names the layer.
+fn vp8_frame(layer: u8, keyframe: bool, picture_id: u16) -> Bytes {
+    let [high, low] = picture_id.to_be_bytes();
+    let mut payload = vec![0x90, 0x80, 0x80 | (high & 0x7f), low];
     if keyframe {
         let [w0, w1] = (HEIGHTS[usize::from(layer)] * 16 / 9).to_le_bytes();
         let [h0, h1] = HEIGHTS[usize::from(layer)].to_le_bytes();
@@ -26,6 +27,17 @@ fn vp8_frame(layer: u8, keyframe: bool) -> Bytes {
     }
     payload.push(layer);
     Bytes::from(payload)
+}
+
+/// A layer's picture id for its packet `sequence` (one packet a frame): each
+/// layer counts in its own range, as each simulcast encoding does.
+fn picture_id(layer: u8, sequence: u16) -> u16 {
+    sequence.wrapping_add(u16::from(layer) * 10_000) & 0x7fff
+}
+
+/// The picture id of a VP8 payload made by [`vp8_frame`].
+fn picture_id_of(payload: &[u8]) -> u16 {
+    u16::from_be_bytes([payload[2] & 0x7f, payload[3]])
 }
 
 impl Net {
@@ -68,7 +80,10 @@ impl Net {
             header.set_extension(mid_id, Bytes::from(mid.clone().into_bytes())).expect("mid extension");
             header.set_extension(rid_id, Bytes::from_static(["q", "h", "f"][index].as_bytes())).expect("rid");
             rtp_sender
-                .write_rtp(now, rtp::Packet { header, payload: vp8_frame(*layer, *keyframe) })
+                .write_rtp(
+                    now,
+                    rtp::Packet { header, payload: vp8_frame(*layer, *keyframe, picture_id(*layer, sequences[index])) },
+                )
                 .expect("the packet is written");
             sequences[index] = sequences[index].wrapping_add(1);
         }
@@ -182,12 +197,15 @@ fn a_subscriber_gets_one_layer_switched_at_keyframes_and_numbered_as_one_stream(
     let layers: Vec<u8> = received.iter().map(|packet| *packet.payload.last().expect("a payload")).collect();
     let expected: Vec<u8> = [2; 8].into_iter().chain([0; 5]).collect();
     assert_eq!(layers, expected, "the full layer until the quarter layer's keyframe, then only that");
-    assert_eq!(received[8].payload, vp8_frame(0, true), "the switch is at a keyframe");
+    assert_eq!(received[8].payload[4..], vp8_frame(0, true, 0)[4..], "the switch is at a keyframe");
     assert!(received.iter().all(|packet| packet.header.ssrc == received[0].header.ssrc), "one SSRC");
     for pair in received.windows(2) {
         let (before, after) = (&pair[0].header, &pair[1].header);
         assert_eq!(after.sequence_number, before.sequence_number.wrapping_add(1), "sequence numbers run on");
         assert_eq!(after.timestamp.wrapping_sub(before.timestamp), FRAME_TICKS, "one frame's time apart");
+        // A receiver takes a jump in picture ids for frames it has not received yet, and waits for them.
+        let (before, after) = (picture_id_of(&pair[0].payload), picture_id_of(&pair[1].payload));
+        assert_eq!(after, (before + 1) & 0x7fff, "picture ids run on");
     }
 
     // The subscriber's own keyframe request is for the layer it gets.
