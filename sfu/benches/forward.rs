@@ -255,7 +255,7 @@ fn start_sfu(config: SfuConfig) -> anyhow::Result<(Sfu, Routes)> {
 async fn through_sfu(scenario: Scenario, window: Duration) -> anyhow::Result<Figures> {
     let Scenario { publishers, subscribers_per_publisher, simulcast, recorded, .. } = scenario;
     let mut config = SfuConfig::new("127.0.0.1:0".parse()?);
-    config.workers = 2;
+    config.workers = env_or("BENCH_WORKERS", 2) as usize; // `BENCH_WORKERS`: media workers (default 2)
     config.downlink_estimate = !scenario.no_estimate;
     let recordings = std::env::temp_dir().join(format!("rapat-bench-recordings-{}", Uuid::new_v4()));
     config.recordings_dir = recordings.clone();

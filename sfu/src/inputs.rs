@@ -88,6 +88,13 @@ pub enum WorkerInput {
         source: SourceId,
         on: bool,
     },
+    /// The workers other than `peer`'s that hold peers of its room: the packets
+    /// `peer` publishes are handed to them. Until told, a peer's packets stay on
+    /// its worker (`room_core.rs` keeps a small room on one worker).
+    RoomWorkers {
+        peer: u64,
+        others: Arc<[usize]>,
+    },
     Stop,
 }
 
@@ -155,6 +162,7 @@ impl std::fmt::Debug for WorkerInput {
             WorkerInput::VideoConstraint { .. } => "VideoConstraint",
             WorkerInput::PublisherLayers { .. } => "PublisherLayers",
             WorkerInput::Record { .. } => "Record",
+            WorkerInput::RoomWorkers { .. } => "RoomWorkers",
             WorkerInput::Stop => "Stop",
         };
         f.write_str(name)

@@ -7,7 +7,8 @@
 //!
 //! It admits offers (an admission check asked for by [`CoreOutput::CheckAdmission`]
 //! and answered by [`CoreInput::Checked`], within the room's capacity: see
-//! [`make_room`]), places each new peer on a worker, tells subscribers' workers
+//! [`make_room`]), places each new peer on a worker ([`place`]: a small room on
+//! one worker, a big one spread), tells subscribers' workers
 //! when a track is published or goes, routes keyframe requests to the
 //! publisher's worker, and applies room events: a user gone closes their peers, a
 //! mute stops their audio, a room ended closes everything in it. A room event
@@ -15,6 +16,7 @@
 //! just before their offer arrives never gets a peer.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use rapat_wire::signal::{SfuRequest, SfuRequestKind};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
@@ -57,6 +59,47 @@ struct PeerEntry {
     closing: bool,
 }
 
+/// A room's peers all go to one worker until it has this many on this node;
+/// from then on each new one goes to the least-loaded worker.
+///
+/// Why: a packet for subscribers on another worker is one more queue hand-over
+/// and, mostly, one more wake of that worker, shared by the subscribers there.
+/// In a meeting a packet has few subscribers: with a 10-person meeting spread
+/// over two workers, waiting and waking were 10.5 % of the workers' CPU,
+/// against 0.8 % for one publisher to 200. Kept on one worker, a room of 16
+/// forwards at most 16 × 15 streams, about 48,000 packets/s at the bench's
+/// 200 packets/s per participant: within one core (the bench's workers forward
+/// 60,000-100,000 per core), and many such rooms still use every core because
+/// each new room goes to the least-loaded worker. Past 16, a packet's
+/// subscribers are enough to pay for the hand-over, and a room that may grow to
+/// hundreds (one speaker to a large audience) must not be held to one core.
+/// Placed peers never move (their ICE, DTLS and SRTP state lives in their
+/// worker), so a room that grows past this keeps its first peers where they are.
+/// This is per SFU node: `placement.rs` decides which node serves a room, and
+/// nothing here is shared between processes.
+pub(crate) const ROOM_ON_ONE_WORKER_BELOW: usize = 16;
+
+/// The worker for a new peer, given the worker of each peer the room already
+/// has on this node and every worker's peer count (`load`, one per worker).
+pub(crate) fn place(room: &[usize], load: &[usize]) -> usize {
+    let least_loaded = |candidates: &mut dyn Iterator<Item = usize>| {
+        candidates.min_by_key(|&worker| (load.get(worker).copied().unwrap_or(0), worker)).unwrap_or(0)
+    };
+    if room.is_empty() || room.len() >= ROOM_ON_ONE_WORKER_BELOW {
+        return least_loaded(&mut (0..load.len()));
+    }
+    // The worker with most of the room (a room that shrank below the threshold
+    // may span several); among equals, the least loaded.
+    let mut in_room = vec![0usize; load.len()];
+    for &worker in room {
+        if let Some(count) = in_room.get_mut(worker) {
+            *count += 1;
+        }
+    }
+    let most = in_room.iter().copied().max().unwrap_or(0);
+    least_loaded(&mut (0..load.len()).filter(|&worker| in_room[worker] == most))
+}
+
 /// Messages of a connection whose admission is being checked.
 struct Pending {
     queued: Vec<SfuRequest>,
@@ -67,6 +110,8 @@ struct Pending {
 
 pub struct RoomCore {
     workers: usize,
+    /// Peers on each worker, closing ones included (they still cost until gone).
+    load: Vec<usize>,
     /// Live peers one user may hold in one room (`SfuConfig::max_peers_per_user`).
     max_peers_per_user: usize,
     next_peer: u64,
@@ -89,6 +134,7 @@ impl RoomCore {
     pub fn new(workers: usize, max_peers_per_user: usize) -> Self {
         Self {
             workers: workers.max(1),
+            load: vec![0; workers.max(1)],
             max_peers_per_user: max_peers_per_user.max(1),
             next_peer: 1,
             peers: HashMap::new(),
@@ -239,9 +285,12 @@ impl RoomCore {
             self.tell(entry.key.clone(), "peer_replaced", message);
             self.close(old);
         }
-        let peer = self.next_peer;
-        self.next_peer += 1;
-        let worker = (peer % self.workers as u64) as usize;
+        let room_before = self.workers_of(key.room);
+        let in_room: Vec<usize> =
+            self.room_peers(key.room).iter().filter_map(|id| self.peers.get(id)).map(|entry| entry.worker).collect();
+        let worker = place(&in_room, &self.load);
+        let peer = self.id_on(worker);
+        self.load[worker] += 1;
         self.peers.insert(peer, PeerEntry { key: key.clone(), worker, published: Vec::new(), closing: false });
         self.by_connection.insert(key.connection, peer);
         let room = self.rooms.entry(key.room).or_default();
@@ -250,6 +299,15 @@ impl RoomCore {
         }
         room.insert(peer);
         self.send(peer, WorkerInput::Create { peer, key: key.clone(), audio_blocked: admitted.audio_muted });
+        // A room on one worker needs no word: a peer's packets stay on its worker until told.
+        let room_after = self.workers_of(key.room);
+        if room_after.len() > 1 {
+            if room_after == room_before {
+                self.tell_peer_room_workers(peer, &room_after);
+            } else {
+                self.tell_room_workers(key.room);
+            }
+        }
         let existing: Vec<Subscription> = self
             .peers
             .values()
@@ -264,6 +322,46 @@ impl RoomCore {
         for incoming in pending.queued {
             self.deliver(peer, incoming);
         }
+    }
+
+    /// A new peer's id: the next one whose remainder by the worker count is
+    /// `worker`, because the receive loops hand a peer's datagrams to the worker
+    /// its id names (`udp.rs`, `tcp.rs`); ids need not be consecutive.
+    fn id_on(&mut self, worker: usize) -> u64 {
+        let workers = self.workers as u64;
+        let peer = self.next_peer + (worker as u64 + workers - self.next_peer % workers) % workers;
+        self.next_peer = peer + 1;
+        peer
+    }
+
+    /// The workers holding the room's peers on this node, in order.
+    fn workers_of(&self, room: Uuid) -> Vec<usize> {
+        let mut workers: Vec<usize> = self
+            .rooms
+            .get(&room)
+            .into_iter()
+            .flatten()
+            .filter_map(|peer| self.peers.get(peer))
+            .map(|entry| entry.worker)
+            .collect();
+        workers.sort_unstable();
+        workers.dedup();
+        workers
+    }
+
+    /// Tells every peer of the room's workers which other workers hold peers of
+    /// the room (after the set changed), so its packets reach them and no others.
+    fn tell_room_workers(&mut self, room: Uuid) {
+        let workers = self.workers_of(room);
+        for peer in self.room_peers(room) {
+            self.tell_peer_room_workers(peer, &workers);
+        }
+    }
+
+    fn tell_peer_room_workers(&mut self, peer: u64, room_workers: &[usize]) {
+        let Some(own) = self.peers.get(&peer).map(|entry| entry.worker) else { return };
+        let others: Arc<[usize]> = room_workers.iter().copied().filter(|&worker| worker != own).collect();
+        self.send(peer, WorkerInput::RoomWorkers { peer, others });
     }
 
     fn room_peers(&self, room: Uuid) -> Vec<u64> {
@@ -374,6 +472,7 @@ impl RoomCore {
             return;
         };
         tracing::info!(peer = %entry.key, "peer closed");
+        self.load[entry.worker] = self.load[entry.worker].saturating_sub(1);
         for published in &entry.published {
             self.layer_demand.forget_source(published.source);
             self.stop_recording_source(published.source);
@@ -397,6 +496,9 @@ impl RoomCore {
                 self.rooms.remove(&entry.key.room);
                 self.speakers.forget_room(entry.key.room);
                 self.outputs.push_back(CoreOutput::RoomClosed(entry.key.room));
+            } else if !self.workers_of(entry.key.room).contains(&entry.worker) {
+                // Its worker holds no one of the room any more: stop handing it packets.
+                self.tell_room_workers(entry.key.room);
             }
         }
     }

@@ -63,7 +63,8 @@ fn requests(outputs: &[CoreOutput]) -> Vec<(u64, String)> {
                 WorkerInput::LayerKeyframe { peer, .. }
                 | WorkerInput::VideoConstraint { peer, .. }
                 | WorkerInput::PublisherLayers { peer, .. }
-                | WorkerInput::Record { peer, .. } => *peer,
+                | WorkerInput::Record { peer, .. }
+                | WorkerInput::RoomWorkers { peer, .. } => *peer,
                 WorkerInput::Rtp { .. } | WorkerInput::Stop => 0,
             };
             (peer, format!("{input:?}"))
@@ -538,3 +539,6 @@ fn a_recording_room_records_each_publication_until_it_stops_or_the_track_goes() 
     core.handle_input(CoreInput::FromPeer { peer: publisher, output: PeerOutput::Closed });
     assert_eq!(record_orders(&drain(&mut core)), [], "stopped once");
 }
+
+#[path = "room_core_placement_tests.rs"]
+mod placement;

@@ -140,9 +140,9 @@ impl Worker {
                     }
                     let _ = self.sockets[socket].routes.send(change);
                 }
-                WorkerOutput::Shared { source, packet, layer } => {
-                    for (index, worker) in self.workers.iter().enumerate() {
-                        if index != self.index {
+                WorkerOutput::Shared { source, packet, layer, to } => {
+                    for &index in to.iter().filter(|&&index| index != self.index) {
+                        if let Some(worker) = self.workers.get(index) {
                             let _ = worker.offer_media(WorkerInput::Rtp { source, packet: Arc::clone(&packet), layer });
                         }
                     }

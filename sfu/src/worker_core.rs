@@ -5,11 +5,13 @@
 //! socket, channel, thread or clock: time moves only by the `Instant`s passed in,
 //! so its tests run it on a simulated clock. `worker.rs` is its thread.
 //!
-//! Peers are spread over workers by id, so the per-subscriber work (rewrite,
-//! SRTP encryption) of one busy room runs on every core. A packet from a
-//! publisher is decrypted by its own worker, forwarded to this worker's
-//! subscribers at once and handed out ([`WorkerOutput::Shared`]) for the other
-//! workers' subscribers. Everything else a worker learns (tracks opening,
+//! A peer's worker is its id modulo the worker count. The room core keeps a
+//! small room's peers on one worker and spreads a big room's over all, so the
+//! per-subscriber work (rewrite, SRTP encryption) of one busy room runs on
+//! every core (`room_core.rs`). A packet from a publisher is decrypted by its
+//! own worker, forwarded to this worker's subscribers at once and handed out
+//! ([`WorkerOutput::Shared`]) to the other workers that hold peers of its room,
+//! if the room core named any ([`WorkerInput::RoomWorkers`]). Everything else a worker learns (tracks opening,
 //! keyframe requests, peers closing) goes to the room core
 //! ([`WorkerOutput::ToRoom`]), which owns the room picture.
 
@@ -45,8 +47,8 @@ pub enum WorkerOutput {
     /// Tell socket `socket`'s receive loop that a peer exists or is gone.
     Route { socket: usize, change: RouteChange },
     /// A decrypted packet of one of this worker's publishers, already forwarded
-    /// to this worker's subscribers: for every other worker's.
-    Shared { source: SourceId, packet: Arc<rtp::Packet>, layer: Option<LayerTag> },
+    /// to this worker's subscribers: for the subscribers on workers `to`.
+    Shared { source: SourceId, packet: Arc<rtp::Packet>, layer: Option<LayerTag>, to: Arc<[usize]> },
     /// What a peer asks of the room core.
     ToRoom { peer: u64, output: PeerOutput },
     /// A message for one client connection.
@@ -69,6 +71,9 @@ pub struct WorkerCore {
     peers: HashMap<u64, Peer>,
     /// This worker's subscribers of each source.
     subscribers: HashMap<SourceId, HashSet<u64>>,
+    /// The other workers holding peers of a peer's room, for peers whose room
+    /// is not on this worker alone: where their packets are handed.
+    room_workers: HashMap<u64, Arc<[usize]>>,
     /// Each peer's next timer, refreshed whenever the peer was touched: asking
     /// every peer's interceptor chain on every loop would cost more than the
     /// forwarding itself at hundreds of peers.
@@ -95,6 +100,7 @@ impl WorkerCore {
             metrics,
             peers: HashMap::new(),
             subscribers: HashMap::new(),
+            room_workers: HashMap::new(),
             deadlines: HashMap::new(),
             touched: Vec::new(),
             levels: LevelMeter::default(),
@@ -256,6 +262,13 @@ impl WorkerCore {
                 }
             }
             WorkerInput::Rtp { source, packet, layer } => self.forward_local(source, &packet, layer),
+            WorkerInput::RoomWorkers { peer, others } => {
+                if others.is_empty() || !self.peers.contains_key(&peer) {
+                    self.room_workers.remove(&peer);
+                } else {
+                    self.room_workers.insert(peer, others);
+                }
+            }
             WorkerInput::Stop => self.close_all(),
         }
     }
@@ -319,7 +332,10 @@ impl WorkerCore {
             }
             for (source, packet, layer) in forwarded.drain(..) {
                 self.forward_local(source, &packet, layer);
-                self.outputs.push_back(WorkerOutput::Shared { source, packet, layer });
+                // A room on this worker alone wakes no other worker.
+                if let Some(to) = self.room_workers.get(&(source.0 >> crate::peer::SOURCE_BITS)) {
+                    self.outputs.push_back(WorkerOutput::Shared { source, packet, layer, to: Arc::clone(to) });
+                }
             }
         }
     }
@@ -379,6 +395,7 @@ impl WorkerCore {
         };
         if closed {
             self.peers.remove(&id);
+            self.room_workers.remove(&id);
             self.levels.forget(|source| source.0 >> crate::peer::SOURCE_BITS == id);
             self.recorded.retain(|source| source.0 >> crate::peer::SOURCE_BITS != id);
             self.subscribers.retain(|_, subscribers| {

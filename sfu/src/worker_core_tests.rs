@@ -95,6 +95,8 @@ struct Net {
     lost: (Vec<usize>, Vec<usize>),
     /// Shaped links from the SFU to some clients, by client address.
     links: HashMap<SocketAddr, simulcast::bwe::Link>,
+    /// The workers each packet handed to other workers was for.
+    shared: Vec<Vec<usize>>,
 }
 
 /// A track of one stream on `ssrc`, named `name` (its id `name-kind`, its
@@ -124,6 +126,7 @@ impl Net {
             sent: (0, 0),
             lost: (Vec::new(), Vec::new()),
             links: HashMap::new(),
+            shared: Vec::new(),
         }
     }
 
@@ -304,12 +307,10 @@ impl Net {
                 }
             }
             WorkerOutput::ToRoom { peer, output } => self.reports.push((peer, output)),
+            WorkerOutput::Shared { to, .. } => self.shared.push(to.to_vec()),
             // One worker and no receive loop: clients are routed by peer id already;
             // audio levels are the room core's (its tests and sfu/tests/speakers.rs).
-            WorkerOutput::Route { .. }
-            | WorkerOutput::Shared { .. }
-            | WorkerOutput::AudioLevels { .. }
-            | WorkerOutput::Record { .. } => {}
+            WorkerOutput::Route { .. } | WorkerOutput::AudioLevels { .. } | WorkerOutput::Record { .. } => {}
         }
     }
 
@@ -460,6 +461,26 @@ fn a_publishers_packets_reach_its_subscriber_and_no_one_else() {
     net.publish(publisher, 10);
     net.run_until(Duration::from_millis(100), |_| false);
     assert_eq!(net.metrics.rtp_forwarded.load(Ordering::Relaxed), forwarded, "no leg left for the publisher's packets");
+}
+
+#[test]
+fn a_publishers_packets_go_to_other_workers_only_once_its_room_is_on_them() {
+    let (mut net, publisher, subscriber, _) = publisher_and_subscriber(true);
+    assert!(net.run_until(CONNECT, |net| net.clients[subscriber].offers == 1));
+    net.publish(publisher, 10);
+    assert!(net.run_until(Duration::from_secs(1), |net| net.clients[subscriber].rtp_received >= 10));
+    assert_eq!(net.shared, Vec::<Vec<usize>>::new(), "a room on one worker wakes no other");
+
+    let peer = net.clients[publisher].peer;
+    net.core.handle_input(net.now, WorkerInput::RoomWorkers { peer, others: Arc::from([1, 3]) });
+    net.publish(publisher, 10);
+    assert!(net.run_until(Duration::from_secs(1), |net| net.clients[subscriber].rtp_received >= 20));
+    assert_eq!(net.shared, vec![vec![1, 3]; 10], "each packet goes to the workers holding the rest of the room");
+
+    net.core.handle_input(net.now, WorkerInput::RoomWorkers { peer, others: Arc::from([]) });
+    net.publish(publisher, 10);
+    assert!(net.run_until(Duration::from_secs(1), |net| net.clients[subscriber].rtp_received >= 30));
+    assert_eq!(net.shared.len(), 10, "back on one worker, nothing more is handed out");
 }
 
 #[test]
