@@ -116,7 +116,7 @@ struct Leg {
     clock_rate: u32,
     /// For a simulcast track: the layer chosen and the rewriting; made at its first packet.
     layers: Option<LayerForwarder>,
-    /// For a VP8 track: its picture ids kept running across layer switches.
+    /// For a VP8 track: its picture ids kept running across simulcast layer switches.
     vp8_ids: Option<crate::vp8_ids::Vp8Ids>,
     /// The layers last reported ([`PeerOutput::LayerWanted`]).
     reported_want: Option<(u8, u8)>,
