@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{TimeDelta, TimeZone, Utc};
 use rapat_domain::contacts::ContactListEvent;
 use rapat_domain::ids::{RoomId, UserId};
 use rapat_domain::invitation::InvitationEvent;

@@ -8,6 +8,7 @@
 //! read (the room ends, or a day passes under a meeting, whose open stays are then
 //! carried over) has all its open stays loaded ([`stays_to_load`]).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -172,11 +173,8 @@ fn apply(meetings: &mut BTreeMap<Uuid, OpenMeeting>, stays: &mut OpenStays, fold
 
     let next = match change {
         Change::Join(user) => {
-            let room_stays = stays.entry(room).or_default();
-            if room_stays.contains_key(&user) {
-                meeting.map(|meeting| OpenMeeting { last_day, ..meeting })
-            } else {
-                room_stays.insert(user, at);
+            if let Entry::Vacant(stay) = stays.entry(room).or_default().entry(user) {
+                stay.insert(at);
                 let (started_at, concurrency) = match meeting {
                     Some(meeting) => (meeting.started_at, meeting.concurrency + 1),
                     None => {
@@ -187,6 +185,9 @@ fn apply(meetings: &mut BTreeMap<Uuid, OpenMeeting>, stays: &mut OpenStays, fold
                 changes.peak(today, concurrency);
                 changes.present(today, user);
                 Some(OpenMeeting { started_at, concurrency, last_day })
+            } else {
+                // Already in: changes nothing but the room's day.
+                meeting.map(|meeting| OpenMeeting { last_day, ..meeting })
             }
         }
         Change::Leave(user) => {
