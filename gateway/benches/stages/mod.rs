@@ -30,6 +30,9 @@ use tracing_subscriber::{Layer, Registry};
 const WAITED_FOR: [&str; 1] = ["rooms"];
 /// The projections whose own stages are printed.
 const SHOWN: [&str; 2] = ["rooms", "audit"];
+/// The projections reading room events, whose batches (fetched → committed, however
+/// many commands each holds) are printed: they share the cores and the WAL flushes.
+const BATCHES_SHOWN: [&str; 5] = ["rooms", "audit", "analytics", "notifications", "webhooks"];
 
 #[derive(Clone, Debug, Default)]
 struct Event {
@@ -131,6 +134,8 @@ pub struct Breakdown {
     /// Per projection: stored → fetched, fetched → committed, committed → heard,
     /// batch sizes, and how often it was the one waited for last.
     projections: HashMap<&'static str, ([Histogram<u64>; 4], u64)>,
+    /// Per projection of [`BATCHES_SHOWN`]: each batch's fetched → committed, and messages.
+    batches: Vec<(&'static str, Histogram<u64>, Histogram<u64>)>,
     matched: u64,
     unmatched: u64,
 }
@@ -161,6 +166,7 @@ impl Breakdown {
         let mut breakdown = Self {
             stages: (0..STAGES.len()).map(|_| histogram()).collect::<Result<_, _>>()?,
             projections: HashMap::new(),
+            batches: Vec::new(),
             matched: 0,
             unmatched: 0,
         };
@@ -170,6 +176,23 @@ impl Breakdown {
                 breakdown.projections.get_mut(projection).expect("inserted").0[3]
                     .saturating_record(event.messages.max(1));
             }
+        }
+        for projection in BATCHES_SHOWN {
+            let (mut took, mut messages) = (histogram()?, histogram()?);
+            let committed: HashMap<(u64, u64), Instant> = by_projection
+                .get(&(projection, "committed"))
+                .into_iter()
+                .flatten()
+                .filter_map(|event| Some(((event.first, event.last), event.at?)))
+                .collect();
+            for fetched in by_projection.get(&(projection, "fetched")).into_iter().flatten() {
+                let (Some(at), Some(done)) = (fetched.at, committed.get(&(fetched.first, fetched.last))) else {
+                    continue;
+                };
+                record(&mut took, done.saturating_duration_since(at));
+                messages.saturating_record(fetched.messages.max(1));
+            }
+            breakdown.batches.push((projection, took, messages));
         }
         for command in sent {
             match breakdown.command(command, &by_room, &by_projection) {
@@ -251,6 +274,17 @@ impl Breakdown {
                 ms(&histograms[2], 0.99),
                 histograms[3].value_at_quantile(0.5),
                 histograms[3].value_at_quantile(0.99),
+            );
+        }
+        println!("    every batch of the projections reading room events (fetched → committed), p50/p99:");
+        for (projection, took, messages) in &self.batches {
+            println!(
+                "    {projection:<13} {:>6} batches, {:>7.2} / {:>7.2} ms, {:>4} / {:>4} messages",
+                took.len(),
+                ms(took, 0.5),
+                ms(took, 0.99),
+                messages.value_at_quantile(0.5),
+                messages.value_at_quantile(0.99),
             );
         }
     }

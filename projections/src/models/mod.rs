@@ -117,8 +117,9 @@ fn stored_commits(messages: &[(u64, &[u8])]) -> Result<Vec<(u64, StoredCommit)>,
 }
 
 /// Applies many messages to `projection`'s read model, with as few statements as the
-/// model allows: the audit trail in one insert, rooms folded in memory and written
-/// set-based, any other projection one message after another. Any message that is
+/// model allows: the audit trail in one insert, rooms and analytics folded in memory
+/// and written set-based, the notifications' runs of joins with one statement each
+/// (`notifications.rs`), any other projection one message after another. Any message that is
 /// poison fails the whole call; the caller then falls back to [`apply_message`] one
 /// message at a time to find and park it.
 pub(crate) async fn apply_batch(
@@ -129,6 +130,8 @@ pub(crate) async fn apply_batch(
     match projection {
         Projection::Audit => apply_audit_batch(tx, messages).await,
         Projection::Rooms => apply_rooms_batch(tx, messages).await,
+        Projection::Analytics => apply_analytics_batch(tx, messages).await,
+        Projection::Notifications => apply_notifications_batch(tx, messages).await,
         Projection::Webhooks => apply_webhooks_batch(tx, messages).await,
         _ => {
             let mut events = 0;
@@ -145,18 +148,47 @@ pub(crate) async fn apply_batch(
 /// would have applied them.
 pub(crate) async fn apply_rooms_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])]) -> Result<u64, ApplyError> {
     let commits = stored_commits(messages)?;
+    let events = events_of(Projection::Rooms, &commits);
+    rooms::apply_many(tx, &events).await?;
+    Ok(events.len() as u64)
+}
+
+/// Many messages of room events to the analytics read model, folded together
+/// (`analytics/fold.rs`) as [`apply_message`] one by one would have applied them.
+async fn apply_analytics_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])]) -> Result<u64, ApplyError> {
+    let commits = stored_commits(messages)?;
+    let events = events_of(Projection::Analytics, &commits);
+    analytics::apply_many(tx, &events).await?;
+    Ok(events.len() as u64)
+}
+
+/// Many messages of every aggregate type the notifications read, in stream order
+/// (`notifications::apply_many`).
+async fn apply_notifications_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])]) -> Result<u64, ApplyError> {
+    let commits = stored_commits(messages)?;
+    let events: Vec<(u64, &StoredEvent)> = commits
+        .iter()
+        .flat_map(|(sequence, commit)| commit.events.iter().map(move |event| (*sequence, event)))
+        .collect();
+    notifications::apply_many(tx, &events).await?;
+    Ok(events.len() as u64)
+}
+
+/// The events of `commits` in stream order, but those of an aggregate type the
+/// projection does not read (an envelope that disagrees with its subject), which
+/// are logged and skipped as [`apply_message`] skips them.
+fn events_of(projection: Projection, commits: &[(u64, StoredCommit)]) -> Vec<&StoredEvent> {
     let mut events = Vec::new();
-    for (sequence, commit) in &commits {
+    for (sequence, commit) in commits {
         for event in &commit.events {
-            if Projection::Rooms.aggregate_type().is_some_and(|expected| expected != event.aggregate_type) {
-                tracing::warn!(projection = %Projection::Rooms, stream_sequence = sequence, aggregate_type = %event.aggregate_type, "event of another aggregate type on this subject; skipped");
+            if projection.aggregate_type().is_some_and(|expected| expected != event.aggregate_type) {
+                tracing::warn!(%projection, stream_sequence = sequence, aggregate_type = %event.aggregate_type, "event of another aggregate type on this subject; skipped");
                 continue;
             }
             events.push(event);
         }
     }
-    rooms::apply_many(tx, &events).await?;
-    Ok(events.len() as u64)
+    events
 }
 
 /// Many messages to the webhooks projection. It reads every event of the stream,

@@ -34,17 +34,122 @@ pub fn notification_id(event: Uuid, recipient: Uuid) -> Uuid {
 }
 
 pub(super) async fn apply(tx: &mut PgConnection, stream_sequence: u64, event: &StoredEvent) -> Result<(), ApplyError> {
-    let at = Cause { event, stream_sequence };
-    super::mail::apply(tx, stream_sequence, event).await?;
+    apply_many(tx, &[(stream_sequence, event)]).await
+}
+
+/// Applies `events` (in stream order, with their stream sequences) as they would
+/// apply one by one. Most of a busy stream is room joins and events that tell
+/// nobody anything: a run of those between other events costs one statement, which
+/// marks the runs' rooms started and names the ones it started (their first join in
+/// the run then tells the host and the accepted invitees). Nothing a join tells
+/// depends on another join, so the run's order is kept where it matters: each room's
+/// first join. Every other event is applied alone, in its place.
+pub(super) async fn apply_many(tx: &mut PgConnection, events: &[(u64, &StoredEvent)]) -> Result<(), ApplyError> {
+    let mut joins = Vec::new();
+    for &(stream_sequence, event) in events {
+        let at = Cause { event, stream_sequence };
+        match classify(event)? {
+            Class::Quiet => {}
+            Class::Join(join) => joins.push((at, join)),
+            Class::Room(room_id, decoded) => {
+                first_joins(tx, &mut joins).await?;
+                room_event(tx, &at, room_id, decoded).await?;
+            }
+            Class::Other => {
+                first_joins(tx, &mut joins).await?;
+                apply_other(tx, &at).await?;
+            }
+        }
+    }
+    first_joins(tx, &mut joins).await
+}
+
+/// What an event is to this projection.
+enum Class {
+    /// Tells nobody anything and changes no state here.
+    Quiet,
+    /// A participant joined a room.
+    Join(Join),
+    /// Another room event, decoded.
+    Room(Uuid, RoomEvent),
+    /// An event of another aggregate type this projection reads.
+    Other,
+}
+
+struct Join {
+    room_id: Uuid,
+    user_id: Uuid,
+}
+
+fn classify(event: &StoredEvent) -> Result<Class, ApplyError> {
     match event.aggregate_type.as_str() {
-        "room" => room_event(tx, &at).await,
-        "invitation" => invitation_event(tx, &at).await,
-        "settings" => settings_event(tx, event).await,
-        "contacts" => contacts_event(tx, &at).await,
-        "inbox" => inbox_event(tx, event).await,
-        "account" => account_event(tx, event).await,
+        "room" => {}
+        "invitation" | "settings" | "contacts" | "inbox" | "account" => return Ok(Class::Other),
+        _ => return Ok(Class::Quiet),
+    }
+    let Some(decoded) = decode::<RoomEvent>(event)? else { return Ok(Class::Quiet) };
+    let room_id = aggregate_uuid(event)?;
+    // Every variant named: a new one must be placed here on purpose.
+    Ok(match decoded {
+        RoomEvent::ParticipantJoined { user_id } => Class::Join(Join { room_id, user_id: user_id.as_uuid() }),
+        RoomEvent::RoomSettingsUpdated { name: None, .. }
+        | RoomEvent::ParticipantLeft { .. }
+        | RoomEvent::ParticipantMutedByHost { .. }
+        | RoomEvent::ParticipantUnmuteAllowed { .. }
+        | RoomEvent::ParticipantAudioChanged { .. }
+        | RoomEvent::ParticipantVideoChanged { .. }
+        | RoomEvent::ParticipantScreenShareChanged { .. }
+        | RoomEvent::RecordingStarted { .. }
+        | RoomEvent::RecordingStopped { .. }
+        | RoomEvent::TrackRecordingFinished { .. }
+        | RoomEvent::TrackRecordingExpired { .. } => Class::Quiet,
+        RoomEvent::RoomCreated { .. }
+        | RoomEvent::RoomSettingsUpdated { name: Some(_), .. }
+        | RoomEvent::ParticipantRemoved { .. }
+        | RoomEvent::RoomRescheduled { .. }
+        | RoomEvent::RoomCancelled { .. }
+        | RoomEvent::MeetingReminderDue { .. }
+        | RoomEvent::RoomEnded {} => Class::Room(room_id, decoded),
+    })
+}
+
+async fn apply_other(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), ApplyError> {
+    super::mail::apply(tx, at.stream_sequence, at.event).await?;
+    match at.event.aggregate_type.as_str() {
+        "invitation" => invitation_event(tx, at).await,
+        "settings" => settings_event(tx, at.event).await,
+        "contacts" => contacts_event(tx, at).await,
+        "inbox" => inbox_event(tx, at.event).await,
+        "account" => account_event(tx, at.event).await,
         _ => Ok(()),
     }
+}
+
+/// The joins of a run, then none: only the first join of a room's life starts its
+/// meeting, which tells the host and the invitees who accepted.
+async fn first_joins(tx: &mut PgConnection, joins: &mut Vec<(Cause<'_>, Join)>) -> Result<(), ApplyError> {
+    if joins.is_empty() {
+        return Ok(());
+    }
+    let rooms: Vec<Uuid> = joins.iter().map(|(_, join)| join.room_id).collect();
+    let mut started: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE notification_rooms SET started = TRUE WHERE room_id = ANY($1) AND NOT started RETURNING room_id",
+    )
+    .bind(&rooms)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (at, join) in joins.drain(..) {
+        let Some(index) = started.iter().position(|room| *room == join.room_id) else { continue };
+        started.swap_remove(index);
+        if let Some(room) = state::room(tx, join.room_id).await? {
+            let mut recipients = vec![room.host_id];
+            recipients.extend(state::invitees(tx, join.room_id, "('accepted')").await?);
+            let payload = json!({ "room": room_json(&room), "actor": actor_json(join.user_id) });
+            let notice = Notice { kind: NotificationKind::MeetingStarted, actor: join.user_id, payload };
+            notify(tx, &at, &notice, &recipients).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The event a notification comes from.
@@ -53,9 +158,12 @@ struct Cause<'a> {
     stream_sequence: u64,
 }
 
-async fn room_event(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), ApplyError> {
-    let Some(decoded) = decode::<RoomEvent>(at.event)? else { return Ok(()) };
-    let room_id = aggregate_uuid(at.event)?;
+async fn room_event(
+    tx: &mut PgConnection,
+    at: &Cause<'_>,
+    room_id: Uuid,
+    decoded: RoomEvent,
+) -> Result<(), ApplyError> {
     match decoded {
         RoomEvent::RoomCreated { host_id, name, scheduled_at, .. } => {
             sqlx::query(
@@ -76,24 +184,6 @@ async fn room_event(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), ApplyEr
                 .bind(String::from(name))
                 .execute(&mut *tx)
                 .await?;
-        }
-        RoomEvent::ParticipantJoined { user_id } => {
-            // Only the first join of the room's life starts the meeting.
-            let first: Option<Uuid> = sqlx::query_scalar(
-                "UPDATE notification_rooms SET started = TRUE WHERE room_id = $1 AND NOT started RETURNING room_id",
-            )
-            .bind(room_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if first.is_some()
-                && let Some(room) = state::room(tx, room_id).await?
-            {
-                let mut recipients = vec![room.host_id];
-                recipients.extend(state::invitees(tx, room_id, "('accepted')").await?);
-                let payload = json!({ "room": room_json(&room), "actor": actor_json(user_id.as_uuid()) });
-                let notice = Notice { kind: NotificationKind::MeetingStarted, actor: user_id.as_uuid(), payload };
-                notify(tx, at, &notice, &recipients).await?;
-            }
         }
         RoomEvent::ParticipantRemoved { user_id, removed_by } => {
             if let Some(room) = state::room(tx, room_id).await? {
@@ -152,6 +242,7 @@ async fn room_event(tx: &mut PgConnection, at: &Cause<'_>) -> Result<(), ApplyEr
                 .await?;
             state::arm_reminders(tx, room_id, at.event.timestamp).await?;
         }
+        // Joins go by runs (`first_joins`); the rest tell nobody (`classify`).
         _ => {}
     }
     Ok(())

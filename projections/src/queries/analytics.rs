@@ -1,5 +1,5 @@
 //! Room analytics: per room and UTC day, and per day across rooms. What each number
-//! means is written at the top of `models/analytics.rs`.
+//! means is written at the top of `models/analytics/mod.rs`.
 
 use chrono::NaiveDate;
 use rapat_domain::ids::RoomId;

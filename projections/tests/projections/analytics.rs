@@ -2,7 +2,7 @@
 //! more than 100,000 room events, written through the command bus, is replayed
 //! into the read model, exported from the stream as JSON Lines, and recounted
 //! here in memory by a separate, plain implementation of the definitions in
-//! `models/analytics.rs`.
+//! `models/analytics/mod.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

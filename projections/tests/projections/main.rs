@@ -2,6 +2,7 @@
 //! binary, so the crate links once.
 
 mod analytics;
+mod batched;
 mod export;
 mod faults;
 mod invitations;

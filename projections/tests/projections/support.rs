@@ -122,6 +122,22 @@ impl TestEnv {
     /// Appends one command's typed events to an aggregate, numbered after the ones
     /// this environment appended before. Returns the stream sequence.
     pub async fn append<E: Serialize + DomainEvent>(&self, aggregate_type: &str, id: Uuid, events: &[E]) -> u64 {
+        self.append_at(aggregate_type, id, events, now()).await
+    }
+
+    /// Appends events given as `(event type, schema version, payload)`.
+    pub async fn append_raw(&self, aggregate_type: &str, id: Uuid, events: Vec<(String, u32, Value)>) -> u64 {
+        self.append_raw_at(aggregate_type, id, events, now()).await
+    }
+
+    /// [`Self::append`] with the events stamped `timestamp`.
+    pub async fn append_at<E: Serialize + DomainEvent>(
+        &self,
+        aggregate_type: &str,
+        id: Uuid,
+        events: &[E],
+        timestamp: DateTime<Utc>,
+    ) -> u64 {
         let raw: Vec<(String, u32, Value)> = events
             .iter()
             .map(|event| {
@@ -129,11 +145,17 @@ impl TestEnv {
                 (event_type, schema_version_of(event).expect("a numeric version"), payload)
             })
             .collect();
-        self.append_raw(aggregate_type, id, raw).await
+        self.append_raw_at(aggregate_type, id, raw, timestamp).await
     }
 
-    /// Appends events given as `(event type, schema version, payload)`.
-    pub async fn append_raw(&self, aggregate_type: &str, id: Uuid, events: Vec<(String, u32, Value)>) -> u64 {
+    /// [`Self::append_raw`] with the events stamped `timestamp`.
+    pub async fn append_raw_at(
+        &self,
+        aggregate_type: &str,
+        id: Uuid,
+        events: Vec<(String, u32, Value)>,
+        timestamp: DateTime<Utc>,
+    ) -> u64 {
         let aggregate_id = id.to_string();
         let command_id = Uuid::new_v4().to_string();
         let first_version = {
@@ -143,7 +165,6 @@ impl TestEnv {
             *version += events.len() as u64;
             first
         };
-        let timestamp = now();
         let events = events
             .into_iter()
             .enumerate()
