@@ -1,7 +1,7 @@
 //! `/analytics`: meetings, participants, participant-minutes and peak concurrency
 //! per UTC day, from the analytics read model. A room's figures are for its host;
 //! the daily figures across rooms are for administrators. What each number means
-//! is written at the top of `projections/src/models/analytics.rs`.
+//! is written at the top of `projections/src/models/analytics/mod.rs`.
 //!
 //! The analytics projection is not awaited by room writes (nobody reads it right
 //! after joining a room), so these figures may trail the latest events briefly.
