@@ -6,16 +6,15 @@
 //! publisher. Requests are rate-limited per track: a burst of subscribers joining
 //! must not make the publisher send a keyframe each.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, Slot, TaggedPacket};
 use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
 
+use crate::read_filter::ReadFilter;
 use crate::source::SourceId;
 
 /// Near the wire, before the report and NACK interceptors consume RTCP.
@@ -28,14 +27,12 @@ const MIN_INTERVAL: Duration = Duration::from_millis(500);
 pub struct SurfaceKeyframeRequests {
     /// Also surface sender reports (the loopback client counts them).
     sender_reports: bool,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
 }
 
 impl SurfaceKeyframeRequests {
     #[cfg(feature = "loopback-client")]
     pub fn with_sender_reports() -> Self {
-        Self { sender_reports: true, ..Self::default() }
+        Self { sender_reports: true }
     }
 }
 
@@ -44,14 +41,8 @@ fn is_keyframe_request(packet: &dyn rtcp::Packet) -> bool {
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for SurfaceKeyframeRequests {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut message: TaggedPacket) -> Result<(), Self::Error> {
+impl ReadFilter for SurfaceKeyframeRequests {
+    fn keep(&mut self, message: &mut TaggedPacket) -> bool {
         if let Packet::Rtcp(packets) = &message.message.packet
             && packets.iter().any(|packet| {
                 is_keyframe_request(packet.as_ref())
@@ -60,37 +51,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for SurfaceKeyframeRequests {
         {
             message.message.add(Attribute::DeliverToApplication);
         }
-        self.reads.push_back(message);
-        Ok(())
+        true
     }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(message);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Self::Time> {
-        None
-    }
-}
-
-impl Interceptor for SurfaceKeyframeRequests {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// Which forwarded tracks a subscriber asked keyframes for, and when last.

@@ -32,6 +32,7 @@ pub mod nats;
 mod peer;
 mod placement;
 mod queues;
+mod read_filter;
 mod recorder;
 mod room_core;
 pub mod room_events;

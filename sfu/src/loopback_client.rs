@@ -242,8 +242,10 @@ impl LoopbackClient {
         let local_addr = socket.local_addr()?;
         let now = Instant::now();
         let media_engine = media_engine(options.payload_types)?;
-        let registry = Registry::new()
-            .with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::with_sender_reports());
+        let registry = Registry::new().with(
+            crate::keyframe::slot(),
+            crate::read_filter::ReadOnly::new(crate::keyframe::SurfaceKeyframeRequests::with_sender_reports()),
+        );
         let mut media_engine = media_engine;
         let registry = register_default_interceptors(registry, &mut media_engine)?;
         let mut pc = RTCPeerConnectionBuilder::new()

@@ -36,6 +36,7 @@ use serde_json::json;
 pub(crate) use crate::candidate::{host_candidate, tcp_candidate};
 use crate::keyframe::KeyframeRequests;
 use crate::leg::{LegParameters, SourceParameters, Translation};
+use crate::read_filter::ReadOnly;
 use crate::signal::{Outgoing, PeerKey};
 use crate::simulcast::{CodecFamily, LayerForwarder};
 use crate::source::{SourceId, Subscription};
@@ -182,8 +183,11 @@ impl Peer {
         crate::speakers::register(&mut media_engine)?;
         let resend_floors = crate::stale_nacks::ResendFloors::default();
         let registry = Registry::new()
-            .with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default())
-            .with(crate::stale_nacks::slot(), crate::stale_nacks::DropStaleNacks::new(resend_floors.clone()));
+            .with(crate::keyframe::slot(), ReadOnly::new(crate::keyframe::SurfaceKeyframeRequests::default()))
+            .with(
+                crate::stale_nacks::slot(),
+                ReadOnly::new(crate::stale_nacks::DropStaleNacks::new(resend_floors.clone())),
+            );
         let registry = register_default_interceptors(registry, &mut media_engine)?;
         // Without the estimate no packet carries a transport-wide sequence number,
         // no feedback is joined, and layers are chosen by the client's sizes alone.
@@ -365,8 +369,7 @@ impl Peer {
             publisher_user: subscription.publisher_user,
             clock_rate: subscription.codec.clock_rate,
             layers: None,
-            vp8_ids: (crate::simulcast::CodecFamily::of_mime(&subscription.codec.mime_type)
-                == crate::simulcast::CodecFamily::Vp8)
+            vp8_ids: (CodecFamily::of_mime(&subscription.codec.mime_type) == CodecFamily::Vp8)
                 .then(crate::vp8_ids::Vp8Ids::default),
             reported_want: None,
             video: subscription.kind == RtpCodecKind::Video,

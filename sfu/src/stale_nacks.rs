@@ -8,15 +8,14 @@
 //! the keyframe. In Chromium behind a 400 kbit/s token bucket, the old layer's
 //! frames kept arriving for over a second after the SFU had switched.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use rtc::interceptor::{Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Packet, Slot, TaggedPacket};
 use rtc::rtcp;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{TransportLayerNack, nack_pairs_from_sequence_numbers};
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error;
+
+use crate::read_filter::ReadFilter;
 
 /// Nearer the wire than the NACK responder (4_000), so inbound NACKs come here first.
 pub fn slot() -> Slot {
@@ -60,13 +59,11 @@ impl ResendFloors {
 
 pub struct DropStaleNacks {
     floors: ResendFloors,
-    reads: VecDeque<TaggedPacket>,
-    writes: VecDeque<TaggedPacket>,
 }
 
 impl DropStaleNacks {
     pub fn new(floors: ResendFloors) -> Self {
-        Self { floors, reads: VecDeque::new(), writes: VecDeque::new() }
+        Self { floors }
     }
 
     fn filter(&self, packets: Vec<Box<dyn rtcp::Packet>>) -> Vec<Box<dyn rtcp::Packet>> {
@@ -80,51 +77,14 @@ impl DropStaleNacks {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for DropStaleNacks {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut message: TaggedPacket) -> Result<(), Self::Error> {
+impl ReadFilter for DropStaleNacks {
+    fn keep(&mut self, message: &mut TaggedPacket) -> bool {
         if let Packet::Rtcp(packets) = &mut message.message.packet {
             *packets = self.filter(std::mem::take(packets));
-            if packets.is_empty() {
-                return Ok(());
-            }
+            return !packets.is_empty();
         }
-        self.reads.push_back(message);
-        Ok(())
+        true
     }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.reads.pop_front()
-    }
-
-    fn handle_write(&mut self, message: TaggedPacket) -> Result<(), Self::Error> {
-        self.writes.push_back(message);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.writes.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Self::Time> {
-        None
-    }
-}
-
-impl Interceptor for DropStaleNacks {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

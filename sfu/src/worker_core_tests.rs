@@ -148,8 +148,10 @@ impl Net {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs().expect("codecs");
         // As a browser does, the client's application sees the keyframe requests it gets.
-        let surfaced =
-            Registry::new().with(crate::keyframe::slot(), crate::keyframe::SurfaceKeyframeRequests::default());
+        let surfaced = Registry::new().with(
+            crate::keyframe::slot(),
+            crate::read_filter::ReadOnly::new(crate::keyframe::SurfaceKeyframeRequests::default()),
+        );
         let registry = register_default_interceptors(surfaced, &mut media_engine).expect("interceptors");
         // As a browser does, the client numbers what it sends for the SFU's TWCC feedback.
         let (registry, uplink) = crate::downlink::register(registry);
