@@ -61,8 +61,13 @@ pub enum WorkerOutput {
 }
 
 pub struct WorkerCore {
-    /// The announced address of each of the SFU's sockets; a peer's is `peer % len`.
+    /// The announced address of each of the SFU's sockets.
     sockets: Vec<SocketAddr>,
+    /// Each peer's socket, handed out in turn as peers are created here: a
+    /// room's peers share a worker and their ids step by the worker count, so
+    /// `id % sockets` would leave some sockets to other rooms.
+    peer_sockets: HashMap<u64, usize>,
+    next_socket: usize,
     /// The announced address of the ICE-TCP listener, when there is one.
     tcp: Option<SocketAddr>,
     /// Whether new peers estimate their downlink (TWCC) and fit layers to it.
@@ -95,6 +100,8 @@ impl WorkerCore {
         assert!(!sockets.is_empty(), "a worker needs a socket");
         Self {
             sockets,
+            peer_sockets: HashMap::new(),
+            next_socket: 0,
             tcp: None,
             downlink_estimate: true,
             metrics,
@@ -124,7 +131,7 @@ impl WorkerCore {
 
     /// Peers are spread over the SFU's sockets (one, or one per port of a range) by id.
     fn socket_of(&self, peer: u64) -> usize {
-        (peer % self.sockets.len() as u64) as usize
+        self.peer_sockets.get(&peer).copied().unwrap_or(0)
     }
 
     fn advance(&mut self, now: Instant) {
@@ -176,7 +183,7 @@ impl WorkerCore {
             }
             WorkerInput::Create { peer, key, audio_blocked } => {
                 let credentials = crate::ufrag::credentials(peer);
-                let socket = self.socket_of(peer);
+                let socket = self.next_socket % self.sockets.len();
                 let estimate = self.downlink_estimate;
                 match Peer::new(key.clone(), peer, credentials.clone(), self.sockets[socket], estimate, now) {
                     Ok(mut created) => {
@@ -192,6 +199,8 @@ impl WorkerCore {
                         });
                         created.audio_blocked = audio_blocked;
                         self.peers.insert(peer, created);
+                        self.peer_sockets.insert(peer, socket);
+                        self.next_socket += 1;
                         self.touched.push(peer);
                     }
                     Err(error) => {
@@ -395,6 +404,7 @@ impl WorkerCore {
         };
         if closed {
             self.peers.remove(&id);
+            self.peer_sockets.remove(&id);
             self.room_workers.remove(&id);
             self.levels.forget(|source| source.0 >> crate::peer::SOURCE_BITS == id);
             self.recorded.retain(|source| source.0 >> crate::peer::SOURCE_BITS != id);

@@ -568,3 +568,22 @@ fn a_peer_connects_whichever_handshake_datagram_is_lost() {
 
 #[path = "worker_core_simulcast_tests.rs"]
 mod simulcast;
+
+#[test]
+fn a_workers_peers_take_the_sockets_in_turn_whatever_their_ids() {
+    let sockets: Vec<SocketAddr> = (0..4).map(|port| SocketAddr::from(([127, 0, 0, 1], 9000 + port))).collect();
+    let mut core = WorkerCore::new(sockets, Arc::new(WorkerMetrics::default()), Instant::now());
+    // A room on one of two workers gets every other id.
+    let room = Uuid::new_v4();
+    for peer in [1, 3, 5, 7] {
+        let key = PeerKey { room, user: Uuid::new_v4(), connection: Uuid::new_v4() };
+        core.handle_input(Instant::now(), WorkerInput::Create { peer, key, audio_blocked: false });
+    }
+    let mut used = Vec::new();
+    while let Some(output) = core.poll_output() {
+        if let WorkerOutput::Route { socket, change: RouteChange::Admit { .. } } = output {
+            used.push(socket);
+        }
+    }
+    assert_eq!(used, [0, 1, 2, 3], "id modulo the sockets would use two of the four");
+}
