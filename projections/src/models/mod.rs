@@ -95,12 +95,14 @@ pub(crate) async fn apply_message(
 /// back to [`apply_message`] one message at a time to find and park it.
 pub(crate) async fn apply_audit_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])]) -> Result<u64, ApplyError> {
     let commits = stored_commits(messages)?;
-    let events: Vec<(u64, &StoredEvent)> = commits
-        .iter()
-        .flat_map(|(sequence, commit)| commit.events.iter().map(move |event| (*sequence, event)))
-        .collect();
+    let events = sequenced_events(&commits);
     audit::apply_many(tx, &events).await?;
     Ok(events.len() as u64)
+}
+
+/// Every event of `commits` in stream order, each with its commit's stream sequence.
+fn sequenced_events(commits: &[(u64, StoredCommit)]) -> Vec<(u64, &StoredEvent)> {
+    commits.iter().flat_map(|(sequence, commit)| commit.events.iter().map(move |event| (*sequence, event))).collect()
 }
 
 /// The messages' stored commits, with their stream sequences; a message that is
@@ -166,10 +168,7 @@ async fn apply_analytics_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])])
 /// (`notifications::apply_many`).
 async fn apply_notifications_batch(tx: &mut PgConnection, messages: &[(u64, &[u8])]) -> Result<u64, ApplyError> {
     let commits = stored_commits(messages)?;
-    let events: Vec<(u64, &StoredEvent)> = commits
-        .iter()
-        .flat_map(|(sequence, commit)| commit.events.iter().map(move |event| (*sequence, event)))
-        .collect();
+    let events = sequenced_events(&commits);
     notifications::apply_many(tx, &events).await?;
     Ok(events.len() as u64)
 }
