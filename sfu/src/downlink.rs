@@ -15,8 +15,8 @@
 //!   draining (underuse) or neither;
 //! - loss: a batch losing more than a tenth of its packets cuts the estimate.
 //!
-//! On overuse the estimate drops to a little under the rate that got through;
-//! with neither signal it climbs by [`INCREASE_PER_SECOND`], but only up to
+//! On overuse the estimate drops to a little under the rate that got through
+//! since the queue was last empty (the rate the link drains it at); with neither signal it climbs by [`INCREASE_PER_SECOND`], but only up to
 //! [`MAX_OVER_ACKED`] times the rate that got through, and it is at least that
 //! rate. The rate that got through is what the SFU sends: an estimate free to
 //! climb past it says nothing of the link (it climbed until it named a layer
@@ -54,6 +54,10 @@ const ACKED_WINDOW: Duration = Duration::from_millis(500);
 /// the size of: the SRTP tag, UDP and IPv4 headers. Counted, so the rate that
 /// got through compares with the layers' rates, which count them too.
 const WIRE_OVERHEAD: usize = 38;
+/// A packet delayed less than this over the window's least met no queue.
+const EMPTY_QUEUE_MS: f64 = 5.0;
+/// A queue's arrivals over less than this say too little of the rate it drains at.
+const MIN_DRAIN_SPAN: Duration = Duration::from_millis(60);
 /// On overuse the estimate goes to this share of the rate that got through.
 const BACK_OFF: f64 = 0.85;
 /// At most one cut per this long: the feedback after a cut still shows the queue.
@@ -118,6 +122,14 @@ pub enum Usage {
     Underuse,
 }
 
+/// An acknowledged packet: when it arrived, its bytes on the wire, its one-way delay.
+#[derive(Clone, Copy, Debug)]
+struct Arrival {
+    at: Duration,
+    bytes: usize,
+    delay_ms: f64,
+}
+
 /// Packets that left together: the first departure, the last departure and arrival.
 #[derive(Clone, Copy, Debug)]
 struct Group {
@@ -138,8 +150,10 @@ pub struct DownlinkEstimator {
     trend: VecDeque<(f64, f64)>,
     usage: Usage,
     previous_slope: Option<f64>,
-    /// (arrival, bytes) of the packets that arrived, over [`ACKED_WINDOW`].
-    arrivals: VecDeque<(Duration, usize)>,
+    /// The packets that arrived, over [`ACKED_WINDOW`].
+    arrivals: VecDeque<Arrival>,
+    /// What departures are measured from, to compare them with arrivals.
+    epoch: Option<Instant>,
     last_update: Option<Instant>,
     last_cut: Option<Instant>,
 }
@@ -164,6 +178,7 @@ impl DownlinkEstimator {
             usage: Usage::Normal,
             previous_slope: None,
             arrivals: VecDeque::new(),
+            epoch: None,
             last_update: None,
             last_cut: None,
         }
@@ -181,9 +196,9 @@ impl DownlinkEstimator {
     /// The rate that got through over the last [`ACKED_WINDOW`] of arrivals,
     /// over the time they span (at least `least`).
     fn acked_over(&self, least: Duration) -> Option<f64> {
-        let (first, last) = (self.arrivals.front()?.0, self.arrivals.back()?.0);
+        let (first, last) = (self.arrivals.front()?.at, self.arrivals.back()?.at);
         let span = last.saturating_sub(first).max(least);
-        let bytes: usize = self.arrivals.iter().map(|(_, size)| size).sum();
+        let bytes: usize = self.arrivals.iter().map(|arrival| arrival.bytes).sum();
         Some(bytes as f64 * 8.0 / span.as_secs_f64())
     }
 
@@ -203,10 +218,32 @@ impl DownlinkEstimator {
         self.acked_over(ACKED_WINDOW)
     }
 
+    /// The rate of the arrivals since the link's queue was last empty: while a
+    /// queue stands, packets arrive at the rate the link drains it. The window
+    /// of [`Self::acked_bps`] still holds arrivals from before the queue, at
+    /// the old rate, when the queue is found (a few hundred ms after the link
+    /// narrowed), and a cut from its average named a layer that did not fit
+    /// either. `None` while the queue spans too little to measure.
+    fn draining_bps(&self) -> Option<f64> {
+        let lowest = self.arrivals.iter().map(|arrival| arrival.delay_ms).fold(f64::INFINITY, f64::min);
+        // The last packet that met no queue (within the jitter a busy host adds).
+        let empty = self.arrivals.iter().rposition(|arrival| arrival.delay_ms <= lowest + EMPTY_QUEUE_MS)?;
+        let began = self.arrivals[empty].at;
+        let span = self.arrivals.back()?.at.checked_sub(began)?;
+        if span < MIN_DRAIN_SPAN {
+            return None;
+        }
+        let bytes: usize = self.arrivals.iter().skip(empty + 1).map(|arrival| arrival.bytes).sum();
+        Some(bytes as f64 * 8.0 / span.as_secs_f64())
+    }
+
     /// One acknowledged packet into the groups and the trend.
     fn add_arrival(&mut self, departure: Instant, arrival: Duration, size: usize) {
-        self.arrivals.push_back((arrival, size + WIRE_OVERHEAD));
-        while self.arrivals.front().is_some_and(|(at, _)| arrival.saturating_sub(*at) > ACKED_WINDOW) {
+        let epoch = *self.epoch.get_or_insert(departure);
+        // One-way delay up to the clocks' offset, which cancels out in comparisons.
+        let delay_ms = (arrival.as_secs_f64() - departure.saturating_duration_since(epoch).as_secs_f64()) * 1e3;
+        self.arrivals.push_back(Arrival { at: arrival, bytes: size + WIRE_OVERHEAD, delay_ms });
+        while self.arrivals.front().is_some_and(|oldest| arrival.saturating_sub(oldest.at) > ACKED_WINDOW) {
             self.arrivals.pop_front();
         }
         match self.group.as_mut() {
@@ -312,7 +349,8 @@ impl BandwidthEstimator for DownlinkEstimator {
         let lossy = reports.len() >= LOSS_MIN_PACKETS && loss > LOSS_CUT_ABOVE;
         match self.usage {
             Usage::Overuse if may_cut => {
-                let through = self.acked_bps().unwrap_or(self.target);
+                let acked = self.acked_bps().unwrap_or(self.target);
+                let through = self.draining_bps().map_or(acked, |draining| draining.min(acked));
                 // Counted even when the estimate is already lower: a probe's
                 // padding goes out over the estimate, and this queue is its answer.
                 let to = (BACK_OFF * through).min(self.target);

@@ -261,3 +261,45 @@ fn a_burst_after_a_stall_does_not_raise_the_estimate() {
     let after = estimator.target_bitrate();
     assert!(after <= steady * 1.2, "the estimate jumped from {steady} to {after}");
 }
+
+#[test]
+fn a_cut_for_a_queue_goes_under_the_rate_the_queue_drains_at() {
+    // Packets leave evenly at 860 kbit/s (a top layer) and are fed back every
+    // 50 ms, as a browser does; after 2 s the link narrows to 400 kbit/s with no
+    // burst allowance and a queue that does not drop. When the queue is found,
+    // the last 500 ms of arrivals still hold some from before it built, at the
+    // old rate: a cut from their average (to 583 kbit/s) named the half layer
+    // (460 kbit/s), which did not fit either, and a second cut and a second
+    // switch followed. Chromium behind `tc tbf` showed the same.
+    let mut estimator = DownlinkEstimator::default();
+    let start = Instant::now();
+    let every = Duration::from_secs_f64(PACKET as f64 * 8.0 / 860_000.0);
+    let narrowed = Duration::from_secs(2);
+    let drains_every = Duration::from_secs_f64((PACKET + WIRE_OVERHEAD) as f64 * 8.0 / 400_000.0);
+    let (mut id, mut free_at, mut reports) = (0u64, Duration::ZERO, Vec::new());
+    let mut next_feedback = Duration::from_millis(50);
+    let cuts = estimator.handle().cuts();
+    while estimator.handle().cuts() == cuts {
+        let sent = every * id as u32;
+        assert!(sent < narrowed + Duration::from_secs(2), "no cut within 2 s of the drop");
+        let arrival = if sent < narrowed {
+            sent + Duration::from_millis(20)
+        } else {
+            (sent + Duration::from_millis(20)).max(free_at + drains_every)
+        };
+        free_at = arrival;
+        reports.push((report(id, start + sent, Some(arrival)), arrival));
+        id += 1;
+        if sent >= next_feedback {
+            // What has arrived by now, 20 ms later at the sender.
+            let (due, later): (Vec<_>, Vec<_>) = reports.into_iter().partition(|(_, arrival)| *arrival <= sent);
+            reports = later;
+            let due: Vec<_> = due.into_iter().map(|(report, _)| report).collect();
+            estimator.on_reports(start + sent + Duration::from_millis(20), &due);
+            next_feedback += Duration::from_millis(50);
+        }
+    }
+    // A share of the rate the queue drains at: under the link, not far under.
+    let target = estimator.target_bitrate();
+    assert!((300_000.0..400_000.0).contains(&target), "first cut for a queue to {target}");
+}
