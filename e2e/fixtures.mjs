@@ -40,6 +40,16 @@ const RUN = Date.now().toString(36);
  */
 export async function signUp(page, first, last, index) {
   await page.goto("/");
+  // Chromium aborts the loads in flight when the host's network changes
+  // (net::ERR_NETWORK_CHANGED), as it does when a test's network namespace
+  // and its veth pair appear: a page whose scripts were lost that way is
+  // loaded once more.
+  const ready = await page
+    .locator("#show-register")
+    .waitFor({ timeout: 10_000 })
+    .then(() => true)
+    .catch(() => false);
+  if (!ready) await page.reload();
   await register(page, { first, last, email: `${first.toLowerCase()}.${last.toLowerCase()}.${RUN}.${index}@example.com` });
 }
 

@@ -17,7 +17,9 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use crate::read_filter::ReadFilter;
 use crate::source::SourceId;
 
-/// Near the wire, before the report and NACK interceptors consume RTCP.
+/// Nearest the application in the registry's order: the report, NACK and
+/// congestion interceptors nearer the wire read PLI and FIR but pass them on,
+/// and here they are marked for delivery.
 pub fn slot() -> Slot {
     Slot::from(14_000)
 }
