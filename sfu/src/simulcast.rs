@@ -374,8 +374,25 @@ impl LayerForwarder {
             return Decision { forward, wants_keyframe: None };
         }
         let wants_keyframe = switching.then_some(target);
-        let forward = if self.current == Some(tag.layer) { self.rewrite(sequence, timestamp, now) } else { None };
+        let forward = if self.current == Some(tag.layer) && !self.holds_back(target, timestamp) {
+            self.rewrite(sequence, timestamp, now)
+        } else {
+            None
+        };
         Decision { forward, wants_keyframe }
+    }
+
+    /// Whether the current layer's packet with the publisher's `timestamp`
+    /// waits out the switch down to `target`: when the current layer no longer
+    /// fits the downlink, its frames after the one in flight are dropped. They
+    /// would only add to the link's queue, and the keyframe of the layer
+    /// switched to, coming into a full queue, was lost with them (in Chromium
+    /// behind `tc tbf`, decoding then waited seconds for the next keyframe).
+    fn holds_back(&self, target: u8, timestamp: u32) -> bool {
+        let Some(current) = self.current else { return false };
+        let too_big = target < current && self.fit.ceiling() < current;
+        let next_frame = self.last_out.is_none_or(|(_, last, _)| last != timestamp.wrapping_add(self.ts_offset));
+        too_big && next_frame
     }
 
     /// The offsets that make the new layer's packet at (`sequence`,

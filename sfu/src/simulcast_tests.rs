@@ -104,6 +104,47 @@ fn one_layer_is_forwarded_and_a_switch_waits_for_a_keyframe_of_the_target() {
 }
 
 #[test]
+fn a_layer_that_no_longer_fits_stops_after_the_frame_in_flight_until_the_switch() {
+    let mut now = Instant::now();
+    let mut forwarder = LayerForwarder::new(90_000);
+    // Layers at 150, 500 and 1,200 kbit/s, each frame in two packets.
+    let mut frame = |forwarder: &mut LayerForwarder, n: u16, now: Instant, budget: u64| {
+        let timestamp = u32::from(n) * 3_000;
+        let mut forwarded = Vec::new();
+        for (layer, bps) in [(0u8, 150_000u64), (1, 500_000), (2, 1_200_000)] {
+            for part in 0..2u16 {
+                forwarder.observe(layer, (bps / 8 / 60) as usize, Some(budget), now);
+                let tag = tag(layer, n == 0 && part == 0);
+                forwarded.push(forwarder.handle(tag, n * 2 + part, timestamp, now));
+            }
+        }
+        forwarded
+    };
+    for n in 0..60 {
+        frame(&mut forwarder, n, now, 3_000_000);
+        now += Duration::from_millis(33);
+    }
+    assert_eq!(forwarder.current(), Some(2));
+    // The downlink narrows in the middle of a full-layer frame: the frame's
+    // second packet still goes (a frame cut short is lost whole)...
+    let timestamp = 60 * 3_000;
+    forwarder.observe(2, 2_500, Some(3_000_000), now);
+    assert!(forwarder.handle(tag(2, false), 120, timestamp, now).forward.is_some());
+    forwarder.observe(2, 2_500, Some(300_000), now);
+    assert_eq!(forwarder.wanted(), 0, "the quarter layer fits");
+    assert!(forwarder.handle(tag(2, false), 121, timestamp, now).forward.is_some(), "the frame in flight ends");
+    // ...the next ones do not, while the quarter layer's keyframe is asked for.
+    now += Duration::from_millis(33);
+    let next = frame(&mut forwarder, 61, now, 300_000);
+    assert!(next.iter().all(|decision| decision.forward.is_none()), "{next:?}");
+    assert_eq!(next[4].wants_keyframe, Some(0));
+    // The keyframe switches, and the sequence numbers run on from the last sent.
+    let switched = forwarder.handle(tag(0, true), 124, 62 * 3_000, now + Duration::from_millis(33));
+    assert_eq!(switched.forward.map(|(sequence, _)| sequence), Some(122));
+    assert_eq!(forwarder.current(), Some(0));
+}
+
+#[test]
 fn sequence_numbers_and_timestamps_wrap_across_a_switch() {
     let now = Instant::now();
     let mut forwarder = LayerForwarder::new(90_000);
