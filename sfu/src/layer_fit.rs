@@ -65,12 +65,24 @@ pub(crate) struct LayerRate {
     /// The last whole window's rate, kept while the layer is paused: a paused
     /// layer's rate is what it will cost when it comes back.
     bps: Option<u64>,
+    /// The whole window's before it.
+    previous_bps: Option<u64>,
 }
 
 impl LayerRate {
     /// The last whole window's rate.
     pub(crate) fn bps(&self) -> Option<u64> {
         self.bps
+    }
+
+    /// The smaller of the last two whole windows' rates: a keyframe makes one
+    /// window big, and the keyframe a switch up asks for lands in the new
+    /// layer's first window.
+    fn steady_bps(&self) -> Option<u64> {
+        match (self.bps, self.previous_bps) {
+            (Some(last), Some(previous)) => Some(last.min(previous)),
+            (last, _) => last,
+        }
     }
 
     pub(crate) fn record(&mut self, bytes: usize, now: Instant) {
@@ -80,6 +92,7 @@ impl LayerRate {
             self.window_start = Some(now);
             self.bytes = 0;
         } else if elapsed >= RATE_WINDOW {
+            self.previous_bps = self.bps;
             self.bps = Some(self.bytes * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64);
             self.window_start = Some(now);
             self.bytes = 0;
@@ -170,6 +183,16 @@ impl LayerFit {
         self.rate(layer).is_none_or(|bps| bps as f64 * headroom <= budget as f64)
     }
 
+    /// Whether `layer` still fits `budget` by its steady rate: what a keyframe
+    /// adds to one window is no reason to go down. A layer stepped up to was
+    /// otherwise measured over the budget right after, by the very keyframe
+    /// the switch asked for, and went down again (in Chromium behind `tc`,
+    /// twice in a row after a lifted limit).
+    fn still_fits(&self, layer: u8, budget: u64) -> bool {
+        let steady = self.rates.get(usize::from(layer)).and_then(LayerRate::steady_bps);
+        steady.is_none_or(|bps| bps <= budget)
+    }
+
     /// Updates the ceiling for a budget of `budget` bits per second (`None`: no
     /// estimate, so the bandwidth allows every layer); probes go no higher than
     /// `probe_up_to` (the layer the subscriber's size asks for: room for a layer
@@ -181,7 +204,7 @@ impl LayerFit {
             self.probe = None;
             return self.ceiling;
         };
-        let fitting = (0..=TOP).rev().find(|layer| self.fits(*layer, budget, 1.0)).unwrap_or(0);
+        let fitting = (0..=TOP).rev().find(|layer| self.still_fits(*layer, budget)).unwrap_or(0);
         if fitting < self.ceiling {
             self.probe = None;
             self.go_down(fitting, now);
@@ -380,6 +403,34 @@ mod tests {
             assert_eq!(fit.ceiling(), 0);
         }
         assert_eq!(holds, [3, 4, 4], "seconds before each step up");
+    }
+
+    #[test]
+    fn a_keyframe_swelling_one_window_of_a_layer_does_not_take_it_down() {
+        let mut fit = LayerFit::default();
+        let mut now = Instant::now();
+        run(&mut fit, &mut now, Some(2_000_000), Duration::from_secs(3));
+        assert_eq!(fit.ceiling(), 2);
+        // One window in which the full layer comes at 1.6 Mbit/s (a keyframe)
+        // against a budget of 1.4: it stays.
+        let budget = Some(1_400_000);
+        let mut window = |fit: &mut LayerFit, now: &mut Instant, full_bps: f64| {
+            let start = *now;
+            while now.duration_since(start) < RATE_WINDOW {
+                fit.record(2, (full_bps / 8.0 * TICK.as_secs_f64()) as usize, *now);
+                *now += TICK;
+                fit.update(budget, TOP, *now);
+            }
+        };
+        window(&mut fit, &mut now, 1_600_000.0);
+        window(&mut fit, &mut now, 1_200_000.0);
+        assert!(fit.rate(2).is_some_and(|bps| bps > 1_400_000), "the swollen window was measured");
+        assert_eq!(fit.ceiling(), 2, "one big window is no reason to go down");
+        // Two windows over the budget: the layer really grew.
+        window(&mut fit, &mut now, 1_600_000.0);
+        window(&mut fit, &mut now, 1_600_000.0);
+        window(&mut fit, &mut now, 1_600_000.0);
+        assert!(fit.ceiling() < 2);
     }
 
     #[test]
