@@ -178,9 +178,21 @@ impl LayerFit {
         (probe.target_bps.saturating_sub(sent) as f64 * ramp.min(1.0)) as u64
     }
 
-    /// A layer not measured yet is taken to fit: it is tried by sending it.
+    /// A layer not measured yet is taken to fit, unless a layer below it, which
+    /// costs less, does not: it is tried by sending it.
     fn fits(&self, layer: u8, budget: u64, headroom: f64) -> bool {
-        self.rate(layer).is_none_or(|bps| bps as f64 * headroom <= budget as f64)
+        self.cost(layer, LayerRate::bps).is_none_or(|bps| bps as f64 * headroom <= budget as f64)
+    }
+
+    /// `layer`'s rate by `rate`, or when it has none yet, the highest of the
+    /// layers below it. A layer the publisher has not sent yet had been taken
+    /// to fit any budget, so a leg whose ceiling was that layer never went down
+    /// from the one below it, however short the link (in Chromium, a publisher
+    /// short of CPU sent no top layer, and the limited watcher got the half
+    /// layer at 16-50 % loss and no frame for 7 s).
+    fn cost(&self, layer: u8, rate: impl Fn(&LayerRate) -> Option<u64>) -> Option<u64> {
+        let rates = self.rates.get(..=usize::from(layer))?;
+        rate(rates.last()?).or_else(|| rates.iter().filter_map(&rate).max())
     }
 
     /// Whether `layer` still fits `budget` by its steady rate: what a keyframe
@@ -189,8 +201,7 @@ impl LayerFit {
     /// the switch asked for, and went down again (in Chromium behind `tc`,
     /// twice in a row after a lifted limit).
     fn still_fits(&self, layer: u8, budget: u64) -> bool {
-        let steady = self.rates.get(usize::from(layer)).and_then(LayerRate::steady_bps);
-        steady.is_none_or(|bps| bps <= budget)
+        self.cost(layer, LayerRate::steady_bps).is_none_or(|bps| bps <= budget)
     }
 
     /// Updates the ceiling for a budget of `budget` bits per second (`None`: no
@@ -431,6 +442,26 @@ mod tests {
         window(&mut fit, &mut now, 1_600_000.0);
         window(&mut fit, &mut now, 1_600_000.0);
         assert!(fit.ceiling() < 2);
+    }
+
+    #[test]
+    fn a_layer_never_sent_costs_at_least_the_ones_below_it() {
+        let mut fit = LayerFit::default();
+        let mut now = Instant::now();
+        // The publisher sends the quarter and half layers only.
+        let mut lower_two = |fit: &mut LayerFit, now: &mut Instant, budget: u64| {
+            for (layer, bps) in RATES.iter().take(2).enumerate() {
+                fit.record(layer as u8, (*bps as f64 / 8.0 * TICK.as_secs_f64()) as usize, *now);
+            }
+            *now += TICK;
+            fit.update(Some(budget), TOP, *now)
+        };
+        for _ in 0..90 {
+            lower_two(&mut fit, &mut now, 2_000_000);
+        }
+        assert_eq!(fit.ceiling(), 2, "the full layer, not sent, is taken to fit a wide link");
+        // The link narrows under the half layer: the full layer cannot fit either.
+        assert_eq!(lower_two(&mut fit, &mut now, 300_000), 0);
     }
 
     #[test]
