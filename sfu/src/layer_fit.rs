@@ -425,7 +425,7 @@ mod tests {
         // One window in which the full layer comes at 1.6 Mbit/s (a keyframe)
         // against a budget of 1.4: it stays.
         let budget = Some(1_400_000);
-        let mut window = |fit: &mut LayerFit, now: &mut Instant, full_bps: f64| {
+        let window = |fit: &mut LayerFit, now: &mut Instant, full_bps: f64| {
             let start = *now;
             while now.duration_since(start) < RATE_WINDOW {
                 fit.record(2, (full_bps / 8.0 * TICK.as_secs_f64()) as usize, *now);
@@ -449,7 +449,7 @@ mod tests {
         let mut fit = LayerFit::default();
         let mut now = Instant::now();
         // The publisher sends the quarter and half layers only.
-        let mut lower_two = |fit: &mut LayerFit, now: &mut Instant, budget: u64| {
+        let lower_two = |fit: &mut LayerFit, now: &mut Instant, budget: u64| {
             for (layer, bps) in RATES.iter().take(2).enumerate() {
                 fit.record(layer as u8, (*bps as f64 / 8.0 * TICK.as_secs_f64()) as usize, *now);
             }

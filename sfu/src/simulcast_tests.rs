@@ -108,7 +108,7 @@ fn a_layer_that_no_longer_fits_stops_after_the_frame_in_flight_until_the_switch(
     let mut now = Instant::now();
     let mut forwarder = LayerForwarder::new(90_000);
     // Layers at 150, 500 and 1,200 kbit/s, each frame in two packets.
-    let mut frame = |forwarder: &mut LayerForwarder, n: u16, now: Instant, budget: u64| {
+    let frame = |forwarder: &mut LayerForwarder, n: u16, now: Instant, budget: u64| {
         let timestamp = u32::from(n) * 3_000;
         let mut forwarded = Vec::new();
         for (layer, bps) in [(0u8, 150_000u64), (1, 500_000), (2, 1_200_000)] {

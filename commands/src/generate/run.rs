@@ -96,7 +96,7 @@ pub async fn run_plan(
             break;
         }
         handed_out += 1;
-        if handed_out % window as u64 == 0 {
+        if handed_out.is_multiple_of(window as u64) {
             progress(tally.commands.load(Ordering::Relaxed));
         }
     }
