@@ -32,8 +32,11 @@
 //! `BENCH_IDLE_SECONDS` (default 20) of idle peers (`forward/idle.rs`).
 //!
 //! Every SFU scenario prints a "connect" line: clients connected (ICE and DTLS)
-//! and how long each took from its own start, and lists any client not
-//! connected within 30 s with what it had seen (`forward/connect.rs`).
+//! and how long each took from its own start, how many started over with a new
+//! peer connection after the SFU failed theirs (`peer_failed`), media inputs
+//! shed and dropped for age, and lists any client not connected within 30 s
+//! with what it had seen (`forward/connect.rs`). `BENCH_MEDIA_MAX_AGE_MS` sets
+//! the SFU's media age bound (default 300).
 //!
 //! Scenarios: one publisher to N subscribers (`BENCH_FANOUT`, default
 //! "10,50,100,200,400") and N×N meetings (`BENCH_MEETING`, default "5,10"). Each
@@ -257,6 +260,9 @@ async fn through_sfu(scenario: Scenario, window: Duration) -> anyhow::Result<Fig
     let mut config = SfuConfig::new("127.0.0.1:0".parse()?);
     config.workers = env_or("BENCH_WORKERS", 2) as usize; // `BENCH_WORKERS`: media workers (default 2)
     config.downlink_estimate = !scenario.no_estimate;
+    // `BENCH_MEDIA_MAX_AGE_MS`: the media queue's age bound (default the SFU's; a large value turns it off).
+    config.media_max_age =
+        Duration::from_millis(env_or("BENCH_MEDIA_MAX_AGE_MS", SfuConfig::DEFAULT_MEDIA_MAX_AGE.as_millis() as u64));
     let recordings = std::env::temp_dir().join(format!("rapat-bench-recordings-{}", Uuid::new_v4()));
     config.recordings_dir = recordings.clone();
     let (sfu, routes) = start_sfu(config)?;

@@ -55,9 +55,13 @@ impl ConnectWatch {
                 .map_or(f64::NAN, |d| d.as_secs_f64())
         };
         let late = self.connected_after.iter().filter(|after| after.is_none_or(|d| d > CONNECT_LIMIT)).count();
+        let restarts: u64 = clients.iter().map(|client| client.stats().restarts.load(Ordering::Relaxed)).sum();
+        let restarted = clients.iter().filter(|client| client.stats().restarts.load(Ordering::Relaxed) > 0).count();
+        let counters = sfu.counters();
         println!(
             "  connect      {}/{} connected, p50 {:.2} s, p99 {:.2} s, slowest {:.2} s; not connected within {} s: {late}; \
-             SFU peers {}, routes {}, unrouted datagrams {}, media inputs shed {}",
+             started over (peer_failed) {restarted} clients, {restarts} times; SFU peers {}, routes {}, unrouted \
+             datagrams {}, media inputs shed {}, dropped for age {}",
             times.len(),
             clients.len(),
             at(0.5),
@@ -67,7 +71,8 @@ impl ConnectWatch {
             sfu.peers(),
             sfu.routes(),
             sfu.unrouted_datagrams(),
-            sfu.counters().media_shed,
+            counters.media_shed,
+            counters.media_expired,
         );
         if !self.reported {
             self.print_late(clients, sfu);
@@ -82,8 +87,8 @@ impl ConnectWatch {
             let stats = client.stats();
             println!(
                 "  NOT CONNECTED client {index} at {} (connection {}): answers {}, offers {}, datagram from the \
-                 SFU: {}, disconnects {}, closed (ICE/DTLS failed) {}, errors {:?}, states {:?}; SFU unrouted \
-                 datagrams {}",
+                 SFU: {}, disconnects {}, closed (ICE/DTLS failed) {}, started over {}, errors {:?}, states {:?}; \
+                 SFU unrouted datagrams {}",
                 client.local_addr,
                 self.connections.get(index).map(ToString::to_string).unwrap_or_default(),
                 stats.answers_received.load(Ordering::Relaxed),
@@ -91,6 +96,7 @@ impl ConnectWatch {
                 stats.remote_port().is_some(),
                 stats.disconnects.load(Ordering::Relaxed),
                 stats.closed.load(Ordering::Relaxed),
+                stats.restarts.load(Ordering::Relaxed),
                 stats.errors.lock().map(|errors| errors.clone()).unwrap_or_default(),
                 stats.states.lock().map(|states| states.clone()).unwrap_or_default(),
                 sfu.unrouted_datagrams(),
