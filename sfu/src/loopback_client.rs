@@ -73,6 +73,10 @@ pub struct ClientOptions {
     pub clip: Option<std::sync::Arc<MediaClip>>,
     /// A downlink limit in bits per second, changeable while running (0: none).
     pub downlink_bps: Option<Arc<AtomicU64>>,
+    /// The first peer connection's DTLS datagrams after its two hellos are lost
+    /// on the way out, as a starved client's were in a connect storm: ICE
+    /// connects, the handshake never finishes, and the SFU fails the peer.
+    pub lose_first_handshake: bool,
 }
 
 impl ClientOptions {
@@ -90,6 +94,7 @@ impl ClientOptions {
             simulcast: false,
             clip: None,
             downlink_bps: None,
+            lose_first_handshake: false,
         }
     }
 
@@ -273,6 +278,7 @@ impl LoopbackClient {
             rtp_seen: 0,
             shaper: shaper::Shaper::default(),
             restart: false,
+            dtls_sent: 0,
         };
         let task = tokio::spawn(driver.run(incoming, commands_rx));
         Ok(Self { stats, commands: commands_tx, task, local_addr })
@@ -381,6 +387,8 @@ struct Driver {
     shaper: shaper::Shaper,
     /// The SFU said the peer connection failed: start over (`loopback_connection.rs`).
     restart: bool,
+    /// DTLS datagrams the first connection sent (`lose_first_handshake`).
+    dtls_sent: u64,
 }
 
 const TICK: Duration = Duration::from_millis(5);
@@ -470,6 +478,16 @@ impl Driver {
             return true;
         }
         false
+    }
+
+    /// `lose_first_handshake`: the first connection's DTLS after its hellos.
+    fn lose_on_purpose(&mut self, datagram: &[u8]) -> bool {
+        if !self.options.lose_first_handshake || self.stats.restarts.load(Ordering::Relaxed) > 0 {
+            return false;
+        }
+        let is_dtls = matches!(datagram.first(), Some(20..=63));
+        self.dtls_sent += u64::from(is_dtls);
+        is_dtls && self.dtls_sent > 2
     }
 
     fn signal(&mut self, kind: &str, payload: Value) {
@@ -762,6 +780,9 @@ impl Driver {
             }
         }
         while let Some(datagram) = self.pc.poll_write() {
+            if self.lose_on_purpose(&datagram.message) {
+                continue;
+            }
             let _ = self.socket.send_to(&datagram.message, datagram.transport.peer_addr).await;
         }
     }
