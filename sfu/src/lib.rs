@@ -289,8 +289,10 @@ impl Sfu {
         let (conductor_tx, conductor_rx) = unbounded_channel();
         let stop = Arc::new(AtomicBool::new(false));
         let metrics: Vec<Arc<WorkerMetrics>> = (0..count).map(|_| Arc::default()).collect();
-        let channels: Vec<_> =
-            metrics.iter().map(|metrics| queues::worker_queues(queues::MEDIA_QUEUE, config.media_max_age, Arc::clone(metrics))).collect();
+        let channels: Vec<_> = metrics
+            .iter()
+            .map(|metrics| queues::worker_queues(queues::MEDIA_QUEUE, config.media_max_age, Arc::clone(metrics)))
+            .collect();
         let queues: Vec<queues::WorkerSender> = channels.iter().map(|(tx, _)| tx.clone()).collect();
         let senders: Vec<Sender<WorkerInput>> = queues.iter().map(|tx| tx.control.clone()).collect();
         let crypto = rtc::crypto::default_provider()

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
-use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
@@ -43,10 +43,10 @@ mod clip;
 mod simulcast;
 
 pub use clip::MediaClip;
-#[path = "loopback_shaper.rs"]
-mod shaper;
 #[path = "loopback_connection.rs"]
 mod connection;
+#[path = "loopback_shaper.rs"]
+mod shaper;
 
 /// A signaling message: `(type, payload)`.
 pub type Signal = (String, Value);

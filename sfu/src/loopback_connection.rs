@@ -97,7 +97,6 @@ pub(super) fn open(
     pc.add_local_candidate(RTCIceCandidateInit::default())?;
     let sdp = pc.local_description().map(|d| d.sdp).unwrap_or_default();
     Ok((pc, senders, sdp))
-
 }
 
 impl Driver {

@@ -554,7 +554,10 @@ fn a_failed_peer_is_forgotten_and_its_client_told_so_its_next_offer_makes_a_new_
     let room = Uuid::new_v4();
     let alice = key(room, Uuid::new_v4());
     let first = join(&mut core, &alice);
-    core.handle_input(CoreInput::FromPeer { peer: first, output: PeerOutput::Failed("the DTLS handshake did not finish") });
+    core.handle_input(CoreInput::FromPeer {
+        peer: first,
+        output: PeerOutput::Failed("the DTLS handshake did not finish"),
+    });
     let outputs = drain(&mut core);
     assert_eq!(errors(&outputs), vec![(alice.connection, "peer_failed".to_string())]);
     assert_eq!(core.peer_count(), 0);

@@ -47,7 +47,10 @@ fn a_connected_peer_is_not_failed_by_the_handshake_bound() {
     let peer = net.clients[client].peer;
     assert!(net.run_until(CONNECT, |net| net.clients[client].connected));
     net.run_until(DTLS_HANDSHAKE_LIMIT * 3, |_| false);
-    assert!(net.reports.iter().all(|(reported, output)| *reported != peer
-        || !matches!(output, PeerOutput::Failed(_) | PeerOutput::Closed)));
+    assert!(
+        net.reports.iter().all(
+            |(reported, output)| *reported != peer || !matches!(output, PeerOutput::Failed(_) | PeerOutput::Closed)
+        )
+    );
     assert!(net.clients[client].connected && net.core.peers.contains_key(&peer));
 }

@@ -80,6 +80,9 @@ impl Client {
     }
 }
 
+/// Whether the network loses a datagram, by its bytes.
+type Loss = Box<dyn FnMut(&[u8]) -> bool>;
+
 /// One worker core and its clients on a simulated network and clock.
 struct Net {
     now: Instant,
@@ -94,7 +97,7 @@ struct Net {
     /// Which of those the network loses, by their number (from 0) in `sent`.
     lost: (Vec<usize>, Vec<usize>),
     /// Also lost towards the SFU: the datagrams this says so of.
-    lose_to_sfu: Option<Box<dyn FnMut(&[u8]) -> bool>>,
+    lose_to_sfu: Option<Loss>,
     /// Shaped links from the SFU to some clients, by client address.
     links: HashMap<SocketAddr, simulcast::bwe::Link>,
     /// The workers each packet handed to other workers was for.
