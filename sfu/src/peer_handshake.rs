@@ -1,20 +1,23 @@
-//! The bound on a peer's DTLS handshake, once ICE has connected (pure).
+//! A peer whose DTLS handshake failed after ICE connected, found and failed.
 //!
-//! webrtc-rs (`rtc` 0.21) never reports a DTLS handshake that failed: its DTLS
-//! transport goes "connected" or "closed" but never "failed", so the peer
-//! connection stays "connecting". When the handshake's retransmissions run out
-//! (the SFU is the DTLS server: its flight is resent 7 times, 1 s apart, then
-//! the association is dead), the only sign is one error from `handle_timeout`,
-//! and after that the handshake can never finish: the client's later flights
-//! are refused. In a connect storm on a starved SFU this left clients with ICE
-//! connected and DTLS never finished, their peers open on both sides and
-//! nobody trying again.
+//! webrtc-rs (`rtc` 0.21) never reports a failed DTLS handshake as a state: its
+//! DTLS transport goes "connected" or "closed", never "failed", so the peer
+//! connection stays "connecting". When the SFU's DTLS server has resent its
+//! flight 7 times (1 s apart, counted when its timer is served) without the
+//! client's answer, the association is dead (`HandshakeState::Errored`: every
+//! later flight of the client is refused), and the only sign is one error out
+//! of `RTCPeerConnection::handle_timeout`, `ErrInvalidFsmTransition`, which the
+//! worker used to log and drop. In a connect storm on a starved SFU this left
+//! clients with ICE connected and DTLS never finished, their peers open on both
+//! sides and nobody trying again.
 //!
-//! So the SFU bounds the handshake itself: a peer whose ICE connected and whose
-//! handshake has not finished [`DTLS_HANDSHAKE_LIMIT`] after that (or after the
-//! client's first DTLS datagram, if later) has failed: the peer is closed and
-//! the room core tells the client (`peer_failed`), so it makes a new peer
-//! connection. Kept apart from `peer.rs`, which stays about negotiation.
+//! Now that error, while ICE is connected and the handshake is not done, fails
+//! the peer; and a handshake that has not finished [`DTLS_HANDSHAKE_LIMIT`]
+//! after ICE connected (or after the client's first DTLS datagram, if later)
+//! fails it too, for what leaves no error (a client whose DTLS never starts or
+//! gave up first). A failed peer is closed and the room core tells the client
+//! (`peer_failed`), so it makes a new peer connection. Kept apart from
+//! `peer.rs`, which stays about negotiation.
 
 use std::time::{Duration, Instant};
 
@@ -22,17 +25,14 @@ use rtc::sansio::Protocol;
 
 use super::{Peer, PeerOutput};
 
-/// 10 s: longer than the SFU's own DTLS retransmission budget (the first flight
-/// and 7 resends 1 s apart: 8 s from the client's hello, plus time for the
-/// cookie exchange), so a handshake still running at the bound could only have
-/// been finished by a client flight that the SFU's DTLS server would refuse.
-/// Counted from the client's first DTLS datagram when that comes after ICE
-/// connected (a starved SFU may see it seconds later), otherwise from ICE
-/// connected (a client whose DTLS never starts). A connected storm's slowest
-/// client took 1–7 s from its start in the bench, so no healthy handshake
-/// comes near it; a failed client learns it 10 s after its check, which leaves
-/// it time to connect again within the 30 s the bench allows.
-pub const DTLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// 20 s: the backstop, for a handshake that ends with no error. Over twice the
+/// SFU's own retransmission budget (8 s from the client's hello when the
+/// worker keeps up; longer when it is starved, since the resends are counted
+/// as its timer is served), so a handshake that is only slow, on a worker
+/// that is behind, is never cut short by it: the budget's end, reported by the
+/// error, comes first. Counted from the client's first DTLS datagram when that
+/// comes after ICE connected (a starved SFU may see it seconds later).
+pub const DTLS_HANDSHAKE_LIMIT: Duration = Duration::from_secs(20);
 
 impl Peer {
     /// A datagram from the client is about to be read: the first DTLS one
@@ -40,6 +40,16 @@ impl Peer {
     pub fn datagram_in(&mut self, datagram: &[u8], now: Instant) {
         if !self.connected {
             self.handshake.datagram(datagram.first().copied(), now);
+        }
+    }
+
+    /// `handle_timeout` failed: if that was the DTLS server running out of
+    /// retransmissions while ICE is connected, the handshake is dead.
+    pub fn timeout_failed(&mut self, error: &rtc::shared::error::Error) {
+        let dead = matches!(error, rtc::shared::error::Error::ErrInvalidFsmTransition);
+        if dead && !self.closed && !self.connected && self.handshake.ice_is_connected() {
+            tracing::warn!(peer = %self.key, "the DTLS handshake ran out of retransmissions; closing the peer");
+            self.fail("the DTLS handshake ran out of retransmissions");
         }
     }
 
@@ -74,6 +84,10 @@ impl HandshakeWatch {
         self.ice_connected.get_or_insert(now);
     }
 
+    pub fn ice_is_connected(&self) -> bool {
+        self.ice_connected.is_some()
+    }
+
     /// A datagram from the client, by its first byte: the first DTLS one
     /// (RFC 7983: 20..=63) starts the handshake's clock.
     pub fn datagram(&mut self, first_byte: Option<u8>, now: Instant) {
@@ -106,7 +120,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_handshake_not_finished_ten_seconds_after_ice_or_its_first_datagram_has_failed() {
+    fn a_handshake_not_finished_in_time_after_ice_or_its_first_datagram_has_failed() {
         let start = Instant::now();
         let mut watch = HandshakeWatch::default();
         watch.datagram(Some(22), start);

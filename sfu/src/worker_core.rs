@@ -150,7 +150,8 @@ impl WorkerCore {
 
     /// Runs every peer timer due at `now`: webrtc-rs's (ICE, DTLS, RTCP reports,
     /// NACK) and the SFU's own (an offer not answered in time is rolled back, a
-    /// DTLS handshake not finished in time fails the peer: `peer_handshake.rs`).
+    /// DTLS handshake that died or did not finish in time fails the peer:
+    /// `peer_handshake.rs`).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         let now = self.now;
@@ -160,6 +161,7 @@ impl WorkerCore {
             let Some(peer) = self.peers.get_mut(&id) else { continue };
             if let Err(error) = peer.connection().handle_timeout(now) {
                 tracing::debug!(peer = %peer.key, %error, "peer timeout handling failed");
+                peer.timeout_failed(&error);
             }
             if let Err(error) = peer.check_answer_timeout(now) {
                 tracing::debug!(peer = %peer.key, %error, "rolling back an unanswered offer failed");
