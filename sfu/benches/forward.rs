@@ -370,6 +370,13 @@ async fn through_sfu(scenario: Scenario, window: Duration) -> anyhow::Result<Fig
     let switches = layers_seen().saturating_sub(switches_before);
     let cpu = sfu_cpu_seconds() - cpu_before;
     let after = sfu.handle().counters();
+    println!(
+        "  queues       media inputs shed {}, dropped for age {} (in the window: {}, {})",
+        after.media_shed,
+        after.media_expired,
+        after.media_shed - before.media_shed,
+        after.media_expired - before.media_expired
+    );
     let (rtp, datagrams) = (after.rtp_forwarded - before.rtp_forwarded, after.datagrams_out - before.datagrams_out);
     let datagrams_in = after.datagrams_in - before.datagrams_in;
     let mut losses = Vec::new();
