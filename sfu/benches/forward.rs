@@ -36,7 +36,7 @@
 //! peer connection after the SFU failed theirs (`peer_failed`), media inputs
 //! shed and dropped for age, and lists any client not connected within 30 s
 //! with what it had seen (`forward/connect.rs`). `BENCH_MEDIA_MAX_AGE_MS` sets
-//! the SFU's media age bound (default 300).
+//! the SFU's media age bound (default 1000).
 //!
 //! Scenarios: one publisher to N subscribers (`BENCH_FANOUT`, default
 //! "10,50,100,200,400") and N×N meetings (`BENCH_MEETING`, default "5,10"). Each

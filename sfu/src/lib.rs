@@ -126,15 +126,19 @@ impl SfuConfig {
     pub const DEFAULT_MAX_PEERS_PER_USER: usize = 3;
     pub const DEFAULT_MAX_ADDRESSES_PER_PEER: usize = 8;
     pub const DEFAULT_RECORDINGS_DIR: &str = "./recordings";
-    /// 300 ms. A packet that waited this long in the SFU alone has used most of
-    /// an interactive call's delay budget (ITU-T G.114: 150 ms one way is good,
-    /// 400 ms the limit) before its sends and the network, and feedback that
-    /// old (NACKs, receiver reports, TWCC) is stale for the sender. It is
-    /// about 15 times the p99 forwarding delay at 1 → 400 on an unstarved run
-    /// (18 ms), so a worker that is merely busy never drops for age; only one
-    /// that lost the CPU for a while does, and then sheds the backlog instead
-    /// of paying hundreds of sends for each stale packet.
-    pub const DEFAULT_MEDIA_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(300);
+    /// 1 s. Media that waited a second in the SFU alone is past any use in a
+    /// call (ITU-T G.114 puts the limit of one-way delay at 400 ms; receivers'
+    /// jitter buffers do not wait that long), and feedback that old (NACKs,
+    /// receiver reports, TWCC) is stale for the sender. Not lower: in the
+    /// forward bench at 1 → 400 on a busy machine (load 5–9, the clients in the
+    /// same process), the workers ran up to a second behind without shedding
+    /// anything, and a 300 ms bound turned that lateness into 15–29 % loss in
+    /// three runs of three (and into NACKs and retransmissions that made the
+    /// clients later still), where 1 s lost 0–9 %. The count bound
+    /// (`queues::MEDIA_QUEUE`) still caps the queue when many inputs arrive;
+    /// this one caps it in time when few do, and lets a worker that lost the
+    /// CPU drop its stale backlog at the cost of a comparison per input.
+    pub const DEFAULT_MEDIA_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
     pub fn new(udp_bind: SocketAddr) -> Self {
         Self {
