@@ -32,11 +32,8 @@
 //! `BENCH_IDLE_SECONDS` (default 20) of idle peers (`forward/idle.rs`).
 //!
 //! Every SFU scenario prints a "connect" line: clients connected (ICE and DTLS)
-//! and how long each took from its own start, how many started over with a new
-//! peer connection after the SFU failed theirs (`peer_failed`), media inputs
-//! shed and dropped for age, and lists any client not connected within 30 s
-//! with what it had seen (`forward/connect.rs`). `BENCH_MEDIA_MAX_AGE_MS` sets
-//! the SFU's media age bound (default 1000).
+//! and how long each took from its own start, and lists any client not
+//! connected within 30 s with what it had seen (`forward/connect.rs`).
 //!
 //! Scenarios: one publisher to N subscribers (`BENCH_FANOUT`, default
 //! "10,50,100,200,400") and N×N meetings (`BENCH_MEETING`, default "5,10"). Each
@@ -260,9 +257,7 @@ async fn through_sfu(scenario: Scenario, window: Duration) -> anyhow::Result<Fig
     let mut config = SfuConfig::new("127.0.0.1:0".parse()?);
     config.workers = env_or("BENCH_WORKERS", 2) as usize; // `BENCH_WORKERS`: media workers (default 2)
     config.downlink_estimate = !scenario.no_estimate;
-    // `BENCH_MEDIA_MAX_AGE_MS`: the media queue's age bound (default the SFU's; a large value turns it off).
-    config.media_max_age =
-        Duration::from_millis(env_or("BENCH_MEDIA_MAX_AGE_MS", SfuConfig::DEFAULT_MEDIA_MAX_AGE.as_millis() as u64));
+    config.media_max_age = connect::media_max_age(env_or);
     let recordings = std::env::temp_dir().join(format!("rapat-bench-recordings-{}", Uuid::new_v4()));
     config.recordings_dir = recordings.clone();
     let (sfu, routes) = start_sfu(config)?;
@@ -369,14 +364,7 @@ async fn through_sfu(scenario: Scenario, window: Duration) -> anyhow::Result<Fig
     let elapsed = wall.elapsed().as_secs_f64();
     let switches = layers_seen().saturating_sub(switches_before);
     let cpu = sfu_cpu_seconds() - cpu_before;
-    let after = sfu.handle().counters();
-    println!(
-        "  queues       media inputs shed {}, dropped for age {} (in the window: {}, {})",
-        after.media_shed,
-        after.media_expired,
-        after.media_shed - before.media_shed,
-        after.media_expired - before.media_expired
-    );
+    let after = connect::print_queues(&before, sfu.handle().counters());
     let (rtp, datagrams) = (after.rtp_forwarded - before.rtp_forwarded, after.datagrams_out - before.datagrams_out);
     let datagrams_in = after.datagrams_in - before.datagrams_in;
     let mut losses = Vec::new();

@@ -593,22 +593,4 @@ impl Peer {
     pub fn next_deadline(&mut self) -> Option<Instant> {
         [self.pc.poll_timeout(), self.awaiting_answer, self.handshake.deadline()].into_iter().flatten().min()
     }
-
-    pub fn close(&mut self) {
-        if !self.closed {
-            let _ = self.pc.close();
-            self.mark_closed(PeerOutput::Closed);
-        }
-    }
-
-    fn mark_closed(&mut self, last: PeerOutput) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
-        for inbound in self.inbound.drain() {
-            self.outputs.push(PeerOutput::Unpublished(inbound.1.source));
-        }
-        self.outputs.push(last);
-    }
 }

@@ -16,8 +16,8 @@
 //! after ICE connected (or after the client's first DTLS datagram, if later)
 //! fails it too, for what leaves no error (a client whose DTLS never starts or
 //! gave up first). A failed peer is closed and the room core tells the client
-//! (`peer_failed`), so it makes a new peer connection. Kept apart from
-//! `peer.rs`, which stays about negotiation.
+//! (`peer_failed`), so it makes a new peer connection. A peer's closing is
+//! here too; `peer.rs` stays about negotiation.
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,25 @@ impl Peer {
             let _ = self.pc.close();
             self.mark_closed(PeerOutput::Failed(why));
         }
+    }
+
+    pub fn close(&mut self) {
+        if !self.closed {
+            let _ = self.pc.close();
+            self.mark_closed(PeerOutput::Closed);
+        }
+    }
+
+    /// The peer is gone: its tracks are unpublished, then `last` is reported.
+    pub(super) fn mark_closed(&mut self, last: PeerOutput) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        for inbound in self.inbound.drain() {
+            self.outputs.push(PeerOutput::Unpublished(inbound.1.source));
+        }
+        self.outputs.push(last);
     }
 }
 

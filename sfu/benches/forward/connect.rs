@@ -2,13 +2,35 @@
 //! and DTLS) counted from its own start, and which did not within
 //! [`CONNECT_LIMIT`], with what each of those had seen, so a client that never
 //! connects says where it stopped: no answer, no datagram from the SFU, or
-//! ICE/DTLS that gave up.
+//! ICE/DTLS that gave up. The line also says how many clients started over
+//! with a new peer connection after the SFU failed theirs (`peer_failed`), and
+//! media inputs the SFU shed and dropped for age; `BENCH_MEDIA_MAX_AGE_MS` sets
+//! that age bound (default the SFU's; a large value turns it off).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rapat_sfu::SfuHandle;
 use rapat_sfu::loopback_client::LoopbackClient;
+use rapat_sfu::{SfuConfig, SfuCounters, SfuHandle};
+
+/// The SFU's media age bound: `BENCH_MEDIA_MAX_AGE_MS`, read with `env_or`.
+pub fn media_max_age(env_or: fn(&str, u64) -> u64) -> Duration {
+    let default = SfuConfig::DEFAULT_MEDIA_MAX_AGE.as_millis() as u64;
+    Duration::from_millis(env_or("BENCH_MEDIA_MAX_AGE_MS", default))
+}
+
+/// Prints media inputs shed and dropped for age over the run, and since
+/// `before` (the window's start); answers `after`.
+pub fn print_queues(before: &SfuCounters, after: SfuCounters) -> SfuCounters {
+    println!(
+        "  queues       media inputs shed {}, dropped for age {} (in the window: {}, {})",
+        after.media_shed,
+        after.media_expired,
+        after.media_shed - before.media_shed,
+        after.media_expired - before.media_expired
+    );
+    after
+}
 
 /// Issue 15's bar: every admitted client connected within this long.
 pub const CONNECT_LIMIT: Duration = Duration::from_secs(30);
