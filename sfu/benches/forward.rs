@@ -257,6 +257,7 @@ async fn through_sfu(scenario: Scenario, window: Duration) -> anyhow::Result<Fig
     let mut config = SfuConfig::new("127.0.0.1:0".parse()?);
     config.workers = env_or("BENCH_WORKERS", 2) as usize; // `BENCH_WORKERS`: media workers (default 2)
     config.downlink_estimate = !scenario.no_estimate;
+    config.media_max_age = connect::media_max_age(env_or);
     let recordings = std::env::temp_dir().join(format!("rapat-bench-recordings-{}", Uuid::new_v4()));
     config.recordings_dir = recordings.clone();
     let (sfu, routes) = start_sfu(config)?;
@@ -363,7 +364,7 @@ async fn through_sfu(scenario: Scenario, window: Duration) -> anyhow::Result<Fig
     let elapsed = wall.elapsed().as_secs_f64();
     let switches = layers_seen().saturating_sub(switches_before);
     let cpu = sfu_cpu_seconds() - cpu_before;
-    let after = sfu.handle().counters();
+    let after = connect::print_queues(&before, sfu.handle().counters());
     let (rtp, datagrams) = (after.rtp_forwarded - before.rtp_forwarded, after.datagrams_out - before.datagrams_out);
     let datagrams_in = after.datagrams_in - before.datagrams_in;
     let mut losses = Vec::new();

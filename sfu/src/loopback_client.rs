@@ -14,16 +14,14 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp;
@@ -31,7 +29,7 @@ pub use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
 };
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use serde_json::{Value, json};
@@ -45,6 +43,8 @@ mod clip;
 mod simulcast;
 
 pub use clip::MediaClip;
+#[path = "loopback_connection.rs"]
+mod connection;
 #[path = "loopback_shaper.rs"]
 mod shaper;
 
@@ -73,6 +73,10 @@ pub struct ClientOptions {
     pub clip: Option<std::sync::Arc<MediaClip>>,
     /// A downlink limit in bits per second, changeable while running (0: none).
     pub downlink_bps: Option<Arc<AtomicU64>>,
+    /// The first peer connection's DTLS datagrams after its two hellos are lost
+    /// on the way out, as a starved client's were in a connect storm: ICE
+    /// connects, the handshake never finishes, and the SFU fails the peer.
+    pub lose_first_handshake: bool,
 }
 
 impl ClientOptions {
@@ -90,6 +94,7 @@ impl ClientOptions {
             simulcast: false,
             clip: None,
             downlink_bps: None,
+            lose_first_handshake: false,
         }
     }
 
@@ -109,6 +114,8 @@ pub struct TrackStats {
     pub last_sequence: Option<u16>,
     /// Highest extended sequence number minus the first, plus one.
     pub expected: u64,
+    /// `expected` over the runs of sequence numbers before the last restart.
+    expected_before: u64,
     first_extended: Option<u64>,
     highest_extended: u64,
     pub delays_us: Vec<u32>,
@@ -139,10 +146,17 @@ impl TrackStats {
         }
         self.highest_extended = self.highest_extended.max(extended);
         let first = *self.first_extended.get_or_insert(extended);
-        self.expected = self.highest_extended - first + 1;
+        self.expected = self.expected_before + self.highest_extended - first + 1;
         if keep_delay && let Some(delay) = delay {
             self.delays_us.push(delay.as_micros().min(u128::from(u32::MAX)) as u32);
         }
+    }
+
+    /// A new peer connection sends this track on a new SSRC with new sequence
+    /// numbers: they start a new run, counted on from what was expected so far.
+    fn restart(&mut self) {
+        self.expected_before = self.expected;
+        (self.first_extended, self.last_sequence, self.highest_extended) = (None, None, 0);
     }
 
     /// Packets missing at the end of the run, as a fraction of those expected.
@@ -159,6 +173,9 @@ impl TrackStats {
 pub struct ClientStats {
     pub connected: AtomicBool,
     pub closed: AtomicBool,
+    /// Times the client started over with a new peer connection because the
+    /// SFU said its last one failed (`peer_failed`).
+    pub restarts: AtomicU64,
     /// Times ICE went disconnected (consent checks unanswered for a while, as
     /// on a link whose queue drops them); the client carries on, as a browser does.
     pub disconnects: AtomicU64,
@@ -241,73 +258,7 @@ impl LoopbackClient {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
         let local_addr = socket.local_addr()?;
         let now = Instant::now();
-        let media_engine = media_engine(options.payload_types)?;
-        let registry = Registry::new().with(
-            crate::keyframe::slot(),
-            crate::read_filter::ReadOnly::new(crate::keyframe::SurfaceKeyframeRequests::with_sender_reports()),
-        );
-        let mut media_engine = media_engine;
-        let registry = register_default_interceptors(registry, &mut media_engine)?;
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_media_engine(media_engine)
-            .with_interceptor_registry(registry)
-            .build(now)?;
-        let mut senders = Vec::new();
-        if options.publish {
-            for (kind, mime, clock_rate, channels) in
-                [(RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2), (RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0)]
-            {
-                let ssrc = rand::random::<u32>();
-                let codec = RTCRtpCodec { mime_type: mime.to_string(), clock_rate, channels, ..Default::default() };
-                let layers =
-                    if options.simulcast && kind == RtpCodecKind::Video { simulcast::layers() } else { Vec::new() };
-                let encodings = if layers.is_empty() {
-                    vec![RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() }]
-                } else {
-                    layers.iter().map(simulcast::Layer::coding).collect()
-                };
-                let track = MediaStreamTrack::new(
-                    "loopback".to_string(),
-                    format!("loopback-{kind:?}"),
-                    format!("{kind:?}"),
-                    kind,
-                    encodings
-                        .into_iter()
-                        .map(|rtp_coding_parameters| RTCRtpEncodingParameters {
-                            rtp_coding_parameters,
-                            active: true,
-                            codec: codec.clone(),
-                            ..Default::default()
-                        })
-                        .collect(),
-                );
-                let sender = pc.add_track(track)?;
-                let sequence = rand::random();
-                senders.push(Outbound {
-                    sender,
-                    kind,
-                    ssrc,
-                    sequence,
-                    payload_type: None,
-                    sent: 0,
-                    layers,
-                    clip: clip::Position::default(),
-                });
-            }
-        } else {
-            let init = RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Recvonly,
-                streams: vec![],
-                send_encodings: vec![],
-            };
-            pc.add_transceiver_from_kind(RtpCodecKind::Audio, Some(init))?;
-        }
-        let candidate = crate::peer::host_candidate(local_addr)?;
-        let offer = pc.create_offer(None)?;
-        pc.set_local_description(now, offer)?;
-        pc.add_local_candidate(candidate)?;
-        pc.add_local_candidate(RTCIceCandidateInit::default())?;
-        let sdp = pc.local_description().map(|d| d.sdp).unwrap_or_default();
+        let (pc, senders, sdp) = connection::open(&options, local_addr, now)?;
         let _ = outgoing.send(("offer".into(), json!({ "type": "offer", "sdp": sdp })));
 
         let stats = Arc::new(ClientStats::default());
@@ -326,6 +277,8 @@ impl LoopbackClient {
             started: now,
             rtp_seen: 0,
             shaper: shaper::Shaper::default(),
+            restart: false,
+            dtls_sent: 0,
         };
         let task = tokio::spawn(driver.run(incoming, commands_rx));
         Ok(Self { stats, commands: commands_tx, task, local_addr })
@@ -432,6 +385,10 @@ struct Driver {
     started: Instant,
     rtp_seen: u64,
     shaper: shaper::Shaper,
+    /// The SFU said the peer connection failed: start over (`loopback_connection.rs`).
+    restart: bool,
+    /// DTLS datagrams the first connection sent (`lose_first_handshake`).
+    dtls_sent: u64,
 }
 
 const TICK: Duration = Duration::from_millis(5);
@@ -443,8 +400,11 @@ impl Driver {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.drain().await;
-            if self.stats.closed.load(Ordering::Relaxed) {
-                return;
+            // A closed connection waits here: the SFU may yet say it failed, and then the client starts over.
+            if std::mem::take(&mut self.restart)
+                && let Err(error) = self.restart().await
+            {
+                tracing::warn!(%error, "loopback client: cannot start over");
             }
             let deadline = self.pc.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             let sleep = tokio::time::sleep_until(deadline.into());
@@ -520,6 +480,16 @@ impl Driver {
         false
     }
 
+    /// `lose_first_handshake`: the first connection's DTLS after its hellos.
+    fn lose_on_purpose(&mut self, datagram: &[u8]) -> bool {
+        if !self.options.lose_first_handshake || self.stats.restarts.load(Ordering::Relaxed) > 0 {
+            return false;
+        }
+        let is_dtls = matches!(datagram.first(), Some(20..=63));
+        self.dtls_sent += u64::from(is_dtls);
+        is_dtls && self.dtls_sent > 2
+    }
+
     fn signal(&mut self, kind: &str, payload: Value) {
         let now = Instant::now();
         let sdp = payload.get("sdp").and_then(Value::as_str).map(str::to_string);
@@ -563,6 +533,8 @@ impl Driver {
                 }
             }
             ("error", _) => {
+                // As the browser client does: a failed peer is made again.
+                self.restart |= payload["code"] == "peer_failed";
                 if let Ok(mut errors) = self.stats.errors.lock() {
                     errors.push(payload);
                 }
@@ -808,6 +780,9 @@ impl Driver {
             }
         }
         while let Some(datagram) = self.pc.poll_write() {
+            if self.lose_on_purpose(&datagram.message) {
+                continue;
+            }
             let _ = self.socket.send_to(&datagram.message, datagram.transport.peer_addr).await;
         }
     }

@@ -11,6 +11,8 @@ pub struct WorkerMetrics {
     pub rtp_forwarded: AtomicU64,
     /// Media inputs dropped because this worker's media queue was full (`queues.rs`).
     pub media_shed: AtomicU64,
+    /// Media inputs dropped because they waited in the media queue longer than its bound (`queues.rs`).
+    pub media_expired: AtomicU64,
 }
 
 /// Totals over every worker.
@@ -20,6 +22,7 @@ pub struct SfuCounters {
     pub datagrams_out: u64,
     pub rtp_forwarded: u64,
     pub media_shed: u64,
+    pub media_expired: u64,
 }
 
 impl SfuCounters {
@@ -29,6 +32,7 @@ impl SfuCounters {
             datagrams_out: total.datagrams_out + worker.datagrams_out.load(Ordering::Relaxed),
             rtp_forwarded: total.rtp_forwarded + worker.rtp_forwarded.load(Ordering::Relaxed),
             media_shed: total.media_shed + worker.media_shed.load(Ordering::Relaxed),
+            media_expired: total.media_expired + worker.media_expired.load(Ordering::Relaxed),
         })
     }
 }

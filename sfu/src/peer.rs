@@ -19,7 +19,7 @@ use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::sdp::RTCSdpType;
-use rtc::peer_connection::state::{RTCPeerConnectionState, RTCSignalingState};
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCPeerConnectionState, RTCSignalingState};
 use rtc::peer_connection::transport::{RTCDtlsRole, RTCIceCandidateInit};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp;
@@ -70,8 +70,11 @@ pub enum PeerOutput {
         layer: u8,
         forwarded: u8,
     },
-    /// The connection failed or closed; the peer is gone.
+    /// The peer is gone: closed, or its client left.
     Closed,
+    /// The peer is gone because its connection failed (ICE failed, or DTLS did
+    /// not finish in time: `peer_handshake.rs`); its client is told so it can start over.
+    Failed(&'static str),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +109,11 @@ mod layers;
 #[path = "peer_forward.rs"]
 mod forward;
 
+#[path = "peer_handshake.rs"]
+mod handshake;
+#[cfg(test)]
+pub(crate) use handshake::DTLS_HANDSHAKE_LIMIT;
+
 /// A track the SFU sends to this client.
 struct Leg {
     sender: RTCRtpSenderId,
@@ -137,6 +145,8 @@ pub struct Peer {
     renegotiate: bool,
     connected: bool,
     closed: bool,
+    /// Bounds the DTLS handshake once ICE connected (`peer_handshake.rs`).
+    handshake: handshake::HandshakeWatch,
     /// Audio from this client is not forwarded while set (muted, or muted by the host).
     pub audio_blocked: bool,
     inbound: HashMap<MediaStreamTrackId, Inbound>,
@@ -213,6 +223,7 @@ impl Peer {
             renegotiate: false,
             connected: false,
             closed: false,
+            handshake: Default::default(),
             audio_blocked: false,
             inbound: HashMap::new(),
             legs: HashMap::new(),
@@ -485,10 +496,17 @@ impl Peer {
             RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => {
                 tracing::debug!(peer = %self.key, %state, "peer connection state");
                 match state {
-                    RTCPeerConnectionState::Connected => self.connected = true,
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => self.mark_closed(),
+                    RTCPeerConnectionState::Connected => {
+                        self.connected = true;
+                        self.handshake.finished();
+                    }
+                    RTCPeerConnectionState::Failed => self.fail("the connection failed (ICE)"),
+                    RTCPeerConnectionState::Closed => self.mark_closed(PeerOutput::Closed),
                     _ => {}
                 }
+            }
+            RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(RTCIceConnectionState::Connected) => {
+                self.handshake.ice_connected(now)
             }
             RTCPeerConnectionEvent::OnSignalingStateChangeEvent(RTCSignalingState::Stable) => {
                 self.offer_if_needed(now)?
@@ -573,27 +591,6 @@ impl Peer {
     }
 
     pub fn next_deadline(&mut self) -> Option<Instant> {
-        match (self.pc.poll_timeout(), self.awaiting_answer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    pub fn close(&mut self) {
-        if !self.closed {
-            let _ = self.pc.close();
-            self.mark_closed();
-        }
-    }
-
-    fn mark_closed(&mut self) {
-        if self.closed {
-            return;
-        }
-        self.closed = true;
-        for inbound in self.inbound.drain() {
-            self.outputs.push(PeerOutput::Unpublished(inbound.1.source));
-        }
-        self.outputs.push(PeerOutput::Closed);
+        [self.pc.poll_timeout(), self.awaiting_answer, self.handshake.deadline()].into_iter().flatten().min()
     }
 }

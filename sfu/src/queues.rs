@@ -14,10 +14,19 @@
 //! the control inbox, which the worker always empties first. Under overload the
 //! SFU loses media, as a full network queue would, but keeps answering checks
 //! and finishing handshakes.
+//!
+//! The media queue is bounded by age too: each input is stamped when queued,
+//! and one that waited longer than the worker's `max_age`
+//! (`SfuConfig::media_max_age`) is dropped when taken out, unhandled, and
+//! counted. A count alone let a starved worker hold seconds of media (4,096
+//! inputs is seconds when few subscribers send feedback), and each stale
+//! publisher packet still cost hundreds of encryptions and sends, which the
+//! worker, already behind, paid before the fresh media and the next control
+//! inputs. Dropping a stale input costs a comparison.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -29,6 +38,9 @@ use crate::metrics::WorkerMetrics;
 /// the bench drives; beyond that, waiting longer helps no one.
 pub const MEDIA_QUEUE: usize = 4096;
 
+/// A media input and when it was queued.
+type Stamped = (Instant, WorkerInput);
+
 /// Whether a datagram is SRTP or SRTCP (RFC 7983's demultiplexing by first byte).
 pub fn is_media(datagram: &[u8]) -> bool {
     matches!(datagram.first(), Some(128..=191))
@@ -38,7 +50,7 @@ pub fn is_media(datagram: &[u8]) -> bool {
 #[derive(Clone)]
 pub struct WorkerSender {
     pub control: Sender<WorkerInput>,
-    media: Sender<WorkerInput>,
+    media: Sender<Stamped>,
     /// The receiving worker's counters (media shed).
     metrics: Arc<WorkerMetrics>,
 }
@@ -56,7 +68,11 @@ pub enum Handover {
 impl WorkerSender {
     /// Media into the bounded queue, never waiting.
     pub fn offer_media(&self, input: WorkerInput) -> Handover {
-        match self.media.try_send(input) {
+        self.offer_media_at(input, Instant::now())
+    }
+
+    fn offer_media_at(&self, input: WorkerInput, now: Instant) -> Handover {
+        match self.media.try_send((now, input)) {
             Ok(()) => Handover::Queued,
             Err(TrySendError::Full(_)) => {
                 self.metrics.media_shed.fetch_add(1, Ordering::Relaxed);
@@ -81,21 +97,39 @@ impl WorkerSender {
 /// A worker's end of its two queues.
 pub struct WorkerInbox {
     control: Receiver<WorkerInput>,
-    media: Receiver<WorkerInput>,
+    media: Receiver<Stamped>,
+    /// Media that waited longer is dropped when taken out.
+    max_age: Duration,
+    /// This worker's counters (media dropped for age).
+    metrics: Arc<WorkerMetrics>,
 }
 
-/// A worker's queues with room for `media_capacity` media inputs.
-pub fn worker_queues(media_capacity: usize, metrics: Arc<WorkerMetrics>) -> (WorkerSender, WorkerInbox) {
+/// A worker's queues with room for `media_capacity` media inputs, each kept at most `max_age`.
+pub fn worker_queues(
+    media_capacity: usize,
+    max_age: Duration,
+    metrics: Arc<WorkerMetrics>,
+) -> (WorkerSender, WorkerInbox) {
     let (control_tx, control) = crossbeam_channel::unbounded();
     let (media_tx, media) = crossbeam_channel::bounded(media_capacity.max(1));
-    (WorkerSender { control: control_tx, media: media_tx, metrics }, WorkerInbox { control, media })
+    let inbox = WorkerInbox { control, media, max_age, metrics: Arc::clone(&metrics) };
+    (WorkerSender { control: control_tx, media: media_tx, metrics }, inbox)
 }
 
 impl WorkerInbox {
     /// Up to `max` inputs, every waiting control input before any media one;
-    /// waits up to `timeout` for the first. `None` once the control side is closed.
+    /// waits up to `timeout` for the first. Media older than the queue's
+    /// `max_age` is dropped and counted, not returned. `None` once the control
+    /// side is closed.
     pub fn next_batch(&self, timeout: Duration, max: usize) -> Option<Vec<WorkerInput>> {
+        self.next_batch_at(timeout, max, Instant::now)
+    }
+
+    /// [`Self::next_batch`], with ages taken at `clock()` read once the batch is
+    /// being filled (after the wait).
+    fn next_batch_at(&self, timeout: Duration, max: usize, clock: impl Fn() -> Instant) -> Option<Vec<WorkerInput>> {
         let mut batch = Vec::new();
+        let mut first_media = None;
         match self.control.try_recv() {
             Ok(input) => batch.push(input),
             Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
@@ -104,7 +138,7 @@ impl WorkerInbox {
         if batch.is_empty() {
             crossbeam_channel::select_biased! {
                 recv(self.control) -> input => batch.push(input.ok()?),
-                recv(self.media) -> input => batch.extend(input.ok()),
+                recv(self.media) -> input => first_media = input.ok(),
                 default(timeout) => {}
             }
         }
@@ -114,11 +148,27 @@ impl WorkerInbox {
                 Err(_) => break,
             }
         }
+        let now = clock();
+        let mut expired = 0u64;
+        let mut keep = |(queued, input): Stamped, batch: &mut Vec<WorkerInput>| {
+            if now.saturating_duration_since(queued) > self.max_age {
+                expired += 1;
+            } else {
+                batch.push(input);
+            }
+        };
+        // The input that ended the wait is kept even when control filled the batch since.
+        if let Some(first) = first_media {
+            keep(first, &mut batch);
+        }
         while batch.len() < max {
             match self.media.try_recv() {
-                Ok(input) => batch.push(input),
+                Ok(stamped) => keep(stamped, &mut batch),
                 Err(_) => break,
             }
+        }
+        if expired > 0 {
+            self.metrics.media_expired.fetch_add(expired, Ordering::Relaxed);
         }
         Some(batch)
     }
@@ -160,7 +210,7 @@ mod tests {
     #[test]
     fn control_overtakes_queued_media_and_media_beyond_the_bound_is_shed() {
         let metrics = Arc::new(WorkerMetrics::default());
-        let (sender, inbox) = worker_queues(8, Arc::clone(&metrics));
+        let (sender, inbox) = worker_queues(8, Duration::from_secs(60), Arc::clone(&metrics));
         for peer in 0..10 {
             let expected = if peer < 8 { Handover::Queued } else { Handover::Shed };
             assert_eq!(sender.offer_media(media(peer)), expected, "media {peer}");
@@ -183,5 +233,38 @@ mod tests {
 
         drop(sender);
         assert!(inbox.next_batch(Duration::from_millis(1), 10).is_none(), "closed");
+    }
+
+    /// A worker that lost the CPU for a second finds that second of media
+    /// waiting: what waited longer than the bound is dropped and counted, the
+    /// fresh media behind it is handled, and control still comes first. With
+    /// a bound by count alone, all of it came out to be forwarded.
+    #[test]
+    fn media_that_waited_longer_than_the_bound_is_dropped_when_taken_out() {
+        let metrics = Arc::new(WorkerMetrics::default());
+        let max_age = Duration::from_millis(300);
+        let (sender, inbox) = worker_queues(64, max_age, Arc::clone(&metrics));
+        let start = Instant::now();
+        for peer in 0..10 {
+            // Queued 100 ms apart over the second the worker was away.
+            let queued = start + Duration::from_millis(100 * peer);
+            assert_eq!(sender.offer_media_at(media(peer), queued), Handover::Queued);
+        }
+        let stun = [0x00, 0x01, 0x00, 0x00];
+        assert_eq!(sender.datagram(control(100), &stun), Handover::Queued);
+
+        // Taken out at start + 1 s: inputs 0..=6 waited 400 ms or more.
+        let back = start + Duration::from_secs(1);
+        let batch = inbox.next_batch_at(Duration::from_millis(10), 100, || back).expect("open");
+        assert_eq!(batch.iter().map(peer_of).collect::<Vec<_>>(), vec![100, 7, 8, 9]);
+        assert_eq!(metrics.media_expired.load(Ordering::Relaxed), 7);
+        assert_eq!(metrics.media_shed.load(Ordering::Relaxed), 0, "none was over the count");
+
+        // The input the wait ended on is judged by its age too.
+        assert_eq!(sender.offer_media_at(media(11), back), Handover::Queued);
+        let late = back + max_age + Duration::from_millis(1);
+        let batch = inbox.next_batch_at(Duration::from_secs(5), 100, || late).expect("open");
+        assert!(batch.is_empty(), "stale: {:?}", batch.iter().map(peer_of).collect::<Vec<_>>());
+        assert_eq!(metrics.media_expired.load(Ordering::Relaxed), 8);
     }
 }

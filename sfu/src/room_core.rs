@@ -459,6 +459,16 @@ impl RoomCore {
                 }
             }
             PeerOutput::Closed => self.forget(peer),
+            PeerOutput::Failed(why) => {
+                let key = self.peers.get(&peer).filter(|entry| !entry.closing).map(|entry| entry.key.clone());
+                self.forget(peer);
+                // Told after the peer is forgotten: the client's next offer on
+                // this connection makes a new peer rather than reaching the dead one.
+                if let Some(key) = key {
+                    let message = format!("{why}; the SFU closed this peer connection: make a new one and offer again");
+                    self.tell(key, "peer_failed", &message);
+                }
+            }
         }
     }
 

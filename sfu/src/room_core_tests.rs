@@ -542,3 +542,30 @@ fn a_recording_room_records_each_publication_until_it_stops_or_the_track_goes() 
 
 #[path = "room_core_placement_tests.rs"]
 mod placement;
+
+/// A peer whose connection failed (its DTLS handshake never finished) is
+/// forgotten and its client told `peer_failed`, after which an offer on the same
+/// connection makes a new peer; before, the client was never told, and its
+/// offer would have gone to the dead peer. A peer already being closed (here,
+/// replaced by a newer one) is not told: its client must not start over.
+#[test]
+fn a_failed_peer_is_forgotten_and_its_client_told_so_its_next_offer_makes_a_new_peer() {
+    let mut core = RoomCore::new(WORKERS, 1);
+    let room = Uuid::new_v4();
+    let alice = key(room, Uuid::new_v4());
+    let first = join(&mut core, &alice);
+    core.handle_input(CoreInput::FromPeer {
+        peer: first,
+        output: PeerOutput::Failed("the DTLS handshake did not finish"),
+    });
+    let outputs = drain(&mut core);
+    assert_eq!(errors(&outputs), vec![(alice.connection, "peer_failed".to_string())]);
+    assert_eq!(core.peer_count(), 0);
+    let again = join(&mut core, &alice);
+    assert_ne!(again, first, "a new peer for the same connection");
+
+    let newer = key(room, alice.user);
+    join(&mut core, &newer);
+    core.handle_input(CoreInput::FromPeer { peer: again, output: PeerOutput::Failed("the connection failed (ICE)") });
+    assert_eq!(errors(&drain(&mut core)), vec![], "a replaced peer that fails is not told to start over");
+}

@@ -149,7 +149,9 @@ impl WorkerCore {
     }
 
     /// Runs every peer timer due at `now`: webrtc-rs's (ICE, DTLS, RTCP reports,
-    /// NACK) and the SFU's own (an offer not answered in time is rolled back).
+    /// NACK) and the SFU's own (an offer not answered in time is rolled back, a
+    /// DTLS handshake that died or did not finish in time fails the peer:
+    /// `peer_handshake.rs`).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.advance(now);
         let now = self.now;
@@ -159,10 +161,12 @@ impl WorkerCore {
             let Some(peer) = self.peers.get_mut(&id) else { continue };
             if let Err(error) = peer.connection().handle_timeout(now) {
                 tracing::debug!(peer = %peer.key, %error, "peer timeout handling failed");
+                peer.timeout_failed(&error);
             }
             if let Err(error) = peer.check_answer_timeout(now) {
                 tracing::debug!(peer = %peer.key, %error, "rolling back an unanswered offer failed");
             }
+            peer.check_handshake(now);
             self.touched.push(id);
         }
     }
@@ -174,6 +178,7 @@ impl WorkerCore {
             WorkerInput::Datagram { peer, datagram } => {
                 self.metrics.datagrams_in.fetch_add(1, Ordering::Relaxed);
                 if let Some(target) = self.peers.get_mut(&peer) {
+                    target.datagram_in(&datagram.message, now);
                     // A stray or late datagram is not the client's request failing.
                     if let Err(error) = target.connection().handle_read(datagram) {
                         tracing::trace!(peer = %target.key, %error, "a datagram was not accepted");

@@ -80,6 +80,9 @@ impl Client {
     }
 }
 
+/// Whether the network loses a datagram, by its bytes.
+type Loss = Box<dyn FnMut(&[u8]) -> bool>;
+
 /// One worker core and its clients on a simulated network and clock.
 struct Net {
     now: Instant,
@@ -93,6 +96,8 @@ struct Net {
     sent: (usize, usize),
     /// Which of those the network loses, by their number (from 0) in `sent`.
     lost: (Vec<usize>, Vec<usize>),
+    /// Also lost towards the SFU: the datagrams this says so of.
+    lose_to_sfu: Option<Loss>,
     /// Shaped links from the SFU to some clients, by client address.
     links: HashMap<SocketAddr, simulcast::bwe::Link>,
     /// The workers each packet handed to other workers was for.
@@ -125,6 +130,7 @@ impl Net {
             reports: Vec::new(),
             sent: (0, 0),
             lost: (Vec::new(), Vec::new()),
+            lose_to_sfu: None,
             links: HashMap::new(),
             shared: Vec::new(),
         }
@@ -249,7 +255,8 @@ impl Net {
                 while let Some(datagram) = client.pc.poll_write() {
                     moved = true;
                     self.sent.0 += 1;
-                    if self.lost.0.contains(&(self.sent.0 - 1)) {
+                    let lose = self.lose_to_sfu.as_mut().is_some_and(|lose| lose(&datagram.message));
+                    if lose || self.lost.0.contains(&(self.sent.0 - 1)) {
                         continue;
                     }
                     let message = TaggedBytesMut {
@@ -568,6 +575,9 @@ fn a_peer_connects_whichever_handshake_datagram_is_lost() {
 
 #[path = "worker_core_simulcast_tests.rs"]
 mod simulcast;
+
+#[path = "worker_core_handshake_tests.rs"]
+mod handshake;
 
 #[test]
 fn a_workers_peers_take_the_sockets_in_turn_whatever_their_ids() {

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{OnAir, eventually, harness, harness_with_port_range, stopped_at};
@@ -347,4 +348,26 @@ async fn a_simulcast_camera_reaches_a_subscriber_one_layer_at_a_time_switched_by
     assert_eq!(track.layers, [2, 0], "one switch, and no layer mixed in");
     assert_eq!(track.out_of_order, 0, "sequence numbers run on across the switch");
     assert!(track.loss() < 0.01, "no gap in the numbering: {} of {} expected", track.packets, track.expected);
+}
+
+/// A client whose DTLS handshake never finishes after ICE connected (its flight
+/// with the keys is lost, as a starved client's was in a connect storm) is
+/// failed by the SFU, told `peer_failed` over the gateway's subjects, and
+/// starts over with a new peer connection, which connects and gets the media.
+/// Before, the SFU kept the dead peer and the client never tried again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_whose_handshake_never_finishes_is_told_and_connects_again() {
+    let h = harness().await;
+    h.join(h.host).await;
+    let speaker = h.participant().await;
+    let _publisher = h.connect(speaker, ClientOptions::publisher()).await;
+    let listener = h.connect(h.host, ClientOptions { lose_first_handshake: true, ..ClientOptions::subscriber() }).await;
+    let stats = listener.stats();
+    let stream = speaker.to_string();
+    eventually("the failed peer made again and the video received", Duration::from_secs(30), || {
+        stats.restarts.load(Ordering::Relaxed) == 1 && stats.packets_from(&stream, RtpCodecKind::Video) > 30
+    })
+    .await;
+    let errors = stats.errors.lock().expect("errors").clone();
+    assert!(errors.iter().all(|error| error["code"] == "peer_failed"), "{errors:?}");
 }

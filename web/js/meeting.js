@@ -41,6 +41,8 @@ export class Meeting {
     this.screenSender = null;
     /** Signaling messages that came before the peer connection: handed to it once made. */
     this.pendingSignals = [];
+    /** The ICE servers of the last `config`, for a peer connection made again. */
+    this.iceServers = undefined;
     /** @type {Signaling | null} */
     this.signaling = null;
     /** @type {MeetingView | null} */
@@ -160,6 +162,7 @@ export class Meeting {
     const { type, payload = {}, userId } = message;
     switch (type) {
       case "config":
+        this.iceServers = payload.iceServers;
         return this.startPeer(payload.iceServers);
       case "participants":
         return this.onParticipants(payload.participants ?? []);
@@ -207,6 +210,10 @@ export class Meeting {
       case "room_ended":
         return this.finish("ended");
       case "error":
+        // The SFU closed our peer connection because it failed (its DTLS
+        // handshake never finished, or ICE failed) and forgot it: a new one on
+        // this socket gets a new peer. Nothing for the person to do.
+        if (payload.code === "peer_failed") return this.restartPeer();
         return this.shown.notice(describe(payload), "error");
       default:
         return; // newer server, older client: ignore what we do not know
@@ -310,6 +317,13 @@ export class Meeting {
     if (this.local.stream.getTracks().length === 0 && !this.local.screen) this.peer.listenOnly();
     const early = this.pendingSignals.splice(0);
     for (const message of early) this.peer.handle(message);
+  }
+
+  /** A new peer connection on the same socket, with the servers of the last `config`. */
+  restartPeer() {
+    if (!this.peer) return;
+    console.info("rapat: the media server closed our failed peer connection; making a new one");
+    this.startPeer(this.iceServers);
   }
 
   closePeer() {

@@ -2,13 +2,35 @@
 //! and DTLS) counted from its own start, and which did not within
 //! [`CONNECT_LIMIT`], with what each of those had seen, so a client that never
 //! connects says where it stopped: no answer, no datagram from the SFU, or
-//! ICE/DTLS that gave up.
+//! ICE/DTLS that gave up. The line also says how many clients started over
+//! with a new peer connection after the SFU failed theirs (`peer_failed`), and
+//! media inputs the SFU shed and dropped for age; `BENCH_MEDIA_MAX_AGE_MS` sets
+//! that age bound (default the SFU's; a large value turns it off).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rapat_sfu::SfuHandle;
 use rapat_sfu::loopback_client::LoopbackClient;
+use rapat_sfu::{SfuConfig, SfuCounters, SfuHandle};
+
+/// The SFU's media age bound: `BENCH_MEDIA_MAX_AGE_MS`, read with `env_or`.
+pub fn media_max_age(env_or: fn(&str, u64) -> u64) -> Duration {
+    let default = SfuConfig::DEFAULT_MEDIA_MAX_AGE.as_millis() as u64;
+    Duration::from_millis(env_or("BENCH_MEDIA_MAX_AGE_MS", default))
+}
+
+/// Prints media inputs shed and dropped for age over the run, and since
+/// `before` (the window's start); answers `after`.
+pub fn print_queues(before: &SfuCounters, after: SfuCounters) -> SfuCounters {
+    println!(
+        "  queues       media inputs shed {}, dropped for age {} (in the window: {}, {})",
+        after.media_shed,
+        after.media_expired,
+        after.media_shed - before.media_shed,
+        after.media_expired - before.media_expired
+    );
+    after
+}
 
 /// Issue 15's bar: every admitted client connected within this long.
 pub const CONNECT_LIMIT: Duration = Duration::from_secs(30);
@@ -55,9 +77,13 @@ impl ConnectWatch {
                 .map_or(f64::NAN, |d| d.as_secs_f64())
         };
         let late = self.connected_after.iter().filter(|after| after.is_none_or(|d| d > CONNECT_LIMIT)).count();
+        let restarts: u64 = clients.iter().map(|client| client.stats().restarts.load(Ordering::Relaxed)).sum();
+        let restarted = clients.iter().filter(|client| client.stats().restarts.load(Ordering::Relaxed) > 0).count();
+        let counters = sfu.counters();
         println!(
             "  connect      {}/{} connected, p50 {:.2} s, p99 {:.2} s, slowest {:.2} s; not connected within {} s: {late}; \
-             SFU peers {}, routes {}, unrouted datagrams {}, media inputs shed {}",
+             started over (peer_failed) {restarted} clients, {restarts} times; SFU peers {}, routes {}, unrouted \
+             datagrams {}, media inputs shed {}, dropped for age {}",
             times.len(),
             clients.len(),
             at(0.5),
@@ -67,7 +93,8 @@ impl ConnectWatch {
             sfu.peers(),
             sfu.routes(),
             sfu.unrouted_datagrams(),
-            sfu.counters().media_shed,
+            counters.media_shed,
+            counters.media_expired,
         );
         if !self.reported {
             self.print_late(clients, sfu);
@@ -82,8 +109,8 @@ impl ConnectWatch {
             let stats = client.stats();
             println!(
                 "  NOT CONNECTED client {index} at {} (connection {}): answers {}, offers {}, datagram from the \
-                 SFU: {}, disconnects {}, closed (ICE/DTLS failed) {}, errors {:?}, states {:?}; SFU unrouted \
-                 datagrams {}",
+                 SFU: {}, disconnects {}, closed (ICE/DTLS failed) {}, started over {}, errors {:?}, states {:?}; \
+                 SFU unrouted datagrams {}",
                 client.local_addr,
                 self.connections.get(index).map(ToString::to_string).unwrap_or_default(),
                 stats.answers_received.load(Ordering::Relaxed),
@@ -91,6 +118,7 @@ impl ConnectWatch {
                 stats.remote_port().is_some(),
                 stats.disconnects.load(Ordering::Relaxed),
                 stats.closed.load(Ordering::Relaxed),
+                stats.restarts.load(Ordering::Relaxed),
                 stats.errors.lock().map(|errors| errors.clone()).unwrap_or_default(),
                 stats.states.lock().map(|states| states.clone()).unwrap_or_default(),
                 sfu.unrouted_datagrams(),
