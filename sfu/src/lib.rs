@@ -118,27 +118,26 @@ pub struct SfuConfig {
     /// bench's same-run comparison of what the estimate costs.
     pub downlink_estimate: bool,
     /// Media (SRTP/SRTCP, packets shared between workers) that waited longer
-    /// than this in a worker's queue is dropped unhandled (`queues.rs`).
-    pub media_max_age: std::time::Duration,
+    /// than this in a worker's queue is dropped unhandled (`queues.rs`);
+    /// `None` (the default): kept until handled or shed by count.
+    pub media_max_age: Option<std::time::Duration>,
 }
 
 impl SfuConfig {
     pub const DEFAULT_MAX_PEERS_PER_USER: usize = 3;
     pub const DEFAULT_MAX_ADDRESSES_PER_PEER: usize = 8;
     pub const DEFAULT_RECORDINGS_DIR: &str = "./recordings";
-    /// 1 s. Media that waited a second in the SFU alone is past any use in a
-    /// call (ITU-T G.114 puts the limit of one-way delay at 400 ms; receivers'
-    /// jitter buffers do not wait that long), and feedback that old (NACKs,
-    /// receiver reports, TWCC) is stale for the sender. Not lower: in the
-    /// forward bench at 1 → 400 on a busy machine (load 5–9, the clients in the
-    /// same process), the workers ran up to a second behind without shedding
-    /// anything, and a 300 ms bound turned that lateness into 15–29 % loss in
-    /// three runs of three (and into NACKs and retransmissions that made the
-    /// clients later still), where 1 s lost 0–9 %. The count bound
-    /// (`queues::MEDIA_QUEUE`) still caps the queue when many inputs arrive;
-    /// this one caps it in time when few do, and lets a worker that lost the
-    /// CPU drop its stale backlog at the cost of a comparison per input.
-    pub const DEFAULT_MEDIA_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+    /// Off. A bound seemed right (media that waited a second in the SFU alone
+    /// is past use in a call, and its feedback is stale), but in the forward
+    /// bench at 1 -> 400 on a busy machine it did not help peers connect (the
+    /// failed handshakes were, and are now closed and retried:
+    /// `peer_handshake.rs`) and it cost loss: at 300 ms, 15-29 % in three quiet
+    /// runs where none was lost without it; at 1 s, worse loss than without it
+    /// in 3 of 4 busy pairs (44-89 % against 0.03-62 %), the dropped media
+    /// coming back as NACKs and retransmissions that kept the worker behind.
+    /// Kept as a setting (and `BENCH_MEDIA_MAX_AGE_MS` in the bench) until that
+    /// feedback is understood.
+    pub const DEFAULT_MEDIA_MAX_AGE: Option<std::time::Duration> = None;
 
     pub fn new(udp_bind: SocketAddr) -> Self {
         Self {

@@ -15,10 +15,10 @@
 //! SFU loses media, as a full network queue would, but keeps answering checks
 //! and finishing handshakes.
 //!
-//! The media queue is bounded by age too: each input is stamped when queued,
-//! and one that waited longer than the worker's `max_age`
-//! (`SfuConfig::media_max_age`) is dropped when taken out, unhandled, and
-//! counted. A count alone let a starved worker hold seconds of media (4,096
+//! The media queue can be bounded by age too (off by default, see
+//! `SfuConfig::media_max_age`): each input is stamped when queued, and one
+//! that waited longer than the worker's `max_age` is dropped when taken out,
+//! unhandled, and counted. A count alone let a starved worker hold seconds of media (4,096
 //! inputs is seconds when few subscribers send feedback), and each stale
 //! publisher packet still cost hundreds of encryptions and sends, which the
 //! worker, already behind, paid before the fresh media and the next control
@@ -99,7 +99,7 @@ pub struct WorkerInbox {
     control: Receiver<WorkerInput>,
     media: Receiver<Stamped>,
     /// Media that waited longer is dropped when taken out.
-    max_age: Duration,
+    max_age: Option<Duration>,
     /// This worker's counters (media dropped for age).
     metrics: Arc<WorkerMetrics>,
 }
@@ -107,7 +107,7 @@ pub struct WorkerInbox {
 /// A worker's queues with room for `media_capacity` media inputs, each kept at most `max_age`.
 pub fn worker_queues(
     media_capacity: usize,
-    max_age: Duration,
+    max_age: Option<Duration>,
     metrics: Arc<WorkerMetrics>,
 ) -> (WorkerSender, WorkerInbox) {
     let (control_tx, control) = crossbeam_channel::unbounded();
@@ -151,7 +151,7 @@ impl WorkerInbox {
         let now = clock();
         let mut expired = 0u64;
         let mut keep = |(queued, input): Stamped, batch: &mut Vec<WorkerInput>| {
-            if now.saturating_duration_since(queued) > self.max_age {
+            if self.max_age.is_some_and(|max_age| now.saturating_duration_since(queued) > max_age) {
                 expired += 1;
             } else {
                 batch.push(input);
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn control_overtakes_queued_media_and_media_beyond_the_bound_is_shed() {
         let metrics = Arc::new(WorkerMetrics::default());
-        let (sender, inbox) = worker_queues(8, Duration::from_secs(60), Arc::clone(&metrics));
+        let (sender, inbox) = worker_queues(8, None, Arc::clone(&metrics));
         for peer in 0..10 {
             let expected = if peer < 8 { Handover::Queued } else { Handover::Shed };
             assert_eq!(sender.offer_media(media(peer)), expected, "media {peer}");
@@ -243,7 +243,7 @@ mod tests {
     fn media_that_waited_longer_than_the_bound_is_dropped_when_taken_out() {
         let metrics = Arc::new(WorkerMetrics::default());
         let max_age = Duration::from_millis(300);
-        let (sender, inbox) = worker_queues(64, max_age, Arc::clone(&metrics));
+        let (sender, inbox) = worker_queues(64, Some(max_age), Arc::clone(&metrics));
         let start = Instant::now();
         for peer in 0..10 {
             // Queued 100 ms apart over the second the worker was away.

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use rapat_sfu::loopback_client::LoopbackClient;
 use rapat_sfu::{SfuConfig, SfuCounters, SfuHandle};
 
-/// The SFU's media age bound: `BENCH_MEDIA_MAX_AGE_MS`, read with `env_or`.
-pub fn media_max_age(env_or: fn(&str, u64) -> u64) -> Duration {
-    let default = SfuConfig::DEFAULT_MEDIA_MAX_AGE.as_millis() as u64;
-    Duration::from_millis(env_or("BENCH_MEDIA_MAX_AGE_MS", default))
+/// The SFU's media age bound: `BENCH_MEDIA_MAX_AGE_MS`, read with `env_or`
+/// (0: none, the default).
+pub fn media_max_age(env_or: fn(&str, u64) -> u64) -> Option<Duration> {
+    let default = SfuConfig::DEFAULT_MEDIA_MAX_AGE.map_or(0, |max_age| max_age.as_millis() as u64);
+    Some(env_or("BENCH_MEDIA_MAX_AGE_MS", default)).filter(|ms| *ms > 0).map(Duration::from_millis)
 }
 
 /// Prints media inputs shed and dropped for age over the run, and since
