@@ -24,11 +24,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, Message, consumer::AckPolicy, consumer::DeliverPolicy, consumer::pull};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::checkpoint::{advance, announce, load_checkpoint, lock_for_batch};
+use super::gather::{Gathered, gather, waited_for};
 use super::lock::ProjectionLock;
 use super::parking::park;
 use super::recover::recover_from_mismatch;
@@ -263,19 +264,13 @@ async fn consume(
             Ok(Some(Ok(message))) => message,
         };
         // Take whatever else has already arrived, up to a batch: under load one
-        // transaction carries many messages, when quiet a message waits for nothing.
-        let mut batch = vec![first];
-        let mut failed = None;
-        while batch.len() < config.batch_size {
-            match messages.next().now_or_never() {
-                Some(Some(Ok(message))) => batch.push(message),
-                Some(Some(Err(error))) => {
-                    failed = Some(error);
-                    break;
-                }
-                Some(None) | None => break,
-            }
-        }
+        // transaction carries many messages, when quiet a message a write waits for
+        // waits for nothing. A batch no write waits for lingers (`gather.rs`).
+        let Gathered { batch, failed } =
+            gather(&mut messages, first, config.batch_size, config.linger, |message: &Message| {
+                waited_for(projection, message.subject.as_str())
+            })
+            .await;
         // Stage timing for `gateway/benches/rest.rs` (off unless traced).
         tracing::trace!(target: "rapat::latency", projection = projection.name(), first = sequence_or_0(&batch[0]),
             last = batch.last().map_or(0, sequence_or_0), messages = batch.len(), "fetched");
