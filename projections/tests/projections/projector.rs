@@ -316,3 +316,30 @@ async fn batches_no_write_waits_for_linger_and_the_others_do_not() {
     env.wait_caught_up(Duration::from_secs(30)).await;
     projector.stop().await;
 }
+
+#[tokio::test]
+async fn batches_do_not_queue_for_the_pool() {
+    let mut env = TestEnv::new().await;
+    // No periodic stream check (it reads through the pool) during the test.
+    env.config.stream_check = Duration::from_secs(600);
+    let pool = env.second_pool().await;
+    let projector = env.spawn_projector(pool.clone());
+    let story = story::tell(&env).await;
+    env.wait_caught_up(Duration::from_secs(30)).await;
+
+    // Every connection of the projector's pool busy, as under a burst of reads.
+    let mut held = Vec::new();
+    while let Ok(Ok(connection)) = tokio::time::timeout(Duration::from_millis(500), pool.acquire()).await {
+        held.push(connection);
+    }
+    assert_eq!(held.len(), pool.options().get_max_connections() as usize);
+    let started = Instant::now();
+    let joined = env
+        .append("room", story.review.as_uuid(), &[RoomEvent::ParticipantJoined { user_id: UserId::new_random() }])
+        .await;
+    let rooms = time_to_reach(&env, Projection::Rooms, joined, started, Duration::from_secs(3)).await;
+    assert!(rooms < Duration::from_secs(3), "the rooms batch waited {rooms:?} for the pool");
+    drop(held);
+    env.wait_caught_up(Duration::from_secs(30)).await;
+    projector.stop().await;
+}
