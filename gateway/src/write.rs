@@ -10,28 +10,12 @@
 
 use rapat_commands::{CommandBus, CommandError, CommandMetadata, CommandOutcome, StoredAggregate, deadline};
 use rapat_domain::envelope::Upcast;
+use rapat_projections::projector::read_models_of;
 use rapat_projections::{Projection, queries};
 
 use crate::error::{ApiError, DomainRejection};
 use crate::idempotency;
 use crate::state::AppState;
-
-/// The read model a write of `aggregate_type` waits for: the one its answer and
-/// its writer's next reads show.
-fn visible_in(aggregate_type: &str) -> &'static [Projection] {
-    match aggregate_type {
-        "account" => &[Projection::Accounts],
-        "session" => &[Projection::Sessions],
-        "contacts" => &[Projection::Contacts],
-        "room" => &[Projection::Rooms],
-        "invitation" => &[Projection::Invitations],
-        "settings" => &[Projection::Settings],
-        "inbox" => &[Projection::Notifications],
-        "webhook" => &[Projection::Webhooks],
-        "push" => &[Projection::PushSubscriptions],
-        _ => &[],
-    }
-}
 
 /// The read models whose writes the audit trail shows their writers: an audit
 /// query waits until the trail has reached the furthest of them. (Sessions and
@@ -88,7 +72,9 @@ impl AppState {
     /// applied the stream up to `stream_sequence` (a write run without `write`,
     /// such as a registration's commands); `stored_not_visible` when they lag.
     pub async fn wait_visible(&self, aggregate_type: &str, stream_sequence: u64) -> Result<(), ApiError> {
-        let projections = visible_in(aggregate_type);
+        // The projector knows this list too: a batch holding such a write's event
+        // is applied at once, the others may linger (`projector/gather.rs`).
+        let projections = read_models_of(aggregate_type);
         if !projections.is_empty() && stream_sequence > 0 {
             let wait = deadline::bounded(self.config.read_your_writes_timeout);
             if let Err(timeout) = self.positions.wait_for(projections, stream_sequence, wait).await {

@@ -77,6 +77,11 @@ impl ProjectionLock {
     pub(crate) async fn release(self) {
         self.0.release().await;
     }
+
+    /// The connection holding the lock, on which the projection's batches run.
+    pub(crate) fn connection(&mut self) -> &mut PgConnection {
+        &mut self.0.connection
+    }
 }
 
 fn lock_name(projection: Projection) -> String {

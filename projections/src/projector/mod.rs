@@ -4,12 +4,14 @@
 //! - `lock.rs`: one active instance per projection across processes.
 //! - `checkpoint.rs`: the position of each projection, Postgres being its truth.
 //! - `runner.rs`: consume, apply a batch in one transaction, ack.
+//! - `gather.rs`: what one batch holds, and which batches linger to grow.
 //! - `live.rs`: after a notifications batch commits, push its new rows on core NATS.
 //! - `parking.rs`: messages that can never be applied.
 //! - `stream_check.rs`: is the stream still the one the checkpoint was written on?
 //! - `recover.rs`: when it is not, rebuild the read model from the stream.
 
 mod checkpoint;
+mod gather;
 mod live;
 mod lock;
 mod parking;
@@ -26,6 +28,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 pub use checkpoint::{CHECKPOINT_CHANNEL, Checkpoint, load_checkpoint};
+pub use gather::read_models_of;
 pub use lock::AdvisoryLock;
 pub use runner::run_projection;
 pub use stream_check::MessageMark;
@@ -180,6 +183,9 @@ pub struct ProjectorConfig {
     pub namespace: Namespace,
     /// Most messages applied in one Postgres transaction.
     pub batch_size: usize,
+    /// How long a batch that no write waits for (`read_models_of`) goes on
+    /// gathering messages before it is applied; zero applies every batch at once.
+    pub linger: Duration,
     /// How long to wait for a message before checking that the lock is still held.
     pub idle_check: Duration,
     /// How often a standby instance tries to take over.
@@ -203,6 +209,7 @@ impl ProjectorConfig {
         Self {
             namespace,
             batch_size: 500,
+            linger: Duration::from_millis(50),
             idle_check: Duration::from_millis(500),
             standby_retry: Duration::from_secs(1),
             max_backoff: Duration::from_millis(500),

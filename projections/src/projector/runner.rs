@@ -24,11 +24,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, Message, consumer::AckPolicy, consumer::DeliverPolicy, consumer::pull};
-use futures::{FutureExt, StreamExt};
-use sqlx::PgPool;
+use futures::StreamExt;
+use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 use super::checkpoint::{advance, announce, load_checkpoint, lock_for_batch};
+use super::gather::{Gathered, gather, waited_for};
 use super::lock::ProjectionLock;
 use super::parking::park;
 use super::recover::recover_from_mismatch;
@@ -263,19 +264,13 @@ async fn consume(
             Ok(Some(Ok(message))) => message,
         };
         // Take whatever else has already arrived, up to a batch: under load one
-        // transaction carries many messages, when quiet a message waits for nothing.
-        let mut batch = vec![first];
-        let mut failed = None;
-        while batch.len() < config.batch_size {
-            match messages.next().now_or_never() {
-                Some(Some(Ok(message))) => batch.push(message),
-                Some(Some(Err(error))) => {
-                    failed = Some(error);
-                    break;
-                }
-                Some(None) | None => break,
-            }
-        }
+        // transaction carries many messages, when quiet a message a write waits for
+        // waits for nothing. A batch no write waits for lingers (`gather.rs`).
+        let Gathered { batch, failed } =
+            gather(&mut messages, first, config.batch_size, config.linger, |message: &Message| {
+                waited_for(projection, message.subject.as_str())
+            })
+            .await;
         // Stage timing for `gateway/benches/rest.rs` (off unless traced).
         tracing::trace!(target: "rapat::latency", projection = projection.name(), first = sequence_or_0(&batch[0]),
             last = batch.last().map_or(0, sequence_or_0), messages = batch.len(), "fetched");
@@ -294,7 +289,7 @@ async fn consume(
             watch.checked();
         }
 
-        match apply_batch(pool, projection, stream_created_ns, &batch).await? {
+        match apply_batch(lock.connection(), projection, stream_created_ns, &batch).await? {
             Batch::Poisoned => return Err(ProjectorError::Task("a batch stayed poisoned message by message".into())),
             Batch::Committed { after, up_to } => {
                 tracing::trace!(target: "rapat::latency", projection = projection.name(), first = sequence_or_0(&batch[0]),
@@ -339,8 +334,14 @@ async fn consume(
 /// The common case runs without savepoints (two round trips fewer per message);
 /// only a batch that meets a poison message is redone message by message, so that
 /// the poison can be parked and the rest applied.
+///
+/// It runs on the connection that holds the projection's lock, not on one from
+/// the pool: a pooled connection is pinged when taken and again when given back
+/// (a round trip each, the first on the batch's path), and under load the batch
+/// would queue for one behind the gateway's reads. That connection lost, the
+/// batch fails and the lock with it, as when the pool's connection is lost.
 async fn apply_batch(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     projection: Projection,
     stream_created_ns: i64,
     batch: &[Message],
@@ -357,8 +358,10 @@ async fn apply_batch(
             span
         })
         .collect();
-    let applied = match apply_batch_as(pool, projection, stream_created_ns, batch, Isolation::Together).await? {
-        Batch::Poisoned => apply_batch_as(pool, projection, stream_created_ns, batch, Isolation::PerMessage).await,
+    let applied = match apply_batch_as(connection, projection, stream_created_ns, batch, Isolation::Together).await? {
+        Batch::Poisoned => {
+            apply_batch_as(connection, projection, stream_created_ns, batch, Isolation::PerMessage).await
+        }
         done => Ok(done),
     };
     drop(spans);
@@ -374,7 +377,7 @@ enum Isolation {
 }
 
 async fn apply_batch_as(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     projection: Projection,
     stream_created_ns: i64,
     batch: &[Message],
@@ -385,7 +388,7 @@ async fn apply_batch_as(
     // that a Postgres crash rolled back would show that writer its write gone until
     // the replay repairs it. Skipping the flush saved about 2 ms of a 10 ms
     // read-your-writes wait (README, "Read side").
-    let mut tx = pool.begin().await?;
+    let mut tx = connection.begin().await?;
     let mut last = lock_for_batch(&mut tx, projection).await?;
     let after = last;
     // The message that moves the checkpoint: its mark is recorded with it.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rapat_domain::ids::{RoomId, UserId};
+use rapat_domain::inbox::InboxEvent;
 use rapat_domain::room::RoomEvent;
 use rapat_projections::Projection;
 use rapat_projections::projector::load_checkpoint;
@@ -254,5 +255,91 @@ async fn database_outages_are_retried_never_parked() {
     assert_eq!(env.count("SELECT count(*) FROM participants").await, 5 * ROOMS as i64);
     assert_eq!(env.count("SELECT count(*) FROM audit_events").await, 6 * ROOMS as i64);
     assert_eq!(env.count("SELECT count(*) FROM parked_events").await, 0, "an outage is not a poison message");
+    projector.stop().await;
+}
+
+/// Polls `projection`'s checkpoint until it reaches `sequence`; how long that took
+/// since `started`. Fails after `give_up`.
+async fn time_to_reach(
+    env: &TestEnv,
+    projection: Projection,
+    sequence: u64,
+    started: Instant,
+    give_up: Duration,
+) -> Duration {
+    loop {
+        let checkpoint = load_checkpoint(&env.pool, projection).await.expect("reads checkpoint");
+        if checkpoint.last_sequence >= sequence {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < give_up, "{projection} had not reached {sequence} after {give_up:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn batches_no_write_waits_for_linger_and_the_others_do_not() {
+    let mut env = TestEnv::new().await;
+    // Far longer than any batch takes, so that what lingers shows.
+    env.config.linger = Duration::from_secs(5);
+    let projector = env.spawn_projector(env.pool.clone());
+    let story = story::tell(&env).await;
+    env.wait_caught_up(Duration::from_secs(30)).await;
+
+    // A room write waits for the rooms read model alone: that batch is applied at
+    // once, while the audit trail, analytics and notifications gather for the linger.
+    let started = Instant::now();
+    let joined = env
+        .append("room", story.review.as_uuid(), &[RoomEvent::ParticipantJoined { user_id: UserId::new_random() }])
+        .await;
+    let rooms = time_to_reach(&env, Projection::Rooms, joined, started, Duration::from_secs(30)).await;
+    assert!(rooms < Duration::from_secs(3), "the rooms batch waited {rooms:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for lingering in [Projection::Audit, Projection::Analytics, Projection::Notifications, Projection::Webhooks] {
+        let checkpoint = load_checkpoint(&env.pool, lingering).await.expect("reads checkpoint");
+        assert!(checkpoint.last_sequence < joined, "{lingering} applied the join without lingering");
+    }
+    for lingering in [Projection::Audit, Projection::Analytics, Projection::Notifications, Projection::Webhooks] {
+        let waited = time_to_reach(&env, lingering, joined, started, Duration::from_secs(30)).await;
+        assert!(waited >= Duration::from_secs(5), "{lingering} applied the join after {waited:?}");
+    }
+
+    // Reading notifications waits for the notifications read model: its batch is
+    // applied as soon as it holds that write, with what it gathered before.
+    let started = Instant::now();
+    // A room event first, which the notifications batch starts lingering for.
+    env.append("room", story.review.as_uuid(), &[RoomEvent::ParticipantJoined { user_id: UserId::new_random() }]).await;
+    let read =
+        env.append("inbox", story.ana.as_uuid(), &[InboxEvent::AllNotificationsRead { user_id: story.ana }]).await;
+    let notifications = time_to_reach(&env, Projection::Notifications, read, started, Duration::from_secs(30)).await;
+    assert!(notifications < Duration::from_secs(3), "the notifications batch waited {notifications:?}");
+    env.wait_caught_up(Duration::from_secs(30)).await;
+    projector.stop().await;
+}
+
+#[tokio::test]
+async fn batches_do_not_queue_for_the_pool() {
+    let mut env = TestEnv::new().await;
+    // No periodic stream check (it reads through the pool) during the test.
+    env.config.stream_check = Duration::from_secs(600);
+    let pool = env.second_pool().await;
+    let projector = env.spawn_projector(pool.clone());
+    let story = story::tell(&env).await;
+    env.wait_caught_up(Duration::from_secs(30)).await;
+
+    // Every connection of the projector's pool busy, as under a burst of reads.
+    let mut held = Vec::new();
+    while let Ok(Ok(connection)) = tokio::time::timeout(Duration::from_millis(500), pool.acquire()).await {
+        held.push(connection);
+    }
+    assert_eq!(held.len(), pool.options().get_max_connections() as usize);
+    let started = Instant::now();
+    let joined = env
+        .append("room", story.review.as_uuid(), &[RoomEvent::ParticipantJoined { user_id: UserId::new_random() }])
+        .await;
+    let rooms = time_to_reach(&env, Projection::Rooms, joined, started, Duration::from_secs(3)).await;
+    assert!(rooms < Duration::from_secs(3), "the rooms batch waited {rooms:?} for the pool");
+    drop(held);
+    env.wait_caught_up(Duration::from_secs(30)).await;
     projector.stop().await;
 }
