@@ -38,8 +38,9 @@ use crate::metrics::WorkerMetrics;
 /// the bench drives; beyond that, waiting longer helps no one.
 pub const MEDIA_QUEUE: usize = 4096;
 
-/// A media input and when it was queued.
-type Stamped = (Instant, WorkerInput);
+/// A media input and when it was queued (only while media is bounded by age:
+/// a clock read per packet is not paid for a bound that is off).
+type Stamped = (Option<Instant>, WorkerInput);
 
 /// Whether a datagram is SRTP or SRTCP (RFC 7983's demultiplexing by first byte).
 pub fn is_media(datagram: &[u8]) -> bool {
@@ -51,6 +52,8 @@ pub fn is_media(datagram: &[u8]) -> bool {
 pub struct WorkerSender {
     pub control: Sender<WorkerInput>,
     media: Sender<Stamped>,
+    /// Whether media is stamped: the receiving worker bounds it by age.
+    stamped: bool,
     /// The receiving worker's counters (media shed).
     metrics: Arc<WorkerMetrics>,
 }
@@ -68,11 +71,12 @@ pub enum Handover {
 impl WorkerSender {
     /// Media into the bounded queue, never waiting.
     pub fn offer_media(&self, input: WorkerInput) -> Handover {
-        self.offer_media_at(input, Instant::now())
+        self.offer_media_at(input, Instant::now)
     }
 
-    fn offer_media_at(&self, input: WorkerInput, now: Instant) -> Handover {
-        match self.media.try_send((now, input)) {
+    fn offer_media_at(&self, input: WorkerInput, clock: impl Fn() -> Instant) -> Handover {
+        let queued = self.stamped.then(clock);
+        match self.media.try_send((queued, input)) {
             Ok(()) => Handover::Queued,
             Err(TrySendError::Full(_)) => {
                 self.metrics.media_shed.fetch_add(1, Ordering::Relaxed);
@@ -113,7 +117,7 @@ pub fn worker_queues(
     let (control_tx, control) = crossbeam_channel::unbounded();
     let (media_tx, media) = crossbeam_channel::bounded(media_capacity.max(1));
     let inbox = WorkerInbox { control, media, max_age, metrics: Arc::clone(&metrics) };
-    (WorkerSender { control: control_tx, media: media_tx, metrics }, inbox)
+    (WorkerSender { control: control_tx, media: media_tx, stamped: max_age.is_some(), metrics }, inbox)
 }
 
 impl WorkerInbox {
@@ -151,7 +155,8 @@ impl WorkerInbox {
         let now = clock();
         let mut expired = 0u64;
         let mut keep = |(queued, input): Stamped, batch: &mut Vec<WorkerInput>| {
-            if self.max_age.is_some_and(|max_age| now.saturating_duration_since(queued) > max_age) {
+            let waited = queued.map(|queued| now.saturating_duration_since(queued));
+            if waited.zip(self.max_age).is_some_and(|(waited, max_age)| waited > max_age) {
                 expired += 1;
             } else {
                 batch.push(input);
@@ -248,7 +253,7 @@ mod tests {
         for peer in 0..10 {
             // Queued 100 ms apart over the second the worker was away.
             let queued = start + Duration::from_millis(100 * peer);
-            assert_eq!(sender.offer_media_at(media(peer), queued), Handover::Queued);
+            assert_eq!(sender.offer_media_at(media(peer), || queued), Handover::Queued);
         }
         let stun = [0x00, 0x01, 0x00, 0x00];
         assert_eq!(sender.datagram(control(100), &stun), Handover::Queued);
@@ -261,7 +266,7 @@ mod tests {
         assert_eq!(metrics.media_shed.load(Ordering::Relaxed), 0, "none was over the count");
 
         // The input the wait ended on is judged by its age too.
-        assert_eq!(sender.offer_media_at(media(11), back), Handover::Queued);
+        assert_eq!(sender.offer_media_at(media(11), || back), Handover::Queued);
         let late = back + max_age + Duration::from_millis(1);
         let batch = inbox.next_batch_at(Duration::from_secs(5), 100, || late).expect("open");
         assert!(batch.is_empty(), "stale: {:?}", batch.iter().map(peer_of).collect::<Vec<_>>());
