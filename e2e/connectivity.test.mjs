@@ -8,7 +8,12 @@
 //
 //   with the browsers allowed only relayed paths (iceTransportPolicy "relay",
 //   asked for through localStorage), media flows through coturn, which accepts
-//   the time-limited credentials the gateway signed for each socket.
+//   the time-limited credentials the gateway signed for each socket;
+//
+//   with every DTLS datagram from the SFU dropped (another nft rule), the SFU
+//   gives up on the handshake and tells each browser `peer_failed`; the
+//   browser makes a new peer connection on the same socket, and once the rule
+//   is lifted the two see and hear each other.
 
 import { execFileSync } from "node:child_process";
 
@@ -137,5 +142,68 @@ test("relay only: media flows through coturn with the gateway's TURN credentials
     expect(server?.username, "a TURN username of the form expiry:userId").toMatch(/^\d{10}:[0-9a-f-]{36}$/);
     await expectMediaFlowing(page);
     expect(await selectedPath(page), "the path media takes").toMatchObject({ localType: "relay" });
+  }
+});
+
+test("a peer connection whose DTLS handshake dies is made anew on the same socket", async ({ openUser }) => {
+  test.skip(SKIP_MEDIA, "RAPAT_E2E_SKIP_MEDIA=1");
+  expect(NFT, "run through infra/run-e2e.sh, which provides nft").toBeTruthy();
+  const table = `rapat_e2e_dtls_${process.pid}`;
+  const nft = (...args) => execFileSync(NFT, args, { stdio: "pipe" });
+  /** Per page: room sockets opened, and whether the SFU said `peer_failed` on one. */
+  const seen = [];
+  const watch = async (page) => {
+    const mine = { sockets: 0, peerFailed: false };
+    seen.push(mine);
+    page.on("websocket", (socket) => {
+      // The room's sockets; the lobby has one of its own.
+      if (!socket.url().includes("roomId=")) return;
+      mine.sockets += 1;
+      socket.on("framereceived", ({ payload }) => {
+        if (String(payload).includes('"peer_failed"')) mine.peerFailed = true;
+      });
+    });
+  };
+  // The SFU's DTLS datagrams (RFC 7983: first byte 20-63, the UDP payload's
+  // first byte is at bit 64 of the transport header) never reach the
+  // browsers; STUN and everything else does, so ICE connects and DTLS cannot.
+  nft("add", "table", "inet", table);
+  let lifted = false;
+  const lift = () => {
+    if (!lifted) nft("delete", "table", "inet", table);
+    lifted = true;
+  };
+  try {
+    nft("add", "chain", "inet", table, "out", "{ type filter hook output priority 0; }");
+    // Whatever address the browser's chosen candidate has (not always 127.0.0.1).
+    nft("add", "rule", "inet", table, "out", "udp", "sport", SFU_UDP_PORT, "@th,64,8", "20-63", "counter", "drop");
+
+    const pages = await meetingOfTwo(openUser, "dtls", watch);
+    for (const page of pages) {
+      await expect.poll(() => page.evaluate(() => window.rapat.pc !== null), { message: "a peer connection" }).toBe(true);
+      await page.evaluate(() => {
+        window.firstPeer = window.rapat.pc;
+      });
+    }
+    // The SFU fails a handshake that ran out of retransmissions, or one not
+    // done 20 s after ICE connected.
+    await expect
+      .poll(() => seen.map((page) => page.peerFailed), { message: "peer_failed on both sockets", timeout: 60_000 })
+      .toEqual([true, true]);
+    const listed = nft("list", "table", "inet", table).toString();
+    const dropped = Number(/counter packets (\d+)/.exec(listed)?.[1] ?? 0);
+    expect(dropped, `DTLS datagrams dropped by ${listed}`).toBeGreaterThan(0);
+    lift();
+
+    for (const page of pages) {
+      await expectMediaFlowing(page);
+      const renewed = await page.evaluate(() => window.rapat.pc !== null && window.rapat.pc !== window.firstPeer);
+      expect(renewed, "a new peer connection, not the first").toBe(true);
+    }
+    // The same socket throughout: the new peer connection came from
+    // `peer_failed`, not from a socket dropped and opened again.
+    expect(seen.map((page) => page.sockets)).toEqual([1, 1]);
+  } finally {
+    lift();
   }
 });
