@@ -17,7 +17,8 @@
 //! Settings come from the environment: `NATS_URL`, `DATABASE_URL` (its database
 //! name is replaced by a fresh one, dropped at the end), `BENCH_SECONDS` per
 //! measurement (default 5), `BENCH_CLIENTS` (default "1,16,64"), `BENCH_RATES`
-//! commands per second (default "200,1000").
+//! commands per second (default "200,1000"), and the server's
+//! `RAPAT_PROJECTION_LINGER_MS` (default 50).
 
 mod stages;
 mod support;

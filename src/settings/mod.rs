@@ -259,6 +259,13 @@ pub struct Settings {
     /// Longest wait between two attempts of a webhook, in milliseconds.
     #[arg(long, env = "RAPAT_WEBHOOK_RETRY_MAX_MS", default_value_t = 3_600_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub webhook_retry_max_ms: u64,
+    /// Milliseconds a projection batch that no write waits for (audit,
+    /// analytics, notifications and webhooks following room events) goes on
+    /// gathering messages before it is applied: fewer, bigger transactions
+    /// beside the ones writes wait for, at the cost of those read models being
+    /// up to this much later. 0 applies every batch as soon as it arrives.
+    #[arg(long, env = "RAPAT_PROJECTION_LINGER_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=10_000), global = true)]
+    pub projection_linger_ms: u64,
     /// Seconds after its first attempt a webhook delivery is retried before it is
     /// `failed` (SPEC §7: at least a day; the default is 25 hours).
     #[arg(long, env = "RAPAT_WEBHOOK_GIVE_UP_AFTER_SECONDS", default_value_t = 90_000, global = true)]
@@ -314,7 +321,9 @@ impl Settings {
     }
 
     pub fn projector(&self) -> ProjectorConfig {
-        ProjectorConfig::for_namespace(self.namespace.clone())
+        let mut config = ProjectorConfig::for_namespace(self.namespace.clone());
+        config.linger = Duration::from_millis(self.projection_linger_ms);
+        config
     }
 
     pub fn registration(&self) -> rapat_gateway::RegistrationConfig {
@@ -530,4 +539,26 @@ fn jwt_secret() -> anyhow::Result<Vec<u8>> {
         }
     };
     secret.context("reading RAPAT_JWT_SECRET")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        settings: Settings,
+    }
+
+    #[test]
+    fn the_projection_linger_is_a_setting() {
+        let default = Command::try_parse_from(["rapat"]).expect("parses");
+        assert_eq!(default.settings.projector().linger, Duration::from_millis(50));
+        let none = Command::try_parse_from(["rapat", "--projection-linger-ms", "0"]).expect("parses");
+        assert_eq!(none.settings.projector().linger, Duration::ZERO);
+        assert!(Command::try_parse_from(["rapat", "--projection-linger-ms", "60000"]).is_err(), "over 10 s is refused");
+    }
 }

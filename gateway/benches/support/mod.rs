@@ -50,7 +50,11 @@ impl Stack {
         let db = rapat_projections::connect(&format!("{postgres}/{database}")).await?;
         let positions = ProjectionPositions::start(db.clone());
         let shutdown = CancellationToken::new();
-        let projector = ProjectorConfig::for_namespace(namespace.clone());
+        let mut projector = ProjectorConfig::for_namespace(namespace.clone());
+        // The server's setting, so a run can try another linger.
+        if let Some(linger) = std::env::var("RAPAT_PROJECTION_LINGER_MS").ok().and_then(|ms| ms.parse().ok()) {
+            projector.linger = Duration::from_millis(linger);
+        }
         tokio::spawn(rapat_projections::run_all(db.clone(), jetstream, projector, shutdown.child_token()));
 
         let mut config = GatewayConfig::new("127.0.0.1:0".parse()?, SECRET.to_vec());
