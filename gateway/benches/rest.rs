@@ -389,11 +389,21 @@ impl Bench {
         token: Option<&str>,
         body: Value,
     ) -> anyhow::Result<Value> {
-        let mut request = http.post(format!("http://{}{path}", self.stack.address)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await?;
+        // A pooled keep-alive connection the server closed as it was reused
+        // ("connection reset by peer") failed whole runs' set-up; such a request
+        // is sent again on a fresh connection (for a room: at worst one more room).
+        let mut attempts = 0;
+        let response = loop {
+            let mut request = http.post(format!("http://{}{path}", self.stack.address)).json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            match request.send().await {
+                Ok(response) => break response,
+                Err(error) if attempts < 3 && (error.is_request() || error.is_connect()) => attempts += 1,
+                Err(error) => return Err(error.into()),
+            }
+        };
         let status = response.status();
         let body: Value = response.json().await?;
         anyhow::ensure!(status.is_success(), "POST {path} answered {status}: {body}");

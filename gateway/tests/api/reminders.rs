@@ -103,7 +103,10 @@ async fn a_reminder_fires_at_its_moment_once_at_the_new_time_after_a_reschedule_
     // The cancelled meeting's timer went with its cancellation, before the others fired.
     assert_eq!(stored(&app, &cancelled).await.len(), 0);
     assert_eq!(reminders(&app, &host, &cancelled).await.len(), 0);
-    let timers: i64 = sqlx::query_scalar("SELECT count(*) FROM reminder_timers").fetch_one(&app.db).await.unwrap();
+    let timers: i64 = sqlx::query_scalar("SELECT count(*) FROM reminder_timers")
+        .fetch_one(&app.db)
+        .await
+        .expect("counts reminder timers");
     assert_eq!(timers, 0, "every timer fired or went away");
 }
 
@@ -118,7 +121,8 @@ async fn a_reminder_due_while_no_scheduler_ran_is_sent_late_once_when_two_come_b
     let first = start_scheduler(&app).await;
     first.cancel();
     // Its moment passes, and the grace after which a reminder counts as late.
-    let back = due + chrono::Duration::from_std(LATE_AFTER).unwrap() + chrono::Duration::milliseconds(500);
+    let back =
+        due + chrono::Duration::from_std(LATE_AFTER).expect("a short duration") + chrono::Duration::milliseconds(500);
     tokio::time::sleep((back - Utc::now()).to_std().unwrap_or_default()).await;
     assert!(reminders(&app, &host, &room).await.is_empty(), "nothing fired while no scheduler ran");
 

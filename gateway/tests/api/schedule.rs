@@ -38,7 +38,7 @@ async fn times_in_the_past_or_beyond_a_year_and_durations_out_of_range_are_refus
     ];
     for schedule in &refused {
         let mut body = json!({ "name": "Later", "maxUsers": 5 });
-        body.as_object_mut().unwrap().extend(schedule.as_object().unwrap().clone());
+        body.as_object_mut().expect("an object").extend(schedule.as_object().expect("an object").clone());
         let created = app.post("/api/v1/rooms", Some(&host.token), body).await;
         created.expect_error(400, "invalid_input");
     }
