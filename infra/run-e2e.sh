@@ -84,8 +84,9 @@ mkdir -p e2e/artifacts
 server_log=$repo_root/e2e/artifacts/server.log
 : >"$server_log"
 # connectivity.test.mjs: ICE-TCP with UDP to the SFU blocked (an nft rule the test
-# adds and removes), and relay-only media through a real coturn on loopback that
-# checks the gateway's time-limited credentials (`use-auth-secret`).
+# adds and removes), relay-only media through a real coturn on loopback that
+# checks the gateway's time-limited credentials (`use-auth-secret`), and a new
+# peer connection after the SFU's DTLS is dropped (another nft rule).
 nft_bin=$(infra/services.sh nft-bin)
 turnserver_bin=$(infra/services.sh turnserver-bin)
 # shaped.test.mjs: a watcher in a network namespace behind a `tc` token bucket.
