@@ -391,7 +391,7 @@ impl Bench {
     ) -> anyhow::Result<Value> {
         // A pooled keep-alive connection the server closed as it was reused
         // ("connection reset by peer") failed whole runs' set-up; such a request
-        // is sent again on a fresh connection (for a room: at worst one more room).
+        // is sent again, up to three times (for a room: at worst one more room).
         let mut attempts = 0;
         let response = loop {
             let mut request = http.post(format!("http://{}{path}", self.stack.address)).json(&body);

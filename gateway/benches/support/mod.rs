@@ -3,6 +3,7 @@
 //! `stop` removes. Each bench uses the parts it needs.
 #![allow(dead_code)]
 
+use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -51,9 +52,10 @@ impl Stack {
         let positions = ProjectionPositions::start(db.clone());
         let shutdown = CancellationToken::new();
         let mut projector = ProjectorConfig::for_namespace(namespace.clone());
-        // The server's setting, so a run can try another linger.
-        if let Some(linger) = std::env::var("RAPAT_PROJECTION_LINGER_MS").ok().and_then(|ms| ms.parse().ok()) {
-            projector.linger = Duration::from_millis(linger);
+        // The server's setting, so a run can try another linger; a value that is
+        // not a number of milliseconds stops the run rather than being ignored.
+        if let Ok(linger) = std::env::var("RAPAT_PROJECTION_LINGER_MS") {
+            projector.linger = Duration::from_millis(linger.parse().context("RAPAT_PROJECTION_LINGER_MS")?);
         }
         tokio::spawn(rapat_projections::run_all(db.clone(), jetstream, projector, shutdown.child_token()));
 
