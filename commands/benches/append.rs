@@ -6,9 +6,13 @@
 //!
 //! Settings come from the environment: `NATS_URL` (default nats://127.0.0.1:4222),
 //! `BENCH_SECONDS` per measurement (default 5), `BENCH_IN_FLIGHT` (default
-//! "1,16,64"). Each in-flight worker drives its own room, toggling a participant's
-//! microphone, so every command appends exactly one event. The run also times
-//! loading a room with 10,000 events from its snapshot and by full replay.
+//! "1,16,64"), `BENCH_ROUNDS` (default 5): each measurement's seconds are cut into
+//! that many slices, and the three (commands, raw, guarded) take turns slice by
+//! slice in a rotating order, so a machine that slows down during the run slows
+//! all three alike instead of moving their ratio. Each in-flight worker drives its
+//! own room, toggling a participant's microphone, so every command appends exactly
+//! one event. The run also times loading a room with 10,000 events from its
+//! snapshot and by full replay.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,10 +26,34 @@ use rapat_domain::services::testing::MarkedHasher;
 use rapat_wire::Namespace;
 use uuid::Uuid;
 
-struct Measured {
-    per_second: f64,
-    p50_us: u64,
-    p99_us: u64,
+/// What one kind of operation did over the slices it ran.
+struct Tally {
+    latencies_us: Histogram<u64>,
+    seconds: f64,
+}
+
+impl Tally {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self { latencies_us: Histogram::new(3)?, seconds: 0.0 })
+    }
+
+    fn add(&mut self, slice: Tally) -> anyhow::Result<()> {
+        self.latencies_us.add(slice.latencies_us)?;
+        self.seconds += slice.seconds;
+        Ok(())
+    }
+
+    fn per_second(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.seconds
+    }
+
+    fn p50_us(&self) -> u64 {
+        self.latencies_us.value_at_quantile(0.50)
+    }
+
+    fn p99_us(&self) -> u64 {
+        self.latencies_us.value_at_quantile(0.99)
+    }
 }
 
 #[tokio::main]
@@ -37,7 +65,8 @@ async fn main() -> anyhow::Result<()> {
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    let duration = Duration::from_secs(seconds);
+    let rounds: u32 = std::env::var("BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5).max(1);
+    let slice = Duration::from_secs(seconds) / rounds;
 
     let namespace = Namespace::parse(&format!("bench{}", Uuid::new_v4().simple()))?;
     let mut config = EventStoreConfig::for_namespace(namespace.clone());
@@ -61,7 +90,9 @@ async fn main() -> anyhow::Result<()> {
     // Each room's participant starts unmuted (`sample_message_size` leaves it so).
     let muted: Arc<Vec<AtomicBool>> = Arc::new(rooms.iter().map(|_| AtomicBool::new(false)).collect());
     let message_size = sample_message_size(&bus, &rooms[0]).await?;
-    println!("NATS {nats_url}; {seconds} s per measurement; one event per command, {message_size} B per message\n");
+    println!(
+        "NATS {nats_url}; {seconds} s per measurement in {rounds} interleaved slices; one event per command, {message_size} B per message\n"
+    );
     println!("commands: through CommandBus; raw: plain publish-with-ack; guarded: raw plus the two headers");
     println!("every append carries (Nats-Msg-Id, Nats-Expected-Last-Subject-Sequence)\n");
     println!(
@@ -82,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
     for &workers in &in_flight {
         let raw_jetstream = jetstream.clone();
         let raw_prefix = format!("{namespace}.raw");
-        let raw = measure(workers, duration, move |worker, _n| {
+        let raw_operation = move |worker: usize| {
             let jetstream = raw_jetstream.clone();
             let subject = format!("{raw_prefix}.{worker}");
             let payload = bytes::Bytes::from(vec![b'x'; message_size]);
@@ -90,12 +121,11 @@ async fn main() -> anyhow::Result<()> {
                 jetstream.publish(subject, payload).await?.await?;
                 Ok(())
             }
-        })
-        .await?;
+        };
         let guarded_jetstream = jetstream.clone();
         let guarded_prefix = format!("{namespace}.raw.guarded");
         let last_for_run = Arc::clone(&guarded_last);
-        let guarded = measure(workers, duration, move |worker, _n| {
+        let guarded_operation = move |worker: usize| {
             let jetstream = guarded_jetstream.clone();
             let subject = format!("{guarded_prefix}.{worker}");
             let payload = bytes::Bytes::from(vec![b'x'; message_size]);
@@ -109,12 +139,11 @@ async fn main() -> anyhow::Result<()> {
                 last[worker].store(ack.sequence, Ordering::Relaxed);
                 Ok(())
             }
-        })
-        .await?;
+        };
         let rooms_for_run = rooms.clone();
         let bus_for_run = Arc::clone(&bus);
         let muted_for_run = Arc::clone(&muted);
-        let commands = measure(workers, duration, move |worker, _n| {
+        let command_operation = move |worker: usize| {
             let bus = Arc::clone(&bus_for_run);
             let (room_id, user) = rooms_for_run[worker].clone();
             // Flip the microphone from wherever the previous run left it.
@@ -125,20 +154,30 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::ensure!(outcome.events.len() == 1, "every command appends one event");
                 Ok(())
             }
-        })
-        .await?;
+        };
+        let (mut raw, mut guarded, mut commands) = (Tally::new()?, Tally::new()?, Tally::new()?);
+        for round in 0..rounds {
+            // Round 0 runs raw, guarded, commands; round 1 guarded, commands, raw; and so on.
+            for turn in 0..3 {
+                match (round + turn) % 3 {
+                    0 => raw.add(measure(workers, slice, raw_operation.clone()).await?)?,
+                    1 => guarded.add(measure(workers, slice, guarded_operation.clone()).await?)?,
+                    _ => commands.add(measure(workers, slice, command_operation.clone()).await?)?,
+                }
+            }
+        }
         println!(
             "{:>9} | {:>11.0} {:>7} {:>7} | {:>10.0} {:>7} {:>7} | {:>11.0} | {:>9.2} {:>13.2}",
             workers,
-            commands.per_second,
-            commands.p50_us,
-            commands.p99_us,
-            raw.per_second,
-            raw.p50_us,
-            raw.p99_us,
-            guarded.per_second,
-            commands.per_second / raw.per_second,
-            commands.per_second / guarded.per_second
+            commands.per_second(),
+            commands.p50_us(),
+            commands.p99_us(),
+            raw.per_second(),
+            raw.p50_us(),
+            raw.p99_us(),
+            guarded.per_second(),
+            commands.per_second() / raw.per_second(),
+            commands.per_second() / guarded.per_second()
         );
     }
 
@@ -193,9 +232,9 @@ async fn sample_message_size(bus: &CommandBus<Room>, (room_id, user): &(String, 
 
 /// Runs `workers` tasks, each looping over `operation` for `duration` and awaiting
 /// each before starting the next (so `workers` operations are in flight).
-async fn measure<F, Fut>(workers: usize, duration: Duration, operation: F) -> anyhow::Result<Measured>
+async fn measure<F, Fut>(workers: usize, duration: Duration, operation: F) -> anyhow::Result<Tally>
 where
-    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let operation = Arc::new(operation);
@@ -206,26 +245,20 @@ where
         let operation = Arc::clone(&operation);
         tasks.push(tokio::spawn(async move {
             let mut histogram = Histogram::<u64>::new(3)?;
-            let mut n = 0u64;
             while Instant::now() < deadline {
                 let began = Instant::now();
-                operation(worker, n).await?;
+                operation(worker).await?;
                 histogram.record(began.elapsed().as_micros() as u64)?;
-                n += 1;
             }
             anyhow::Ok(histogram)
         }));
     }
-    let mut total = Histogram::<u64>::new(3)?;
+    let mut tally = Tally::new()?;
     for task in tasks {
-        total.add(task.await??)?;
+        tally.latencies_us.add(task.await??)?;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    Ok(Measured {
-        per_second: total.len() as f64 / elapsed,
-        p50_us: total.value_at_quantile(0.50),
-        p99_us: total.value_at_quantile(0.99),
-    })
+    tally.seconds = started.elapsed().as_secs_f64();
+    Ok(tally)
 }
 
 /// A room with 10,000 events: load time from a snapshot (a fresh process with an
