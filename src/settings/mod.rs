@@ -264,7 +264,7 @@ pub struct Settings {
     /// gathering messages before it is applied: fewer, bigger transactions
     /// beside the ones writes wait for, at the cost of those read models being
     /// up to this much later. 0 applies every batch as soon as it arrives.
-    #[arg(long, env = "RAPAT_PROJECTION_LINGER_MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=10_000), global = true)]
+    #[arg(long, env = "RAPAT_PROJECTION_LINGER_MS", default_value_t = ProjectorConfig::DEFAULT_LINGER_MS, value_parser = clap::value_parser!(u64).range(0..=ProjectorConfig::MAX_LINGER_MS), global = true)]
     pub projection_linger_ms: u64,
     /// Seconds after its first attempt a webhook delivery is retried before it is
     /// `failed` (SPEC §7: at least a day; the default is 25 hours).

@@ -53,11 +53,12 @@ impl Stack {
         let shutdown = CancellationToken::new();
         let mut projector = ProjectorConfig::for_namespace(namespace.clone());
         // The server's setting, so a run can try another linger; a value the server
-        // would refuse (not a number, or over its 10,000 ms) stops the run rather
+        // would refuse (not a number, or over its maximum) stops the run rather
         // than being measured.
         if let Ok(linger) = std::env::var("RAPAT_PROJECTION_LINGER_MS") {
             let ms: u64 = linger.parse().context("RAPAT_PROJECTION_LINGER_MS")?;
-            anyhow::ensure!(ms <= 10_000, "RAPAT_PROJECTION_LINGER_MS: at most 10000, as `rapat` takes it");
+            let max = ProjectorConfig::MAX_LINGER_MS;
+            anyhow::ensure!(ms <= max, "RAPAT_PROJECTION_LINGER_MS: at most {max}, as `rapat` takes it");
             projector.linger = Duration::from_millis(ms);
         }
         tokio::spawn(rapat_projections::run_all(db.clone(), jetstream, projector, shutdown.child_token()));

@@ -204,12 +204,18 @@ pub struct ProjectorConfig {
 }
 
 impl ProjectorConfig {
+    /// `linger` unless set otherwise (`RAPAT_PROJECTION_LINGER_MS`).
+    pub const DEFAULT_LINGER_MS: u64 = 50;
+    /// The longest `linger` the `rapat` binary takes: longer, those read models
+    /// would lag by more than anyone reading them would wait.
+    pub const MAX_LINGER_MS: u64 = 10_000;
+
     /// The projector of `namespace`, with the production settings.
     pub fn for_namespace(namespace: Namespace) -> Self {
         Self {
             namespace,
             batch_size: 500,
-            linger: Duration::from_millis(50),
+            linger: Duration::from_millis(Self::DEFAULT_LINGER_MS),
             idle_check: Duration::from_millis(500),
             standby_retry: Duration::from_secs(1),
             max_backoff: Duration::from_millis(500),
