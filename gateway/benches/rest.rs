@@ -17,8 +17,14 @@
 //! Settings come from the environment: `NATS_URL`, `DATABASE_URL` (its database
 //! name is replaced by a fresh one, dropped at the end), `BENCH_SECONDS` per
 //! measurement (default 5), `BENCH_CLIENTS` (default "1,16,64"), `BENCH_RATES`
-//! commands per second (default "200,1000"), and the server's
-//! `RAPAT_PROJECTION_LINGER_MS` (default 50).
+//! commands per second (default "200,1000"), `BENCH_WARMUP_SECONDS` (default 2:
+//! commands sent at each rate before it is measured, so the first joins of the
+//! fresh rooms, each starting a meeting, are not in the figures; printed on their
+//! own line), `BENCH_TIMELINE_MS` (when set, the
+//! latency run also prints its commands in windows of that many milliseconds of
+//! send time: how many, p50, p99 and max, to tell a tail spread over the run from
+//! one made in a few stalls), and the server's `RAPAT_PROJECTION_LINGER_MS`
+//! (default 50).
 
 mod stages;
 mod support;
@@ -120,7 +126,7 @@ async fn run(
     println!("\ncommand-to-visible latency: POST /rooms/{{id}}/join|leave, sent open-loop at a fixed rate,");
     println!("timed from send to answer (answered only once the rooms read model shows the change)");
     println!(
-        "{:>9} | {:>10} | {:>8} {:>8} {:>8} | {:>6} {:>7}",
+        "{:>13} | {:>10} | {:>8} {:>8} {:>8} | {:>6} {:>7}",
         "target/s", "achieved/s", "p50 ms", "p99 ms", "max ms", "errors", "skipped"
     );
     let mut rooms = Vec::with_capacity(LATENCY_ROOMS);
@@ -137,24 +143,37 @@ async fn run(
     }
     let rooms = Arc::new(rooms);
     let mut breakdowns = Vec::new();
+    let warm_up = Duration::from_secs(env_or("BENCH_WARMUP_SECONDS", "2").parse().context("BENCH_WARMUP_SECONDS")?);
     for &rate in rates {
+        // The rooms are fresh: the first pass over them starts a meeting in every
+        // one (its first join), a burst of work steady traffic does not have. It
+        // runs first, at the same rate, and is printed apart.
+        if !warm_up.is_zero() {
+            let warming = measure_commands(bench, &token, rate, warm_up, &rooms).await?;
+            print_latency(&format!("{rate} warm-up"), &warming);
+        }
         recorder.clear();
         let measured = measure_commands(bench, &token, rate, duration, &rooms).await?;
-        breakdowns.push((rate, Breakdown::of(recorder, &measured.sent)?));
-        println!(
-            "{:>9} | {:>10.0} | {:>8.1} {:>8.1} {:>8.1} | {:>6} {:>7}",
-            rate,
-            measured.per_second,
-            measured.p50_us as f64 / 1e3,
-            measured.p99_us as f64 / 1e3,
-            measured.max_us as f64 / 1e3,
-            measured.errors,
-            measured.skipped
-        );
+        breakdowns.push((rate, Breakdown::of(recorder, &measured.sent)?, measured.timeline.clone()));
+        print_latency(&rate.to_string(), &measured);
     }
-    for (rate, breakdown) in breakdowns {
+    for (rate, by_action, timeline) in breakdowns {
         println!("\nat {rate} commands/s:");
-        breakdown.print();
+        for (action, breakdown) in by_action {
+            match action {
+                "all" => breakdown.print(),
+                action => breakdown.print_stages(&format!("{action}s alone")),
+            }
+        }
+        if !timeline.is_empty() {
+            println!(
+                "\n  by send time, windows of {} ms: start ms, commands, p50 / p99 / max ms",
+                timeline_window()?.as_millis()
+            );
+            for line in timeline {
+                println!("  {line}");
+            }
+        }
     }
     Ok(())
 }
@@ -216,6 +235,8 @@ struct Latency {
     skipped: u64,
     /// The commands answered OK.
     sent: Vec<Sent>,
+    /// `BENCH_TIMELINE_MS`'s lines, one per window of send time.
+    timeline: Vec<String>,
 }
 
 /// One room of the latency run.
@@ -279,16 +300,26 @@ async fn measure_commands(
             let room = rooms[index].id.clone();
             rooms[index].busy.store(false, Ordering::Release);
             drop(permit);
-            (Sent { room, sent: began, answered }, outcome)
+            (Sent { room, action, sent: began, answered }, outcome)
         });
     }
     let mut histogram = Histogram::<u64>::new(3)?;
     let mut errors = 0;
     let mut first_error = None;
     let mut answered = Vec::new();
+    let window = timeline_window()?;
+    let mut windows: Vec<Histogram<u64>> = Vec::new();
     while let Some(done) = tasks.join_next().await {
         let (command, outcome) = done?;
-        histogram.record(command.answered.duration_since(command.sent).as_micros() as u64)?;
+        let took = command.answered.duration_since(command.sent).as_micros() as u64;
+        histogram.record(took)?;
+        if !window.is_zero() {
+            let index = (command.sent.duration_since(started).as_micros() / window.as_micros()) as usize;
+            while windows.len() <= index {
+                windows.push(Histogram::new(3)?);
+            }
+            windows[index].record(took)?;
+        }
         match outcome {
             Ok(()) => answered.push(command),
             Err(error) => {
@@ -308,7 +339,41 @@ async fn measure_commands(
         errors,
         skipped,
         sent: answered,
+        timeline: windows
+            .iter()
+            .enumerate()
+            .map(|(n, w)| {
+                let ms = |us: u64| us as f64 / 1e3;
+                format!(
+                    "{:>6} {:>5} {:>8.1} {:>8.1} {:>8.1}",
+                    n as u128 * window.as_millis(),
+                    w.len(),
+                    ms(w.value_at_quantile(0.5)),
+                    ms(w.value_at_quantile(0.99)),
+                    ms(w.max())
+                )
+            })
+            .collect(),
     })
+}
+
+fn print_latency(label: &str, measured: &Latency) {
+    println!(
+        "{:>13} | {:>10.0} | {:>8.1} {:>8.1} {:>8.1} | {:>6} {:>7}",
+        label,
+        measured.per_second,
+        measured.p50_us as f64 / 1e3,
+        measured.p99_us as f64 / 1e3,
+        measured.max_us as f64 / 1e3,
+        measured.errors,
+        measured.skipped
+    );
+}
+
+/// `BENCH_TIMELINE_MS`, zero when unset.
+fn timeline_window() -> anyhow::Result<Duration> {
+    let ms: u64 = env_or("BENCH_TIMELINE_MS", "0").parse().context("BENCH_TIMELINE_MS")?;
+    Ok(Duration::from_millis(ms))
 }
 
 /// The bare baseline: the same query on the same pool, answered as JSON.

@@ -114,6 +114,8 @@ impl Recorder {
 /// One answered command as the load generator saw it.
 pub struct Sent {
     pub room: String,
+    /// "join" or "leave".
+    pub action: &'static str,
     pub sent: Instant,
     pub answered: Instant,
 }
@@ -141,12 +143,24 @@ pub struct Breakdown {
 }
 
 impl Breakdown {
-    /// Matches the events heard during the run to the commands sent.
-    pub fn of(recorder: &Recorder, sent: &[Sent]) -> anyhow::Result<Self> {
+    /// Matches the events heard during the run to the commands sent: all of them,
+    /// then each action's alone (joins and leaves do different work downstream).
+    pub fn of(recorder: &Recorder, sent: &[Sent]) -> anyhow::Result<Vec<(&'static str, Self)>> {
         let events = recorder.take();
+        let mut actions: Vec<&'static str> = sent.iter().map(|command| command.action).collect();
+        actions.sort_unstable();
+        actions.dedup();
+        let mut breakdowns = vec![("all", Self::from_events(&events, sent.iter()))];
+        for action in actions {
+            breakdowns.push((action, Self::from_events(&events, sent.iter().filter(|c| c.action == action))));
+        }
+        breakdowns.into_iter().map(|(action, breakdown)| Ok((action, breakdown?))).collect()
+    }
+
+    fn from_events<'a>(events: &[Event], sent: impl Iterator<Item = &'a Sent>) -> anyhow::Result<Self> {
         let mut by_room: HashMap<&str, Vec<&Event>> = HashMap::new();
         let mut by_projection: HashMap<(&str, &str), Vec<&Event>> = HashMap::new();
-        for event in &events {
+        for event in events {
             if event.aggregate_id.is_empty() {
                 by_projection.entry((event.projection.as_str(), event.message.as_str())).or_default().push(event);
             } else {
@@ -155,11 +169,10 @@ impl Breakdown {
         }
         if std::env::var_os("BENCH_STAGES_DEBUG").is_some() {
             let mut kinds: HashMap<(&str, &str), usize> = HashMap::new();
-            for event in &events {
+            for event in events {
                 *kinds.entry((event.message.as_str(), event.projection.as_str())).or_default() += 1;
             }
             println!("    events heard: {kinds:?}; first: {:?}", events.iter().take(3).collect::<Vec<_>>());
-            println!("    first command: {:?}", sent.first().map(|command| &command.room));
         }
         // 1 µs to 10 minutes: `record` below saturates instead of resizing.
         let histogram = || Histogram::<u64>::new_with_bounds(1, 600_000_000, 3);
@@ -255,12 +268,18 @@ impl Breakdown {
         Some(())
     }
 
-    pub fn print(&self) {
-        println!("    stages of {} commands ({} not matched to their events), ms:", self.matched, self.unmatched);
+    /// The stages along the critical path, of the commands matched.
+    pub fn print_stages(&self, which: &str) {
+        println!("    stages of {} {which} ({} not matched to their events), ms:", self.matched, self.unmatched);
         println!("    {:<52} {:>8} {:>8}", "stage (critical path)", "p50", "p99");
         for (name, histogram) in STAGES.iter().zip(&self.stages) {
             println!("    {name:<52} {:>8.2} {:>8.2}", ms(histogram, 0.5), ms(histogram, 0.99));
         }
+    }
+
+    /// The stages, then each shown projection's and every projection's batches.
+    pub fn print(&self) {
+        self.print_stages("commands");
         for projection in SHOWN {
             let Some((histograms, critical)) = self.projections.get(projection) else { continue };
             println!(

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use rapat_domain::ids::{RoomId, UserId};
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgPool, Row as _};
 use uuid::Uuid;
 
 use super::{QueryError, page_bounds};
@@ -185,16 +185,44 @@ pub async fn current_participants(pool: &PgPool, room: RoomId) -> Result<Vec<Par
 /// participant left, even when they have left since (a host's mute racing the
 /// participant's own leave).
 pub async fn latest_stay(pool: &PgPool, room: RoomId, user: UserId) -> Result<Option<ParticipantRow>, QueryError> {
-    let row = sqlx::query_as(
+    let row = sqlx::query_as(sqlx::AssertSqlSafe(latest_stay_of("$1", "$2")))
+        .bind(room.as_uuid())
+        .bind(user.as_uuid())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// The room and `user`'s latest stay in it (as [`latest_stay`]), read in one
+/// statement: one snapshot, one round trip. What a join answers. `None` when there
+/// is no such room; the stay is `None` when the user was never in it.
+pub async fn with_latest_stay(
+    pool: &PgPool,
+    room: RoomId,
+    user: UserId,
+) -> Result<Option<(RoomRow, Option<ParticipantRow>)>, QueryError> {
+    let stay = latest_stay_of("r.id", "$2");
+    let sql = format!("SELECT {ROOM_COLUMNS}, s.* FROM rooms r LEFT JOIN LATERAL ({stay}) s ON TRUE WHERE r.id = $1");
+    let Some(row) =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(room.as_uuid()).bind(user.as_uuid()).fetch_optional(pool).await?
+    else {
+        return Ok(None);
+    };
+    let room = RoomRow::from_row(&row)?;
+    // The stay's columns are all NULL when the lateral join found none.
+    let stayed: Option<Uuid> = row.try_get("user_id")?;
+    let stay = stayed.map(|_| ParticipantRow::from_row(&row)).transpose()?;
+    Ok(Some((room, stay)))
+}
+
+/// The query of a participant's latest stay (a [`ParticipantRow`]), with the room
+/// and user given as SQL expressions (parameters or columns), never as text.
+fn latest_stay_of(room: &str, user: &str) -> String {
+    format!(
         "SELECT p.user_id, u.first_name, u.last_name, p.joined_at, p.audio_muted, p.video_on, p.screen_sharing, \
          p.muted_by_host FROM participants p LEFT JOIN users u ON u.id = p.user_id \
-         WHERE p.room_id = $1 AND p.user_id = $2 ORDER BY p.joined_at DESC, p.id DESC LIMIT 1",
+         WHERE p.room_id = {room} AND p.user_id = {user} ORDER BY p.joined_at DESC, p.id DESC LIMIT 1"
     )
-    .bind(room.as_uuid())
-    .bind(user.as_uuid())
-    .fetch_optional(pool)
-    .await?;
-    Ok(row)
 }
 
 /// True if `user` was ever in the room (now or before).

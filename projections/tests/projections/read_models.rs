@@ -102,6 +102,20 @@ async fn every_read_model_follows_the_story() {
     assert!(!rooms::has_ever_joined(pool, story.review, story.citra).await.expect("query"));
     assert_eq!(rooms::by_id(pool, RoomId::new_random()).await.expect("query"), None);
 
+    // What a join answers: the room and the caller's latest stay, in one read.
+    let (room, stay) = rooms::with_latest_stay(pool, story.review, story.dewi).await.expect("query").expect("exists");
+    assert_eq!(room, review);
+    let stay = stay.expect("dewi is in the review");
+    assert_eq!((stay.user_id, stay.audio_muted, stay.muted_by_host, stay.video_on), (story.dewi, true, true, true));
+    assert_eq!(Some(stay), rooms::latest_stay(pool, story.review, story.dewi).await.expect("query"));
+    let (room, stay) = rooms::with_latest_stay(pool, story.standup, story.budi).await.expect("query").expect("exists");
+    assert_eq!(room, standup);
+    assert_eq!(stay, rooms::latest_stay(pool, story.standup, story.budi).await.expect("query"), "an ended stay too");
+    assert!(stay.is_some());
+    let (_, stay) = rooms::with_latest_stay(pool, story.review, story.citra).await.expect("query").expect("exists");
+    assert_eq!(stay, None, "citra was never in the review");
+    assert_eq!(rooms::with_latest_stay(pool, RoomId::new_random(), story.ana).await.expect("query"), None);
+
     // Sessions.
     let revoked = sessions::by_id(pool, story.ana_session).await.expect("query").expect("exists");
     assert_eq!((revoked.user_id, revoked.generation, revoked.refresh_hash.as_str()), (story.ana, 1, "hash-1"));

@@ -88,8 +88,11 @@ pub async fn join_room(
         state.limits.join_failures_per_room.record(room, now);
     }
     joined?;
-    // Two reads of what the write waited for, side by side rather than one after the other.
-    let (room, participant) = tokio::try_join!(room_row(&state, room_id), participant(&state, room_id, auth.user_id))?;
+    // The room and the caller's stay, as the write left them, in one read.
+    let (room, stay) = queries::rooms::with_latest_stay(&state.db, room, auth.user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("room_not_found", "the room does not exist"))?;
+    let participant = stay.map(ParticipantView::from).ok_or_else(concurrent_change)?;
     Ok(response::ok(JoinedView { room: RoomView::from(room), participant }))
 }
 
@@ -279,5 +282,9 @@ async fn participant(state: &AppState, room_id: Uuid, user: UserId) -> Result<Pa
     queries::rooms::latest_stay(&state.db, RoomId::from_uuid(room_id), user)
         .await?
         .map(ParticipantView::from)
-        .ok_or_else(|| ApiError::conflict("concurrent_change", "the participant changed concurrently; try again"))
+        .ok_or_else(concurrent_change)
+}
+
+fn concurrent_change() -> ApiError {
+    ApiError::conflict("concurrent_change", "the participant changed concurrently; try again")
 }
