@@ -20,11 +20,10 @@
 //! commands per second (default "200,1000"), `BENCH_WARMUP_SECONDS` (default 2:
 //! commands sent at each rate before it is measured, so the first joins of the
 //! fresh rooms, each starting a meeting, are not in the figures; printed on their
-//! own line), `BENCH_TIMELINE_MS` (when set, the
-//! latency run also prints its commands in windows of that many milliseconds of
-//! send time: how many, p50, p99 and max, to tell a tail spread over the run from
-//! one made in a few stalls), and the server's `RAPAT_PROJECTION_LINGER_MS`
-//! (default 50).
+//! own line), `BENCH_TIMELINE_MS` (when set, the latency run also prints its
+//! commands in windows of that many milliseconds of send time: how many, p50, p99
+//! and max, to tell a tail spread over the run from one made in a few stalls), and
+//! the server's `RAPAT_PROJECTION_LINGER_MS` (default 50).
 
 mod stages;
 mod support;
@@ -154,8 +153,8 @@ async fn run(
         }
         recorder.clear();
         let measured = measure_commands(bench, &token, rate, duration, &rooms).await?;
-        breakdowns.push((rate, Breakdown::of(recorder, &measured.sent)?, measured.timeline.clone()));
         print_latency(&rate.to_string(), &measured);
+        breakdowns.push((rate, Breakdown::of(recorder, &measured.sent)?, measured.timeline));
     }
     for (rate, by_action, timeline) in breakdowns {
         println!("\nat {rate} commands/s:");
