@@ -108,6 +108,18 @@ impl ApiError {
         )
     }
 
+    /// A stored write whose read model says it applied it, but whose row (`what`)
+    /// is not there. That happens for a moment after the event stream lost its
+    /// tail (NATS stopped before its disk had the last writes): the checkpoint is
+    /// ahead of the stream until the projector finds that and rebuilds
+    /// (`projector/stream_check.rs`), and a write's wait trusts it meanwhile. The
+    /// write is stored and shows after the rebuild, so the answer is
+    /// `stored_not_visible`, not a refusal or a 500.
+    pub fn stored_but_missing(what: impl std::fmt::Display) -> Self {
+        tracing::warn!(%what, "a stored write is missing from the read model that claims it; answering 202");
+        Self::stored_not_visible()
+    }
+
     /// This process is shutting down (SPEC §8): another node will answer.
     pub fn shutting_down() -> Self {
         Self {

@@ -177,7 +177,7 @@ async fn register(
 
     let row = queries::users::by_id(&state.db, user)
         .await?
-        .ok_or_else(|| ApiError::internal(format!("registered account {user} is missing from the users read model")))?;
+        .ok_or_else(|| ApiError::stored_but_missing(format!("registered account {user}")))?;
     Ok(response::created(UserData { user: UserView::from(row) }))
 }
 

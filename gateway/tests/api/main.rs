@@ -28,6 +28,7 @@ mod rooms_host;
 mod schedule;
 mod settings;
 mod slow_clients;
+mod stale_read_models;
 mod storable_input;
 mod users;
 mod webhooks;

@@ -184,7 +184,9 @@ pub async fn create_room(
     let _one_at_a_time = state.limits.room_creation.lock(auth.user_id).await;
     refuse_over_hourly_cap(&state, auth.user_id).await?;
     state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
-    let row = room_row(&state, room_id.as_uuid()).await?;
+    let row = queries::rooms::by_id(&state.db, room_id)
+        .await?
+        .ok_or_else(|| ApiError::stored_but_missing(format!("created room {room_id}")))?;
     Ok(response::created(RoomView::from(row)))
 }
 

@@ -89,11 +89,11 @@ pub async fn join_room(
     }
     joined?;
     // The room and the caller's stay, as the write left them, in one read.
-    let (room, stay) = queries::rooms::with_latest_stay(&state.db, room, auth.user_id)
+    let (row, stay) = queries::rooms::with_latest_stay(&state.db, room, auth.user_id)
         .await?
-        .ok_or_else(|| ApiError::not_found("room_not_found", "the room does not exist"))?;
-    let participant = stay.map(ParticipantView::from).ok_or_else(concurrent_change)?;
-    Ok(response::ok(JoinedView { room: RoomView::from(room), participant }))
+        .ok_or_else(|| ApiError::stored_but_missing(format!("room {room} of a join")))?;
+    let participant = stay.map(ParticipantView::from).ok_or_else(|| missing_stay(room, auth.user_id))?;
+    Ok(response::ok(JoinedView { room: RoomView::from(row), participant }))
 }
 
 /// 429 while this user, or everyone together, offered this room too many wrong
@@ -276,15 +276,16 @@ pub async fn remove_participant(
 
 /// A participant's state after a write on them: their latest stay, which a
 /// concurrent leave or removal may have ended since. The write is stored, so the
-/// answer is a success either way; only a read model that lost the stay (which a
-/// visible write rules out) would make it a conflict.
+/// answer is a success either way.
 async fn participant(state: &AppState, room_id: Uuid, user: UserId) -> Result<ParticipantView, ApiError> {
-    queries::rooms::latest_stay(&state.db, RoomId::from_uuid(room_id), user)
+    let room = RoomId::from_uuid(room_id);
+    queries::rooms::latest_stay(&state.db, room, user)
         .await?
         .map(ParticipantView::from)
-        .ok_or_else(concurrent_change)
+        .ok_or_else(|| missing_stay(room, user))
 }
 
-fn concurrent_change() -> ApiError {
-    ApiError::conflict("concurrent_change", "the participant changed concurrently; try again")
+/// A stored write on a participant, yet no stay of theirs in the read model.
+fn missing_stay(room: RoomId, user: UserId) -> ApiError {
+    ApiError::stored_but_missing(format!("the stay of {user} in room {room}"))
 }
