@@ -182,7 +182,9 @@ async fn update_profile(
         status: body.status.map(AccountStatus::from),
     };
     state.write(&state.accounts, &caller.user_id.to_string(), command, caller.command()).await?;
-    let user = existing_user(&state, caller.user_id).await?;
+    let user = queries::users::by_id(&state.db, caller.user_id)
+        .await?
+        .ok_or_else(|| ApiError::stored_but_missing(format!("account {}", caller.user_id)))?;
     Ok(response::ok(UserView::from(user)))
 }
 

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::views::{Paged, RoomView};
-use super::{PageQuery, room_row};
+use super::{PageQuery, room_row, written_room_row};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -184,10 +184,7 @@ pub async fn create_room(
     let _one_at_a_time = state.limits.room_creation.lock(auth.user_id).await;
     refuse_over_hourly_cap(&state, auth.user_id).await?;
     state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
-    let row = queries::rooms::by_id(&state.db, room_id)
-        .await?
-        .ok_or_else(|| ApiError::stored_but_missing(format!("created room {room_id}")))?;
-    Ok(response::created(RoomView::from(row)))
+    Ok(response::created(RoomView::from(written_room_row(&state, room_id.as_uuid()).await?)))
 }
 
 /// 429 when `host` created `rooms_per_user_per_hour` rooms within the last hour,
@@ -311,7 +308,7 @@ pub async fn update_room(
     for command in schedule.into_iter().chain(settings) {
         state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
     }
-    Ok(response::ok(RoomView::from(room_row(&state, room_id).await?)))
+    Ok(response::ok(RoomView::from(written_room_row(&state, room_id).await?)))
 }
 
 /// End the meeting (host only): everyone is disconnected and the room moves to
@@ -338,5 +335,5 @@ pub async fn end_room(
 ) -> Result<Response, ApiError> {
     let command = RoomCommand::End { actor: auth.user_id };
     state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
-    Ok(response::ok(RoomView::from(room_row(&state, room_id).await?)))
+    Ok(response::ok(RoomView::from(written_room_row(&state, room_id).await?)))
 }

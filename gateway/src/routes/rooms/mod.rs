@@ -102,6 +102,15 @@ async fn room_row(state: &AppState, room_id: Uuid) -> Result<queries::rooms::Roo
         .ok_or_else(|| ApiError::not_found("room_not_found", "the room does not exist"))
 }
 
+/// The room's row after a stored write on it. It is missing only while the rooms
+/// read model is ahead of a stream that lost its tail: then the write's answer is
+/// 202 (`ApiError::stored_but_missing`), not 404.
+async fn written_room_row(state: &AppState, room_id: Uuid) -> Result<queries::rooms::RoomRow, ApiError> {
+    queries::rooms::by_id(&state.db, RoomId::from_uuid(room_id))
+        .await?
+        .ok_or_else(|| ApiError::stored_but_missing(format!("room {room_id}")))
+}
+
 /// The room's row, or 404 / 403 unless the caller hosts it. Only for reads: a
 /// command's host check is the aggregate's.
 pub(crate) async fn hosted_room_row(

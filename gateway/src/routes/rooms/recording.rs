@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::views::RoomView;
-use super::{hosted_room_row, room_row};
+use super::{hosted_room_row, written_room_row};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::extract::ApiPath;
@@ -83,7 +83,7 @@ pub async fn start_recording(
 ) -> Result<Response, ApiError> {
     let command = RoomCommand::StartRecording { actor: auth.user_id };
     state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
-    Ok(response::ok(RoomView::from(room_row(&state, room_id).await?)))
+    Ok(response::ok(RoomView::from(written_room_row(&state, room_id).await?)))
 }
 
 /// Stop recording (host only). Files of tracks still being written are listed
@@ -110,7 +110,7 @@ pub async fn stop_recording(
 ) -> Result<Response, ApiError> {
     let command = RoomCommand::StopRecording { actor: auth.user_id };
     state.write(&state.rooms, &room_id.to_string(), command, auth.command()).await?;
-    Ok(response::ok(RoomView::from(room_row(&state, room_id).await?)))
+    Ok(response::ok(RoomView::from(written_room_row(&state, room_id).await?)))
 }
 
 /// The room's recorded tracks that are still kept, oldest first (host only).
