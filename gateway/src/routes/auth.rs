@@ -30,7 +30,7 @@ use crate::extract::ApiJson;
 use crate::idempotency;
 use crate::response::{self, Data, Failure, Message};
 use crate::routes::schema;
-use crate::routes::users::UserView;
+use crate::routes::users::{UserView, written_user};
 use crate::state::AppState;
 
 /// An argon2id hash (of a password no account has) with the hasher's parameters.
@@ -175,9 +175,7 @@ async fn register(
     // account's. A best effort: answering one binds it too.
     crate::routes::invitations::bind_email_invitations(&state, user, &registration_email).await;
 
-    let row = queries::users::by_id(&state.db, user)
-        .await?
-        .ok_or_else(|| ApiError::stored_but_missing(format!("registered account {user}")))?;
+    let row = written_user(&state, user).await?;
     Ok(response::created(UserData { user: UserView::from(row) }))
 }
 

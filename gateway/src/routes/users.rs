@@ -103,6 +103,13 @@ pub async fn existing_user(state: &AppState, id: UserId) -> Result<UserRow, ApiE
     queries::users::by_id(&state.db, id).await?.ok_or_else(|| ApiError::not_found("user_not_found", "no such user"))
 }
 
+/// The account's row after a stored write on it. It is missing only while the
+/// users read model is ahead of a stream that lost its tail: then the write's
+/// answer is 202 (`ApiError::stored_but_missing`), not 404.
+pub async fn written_user(state: &AppState, id: UserId) -> Result<UserRow, ApiError> {
+    queries::users::by_id(&state.db, id).await?.ok_or_else(|| ApiError::stored_but_missing(format!("account {id}")))
+}
+
 /// What a user tells others about their availability.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -182,9 +189,7 @@ async fn update_profile(
         status: body.status.map(AccountStatus::from),
     };
     state.write(&state.accounts, &caller.user_id.to_string(), command, caller.command()).await?;
-    let user = queries::users::by_id(&state.db, caller.user_id)
-        .await?
-        .ok_or_else(|| ApiError::stored_but_missing(format!("account {}", caller.user_id)))?;
+    let user = written_user(&state, caller.user_id).await?;
     Ok(response::ok(UserView::from(user)))
 }
 
