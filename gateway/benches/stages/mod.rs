@@ -130,6 +130,17 @@ const STAGES: [&str; 7] = [
     "wait over → answer (queries, HTTP)",
 ];
 
+/// The points inside a batch of the projection waited for (`projector/runner.rs`),
+/// from the fetch to the commit: each step is one round trip or more to Postgres.
+const BATCH_POINTS: [&str; 6] = ["fetched", "begun", "locked", "applied", "advanced", "committed"];
+const BATCH_STEPS: [&str; 5] = [
+    "fetched → begun (BEGIN)",
+    "begun → locked (checkpoint row FOR UPDATE)",
+    "locked → applied (load, fold, write)",
+    "applied → advanced (checkpoint UPDATE)",
+    "advanced → committed (COMMIT, WAL flush)",
+];
+
 /// Per-stage histograms of the commands of one run.
 pub struct Breakdown {
     stages: Vec<Histogram<u64>>,
@@ -138,6 +149,8 @@ pub struct Breakdown {
     projections: HashMap<&'static str, ([Histogram<u64>; 4], u64)>,
     /// Per projection of [`BATCHES_SHOWN`]: each batch's fetched → committed, and messages.
     batches: Vec<(&'static str, Histogram<u64>, Histogram<u64>)>,
+    /// The steps of the waited-for projection's batches ([`BATCH_STEPS`]).
+    steps: Vec<Histogram<u64>>,
     matched: u64,
     unmatched: u64,
 }
@@ -180,6 +193,7 @@ impl Breakdown {
             stages: (0..STAGES.len()).map(|_| histogram()).collect::<Result<_, _>>()?,
             projections: HashMap::new(),
             batches: Vec::new(),
+            steps: (0..BATCH_STEPS.len()).map(|_| histogram()).collect::<Result<_, _>>()?,
             matched: 0,
             unmatched: 0,
         };
@@ -207,6 +221,7 @@ impl Breakdown {
             }
             breakdown.batches.push((projection, took, messages));
         }
+        breakdown.record_steps(&by_projection);
         for command in sent {
             match breakdown.command(command, &by_room, &by_projection) {
                 Some(()) => breakdown.matched += 1,
@@ -214,6 +229,26 @@ impl Breakdown {
             }
         }
         Ok(breakdown)
+    }
+
+    /// Each batch of the waited-for projection whose every point was heard.
+    fn record_steps(&mut self, by_projection: &HashMap<(&str, &str), Vec<&Event>>) {
+        let at = |point: &str| -> HashMap<(u64, u64), Instant> {
+            let events = by_projection.get(&(WAITED_FOR[0], point)).into_iter().flatten();
+            events.filter_map(|event| Some(((event.first, event.last), event.at?))).collect()
+        };
+        let points: Vec<HashMap<(u64, u64), Instant>> = BATCH_POINTS.iter().map(|point| at(point)).collect();
+        for (batch, fetched) in &points[0] {
+            let Some(times) = points[1..].iter().map(|point| point.get(batch).copied()).collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let mut before = *fetched;
+            for (step, time) in times.into_iter().enumerate() {
+                record(&mut self.steps[step], time.saturating_duration_since(before));
+                before = time;
+            }
+        }
     }
 
     fn command(
@@ -280,6 +315,10 @@ impl Breakdown {
     /// The stages, then each shown projection's and every projection's batches.
     pub fn print(&self) {
         self.print_stages("commands");
+        println!("    inside the {} batches ({} seen whole), ms:", WAITED_FOR[0], self.steps[0].len());
+        for (name, histogram) in BATCH_STEPS.iter().zip(&self.steps) {
+            println!("    {name:<52} {:>8.2} {:>8.2}", ms(histogram, 0.5), ms(histogram, 0.99));
+        }
         for projection in SHOWN {
             let Some((histograms, critical)) = self.projections.get(projection) else { continue };
             println!(

@@ -388,8 +388,15 @@ async fn apply_batch_as(
     // that a Postgres crash rolled back would show that writer its write gone until
     // the replay repairs it. Skipping the flush saved about 2 ms of a 10 ms
     // read-your-writes wait (README, "Read side").
+    // Stage timing inside the batch for `gateway/benches/rest.rs` (off unless traced).
+    let (first, end) = (sequence_or_0(&batch[0]), batch.last().map_or(0, sequence_or_0));
+    let stage = |name: &str| {
+        tracing::trace!(target: "rapat::latency", projection = projection.name(), first, last = end, "{name}");
+    };
     let mut tx = connection.begin().await?;
+    stage("begun");
     let mut last = lock_for_batch(&mut tx, projection).await?;
+    stage("locked");
     let after = last;
     // The message that moves the checkpoint: its mark is recorded with it.
     let mut last_message = None;
@@ -415,6 +422,7 @@ async fn apply_batch_as(
             }
             Err(ApplyError::Transient(error)) => return Err(error.into()),
         }
+        stage("applied");
     } else {
         for message in batch {
             let sequence = stream_sequence(message)?;
@@ -439,6 +447,7 @@ async fn apply_batch_as(
     }
     if let Some(message) = last_message {
         advance(&mut tx, projection, &mark(message)?, stream_created_ns, applied_events).await?;
+        stage("advanced");
     }
     tx.commit().await?;
     record_progress(projection, last, applied_events);

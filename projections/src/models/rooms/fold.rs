@@ -1,6 +1,6 @@
 //! What a batch of room events does to the `rooms` and `participants` rows, worked
 //! out in memory, without SQL: the rows the batch starts from go in, the rows it
-//! leaves come out, and `mod.rs` writes them with a few set-based statements.
+//! leaves come out, and `write.rs` writes them set-based.
 //!
 //! Each event does exactly what its statement per event used to do, in stream
 //! order: an event only ever touches its own room's row and that room's stays, so
