@@ -143,8 +143,18 @@ async fn a_message_sent_again_keeps_its_message_id() {
     let first = sink.mail(&user.email, "Verify").await;
 
     // As if the worker had crashed after the server took the message and before
-    // the outbox recorded it: the row is due again.
+    // the outbox recorded it: the row is due again. Only once the worker has
+    // recorded the first send, or that record would overwrite this one.
     let delivery = delivery_id(&app, "email_verification", &user.id).await;
+    eventually_async("the first send recorded", MAIL_WAIT, async || {
+        let state: String = sqlx::query_scalar("SELECT state FROM deliveries WHERE id = $1")
+            .bind(delivery)
+            .fetch_one(&app.db)
+            .await
+            .expect("state");
+        state == "delivered"
+    })
+    .await;
     sqlx::query("UPDATE deliveries SET state = 'pending', next_attempt_at = now(), delivered_at = NULL WHERE id = $1")
         .bind(delivery)
         .execute(&app.db)
