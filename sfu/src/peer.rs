@@ -156,7 +156,7 @@ pub struct Peer {
     next_source: u64,
     keyframes: KeyframeRequests,
     /// Where each video leg's resendable packets start (its last switch's keyframe).
-    resend_floors: crate::stale_nacks::ResendFloors,
+    resend_floors: crate::resends::ResendFloors,
     /// The largest height this client shows each publisher's video at (`video_constraints`).
     video_constraints: HashMap<uuid::Uuid, u16>,
     /// This client's downlink estimate, from its TWCC feedback; shared by its video legs.
@@ -191,13 +191,10 @@ impl Peer {
         let mut media_engine = MediaEngine::default();
         media_engine.register_default_codecs()?;
         crate::speakers::register(&mut media_engine)?;
-        let resend_floors = crate::stale_nacks::ResendFloors::default();
+        let resend_floors = crate::resends::ResendFloors::default();
         let registry = Registry::new()
             .with(crate::keyframe::slot(), ReadOnly::new(crate::keyframe::SurfaceKeyframeRequests::default()))
-            .with(
-                crate::stale_nacks::slot(),
-                ReadOnly::new(crate::stale_nacks::DropStaleNacks::new(resend_floors.clone())),
-            );
+            .with(crate::resends::slot(), ReadOnly::new(crate::resends::ResendFilter::new(resend_floors.clone())));
         let registry = register_default_interceptors(registry, &mut media_engine)?;
         // Without the estimate no packet carries a transport-wide sequence number,
         // no feedback is joined, and layers are chosen by the client's sizes alone.

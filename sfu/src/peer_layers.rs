@@ -15,10 +15,10 @@ use serde_json::json;
 
 use super::{Leg, Peer, PeerError, PeerKey, PeerOutput, UnknownLayer};
 use crate::keyframe::KeyframeRequests;
+use crate::resends::ResendFloors;
 use crate::simulcast::{LayerForwarder, LayerTag};
 use crate::simulcast_sdp::{PlayingTrack, keep_playing_layers};
 use crate::source::SourceId;
-use crate::stale_nacks::ResendFloors;
 
 impl Peer {
     /// Asks this client (a publisher) for a keyframe of one simulcast layer.

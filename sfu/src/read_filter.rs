@@ -1,6 +1,6 @@
 //! An interceptor that only looks at what is read: each inbound packet goes to
 //! a [`ReadFilter`], which may change or drop it; what is written passes
-//! untouched. The SFU's own interceptors (`keyframe.rs`, `stale_nacks.rs`) are
+//! untouched. The SFU's own interceptors (`keyframe.rs`, `resends.rs`) are
 //! such filters, and share this plumbing.
 
 use std::collections::VecDeque;
